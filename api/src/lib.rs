@@ -1,0 +1,1 @@
+//! Giftify HTTP API.

@@ -1,0 +1,345 @@
+//! Products (brands), their variants (denominations) and the rules on prices and quantities.
+
+use crate::ids::{ProductId, VariantId};
+use crate::money::selling_price;
+use crate::{Error, Paise, Result};
+use chrono::{DateTime, Utc};
+
+/// A brand's gift card.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Product {
+    pub id: ProductId,
+    pub name: String,
+    pub description: String,
+    pub brand: String,
+    pub category: String,
+    pub image_url: String,
+    pub thumbnail_url: String,
+    pub is_active: bool,
+    pub terms_and_conditions: String,
+    pub how_to_redeem: String,
+    /// Days a card stays valid after issue.
+    pub validity_days: u32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One purchasable denomination of a product.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Variant {
+    pub id: VariantId,
+    pub product_id: ProductId,
+    pub name: String,
+    /// Face value in whole rupees.
+    pub denomination: i64,
+    pub mrp: Paise,
+    /// What Giftify paid; admin-only.
+    pub cost_price: Paise,
+    pub discount_percent: i64,
+    /// Derived from `mrp` and `discount_percent`; stored so readers need not recompute.
+    pub selling_price: Paise,
+    pub stock_quantity: i64,
+    pub min_order_quantity: u32,
+    pub max_order_quantity: u32,
+    pub is_active: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Variant {
+    /// Checks `min ≤ quantity ≤ max` for this variant.
+    pub fn check_quantity(&self, quantity: u32) -> Result<()> {
+        if quantity < self.min_order_quantity || quantity > self.max_order_quantity {
+            return Err(Error::validation(
+                "quantity",
+                format!(
+                    "quantity for {} must be between {} and {}",
+                    self.id, self.min_order_quantity, self.max_order_quantity
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProductWithVariants {
+    pub product: Product,
+    pub variants: Vec<Variant>,
+}
+
+/// A variant with the product fields an order line or cart line needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CatalogueEntry {
+    pub product: Product,
+    pub variant: Variant,
+}
+
+impl CatalogueEntry {
+    /// Orderable: both the product and the variant are active.
+    pub fn is_available(&self) -> bool {
+        self.product.is_active && self.variant.is_active
+    }
+}
+
+/// The price fields of a variant, validated together.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pricing {
+    pub mrp: Paise,
+    pub cost_price: Paise,
+    pub discount_percent: i64,
+    pub selling_price: Paise,
+}
+
+impl Pricing {
+    pub fn new(mrp: i64, cost_price: i64, discount_percent: i64) -> Result<Self> {
+        if !(1..=10_000_000).contains(&mrp) {
+            return Err(Error::validation(
+                "mrp",
+                "must be between 1 and 10000000 paise",
+            ));
+        }
+        if !(0..=mrp).contains(&cost_price) {
+            return Err(Error::validation(
+                "costPrice",
+                "must be between 0 and the MRP",
+            ));
+        }
+        let selling = selling_price(Paise::new(mrp), discount_percent)
+            .ok_or_else(|| Error::validation("discountPercent", "must be between 0 and 100"))?;
+        Ok(Pricing {
+            mrp: Paise::new(mrp),
+            cost_price: Paise::new(cost_price),
+            discount_percent,
+            selling_price: selling,
+        })
+    }
+}
+
+/// Checks order-quantity bounds of a variant definition.
+pub fn check_quantity_bounds(min: i64, max: i64) -> Result<(u32, u32)> {
+    if !(1..=crate::order::MAX_CARDS_PER_ORDER as i64).contains(&min) {
+        return Err(Error::validation(
+            "minOrderQuantity",
+            "must be between 1 and 50",
+        ));
+    }
+    if !(min..=crate::order::MAX_CARDS_PER_ORDER as i64).contains(&max) {
+        return Err(Error::validation(
+            "maxOrderQuantity",
+            "must be between minOrderQuantity and 50",
+        ));
+    }
+    Ok((min as u32, max as u32))
+}
+
+/// Stock is a count of cards on hand; the upper bound keeps sums far from overflow.
+pub fn check_stock(field: &str, stock: i64) -> Result<i64> {
+    if !(0..=100_000_000).contains(&stock) {
+        return Err(Error::validation(field, "must be between 0 and 100000000"));
+    }
+    Ok(stock)
+}
+
+/// A free-text catalogue field: bounded length, no control characters other than newlines.
+pub fn check_text(field: &str, raw: &str, min: usize, max: usize) -> Result<String> {
+    let text = raw.trim();
+    let len = text.chars().count();
+    if len < min || len > max || text.chars().any(|c| c.is_control() && c != '\n') {
+        return Err(Error::validation(
+            field,
+            format!("must be {min} to {max} characters without control characters"),
+        ));
+    }
+    Ok(text.to_string())
+}
+
+/// Categories are upper-snake identifiers such as `FOOD_DELIVERY`.
+pub fn check_category(raw: &str) -> Result<String> {
+    let ok = (1..=40).contains(&raw.len())
+        && raw
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c == '_' || c.is_ascii_digit())
+        && raw.starts_with(|c: char| c.is_ascii_uppercase());
+    if ok {
+        Ok(raw.to_string())
+    } else {
+        Err(Error::validation(
+            "category",
+            "must be UPPER_SNAKE_CASE, e.g. FOOD_DELIVERY",
+        ))
+    }
+}
+
+/// An admin's change to a variant. `None` leaves a field unchanged. Stock is either set
+/// (`stock_quantity`) or moved by a delta (`stock_adjustment`), never both: a delta is what
+/// a restock should use, since it cannot overwrite a concurrent sale.
+#[derive(Clone, Debug, Default)]
+pub struct VariantUpdate {
+    pub stock_quantity: Option<i64>,
+    pub stock_adjustment: Option<i64>,
+    pub is_active: Option<bool>,
+    pub mrp: Option<i64>,
+    pub cost_price: Option<i64>,
+    pub discount_percent: Option<i64>,
+}
+
+impl VariantUpdate {
+    /// The variant's pricing after this update, validated as a whole.
+    pub fn pricing_after(&self, current: &Variant) -> Result<Pricing> {
+        Pricing::new(
+            self.mrp.unwrap_or(current.mrp.get()),
+            self.cost_price.unwrap_or(current.cost_price.get()),
+            self.discount_percent.unwrap_or(current.discount_percent),
+        )
+    }
+}
+
+/// (brand, category, description, how to redeem, [(denomination ₹, discount %, cost % of MRP, stock)])
+type DemoBrand = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [(i64, i64, i64, i64)],
+);
+
+/// The demo catalogue seeded on first start of an empty database.
+pub fn demo_catalogue(now: DateTime<Utc>) -> Vec<ProductWithVariants> {
+    let brands: [DemoBrand; 6] = [
+        (
+            "Amazon",
+            "SHOPPING",
+            "Amazon Pay Gift Card - shop millions of products on Amazon.in",
+            "Add the card to your Amazon Pay balance under Your Account → Gift Cards.",
+            &[(500, 3, 95, 500), (1000, 3, 95, 300), (2000, 2, 96, 100)],
+        ),
+        (
+            "Flipkart",
+            "SHOPPING",
+            "Flipkart Gift Card - electronics, fashion and more",
+            "Apply the card number and PIN on the Flipkart payments page.",
+            &[(250, 4, 94, 400), (500, 4, 94, 300), (1000, 3, 95, 150)],
+        ),
+        (
+            "Zomato",
+            "FOOD_DELIVERY",
+            "Zomato Gift Card - Food delivery and dining",
+            "Add the card under Zomato Money in the Zomato app.",
+            &[(250, 5, 88, 1000), (500, 5, 88, 600)],
+        ),
+        (
+            "Swiggy",
+            "FOOD_DELIVERY",
+            "Swiggy Money Gift Card - food, groceries with Instamart",
+            "Redeem under Swiggy Money in the Swiggy app.",
+            &[(250, 6, 87, 800), (500, 5, 88, 500), (1000, 5, 88, 200)],
+        ),
+        (
+            "BookMyShow",
+            "ENTERTAINMENT",
+            "BookMyShow Gift Card - movies, plays and events",
+            "Choose Gift Voucher at the BookMyShow checkout and enter the card number and PIN.",
+            &[(500, 8, 85, 300), (1000, 7, 86, 120)],
+        ),
+        (
+            "Myntra",
+            "FASHION",
+            "Myntra Gift Card - fashion and lifestyle",
+            "Apply the card under Gift Cards on the Myntra payments page.",
+            &[(1000, 4, 92, 250), (2000, 3, 93, 80), (5000, 2, 94, 20)],
+        ),
+    ];
+    brands
+        .iter()
+        .map(|(brand, category, description, redeem, variants)| {
+            let product_id = ProductId::generate();
+            let product = Product {
+                id: product_id.clone(),
+                name: brand.to_string(),
+                description: description.to_string(),
+                brand: brand.to_string(),
+                category: category.to_string(),
+                image_url: format!(
+                    "https://cdn.giftify.in/products/{}.jpg",
+                    brand.to_lowercase()
+                ),
+                thumbnail_url: format!(
+                    "https://cdn.giftify.in/products/{}-thumb.jpg",
+                    brand.to_lowercase()
+                ),
+                is_active: true,
+                terms_and_conditions:
+                    "Valid for 1 year from purchase date. Cannot be exchanged for cash.".into(),
+                how_to_redeem: redeem.to_string(),
+                validity_days: 365,
+                created_at: now,
+                updated_at: now,
+            };
+            let variants = variants
+                .iter()
+                .map(|&(denomination, discount, cost_percent, stock)| {
+                    let mrp = denomination * 100;
+                    let pricing = Pricing::new(mrp, mrp * cost_percent / 100, discount)
+                        .expect("demo prices are valid");
+                    Variant {
+                        id: VariantId::generate(),
+                        product_id: product_id.clone(),
+                        name: format!("{brand} {denomination}"),
+                        denomination,
+                        mrp: pricing.mrp,
+                        cost_price: pricing.cost_price,
+                        discount_percent: pricing.discount_percent,
+                        selling_price: pricing.selling_price,
+                        stock_quantity: stock,
+                        min_order_quantity: 1,
+                        max_order_quantity: 10,
+                        is_active: true,
+                        created_at: now,
+                        updated_at: now,
+                    }
+                })
+                .collect();
+            ProductWithVariants { product, variants }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pricing_derives_the_selling_price_and_checks_bounds() {
+        let p = Pricing::new(25_000, 22_000, 5).unwrap();
+        assert_eq!(p.selling_price, Paise::new(23_750));
+        assert!(Pricing::new(0, 0, 5).is_err());
+        assert!(Pricing::new(25_000, 30_000, 5).is_err());
+        assert!(Pricing::new(25_000, 20_000, 101).is_err());
+        assert!(Pricing::new(25_000, -1, 5).is_err());
+    }
+
+    #[test]
+    fn quantity_bounds_respect_the_per_order_card_limit() {
+        assert_eq!(check_quantity_bounds(1, 10).unwrap(), (1, 10));
+        assert!(check_quantity_bounds(0, 10).is_err());
+        assert!(check_quantity_bounds(5, 4).is_err());
+        assert!(check_quantity_bounds(1, 51).is_err());
+    }
+
+    #[test]
+    fn the_demo_catalogue_has_real_brands_with_valid_variants() {
+        let catalogue = demo_catalogue(Utc::now());
+        assert!(catalogue.len() >= 5);
+        for p in &catalogue {
+            assert!((2..=4).contains(&p.variants.len()), "{}", p.product.name);
+            for v in &p.variants {
+                assert!(
+                    v.selling_price < v.mrp && v.cost_price < v.selling_price,
+                    "{}",
+                    v.name
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! Prefixed ULID identifiers (`user_01H…`). Each id is its own type, so an order id can never be
+//! passed where a user id is expected, and parsing checks both the prefix and the ULID.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+use std::str::FromStr;
+
+/// Why an id string was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{value}` is not a valid {kind} id")]
+pub struct InvalidId {
+    pub kind: &'static str,
+    pub value: String,
+}
+
+macro_rules! prefixed_id {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(String);
+
+        impl $name {
+            pub const PREFIX: &'static str = $prefix;
+
+            /// A fresh id; ULIDs sort by creation time.
+            pub fn generate() -> Self {
+                Self(format!("{}{}", $prefix, ulid::Ulid::new()))
+            }
+
+            pub fn parse(value: &str) -> Result<Self, InvalidId> {
+                value
+                    .strip_prefix($prefix)
+                    .and_then(|rest| ulid::Ulid::from_string(rest).ok())
+                    .map(|ulid| Self(format!("{}{}", $prefix, ulid)))
+                    .ok_or_else(|| InvalidId { kind: stringify!($name), value: value.chars().take(64).collect() })
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            /// The ULID part, without the prefix.
+            pub fn ulid_part(&self) -> &str {
+                &self.0[$prefix.len()..]
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = InvalidId;
+            fn from_str(s: &str) -> Result<Self, InvalidId> {
+                Self::parse(s)
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let raw = String::deserialize(d)?;
+                Self::parse(&raw).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+prefixed_id!(/// A user account.
+    UserId, "user_");
+prefixed_id!(/// A wallet transaction (credit, debit or refund).
+    TransactionId, "txn_");
+prefixed_id!(/// A product (a brand's gift card).
+    ProductId, "prod_");
+prefixed_id!(/// A purchasable denomination of a product.
+    VariantId, "var_");
+prefixed_id!(/// An order.
+    OrderId, "order_");
+prefixed_id!(/// An issued gift card.
+    GiftCardId, "gc_");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_round_trip_and_check_their_prefix() {
+        let id = OrderId::generate();
+        assert!(id.as_str().starts_with("order_"));
+        assert_eq!(OrderId::parse(id.as_str()).unwrap(), id);
+        assert!(UserId::parse(id.as_str()).is_err());
+        assert!(OrderId::parse("order_not-a-ulid").is_err());
+        assert!(OrderId::parse("").is_err());
+    }
+
+    #[test]
+    fn lowercase_ulids_are_normalised() {
+        let id = VariantId::generate();
+        let lower = format!("var_{}", id.ulid_part().to_lowercase());
+        assert_eq!(VariantId::parse(&lower).unwrap(), id);
+    }
+}

@@ -1,0 +1,26 @@
+//! Giftify core: the domain (money, ids, catalogue, wallet, orders, gift cards), the rules that
+//! govern it, the ports a backend must implement, and the use cases written once against them.
+//!
+//! Nothing here knows about HTTP, SQLite or AWS: the embedded backend and the AWS backend in
+//! `giftify-infra` implement [`ports`], and the drivers (`giftify-api`, `giftify-workers`) call
+//! the use cases on [`Giftify`].
+
+pub mod cart;
+pub mod catalogue;
+pub mod clock;
+pub mod error;
+pub mod events;
+pub mod idempotency;
+pub mod ids;
+pub mod money;
+pub mod order;
+pub mod ports;
+pub mod usecases;
+pub mod user;
+pub mod vault;
+pub mod wallet;
+
+pub use clock::{Clock, SystemClock};
+pub use error::{Error, Result};
+pub use money::Paise;
+pub use usecases::{Giftify, Rules};

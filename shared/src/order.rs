@@ -1,0 +1,438 @@
+//! Orders: the status machine, order lines, and the fulfillment math (allocation and refund).
+
+use crate::cart::Cart;
+use crate::idempotency::IdempotencyCommit;
+use crate::ids::{OrderId, ProductId, TransactionId, UserId, VariantId};
+use crate::{Error, Paise, Result};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// At most this many gift cards per order, so fulfillment stays one atomic DynamoDB
+/// transaction (under its 100-item limit).
+pub const MAX_CARDS_PER_ORDER: u32 = 50;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OrderStatus {
+    Pending,
+    Processing,
+    Fulfilled,
+    PartiallyFulfilled,
+    Refunded,
+    Cancelled,
+}
+
+impl OrderStatus {
+    pub const ALL: [OrderStatus; 6] = [
+        OrderStatus::Pending,
+        OrderStatus::Processing,
+        OrderStatus::Fulfilled,
+        OrderStatus::PartiallyFulfilled,
+        OrderStatus::Refunded,
+        OrderStatus::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderStatus::Pending => "PENDING",
+            OrderStatus::Processing => "PROCESSING",
+            OrderStatus::Fulfilled => "FULFILLED",
+            OrderStatus::PartiallyFulfilled => "PARTIALLY_FULFILLED",
+            OrderStatus::Refunded => "REFUNDED",
+            OrderStatus::Cancelled => "CANCELLED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        OrderStatus::ALL
+            .into_iter()
+            .find(|status| status.as_str() == s)
+    }
+
+    pub fn is_final(self) -> bool {
+        !matches!(self, OrderStatus::Pending | OrderStatus::Processing)
+    }
+
+    /// The state machine: `PENDING → PROCESSING → FULFILLED | PARTIALLY_FULFILLED | REFUNDED`,
+    /// and `PENDING → CANCELLED`. Nothing leaves a final status.
+    pub fn can_become(self, next: OrderStatus) -> bool {
+        use OrderStatus::*;
+        matches!(
+            (self, next),
+            (Pending, Processing)
+                | (Pending, Cancelled)
+                | (Processing, Fulfilled)
+                | (Processing, PartiallyFulfilled)
+                | (Processing, Refunded)
+        )
+    }
+}
+
+impl fmt::Display for OrderStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where the order's items came from: a checkout of the cart locks and later clears it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OrderSource {
+    Items,
+    Cart,
+}
+
+impl OrderSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderSource::Items => "ITEMS",
+            OrderSource::Cart => "CART",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "ITEMS" => Some(OrderSource::Items),
+            "CART" => Some(OrderSource::Cart),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderLine {
+    pub variant_id: VariantId,
+    pub product_id: ProductId,
+    pub product_name: String,
+    pub variant_name: String,
+    pub denomination: i64,
+    pub unit_price: Paise,
+    /// Cost at order time, for margin analytics; never shown to users.
+    pub cost_price: Paise,
+    pub requested_quantity: u32,
+    pub fulfilled_quantity: u32,
+    /// Card validity of the product at order time.
+    pub validity_days: u32,
+}
+
+impl OrderLine {
+    pub fn total_price(&self) -> Paise {
+        Paise::new(self.unit_price.get() * i64::from(self.requested_quantity))
+    }
+
+    pub fn fulfilled_price(&self) -> Paise {
+        Paise::new(self.unit_price.get() * i64::from(self.fulfilled_quantity))
+    }
+
+    /// `unit price × unfulfilled units`.
+    pub fn refunded_price(&self) -> Paise {
+        Paise::new(
+            self.unit_price.get() * i64::from(self.requested_quantity - self.fulfilled_quantity),
+        )
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct FulfillmentDetails {
+    pub attempted_at: Option<DateTime<Utc>>,
+    pub fulfilled_at: Option<DateTime<Utc>>,
+    pub partial_fulfillment: bool,
+    pub refund_processed: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Order {
+    pub id: OrderId,
+    pub user_id: UserId,
+    pub status: OrderStatus,
+    pub source: OrderSource,
+    pub total_amount: Paise,
+    pub paid_amount: Paise,
+    pub refund_amount: Paise,
+    pub items: Vec<OrderLine>,
+    pub fulfillment: FulfillmentDetails,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// When the event for the current final status was published; `None` means still owed.
+    pub notified_at: Option<DateTime<Utc>>,
+}
+
+impl Order {
+    pub fn item_count(&self) -> u32 {
+        self.items.iter().map(|l| l.requested_quantity).sum()
+    }
+
+    pub fn fulfilled_value(&self) -> Paise {
+        Paise::new(self.items.iter().map(|l| l.fulfilled_price().get()).sum())
+    }
+}
+
+/// A validated request for one order line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LineRequest {
+    pub variant_id: VariantId,
+    pub quantity: u32,
+}
+
+/// A PENDING order to commit atomically with the wallet debit (and cart lock, and
+/// idempotency record). The embedded backend also enqueues `order.id` in the same transaction.
+#[derive(Clone, Debug)]
+pub struct OrderPlacement {
+    pub order: Order,
+    pub debit_transaction_id: TransactionId,
+    /// For a cart checkout: the cart version that was priced; the lock fails if it moved.
+    pub cart_version: Option<u64>,
+    pub idempotency: Option<IdempotencyCommit>,
+}
+
+/// How many units of each line fulfillment can issue, given current stock: each line gets
+/// `min(requested, stock left)`, in line order (lines of the same variant share its stock).
+pub fn allocate(lines: &[OrderLine], stock_of: impl Fn(&VariantId) -> i64) -> Vec<u32> {
+    let mut remaining: std::collections::HashMap<&VariantId, i64> =
+        std::collections::HashMap::new();
+    lines
+        .iter()
+        .map(|line| {
+            let left = remaining
+                .entry(&line.variant_id)
+                .or_insert_with(|| stock_of(&line.variant_id).max(0));
+            let take = i64::from(line.requested_quantity).min(*left);
+            *left -= take;
+            take as u32
+        })
+        .collect()
+}
+
+/// The final status for a set of fulfilled quantities.
+pub fn final_status(lines: &[OrderLine]) -> OrderStatus {
+    let requested: u32 = lines.iter().map(|l| l.requested_quantity).sum();
+    let fulfilled: u32 = lines.iter().map(|l| l.fulfilled_quantity).sum();
+    match fulfilled {
+        0 => OrderStatus::Refunded,
+        f if f == requested => OrderStatus::Fulfilled,
+        _ => OrderStatus::PartiallyFulfilled,
+    }
+}
+
+/// The refund owed for fulfilled quantities: Σ unit price × unfulfilled units.
+pub fn refund_amount(lines: &[OrderLine]) -> Paise {
+    Paise::new(lines.iter().map(|l| l.refunded_price().get()).sum())
+}
+
+/// Validates the raw lines of an order request: non-empty, no duplicate variants, and at most
+/// [`MAX_CARDS_PER_ORDER`] cards in all. Per-variant bounds are checked against the catalogue.
+pub fn check_order_lines(lines: &[LineRequest]) -> Result<()> {
+    if lines.is_empty() {
+        return Err(Error::validation("items", "must contain at least one item"));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for line in lines {
+        if !seen.insert(&line.variant_id) {
+            return Err(Error::validation(
+                "items",
+                format!("variant {} appears more than once", line.variant_id),
+            ));
+        }
+        if line.quantity == 0 {
+            return Err(Error::validation("quantity", "must be at least 1"));
+        }
+    }
+    let cards: u64 = lines.iter().map(|l| u64::from(l.quantity)).sum();
+    if cards > u64::from(MAX_CARDS_PER_ORDER) {
+        return Err(Error::validation(
+            "items",
+            format!("at most {MAX_CARDS_PER_ORDER} gift cards per order"),
+        ));
+    }
+    Ok(())
+}
+
+/// The lines a cart checkout orders.
+pub fn lines_of_cart(cart: &Cart) -> Vec<LineRequest> {
+    cart.lines
+        .iter()
+        .map(|l| LineRequest {
+            variant_id: l.variant_id.clone(),
+            quantity: l.quantity,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(variant: &VariantId, requested: u32, price: i64) -> OrderLine {
+        OrderLine {
+            variant_id: variant.clone(),
+            product_id: ProductId::generate(),
+            product_name: "Zomato".into(),
+            variant_name: "Zomato 250".into(),
+            denomination: 250,
+            unit_price: Paise::new(price),
+            cost_price: Paise::new(price - 1000),
+            requested_quantity: requested,
+            fulfilled_quantity: 0,
+            validity_days: 365,
+        }
+    }
+
+    #[test]
+    fn the_state_machine_only_moves_forward() {
+        use OrderStatus::*;
+        assert!(Pending.can_become(Processing));
+        assert!(Pending.can_become(Cancelled));
+        assert!(Processing.can_become(Fulfilled));
+        assert!(Processing.can_become(PartiallyFulfilled));
+        assert!(Processing.can_become(Refunded));
+        assert!(!Processing.can_become(Cancelled));
+        assert!(!Processing.can_become(Pending));
+        for last in [Fulfilled, PartiallyFulfilled, Refunded, Cancelled] {
+            assert!(last.is_final());
+            for next in OrderStatus::ALL {
+                assert!(!last.can_become(next), "{last} → {next}");
+            }
+        }
+        assert!(!Pending.is_final() && !Processing.is_final());
+        for s in OrderStatus::ALL {
+            assert_eq!(OrderStatus::parse(s.as_str()), Some(s));
+        }
+    }
+
+    #[test]
+    fn allocation_gives_each_line_what_stock_allows_in_order() {
+        let a = VariantId::generate();
+        let b = VariantId::generate();
+        let lines = vec![line(&a, 4, 23_750), line(&b, 2, 47_500)];
+        let stock = |v: &VariantId| if *v == a { 3 } else { 0 };
+        assert_eq!(allocate(&lines, stock), vec![3, 0]);
+        assert_eq!(allocate(&lines, |_| 100), vec![4, 2]);
+        assert_eq!(allocate(&lines, |_| -5), vec![0, 0]);
+    }
+
+    #[test]
+    fn partial_fulfillment_refunds_exactly_the_unfulfilled_units() {
+        let a = VariantId::generate();
+        let b = VariantId::generate();
+        let mut lines = vec![line(&a, 4, 23_750), line(&b, 2, 47_500)];
+        lines[0].fulfilled_quantity = 3;
+        lines[1].fulfilled_quantity = 0;
+        assert_eq!(refund_amount(&lines), Paise::new(23_750 + 2 * 47_500));
+        assert_eq!(final_status(&lines), OrderStatus::PartiallyFulfilled);
+        assert_eq!(lines[0].fulfilled_price(), Paise::new(71_250));
+        assert_eq!(lines[0].refunded_price(), Paise::new(23_750));
+        // paid = fulfilled value + refund
+        let paid: i64 = lines.iter().map(|l| l.total_price().get()).sum();
+        let fulfilled: i64 = lines.iter().map(|l| l.fulfilled_price().get()).sum();
+        assert_eq!(paid, fulfilled + refund_amount(&lines).get());
+
+        lines[0].fulfilled_quantity = 0;
+        assert_eq!(final_status(&lines), OrderStatus::Refunded);
+        assert_eq!(refund_amount(&lines), Paise::new(4 * 23_750 + 2 * 47_500));
+        lines[0].fulfilled_quantity = 4;
+        lines[1].fulfilled_quantity = 2;
+        assert_eq!(final_status(&lines), OrderStatus::Fulfilled);
+        assert_eq!(refund_amount(&lines), Paise::ZERO);
+    }
+
+    #[test]
+    fn order_lines_are_checked_for_emptiness_duplicates_and_the_card_limit() {
+        let a = VariantId::generate();
+        let b = VariantId::generate();
+        let req = |v: &VariantId, q| LineRequest {
+            variant_id: v.clone(),
+            quantity: q,
+        };
+        assert!(check_order_lines(&[]).is_err());
+        assert!(check_order_lines(&[req(&a, 1), req(&a, 2)]).is_err());
+        assert!(check_order_lines(&[req(&a, 0)]).is_err());
+        assert!(check_order_lines(&[req(&a, 30), req(&b, 21)]).is_err());
+        assert!(check_order_lines(&[req(&a, 30), req(&b, 20)]).is_ok());
+    }
+}
+
+/// A refund credited to the wallet in the fulfillment or cancel step.
+#[derive(Clone, Debug)]
+pub struct RefundCredit {
+    pub transaction_id: TransactionId,
+    pub amount: Paise,
+    pub description: String,
+}
+
+/// Everything the fulfillment of one order writes, as one atomic step.
+#[derive(Clone, Debug)]
+pub struct Fulfillment {
+    pub order_id: OrderId,
+    pub user_id: UserId,
+    /// FULFILLED, PARTIALLY_FULFILLED or REFUNDED.
+    pub status: OrderStatus,
+    /// Fulfilled quantity of each order line, in line order.
+    pub fulfilled_quantities: Vec<u32>,
+    pub cards: Vec<crate::vault::GiftCard>,
+    /// The unfulfilled value, when there is any.
+    pub refund: Option<RefundCredit>,
+    /// Clear and unlock the user's cart (a cart checkout).
+    pub clear_cart: bool,
+    pub now: DateTime<Utc>,
+}
+
+/// A user's cancel of a PENDING order, with its full refund.
+#[derive(Clone, Debug)]
+pub struct Cancellation {
+    pub order_id: OrderId,
+    pub user_id: UserId,
+    pub refund_transaction_id: TransactionId,
+    pub idempotency: Option<IdempotencyCommit>,
+    pub now: DateTime<Utc>,
+}
+
+/// The queue message that asks for an order's fulfillment. The message group is the user,
+/// the deduplication id the order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderMessage {
+    pub order_id: OrderId,
+    pub user_id: UserId,
+}
+
+/// Platform figures for the admin analytics endpoint.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Analytics {
+    /// Σ value of fulfilled units.
+    pub revenue: Paise,
+    /// Σ cost price of fulfilled units.
+    pub cost: Paise,
+    pub orders_by_status: Vec<(OrderStatus, u64)>,
+    /// Units requested and fulfilled over orders that went through fulfillment.
+    pub requested_units: u64,
+    pub fulfilled_units: u64,
+    /// By revenue, highest first, at most ten.
+    pub top_products: Vec<ProductSales>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProductSales {
+    pub product_id: ProductId,
+    pub product_name: String,
+    pub units: u64,
+    pub revenue: Paise,
+}
+
+/// A message that exhausted its receives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub message_id: String,
+    pub message: OrderMessage,
+    pub receive_count: u32,
+    pub last_error: Option<String>,
+    pub dead_at: Option<DateTime<Utc>>,
+}
+
+/// How many messages wait, are being handled, and are dead.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QueueDepths {
+    pub ready: u64,
+    pub in_flight: u64,
+    pub dead: u64,
+}

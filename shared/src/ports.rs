@@ -1,0 +1,330 @@
+//! The ports: what a backend must do, as business operations in the domain's language. Every
+//! method that changes money, stock or an order is one atomic, conditional step in the backend
+//! (a SQLite transaction, a DynamoDB `TransactWriteItems`), so a crash before it changes
+//! nothing and a crash after it loses nothing.
+//!
+//! Contract wording: "MUST return X … and change nothing" means the backend checks the
+//! condition inside the atomic step. Any backend failure that is worth retrying is
+//! [`crate::Error::Unavailable`] or [`crate::Error::Conflict`]; anything else unexpected is
+//! [`crate::Error::Internal`].
+
+use crate::cart::{Cart, CartLine};
+use crate::catalogue::{CatalogueEntry, Product, ProductWithVariants, Variant, VariantUpdate};
+use crate::events::OrderEvent;
+use crate::idempotency::{Claim, IdempotencyScope, NewClaim};
+use crate::ids::{GiftCardId, OrderId, TransactionId, UserId, VariantId};
+use crate::order::{
+    Analytics, Cancellation, DeadLetter, Fulfillment, Order, OrderMessage, OrderPlacement,
+    OrderStatus, QueueDepths,
+};
+use crate::user::{
+    Email, NewRefreshToken, NewUser, ProfileUpdate, Rotation, ThrottlePolicy, User, UserCredentials,
+};
+use crate::vault::{GiftCard, RevealAudit};
+use crate::wallet::{Page, PageRequest, TopUp, TransactionType, WalletTransaction};
+use crate::{Paise, Result};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+
+#[async_trait]
+pub trait Users: Send + Sync {
+    /// Creates a user with a zero balance.
+    /// # Errors
+    /// MUST return [`crate::Error::EmailAlreadyExists`] when the email is taken, and change nothing.
+    async fn create_user(&self, user: &NewUser) -> Result<User>;
+    async fn credentials_by_email(&self, email: &Email) -> Result<Option<UserCredentials>>;
+    async fn user(&self, id: &UserId) -> Result<Option<User>>;
+    /// # Errors
+    /// MUST return [`crate::Error::NotFound`] for an unknown user.
+    async fn update_profile(
+        &self,
+        id: &UserId,
+        update: &ProfileUpdate,
+        now: DateTime<Utc>,
+    ) -> Result<User>;
+    async fn record_login(&self, id: &UserId, now: DateTime<Utc>) -> Result<()>;
+    /// Makes sure an admin with this email exists: creates it, or gives the existing account
+    /// the ADMIN role and this password hash.
+    async fn ensure_admin(&self, admin: &NewUser) -> Result<User>;
+}
+
+/// Refresh-token families: each login starts a family; each refresh spends one token and
+/// issues the next; a spent token presented again revokes the family.
+#[async_trait]
+pub trait Sessions: Send + Sync {
+    async fn start_session(&self, token: &NewRefreshToken) -> Result<()>;
+    /// Spends `presented_hash` and stores `replacement` (same family) in one atomic step.
+    /// MUST return [`Rotation::ReuseDetected`] and revoke every token of the family when the
+    /// presented token was already spent; [`Rotation::Invalid`] when it is unknown, expired or
+    /// revoked (storing nothing).
+    async fn rotate(&self, presented_hash: &str, replacement: &NewRefreshToken)
+    -> Result<Rotation>;
+    /// Revokes the family of this token (logout). Unknown tokens are ignored.
+    async fn revoke_family(&self, presented_hash: &str) -> Result<()>;
+}
+
+/// Failed-login counting per account.
+#[async_trait]
+pub trait LoginThrottle: Send + Sync {
+    /// When the account is locked, until when.
+    async fn locked_until(
+        &self,
+        account: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>>;
+    /// Counts a failure; returns the lock's end when this failure locks the account.
+    async fn record_failure(
+        &self,
+        account: &str,
+        policy: &ThrottlePolicy,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>>;
+    async fn reset(&self, account: &str) -> Result<()>;
+}
+
+#[async_trait]
+pub trait Wallets: Send + Sync {
+    /// Credits the wallet and records the CREDIT transaction (and finishes the idempotency key)
+    /// atomically.
+    /// # Errors
+    /// MUST return [`crate::Error::WalletLimitExceeded`] when the balance would exceed `max_balance`,
+    /// [`crate::Error::NotFound`] for an unknown user, [`crate::Error::IdempotencyInProgress`] when the
+    /// idempotency token no longer holds its key — each changing nothing.
+    async fn top_up(&self, top_up: &TopUp) -> Result<WalletTransaction>;
+    async fn balance(&self, user: &UserId) -> Result<Paise>;
+    /// Newest first.
+    async fn transactions(
+        &self,
+        user: &UserId,
+        kind: Option<TransactionType>,
+        page: PageRequest,
+    ) -> Result<Page<WalletTransaction>>;
+    async fn transaction(
+        &self,
+        user: &UserId,
+        id: &TransactionId,
+    ) -> Result<Option<WalletTransaction>>;
+}
+
+#[async_trait]
+pub trait Catalogue: Send + Sync {
+    /// Active products with their active variants, by product name.
+    async fn active_catalogue(&self) -> Result<Vec<ProductWithVariants>>;
+    /// The entries of these variants that exist, active or not.
+    async fn entries(&self, ids: &[VariantId]) -> Result<Vec<CatalogueEntry>>;
+    /// Every variant with its product, by product name then denomination.
+    async fn inventory(&self) -> Result<Vec<CatalogueEntry>>;
+    async fn add_product(&self, product: &Product) -> Result<()>;
+    /// # Errors
+    /// MUST return [`crate::Error::NotFound`] when the product does not exist.
+    async fn add_variant(&self, variant: &Variant) -> Result<()>;
+    /// Applies an admin update atomically; prices are re-derived with
+    /// [`VariantUpdate::pricing_after`].
+    /// # Errors
+    /// MUST return [`crate::Error::NotFound`] for an unknown variant, and [`crate::Error::Validation`] when
+    /// the resulting stock would be negative or the pricing invalid — changing nothing.
+    async fn update_variant(
+        &self,
+        id: &VariantId,
+        update: &VariantUpdate,
+        now: DateTime<Utc>,
+    ) -> Result<CatalogueEntry>;
+    /// Writes the catalogue only when there are no products yet; true when it wrote.
+    async fn seed_if_empty(&self, catalogue: &[ProductWithVariants]) -> Result<bool>;
+}
+
+#[async_trait]
+pub trait Carts: Send + Sync {
+    /// The user's cart; empty (version 0) when there is none.
+    async fn cart(&self, user: &UserId) -> Result<Cart>;
+    /// Adds or replaces the line of `line.variant_id`.
+    /// # Errors
+    /// MUST return [`crate::Error::CartLocked`] while an order holds the cart, and
+    /// [`crate::Error::Validation`] when a new line would exceed [`crate::cart::MAX_CART_LINES`].
+    async fn put_line(&self, user: &UserId, line: &CartLine, now: DateTime<Utc>) -> Result<Cart>;
+    /// # Errors
+    /// MUST return [`crate::Error::CartLocked`] while an order holds the cart.
+    async fn remove_line(
+        &self,
+        user: &UserId,
+        variant: &VariantId,
+        now: DateTime<Utc>,
+    ) -> Result<Cart>;
+    /// # Errors
+    /// MUST return [`crate::Error::CartLocked`] while an order holds the cart.
+    async fn clear_cart(&self, user: &UserId, now: DateTime<Utc>) -> Result<()>;
+    /// Updates the stored unit price of these lines (after a `PRICE_CHANGED` checkout).
+    async fn reprice(
+        &self,
+        user: &UserId,
+        prices: &[(VariantId, Paise)],
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+}
+
+#[async_trait]
+pub trait Orders: Send + Sync {
+    /// Debits the wallet by `order.total_amount`, records the DEBIT transaction, stores the
+    /// PENDING order, locks the cart for a cart checkout, and finishes the idempotency key —
+    /// all in one atomic step.
+    /// # Errors
+    /// MUST return [`crate::Error::InsufficientBalance`] when the balance is below the total,
+    /// [`crate::Error::CartLocked`] when the cart is locked or its version is no longer
+    /// `cart_version`, [`crate::Error::IdempotencyInProgress`] when the token lost its key — each
+    /// changing nothing.
+    async fn place_order(&self, placement: &OrderPlacement) -> Result<()>;
+    async fn order(&self, id: &OrderId) -> Result<Option<Order>>;
+    /// A user's orders, newest first.
+    async fn orders_of(
+        &self,
+        user: &UserId,
+        status: Option<OrderStatus>,
+        page: PageRequest,
+    ) -> Result<Page<Order>>;
+    /// Every order, newest first (admin).
+    async fn all_orders(
+        &self,
+        status: Option<OrderStatus>,
+        page: PageRequest,
+    ) -> Result<Page<Order>>;
+    /// Moves a PENDING order to PROCESSING (setting `attemptedAt`) and returns it. An order in
+    /// any other status is returned unchanged.
+    /// # Errors
+    /// MUST return [`crate::Error::NotFound`] for an unknown order.
+    async fn start_processing(&self, id: &OrderId, now: DateTime<Utc>) -> Result<Order>;
+    /// Decrements stock per variant, stores the cards, sets the final status and fulfilled
+    /// quantities, credits the refund with its REFUND transaction, and clears the cart — in
+    /// one atomic step conditional on the order being PROCESSING. Returns the order after.
+    /// # Errors
+    /// MUST return [`crate::Error::Conflict`] when a variant's stock is below what it would take, and
+    /// change nothing. An order no longer PROCESSING MUST be returned unchanged.
+    async fn complete_fulfillment(&self, fulfillment: &Fulfillment) -> Result<Order>;
+    /// PENDING → CANCELLED with a full refund, unlocking the cart, atomically.
+    /// # Errors
+    /// MUST return [`crate::Error::NotFound`] unless the order exists and belongs to the user,
+    /// [`crate::Error::OrderNotCancellable`] when it is not PENDING, [`crate::Error::IdempotencyInProgress`]
+    /// when the token lost its key — each changing nothing.
+    async fn cancel_pending(&self, cancellation: &Cancellation) -> Result<Order>;
+    /// Records that the event of the order's current final status was published.
+    async fn mark_notified(&self, id: &OrderId, now: DateTime<Utc>) -> Result<()>;
+    /// PENDING orders created before `before`, oldest first.
+    async fn stale_pending(&self, before: DateTime<Utc>, limit: u32) -> Result<Vec<Order>>;
+    /// Orders in a final status whose event is not yet published, oldest first.
+    async fn unnotified(&self, limit: u32) -> Result<Vec<Order>>;
+    async fn analytics(&self) -> Result<Analytics>;
+}
+
+#[async_trait]
+pub trait GiftCards: Send + Sync {
+    async fn cards_of_order(&self, order: &OrderId) -> Result<Vec<GiftCard>>;
+    async fn card(&self, id: &GiftCardId) -> Result<Option<GiftCard>>;
+    async fn record_reveal(&self, audit: &RevealAudit) -> Result<()>;
+}
+
+#[async_trait]
+pub trait IdempotencyKeys: Send + Sync {
+    /// Claims a key for a request with this fingerprint: a new key or one whose holder's lease
+    /// ran out is acquired; a finished key with the same fingerprint replays; another
+    /// fingerprint is [`Claim::KeyReused`]; a live lease is [`Claim::InProgress`].
+    async fn claim(&self, claim: &NewClaim) -> Result<Claim>;
+    /// Finishes the key with a response that moved no money.
+    async fn record_response(
+        &self,
+        scope: &IdempotencyScope,
+        token: &str,
+        status: u16,
+        body: &str,
+    ) -> Result<()>;
+    /// Gives the key up so the request may be tried again (after a 5xx).
+    async fn release(&self, scope: &IdempotencyScope, token: &str) -> Result<()>;
+}
+
+#[async_trait]
+pub trait OrderQueue: Send + Sync {
+    /// Sends the fulfillment message: group = user, deduplication id = order. A second send of
+    /// the same order within the deduplication window is dropped.
+    async fn enqueue(&self, message: &OrderMessage) -> Result<()>;
+}
+
+/// Operator view of the queue and its dead letters.
+#[async_trait]
+pub trait QueueOps: Send + Sync {
+    async fn dead_letters(&self, limit: u32) -> Result<Vec<DeadLetter>>;
+    /// Moves the oldest dead letter back to the queue (same group, fresh deduplication id);
+    /// `None` when there is none.
+    async fn redrive_next(&self) -> Result<Option<DeadLetter>>;
+    async fn depths(&self) -> Result<QueueDepths>;
+}
+
+#[async_trait]
+pub trait EventPublisher: Send + Sync {
+    /// Publishes at least once; `Ok` means the event is durably handed over.
+    async fn publish(&self, event: &OrderEvent) -> Result<()>;
+}
+
+#[async_trait]
+pub trait Health: Send + Sync {
+    /// Cheap round trip to the backend.
+    async fn check(&self) -> Result<()>;
+}
+
+/// One backend: every port, shared by reference.
+#[derive(Clone)]
+pub struct Ports {
+    pub users: Arc<dyn Users>,
+    pub sessions: Arc<dyn Sessions>,
+    pub throttle: Arc<dyn LoginThrottle>,
+    pub wallets: Arc<dyn Wallets>,
+    pub catalogue: Arc<dyn Catalogue>,
+    pub carts: Arc<dyn Carts>,
+    pub orders: Arc<dyn Orders>,
+    pub gift_cards: Arc<dyn GiftCards>,
+    pub idempotency: Arc<dyn IdempotencyKeys>,
+    pub queue: Arc<dyn OrderQueue>,
+    pub queue_ops: Arc<dyn QueueOps>,
+    pub events: Arc<dyn EventPublisher>,
+    pub health: Arc<dyn Health>,
+}
+
+impl Ports {
+    /// All ports from one value that implements them all.
+    pub fn from_backend<B>(backend: Arc<B>, events: Arc<dyn EventPublisher>) -> Self
+    where
+        B: Users
+            + Sessions
+            + LoginThrottle
+            + Wallets
+            + Catalogue
+            + Carts
+            + Orders
+            + GiftCards
+            + IdempotencyKeys
+            + OrderQueue
+            + QueueOps
+            + Health
+            + 'static,
+    {
+        Ports {
+            users: backend.clone(),
+            sessions: backend.clone(),
+            throttle: backend.clone(),
+            wallets: backend.clone(),
+            catalogue: backend.clone(),
+            carts: backend.clone(),
+            orders: backend.clone(),
+            gift_cards: backend.clone(),
+            idempotency: backend.clone(),
+            queue: backend.clone(),
+            queue_ops: backend.clone(),
+            events,
+            health: backend,
+        }
+    }
+}
+
+impl std::fmt::Debug for Ports {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Ports { .. }")
+    }
+}

@@ -1,0 +1,177 @@
+//! Catalogue reads, admin catalogue changes, and the cart.
+
+use super::Giftify;
+use crate::cart::{Cart, CartLine};
+use crate::catalogue::{CatalogueEntry, Product, ProductWithVariants, Variant, VariantUpdate};
+use crate::ids::{ProductId, UserId, VariantId};
+use crate::{Error, Result};
+
+/// A new product as an admin describes it (already validated field by field).
+#[derive(Clone, Debug)]
+pub struct NewProduct {
+    pub name: String,
+    pub description: String,
+    pub brand: String,
+    pub category: String,
+    pub image_url: String,
+    pub thumbnail_url: String,
+    pub terms_and_conditions: String,
+    pub how_to_redeem: String,
+    pub validity_days: u32,
+}
+
+/// A new variant as an admin describes it.
+#[derive(Clone, Debug)]
+pub struct NewVariant {
+    pub name: String,
+    pub denomination: i64,
+    pub pricing: crate::catalogue::Pricing,
+    pub stock_quantity: i64,
+    pub min_order_quantity: u32,
+    pub max_order_quantity: u32,
+    pub is_active: bool,
+}
+
+impl Giftify {
+    pub async fn catalogue(&self) -> Result<Vec<ProductWithVariants>> {
+        self.ports.catalogue.active_catalogue().await
+    }
+
+    pub async fn inventory(&self) -> Result<Vec<CatalogueEntry>> {
+        self.ports.catalogue.inventory().await
+    }
+
+    /// Seeds the demo catalogue into an empty database; true when it did.
+    pub async fn seed_demo_catalogue(&self) -> Result<bool> {
+        let catalogue = crate::catalogue::demo_catalogue(self.now());
+        self.ports.catalogue.seed_if_empty(&catalogue).await
+    }
+
+    pub async fn add_product(&self, new: NewProduct) -> Result<Product> {
+        let now = self.now();
+        let product = Product {
+            id: ProductId::generate(),
+            name: new.name,
+            description: new.description,
+            brand: new.brand,
+            category: new.category,
+            image_url: new.image_url,
+            thumbnail_url: new.thumbnail_url,
+            is_active: true,
+            terms_and_conditions: new.terms_and_conditions,
+            how_to_redeem: new.how_to_redeem,
+            validity_days: new.validity_days,
+            created_at: now,
+            updated_at: now,
+        };
+        self.ports.catalogue.add_product(&product).await?;
+        Ok(product)
+    }
+
+    pub async fn add_variant(&self, product_id: ProductId, new: NewVariant) -> Result<Variant> {
+        let now = self.now();
+        let variant = Variant {
+            id: VariantId::generate(),
+            product_id,
+            name: new.name,
+            denomination: new.denomination,
+            mrp: new.pricing.mrp,
+            cost_price: new.pricing.cost_price,
+            discount_percent: new.pricing.discount_percent,
+            selling_price: new.pricing.selling_price,
+            stock_quantity: new.stock_quantity,
+            min_order_quantity: new.min_order_quantity,
+            max_order_quantity: new.max_order_quantity,
+            is_active: new.is_active,
+            created_at: now,
+            updated_at: now,
+        };
+        self.ports.catalogue.add_variant(&variant).await?;
+        Ok(variant)
+    }
+
+    pub async fn update_variant(
+        &self,
+        id: &VariantId,
+        update: VariantUpdate,
+    ) -> Result<CatalogueEntry> {
+        if update.stock_quantity.is_some() && update.stock_adjustment.is_some() {
+            return Err(Error::validation(
+                "stockAdjustment",
+                "set stockQuantity or stockAdjustment, not both",
+            ));
+        }
+        self.ports
+            .catalogue
+            .update_variant(id, &update, self.now())
+            .await
+    }
+
+    /// One catalogue entry, or `NotFound`.
+    pub(crate) async fn entry(&self, id: &VariantId) -> Result<CatalogueEntry> {
+        self.ports
+            .catalogue
+            .entries(std::slice::from_ref(id))
+            .await?
+            .into_iter()
+            .next()
+            .ok_or(Error::NotFound("variant"))
+    }
+
+    pub async fn cart(&self, user: &UserId) -> Result<Cart> {
+        self.ports.carts.cart(user).await
+    }
+
+    /// The seed's unified cart edit: quantity 0 removes the line, anything else sets it at the
+    /// current selling price after checking the variant's bounds and availability.
+    pub async fn set_cart_quantity(
+        &self,
+        user: &UserId,
+        variant_id: &VariantId,
+        quantity: i64,
+    ) -> Result<Cart> {
+        let now = self.now();
+        if quantity == 0 {
+            return self.ports.carts.remove_line(user, variant_id, now).await;
+        }
+        if !(1..=i64::from(crate::order::MAX_CARDS_PER_ORDER)).contains(&quantity) {
+            return Err(Error::validation("quantity", "must be between 0 and 50"));
+        }
+        let entry = self.entry(variant_id).await?;
+        if !entry.is_available() {
+            return Err(Error::NotFound("variant"));
+        }
+        entry.variant.check_quantity(quantity as u32)?;
+        if entry.variant.stock_quantity == 0 {
+            return Err(Error::OutOfStock {
+                variant_id: variant_id.to_string(),
+            });
+        }
+        let line = CartLine {
+            variant_id: variant_id.clone(),
+            product_id: entry.product.id.clone(),
+            product_name: entry.product.name.clone(),
+            variant_name: entry.variant.name.clone(),
+            quantity: quantity as u32,
+            unit_price: entry.variant.selling_price,
+        };
+        self.ports.carts.put_line(user, &line, now).await
+    }
+
+    pub async fn clear_cart(&self, user: &UserId) -> Result<()> {
+        self.ports.carts.clear_cart(user, self.now()).await
+    }
+
+    /// Stock of each variant in the cart, for the cart view.
+    pub async fn cart_stock(&self, cart: &Cart) -> Result<Vec<(VariantId, i64)>> {
+        let ids: Vec<VariantId> = cart.lines.iter().map(|l| l.variant_id.clone()).collect();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let entries = self.ports.catalogue.entries(&ids).await?;
+        Ok(entries
+            .into_iter()
+            .map(|e| (e.variant.id, e.variant.stock_quantity))
+            .collect())
+    }
+}

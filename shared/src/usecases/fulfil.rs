@@ -1,0 +1,126 @@
+//! Fulfillment of one order message: the one handler that the fulfillment Lambda and the local
+//! queue consumers both call.
+//!
+//! Every step is idempotent by the order's status, so a redelivered message, a duplicate, or a
+//! crash between any two steps ends in exactly the state of one clean run:
+//! 1. `start_processing`: PENDING → PROCESSING (a no-op for any other status);
+//! 2. if PROCESSING: allocate from current stock and commit cards, stock, final status, refund
+//!    and cart clear as one conditional step (a lost stock race re-reads and re-allocates);
+//! 3. if final and not yet notified: publish the event, then mark it sent.
+
+use super::Giftify;
+use crate::ids::GiftCardId;
+use crate::order::{
+    Fulfillment, Order, OrderMessage, OrderSource, OrderStatus, RefundCredit, allocate,
+    final_status, refund_amount,
+};
+use crate::vault::{GiftCard, GiftCardStatus};
+use crate::{Error, Result};
+use backon::{ExponentialBuilder, Retryable};
+use std::time::Duration;
+
+/// What handling a message did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MessageOutcome {
+    /// This delivery took the order to its final status.
+    Completed(OrderStatus),
+    /// The order was already final (a redelivery or a cancel); only a missing event was sent.
+    AlreadyFinal(OrderStatus),
+}
+
+impl Giftify {
+    /// Handles one fulfillment message. An `Err` means "deliver again later";
+    /// [`Error::is_retryable`] tells a transient failure from a poison message.
+    #[tracing::instrument(skip_all, fields(order_id = %message.order_id))]
+    pub async fn handle_order_message(&self, message: &OrderMessage) -> Result<MessageOutcome> {
+        let order = self
+            .ports
+            .orders
+            .start_processing(&message.order_id, self.now())
+            .await?;
+        if order.user_id != message.user_id {
+            return Err(Error::internal(
+                "message group does not match the order's user",
+            ));
+        }
+        let (outcome, order) = if order.status == OrderStatus::Processing {
+            let order = self.fulfil(order).await?;
+            (MessageOutcome::Completed(order.status), order)
+        } else {
+            (MessageOutcome::AlreadyFinal(order.status), order)
+        };
+        self.notify(&order).await?;
+        Ok(outcome)
+    }
+
+    /// Allocates, issues and commits; retries with fresh stock when a concurrent fulfillment
+    /// took the stock it counted on.
+    async fn fulfil(&self, order: Order) -> Result<Order> {
+        let attempt = || async { self.try_fulfil(&order).await };
+        attempt
+            .retry(
+                ExponentialBuilder::default()
+                    .with_min_delay(Duration::from_millis(2))
+                    .with_max_delay(Duration::from_millis(200))
+                    .with_max_times(8)
+                    .with_jitter(),
+            )
+            .when(|e: &Error| matches!(e, Error::Conflict(_)))
+            .await
+    }
+
+    async fn try_fulfil(&self, order: &Order) -> Result<Order> {
+        let ids: Vec<_> = order.items.iter().map(|l| l.variant_id.clone()).collect();
+        let entries = self.ports.catalogue.entries(&ids).await?;
+        let stock_of = |id: &crate::ids::VariantId| {
+            entries
+                .iter()
+                .find(|e| e.variant.id == *id)
+                .map_or(0, |e| e.variant.stock_quantity)
+        };
+        let fulfilled_quantities = allocate(&order.items, stock_of);
+
+        let now = self.now();
+        let mut lines = order.items.clone();
+        let mut cards = Vec::new();
+        for (line, &units) in lines.iter_mut().zip(&fulfilled_quantities) {
+            line.fulfilled_quantity = units;
+            let expiry = (now + chrono::Duration::days(i64::from(line.validity_days))).date_naive();
+            for _ in 0..units {
+                let id = GiftCardId::generate();
+                cards.push(GiftCard {
+                    sealed: self.vault.issue(&id)?,
+                    id,
+                    order_id: order.id.clone(),
+                    user_id: order.user_id.clone(),
+                    product_id: line.product_id.clone(),
+                    variant_id: line.variant_id.clone(),
+                    product_name: line.product_name.clone(),
+                    variant_name: line.variant_name.clone(),
+                    denomination: line.denomination,
+                    expiry_date: expiry,
+                    status: GiftCardStatus::Active,
+                    purchase_price: line.unit_price,
+                    issued_at: now,
+                });
+            }
+        }
+        let refund = refund_amount(&lines);
+        let status = final_status(&lines);
+        let fulfillment = Fulfillment {
+            order_id: order.id.clone(),
+            user_id: order.user_id.clone(),
+            status,
+            fulfilled_quantities,
+            cards,
+            refund: (refund.get() > 0).then(|| RefundCredit {
+                transaction_id: crate::ids::TransactionId::generate(),
+                amount: refund,
+                description: format!("Refund for unfulfilled items of {}", order.id),
+            }),
+            clear_cart: order.source == OrderSource::Cart,
+            now,
+        };
+        self.ports.orders.complete_fulfillment(&fulfillment).await
+    }
+}

@@ -1,0 +1,73 @@
+//! The use cases, written once against [`Ports`]: what the API handlers, the queue consumers
+//! and the scheduled jobs call.
+
+mod accounts;
+mod catalogue;
+mod fulfil;
+mod operations;
+mod ordering;
+mod wallet;
+
+pub use accounts::Registration;
+pub use catalogue::{NewProduct, NewVariant};
+pub use fulfil::MessageOutcome;
+pub use operations::{ReconcileReport, RedriveReport};
+pub use ordering::OrderRequest;
+
+use crate::clock::Clock;
+use crate::ports::Ports;
+use crate::user::ThrottlePolicy;
+use crate::vault::CardVault;
+use crate::wallet::WalletLimits;
+use std::sync::Arc;
+
+/// Tunable business rules.
+#[derive(Clone, Debug)]
+pub struct Rules {
+    pub wallet: WalletLimits,
+    pub login_throttle: ThrottlePolicy,
+    /// A PENDING order older than this is re-enqueued by the reconciler.
+    pub stale_pending_after: chrono::Duration,
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Rules {
+            wallet: WalletLimits::default(),
+            login_throttle: ThrottlePolicy::default(),
+            stale_pending_after: chrono::Duration::minutes(2),
+        }
+    }
+}
+
+/// The application core: ports, keys and rules. Built once per process and shared.
+#[derive(Clone)]
+pub struct Giftify {
+    pub ports: Ports,
+    pub vault: Arc<CardVault>,
+    pub clock: Arc<dyn Clock>,
+    pub rules: Rules,
+}
+
+impl std::fmt::Debug for Giftify {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Giftify")
+            .field("rules", &self.rules)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Giftify {
+    pub fn new(ports: Ports, vault: Arc<CardVault>, clock: Arc<dyn Clock>, rules: Rules) -> Self {
+        Giftify {
+            ports,
+            vault,
+            clock,
+            rules,
+        }
+    }
+
+    pub(crate) fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+}

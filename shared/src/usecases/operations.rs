@@ -1,0 +1,92 @@
+//! Operator jobs: the reconciler (scheduled) and the dead-letter redrive (CLI).
+
+use super::Giftify;
+use crate::Result;
+use crate::order::{DeadLetter, OrderMessage};
+
+/// What one reconciler pass did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReconcileReport {
+    /// Stale PENDING orders sent to the queue again.
+    pub requeued: usize,
+    /// Final orders whose missing event was published.
+    pub notified: usize,
+    /// Items that failed this pass and will be tried on the next.
+    pub failed: usize,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RedriveReport {
+    pub moved: Vec<DeadLetter>,
+    pub dry_run: bool,
+}
+
+/// How many orders one reconciler pass looks at, per kind.
+const RECONCILE_BATCH: u32 = 200;
+
+impl Giftify {
+    /// Re-enqueues PENDING orders older than the threshold (their enqueue may have failed
+    /// after the commit) and publishes events still owed by final orders.
+    pub async fn reconcile(&self) -> Result<ReconcileReport> {
+        let mut report = ReconcileReport::default();
+        let before = self.now() - self.rules.stale_pending_after;
+        for order in self
+            .ports
+            .orders
+            .stale_pending(before, RECONCILE_BATCH)
+            .await?
+        {
+            let message = OrderMessage {
+                order_id: order.id.clone(),
+                user_id: order.user_id.clone(),
+            };
+            match self.ports.queue.enqueue(&message).await {
+                Ok(()) => report.requeued += 1,
+                Err(error) => {
+                    tracing::warn!(order_id = %order.id, error = %error, "re-enqueue failed");
+                    report.failed += 1;
+                }
+            }
+        }
+        for order in self.ports.orders.unnotified(RECONCILE_BATCH).await? {
+            match self.notify(&order).await {
+                Ok(()) => report.notified += 1,
+                Err(error) => {
+                    tracing::warn!(order_id = %order.id, error = %error, "event publish failed");
+                    report.failed += 1;
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    pub async fn dead_letters(&self, limit: u32) -> Result<Vec<DeadLetter>> {
+        self.ports.queue_ops.dead_letters(limit).await
+    }
+
+    /// Moves up to `max` dead letters back to the queue, oldest first, calling `progress` after
+    /// each. A dry run only lists what would move.
+    pub async fn redrive(
+        &self,
+        max: u32,
+        dry_run: bool,
+        mut progress: impl FnMut(&DeadLetter),
+    ) -> Result<RedriveReport> {
+        if dry_run {
+            let moved = self.ports.queue_ops.dead_letters(max).await?;
+            moved.iter().for_each(&mut progress);
+            return Ok(RedriveReport { moved, dry_run });
+        }
+        let mut moved = Vec::new();
+        while moved.len() < max as usize {
+            match self.ports.queue_ops.redrive_next().await? {
+                Some(letter) => {
+                    progress(&letter);
+                    moved.push(letter);
+                }
+                None => break,
+            }
+        }
+        Ok(RedriveReport { moved, dry_run })
+    }
+}

@@ -1,0 +1,249 @@
+//! Placing, viewing and cancelling orders, and revealing their cards.
+
+use super::Giftify;
+use crate::events::OrderEvent;
+use crate::idempotency::{IdempotencyCommit, IdempotencyScope, IdempotentOutcome};
+use crate::ids::{GiftCardId, OrderId, TransactionId, UserId};
+use crate::order::{
+    Cancellation, FulfillmentDetails, LineRequest, Order, OrderLine, OrderMessage, OrderPlacement,
+    OrderSource, OrderStatus, check_order_lines, lines_of_cart,
+};
+use crate::vault::{GiftCard, RevealAudit, RevealedCard};
+use crate::wallet::{Page, PageRequest};
+use crate::{Error, Paise, Result};
+
+/// What to order: these items, or the cart.
+#[derive(Clone, Debug)]
+pub enum OrderRequest {
+    Items(Vec<LineRequest>),
+    Cart,
+}
+
+impl Giftify {
+    /// Validates the order, then debits the wallet and stores the PENDING order atomically,
+    /// then enqueues it for fulfillment. A failed enqueue is logged, not returned: the order
+    /// is committed and paid, and the reconciler re-enqueues PENDING orders.
+    pub async fn place_order(
+        &self,
+        user: &UserId,
+        request: OrderRequest,
+        idempotency: Option<(IdempotencyScope, String)>,
+    ) -> Result<Order> {
+        let (lines, source, cart_version) = match request {
+            OrderRequest::Items(lines) => (lines, OrderSource::Items, None),
+            OrderRequest::Cart => {
+                let cart = self.ports.carts.cart(user).await?;
+                if cart.locked_by.is_some() {
+                    return Err(Error::CartLocked);
+                }
+                if cart.lines.is_empty() {
+                    return Err(Error::CartEmpty);
+                }
+                let changed = self.repriced_lines(&cart).await?;
+                if !changed.is_empty() {
+                    self.ports.carts.reprice(user, &changed, self.now()).await?;
+                    return Err(Error::PriceChanged {
+                        variant_ids: changed.iter().map(|(v, _)| v.to_string()).collect(),
+                    });
+                }
+                (lines_of_cart(&cart), OrderSource::Cart, Some(cart.version))
+            }
+        };
+        check_order_lines(&lines)?;
+        let order_lines = self.price_lines(&lines).await?;
+        let total = order_lines
+            .iter()
+            .try_fold(Paise::ZERO, |acc, line| acc.checked_add(line.total_price()))
+            .ok_or_else(|| Error::validation("items", "order total is too large"))?;
+
+        let now = self.now();
+        let order = Order {
+            id: OrderId::generate(),
+            user_id: user.clone(),
+            status: OrderStatus::Pending,
+            source,
+            total_amount: total,
+            paid_amount: total,
+            refund_amount: Paise::ZERO,
+            items: order_lines,
+            fulfillment: FulfillmentDetails::default(),
+            created_at: now,
+            updated_at: now,
+            notified_at: None,
+        };
+        let idempotency = idempotency.map(|(scope, token)| IdempotencyCommit {
+            scope,
+            token,
+            outcome: IdempotentOutcome::OrderPlaced(order.id.clone()),
+        });
+        self.ports
+            .orders
+            .place_order(&OrderPlacement {
+                order: order.clone(),
+                debit_transaction_id: TransactionId::generate(),
+                cart_version,
+                idempotency,
+            })
+            .await?;
+        let message = OrderMessage {
+            order_id: order.id.clone(),
+            user_id: user.clone(),
+        };
+        if let Err(error) = self.ports.queue.enqueue(&message).await {
+            tracing::warn!(order_id = %order.id, error = %error, "enqueue failed; the reconciler will re-enqueue");
+        }
+        Ok(order)
+    }
+
+    /// Cart lines whose stored price differs from the current selling price, with the new price.
+    async fn repriced_lines(
+        &self,
+        cart: &crate::cart::Cart,
+    ) -> Result<Vec<(crate::ids::VariantId, Paise)>> {
+        let ids: Vec<_> = cart.lines.iter().map(|l| l.variant_id.clone()).collect();
+        let entries = self.ports.catalogue.entries(&ids).await?;
+        Ok(cart
+            .lines
+            .iter()
+            .filter_map(|line| {
+                let entry = entries.iter().find(|e| e.variant.id == line.variant_id)?;
+                (entry.variant.selling_price != line.unit_price)
+                    .then(|| (line.variant_id.clone(), entry.variant.selling_price))
+            })
+            .collect())
+    }
+
+    /// Order lines at current prices: every variant must exist, be active, be in stock, and
+    /// the quantity must be within its bounds.
+    async fn price_lines(&self, lines: &[LineRequest]) -> Result<Vec<OrderLine>> {
+        let ids: Vec<_> = lines.iter().map(|l| l.variant_id.clone()).collect();
+        let entries = self.ports.catalogue.entries(&ids).await?;
+        lines
+            .iter()
+            .map(|line| {
+                let entry = entries
+                    .iter()
+                    .find(|e| e.variant.id == line.variant_id && e.is_available())
+                    .ok_or_else(|| {
+                        Error::validation(
+                            "variantId",
+                            format!("variant {} is not available", line.variant_id),
+                        )
+                    })?;
+                entry.variant.check_quantity(line.quantity)?;
+                if entry.variant.stock_quantity <= 0 {
+                    return Err(Error::OutOfStock {
+                        variant_id: line.variant_id.to_string(),
+                    });
+                }
+                Ok(OrderLine {
+                    variant_id: line.variant_id.clone(),
+                    product_id: entry.product.id.clone(),
+                    product_name: entry.product.name.clone(),
+                    variant_name: entry.variant.name.clone(),
+                    denomination: entry.variant.denomination,
+                    unit_price: entry.variant.selling_price,
+                    cost_price: entry.variant.cost_price,
+                    requested_quantity: line.quantity,
+                    fulfilled_quantity: 0,
+                    validity_days: entry.product.validity_days,
+                })
+            })
+            .collect()
+    }
+
+    /// The user's order; another user's order is `NotFound`, never `Forbidden`.
+    pub async fn order_of(&self, user: &UserId, id: &OrderId) -> Result<Order> {
+        match self.ports.orders.order(id).await? {
+            Some(order) if order.user_id == *user => Ok(order),
+            _ => Err(Error::NotFound("order")),
+        }
+    }
+
+    pub async fn order_cards(&self, order: &OrderId) -> Result<Vec<GiftCard>> {
+        self.ports.gift_cards.cards_of_order(order).await
+    }
+
+    pub async fn orders_of(
+        &self,
+        user: &UserId,
+        status: Option<OrderStatus>,
+        page: PageRequest,
+    ) -> Result<Page<Order>> {
+        self.ports.orders.orders_of(user, status, page).await
+    }
+
+    pub async fn all_orders(
+        &self,
+        status: Option<OrderStatus>,
+        page: PageRequest,
+    ) -> Result<Page<Order>> {
+        self.ports.orders.all_orders(status, page).await
+    }
+
+    /// Cancels a PENDING order with a full refund and publishes `order.cancelled`.
+    pub async fn cancel_order(
+        &self,
+        user: &UserId,
+        id: &OrderId,
+        idempotency: Option<(IdempotencyScope, String)>,
+    ) -> Result<Order> {
+        let idempotency = idempotency.map(|(scope, token)| IdempotencyCommit {
+            scope,
+            token,
+            outcome: IdempotentOutcome::OrderCancelled(id.clone()),
+        });
+        let order = self
+            .ports
+            .orders
+            .cancel_pending(&Cancellation {
+                order_id: id.clone(),
+                user_id: user.clone(),
+                refund_transaction_id: TransactionId::generate(),
+                idempotency,
+                now: self.now(),
+            })
+            .await?;
+        // The cancel is committed; a failed publish is finished by the reconciler.
+        if let Err(error) = self.notify(&order).await {
+            tracing::warn!(order_id = %order.id, error = %error, "cancel event not published yet");
+        }
+        Ok(order)
+    }
+
+    /// Publishes the event of a final order and marks it sent.
+    pub(crate) async fn notify(&self, order: &Order) -> Result<()> {
+        if order.notified_at.is_some() {
+            return Ok(());
+        }
+        let Some(event) = OrderEvent::for_order(order) else {
+            return Ok(());
+        };
+        self.ports.events.publish(&event).await?;
+        self.ports.orders.mark_notified(&order.id, self.now()).await
+    }
+
+    /// The full number and PIN of one of the user's cards; every reveal is audited first.
+    pub async fn reveal_card(
+        &self,
+        user: &UserId,
+        order: &OrderId,
+        card: &GiftCardId,
+    ) -> Result<(GiftCard, RevealedCard)> {
+        let card = match self.ports.gift_cards.card(card).await? {
+            Some(c) if c.user_id == *user && c.order_id == *order => c,
+            _ => return Err(Error::NotFound("gift card")),
+        };
+        self.ports
+            .gift_cards
+            .record_reveal(&RevealAudit {
+                gift_card_id: card.id.clone(),
+                order_id: card.order_id.clone(),
+                user_id: user.clone(),
+                revealed_at: self.now(),
+            })
+            .await?;
+        let revealed = self.vault.open(&card.id, &card.sealed)?;
+        Ok((card, revealed))
+    }
+}

@@ -1,0 +1,67 @@
+//! Wallet top-ups and history.
+
+use super::Giftify;
+use crate::idempotency::IdempotencyCommit;
+use crate::ids::{TransactionId, UserId};
+use crate::wallet::{Page, PageRequest, TopUp, TransactionType, WalletTransaction};
+use crate::{Error, Paise, Result};
+
+impl Giftify {
+    /// Credits `amount` paise; the caller passes the idempotency commit it holds, if any.
+    pub async fn top_up(
+        &self,
+        user: &UserId,
+        amount: i64,
+        description: Option<String>,
+        idempotency: Option<(crate::idempotency::IdempotencyScope, String)>,
+    ) -> Result<WalletTransaction> {
+        let amount = self.rules.wallet.check_top_up(amount)?;
+        let description = match description {
+            Some(text) => crate::catalogue::check_text("description", &text, 1, 200)?,
+            None => "Manual wallet top-up".to_string(),
+        };
+        let transaction_id = TransactionId::generate();
+        let idempotency = idempotency.map(|(scope, token)| IdempotencyCommit {
+            scope,
+            token,
+            outcome: crate::idempotency::IdempotentOutcome::ToppedUp(transaction_id.clone()),
+        });
+        self.ports
+            .wallets
+            .top_up(&TopUp {
+                transaction_id,
+                user_id: user.clone(),
+                amount,
+                description,
+                max_balance: self.rules.wallet.max_balance,
+                idempotency,
+                now: self.now(),
+            })
+            .await
+    }
+
+    pub async fn balance(&self, user: &UserId) -> Result<Paise> {
+        self.ports.wallets.balance(user).await
+    }
+
+    pub async fn transactions(
+        &self,
+        user: &UserId,
+        kind: Option<TransactionType>,
+        page: PageRequest,
+    ) -> Result<Page<WalletTransaction>> {
+        self.ports.wallets.transactions(user, kind, page).await
+    }
+
+    pub async fn transaction(
+        &self,
+        user: &UserId,
+        id: &TransactionId,
+    ) -> Result<WalletTransaction> {
+        self.ports
+            .wallets
+            .transaction(user, id)
+            .await?
+            .ok_or(Error::NotFound("transaction"))
+    }
+}

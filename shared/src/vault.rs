@@ -1,0 +1,307 @@
+//! Gift cards and the vault that seals their secrets.
+//!
+//! The number and PIN come from the OS CSPRNG and are stored only AES-256-GCM encrypted (the
+//! card id is the associated data, so a ciphertext cannot be moved to another card). A keyed
+//! HMAC-SHA256 of the number is the lookup key, so the database never holds a plaintext number
+//! or an unkeyed hash of one (16 digits are too few to resist a dictionary).
+
+use crate::ids::{GiftCardId, OrderId, ProductId, UserId, VariantId};
+use crate::{Error, Paise, Result};
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use chrono::{DateTime, NaiveDate, Utc};
+use hmac::{Hmac, Mac};
+use rand::{Rng, RngCore, rngs::OsRng};
+use secrecy::{ExposeSecret, SecretBox, SecretString};
+use sha2::Sha256;
+use std::fmt;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GiftCardStatus {
+    Active,
+    Redeemed,
+    Expired,
+    Cancelled,
+}
+
+impl GiftCardStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GiftCardStatus::Active => "ACTIVE",
+            GiftCardStatus::Redeemed => "REDEEMED",
+            GiftCardStatus::Expired => "EXPIRED",
+            GiftCardStatus::Cancelled => "CANCELLED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "ACTIVE" => Some(GiftCardStatus::Active),
+            "REDEEMED" => Some(GiftCardStatus::Redeemed),
+            "EXPIRED" => Some(GiftCardStatus::Expired),
+            "CANCELLED" => Some(GiftCardStatus::Cancelled),
+            _ => None,
+        }
+    }
+}
+
+/// An issued gift card as stored: its secrets only in sealed form.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GiftCard {
+    pub id: GiftCardId,
+    pub order_id: OrderId,
+    pub user_id: UserId,
+    pub product_id: ProductId,
+    pub variant_id: VariantId,
+    pub product_name: String,
+    pub variant_name: String,
+    pub denomination: i64,
+    pub sealed: SealedCard,
+    pub expiry_date: NaiveDate,
+    pub status: GiftCardStatus,
+    pub purchase_price: Paise,
+    pub issued_at: DateTime<Utc>,
+}
+
+impl GiftCard {
+    /// What the API shows in place of the number: `****-****-****-3456`.
+    pub fn masked_number(&self) -> String {
+        format!("****-****-****-{}", self.sealed.last4)
+    }
+}
+
+/// The stored form of a card's secrets.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SealedCard {
+    /// base64(nonce ‖ AES-256-GCM ciphertext) of the number.
+    pub number_ciphertext: String,
+    /// base64(nonce ‖ AES-256-GCM ciphertext) of the PIN.
+    pub pin_ciphertext: String,
+    /// hex HMAC-SHA256 of the number under the lookup key.
+    pub lookup_key: String,
+    /// The last four digits, shown masked.
+    pub last4: String,
+}
+
+impl fmt::Debug for SealedCard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SealedCard")
+            .field("last4", &self.last4)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A card's plaintext number and PIN, only for the owner's audited reveal.
+pub struct RevealedCard {
+    pub number: SecretString,
+    pub pin: SecretString,
+}
+
+impl fmt::Debug for RevealedCard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RevealedCard { .. }")
+    }
+}
+
+/// The 32-byte master key from which the encryption and lookup keys are derived.
+pub struct CardKey(SecretBox<[u8; 32]>);
+
+impl CardKey {
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        CardKey(SecretBox::new(Box::new(bytes)))
+    }
+
+    /// Parses the base64 form used in configuration.
+    pub fn from_base64(encoded: &str) -> Result<Self> {
+        let bytes = B64
+            .decode(encoded.trim())
+            .map_err(|_| Error::internal("card key is not valid base64"))?;
+        let array: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| Error::internal("card key must be 32 bytes"))?;
+        Ok(Self::from_bytes(array))
+    }
+
+    pub fn generate() -> Self {
+        let mut bytes = [0u8; 32];
+        OsRng.fill_bytes(&mut bytes);
+        Self::from_bytes(bytes)
+    }
+
+    pub fn to_base64(&self) -> String {
+        B64.encode(self.0.expose_secret())
+    }
+}
+
+/// Seals and opens gift card secrets. Built once per process from the master key.
+pub struct CardVault {
+    cipher: Aes256Gcm,
+    lookup: Hmac<Sha256>,
+}
+
+impl fmt::Debug for CardVault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CardVault { .. }")
+    }
+}
+
+/// Derives a purpose-bound subkey: HMAC-SHA256(master, label).
+fn derive(master: &CardKey, label: &str) -> [u8; 32] {
+    let mut mac =
+        <Hmac<Sha256> as Mac>::new_from_slice(master.0.expose_secret()).expect("any key length");
+    mac.update(label.as_bytes());
+    mac.finalize().into_bytes().into()
+}
+
+impl CardVault {
+    pub fn new(master: &CardKey) -> Self {
+        let enc = derive(master, "giftify/card-encryption/v1");
+        let look = derive(master, "giftify/card-lookup/v1");
+        CardVault {
+            cipher: Aes256Gcm::new_from_slice(&enc).expect("32-byte key"),
+            lookup: <Hmac<Sha256> as Mac>::new_from_slice(&look).expect("any key length"),
+        }
+    }
+
+    /// A fresh card number (`1234-5678-9012-3456`) and 6-digit PIN from the OS CSPRNG.
+    pub fn generate_secrets() -> (SecretString, SecretString) {
+        let mut rng = OsRng;
+        let digits: String = (0..16)
+            .map(|_| char::from(b'0' + rng.gen_range(0..10u8)))
+            .collect();
+        let number = format!(
+            "{}-{}-{}-{}",
+            &digits[0..4],
+            &digits[4..8],
+            &digits[8..12],
+            &digits[12..16]
+        );
+        let pin: String = (0..6)
+            .map(|_| char::from(b'0' + rng.gen_range(0..10u8)))
+            .collect();
+        (SecretString::from(number), SecretString::from(pin))
+    }
+
+    /// The lookup key of a card number.
+    pub fn lookup_key(&self, number: &str) -> String {
+        let mut mac = self.lookup.clone();
+        mac.update(number.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    fn encrypt(&self, card: &GiftCardId, field: &str, plaintext: &str) -> Result<String> {
+        let mut nonce = [0u8; 12];
+        OsRng.fill_bytes(&mut nonce);
+        let aad = format!("{card}/{field}");
+        let ciphertext = self
+            .cipher
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext.as_bytes(),
+                    aad: aad.as_bytes(),
+                },
+            )
+            .map_err(|_| Error::internal("card encryption failed"))?;
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&ciphertext);
+        Ok(B64.encode(out))
+    }
+
+    fn decrypt(&self, card: &GiftCardId, field: &str, sealed: &str) -> Result<SecretString> {
+        let raw = B64
+            .decode(sealed)
+            .map_err(|_| Error::internal("sealed card is not base64"))?;
+        if raw.len() < 12 {
+            return Err(Error::internal("sealed card is truncated"));
+        }
+        let (nonce, ciphertext) = raw.split_at(12);
+        let aad = format!("{card}/{field}");
+        let plaintext = self
+            .cipher
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: ciphertext,
+                    aad: aad.as_bytes(),
+                },
+            )
+            .map_err(|_| Error::internal("card decryption failed: wrong key or tampered data"))?;
+        String::from_utf8(plaintext)
+            .map(SecretString::from)
+            .map_err(|_| Error::internal("sealed card is not UTF-8"))
+    }
+
+    /// Generates and seals the secrets of a new card.
+    pub fn issue(&self, card: &GiftCardId) -> Result<SealedCard> {
+        let (number, pin) = Self::generate_secrets();
+        let number = number.expose_secret();
+        Ok(SealedCard {
+            number_ciphertext: self.encrypt(card, "number", number)?,
+            pin_ciphertext: self.encrypt(card, "pin", pin.expose_secret())?,
+            lookup_key: self.lookup_key(number),
+            last4: number[number.len() - 4..].to_string(),
+        })
+    }
+
+    pub fn open(&self, card: &GiftCardId, sealed: &SealedCard) -> Result<RevealedCard> {
+        Ok(RevealedCard {
+            number: self.decrypt(card, "number", &sealed.number_ciphertext)?,
+            pin: self.decrypt(card, "pin", &sealed.pin_ciphertext)?,
+        })
+    }
+}
+
+/// An audit record of one reveal of a card's secrets.
+#[derive(Clone, Debug)]
+pub struct RevealAudit {
+    pub gift_card_id: GiftCardId,
+    pub order_id: OrderId,
+    pub user_id: UserId,
+    pub revealed_at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealed_cards_open_only_with_the_same_key_and_card_id() {
+        let key = CardKey::generate();
+        let vault = CardVault::new(&key);
+        let id = GiftCardId::generate();
+        let sealed = vault.issue(&id).unwrap();
+        let opened = vault.open(&id, &sealed).unwrap();
+        let number = opened.number.expose_secret().to_string();
+        assert_eq!(number.len(), 19);
+        assert!(number.ends_with(&sealed.last4));
+        assert_eq!(opened.pin.expose_secret().len(), 6);
+        assert_eq!(vault.lookup_key(&number), sealed.lookup_key);
+        assert!(!sealed.number_ciphertext.contains(&number.replace('-', "")));
+
+        assert!(
+            vault.open(&GiftCardId::generate(), &sealed).is_err(),
+            "bound to its card id"
+        );
+        let other = CardVault::new(&CardKey::generate());
+        assert!(other.open(&id, &sealed).is_err(), "bound to its key");
+        let reloaded = CardVault::new(&CardKey::from_base64(&key.to_base64()).unwrap());
+        assert!(
+            reloaded.open(&id, &sealed).is_ok(),
+            "the base64 form round-trips"
+        );
+    }
+
+    #[test]
+    fn debug_output_never_shows_secrets() {
+        let vault = CardVault::new(&CardKey::generate());
+        let id = GiftCardId::generate();
+        let sealed = vault.issue(&id).unwrap();
+        let opened = vault.open(&id, &sealed).unwrap();
+        let shown = format!("{sealed:?} {opened:?} {vault:?}");
+        assert!(!shown.contains(opened.number.expose_secret()));
+        assert!(!shown.contains(&sealed.number_ciphertext));
+    }
+}
