@@ -1,1 +1,285 @@
-//! Giftify HTTP API.
+//! Giftify's HTTP API: the axum router, its authentication, handlers, OpenAPI description and
+//! metrics, and the operator CLI behind the `giftify` binary.
+//!
+//! [`router`] builds the one `Router` that serves both `axum::serve` (the embedded stack) and
+//! the API Lambda. Handlers parse the request into domain types, call a use case on
+//! [`Giftify`], and render the seed's envelopes; every failure is an [`error::ApiError`].
+
+pub mod auth;
+pub mod cli;
+pub mod dto;
+pub mod error;
+pub mod extract;
+pub mod idempotency;
+pub mod metrics;
+pub mod openapi;
+pub mod response;
+pub mod routes;
+pub mod telemetry;
+
+use crate::auth::{Passwords, TokenService, check_password_rules, hash_password_blocking};
+use crate::error::ApiError;
+use crate::extract::BODY_LIMIT;
+use crate::metrics::Metrics;
+use anyhow::Context;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
+use giftify_shared::Giftify;
+use giftify_shared::user::Email;
+use secrecy::{ExposeSecret, SecretString};
+use std::any::Any;
+use std::sync::Arc;
+use tower_http::LatencyUnit;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+
+/// What every handler shares: the core, the token keys, the password hasher and the
+/// metrics. Cheap to clone (one `Arc`).
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<StateInner>,
+}
+
+struct StateInner {
+    giftify: Giftify,
+    tokens: TokenService,
+    passwords: Passwords,
+    metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("giftify", &self.inner.giftify)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// The state of one router: `jwt_secret` signs and verifies access tokens.
+    pub fn new(giftify: Giftify, jwt_secret: &SecretString) -> Self {
+        // Password hashing is CPU-bound: more hashes in flight than cores only adds memory.
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+        AppState {
+            inner: Arc::new(StateInner {
+                giftify,
+                tokens: TokenService::new(jwt_secret),
+                passwords: Passwords::new(cores.max(2)),
+                metrics: Arc::new(Metrics::default()),
+            }),
+        }
+    }
+
+    /// The application core.
+    pub fn giftify(&self) -> &Giftify {
+        &self.inner.giftify
+    }
+
+    /// Access-token issuing and verification.
+    pub fn tokens(&self) -> &TokenService {
+        &self.inner.tokens
+    }
+
+    /// Password hashing and verification.
+    pub fn passwords(&self) -> &Passwords {
+        &self.inner.passwords
+    }
+
+    /// The request metrics of this state's router.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
+    }
+}
+
+/// The API: every resource's routes with the fallbacks and middleware of [`with_middleware`].
+pub fn router(state: AppState) -> Router {
+    with_middleware(routes::router(), state.metrics().clone()).with_state(state)
+}
+
+/// Envelope fallbacks for unknown paths and methods, and the middleware (outermost first):
+/// request id, request span and access log, latency metrics, panic → 500 envelope, and the
+/// 64 KiB body limit.
+fn with_middleware<S>(routes: Router<S>, metrics: Arc<Metrics>) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    routes
+        .fallback(routes::not_found)
+        .method_not_allowed_fallback(routes::method_not_allowed)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(from_fn_with_state(metrics, metrics::track))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(telemetry::request_span)
+                .on_request(())
+                .on_response(
+                    DefaultOnResponse::new()
+                        .level(tracing::Level::INFO)
+                        .latency_unit(LatencyUnit::Millis),
+                )
+                // Failures are logged once, by `ApiError`, with their cause.
+                .on_failure(()),
+        )
+        .layer(from_fn(telemetry::request_id))
+}
+
+/// A handler panic becomes an opaque 500 envelope; the panic message goes to the log.
+fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_string()))
+        .unwrap_or_else(|| "non-text panic payload".to_string());
+    ApiError::Panic(message).into_response()
+}
+
+/// Makes sure the configured admin account exists with this password (hashed with argon2id
+/// on the blocking pool), creating it or promoting and re-keying an existing account.
+pub async fn ensure_admin(
+    giftify: &Giftify,
+    email: &str,
+    password: &SecretString,
+) -> anyhow::Result<()> {
+    let email = Email::parse(email).context("the admin email is not a valid email address")?;
+    check_password_rules(password.expose_secret())
+        .map_err(|_| anyhow::anyhow!("the admin password must be 8 to 128 characters"))?;
+    let password = password.clone();
+    let hash =
+        tokio::task::spawn_blocking(move || hash_password_blocking(password.expose_secret()))
+            .await
+            .context("admin password hashing task failed")??;
+    let admin = giftify.ensure_admin(email, hash).await?;
+    tracing::info!(user_id = %admin.id, "admin account ensured");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::extract::ApiJson;
+    use axum::Json;
+    use axum::body::Body;
+    use axum::extract::Path;
+    use axum::http::{Method, Request, StatusCode};
+    use axum::routing::{get, post};
+    use http_body_util::BodyExt;
+    use serde_json::Value;
+    use tower::ServiceExt;
+
+    /// The production middleware around a panicking route and a JSON echo.
+    fn app() -> (Router, Arc<Metrics>) {
+        let metrics = Arc::new(Metrics::default());
+        let routes = Router::new()
+            .route(
+                "/boom/{id}",
+                get(|Path(id): Path<u32>| async move {
+                    assert!(id > 100, "a bug");
+                    "fine"
+                }),
+            )
+            .route(
+                "/echo",
+                post(|ApiJson(body): ApiJson<Value>| async move { Json(body) }),
+            );
+        (with_middleware(routes, metrics.clone()), metrics)
+    }
+
+    async fn send(
+        app: Router,
+        request: Request<Body>,
+    ) -> (StatusCode, axum::http::HeaderMap, Value) {
+        let response = app.oneshot(request).await.expect("the router answers");
+        let (parts, body) = response.into_parts();
+        let bytes = body.collect().await.expect("body").to_bytes();
+        let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (parts.status, parts.headers, json)
+    }
+
+    fn request(method: Method, path: &str, body: Body) -> Request<Body> {
+        Request::builder()
+            .method(method)
+            .uri(path)
+            .header("content-type", "application/json")
+            .body(body)
+            .expect("request")
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_an_opaque_500_envelope() {
+        let (app, _) = app();
+        let (status, _, body) = send(app, request(Method::GET, "/boom/1", Body::empty())).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(body["success"], false);
+        assert_eq!(body["error"]["code"], "INTERNAL_ERROR");
+        assert!(
+            !body.to_string().contains("a bug"),
+            "the panic message stays in the log"
+        );
+    }
+
+    #[tokio::test]
+    async fn unknown_paths_and_methods_answer_with_the_envelope() {
+        let (app, _) = app();
+        let (status, _, body) =
+            send(app.clone(), request(Method::GET, "/nope", Body::empty())).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(body["error"]["code"], "NOT_FOUND");
+        let (status, _, body) = send(app, request(Method::GET, "/echo", Body::empty())).await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(body["error"]["code"], "METHOD_NOT_ALLOWED");
+    }
+
+    #[tokio::test]
+    async fn bodies_over_64_kib_are_413_and_malformed_ones_400() {
+        let (app, _) = app();
+        let huge = format!("{{\"pad\": \"{}\"}}", "x".repeat(BODY_LIMIT + 1));
+        let (status, _, body) = send(
+            app.clone(),
+            request(Method::POST, "/echo", Body::from(huge)),
+        )
+        .await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(body["error"]["code"], "PAYLOAD_TOO_LARGE");
+        let (status, _, body) = send(
+            app.clone(),
+            request(Method::POST, "/echo", Body::from("{oops")),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body["error"]["code"], "VALIDATION_ERROR");
+        let (status, _, body) = send(
+            app,
+            request(Method::POST, "/echo", Body::from(r#"{"a":1}"#)),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["a"], 1);
+    }
+
+    #[tokio::test]
+    async fn requests_are_measured_by_route_template_and_get_a_request_id() {
+        let (app, metrics) = app();
+        let (_, headers, _) =
+            send(app.clone(), request(Method::GET, "/boom/42", Body::empty())).await;
+        assert!(headers.contains_key(telemetry::REQUEST_ID));
+        let mut mine = request(Method::GET, "/nope", Body::empty());
+        mine.headers_mut()
+            .insert(telemetry::REQUEST_ID, "client-1".parse().expect("header"));
+        let (_, headers, _) = send(app, mine).await;
+        assert_eq!(headers[telemetry::REQUEST_ID], "client-1");
+
+        let text = metrics.render(&metrics::Gauges::default());
+        assert!(
+            text.contains(r#"route="/boom/{id}",method="GET",status="5xx""#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"route="unmatched",method="GET",status="4xx""#),
+            "{text}"
+        );
+        assert!(!text.contains("/boom/42"), "raw paths never become labels");
+    }
+}

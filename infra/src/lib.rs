@@ -1,1 +1,19 @@
-//! placeholder
+//! Giftify adapters: the embedded SQLite backend (every port, the durable FIFO queue, the event
+//! log and webhook delivery), the local queue consumer, and configuration.
+//!
+//! Dependencies run one way: `giftify-shared` ← this crate ← the drivers (`giftify-api`,
+//! `giftify-workers`).
+
+pub mod aws;
+pub mod config;
+pub mod consumer;
+pub mod metrics;
+pub mod secrets;
+pub mod shutdown;
+pub mod sqlite;
+pub mod stack;
+pub mod telemetry;
+pub mod webhooks;
+
+pub use config::Config;
+pub use stack::EmbeddedStack;

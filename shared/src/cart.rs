@@ -46,6 +46,5 @@ impl Cart {
     }
 }
 
-/// Most distinct variants a cart holds; with 50 cards per order it could never be checked out
-/// with more.
-pub const MAX_CART_LINES: usize = 50;
+/// Most distinct variants a cart holds: a cart must stay checkable-out as one order.
+pub const MAX_CART_LINES: usize = crate::order::MAX_LINES_PER_ORDER;

@@ -12,6 +12,11 @@ use std::fmt;
 /// transaction (under its 100-item limit).
 pub const MAX_CARDS_PER_ORDER: u32 = 50;
 
+/// At most this many distinct variants per order. With [`MAX_CARDS_PER_ORDER`] this bounds the
+/// fulfillment transaction at 50 cards + 20 stock updates + order, wallet, refund record and
+/// cart = 74 items, inside DynamoDB's 100.
+pub const MAX_LINES_PER_ORDER: usize = 20;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum OrderStatus {
@@ -226,6 +231,12 @@ pub fn check_order_lines(lines: &[LineRequest]) -> Result<()> {
     if lines.is_empty() {
         return Err(Error::validation("items", "must contain at least one item"));
     }
+    if lines.len() > MAX_LINES_PER_ORDER {
+        return Err(Error::validation(
+            "items",
+            format!("at most {MAX_LINES_PER_ORDER} different variants per order"),
+        ));
+    }
     let mut seen = std::collections::HashSet::new();
     for line in lines {
         if !seen.insert(&line.variant_id) {
@@ -349,6 +360,9 @@ mod tests {
         assert!(check_order_lines(&[req(&a, 0)]).is_err());
         assert!(check_order_lines(&[req(&a, 30), req(&b, 21)]).is_err());
         assert!(check_order_lines(&[req(&a, 30), req(&b, 20)]).is_ok());
+        let many: Vec<_> = (0..21).map(|_| req(&VariantId::generate(), 1)).collect();
+        assert!(check_order_lines(&many).is_err());
+        assert!(check_order_lines(&many[..20]).is_ok());
     }
 }
 

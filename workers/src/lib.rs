@@ -1,3 +1,6 @@
-//! Giftify's Lambda glue for queue and schedule triggers: the FIFO batch driver behind the
-//! fulfillment Lambda and the reconciler's schedule handler. It arrives with the AWS backend;
-//! the embedded stack runs the same use cases through `giftify_infra::consumer`.
+//! Giftify's Lambda glue for queue and schedule triggers: the SQS FIFO batch driver behind the
+//! fulfillment Lambda and the reconciler's schedule handler. Both call the use cases in
+//! `giftify-shared`; the local consumers in `giftify-infra` run the same ones.
+
+pub mod fulfillment;
+pub mod reconciler;

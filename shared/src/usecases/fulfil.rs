@@ -22,8 +22,11 @@ use std::time::Duration;
 /// What handling a message did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MessageOutcome {
-    /// This delivery took the order to its final status.
-    Completed(OrderStatus),
+    /// This delivery took the order to its final status, `latency` after it was placed.
+    Completed {
+        status: OrderStatus,
+        latency: chrono::Duration,
+    },
     /// The order was already final (a redelivery or a cancel); only a missing event was sent.
     AlreadyFinal(OrderStatus),
 }
@@ -45,7 +48,14 @@ impl Giftify {
         }
         let (outcome, order) = if order.status == OrderStatus::Processing {
             let order = self.fulfil(order).await?;
-            (MessageOutcome::Completed(order.status), order)
+            let latency = self.now() - order.created_at;
+            (
+                MessageOutcome::Completed {
+                    status: order.status,
+                    latency,
+                },
+                order,
+            )
         } else {
             (MessageOutcome::AlreadyFinal(order.status), order)
         };

@@ -2,6 +2,7 @@
 //! and the scheduled jobs call.
 
 mod accounts;
+mod batch;
 mod catalogue;
 mod fulfil;
 mod operations;
@@ -9,6 +10,7 @@ mod ordering;
 mod wallet;
 
 pub use accounts::Registration;
+pub use batch::{BatchItem, BatchOutcome, error_chain};
 pub use catalogue::{NewProduct, NewVariant};
 pub use fulfil::MessageOutcome;
 pub use operations::{ReconcileReport, RedriveReport};

@@ -1,0 +1,447 @@
+//! The `giftify` command line: `serve` (the default: API plus in-process worker), `worker`,
+//! and the dead-letter tools `dlq list` / `dlq redrive`.
+//!
+//! Flags mirror the non-secret environment variables of the embedded stack and override the
+//! fields of [`Config::from_env`], which stays the only reader of the environment. Secrets
+//! (JWT key, card key, webhook secret, admin password) have no flags: command lines are
+//! visible to every user of the machine through the process table.
+
+use crate::{AppState, ensure_admin, router};
+use anyhow::{Context, Result, bail};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use giftify_infra::Config;
+use giftify_infra::EmbeddedStack;
+use giftify_infra::config::{BackendKind, ENV_VARS, LogFormat, parse_urls};
+use giftify_shared::order::DeadLetter;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Giftify: a gift card shop with an internal wallet. API server, fulfillment worker and
+/// operator tools over one data directory.
+#[derive(Debug, Parser)]
+#[command(name = "giftify", version)]
+pub struct Cli {
+    #[command(flatten)]
+    pub overrides: ConfigOverrides,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Flags that override configuration from the environment.
+#[derive(Debug, Default, Args)]
+pub struct ConfigOverrides {
+    /// Address the API listens on (GIFTIFY_ADDR).
+    #[arg(long, global = true, value_name = "HOST:PORT")]
+    pub addr: Option<SocketAddr>,
+    /// Directory of the SQLite database and generated keys (GIFTIFY_DATA_DIR).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Email of the admin account ensured at start; its password comes from
+    /// GIFTIFY_ADMIN_PASSWORD only (GIFTIFY_ADMIN_EMAIL).
+    #[arg(long, global = true, value_name = "EMAIL")]
+    pub admin_email: Option<String>,
+    /// URL that receives signed order events; repeatable (GIFTIFY_WEBHOOK_URLS).
+    #[arg(long = "webhook-url", global = true, value_name = "URL")]
+    pub webhook_urls: Vec<String>,
+    /// Deliveries before a message moves to the dead-letter queue (GIFTIFY_QUEUE_MAX_RECEIVES).
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub queue_max_receives: Option<u32>,
+    /// Seconds a received message stays invisible (GIFTIFY_QUEUE_VISIBILITY_SECS).
+    #[arg(long, global = true, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=43_200))]
+    pub queue_visibility_secs: Option<u64>,
+    /// Largest wallet balance in paise (GIFTIFY_WALLET_MAX_BALANCE).
+    #[arg(long, global = true, value_name = "PAISE", value_parser = clap::value_parser!(i64).range(1..=1_000_000_000_000))]
+    pub wallet_max_balance: Option<i64>,
+    /// Log format (GIFTIFY_LOG_FORMAT).
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormatArg>,
+    /// Log filter, e.g. `info,giftify_api=debug` (RUST_LOG).
+    #[arg(long, global = true, value_name = "FILTER")]
+    pub log_filter: Option<String>,
+}
+
+/// `--log-format` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormatArg {
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// What to run.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the API and run the fulfillment worker in-process (the default).
+    Serve {
+        /// Serve the API only; run `giftify worker` separately on the same data dir.
+        #[arg(long)]
+        no_worker: bool,
+    },
+    /// Run the fulfillment worker only: queue consumer, webhook delivery, reconciler.
+    Worker,
+    /// Inspect and redrive the dead-letter queue.
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
+}
+
+/// Dead-letter queue tools.
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// List dead letters, oldest first: order id, receive count, last error.
+    List {
+        /// Most letters to list.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+        limit: u32,
+    },
+    /// Move dead letters back to the queue, oldest first.
+    Redrive {
+        /// Only list what would be moved.
+        #[arg(long)]
+        dry_run: bool,
+        /// Most letters to move.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+        max: u32,
+    },
+}
+
+impl ConfigOverrides {
+    /// Applies the given flags to `config`.
+    pub fn apply(&self, config: &mut Config) -> Result<()> {
+        if let Some(addr) = self.addr {
+            config.addr = addr;
+        }
+        if let Some(dir) = &self.data_dir {
+            config.data_dir.clone_from(dir);
+        }
+        if let Some(email) = &self.admin_email {
+            match config.admin.as_mut() {
+                Some(admin) => admin.email.clone_from(email),
+                None => bail!("--admin-email needs GIFTIFY_ADMIN_PASSWORD in the environment"),
+            }
+        }
+        if !self.webhook_urls.is_empty() {
+            config.webhook_urls = parse_urls(&self.webhook_urls.join(","))?;
+        }
+        if let Some(n) = self.queue_max_receives {
+            config.queue.max_receives = n;
+        }
+        if let Some(secs) = self.queue_visibility_secs {
+            config.queue.visibility_timeout = Duration::from_secs(secs);
+        }
+        if let Some(paise) = self.wallet_max_balance {
+            config.wallet_max_balance = paise;
+        }
+        if let Some(format) = self.log_format {
+            config.log_format = match format {
+                LogFormatArg::Pretty => LogFormat::Pretty,
+                LogFormatArg::Json => LogFormat::Json,
+            };
+        }
+        if let Some(filter) = &self.log_filter {
+            config.log_filter.clone_from(filter);
+        }
+        Ok(())
+    }
+}
+
+impl Cli {
+    /// Parses the process arguments; `--help` lists the environment variables too.
+    pub fn parse_args() -> Self {
+        let matches = Self::command()
+            .after_long_help(env_vars_help())
+            .after_help("Run `giftify --help` for the environment variables.")
+            .get_matches();
+        Self::from_arg_matches(&matches).unwrap_or_else(|error| error.exit())
+    }
+
+    /// The configuration: the environment, then these flags, then the cross-field checks.
+    pub fn config(&self) -> Result<Config> {
+        let mut config = Config::from_env()?;
+        self.overrides.apply(&mut config)?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Runs the chosen command to completion.
+    pub async fn run(self, config: Config) -> Result<()> {
+        match self.command.unwrap_or(Command::Serve { no_worker: false }) {
+            Command::Serve { no_worker } => serve(config, !no_worker).await,
+            Command::Worker => worker(config).await,
+            Command::Dlq {
+                command: DlqCommand::List { limit },
+            } => dlq_list(config, limit).await,
+            Command::Dlq {
+                command: DlqCommand::Redrive { dry_run, max },
+            } => dlq_redrive(config, dry_run, max).await,
+        }
+    }
+}
+
+/// The environment variables, for `--help`.
+fn env_vars_help() -> String {
+    let width = ENV_VARS
+        .iter()
+        .map(|(name, _)| name.len())
+        .max()
+        .unwrap_or(0);
+    let mut help = String::from("Environment variables (flags override them):\n");
+    for (name, meaning) in ENV_VARS {
+        help.push_str(&format!("  {name:width$}  {meaning}\n"));
+    }
+    help
+}
+
+/// Opens the embedded stack. The AWS backend runs as Lambdas (the API Lambda serves this
+/// same router); this binary drives the embedded backend only, and says so rather than
+/// silently using a local database when `GIFTIFY_BACKEND=aws` is set.
+async fn open_stack(config: Config) -> Result<EmbeddedStack> {
+    if config.backend != BackendKind::Embedded {
+        bail!(
+            "`giftify` runs the embedded backend; unset GIFTIFY_BACKEND (or set it to `embedded`)"
+        );
+    }
+    EmbeddedStack::open(config).await
+}
+
+/// Serves the API until SIGTERM or Ctrl-C: stops accepting, finishes in-flight requests, then
+/// stops the worker and waits for its in-flight messages.
+async fn serve(config: Config, with_worker: bool) -> Result<()> {
+    let addr = config.addr;
+    let stack = Arc::new(open_stack(config).await?);
+    if let Some(admin) = &stack.config.admin {
+        ensure_admin(&stack.giftify, &admin.email, &admin.password).await?;
+    }
+    let app = router(AppState::new(
+        stack.giftify.clone(),
+        &stack.secrets.jwt_secret,
+    ));
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    tracing::info!(%addr, worker = with_worker, "Giftify is listening");
+
+    let (stop, stopped) = watch::channel(false);
+    let mut worker = with_worker.then(|| {
+        let stack = stack.clone();
+        tokio::spawn(async move { stack.run_worker(stopped).await })
+    });
+    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal());
+    // The worker only returns once told to stop; if it ends first, it crashed, and a server
+    // that accepts orders nobody fulfils must not keep running.
+    let worker_ended = async {
+        match worker.as_mut() {
+            Some(handle) => handle.await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        served = server => served.context("the HTTP server failed")?,
+        ended = worker_ended => {
+            bail!("the worker stopped unexpectedly ({ended:?}); shutting down");
+        }
+    }
+    tracing::info!("requests drained; stopping the worker");
+    // A send fails only when the worker is gone already, which is what we want anyway.
+    let _ = stop.send(true);
+    if let Some(handle) = worker {
+        handle.await.context("the worker failed while stopping")?;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Runs the worker alone until SIGTERM or Ctrl-C.
+async fn worker(config: Config) -> Result<()> {
+    let stack = open_stack(config).await?;
+    let (stop, stopped) = watch::channel(false);
+    tracing::info!("Giftify worker started");
+    let run = stack.run_worker(stopped);
+    tokio::pin!(run);
+    tokio::select! {
+        () = &mut run => bail!("the worker stopped unexpectedly"),
+        () = shutdown_signal() => {}
+    }
+    let _ = stop.send(true);
+    run.await;
+    tracing::info!("worker stopped");
+    Ok(())
+}
+
+async fn dlq_list(config: Config, limit: u32) -> Result<()> {
+    let stack = open_stack(config).await?;
+    let letters = stack.giftify.dead_letters(limit).await?;
+    if letters.is_empty() {
+        println!("The dead-letter queue is empty.");
+    }
+    for letter in &letters {
+        println!("{}", dead_letter_line(letter));
+    }
+    Ok(())
+}
+
+async fn dlq_redrive(config: Config, dry_run: bool, max: u32) -> Result<()> {
+    let stack = open_stack(config).await?;
+    let verb = if dry_run { "would redrive" } else { "redriven" };
+    let report = stack
+        .giftify
+        .redrive(max, dry_run, |letter| {
+            println!("{verb}: {}", dead_letter_line(letter));
+        })
+        .await?;
+    let count = report.moved.len();
+    if dry_run {
+        println!("{count} message(s) would be moved back to the queue (dry run).");
+    } else {
+        println!("{count} message(s) moved back to the queue.");
+    }
+    Ok(())
+}
+
+/// `order_…  receives=N  last_error=…` on one line.
+fn dead_letter_line(letter: &DeadLetter) -> String {
+    let error = letter
+        .last_error
+        .as_deref()
+        .unwrap_or("-")
+        .replace(['\n', '\r'], " ");
+    format!(
+        "{}\treceives={}\tlast_error={error}",
+        letter.message.order_id, letter.receive_count
+    )
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(error = %error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => tracing::info!("Ctrl-C received; shutting down"),
+        () = terminate => tracing::info!("SIGTERM received; shutting down"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use giftify_shared::ids::{OrderId, UserId};
+    use giftify_shared::order::OrderMessage;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn no_subcommand_means_serve_and_flags_are_global() {
+        let cli = Cli::try_parse_from(["giftify"]).expect("parses");
+        assert!(cli.command.is_none());
+        let cli =
+            Cli::try_parse_from(["giftify", "serve", "--no-worker", "--addr", "0.0.0.0:8080"])
+                .expect("parses");
+        assert!(matches!(
+            cli.command,
+            Some(Command::Serve { no_worker: true })
+        ));
+        assert_eq!(
+            cli.overrides.addr,
+            Some("0.0.0.0:8080".parse().expect("addr"))
+        );
+        let cli = Cli::try_parse_from(["giftify", "dlq", "redrive", "--dry-run", "--max", "3"])
+            .expect("parses");
+        assert!(matches!(
+            cli.command,
+            Some(Command::Dlq {
+                command: DlqCommand::Redrive {
+                    dry_run: true,
+                    max: 3
+                }
+            })
+        ));
+        assert!(Cli::try_parse_from(["giftify", "--queue-max-receives", "0"]).is_err());
+    }
+
+    #[test]
+    fn flags_override_the_environment_configuration() {
+        let cli = Cli::try_parse_from([
+            "giftify",
+            "--data-dir",
+            "/tmp/giftify-test",
+            "--webhook-url",
+            "https://example.com/a",
+            "--webhook-url",
+            "http://127.0.0.1:9/b",
+            "--queue-max-receives",
+            "7",
+            "--log-format",
+            "json",
+            "worker",
+        ])
+        .expect("parses");
+        let mut config = Config::default();
+        cli.overrides.apply(&mut config).expect("applies");
+        assert_eq!(config.data_dir, PathBuf::from("/tmp/giftify-test"));
+        assert_eq!(config.webhook_urls.len(), 2);
+        assert_eq!(config.queue.max_receives, 7);
+        assert_eq!(config.log_format, LogFormat::Json);
+        assert!(
+            config.check().is_err(),
+            "webhooks without a secret are refused"
+        );
+
+        let bad = Cli::try_parse_from(["giftify", "--webhook-url", "ftp://x"]).expect("parses");
+        assert!(bad.overrides.apply(&mut Config::default()).is_err());
+        let lonely =
+            Cli::try_parse_from(["giftify", "--admin-email", "ops@giftify.in"]).expect("parses");
+        assert!(
+            lonely.overrides.apply(&mut Config::default()).is_err(),
+            "an admin email without a password is refused"
+        );
+    }
+
+    #[test]
+    fn help_lists_every_environment_variable() {
+        let help = env_vars_help();
+        for (name, _) in ENV_VARS {
+            assert!(help.contains(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn dead_letters_print_on_one_line() {
+        let letter = DeadLetter {
+            message_id: "m1".into(),
+            message: OrderMessage {
+                order_id: OrderId::generate(),
+                user_id: UserId::generate(),
+            },
+            receive_count: 5,
+            last_error: Some("boom\nsecond line".into()),
+            dead_at: None,
+        };
+        let line = dead_letter_line(&letter);
+        assert!(line.starts_with(letter.message.order_id.as_str()));
+        assert!(line.contains("receives=5") && line.contains("last_error=boom second line"));
+        assert!(!line.contains('\n'));
+    }
+}

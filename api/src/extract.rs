@@ -1,0 +1,442 @@
+//! Extractors whose rejections use the error envelope: JSON bodies, query strings, path
+//! parameters, and the bearer-token identities [`AuthUser`] and [`AdminUser`].
+//!
+//! JSON problems answer 400 `VALIDATION_ERROR` with the offending field in `details.field`.
+//! The messages are rebuilt from serde's error category and never quote the submitted value,
+//! so a mistyped password cannot end up in a response body or a log line.
+
+use crate::AppState;
+use crate::error::ApiError;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use giftify_shared::ids::InvalidId;
+use giftify_shared::user::Role;
+use giftify_shared::{Error as CoreError, ids::UserId};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use std::str::FromStr;
+
+/// Largest request body accepted, in bytes. Every request of this API fits in a few KiB; the
+/// limit bounds what one request can make the server buffer.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// A required JSON body of type `T` (`Content-Type: application/json`).
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let body = JsonBody::from_request(req, state).await?;
+        if !body.present {
+            return Err(ApiError::validation(
+                "body",
+                "A JSON request body is required",
+            ));
+        }
+        body.parse().map(ApiJson)
+    }
+}
+
+/// A JSON body that may be absent: an empty body reads as `{}`. Kept as a [`Value`] so the
+/// idempotency helper can fingerprint its canonical form before it is typed, and as bytes so
+/// typing it sees duplicate keys (which a `Value` silently collapses to the last one).
+#[derive(Debug, Clone)]
+pub struct JsonBody {
+    value: Value,
+    bytes: Bytes,
+    present: bool,
+}
+
+impl JsonBody {
+    /// The body as JSON (`{}` when there was none).
+    pub fn value(&self) -> &Value {
+        &self.value
+    }
+
+    /// The body as a request DTO. A key given twice is refused rather than "last one wins",
+    /// so no two parsers of one request can disagree about its meaning.
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
+        let bytes: &[u8] = if self.present { &self.bytes } else { b"{}" };
+        let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+        serde_path_to_error::deserialize(&mut deserializer).map_err(shape_error)
+    }
+}
+
+impl<S: Send + Sync> FromRequest<S> for JsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let json_content = is_json(req.headers());
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge {
+                    limit_bytes: BODY_LIMIT,
+                }
+            } else {
+                ApiError::validation("body", "The request body could not be read")
+            }
+        })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(JsonBody {
+                value: Value::Object(serde_json::Map::new()),
+                bytes,
+                present: false,
+            });
+        }
+        if !json_content {
+            return Err(ApiError::validation(
+                "Content-Type",
+                "must be application/json",
+            ));
+        }
+        let value = serde_json::from_slice(&bytes).map_err(|e| {
+            ApiError::validation(
+                "body",
+                format!(
+                    "The request body is not valid JSON (line {}, column {})",
+                    e.line(),
+                    e.column()
+                ),
+            )
+        })?;
+        Ok(JsonBody {
+            value,
+            bytes,
+            present: true,
+        })
+    }
+}
+
+/// `application/json` or any `application/*+json`, with or without parameters.
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// Turns a serde shape error into a field-level validation error without quoting the value.
+fn shape_error(error: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let path = error.path().to_string();
+    let path = (path != ".").then_some(path);
+    let inner = error.inner().to_string();
+    // Parsing from bytes appends the position; the field path already says where.
+    let raw = inner
+        .rfind(" at line ")
+        .map_or(inner.as_str(), |at| &inner[..at]);
+    let join = |name: &str| match &path {
+        Some(path) => format!("{path}.{name}"),
+        None => name.to_string(),
+    };
+    if let Some(name) = backticked(raw, "duplicate field `") {
+        let field = join(name);
+        return ApiError::validation(&field, format!("{field} is given more than once"));
+    }
+    if let Some(name) = backticked(raw, "missing field `") {
+        let field = join(name);
+        return ApiError::validation(&field, format!("{field} is required"));
+    }
+    if let Some(name) = backticked(raw, "unknown field `") {
+        // The path already ends at the unknown key; a missing key's path ends at its parent.
+        let field = match &path {
+            Some(path) if path.ends_with(name) => path.clone(),
+            _ => join(name),
+        };
+        return ApiError::validation(&field, format!("{field} is not an accepted field"));
+    }
+    let field = path.unwrap_or_else(|| "body".to_string());
+    let expected = raw
+        .rsplit_once(", expected ")
+        .map(|(_, expected)| describe_expected(expected));
+    let message = match expected {
+        Some(expected) => format!("{field} must be {expected}"),
+        None => format!("{field} is invalid"),
+    };
+    ApiError::validation(&field, message)
+}
+
+/// The text between `prefix` and the next backtick, when `raw` starts with `prefix`.
+fn backticked<'a>(raw: &'a str, prefix: &str) -> Option<&'a str> {
+    raw.strip_prefix(prefix)?.split('`').next()
+}
+
+/// serde's "expected …" in API words.
+fn describe_expected(expected: &str) -> String {
+    let expected = expected.trim();
+    match expected {
+        "i64" | "i32" | "i16" | "i8" => "an integer".into(),
+        "u64" | "u32" | "u16" | "u8" => "a non-negative integer".into(),
+        "a sequence" => "an array".into(),
+        "a boolean" | "a string" | "a map" => expected.into(),
+        _ if expected.starts_with("struct ") => "an object".into(),
+        _ if expected.starts_with("one of ") => expected.to_string(),
+        _ => "a valid value".into(),
+    }
+}
+
+/// A query string of type `T`; a malformed one answers 400.
+#[derive(Debug)]
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(query)| ApiQuery(query))
+            .map_err(|_| ApiError::validation("query", "The query string is malformed"))
+    }
+}
+
+/// Path parameters of type `T`; a malformed one answers 400.
+#[derive(Debug)]
+pub struct ApiPath<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiPath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(path)| ApiPath(path))
+            .map_err(|_| ApiError::validation("path", "A path parameter is malformed"))
+    }
+}
+
+/// Parses a prefixed id from the request, naming `field` when it is malformed.
+pub fn parse_id<I: FromStr<Err = InvalidId>>(field: &str, raw: &str) -> Result<I, ApiError> {
+    raw.parse()
+        .map_err(|_| ApiError::validation(field, format!("{field} is not a valid identifier")))
+}
+
+/// Parses an optional integer query parameter.
+pub fn parse_int(field: &str, raw: Option<&str>) -> Result<Option<i64>, ApiError> {
+    raw.map(|text| {
+        text.trim()
+            .parse::<i64>()
+            .map_err(|_| ApiError::validation(field, format!("{field} must be an integer")))
+    })
+    .transpose()
+}
+
+/// The caller, from a valid access token. Stateless: the token is proof enough for its 15
+/// minutes; admin access re-checks the account (see [`AdminUser`]).
+#[derive(Debug, Clone)]
+pub struct AuthUser {
+    pub id: UserId,
+    pub role: Role,
+}
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer_token(&parts.headers)?;
+        state.tokens().verify(token)
+    }
+}
+
+/// The bearer token of the `Authorization` header.
+fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .ok_or(ApiError::Unauthorized("Missing bearer token"))?
+        .to_str()
+        .map_err(|_| ApiError::Unauthorized("Malformed Authorization header"))?;
+    let (scheme, token) = value
+        .trim()
+        .split_once(' ')
+        .ok_or(ApiError::Unauthorized("Expected a bearer token"))?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(ApiError::Unauthorized("Expected a bearer token"));
+    }
+    Ok(token.trim())
+}
+
+/// An administrator: a valid token with the ADMIN role, whose account is still active and still
+/// ADMIN (a demoted or suspended admin loses access at once, not when the token expires).
+#[derive(Debug, Clone)]
+pub struct AdminUser {
+    pub id: UserId,
+}
+
+impl FromRequestParts<AppState> for AdminUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let caller = AuthUser::from_request_parts(parts, state).await?;
+        if caller.role != Role::Admin {
+            return Err(ApiError::Forbidden);
+        }
+        let account =
+            state
+                .giftify()
+                .active_user(&caller.id)
+                .await
+                .map_err(|error| match error {
+                    CoreError::InvalidToken => ApiError::Unauthorized("The account is not active"),
+                    other => other.into(),
+                })?;
+        if account.role != Role::Admin {
+            return Err(ApiError::Forbidden);
+        }
+        Ok(AdminUser { id: caller.id })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields, rename_all = "camelCase")]
+    #[allow(dead_code)]
+    struct Probe {
+        amount: i64,
+        items: Option<Vec<Item>>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields, rename_all = "camelCase")]
+    #[allow(dead_code)]
+    struct Item {
+        variant_id: String,
+        quantity: u32,
+    }
+
+    fn body(json: &str) -> JsonBody {
+        JsonBody {
+            value: serde_json::from_str(json).expect("valid JSON"),
+            bytes: Bytes::copy_from_slice(json.as_bytes()),
+            present: true,
+        }
+    }
+
+    fn field_of(json: Value) -> (String, String) {
+        let body = body(&json.to_string());
+        let error = body.parse::<Probe>().expect_err("should be rejected");
+        let rendered: Value = serde_json::from_str(&error.render().body).expect("json");
+        assert_eq!(rendered["error"]["code"], "VALIDATION_ERROR");
+        (
+            rendered["error"]["details"]["field"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            rendered["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        )
+    }
+
+    #[test]
+    fn shape_errors_name_the_field_without_quoting_the_value() {
+        let (field, message) = field_of(serde_json::json!({"amount": "hunter2"}));
+        assert_eq!(field, "amount");
+        assert_eq!(message, "amount must be an integer");
+        assert!(!message.contains("hunter2"));
+        let (_, message) = field_of(serde_json::json!({"amount": "x, expected one of hunter2"}));
+        assert_eq!(message, "amount must be an integer");
+
+        let (field, _) = field_of(serde_json::json!({}));
+        assert_eq!(field, "amount");
+        let (field, message) = field_of(serde_json::json!({"amount": 1, "role": "ADMIN"}));
+        assert_eq!(field, "role");
+        assert!(message.contains("not an accepted field"));
+        let (field, _) = field_of(serde_json::json!({"amount": 1.5}));
+        assert_eq!(field, "amount");
+        let (field, message) = field_of(
+            serde_json::json!({"amount": 1, "items": [{"variantId": "v", "quantity": -1}]}),
+        );
+        assert_eq!(field, "items[0].quantity");
+        assert_eq!(message, "items[0].quantity must be a non-negative integer");
+        let (field, _) = field_of(serde_json::json!({"amount": 1, "items": [{"quantity": 1}]}));
+        assert_eq!(field, "items[0].variantId");
+        let (field, message) = field_of(serde_json::json!("nope"));
+        assert_eq!(field, "body");
+        assert_eq!(message, "body must be an object");
+    }
+
+    #[test]
+    fn a_key_given_twice_is_refused() {
+        let error = body(r#"{"amount": 1, "amount": 100000}"#)
+            .parse::<Probe>()
+            .expect_err("duplicate");
+        let rendered: Value = serde_json::from_str(&error.render().body).expect("json");
+        assert_eq!(rendered["error"]["details"]["field"], "amount");
+        assert_eq!(
+            rendered["error"]["message"],
+            "amount is given more than once"
+        );
+    }
+
+    #[test]
+    fn an_absent_body_reads_as_an_empty_object() {
+        let absent = JsonBody {
+            value: Value::Object(serde_json::Map::new()),
+            bytes: Bytes::new(),
+            present: false,
+        };
+        let error = absent.parse::<Probe>().expect_err("amount is required");
+        let rendered: Value = serde_json::from_str(&error.render().body).expect("json");
+        assert_eq!(rendered["error"]["message"], "amount is required");
+    }
+
+    #[test]
+    fn bearer_tokens_need_the_bearer_scheme() {
+        let mut headers = HeaderMap::new();
+        assert!(bearer_token(&headers).is_err());
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
+        assert!(bearer_token(&headers).is_err());
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer "));
+        assert!(bearer_token(&headers).is_err());
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("bearer a.b.c"),
+        );
+        assert_eq!(bearer_token(&headers).expect("token"), "a.b.c");
+    }
+
+    #[test]
+    fn json_content_types_are_recognised() {
+        let with = |value: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(value));
+            is_json(&headers)
+        };
+        assert!(with("application/json"));
+        assert!(with("Application/JSON; charset=utf-8"));
+        assert!(with("application/merge-patch+json"));
+        assert!(!with("text/plain"));
+        assert!(!is_json(&HeaderMap::new()));
+    }
+}

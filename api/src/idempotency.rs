@@ -1,0 +1,287 @@
+//! `Idempotency-Key` handling with Stripe's semantics (DESIGN §5), as one helper that the
+//! money-moving handlers wrap their use case in.
+//!
+//! The request is fingerprinted as `operation` plus the canonical JSON of its body (keys
+//! sorted at every level, no insignificant whitespace), so key order and formatting do not
+//! make "the same request" look different. Then the key is claimed:
+//! - **acquired**: the use case runs with the claim token and commits the key in the same
+//!   atomic write as the money; a 4xx it answers is recorded verbatim so it replays; a 5xx
+//!   releases the key so the client may retry;
+//! - **replay**: the first outcome is rendered again (from the stored transaction or order,
+//!   or the stored error body) with `Idempotent-Replayed: true`;
+//! - **in progress** / **reused**: 409 `IDEMPOTENCY_IN_PROGRESS` / 422 `IDEMPOTENCY_KEY_REUSED`.
+//!
+//! A handler that panics leaves its key leased; the lease runs out after
+//! [`giftify_shared::idempotency::LEASE`] and a retry takes the key over, which is safe because
+//! the core's commit is conditional on still holding the claim.
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::routes::{orders, wallet};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use giftify_shared::Error as CoreError;
+use giftify_shared::idempotency::{
+    Claim, IdempotencyKey, IdempotencyScope, IdempotentOutcome, NewClaim, fingerprint,
+};
+use giftify_shared::ids::UserId;
+use rand::RngCore;
+use serde_json::Value;
+use std::future::Future;
+
+/// The request header that carries the key.
+pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+/// The response header that marks a replay.
+pub const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
+
+/// What the use case receives: the scope and claim token to commit with, when a key was sent.
+pub type Commit = Option<(IdempotencyScope, String)>;
+
+/// Runs `work` under the request's idempotency key, if it has one.
+///
+/// `operation` names the endpoint (and, for cancel, the order), so one key cannot be replayed
+/// against another operation; `request` is the parsed body.
+pub async fn idempotent<F, Fut>(
+    state: &AppState,
+    user: &UserId,
+    headers: &HeaderMap,
+    operation: &str,
+    request: &Value,
+    work: F,
+) -> Result<Response, ApiError>
+where
+    F: FnOnce(Commit) -> Fut,
+    Fut: Future<Output = Result<Response, ApiError>>,
+{
+    let Some(key) = idempotency_key(headers)? else {
+        return work(None).await;
+    };
+    let giftify = state.giftify();
+    let scope = IdempotencyScope {
+        user_id: user.clone(),
+        key,
+    };
+    let claim = NewClaim {
+        scope: scope.clone(),
+        fingerprint: request_fingerprint(operation, request),
+        token: claim_token(),
+        now: giftify.clock.now(),
+    };
+    match giftify.ports.idempotency.claim(&claim).await? {
+        Claim::Acquired(token) => run_claimed(state, scope, token, work).await,
+        Claim::Replay(outcome) => {
+            let mut response = replay(state, user, outcome).await?;
+            response
+                .headers_mut()
+                .insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
+            Ok(response)
+        }
+        Claim::InProgress => Err(CoreError::IdempotencyInProgress.into()),
+        Claim::KeyReused => Err(CoreError::IdempotencyKeyReused.into()),
+    }
+}
+
+/// Runs the use case holding the key, and settles the key by how it went.
+async fn run_claimed<F, Fut>(
+    state: &AppState,
+    scope: IdempotencyScope,
+    token: String,
+    work: F,
+) -> Result<Response, ApiError>
+where
+    F: FnOnce(Commit) -> Fut,
+    Fut: Future<Output = Result<Response, ApiError>>,
+{
+    let keys = &state.giftify().ports.idempotency;
+    let error = match work(Some((scope.clone(), token.clone()))).await {
+        // The core committed the key atomically with the money.
+        Ok(response) => return Ok(response),
+        Err(error) => error,
+    };
+    if error.status().is_server_error() {
+        if let Err(release) = keys.release(&scope, &token).await {
+            tracing::warn!(error = %release, "could not release an idempotency key; it frees itself when its lease ends");
+        }
+        return Err(error);
+    }
+    if matches!(error, ApiError::Core(CoreError::IdempotencyInProgress)) {
+        // The lease ran out and another request holds the key now: it decides the outcome.
+        return Err(error);
+    }
+    let rendered = error.render();
+    if let Err(record) = keys
+        .record_response(&scope, &token, rendered.status.as_u16(), &rendered.body)
+        .await
+    {
+        tracing::warn!(error = %record, "could not record an idempotent error response");
+    }
+    error.log();
+    Ok(rendered.into_response())
+}
+
+/// Renders the outcome a finished key remembers.
+async fn replay(
+    state: &AppState,
+    user: &UserId,
+    outcome: IdempotentOutcome,
+) -> Result<Response, ApiError> {
+    let giftify = state.giftify();
+    Ok(match outcome {
+        IdempotentOutcome::ToppedUp(id) => {
+            wallet::topped_up(&giftify.transaction(user, &id).await?).into_response()
+        }
+        IdempotentOutcome::OrderPlaced(id) => {
+            orders::accepted(&giftify.order_of(user, &id).await?).into_response()
+        }
+        IdempotentOutcome::OrderCancelled(id) => {
+            orders::cancelled(&giftify.order_of(user, &id).await?).into_response()
+        }
+        IdempotentOutcome::Response { status, body } => {
+            let status = StatusCode::from_u16(status).map_err(|_| {
+                CoreError::internal(format!("stored idempotent status {status} is not HTTP"))
+            })?;
+            let mut response = (status, body).into_response();
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            response
+        }
+    })
+}
+
+/// The request's key, when it sent one; a malformed key is a 400.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, ApiError> {
+    let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
+        return Ok(None);
+    };
+    let text = value.to_str().map_err(|_| {
+        ApiError::validation(
+            "Idempotency-Key",
+            "must be 1 to 255 printable ASCII characters",
+        )
+    })?;
+    Ok(Some(IdempotencyKey::parse(text)?))
+}
+
+/// What "the same request" means: the operation and the canonical body.
+pub fn request_fingerprint(operation: &str, request: &Value) -> String {
+    fingerprint(operation, canonical_json(request).as_bytes())
+}
+
+/// JSON with object keys sorted at every level and no whitespace. Written by hand rather than
+/// relying on `serde_json::Value`'s map order, which a `preserve_order` feature anywhere in
+/// the build would silently change.
+pub fn canonical_json(value: &Value) -> String {
+    let mut out = String::new();
+    write_canonical(value, &mut out);
+    out
+}
+
+fn write_canonical(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<_> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            out.push('{');
+            for (index, (key, item)) in entries.into_iter().enumerate() {
+                if index > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(key.clone()).to_string());
+                out.push(':');
+                write_canonical(item, out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (index, item) in items.iter().enumerate() {
+                if index > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
+}
+
+/// A random claim token: proves to the store that this request holds the key.
+fn claim_token() -> String {
+    let mut bytes = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn canonical_json_sorts_keys_at_every_level_and_drops_whitespace() {
+        let a: Value = serde_json::from_str(
+            r#"{ "items": [ {"quantity": 2, "variantId": "var_1"} ], "note": "a\"b" }"#,
+        )
+        .expect("json");
+        let b: Value =
+            serde_json::from_str(r#"{"note":"a\"b","items":[{"variantId":"var_1","quantity":2}]}"#)
+                .expect("json");
+        assert_eq!(canonical_json(&a), canonical_json(&b));
+        assert_eq!(
+            canonical_json(&a),
+            r#"{"items":[{"quantity":2,"variantId":"var_1"}],"note":"a\"b"}"#
+        );
+    }
+
+    #[test]
+    fn canonical_json_keeps_array_order_and_value_differences() {
+        assert_ne!(
+            canonical_json(&json!([1, 2])),
+            canonical_json(&json!([2, 1]))
+        );
+        assert_ne!(
+            canonical_json(&json!({"amount": 1})),
+            canonical_json(&json!({"amount": 1.0}))
+        );
+        assert_eq!(canonical_json(&json!({})), "{}");
+        assert_eq!(
+            canonical_json(&json!({"k": null, "t": true, "s": "ü"})),
+            r#"{"k":null,"s":"ü","t":true}"#
+        );
+    }
+
+    #[test]
+    fn fingerprints_depend_on_operation_and_content_not_formatting() {
+        let one = request_fingerprint("wallet.topup", &json!({"amount": 5, "description": "x"}));
+        let same: Value =
+            serde_json::from_str(r#"{"description":"x",  "amount":5}"#).expect("json");
+        assert_eq!(one, request_fingerprint("wallet.topup", &same));
+        assert_ne!(one, request_fingerprint("orders.create", &same));
+        assert_ne!(
+            one,
+            request_fingerprint("wallet.topup", &json!({"amount": 6, "description": "x"}))
+        );
+    }
+
+    #[test]
+    fn keys_are_read_from_the_header_and_validated() {
+        let mut headers = HeaderMap::new();
+        assert!(idempotency_key(&headers).expect("absent is fine").is_none());
+        headers.insert(IDEMPOTENCY_KEY, HeaderValue::from_static("order-1"));
+        assert_eq!(
+            idempotency_key(&headers)
+                .expect("valid")
+                .expect("present")
+                .as_str(),
+            "order-1"
+        );
+        headers.insert(IDEMPOTENCY_KEY, HeaderValue::from_static(""));
+        assert_eq!(
+            idempotency_key(&headers).expect_err("empty").status(),
+            StatusCode::BAD_REQUEST
+        );
+    }
+}

@@ -1,0 +1,231 @@
+//! The OpenAPI description, generated with utoipa from the handlers' `#[utoipa::path]`
+//! attributes and the DTOs' `ToSchema` derives, and the self-contained `/docs` page that
+//! renders it (vanilla JS, no CDN, works offline).
+
+use crate::error::{ErrorCode, ErrorEnvelope};
+use crate::routes::{admin, auth, cart, meta, orders, products, users, wallet};
+use std::sync::LazyLock;
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::schema::{Object, Type};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+use utoipa::{Modify, OpenApi};
+
+/// The documentation page served at `/docs`.
+pub const DOCS_HTML: &str = include_str!("docs.html");
+
+/// The OpenAPI document of the API.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Giftify API",
+        description = "Gift cards with an internal wallet. Amounts are integer paise. Responses use the envelope \
+`{\"success\":true,\"data\":…,\"message\"?,\"timestamp\"}`; errors `{\"success\":false,\"error\":{\"code\",\"message\",\"details\"},\"timestamp\"}`. \
+Orders are fulfilled asynchronously: `POST /orders/create` answers 202 and `GET /orders/{orderId}` is polled until the status is final. \
+`POST /wallet/topup`, `POST /orders/create` and `POST /orders/{orderId}/cancel` accept an `Idempotency-Key` header."
+    ),
+    paths(
+        auth::register, auth::login, auth::refresh, auth::logout,
+        users::profile, users::update_profile,
+        wallet::balance, wallet::top_up, wallet::transactions,
+        products::products,
+        cart::cart, cart::manage, cart::clear,
+        orders::create, orders::list, orders::detail, orders::cancel, orders::reveal,
+        admin::inventory, admin::update_inventory, admin::orders, admin::analytics,
+        admin::create_product, admin::create_variant,
+        meta::health, meta::metrics, meta::openapi_json, meta::docs,
+    ),
+    components(schemas(ErrorEnvelope, ErrorCode)),
+    modifiers(&BearerAuth, &ServerErrors),
+    tags(
+        (name = "auth", description = "Registration, login, token refresh and logout"),
+        (name = "users", description = "The caller's profile"),
+        (name = "wallet", description = "Balance, top-ups and transaction history"),
+        (name = "products", description = "The catalogue"),
+        (name = "cart", description = "The caller's cart"),
+        (name = "orders", description = "Ordering, order status, cancellation and gift card reveal"),
+        (name = "admin", description = "Inventory, all orders, analytics and catalogue changes (role ADMIN)"),
+        (name = "meta", description = "Health, metrics and this documentation"),
+    )
+)]
+pub struct ApiDoc;
+
+/// Registers the `bearerAuth` scheme that the handlers' `security(...)` refers to.
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearerAuth",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "An access token from /auth/login, /auth/register or /auth/refresh",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Adds the answers any endpoint may give, so each handler documents only its own: 500
+/// `INTERNAL_ERROR`, and 503 `SERVICE_UNAVAILABLE` with `Retry-After` when the backend is
+/// throttled, unreachable or lost a race (safe to retry).
+struct ServerErrors;
+
+impl Modify for ServerErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let envelope = || {
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorEnvelope")))
+                .build()
+        };
+        let internal = ResponseBuilder::new()
+            .description("INTERNAL_ERROR: an unexpected failure; the body is opaque")
+            .content("application/json", envelope())
+            .build();
+        let unavailable = ResponseBuilder::new()
+            .description(
+                "SERVICE_UNAVAILABLE: transient backend trouble; retry after `Retry-After` seconds",
+            )
+            .header(
+                "Retry-After",
+                HeaderBuilder::new()
+                    .schema(Object::with_type(Type::Integer))
+                    .description(Some("Seconds to wait before retrying"))
+                    .build(),
+            )
+            .content("application/json", envelope())
+            .build();
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                let responses = &mut operation.responses.responses;
+                responses
+                    .entry("500".to_string())
+                    .or_insert_with(|| internal.clone().into());
+                responses
+                    .entry("503".to_string())
+                    .or_insert_with(|| unavailable.clone().into());
+            }
+        }
+    }
+}
+
+/// The document as JSON, built once: it only depends on the code.
+pub fn json() -> String {
+    static DOCUMENT: LazyLock<String> = LazyLock::new(|| {
+        ApiDoc::openapi().to_pretty_json().unwrap_or_else(|error| {
+            tracing::error!(error = %error, "the OpenAPI document does not serialise");
+            "{}".to_string()
+        })
+    });
+    DOCUMENT.clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    fn document() -> Value {
+        serde_json::from_str(&json()).expect("the document is JSON")
+    }
+
+    #[test]
+    fn every_endpoint_is_documented_with_its_method() {
+        let doc = document();
+        let paths = doc["paths"].as_object().expect("paths");
+        for (path, method) in [
+            ("/auth/register", "post"),
+            ("/auth/login", "post"),
+            ("/auth/refresh", "post"),
+            ("/auth/logout", "post"),
+            ("/users/profile", "get"),
+            ("/users/profile", "put"),
+            ("/wallet/balance", "get"),
+            ("/wallet/topup", "post"),
+            ("/wallet/transactions", "get"),
+            ("/products", "get"),
+            ("/cart", "get"),
+            ("/cart/manage", "put"),
+            ("/cart/clear", "delete"),
+            ("/orders/create", "post"),
+            ("/orders", "get"),
+            ("/orders/{orderId}", "get"),
+            ("/orders/{orderId}/cancel", "post"),
+            ("/orders/{orderId}/gift-cards/{giftCardId}/reveal", "post"),
+            ("/admin/inventory", "get"),
+            ("/admin/inventory/{variantId}", "put"),
+            ("/admin/orders", "get"),
+            ("/admin/analytics", "get"),
+            ("/admin/products", "post"),
+            ("/admin/products/{productId}/variants", "post"),
+            ("/health", "get"),
+            ("/metrics", "get"),
+            ("/openapi.json", "get"),
+            ("/docs", "get"),
+        ] {
+            assert!(
+                paths.get(path).and_then(|p| p.get(method)).is_some(),
+                "{method} {path} is not documented"
+            );
+        }
+    }
+
+    #[test]
+    fn the_bearer_scheme_and_the_error_envelope_are_components() {
+        let doc = document();
+        let scheme = &doc["components"]["securitySchemes"]["bearerAuth"];
+        assert_eq!(scheme["scheme"], "bearer");
+        assert_eq!(scheme["bearerFormat"], "JWT");
+        let schemas = doc["components"]["schemas"].as_object().expect("schemas");
+        assert!(schemas.contains_key("ErrorEnvelope"));
+        let codes = doc["components"]["schemas"]["ErrorCode"]["enum"]
+            .as_array()
+            .expect("codes");
+        assert!(codes.iter().any(|c| c == "INSUFFICIENT_BALANCE"));
+        let secured = &doc["paths"]["/wallet/balance"]["get"]["security"];
+        assert!(secured[0].get("bearerAuth").is_some(), "{secured}");
+    }
+
+    #[test]
+    fn request_and_response_bodies_have_schemas() {
+        let doc = document();
+        let create = &doc["paths"]["/orders/create"]["post"];
+        assert!(create["requestBody"]["content"]["application/json"]["schema"].is_object());
+        assert!(create["responses"]["202"]["content"]["application/json"]["schema"].is_object());
+        assert!(create["responses"]["202"]["headers"]["Location"].is_object());
+        let text = doc.to_string();
+        assert!(text.contains("OrderCreatedData"));
+        assert!(text.contains("stockAvailable"));
+        assert_ne!(
+            create["requestBody"]["required"], true,
+            "the cart checkout has no body"
+        );
+        assert!(create["responses"]["503"]["headers"]["Retry-After"].is_object());
+        assert!(doc["paths"]["/health"]["get"]["responses"]["500"].is_object());
+        let products =
+            serde_json::to_string(&doc["components"]["schemas"]["VariantView"]).expect("json");
+        assert!(
+            !products.contains("costPrice"),
+            "costPrice leaks into the public schema"
+        );
+    }
+
+    #[test]
+    fn the_docs_page_is_self_contained() {
+        assert!(DOCS_HTML.contains("/openapi.json"));
+        assert!(!DOCS_HTML.contains("<script src"), "no external scripts");
+        assert!(!DOCS_HTML.contains("cdn"), "no CDN");
+    }
+}

@@ -1,0 +1,114 @@
+//! Operational endpoints: `/health`, `/metrics`, `/openapi.json` and `/docs`. None needs a
+//! token: probes, scrapers and people reading the docs have none.
+
+use crate::AppState;
+use crate::error::{ApiError, ErrorEnvelope};
+use crate::metrics::Gauges;
+use crate::openapi;
+use crate::response::{Envelope, ok};
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use giftify_shared::Error as CoreError;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The operational routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi_json))
+        .route("/docs", get(docs))
+}
+
+/// The service is up and its backend answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HealthData {
+    #[schema(example = "ok")]
+    pub status: String,
+    #[schema(example = "0.1.0")]
+    pub version: String,
+}
+
+/// Liveness and backend reachability.
+#[utoipa::path(
+    get, path = "/health", tag = "meta",
+    responses(
+        (status = 200, description = "Up; the backend answers", body = Envelope<HealthData>),
+        (status = 503, description = "SERVICE_UNAVAILABLE: the backend does not answer", body = ErrorEnvelope),
+    )
+)]
+pub async fn health(State(state): State<AppState>) -> Result<Envelope<HealthData>, ApiError> {
+    // Whatever went wrong, a failed probe means "not ready": 503, so load balancers and
+    // orchestrators react, with the cause in the log.
+    state
+        .giftify()
+        .ports
+        .health
+        .check()
+        .await
+        .map_err(|error| match error {
+            CoreError::Unavailable(_) => error,
+            other => CoreError::Unavailable(anyhow::Error::new(other).context("health check")),
+        })?;
+    Ok(ok(HealthData {
+        status: "ok".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    }))
+}
+
+/// Prometheus metrics (text exposition format).
+///
+/// Request latency by matched route, method and status class; orders by status; queue and
+/// dead-letter depths. A gauge whose backend read fails is left out of that scrape.
+#[utoipa::path(
+    get, path = "/metrics", tag = "meta",
+    responses((status = 200, description = "Metrics", content_type = "text/plain; version=0.0.4", body = String))
+)]
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let ports = &state.giftify().ports;
+    let (analytics, depths) = tokio::join!(ports.orders.analytics(), ports.queue_ops.depths());
+    let gauges = Gauges {
+        orders_by_status: analytics
+            .map(|figures| figures.orders_by_status)
+            .map_err(
+                |error| tracing::warn!(error = %error, "metrics: orders by status unavailable"),
+            )
+            .ok(),
+        queue: depths
+            .map_err(|error| tracing::warn!(error = %error, "metrics: queue depths unavailable"))
+            .ok(),
+    };
+    let mut response = state.metrics().render(&gauges).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}
+
+/// This API's OpenAPI 3.1 description, generated from the code.
+#[utoipa::path(
+    get, path = "/openapi.json", tag = "meta",
+    responses((status = 200, description = "The OpenAPI document", content_type = "application/json", body = Object))
+)]
+pub async fn openapi_json() -> Response {
+    let mut response = openapi::json().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// Human-readable API documentation, rendered in the browser from `/openapi.json`.
+#[utoipa::path(
+    get, path = "/docs", tag = "meta",
+    responses((status = 200, description = "The documentation page", content_type = "text/html", body = String))
+)]
+pub async fn docs() -> Html<&'static str> {
+    Html(openapi::DOCS_HTML)
+}

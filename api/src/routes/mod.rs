@@ -1,0 +1,38 @@
+//! The resources of the API, one module each with its own `router()`, merged in [`router`];
+//! and the fallbacks that answer unmatched paths and methods with the error envelope.
+
+pub mod admin;
+pub mod auth;
+pub mod cart;
+pub mod meta;
+pub mod orders;
+pub mod products;
+pub mod users;
+pub mod wallet;
+
+use crate::AppState;
+use crate::error::ApiError;
+use axum::Router;
+
+/// Every resource's routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .merge(auth::router())
+        .merge(users::router())
+        .merge(wallet::router())
+        .merge(products::router())
+        .merge(cart::router())
+        .merge(orders::router())
+        .merge(admin::router())
+        .merge(meta::router())
+}
+
+/// Fallback for paths no route matches.
+pub async fn not_found() -> ApiError {
+    ApiError::RouteNotFound
+}
+
+/// Fallback for a known path with a method it does not support.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}

@@ -1,0 +1,574 @@
+//! `/orders`: place (202, idempotent), list, detail (polled while not final), cancel
+//! (idempotent) and the audited reveal of a gift card's number and PIN.
+
+use crate::AppState;
+use crate::dto::{OrderListQuery, OrderStatusDto, Pagination};
+use crate::error::{ApiError, ErrorEnvelope};
+use crate::extract::{ApiPath, ApiQuery, AuthUser, JsonBody, parse_id};
+use crate::idempotency::idempotent;
+use crate::response::{Envelope, date, no_store, ok, timestamp};
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use giftify_shared::ids::{GiftCardId, OrderId, VariantId};
+use giftify_shared::order::{LineRequest, Order, OrderLine, OrderStatus};
+use giftify_shared::usecases::OrderRequest;
+use giftify_shared::vault::GiftCard;
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+
+/// The `/orders` routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/orders/create", post(create))
+        .route("/orders", get(list))
+        .route("/orders/{orderId}", get(detail))
+        .route("/orders/{orderId}/cancel", post(cancel))
+        .route(
+            "/orders/{orderId}/gift-cards/{giftCardId}/reveal",
+            post(reveal),
+        )
+}
+
+/// What to order: `items`, or (without `items`) the cart.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CreateOrderRequest {
+    /// The items to buy. Omit to check out the cart (which stays locked until the order is
+    /// final).
+    pub items: Option<Vec<OrderItemRequest>>,
+}
+
+/// One line of an order request.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct OrderItemRequest {
+    #[schema(example = "var_01HXXXXXXXXXXXXXXXXXXXXXXX")]
+    pub variant_id: String,
+    /// Within the variant's min/max order quantity; at most 50 cards per order.
+    #[schema(example = 4, minimum = 1, maximum = 50)]
+    pub quantity: i64,
+}
+
+/// An accepted order.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderCreatedData {
+    #[schema(example = "order_01HXXXXXXXXXXXXXXXXXXXXXXX")]
+    pub order_id: String,
+    pub status: OrderStatusDto,
+    /// In paise; debited from the wallet.
+    pub total_amount: i64,
+    pub items: Vec<OrderCreatedItem>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+}
+
+/// A line of an accepted order.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderCreatedItem {
+    pub variant_id: String,
+    pub product_name: String,
+    pub variant_name: String,
+    pub quantity: u32,
+    pub unit_price: i64,
+    pub total_price: i64,
+}
+
+/// One order in a list.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderSummaryView {
+    pub order_id: String,
+    pub status: OrderStatusDto,
+    pub total_amount: i64,
+    pub paid_amount: i64,
+    pub refund_amount: i64,
+    /// Gift cards requested.
+    pub item_count: u32,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    /// When fulfillment finished; null until then.
+    #[schema(format = DateTime)]
+    pub fulfilled_at: Option<String>,
+}
+
+/// A page of orders.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrdersData {
+    pub orders: Vec<OrderSummaryView>,
+    pub pagination: Pagination,
+}
+
+/// An order in full.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderDetailData {
+    pub order_id: String,
+    pub status: OrderStatusDto,
+    pub total_amount: i64,
+    /// Debited at order time; always `fulfilled value + refundAmount` once final.
+    pub paid_amount: i64,
+    pub refund_amount: i64,
+    pub items: Vec<OrderLineView>,
+    pub fulfillment_details: FulfillmentDetailsView,
+    /// Issued cards, numbers masked; reveal one with
+    /// `POST /orders/{orderId}/gift-cards/{giftCardId}/reveal`.
+    pub gift_cards: Vec<GiftCardView>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+}
+
+/// An order line with its fulfillment.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderLineView {
+    pub variant_id: String,
+    pub product_name: String,
+    pub variant_name: String,
+    pub unit_price: i64,
+    pub requested_quantity: u32,
+    pub fulfilled_quantity: u32,
+    /// `unitPrice × requestedQuantity`.
+    pub total_price: i64,
+    /// `unitPrice × fulfilledQuantity`.
+    pub fulfilled_price: i64,
+    /// `unitPrice × unfulfilled units` once the order is final; 0 before.
+    pub refunded_price: i64,
+}
+
+/// The seed's `fulfillmentDetails`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FulfillmentDetailsView {
+    #[schema(format = DateTime)]
+    pub attempted_at: Option<String>,
+    #[schema(format = DateTime)]
+    pub fulfilled_at: Option<String>,
+    pub partial_fulfillment: bool,
+    pub refund_processed: bool,
+}
+
+/// An issued gift card, number masked.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GiftCardView {
+    #[schema(example = "gc_01HXXXXXXXXXXXXXXXXXXXXXXX")]
+    pub gift_card_id: String,
+    pub product_name: String,
+    pub variant_name: String,
+    /// Face value in whole rupees.
+    pub denomination: i64,
+    #[schema(example = "****-****-****-3456")]
+    pub gift_card_number: String,
+    #[schema(example = "ACTIVE")]
+    pub status: String,
+    #[schema(example = "2025-01-15", format = Date)]
+    pub expiry_date: String,
+}
+
+/// A cancelled order.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CancelData {
+    pub order_id: String,
+    pub status: OrderStatusDto,
+    /// In paise: the whole payment, back in the wallet.
+    pub refund_amount: i64,
+    #[schema(example = "Order cancelled and refund processed")]
+    pub message: String,
+}
+
+/// A card's secrets. No `Debug`: it holds them in plain text.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RevealData {
+    pub gift_card_id: String,
+    pub product_name: String,
+    pub variant_name: String,
+    pub denomination: i64,
+    #[schema(example = "1234-5678-9012-3456")]
+    pub gift_card_number: String,
+    #[schema(example = "123456")]
+    pub gift_card_pin: String,
+    #[schema(format = Date)]
+    pub expiry_date: String,
+}
+
+/// The 202 answer to an accepted order, also rendered when an idempotent request replays
+/// (always as accepted, `PENDING`, whatever the order's status is now).
+pub fn accepted(order: &Order) -> Response {
+    let body = ok(OrderCreatedData {
+        order_id: order.id.to_string(),
+        status: OrderStatus::Pending.into(),
+        total_amount: order.total_amount.get(),
+        items: order
+            .items
+            .iter()
+            .map(|line| OrderCreatedItem {
+                variant_id: line.variant_id.to_string(),
+                product_name: line.product_name.clone(),
+                variant_name: line.variant_name.clone(),
+                quantity: line.requested_quantity,
+                unit_price: line.unit_price.get(),
+                total_price: line.total_price().get(),
+            })
+            .collect(),
+        created_at: timestamp(order.created_at),
+    })
+    .with_message("Order accepted; poll its status");
+    let mut response = (StatusCode::ACCEPTED, body).into_response();
+    if let Ok(location) = HeaderValue::from_str(&format!("/orders/{}", order.id)) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response
+}
+
+/// The answer to a cancel, also rendered when an idempotent request replays.
+pub fn cancelled(order: &Order) -> Envelope<CancelData> {
+    ok(CancelData {
+        order_id: order.id.to_string(),
+        status: order.status.into(),
+        refund_amount: order.refund_amount.get(),
+        message: "Order cancelled and refund processed".into(),
+    })
+}
+
+impl From<&Order> for OrderSummaryView {
+    fn from(order: &Order) -> Self {
+        OrderSummaryView {
+            order_id: order.id.to_string(),
+            status: order.status.into(),
+            total_amount: order.total_amount.get(),
+            paid_amount: order.paid_amount.get(),
+            refund_amount: order.refund_amount.get(),
+            item_count: order.item_count(),
+            created_at: timestamp(order.created_at),
+            fulfilled_at: order.fulfillment.fulfilled_at.map(timestamp),
+        }
+    }
+}
+
+impl OrderLineView {
+    fn new(line: &OrderLine, is_final: bool) -> Self {
+        OrderLineView {
+            variant_id: line.variant_id.to_string(),
+            product_name: line.product_name.clone(),
+            variant_name: line.variant_name.clone(),
+            unit_price: line.unit_price.get(),
+            requested_quantity: line.requested_quantity,
+            fulfilled_quantity: line.fulfilled_quantity,
+            total_price: line.total_price().get(),
+            fulfilled_price: line.fulfilled_price().get(),
+            refunded_price: if is_final {
+                line.refunded_price().get()
+            } else {
+                0
+            },
+        }
+    }
+}
+
+impl From<&GiftCard> for GiftCardView {
+    fn from(card: &GiftCard) -> Self {
+        GiftCardView {
+            gift_card_id: card.id.to_string(),
+            product_name: card.product_name.clone(),
+            variant_name: card.variant_name.clone(),
+            denomination: card.denomination,
+            gift_card_number: card.masked_number(),
+            status: card.status.as_str().to_string(),
+            expiry_date: date(card.expiry_date),
+        }
+    }
+}
+
+/// The typed order request: these items, or the cart.
+fn order_request(body: CreateOrderRequest) -> Result<OrderRequest, ApiError> {
+    let Some(items) = body.items else {
+        return Ok(OrderRequest::Cart);
+    };
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(index, item)| {
+            let variant_id: VariantId =
+                parse_id(&format!("items[{index}].variantId"), &item.variant_id)?;
+            let quantity = u32::try_from(item.quantity).map_err(|_| {
+                ApiError::validation(
+                    &format!("items[{index}].quantity"),
+                    "must be between 1 and 50",
+                )
+            })?;
+            Ok(LineRequest {
+                variant_id,
+                quantity,
+            })
+        })
+        .collect::<Result<Vec<_>, ApiError>>()
+        .map(OrderRequest::Items)
+}
+
+/// Place an order: with `items`, those items; without, the cart.
+///
+/// Validates, debits the wallet and queues the order for fulfillment, then answers 202 with
+/// `Location: /orders/{orderId}` at once. Poll that location until the status is final
+/// (FULFILLED, PARTIALLY_FULFILLED, REFUNDED or CANCELLED); what cannot be fulfilled is refunded
+/// to the wallet. Send an `Idempotency-Key` to make retries safe.
+#[utoipa::path(
+    post, path = "/orders/create", tag = "orders",
+    security(("bearerAuth" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "1–255 printable ASCII characters; scoped to the caller, kept 24 h")),
+    request_body(content = Option<CreateOrderRequest>, description = "Omit the body, or send `{}`, to check out the cart"),
+    responses(
+        (status = 202, description = "Accepted and paid; fulfillment is queued", body = Envelope<OrderCreatedData>,
+            headers(
+                ("Location" = String, description = "/orders/{orderId}"),
+                ("Idempotent-Replayed" = String, description = "`true` when this replays an earlier request with the same key"),
+            )),
+        (status = 400, description = "VALIDATION_ERROR: empty or duplicate items, quantity bounds, more than 50 cards, unavailable variant", body = ErrorEnvelope),
+        (status = 401, description = "UNAUTHORIZED or TOKEN_EXPIRED", body = ErrorEnvelope),
+        (status = 409, description = "OUT_OF_STOCK, CART_EMPTY, CART_LOCKED, PRICE_CHANGED or IDEMPOTENCY_IN_PROGRESS", body = ErrorEnvelope),
+        (status = 422, description = "INSUFFICIENT_BALANCE or IDEMPOTENCY_KEY_REUSED", body = ErrorEnvelope),
+    )
+)]
+pub async fn create(
+    State(state): State<AppState>,
+    user: AuthUser,
+    headers: HeaderMap,
+    body: JsonBody,
+) -> Result<Response, ApiError> {
+    let request = order_request(body.parse()?)?;
+    let (giftify, user) = (state.giftify(), &user.id);
+    idempotent(
+        &state,
+        user,
+        &headers,
+        "orders.create",
+        body.value(),
+        |commit| async move {
+            let order = giftify.place_order(user, request, commit).await?;
+            Ok(accepted(&order))
+        },
+    )
+    .await
+}
+
+/// The caller's orders, newest first.
+#[utoipa::path(
+    get, path = "/orders", tag = "orders",
+    security(("bearerAuth" = [])),
+    params(OrderListQuery),
+    responses(
+        (status = 200, description = "A page of orders", body = Envelope<OrdersData>),
+        (status = 400, description = "VALIDATION_ERROR: bad page, limit or status", body = ErrorEnvelope),
+        (status = 401, description = "UNAUTHORIZED or TOKEN_EXPIRED", body = ErrorEnvelope),
+    )
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiQuery(query): ApiQuery<OrderListQuery>,
+) -> Result<Envelope<OrdersData>, ApiError> {
+    let (page, status) = query.parse()?;
+    let found = state.giftify().orders_of(&user.id, status, page).await?;
+    Ok(ok(OrdersData {
+        orders: found.items.iter().map(OrderSummaryView::from).collect(),
+        pagination: Pagination::from(&found),
+    }))
+}
+
+/// One of the caller's orders, with its cards (numbers masked).
+///
+/// While the order is not final the response carries `Retry-After: 1`.
+#[utoipa::path(
+    get, path = "/orders/{orderId}", tag = "orders",
+    security(("bearerAuth" = [])),
+    params(("orderId" = String, Path, description = "order_…")),
+    responses(
+        (status = 200, description = "The order", body = Envelope<OrderDetailData>,
+            headers(("Retry-After" = u32, description = "Seconds until the next poll; only while the order is not final"))),
+        (status = 400, description = "VALIDATION_ERROR: malformed order id", body = ErrorEnvelope),
+        (status = 401, description = "UNAUTHORIZED or TOKEN_EXPIRED", body = ErrorEnvelope),
+        (status = 404, description = "NOT_FOUND, also for another user's order", body = ErrorEnvelope),
+    )
+)]
+pub async fn detail(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(order_id): ApiPath<String>,
+) -> Result<Response, ApiError> {
+    let order_id: OrderId = parse_id("orderId", &order_id)?;
+    let giftify = state.giftify();
+    let order = giftify.order_of(&user.id, &order_id).await?;
+    let cards = giftify.order_cards(&order.id).await?;
+    let is_final = order.status.is_final();
+    let body = ok(OrderDetailData {
+        order_id: order.id.to_string(),
+        status: order.status.into(),
+        total_amount: order.total_amount.get(),
+        paid_amount: order.paid_amount.get(),
+        refund_amount: order.refund_amount.get(),
+        items: order
+            .items
+            .iter()
+            .map(|line| OrderLineView::new(line, is_final))
+            .collect(),
+        fulfillment_details: FulfillmentDetailsView {
+            attempted_at: order.fulfillment.attempted_at.map(timestamp),
+            fulfilled_at: order.fulfillment.fulfilled_at.map(timestamp),
+            partial_fulfillment: order.fulfillment.partial_fulfillment,
+            refund_processed: order.fulfillment.refund_processed,
+        },
+        gift_cards: cards.iter().map(GiftCardView::from).collect(),
+        created_at: timestamp(order.created_at),
+        updated_at: timestamp(order.updated_at),
+    });
+    let mut response = body.into_response();
+    if !is_final {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    Ok(response)
+}
+
+/// Cancel a PENDING order for a full refund. Send an `Idempotency-Key` to make retries safe.
+#[utoipa::path(
+    post, path = "/orders/{orderId}/cancel", tag = "orders",
+    security(("bearerAuth" = [])),
+    params(
+        ("orderId" = String, Path, description = "order_…"),
+        ("Idempotency-Key" = Option<String>, Header, description = "1–255 printable ASCII characters; scoped to the caller, kept 24 h"),
+    ),
+    responses(
+        (status = 200, description = "Cancelled and refunded", body = Envelope<CancelData>,
+            headers(("Idempotent-Replayed" = String, description = "`true` when this replays an earlier request with the same key"))),
+        (status = 400, description = "VALIDATION_ERROR: malformed order id or key", body = ErrorEnvelope),
+        (status = 401, description = "UNAUTHORIZED or TOKEN_EXPIRED", body = ErrorEnvelope),
+        (status = 404, description = "NOT_FOUND, also for another user's order", body = ErrorEnvelope),
+        (status = 409, description = "ORDER_NOT_CANCELLABLE (fulfillment has started) or IDEMPOTENCY_IN_PROGRESS", body = ErrorEnvelope),
+        (status = 422, description = "IDEMPOTENCY_KEY_REUSED", body = ErrorEnvelope),
+    )
+)]
+pub async fn cancel(
+    State(state): State<AppState>,
+    user: AuthUser,
+    headers: HeaderMap,
+    ApiPath(order_id): ApiPath<String>,
+) -> Result<Response, ApiError> {
+    let order_id: OrderId = parse_id("orderId", &order_id)?;
+    // The request is the order being cancelled: one key cannot cancel two orders.
+    let request = json!({ "orderId": order_id.as_str() });
+    let (giftify, user) = (state.giftify(), &user.id);
+    idempotent(
+        &state,
+        user,
+        &headers,
+        "orders.cancel",
+        &request,
+        |commit| async move {
+            let order = giftify.cancel_order(user, &order_id, commit).await?;
+            Ok(cancelled(&order).into_response())
+        },
+    )
+    .await
+}
+
+/// Reveal a card's full number and PIN. Every reveal is audited; the response must not be
+/// cached (`Cache-Control: no-store`).
+#[utoipa::path(
+    post, path = "/orders/{orderId}/gift-cards/{giftCardId}/reveal", tag = "orders",
+    security(("bearerAuth" = [])),
+    params(
+        ("orderId" = String, Path, description = "order_…"),
+        ("giftCardId" = String, Path, description = "gc_…"),
+    ),
+    responses(
+        (status = 200, description = "The card's secrets", body = Envelope<RevealData>,
+            headers(("Cache-Control" = String, description = "no-store"))),
+        (status = 400, description = "VALIDATION_ERROR: malformed id", body = ErrorEnvelope),
+        (status = 401, description = "UNAUTHORIZED or TOKEN_EXPIRED", body = ErrorEnvelope),
+        (status = 404, description = "NOT_FOUND, also for another user's card", body = ErrorEnvelope),
+    )
+)]
+pub async fn reveal(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath((order_id, card_id)): ApiPath<(String, String)>,
+) -> Result<Response, ApiError> {
+    let order_id: OrderId = parse_id("orderId", &order_id)?;
+    let card_id: GiftCardId = parse_id("giftCardId", &card_id)?;
+    let (card, secrets) = state
+        .giftify()
+        .reveal_card(&user.id, &order_id, &card_id)
+        .await?;
+    Ok(no_store(ok(RevealData {
+        gift_card_id: card.id.to_string(),
+        product_name: card.product_name.clone(),
+        variant_name: card.variant_name.clone(),
+        denomination: card.denomination,
+        gift_card_number: secrets.number.expose_secret().to_string(),
+        gift_card_pin: secrets.pin.expose_secret().to_string(),
+        expiry_date: date(card.expiry_date),
+    })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_body_without_items_checks_out_the_cart() {
+        assert!(matches!(
+            order_request(CreateOrderRequest::default()),
+            Ok(OrderRequest::Cart)
+        ));
+    }
+
+    #[test]
+    fn order_items_are_typed_with_field_level_errors() {
+        let variant = VariantId::generate();
+        let request = CreateOrderRequest {
+            items: Some(vec![OrderItemRequest {
+                variant_id: variant.to_string(),
+                quantity: 3,
+            }]),
+        };
+        match order_request(request) {
+            Ok(OrderRequest::Items(lines)) => {
+                assert_eq!(
+                    lines,
+                    vec![LineRequest {
+                        variant_id: variant.clone(),
+                        quantity: 3
+                    }]
+                );
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        for (variant_id, quantity, field) in [
+            ("nope", 1, "items[0].variantId"),
+            (variant.as_str(), -1, "items[0].quantity"),
+            (variant.as_str(), i64::MAX, "items[0].quantity"),
+        ] {
+            let request = CreateOrderRequest {
+                items: Some(vec![OrderItemRequest {
+                    variant_id: variant_id.into(),
+                    quantity,
+                }]),
+            };
+            let error = order_request(request).expect_err("invalid");
+            let body: serde_json::Value = serde_json::from_str(&error.render().body).expect("json");
+            assert_eq!(body["error"]["details"]["field"], field);
+        }
+    }
+}

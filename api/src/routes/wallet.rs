@@ -1,0 +1,229 @@
+//! `/wallet`: balance, top-ups (idempotent) and the transaction history.
+
+use crate::AppState;
+use crate::dto::{Pagination, TransactionTypeDto, page_request};
+use crate::error::{ApiError, ErrorEnvelope};
+use crate::extract::{ApiQuery, AuthUser, JsonBody};
+use crate::idempotency::idempotent;
+use crate::response::{Envelope, ok, timestamp};
+use axum::Router;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use giftify_shared::wallet::{TransactionType, WalletTransaction};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+/// The `/wallet` routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/wallet/balance", get(balance))
+        .route("/wallet/topup", post(top_up))
+        .route("/wallet/transactions", get(transactions))
+}
+
+/// Every transaction is recorded in the same atomic step as its balance change, so none is
+/// ever pending or failed.
+const COMPLETED: &str = "COMPLETED";
+
+/// The wallet balance.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BalanceData {
+    /// In paise.
+    #[schema(example = 150000)]
+    pub balance: i64,
+    /// With the rupee sign and Indian digit grouping.
+    #[schema(example = "₹1,500.00")]
+    pub balance_formatted: String,
+}
+
+/// A top-up request.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TopUpRequest {
+    /// In paise: 1 to 10000000 (₹1,00,000). The balance may not exceed ₹2,00,000.
+    #[schema(example = 50000, minimum = 1, maximum = 10000000)]
+    pub amount: i64,
+    /// Up to 200 characters; defaults to "Manual wallet top-up".
+    #[schema(example = "Manual wallet top-up")]
+    pub description: Option<String>,
+}
+
+/// A completed top-up.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TopUpData {
+    #[schema(example = "txn_01HXXXXXXXXXXXXXXXXXXXXXXX")]
+    pub transaction_id: String,
+    #[schema(example = 50000)]
+    pub amount: i64,
+    #[schema(example = 200000)]
+    pub new_balance: i64,
+    #[schema(example = "COMPLETED")]
+    pub status: String,
+}
+
+/// One wallet transaction.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TransactionView {
+    pub transaction_id: String,
+    #[serde(rename = "type")]
+    pub kind: TransactionTypeDto,
+    /// In paise; always positive, `type` gives the direction.
+    pub amount: i64,
+    pub balance_after: i64,
+    pub description: String,
+    /// The order a DEBIT or REFUND belongs to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<String>,
+    #[schema(example = "COMPLETED")]
+    pub status: String,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+}
+
+/// A page of the history.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TransactionsData {
+    pub transactions: Vec<TransactionView>,
+    pub pagination: Pagination,
+}
+
+/// `?page&limit&type`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TransactionsQuery {
+    /// 1-based page number (default 1).
+    #[param(value_type = Option<i64>, minimum = 1, example = 1)]
+    pub page: Option<String>,
+    /// Page size, 1–100 (default 20).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100, example = 20)]
+    pub limit: Option<String>,
+    /// Only transactions of this type.
+    #[serde(rename = "type")]
+    #[param(rename = "type", value_type = Option<TransactionTypeDto>)]
+    pub kind: Option<String>,
+}
+
+/// The response of a top-up, also rendered when an idempotent request replays.
+pub fn topped_up(transaction: &WalletTransaction) -> Envelope<TopUpData> {
+    ok(TopUpData {
+        transaction_id: transaction.id.to_string(),
+        amount: transaction.amount.get(),
+        new_balance: transaction.balance_after.get(),
+        status: COMPLETED.into(),
+    })
+}
+
+impl From<&WalletTransaction> for TransactionView {
+    fn from(transaction: &WalletTransaction) -> Self {
+        TransactionView {
+            transaction_id: transaction.id.to_string(),
+            kind: transaction.kind.into(),
+            amount: transaction.amount.get(),
+            balance_after: transaction.balance_after.get(),
+            description: transaction.description.clone(),
+            order_id: transaction.order_id.as_ref().map(ToString::to_string),
+            status: COMPLETED.into(),
+            created_at: timestamp(transaction.created_at),
+        }
+    }
+}
+
+/// The caller's wallet balance.
+#[utoipa::path(
+    get, path = "/wallet/balance", tag = "wallet",
+    security(("bearerAuth" = [])),
+    responses(
+        (status = 200, description = "The balance", body = Envelope<BalanceData>),
+        (status = 401, description = "UNAUTHORIZED or TOKEN_EXPIRED", body = ErrorEnvelope),
+    )
+)]
+pub async fn balance(
+    State(state): State<AppState>,
+    user: AuthUser,
+) -> Result<Envelope<BalanceData>, ApiError> {
+    let balance = state.giftify().balance(&user.id).await?;
+    Ok(ok(BalanceData {
+        balance: balance.get(),
+        balance_formatted: balance.formatted(),
+    }))
+}
+
+/// Top up the wallet.
+///
+/// Send an `Idempotency-Key` to make retries safe: the same key and body replay the first
+/// response (with `Idempotent-Replayed: true`) instead of crediting twice.
+#[utoipa::path(
+    post, path = "/wallet/topup", tag = "wallet",
+    security(("bearerAuth" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "1–255 printable ASCII characters; scoped to the caller, kept 24 h")),
+    request_body = TopUpRequest,
+    responses(
+        (status = 200, description = "Credited", body = Envelope<TopUpData>,
+            headers(("Idempotent-Replayed" = String, description = "`true` when this replays an earlier request with the same key"))),
+        (status = 400, description = "VALIDATION_ERROR: amount outside 1–10000000 paise, bad description or key", body = ErrorEnvelope),
+        (status = 401, description = "UNAUTHORIZED or TOKEN_EXPIRED", body = ErrorEnvelope),
+        (status = 409, description = "IDEMPOTENCY_IN_PROGRESS", body = ErrorEnvelope),
+        (status = 422, description = "WALLET_LIMIT_EXCEEDED or IDEMPOTENCY_KEY_REUSED", body = ErrorEnvelope),
+    )
+)]
+pub async fn top_up(
+    State(state): State<AppState>,
+    user: AuthUser,
+    headers: HeaderMap,
+    body: JsonBody,
+) -> Result<Response, ApiError> {
+    let request: TopUpRequest = body.parse()?;
+    let (giftify, user) = (state.giftify(), &user.id);
+    idempotent(
+        &state,
+        user,
+        &headers,
+        "wallet.topup",
+        body.value(),
+        |commit| async move {
+            let transaction = giftify
+                .top_up(user, request.amount, request.description, commit)
+                .await?;
+            Ok(topped_up(&transaction).into_response())
+        },
+    )
+    .await
+}
+
+/// The caller's transactions, newest first.
+#[utoipa::path(
+    get, path = "/wallet/transactions", tag = "wallet",
+    security(("bearerAuth" = [])),
+    params(TransactionsQuery),
+    responses(
+        (status = 200, description = "A page of transactions", body = Envelope<TransactionsData>),
+        (status = 400, description = "VALIDATION_ERROR: bad page, limit or type", body = ErrorEnvelope),
+        (status = 401, description = "UNAUTHORIZED or TOKEN_EXPIRED", body = ErrorEnvelope),
+    )
+)]
+pub async fn transactions(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiQuery(query): ApiQuery<TransactionsQuery>,
+) -> Result<Envelope<TransactionsData>, ApiError> {
+    let page = page_request(query.page.as_deref(), query.limit.as_deref(), 20)?;
+    let kind = query
+        .kind
+        .as_deref()
+        .map(|raw| {
+            TransactionType::parse(raw)
+                .ok_or_else(|| ApiError::validation("type", "must be one of CREDIT, DEBIT, REFUND"))
+        })
+        .transpose()?;
+    let found = state.giftify().transactions(&user.id, kind, page).await?;
+    Ok(ok(TransactionsData {
+        transactions: found.items.iter().map(TransactionView::from).collect(),
+        pagination: Pagination::from(&found),
+    }))
+}

@@ -1,0 +1,723 @@
+//! Users, refresh-token families, login throttling, idempotency keys and the health check.
+
+use super::{DynamoStore, TxError, check, put, retrying, update};
+use crate::aws::item::{Attrs, Item, b, epoch, item, n, s, sdk_error, ts};
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use chrono::{DateTime, Utc};
+use giftify_shared::idempotency::{
+    Claim, IdempotencyCommit, IdempotencyScope, IdempotentOutcome, LEASE, NewClaim, RETENTION,
+};
+use giftify_shared::ids::{OrderId, TransactionId, UserId};
+use giftify_shared::ports::{Health, IdempotencyKeys, LoginThrottle, Sessions, Users};
+use giftify_shared::user::{
+    Email, NewRefreshToken, NewUser, ProfileUpdate, Role, Rotation, ThrottlePolicy, User,
+    UserCredentials, UserStatus,
+};
+use giftify_shared::{Error, Paise, Result};
+
+/// A wallet as read before an optimistic write.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct WalletState {
+    pub balance: Paise,
+    /// Movements so far; each movement's record carries the sequence number it produced.
+    pub sequence: i64,
+}
+
+impl WalletState {
+    pub fn next(&self) -> i64 {
+        self.sequence + 1
+    }
+}
+
+/// The users table also holds one `EMAIL#<email>` item per account: DynamoDB indexes do not
+/// enforce uniqueness, a conditional put of this item does, and a consistent read of it finds
+/// the account at login without the eventually consistent email index.
+fn email_key(email: &Email) -> Item {
+    item([("userId", s(format!("EMAIL#{}", email.as_str())))])
+}
+
+fn user_key(id: &UserId) -> Item {
+    item([("userId", s(id.as_str()))])
+}
+
+pub(super) fn user_from(raw: &Item) -> Result<User> {
+    let a = Attrs::new(raw, "users");
+    Ok(User {
+        id: UserId::parse(a.s("userId")?)?,
+        email: Email::parse(a.s("email")?)?,
+        first_name: a.s("firstName")?.to_string(),
+        last_name: a.s("lastName")?.to_string(),
+        phone_number: a.opt_s("phoneNumber")?.map(str::to_string),
+        role: a.parsed("role", Role::parse)?,
+        status: a.parsed("status", UserStatus::parse)?,
+        wallet_balance: a.money("walletBalance")?,
+        is_email_verified: a.bool("isEmailVerified")?,
+        is_phone_verified: a.bool("isPhoneVerified")?,
+        created_at: a.ts("createdAt")?,
+        updated_at: a.ts("updatedAt")?,
+        last_login_at: a.opt_ts("lastLoginAt")?,
+    })
+}
+
+fn user_item(user: &NewUser) -> Item {
+    let mut raw = item([
+        ("userId", s(user.id.as_str())),
+        ("email", s(user.email.as_str())),
+        ("passwordHash", s(&user.password_hash)),
+        ("firstName", s(&user.first_name)),
+        ("lastName", s(&user.last_name)),
+        ("role", s(user.role.as_str())),
+        ("status", s(UserStatus::Active.as_str())),
+        ("walletBalance", n(0)),
+        ("isEmailVerified", b(false)),
+        ("isPhoneVerified", b(false)),
+        ("createdAt", ts(user.now)),
+        ("updatedAt", ts(user.now)),
+    ]);
+    if let Some(phone) = &user.phone_number {
+        raw.insert("phoneNumber".into(), s(phone));
+    }
+    raw
+}
+
+impl DynamoStore {
+    pub(super) async fn user_item(&self, id: &UserId) -> Result<Option<Item>> {
+        self.get(&self.tables.users, user_key(id)).await
+    }
+
+    /// The current balance, read consistently; `NotFound` for an unknown user.
+    pub(super) async fn current_balance(&self, id: &UserId) -> Result<Paise> {
+        Ok(self.wallet_state(id).await?.balance)
+    }
+
+    /// The balance and the wallet's sequence number (how many movements it has had).
+    pub(super) async fn wallet_state(&self, id: &UserId) -> Result<WalletState> {
+        let raw = self.user_item(id).await?.ok_or(Error::NotFound("user"))?;
+        let a = Attrs::new(&raw, "users");
+        Ok(WalletState {
+            balance: a.money("walletBalance")?,
+            sequence: a.opt_n("walletSequence")?.unwrap_or(0),
+        })
+    }
+
+    /// The transaction item that moves a wallet from `state` to `new` on the condition that no
+    /// other movement happened since `state` was read. The condition is on the sequence, not
+    /// the balance, so a balance that went away and came back (A→B→A) cannot slip through.
+    pub(super) fn balance_update(
+        &self,
+        id: &UserId,
+        state: &WalletState,
+        new: Paise,
+        now: DateTime<Utc>,
+    ) -> Result<aws_sdk_dynamodb::types::TransactWriteItem> {
+        let condition = if state.sequence == 0 {
+            "attribute_exists(#userId) AND attribute_not_exists(#walletSequence)"
+        } else {
+            "#walletSequence = :sequence"
+        };
+        let mut values = item([
+            (":new", n(new.get())),
+            (":next", n(state.sequence + 1)),
+            (":now", ts(now)),
+        ]);
+        if state.sequence != 0 {
+            values.insert(":sequence".into(), n(state.sequence));
+        }
+        update(
+            &self.tables.users,
+            user_key(id),
+            "SET #walletBalance = :new, #walletSequence = :next, #updatedAt = :now",
+            Some(condition),
+            values,
+        )
+    }
+
+    /// The transaction item that finishes an idempotency key, if there is one.
+    pub(super) fn idempotency_commit(
+        &self,
+        commit: &IdempotencyCommit,
+        now: DateTime<Utc>,
+    ) -> Result<aws_sdk_dynamodb::types::TransactWriteItem> {
+        update(
+            &self.tables.idempotency_keys,
+            scope_key(&commit.scope),
+            "SET #state = :done, #outcome = :outcome, #updatedAt = :now",
+            Some("#state = :in_progress AND #token = :token"),
+            item([
+                (":done", s("DONE")),
+                (":in_progress", s("IN_PROGRESS")),
+                (":token", s(&commit.token)),
+                (":outcome", outcome_value(&commit.outcome)),
+                (":now", ts(now)),
+            ]),
+        )
+    }
+}
+
+#[async_trait]
+impl Users for DynamoStore {
+    async fn create_user(&self, user: &NewUser) -> Result<User> {
+        let items = vec![
+            put(
+                &self.tables.users,
+                user_item(user),
+                Some("attribute_not_exists(userId)"),
+                Item::new(),
+            )?,
+            put(
+                &self.tables.users,
+                item([
+                    ("userId", s(format!("EMAIL#{}", user.email.as_str()))),
+                    ("ownerId", s(user.id.as_str())),
+                ]),
+                Some("attribute_not_exists(userId)"),
+                Item::new(),
+            )?,
+        ];
+        match self.transact(items).await {
+            Ok(()) => self
+                .user(&user.id)
+                .await?
+                .ok_or_else(|| Error::internal("user vanished after create")),
+            Err(e) if e.failed_at(1) => Err(Error::EmailAlreadyExists),
+            Err(e) => Err(e.into_error()),
+        }
+    }
+
+    async fn credentials_by_email(&self, email: &Email) -> Result<Option<UserCredentials>> {
+        let Some(guard) = self.get(&self.tables.users, email_key(email)).await? else {
+            return Ok(None);
+        };
+        let owner = UserId::parse(Attrs::new(&guard, "users").s("ownerId")?)?;
+        let Some(raw) = self.user_item(&owner).await? else {
+            return Ok(None);
+        };
+        Ok(Some(UserCredentials {
+            password_hash: Attrs::new(&raw, "users").s("passwordHash")?.to_string(),
+            user: user_from(&raw)?,
+        }))
+    }
+
+    async fn user(&self, id: &UserId) -> Result<Option<User>> {
+        self.user_item(id)
+            .await?
+            .as_ref()
+            .map(user_from)
+            .transpose()
+    }
+
+    async fn update_profile(
+        &self,
+        id: &UserId,
+        change: &ProfileUpdate,
+        now: DateTime<Utc>,
+    ) -> Result<User> {
+        let mut sets = vec!["#updatedAt = :now"];
+        let mut values = item([(":now", ts(now))]);
+        for (field, placeholder, value) in [
+            ("#firstName = :first", ":first", &change.first_name),
+            ("#lastName = :last", ":last", &change.last_name),
+            ("#phoneNumber = :phone", ":phone", &change.phone_number),
+        ] {
+            if let Some(value) = value {
+                sets.push(field);
+                values.insert(placeholder.into(), s(value));
+            }
+        }
+        let expression = format!("SET {}", sets.join(", "));
+        let condition = "attribute_exists(#userId)";
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.tables.users)
+            .set_key(Some(user_key(id)))
+            .update_expression(&expression)
+            .condition_expression(condition)
+            .set_expression_attribute_names(super::names_of(&[&expression, condition]))
+            .set_expression_attribute_values(Some(values))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(output) => user_from(&output.attributes.unwrap_or_default()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Err(Error::NotFound("user"))
+            }
+            Err(e) => Err(sdk_error(e)),
+        }
+    }
+
+    async fn record_login(&self, id: &UserId, now: DateTime<Utc>) -> Result<()> {
+        self.client
+            .update_item()
+            .table_name(&self.tables.users)
+            .set_key(Some(user_key(id)))
+            .update_expression("SET #lastLoginAt = :now")
+            .condition_expression("attribute_exists(#userId)")
+            .set_expression_attribute_names(super::names_of(&["#lastLoginAt #userId"]))
+            .expression_attribute_values(":now", ts(now))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(())
+    }
+
+    async fn ensure_admin(&self, admin: &NewUser) -> Result<User> {
+        let admin = &NewUser {
+            role: Role::Admin,
+            ..admin.clone()
+        };
+        match self.create_user(admin).await {
+            Err(Error::EmailAlreadyExists) => {}
+            other => return other,
+        }
+        let guard = self
+            .get(&self.tables.users, email_key(&admin.email))
+            .await?
+            .ok_or(Error::NotFound("user"))?;
+        let owner = UserId::parse(Attrs::new(&guard, "users").s("ownerId")?)?;
+        self.client
+            .update_item()
+            .table_name(&self.tables.users)
+            .set_key(Some(user_key(&owner)))
+            .update_expression("SET #role = :admin, #passwordHash = :hash, #updatedAt = :now")
+            .set_expression_attribute_names(super::names_of(&["#role #passwordHash #updatedAt"]))
+            .set_expression_attribute_values(Some(item([
+                (":admin", s(Role::Admin.as_str())),
+                (":hash", s(&admin.password_hash)),
+                (":now", ts(admin.now)),
+            ])))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        self.user(&owner).await?.ok_or(Error::NotFound("user"))
+    }
+}
+
+/// Refresh tokens live as `tokenHash` items; each family has one `FAMILY#<id>` item whose
+/// `revoked` flag every rotation checks inside its transaction, so revoking a family is one
+/// write that no in-flight rotation can slip past.
+fn family_key(family: &str) -> Item {
+    item([("tokenHash", s(format!("FAMILY#{family}")))])
+}
+
+fn token_key(hash: &str) -> Item {
+    item([("tokenHash", s(hash))])
+}
+
+fn token_item(token: &NewRefreshToken) -> Item {
+    item([
+        ("tokenHash", s(&token.token_hash)),
+        ("familyId", s(&token.family_id)),
+        ("userId", s(token.user_id.as_str())),
+        ("expiresAt", epoch(token.expires_at)),
+        ("createdAt", ts(token.now)),
+    ])
+}
+
+impl DynamoStore {
+    async fn revoke(&self, family: &str, now: DateTime<Utc>) -> Result<()> {
+        self.client
+            .update_item()
+            .table_name(&self.tables.refresh_tokens)
+            .set_key(Some(family_key(family)))
+            .update_expression("SET #revoked = :yes, #revokedAt = :now")
+            .set_expression_attribute_names(super::names_of(&["#revoked #revokedAt"]))
+            .set_expression_attribute_values(Some(item([(":yes", b(true)), (":now", ts(now))])))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Sessions for DynamoStore {
+    async fn start_session(&self, token: &NewRefreshToken) -> Result<()> {
+        let family = item([
+            ("tokenHash", s(format!("FAMILY#{}", token.family_id))),
+            ("userId", s(token.user_id.as_str())),
+            ("revoked", b(false)),
+            ("expiresAt", epoch(token.expires_at)),
+        ]);
+        let items = vec![
+            put(
+                &self.tables.refresh_tokens,
+                family,
+                Some("attribute_not_exists(tokenHash)"),
+                Item::new(),
+            )?,
+            put(
+                &self.tables.refresh_tokens,
+                token_item(token),
+                Some("attribute_not_exists(tokenHash)"),
+                Item::new(),
+            )?,
+        ];
+        self.transact(items).await.map_err(TxError::into_error)
+    }
+
+    async fn rotate(
+        &self,
+        presented_hash: &str,
+        replacement: &NewRefreshToken,
+    ) -> Result<Rotation> {
+        let now = replacement.now;
+        let Some(raw) = self
+            .get(&self.tables.refresh_tokens, token_key(presented_hash))
+            .await?
+        else {
+            return Ok(Rotation::Invalid);
+        };
+        let a = Attrs::new(&raw, "refresh-tokens");
+        let family = a.s("familyId")?.to_string();
+        if a.n("expiresAt")? <= now.timestamp() || family != replacement.family_id {
+            return Ok(Rotation::Invalid);
+        }
+        if a.opt_s("usedAt")?.is_some() {
+            self.revoke(&family, now).await?;
+            return Ok(Rotation::ReuseDetected);
+        }
+        let user_id = UserId::parse(a.s("userId")?)?;
+        let items = vec![
+            update(
+                &self.tables.refresh_tokens,
+                token_key(presented_hash),
+                "SET #usedAt = :now",
+                Some("attribute_not_exists(#usedAt)"),
+                item([(":now", ts(now))]),
+            )?,
+            check(
+                &self.tables.refresh_tokens,
+                family_key(&family),
+                "#revoked = :no",
+                item([(":no", b(false))]),
+            )?,
+            put(
+                &self.tables.refresh_tokens,
+                token_item(replacement),
+                Some("attribute_not_exists(tokenHash)"),
+                Item::new(),
+            )?,
+        ];
+        match self.transact(items).await {
+            Ok(()) => Ok(Rotation::Rotated { user_id }),
+            // Spent a moment ago by a concurrent refresh: the same token twice is reuse.
+            Err(e) if e.failed_at(0) => {
+                self.revoke(&family, now).await?;
+                Ok(Rotation::ReuseDetected)
+            }
+            Err(e) if e.failed_at(1) => Ok(Rotation::Invalid),
+            Err(e) => Err(e.into_error()),
+        }
+    }
+
+    async fn revoke_family(&self, presented_hash: &str) -> Result<()> {
+        if let Some(raw) = self
+            .get(&self.tables.refresh_tokens, token_key(presented_hash))
+            .await?
+        {
+            let family = Attrs::new(&raw, "refresh-tokens")
+                .s("familyId")?
+                .to_string();
+            self.revoke(&family, Utc::now()).await?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl LoginThrottle for DynamoStore {
+    async fn locked_until(
+        &self,
+        account: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>> {
+        let Some(raw) = self
+            .get(&self.tables.login_throttle, item([("account", s(account))]))
+            .await?
+        else {
+            return Ok(None);
+        };
+        let until = Attrs::new(&raw, "login-throttle").opt_ts("lockedUntil")?;
+        Ok(until.filter(|until| *until > now))
+    }
+
+    async fn record_failure(
+        &self,
+        account: &str,
+        policy: &ThrottlePolicy,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>> {
+        retrying(|| async {
+            let key = item([("account", s(account))]);
+            let current = self.get(&self.tables.login_throttle, key.clone()).await?;
+            let (failures, window_start, version) = match &current {
+                Some(raw) => {
+                    let a = Attrs::new(raw, "login-throttle");
+                    (a.n("failures")?, a.ts("windowStart")?, a.n("version")?)
+                }
+                None => (0, now, 0),
+            };
+            let (failures, window_start) = if now - window_start > policy.window {
+                (1, now)
+            } else {
+                (failures + 1, window_start)
+            };
+            let locks = failures >= i64::from(policy.max_failures);
+            let locked_until = locks.then(|| now + policy.lockout);
+            let mut record = item([
+                ("account", s(account)),
+                ("failures", n(if locks { 0 } else { failures })),
+                ("windowStart", ts(window_start)),
+                ("version", n(version + 1)),
+                ("expiresAt", epoch(now + policy.window + policy.lockout)),
+            ]);
+            if let Some(until) = locked_until {
+                record.insert("lockedUntil".into(), ts(until));
+            }
+            let condition = if current.is_some() {
+                "#version = :version"
+            } else {
+                "attribute_not_exists(#account)"
+            };
+            let result = self
+                .client
+                .put_item()
+                .table_name(&self.tables.login_throttle)
+                .set_item(Some(record))
+                .condition_expression(condition)
+                .set_expression_attribute_names(super::names_of(&[condition]))
+                .set_expression_attribute_values(
+                    current.is_some().then(|| item([(":version", n(version))])),
+                )
+                .send()
+                .await;
+            match result {
+                Ok(_) => Ok(locked_until),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+                {
+                    Err(Error::Conflict("concurrent login failure"))
+                }
+                Err(e) => Err(sdk_error(e)),
+            }
+        })
+        .await
+    }
+
+    async fn reset(&self, account: &str) -> Result<()> {
+        self.client
+            .delete_item()
+            .table_name(&self.tables.login_throttle)
+            .set_key(Some(item([("account", s(account))])))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(())
+    }
+}
+
+fn scope_key(scope: &IdempotencyScope) -> Item {
+    item([(
+        "scopeKey",
+        s(format!("{}#{}", scope.user_id, scope.key.as_str())),
+    )])
+}
+
+fn outcome_value(outcome: &IdempotentOutcome) -> AttributeValue {
+    let map = match outcome {
+        IdempotentOutcome::ToppedUp(id) => item([("kind", s("TOPPED_UP")), ("id", s(id.as_str()))]),
+        IdempotentOutcome::OrderPlaced(id) => {
+            item([("kind", s("ORDER_PLACED")), ("id", s(id.as_str()))])
+        }
+        IdempotentOutcome::OrderCancelled(id) => {
+            item([("kind", s("ORDER_CANCELLED")), ("id", s(id.as_str()))])
+        }
+        IdempotentOutcome::Response { status, body } => item([
+            ("kind", s("RESPONSE")),
+            ("status", n(i64::from(*status))),
+            ("body", s(body)),
+        ]),
+    };
+    AttributeValue::M(map)
+}
+
+fn outcome_from(raw: &Item) -> Result<IdempotentOutcome> {
+    let a = Attrs::new(raw, "idempotency-keys");
+    Ok(match a.s("kind")? {
+        "TOPPED_UP" => IdempotentOutcome::ToppedUp(TransactionId::parse(a.s("id")?)?),
+        "ORDER_PLACED" => IdempotentOutcome::OrderPlaced(OrderId::parse(a.s("id")?)?),
+        "ORDER_CANCELLED" => IdempotentOutcome::OrderCancelled(OrderId::parse(a.s("id")?)?),
+        "RESPONSE" => IdempotentOutcome::Response {
+            status: u16::try_from(a.n("status")?)
+                .map_err(|_| Error::internal("corrupt idempotency status"))?,
+            body: a.s("body")?.to_string(),
+        },
+        other => {
+            return Err(Error::internal(format!(
+                "unknown idempotency outcome {other}"
+            )));
+        }
+    })
+}
+
+#[async_trait]
+impl IdempotencyKeys for DynamoStore {
+    async fn claim(&self, claim: &NewClaim) -> Result<Claim> {
+        let key = scope_key(&claim.scope);
+        let now = claim.now;
+        let fresh = |record: Item| async move {
+            self.client
+                .put_item()
+                .table_name(&self.tables.idempotency_keys)
+                .set_item(Some(record))
+                .condition_expression("attribute_not_exists(#scopeKey) OR #expiresAt < :now")
+                .set_expression_attribute_names(super::names_of(&["#scopeKey #expiresAt"]))
+                .expression_attribute_values(":now", n(now.timestamp()))
+                .send()
+                .await
+        };
+        for _ in 0..3 {
+            let existing = self.get(&self.tables.idempotency_keys, key.clone()).await?;
+            let live = existing.filter(|raw| {
+                Attrs::new(raw, "idempotency-keys")
+                    .n("expiresAt")
+                    .is_ok_and(|at| at >= now.timestamp())
+            });
+            let Some(raw) = live else {
+                let mut record = key.clone();
+                record.extend(item([
+                    ("fingerprint", s(&claim.fingerprint)),
+                    ("state", s("IN_PROGRESS")),
+                    ("token", s(&claim.token)),
+                    ("leaseUntil", ts(now + LEASE)),
+                    ("createdAt", ts(now)),
+                    ("expiresAt", epoch(now + RETENTION)),
+                ]));
+                match fresh(record).await {
+                    Ok(_) => return Ok(Claim::Acquired(claim.token.clone())),
+                    Err(e)
+                        if e.as_service_error()
+                            .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+                    {
+                        continue;
+                    }
+                    Err(e) => return Err(sdk_error(e)),
+                }
+            };
+            let a = Attrs::new(&raw, "idempotency-keys");
+            if a.s("fingerprint")? != claim.fingerprint {
+                return Ok(Claim::KeyReused);
+            }
+            if a.s("state")? == "DONE" {
+                let outcome = a
+                    .map("outcome")?
+                    .ok_or_else(|| Error::internal("finished key without outcome"))?;
+                return Ok(Claim::Replay(outcome_from(outcome)?));
+            }
+            if a.ts("leaseUntil")? > now {
+                return Ok(Claim::InProgress);
+            }
+            // The holder's lease ran out (it crashed): take the key over. Its commit is
+            // conditional on its token, so it can no longer finish.
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.tables.idempotency_keys)
+                .set_key(Some(key.clone()))
+                .update_expression("SET #token = :token, #leaseUntil = :lease")
+                .condition_expression("#token = :old AND #state = :in_progress")
+                .set_expression_attribute_names(super::names_of(&["#token #leaseUntil #state"]))
+                .set_expression_attribute_values(Some(item([
+                    (":token", s(&claim.token)),
+                    (":lease", ts(now + LEASE)),
+                    (":old", s(a.s("token")?)),
+                    (":in_progress", s("IN_PROGRESS")),
+                ])))
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(Claim::Acquired(claim.token.clone())),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+                {
+                    continue;
+                }
+                Err(e) => return Err(sdk_error(e)),
+            }
+        }
+        Ok(Claim::InProgress)
+    }
+
+    async fn record_response(
+        &self,
+        scope: &IdempotencyScope,
+        token: &str,
+        status: u16,
+        body: &str,
+    ) -> Result<()> {
+        let commit = IdempotencyCommit {
+            scope: scope.clone(),
+            token: token.to_string(),
+            outcome: IdempotentOutcome::Response {
+                status,
+                body: body.to_string(),
+            },
+        };
+        match self
+            .transact(vec![self.idempotency_commit(&commit, Utc::now())?])
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) if e.failed_at(0) => Err(Error::IdempotencyInProgress),
+            Err(e) => Err(e.into_error()),
+        }
+    }
+
+    async fn release(&self, scope: &IdempotencyScope, token: &str) -> Result<()> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.tables.idempotency_keys)
+            .set_key(Some(scope_key(scope)))
+            .condition_expression("#token = :token AND #state = :in_progress")
+            .set_expression_attribute_names(super::names_of(&["#token #state"]))
+            .set_expression_attribute_values(Some(item([
+                (":token", s(token)),
+                (":in_progress", s("IN_PROGRESS")),
+            ])))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Someone else holds or finished it: nothing of ours to release.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(sdk_error(e)),
+        }
+    }
+}
+
+#[async_trait]
+impl Health for DynamoStore {
+    async fn check(&self) -> Result<()> {
+        self.client
+            .describe_table()
+            .table_name(&self.tables.users)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(())
+    }
+}

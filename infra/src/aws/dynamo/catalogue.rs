@@ -1,0 +1,636 @@
+//! Products, variants and carts.
+
+use super::{DynamoStore, all_pages, check, put, retrying};
+use crate::aws::item::{Attrs, Item, b, item, money, n, s, sdk_error, ts};
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnValue};
+use chrono::{DateTime, Utc};
+use giftify_shared::cart::{Cart, CartLine, MAX_CART_LINES};
+use giftify_shared::catalogue::{
+    CatalogueEntry, Product, ProductWithVariants, Variant, VariantUpdate, check_stock,
+};
+use giftify_shared::ids::{OrderId, ProductId, UserId, VariantId};
+use giftify_shared::ports::{Carts, Catalogue};
+use giftify_shared::{Error, Paise, Result};
+use std::collections::HashMap;
+
+/// The marker item whose conditional put makes catalogue seeding happen once.
+const SEEDED_MARKER: &str = "CATALOGUE#seeded";
+
+fn product_item(p: &Product) -> Item {
+    let mut raw = item([
+        ("productId", s(p.id.as_str())),
+        ("name", s(&p.name)),
+        ("description", s(&p.description)),
+        ("brand", s(&p.brand)),
+        ("category", s(&p.category)),
+        ("imageUrl", s(&p.image_url)),
+        ("thumbnailUrl", s(&p.thumbnail_url)),
+        ("isActive", b(p.is_active)),
+        ("termsAndConditions", s(&p.terms_and_conditions)),
+        ("howToRedeem", s(&p.how_to_redeem)),
+        ("validityDays", n(i64::from(p.validity_days))),
+        ("createdAt", ts(p.created_at)),
+        ("updatedAt", ts(p.updated_at)),
+    ]);
+    if p.is_active {
+        raw.insert("activeKey".into(), s("true"));
+    }
+    raw
+}
+
+fn product_from(raw: &Item) -> Result<Product> {
+    let a = Attrs::new(raw, "products");
+    Ok(Product {
+        id: ProductId::parse(a.s("productId")?)?,
+        name: a.s("name")?.to_string(),
+        description: a.s("description")?.to_string(),
+        brand: a.s("brand")?.to_string(),
+        category: a.s("category")?.to_string(),
+        image_url: a.s("imageUrl")?.to_string(),
+        thumbnail_url: a.s("thumbnailUrl")?.to_string(),
+        is_active: a.bool("isActive")?,
+        terms_and_conditions: a.s("termsAndConditions")?.to_string(),
+        how_to_redeem: a.s("howToRedeem")?.to_string(),
+        validity_days: a.u32("validityDays")?,
+        created_at: a.ts("createdAt")?,
+        updated_at: a.ts("updatedAt")?,
+    })
+}
+
+fn active_denomination(v: &Variant) -> AttributeValue {
+    s(format!("{:010}", v.denomination))
+}
+
+fn variant_item(v: &Variant) -> Item {
+    let mut raw = item([
+        ("productId", s(v.product_id.as_str())),
+        ("variantId", s(v.id.as_str())),
+        ("name", s(&v.name)),
+        ("denomination", n(v.denomination)),
+        ("mrp", money(v.mrp)),
+        ("costPrice", money(v.cost_price)),
+        ("discountPercent", n(v.discount_percent)),
+        ("sellingPrice", money(v.selling_price)),
+        ("stockQuantity", n(v.stock_quantity)),
+        ("minOrderQuantity", n(i64::from(v.min_order_quantity))),
+        ("maxOrderQuantity", n(i64::from(v.max_order_quantity))),
+        ("isActive", b(v.is_active)),
+        ("createdAt", ts(v.created_at)),
+        ("updatedAt", ts(v.updated_at)),
+    ]);
+    if v.is_active {
+        raw.insert("activeDenomination".into(), active_denomination(v));
+    }
+    raw
+}
+
+fn variant_from(raw: &Item) -> Result<Variant> {
+    let a = Attrs::new(raw, "product-variants");
+    Ok(Variant {
+        id: VariantId::parse(a.s("variantId")?)?,
+        product_id: ProductId::parse(a.s("productId")?)?,
+        name: a.s("name")?.to_string(),
+        denomination: a.n("denomination")?,
+        mrp: a.money("mrp")?,
+        cost_price: a.money("costPrice")?,
+        discount_percent: a.n("discountPercent")?,
+        selling_price: a.money("sellingPrice")?,
+        stock_quantity: a.n("stockQuantity")?,
+        min_order_quantity: a.u32("minOrderQuantity")?,
+        max_order_quantity: a.u32("maxOrderQuantity")?,
+        is_active: a.bool("isActive")?,
+        created_at: a.ts("createdAt")?,
+        updated_at: a.ts("updatedAt")?,
+    })
+}
+
+pub(super) fn variant_key(product: &ProductId, variant: &VariantId) -> Item {
+    item([
+        ("productId", s(product.as_str())),
+        ("variantId", s(variant.as_str())),
+    ])
+}
+
+impl DynamoStore {
+    /// The product of each variant: from the process cache, else from the variant index (an
+    /// eventually consistent read is fine for a mapping that never changes once written).
+    async fn products_of(&self, ids: &[VariantId]) -> Result<Vec<(VariantId, ProductId)>> {
+        let mut found = Vec::new();
+        for id in ids {
+            let cached = self
+                .variant_products
+                .read()
+                .map_err(|_| Error::internal("cache poisoned"))?
+                .get(id.as_str())
+                .cloned();
+            let product = match cached {
+                Some(product) => Some(product),
+                None => {
+                    let output = self
+                        .client
+                        .query()
+                        .table_name(&self.tables.product_variants)
+                        .index_name("variantId-index")
+                        .key_condition_expression("#variantId = :v")
+                        .set_expression_attribute_names(super::names_of(&["#variantId"]))
+                        .expression_attribute_values(":v", s(id.as_str()))
+                        .send()
+                        .await
+                        .map_err(sdk_error)?;
+                    let product = output
+                        .items
+                        .unwrap_or_default()
+                        .first()
+                        .map(|raw| {
+                            Attrs::new(raw, "product-variants")
+                                .s("productId")
+                                .map(str::to_string)
+                        })
+                        .transpose()?;
+                    if let Some(product) = &product {
+                        self.variant_products
+                            .write()
+                            .map_err(|_| Error::internal("cache poisoned"))?
+                            .insert(id.to_string(), product.clone());
+                    }
+                    product
+                }
+            };
+            if let Some(product) = product {
+                found.push((id.clone(), ProductId::parse(&product)?));
+            }
+        }
+        Ok(found)
+    }
+
+    /// Consistent batch read of items by key from one table, following unprocessed keys.
+    pub(super) async fn batch_get(&self, table: &str, keys: Vec<Item>) -> Result<Vec<Item>> {
+        let mut items = Vec::new();
+        for chunk in keys.chunks(100) {
+            let mut pending = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(chunk.to_vec()))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| Error::Internal(e.into()))?,
+            );
+            for _ in 0..10 {
+                let Some(request) = pending.take() else { break };
+                let output = self
+                    .client
+                    .batch_get_item()
+                    .request_items(table, request)
+                    .send()
+                    .await
+                    .map_err(sdk_error)?;
+                items.extend(
+                    output
+                        .responses
+                        .unwrap_or_default()
+                        .remove(table)
+                        .unwrap_or_default(),
+                );
+                pending = output
+                    .unprocessed_keys
+                    .unwrap_or_default()
+                    .remove(table)
+                    .filter(|k| !k.keys.is_empty());
+                if pending.is_some() {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+            }
+            if pending.is_some() {
+                return Err(Error::Unavailable(anyhow::anyhow!(
+                    "batch read left keys unprocessed"
+                )));
+            }
+        }
+        Ok(items)
+    }
+
+    async fn products_by_id(
+        &self,
+        ids: impl Iterator<Item = &ProductId>,
+    ) -> Result<HashMap<String, Product>> {
+        let unique: std::collections::BTreeSet<&str> = ids.map(ProductId::as_str).collect();
+        let keys = unique
+            .into_iter()
+            .map(|id| item([("productId", s(id))]))
+            .collect();
+        let raw = self.batch_get(&self.tables.products, keys).await?;
+        raw.iter()
+            .map(product_from)
+            .map(|p| p.map(|p| (p.id.to_string(), p)))
+            .collect()
+    }
+}
+
+#[async_trait]
+impl Catalogue for DynamoStore {
+    async fn active_catalogue(&self) -> Result<Vec<ProductWithVariants>> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.tables.products)
+            .index_name("active-name-index")
+            .key_condition_expression("#activeKey = :yes")
+            .set_expression_attribute_names(super::names_of(&["#activeKey"]))
+            .expression_attribute_values(":yes", s("true"));
+        let products = all_pages!(query.clone());
+        let mut catalogue = Vec::new();
+        for raw in &products {
+            let product = product_from(raw)?;
+            let query = self
+                .client
+                .query()
+                .table_name(&self.tables.product_variants)
+                .key_condition_expression("#productId = :p")
+                .set_expression_attribute_names(super::names_of(&["#productId"]))
+                .expression_attribute_values(":p", s(product.id.as_str()))
+                .consistent_read(true);
+            let mut variants = all_pages!(query.clone())
+                .iter()
+                .map(variant_from)
+                .filter(|v| v.as_ref().map_or(true, |v| v.is_active))
+                .collect::<Result<Vec<_>>>()?;
+            variants.sort_by_key(|v| v.denomination);
+            catalogue.push(ProductWithVariants { product, variants });
+        }
+        Ok(catalogue)
+    }
+
+    async fn entries(&self, ids: &[VariantId]) -> Result<Vec<CatalogueEntry>> {
+        let pairs = self.products_of(ids).await?;
+        if pairs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys = pairs.iter().map(|(v, p)| variant_key(p, v)).collect();
+        let variants = self
+            .batch_get(&self.tables.product_variants, keys)
+            .await?
+            .iter()
+            .map(variant_from)
+            .collect::<Result<Vec<_>>>()?;
+        let products = self
+            .products_by_id(variants.iter().map(|v| &v.product_id))
+            .await?;
+        variants
+            .into_iter()
+            .map(|variant| {
+                let product = products
+                    .get(variant.product_id.as_str())
+                    .cloned()
+                    .ok_or_else(|| Error::internal("variant without its product"))?;
+                Ok(CatalogueEntry { product, variant })
+            })
+            .collect()
+    }
+
+    async fn inventory(&self) -> Result<Vec<CatalogueEntry>> {
+        // Admin only: a scan of two small tables.
+        let scan = self
+            .client
+            .scan()
+            .table_name(&self.tables.products)
+            .consistent_read(true);
+        let products: HashMap<String, Product> = all_pages!(scan.clone())
+            .iter()
+            .filter(|raw| {
+                raw.get("productId")
+                    .is_some_and(|id| id.as_s().is_ok_and(|id| id.starts_with(ProductId::PREFIX)))
+            })
+            .map(|raw| product_from(raw).map(|p| (p.id.to_string(), p)))
+            .collect::<Result<_>>()?;
+        let scan = self
+            .client
+            .scan()
+            .table_name(&self.tables.product_variants)
+            .consistent_read(true);
+        let mut entries = all_pages!(scan.clone())
+            .iter()
+            .map(|raw| {
+                let variant = variant_from(raw)?;
+                let product = products
+                    .get(variant.product_id.as_str())
+                    .cloned()
+                    .ok_or_else(|| Error::internal("orphan variant"))?;
+                Ok(CatalogueEntry { product, variant })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        entries.sort_by(|a, b| {
+            (&a.product.name, a.variant.denomination)
+                .cmp(&(&b.product.name, b.variant.denomination))
+        });
+        Ok(entries)
+    }
+
+    async fn add_product(&self, product: &Product) -> Result<()> {
+        self.transact(vec![put(
+            &self.tables.products,
+            product_item(product),
+            Some("attribute_not_exists(productId)"),
+            Item::new(),
+        )?])
+        .await
+        .map_err(super::TxError::into_error)
+    }
+
+    async fn add_variant(&self, variant: &Variant) -> Result<()> {
+        let items = vec![
+            check(
+                &self.tables.products,
+                item([("productId", s(variant.product_id.as_str()))]),
+                "attribute_exists(#productId)",
+                Item::new(),
+            )?,
+            put(
+                &self.tables.product_variants,
+                variant_item(variant),
+                Some("attribute_not_exists(variantId)"),
+                Item::new(),
+            )?,
+        ];
+        match self.transact(items).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.failed_at(0) => Err(Error::NotFound("product")),
+            Err(e) => Err(e.into_error()),
+        }
+    }
+
+    async fn update_variant(
+        &self,
+        id: &VariantId,
+        change: &VariantUpdate,
+        now: DateTime<Utc>,
+    ) -> Result<CatalogueEntry> {
+        retrying(|| async {
+            let entry = self
+                .entries(std::slice::from_ref(id))
+                .await?
+                .into_iter()
+                .next()
+                .ok_or(Error::NotFound("variant"))?;
+            let current = &entry.variant;
+            let pricing = change.pricing_after(current)?;
+            let stock = match (change.stock_quantity, change.stock_adjustment) {
+                (Some(set), _) => check_stock("stockQuantity", set)?,
+                (None, Some(delta)) => {
+                    let after = current
+                        .stock_quantity
+                        .checked_add(delta)
+                        .ok_or_else(|| Error::validation("stockAdjustment", "overflows"))?;
+                    check_stock("stockAdjustment", after).map_err(|_| {
+                        Error::validation("stockAdjustment", "stock would leave 0..=100000000")
+                    })?
+                }
+                (None, None) => current.stock_quantity,
+            };
+            let mut updated = current.clone();
+            updated.mrp = pricing.mrp;
+            updated.cost_price = pricing.cost_price;
+            updated.discount_percent = pricing.discount_percent;
+            updated.selling_price = pricing.selling_price;
+            updated.stock_quantity = stock;
+            updated.is_active = change.is_active.unwrap_or(current.is_active);
+            updated.updated_at = now;
+            // Written whole on the condition that stock and prices are what was read, so a
+            // concurrent sale between the read and the write is never overwritten.
+            let result = self
+                .client
+                .put_item()
+                .table_name(&self.tables.product_variants)
+                .set_item(Some(variant_item(&updated)))
+                .condition_expression("#stockQuantity = :stock AND #updatedAt = :updated")
+                .set_expression_attribute_names(super::names_of(&["#stockQuantity #updatedAt"]))
+                .set_expression_attribute_values(Some(item([
+                    (":stock", n(current.stock_quantity)),
+                    (":updated", ts(current.updated_at)),
+                ])))
+                .return_values(ReturnValue::None)
+                .send()
+                .await;
+            match result {
+                Ok(_) => Ok(CatalogueEntry {
+                    product: entry.product.clone(),
+                    variant: updated,
+                }),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+                {
+                    Err(Error::Conflict("variant changed during the update"))
+                }
+                Err(e) => Err(sdk_error(e)),
+            }
+        })
+        .await
+    }
+
+    async fn seed_if_empty(&self, catalogue: &[ProductWithVariants]) -> Result<bool> {
+        let marker = item([("productId", s(SEEDED_MARKER))]);
+        let mut items = vec![put(
+            &self.tables.products,
+            marker,
+            Some("attribute_not_exists(productId)"),
+            Item::new(),
+        )?];
+        for entry in catalogue {
+            items.push(put(
+                &self.tables.products,
+                product_item(&entry.product),
+                None,
+                Item::new(),
+            )?);
+            for variant in &entry.variants {
+                items.push(put(
+                    &self.tables.product_variants,
+                    variant_item(variant),
+                    None,
+                    Item::new(),
+                )?);
+            }
+        }
+        if items.len() > 100 {
+            return Err(Error::internal(
+                "the seed catalogue exceeds one transaction",
+            ));
+        }
+        match self.transact(items).await {
+            Ok(()) => Ok(true),
+            Err(e) if e.failed_at(0) => Ok(false),
+            Err(e) => Err(e.into_error()),
+        }
+    }
+}
+
+fn cart_key(user: &UserId) -> Item {
+    item([("userId", s(user.as_str()))])
+}
+
+fn line_value(line: &CartLine) -> AttributeValue {
+    AttributeValue::M(item([
+        ("variantId", s(line.variant_id.as_str())),
+        ("productId", s(line.product_id.as_str())),
+        ("productName", s(&line.product_name)),
+        ("variantName", s(&line.variant_name)),
+        ("quantity", n(i64::from(line.quantity))),
+        ("unitPrice", money(line.unit_price)),
+    ]))
+}
+
+fn line_from(value: &AttributeValue) -> Result<CartLine> {
+    let raw = value
+        .as_m()
+        .map_err(|_| Error::internal("corrupt cart line"))?;
+    let a = Attrs::new(raw, "cart");
+    Ok(CartLine {
+        variant_id: VariantId::parse(a.s("variantId")?)?,
+        product_id: ProductId::parse(a.s("productId")?)?,
+        product_name: a.s("productName")?.to_string(),
+        variant_name: a.s("variantName")?.to_string(),
+        quantity: a.u32("quantity")?,
+        unit_price: a.money("unitPrice")?,
+    })
+}
+
+pub(super) fn cart_from(raw: &Item) -> Result<Cart> {
+    let a = Attrs::new(raw, "cart");
+    Ok(Cart {
+        lines: a
+            .list("items")?
+            .iter()
+            .map(line_from)
+            .collect::<Result<_>>()?,
+        locked_by: a.opt_s("lockedBy")?.map(OrderId::parse).transpose()?,
+        version: u64::try_from(a.n("version")?)
+            .map_err(|_| Error::internal("corrupt cart version"))?,
+    })
+}
+
+impl DynamoStore {
+    pub(super) async fn cart_item(&self, user: &UserId) -> Result<Cart> {
+        match self.get(&self.tables.cart, cart_key(user)).await? {
+            Some(raw) => cart_from(&raw),
+            None => Ok(Cart::default()),
+        }
+    }
+
+    /// Rewrites a cart with `edit`, on the condition that it is unlocked and unchanged since
+    /// it was read; retries when another edit got there first.
+    async fn edit_cart(
+        &self,
+        user: &UserId,
+        now: DateTime<Utc>,
+        edit: impl Fn(&mut Cart) -> Result<()> + Send + Sync,
+    ) -> Result<Cart> {
+        retrying(|| async {
+            let mut cart = self.cart_item(user).await?;
+            if cart.locked_by.is_some() {
+                return Err(Error::CartLocked);
+            }
+            let version = cart.version;
+            let before = cart.lines.clone();
+            edit(&mut cart)?;
+            if cart.lines == before {
+                return Ok(cart);
+            }
+            cart.version = version + 1;
+            let record = item([
+                ("userId", s(user.as_str())),
+                ("items", AttributeValue::L(cart.lines.iter().map(line_value).collect())),
+                ("version", n(cart.version as i64)),
+                ("totalAmount", money(cart.total_amount()?)),
+                ("totalItems", n(cart.total_items() as i64)),
+                ("updatedAt", ts(now)),
+            ]);
+            let condition = "(attribute_not_exists(#userId) OR #version = :version) AND attribute_not_exists(#lockedBy)";
+            let result = self
+                .client
+                .put_item()
+                .table_name(&self.tables.cart)
+                .set_item(Some(record))
+                .condition_expression(condition)
+                .set_expression_attribute_names(super::names_of(&[condition]))
+                .expression_attribute_values(":version", n(version as i64))
+                .send()
+                .await;
+            match result {
+                Ok(_) => Ok(cart),
+                Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+                    Err(Error::Conflict("cart changed during the edit"))
+                }
+                Err(e) => Err(sdk_error(e)),
+            }
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl Carts for DynamoStore {
+    async fn cart(&self, user: &UserId) -> Result<Cart> {
+        self.cart_item(user).await
+    }
+
+    async fn put_line(&self, user: &UserId, line: &CartLine, now: DateTime<Utc>) -> Result<Cart> {
+        self.edit_cart(user, now, |cart| {
+            if let Some(existing) = cart
+                .lines
+                .iter_mut()
+                .find(|l| l.variant_id == line.variant_id)
+            {
+                *existing = line.clone();
+            } else if cart.lines.len() >= MAX_CART_LINES {
+                return Err(Error::validation(
+                    "variantId",
+                    format!("a cart holds at most {MAX_CART_LINES} variants"),
+                ));
+            } else {
+                cart.lines.push(line.clone());
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn remove_line(
+        &self,
+        user: &UserId,
+        variant: &VariantId,
+        now: DateTime<Utc>,
+    ) -> Result<Cart> {
+        self.edit_cart(user, now, |cart| {
+            cart.lines.retain(|l| l.variant_id != *variant);
+            Ok(())
+        })
+        .await
+    }
+
+    async fn clear_cart(&self, user: &UserId, now: DateTime<Utc>) -> Result<()> {
+        self.edit_cart(user, now, |cart| {
+            cart.lines.clear();
+            Ok(())
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn reprice(
+        &self,
+        user: &UserId,
+        prices: &[(VariantId, Paise)],
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        self.edit_cart(user, now, |cart| {
+            for line in &mut cart.lines {
+                if let Some((_, price)) = prices.iter().find(|(v, _)| *v == line.variant_id) {
+                    line.unit_price = *price;
+                }
+            }
+            Ok(())
+        })
+        .await
+        .map(|_| ())
+    }
+}

@@ -1,0 +1,810 @@
+//! Orders (placement, fulfillment, cancel) and gift cards.
+
+use super::catalogue::variant_key;
+use super::wallet::Movement;
+use super::{DynamoStore, TxError, all_pages, list, put, retrying, update};
+use crate::aws::item::{Attrs, Item, b, item, money, n, s, sdk_error, ts};
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use chrono::{DateTime, NaiveDate, Utc};
+use giftify_shared::ids::{GiftCardId, OrderId, ProductId, UserId, VariantId};
+use giftify_shared::order::{
+    Analytics, Cancellation, Fulfillment, FulfillmentDetails, Order, OrderLine, OrderPlacement,
+    OrderSource, OrderStatus, ProductSales,
+};
+use giftify_shared::ports::{GiftCards, Orders};
+use giftify_shared::vault::{GiftCard, GiftCardStatus, RevealAudit, SealedCard};
+use giftify_shared::wallet::{Page, PageRequest, TransactionType};
+use giftify_shared::{Error, Paise, Result};
+use std::collections::HashMap;
+
+fn order_key(id: &OrderId) -> Item {
+    item([("orderId", s(id.as_str()))])
+}
+
+fn line_value(line: &OrderLine) -> AttributeValue {
+    AttributeValue::M(item([
+        ("variantId", s(line.variant_id.as_str())),
+        ("productId", s(line.product_id.as_str())),
+        ("productName", s(&line.product_name)),
+        ("variantName", s(&line.variant_name)),
+        ("denomination", n(line.denomination)),
+        ("unitPrice", money(line.unit_price)),
+        ("costPrice", money(line.cost_price)),
+        ("requestedQuantity", n(i64::from(line.requested_quantity))),
+        ("fulfilledQuantity", n(i64::from(line.fulfilled_quantity))),
+        ("totalPrice", money(line.total_price())),
+        ("fulfilledPrice", money(line.fulfilled_price())),
+        ("refundedPrice", money(line.refunded_price())),
+        ("validityDays", n(i64::from(line.validity_days))),
+    ]))
+}
+
+fn line_from(value: &AttributeValue) -> Result<OrderLine> {
+    let raw = value
+        .as_m()
+        .map_err(|_| Error::internal("corrupt order line"))?;
+    let a = Attrs::new(raw, "orders");
+    Ok(OrderLine {
+        variant_id: VariantId::parse(a.s("variantId")?)?,
+        product_id: ProductId::parse(a.s("productId")?)?,
+        product_name: a.s("productName")?.to_string(),
+        variant_name: a.s("variantName")?.to_string(),
+        denomination: a.n("denomination")?,
+        unit_price: a.money("unitPrice")?,
+        cost_price: a.money("costPrice")?,
+        requested_quantity: a.u32("requestedQuantity")?,
+        fulfilled_quantity: a.u32("fulfilledQuantity")?,
+        validity_days: a.u32("validityDays")?,
+    })
+}
+
+fn details_value(d: &FulfillmentDetails) -> AttributeValue {
+    let mut raw = item([
+        ("partialFulfillment", b(d.partial_fulfillment)),
+        ("refundProcessed", b(d.refund_processed)),
+    ]);
+    if let Some(at) = d.attempted_at {
+        raw.insert("attemptedAt".into(), ts(at));
+    }
+    if let Some(at) = d.fulfilled_at {
+        raw.insert("fulfilledAt".into(), ts(at));
+    }
+    AttributeValue::M(raw)
+}
+
+fn order_item(order: &Order) -> Item {
+    item([
+        ("orderId", s(order.id.as_str())),
+        ("userId", s(order.user_id.as_str())),
+        ("status", s(order.status.as_str())),
+        ("source", s(order.source.as_str())),
+        ("totalAmount", money(order.total_amount)),
+        ("paidAmount", money(order.paid_amount)),
+        ("refundAmount", money(order.refund_amount)),
+        ("items", list(order.items.iter().map(line_value).collect())),
+        ("fulfillmentDetails", details_value(&order.fulfillment)),
+        ("createdAt", ts(order.created_at)),
+        ("updatedAt", ts(order.updated_at)),
+    ])
+}
+
+fn order_from(raw: &Item) -> Result<Order> {
+    let a = Attrs::new(raw, "orders");
+    let details = match a.map("fulfillmentDetails")? {
+        Some(d) => {
+            let d = Attrs::new(d, "orders");
+            FulfillmentDetails {
+                attempted_at: d.opt_ts("attemptedAt")?,
+                fulfilled_at: d.opt_ts("fulfilledAt")?,
+                partial_fulfillment: d.bool("partialFulfillment")?,
+                refund_processed: d.bool("refundProcessed")?,
+            }
+        }
+        None => FulfillmentDetails::default(),
+    };
+    Ok(Order {
+        id: OrderId::parse(a.s("orderId")?)?,
+        user_id: UserId::parse(a.s("userId")?)?,
+        status: a.parsed("status", OrderStatus::parse)?,
+        source: a.parsed("source", OrderSource::parse)?,
+        total_amount: a.money("totalAmount")?,
+        paid_amount: a.money("paidAmount")?,
+        refund_amount: a.money("refundAmount")?,
+        items: a
+            .list("items")?
+            .iter()
+            .map(line_from)
+            .collect::<Result<_>>()?,
+        fulfillment: details,
+        created_at: a.ts("createdAt")?,
+        updated_at: a.ts("updatedAt")?,
+        notified_at: a.opt_ts("notifiedAt")?,
+    })
+}
+
+fn card_item(card: &GiftCard) -> Item {
+    item([
+        ("giftCardId", s(card.id.as_str())),
+        ("orderId", s(card.order_id.as_str())),
+        ("userId", s(card.user_id.as_str())),
+        ("productId", s(card.product_id.as_str())),
+        ("variantId", s(card.variant_id.as_str())),
+        ("productName", s(&card.product_name)),
+        ("variantName", s(&card.variant_name)),
+        ("denomination", n(card.denomination)),
+        ("giftCardNumber", s(&card.sealed.number_ciphertext)),
+        ("giftCardPin", s(&card.sealed.pin_ciphertext)),
+        ("giftCardNumberHash", s(&card.sealed.lookup_key)),
+        ("last4", s(&card.sealed.last4)),
+        ("expiryDate", s(card.expiry_date.to_string())),
+        ("status", s(card.status.as_str())),
+        ("purchasePrice", money(card.purchase_price)),
+        ("issuedAt", ts(card.issued_at)),
+        ("createdAt", ts(card.issued_at)),
+        ("updatedAt", ts(card.issued_at)),
+    ])
+}
+
+fn card_from(raw: &Item) -> Result<GiftCard> {
+    let a = Attrs::new(raw, "gift-cards");
+    Ok(GiftCard {
+        id: GiftCardId::parse(a.s("giftCardId")?)?,
+        order_id: OrderId::parse(a.s("orderId")?)?,
+        user_id: UserId::parse(a.s("userId")?)?,
+        product_id: ProductId::parse(a.s("productId")?)?,
+        variant_id: VariantId::parse(a.s("variantId")?)?,
+        product_name: a.s("productName")?.to_string(),
+        variant_name: a.s("variantName")?.to_string(),
+        denomination: a.n("denomination")?,
+        sealed: SealedCard {
+            number_ciphertext: a.s("giftCardNumber")?.to_string(),
+            pin_ciphertext: a.s("giftCardPin")?.to_string(),
+            lookup_key: a.s("giftCardNumberHash")?.to_string(),
+            last4: a.s("last4")?.to_string(),
+        },
+        expiry_date: a.parsed("expiryDate", |d| d.parse::<NaiveDate>().ok())?,
+        status: a.parsed("status", GiftCardStatus::parse)?,
+        purchase_price: a.money("purchasePrice")?,
+        issued_at: a.ts("issuedAt")?,
+    })
+}
+
+impl DynamoStore {
+    async fn order_raw(&self, id: &OrderId) -> Result<Option<Item>> {
+        self.get(&self.tables.orders, order_key(id)).await
+    }
+
+    async fn order_or_missing(&self, id: &OrderId) -> Result<Order> {
+        self.order_raw(id)
+            .await?
+            .as_ref()
+            .map(order_from)
+            .transpose()?
+            .ok_or(Error::NotFound("order"))
+    }
+
+    /// Orders from an index, newest first, filtered, paginated with a total.
+    async fn order_page(
+        &self,
+        index: &str,
+        key: &str,
+        value: &str,
+        status: Option<OrderStatus>,
+        page: PageRequest,
+    ) -> Result<Page<Order>> {
+        let mut names = format!("#{key}");
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.tables.orders)
+            .index_name(index)
+            .key_condition_expression(format!("#{key} = :key"))
+            .expression_attribute_values(":key", s(value))
+            .scan_index_forward(false);
+        if let Some(status) = status.filter(|_| key != "status") {
+            query = query
+                .filter_expression("#status = :status")
+                .expression_attribute_values(":status", s(status.as_str()));
+            names.push_str(" #status");
+        }
+        let query = query.set_expression_attribute_names(super::names_of(&[&names]));
+        let items = all_pages!(query.clone());
+        Ok(Page {
+            total: items.len() as u64,
+            items: items
+                .iter()
+                .skip(page.offset() as usize)
+                .take(page.limit as usize)
+                .map(order_from)
+                .collect::<Result<_>>()?,
+            page: page.page,
+            limit: page.limit,
+        })
+    }
+
+    /// The cart item that unlocks (and, after fulfillment, empties) a cart held by `order`.
+    fn cart_release(
+        &self,
+        user: &UserId,
+        order: &OrderId,
+        clear: bool,
+        now: DateTime<Utc>,
+    ) -> Result<aws_sdk_dynamodb::types::TransactWriteItem> {
+        let expression = if clear {
+            "REMOVE #lockedBy SET #items = :empty, #totalAmount = :zero, #totalItems = :zero, #version = #version + :one, #updatedAt = :now"
+        } else {
+            "REMOVE #lockedBy SET #version = #version + :one, #updatedAt = :now"
+        };
+        let mut values = item([
+            (":order", s(order.as_str())),
+            (":one", n(1)),
+            (":now", ts(now)),
+        ]);
+        if clear {
+            values.insert(":empty".into(), list(Vec::new()));
+            values.insert(":zero".into(), n(0));
+        }
+        update(
+            &self.tables.cart,
+            item([("userId", s(user.as_str()))]),
+            expression,
+            Some("#lockedBy = :order"),
+            values,
+        )
+    }
+}
+
+#[async_trait]
+impl Orders for DynamoStore {
+    async fn place_order(&self, placement: &OrderPlacement) -> Result<()> {
+        let order = &placement.order;
+        retrying(|| async {
+            let state = self.wallet_state(&order.user_id).await?;
+            let new = state
+                .balance
+                .checked_sub(order.total_amount)
+                .filter(|b| !b.is_negative())
+                .ok_or(Error::InsufficientBalance {
+                    balance: state.balance,
+                    required: order.total_amount,
+                })?;
+            let mut items = vec![
+                self.balance_update(&order.user_id, &state, new, order.created_at)?,
+                self.movement(&Movement {
+                    id: &placement.debit_transaction_id,
+                    user: &order.user_id,
+                    kind: TransactionType::Debit,
+                    amount: order.total_amount,
+                    balance_after: new,
+                    sequence: state.next(),
+                    description: &format!("Payment for {}", order.id),
+                    order: Some(&order.id),
+                    now: order.created_at,
+                })?,
+                put(
+                    &self.tables.orders,
+                    order_item(order),
+                    Some("attribute_not_exists(orderId)"),
+                    Item::new(),
+                )?,
+            ];
+            if let Some(version) = placement.cart_version {
+                items.push(update(
+                    &self.tables.cart,
+                    item([("userId", s(order.user_id.as_str()))]),
+                    "SET #lockedBy = :order, #version = #version + :one, #updatedAt = :now",
+                    Some("#version = :version AND attribute_not_exists(#lockedBy)"),
+                    item([
+                        (":order", s(order.id.as_str())),
+                        (":version", n(version as i64)),
+                        (":one", n(1)),
+                        (":now", ts(order.created_at)),
+                    ]),
+                )?);
+            }
+            if let Some(commit) = &placement.idempotency {
+                items.push(self.idempotency_commit(commit, order.created_at)?);
+            }
+            match self.transact(items).await {
+                Ok(()) => Ok(()),
+                Err(e) => Err(self.placement_error(e, placement).await),
+            }
+        })
+        .await
+    }
+
+    async fn order(&self, id: &OrderId) -> Result<Option<Order>> {
+        self.order_raw(id)
+            .await?
+            .as_ref()
+            .map(order_from)
+            .transpose()
+    }
+
+    async fn orders_of(
+        &self,
+        user: &UserId,
+        status: Option<OrderStatus>,
+        page: PageRequest,
+    ) -> Result<Page<Order>> {
+        self.order_page(
+            "userId-createdAt-index",
+            "userId",
+            user.as_str(),
+            status,
+            page,
+        )
+        .await
+    }
+
+    async fn all_orders(
+        &self,
+        status: Option<OrderStatus>,
+        page: PageRequest,
+    ) -> Result<Page<Order>> {
+        if let Some(status) = status {
+            return self
+                .order_page(
+                    "status-createdAt-index",
+                    "status",
+                    status.as_str(),
+                    None,
+                    page,
+                )
+                .await;
+        }
+        // Admin only: every order is every status's index.
+        let mut orders = Vec::new();
+        for status in OrderStatus::ALL {
+            let all = PageRequest {
+                page: 1,
+                limit: u32::MAX,
+            };
+            orders.extend(
+                self.order_page(
+                    "status-createdAt-index",
+                    "status",
+                    status.as_str(),
+                    None,
+                    all,
+                )
+                .await?
+                .items,
+            );
+        }
+        orders.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+        Ok(Page {
+            total: orders.len() as u64,
+            items: orders
+                .into_iter()
+                .skip(page.offset() as usize)
+                .take(page.limit as usize)
+                .collect(),
+            page: page.page,
+            limit: page.limit,
+        })
+    }
+
+    async fn start_processing(&self, id: &OrderId, now: DateTime<Utc>) -> Result<Order> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.tables.orders)
+            .set_key(Some(order_key(id)))
+            .update_expression("SET #status = :processing, #fulfillmentDetails.#attemptedAt = :now, #updatedAt = :now")
+            .condition_expression("#status = :pending")
+            .set_expression_attribute_names(super::names_of(&["#status #fulfillmentDetails #attemptedAt #updatedAt"]))
+            .set_expression_attribute_values(Some(item([
+                (":processing", s(OrderStatus::Processing.as_str())),
+                (":pending", s(OrderStatus::Pending.as_str())),
+                (":now", ts(now)),
+            ])))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(output) => order_from(&output.attributes.unwrap_or_default()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                self.order_or_missing(id).await
+            }
+            Err(e) => Err(sdk_error(e)),
+        }
+    }
+
+    async fn complete_fulfillment(&self, f: &Fulfillment) -> Result<Order> {
+        retrying(|| async {
+            let current = self.order_or_missing(&f.order_id).await?;
+            if current.status != OrderStatus::Processing {
+                return Ok(current);
+            }
+            let mut done = current.clone();
+            for (line, &units) in done.items.iter_mut().zip(&f.fulfilled_quantities) {
+                line.fulfilled_quantity = units;
+            }
+            done.status = f.status;
+            done.refund_amount = f.refund.as_ref().map_or(Paise::ZERO, |r| r.amount);
+            done.fulfillment.fulfilled_at = Some(f.now);
+            done.fulfillment.partial_fulfillment = f.status == OrderStatus::PartiallyFulfilled;
+            done.fulfillment.refund_processed = f.refund.is_some();
+            done.updated_at = f.now;
+            done.notified_at = None;
+
+            let card_ids = list(f.cards.iter().map(|c| s(c.id.as_str())).collect());
+            let mut items = vec![update(
+                &self.tables.orders,
+                order_key(&f.order_id),
+                "SET #status = :status, #items = :items, #refundAmount = :refund, #fulfillmentDetails = :details, \
+                 #updatedAt = :now, #notifyPending = :yes, #giftCardIds = :cards REMOVE #notifiedAt",
+                Some("#status = :processing"),
+                item([
+                    (":status", s(f.status.as_str())),
+                    (":items", list(done.items.iter().map(line_value).collect())),
+                    (":refund", money(done.refund_amount)),
+                    (":details", details_value(&done.fulfillment)),
+                    (":now", ts(f.now)),
+                    (":yes", s("1")),
+                    (":cards", card_ids),
+                    (":processing", s(OrderStatus::Processing.as_str())),
+                ]),
+            )?];
+            let mut taken: HashMap<(&ProductId, &VariantId), i64> = HashMap::new();
+            for (line, &units) in done.items.iter().zip(&f.fulfilled_quantities) {
+                if units > 0 {
+                    *taken.entry((&line.product_id, &line.variant_id)).or_default() += i64::from(units);
+                }
+            }
+            for ((product, variant), units) in &taken {
+                items.push(update(
+                    &self.tables.product_variants,
+                    variant_key(product, variant),
+                    "SET #stockQuantity = #stockQuantity - :n",
+                    Some("#stockQuantity >= :n"),
+                    item([(":n", n(*units))]),
+                )?);
+            }
+            for card in &f.cards {
+                items.push(put(&self.tables.gift_cards, card_item(card), Some("attribute_not_exists(giftCardId)"), Item::new())?);
+            }
+            if let Some(refund) = &f.refund {
+                let state = self.wallet_state(&f.user_id).await?;
+                let new = state.balance.checked_add(refund.amount).ok_or_else(|| Error::internal("balance overflow"))?;
+                items.push(self.balance_update(&f.user_id, &state, new, f.now)?);
+                items.push(self.movement(&Movement {
+                    id: &refund.transaction_id,
+                    user: &f.user_id,
+                    kind: TransactionType::Refund,
+                    amount: refund.amount,
+                    balance_after: new,
+                    sequence: state.next(),
+                    description: &refund.description,
+                    order: Some(&f.order_id),
+                    now: f.now,
+                })?);
+            }
+            if f.clear_cart && self.cart_item(&f.user_id).await?.locked_by.as_ref() == Some(&f.order_id) {
+                items.push(self.cart_release(&f.user_id, &f.order_id, true, f.now)?);
+            }
+            match self.transact(items).await {
+                Ok(()) => Ok(done),
+                // Finished by someone else meanwhile: return it as it is.
+                Err(e) if e.failed_at(0) => self.order_or_missing(&f.order_id).await,
+                // Stock fell below the allocation, or the balance moved: recompute.
+                Err(e) => Err(e.into_error()),
+            }
+        })
+        .await
+    }
+
+    async fn cancel_pending(&self, c: &Cancellation) -> Result<Order> {
+        retrying(|| async {
+            let current = match self.order(&c.order_id).await? {
+                Some(order) if order.user_id == c.user_id => order,
+                _ => return Err(Error::NotFound("order")),
+            };
+            if current.status != OrderStatus::Pending {
+                return Err(Error::OrderNotCancellable(current.status));
+            }
+            let mut cancelled = current.clone();
+            cancelled.status = OrderStatus::Cancelled;
+            cancelled.refund_amount = current.paid_amount;
+            cancelled.fulfillment.refund_processed = true;
+            cancelled.updated_at = c.now;
+            let state = self.wallet_state(&c.user_id).await?;
+            let new = state.balance.checked_add(current.paid_amount).ok_or_else(|| Error::internal("balance overflow"))?;
+            let mut items = vec![
+                update(
+                    &self.tables.orders,
+                    order_key(&c.order_id),
+                    "SET #status = :cancelled, #refundAmount = :refund, #fulfillmentDetails = :details, \
+                     #updatedAt = :now, #notifyPending = :yes",
+                    Some("#status = :pending AND #userId = :user"),
+                    item([
+                        (":cancelled", s(OrderStatus::Cancelled.as_str())),
+                        (":refund", money(cancelled.refund_amount)),
+                        (":details", details_value(&cancelled.fulfillment)),
+                        (":now", ts(c.now)),
+                        (":yes", s("1")),
+                        (":pending", s(OrderStatus::Pending.as_str())),
+                        (":user", s(c.user_id.as_str())),
+                    ]),
+                )?,
+                self.balance_update(&c.user_id, &state, new, c.now)?,
+                self.movement(&Movement {
+                    id: &c.refund_transaction_id,
+                    user: &c.user_id,
+                    kind: TransactionType::Refund,
+                    amount: current.paid_amount,
+                    balance_after: new,
+                    sequence: state.next(),
+                    description: &format!("Refund for cancelled {}", c.order_id),
+                    order: Some(&c.order_id),
+                    now: c.now,
+                })?,
+            ];
+            if current.source == OrderSource::Cart && self.cart_item(&c.user_id).await?.locked_by.as_ref() == Some(&c.order_id) {
+                items.push(self.cart_release(&c.user_id, &c.order_id, false, c.now)?);
+            }
+            let idempotency_index = items.len();
+            if let Some(commit) = &c.idempotency {
+                items.push(self.idempotency_commit(commit, c.now)?);
+            }
+            match self.transact(items).await {
+                Ok(()) => Ok(cancelled),
+                Err(e) if e.failed_at(0) => match self.order(&c.order_id).await? {
+                    Some(order) => Err(Error::OrderNotCancellable(order.status)),
+                    None => Err(Error::NotFound("order")),
+                },
+                Err(e) if c.idempotency.is_some() && e.failed_at(idempotency_index) => Err(Error::IdempotencyInProgress),
+                Err(e) => Err(e.into_error()),
+            }
+        })
+        .await
+    }
+
+    async fn mark_notified(&self, id: &OrderId, now: DateTime<Utc>) -> Result<()> {
+        // Only a final order has an event to mark; for any other the condition fails quietly.
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.tables.orders)
+            .set_key(Some(order_key(id)))
+            .update_expression("SET #notifiedAt = :now REMOVE #notifyPending")
+            .condition_expression("#status IN (:fulfilled, :partial, :refunded, :cancelled)")
+            .set_expression_attribute_names(super::names_of(&[
+                "#notifiedAt #notifyPending #status",
+            ]))
+            .set_expression_attribute_values(Some(item([
+                (":now", ts(now)),
+                (":fulfilled", s(OrderStatus::Fulfilled.as_str())),
+                (":partial", s(OrderStatus::PartiallyFulfilled.as_str())),
+                (":refunded", s(OrderStatus::Refunded.as_str())),
+                (":cancelled", s(OrderStatus::Cancelled.as_str())),
+            ])))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(sdk_error(e)),
+        }
+    }
+
+    async fn stale_pending(&self, before: DateTime<Utc>, limit: u32) -> Result<Vec<Order>> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.tables.orders)
+            .index_name("status-createdAt-index")
+            .key_condition_expression("#status = :pending AND #createdAt < :before")
+            .set_expression_attribute_names(super::names_of(&["#status #createdAt"]))
+            .set_expression_attribute_values(Some(item([
+                (":pending", s(OrderStatus::Pending.as_str())),
+                (":before", ts(before)),
+            ])))
+            .limit(limit as i32)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        output
+            .items
+            .unwrap_or_default()
+            .iter()
+            .map(order_from)
+            .collect()
+    }
+
+    async fn unnotified(&self, limit: u32) -> Result<Vec<Order>> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.tables.orders)
+            .index_name("notifyPending-index")
+            .key_condition_expression("#notifyPending = :yes")
+            .set_expression_attribute_names(super::names_of(&["#notifyPending"]))
+            .expression_attribute_values(":yes", s("1"))
+            .limit(limit as i32)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        // The index lags the table: confirm each with a consistent read.
+        let mut orders = Vec::new();
+        for raw in output.items.unwrap_or_default() {
+            let id = OrderId::parse(Attrs::new(&raw, "orders").s("orderId")?)?;
+            if let Some(order) = self.order(&id).await?
+                && order.status.is_final()
+                && order.notified_at.is_none()
+            {
+                orders.push(order);
+            }
+        }
+        Ok(orders)
+    }
+
+    async fn analytics(&self) -> Result<Analytics> {
+        // Admin only: a scan, summed here.
+        let scan = self.client.scan().table_name(&self.tables.orders);
+        let orders = all_pages!(scan.clone())
+            .iter()
+            .map(order_from)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(analytics_of(&orders))
+    }
+}
+
+/// Platform figures from a set of orders.
+pub(crate) fn analytics_of(orders: &[Order]) -> Analytics {
+    let mut analytics = Analytics::default();
+    let mut by_status: HashMap<OrderStatus, u64> = HashMap::new();
+    let mut products: HashMap<ProductId, ProductSales> = HashMap::new();
+    let (mut revenue, mut cost) = (0i64, 0i64);
+    for order in orders {
+        *by_status.entry(order.status).or_default() += 1;
+        if !matches!(
+            order.status,
+            OrderStatus::Fulfilled | OrderStatus::PartiallyFulfilled | OrderStatus::Refunded
+        ) {
+            continue;
+        }
+        for line in &order.items {
+            analytics.requested_units += u64::from(line.requested_quantity);
+            analytics.fulfilled_units += u64::from(line.fulfilled_quantity);
+            revenue += line.fulfilled_price().get();
+            cost += line.cost_price.get() * i64::from(line.fulfilled_quantity);
+            if line.fulfilled_quantity > 0 {
+                let sales =
+                    products
+                        .entry(line.product_id.clone())
+                        .or_insert_with(|| ProductSales {
+                            product_id: line.product_id.clone(),
+                            product_name: line.product_name.clone(),
+                            units: 0,
+                            revenue: Paise::ZERO,
+                        });
+                sales.units += u64::from(line.fulfilled_quantity);
+                sales.revenue = Paise::new(sales.revenue.get() + line.fulfilled_price().get());
+            }
+        }
+    }
+    analytics.revenue = Paise::new(revenue);
+    analytics.cost = Paise::new(cost);
+    analytics.orders_by_status = OrderStatus::ALL
+        .iter()
+        .map(|s| (*s, by_status.get(s).copied().unwrap_or(0)))
+        .collect();
+    let mut top: Vec<_> = products.into_values().collect();
+    top.sort_by(|a, b| {
+        b.revenue
+            .cmp(&a.revenue)
+            .then(a.product_name.cmp(&b.product_name))
+    });
+    top.truncate(10);
+    analytics.top_products = top;
+    analytics
+}
+
+#[async_trait]
+impl GiftCards for DynamoStore {
+    async fn cards_of_order(&self, order: &OrderId) -> Result<Vec<GiftCard>> {
+        // The ids are on the order (written in the fulfillment transaction), so a consistent
+        // read shows every card the moment the order shows a final status.
+        let Some(raw) = self.order_raw(order).await? else {
+            return Ok(Vec::new());
+        };
+        let ids: Vec<Item> = Attrs::new(&raw, "orders")
+            .list("giftCardIds")?
+            .iter()
+            .map(|id| {
+                id.as_s()
+                    .map(|id| item([("giftCardId", s(id))]))
+                    .map_err(|_| Error::internal("corrupt card id"))
+            })
+            .collect::<Result<_>>()?;
+        let mut cards = self.batch_get_cards(ids).await?;
+        cards.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(cards)
+    }
+
+    async fn card(&self, id: &GiftCardId) -> Result<Option<GiftCard>> {
+        self.get(
+            &self.tables.gift_cards,
+            item([("giftCardId", s(id.as_str()))]),
+        )
+        .await?
+        .as_ref()
+        .map(card_from)
+        .transpose()
+    }
+
+    async fn record_reveal(&self, audit: &RevealAudit) -> Result<()> {
+        let record = item([
+            ("subjectId", s(audit.gift_card_id.as_str())),
+            (
+                "auditId",
+                s(format!(
+                    "REVEAL#{}#{}",
+                    crate::aws::item::format_ts(audit.revealed_at),
+                    ulid::Ulid::new()
+                )),
+            ),
+            ("kind", s("GIFT_CARD_REVEAL")),
+            ("userId", s(audit.user_id.as_str())),
+            ("orderId", s(audit.order_id.as_str())),
+            ("at", ts(audit.revealed_at)),
+        ]);
+        self.client
+            .put_item()
+            .table_name(&self.tables.audit)
+            .set_item(Some(record))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(())
+    }
+}
+
+impl DynamoStore {
+    async fn batch_get_cards(&self, keys: Vec<Item>) -> Result<Vec<GiftCard>> {
+        self.batch_get(&self.tables.gift_cards, keys)
+            .await?
+            .iter()
+            .map(card_from)
+            .collect()
+    }
+
+    /// Maps a cancelled placement to the condition that failed.
+    async fn placement_error(&self, error: TxError, placement: &OrderPlacement) -> Error {
+        if error.failed_at(0) {
+            // The balance moved since it was read: insufficient now, or retry with the new one.
+            return match self.current_balance(&placement.order.user_id).await {
+                Ok(balance) if balance < placement.order.total_amount => {
+                    Error::InsufficientBalance {
+                        balance,
+                        required: placement.order.total_amount,
+                    }
+                }
+                Ok(_) => Error::Conflict("balance changed during placement"),
+                Err(e) => e,
+            };
+        }
+        let mut index = 3;
+        if placement.cart_version.is_some() {
+            if error.failed_at(index) {
+                return Error::CartLocked;
+            }
+            index += 1;
+        }
+        if placement.idempotency.is_some() && error.failed_at(index) {
+            return Error::IdempotencyInProgress;
+        }
+        error.into_error()
+    }
+}

@@ -1,0 +1,146 @@
+//! The AWS backend: DynamoDB for every stored port, SQS FIFO for the fulfillment queue, SNS for
+//! order events. [`AwsStack::connect`] builds the clients once per process (or Lambda cold
+//! start) from the standard AWS configuration chain plus Giftify's own settings.
+
+pub mod bootstrap;
+pub mod consumer;
+pub mod dynamo;
+pub mod item;
+pub mod runtime;
+pub mod sns;
+pub mod sqs;
+pub mod tables;
+
+use crate::config::{AwsSettings, Config};
+use anyhow::{Context, Result};
+use dynamo::DynamoStore;
+use giftify_shared::ports::Ports;
+use sns::SnsPublisher;
+use sqs::SqsQueue;
+use std::sync::Arc;
+use tables::TableNames;
+
+/// The queue and topic names for a stage (used when no URL or ARN is configured).
+pub fn queue_name(stage: Option<&str>) -> String {
+    resource_name(stage, "orders.fifo")
+}
+
+pub fn dead_letter_queue_name(stage: Option<&str>) -> String {
+    resource_name(stage, "orders-dlq.fifo")
+}
+
+pub fn topic_name(stage: Option<&str>) -> String {
+    resource_name(stage, "order-events")
+}
+
+fn resource_name(stage: Option<&str>, name: &str) -> String {
+    match stage {
+        Some(stage) => format!("giftify-{stage}-{name}"),
+        None => format!("giftify-{name}"),
+    }
+}
+
+/// Loads the SDK configuration once; every client is built from it.
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await
+}
+
+/// The AWS adapters of one process.
+#[derive(Clone, Debug)]
+pub struct AwsStack {
+    pub store: DynamoStore,
+    pub queue: SqsQueue,
+    pub events: SnsPublisher,
+    pub settings: AwsSettings,
+}
+
+impl AwsStack {
+    /// Connects to the configured resources, looking up queue URLs and the topic ARN by name
+    /// when they are not configured.
+    pub async fn connect(sdk: &aws_config::SdkConfig, config: &Config) -> Result<Self> {
+        let settings = config.aws.clone();
+        let stage = settings.stage.as_deref();
+        let sqs = aws_sdk_sqs::Client::new(sdk);
+        let sns = aws_sdk_sns::Client::new(sdk);
+        let queue_url = match &settings.queue_url {
+            Some(url) => url.clone(),
+            None => lookup_queue(&sqs, &queue_name(stage)).await?,
+        };
+        let dead_letter_url = match &settings.dead_letter_url {
+            Some(url) => url.clone(),
+            None => lookup_queue(&sqs, &dead_letter_queue_name(stage)).await?,
+        };
+        let topic_arn = match &settings.topic_arn {
+            Some(arn) => arn.clone(),
+            None => lookup_topic(&sns, &topic_name(stage)).await?,
+        };
+        Ok(AwsStack {
+            store: DynamoStore::new(
+                aws_sdk_dynamodb::Client::new(sdk),
+                TableNames::for_stage(stage),
+            ),
+            queue: SqsQueue::new(sqs, queue_url, dead_letter_url),
+            events: SnsPublisher::new(sns, topic_arn),
+            settings,
+        })
+    }
+
+    pub fn ports(&self) -> Ports {
+        let store = Arc::new(self.store.clone());
+        let queue = Arc::new(self.queue.clone());
+        Ports {
+            users: store.clone(),
+            sessions: store.clone(),
+            throttle: store.clone(),
+            wallets: store.clone(),
+            catalogue: store.clone(),
+            carts: store.clone(),
+            orders: store.clone(),
+            gift_cards: store.clone(),
+            idempotency: store.clone(),
+            queue: queue.clone(),
+            queue_ops: queue,
+            events: Arc::new(self.events.clone()),
+            health: store,
+        }
+    }
+}
+
+async fn lookup_queue(client: &aws_sdk_sqs::Client, name: &str) -> Result<String> {
+    let output = client
+        .get_queue_url()
+        .queue_name(name)
+        .send()
+        .await
+        .with_context(|| format!("queue {name} not found; set GIFTIFY_QUEUE_URL/GIFTIFY_DLQ_URL or run `giftify aws bootstrap`"))?;
+    output
+        .queue_url
+        .with_context(|| format!("no URL for queue {name}"))
+}
+
+async fn lookup_topic(client: &aws_sdk_sns::Client, name: &str) -> Result<String> {
+    let mut next = None;
+    loop {
+        let output = client
+            .list_topics()
+            .set_next_token(next)
+            .send()
+            .await
+            .context("cannot list SNS topics")?;
+        for topic in output.topics.unwrap_or_default() {
+            if let Some(arn) = topic.topic_arn
+                && arn.rsplit(':').next() == Some(name)
+            {
+                return Ok(arn);
+            }
+        }
+        match output.next_token {
+            Some(token) => next = Some(token),
+            None => anyhow::bail!(
+                "topic {name} not found; set GIFTIFY_TOPIC_ARN or run `giftify aws bootstrap`"
+            ),
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! The SQS FIFO adapter: fulfillment messages (group = user, deduplication id = order), the
+//! dead-letter queue view and redrive, and the receive/delete primitives of the local
+//! long-poll consumer. Redrive uses receive/send/delete rather than `StartMessageMoveTask`, so
+//! it keeps the message group and works on every SQS-compatible endpoint.
+
+use super::item::sdk_error;
+use async_trait::async_trait;
+use aws_sdk_sqs::Client;
+use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use giftify_shared::order::{DeadLetter, OrderMessage, QueueDepths};
+use giftify_shared::ports::{OrderQueue, QueueOps};
+use giftify_shared::{Error, Result};
+
+#[derive(Clone, Debug)]
+pub struct SqsQueue {
+    client: Client,
+    queue_url: String,
+    dead_letter_url: String,
+}
+
+/// One received message.
+#[derive(Clone, Debug)]
+pub struct SqsMessage {
+    pub message_id: String,
+    pub receipt_handle: String,
+    pub group_id: String,
+    pub receive_count: u32,
+    /// The body as sent; parsing happens in the handler so a malformed body fails like any
+    /// other poison message.
+    pub body: String,
+}
+
+impl SqsQueue {
+    pub fn new(client: Client, queue_url: String, dead_letter_url: String) -> Self {
+        SqsQueue {
+            client,
+            queue_url,
+            dead_letter_url,
+        }
+    }
+
+    pub fn queue_url(&self) -> &str {
+        &self.queue_url
+    }
+
+    async fn send(&self, url: &str, message: &OrderMessage, deduplication_id: &str) -> Result<()> {
+        let body = serde_json::to_string(message).map_err(|e| Error::Internal(e.into()))?;
+        self.client
+            .send_message()
+            .queue_url(url)
+            .message_body(body)
+            .message_group_id(message.user_id.as_str())
+            .message_deduplication_id(deduplication_id)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(())
+    }
+
+    /// Long-polls up to `max` messages (≤ 10) for `wait_seconds`, hiding them for
+    /// `visibility_seconds`.
+    pub async fn receive(
+        &self,
+        max: i32,
+        wait_seconds: i32,
+        visibility_seconds: i32,
+    ) -> Result<Vec<SqsMessage>> {
+        self.receive_from(&self.queue_url, max, wait_seconds, visibility_seconds)
+            .await
+    }
+
+    async fn receive_from(
+        &self,
+        url: &str,
+        max: i32,
+        wait_seconds: i32,
+        visibility_seconds: i32,
+    ) -> Result<Vec<SqsMessage>> {
+        let output = self
+            .client
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(max.clamp(1, 10))
+            .wait_time_seconds(wait_seconds)
+            .visibility_timeout(visibility_seconds)
+            .message_system_attribute_names(MessageSystemAttributeName::MessageGroupId)
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(output
+            .messages
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|m| {
+                let attributes = m.attributes.unwrap_or_default();
+                Some(SqsMessage {
+                    message_id: m.message_id?,
+                    receipt_handle: m.receipt_handle?,
+                    group_id: attributes
+                        .get(&MessageSystemAttributeName::MessageGroupId)
+                        .cloned()
+                        .unwrap_or_default(),
+                    receive_count: attributes
+                        .get(&MessageSystemAttributeName::ApproximateReceiveCount)
+                        .and_then(|c| c.parse().ok())
+                        .unwrap_or(0),
+                    body: m.body.unwrap_or_default(),
+                })
+            })
+            .collect())
+    }
+
+    /// Makes a received message visible again after `delay` (a handler giving it back).
+    pub async fn release(&self, message: &SqsMessage, delay: std::time::Duration) -> Result<()> {
+        self.client
+            .change_message_visibility()
+            .queue_url(&self.queue_url)
+            .receipt_handle(&message.receipt_handle)
+            .visibility_timeout(i32::try_from(delay.as_secs()).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(())
+    }
+
+    pub async fn delete(&self, message: &SqsMessage) -> Result<()> {
+        self.delete_from(&self.queue_url, &message.receipt_handle)
+            .await
+    }
+
+    async fn delete_from(&self, url: &str, receipt_handle: &str) -> Result<()> {
+        self.client
+            .delete_message()
+            .queue_url(url)
+            .receipt_handle(receipt_handle)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(())
+    }
+
+    async fn depth(&self, url: &str) -> Result<(u64, u64)> {
+        let output = self
+            .client
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        let attributes = output.attributes.unwrap_or_default();
+        let count = |name| {
+            attributes
+                .get(&name)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        Ok((
+            count(QueueAttributeName::ApproximateNumberOfMessages),
+            count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+        ))
+    }
+}
+
+fn dead_letter(message: &SqsMessage) -> Result<DeadLetter> {
+    let parsed: OrderMessage = serde_json::from_str(&message.body).map_err(|_| {
+        Error::internal(format!(
+            "dead letter {} has a malformed body",
+            message.message_id
+        ))
+    })?;
+    Ok(DeadLetter {
+        message_id: message.message_id.clone(),
+        message: parsed,
+        receive_count: message.receive_count,
+        last_error: None,
+        dead_at: None,
+    })
+}
+
+#[async_trait]
+impl OrderQueue for SqsQueue {
+    async fn enqueue(&self, message: &OrderMessage) -> Result<()> {
+        self.send(&self.queue_url, message, message.order_id.as_str())
+            .await
+    }
+}
+
+/// How long listed dead letters stay hidden while the listing pages through them.
+const LISTING_VISIBILITY_SECONDS: i32 = 30;
+
+#[async_trait]
+impl QueueOps for SqsQueue {
+    async fn dead_letters(&self, limit: u32) -> Result<Vec<DeadLetter>> {
+        // SQS has no peek: receive (hiding what was seen, so the next receive returns new
+        // messages), then make everything visible again.
+        let mut seen: Vec<SqsMessage> = Vec::new();
+        while seen.len() < limit as usize {
+            let batch = self
+                .receive_from(&self.dead_letter_url, 10, 0, LISTING_VISIBILITY_SECONDS)
+                .await?;
+            if batch.is_empty() {
+                break;
+            }
+            seen.extend(batch);
+        }
+        for message in &seen {
+            self.client
+                .change_message_visibility()
+                .queue_url(&self.dead_letter_url)
+                .receipt_handle(&message.receipt_handle)
+                .visibility_timeout(0)
+                .send()
+                .await
+                .map_err(sdk_error)?;
+        }
+        seen.iter().take(limit as usize).map(dead_letter).collect()
+    }
+
+    async fn redrive_next(&self) -> Result<Option<DeadLetter>> {
+        let Some(message) = self
+            .receive_from(&self.dead_letter_url, 1, 0, LISTING_VISIBILITY_SECONDS)
+            .await?
+            .pop()
+        else {
+            return Ok(None);
+        };
+        let letter = dead_letter(&message)?;
+        // A fresh deduplication id: the original is still inside SQS's 5-minute window. A crash
+        // between send and delete redrives twice, which fulfillment absorbs.
+        let deduplication_id = format!(
+            "{}:redrive:{}",
+            letter.message.order_id.ulid_part(),
+            ulid::Ulid::new()
+        );
+        self.send(&self.queue_url, &letter.message, &deduplication_id)
+            .await?;
+        self.delete_from(&self.dead_letter_url, &message.receipt_handle)
+            .await?;
+        Ok(Some(letter))
+    }
+
+    async fn depths(&self) -> Result<QueueDepths> {
+        let (ready, in_flight) = self.depth(&self.queue_url).await?;
+        let (dead, dead_in_flight) = self.depth(&self.dead_letter_url).await?;
+        Ok(QueueDepths {
+            ready,
+            in_flight,
+            dead: dead + dead_in_flight,
+        })
+    }
+}

@@ -1,0 +1,242 @@
+//! The DynamoDB tables, defined once: `giftify aws bootstrap` creates them from here, the
+//! adapter takes its names from here, and a drift test compares them with the Terraform.
+
+/// A key attribute: every key in Giftify is a string.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Key {
+    pub partition: &'static str,
+    pub sort: Option<&'static str>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Index {
+    pub name: &'static str,
+    pub key: Key,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TableDef {
+    /// The name without the `giftify-[<stage>-]` prefix.
+    pub short_name: &'static str,
+    pub key: Key,
+    pub indexes: &'static [Index],
+    /// Attribute holding an epoch-seconds expiry, when records expire.
+    pub ttl_attribute: Option<&'static str>,
+}
+
+const fn key(partition: &'static str, sort: Option<&'static str>) -> Key {
+    Key { partition, sort }
+}
+
+const fn index(name: &'static str, partition: &'static str, sort: Option<&'static str>) -> Index {
+    Index {
+        name,
+        key: key(partition, sort),
+    }
+}
+
+pub const USERS: TableDef = TableDef {
+    short_name: "users",
+    key: key("userId", None),
+    indexes: &[index("email-index", "email", None)],
+    ttl_attribute: None,
+};
+
+pub const WALLET_TRANSACTIONS: TableDef = TableDef {
+    short_name: "wallet-transactions",
+    key: key("userId", Some("transactionId")),
+    indexes: &[
+        index("transactionId-index", "transactionId", None),
+        index("userId-createdAt-index", "userId", Some("createdAt")),
+    ],
+    ttl_attribute: None,
+};
+
+pub const PRODUCTS: TableDef = TableDef {
+    short_name: "products",
+    key: key("productId", None),
+    indexes: &[
+        index("category-createdAt-index", "category", Some("createdAt")),
+        // DynamoDB keys cannot be booleans: `activeKey` is "true" on active products only.
+        index("active-name-index", "activeKey", Some("name")),
+    ],
+    ttl_attribute: None,
+};
+
+pub const PRODUCT_VARIANTS: TableDef = TableDef {
+    short_name: "product-variants",
+    key: key("productId", Some("variantId")),
+    indexes: &[
+        index("variantId-index", "variantId", None),
+        // `activeDenomination` = "<10-digit denomination>" on active variants only.
+        index(
+            "productId-activeDenomination-index",
+            "productId",
+            Some("activeDenomination"),
+        ),
+    ],
+    ttl_attribute: None,
+};
+
+pub const CART: TableDef = TableDef {
+    short_name: "cart",
+    key: key("userId", None),
+    indexes: &[],
+    ttl_attribute: None,
+};
+
+pub const ORDERS: TableDef = TableDef {
+    short_name: "orders",
+    key: key("orderId", None),
+    indexes: &[
+        index("userId-createdAt-index", "userId", Some("createdAt")),
+        index("status-createdAt-index", "status", Some("createdAt")),
+        // Sparse: `notifyPending` exists only while a final order's event is unsent.
+        index("notifyPending-index", "notifyPending", Some("createdAt")),
+    ],
+    ttl_attribute: None,
+};
+
+pub const GIFT_CARDS: TableDef = TableDef {
+    short_name: "gift-cards",
+    key: key("giftCardId", None),
+    indexes: &[
+        index("userId-issuedAt-index", "userId", Some("issuedAt")),
+        index("orderId-giftCardId-index", "orderId", Some("giftCardId")),
+        // The keyed HMAC of the number, never the number.
+        index("giftCardNumber-index", "giftCardNumberHash", None),
+    ],
+    ttl_attribute: None,
+};
+
+pub const IDEMPOTENCY_KEYS: TableDef = TableDef {
+    short_name: "idempotency-keys",
+    key: key("scopeKey", None),
+    indexes: &[],
+    ttl_attribute: Some("expiresAt"),
+};
+
+pub const REFRESH_TOKENS: TableDef = TableDef {
+    short_name: "refresh-tokens",
+    key: key("tokenHash", None),
+    indexes: &[],
+    ttl_attribute: Some("expiresAt"),
+};
+
+pub const LOGIN_THROTTLE: TableDef = TableDef {
+    short_name: "login-throttle",
+    key: key("account", None),
+    indexes: &[],
+    ttl_attribute: Some("expiresAt"),
+};
+
+pub const AUDIT: TableDef = TableDef {
+    short_name: "audit",
+    key: key("subjectId", Some("auditId")),
+    indexes: &[],
+    ttl_attribute: None,
+};
+
+/// Every table, in creation order.
+pub const ALL: [TableDef; 11] = [
+    USERS,
+    WALLET_TRANSACTIONS,
+    PRODUCTS,
+    PRODUCT_VARIANTS,
+    CART,
+    ORDERS,
+    GIFT_CARDS,
+    IDEMPOTENCY_KEYS,
+    REFRESH_TOKENS,
+    LOGIN_THROTTLE,
+    AUDIT,
+];
+
+impl TableDef {
+    /// `giftify-<table>`, or `giftify-<stage>-<table>` when a stage is set.
+    pub fn name(&self, stage: Option<&str>) -> String {
+        match stage {
+            Some(stage) => format!("giftify-{stage}-{}", self.short_name),
+            None => format!("giftify-{}", self.short_name),
+        }
+    }
+
+    /// Every attribute used in a key of the table or an index.
+    pub fn key_attributes(&self) -> Vec<&'static str> {
+        let mut names = Vec::new();
+        for key in std::iter::once(&self.key).chain(self.indexes.iter().map(|i| &i.key)) {
+            for name in std::iter::once(key.partition).chain(key.sort) {
+                if !names.contains(&name) {
+                    names.push(name);
+                }
+            }
+        }
+        names
+    }
+}
+
+/// The resolved names of every table for one stage.
+#[derive(Clone, Debug)]
+pub struct TableNames {
+    pub users: String,
+    pub wallet_transactions: String,
+    pub products: String,
+    pub product_variants: String,
+    pub cart: String,
+    pub orders: String,
+    pub gift_cards: String,
+    pub idempotency_keys: String,
+    pub refresh_tokens: String,
+    pub login_throttle: String,
+    pub audit: String,
+}
+
+impl TableNames {
+    pub fn for_stage(stage: Option<&str>) -> Self {
+        TableNames {
+            users: USERS.name(stage),
+            wallet_transactions: WALLET_TRANSACTIONS.name(stage),
+            products: PRODUCTS.name(stage),
+            product_variants: PRODUCT_VARIANTS.name(stage),
+            cart: CART.name(stage),
+            orders: ORDERS.name(stage),
+            gift_cards: GIFT_CARDS.name(stage),
+            idempotency_keys: IDEMPOTENCY_KEYS.name(stage),
+            refresh_tokens: REFRESH_TOKENS.name(stage),
+            login_throttle: LOGIN_THROTTLE.name(stage),
+            audit: AUDIT.name(stage),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_carry_the_stage() {
+        assert_eq!(ORDERS.name(None), "giftify-orders");
+        assert_eq!(ORDERS.name(Some("prod")), "giftify-prod-orders");
+        assert_eq!(
+            TableNames::for_stage(Some("dev")).gift_cards,
+            "giftify-dev-gift-cards"
+        );
+    }
+
+    #[test]
+    fn the_seed_tables_keep_their_keys() {
+        assert_eq!(USERS.key, key("userId", None));
+        assert_eq!(
+            WALLET_TRANSACTIONS.key,
+            key("userId", Some("transactionId"))
+        );
+        assert_eq!(PRODUCT_VARIANTS.key, key("productId", Some("variantId")));
+        assert_eq!(GIFT_CARDS.indexes.len(), 3);
+        assert_eq!(
+            ORDERS.key_attributes(),
+            vec!["orderId", "userId", "createdAt", "status", "notifyPending"]
+        );
+        let names: std::collections::HashSet<_> = ALL.iter().map(|t| t.short_name).collect();
+        assert_eq!(names.len(), ALL.len(), "table names are unique");
+    }
+}

@@ -1,0 +1,388 @@
+//! Configuration. [`Config::from_env`] is the only place in Giftify that reads environment
+//! variables; command-line flags override its fields, never the environment directly.
+
+use anyhow::{Context, Result, bail};
+use secrecy::SecretString;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Every environment variable Giftify reads, with its meaning; printed by `giftify --help`
+/// and checked against the README and the Terraform by tests.
+pub const ENV_VARS: &[(&str, &str)] = &[
+    (
+        "GIFTIFY_ADDR",
+        "address the API listens on (default 127.0.0.1:3000)",
+    ),
+    (
+        "GIFTIFY_DATA_DIR",
+        "directory of the SQLite database and generated keys (default ./giftify-data)",
+    ),
+    (
+        "GIFTIFY_ADMIN_EMAIL",
+        "email of the admin account ensured at start",
+    ),
+    ("GIFTIFY_ADMIN_PASSWORD", "password of that admin account"),
+    (
+        "GIFTIFY_WEBHOOK_URLS",
+        "comma-separated URLs that receive signed order events",
+    ),
+    (
+        "GIFTIFY_WEBHOOK_SECRET",
+        "HMAC-SHA256 key of the Giftify-Signature header",
+    ),
+    (
+        "GIFTIFY_JWT_SECRET",
+        "HS256 key of access tokens (default: generated once in the data dir)",
+    ),
+    (
+        "GIFTIFY_CARD_KEY",
+        "base64 32-byte master key of gift card encryption (default: generated once in the data dir)",
+    ),
+    (
+        "GIFTIFY_QUEUE_MAX_RECEIVES",
+        "deliveries before a message moves to the dead-letter queue (default 5)",
+    ),
+    (
+        "GIFTIFY_QUEUE_VISIBILITY_SECS",
+        "seconds a received message stays invisible (default 30)",
+    ),
+    (
+        "GIFTIFY_STALE_PENDING_SECS",
+        "age after which the reconciler re-enqueues a PENDING order (default 120)",
+    ),
+    (
+        "GIFTIFY_WALLET_MAX_BALANCE",
+        "largest wallet balance in paise (default 20000000 = ₹2,00,000)",
+    ),
+    (
+        "GIFTIFY_BACKEND",
+        "`embedded` (default: SQLite in the data dir) or `aws` (DynamoDB, SQS, SNS)",
+    ),
+    (
+        "GIFTIFY_STAGE",
+        "AWS resource name infix: tables are giftify-<stage>-<table> (default none)",
+    ),
+    (
+        "GIFTIFY_QUEUE_URL",
+        "SQS FIFO orders queue URL (aws; default looked up by name)",
+    ),
+    (
+        "GIFTIFY_DLQ_URL",
+        "SQS FIFO dead-letter queue URL (aws; default looked up by name)",
+    ),
+    (
+        "GIFTIFY_TOPIC_ARN",
+        "SNS topic ARN of order events (aws; default looked up by name)",
+    ),
+    (
+        "GIFTIFY_JWT_SECRET_ARN",
+        "Secrets Manager secret holding the JWT key (aws; read at cold start)",
+    ),
+    (
+        "GIFTIFY_CARD_KEY_SECRET_ARN",
+        "Secrets Manager secret holding the card master key (aws; read at cold start)",
+    ),
+    ("GIFTIFY_LOG_FORMAT", "`pretty` (default) or `json`"),
+    ("RUST_LOG", "log filter (default info)"),
+];
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+    pub admin: Option<AdminAccount>,
+    pub webhook_urls: Vec<String>,
+    pub webhook_secret: Option<SecretString>,
+    pub jwt_secret: Option<SecretString>,
+    pub card_key: Option<SecretString>,
+    pub queue: QueueSettings,
+    /// Largest wallet balance, in paise.
+    pub wallet_max_balance: i64,
+    /// Age after which the reconciler re-enqueues a PENDING order.
+    pub stale_pending_after: Duration,
+    pub log_format: LogFormat,
+    pub log_filter: String,
+    pub backend: BackendKind,
+    pub aws: AwsSettings,
+}
+
+/// Which backend serves the ports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackendKind {
+    Embedded,
+    Aws,
+}
+
+/// Giftify's own AWS settings; the endpoint, region and credentials come from the standard
+/// AWS configuration chain (`AWS_ENDPOINT_URL`, `AWS_REGION`, …).
+#[derive(Clone, Debug, Default)]
+pub struct AwsSettings {
+    pub stage: Option<String>,
+    pub queue_url: Option<String>,
+    pub dead_letter_url: Option<String>,
+    pub topic_arn: Option<String>,
+    pub jwt_secret_arn: Option<String>,
+    pub card_key_secret_arn: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct AdminAccount {
+    pub email: String,
+    pub password: SecretString,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// The embedded queue's SQS-like settings.
+#[derive(Clone, Copy, Debug)]
+pub struct QueueSettings {
+    pub max_receives: u32,
+    pub visibility_timeout: Duration,
+}
+
+impl Default for QueueSettings {
+    fn default() -> Self {
+        QueueSettings {
+            max_receives: 5,
+            visibility_timeout: Duration::from_secs(30),
+        }
+    }
+}
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            addr: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            data_dir: PathBuf::from("./giftify-data"),
+            admin: None,
+            webhook_urls: Vec::new(),
+            webhook_secret: None,
+            jwt_secret: None,
+            card_key: None,
+            queue: QueueSettings::default(),
+            wallet_max_balance: 20_000_000,
+            stale_pending_after: Duration::from_secs(120),
+            log_format: LogFormat::Pretty,
+            log_filter: "info".into(),
+            backend: BackendKind::Embedded,
+            aws: AwsSettings::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Builds the configuration from any variable source (tests pass a map).
+    pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let var = |name: &str| var(name).filter(|v| !v.trim().is_empty());
+        let mut config = Config::default();
+        if let Some(addr) = var("GIFTIFY_ADDR") {
+            config.addr = addr
+                .parse()
+                .with_context(|| format!("GIFTIFY_ADDR `{addr}` is not host:port"))?;
+        }
+        if let Some(dir) = var("GIFTIFY_DATA_DIR") {
+            config.data_dir = PathBuf::from(dir);
+        }
+        config.admin = match (var("GIFTIFY_ADMIN_EMAIL"), var("GIFTIFY_ADMIN_PASSWORD")) {
+            (Some(email), Some(password)) => Some(AdminAccount {
+                email,
+                password: SecretString::from(password),
+            }),
+            (None, None) => None,
+            (Some(_), None) => {
+                bail!("GIFTIFY_ADMIN_EMAIL is set but GIFTIFY_ADMIN_PASSWORD is not")
+            }
+            (None, Some(_)) => {
+                bail!("GIFTIFY_ADMIN_PASSWORD is set but GIFTIFY_ADMIN_EMAIL is not")
+            }
+        };
+        if let Some(urls) = var("GIFTIFY_WEBHOOK_URLS") {
+            config.webhook_urls = parse_urls(&urls)?;
+        }
+        config.webhook_secret = var("GIFTIFY_WEBHOOK_SECRET").map(SecretString::from);
+        config.jwt_secret = var("GIFTIFY_JWT_SECRET").map(SecretString::from);
+        config.card_key = var("GIFTIFY_CARD_KEY").map(SecretString::from);
+        if let Some(n) = var("GIFTIFY_QUEUE_MAX_RECEIVES") {
+            config.queue.max_receives = parse_in("GIFTIFY_QUEUE_MAX_RECEIVES", &n, 1, 1000)? as u32;
+        }
+        if let Some(n) = var("GIFTIFY_QUEUE_VISIBILITY_SECS") {
+            config.queue.visibility_timeout =
+                Duration::from_secs(
+                    parse_in("GIFTIFY_QUEUE_VISIBILITY_SECS", &n, 1, 43_200)? as u64
+                );
+        }
+        if let Some(n) = var("GIFTIFY_WALLET_MAX_BALANCE") {
+            config.wallet_max_balance =
+                parse_in("GIFTIFY_WALLET_MAX_BALANCE", &n, 1, 1_000_000_000_000)?;
+        }
+        if let Some(n) = var("GIFTIFY_STALE_PENDING_SECS") {
+            config.stale_pending_after =
+                Duration::from_secs(parse_in("GIFTIFY_STALE_PENDING_SECS", &n, 0, 86_400)? as u64);
+        }
+        if let Some(format) = var("GIFTIFY_LOG_FORMAT") {
+            config.log_format = match format.as_str() {
+                "pretty" => LogFormat::Pretty,
+                "json" => LogFormat::Json,
+                other => bail!("GIFTIFY_LOG_FORMAT must be `pretty` or `json`, not `{other}`"),
+            };
+        }
+        if let Some(backend) = var("GIFTIFY_BACKEND") {
+            config.backend = match backend.as_str() {
+                "embedded" => BackendKind::Embedded,
+                "aws" => BackendKind::Aws,
+                other => bail!("GIFTIFY_BACKEND must be `embedded` or `aws`, not `{other}`"),
+            };
+        }
+        if let Some(stage) = var("GIFTIFY_STAGE") {
+            if !stage.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') || stage.len() > 32 {
+                bail!("GIFTIFY_STAGE `{stage}` must be up to 32 letters, digits or dashes");
+            }
+            config.aws.stage = Some(stage);
+        }
+        config.aws.queue_url = var("GIFTIFY_QUEUE_URL");
+        config.aws.dead_letter_url = var("GIFTIFY_DLQ_URL");
+        config.aws.topic_arn = var("GIFTIFY_TOPIC_ARN");
+        config.aws.jwt_secret_arn = var("GIFTIFY_JWT_SECRET_ARN");
+        config.aws.card_key_secret_arn = var("GIFTIFY_CARD_KEY_SECRET_ARN");
+        if let Some(filter) = var("RUST_LOG") {
+            config.log_filter = filter;
+        }
+        config.check()?;
+        Ok(config)
+    }
+
+    /// The business rules these settings configure.
+    pub fn rules(&self) -> giftify_shared::Rules {
+        giftify_shared::Rules {
+            wallet: giftify_shared::wallet::WalletLimits {
+                max_balance: giftify_shared::Paise::new(self.wallet_max_balance),
+                ..Default::default()
+            },
+            stale_pending_after: chrono::Duration::from_std(self.stale_pending_after)
+                .unwrap_or(chrono::Duration::minutes(2)),
+            ..Default::default()
+        }
+    }
+
+    /// Cross-field rules, checked again after command-line overrides.
+    pub fn check(&self) -> Result<()> {
+        if !self.webhook_urls.is_empty() && self.webhook_secret.is_none() {
+            bail!(
+                "GIFTIFY_WEBHOOK_URLS is set but GIFTIFY_WEBHOOK_SECRET is not: webhooks must be signed"
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Parses a comma-separated list of http(s) URLs.
+pub fn parse_urls(raw: &str) -> Result<Vec<String>> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(|url| {
+            if url.starts_with("http://") || url.starts_with("https://") {
+                Ok(url.to_string())
+            } else {
+                bail!("GIFTIFY_WEBHOOK_URLS entry `{url}` is not an http(s) URL")
+            }
+        })
+        .collect()
+}
+
+fn parse_in(name: &str, raw: &str, min: i64, max: i64) -> Result<i64> {
+    let n: i64 = raw
+        .trim()
+        .parse()
+        .with_context(|| format!("{name} `{raw}` is not a whole number"))?;
+    if !(min..=max).contains(&n) {
+        bail!("{name} must be between {min} and {max}, not {n}");
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_apply_when_nothing_is_set() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.addr.to_string(), "127.0.0.1:3000");
+        assert_eq!(c.data_dir, PathBuf::from("./giftify-data"));
+        assert_eq!(c.queue.max_receives, 5);
+        assert!(c.admin.is_none() && c.webhook_urls.is_empty());
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        let err = config(&[("GIFTIFY_ADDR", "nope")]).unwrap_err().to_string();
+        assert!(err.contains("GIFTIFY_ADDR"), "{err}");
+        let err = config(&[("GIFTIFY_ADMIN_EMAIL", "a@b.co")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("GIFTIFY_ADMIN_PASSWORD"), "{err}");
+        let err = config(&[("GIFTIFY_WEBHOOK_URLS", "http://127.0.0.1:9/hook")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("GIFTIFY_WEBHOOK_SECRET"), "{err}");
+        let err = config(&[("GIFTIFY_QUEUE_MAX_RECEIVES", "0")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("GIFTIFY_QUEUE_MAX_RECEIVES"), "{err}");
+    }
+
+    #[test]
+    fn the_aws_backend_is_chosen_with_its_stage() {
+        let c = config(&[("GIFTIFY_BACKEND", "aws"), ("GIFTIFY_STAGE", "dev")]).unwrap();
+        assert_eq!(c.backend, BackendKind::Aws);
+        assert_eq!(c.aws.stage.as_deref(), Some("dev"));
+        assert!(
+            config(&[("GIFTIFY_BACKEND", "mongo")])
+                .unwrap_err()
+                .to_string()
+                .contains("GIFTIFY_BACKEND")
+        );
+        assert!(
+            config(&[("GIFTIFY_STAGE", "a b")])
+                .unwrap_err()
+                .to_string()
+                .contains("GIFTIFY_STAGE")
+        );
+    }
+
+    #[test]
+    fn webhook_urls_are_split_and_checked() {
+        let c = config(&[
+            (
+                "GIFTIFY_WEBHOOK_URLS",
+                "http://127.0.0.1:9/a, https://example.com/b",
+            ),
+            ("GIFTIFY_WEBHOOK_SECRET", "s3cret"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.webhook_urls,
+            vec!["http://127.0.0.1:9/a", "https://example.com/b"]
+        );
+        assert!(parse_urls("ftp://x").is_err());
+    }
+}

@@ -1,0 +1,104 @@
+//! CloudWatch Embedded Metric Format: one JSON line on stdout per invocation, which CloudWatch
+//! Logs turns into metrics without an API call from the Lambda.
+
+use serde_json::{Map, Value, json};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Metrics of one invocation, emitted together.
+#[derive(Debug)]
+pub struct Emf {
+    namespace: &'static str,
+    function: &'static str,
+    values: Map<String, Value>,
+    units: Vec<(String, &'static str)>,
+}
+
+impl Emf {
+    pub fn new(namespace: &'static str, function: &'static str) -> Self {
+        Emf {
+            namespace,
+            function,
+            values: Map::new(),
+            units: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, name: &str, value: u64, unit: &'static str) {
+        match self.values.get_mut(name) {
+            // EMF takes a list of values for repeated observations of one metric.
+            Some(Value::Array(values)) => values.push(value.into()),
+            Some(existing) => {
+                let first = existing.take();
+                *existing = Value::Array(vec![first, value.into()]);
+            }
+            None => {
+                self.values.insert(name.to_string(), value.into());
+                self.units.push((name.to_string(), unit));
+            }
+        }
+    }
+
+    pub fn count(&mut self, name: &str, value: u64) {
+        self.add(name, value, "Count");
+    }
+
+    pub fn milliseconds(&mut self, name: &str, value: u64) {
+        self.add(name, value, "Milliseconds");
+    }
+
+    /// The EMF document.
+    pub fn document(&self) -> Value {
+        let timestamp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let metrics: Vec<Value> = self
+            .units
+            .iter()
+            .map(|(name, unit)| json!({"Name": name, "Unit": unit}))
+            .collect();
+        let mut document = self.values.clone();
+        document.insert("function".into(), self.function.into());
+        document.insert(
+            "_aws".into(),
+            json!({
+                "Timestamp": timestamp,
+                "CloudWatchMetrics": [{
+                    "Namespace": self.namespace,
+                    "Dimensions": [["function"]],
+                    "Metrics": metrics,
+                }],
+            }),
+        );
+        Value::Object(document)
+    }
+
+    /// Writes the document as one stdout line (nothing when no metric was recorded).
+    pub fn emit(&self) {
+        if !self.units.is_empty() {
+            println!("{}", self.document());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documents_follow_the_embedded_metric_format() {
+        let mut emf = Emf::new("Giftify", "fulfillment");
+        emf.count("OrdersFulfilled", 1);
+        emf.count("OrdersFulfilled", 1);
+        emf.milliseconds("CreateToFinalLatency", 42);
+        let doc = emf.document();
+        assert_eq!(doc["OrdersFulfilled"], json!([1, 1]));
+        assert_eq!(doc["CreateToFinalLatency"], 42);
+        assert_eq!(doc["function"], "fulfillment");
+        let directive = &doc["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], "Giftify");
+        assert_eq!(directive["Dimensions"], json!([["function"]]));
+        assert_eq!(directive["Metrics"].as_array().unwrap().len(), 2);
+        assert!(doc["_aws"]["Timestamp"].as_u64().unwrap() > 1_600_000_000_000);
+    }
+}

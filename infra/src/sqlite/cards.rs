@@ -1,0 +1,143 @@
+//! Issued gift cards, stored sealed only (ciphertexts, keyed lookup hash, last four digits),
+//! and the audit trail of reveals.
+
+use super::SqliteStore;
+use super::codec::{DbError, DbResult, all, enumeration, execute, id, one, paise, time, ts};
+use async_trait::async_trait;
+use chrono::NaiveDate;
+use giftify_shared::ids::{GiftCardId, OrderId};
+use giftify_shared::ports::GiftCards;
+use giftify_shared::vault::{GiftCard, GiftCardStatus, RevealAudit, SealedCard};
+use giftify_shared::{Error, Result};
+use rusqlite::{Connection, Row, params};
+
+const CARD_COLUMNS: &str = "id, order_id, user_id, product_id, variant_id, product_name, \
+     variant_name, denomination, number_ciphertext, pin_ciphertext, lookup_key, last4, \
+     expiry_date, status, purchase_price, issued_at";
+
+const DATE_FORMAT: &str = "%Y-%m-%d";
+
+fn card_from_row(row: &Row) -> DbResult<GiftCard> {
+    let expiry: String = row.get("expiry_date")?;
+    Ok(GiftCard {
+        id: id(row, "id")?,
+        order_id: id(row, "order_id")?,
+        user_id: id(row, "user_id")?,
+        product_id: id(row, "product_id")?,
+        variant_id: id(row, "variant_id")?,
+        product_name: row.get("product_name")?,
+        variant_name: row.get("variant_name")?,
+        denomination: row.get("denomination")?,
+        sealed: SealedCard {
+            number_ciphertext: row.get("number_ciphertext")?,
+            pin_ciphertext: row.get("pin_ciphertext")?,
+            lookup_key: row.get("lookup_key")?,
+            last4: row.get("last4")?,
+        },
+        expiry_date: NaiveDate::parse_from_str(&expiry, DATE_FORMAT)
+            .map_err(|_| DbError::corrupt(format!("expiry date `{expiry}`")))?,
+        status: enumeration(row, "status", GiftCardStatus::parse)?,
+        purchase_price: paise(row, "purchase_price")?,
+        issued_at: time(row, "issued_at")?,
+    })
+}
+
+/// Stores one issued card inside the caller's transaction. Two cards with the same number
+/// (same lookup key) cannot both exist: the clash is a `Conflict`, and the retried
+/// fulfillment draws new numbers.
+pub(super) fn insert_card(conn: &Connection, card: &GiftCard) -> DbResult<()> {
+    execute(
+        conn,
+        "INSERT INTO gift_cards (id, order_id, user_id, product_id, variant_id, product_name, \
+         variant_name, denomination, number_ciphertext, pin_ciphertext, lookup_key, last4, \
+         expiry_date, status, purchase_price, issued_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+        params![
+            card.id.as_str(),
+            card.order_id.as_str(),
+            card.user_id.as_str(),
+            card.product_id.as_str(),
+            card.variant_id.as_str(),
+            card.product_name,
+            card.variant_name,
+            card.denomination,
+            card.sealed.number_ciphertext,
+            card.sealed.pin_ciphertext,
+            card.sealed.lookup_key,
+            card.sealed.last4,
+            card.expiry_date.format(DATE_FORMAT).to_string(),
+            card.status.as_str(),
+            card.purchase_price.get(),
+            ts(card.issued_at),
+        ],
+    )
+    .map_err(|e| {
+        if e.violates(
+            rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE,
+            "gift_cards.lookup_key",
+        ) {
+            DbError::Domain(Error::Conflict("a gift card number was issued twice"))
+        } else {
+            e
+        }
+    })?;
+    Ok(())
+}
+
+#[async_trait]
+impl GiftCards for SqliteStore {
+    async fn cards_of_order(&self, order: &OrderId) -> Result<Vec<GiftCard>> {
+        let order = order.clone();
+        self.read(move |conn| {
+            all(
+                conn,
+                &format!(
+                    "SELECT {CARD_COLUMNS} FROM gift_cards WHERE order_id = ?1 \
+                     ORDER BY issued_at, rowid"
+                ),
+                [order.as_str()],
+                card_from_row,
+            )
+        })
+        .await
+    }
+
+    async fn card(&self, id: &GiftCardId) -> Result<Option<GiftCard>> {
+        let id = id.clone();
+        self.read(move |conn| {
+            one(
+                conn,
+                &format!("SELECT {CARD_COLUMNS} FROM gift_cards WHERE id = ?1"),
+                [id.as_str()],
+                card_from_row,
+            )
+        })
+        .await
+    }
+
+    async fn record_reveal(&self, audit: &RevealAudit) -> Result<()> {
+        let audit = audit.clone();
+        self.write(move |conn| {
+            execute(
+                conn,
+                "INSERT INTO gift_card_reveals (gift_card_id, order_id, user_id, revealed_at) \
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    audit.gift_card_id.as_str(),
+                    audit.order_id.as_str(),
+                    audit.user_id.as_str(),
+                    ts(audit.revealed_at),
+                ],
+            )
+            .map_err(|e| {
+                if e.is_foreign_key() {
+                    DbError::Domain(Error::NotFound("gift card"))
+                } else {
+                    e
+                }
+            })?;
+            Ok(())
+        })
+        .await
+    }
+}

@@ -1,0 +1,189 @@
+//! The edge between SQLite and the domain: SQLite errors become domain errors, integer columns
+//! become money and time, text columns become ids and enums. Nothing of rusqlite leaves the
+//! adapter; data that does not decode is corrupt and surfaces as `Error::Internal`.
+
+use chrono::{DateTime, Utc};
+use giftify_shared::ids::InvalidId;
+use giftify_shared::{Error, Paise};
+use rusqlite::{Connection, ErrorCode, Params, Row};
+use std::fmt::Display;
+use std::str::FromStr;
+
+/// An error inside a transaction: a SQLite failure (translated when it leaves the adapter) or
+/// a domain outcome such as `InsufficientBalance` that rolls the transaction back.
+pub(crate) enum DbError {
+    Sql(rusqlite::Error),
+    Domain(Error),
+}
+
+pub(crate) type DbResult<T> = std::result::Result<T, DbError>;
+
+impl From<rusqlite::Error> for DbError {
+    fn from(e: rusqlite::Error) -> Self {
+        DbError::Sql(e)
+    }
+}
+
+impl From<Error> for DbError {
+    fn from(e: Error) -> Self {
+        DbError::Domain(e)
+    }
+}
+
+impl DbError {
+    pub(crate) fn into_error(self) -> Error {
+        match self {
+            DbError::Sql(e) => translate(e),
+            DbError::Domain(e) => e,
+        }
+    }
+
+    /// A stored value that does not decode: a bug or a damaged file, never the caller's fault.
+    pub(crate) fn corrupt(what: impl Display) -> Self {
+        DbError::Domain(Error::internal(format_args!(
+            "corrupt data in the database: {what}"
+        )))
+    }
+
+    /// True for a constraint violation with this extended result code whose message names
+    /// `target` (e.g. `users.email`).
+    pub(crate) fn violates(&self, extended_code: i32, target: &str) -> bool {
+        matches!(
+            self,
+            DbError::Sql(rusqlite::Error::SqliteFailure(failure, message))
+                if failure.extended_code == extended_code
+                    && message.as_deref().is_some_and(|m| m.contains(target))
+        )
+    }
+
+    /// True for a foreign key violation.
+    pub(crate) fn is_foreign_key(&self) -> bool {
+        matches!(
+            self,
+            DbError::Sql(rusqlite::Error::SqliteFailure(failure, _))
+                if failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY
+        )
+    }
+}
+
+impl From<serde_json::Error> for DbError {
+    fn from(e: serde_json::Error) -> Self {
+        DbError::corrupt(e)
+    }
+}
+
+/// Busy and locked databases are worth retrying; anything else from SQLite is unexpected.
+pub(crate) fn translate(e: rusqlite::Error) -> Error {
+    match e.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+            Error::Unavailable(anyhow::Error::new(e).context("the database is busy"))
+        }
+        _ => Error::Internal(anyhow::Error::new(e).context("sqlite")),
+    }
+}
+
+/// Unix milliseconds, the stored form of every timestamp.
+pub(crate) fn ts(time: DateTime<Utc>) -> i64 {
+    time.timestamp_millis()
+}
+
+pub(crate) fn now_ms() -> i64 {
+    ts(Utc::now())
+}
+
+/// Milliseconds of a duration, saturating (durations here are seconds to days).
+pub(crate) fn millis(duration: std::time::Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+pub(crate) fn time_of(ms: i64) -> DbResult<DateTime<Utc>> {
+    DateTime::from_timestamp_millis(ms).ok_or_else(|| DbError::corrupt(format!("timestamp {ms}")))
+}
+
+/// A timestamp column.
+pub(crate) fn time(row: &Row, column: &str) -> DbResult<DateTime<Utc>> {
+    time_of(row.get(column)?)
+}
+
+/// A nullable timestamp column.
+pub(crate) fn opt_time(row: &Row, column: &str) -> DbResult<Option<DateTime<Utc>>> {
+    row.get::<_, Option<i64>>(column)?.map(time_of).transpose()
+}
+
+/// A money column.
+pub(crate) fn paise(row: &Row, column: &str) -> DbResult<Paise> {
+    Ok(Paise::new(row.get(column)?))
+}
+
+/// A prefixed-id column.
+pub(crate) fn id<T: FromStr<Err = InvalidId>>(row: &Row, column: &str) -> DbResult<T> {
+    parse_id(&row.get::<_, String>(column)?)
+}
+
+pub(crate) fn opt_id<T: FromStr<Err = InvalidId>>(row: &Row, column: &str) -> DbResult<Option<T>> {
+    row.get::<_, Option<String>>(column)?
+        .map(|raw| parse_id(&raw))
+        .transpose()
+}
+
+pub(crate) fn parse_id<T: FromStr<Err = InvalidId>>(raw: &str) -> DbResult<T> {
+    raw.parse().map_err(DbError::corrupt)
+}
+
+/// An enum stored as its `as_str` text.
+pub(crate) fn enumeration<T>(row: &Row, column: &str, parse: fn(&str) -> Option<T>) -> DbResult<T> {
+    let raw: String = row.get(column)?;
+    parse(&raw).ok_or_else(|| DbError::corrupt(format!("{column} `{raw}`")))
+}
+
+/// The first row of a query, decoded.
+pub(crate) fn one<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl Params,
+    decode: impl FnOnce(&Row) -> DbResult<T>,
+) -> DbResult<Option<T>> {
+    let mut statement = conn.prepare_cached(sql)?;
+    let mut rows = statement.query(params)?;
+    match rows.next()? {
+        Some(row) => decode(row).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Every row of a query, decoded.
+pub(crate) fn all<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl Params,
+    mut decode: impl FnMut(&Row) -> DbResult<T>,
+) -> DbResult<Vec<T>> {
+    let mut statement = conn.prepare_cached(sql)?;
+    let mut rows = statement.query(params)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push(decode(row)?);
+    }
+    Ok(out)
+}
+
+/// A `SELECT COUNT(*)`-style query.
+pub(crate) fn count(conn: &Connection, sql: &str, params: impl Params) -> DbResult<u64> {
+    let n: i64 = conn
+        .prepare_cached(sql)?
+        .query_row(params, |row| row.get(0))?;
+    u64::try_from(n).map_err(DbError::corrupt)
+}
+
+/// Runs a statement and returns how many rows it changed.
+pub(crate) fn execute(conn: &Connection, sql: &str, params: impl Params) -> DbResult<usize> {
+    Ok(conn.prepare_cached(sql)?.execute(params)?)
+}
+
+/// `LIMIT`/`OFFSET` values of a page.
+pub(crate) fn page_bounds(page: giftify_shared::wallet::PageRequest) -> (i64, i64) {
+    (
+        i64::from(page.limit),
+        i64::try_from(page.offset()).unwrap_or(i64::MAX),
+    )
+}

@@ -1,0 +1,331 @@
+//! The embedded backend: every port of [`giftify_shared::ports`] except event publishing (see
+//! [`crate::webhooks`]) on one SQLite database file, together with the durable FIFO queue and
+//! the event log that live in the same file.
+//!
+//! Each port method that changes money, stock, an order, a cart, an idempotency key or a token
+//! is one `BEGIN IMMEDIATE` transaction that checks its MUST conditions inside it, so a failed
+//! condition rolls everything back and a crash leaves either all of it or none of it.
+//!
+//! Connections: one writer behind a mutex and a small pool of read-only readers. In WAL mode the
+//! readers see the last committed state while the writer works. Two processes (API and worker)
+//! may open the same file: SQLite's file lock serialises their writers, `IMMEDIATE` takes the
+//! write lock up front (no deadlocking lock upgrade half-way through), and a writer that waits
+//! longer than the busy timeout surfaces as [`giftify_shared::Error::Unavailable`], which
+//! callers may retry.
+//!
+//! All database work runs on `spawn_blocking`, never on the async runtime's threads.
+
+mod cards;
+mod carts;
+mod catalogue;
+mod codec;
+mod events;
+mod idempotency;
+mod orders;
+mod queue;
+mod schema;
+mod sessions;
+mod users;
+mod wallet;
+
+pub use events::{DeliveryRecord, DeliveryState, DueDelivery, LoggedEvent};
+pub use queue::ReceivedMessage;
+
+use crate::config::QueueSettings;
+use anyhow::Context;
+use async_trait::async_trait;
+use codec::{DbResult, translate};
+use giftify_shared::ports::Health;
+use giftify_shared::{Error, Result};
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// How long a connection waits for another connection's (or process's) write lock before the
+/// operation fails with `Unavailable`.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Idle reader connections kept open; more are opened under load and closed afterwards.
+const IDLE_READERS: usize = 4;
+
+/// How a store is opened: the queue settings from configuration, and the knobs that only
+/// tests turn.
+#[derive(Clone, Copy, Debug)]
+pub struct StoreOptions {
+    pub queue: QueueSettings,
+    /// A second send with the same deduplication id within this window is dropped (SQS FIFO:
+    /// five minutes).
+    pub dedup_window: Duration,
+    /// The first delay before a failed message is delivered again; it doubles per receive,
+    /// with jitter (see [`crate::consumer::retry_delay`]). Tests set it to zero to walk a
+    /// poison message to the dead-letter queue at once.
+    pub retry_base_delay: Duration,
+    /// How long a write waits for another connection's write lock before `Unavailable`.
+    pub busy_timeout: Duration,
+}
+
+impl StoreOptions {
+    /// The production defaults around these queue settings.
+    pub fn new(queue: QueueSettings) -> Self {
+        StoreOptions {
+            queue,
+            dedup_window: Duration::from_secs(5 * 60),
+            retry_base_delay: Duration::from_secs(1),
+            busy_timeout: BUSY_TIMEOUT,
+        }
+    }
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions::new(QueueSettings::default())
+    }
+}
+
+/// The embedded SQLite store. Open it once per process and share the `Arc`.
+pub struct SqliteStore {
+    db: Arc<Db>,
+    options: StoreOptions,
+    /// Poked after a commit that makes a queue message deliverable, so a consumer in this
+    /// process wakes at once instead of at its next poll.
+    queue_work: Notify,
+    /// Poked after an event is logged, for the webhook delivery loop.
+    delivery_work: Notify,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.db.path)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating when needed) the database at `path` and brings its schema up to date.
+    ///
+    /// Every connection runs in WAL mode with `synchronous=FULL`: in WAL mode `NORMAL` can lose
+    /// the last commits on power loss, while `FULL` syncs the log on every commit, so a debit
+    /// that was acknowledged is on disk. `foreign_keys=ON`, and a busy timeout of
+    /// [`BUSY_TIMEOUT`].
+    pub async fn open(path: &Path, queue: QueueSettings) -> anyhow::Result<Arc<SqliteStore>> {
+        Self::open_with(path, StoreOptions::new(queue)).await
+    }
+
+    /// [`SqliteStore::open`] with every option spelled out.
+    pub async fn open_with(path: &Path, options: StoreOptions) -> anyhow::Result<Arc<SqliteStore>> {
+        let path = path.to_path_buf();
+        let busy_timeout = options.busy_timeout;
+        let db = tokio::task::spawn_blocking(move || Db::open(path, busy_timeout))
+            .await
+            .context("the database open task failed")??;
+        Ok(Arc::new(SqliteStore {
+            db: Arc::new(db),
+            options,
+            queue_work: Notify::new(),
+            delivery_work: Notify::new(),
+        }))
+    }
+
+    /// The options this store was opened with.
+    pub fn options(&self) -> StoreOptions {
+        self.options
+    }
+
+    /// Runs `op` in one `BEGIN IMMEDIATE` transaction on the writer: committed when it returns
+    /// `Ok`, rolled back when it returns `Err`.
+    async fn write<T, F>(&self, op: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> DbResult<T> + Send + 'static,
+    {
+        let db = self.db.clone();
+        blocking(move || db.write(op)).await
+    }
+
+    /// Runs `op` in one read transaction on a reader, so a multi-query read sees one snapshot.
+    async fn read<T, F>(&self, op: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> DbResult<T> + Send + 'static,
+    {
+        let db = self.db.clone();
+        blocking(move || db.read(op)).await
+    }
+}
+
+async fn blocking<T: Send + 'static>(op: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    match tokio::task::spawn_blocking(op).await {
+        Ok(result) => result,
+        Err(e) if e.is_cancelled() => Err(Error::Unavailable(
+            anyhow::Error::new(e).context("the runtime is shutting down"),
+        )),
+        Err(e) => Err(Error::Internal(
+            anyhow::Error::new(e).context("a database task panicked"),
+        )),
+    }
+}
+
+struct Db {
+    path: PathBuf,
+    busy_timeout: Duration,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl Db {
+    fn open(path: PathBuf, busy_timeout: Duration) -> anyhow::Result<Db> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        let mut writer =
+            Connection::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
+        configure(&writer, busy_timeout)?;
+        let mode: String = writer.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
+        anyhow::ensure!(
+            mode.eq_ignore_ascii_case("wal"),
+            "{} cannot use WAL mode (journal mode is {mode})",
+            path.display()
+        );
+        schema::migrate(&mut writer)?;
+        Ok(Db {
+            path,
+            busy_timeout,
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn write<T>(&self, op: impl FnOnce(&Connection) -> DbResult<T>) -> Result<T> {
+        // A panic inside `op` unwinds through the transaction's drop, which rolls it back, so
+        // the connection behind a poisoned lock is still sound.
+        let mut conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        if !conn.is_autocommit() {
+            conn.execute_batch("ROLLBACK").map_err(translate)?;
+        }
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(translate)?;
+        let value = op(&tx).map_err(codec::DbError::into_error)?;
+        tx.commit().map_err(translate)?;
+        Ok(value)
+    }
+
+    fn read<T>(&self, op: impl FnOnce(&Connection) -> DbResult<T>) -> Result<T> {
+        let mut conn = self.reader()?;
+        let result = (|| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
+            let value = op(&tx)?;
+            tx.commit()?;
+            Ok(value)
+        })();
+        let mut idle = self.readers.lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < IDLE_READERS && conn.is_autocommit() {
+            idle.push(conn);
+        }
+        result.map_err(codec::DbError::into_error)
+    }
+
+    fn reader(&self) -> Result<Connection> {
+        if let Some(conn) = self
+            .readers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop()
+        {
+            return Ok(conn);
+        }
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(translate)?;
+        configure(&conn, self.busy_timeout).map_err(translate)?;
+        // Readers never write: a bug that tries to fails loudly instead of bypassing the writer.
+        conn.pragma_update(None, "query_only", true)
+            .map_err(translate)?;
+        Ok(conn)
+    }
+}
+
+fn configure(conn: &Connection, busy_timeout: Duration) -> rusqlite::Result<()> {
+    conn.busy_timeout(busy_timeout)?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    Ok(())
+}
+
+#[async_trait]
+impl Health for SqliteStore {
+    async fn check(&self) -> Result<()> {
+        self.read(|conn| {
+            conn.query_row("SELECT 1", [], |_| Ok(()))?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use giftify_shared::ports::OrderQueue;
+
+    #[tokio::test]
+    async fn opening_twice_keeps_the_schema_and_the_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("giftify.db");
+        let first = SqliteStore::open(&path, QueueSettings::default())
+            .await
+            .unwrap();
+        first.check().await.unwrap();
+        drop(first);
+        let second = SqliteStore::open(&path, QueueSettings::default())
+            .await
+            .unwrap();
+        second.check().await.unwrap();
+        let version: i64 = Connection::open(&path)
+            .unwrap()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, schema::VERSION);
+        let mode: String = Connection::open(&path)
+            .unwrap()
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+    }
+
+    #[tokio::test]
+    async fn a_write_lock_held_elsewhere_surfaces_as_unavailable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("giftify.db");
+        let store = SqliteStore::open_with(
+            &path,
+            StoreOptions {
+                busy_timeout: Duration::from_millis(100),
+                ..StoreOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+        // Another "process" holds the write lock for longer than the busy timeout.
+        let other = Connection::open(&path).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let message = giftify_shared::order::OrderMessage {
+            order_id: giftify_shared::ids::OrderId::generate(),
+            user_id: giftify_shared::ids::UserId::generate(),
+        };
+        let err = store.enqueue(&message).await.unwrap_err();
+        assert!(matches!(err, Error::Unavailable(_)), "{err:?}");
+        assert!(err.is_retryable());
+        // Reads are not blocked by a writer in WAL mode.
+        store.check().await.unwrap();
+        other.execute_batch("ROLLBACK").unwrap();
+        store.enqueue(&message).await.unwrap();
+    }
+}

@@ -1,0 +1,619 @@
+//! Orders: placement (debit + PENDING order + cart lock + idempotency + queue message in one
+//! transaction), the status machine, conditional fulfillment and cancel, and the reads.
+
+use super::SqliteStore;
+use super::cards::insert_card;
+use super::catalogue::take_stock;
+use super::codec::{
+    DbError, DbResult, all, count, enumeration, execute, id, now_ms, one, opt_time, page_bounds,
+    paise, parse_id, time, ts,
+};
+use super::idempotency::finish_key;
+use super::wallet::{self, Movement};
+use super::{carts, queue};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use giftify_shared::ids::{OrderId, UserId, VariantId};
+use giftify_shared::order::{
+    Analytics, Cancellation, Fulfillment, FulfillmentDetails, Order, OrderLine, OrderMessage,
+    OrderPlacement, OrderSource, OrderStatus, ProductSales, final_status, refund_amount,
+};
+use giftify_shared::ports::Orders;
+use giftify_shared::wallet::{Page, PageRequest, TransactionType};
+use giftify_shared::{Error, Paise, Result};
+use rusqlite::{Connection, Row, params};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The stored form of an order line (the `lines` JSON column), independent of the core's
+/// serde shape so that a change there cannot silently change what is on disk.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StoredLine {
+    variant_id: String,
+    product_id: String,
+    product_name: String,
+    variant_name: String,
+    denomination: i64,
+    unit_price: i64,
+    cost_price: i64,
+    requested_quantity: u32,
+    fulfilled_quantity: u32,
+    validity_days: u32,
+}
+
+fn encode_lines(lines: &[OrderLine]) -> DbResult<String> {
+    let stored: Vec<StoredLine> = lines
+        .iter()
+        .map(|l| StoredLine {
+            variant_id: l.variant_id.to_string(),
+            product_id: l.product_id.to_string(),
+            product_name: l.product_name.clone(),
+            variant_name: l.variant_name.clone(),
+            denomination: l.denomination,
+            unit_price: l.unit_price.get(),
+            cost_price: l.cost_price.get(),
+            requested_quantity: l.requested_quantity,
+            fulfilled_quantity: l.fulfilled_quantity,
+            validity_days: l.validity_days,
+        })
+        .collect();
+    serde_json::to_string(&stored).map_err(|e| Error::Internal(e.into()).into())
+}
+
+fn decode_lines(raw: &str) -> DbResult<Vec<OrderLine>> {
+    let stored: Vec<StoredLine> = serde_json::from_str(raw)?;
+    stored
+        .into_iter()
+        .map(|l| {
+            if l.fulfilled_quantity > l.requested_quantity {
+                return Err(DbError::corrupt(
+                    "an order line fulfilled more than requested",
+                ));
+            }
+            Ok(OrderLine {
+                variant_id: parse_id(&l.variant_id)?,
+                product_id: parse_id(&l.product_id)?,
+                product_name: l.product_name,
+                variant_name: l.variant_name,
+                denomination: l.denomination,
+                unit_price: Paise::new(l.unit_price),
+                cost_price: Paise::new(l.cost_price),
+                requested_quantity: l.requested_quantity,
+                fulfilled_quantity: l.fulfilled_quantity,
+                validity_days: l.validity_days,
+            })
+        })
+        .collect()
+}
+
+const ORDER_COLUMNS: &str = "id, user_id, status, source, total_amount, paid_amount, \
+     refund_amount, lines, attempted_at, fulfilled_at, partial_fulfillment, refund_processed, \
+     created_at, updated_at, notified_at";
+
+fn order_from_row(row: &Row) -> DbResult<Order> {
+    Ok(Order {
+        id: id(row, "id")?,
+        user_id: id(row, "user_id")?,
+        status: enumeration(row, "status", OrderStatus::parse)?,
+        source: enumeration(row, "source", OrderSource::parse)?,
+        total_amount: paise(row, "total_amount")?,
+        paid_amount: paise(row, "paid_amount")?,
+        refund_amount: paise(row, "refund_amount")?,
+        items: decode_lines(&row.get::<_, String>("lines")?)?,
+        fulfillment: FulfillmentDetails {
+            attempted_at: opt_time(row, "attempted_at")?,
+            fulfilled_at: opt_time(row, "fulfilled_at")?,
+            partial_fulfillment: row.get("partial_fulfillment")?,
+            refund_processed: row.get("refund_processed")?,
+        },
+        created_at: time(row, "created_at")?,
+        updated_at: time(row, "updated_at")?,
+        notified_at: opt_time(row, "notified_at")?,
+    })
+}
+
+fn order_by_id(conn: &Connection, id: &OrderId) -> DbResult<Option<Order>> {
+    one(
+        conn,
+        &format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = ?1"),
+        [id.as_str()],
+        order_from_row,
+    )
+}
+
+fn stored_order(conn: &Connection, id: &OrderId) -> DbResult<Order> {
+    order_by_id(conn, id)?
+        .ok_or_else(|| DbError::corrupt("an order vanished in its own transaction"))
+}
+
+fn bug(message: &str) -> DbError {
+    DbError::Domain(Error::internal(message))
+}
+
+/// A new order must be PENDING, unfulfilled, and add up; a cart checkout carries the cart
+/// version it priced. Anything else is a bug in the caller, refused before money moves.
+fn check_new_order(placement: &OrderPlacement) -> DbResult<()> {
+    let order = &placement.order;
+    if order.status != OrderStatus::Pending || order.notified_at.is_some() {
+        return Err(bug("a new order must be PENDING and unnotified"));
+    }
+    if order.items.is_empty() || order.items.iter().any(|l| l.fulfilled_quantity != 0) {
+        return Err(bug("a new order needs lines and no fulfilled units"));
+    }
+    let total = order
+        .items
+        .iter()
+        .try_fold(Paise::ZERO, |acc, l| {
+            l.unit_price
+                .checked_mul(i64::from(l.requested_quantity))
+                .and_then(|t| acc.checked_add(t))
+        })
+        .ok_or_else(|| bug("the order total overflows"))?;
+    if total != order.total_amount
+        || order.paid_amount != order.total_amount
+        || order.refund_amount != Paise::ZERO
+    {
+        return Err(bug("the order amounts do not add up"));
+    }
+    if (order.source == OrderSource::Cart) != placement.cart_version.is_some() {
+        return Err(bug(
+            "a cart checkout, and only a cart checkout, carries a cart version",
+        ));
+    }
+    Ok(())
+}
+
+fn insert_order(conn: &Connection, order: &Order) -> DbResult<()> {
+    execute(
+        conn,
+        "INSERT INTO orders (id, user_id, status, source, total_amount, paid_amount, \
+         refund_amount, lines, created_at, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![
+            order.id.as_str(),
+            order.user_id.as_str(),
+            order.status.as_str(),
+            order.source.as_str(),
+            order.total_amount.get(),
+            order.paid_amount.get(),
+            order.refund_amount.get(),
+            encode_lines(&order.items)?,
+            ts(order.created_at),
+            ts(order.updated_at),
+        ],
+    )?;
+    Ok(())
+}
+
+fn place(
+    conn: &Connection,
+    placement: &OrderPlacement,
+    dedup_window: std::time::Duration,
+) -> DbResult<()> {
+    let order = &placement.order;
+    if let Some(commit) = &placement.idempotency {
+        finish_key(conn, commit)?;
+    }
+    check_new_order(placement)?;
+    wallet::apply(
+        conn,
+        Movement {
+            id: &placement.debit_transaction_id,
+            user: &order.user_id,
+            kind: TransactionType::Debit,
+            amount: order.total_amount,
+            description: &format!("Payment for order {}", order.id),
+            order: Some(&order.id),
+            now: order.created_at,
+            max_balance: None,
+        },
+    )?;
+    if let Some(version) = placement.cart_version {
+        carts::lock(conn, &order.user_id, &order.id, version, order.created_at)?;
+    }
+    insert_order(conn, order)?;
+    // The local outbox: the fulfillment message commits with the order, so a crash between
+    // the two cannot strand a paid order; the caller's own enqueue is then a deduplicated no-op.
+    queue::enqueue_in(
+        conn,
+        &OrderMessage {
+            order_id: order.id.clone(),
+            user_id: order.user_id.clone(),
+        },
+        dedup_window,
+        now_ms(),
+    )?;
+    Ok(())
+}
+
+fn start_processing(conn: &Connection, id: &OrderId, now: DateTime<Utc>) -> DbResult<Order> {
+    let order = order_by_id(conn, id)?.ok_or(Error::NotFound("order"))?;
+    if order.status != OrderStatus::Pending {
+        return Ok(order);
+    }
+    execute(
+        conn,
+        "UPDATE orders SET status = 'PROCESSING', attempted_at = ?2, updated_at = ?2 \
+         WHERE id = ?1 AND status = 'PENDING'",
+        params![id.as_str(), ts(now)],
+    )?;
+    stored_order(conn, id)
+}
+
+/// The order's lines with the fulfilled quantities applied, after checking that the
+/// fulfillment is internally consistent and matches the order: quantities within what was
+/// requested, cards exactly covering them, status and refund as the quantities imply. These
+/// hold `paidAmount = fulfilled value + refundAmount`.
+fn fulfilled_lines(order: &Order, f: &Fulfillment) -> DbResult<Vec<OrderLine>> {
+    if f.user_id != order.user_id {
+        return Err(bug("the fulfillment names another user than the order"));
+    }
+    if f.fulfilled_quantities.len() != order.items.len() {
+        return Err(bug(
+            "the fulfillment has another number of lines than the order",
+        ));
+    }
+    let mut lines = order.items.clone();
+    for (line, &units) in lines.iter_mut().zip(&f.fulfilled_quantities) {
+        if units > line.requested_quantity {
+            return Err(bug(
+                "a line cannot be fulfilled beyond its requested quantity",
+            ));
+        }
+        line.fulfilled_quantity = units;
+    }
+    if !matches!(
+        f.status,
+        OrderStatus::Fulfilled | OrderStatus::PartiallyFulfilled | OrderStatus::Refunded
+    ) || f.status != final_status(&lines)
+    {
+        return Err(bug("the fulfillment status does not match its quantities"));
+    }
+    let owed = refund_amount(&lines);
+    let credited = f.refund.as_ref().map_or(Paise::ZERO, |r| r.amount);
+    if owed != credited {
+        return Err(bug("the refund does not match the unfulfilled units"));
+    }
+    let mut cards_per_variant: BTreeMap<&VariantId, u64> = BTreeMap::new();
+    for card in &f.cards {
+        if card.order_id != order.id || card.user_id != order.user_id {
+            return Err(bug("a card belongs to another order or user"));
+        }
+        *cards_per_variant.entry(&card.variant_id).or_default() += 1;
+    }
+    if cards_per_variant != units_per_variant(&lines) {
+        return Err(bug("the cards do not match the fulfilled quantities"));
+    }
+    Ok(lines)
+}
+
+fn units_per_variant(lines: &[OrderLine]) -> BTreeMap<&VariantId, u64> {
+    let mut units: BTreeMap<&VariantId, u64> = BTreeMap::new();
+    for line in lines.iter().filter(|l| l.fulfilled_quantity > 0) {
+        *units.entry(&line.variant_id).or_default() += u64::from(line.fulfilled_quantity);
+    }
+    units
+}
+
+fn complete(conn: &Connection, f: &Fulfillment) -> DbResult<Order> {
+    let order = order_by_id(conn, &f.order_id)?.ok_or(Error::NotFound("order"))?;
+    if order.status != OrderStatus::Processing {
+        // A redelivery, or an order finished meanwhile: nothing more happens.
+        return Ok(order);
+    }
+    let lines = fulfilled_lines(&order, f)?;
+    for (variant, units) in units_per_variant(&lines) {
+        let units = i64::try_from(units).map_err(|_| bug("stock units overflow"))?;
+        take_stock(conn, variant, units, f.now)?;
+    }
+    for card in &f.cards {
+        insert_card(conn, card)?;
+    }
+    let refund = refund_amount(&lines);
+    if let Some(credit) = &f.refund {
+        wallet::apply(
+            conn,
+            Movement {
+                id: &credit.transaction_id,
+                user: &order.user_id,
+                kind: TransactionType::Refund,
+                amount: credit.amount,
+                description: &credit.description,
+                order: Some(&order.id),
+                now: f.now,
+                max_balance: None,
+            },
+        )?;
+    }
+    let changed = execute(
+        conn,
+        "UPDATE orders SET status = ?2, lines = ?3, refund_amount = ?4, fulfilled_at = ?5, \
+         partial_fulfillment = ?6, refund_processed = ?7, notified_at = NULL, updated_at = ?5 \
+         WHERE id = ?1 AND status = 'PROCESSING'",
+        params![
+            order.id.as_str(),
+            f.status.as_str(),
+            encode_lines(&lines)?,
+            refund.get(),
+            ts(f.now),
+            f.status == OrderStatus::PartiallyFulfilled,
+            refund > Paise::ZERO,
+        ],
+    )?;
+    if changed != 1 {
+        return Err(Error::Conflict("the order changed while it was being fulfilled").into());
+    }
+    if f.clear_cart {
+        carts::release(conn, &order.user_id, &order.id, true, f.now)?;
+    }
+    stored_order(conn, &order.id)
+}
+
+fn cancel(conn: &Connection, c: &Cancellation) -> DbResult<Order> {
+    if let Some(commit) = &c.idempotency {
+        finish_key(conn, commit)?;
+    }
+    // Another user's order is indistinguishable from a missing one.
+    let order = order_by_id(conn, &c.order_id)?
+        .filter(|o| o.user_id == c.user_id)
+        .ok_or(Error::NotFound("order"))?;
+    if order.status != OrderStatus::Pending {
+        return Err(Error::OrderNotCancellable(order.status).into());
+    }
+    let changed = execute(
+        conn,
+        "UPDATE orders SET status = 'CANCELLED', refund_amount = total_amount, \
+         refund_processed = 1, notified_at = NULL, updated_at = ?2 \
+         WHERE id = ?1 AND status = 'PENDING'",
+        params![order.id.as_str(), ts(c.now)],
+    )?;
+    if changed != 1 {
+        return Err(Error::Conflict("the order changed while it was being cancelled").into());
+    }
+    wallet::apply(
+        conn,
+        Movement {
+            id: &c.refund_transaction_id,
+            user: &order.user_id,
+            kind: TransactionType::Refund,
+            amount: order.paid_amount,
+            description: &format!("Refund for cancelled order {}", order.id),
+            order: Some(&order.id),
+            now: c.now,
+            max_balance: None,
+        },
+    )?;
+    carts::release(conn, &order.user_id, &order.id, false, c.now)?;
+    stored_order(conn, &order.id)
+}
+
+/// Final statuses in SQL, for the queries that need them.
+const FINAL_STATUSES: &str = "('FULFILLED', 'PARTIALLY_FULFILLED', 'REFUNDED', 'CANCELLED')";
+
+/// Statuses of orders that went through fulfillment.
+const FULFILLMENT_STATUSES: &str = "('FULFILLED', 'PARTIALLY_FULFILLED', 'REFUNDED')";
+
+fn analytics(conn: &Connection) -> DbResult<Analytics> {
+    let counted = all(
+        conn,
+        "SELECT status, COUNT(*) AS n FROM orders GROUP BY status",
+        [],
+        |row| {
+            Ok((
+                enumeration(row, "status", OrderStatus::parse)?,
+                row.get::<_, u64>("n")?,
+            ))
+        },
+    )?;
+    let orders_by_status = OrderStatus::ALL
+        .into_iter()
+        .map(|status| {
+            let n = counted
+                .iter()
+                .find(|(s, _)| *s == status)
+                .map_or(0, |(_, n)| *n);
+            (status, n)
+        })
+        .collect();
+    let line = |field: &str| format!("json_extract(l.value, '$.{field}')");
+    let (revenue, cost, requested_units, fulfilled_units) = conn.query_row(
+        &format!(
+            "SELECT COALESCE(SUM({up} * {fq}), 0), COALESCE(SUM({cp} * {fq}), 0), \
+             COALESCE(SUM({rq}), 0), COALESCE(SUM({fq}), 0) \
+             FROM orders o, json_each(o.lines) l WHERE o.status IN {FULFILLMENT_STATUSES}",
+            up = line("unitPrice"),
+            cp = line("costPrice"),
+            rq = line("requestedQuantity"),
+            fq = line("fulfilledQuantity"),
+        ),
+        [],
+        |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, i64>(1)?,
+                row.get::<_, u64>(2)?,
+                row.get::<_, u64>(3)?,
+            ))
+        },
+    )?;
+    let top_products = all(
+        conn,
+        &format!(
+            "SELECT {pid} AS product_id, MAX({pname}) AS product_name, SUM({fq}) AS units, \
+             SUM({up} * {fq}) AS revenue \
+             FROM orders o, json_each(o.lines) l WHERE o.status IN {FULFILLMENT_STATUSES} \
+             GROUP BY {pid} HAVING units > 0 ORDER BY revenue DESC, product_id LIMIT 10",
+            pid = line("productId"),
+            pname = line("productName"),
+            up = line("unitPrice"),
+            fq = line("fulfilledQuantity"),
+        ),
+        [],
+        |row| {
+            Ok(ProductSales {
+                product_id: id(row, "product_id")?,
+                product_name: row.get("product_name")?,
+                units: row.get("units")?,
+                revenue: paise(row, "revenue")?,
+            })
+        },
+    )?;
+    Ok(Analytics {
+        revenue: Paise::new(revenue),
+        cost: Paise::new(cost),
+        orders_by_status,
+        requested_units,
+        fulfilled_units,
+        top_products,
+    })
+}
+
+fn page_of(
+    conn: &Connection,
+    filter: &str,
+    args: &[&dyn rusqlite::ToSql],
+    page: PageRequest,
+) -> DbResult<Page<Order>> {
+    let total = count(conn, &format!("SELECT COUNT(*) FROM orders {filter}"), args)?;
+    let (limit, offset) = page_bounds(page);
+    let mut with_bounds: Vec<&dyn rusqlite::ToSql> = args.to_vec();
+    with_bounds.push(&limit);
+    with_bounds.push(&offset);
+    let n = args.len();
+    // rowid breaks ties within a millisecond: orders are never deleted, so it is the
+    // insertion order.
+    let items = all(
+        conn,
+        &format!(
+            "SELECT {ORDER_COLUMNS} FROM orders {filter} \
+             ORDER BY created_at DESC, rowid DESC LIMIT ?{} OFFSET ?{}",
+            n + 1,
+            n + 2
+        ),
+        with_bounds.as_slice(),
+        order_from_row,
+    )?;
+    Ok(Page {
+        items,
+        total,
+        page: page.page,
+        limit: page.limit,
+    })
+}
+
+#[async_trait]
+impl Orders for SqliteStore {
+    async fn place_order(&self, placement: &OrderPlacement) -> Result<()> {
+        let placement = placement.clone();
+        let window = self.options.dedup_window;
+        self.write(move |conn| place(conn, &placement, window))
+            .await?;
+        self.queue_work.notify_one();
+        Ok(())
+    }
+
+    async fn order(&self, id: &OrderId) -> Result<Option<Order>> {
+        let id = id.clone();
+        self.read(move |conn| order_by_id(conn, &id)).await
+    }
+
+    async fn orders_of(
+        &self,
+        user: &UserId,
+        status: Option<OrderStatus>,
+        page: PageRequest,
+    ) -> Result<Page<Order>> {
+        let user = user.clone();
+        self.read(move |conn| match status {
+            Some(status) => page_of(
+                conn,
+                "WHERE user_id = ?1 AND status = ?2",
+                &[&user.as_str(), &status.as_str()],
+                page,
+            ),
+            None => page_of(conn, "WHERE user_id = ?1", &[&user.as_str()], page),
+        })
+        .await
+    }
+
+    async fn all_orders(
+        &self,
+        status: Option<OrderStatus>,
+        page: PageRequest,
+    ) -> Result<Page<Order>> {
+        self.read(move |conn| match status {
+            Some(status) => page_of(conn, "WHERE status = ?1", &[&status.as_str()], page),
+            None => page_of(conn, "", &[], page),
+        })
+        .await
+    }
+
+    async fn start_processing(&self, id: &OrderId, now: DateTime<Utc>) -> Result<Order> {
+        let id = id.clone();
+        self.write(move |conn| start_processing(conn, &id, now))
+            .await
+    }
+
+    async fn complete_fulfillment(&self, fulfillment: &Fulfillment) -> Result<Order> {
+        let fulfillment = fulfillment.clone();
+        self.write(move |conn| complete(conn, &fulfillment)).await
+    }
+
+    async fn cancel_pending(&self, cancellation: &Cancellation) -> Result<Order> {
+        let cancellation = cancellation.clone();
+        self.write(move |conn| cancel(conn, &cancellation)).await
+    }
+
+    async fn mark_notified(&self, id: &OrderId, now: DateTime<Utc>) -> Result<()> {
+        let id = id.clone();
+        self.write(move |conn| {
+            execute(
+                conn,
+                &format!(
+                    "UPDATE orders SET notified_at = ?2 \
+                     WHERE id = ?1 AND notified_at IS NULL AND status IN {FINAL_STATUSES}"
+                ),
+                params![id.as_str(), ts(now)],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn stale_pending(&self, before: DateTime<Utc>, limit: u32) -> Result<Vec<Order>> {
+        self.read(move |conn| {
+            all(
+                conn,
+                &format!(
+                    "SELECT {ORDER_COLUMNS} FROM orders \
+                     WHERE status = 'PENDING' AND created_at < ?1 \
+                     ORDER BY created_at, rowid LIMIT ?2"
+                ),
+                params![ts(before), limit],
+                order_from_row,
+            )
+        })
+        .await
+    }
+
+    async fn unnotified(&self, limit: u32) -> Result<Vec<Order>> {
+        self.read(move |conn| {
+            all(
+                conn,
+                &format!(
+                    "SELECT {ORDER_COLUMNS} FROM orders \
+                     WHERE notified_at IS NULL AND status NOT IN ('PENDING', 'PROCESSING') \
+                     ORDER BY updated_at, rowid LIMIT ?1"
+                ),
+                [limit],
+                order_from_row,
+            )
+        })
+        .await
+    }
+
+    async fn analytics(&self) -> Result<Analytics> {
+        self.read(analytics).await
+    }
+}

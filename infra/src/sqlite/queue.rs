@@ -1,0 +1,637 @@
+//! The durable queue, with the semantics of an SQS FIFO queue and its dead-letter queue:
+//!
+//! - message group = the user, deduplication id = the order; a send whose deduplication id was
+//!   seen within the window is dropped (this is what makes `OrderQueue::enqueue` after a
+//!   committed `place_order` a no-op: `place_order` already enqueued inside its transaction);
+//! - within a group, strictly one at a time in send order: only the oldest message of a group
+//!   is deliverable, and not while it is in flight;
+//! - a receive makes a message invisible for the visibility timeout, counts the receive and
+//!   issues a fresh receipt handle; ack and release must present the latest handle, so a
+//!   consumer whose visibility ran out cannot delete or delay the newer delivery;
+//! - a message about to be received with `max_receives` receives behind it moves to the
+//!   dead-letter table instead, keeping its receive count and last error.
+//!
+//! Time here is the store's wall clock, as it is the queue service's in the cloud.
+
+use super::SqliteStore;
+use super::codec::{DbResult, all, count, execute, millis, now_ms, one, time_of};
+use async_trait::async_trait;
+use giftify_shared::order::{DeadLetter, OrderMessage, QueueDepths};
+use giftify_shared::ports::{OrderQueue, QueueOps};
+use giftify_shared::{Error, Result};
+use rusqlite::{Connection, Row, params};
+use std::time::Duration;
+
+/// One delivery of a queue message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReceivedMessage {
+    /// Stable across deliveries of the same message.
+    pub message_id: String,
+    /// Proof of this delivery, required by [`SqliteStore::ack`] and [`SqliteStore::release`].
+    pub receipt_handle: String,
+    pub message: OrderMessage,
+    /// Deliveries so far, this one included.
+    pub receive_count: u32,
+}
+
+/// What one receive did.
+#[derive(Debug, Default)]
+pub(crate) struct Batch {
+    pub messages: Vec<ReceivedMessage>,
+    /// Ids of the messages moved to the dead-letter queue instead of being delivered.
+    pub dead_lettered: Vec<String>,
+}
+
+/// Longest error text kept with a message.
+const MAX_ERROR_LEN: usize = 2000;
+
+/// Expired deduplication records removed per send.
+const PURGE_BATCH: i64 = 100;
+
+fn body_of(message: &OrderMessage) -> DbResult<String> {
+    serde_json::to_string(message).map_err(|e| Error::Internal(e.into()).into())
+}
+
+fn message_of(body: &str) -> DbResult<OrderMessage> {
+    Ok(serde_json::from_str(body)?)
+}
+
+/// Sends a message inside the caller's transaction; false when its deduplication id was seen
+/// within the window and the send was dropped.
+pub(super) fn enqueue_in(
+    conn: &Connection,
+    message: &OrderMessage,
+    dedup_window: Duration,
+    now: i64,
+) -> DbResult<bool> {
+    send(conn, message, message.order_id.as_str(), dedup_window, now)
+}
+
+fn send(
+    conn: &Connection,
+    message: &OrderMessage,
+    dedup_id: &str,
+    dedup_window: Duration,
+    now: i64,
+) -> DbResult<bool> {
+    execute(
+        conn,
+        "DELETE FROM queue_dedup WHERE rowid IN \
+         (SELECT rowid FROM queue_dedup WHERE expires_at <= ?1 LIMIT ?2)",
+        params![now, PURGE_BATCH],
+    )?;
+    // A new id, or one whose window ran out, is recorded; a live one is left as it is (the
+    // window runs from the first send) and the send is dropped.
+    let accepted = execute(
+        conn,
+        "INSERT INTO queue_dedup (dedup_id, expires_at) VALUES (?1, ?2) \
+         ON CONFLICT (dedup_id) DO UPDATE SET expires_at = excluded.expires_at \
+         WHERE queue_dedup.expires_at <= ?3",
+        params![dedup_id, now.saturating_add(millis(dedup_window)), now],
+    )?;
+    if accepted == 0 {
+        return Ok(false);
+    }
+    execute(
+        conn,
+        "INSERT INTO queue_messages (message_id, group_id, dedup_id, body, sent_at, visible_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+        params![
+            ulid::Ulid::new().to_string(),
+            message.user_id.as_str(),
+            dedup_id,
+            body_of(message)?,
+            now,
+        ],
+    )?;
+    Ok(true)
+}
+
+struct Head {
+    message_id: String,
+    body: String,
+    receive_count: u32,
+}
+
+fn receive(
+    conn: &Connection,
+    max: usize,
+    max_receives: u32,
+    visibility: Duration,
+    now: i64,
+) -> DbResult<Batch> {
+    let mut batch = Batch::default();
+    let limit = i64::try_from(max).unwrap_or(i64::MAX);
+    // Each pass either delivers or moves at least one exhausted head to the dead letters, so
+    // this ends; moving a head lets the next message of its group through in the next pass.
+    let heads = loop {
+        let heads = all(
+            conn,
+            "SELECT m.message_id, m.body, m.receive_count FROM queue_messages m \
+             JOIN (SELECT MIN(seq) AS seq FROM queue_messages GROUP BY group_id) h \
+               ON m.seq = h.seq \
+             WHERE m.visible_at <= ?1 ORDER BY m.seq LIMIT ?2",
+            params![now, limit],
+            |row| {
+                Ok(Head {
+                    message_id: row.get("message_id")?,
+                    body: row.get("body")?,
+                    receive_count: row.get("receive_count")?,
+                })
+            },
+        )?;
+        let exhausted: Vec<&Head> = heads
+            .iter()
+            .filter(|h| h.receive_count >= max_receives)
+            .collect();
+        if exhausted.is_empty() {
+            break heads;
+        }
+        for head in exhausted {
+            execute(
+                conn,
+                "INSERT INTO dead_letters (message_id, group_id, dedup_id, body, sent_at, \
+                 receive_count, last_error, dead_at) \
+                 SELECT message_id, group_id, dedup_id, body, sent_at, receive_count, last_error, \
+                 ?2 FROM queue_messages WHERE message_id = ?1",
+                params![head.message_id, now],
+            )?;
+            execute(
+                conn,
+                "DELETE FROM queue_messages WHERE message_id = ?1",
+                [&head.message_id],
+            )?;
+            batch.dead_lettered.push(head.message_id.clone());
+        }
+    };
+    let visible_at = now.saturating_add(millis(visibility));
+    for head in heads {
+        let receipt = ulid::Ulid::new().to_string();
+        execute(
+            conn,
+            "UPDATE queue_messages SET receive_count = receive_count + 1, receipt = ?2, \
+             visible_at = ?3 WHERE message_id = ?1",
+            params![head.message_id, receipt, visible_at],
+        )?;
+        batch.messages.push(ReceivedMessage {
+            message: message_of(&head.body)?,
+            message_id: head.message_id,
+            receipt_handle: receipt,
+            receive_count: head.receive_count.saturating_add(1),
+        });
+    }
+    Ok(batch)
+}
+
+const DEAD_LETTER_COLUMNS: &str =
+    "message_id, group_id, dedup_id, body, sent_at, receive_count, last_error, dead_at";
+
+fn dead_letter_from_row(row: &Row) -> DbResult<DeadLetter> {
+    Ok(DeadLetter {
+        message_id: row.get("message_id")?,
+        message: message_of(&row.get::<_, String>("body")?)?,
+        receive_count: row.get("receive_count")?,
+        last_error: row.get("last_error")?,
+        dead_at: Some(time_of(row.get("dead_at")?)?),
+    })
+}
+
+fn redrive_next(conn: &Connection, now: i64) -> DbResult<Option<DeadLetter>> {
+    let Some((letter, group_id)) = one(
+        conn,
+        &format!("SELECT {DEAD_LETTER_COLUMNS} FROM dead_letters ORDER BY seq LIMIT 1"),
+        [],
+        |row| {
+            Ok((
+                dead_letter_from_row(row)?,
+                row.get::<_, String>("group_id")?,
+            ))
+        },
+    )?
+    else {
+        return Ok(None);
+    };
+    // A fresh message id and deduplication id: the redriven message is a new send of the same
+    // body to the same group, behind whatever the group already holds.
+    let dedup_id = format!("{}/redrive/{}", letter.message.order_id, ulid::Ulid::new());
+    execute(
+        conn,
+        "INSERT INTO queue_messages (message_id, group_id, dedup_id, body, sent_at, visible_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+        params![
+            ulid::Ulid::new().to_string(),
+            group_id,
+            dedup_id,
+            body_of(&letter.message)?,
+            now,
+        ],
+    )?;
+    execute(
+        conn,
+        "DELETE FROM dead_letters WHERE message_id = ?1",
+        [&letter.message_id],
+    )?;
+    Ok(Some(letter))
+}
+
+/// Cuts an error text to at most [`MAX_ERROR_LEN`] bytes on a character boundary.
+fn clipped(error: &str) -> &str {
+    if error.len() <= MAX_ERROR_LEN {
+        return error;
+    }
+    let mut end = MAX_ERROR_LEN;
+    while !error.is_char_boundary(end) {
+        end -= 1;
+    }
+    &error[..end]
+}
+
+impl SqliteStore {
+    /// Receives up to `max` deliverable messages (at most one per group), moving exhausted
+    /// ones to the dead-letter queue on the way.
+    pub async fn receive(&self, max: usize) -> Result<Vec<ReceivedMessage>> {
+        Ok(self.receive_batch(max).await?.messages)
+    }
+
+    pub(crate) async fn receive_batch(&self, max: usize) -> Result<Batch> {
+        if max == 0 {
+            return Ok(Batch::default());
+        }
+        let settings = self.options.queue;
+        let batch = self
+            .write(move |conn| {
+                receive(
+                    conn,
+                    max,
+                    settings.max_receives,
+                    settings.visibility_timeout,
+                    now_ms(),
+                )
+            })
+            .await?;
+        for message_id in &batch.dead_lettered {
+            tracing::warn!(
+                message_id = %message_id,
+                max_receives = settings.max_receives,
+                "message moved to the dead-letter queue"
+            );
+        }
+        Ok(batch)
+    }
+
+    /// Deletes a handled message. False when the receipt is stale: the visibility timeout ran
+    /// out and the message was delivered again, and that newer delivery now owns it.
+    pub async fn ack(&self, delivery: &ReceivedMessage) -> Result<bool> {
+        let (message_id, receipt) = (delivery.message_id.clone(), delivery.receipt_handle.clone());
+        self.write(move |conn| {
+            Ok(execute(
+                conn,
+                "DELETE FROM queue_messages WHERE message_id = ?1 AND receipt = ?2",
+                params![message_id, receipt],
+            )? == 1)
+        })
+        .await
+    }
+
+    /// Gives a failed delivery back: visible again after `delay`, with `error` kept as its last
+    /// error. False when the receipt is stale (see [`SqliteStore::ack`]).
+    pub async fn release(
+        &self,
+        delivery: &ReceivedMessage,
+        error: &str,
+        delay: Duration,
+    ) -> Result<bool> {
+        let (message_id, receipt, error) = (
+            delivery.message_id.clone(),
+            delivery.receipt_handle.clone(),
+            clipped(error).to_string(),
+        );
+        let released = self
+            .write(move |conn| {
+                let visible_at = now_ms().saturating_add(millis(delay));
+                Ok(execute(
+                    conn,
+                    "UPDATE queue_messages SET visible_at = ?3, last_error = ?4 \
+                     WHERE message_id = ?1 AND receipt = ?2",
+                    params![message_id, receipt, visible_at, error],
+                )? == 1)
+            })
+            .await?;
+        if released && delay.is_zero() {
+            self.queue_work.notify_one();
+        }
+        Ok(released)
+    }
+
+    /// Waits until a commit in this process makes work deliverable, or `poll` passes (work
+    /// sent by another process is only seen by polling).
+    pub(crate) async fn wait_for_queue_work(&self, poll: Duration) {
+        let _ = tokio::time::timeout(poll, self.queue_work.notified()).await;
+    }
+}
+
+#[async_trait]
+impl OrderQueue for SqliteStore {
+    async fn enqueue(&self, message: &OrderMessage) -> Result<()> {
+        let message = message.clone();
+        let window = self.options.dedup_window;
+        let sent = self
+            .write(move |conn| enqueue_in(conn, &message, window, now_ms()))
+            .await?;
+        if sent {
+            self.queue_work.notify_one();
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl QueueOps for SqliteStore {
+    async fn dead_letters(&self, limit: u32) -> Result<Vec<DeadLetter>> {
+        self.read(move |conn| {
+            all(
+                conn,
+                &format!("SELECT {DEAD_LETTER_COLUMNS} FROM dead_letters ORDER BY seq LIMIT ?1"),
+                [limit],
+                dead_letter_from_row,
+            )
+        })
+        .await
+    }
+
+    async fn redrive_next(&self) -> Result<Option<DeadLetter>> {
+        let letter = self.write(|conn| redrive_next(conn, now_ms())).await?;
+        if letter.is_some() {
+            self.queue_work.notify_one();
+        }
+        Ok(letter)
+    }
+
+    async fn depths(&self) -> Result<QueueDepths> {
+        self.read(|conn| {
+            let now = now_ms();
+            Ok(QueueDepths {
+                ready: count(
+                    conn,
+                    "SELECT COUNT(*) FROM queue_messages WHERE visible_at <= ?1",
+                    [now],
+                )?,
+                in_flight: count(
+                    conn,
+                    "SELECT COUNT(*) FROM queue_messages WHERE visible_at > ?1",
+                    [now],
+                )?,
+                dead: count(conn, "SELECT COUNT(*) FROM dead_letters", [])?,
+            })
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::QueueSettings;
+    use crate::sqlite::StoreOptions;
+    use giftify_shared::ids::{OrderId, UserId};
+    use std::sync::Arc;
+
+    struct Fixture {
+        store: Arc<SqliteStore>,
+        _dir: tempfile::TempDir,
+    }
+
+    async fn store(options: StoreOptions) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open_with(&dir.path().join("queue.db"), options)
+            .await
+            .unwrap();
+        Fixture { store, _dir: dir }
+    }
+
+    fn settings() -> StoreOptions {
+        StoreOptions {
+            retry_base_delay: Duration::ZERO,
+            ..StoreOptions::new(QueueSettings {
+                max_receives: 3,
+                visibility_timeout: Duration::from_secs(30),
+            })
+        }
+    }
+
+    fn with_queue(max_receives: u32, visibility_timeout: Duration) -> StoreOptions {
+        StoreOptions {
+            queue: QueueSettings {
+                max_receives,
+                visibility_timeout,
+            },
+            ..settings()
+        }
+    }
+
+    fn message(user: &UserId) -> OrderMessage {
+        OrderMessage {
+            order_id: OrderId::generate(),
+            user_id: user.clone(),
+        }
+    }
+
+    fn orders(batch: &[ReceivedMessage]) -> Vec<OrderId> {
+        batch.iter().map(|m| m.message.order_id.clone()).collect()
+    }
+
+    #[tokio::test]
+    async fn a_group_is_delivered_one_message_at_a_time_in_send_order() {
+        let f = store(settings()).await;
+        let (alice, bob) = (UserId::generate(), UserId::generate());
+        let (a1, a2, b1) = (message(&alice), message(&alice), message(&bob));
+        for m in [&a1, &a2, &b1] {
+            f.store.enqueue(m).await.unwrap();
+        }
+
+        let first = f.store.receive(10).await.unwrap();
+        assert_eq!(
+            orders(&first),
+            vec![a1.order_id.clone(), b1.order_id.clone()]
+        );
+        assert!(
+            f.store.receive(10).await.unwrap().is_empty(),
+            "a2 waits while a1 is in flight"
+        );
+
+        assert!(f.store.ack(&first[0]).await.unwrap());
+        let second = f.store.receive(10).await.unwrap();
+        assert_eq!(orders(&second), vec![a2.order_id.clone()]);
+    }
+
+    #[tokio::test]
+    async fn a_released_message_still_blocks_its_group_until_it_is_handled() {
+        let f = store(settings()).await;
+        let alice = UserId::generate();
+        let (a1, a2) = (message(&alice), message(&alice));
+        f.store.enqueue(&a1).await.unwrap();
+        f.store.enqueue(&a2).await.unwrap();
+        let first = f.store.receive(10).await.unwrap();
+        f.store
+            .release(&first[0], "boom", Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert!(f.store.receive(10).await.unwrap().is_empty());
+        let depths = f.store.depths().await.unwrap();
+        assert_eq!((depths.ready, depths.in_flight), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn a_second_send_of_an_order_within_the_window_is_dropped() {
+        let f = store(settings()).await;
+        let m = message(&UserId::generate());
+        f.store.enqueue(&m).await.unwrap();
+        f.store.enqueue(&m).await.unwrap();
+        assert_eq!(f.store.depths().await.unwrap().ready, 1);
+        // Even after the first was handled: the window, not the queue, decides.
+        let got = f.store.receive(10).await.unwrap();
+        f.store.ack(&got[0]).await.unwrap();
+        f.store.enqueue(&m).await.unwrap();
+        assert_eq!(f.store.depths().await.unwrap().ready, 0);
+    }
+
+    #[tokio::test]
+    async fn a_send_after_the_window_is_accepted_again() {
+        let f = store(StoreOptions {
+            dedup_window: Duration::from_millis(50),
+            ..settings()
+        })
+        .await;
+        let m = message(&UserId::generate());
+        f.store.enqueue(&m).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        f.store.enqueue(&m).await.unwrap();
+        assert_eq!(f.store.depths().await.unwrap().ready, 2);
+    }
+
+    #[tokio::test]
+    async fn a_message_whose_visibility_ran_out_is_delivered_again_with_a_new_receipt() {
+        let f = store(with_queue(3, Duration::from_millis(50))).await;
+        f.store
+            .enqueue(&message(&UserId::generate()))
+            .await
+            .unwrap();
+        let first = f.store.receive(1).await.unwrap().remove(0);
+        assert_eq!(first.receive_count, 1);
+        assert!(f.store.receive(1).await.unwrap().is_empty());
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        let second = f.store.receive(1).await.unwrap().remove(0);
+        assert_eq!(second.message_id, first.message_id);
+        assert_eq!(second.receive_count, 2);
+        assert_ne!(second.receipt_handle, first.receipt_handle);
+    }
+
+    #[tokio::test]
+    async fn an_ack_with_a_stale_receipt_does_not_delete_the_newer_delivery() {
+        let f = store(with_queue(3, Duration::from_millis(50))).await;
+        f.store
+            .enqueue(&message(&UserId::generate()))
+            .await
+            .unwrap();
+        let first = f.store.receive(1).await.unwrap().remove(0);
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        let second = f.store.receive(1).await.unwrap().remove(0);
+
+        assert!(!f.store.ack(&first).await.unwrap(), "stale receipt");
+        assert!(
+            !f.store
+                .release(&first, "late", Duration::ZERO)
+                .await
+                .unwrap(),
+            "a stale receipt cannot make the message visible either"
+        );
+        assert_eq!(f.store.depths().await.unwrap().in_flight, 1);
+        assert!(f.store.ack(&second).await.unwrap());
+        let depths = f.store.depths().await.unwrap();
+        assert_eq!((depths.ready, depths.in_flight), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn a_message_received_max_receives_times_moves_to_the_dead_letter_queue() {
+        let f = store(settings()).await;
+        let alice = UserId::generate();
+        let (poison, next) = (message(&alice), message(&alice));
+        f.store.enqueue(&poison).await.unwrap();
+        f.store.enqueue(&next).await.unwrap();
+        for attempt in 1..=3 {
+            let got = f.store.receive(10).await.unwrap();
+            assert_eq!(orders(&got), vec![poison.order_id.clone()]);
+            assert_eq!(got[0].receive_count, attempt);
+            f.store
+                .release(&got[0], &format!("failure {attempt}"), Duration::ZERO)
+                .await
+                .unwrap();
+        }
+
+        // The fourth receive moves the poison message aside and lets its group move on.
+        let batch = f.store.receive_batch(10).await.unwrap();
+        assert_eq!(batch.dead_lettered.len(), 1);
+        assert_eq!(orders(&batch.messages), vec![next.order_id.clone()]);
+
+        let dead = f.store.dead_letters(10).await.unwrap();
+        assert_eq!(dead.len(), 1);
+        assert_eq!(dead[0].message, poison);
+        assert_eq!(dead[0].receive_count, 3);
+        assert_eq!(dead[0].last_error.as_deref(), Some("failure 3"));
+        assert!(dead[0].dead_at.is_some());
+        assert_eq!(f.store.depths().await.unwrap().dead, 1);
+    }
+
+    #[tokio::test]
+    async fn redrive_sends_the_oldest_dead_letter_back_to_its_group_with_a_fresh_count() {
+        let f = store(with_queue(1, Duration::from_secs(30))).await;
+        let alice = UserId::generate();
+        let poison = message(&alice);
+        f.store.enqueue(&poison).await.unwrap();
+        let got = f.store.receive(1).await.unwrap();
+        f.store
+            .release(&got[0], "boom", Duration::ZERO)
+            .await
+            .unwrap();
+        assert!(f.store.receive(1).await.unwrap().is_empty());
+        assert_eq!(f.store.depths().await.unwrap().dead, 1);
+
+        let moved = f.store.redrive_next().await.unwrap().unwrap();
+        assert_eq!(moved.message, poison);
+        assert!(f.store.redrive_next().await.unwrap().is_none());
+        let depths = f.store.depths().await.unwrap();
+        assert_eq!((depths.ready, depths.dead), (1, 0));
+
+        let again = f.store.receive(1).await.unwrap().remove(0);
+        assert_eq!(again.message, poison);
+        assert_eq!(again.receive_count, 1);
+        assert_ne!(again.message_id, moved.message_id);
+        // Its deduplication id is fresh, yet the original one still guards the order.
+        f.store.enqueue(&poison).await.unwrap();
+        assert_eq!(f.store.depths().await.unwrap().ready, 0);
+    }
+
+    #[tokio::test]
+    async fn two_stores_on_one_file_share_the_queue_like_two_processes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("shared.db");
+        let api = SqliteStore::open_with(&path, settings()).await.unwrap();
+        let worker = SqliteStore::open_with(&path, settings()).await.unwrap();
+        let m = message(&UserId::generate());
+        api.enqueue(&m).await.unwrap();
+        worker.enqueue(&m).await.unwrap();
+        let got = worker.receive(10).await.unwrap();
+        assert_eq!(orders(&got), vec![m.order_id.clone()]);
+        assert!(api.receive(10).await.unwrap().is_empty());
+        assert!(worker.ack(&got[0]).await.unwrap());
+    }
+
+    #[test]
+    fn long_errors_are_clipped_on_a_character_boundary() {
+        let long = "é".repeat(MAX_ERROR_LEN);
+        let clipped = clipped(&long);
+        assert!(clipped.len() <= MAX_ERROR_LEN);
+        assert!(clipped.chars().all(|c| c == 'é'));
+        assert_eq!(super::clipped("short"), "short");
+    }
+}

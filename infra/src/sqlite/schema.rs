@@ -1,0 +1,269 @@
+//! The schema and its migrations, in one place. `PRAGMA user_version` records how many
+//! migrations a database has; opening applies the missing ones in one `IMMEDIATE` transaction,
+//! so two processes opening a fresh file together migrate it once.
+//!
+//! Conventions: tables are `STRICT`; money is INTEGER paise; timestamps are INTEGER unix
+//! milliseconds; ids are the prefixed ULID text; enums are their upper-case text with a CHECK.
+//! Gift card secrets exist only sealed (ciphertext, keyed lookup hash, last four digits).
+
+use rusqlite::{Connection, TransactionBehavior};
+
+/// The first schema: every table of the embedded backend.
+const V1: &str = r#"
+CREATE TABLE users (
+    id                TEXT PRIMARY KEY,
+    email             TEXT NOT NULL UNIQUE,
+    password_hash     TEXT NOT NULL,
+    first_name        TEXT NOT NULL,
+    last_name         TEXT NOT NULL,
+    phone_number      TEXT,
+    role              TEXT NOT NULL CHECK (role IN ('USER', 'ADMIN')),
+    status            TEXT NOT NULL CHECK (status IN ('ACTIVE', 'SUSPENDED', 'DELETED')),
+    wallet_balance    INTEGER NOT NULL DEFAULT 0 CHECK (wallet_balance >= 0),
+    is_email_verified INTEGER NOT NULL DEFAULT 0 CHECK (is_email_verified IN (0, 1)),
+    is_phone_verified INTEGER NOT NULL DEFAULT 0 CHECK (is_phone_verified IN (0, 1)),
+    created_at        INTEGER NOT NULL,
+    updated_at        INTEGER NOT NULL,
+    last_login_at     INTEGER
+) STRICT;
+
+CREATE TABLE wallet_transactions (
+    id            TEXT PRIMARY KEY,
+    user_id       TEXT NOT NULL REFERENCES users (id),
+    kind          TEXT NOT NULL CHECK (kind IN ('CREDIT', 'DEBIT', 'REFUND')),
+    amount        INTEGER NOT NULL CHECK (amount >= 0),
+    balance_after INTEGER NOT NULL CHECK (balance_after >= 0),
+    description   TEXT NOT NULL,
+    order_id      TEXT,
+    created_at    INTEGER NOT NULL
+) STRICT;
+CREATE INDEX wallet_transactions_by_user ON wallet_transactions (user_id, created_at);
+
+CREATE TABLE refresh_tokens (
+    token_hash TEXT PRIMARY KEY,
+    family_id  TEXT NOT NULL,
+    user_id    TEXT NOT NULL REFERENCES users (id),
+    expires_at INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    used_at    INTEGER,
+    revoked_at INTEGER
+) STRICT;
+CREATE INDEX refresh_tokens_by_family ON refresh_tokens (family_id);
+
+CREATE TABLE login_throttle (
+    account           TEXT PRIMARY KEY,
+    failures          INTEGER NOT NULL CHECK (failures >= 0),
+    window_started_at INTEGER NOT NULL,
+    locked_until      INTEGER
+) STRICT;
+
+CREATE TABLE products (
+    id                   TEXT PRIMARY KEY,
+    name                 TEXT NOT NULL,
+    description          TEXT NOT NULL,
+    brand                TEXT NOT NULL,
+    category             TEXT NOT NULL,
+    image_url            TEXT NOT NULL,
+    thumbnail_url        TEXT NOT NULL,
+    is_active            INTEGER NOT NULL CHECK (is_active IN (0, 1)),
+    terms_and_conditions TEXT NOT NULL,
+    how_to_redeem        TEXT NOT NULL,
+    validity_days        INTEGER NOT NULL CHECK (validity_days >= 0),
+    created_at           INTEGER NOT NULL,
+    updated_at           INTEGER NOT NULL
+) STRICT;
+CREATE INDEX products_by_name ON products (name);
+
+CREATE TABLE variants (
+    id                 TEXT PRIMARY KEY,
+    product_id         TEXT NOT NULL REFERENCES products (id),
+    name               TEXT NOT NULL,
+    denomination       INTEGER NOT NULL,
+    mrp                INTEGER NOT NULL CHECK (mrp > 0),
+    cost_price         INTEGER NOT NULL CHECK (cost_price >= 0),
+    discount_percent   INTEGER NOT NULL CHECK (discount_percent BETWEEN 0 AND 100),
+    selling_price      INTEGER NOT NULL CHECK (selling_price >= 0),
+    stock_quantity     INTEGER NOT NULL CHECK (stock_quantity >= 0),
+    min_order_quantity INTEGER NOT NULL CHECK (min_order_quantity >= 1),
+    max_order_quantity INTEGER NOT NULL CHECK (max_order_quantity >= min_order_quantity),
+    is_active          INTEGER NOT NULL CHECK (is_active IN (0, 1)),
+    created_at         INTEGER NOT NULL,
+    updated_at         INTEGER NOT NULL
+) STRICT;
+CREATE INDEX variants_by_product ON variants (product_id, denomination);
+
+CREATE TABLE carts (
+    user_id    TEXT PRIMARY KEY REFERENCES users (id),
+    -- The order checking this cart out; edits are refused while it is set.
+    locked_by  TEXT,
+    version    INTEGER NOT NULL CHECK (version >= 0),
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE cart_lines (
+    user_id      TEXT NOT NULL REFERENCES carts (user_id),
+    variant_id   TEXT NOT NULL,
+    position     INTEGER NOT NULL,
+    product_id   TEXT NOT NULL,
+    product_name TEXT NOT NULL,
+    variant_name TEXT NOT NULL,
+    quantity     INTEGER NOT NULL CHECK (quantity > 0),
+    unit_price   INTEGER NOT NULL CHECK (unit_price >= 0),
+    PRIMARY KEY (user_id, variant_id)
+) STRICT;
+
+CREATE TABLE orders (
+    id                  TEXT PRIMARY KEY,
+    user_id             TEXT NOT NULL REFERENCES users (id),
+    status              TEXT NOT NULL CHECK (status IN ('PENDING', 'PROCESSING', 'FULFILLED',
+                            'PARTIALLY_FULFILLED', 'REFUNDED', 'CANCELLED')),
+    source              TEXT NOT NULL CHECK (source IN ('ITEMS', 'CART')),
+    total_amount        INTEGER NOT NULL CHECK (total_amount >= 0),
+    paid_amount         INTEGER NOT NULL CHECK (paid_amount >= 0),
+    refund_amount       INTEGER NOT NULL CHECK (refund_amount BETWEEN 0 AND paid_amount),
+    -- JSON array of order lines (see orders.rs: StoredLine).
+    lines               TEXT NOT NULL,
+    attempted_at        INTEGER,
+    fulfilled_at        INTEGER,
+    partial_fulfillment INTEGER NOT NULL DEFAULT 0 CHECK (partial_fulfillment IN (0, 1)),
+    refund_processed    INTEGER NOT NULL DEFAULT 0 CHECK (refund_processed IN (0, 1)),
+    created_at          INTEGER NOT NULL,
+    updated_at          INTEGER NOT NULL,
+    notified_at         INTEGER
+) STRICT;
+CREATE INDEX orders_by_user ON orders (user_id, created_at);
+CREATE INDEX orders_by_status ON orders (status, created_at);
+CREATE INDEX orders_unnotified ON orders (updated_at)
+    WHERE notified_at IS NULL AND status NOT IN ('PENDING', 'PROCESSING');
+
+CREATE TABLE gift_cards (
+    id                TEXT PRIMARY KEY,
+    order_id          TEXT NOT NULL REFERENCES orders (id),
+    user_id           TEXT NOT NULL REFERENCES users (id),
+    product_id        TEXT NOT NULL,
+    variant_id        TEXT NOT NULL,
+    product_name      TEXT NOT NULL,
+    variant_name      TEXT NOT NULL,
+    denomination      INTEGER NOT NULL,
+    number_ciphertext TEXT NOT NULL,
+    pin_ciphertext    TEXT NOT NULL,
+    lookup_key        TEXT NOT NULL UNIQUE,
+    last4             TEXT NOT NULL CHECK (length(last4) = 4),
+    expiry_date       TEXT NOT NULL,
+    status            TEXT NOT NULL CHECK (status IN ('ACTIVE', 'REDEEMED', 'EXPIRED', 'CANCELLED')),
+    purchase_price    INTEGER NOT NULL CHECK (purchase_price >= 0),
+    issued_at         INTEGER NOT NULL
+) STRICT;
+CREATE INDEX gift_cards_by_order ON gift_cards (order_id);
+CREATE INDEX gift_cards_by_user ON gift_cards (user_id, issued_at);
+
+CREATE TABLE gift_card_reveals (
+    id           INTEGER PRIMARY KEY,
+    gift_card_id TEXT NOT NULL REFERENCES gift_cards (id),
+    order_id     TEXT NOT NULL,
+    user_id      TEXT NOT NULL,
+    revealed_at  INTEGER NOT NULL
+) STRICT;
+CREATE INDEX gift_card_reveals_by_card ON gift_card_reveals (gift_card_id);
+
+CREATE TABLE idempotency_keys (
+    user_id          TEXT NOT NULL,
+    key              TEXT NOT NULL,
+    fingerprint      TEXT NOT NULL,
+    state            TEXT NOT NULL CHECK (state IN ('IN_PROGRESS', 'DONE')),
+    -- The holder's token and lease while IN_PROGRESS; NULL once DONE.
+    token            TEXT,
+    lease_expires_at INTEGER,
+    -- JSON of the finished outcome (see idempotency.rs: StoredOutcome).
+    outcome          TEXT,
+    created_at       INTEGER NOT NULL,
+    expires_at       INTEGER NOT NULL,
+    PRIMARY KEY (user_id, key),
+    CHECK ((state = 'IN_PROGRESS' AND token IS NOT NULL AND lease_expires_at IS NOT NULL)
+        OR (state = 'DONE' AND outcome IS NOT NULL))
+) STRICT;
+CREATE INDEX idempotency_keys_by_expiry ON idempotency_keys (expires_at);
+
+-- The durable FIFO queue. `seq` is the send order; only the oldest message of a group is
+-- deliverable, so a group is handled strictly in order.
+CREATE TABLE queue_messages (
+    seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+    message_id    TEXT NOT NULL UNIQUE,
+    group_id      TEXT NOT NULL,
+    dedup_id      TEXT NOT NULL,
+    body          TEXT NOT NULL,
+    sent_at       INTEGER NOT NULL,
+    visible_at    INTEGER NOT NULL,
+    receive_count INTEGER NOT NULL DEFAULT 0 CHECK (receive_count >= 0),
+    -- The receipt handle of the latest delivery; an ack must present it.
+    receipt       TEXT,
+    last_error    TEXT
+) STRICT;
+CREATE INDEX queue_messages_by_group ON queue_messages (group_id, seq);
+
+-- Deduplication ids seen within the window; a send whose id is here and unexpired is dropped.
+CREATE TABLE queue_dedup (
+    dedup_id   TEXT PRIMARY KEY,
+    expires_at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX queue_dedup_by_expiry ON queue_dedup (expires_at);
+
+CREATE TABLE dead_letters (
+    seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+    message_id    TEXT NOT NULL UNIQUE,
+    group_id      TEXT NOT NULL,
+    dedup_id      TEXT NOT NULL,
+    body          TEXT NOT NULL,
+    sent_at       INTEGER NOT NULL,
+    receive_count INTEGER NOT NULL,
+    last_error    TEXT,
+    dead_at       INTEGER NOT NULL
+) STRICT;
+
+-- Every published order event, once (event ids are stable per order and status).
+CREATE TABLE events (
+    event_id   TEXT PRIMARY KEY,
+    event_type TEXT NOT NULL,
+    order_id   TEXT NOT NULL,
+    -- The exact JSON bytes that are signed and sent.
+    body       TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE webhook_deliveries (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id        TEXT NOT NULL REFERENCES events (event_id),
+    url             TEXT NOT NULL,
+    state           TEXT NOT NULL CHECK (state IN ('PENDING', 'DELIVERED', 'FAILED')),
+    attempts        INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+    next_attempt_at INTEGER NOT NULL,
+    last_error      TEXT,
+    delivered_at    INTEGER,
+    UNIQUE (event_id, url)
+) STRICT;
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at)
+    WHERE state = 'PENDING';
+"#;
+
+/// Every migration in order; a database at version `n` has applied the first `n`.
+const MIGRATIONS: &[&str] = &[V1];
+
+/// The schema version this build writes.
+pub(crate) const VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Applies the missing migrations atomically.
+pub(crate) fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let current: i64 = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    anyhow::ensure!(
+        (0..=VERSION).contains(&current),
+        "the database has schema version {current}, newer than this build's {VERSION}"
+    );
+    for (applied, migration) in (1..).zip(MIGRATIONS).skip(current as usize) {
+        tx.execute_batch(migration)?;
+        tx.pragma_update(None, "user_version", applied)?;
+    }
+    tx.commit()?;
+    Ok(())
+}

@@ -1,0 +1,214 @@
+//! The wallet: balances live on the user row; every movement writes its transaction record with
+//! the balance after it, in the same transaction as the balance change. The balance is never
+//! negative (checked here, and by a CHECK constraint as the last line of defence).
+
+use super::SqliteStore;
+use super::codec::{
+    DbError, DbResult, all, count, enumeration, id, one, opt_id, page_bounds, paise, time, ts,
+};
+use super::idempotency::finish_key;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use giftify_shared::ids::{OrderId, TransactionId, UserId};
+use giftify_shared::ports::Wallets;
+use giftify_shared::wallet::{Page, PageRequest, TopUp, TransactionType, WalletTransaction};
+use giftify_shared::{Error, Paise, Result};
+use rusqlite::{Connection, Row, params};
+
+/// One balance change and its record.
+pub(super) struct Movement<'a> {
+    pub id: &'a TransactionId,
+    pub user: &'a UserId,
+    pub kind: TransactionType,
+    pub amount: Paise,
+    pub description: &'a str,
+    pub order: Option<&'a OrderId>,
+    pub now: DateTime<Utc>,
+    /// The largest balance a CREDIT may reach. Refunds have none: money coming back from an
+    /// order must never be refused, or the order could never finish.
+    pub max_balance: Option<Paise>,
+}
+
+/// Applies a movement inside the caller's transaction.
+///
+/// A DEBIT beyond the balance is `InsufficientBalance`; a movement past `max_balance` is
+/// `WalletLimitExceeded`; an unknown user is `NotFound`. The caller's transaction rolls back on
+/// any of them.
+pub(super) fn apply(conn: &Connection, m: Movement<'_>) -> DbResult<WalletTransaction> {
+    if m.amount.is_negative() {
+        return Err(Error::internal("a wallet movement amount must not be negative").into());
+    }
+    let balance = balance_of(conn, m.user)?.ok_or(Error::NotFound("user"))?;
+    let after = match m.kind {
+        TransactionType::Debit => balance
+            .checked_sub(m.amount)
+            .filter(|after| !after.is_negative())
+            .ok_or(Error::InsufficientBalance {
+                balance,
+                required: m.amount,
+            })?,
+        TransactionType::Credit | TransactionType::Refund => {
+            let after = balance.checked_add(m.amount);
+            match (after, m.max_balance) {
+                (Some(after), Some(limit)) if after > limit => {
+                    return Err(Error::WalletLimitExceeded { limit }.into());
+                }
+                (Some(after), _) => after,
+                (None, Some(limit)) => return Err(Error::WalletLimitExceeded { limit }.into()),
+                (None, None) => return Err(Error::internal("wallet balance overflows").into()),
+            }
+        }
+    };
+    let now = ts(m.now);
+    // The balance was read in this IMMEDIATE transaction, so no one can have moved it; the
+    // condition keeps this write correct even if that ever stopped being true.
+    let changed = conn
+        .prepare_cached(
+            "UPDATE users SET wallet_balance = ?3, updated_at = ?4 \
+             WHERE id = ?1 AND wallet_balance = ?2",
+        )?
+        .execute(params![m.user.as_str(), balance.get(), after.get(), now])?;
+    if changed != 1 {
+        return Err(Error::Conflict("the wallet balance changed").into());
+    }
+    conn.prepare_cached(
+        "INSERT INTO wallet_transactions \
+         (id, user_id, kind, amount, balance_after, description, order_id, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        m.id.as_str(),
+        m.user.as_str(),
+        m.kind.as_str(),
+        m.amount.get(),
+        after.get(),
+        m.description,
+        m.order.map(OrderId::as_str),
+        now,
+    ])?;
+    transaction_by_id(conn, m.user, m.id)?
+        .ok_or_else(|| DbError::corrupt("a wallet transaction vanished in its own transaction"))
+}
+
+pub(super) fn balance_of(conn: &Connection, user: &UserId) -> DbResult<Option<Paise>> {
+    one(
+        conn,
+        "SELECT wallet_balance FROM users WHERE id = ?1",
+        [user.as_str()],
+        |row| paise(row, "wallet_balance"),
+    )
+}
+
+const TRANSACTION_COLUMNS: &str =
+    "id, user_id, kind, amount, balance_after, description, order_id, created_at";
+
+fn transaction_from_row(row: &Row) -> DbResult<WalletTransaction> {
+    Ok(WalletTransaction {
+        id: id(row, "id")?,
+        user_id: id(row, "user_id")?,
+        kind: enumeration(row, "kind", TransactionType::parse)?,
+        amount: paise(row, "amount")?,
+        balance_after: paise(row, "balance_after")?,
+        description: row.get("description")?,
+        order_id: opt_id(row, "order_id")?,
+        created_at: time(row, "created_at")?,
+    })
+}
+
+fn transaction_by_id(
+    conn: &Connection,
+    user: &UserId,
+    id: &TransactionId,
+) -> DbResult<Option<WalletTransaction>> {
+    one(
+        conn,
+        &format!(
+            "SELECT {TRANSACTION_COLUMNS} FROM wallet_transactions WHERE id = ?1 AND user_id = ?2"
+        ),
+        [id.as_str(), user.as_str()],
+        transaction_from_row,
+    )
+}
+
+#[async_trait]
+impl Wallets for SqliteStore {
+    async fn top_up(&self, top_up: &TopUp) -> Result<WalletTransaction> {
+        let top_up = top_up.clone();
+        self.write(move |conn| {
+            if let Some(commit) = &top_up.idempotency {
+                finish_key(conn, commit)?;
+            }
+            if top_up.amount.get() <= 0 {
+                return Err(Error::validation("amount", "must be positive").into());
+            }
+            apply(
+                conn,
+                Movement {
+                    id: &top_up.transaction_id,
+                    user: &top_up.user_id,
+                    kind: TransactionType::Credit,
+                    amount: top_up.amount,
+                    description: &top_up.description,
+                    order: None,
+                    now: top_up.now,
+                    max_balance: Some(top_up.max_balance),
+                },
+            )
+        })
+        .await
+    }
+
+    async fn balance(&self, user: &UserId) -> Result<Paise> {
+        let user = user.clone();
+        self.read(move |conn| Ok(balance_of(conn, &user)?.ok_or(Error::NotFound("user"))?))
+            .await
+    }
+
+    async fn transactions(
+        &self,
+        user: &UserId,
+        kind: Option<TransactionType>,
+        page: PageRequest,
+    ) -> Result<Page<WalletTransaction>> {
+        let user = user.clone();
+        let kind = kind.map(TransactionType::as_str);
+        self.read(move |conn| {
+            let total = count(
+                conn,
+                "SELECT COUNT(*) FROM wallet_transactions \
+                 WHERE user_id = ?1 AND (?2 IS NULL OR kind = ?2)",
+                params![user.as_str(), kind],
+            )?;
+            let (limit, offset) = page_bounds(page);
+            // rowid breaks ties within a millisecond: rows are never deleted, so it is the
+            // insertion order.
+            let items = all(
+                conn,
+                &format!(
+                    "SELECT {TRANSACTION_COLUMNS} FROM wallet_transactions \
+                     WHERE user_id = ?1 AND (?2 IS NULL OR kind = ?2) \
+                     ORDER BY created_at DESC, rowid DESC LIMIT ?3 OFFSET ?4"
+                ),
+                params![user.as_str(), kind, limit, offset],
+                transaction_from_row,
+            )?;
+            Ok(Page {
+                items,
+                total,
+                page: page.page,
+                limit: page.limit,
+            })
+        })
+        .await
+    }
+
+    async fn transaction(
+        &self,
+        user: &UserId,
+        id: &TransactionId,
+    ) -> Result<Option<WalletTransaction>> {
+        let (user, id) = (user.clone(), id.clone());
+        self.read(move |conn| transaction_by_id(conn, &user, &id))
+            .await
+    }
+}

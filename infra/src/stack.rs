@@ -1,0 +1,97 @@
+//! The embedded stack: one SQLite database behind every port, the card vault, and the worker
+//! side (queue consumer, webhook delivery, reconciler). `giftify serve` and `giftify worker`
+//! both open it; several processes may open the same data dir at once.
+
+use crate::config::Config;
+use crate::secrets::Secrets;
+use crate::sqlite::SqliteStore;
+use crate::webhooks::WebhookPublisher;
+use anyhow::{Context, Result};
+use giftify_shared::ports::Ports;
+use giftify_shared::vault::CardVault;
+use giftify_shared::{Giftify, SystemClock};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// How often the reconciler runs inside the worker.
+const RECONCILE_EVERY: Duration = Duration::from_secs(30);
+
+pub struct EmbeddedStack {
+    pub giftify: Giftify,
+    pub store: Arc<SqliteStore>,
+    pub webhooks: Arc<WebhookPublisher>,
+    pub secrets: Secrets,
+    pub config: Config,
+}
+
+impl std::fmt::Debug for EmbeddedStack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedStack")
+            .field("data_dir", &self.config.data_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EmbeddedStack {
+    /// Opens (creating when needed) the database and keys in the data dir and seeds the demo
+    /// catalogue into an empty database.
+    pub async fn open(config: Config) -> Result<Self> {
+        let secrets = Secrets::load(&config)?;
+        let store = SqliteStore::open(&config.data_dir.join("giftify.db"), config.queue)
+            .await
+            .with_context(|| {
+                format!("cannot open the database in {}", config.data_dir.display())
+            })?;
+        let webhooks = Arc::new(WebhookPublisher::new(
+            store.clone(),
+            config.webhook_urls.clone(),
+            config.webhook_secret.clone(),
+        ));
+        let rules = config.rules();
+        let giftify = Giftify::new(
+            Ports::from_backend(store.clone(), webhooks.clone()),
+            Arc::new(CardVault::new(&secrets.card_key)),
+            Arc::new(SystemClock),
+            rules,
+        );
+        if giftify.seed_demo_catalogue().await? {
+            tracing::info!("seeded the demo catalogue");
+        }
+        Ok(EmbeddedStack {
+            giftify,
+            store,
+            webhooks,
+            secrets,
+            config,
+        })
+    }
+
+    /// Runs the worker side until `shutdown` turns true: the queue consumer, webhook delivery
+    /// and the reconciler. In-flight messages finish before it returns.
+    pub async fn run_worker(&self, shutdown: watch::Receiver<bool>) {
+        let consumer = crate::consumer::run_embedded(
+            self.giftify.clone(),
+            self.store.clone(),
+            shutdown.clone(),
+        );
+        let deliveries = self.webhooks.run_delivery(shutdown.clone());
+        let reconciler = reconcile_periodically(self.giftify.clone(), shutdown);
+        tokio::join!(consumer, deliveries, reconciler);
+    }
+}
+
+async fn reconcile_periodically(giftify: Giftify, mut shutdown: watch::Receiver<bool>) {
+    let mut ticker = tokio::time::interval(RECONCILE_EVERY);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => match giftify.reconcile().await {
+                Ok(report) if report != Default::default() => tracing::info!(?report, "reconciled"),
+                Ok(_) => {}
+                Err(error) => tracing::warn!(error = %error, "reconcile pass failed"),
+            },
+            () = crate::shutdown::requested(&mut shutdown) => return,
+        }
+    }
+}

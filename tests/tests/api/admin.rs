@@ -1,0 +1,219 @@
+//! Admin endpoints: inventory, orders, analytics, catalogue changes; and that users get 403.
+
+use crate::support::{Backend, TestApp};
+use axum::http::Method;
+use serde_json::json;
+
+async fn admin_endpoints_are_403_for_users_and_401_without_a_token(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let user = app.register("not-admin").await;
+    let (variant, _, _) = app.some_variant().await;
+    let calls = [
+        (Method::GET, "/admin/inventory".to_string(), None),
+        (
+            Method::PUT,
+            format!("/admin/inventory/{variant}"),
+            Some(json!({"stockQuantity": 1})),
+        ),
+        (Method::GET, "/admin/orders".to_string(), None),
+        (Method::GET, "/admin/analytics".to_string(), None),
+        (Method::POST, "/admin/products".to_string(), Some(json!({}))),
+        (
+            Method::POST,
+            "/admin/products/prod_01HZZZZZZZZZZZZZZZZZZZZZZZ/variants".to_string(),
+            Some(json!({})),
+        ),
+    ];
+    for (method, path, body) in calls {
+        app.call(method.clone(), &path, Some(&user.token), body.clone(), &[])
+            .await
+            .assert_error(403, "FORBIDDEN");
+        app.call(method, &path, None, body, &[])
+            .await
+            .assert_error(401, "UNAUTHORIZED");
+    }
+}
+
+async fn cost_price_is_shown_to_admins_only(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let user = app.register("costs").await;
+    let products = app.get("/products", Some(&user.token)).await;
+    let text = products.body.to_string();
+    assert!(!text.contains("costPrice"), "{text}");
+    let inventory = app.inventory().await;
+    assert!(inventory[0]["costPrice"].is_i64());
+    assert!(inventory[0]["productName"].is_string());
+}
+
+async fn admins_create_products_and_variants_that_users_can_buy(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let product = app
+        .post(
+            "/admin/products",
+            Some(&app.admin_token),
+            json!({"name": "Nykaa", "description": "Nykaa Gift Card - beauty and wellness", "brand": "Nykaa",
+                   "category": "BEAUTY", "imageUrl": "https://cdn.giftify.in/nykaa.jpg",
+                   "thumbnailUrl": "https://cdn.giftify.in/nykaa-thumb.jpg",
+                   "termsAndConditions": "Valid for 1 year.", "howToRedeem": "Apply at checkout."}),
+        )
+        .await;
+    assert_eq!(product.status, 201, "{}", product.body);
+    let product_id = product.data()["productId"].as_str().unwrap().to_string();
+    let variant = app
+        .post(
+            &format!("/admin/products/{product_id}/variants"),
+            Some(&app.admin_token),
+            json!({"name": "Nykaa 500", "denomination": 500, "mrp": 50_000, "costPrice": 45_000,
+                   "discountPercent": 3, "stockQuantity": 7, "minOrderQuantity": 1, "maxOrderQuantity": 5}),
+        )
+        .await;
+    assert_eq!(variant.status, 201, "{}", variant.body);
+    assert_eq!(variant.data()["sellingPrice"], 48_500);
+    let variant_id = variant.data()["variantId"].as_str().unwrap().to_string();
+
+    let user = app.funded_user("nykaa", 100_000).await;
+    let listed = app.get("/products", Some(&user.token)).await;
+    let nykaa = listed.data()["products"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "Nykaa")
+        .cloned()
+        .unwrap();
+    assert_eq!(nykaa["variants"][0]["variantId"], variant_id.as_str());
+    assert_eq!(nykaa["category"], "BEAUTY");
+    let created = app
+        .order_items(&user, json!([{"variantId": variant_id, "quantity": 2}]))
+        .await;
+    assert_eq!(created.status, 202);
+
+    for body in [
+        json!({"name": "X", "denomination": 500, "mrp": 50_000, "costPrice": 60_000, "discountPercent": 3, "stockQuantity": 1}),
+        json!({"name": "X", "denomination": 500, "mrp": 50_000, "costPrice": 1, "discountPercent": 101, "stockQuantity": 1}),
+        json!({"name": "X", "denomination": 500, "mrp": -1, "costPrice": 0, "discountPercent": 1, "stockQuantity": 1}),
+        json!({"name": "X", "denomination": 500, "mrp": 100, "costPrice": 0, "discountPercent": 1, "stockQuantity": -1}),
+    ] {
+        app.post(
+            &format!("/admin/products/{product_id}/variants"),
+            Some(&app.admin_token),
+            body,
+        )
+        .await
+        .assert_error(400, "VALIDATION_ERROR");
+    }
+    app.post("/admin/products/prod_01HZZZZZZZZZZZZZZZZZZZZZZZ/variants", Some(&app.admin_token),
+        json!({"name": "X", "denomination": 500, "mrp": 100, "costPrice": 0, "discountPercent": 1, "stockQuantity": 1}))
+        .await
+        .assert_error(404, "NOT_FOUND");
+    app.post(
+        "/admin/products",
+        Some(&app.admin_token),
+        json!({"name": ""}),
+    )
+    .await
+    .assert_error(400, "VALIDATION_ERROR");
+}
+
+async fn inventory_updates_set_or_adjust_stock_and_reprice(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (variant, _, _) = app.some_variant().await;
+    let path = format!("/admin/inventory/{variant}");
+    let set = app
+        .put(&path, Some(&app.admin_token), json!({"stockQuantity": 10}))
+        .await;
+    assert_eq!(set.data()["stockQuantity"], 10);
+    let adjusted = app
+        .put(
+            &path,
+            Some(&app.admin_token),
+            json!({"stockAdjustment": -4}),
+        )
+        .await;
+    assert_eq!(adjusted.data()["stockQuantity"], 6);
+    app.put(
+        &path,
+        Some(&app.admin_token),
+        json!({"stockAdjustment": -7}),
+    )
+    .await
+    .assert_error(400, "VALIDATION_ERROR");
+    app.put(
+        &path,
+        Some(&app.admin_token),
+        json!({"stockQuantity": 1, "stockAdjustment": 1}),
+    )
+    .await
+    .assert_error(400, "VALIDATION_ERROR");
+    let repriced = app
+        .put(
+            &path,
+            Some(&app.admin_token),
+            json!({"mrp": 100_000, "discountPercent": 10}),
+        )
+        .await;
+    assert_eq!(repriced.data()["sellingPrice"], 90_000);
+    app.put(
+        &path,
+        Some(&app.admin_token),
+        json!({"discountPercent": 150}),
+    )
+    .await
+    .assert_error(400, "VALIDATION_ERROR");
+    app.put(
+        "/admin/inventory/var_01HZZZZZZZZZZZZZZZZZZZZZZZ",
+        Some(&app.admin_token),
+        json!({"stockQuantity": 1}),
+    )
+    .await
+    .assert_error(404, "NOT_FOUND");
+}
+
+async fn admin_orders_and_analytics_cover_every_user(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (variant, price, _) = app.some_variant().await;
+    let a = app.funded_user("an-a", 1_000_000).await;
+    let b = app.funded_user("an-b", 1_000_000).await;
+    app.order_items(&a, json!([{"variantId": variant, "quantity": 2}]))
+        .await;
+    let cancelled = app
+        .order_items(&b, json!([{"variantId": variant, "quantity": 1}]))
+        .await;
+    let cancelled_id = cancelled.data()["orderId"].as_str().unwrap();
+    app.post(
+        &format!("/orders/{cancelled_id}/cancel"),
+        Some(&b.token),
+        json!({}),
+    )
+    .await;
+    app.drain_queue().await;
+
+    let orders = app
+        .get("/admin/orders?limit=10", Some(&app.admin_token))
+        .await;
+    assert_eq!(orders.data()["pagination"]["total"], 2);
+    let only_cancelled = app
+        .get("/admin/orders?status=CANCELLED", Some(&app.admin_token))
+        .await;
+    assert_eq!(only_cancelled.data()["orders"][0]["orderId"], cancelled_id);
+
+    let analytics = app.get("/admin/analytics", Some(&app.admin_token)).await;
+    let data = analytics.data();
+    assert_eq!(data["revenue"], 2 * price);
+    assert!(data["margin"].as_i64().unwrap() > 0);
+    assert_eq!(
+        data["margin"].as_i64().unwrap(),
+        data["revenue"].as_i64().unwrap() - data["cost"].as_i64().unwrap()
+    );
+    assert_eq!(data["fulfillmentRate"], 1.0);
+    assert_eq!(data["ordersByStatus"]["FULFILLED"], 1);
+    assert_eq!(data["ordersByStatus"]["CANCELLED"], 1);
+    assert_eq!(data["topProducts"][0]["units"], 2);
+}
+
+crate::on_both_backends!(
+    admin_endpoints_are_403_for_users_and_401_without_a_token,
+    cost_price_is_shown_to_admins_only,
+    admins_create_products_and_variants_that_users_can_buy,
+    inventory_updates_set_or_adjust_stock_and_reprice,
+    admin_orders_and_analytics_cover_every_user,
+);

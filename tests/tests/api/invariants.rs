@@ -1,0 +1,153 @@
+//! The money and stock invariants of DESIGN §7, checked through the API only, so the same
+//! checks hold any backend to account.
+
+use crate::support::{TestApp, TestUser};
+use serde_json::Value;
+use std::collections::HashMap;
+
+/// Every page of a paginated list endpoint.
+pub async fn all_pages(app: &TestApp, path: &str, token: &str, key: &str) -> Vec<Value> {
+    let mut items = Vec::new();
+    let separator = if path.contains('?') { '&' } else { '?' };
+    for page in 1.. {
+        let response = app
+            .get(
+                &format!("{path}{separator}page={page}&limit=100"),
+                Some(token),
+            )
+            .await;
+        let data = response.data();
+        items.extend(data[key].as_array().expect("list").iter().cloned());
+        if !data["pagination"]["hasNext"].as_bool().expect("hasNext") {
+            break;
+        }
+    }
+    items
+}
+
+/// Stock per variant id, from the admin inventory.
+pub async fn stock_by_variant(app: &TestApp) -> HashMap<String, i64> {
+    app.inventory()
+        .await
+        .iter()
+        .map(|v| {
+            (
+                v["variantId"].as_str().expect("variantId").to_string(),
+                v["stockQuantity"].as_i64().expect("stock"),
+            )
+        })
+        .collect()
+}
+
+/// Checks, for these users (who must be every user that moved money):
+/// - each order is final, and `paidAmount = fulfilled value + refundAmount`;
+/// - each wallet: Σ credits − Σ debits + Σ refunds = balance ≥ 0, and balance = Σ top-ups − Σ
+///   fulfilled value (money conservation);
+/// - at most one DEBIT per order, and one REFUND exactly when the order refunded something;
+/// - stock: initial − current = gift cards issued, per variant, and no stock is negative.
+pub async fn assert_conserved(
+    app: &TestApp,
+    users: &[TestUser],
+    initial_stock: &HashMap<String, i64>,
+) {
+    let mut issued: HashMap<String, i64> = HashMap::new();
+    for user in users {
+        let balance = app.balance(user).await;
+        assert!(balance >= 0, "negative balance for {}", user.email);
+        let transactions =
+            all_pages(app, "/wallet/transactions", &user.token, "transactions").await;
+        let sum = |kind: &str| -> i64 {
+            transactions
+                .iter()
+                .filter(|t| t["type"] == kind)
+                .map(|t| t["amount"].as_i64().expect("amount"))
+                .sum()
+        };
+        let (credits, debits, refunds) = (sum("CREDIT"), sum("DEBIT"), sum("REFUND"));
+        assert_eq!(
+            credits - debits + refunds,
+            balance,
+            "ledger of {} does not add up",
+            user.email
+        );
+
+        let orders = all_pages(app, "/orders", &user.token, "orders").await;
+        let mut fulfilled_value = 0;
+        for summary in &orders {
+            let id = summary["orderId"].as_str().expect("orderId");
+            let order = app.order(user, id).await;
+            let order = order.data();
+            let status = order["status"].as_str().expect("status");
+            assert!(
+                ["FULFILLED", "PARTIALLY_FULFILLED", "REFUNDED", "CANCELLED"].contains(&status),
+                "order {id} is not final: {status}"
+            );
+            let paid = order["paidAmount"].as_i64().expect("paid");
+            let refund = order["refundAmount"].as_i64().expect("refund");
+            let items = order["items"].as_array().expect("items");
+            let value: i64 = items
+                .iter()
+                .map(|l| l["fulfilledPrice"].as_i64().expect("fulfilledPrice"))
+                .sum();
+            assert_eq!(
+                paid,
+                value + refund,
+                "order {id}: paid ≠ fulfilled + refund"
+            );
+            for line in items {
+                let unit = line["unitPrice"].as_i64().expect("unitPrice");
+                let requested = line["requestedQuantity"].as_i64().expect("requested");
+                let fulfilled = line["fulfilledQuantity"].as_i64().expect("fulfilled");
+                assert!((0..=requested).contains(&fulfilled));
+                assert_eq!(
+                    line["refundedPrice"].as_i64(),
+                    Some(unit * (requested - fulfilled)),
+                    "order {id}"
+                );
+                *issued
+                    .entry(line["variantId"].as_str().expect("variantId").to_string())
+                    .or_default() += fulfilled;
+            }
+            let cards = order["giftCards"].as_array().expect("giftCards").len() as i64;
+            let units: i64 = items
+                .iter()
+                .map(|l| l["fulfilledQuantity"].as_i64().expect("fulfilled"))
+                .sum();
+            assert_eq!(cards, units, "order {id}: cards issued ≠ units fulfilled");
+            fulfilled_value += value;
+
+            let for_order = |kind: &str| {
+                transactions
+                    .iter()
+                    .filter(|t| t["type"] == kind && t["orderId"] == id)
+                    .count()
+            };
+            assert_eq!(
+                for_order("DEBIT"),
+                1,
+                "order {id} must be debited exactly once"
+            );
+            assert_eq!(
+                for_order("REFUND"),
+                usize::from(refund > 0),
+                "order {id} refund records"
+            );
+        }
+        assert_eq!(
+            credits - fulfilled_value,
+            balance,
+            "money not conserved for {}",
+            user.email
+        );
+    }
+    let stock = stock_by_variant(app).await;
+    for (variant, initial) in initial_stock {
+        let now = stock[variant];
+        assert!(now >= 0, "negative stock for {variant}");
+        assert_eq!(
+            initial - now,
+            issued.get(variant).copied().unwrap_or(0),
+            "stock of {variant} not conserved"
+        );
+    }
+}

@@ -1,0 +1,15 @@
+//! HTTP end-to-end tests: the router `giftify serve` runs, over a real SQLite database, with
+//! the real queue drained by the same per-message handler the worker uses.
+
+mod admin;
+mod auth;
+mod cart;
+mod concurrency;
+mod invariants;
+mod meta;
+mod orders;
+mod redelivery;
+mod restart;
+mod support;
+mod wallet;
+mod webhooks;

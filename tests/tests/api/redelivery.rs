@@ -1,0 +1,356 @@
+//! Redelivery and crashes: the same message twice, a crash between every pair of fulfillment
+//! steps, and a poison message through the dead-letter queue and back.
+
+use crate::invariants::{assert_conserved, stock_by_variant};
+use crate::support::{Backend, TestApp, TestUser};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use giftify_shared::events::OrderEvent;
+use giftify_shared::ids::{OrderId, UserId};
+use giftify_shared::order::{
+    Analytics, Cancellation, Fulfillment, Order, OrderMessage, OrderPlacement, OrderStatus,
+};
+use giftify_shared::ports::{EventPublisher, Orders};
+use giftify_shared::wallet::{Page, PageRequest};
+use giftify_shared::{Error, Giftify, Result};
+use serde_json::json;
+use std::sync::Arc;
+
+/// Where the simulated process dies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Crash {
+    BeforeStartProcessing,
+    AfterStartProcessing,
+    BeforeCompleteFulfillment,
+    AfterCompleteFulfillment,
+    BeforePublish,
+    AfterPublish,
+    AfterMarkNotified,
+}
+
+const ALL_CRASHES: [Crash; 7] = [
+    Crash::BeforeStartProcessing,
+    Crash::AfterStartProcessing,
+    Crash::BeforeCompleteFulfillment,
+    Crash::AfterCompleteFulfillment,
+    Crash::BeforePublish,
+    Crash::AfterPublish,
+    Crash::AfterMarkNotified,
+];
+
+fn crashed() -> Error {
+    Error::Unavailable(anyhow::anyhow!("simulated crash"))
+}
+
+/// Delegates to the real orders port and "crashes" (returns an error, as a dead process would
+/// never get an answer) at one point.
+struct CrashingOrders {
+    inner: Arc<dyn Orders>,
+    crash: Crash,
+}
+
+#[async_trait]
+impl Orders for CrashingOrders {
+    async fn place_order(&self, placement: &OrderPlacement) -> Result<()> {
+        self.inner.place_order(placement).await
+    }
+    async fn order(&self, id: &OrderId) -> Result<Option<Order>> {
+        self.inner.order(id).await
+    }
+    async fn orders_of(
+        &self,
+        user: &UserId,
+        status: Option<OrderStatus>,
+        page: PageRequest,
+    ) -> Result<Page<Order>> {
+        self.inner.orders_of(user, status, page).await
+    }
+    async fn all_orders(
+        &self,
+        status: Option<OrderStatus>,
+        page: PageRequest,
+    ) -> Result<Page<Order>> {
+        self.inner.all_orders(status, page).await
+    }
+    async fn start_processing(&self, id: &OrderId, now: DateTime<Utc>) -> Result<Order> {
+        if self.crash == Crash::BeforeStartProcessing {
+            return Err(crashed());
+        }
+        let order = self.inner.start_processing(id, now).await?;
+        if self.crash == Crash::AfterStartProcessing {
+            return Err(crashed());
+        }
+        Ok(order)
+    }
+    async fn complete_fulfillment(&self, fulfillment: &Fulfillment) -> Result<Order> {
+        if self.crash == Crash::BeforeCompleteFulfillment {
+            return Err(crashed());
+        }
+        let order = self.inner.complete_fulfillment(fulfillment).await?;
+        if self.crash == Crash::AfterCompleteFulfillment {
+            return Err(crashed());
+        }
+        Ok(order)
+    }
+    async fn cancel_pending(&self, cancellation: &Cancellation) -> Result<Order> {
+        self.inner.cancel_pending(cancellation).await
+    }
+    async fn mark_notified(&self, id: &OrderId, now: DateTime<Utc>) -> Result<()> {
+        self.inner.mark_notified(id, now).await?;
+        if self.crash == Crash::AfterMarkNotified {
+            return Err(crashed());
+        }
+        Ok(())
+    }
+    async fn stale_pending(&self, before: DateTime<Utc>, limit: u32) -> Result<Vec<Order>> {
+        self.inner.stale_pending(before, limit).await
+    }
+    async fn unnotified(&self, limit: u32) -> Result<Vec<Order>> {
+        self.inner.unnotified(limit).await
+    }
+    async fn analytics(&self) -> Result<Analytics> {
+        self.inner.analytics().await
+    }
+}
+
+struct CrashingPublisher {
+    inner: Arc<dyn EventPublisher>,
+    crash: Crash,
+}
+
+#[async_trait]
+impl EventPublisher for CrashingPublisher {
+    async fn publish(&self, event: &OrderEvent) -> Result<()> {
+        if self.crash == Crash::BeforePublish {
+            return Err(crashed());
+        }
+        self.inner.publish(event).await?;
+        if self.crash == Crash::AfterPublish {
+            return Err(crashed());
+        }
+        Ok(())
+    }
+}
+
+fn crashing(giftify: &Giftify, crash: Crash) -> Giftify {
+    let mut ports = giftify.ports.clone();
+    ports.orders = Arc::new(CrashingOrders {
+        inner: giftify.ports.orders.clone(),
+        crash,
+    });
+    ports.events = Arc::new(CrashingPublisher {
+        inner: giftify.ports.events.clone(),
+        crash,
+    });
+    Giftify::new(
+        ports,
+        giftify.vault.clone(),
+        giftify.clock.clone(),
+        giftify.rules.clone(),
+    )
+}
+
+/// One partially fulfillable order (4 wanted, 3 in stock) and its user.
+async fn partial_order(app: &TestApp) -> (TestUser, String, String) {
+    let user = app.funded_user("crash", 1_000_000).await;
+    let (variant, _, _) = app.some_variant().await;
+    let created = app
+        .order_items(&user, json!([{"variantId": variant, "quantity": 4}]))
+        .await;
+    assert_eq!(created.status, 202, "{}", created.body);
+    app.set_stock(&variant, 3).await;
+    (
+        user,
+        created.data()["orderId"].as_str().unwrap().to_string(),
+        variant,
+    )
+}
+
+/// The observable state of one order: what a clean run must produce.
+async fn outcome(app: &TestApp, user: &TestUser, order_id: &str) -> serde_json::Value {
+    let order = app.order(user, order_id).await;
+    let data = order.data();
+    json!({
+        "status": data["status"],
+        "refund": data["refundAmount"],
+        "fulfilled": data["items"][0]["fulfilledQuantity"],
+        "cards": data["giftCards"].as_array().unwrap().len(),
+        "balance": app.balance(user).await,
+        "events": app.events().await.iter().filter(|e| e["orderId"] == order_id).count(),
+    })
+}
+
+async fn handling_the_same_message_twice_changes_nothing_the_second_time(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (user, order_id, variant) = partial_order(&app).await;
+    let message = OrderMessage {
+        order_id: OrderId::parse(&order_id).unwrap(),
+        user_id: UserId::parse(&user.id).unwrap(),
+    };
+    app.giftify().handle_order_message(&message).await.unwrap();
+    let once = outcome(&app, &user, &order_id).await;
+    let stock_once = stock_by_variant(&app).await[&variant];
+    app.giftify().handle_order_message(&message).await.unwrap();
+    app.drain_queue().await; // and the original queued copy
+    assert_eq!(outcome(&app, &user, &order_id).await, once);
+    assert_eq!(stock_by_variant(&app).await[&variant], stock_once);
+    assert_eq!(once["status"], "PARTIALLY_FULFILLED");
+    assert_eq!(once["events"], 1);
+}
+
+async fn a_crash_between_any_two_fulfillment_steps_ends_in_the_state_of_one_clean_run(
+    backend: Backend,
+) {
+    // The clean run, for reference.
+    let clean_app = TestApp::spawn(backend).await;
+    let (clean_user, clean_order, _) = partial_order(&clean_app).await;
+    clean_app.drain_queue().await;
+    let clean = outcome(&clean_app, &clean_user, &clean_order).await;
+    assert_eq!(clean["status"], "PARTIALLY_FULFILLED");
+
+    for crash in ALL_CRASHES {
+        let app = TestApp::spawn(backend).await;
+        let (user, order_id, _) = partial_order(&app).await;
+        let initial = stock_by_variant(&app).await;
+
+        // The crashing process takes the message and dies at `crash`.
+        let faulty = crashing(app.giftify(), crash);
+        let received = app.receive().await;
+        assert_eq!(received.len(), 1);
+        let result = faulty.handle_order_message(&received[0].message).await;
+        assert!(result.is_err(), "{crash:?} must interrupt the handler");
+        // Its lease runs out; the message is delivered again to a healthy worker.
+        app.release(&received[0], "simulated crash").await;
+        assert_eq!(app.drain_queue().await, 1, "{crash:?}");
+
+        assert_eq!(outcome(&app, &user, &order_id).await, clean, "{crash:?}");
+        assert_conserved(&app, &[user], &initial).await;
+    }
+}
+
+async fn a_message_that_keeps_failing_goes_to_the_dead_letter_queue_and_redrive_completes_it_once(
+    backend: Backend,
+) {
+    let app = TestApp::spawn(backend).await;
+    let initial = stock_by_variant(&app).await;
+    let user = app.funded_user("poison", 1_000_000).await;
+    let (variant, price, _) = app.some_variant().await;
+    let created = app
+        .order_items(&user, json!([{"variantId": variant, "quantity": 1}]))
+        .await;
+    let order_id = created.data()["orderId"].as_str().unwrap().to_string();
+
+    // The backend fails on every delivery (max receives is 3 in tests).
+    let faulty = crashing(app.giftify(), Crash::BeforeStartProcessing);
+    for _ in 0..3 {
+        let received = app.receive().await;
+        assert_eq!(received.len(), 1);
+        assert!(
+            faulty
+                .handle_order_message(&received[0].message)
+                .await
+                .is_err()
+        );
+        app.release(&received[0], "backend down").await;
+    }
+    assert!(
+        app.receive().await.is_empty(),
+        "the fourth receive dead-letters it"
+    );
+    let dead = app.giftify().dead_letters(10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].message.order_id.as_str(), order_id);
+    assert_eq!(dead[0].receive_count, 3);
+    if backend == Backend::Embedded {
+        // SQS keeps no error with a message; the embedded queue does.
+        assert_eq!(dead[0].last_error.as_deref(), Some("backend down"));
+    }
+    assert_eq!(
+        app.order(&user, &order_id).await.data()["status"],
+        "PENDING"
+    );
+
+    let dry = app.giftify().redrive(10, true, |_| {}).await.unwrap();
+    assert_eq!(dry.moved.len(), 1);
+    assert_eq!(
+        app.giftify().dead_letters(10).await.unwrap().len(),
+        1,
+        "a dry run moves nothing"
+    );
+
+    let mut seen = Vec::new();
+    let report = app
+        .giftify()
+        .redrive(10, false, |letter| {
+            seen.push(letter.message.order_id.clone())
+        })
+        .await
+        .unwrap();
+    assert_eq!(report.moved.len(), 1);
+    assert_eq!(seen.len(), 1);
+    assert!(app.giftify().dead_letters(10).await.unwrap().is_empty());
+    app.drain_queue().await;
+    // Redriving again (nothing left) and draining again changes nothing.
+    app.giftify().redrive(10, false, |_| {}).await.unwrap();
+    app.drain_queue().await;
+
+    assert_eq!(
+        app.order(&user, &order_id).await.data()["status"],
+        "FULFILLED"
+    );
+    assert_eq!(app.balance(&user).await, 1_000_000 - price);
+    assert_conserved(&app, &[user], &initial).await;
+}
+
+async fn the_reconciler_publishes_events_that_a_crash_left_unsent(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let user = app.funded_user("reconcile", 1_000_000).await;
+    let (variant, _, _) = app.some_variant().await;
+    let created = app
+        .order_items(&user, json!([{"variantId": variant, "quantity": 1}]))
+        .await;
+    let order_id = created.data()["orderId"].as_str().unwrap().to_string();
+    let faulty = crashing(app.giftify(), Crash::BeforePublish);
+    let received = app.receive().await;
+    assert!(
+        faulty
+            .handle_order_message(&received[0].message)
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        app.order(&user, &order_id).await.data()["status"],
+        "FULFILLED"
+    );
+    assert_eq!(
+        app.events()
+            .await
+            .iter()
+            .filter(|e| e["orderId"] == order_id.as_str())
+            .count(),
+        0
+    );
+
+    let report = app.giftify().reconcile().await.unwrap();
+    assert_eq!(report.notified, 1);
+    assert_eq!(
+        app.events()
+            .await
+            .iter()
+            .filter(|e| e["orderId"] == order_id.as_str())
+            .count(),
+        1
+    );
+    assert_eq!(
+        app.giftify().reconcile().await.unwrap().notified,
+        0,
+        "sent once"
+    );
+}
+
+crate::on_both_backends!(
+    handling_the_same_message_twice_changes_nothing_the_second_time,
+    a_crash_between_any_two_fulfillment_steps_ends_in_the_state_of_one_clean_run,
+    a_message_that_keeps_failing_goes_to_the_dead_letter_queue_and_redrive_completes_it_once,
+    the_reconciler_publishes_events_that_a_crash_left_unsent,
+);

@@ -1,0 +1,565 @@
+//! The test harness: a fresh embedded stack on a temp dir per test, driven through the same
+//! router that `giftify serve` runs, with typed helpers for the common steps.
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use giftify_infra::EmbeddedStack;
+use giftify_infra::aws::consumer as aws_consumer;
+use giftify_infra::aws::sqs::SqsMessage;
+use giftify_infra::config::{AdminAccount, Config, QueueSettings};
+use giftify_infra::consumer;
+use giftify_infra::sqlite::ReceivedMessage;
+use giftify_shared::Giftify;
+use giftify_shared::order::OrderMessage;
+use giftify_tests::moto::AwsTestStack;
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tower::ServiceExt;
+
+pub const ADMIN_EMAIL: &str = "admin@giftify.test";
+pub const ADMIN_PASSWORD: &str = "admin-password-123";
+pub const PASSWORD: &str = "correct horse battery";
+
+/// Which backend a test runs on; every end-to-end test runs on both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Embedded,
+    Aws,
+}
+
+/// Generates, for each test function `async fn name(backend: Backend)` of the module, one
+/// `embedded::name` and one `aws::name` test.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($test:ident),+ $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test($crate::support::Backend::Embedded).await
+                }
+            )+
+        }
+        mod aws {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test($crate::support::Backend::Aws).await
+                }
+            )+
+        }
+    };
+}
+
+/// The backend behind a test app.
+#[derive(Clone)]
+pub enum Stack {
+    Embedded(Arc<EmbeddedStack>),
+    Aws {
+        stack: Arc<AwsTestStack>,
+        subscriber: String,
+    },
+}
+
+impl Stack {
+    pub fn giftify(&self) -> &Giftify {
+        match self {
+            Stack::Embedded(stack) => &stack.giftify,
+            Stack::Aws { stack, .. } => &stack.runtime.giftify,
+        }
+    }
+
+    fn jwt_secret(&self) -> &secrecy::SecretString {
+        match self {
+            Stack::Embedded(stack) => &stack.secrets.jwt_secret,
+            Stack::Aws { stack, .. } => &stack.runtime.secrets.jwt_secret,
+        }
+    }
+
+    /// The worker side as the product runs it: the embedded consumer, webhook delivery and
+    /// reconciler, or the SQS long-poll consumer.
+    pub async fn run_worker(&self, shutdown: tokio::sync::watch::Receiver<bool>) {
+        match self {
+            Stack::Embedded(stack) => stack.run_worker(shutdown).await,
+            Stack::Aws { stack, .. } => {
+                let runtime = &stack.runtime;
+                aws_consumer::run(
+                    runtime.giftify.clone(),
+                    runtime.aws.queue.clone(),
+                    30,
+                    shutdown,
+                )
+                .await
+            }
+        }
+    }
+}
+
+/// One received queue message, on either backend.
+pub struct Delivery {
+    pub message: OrderMessage,
+    handle: DeliveryHandle,
+}
+
+enum DeliveryHandle {
+    Embedded(ReceivedMessage),
+    Aws(SqsMessage),
+}
+
+pub struct TestApp {
+    pub router: Router,
+    pub stack: Stack,
+    pub dir: tempfile::TempDir,
+    pub admin_token: String,
+    /// Events read from the AWS subscriber queue so far (reading deletes them there).
+    notifications: Mutex<Vec<Value>>,
+}
+
+#[derive(Debug)]
+pub struct TestResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl TestResponse {
+    /// The `data` of a success envelope.
+    pub fn data(&self) -> &Value {
+        assert_eq!(
+            self.body["success"], true,
+            "expected success, got {} {}",
+            self.status, self.body
+        );
+        &self.body["data"]
+    }
+
+    /// The `error.code` of an error envelope.
+    pub fn code(&self) -> &str {
+        assert_eq!(
+            self.body["success"], false,
+            "expected an error, got {} {}",
+            self.status, self.body
+        );
+        self.body["error"]["code"].as_str().unwrap_or_default()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts the status and error code of an error envelope.
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, code: &str) {
+        assert_eq!(self.status.as_u16(), status, "{}", self.body);
+        assert_eq!(self.code(), code, "{}", self.body);
+        assert!(self.body["timestamp"].is_string());
+        assert!(self.body["error"]["message"].is_string());
+    }
+}
+
+/// A registered user with a live access token.
+#[derive(Clone, Debug)]
+pub struct TestUser {
+    pub id: String,
+    pub email: String,
+    pub token: String,
+    pub refresh_token: String,
+}
+
+static EMAILS: AtomicU64 = AtomicU64::new(0);
+
+pub fn unique_email(prefix: &str) -> String {
+    format!(
+        "{prefix}{}-{}@example.in",
+        EMAILS.fetch_add(1, Ordering::Relaxed),
+        std::process::id()
+    )
+}
+
+pub fn test_config(dir: &std::path::Path) -> Config {
+    Config {
+        data_dir: dir.to_path_buf(),
+        admin: Some(AdminAccount {
+            email: ADMIN_EMAIL.into(),
+            password: ADMIN_PASSWORD.to_string().into(),
+        }),
+        queue: QueueSettings {
+            max_receives: 3,
+            visibility_timeout: Duration::from_secs(30),
+        },
+        ..Config::default()
+    }
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> TestApp {
+        match backend {
+            Backend::Embedded => {
+                Self::spawn_in(tempfile::tempdir().expect("temp dir"), test_config).await
+            }
+            Backend::Aws => {
+                let stack = AwsTestStack::start(3, 30).await;
+                stack
+                    .runtime
+                    .giftify
+                    .seed_demo_catalogue()
+                    .await
+                    .expect("seed");
+                let subscriber = stack.subscribe_queue().await;
+                Self::around(
+                    Stack::Aws {
+                        stack: Arc::new(stack),
+                        subscriber,
+                    },
+                    tempfile::tempdir().expect("dir"),
+                )
+                .await
+            }
+        }
+    }
+
+    /// An embedded stack on `dir` with a config adjusted by `configure`.
+    pub async fn spawn_in(
+        dir: tempfile::TempDir,
+        configure: impl FnOnce(&std::path::Path) -> Config,
+    ) -> TestApp {
+        let config = configure(dir.path());
+        let stack = Arc::new(EmbeddedStack::open(config).await.expect("stack opens"));
+        Self::around(Stack::Embedded(stack), dir).await
+    }
+
+    /// The router over a stack, with the admin ensured and logged in.
+    async fn around(stack: Stack, dir: tempfile::TempDir) -> TestApp {
+        let giftify = stack.giftify().clone();
+        giftify_api::ensure_admin(&giftify, ADMIN_EMAIL, &ADMIN_PASSWORD.to_string().into())
+            .await
+            .expect("admin");
+        let router = giftify_api::router(giftify_api::AppState::new(giftify, stack.jwt_secret()));
+        let mut app = TestApp {
+            router,
+            stack,
+            dir,
+            admin_token: String::new(),
+            notifications: Mutex::default(),
+        };
+        let login = app
+            .post(
+                "/auth/login",
+                None,
+                json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}),
+            )
+            .await;
+        app.admin_token = login.data()["accessToken"]
+            .as_str()
+            .expect("admin token")
+            .to_string();
+        app
+    }
+
+    /// The same data behind a new process: the stack is dropped and opened again.
+    pub async fn restart(self) -> TestApp {
+        let TestApp { stack, dir, .. } = self;
+        match stack {
+            Stack::Embedded(stack) => {
+                drop(stack);
+                Self::spawn_in(dir, test_config).await
+            }
+            Stack::Aws { stack, subscriber } => {
+                let config = AwsTestStack::config(&stack.stage, stack.dir.path());
+                let sdk = giftify_tests::moto::moto().sdk_config().await;
+                let runtime = giftify_infra::aws::runtime::AwsRuntime::open(config, &sdk)
+                    .await
+                    .expect("reopen");
+                let reopened = AwsTestStack {
+                    runtime,
+                    stage: stack.stage.clone(),
+                    endpoint: stack.endpoint.clone(),
+                    dir: tempfile::tempdir().expect("dir"),
+                };
+                Self::around(
+                    Stack::Aws {
+                        stack: Arc::new(reopened),
+                        subscriber,
+                    },
+                    dir,
+                )
+                .await
+            }
+        }
+    }
+
+    pub fn giftify(&self) -> &Giftify {
+        self.stack.giftify()
+    }
+
+    pub async fn send(&self, request: Request<Body>) -> TestResponse {
+        let response = self
+            .router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("router answers");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        TestResponse {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> TestResponse {
+        let mut builder = Request::builder().method(method).uri(path);
+        if let Some(token) = token {
+            builder = builder.header("authorization", format!("Bearer {token}"));
+        }
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let request = match body {
+            Some(body) => builder
+                .header("content-type", "application/json")
+                .body(Body::from(serde_json::to_vec(&body).expect("json"))),
+            None => builder.body(Body::empty()),
+        };
+        self.send(request.expect("request")).await
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> TestResponse {
+        self.call(Method::GET, path, token, None, &[]).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> TestResponse {
+        self.call(Method::POST, path, token, Some(body), &[]).await
+    }
+
+    pub async fn put(&self, path: &str, token: Option<&str>, body: Value) -> TestResponse {
+        self.call(Method::PUT, path, token, Some(body), &[]).await
+    }
+
+    pub async fn register(&self, prefix: &str) -> TestUser {
+        let email = unique_email(prefix);
+        let response = self
+            .post(
+                "/auth/register",
+                None,
+                json!({"email": email, "password": PASSWORD, "firstName": "Asha", "lastName": "Rao",
+                       "phoneNumber": "+919876543210"}),
+            )
+            .await;
+        let data = response.data();
+        TestUser {
+            id: data["userId"].as_str().expect("userId").into(),
+            email,
+            token: data["accessToken"].as_str().expect("accessToken").into(),
+            refresh_token: data["refreshToken"].as_str().expect("refreshToken").into(),
+        }
+    }
+
+    pub async fn top_up(&self, user: &TestUser, amount: i64) -> TestResponse {
+        self.post(
+            "/wallet/topup",
+            Some(&user.token),
+            json!({"amount": amount}),
+        )
+        .await
+    }
+
+    /// A registered user with `amount` paise in the wallet.
+    pub async fn funded_user(&self, prefix: &str, amount: i64) -> TestUser {
+        let user = self.register(prefix).await;
+        let response = self.top_up(&user, amount).await;
+        assert_eq!(response.status, StatusCode::OK, "{}", response.body);
+        user
+    }
+
+    pub async fn balance(&self, user: &TestUser) -> i64 {
+        self.get("/wallet/balance", Some(&user.token)).await.data()["balance"]
+            .as_i64()
+            .expect("balance")
+    }
+
+    pub async fn order_items(&self, user: &TestUser, items: Value) -> TestResponse {
+        self.post(
+            "/orders/create",
+            Some(&user.token),
+            json!({ "items": items }),
+        )
+        .await
+    }
+
+    pub async fn order(&self, user: &TestUser, order_id: &str) -> TestResponse {
+        self.get(&format!("/orders/{order_id}"), Some(&user.token))
+            .await
+    }
+
+    /// Handles every deliverable queue message, as the worker would; returns how many were
+    /// handled successfully.
+    pub async fn drain_queue(&self) -> usize {
+        match &self.stack {
+            Stack::Embedded(stack) => {
+                consumer::drain(&stack.giftify, &stack.store)
+                    .await
+                    .expect("drain")
+                    .handled
+            }
+            Stack::Aws { stack, .. } => {
+                let mut handled = 0;
+                loop {
+                    let outcome = aws_consumer::poll_once(
+                        &stack.runtime.giftify,
+                        &stack.runtime.aws.queue,
+                        0,
+                        30,
+                    )
+                    .await
+                    .expect("poll");
+                    if outcome.succeeded.is_empty() && outcome.failed.is_empty() {
+                        return handled;
+                    }
+                    handled += outcome.succeeded.len();
+                }
+            }
+        }
+    }
+
+    /// Takes the deliverable messages off the queue without handling them.
+    pub async fn receive(&self) -> Vec<Delivery> {
+        match &self.stack {
+            Stack::Embedded(stack) => stack
+                .store
+                .receive(10)
+                .await
+                .expect("receive")
+                .into_iter()
+                .map(|m| Delivery {
+                    message: m.message.clone(),
+                    handle: DeliveryHandle::Embedded(m),
+                })
+                .collect(),
+            Stack::Aws { stack, .. } => stack
+                .runtime
+                .aws
+                .queue
+                .receive(10, 0, 30)
+                .await
+                .expect("receive")
+                .into_iter()
+                .map(|m| Delivery {
+                    message: serde_json::from_str(&m.body).expect("an order message"),
+                    handle: DeliveryHandle::Aws(m),
+                })
+                .collect(),
+        }
+    }
+
+    /// Makes a received message visible again at once, as if its handler had died and its
+    /// visibility timeout had run out.
+    pub async fn release(&self, delivery: &Delivery, error: &str) {
+        match (&self.stack, &delivery.handle) {
+            (Stack::Embedded(stack), DeliveryHandle::Embedded(m)) => {
+                stack
+                    .store
+                    .release(m, error, Duration::ZERO)
+                    .await
+                    .expect("release");
+            }
+            (Stack::Aws { stack, .. }, DeliveryHandle::Aws(m)) => {
+                stack
+                    .runtime
+                    .aws
+                    .queue
+                    .release(m, Duration::ZERO)
+                    .await
+                    .expect("release");
+            }
+            _ => unreachable!("a delivery belongs to the stack that received it"),
+        }
+    }
+
+    /// The inventory as the admin sees it.
+    pub async fn inventory(&self) -> Vec<Value> {
+        let response = self.get("/admin/inventory", Some(&self.admin_token)).await;
+        response.data()["inventory"]
+            .as_array()
+            .expect("inventory array")
+            .clone()
+    }
+
+    /// An active variant of the demo catalogue: (variantId, sellingPrice, stock).
+    pub async fn some_variant(&self) -> (String, i64, i64) {
+        let products = self.get("/products", Some(&self.admin_token)).await;
+        let variant = &products.data()["products"][0]["variants"][0];
+        (
+            variant["variantId"].as_str().expect("variantId").into(),
+            variant["sellingPrice"].as_i64().expect("sellingPrice"),
+            variant["stockQuantity"].as_i64().expect("stockQuantity"),
+        )
+    }
+
+    /// Sets a variant's stock through the admin API.
+    pub async fn set_stock(&self, variant_id: &str, stock: i64) {
+        let response = self
+            .put(
+                &format!("/admin/inventory/{variant_id}"),
+                Some(&self.admin_token),
+                json!({"stockQuantity": stock}),
+            )
+            .await;
+        assert_eq!(response.status, StatusCode::OK, "{}", response.body);
+    }
+
+    /// Every order event published so far: the embedded event log, or what reached the SNS
+    /// topic's subscriber queue.
+    pub async fn events(&self) -> Vec<Value> {
+        match &self.stack {
+            Stack::Embedded(_) => {
+                let db = self.raw_db();
+                let mut statement = db
+                    .prepare("SELECT body FROM events ORDER BY created_at, event_id")
+                    .expect("event log");
+                let bodies = statement
+                    .query_map([], |row| row.get::<_, String>(0))
+                    .expect("query events");
+                bodies
+                    .map(|body| serde_json::from_str(&body.expect("row")).expect("event JSON"))
+                    .collect()
+            }
+            Stack::Aws { stack, subscriber } => {
+                let fresh = stack.notifications(subscriber).await;
+                let mut seen = self.notifications.lock().expect("lock");
+                seen.extend(fresh.into_iter().map(|(event, _)| event));
+                seen.clone()
+            }
+        }
+    }
+
+    /// Opens the database file directly, as an attacker with a copy of it would.
+    pub fn raw_db(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(self.dir.path().join("giftify.db")).expect("open db")
+    }
+}

@@ -1,0 +1,145 @@
+//! The port contract suite: every MUST clause of `giftify_shared::ports`, written once against
+//! [`Ports`] and run against every backend.
+//!
+//! A case is `async fn(&Ports) -> anyhow::Result<()>` in one of the modules below and never
+//! names a backend type. A backend is a factory in [`backends`] that returns fresh, empty
+//! ports; `contract_suite!(name)` generates one `#[tokio::test]` per case for it, so a failure
+//! reads `sqlite::placing_an_order_with_insufficient_balance_changes_nothing`. The AWS backend
+//! joins with one factory and one `contract_suite!` line.
+
+#[path = "contract/accounts.rs"]
+mod accounts;
+#[path = "contract/cart.rs"]
+mod cart;
+#[path = "contract/catalogue.rs"]
+mod catalogue;
+#[path = "contract/idempotency.rs"]
+mod idempotency;
+#[path = "contract/orders.rs"]
+mod orders;
+#[path = "contract/queue.rs"]
+mod queue;
+#[path = "contract/support.rs"]
+mod support;
+#[path = "contract/wallet.rs"]
+mod wallet;
+
+use giftify_shared::ports::Ports;
+
+/// Fresh ports of one backend, and whatever keeps their storage alive.
+pub struct Backend {
+    pub ports: Ports,
+    _storage: Box<dyn std::any::Any + Send + Sync>,
+}
+
+mod backends {
+    use super::Backend;
+    use giftify_infra::sqlite::SqliteStore;
+    use giftify_infra::webhooks::WebhookPublisher;
+    use giftify_shared::ports::Ports;
+    use std::sync::Arc;
+
+    /// The embedded backend on a database in a fresh temporary directory; events are logged.
+    pub async fn sqlite() -> anyhow::Result<Backend> {
+        let dir = tempfile::tempdir()?;
+        let store = SqliteStore::open(&dir.path().join("giftify.db"), Default::default()).await?;
+        let events = Arc::new(WebhookPublisher::new(store.clone(), Vec::new(), None));
+        Ok(Backend {
+            ports: Ports::from_backend(store, events),
+            _storage: Box::new(dir),
+        })
+    }
+
+    /// The AWS backend on a fresh stage of the moto server: its own tables, queues and topic.
+    pub async fn dynamodb() -> anyhow::Result<Backend> {
+        let stack = giftify_tests::moto::AwsTestStack::start(3, 30).await;
+        Ok(Backend {
+            ports: stack.runtime.aws.ports(),
+            _storage: Box::new(stack),
+        })
+    }
+}
+
+/// One test per case for `$backend`.
+macro_rules! cases {
+    ($backend:ident; $($module:ident::$case:ident),+ $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() -> anyhow::Result<()> {
+                let backend = crate::backends::$backend().await?;
+                crate::$module::$case(&backend.ports).await
+            }
+        )+
+    };
+}
+
+/// The whole suite for one backend factory of [`backends`].
+macro_rules! contract_suite {
+    ($backend:ident) => {
+        mod $backend {
+            cases!($backend;
+                accounts::creating_a_user_with_a_taken_email_fails_and_changes_nothing,
+                accounts::a_new_user_is_active_with_a_zero_balance_and_found_by_email,
+                accounts::a_profile_update_changes_only_the_given_fields,
+                accounts::updating_or_logging_in_an_unknown_user_is_not_found,
+                accounts::ensure_admin_creates_the_admin_then_promotes_an_existing_account,
+                accounts::rotating_a_refresh_token_spends_it_and_issues_its_successor,
+                accounts::presenting_a_spent_refresh_token_revokes_the_whole_family,
+                accounts::unknown_expired_and_revoked_refresh_tokens_are_invalid_and_store_nothing,
+                accounts::logout_revokes_only_the_family_of_the_token,
+                accounts::the_throttle_locks_an_account_after_max_failures_within_the_window,
+                accounts::failures_spread_beyond_the_window_do_not_lock,
+                accounts::a_reset_clears_the_failures_of_one_account_only,
+                wallet::a_top_up_credits_the_wallet_and_records_the_balance_after,
+                wallet::a_top_up_beyond_the_wallet_limit_fails_and_changes_nothing,
+                wallet::a_top_up_for_an_unknown_user_is_not_found,
+                wallet::transactions_are_listed_newest_first_filtered_and_paged,
+                wallet::concurrent_top_ups_never_exceed_the_wallet_limit,
+                catalogue::seeding_writes_the_catalogue_once_even_when_two_seed_at_once,
+                catalogue::the_active_catalogue_shows_only_active_products_and_variants_by_name,
+                catalogue::entries_returns_the_existing_variants_of_a_list_active_or_not,
+                catalogue::adding_a_variant_to_an_unknown_product_is_not_found,
+                catalogue::a_stock_update_that_would_go_negative_is_refused_and_changes_nothing,
+                catalogue::a_price_update_re_derives_the_selling_price_or_changes_nothing,
+                cart::cart_lines_are_added_replaced_and_removed_and_each_change_bumps_the_version,
+                cart::a_cart_holds_at_most_max_cart_lines_distinct_items,
+                cart::repricing_updates_the_stored_prices_and_the_version,
+                cart::a_cart_checkout_locks_the_cart_against_every_edit,
+                cart::a_checkout_of_a_changed_or_locked_cart_fails_and_changes_nothing,
+                orders::placing_an_order_debits_the_wallet_and_stores_it_pending,
+                orders::placing_an_order_with_insufficient_balance_changes_nothing,
+                orders::concurrent_orders_never_overdraw_the_wallet,
+                orders::start_processing_moves_a_pending_order_once,
+                orders::completing_fulfillment_issues_cards_takes_stock_and_refunds_the_rest,
+                orders::completing_fulfillment_twice_returns_the_order_unchanged,
+                orders::completing_fulfillment_without_enough_stock_is_a_conflict_and_changes_nothing,
+                orders::completing_fulfillment_of_an_order_not_processing_changes_nothing,
+                orders::an_order_that_nothing_could_fulfil_is_refunded_in_full,
+                orders::fulfilling_a_cart_order_clears_and_unlocks_the_cart,
+                orders::cancelling_a_pending_order_refunds_it_in_full_and_unlocks_the_cart,
+                orders::only_the_owner_can_cancel_and_only_while_pending,
+                orders::a_final_order_owes_its_event_until_marked_notified,
+                orders::stale_pending_lists_old_pending_orders_oldest_first,
+                orders::orders_are_listed_newest_first_per_user_and_for_admins,
+                orders::analytics_count_revenue_cost_and_units_of_fulfilled_orders,
+                orders::issued_cards_are_stored_sealed_and_found_by_id_and_order,
+                idempotency::claiming_a_new_key_acquires_it_and_a_second_claim_is_in_progress,
+                idempotency::a_finished_key_replays_its_outcome_and_refuses_another_request,
+                idempotency::a_key_whose_lease_ran_out_is_taken_over_and_the_old_holder_cannot_commit,
+                idempotency::placing_or_cancelling_with_a_lost_token_changes_nothing,
+                idempotency::a_released_key_can_be_claimed_again_but_only_by_its_holder,
+                idempotency::a_recorded_response_replays_verbatim,
+                idempotency::keys_are_scoped_per_user,
+                idempotency::an_expired_key_counts_as_absent,
+                queue::enqueueing_the_same_order_twice_keeps_one_message,
+                queue::placing_an_order_then_enqueueing_it_leaves_one_message,
+                queue::an_empty_dead_letter_queue_has_nothing_to_redrive,
+                queue::publishing_the_same_event_twice_is_harmless,
+                queue::the_backend_answers_a_health_check,
+            );
+        }
+    };
+}
+
+contract_suite!(sqlite);
+contract_suite!(dynamodb);

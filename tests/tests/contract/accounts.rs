@@ -1,0 +1,408 @@
+//! Users, refresh-token sessions and login throttling.
+
+use crate::support::{new_user, now, unique_email, user};
+use anyhow::Result;
+use chrono::Duration;
+use giftify_shared::Error;
+use giftify_shared::ids::UserId;
+use giftify_shared::ports::Ports;
+use giftify_shared::user::{
+    Email, NewRefreshToken, ProfileUpdate, Role, Rotation, ThrottlePolicy, UserStatus,
+};
+
+pub async fn creating_a_user_with_a_taken_email_fails_and_changes_nothing(
+    ports: &Ports,
+) -> Result<()> {
+    let first = user(ports).await?;
+    let shouting = Email::parse(&first.email.as_str().to_uppercase())?;
+    let second = new_user(shouting);
+
+    let err = ports.users.create_user(&second).await.unwrap_err();
+
+    assert!(matches!(err, Error::EmailAlreadyExists), "{err:?}");
+    assert!(ports.users.user(&second.id).await?.is_none());
+    let found = ports
+        .users
+        .credentials_by_email(&first.email)
+        .await?
+        .unwrap();
+    assert_eq!(found.user.id, first.id);
+    Ok(())
+}
+
+pub async fn a_new_user_is_active_with_a_zero_balance_and_found_by_email(
+    ports: &Ports,
+) -> Result<()> {
+    let new = new_user(unique_email());
+    let created = ports.users.create_user(&new).await?;
+
+    assert_eq!(created.id, new.id);
+    assert_eq!(created.email, new.email);
+    assert_eq!(created.role, Role::User);
+    assert_eq!(created.status, UserStatus::Active);
+    assert_eq!(created.wallet_balance.get(), 0);
+    assert_eq!(created.created_at, new.now);
+    assert_eq!(created.last_login_at, None);
+    assert_eq!(ports.wallets.balance(&new.id).await?.get(), 0);
+    let credentials = ports.users.credentials_by_email(&new.email).await?.unwrap();
+    assert_eq!(credentials.user, created);
+    assert_eq!(credentials.password_hash, new.password_hash);
+    assert_eq!(ports.users.user(&new.id).await?, Some(created));
+    assert!(
+        ports
+            .users
+            .credentials_by_email(&unique_email())
+            .await?
+            .is_none()
+    );
+    Ok(())
+}
+
+pub async fn a_profile_update_changes_only_the_given_fields(ports: &Ports) -> Result<()> {
+    let before = user(ports).await?;
+    let later = now() + Duration::seconds(5);
+    let update = ProfileUpdate {
+        last_name: Some("Iyer".into()),
+        ..ProfileUpdate::default()
+    };
+
+    let after = ports
+        .users
+        .update_profile(&before.id, &update, later)
+        .await?;
+
+    assert_eq!(after.last_name, "Iyer");
+    assert_eq!(after.first_name, before.first_name);
+    assert_eq!(after.phone_number, before.phone_number);
+    assert_eq!(after.updated_at, later);
+    assert_eq!(ports.users.user(&before.id).await?, Some(after));
+    Ok(())
+}
+
+pub async fn updating_or_logging_in_an_unknown_user_is_not_found(ports: &Ports) -> Result<()> {
+    let ghost = UserId::generate();
+    let err = ports
+        .users
+        .update_profile(&ghost, &ProfileUpdate::default(), now())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NotFound(_)), "{err:?}");
+    assert!(ports.users.user(&ghost).await?.is_none());
+
+    let known = user(ports).await?;
+    let at = now();
+    ports.users.record_login(&known.id, at).await?;
+    assert_eq!(
+        ports.users.user(&known.id).await?.unwrap().last_login_at,
+        Some(at)
+    );
+    Ok(())
+}
+
+pub async fn ensure_admin_creates_the_admin_then_promotes_an_existing_account(
+    ports: &Ports,
+) -> Result<()> {
+    let fresh = new_user(unique_email());
+    let admin = ports.users.ensure_admin(&fresh).await?;
+    assert_eq!(admin.role, Role::Admin);
+    assert_eq!(admin.id, fresh.id);
+
+    let existing = user(ports).await?;
+    let mut promote = new_user(existing.email.clone());
+    promote.password_hash = "new-hash".into();
+    let promoted = ports.users.ensure_admin(&promote).await?;
+    assert_eq!(
+        promoted.id, existing.id,
+        "the account is kept, not replaced"
+    );
+    assert_eq!(promoted.role, Role::Admin);
+    let credentials = ports
+        .users
+        .credentials_by_email(&existing.email)
+        .await?
+        .unwrap();
+    assert_eq!(credentials.password_hash, "new-hash");
+
+    let again = ports.users.ensure_admin(&promote).await?;
+    assert_eq!(again.id, existing.id, "ensuring twice changes nothing more");
+    Ok(())
+}
+
+fn token(user: &UserId, family: &str, hash: &str, expires_in: Duration) -> NewRefreshToken {
+    let at = now();
+    NewRefreshToken {
+        token_hash: hash.to_string(),
+        family_id: family.to_string(),
+        user_id: user.clone(),
+        expires_at: at + expires_in,
+        now: at,
+    }
+}
+
+fn fresh_hash() -> String {
+    format!("hash-{}", UserId::generate().ulid_part())
+}
+
+pub async fn rotating_a_refresh_token_spends_it_and_issues_its_successor(
+    ports: &Ports,
+) -> Result<()> {
+    let owner = user(ports).await?;
+    let (t1, t2, t3) = (fresh_hash(), fresh_hash(), fresh_hash());
+    let day = Duration::days(1);
+    ports
+        .sessions
+        .start_session(&token(&owner.id, "fam-1", &t1, day))
+        .await?;
+
+    let first = ports
+        .sessions
+        .rotate(&t1, &token(&owner.id, "fam-1", &t2, day))
+        .await?;
+    assert_eq!(
+        first,
+        Rotation::Rotated {
+            user_id: owner.id.clone()
+        }
+    );
+    let second = ports
+        .sessions
+        .rotate(&t2, &token(&owner.id, "fam-1", &t3, day))
+        .await?;
+    assert_eq!(
+        second,
+        Rotation::Rotated {
+            user_id: owner.id.clone()
+        }
+    );
+    Ok(())
+}
+
+pub async fn presenting_a_spent_refresh_token_revokes_the_whole_family(
+    ports: &Ports,
+) -> Result<()> {
+    let owner = user(ports).await?;
+    let (t1, t2, stolen_next, t3) = (fresh_hash(), fresh_hash(), fresh_hash(), fresh_hash());
+    let day = Duration::days(1);
+    ports
+        .sessions
+        .start_session(&token(&owner.id, "fam-1", &t1, day))
+        .await?;
+    ports
+        .sessions
+        .rotate(&t1, &token(&owner.id, "fam-1", &t2, day))
+        .await?;
+
+    let replay = ports
+        .sessions
+        .rotate(&t1, &token(&owner.id, "fam-1", &stolen_next, day))
+        .await?;
+
+    assert_eq!(replay, Rotation::ReuseDetected);
+    let live = ports
+        .sessions
+        .rotate(&t2, &token(&owner.id, "fam-1", &t3, day))
+        .await?;
+    assert_eq!(
+        live,
+        Rotation::Invalid,
+        "the family's live token is revoked too"
+    );
+    let planted = ports
+        .sessions
+        .rotate(&stolen_next, &token(&owner.id, "fam-1", &fresh_hash(), day))
+        .await?;
+    assert_eq!(
+        planted,
+        Rotation::Invalid,
+        "the replay's replacement was never stored"
+    );
+    Ok(())
+}
+
+pub async fn unknown_expired_and_revoked_refresh_tokens_are_invalid_and_store_nothing(
+    ports: &Ports,
+) -> Result<()> {
+    let owner = user(ports).await?;
+    let day = Duration::days(1);
+
+    let unknown_next = fresh_hash();
+    let unknown = ports
+        .sessions
+        .rotate(
+            &fresh_hash(),
+            &token(&owner.id, "fam-x", &unknown_next, day),
+        )
+        .await?;
+    assert_eq!(unknown, Rotation::Invalid);
+
+    let expired = fresh_hash();
+    ports
+        .sessions
+        .start_session(&token(&owner.id, "fam-2", &expired, -Duration::seconds(1)))
+        .await?;
+    let expired_next = fresh_hash();
+    let rotation = ports
+        .sessions
+        .rotate(&expired, &token(&owner.id, "fam-2", &expired_next, day))
+        .await?;
+    assert_eq!(rotation, Rotation::Invalid);
+
+    let revoked = fresh_hash();
+    ports
+        .sessions
+        .start_session(&token(&owner.id, "fam-3", &revoked, day))
+        .await?;
+    ports.sessions.revoke_family(&revoked).await?;
+    let revoked_next = fresh_hash();
+    let rotation = ports
+        .sessions
+        .rotate(&revoked, &token(&owner.id, "fam-3", &revoked_next, day))
+        .await?;
+    assert_eq!(rotation, Rotation::Invalid);
+
+    for never_stored in [unknown_next, expired_next, revoked_next] {
+        let rotation = ports
+            .sessions
+            .rotate(
+                &never_stored,
+                &token(&owner.id, "fam-x", &fresh_hash(), day),
+            )
+            .await?;
+        assert_eq!(rotation, Rotation::Invalid);
+    }
+    ports.sessions.revoke_family(&fresh_hash()).await?;
+    Ok(())
+}
+
+pub async fn logout_revokes_only_the_family_of_the_token(ports: &Ports) -> Result<()> {
+    let owner = user(ports).await?;
+    let day = Duration::days(1);
+    let (phone, laptop) = (fresh_hash(), fresh_hash());
+    ports
+        .sessions
+        .start_session(&token(&owner.id, "fam-phone", &phone, day))
+        .await?;
+    ports
+        .sessions
+        .start_session(&token(&owner.id, "fam-laptop", &laptop, day))
+        .await?;
+
+    ports.sessions.revoke_family(&phone).await?;
+
+    let phone_rotation = ports
+        .sessions
+        .rotate(&phone, &token(&owner.id, "fam-phone", &fresh_hash(), day))
+        .await?;
+    assert_eq!(phone_rotation, Rotation::Invalid);
+    let laptop_rotation = ports
+        .sessions
+        .rotate(&laptop, &token(&owner.id, "fam-laptop", &fresh_hash(), day))
+        .await?;
+    assert_eq!(laptop_rotation, Rotation::Rotated { user_id: owner.id });
+    Ok(())
+}
+
+fn policy() -> ThrottlePolicy {
+    ThrottlePolicy {
+        max_failures: 3,
+        window: Duration::minutes(15),
+        lockout: Duration::minutes(10),
+    }
+}
+
+fn account() -> String {
+    unique_email().as_str().to_string()
+}
+
+pub async fn the_throttle_locks_an_account_after_max_failures_within_the_window(
+    ports: &Ports,
+) -> Result<()> {
+    let (account, t0) = (account(), now());
+    let throttle = &ports.throttle;
+    assert_eq!(
+        throttle.record_failure(&account, &policy(), t0).await?,
+        None
+    );
+    assert_eq!(
+        throttle
+            .record_failure(&account, &policy(), t0 + Duration::minutes(1))
+            .await?,
+        None
+    );
+    assert_eq!(
+        throttle
+            .locked_until(&account, t0 + Duration::minutes(1))
+            .await?,
+        None
+    );
+
+    let third = t0 + Duration::minutes(2);
+    let lock = throttle.record_failure(&account, &policy(), third).await?;
+    let until = third + Duration::minutes(10);
+
+    assert_eq!(lock, Some(until));
+    assert_eq!(
+        throttle
+            .locked_until(&account, third + Duration::minutes(9))
+            .await?,
+        Some(until)
+    );
+    assert_eq!(
+        throttle.locked_until(&account, until).await?,
+        None,
+        "the lock ends"
+    );
+    assert_eq!(
+        throttle.locked_until(&self::account(), third).await?,
+        None,
+        "per account"
+    );
+    assert_eq!(
+        throttle
+            .record_failure(&account, &policy(), until + Duration::seconds(1))
+            .await?,
+        None,
+        "after the lock a new window starts"
+    );
+    Ok(())
+}
+
+pub async fn failures_spread_beyond_the_window_do_not_lock(ports: &Ports) -> Result<()> {
+    let (account, t0) = (account(), now());
+    for minutes in [0, 10, 20, 30, 40] {
+        let lock = ports
+            .throttle
+            .record_failure(&account, &policy(), t0 + Duration::minutes(minutes))
+            .await?;
+        assert_eq!(lock, None, "failure at +{minutes} min");
+    }
+    Ok(())
+}
+
+pub async fn a_reset_clears_the_failures_of_one_account_only(ports: &Ports) -> Result<()> {
+    let (alice, bob, t0) = (account(), account(), now());
+    for account in [&alice, &bob] {
+        for _ in 0..2 {
+            ports
+                .throttle
+                .record_failure(account, &policy(), t0)
+                .await?;
+        }
+    }
+
+    ports.throttle.reset(&alice).await?;
+
+    assert_eq!(
+        ports.throttle.record_failure(&alice, &policy(), t0).await?,
+        None
+    );
+    assert!(
+        ports
+            .throttle
+            .record_failure(&bob, &policy(), t0)
+            .await?
+            .is_some()
+    );
+    ports.throttle.reset(&account()).await?;
+    Ok(())
+}

@@ -1,0 +1,307 @@
+//! Idempotency keys: claim, replay, refusal, lease takeover, and commits that must fail once
+//! their token lost the key.
+
+use crate::support::{funded_user, new_order, now, placement, stocked, top_up, user};
+use anyhow::Result;
+use chrono::{DateTime, Duration, Utc};
+use giftify_shared::Error;
+use giftify_shared::idempotency::{
+    Claim, IdempotencyCommit, IdempotencyKey, IdempotencyScope, IdempotentOutcome, LEASE, NewClaim,
+    RETENTION,
+};
+use giftify_shared::ids::{TransactionId, UserId};
+use giftify_shared::order::{Cancellation, OrderSource, OrderStatus};
+use giftify_shared::ports::Ports;
+
+fn scope(user: &UserId) -> IdempotencyScope {
+    IdempotencyScope {
+        user_id: user.clone(),
+        key: IdempotencyKey::parse(&format!("key-{}", UserId::generate().ulid_part()))
+            .expect("a valid key"),
+    }
+}
+
+fn claim(scope: &IdempotencyScope, fingerprint: &str, token: &str, at: DateTime<Utc>) -> NewClaim {
+    NewClaim {
+        scope: scope.clone(),
+        fingerprint: fingerprint.to_string(),
+        token: token.to_string(),
+        now: at,
+    }
+}
+
+fn commit(scope: &IdempotencyScope, token: &str, outcome: IdempotentOutcome) -> IdempotencyCommit {
+    IdempotencyCommit {
+        scope: scope.clone(),
+        token: token.to_string(),
+        outcome,
+    }
+}
+
+/// A key held by `"old"` whose lease ran out and that `"new"` took over; returns when that
+/// happened.
+async fn taken_over(ports: &Ports, scope: &IdempotencyScope) -> Result<DateTime<Utc>> {
+    let t = now();
+    assert_eq!(
+        ports
+            .idempotency
+            .claim(&claim(scope, "fp", "old", t))
+            .await?,
+        Claim::Acquired("old".into())
+    );
+    let later = t + LEASE + Duration::seconds(1);
+    assert_eq!(
+        ports
+            .idempotency
+            .claim(&claim(scope, "fp", "new", later))
+            .await?,
+        Claim::Acquired("new".into())
+    );
+    Ok(later)
+}
+
+pub async fn claiming_a_new_key_acquires_it_and_a_second_claim_is_in_progress(
+    ports: &Ports,
+) -> Result<()> {
+    let s = scope(&user(ports).await?.id);
+    let t = now();
+
+    let first = ports.idempotency.claim(&claim(&s, "fp", "a", t)).await?;
+    let second = ports
+        .idempotency
+        .claim(&claim(&s, "fp", "b", t + Duration::seconds(1)))
+        .await?;
+    let other = ports
+        .idempotency
+        .claim(&claim(&s, "another fp", "c", t + Duration::seconds(1)))
+        .await?;
+
+    assert_eq!(first, Claim::Acquired("a".into()));
+    assert_eq!(second, Claim::InProgress);
+    assert_eq!(other, Claim::KeyReused);
+    Ok(())
+}
+
+pub async fn a_finished_key_replays_its_outcome_and_refuses_another_request(
+    ports: &Ports,
+) -> Result<()> {
+    let owner = user(ports).await?;
+    let s = scope(&owner.id);
+    let t = now();
+    ports.idempotency.claim(&claim(&s, "fp", "a", t)).await?;
+    let mut credit = top_up(&owner.id, 5_000);
+    credit.idempotency = Some(commit(
+        &s,
+        "a",
+        IdempotentOutcome::ToppedUp(credit.transaction_id.clone()),
+    ));
+    ports.wallets.top_up(&credit).await?;
+
+    let replay = ports
+        .idempotency
+        .claim(&claim(&s, "fp", "b", t + LEASE * 3))
+        .await?;
+    let reused = ports
+        .idempotency
+        .claim(&claim(&s, "another fp", "c", t + Duration::seconds(1)))
+        .await?;
+
+    assert_eq!(
+        replay,
+        Claim::Replay(IdempotentOutcome::ToppedUp(credit.transaction_id.clone()))
+    );
+    assert_eq!(reused, Claim::KeyReused);
+    assert_eq!(ports.wallets.balance(&owner.id).await?.get(), 5_000);
+    Ok(())
+}
+
+pub async fn a_key_whose_lease_ran_out_is_taken_over_and_the_old_holder_cannot_commit(
+    ports: &Ports,
+) -> Result<()> {
+    let owner = user(ports).await?;
+    let s = scope(&owner.id);
+    let later = taken_over(ports, &s).await?;
+
+    let mut stale = top_up(&owner.id, 5_000);
+    stale.idempotency = Some(commit(
+        &s,
+        "old",
+        IdempotentOutcome::ToppedUp(stale.transaction_id.clone()),
+    ));
+    let err = ports.wallets.top_up(&stale).await.unwrap_err();
+    assert!(matches!(err, Error::IdempotencyInProgress), "{err:?}");
+    assert_eq!(ports.wallets.balance(&owner.id).await?.get(), 0);
+    assert!(
+        ports
+            .wallets
+            .transaction(&owner.id, &stale.transaction_id)
+            .await?
+            .is_none()
+    );
+
+    let mut live = top_up(&owner.id, 5_000);
+    live.idempotency = Some(commit(
+        &s,
+        "new",
+        IdempotentOutcome::ToppedUp(live.transaction_id.clone()),
+    ));
+    ports.wallets.top_up(&live).await?;
+    let replay = ports
+        .idempotency
+        .claim(&claim(&s, "fp", "third", later + Duration::seconds(1)))
+        .await?;
+    assert_eq!(
+        replay,
+        Claim::Replay(IdempotentOutcome::ToppedUp(live.transaction_id))
+    );
+    assert_eq!(ports.wallets.balance(&owner.id).await?.get(), 5_000);
+    Ok(())
+}
+
+pub async fn placing_or_cancelling_with_a_lost_token_changes_nothing(ports: &Ports) -> Result<()> {
+    let owner = funded_user(ports, 1_000_000).await?;
+    let e = stocked(ports, &[10]).await?;
+
+    let placing = scope(&owner.id);
+    taken_over(ports, &placing).await?;
+    let order = new_order(&owner.id, &[(&e[0], 1)], OrderSource::Items, now());
+    let mut stale = placement(&order, None);
+    stale.idempotency = Some(commit(
+        &placing,
+        "old",
+        IdempotentOutcome::OrderPlaced(order.id.clone()),
+    ));
+    let err = ports.orders.place_order(&stale).await.unwrap_err();
+    assert!(matches!(err, Error::IdempotencyInProgress), "{err:?}");
+    assert!(ports.orders.order(&order.id).await?.is_none());
+    assert_eq!(ports.wallets.balance(&owner.id).await?.get(), 1_000_000);
+    assert_eq!(ports.queue_ops.depths().await?.ready, 0);
+
+    ports.orders.place_order(&placement(&order, None)).await?;
+    let cancelling = scope(&owner.id);
+    taken_over(ports, &cancelling).await?;
+    let cancel = Cancellation {
+        order_id: order.id.clone(),
+        user_id: owner.id.clone(),
+        refund_transaction_id: TransactionId::generate(),
+        idempotency: Some(commit(
+            &cancelling,
+            "old",
+            IdempotentOutcome::OrderCancelled(order.id.clone()),
+        )),
+        now: now(),
+    };
+    let err = ports.orders.cancel_pending(&cancel).await.unwrap_err();
+    assert!(matches!(err, Error::IdempotencyInProgress), "{err:?}");
+    let still = ports.orders.order(&order.id).await?.unwrap();
+    assert_eq!(still.status, OrderStatus::Pending);
+    assert_eq!(
+        ports.wallets.balance(&owner.id).await?,
+        giftify_shared::Paise::new(1_000_000 - order.total_amount.get())
+    );
+    Ok(())
+}
+
+pub async fn a_released_key_can_be_claimed_again_but_only_by_its_holder(
+    ports: &Ports,
+) -> Result<()> {
+    let s = scope(&user(ports).await?.id);
+    let t = now();
+    ports.idempotency.claim(&claim(&s, "fp", "a", t)).await?;
+
+    ports.idempotency.release(&s, "not-the-holder").await?;
+    assert_eq!(
+        ports.idempotency.claim(&claim(&s, "fp", "b", t)).await?,
+        Claim::InProgress
+    );
+
+    ports.idempotency.release(&s, "a").await?;
+    assert_eq!(
+        ports.idempotency.claim(&claim(&s, "fp", "c", t)).await?,
+        Claim::Acquired("c".into())
+    );
+    Ok(())
+}
+
+pub async fn a_recorded_response_replays_verbatim(ports: &Ports) -> Result<()> {
+    let s = scope(&user(ports).await?.id);
+    let t = now();
+    ports.idempotency.claim(&claim(&s, "fp", "a", t)).await?;
+    let body = r#"{"success":false,"error":{"code":"OUT_OF_STOCK"}}"#;
+
+    ports
+        .idempotency
+        .record_response(&s, "a", 409, body)
+        .await?;
+
+    assert_eq!(
+        ports.idempotency.claim(&claim(&s, "fp", "b", t)).await?,
+        Claim::Replay(IdempotentOutcome::Response {
+            status: 409,
+            body: body.into()
+        })
+    );
+
+    // A stale holder's response must not overwrite the key's new holder.
+    let other = scope(&s.user_id);
+    let later = taken_over(ports, &other).await?;
+    let stale = ports
+        .idempotency
+        .record_response(&other, "old", 400, "{}")
+        .await;
+    assert!(
+        matches!(stale, Ok(()) | Err(Error::IdempotencyInProgress)),
+        "{stale:?}"
+    );
+    assert_eq!(
+        ports
+            .idempotency
+            .claim(&claim(&other, "fp", "x", later))
+            .await?,
+        Claim::InProgress
+    );
+    Ok(())
+}
+
+pub async fn keys_are_scoped_per_user(ports: &Ports) -> Result<()> {
+    let alice = scope(&user(ports).await?.id);
+    let bob = IdempotencyScope {
+        user_id: user(ports).await?.id,
+        key: alice.key.clone(),
+    };
+    let t = now();
+    assert_eq!(
+        ports
+            .idempotency
+            .claim(&claim(&alice, "fp", "a", t))
+            .await?,
+        Claim::Acquired("a".into())
+    );
+    assert_eq!(
+        ports
+            .idempotency
+            .claim(&claim(&bob, "other fp", "b", t))
+            .await?,
+        Claim::Acquired("b".into())
+    );
+    Ok(())
+}
+
+pub async fn an_expired_key_counts_as_absent(ports: &Ports) -> Result<()> {
+    let s = scope(&user(ports).await?.id);
+    let t = now();
+    ports.idempotency.claim(&claim(&s, "fp", "a", t)).await?;
+    ports
+        .idempotency
+        .record_response(&s, "a", 400, "{}")
+        .await?;
+
+    let much_later = t + RETENTION + Duration::minutes(1);
+    let fresh = ports
+        .idempotency
+        .claim(&claim(&s, "another fp", "b", much_later))
+        .await?;
+
+    assert_eq!(fresh, Claim::Acquired("b".into()));
+    Ok(())
+}

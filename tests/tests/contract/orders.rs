@@ -1,0 +1,705 @@
+//! Orders: placement, the status machine, conditional fulfillment and cancel, the reads, and
+//! the issued cards.
+
+use crate::support::{
+    assert_ledger_consistent, assert_order_adds_up, cart_line, fulfil, fulfillment, funded_user,
+    new_order, now, place, placement, stock_of, stocked, vault,
+};
+use anyhow::Result;
+use chrono::Duration;
+use giftify_shared::catalogue::VariantUpdate;
+use giftify_shared::ids::{GiftCardId, OrderId, TransactionId};
+use giftify_shared::order::{Cancellation, Order, OrderSource, OrderStatus};
+use giftify_shared::ports::Ports;
+use giftify_shared::wallet::{PageRequest, TransactionType};
+use giftify_shared::{Error, Paise};
+use secrecy::ExposeSecret;
+
+fn page(page: i64, limit: i64) -> Result<PageRequest> {
+    Ok(PageRequest::new(Some(page), Some(limit), 20)?)
+}
+
+fn cancellation(order: &Order) -> Cancellation {
+    Cancellation {
+        order_id: order.id.clone(),
+        user_id: order.user_id.clone(),
+        refund_transaction_id: TransactionId::generate(),
+        idempotency: None,
+        now: now(),
+    }
+}
+
+fn ids(orders: &[Order]) -> Vec<&OrderId> {
+    orders.iter().map(|o| &o.id).collect()
+}
+
+pub async fn placing_an_order_debits_the_wallet_and_stores_it_pending(ports: &Ports) -> Result<()> {
+    let owner = funded_user(ports, 1_000_000).await?;
+    let e = stocked(ports, &[10, 10]).await?;
+    let order = new_order(
+        &owner.id,
+        &[(&e[0], 2), (&e[1], 1)],
+        OrderSource::Items,
+        now(),
+    );
+    let placed = placement(&order, None);
+
+    ports.orders.place_order(&placed).await?;
+
+    assert_eq!(ports.orders.order(&order.id).await?, Some(order.clone()));
+    let balance = 1_000_000 - order.total_amount.get();
+    assert_eq!(ports.wallets.balance(&owner.id).await?.get(), balance);
+    let debit = ports
+        .wallets
+        .transaction(&owner.id, &placed.debit_transaction_id)
+        .await?
+        .expect("the DEBIT record");
+    assert_eq!(debit.kind, TransactionType::Debit);
+    assert_eq!(debit.amount, order.total_amount);
+    assert_eq!(debit.balance_after.get(), balance);
+    assert_eq!(debit.order_id, Some(order.id.clone()));
+    let mine = ports
+        .orders
+        .orders_of(&owner.id, None, page(1, 20)?)
+        .await?;
+    assert_eq!(mine.total, 1);
+    assert_eq!(mine.items, vec![order]);
+    assert_eq!(
+        stock_of(ports, &e[0].variant.id).await?,
+        10,
+        "stock moves at fulfillment"
+    );
+    assert_ledger_consistent(ports, &owner.id).await
+}
+
+pub async fn placing_an_order_with_insufficient_balance_changes_nothing(
+    ports: &Ports,
+) -> Result<()> {
+    let owner = funded_user(ports, 10_000).await?;
+    let e = stocked(ports, &[10]).await?;
+    let cart = ports
+        .carts
+        .put_line(&owner.id, &cart_line(&e[0], 1), now())
+        .await?;
+    let order = new_order(&owner.id, &[(&e[0], 1)], OrderSource::Cart, now());
+
+    let err = ports
+        .orders
+        .place_order(&placement(&order, Some(cart.version)))
+        .await
+        .unwrap_err();
+
+    assert!(
+        matches!(err, Error::InsufficientBalance { balance, required }
+            if balance == Paise::new(10_000) && required == order.total_amount),
+        "{err:?}"
+    );
+    assert!(ports.orders.order(&order.id).await?.is_none());
+    assert_eq!(ports.wallets.balance(&owner.id).await?.get(), 10_000);
+    let history = ports
+        .wallets
+        .transactions(&owner.id, None, page(1, 20)?)
+        .await?;
+    assert_eq!(history.total, 1, "only the top-up");
+    assert_eq!(
+        ports.carts.cart(&owner.id).await?,
+        cart,
+        "the cart stays unlocked"
+    );
+    assert_eq!(
+        ports.queue_ops.depths().await?.ready,
+        0,
+        "nothing to fulfil"
+    );
+    Ok(())
+}
+
+pub async fn concurrent_orders_never_overdraw_the_wallet(ports: &Ports) -> Result<()> {
+    let e = stocked(ports, &[100]).await?;
+    let price = e[0].variant.selling_price.get();
+    let owner = funded_user(ports, 3 * price).await?;
+    let attempts: Vec<_> = (0..8)
+        .map(|_| {
+            let (ports, id, entry) = (ports.clone(), owner.id.clone(), e[0].clone());
+            tokio::spawn(async move {
+                let order = new_order(&id, &[(&entry, 1)], OrderSource::Items, now());
+                loop {
+                    match ports.orders.place_order(&placement(&order, None)).await {
+                        Err(e) if e.is_retryable() => continue,
+                        result => return result,
+                    }
+                }
+            })
+        })
+        .collect();
+    let (mut placed, mut refused) = (0, 0);
+    for attempt in attempts {
+        match attempt.await? {
+            Ok(()) => placed += 1,
+            Err(Error::InsufficientBalance { .. }) => refused += 1,
+            Err(other) => return Err(other.into()),
+        }
+    }
+    assert_eq!((placed, refused), (3, 5));
+    assert_eq!(ports.wallets.balance(&owner.id).await?.get(), 0);
+    assert_eq!(
+        ports
+            .orders
+            .orders_of(&owner.id, None, page(1, 20)?)
+            .await?
+            .total,
+        3
+    );
+    assert_ledger_consistent(ports, &owner.id).await
+}
+
+pub async fn start_processing_moves_a_pending_order_once(ports: &Ports) -> Result<()> {
+    let err = ports
+        .orders
+        .start_processing(&OrderId::generate(), now())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NotFound(_)), "{err:?}");
+
+    let owner = funded_user(ports, 1_000_000).await?;
+    let e = stocked(ports, &[10]).await?;
+    let order = place(ports, &owner.id, &[(&e[0], 1)]).await?;
+    let at = now() + Duration::seconds(1);
+
+    let processing = ports.orders.start_processing(&order.id, at).await?;
+
+    assert_eq!(processing.status, OrderStatus::Processing);
+    assert_eq!(processing.fulfillment.attempted_at, Some(at));
+    assert_eq!(processing.items, order.items);
+    let again = ports
+        .orders
+        .start_processing(&order.id, at + Duration::seconds(5))
+        .await?;
+    assert_eq!(again, processing, "any other status is returned unchanged");
+    Ok(())
+}
+
+pub async fn completing_fulfillment_issues_cards_takes_stock_and_refunds_the_rest(
+    ports: &Ports,
+) -> Result<()> {
+    let owner = funded_user(ports, 1_000_000).await?;
+    let e = stocked(ports, &[2, 5]).await?;
+    let order = place(ports, &owner.id, &[(&e[0], 3), (&e[1], 1)]).await?;
+    let processing = ports.orders.start_processing(&order.id, now()).await?;
+    let at = now();
+    let plan = fulfillment(&processing, &[2, 1], at);
+
+    let done = ports.orders.complete_fulfillment(&plan).await?;
+
+    assert_eq!(done.status, OrderStatus::PartiallyFulfilled);
+    let quantities: Vec<u32> = done.items.iter().map(|l| l.fulfilled_quantity).collect();
+    assert_eq!(quantities, vec![2, 1]);
+    let unit = e[0].variant.selling_price;
+    assert_eq!(done.refund_amount, unit);
+    assert_eq!(done.paid_amount, order.total_amount);
+    assert_order_adds_up(&done)?;
+    assert_eq!(
+        done.fulfillment.attempted_at,
+        processing.fulfillment.attempted_at
+    );
+    assert_eq!(done.fulfillment.fulfilled_at, Some(at));
+    assert!(done.fulfillment.partial_fulfillment);
+    assert!(done.fulfillment.refund_processed);
+    assert_eq!(done.notified_at, None, "the event is owed");
+    assert_eq!(ports.orders.order(&order.id).await?, Some(done.clone()));
+
+    assert_eq!(stock_of(ports, &e[0].variant.id).await?, 0);
+    assert_eq!(stock_of(ports, &e[1].variant.id).await?, 4);
+    assert_eq!(ports.gift_cards.cards_of_order(&order.id).await?.len(), 3);
+    let credit = plan.refund.as_ref().expect("a refund is owed");
+    let refund = ports
+        .wallets
+        .transaction(&owner.id, &credit.transaction_id)
+        .await?
+        .expect("the REFUND record");
+    assert_eq!(refund.kind, TransactionType::Refund);
+    assert_eq!(refund.amount, unit);
+    assert_eq!(refund.order_id, Some(order.id.clone()));
+    assert_eq!(
+        ports.wallets.balance(&owner.id).await?.get(),
+        1_000_000 - order.total_amount.get() + unit.get()
+    );
+    assert_ledger_consistent(ports, &owner.id).await
+}
+
+pub async fn completing_fulfillment_twice_returns_the_order_unchanged(ports: &Ports) -> Result<()> {
+    let owner = funded_user(ports, 1_000_000).await?;
+    let e = stocked(ports, &[5]).await?;
+    let order = place(ports, &owner.id, &[(&e[0], 2)]).await?;
+    let processing = ports.orders.start_processing(&order.id, now()).await?;
+    let done = ports
+        .orders
+        .complete_fulfillment(&fulfillment(&processing, &[2], now()))
+        .await?;
+    let balance = ports.wallets.balance(&owner.id).await?;
+
+    // A redelivery that allocated differently must not issue, take or refund anything.
+    let redelivered = fulfillment(&processing, &[1], now() + Duration::seconds(3));
+    let again = ports.orders.complete_fulfillment(&redelivered).await?;
+
+    assert_eq!(again, done);
+    assert_eq!(ports.gift_cards.cards_of_order(&order.id).await?.len(), 2);
+    assert_eq!(stock_of(ports, &e[0].variant.id).await?, 3);
+    assert_eq!(ports.wallets.balance(&owner.id).await?, balance);
+    let refund = redelivered.refund.expect("the second plan refunds a unit");
+    assert!(
+        ports
+            .wallets
+            .transaction(&owner.id, &refund.transaction_id)
+            .await?
+            .is_none()
+    );
+    assert!(
+        ports
+            .gift_cards
+            .card(&redelivered.cards[0].id)
+            .await?
+            .is_none()
+    );
+    assert_ledger_consistent(ports, &owner.id).await
+}
+
+pub async fn completing_fulfillment_without_enough_stock_is_a_conflict_and_changes_nothing(
+    ports: &Ports,
+) -> Result<()> {
+    let owner = funded_user(ports, 1_000_000).await?;
+    let e = stocked(ports, &[5, 3]).await?;
+    let order = place(ports, &owner.id, &[(&e[0], 2), (&e[1], 3)]).await?;
+    let processing = ports.orders.start_processing(&order.id, now()).await?;
+    // Allocated from stock read before someone else took a unit of the second variant.
+    let stale = fulfillment(&processing, &[2, 3], now());
+    let taken = VariantUpdate {
+        stock_adjustment: Some(-1),
+        ..VariantUpdate::default()
+    };
+    ports
+        .catalogue
+        .update_variant(&e[1].variant.id, &taken, now())
+        .await?;
+    let balance = ports.wallets.balance(&owner.id).await?;
+
+    let err = ports.orders.complete_fulfillment(&stale).await.unwrap_err();
+
+    assert!(matches!(err, Error::Conflict(_)), "{err:?}");
+    assert!(err.is_retryable());
+    assert_eq!(ports.orders.order(&order.id).await?, Some(processing));
+    assert_eq!(
+        stock_of(ports, &e[0].variant.id).await?,
+        5,
+        "the line that fitted is untouched"
+    );
+    assert_eq!(stock_of(ports, &e[1].variant.id).await?, 2);
+    assert!(ports.gift_cards.cards_of_order(&order.id).await?.is_empty());
+    assert_eq!(ports.wallets.balance(&owner.id).await?, balance);
+    Ok(())
+}
+
+pub async fn completing_fulfillment_of_an_order_not_processing_changes_nothing(
+    ports: &Ports,
+) -> Result<()> {
+    let owner = funded_user(ports, 1_000_000).await?;
+    let e = stocked(ports, &[5]).await?;
+    let pending = place(ports, &owner.id, &[(&e[0], 1)]).await?;
+
+    let untouched = ports
+        .orders
+        .complete_fulfillment(&fulfillment(&pending, &[1], now()))
+        .await?;
+
+    assert_eq!(untouched, pending, "a PENDING order is returned unchanged");
+    assert_eq!(stock_of(ports, &e[0].variant.id).await?, 5);
+    assert!(
+        ports
+            .gift_cards
+            .cards_of_order(&pending.id)
+            .await?
+            .is_empty()
+    );
+
+    let cancelled = ports.orders.cancel_pending(&cancellation(&pending)).await?;
+    let still = ports
+        .orders
+        .complete_fulfillment(&fulfillment(&pending, &[1], now()))
+        .await?;
+    assert_eq!(still, cancelled, "a CANCELLED order is returned unchanged");
+    assert_eq!(stock_of(ports, &e[0].variant.id).await?, 5);
+    assert_ledger_consistent(ports, &owner.id).await
+}
+
+pub async fn an_order_that_nothing_could_fulfil_is_refunded_in_full(ports: &Ports) -> Result<()> {
+    let owner = funded_user(ports, 1_000_000).await?;
+    let e = stocked(ports, &[1]).await?;
+    let order = place(ports, &owner.id, &[(&e[0], 1)]).await?;
+    let sold_out = VariantUpdate {
+        stock_quantity: Some(0),
+        ..VariantUpdate::default()
+    };
+    ports
+        .catalogue
+        .update_variant(&e[0].variant.id, &sold_out, now())
+        .await?;
+
+    let done = fulfil(ports, &order, &[0]).await?;
+
+    assert_eq!(done.status, OrderStatus::Refunded);
+    assert_eq!(done.refund_amount, order.total_amount);
+    assert!(!done.fulfillment.partial_fulfillment);
+    assert!(done.fulfillment.refund_processed);
+    assert_order_adds_up(&done)?;
+    assert_eq!(ports.wallets.balance(&owner.id).await?.get(), 1_000_000);
+    assert!(ports.gift_cards.cards_of_order(&order.id).await?.is_empty());
+    assert_ledger_consistent(ports, &owner.id).await
+}
+
+pub async fn fulfilling_a_cart_order_clears_and_unlocks_the_cart(ports: &Ports) -> Result<()> {
+    let owner = funded_user(ports, 1_000_000).await?;
+    let e = stocked(ports, &[5, 5]).await?;
+    let cart = ports
+        .carts
+        .put_line(&owner.id, &cart_line(&e[0], 2), now())
+        .await?;
+    let order = new_order(&owner.id, &[(&e[0], 2)], OrderSource::Cart, now());
+    ports
+        .orders
+        .place_order(&placement(&order, Some(cart.version)))
+        .await?;
+
+    let done = fulfil(ports, &order, &[2]).await?;
+
+    assert_eq!(done.status, OrderStatus::Fulfilled);
+    let after = ports.carts.cart(&owner.id).await?;
+    assert!(after.lines.is_empty(), "the checked-out lines are gone");
+    assert_eq!(after.locked_by, None);
+    assert!(after.version > cart.version);
+    ports
+        .carts
+        .put_line(&owner.id, &cart_line(&e[1], 1), now())
+        .await?;
+    Ok(())
+}
+
+pub async fn cancelling_a_pending_order_refunds_it_in_full_and_unlocks_the_cart(
+    ports: &Ports,
+) -> Result<()> {
+    let owner = funded_user(ports, 1_000_000).await?;
+    let e = stocked(ports, &[5]).await?;
+    let cart = ports
+        .carts
+        .put_line(&owner.id, &cart_line(&e[0], 2), now())
+        .await?;
+    let order = new_order(&owner.id, &[(&e[0], 2)], OrderSource::Cart, now());
+    ports
+        .orders
+        .place_order(&placement(&order, Some(cart.version)))
+        .await?;
+    let cancel = cancellation(&order);
+
+    let cancelled = ports.orders.cancel_pending(&cancel).await?;
+
+    assert_eq!(cancelled.status, OrderStatus::Cancelled);
+    assert_eq!(cancelled.refund_amount, order.total_amount);
+    assert!(cancelled.fulfillment.refund_processed);
+    assert_eq!(cancelled.notified_at, None, "the cancel event is owed");
+    assert_eq!(cancelled.updated_at, cancel.now);
+    assert_order_adds_up(&cancelled)?;
+    assert_eq!(ports.orders.order(&order.id).await?, Some(cancelled));
+    let refund = ports
+        .wallets
+        .transaction(&owner.id, &cancel.refund_transaction_id)
+        .await?
+        .expect("the REFUND record");
+    assert_eq!(refund.kind, TransactionType::Refund);
+    assert_eq!(refund.amount, order.total_amount);
+    assert_eq!(ports.wallets.balance(&owner.id).await?.get(), 1_000_000);
+    let unlocked = ports.carts.cart(&owner.id).await?;
+    assert_eq!(unlocked.locked_by, None);
+    assert_eq!(
+        unlocked.lines, cart.lines,
+        "a cancel keeps the cart's lines"
+    );
+    ports
+        .carts
+        .put_line(&owner.id, &cart_line(&e[0], 1), now())
+        .await?;
+    assert_eq!(stock_of(ports, &e[0].variant.id).await?, 5);
+    assert_ledger_consistent(ports, &owner.id).await
+}
+
+pub async fn only_the_owner_can_cancel_and_only_while_pending(ports: &Ports) -> Result<()> {
+    let owner = funded_user(ports, 1_000_000).await?;
+    let stranger = funded_user(ports, 1_000_000).await?;
+    let e = stocked(ports, &[10]).await?;
+    let order = place(ports, &owner.id, &[(&e[0], 1)]).await?;
+    let balance = ports.wallets.balance(&owner.id).await?;
+
+    let mut theirs = cancellation(&order);
+    theirs.user_id = stranger.id.clone();
+    let err = ports.orders.cancel_pending(&theirs).await.unwrap_err();
+    assert!(
+        matches!(err, Error::NotFound(_)),
+        "another user's order is not found: {err:?}"
+    );
+    let mut unknown = cancellation(&order);
+    unknown.order_id = OrderId::generate();
+    let err = ports.orders.cancel_pending(&unknown).await.unwrap_err();
+    assert!(matches!(err, Error::NotFound(_)), "{err:?}");
+    assert_eq!(ports.orders.order(&order.id).await?, Some(order.clone()));
+    assert_eq!(ports.wallets.balance(&owner.id).await?, balance);
+    assert_eq!(ports.wallets.balance(&stranger.id).await?.get(), 1_000_000);
+
+    ports.orders.start_processing(&order.id, now()).await?;
+    let err = ports
+        .orders
+        .cancel_pending(&cancellation(&order))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::OrderNotCancellable(OrderStatus::Processing)),
+        "{err:?}"
+    );
+    let done = ports
+        .orders
+        .complete_fulfillment(&fulfillment(
+            &ports.orders.order(&order.id).await?.unwrap(),
+            &[1],
+            now(),
+        ))
+        .await?;
+    let err = ports
+        .orders
+        .cancel_pending(&cancellation(&done))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::OrderNotCancellable(OrderStatus::Fulfilled)),
+        "{err:?}"
+    );
+    assert_eq!(ports.wallets.balance(&owner.id).await?, balance);
+
+    let second = place(ports, &owner.id, &[(&e[0], 1)]).await?;
+    ports.orders.cancel_pending(&cancellation(&second)).await?;
+    let err = ports
+        .orders
+        .cancel_pending(&cancellation(&second))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::OrderNotCancellable(OrderStatus::Cancelled)),
+        "{err:?}"
+    );
+    assert_eq!(
+        ports.wallets.balance(&owner.id).await?,
+        balance,
+        "refunded exactly once"
+    );
+    assert_ledger_consistent(ports, &owner.id).await
+}
+
+pub async fn a_final_order_owes_its_event_until_marked_notified(ports: &Ports) -> Result<()> {
+    let owner = funded_user(ports, 1_000_000).await?;
+    let e = stocked(ports, &[10]).await?;
+    let done = fulfil(ports, &place(ports, &owner.id, &[(&e[0], 1)]).await?, &[1]).await?;
+    let pending = place(ports, &owner.id, &[(&e[0], 1)]).await?;
+
+    assert_eq!(ids(&ports.orders.unnotified(10).await?), vec![&done.id]);
+
+    let at = now();
+    ports.orders.mark_notified(&done.id, at).await?;
+    ports.orders.mark_notified(&pending.id, at).await?;
+
+    assert_eq!(
+        ports.orders.order(&done.id).await?.unwrap().notified_at,
+        Some(at)
+    );
+    assert_eq!(
+        ports.orders.order(&pending.id).await?.unwrap().notified_at,
+        None,
+        "a PENDING order has no event to mark"
+    );
+    assert!(ports.orders.unnotified(10).await?.is_empty());
+    let cancelled = ports.orders.cancel_pending(&cancellation(&pending)).await?;
+    assert_eq!(
+        ids(&ports.orders.unnotified(10).await?),
+        vec![&cancelled.id]
+    );
+    Ok(())
+}
+
+pub async fn stale_pending_lists_old_pending_orders_oldest_first(ports: &Ports) -> Result<()> {
+    let owner = funded_user(ports, 1_000_000).await?;
+    let e = stocked(ports, &[10]).await?;
+    let t = now();
+    let mut orders = Vec::new();
+    for minutes_ago in [10, 5, 0] {
+        let order = new_order(
+            &owner.id,
+            &[(&e[0], 1)],
+            OrderSource::Items,
+            t - Duration::minutes(minutes_ago),
+        );
+        ports.orders.place_order(&placement(&order, None)).await?;
+        orders.push(order);
+    }
+    let before = t - Duration::minutes(1);
+
+    assert_eq!(
+        ids(&ports.orders.stale_pending(before, 10).await?),
+        vec![&orders[0].id, &orders[1].id]
+    );
+    assert_eq!(
+        ids(&ports.orders.stale_pending(before, 1).await?),
+        vec![&orders[0].id]
+    );
+    ports.orders.start_processing(&orders[0].id, now()).await?;
+    assert_eq!(
+        ids(&ports.orders.stale_pending(before, 10).await?),
+        vec![&orders[1].id]
+    );
+    Ok(())
+}
+
+pub async fn orders_are_listed_newest_first_per_user_and_for_admins(ports: &Ports) -> Result<()> {
+    let alice = funded_user(ports, 1_000_000).await?;
+    let bob = funded_user(ports, 1_000_000).await?;
+    let e = stocked(ports, &[10]).await?;
+    let t = now();
+    let mut mine = Vec::new();
+    for (user, seconds) in [(&alice, 0), (&alice, 1), (&alice, 2), (&bob, 3)] {
+        let order = new_order(
+            &user.id,
+            &[(&e[0], 1)],
+            OrderSource::Items,
+            t + Duration::seconds(seconds),
+        );
+        ports.orders.place_order(&placement(&order, None)).await?;
+        mine.push(order);
+    }
+
+    let first = ports.orders.orders_of(&alice.id, None, page(1, 2)?).await?;
+    assert_eq!(first.total, 3);
+    assert!(first.has_next());
+    assert_eq!(ids(&first.items), vec![&mine[2].id, &mine[1].id]);
+    let second = ports.orders.orders_of(&alice.id, None, page(2, 2)?).await?;
+    assert_eq!(ids(&second.items), vec![&mine[0].id]);
+
+    fulfil(ports, &mine[0], &[1]).await?;
+    let fulfilled = ports
+        .orders
+        .orders_of(&alice.id, Some(OrderStatus::Fulfilled), page(1, 20)?)
+        .await?;
+    assert_eq!(ids(&fulfilled.items), vec![&mine[0].id]);
+
+    let all = ports.orders.all_orders(None, page(1, 20)?).await?;
+    assert_eq!(all.total, 4);
+    assert_eq!(
+        all.items[0].id, mine[3].id,
+        "every user's orders, newest first"
+    );
+    let pending = ports
+        .orders
+        .all_orders(Some(OrderStatus::Pending), page(1, 20)?)
+        .await?;
+    assert_eq!(pending.total, 3);
+    assert!(
+        pending
+            .items
+            .iter()
+            .all(|o| o.status == OrderStatus::Pending)
+    );
+    Ok(())
+}
+
+pub async fn analytics_count_revenue_cost_and_units_of_fulfilled_orders(
+    ports: &Ports,
+) -> Result<()> {
+    let owner = funded_user(ports, 1_000_000).await?;
+    let e = stocked(ports, &[2, 10]).await?;
+    let partial = place(ports, &owner.id, &[(&e[0], 3), (&e[1], 1)]).await?;
+    fulfil(ports, &partial, &[2, 1]).await?;
+    let cancelled = place(ports, &owner.id, &[(&e[1], 1)]).await?;
+    ports
+        .orders
+        .cancel_pending(&cancellation(&cancelled))
+        .await?;
+    place(ports, &owner.id, &[(&e[1], 2)]).await?;
+
+    let analytics = ports.orders.analytics().await?;
+
+    let (a, b) = (&e[0].variant, &e[1].variant);
+    let revenue = 2 * a.selling_price.get() + b.selling_price.get();
+    assert_eq!(analytics.revenue.get(), revenue);
+    assert_eq!(
+        analytics.cost.get(),
+        2 * a.cost_price.get() + b.cost_price.get()
+    );
+    assert_eq!(
+        (analytics.requested_units, analytics.fulfilled_units),
+        (4, 3)
+    );
+    let count = |status| {
+        analytics
+            .orders_by_status
+            .iter()
+            .find(|(s, _)| *s == status)
+            .map_or(0, |(_, n)| *n)
+    };
+    assert_eq!(count(OrderStatus::PartiallyFulfilled), 1);
+    assert_eq!(count(OrderStatus::Cancelled), 1);
+    assert_eq!(count(OrderStatus::Pending), 1);
+    assert_eq!(count(OrderStatus::Fulfilled), 0);
+    assert_eq!(analytics.top_products.len(), 1);
+    let top = &analytics.top_products[0];
+    assert_eq!(top.product_id, e[0].product.id);
+    assert_eq!((top.units, top.revenue.get()), (3, revenue));
+    Ok(())
+}
+
+pub async fn issued_cards_are_stored_sealed_and_found_by_id_and_order(ports: &Ports) -> Result<()> {
+    let owner = funded_user(ports, 1_000_000).await?;
+    let e = stocked(ports, &[10]).await?;
+    let order = place(ports, &owner.id, &[(&e[0], 2)]).await?;
+    let processing = ports.orders.start_processing(&order.id, now()).await?;
+    let plan = fulfillment(&processing, &[2], now());
+    ports.orders.complete_fulfillment(&plan).await?;
+
+    let mut stored = ports.gift_cards.cards_of_order(&order.id).await?;
+    stored.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut issued = plan.cards.clone();
+    issued.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(stored, issued);
+
+    let card = ports
+        .gift_cards
+        .card(&issued[0].id)
+        .await?
+        .expect("the card");
+    assert_eq!(card, issued[0]);
+    let opened = vault().open(&card.id, &card.sealed)?;
+    assert!(opened.number.expose_secret().ends_with(&card.sealed.last4));
+    assert_eq!(
+        card.masked_number(),
+        format!("****-****-****-{}", card.sealed.last4)
+    );
+    assert!(
+        ports
+            .gift_cards
+            .card(&GiftCardId::generate())
+            .await?
+            .is_none()
+    );
+    ports
+        .gift_cards
+        .record_reveal(&giftify_shared::vault::RevealAudit {
+            gift_card_id: card.id.clone(),
+            order_id: order.id.clone(),
+            user_id: owner.id.clone(),
+            revealed_at: now(),
+        })
+        .await?;
+    Ok(())
+}

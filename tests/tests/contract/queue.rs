@@ -1,0 +1,79 @@
+//! The fulfillment queue's deduplication, its operator view, event publishing and health.
+
+use crate::support::{funded_user, place, stocked};
+use anyhow::Result;
+use giftify_shared::events::OrderEvent;
+use giftify_shared::ids::{OrderId, UserId};
+use giftify_shared::order::{OrderMessage, OrderStatus};
+use giftify_shared::ports::Ports;
+
+pub async fn enqueueing_the_same_order_twice_keeps_one_message(ports: &Ports) -> Result<()> {
+    let message = OrderMessage {
+        order_id: OrderId::generate(),
+        user_id: UserId::generate(),
+    };
+
+    ports.queue.enqueue(&message).await?;
+    ports.queue.enqueue(&message).await?;
+
+    assert_eq!(ports.queue_ops.depths().await?.ready, 1);
+    let other = OrderMessage {
+        order_id: OrderId::generate(),
+        ..message
+    };
+    ports.queue.enqueue(&other).await?;
+    assert_eq!(ports.queue_ops.depths().await?.ready, 2);
+    Ok(())
+}
+
+pub async fn placing_an_order_then_enqueueing_it_leaves_one_message(ports: &Ports) -> Result<()> {
+    let owner = funded_user(ports, 1_000_000).await?;
+    let e = stocked(ports, &[10]).await?;
+    let order = place(ports, &owner.id, &[(&e[0], 1)]).await?;
+
+    ports
+        .queue
+        .enqueue(&OrderMessage {
+            order_id: order.id.clone(),
+            user_id: owner.id.clone(),
+        })
+        .await?;
+
+    let depths = ports.queue_ops.depths().await?;
+    assert_eq!((depths.ready, depths.in_flight, depths.dead), (1, 0, 0));
+    Ok(())
+}
+
+pub async fn an_empty_dead_letter_queue_has_nothing_to_redrive(ports: &Ports) -> Result<()> {
+    assert!(ports.queue_ops.dead_letters(10).await?.is_empty());
+    assert!(ports.queue_ops.redrive_next().await?.is_none());
+    assert_eq!(ports.queue_ops.depths().await?.dead, 0);
+    Ok(())
+}
+
+pub async fn publishing_the_same_event_twice_is_harmless(ports: &Ports) -> Result<()> {
+    let owner = funded_user(ports, 1_000_000).await?;
+    let e = stocked(ports, &[10]).await?;
+    let order = place(ports, &owner.id, &[(&e[0], 1)]).await?;
+    let cancelled = ports
+        .orders
+        .cancel_pending(&giftify_shared::order::Cancellation {
+            order_id: order.id.clone(),
+            user_id: owner.id.clone(),
+            refund_transaction_id: giftify_shared::ids::TransactionId::generate(),
+            idempotency: None,
+            now: crate::support::now(),
+        })
+        .await?;
+    assert_eq!(cancelled.status, OrderStatus::Cancelled);
+    let event = OrderEvent::for_order(&cancelled).expect("a final order has an event");
+
+    ports.events.publish(&event).await?;
+    ports.events.publish(&event).await?;
+    Ok(())
+}
+
+pub async fn the_backend_answers_a_health_check(ports: &Ports) -> Result<()> {
+    ports.health.check().await?;
+    Ok(())
+}

@@ -1,0 +1,243 @@
+//! The Lambda glue with real event JSON: the fulfillment handler's FIFO partial-batch failures,
+//! the real release-built fulfillment and reconciler binaries under a Lambda Runtime API
+//! emulator, all against the AWS backend on moto.
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use giftify_shared::Giftify;
+use giftify_shared::ids::UserId;
+use giftify_shared::order::{LineRequest, OrderStatus};
+use giftify_shared::usecases::{OrderRequest, Registration};
+use giftify_shared::user::Email;
+use giftify_tests::lambda::{LambdaHarness, release_dir};
+use giftify_tests::moto::AwsTestStack;
+use serde_json::{Value, json};
+
+async fn customer(giftify: &Giftify, name: &str) -> UserId {
+    let user = giftify
+        .register(Registration {
+            email: Email::parse(&format!("{name}-{}@example.in", ulid::Ulid::new())).unwrap(),
+            password_hash: "unused".into(),
+            first_name: name.into(),
+            last_name: "Test".into(),
+            phone_number: None,
+        })
+        .await
+        .unwrap();
+    giftify
+        .top_up(&user.id, 1_000_000, None, None)
+        .await
+        .unwrap();
+    user.id
+}
+
+async fn place(giftify: &Giftify, user: &UserId) -> giftify_shared::order::Order {
+    let variant = giftify.catalogue().await.unwrap()[0].variants[0].id.clone();
+    giftify
+        .place_order(
+            user,
+            OrderRequest::Items(vec![LineRequest {
+                variant_id: variant,
+                quantity: 1,
+            }]),
+            None,
+        )
+        .await
+        .unwrap()
+}
+
+/// An SQS event record exactly as Lambda delivers it from a FIFO queue.
+fn record(message_id: &str, group: &str, body: &str) -> Value {
+    json!({
+        "messageId": message_id,
+        "receiptHandle": format!("receipt-{message_id}"),
+        "body": body,
+        "attributes": {
+            "ApproximateReceiveCount": "1",
+            "SentTimestamp": "1732521600000",
+            "SequenceNumber": "18849496460467696128",
+            "MessageGroupId": group,
+            "SenderId": "AIDAIENQZJOLO23YVJ4VO",
+            "MessageDeduplicationId": message_id,
+            "ApproximateFirstReceiveTimestamp": "1732521600001"
+        },
+        "messageAttributes": {},
+        "md5OfBody": "e4e68fb7bd0e697a0ae8f1bb342846b3",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:giftify-orders.fifo",
+        "awsRegion": "us-east-1"
+    })
+}
+
+fn body(order: &giftify_shared::order::Order) -> String {
+    json!({"orderId": order.id, "userId": order.user_id}).to_string()
+}
+
+/// Group A: a good order, a poison message, another good order; group B: a good order.
+async fn two_groups_with_a_poison_message(
+    giftify: &Giftify,
+) -> (Value, Vec<giftify_shared::order::Order>) {
+    let a = customer(giftify, "groupa").await;
+    let b = customer(giftify, "groupb").await;
+    let (a1, a2, b1) = (
+        place(giftify, &a).await,
+        place(giftify, &a).await,
+        place(giftify, &b).await,
+    );
+    let event = json!({"Records": [
+        record("m-a1", a.as_str(), &body(&a1)),
+        record("m-poison", a.as_str(), "{\"this is\": \"not an order message\"}"),
+        record("m-a2", a.as_str(), &body(&a2)),
+        record("m-b1", b.as_str(), &body(&b1)),
+    ]});
+    (event, vec![a1, a2, b1])
+}
+
+async fn status(giftify: &Giftify, order: &giftify_shared::order::Order) -> OrderStatus {
+    giftify
+        .order_of(&order.user_id, &order.id)
+        .await
+        .unwrap()
+        .status
+}
+
+#[tokio::test]
+async fn the_fulfillment_handler_reports_the_poison_message_and_the_rest_of_its_group() {
+    let stack = AwsTestStack::start(3, 30).await;
+    let giftify = &stack.runtime.giftify;
+    giftify.seed_demo_catalogue().await.unwrap();
+    let (event, orders) = two_groups_with_a_poison_message(giftify).await;
+    let event: SqsEvent = serde_json::from_value(event).unwrap();
+
+    let response = giftify_workers::fulfillment::handle(giftify, event).await;
+    let failed: Vec<_> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(
+        failed,
+        vec!["m-poison", "m-a2"],
+        "the poison message and the later message of its group"
+    );
+    assert_eq!(
+        serde_json::to_value(&response).unwrap(),
+        json!({"batchItemFailures": [{"itemIdentifier": "m-poison"}, {"itemIdentifier": "m-a2"}]})
+    );
+    assert_eq!(status(giftify, &orders[0]).await, OrderStatus::Fulfilled);
+    assert_eq!(
+        status(giftify, &orders[1]).await,
+        OrderStatus::Pending,
+        "kept for redelivery, in order"
+    );
+    assert_eq!(
+        status(giftify, &orders[2]).await,
+        OrderStatus::Fulfilled,
+        "other groups carry on"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_release_fulfillment_binary_handles_an_sqs_event_under_the_runtime_api() {
+    let stack = AwsTestStack::start(3, 30).await;
+    let giftify = &stack.runtime.giftify;
+    giftify.seed_demo_catalogue().await.unwrap();
+    let (event, orders) = two_groups_with_a_poison_message(giftify).await;
+
+    let mut lambda = LambdaHarness::start().await;
+    lambda.spawn_function(&release_dir().join("fulfillment"), &stack.lambda_env());
+    let response = lambda.invoke(event).await.expect("the function answers");
+    assert_eq!(
+        response,
+        json!({"batchItemFailures": [{"itemIdentifier": "m-poison"}, {"itemIdentifier": "m-a2"}]})
+    );
+    // A second invocation of the same warm process, as Lambda does.
+    let redelivery =
+        json!({"Records": [record("m-a2-again", orders[1].user_id.as_str(), &body(&orders[1]))]});
+    assert_eq!(
+        lambda.invoke(redelivery).await.expect("answers"),
+        json!({"batchItemFailures": []})
+    );
+    let output = lambda.stop();
+
+    assert_eq!(status(giftify, &orders[0]).await, OrderStatus::Fulfilled);
+    assert_eq!(status(giftify, &orders[1]).await, OrderStatus::Fulfilled);
+    assert_eq!(status(giftify, &orders[2]).await, OrderStatus::Fulfilled);
+    // Embedded Metric Format on stdout; no card secret in the output.
+    assert!(output.contains("\"CloudWatchMetrics\""), "{output}");
+    assert!(output.contains("OrdersFulfilled"), "{output}");
+    let card = &giftify.order_cards(&orders[0].id).await.unwrap()[0];
+    let revealed = giftify.vault.open(&card.id, &card.sealed).unwrap();
+    use secrecy::ExposeSecret;
+    assert!(!output.contains(revealed.number.expose_secret()));
+}
+
+/// Publishing fails: a crash between the fulfillment commit and the event.
+struct DownPublisher;
+
+#[async_trait::async_trait]
+impl giftify_shared::ports::EventPublisher for DownPublisher {
+    async fn publish(&self, _: &giftify_shared::events::OrderEvent) -> giftify_shared::Result<()> {
+        Err(giftify_shared::Error::Unavailable(anyhow::anyhow!(
+            "SNS unreachable"
+        )))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_release_reconciler_binary_re_enqueues_stale_orders_and_publishes_missing_events() {
+    let stack = AwsTestStack::start(3, 30).await;
+    let giftify = &stack.runtime.giftify;
+    giftify.seed_demo_catalogue().await.unwrap();
+    let subscriber = stack.subscribe_queue().await;
+    let user = customer(giftify, "reconcile").await;
+
+    // Order 1 is fulfilled while SNS is down: final, its event owed.
+    let fulfilled = place(giftify, &user).await;
+    let mut ports = giftify.ports.clone();
+    ports.events = std::sync::Arc::new(DownPublisher);
+    let sns_down = Giftify::new(
+        ports,
+        giftify.vault.clone(),
+        giftify.clock.clone(),
+        giftify.rules.clone(),
+    );
+    let message = giftify_shared::order::OrderMessage {
+        order_id: fulfilled.id.clone(),
+        user_id: user.clone(),
+    };
+    assert!(sns_down.handle_order_message(&message).await.is_err());
+    assert_eq!(status(giftify, &fulfilled).await, OrderStatus::Fulfilled);
+    // Clear the queue of order 1's message (its handler finished) and lose order 2's: as if the
+    // enqueue after order 2's commit had failed.
+    let lost = place(giftify, &user).await;
+    for message in stack.runtime.aws.queue.receive(10, 0, 30).await.unwrap() {
+        stack.runtime.aws.queue.delete(&message).await.unwrap();
+    }
+
+    let mut lambda = LambdaHarness::start().await;
+    let mut env = stack.lambda_env();
+    env.push(("GIFTIFY_STALE_PENDING_SECS", "0".into()));
+    lambda.spawn_function(&release_dir().join("reconciler"), &env);
+    let scheduled = json!({
+        "version": "0", "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa", "detail-type": "Scheduled Event",
+        "source": "aws.events", "account": "000000000000", "time": "2026-11-25T08:00:00Z", "region": "us-east-1",
+        "resources": ["arn:aws:events:us-east-1:000000000000:rule/giftify-reconciler"], "detail": {}
+    });
+    let report = lambda
+        .invoke(scheduled)
+        .await
+        .expect("the function answers");
+    lambda.stop();
+    assert_eq!(report, json!({"requeued": 1, "notified": 1, "failed": 0}));
+
+    let events = stack.notifications(&subscriber).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].0["orderId"], fulfilled.id.as_str());
+    assert_eq!(
+        events[0].1, "order.fulfilled",
+        "the eventType attribute is set for filter policies"
+    );
+    let requeued = stack.runtime.aws.queue.receive(10, 0, 30).await.unwrap();
+    assert_eq!(requeued.len(), 1);
+    assert!(requeued[0].body.contains(lost.id.as_str()));
+}
