@@ -1,5 +1,6 @@
 //! The `giftify` command line: `serve` (the default: API plus in-process worker), `worker`,
-//! and the dead-letter tools `dlq list` / `dlq redrive`.
+//! the dead-letter tools `dlq list` / `dlq redrive`, and `aws bootstrap`. Each runs on the
+//! backend `GIFTIFY_BACKEND` selects: the embedded SQLite stack, or AWS (DynamoDB, SQS, SNS).
 //!
 //! Flags mirror the non-secret environment variables of the embedded stack and override the
 //! fields of [`Config::from_env`], which stays the only reader of the environment. Secrets
@@ -10,8 +11,8 @@ use crate::{AppState, ensure_admin, router};
 use anyhow::{Context, Result, bail};
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use giftify_infra::Config;
-use giftify_infra::EmbeddedStack;
-use giftify_infra::config::{BackendKind, ENV_VARS, LogFormat, parse_urls};
+use giftify_infra::Stack;
+use giftify_infra::config::{ENV_VARS, LogFormat, parse_urls};
 use giftify_shared::order::DeadLetter;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -88,6 +89,18 @@ pub enum Command {
         #[command(subcommand)]
         command: DlqCommand,
     },
+    /// AWS resources for emulators and dev accounts (Terraform is the production path).
+    Aws {
+        #[command(subcommand)]
+        command: AwsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AwsCommand {
+    /// Create the tables, the FIFO queue with its FIFO dead-letter queue and redrive policy,
+    /// and the events topic on the configured endpoint; existing ones are kept.
+    Bootstrap,
 }
 
 /// Dead-letter queue tools.
@@ -179,6 +192,9 @@ impl Cli {
             Command::Dlq {
                 command: DlqCommand::Redrive { dry_run, max },
             } => dlq_redrive(config, dry_run, max).await,
+            Command::Aws {
+                command: AwsCommand::Bootstrap,
+            } => aws_bootstrap(config).await,
         }
     }
 }
@@ -197,30 +213,14 @@ fn env_vars_help() -> String {
     help
 }
 
-/// Opens the embedded stack. The AWS backend runs as Lambdas (the API Lambda serves this
-/// same router); this binary drives the embedded backend only, and says so rather than
-/// silently using a local database when `GIFTIFY_BACKEND=aws` is set.
-async fn open_stack(config: Config) -> Result<EmbeddedStack> {
-    if config.backend != BackendKind::Embedded {
-        bail!(
-            "`giftify` runs the embedded backend; unset GIFTIFY_BACKEND (or set it to `embedded`)"
-        );
-    }
-    EmbeddedStack::open(config).await
-}
-
-/// Serves the API until SIGTERM or Ctrl-C: stops accepting, finishes in-flight requests, then
-/// stops the worker and waits for its in-flight messages.
+/// Serves the API on the configured backend, with the worker in-process unless told not to.
 async fn serve(config: Config, with_worker: bool) -> Result<()> {
     let addr = config.addr;
-    let stack = Arc::new(open_stack(config).await?);
-    if let Some(admin) = &stack.config.admin {
-        ensure_admin(&stack.giftify, &admin.email, &admin.password).await?;
+    let stack = Arc::new(Stack::open(config).await?);
+    if let Some(admin) = &stack.config().admin {
+        ensure_admin(stack.giftify(), &admin.email, &admin.password).await?;
     }
-    let app = router(AppState::new(
-        stack.giftify.clone(),
-        &stack.secrets.jwt_secret,
-    ));
+    let app = router(AppState::new(stack.giftify().clone(), stack.jwt_secret()));
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
@@ -258,7 +258,7 @@ async fn serve(config: Config, with_worker: bool) -> Result<()> {
 
 /// Runs the worker alone until SIGTERM or Ctrl-C.
 async fn worker(config: Config) -> Result<()> {
-    let stack = open_stack(config).await?;
+    let stack = Stack::open(config).await?;
     let (stop, stopped) = watch::channel(false);
     tracing::info!("Giftify worker started");
     let run = stack.run_worker(stopped);
@@ -274,8 +274,8 @@ async fn worker(config: Config) -> Result<()> {
 }
 
 async fn dlq_list(config: Config, limit: u32) -> Result<()> {
-    let stack = open_stack(config).await?;
-    let letters = stack.giftify.dead_letters(limit).await?;
+    let stack = Stack::open(config).await?;
+    let letters = stack.giftify().dead_letters(limit).await?;
     if letters.is_empty() {
         println!("The dead-letter queue is empty.");
     }
@@ -286,10 +286,10 @@ async fn dlq_list(config: Config, limit: u32) -> Result<()> {
 }
 
 async fn dlq_redrive(config: Config, dry_run: bool, max: u32) -> Result<()> {
-    let stack = open_stack(config).await?;
+    let stack = Stack::open(config).await?;
     let verb = if dry_run { "would redrive" } else { "redriven" };
     let report = stack
-        .giftify
+        .giftify()
         .redrive(max, dry_run, |letter| {
             println!("{verb}: {}", dead_letter_line(letter));
         })
@@ -304,6 +304,25 @@ async fn dlq_redrive(config: Config, dry_run: bool, max: u32) -> Result<()> {
 }
 
 /// `order_…  receives=N  last_error=…` on one line.
+async fn aws_bootstrap(config: Config) -> Result<()> {
+    let sdk = giftify_infra::aws::sdk_config().await;
+    let visibility = u32::try_from(config.queue.visibility_timeout.as_secs()).unwrap_or(u32::MAX);
+    let created = giftify_infra::aws::bootstrap::bootstrap(
+        &sdk,
+        config.aws.stage.as_deref(),
+        config.queue.max_receives,
+        visibility,
+    )
+    .await?;
+    for table in &created.tables {
+        println!("table\t{table}");
+    }
+    println!("GIFTIFY_QUEUE_URL={}", created.queue_url);
+    println!("GIFTIFY_DLQ_URL={}", created.dead_letter_url);
+    println!("GIFTIFY_TOPIC_ARN={}", created.topic_arn);
+    Ok(())
+}
+
 fn dead_letter_line(letter: &DeadLetter) -> String {
     let error = letter
         .last_error

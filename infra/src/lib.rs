@@ -16,4 +16,4 @@ pub mod telemetry;
 pub mod webhooks;
 
 pub use config::Config;
-pub use stack::EmbeddedStack;
+pub use stack::{EmbeddedStack, Stack};

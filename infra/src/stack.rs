@@ -1,6 +1,7 @@
-//! The embedded stack: one SQLite database behind every port, the card vault, and the worker
-//! side (queue consumer, webhook delivery, reconciler). `giftify serve` and `giftify worker`
-//! both open it; several processes may open the same data dir at once.
+//! The stacks a `giftify` process runs on: the embedded stack (one SQLite database behind
+//! every port, the card vault, and the worker side: queue consumer, webhook delivery,
+//! reconciler), or the AWS backend with its SQS long-poll worker. `giftify serve` and
+//! `giftify worker` open one; several processes may open the same data dir or AWS stage.
 
 use crate::config::Config;
 use crate::secrets::Secrets;
@@ -78,6 +79,74 @@ impl EmbeddedStack {
         let deliveries = self.webhooks.run_delivery(shutdown.clone());
         let reconciler = reconcile_periodically(self.giftify.clone(), shutdown);
         tokio::join!(consumer, deliveries, reconciler);
+    }
+}
+
+/// Whichever backend the configuration selects.
+#[derive(Debug)]
+pub enum Stack {
+    Embedded(EmbeddedStack),
+    Aws(crate::aws::runtime::AwsRuntime),
+}
+
+impl Stack {
+    pub async fn open(config: Config) -> Result<Self> {
+        match config.backend {
+            crate::config::BackendKind::Embedded => {
+                Ok(Stack::Embedded(EmbeddedStack::open(config).await?))
+            }
+            crate::config::BackendKind::Aws => {
+                let sdk = crate::aws::sdk_config().await;
+                let runtime = crate::aws::runtime::AwsRuntime::open(config, &sdk).await?;
+                if runtime.giftify.seed_demo_catalogue().await? {
+                    tracing::info!("seeded the demo catalogue");
+                }
+                Ok(Stack::Aws(runtime))
+            }
+        }
+    }
+
+    pub fn giftify(&self) -> &Giftify {
+        match self {
+            Stack::Embedded(stack) => &stack.giftify,
+            Stack::Aws(runtime) => &runtime.giftify,
+        }
+    }
+
+    pub fn jwt_secret(&self) -> &secrecy::SecretString {
+        match self {
+            Stack::Embedded(stack) => &stack.secrets.jwt_secret,
+            Stack::Aws(runtime) => &runtime.secrets.jwt_secret,
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        match self {
+            Stack::Embedded(stack) => &stack.config,
+            Stack::Aws(runtime) => &runtime.config,
+        }
+    }
+
+    /// The worker side until `shutdown`: on AWS, the SQS long-poll consumer and the reconciler
+    /// (in Lambda the event source mapping and the schedule do their jobs).
+    pub async fn run_worker(&self, shutdown: watch::Receiver<bool>) {
+        match self {
+            Stack::Embedded(stack) => stack.run_worker(shutdown).await,
+            Stack::Aws(runtime) => {
+                let visibility = i32::try_from(runtime.config.queue.visibility_timeout.as_secs())
+                    .unwrap_or(i32::MAX);
+                let consumer = crate::aws::consumer::run(
+                    runtime.giftify.clone(),
+                    runtime.aws.queue.clone(),
+                    visibility,
+                    shutdown.clone(),
+                );
+                tokio::join!(
+                    consumer,
+                    reconcile_periodically(runtime.giftify.clone(), shutdown)
+                );
+            }
+        }
     }
 }
 

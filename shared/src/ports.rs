@@ -255,6 +255,8 @@ pub trait QueueOps: Send + Sync {
     /// `None` when there is none.
     async fn redrive_next(&self) -> Result<Option<DeadLetter>>;
     async fn depths(&self) -> Result<QueueDepths>;
+    /// Notes why the handling of a message failed, so the dead-letter listing can show it.
+    async fn record_failure(&self, message_id: &str, error: &str) -> Result<()>;
 }
 
 #[async_trait]

@@ -1,6 +1,7 @@
 //! The Lambda glue with real event JSON: the fulfillment handler's FIFO partial-batch failures,
-//! the real release-built fulfillment and reconciler binaries under a Lambda Runtime API
-//! emulator, all against the AWS backend on moto.
+//! API Gateway v2 events through the router, and the real release-built API, fulfillment and
+//! reconciler binaries under a Lambda Runtime API emulator — all against the AWS backend on
+//! moto.
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use giftify_shared::Giftify;
@@ -240,4 +241,117 @@ async fn the_release_reconciler_binary_re_enqueues_stale_orders_and_publishes_mi
     let requeued = stack.runtime.aws.queue.receive(10, 0, 30).await.unwrap();
     assert_eq!(requeued.len(), 1);
     assert!(requeued[0].body.contains(lost.id.as_str()));
+}
+
+/// An API Gateway HTTP API (payload format 2.0) event.
+fn api_event(method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Value {
+    let mut headers =
+        json!({"host": "abc123.execute-api.us-east-1.amazonaws.com", "user-agent": "curl/8.5.0"});
+    if body.is_some() {
+        headers["content-type"] = json!("application/json");
+    }
+    if let Some(token) = token {
+        headers["authorization"] = json!(format!("Bearer {token}"));
+    }
+    json!({
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": headers,
+        "requestContext": {
+            "accountId": "000000000000", "apiId": "abc123",
+            "domainName": "abc123.execute-api.us-east-1.amazonaws.com", "domainPrefix": "abc123",
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "203.0.113.7", "userAgent": "curl/8.5.0"},
+            "requestId": "JKJaXmPLvHcESHA=", "routeKey": "$default", "stage": "$default",
+            "time": "25/Nov/2026:08:00:00 +0000", "timeEpoch": 1795593600000_u64
+        },
+        "body": body.map(|b| b.to_string()),
+        "isBase64Encoded": false
+    })
+}
+
+#[tokio::test]
+async fn api_gateway_v2_events_reach_the_router_with_method_path_headers_and_body() {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let stack = AwsTestStack::start(3, 30).await;
+    let runtime = &stack.runtime;
+    runtime.giftify.seed_demo_catalogue().await.unwrap();
+    let router = giftify_api::router(giftify_api::AppState::new(
+        runtime.giftify.clone(),
+        &runtime.secrets.jwt_secret,
+    ));
+    let call = |event: Value| {
+        let router = router.clone();
+        async move {
+            let request = lambda_http::request::from_str(&event.to_string())
+                .expect("an API Gateway v2 event");
+            let response = router
+                .oneshot(request.map(axum::body::Body::new))
+                .await
+                .expect("answers");
+            let status = response.status().as_u16();
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            (
+                status,
+                serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null),
+            )
+        }
+    };
+    let email = format!("lambda-{}@example.in", ulid::Ulid::new()).to_lowercase();
+    let register = json!({"email": email, "password": "correct horse battery", "firstName": "L", "lastName": "Ambda"});
+    let (status, body) = call(api_event("POST", "/auth/register", None, Some(register))).await;
+    assert_eq!(status, 200, "{body}");
+    let token = body["data"]["accessToken"].as_str().unwrap().to_string();
+    let (status, body) = call(api_event(
+        "POST",
+        "/wallet/topup",
+        Some(&token),
+        Some(json!({"amount": 5000})),
+    ))
+    .await;
+    assert_eq!(
+        (status, body["data"]["newBalance"].clone()),
+        (200, json!(5000)),
+        "{body}"
+    );
+    let (status, body) = call(api_event("GET", "/wallet/balance", None, None)).await;
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (401, json!("UNAUTHORIZED"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_release_api_binary_answers_api_gateway_events_under_the_runtime_api() {
+    let stack = AwsTestStack::start(3, 30).await;
+    stack.runtime.giftify.seed_demo_catalogue().await.unwrap();
+    let mut lambda = LambdaHarness::start().await;
+    lambda.spawn_function(&release_dir().join("api-lambda"), &stack.lambda_env());
+
+    let health = lambda
+        .invoke(api_event("GET", "/health", None, None))
+        .await
+        .expect("answers");
+    assert_eq!(health["statusCode"], 200, "{health}");
+    let email = format!("api-lambda-{}@example.in", ulid::Ulid::new()).to_lowercase();
+    let register = json!({"email": email, "password": "correct horse battery", "firstName": "A", "lastName": "L"});
+    let registered = lambda
+        .invoke(api_event("POST", "/auth/register", None, Some(register)))
+        .await
+        .expect("answers");
+    assert_eq!(registered["statusCode"], 200, "{registered}");
+    let body: Value = serde_json::from_str(registered["body"].as_str().unwrap()).unwrap();
+    let token = body["data"]["accessToken"].as_str().unwrap();
+    let products = lambda
+        .invoke(api_event("GET", "/products", Some(token), None))
+        .await
+        .expect("answers");
+    let body: Value = serde_json::from_str(products["body"].as_str().unwrap()).unwrap();
+    assert!(
+        body["data"]["products"].as_array().unwrap().len() >= 5,
+        "{body}"
+    );
+    lambda.stop();
 }

@@ -76,12 +76,15 @@ impl AwsStack {
             Some(arn) => arn.clone(),
             None => lookup_topic(&sns, &topic_name(stage)).await?,
         };
+        let tables = TableNames::for_stage(stage);
+        let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+        let notes = sqs::FailureNotes {
+            client: dynamodb.clone(),
+            table: tables.audit.clone(),
+        };
         Ok(AwsStack {
-            store: DynamoStore::new(
-                aws_sdk_dynamodb::Client::new(sdk),
-                TableNames::for_stage(stage),
-            ),
-            queue: SqsQueue::new(sqs, queue_url, dead_letter_url),
+            store: DynamoStore::new(dynamodb, tables),
+            queue: SqsQueue::new(sqs, queue_url, dead_letter_url, notes),
             events: SnsPublisher::new(sns, topic_arn),
             settings,
         })

@@ -2,9 +2,14 @@
 //! dead-letter queue view and redrive, and the receive/delete primitives of the local
 //! long-poll consumer. Redrive uses receive/send/delete rather than `StartMessageMoveTask`, so
 //! it keeps the message group and works on every SQS-compatible endpoint.
+//!
+//! SQS keeps no error with a message, so the reason of the last failed handling is noted in the
+//! DynamoDB audit table under the message id (which survives the move to the dead-letter
+//! queue), for `giftify dlq list`.
 
-use super::item::sdk_error;
+use super::item::{item, s, sdk_error};
 use async_trait::async_trait;
+use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use giftify_shared::order::{DeadLetter, OrderMessage, QueueDepths};
@@ -16,6 +21,55 @@ pub struct SqsQueue {
     client: Client,
     queue_url: String,
     dead_letter_url: String,
+    notes: FailureNotes,
+}
+
+/// Where failure reasons are kept: the audit table.
+#[derive(Clone, Debug)]
+pub struct FailureNotes {
+    pub client: aws_sdk_dynamodb::Client,
+    pub table: String,
+}
+
+impl FailureNotes {
+    fn key(message_id: &str) -> std::collections::HashMap<String, AttributeValue> {
+        item([
+            ("subjectId", s(format!("SQS#{message_id}"))),
+            ("auditId", s("LAST_FAILURE")),
+        ])
+    }
+
+    async fn record(&self, message_id: &str, error: &str) -> Result<()> {
+        let mut note = Self::key(message_id);
+        note.insert(
+            "error".into(),
+            s(error.chars().take(1000).collect::<String>()),
+        );
+        note.insert("at".into(), super::item::ts(chrono::Utc::now()));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(note))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(())
+    }
+
+    async fn last(&self, message_id: &str) -> Result<Option<String>> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(message_id)))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(output
+            .item
+            .and_then(|mut i| i.remove("error"))
+            .and_then(|e| e.as_s().ok().cloned()))
+    }
 }
 
 /// One received message.
@@ -31,11 +85,17 @@ pub struct SqsMessage {
 }
 
 impl SqsQueue {
-    pub fn new(client: Client, queue_url: String, dead_letter_url: String) -> Self {
+    pub fn new(
+        client: Client,
+        queue_url: String,
+        dead_letter_url: String,
+        notes: FailureNotes,
+    ) -> Self {
         SqsQueue {
             client,
             queue_url,
             dead_letter_url,
+            notes,
         }
     }
 
@@ -216,7 +276,13 @@ impl QueueOps for SqsQueue {
                 .await
                 .map_err(sdk_error)?;
         }
-        seen.iter().take(limit as usize).map(dead_letter).collect()
+        let mut letters = Vec::new();
+        for message in seen.iter().take(limit as usize) {
+            let mut letter = dead_letter(message)?;
+            letter.last_error = self.notes.last(&message.message_id).await?;
+            letters.push(letter);
+        }
+        Ok(letters)
     }
 
     async fn redrive_next(&self) -> Result<Option<DeadLetter>> {
@@ -240,6 +306,10 @@ impl QueueOps for SqsQueue {
         self.delete_from(&self.dead_letter_url, &message.receipt_handle)
             .await?;
         Ok(Some(letter))
+    }
+
+    async fn record_failure(&self, message_id: &str, error: &str) -> Result<()> {
+        self.notes.record(message_id, error).await
     }
 
     async fn depths(&self) -> Result<QueueDepths> {

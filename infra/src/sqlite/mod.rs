@@ -6,14 +6,18 @@
 //! is one `BEGIN IMMEDIATE` transaction that checks its MUST conditions inside it, so a failed
 //! condition rolls everything back and a crash leaves either all of it or none of it.
 //!
-//! Connections: one writer behind a mutex and a small pool of read-only readers. In WAL mode the
-//! readers see the last committed state while the writer works. Two processes (API and worker)
-//! may open the same file: SQLite's file lock serialises their writers, `IMMEDIATE` takes the
-//! write lock up front (no deadlocking lock upgrade half-way through), and a writer that waits
-//! longer than the busy timeout surfaces as [`giftify_shared::Error::Unavailable`], which
-//! callers may retry.
+//! Connections: one writer on its own thread and a small pool of read-only readers. In WAL mode
+//! the readers see the last committed state while the writer works. The writer commits the
+//! operations queued while it was busy together, each inside its own savepoint, with one log
+//! sync per batch (group commit, see [`writer`]): every operation stays atomic and durable on
+//! its own, and the disk's sync rate stops being the cap on operations per second. Two
+//! processes (API and worker) may open the same file: SQLite's file lock serialises their
+//! writers, `IMMEDIATE` takes the write lock up front (no deadlocking lock upgrade half-way
+//! through), and a writer that waits longer than the busy timeout surfaces as
+//! [`giftify_shared::Error::Unavailable`], which callers may retry.
 //!
-//! All database work runs on `spawn_blocking`, never on the async runtime's threads.
+//! No database work runs on the async runtime's threads: writes on the writer thread, reads on
+//! `spawn_blocking`.
 
 mod cards;
 mod carts;
@@ -27,6 +31,7 @@ mod schema;
 mod sessions;
 mod users;
 mod wallet;
+mod writer;
 
 pub use events::{DeliveryRecord, DeliveryState, DueDelivery, LoggedEvent};
 pub use queue::ReceivedMessage;
@@ -49,6 +54,9 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Idle reader connections kept open; more are opened under load and closed afterwards.
 const IDLE_READERS: usize = 4;
+
+/// Prepared statements cached per connection.
+const STATEMENT_CACHE: usize = 128;
 
 /// How a store is opened: the queue settings from configuration, and the knobs that only
 /// tests turn.
@@ -135,15 +143,15 @@ impl SqliteStore {
         self.options
     }
 
-    /// Runs `op` in one `BEGIN IMMEDIATE` transaction on the writer: committed when it returns
-    /// `Ok`, rolled back when it returns `Err`.
+    /// Runs `op` atomically on the writer: inside a `BEGIN IMMEDIATE` transaction, in its own
+    /// savepoint, kept when it returns `Ok` and undone when it returns `Err`; the answer comes
+    /// once the transaction holding it has committed.
     async fn write<T, F>(&self, op: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> DbResult<T> + Send + 'static,
     {
-        let db = self.db.clone();
-        blocking(move || db.write(op)).await
+        self.db.writer.write(op).await
     }
 
     /// Runs `op` in one read transaction on a reader, so a multi-query read sees one snapshot.
@@ -172,7 +180,7 @@ async fn blocking<T: Send + 'static>(op: impl FnOnce() -> Result<T> + Send + 'st
 struct Db {
     path: PathBuf,
     busy_timeout: Duration,
-    writer: Mutex<Connection>,
+    writer: writer::Writer,
     readers: Mutex<Vec<Connection>>,
 }
 
@@ -192,27 +200,18 @@ impl Db {
             path.display()
         );
         schema::migrate(&mut writer)?;
+        // Every write statement is prepared once per connection; the default cache (16) is
+        // smaller than the set an order's operations use, and re-preparing costs more than
+        // running most of them.
+        writer.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        let writer = writer::Writer::spawn(writer, "giftify-sqlite-writer".into())
+            .context("cannot start the database writer thread")?;
         Ok(Db {
             path,
             busy_timeout,
-            writer: Mutex::new(writer),
+            writer,
             readers: Mutex::new(Vec::new()),
         })
-    }
-
-    fn write<T>(&self, op: impl FnOnce(&Connection) -> DbResult<T>) -> Result<T> {
-        // A panic inside `op` unwinds through the transaction's drop, which rolls it back, so
-        // the connection behind a poisoned lock is still sound.
-        let mut conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        if !conn.is_autocommit() {
-            conn.execute_batch("ROLLBACK").map_err(translate)?;
-        }
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(translate)?;
-        let value = op(&tx).map_err(codec::DbError::into_error)?;
-        tx.commit().map_err(translate)?;
-        Ok(value)
     }
 
     fn read<T>(&self, op: impl FnOnce(&Connection) -> DbResult<T>) -> Result<T> {
@@ -245,6 +244,7 @@ impl Db {
         )
         .map_err(translate)?;
         configure(&conn, self.busy_timeout).map_err(translate)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         // Readers never write: a bug that tries to fails loudly instead of bypassing the writer.
         conn.pragma_update(None, "query_only", true)
             .map_err(translate)?;

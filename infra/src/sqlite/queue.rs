@@ -367,6 +367,19 @@ impl QueueOps for SqliteStore {
         Ok(letter)
     }
 
+    async fn record_failure(&self, message_id: &str, error: &str) -> Result<()> {
+        let (message_id, error) = (message_id.to_string(), error.to_string());
+        self.write(move |tx| {
+            execute(
+                tx,
+                "UPDATE queue_messages SET last_error = ?2 WHERE message_id = ?1",
+                params![message_id, error],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn depths(&self) -> Result<QueueDepths> {
         self.read(|conn| {
             let now = now_ms();

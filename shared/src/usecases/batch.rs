@@ -61,6 +61,14 @@ impl Giftify {
                 }
                 Err(reason) => {
                     tracing::error!(message_id = %item.message_id, group = %item.group_id, %reason, "message failed");
+                    if let Err(error) = self
+                        .ports
+                        .queue_ops
+                        .record_failure(&item.message_id, &reason)
+                        .await
+                    {
+                        tracing::warn!(message_id = %item.message_id, %error, "could not note the failure");
+                    }
                     failed_groups.insert(&item.group_id);
                     outcome.failed.push((item.message_id.clone(), reason));
                 }

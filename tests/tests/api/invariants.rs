@@ -1,12 +1,50 @@
 //! The money and stock invariants of DESIGN §7, checked through the API only, so the same
-//! checks hold any backend to account.
+//! checks hold any backend to account — through the router in-process ([`TestApp`]), or over
+//! HTTP against real `giftify` processes (the crash and soak tests implement [`Api`] too).
 
-use crate::support::{TestApp, TestUser};
+use crate::support::{TestApp, TestResponse, TestUser};
 use serde_json::Value;
 use std::collections::HashMap;
+use std::future::Future;
+
+/// What the checks need from an API: authenticated GETs, and an admin token for the
+/// inventory.
+pub trait Api {
+    /// `GET path`, with the bearer token when given.
+    fn get(&self, path: &str, token: Option<&str>) -> impl Future<Output = TestResponse>;
+    /// A live access token of an ADMIN.
+    fn admin_token(&self) -> &str;
+}
+
+impl Api for TestApp {
+    fn get(&self, path: &str, token: Option<&str>) -> impl Future<Output = TestResponse> {
+        TestApp::get(self, path, token)
+    }
+
+    fn admin_token(&self) -> &str {
+        &self.admin_token
+    }
+}
+
+impl<A: Api> Api for std::sync::Arc<A> {
+    fn get(&self, path: &str, token: Option<&str>) -> impl Future<Output = TestResponse> {
+        A::get(self, path, token)
+    }
+
+    fn admin_token(&self) -> &str {
+        A::admin_token(self)
+    }
+}
+
+/// The user's wallet balance.
+pub async fn balance(app: &impl Api, user: &TestUser) -> i64 {
+    app.get("/wallet/balance", Some(&user.token)).await.data()["balance"]
+        .as_i64()
+        .expect("balance")
+}
 
 /// Every page of a paginated list endpoint.
-pub async fn all_pages(app: &TestApp, path: &str, token: &str, key: &str) -> Vec<Value> {
+pub async fn all_pages(app: &impl Api, path: &str, token: &str, key: &str) -> Vec<Value> {
     let mut items = Vec::new();
     let separator = if path.contains('?') { '&' } else { '?' };
     for page in 1.. {
@@ -26,9 +64,11 @@ pub async fn all_pages(app: &TestApp, path: &str, token: &str, key: &str) -> Vec
 }
 
 /// Stock per variant id, from the admin inventory.
-pub async fn stock_by_variant(app: &TestApp) -> HashMap<String, i64> {
-    app.inventory()
-        .await
+pub async fn stock_by_variant(app: &impl Api) -> HashMap<String, i64> {
+    let inventory = app.get("/admin/inventory", Some(app.admin_token())).await;
+    inventory.data()["inventory"]
+        .as_array()
+        .expect("inventory array")
         .iter()
         .map(|v| {
             (
@@ -46,13 +86,13 @@ pub async fn stock_by_variant(app: &TestApp) -> HashMap<String, i64> {
 /// - at most one DEBIT per order, and one REFUND exactly when the order refunded something;
 /// - stock: initial − current = gift cards issued, per variant, and no stock is negative.
 pub async fn assert_conserved(
-    app: &TestApp,
+    app: &impl Api,
     users: &[TestUser],
     initial_stock: &HashMap<String, i64>,
 ) {
     let mut issued: HashMap<String, i64> = HashMap::new();
     for user in users {
-        let balance = app.balance(user).await;
+        let balance = balance(app, user).await;
         assert!(balance >= 0, "negative balance for {}", user.email);
         let transactions =
             all_pages(app, "/wallet/transactions", &user.token, "transactions").await;
@@ -75,7 +115,9 @@ pub async fn assert_conserved(
         let mut fulfilled_value = 0;
         for summary in &orders {
             let id = summary["orderId"].as_str().expect("orderId");
-            let order = app.order(user, id).await;
+            let order = app
+                .get(&format!("/orders/{id}"), Some(&user.token))
+                .await;
             let order = order.data();
             let status = order["status"].as_str().expect("status");
             assert!(

@@ -176,7 +176,15 @@ async fn outcome(app: &TestApp, user: &TestUser, order_id: &str) -> serde_json::
         "fulfilled": data["items"][0]["fulfilledQuantity"],
         "cards": data["giftCards"].as_array().unwrap().len(),
         "balance": app.balance(user).await,
-        "events": app.events().await.iter().filter(|e| e["orderId"] == order_id).count(),
+        // At least once: a redelivered publish may repeat an event, never with a new id.
+        "events": app
+            .events()
+            .await
+            .iter()
+            .filter(|e| e["orderId"] == order_id)
+            .map(|e| e["eventId"].to_string())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len(),
     })
 }
 
@@ -260,10 +268,12 @@ async fn a_message_that_keeps_failing_goes_to_the_dead_letter_queue_and_redrive_
     let dead = app.giftify().dead_letters(10).await.unwrap();
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].message.order_id.as_str(), order_id);
-    assert_eq!(dead[0].receive_count, 3);
+    assert_eq!(dead[0].last_error.as_deref(), Some("backend down"));
     if backend == Backend::Embedded {
-        // SQS keeps no error with a message; the embedded queue does.
-        assert_eq!(dead[0].last_error.as_deref(), Some("backend down"));
+        assert_eq!(dead[0].receive_count, 3);
+    } else {
+        // SQS counts the receive that moved it to the dead-letter queue, approximately.
+        assert!(dead[0].receive_count >= 3, "{}", dead[0].receive_count);
     }
     assert_eq!(
         app.order(&user, &order_id).await.data()["status"],

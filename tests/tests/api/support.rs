@@ -489,10 +489,11 @@ impl TestApp {
                     .expect("release");
             }
             (Stack::Aws { stack, .. }, DeliveryHandle::Aws(m)) => {
-                stack
-                    .runtime
-                    .aws
-                    .queue
+                // What the consumer does with a failed message: note why, give it back.
+                use giftify_shared::ports::QueueOps;
+                let queue = &stack.runtime.aws.queue;
+                queue.record_failure(&m.message_id, error).await.expect("note the failure");
+                queue
                     .release(m, Duration::ZERO)
                     .await
                     .expect("release");

@@ -1,0 +1,20 @@
+//! The API Lambda: the same axum router as `giftify serve`, behind API Gateway (HTTP API,
+//! payload v2) through `lambda_http`. Clients, keys and the router are built once per cold
+//! start.
+
+use giftify_api::{AppState, router};
+use giftify_infra::aws::{runtime::AwsRuntime, sdk_config};
+use giftify_infra::config::{Config, LogFormat};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    let mut config = Config::from_env()?;
+    config.log_format = LogFormat::Json;
+    giftify_infra::telemetry::init(&config);
+    let runtime = AwsRuntime::open(config, &sdk_config().await).await?;
+    let app = router(AppState::new(
+        runtime.giftify.clone(),
+        &runtime.secrets.jwt_secret,
+    ));
+    lambda_http::run(app).await
+}

@@ -1,0 +1,206 @@
+# One role per function, each allowed exactly what its code path calls. The DynamoDB lists
+# below were read off the adapter (infra/src/aws/dynamo/*.rs): a transaction item needs the
+# action it performs (Put → PutItem, Update → UpdateItem, ConditionCheck → ConditionCheckItem),
+# an index query needs Query on that index only. Adding a table call to the code means adding
+# it here; tests/iam.tftest.hcl pins what each worker may not do.
+
+locals {
+  dynamodb_access = {
+    # The HTTP API: accounts, wallet, catalogue, cart, placing/cancelling orders, reading cards.
+    api = {
+      "users"               = { actions = ["GetItem", "PutItem", "UpdateItem", "DescribeTable"], indexes = [] }
+      "wallet-transactions" = { actions = ["GetItem", "PutItem", "Query"], indexes = [] }
+      "products"            = { actions = ["BatchGetItem", "Scan", "PutItem", "ConditionCheckItem"], indexes = ["active-name-index"] }
+      "product-variants"    = { actions = ["BatchGetItem", "Query", "Scan", "PutItem"], indexes = ["variantId-index"] }
+      "cart"                = { actions = ["GetItem", "PutItem", "UpdateItem"], indexes = [] }
+      "orders"              = { actions = ["GetItem", "PutItem", "UpdateItem", "Scan"], indexes = ["userId-createdAt-index", "status-createdAt-index"] }
+      "gift-cards"          = { actions = ["GetItem", "BatchGetItem"], indexes = [] }
+      "idempotency-keys"    = { actions = ["GetItem", "PutItem", "UpdateItem", "DeleteItem"], indexes = [] }
+      "refresh-tokens"      = { actions = ["GetItem", "PutItem", "UpdateItem", "ConditionCheckItem"], indexes = [] }
+      "login-throttle"      = { actions = ["GetItem", "PutItem", "DeleteItem"], indexes = [] }
+      "audit"               = { actions = ["PutItem"], indexes = [] }
+    }
+    # One order message: PENDING → PROCESSING, read stock, then one transaction of stock
+    # decrements, cards, final status, refund (balance + REFUND record) and cart release.
+    fulfillment = {
+      "orders"              = { actions = ["GetItem", "UpdateItem"], indexes = [] }
+      "product-variants"    = { actions = ["BatchGetItem", "UpdateItem"], indexes = ["variantId-index"] }
+      "products"            = { actions = ["BatchGetItem"], indexes = [] }
+      "gift-cards"          = { actions = ["PutItem"], indexes = [] }
+      "users"               = { actions = ["GetItem", "UpdateItem"], indexes = [] }
+      "wallet-transactions" = { actions = ["PutItem"], indexes = [] }
+      "cart"                = { actions = ["GetItem", "UpdateItem"], indexes = [] }
+    }
+    # Stale PENDING orders and unsent events, both found through sparse/status indexes.
+    reconciler = {
+      "orders" = { actions = ["GetItem", "UpdateItem"], indexes = ["status-createdAt-index", "notifyPending-index"] }
+    }
+  }
+
+  # What each function does with the orders queue, its DLQ and the events topic.
+  messaging_access = {
+    # Enqueue on order placement; /metrics reads both queue depths; cancel publishes an event.
+    api = {
+      queue       = ["sqs:SendMessage", "sqs:GetQueueAttributes"]
+      dead_letter = ["sqs:GetQueueAttributes"]
+      publish     = true
+    }
+    # The event source mapping polls with the function's role.
+    fulfillment = {
+      queue       = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"]
+      dead_letter = []
+      publish     = true
+    }
+    # Re-enqueue stale orders, publish owed events.
+    reconciler = {
+      queue       = ["sqs:SendMessage"]
+      dead_letter = []
+      publish     = true
+    }
+  }
+
+  # Whether a function writes to DynamoDB (every one does today; reads alone need only Decrypt).
+  dynamodb_writes = {
+    for name, tables in local.dynamodb_access : name => anytrue([
+      for table in values(tables) : length(setintersection(table.actions, ["PutItem", "UpdateItem", "DeleteItem"])) > 0
+    ])
+  }
+
+  function_policies = {
+    for name, tables in local.dynamodb_access : name => {
+      Version = "2012-10-17"
+      Statement = concat(
+        [
+          for short, access in tables : {
+            Sid      = "Table${replace(title(short), "-", "")}"
+            Effect   = "Allow"
+            Action   = [for action in access.actions : "dynamodb:${action}"]
+            Resource = aws_dynamodb_table.this[short].arn
+          }
+        ],
+        [
+          for short, access in tables : {
+            Sid      = "Indexes${replace(title(short), "-", "")}"
+            Effect   = "Allow"
+            Action   = "dynamodb:Query"
+            Resource = [for index in access.indexes : "${aws_dynamodb_table.this[short].arn}/index/${index}"]
+          } if length(access.indexes) > 0
+        ],
+        [
+          {
+            # The tables are encrypted under the data key; DynamoDB uses it on the caller's
+            # behalf, so the caller needs the key, but only through DynamoDB.
+            Sid    = "TableEncryptionKey"
+            Effect = "Allow"
+            Action = concat(
+              ["kms:Decrypt", "kms:DescribeKey"],
+              local.dynamodb_writes[name] ? ["kms:Encrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*"] : [],
+            )
+            Resource  = aws_kms_key.data.arn
+            Condition = { StringEquals = { "kms:ViaService" = "dynamodb.${local.region}.amazonaws.com" } }
+          },
+          {
+            # AwsRuntime::open reads both keys at every cold start, whichever function it is.
+            Sid      = "ReadKeysAtColdStart"
+            Effect   = "Allow"
+            Action   = "secretsmanager:GetSecretValue"
+            Resource = [aws_secretsmanager_secret.jwt.arn, aws_secretsmanager_secret.card_key.arn]
+          },
+          {
+            # Secret values and the function's environment are encrypted under the data key.
+            Sid      = "DecryptSecretsAndEnvironment"
+            Effect   = "Allow"
+            Action   = "kms:Decrypt"
+            Resource = aws_kms_key.data.arn
+            Condition = {
+              StringEquals = {
+                "kms:ViaService" = [
+                  "secretsmanager.${local.region}.amazonaws.com",
+                  "lambda.${local.region}.amazonaws.com",
+                ]
+              }
+            }
+          },
+          {
+            Sid      = "OrdersQueue"
+            Effect   = "Allow"
+            Action   = local.messaging_access[name].queue
+            Resource = aws_sqs_queue.orders.arn
+          },
+        ],
+        length(local.messaging_access[name].dead_letter) == 0 ? [] : [
+          {
+            Sid      = "DeadLetterQueue"
+            Effect   = "Allow"
+            Action   = local.messaging_access[name].dead_letter
+            Resource = aws_sqs_queue.dead_letter.arn
+          },
+        ],
+        local.messaging_access[name].publish ? [
+          {
+            Sid      = "PublishOrderEvents"
+            Effect   = "Allow"
+            Action   = "sns:Publish"
+            Resource = aws_sns_topic.order_events.arn
+          },
+        ] : [],
+        [
+          {
+            # Queue messages and events are encrypted under the messaging key: sending and
+            # publishing make data keys, receiving decrypts.
+            Sid      = "MessagingKey"
+            Effect   = "Allow"
+            Action   = ["kms:Decrypt", "kms:GenerateDataKey"]
+            Resource = aws_kms_key.messaging.arn
+            Condition = {
+              StringEquals = {
+                "kms:ViaService" = [
+                  "sqs.${local.region}.amazonaws.com",
+                  "sns.${local.region}.amazonaws.com",
+                ]
+              }
+            }
+          },
+          {
+            # Log groups are pre-created (lambda.tf), so no logs:CreateLogGroup.
+            Sid      = "WriteOwnLogs"
+            Effect   = "Allow"
+            Action   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+            Resource = "${aws_cloudwatch_log_group.function[name].arn}:*"
+          },
+          {
+            # X-Ray has no resource-level permissions for these two actions.
+            Sid      = "Tracing"
+            Effect   = "Allow"
+            Action   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
+            Resource = "*"
+          },
+        ],
+      )
+    }
+  }
+}
+
+resource "aws_iam_role" "function" {
+  for_each = local.functions
+
+  name                 = "${local.function_names[each.key]}-function"
+  description          = "Execution role of ${local.function_names[each.key]}"
+  permissions_boundary = var.permissions_boundary_arn
+  assume_role_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect    = "Allow"
+      Principal = { Service = "lambda.amazonaws.com" }
+      Action    = "sts:AssumeRole"
+    }]
+  })
+}
+
+resource "aws_iam_role_policy" "function" {
+  for_each = local.functions
+
+  name   = "least-privilege"
+  role   = aws_iam_role.function[each.key].id
+  policy = jsonencode(local.function_policies[each.key])
+}

@@ -1,0 +1,162 @@
+locals {
+  account_id = data.aws_caller_identity.current.account_id
+  region     = data.aws_region.current.name
+  partition  = data.aws_partition.current.partition
+
+  # `giftify` or `giftify-<stage>`: the prefix the code puts on every name it looks up
+  # (TableDef::name in infra/src/aws/tables.rs, resource_name in infra/src/aws/mod.rs).
+  name_prefix = var.stage == "" ? "giftify" : "giftify-${var.stage}"
+
+  # Every DynamoDB table of infra/src/aws/tables.rs (`ALL`), keyed by its short name: keys,
+  # global secondary indexes and TTL attribute. Every key attribute is a string and every index
+  # projects ALL, as `giftify aws bootstrap` creates them. tests/tests/terraform_drift.rs reads
+  # this map through `terraform console` and fails when it and the code disagree.
+  dynamodb_tables = {
+    "users" = {
+      hash_key      = "userId"
+      range_key     = null
+      ttl_attribute = null
+      indexes = {
+        "email-index" = { hash_key = "email", range_key = null }
+      }
+    }
+    "wallet-transactions" = {
+      hash_key      = "userId"
+      range_key     = "transactionId"
+      ttl_attribute = null
+      indexes = {
+        "transactionId-index"    = { hash_key = "transactionId", range_key = null }
+        "userId-createdAt-index" = { hash_key = "userId", range_key = "createdAt" }
+      }
+    }
+    "products" = {
+      hash_key      = "productId"
+      range_key     = null
+      ttl_attribute = null
+      indexes = {
+        "category-createdAt-index" = { hash_key = "category", range_key = "createdAt" }
+        # Sparse: `activeKey` is "true" on active products only (keys cannot be booleans).
+        "active-name-index" = { hash_key = "activeKey", range_key = "name" }
+      }
+    }
+    "product-variants" = {
+      hash_key      = "productId"
+      range_key     = "variantId"
+      ttl_attribute = null
+      indexes = {
+        "variantId-index"                    = { hash_key = "variantId", range_key = null }
+        "productId-activeDenomination-index" = { hash_key = "productId", range_key = "activeDenomination" }
+      }
+    }
+    "cart" = {
+      hash_key      = "userId"
+      range_key     = null
+      ttl_attribute = null
+      indexes       = {}
+    }
+    "orders" = {
+      hash_key      = "orderId"
+      range_key     = null
+      ttl_attribute = null
+      indexes = {
+        "userId-createdAt-index" = { hash_key = "userId", range_key = "createdAt" }
+        "status-createdAt-index" = { hash_key = "status", range_key = "createdAt" }
+        # Sparse: `notifyPending` exists only while a final order's event is unsent.
+        "notifyPending-index" = { hash_key = "notifyPending", range_key = "createdAt" }
+      }
+    }
+    "gift-cards" = {
+      hash_key      = "giftCardId"
+      range_key     = null
+      ttl_attribute = null
+      indexes = {
+        "userId-issuedAt-index"    = { hash_key = "userId", range_key = "issuedAt" }
+        "orderId-giftCardId-index" = { hash_key = "orderId", range_key = "giftCardId" }
+        # The keyed HMAC of the card number, never the number.
+        "giftCardNumber-index" = { hash_key = "giftCardNumberHash", range_key = null }
+      }
+    }
+    "idempotency-keys" = {
+      hash_key      = "scopeKey"
+      range_key     = null
+      ttl_attribute = "expiresAt"
+      indexes       = {}
+    }
+    "refresh-tokens" = {
+      hash_key      = "tokenHash"
+      range_key     = null
+      ttl_attribute = "expiresAt"
+      indexes       = {}
+    }
+    "login-throttle" = {
+      hash_key      = "account"
+      range_key     = null
+      ttl_attribute = "expiresAt"
+      indexes       = {}
+    }
+    "audit" = {
+      hash_key      = "subjectId"
+      range_key     = "auditId"
+      ttl_attribute = null
+      indexes       = {}
+    }
+  }
+
+  table_names = { for short, _ in local.dynamodb_tables : short => "${local.name_prefix}-${short}" }
+
+  # Queue and topic names as infra/src/aws/mod.rs derives them.
+  queue_name             = "${local.name_prefix}-orders.fifo"
+  dead_letter_queue_name = "${local.name_prefix}-orders-dlq.fifo"
+  topic_name             = "${local.name_prefix}-order-events"
+
+  # SQS event sources need the visibility timeout at least 6x the function timeout: a batch
+  # that is retried inside one invocation must never become visible to a second worker.
+  queue_visibility_seconds = 6 * var.fulfillment_function.timeout_seconds
+
+  target_dir = coalesce(var.cargo_target_dir, "${path.module}/../target")
+
+  # What every function reads at cold start (Config::from_env, infra/src/config.rs). The code
+  # looks queues and the topic up by name when their URL/ARN is missing, which would need
+  # sqs:GetQueueUrl and sns:ListTopics: setting them keeps those permissions out of the roles.
+  # AwsRuntime::open loads both secrets in every function, so each one gets both ARNs.
+  lambda_environment = {
+    GIFTIFY_BACKEND             = "aws"
+    GIFTIFY_STAGE               = var.stage
+    GIFTIFY_QUEUE_URL           = aws_sqs_queue.orders.url
+    GIFTIFY_DLQ_URL             = aws_sqs_queue.dead_letter.url
+    GIFTIFY_TOPIC_ARN           = aws_sns_topic.order_events.arn
+    GIFTIFY_JWT_SECRET_ARN      = aws_secretsmanager_secret.jwt.arn
+    GIFTIFY_CARD_KEY_SECRET_ARN = aws_secretsmanager_secret.card_key.arn
+    GIFTIFY_STALE_PENDING_SECS  = tostring(var.stale_pending_seconds)
+    GIFTIFY_WALLET_MAX_BALANCE  = tostring(var.wallet_max_balance_paise)
+    GIFTIFY_LOG_FORMAT          = "json"
+    RUST_LOG                    = var.log_filter
+  }
+
+  # The three functions: binary (= zip directory cargo-lambda writes), sizing and package.
+  functions = {
+    api = {
+      bin         = "api-lambda"
+      description = "Giftify HTTP API (axum behind API Gateway HTTP API)"
+      settings    = var.api_function
+      zip_path    = coalesce(var.api_zip_path, "${local.target_dir}/lambda/api-lambda/bootstrap.zip")
+      environment = local.lambda_environment
+    }
+    fulfillment = {
+      bin         = "fulfillment"
+      description = "Giftify fulfillment worker (SQS FIFO orders queue, partial batch responses)"
+      settings    = var.fulfillment_function
+      zip_path    = coalesce(var.fulfillment_zip_path, "${local.target_dir}/lambda/fulfillment/bootstrap.zip")
+      environment = local.lambda_environment
+    }
+    reconciler = {
+      bin         = "reconciler"
+      description = "Giftify reconciler (scheduled: re-enqueues stale PENDING orders, sends owed events)"
+      settings    = var.reconciler_function
+      zip_path    = coalesce(var.reconciler_zip_path, "${local.target_dir}/lambda/reconciler/bootstrap.zip")
+      environment = local.lambda_environment
+    }
+  }
+
+  function_names = { for name, _ in local.functions : name => "${local.name_prefix}-${name}" }
+}

@@ -1,0 +1,195 @@
+# IAM: one role per function, each limited to the tables, indexes, actions, queue, topic, keys
+# and secrets its code path uses.
+
+# Computed attributes come from the mocks already at plan time, so every run is a plan:
+# nothing is applied, not even to the mocks, and no run needs the network.
+mock_provider "aws" {
+  source          = "./tests/mocks"
+  override_during = plan
+}
+
+# The ephemeral password generators (secrets.tf) are the one thing mock providers cannot stand
+# in for. With generate_secret_values = false they have no instances, and this offline
+# configuration only satisfies the reference without ever being called.
+provider "aws" {
+  alias                       = "secret_generation"
+  region                      = "ap-south-1"
+  access_key                  = "offline"
+  secret_key                  = "offline"
+  skip_credentials_validation = true
+  skip_requesting_account_id  = true
+  skip_metadata_api_check     = true
+  skip_region_validation      = true
+}
+
+variables {
+  stage                  = "test"
+  generate_secret_values = false
+  # tests/fixtures/target/lambda/<bin>/bootstrap.zip: where cargo-lambda would put them.
+  cargo_target_dir = "tests/fixtures/target"
+}
+
+run "each_function_has_its_own_role_and_policy" {
+  command = plan
+
+  assert {
+    condition     = toset([for r in aws_iam_role.function : r.name]) == toset(["giftify-test-api-function", "giftify-test-fulfillment-function", "giftify-test-reconciler-function"])
+    error_message = "One role per function."
+  }
+  assert {
+    condition     = alltrue([for r in aws_iam_role.function : jsondecode(r.assume_role_policy).Statement[0].Principal.Service == "lambda.amazonaws.com"])
+    error_message = "Only Lambda may assume the function roles."
+  }
+  assert {
+    condition     = alltrue([for name, p in aws_iam_role_policy.function : p.role == aws_iam_role.function[name].id])
+    error_message = "Each policy is attached to its own function's role."
+  }
+}
+
+run "the_reconciler_touches_only_the_orders_table_and_its_two_indexes" {
+  command = plan
+
+  assert {
+    condition = toset(flatten([
+      for s in jsondecode(aws_iam_role_policy.function["reconciler"].policy).Statement :
+      [for r in flatten([s.Resource]) : r if startswith(r, "arn:aws:dynamodb:")]
+      ])) == toset([
+      "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-orders",
+      "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-orders/index/status-createdAt-index",
+      "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-orders/index/notifyPending-index",
+    ])
+    error_message = "The reconciler reads stale and unnotified orders; nothing else."
+  }
+  assert {
+    condition = toset(flatten([
+      for s in jsondecode(aws_iam_role_policy.function["reconciler"].policy).Statement :
+      flatten([s.Action]) if anytrue([for r in flatten([s.Resource]) : startswith(r, "arn:aws:dynamodb:")])
+    ])) == toset(["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query"])
+    error_message = "The reconciler only reads orders and marks them notified."
+  }
+}
+
+run "the_fulfillment_worker_cannot_reach_accounts_scan_or_delete" {
+  command = plan
+
+  assert {
+    condition = alltrue(flatten([
+      for s in jsondecode(aws_iam_role_policy.function["fulfillment"].policy).Statement : [
+        for r in flatten([s.Resource]) : !anytrue([
+          for t in ["idempotency-keys", "refresh-tokens", "login-throttle", "audit"] :
+          startswith(r, "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-${t}")
+        ])
+      ]
+    ]))
+    error_message = "Fulfillment has no business with sessions, throttles, idempotency keys or the audit log."
+  }
+  assert {
+    condition = alltrue(flatten([
+      for s in jsondecode(aws_iam_role_policy.function["fulfillment"].policy).Statement : [
+        for a in flatten([s.Action]) : !contains(["dynamodb:Scan", "dynamodb:DeleteItem", "dynamodb:DescribeTable"], a)
+      ]
+    ]))
+    error_message = "Fulfillment needs no Scan, DeleteItem or DescribeTable."
+  }
+  assert {
+    condition = anytrue([
+      for s in jsondecode(aws_iam_role_policy.function["fulfillment"].policy).Statement :
+      s.Resource == "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-gift-cards" && flatten([s.Action]) == ["dynamodb:PutItem"]
+    ])
+    error_message = "Fulfillment may only add gift cards, never read or change them."
+  }
+}
+
+run "only_fulfillment_issues_cards_and_receives_orders" {
+  command = plan
+
+  assert {
+    condition = !anytrue(flatten([
+      for name in ["api", "reconciler"] : [
+        for s in jsondecode(aws_iam_role_policy.function[name].policy).Statement :
+        s.Resource == "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-gift-cards" && length(setintersection(flatten([s.Action]), ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"])) > 0
+      ]
+    ]))
+    error_message = "Only the fulfillment worker writes gift cards."
+  }
+  assert {
+    condition = !anytrue(flatten([
+      for name in ["api", "reconciler"] : [
+        for s in jsondecode(aws_iam_role_policy.function[name].policy).Statement :
+        contains(flatten([s.Action]), "sqs:ReceiveMessage") || contains(flatten([s.Action]), "sqs:DeleteMessage")
+      ]
+    ]))
+    error_message = "Only the fulfillment worker consumes the orders queue."
+  }
+  assert {
+    condition = !anytrue(flatten([
+      for p in aws_iam_role_policy.function : [
+        for s in jsondecode(p.policy).Statement :
+        contains(flatten([s.Resource]), aws_sqs_queue.dead_letter.arn) && length(setsubtract(flatten([s.Action]), ["sqs:GetQueueAttributes"])) > 0
+      ]
+    ]))
+    error_message = "No function may take dead letters: redriving them is an operator's decision."
+  }
+  assert {
+    condition = alltrue([
+      for p in aws_iam_role_policy.function : anytrue([
+        for s in jsondecode(p.policy).Statement : s.Action == "sns:Publish" && s.Resource == aws_sns_topic.order_events.arn
+      ])
+    ])
+    error_message = "Every function publishes order events (placement, fulfillment, reconciler), to this topic only."
+  }
+}
+
+run "keys_are_usable_only_through_their_services" {
+  command = plan
+
+  assert {
+    condition = alltrue(flatten([
+      for p in aws_iam_role_policy.function : [
+        for s in jsondecode(p.policy).Statement :
+        can(s.Condition.StringEquals["kms:ViaService"]) if anytrue([for a in flatten([s.Action]) : startswith(a, "kms:")])
+      ]
+    ]))
+    error_message = "Every KMS permission must be limited to use through DynamoDB, Secrets Manager, Lambda, SQS or SNS."
+  }
+  assert {
+    condition = alltrue([
+      for p in aws_iam_role_policy.function : anytrue([
+        for s in jsondecode(p.policy).Statement :
+        s.Action == "secretsmanager:GetSecretValue" && toset(flatten([s.Resource])) == toset([aws_secretsmanager_secret.jwt.arn, aws_secretsmanager_secret.card_key.arn])
+      ])
+    ])
+    error_message = "Each function reads exactly the two secrets, by ARN (the code loads both at cold start)."
+  }
+  assert {
+    condition = alltrue(flatten([
+      for p in aws_iam_role_policy.function : [
+        for s in jsondecode(p.policy).Statement :
+        alltrue([for a in flatten([s.Action]) : startswith(a, "xray:")]) if contains(flatten([s.Resource]), "*")
+      ]
+    ]))
+    error_message = "Only X-Ray (which has no resource-level permissions) may use Resource *."
+  }
+  assert {
+    condition = alltrue([
+      for name, p in aws_iam_role_policy.function : anytrue([
+        for s in jsondecode(p.policy).Statement :
+        s.Resource == "${aws_cloudwatch_log_group.function[name].arn}:*" && !contains(flatten([s.Action]), "logs:CreateLogGroup")
+      ])
+    ])
+    error_message = "Each function writes only its own, pre-created log group."
+  }
+}
+
+run "a_permissions_boundary_can_be_required" {
+  command = plan
+
+  variables {
+    permissions_boundary_arn = "arn:aws:iam::123456789012:policy/workload-boundary"
+  }
+
+  assert {
+    condition     = alltrue([for r in aws_iam_role.function : r.permissions_boundary == "arn:aws:iam::123456789012:policy/workload-boundary"])
+    error_message = "The boundary must reach every function role."
+  }
+}

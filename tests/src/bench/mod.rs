@@ -1,0 +1,52 @@
+//! Giftify's benchmarks, behind the `bench` binary (`tests/src/bin/bench.rs`):
+//!
+//! - [`local`]: the embedded stack over HTTP against the limits of [`limits`] (raw SQLite
+//!   through the store ports, a do-nothing axum endpoint, the disk's sync rate);
+//! - [`cost`]: DynamoDB request units, SQS, SNS and Lambda requests per order on the AWS
+//!   backend (moto), priced per million orders;
+//! - [`lambda`]: Lambda package sizes and cold start of the release binaries under the
+//!   Runtime API emulator.
+//!
+//! Every report is JSON with the date, the command line, the machine and its load average, so
+//! a figure in `docs/benchmarks.md` can be traced to the run that produced it. Nothing here
+//! asserts a timing: tests cover the measuring tools, not the machine.
+
+pub mod local;
+pub mod limits;
+pub mod stats;
+
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+
+/// Wraps a benchmark's figures with what is needed to reproduce and judge them.
+pub fn envelope(kind: &str, figures: Value) -> Value {
+    json!({
+        "kind": kind,
+        "date": chrono::Utc::now().to_rfc3339(),
+        "command": std::env::args().collect::<Vec<_>>().join(" "),
+        "machine": stats::machine(),
+        "release_build": !cfg!(debug_assertions),
+        "results": figures,
+    })
+}
+
+/// `$CARGO_TARGET_DIR/bench/<kind>.json` (or `target/bench/…`) unless a path was given.
+pub fn output_path(kind: &str, given: Option<&Path>) -> PathBuf {
+    match given {
+        Some(path) => path.to_path_buf(),
+        None => {
+            let target = std::env::var_os("CARGO_TARGET_DIR")
+                .map_or_else(|| PathBuf::from("target"), PathBuf::from);
+            target.join("bench").join(format!("{kind}.json"))
+        }
+    }
+}
+
+/// Writes a report, creating its directory.
+pub fn write_report(path: &Path, report: &Value) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, serde_json::to_string_pretty(report)? + "\n")?;
+    Ok(())
+}

@@ -1,0 +1,90 @@
+//! `bench`: Giftify's benchmarks (see `docs/benchmarks.md`). Build it in release mode:
+//!
+//! ```sh
+//! cargo run --release -p giftify-tests --bin bench -- local --clients 32 --duration 20
+//! cargo run --release -p giftify-tests --bin bench -- cost --orders 20
+//! cargo run --release -p giftify-tests --bin bench -- lambda --runs 7
+//! ```
+//!
+//! Each prints a short table and writes a JSON report (default `$CARGO_TARGET_DIR/bench/`).
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+use giftify_tests::bench::{self, local};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Parser)]
+#[command(name = "bench", about = "Giftify benchmarks: local throughput and latency against the machine's limits, AWS cost per order, Lambda cold start and size")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// The local benchmark's flags, when no subcommand is given.
+    #[command(flatten)]
+    local: LocalArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// The embedded stack over HTTP on loopback, against raw SQLite and a no-op endpoint.
+    Local(LocalArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+struct LocalArgs {
+    /// Concurrent clients (each with its own user) in the peak phase and the limits.
+    #[arg(long, default_value_t = 32)]
+    clients: usize,
+    /// Measured seconds of each phase.
+    #[arg(long, default_value_t = 20)]
+    duration: u64,
+    /// Unmeasured seconds before each phase.
+    #[arg(long, default_value_t = 3)]
+    warmup: u64,
+    /// Milliseconds between two polls of an order.
+    #[arg(long, default_value_t = 5)]
+    poll_ms: u64,
+    /// Measured seconds of each limit.
+    #[arg(long, default_value_t = 10)]
+    limit_duration: u64,
+    /// Skip the half-load phase.
+    #[arg(long)]
+    no_half_load: bool,
+    /// Directory for the fresh data dirs (default: the system temp dir).
+    #[arg(long)]
+    scratch: Option<PathBuf>,
+    /// Where to write the JSON report.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Local(args)) => run_local(&args),
+        None => run_local(&cli.local),
+    }
+}
+
+fn run_local(args: &LocalArgs) -> Result<()> {
+    anyhow::ensure!(args.clients > 0, "--clients must be at least 1");
+    if cfg!(debug_assertions) {
+        eprintln!("warning: a debug build; run with --release for figures worth keeping");
+    }
+    let options = local::LocalOptions {
+        clients: args.clients,
+        duration: Duration::from_secs(args.duration.max(1)),
+        warmup: Duration::from_secs(args.warmup),
+        poll_interval: Duration::from_millis(args.poll_ms),
+        limit_duration: Duration::from_secs(args.limit_duration.max(1)),
+        half_load: !args.no_half_load,
+        scratch: args.scratch.clone(),
+    };
+    let figures = local::run(&options)?;
+    print!("{}", local::table(&figures));
+    let report = bench::envelope("local", figures);
+    let path = bench::output_path("local", args.out.as_deref());
+    bench::write_report(&path, &report)?;
+    println!("report: {}", path.display());
+    Ok(())
+}

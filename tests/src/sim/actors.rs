@@ -1,0 +1,632 @@
+//! The simulated actors. Each runs as its own task, parks at an idle gate before each action,
+//! and makes every choice with its own seeded RNG, so its behaviour replays with the seed.
+//!
+//! - [`User`]: top-ups, cart edits, orders from items and from the cart, cancels, retries of
+//!   unanswered requests under the same `Idempotency-Key`, and key reuse with another body.
+//! - [`Admin`]: stock adjustments and overwrites, price and availability changes.
+//! - [`Worker`]: receives fulfillment messages and handles them one at a time or as a FIFO
+//!   batch, in any order across groups; sometimes handles one twice, gives one up without a
+//!   word (its visibility will run out), or crashes with deliveries in hand.
+//! - [`Operator`]: the reconciler, the dead-letter listing and redrive.
+
+use super::client::{self, Answer, Op};
+use super::model::{Resolved, World};
+use super::rng::SimRng;
+use super::sched::ActorCtx;
+use super::truth::{Delivery, QueueDriver};
+use giftify_shared::catalogue::VariantUpdate;
+use giftify_shared::ids::OrderId;
+use giftify_shared::order::{OrderMessage, OrderStatus};
+use giftify_shared::usecases::{BatchItem, MessageOutcome, error_chain};
+use giftify_shared::{Error, Giftify};
+use std::sync::Arc;
+
+/// An error no fault explains: the product reports a bug or corrupt data.
+fn unexpected(error: &Error) -> bool {
+    matches!(error, Error::Internal(_))
+}
+
+pub struct User {
+    pub ctx: ActorCtx,
+    pub giftify: Giftify,
+    pub world: Arc<World>,
+    pub rng: SimRng,
+    /// This user's index in the model.
+    pub index: usize,
+    pub actions: u32,
+}
+
+/// What a user does next.
+enum UserAction {
+    Send { op: Op, key: Option<String> },
+    /// The same request again under the same key, after an unclear answer.
+    Retry { key: String },
+    /// A finished key with a different body: must be refused as reused.
+    Reuse { key: String },
+    SetCart { variant: usize, quantity: i64 },
+    ClearCart,
+    View { order: OrderId },
+}
+
+impl User {
+    pub async fn run(mut self) {
+        let _done = self.ctx.finish_guard();
+        for _ in 0..self.actions {
+            self.ctx.idle().await;
+            let action = self.choose();
+            self.act(action).await;
+        }
+    }
+
+    fn choose(&mut self) -> UserAction {
+        let (open, resolved, orders) = {
+            let model = self.world.model();
+            let user = &model.users[self.index];
+            (user.open_keys(), user.resolved_keys(), user.orders.clone())
+        };
+        let rng = &mut self.rng;
+        // A client that got no clear answer usually retries soon with the same key.
+        if !open.is_empty() && rng.chance(0.35) {
+            return UserAction::Retry {
+                key: rng.pick(&open).clone(),
+            };
+        }
+        let keyed = rng.chance(0.6);
+        let variants = self.world.variants.len();
+        let op = match rng.below(100) {
+            0..=14 => Op::TopUp {
+                // Now and then above the per-top-up limit, or enough to hit the wallet cap.
+                amount: if rng.chance(0.03) {
+                    10_000_001
+                } else {
+                    rng.between(1_000, 400_000)
+                },
+            },
+            15..=49 => {
+                let first = rng.index(variants);
+                // Mostly within the variant's bounds (1–4), now and then beyond them.
+                let quantity = if rng.chance(0.05) { 5 } else { rng.between(1, 4) as u32 };
+                let mut lines = vec![(self.world.variants[first].clone(), quantity)];
+                if rng.chance(0.3) {
+                    let second = (first + 1 + rng.index(variants - 1)) % variants;
+                    lines.push((self.world.variants[second].clone(), rng.between(1, 4) as u32));
+                }
+                Op::OrderItems { lines }
+            }
+            50..=59 => Op::OrderCart,
+            // Mostly the latest order, which has the best chance to be still PENDING.
+            60..=69 if !orders.is_empty() => Op::Cancel {
+                order: if rng.chance(0.6) {
+                    orders[orders.len() - 1].clone()
+                } else {
+                    rng.pick(&orders).clone()
+                },
+            },
+            60..=84 => {
+                return UserAction::SetCart {
+                    variant: rng.index(variants),
+                    quantity: rng.between(0, 3),
+                };
+            }
+            85..=88 => return UserAction::ClearCart,
+            89..=93 if !resolved.is_empty() => {
+                return UserAction::Reuse {
+                    key: rng.pick(&resolved).clone(),
+                };
+            }
+            _ if !orders.is_empty() => {
+                return UserAction::View {
+                    order: rng.pick(&orders).clone(),
+                };
+            }
+            _ => return UserAction::ClearCart,
+        };
+        let key = keyed.then(|| self.world.model().users[self.index].new_key());
+        UserAction::Send { op, key }
+    }
+
+    async fn act(&mut self, action: UserAction) {
+        let user_id = self.world.model().users[self.index].id.clone();
+        match action {
+            UserAction::Send { op, key } => self.send(op, key).await,
+            UserAction::Retry { key } => {
+                let op = self.world.model().users[self.index].keys[&key].op.clone();
+                self.send(op, Some(key)).await;
+            }
+            UserAction::Reuse { key } => {
+                let (op, first_used) = {
+                    let model = self.world.model();
+                    let state = &model.users[self.index].keys[&key];
+                    (state.op.clone(), state.first_used)
+                };
+                let other = match op {
+                    Op::TopUp { amount } => Op::TopUp { amount: amount + 1 },
+                    _ => Op::TopUp { amount: 1_234 },
+                };
+                let token = self.rng.token();
+                let giftify = self.giftify.clone();
+                let result = self
+                    .ctx
+                    .request(async { client::send(&giftify, &user_id, &other, Some(&key), token).await })
+                    .await;
+                // Keys are kept 24 h; the run is far shorter, but say why if that changes.
+                let fresh = self.world.clock.peek() - first_used < chrono::Duration::hours(23);
+                match result {
+                    Some(Ok((Answer::Refused { code, .. }, _)))
+                        if code == "IDEMPOTENCY_KEY_REUSED" => {}
+                    // The refusal may be lost to a fault like any answer.
+                    None | Some(Err(_)) => {}
+                    Some(Ok((answer, _))) if fresh => self.world.violation(format!(
+                        "{}: key {key} reused with another body was answered {answer:?}, not IDEMPOTENCY_KEY_REUSED",
+                        self.ctx.name
+                    )),
+                    Some(Ok(_)) => {}
+                }
+            }
+            UserAction::SetCart { variant, quantity } => {
+                let variant = self.world.variants[variant].clone();
+                let giftify = self.giftify.clone();
+                let result = self
+                    .ctx
+                    .request(async { giftify.set_cart_quantity(&user_id, &variant, quantity).await })
+                    .await;
+                self.expect_no_bug("cart edit", result.and_then(|r| r.err()));
+            }
+            UserAction::ClearCart => {
+                let giftify = self.giftify.clone();
+                let result = self
+                    .ctx
+                    .request(async { giftify.clear_cart(&user_id).await })
+                    .await;
+                self.expect_no_bug("cart clear", result.and_then(|r| r.err()));
+            }
+            UserAction::View { order } => {
+                let giftify = self.giftify.clone();
+                let result = self
+                    .ctx
+                    .request(async { giftify.order_of(&user_id, &order).await })
+                    .await;
+                match result {
+                    Some(Ok(seen)) if seen.id != order || seen.user_id != user_id => {
+                        self.world.violation(format!("{}: asked for {order}, got {}", self.ctx.name, seen.id));
+                    }
+                    Some(Err(Error::NotFound(_))) => self.world.violation(format!(
+                        "{}: accepted order {order} is not found",
+                        self.ctx.name
+                    )),
+                    Some(Err(error)) => self.expect_no_bug("order view", Some(error)),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    fn expect_no_bug(&self, what: &str, error: Option<Error>) {
+        if let Some(error) = error.filter(unexpected) {
+            self.world.violation(format!(
+                "{}: {what} failed with an internal error: {}",
+                self.ctx.name,
+                error_chain(&error)
+            ));
+        }
+    }
+
+    /// Sends a money-moving request and records what the client learnt.
+    async fn send(&mut self, op: Op, key: Option<String>) {
+        let (user_id, attempt) = {
+            let mut model = self.world.model();
+            model.stats.requests += 1;
+            let now = self.world.clock.peek();
+            let user = &mut model.users[self.index];
+            (user.id.clone(), user.begin(&op, key.as_deref(), now))
+        };
+        let token = self.rng.token();
+        // Drawn whatever the answer, so that one answer more or less does not shift the
+        // stream of every later choice.
+        let poison = self.rng.chance(self.world.profile.poison);
+        let giftify = self.giftify.clone();
+        let result = self
+            .ctx
+            .request(async { client::send(&giftify, &user_id, &op, key.as_deref(), token).await })
+            .await;
+        learn(
+            &self.world,
+            self.index,
+            &self.ctx.name,
+            Sent { attempt, op: &op, key: key.as_deref() },
+            result,
+            poison,
+        );
+    }
+}
+
+/// One request a client sent.
+pub struct Sent<'a> {
+    pub attempt: u64,
+    pub op: &'a Op,
+    pub key: Option<&'a str>,
+}
+
+/// Records what a client learnt from the answer to `sent` (`None`: the server crashed), and
+/// checks the answer against the request. `poison` marks a newly accepted order's messages to
+/// fail until the final drain.
+pub fn learn(
+    world: &World,
+    index: usize,
+    name: &str,
+    sent: Sent<'_>,
+    result: Option<giftify_shared::Result<(Answer, bool)>>,
+    poison: bool,
+) {
+    let Sent { attempt, op, key } = sent;
+    let mut model = world.model();
+    let user_id = model.users[index].id.clone();
+    let answer = match result {
+        None => {
+            model.stats.crashes += 1;
+            model.stats.uncertain += 1;
+            return;
+        }
+        Some(Err(error)) => {
+            if unexpected(&error) {
+                model.violations.push(format!(
+                    "{name}: {op:?} failed with an internal error: {}",
+                    error_chain(&error)
+                ));
+            }
+            model.stats.uncertain += 1;
+            return;
+        }
+        Some(Ok((answer, replayed))) => {
+            if replayed {
+                model.stats.replays += 1;
+            }
+            answer
+        }
+    };
+    let kind = match &answer {
+        Answer::ToppedUp(_) => "topped_up",
+        Answer::Placed(_) => "placed",
+        Answer::Cancelled(_) => "cancelled",
+        Answer::Refused { code, .. } => code,
+    };
+    *model.stats.answers.entry(kind).or_default() += 1;
+    let resolved = match (op, &answer) {
+        (_, Answer::Refused { code, .. }) if *code == "IDEMPOTENCY_IN_PROGRESS" => {
+            // Another attempt of this key holds it: still unknown.
+            model.stats.uncertain += 1;
+            return;
+        }
+        (_, Answer::Refused { code, .. }) if *code == "IDEMPOTENCY_KEY_REUSED" => {
+            model.violations.push(format!(
+                "{name}: the same request under the same key {key:?} was refused as a reuse"
+            ));
+            return;
+        }
+        (_, Answer::Refused { code, .. }) => Resolved::Refused(code),
+        (Op::TopUp { amount }, Answer::ToppedUp(txn)) => {
+            if txn.amount.get() != *amount
+                || txn.user_id != user_id
+                || txn.kind != giftify_shared::wallet::TransactionType::Credit
+            {
+                model
+                    .violations
+                    .push(format!("{name}: top-up of {amount} answered with {txn:?}"));
+            }
+            model.users[index]
+                .credits
+                .insert(txn.id.clone(), txn.amount);
+            Resolved::Credit(txn.id.clone())
+        }
+        (Op::OrderItems { .. } | Op::OrderCart, Answer::Placed(order)) => {
+            let matches = match op {
+                Op::OrderItems { lines } => {
+                    order.items.len() == lines.len()
+                        && order.items.iter().zip(lines).all(|(line, (variant, qty))| {
+                            line.variant_id == *variant && line.requested_quantity == *qty
+                        })
+                }
+                _ => true,
+            };
+            let total: i64 = order.items.iter().map(|l| l.total_price().get()).sum();
+            if !matches || order.user_id != user_id || order.total_amount.get() != total {
+                model.violations.push(format!(
+                    "{name}: {op:?} answered with an order that does not match: {order:?}"
+                ));
+            }
+            let user = &mut model.users[index];
+            if !user.orders.contains(&order.id) {
+                user.orders.push(order.id.clone());
+                if poison {
+                    world.probe.poison(order.id.clone());
+                }
+            }
+            Resolved::Order(order.id.clone())
+        }
+        (Op::Cancel { order: asked }, Answer::Cancelled(order)) => {
+            if order.id != *asked
+                || order.status != OrderStatus::Cancelled
+                || order.refund_amount != order.paid_amount
+            {
+                model
+                    .violations
+                    .push(format!("{name}: cancel of {asked} answered with {order:?}"));
+            }
+            Resolved::Cancel(order.id.clone())
+        }
+        (op, answer) => {
+            model
+                .violations
+                .push(format!("{name}: {op:?} answered with {answer:?}"));
+            return;
+        }
+    };
+    let user = &mut model.users[index];
+    user.settle(attempt, key);
+    if let Some(key) = key {
+        let state = user.keys.get_mut(key).expect("the key was recorded");
+        match &state.resolved {
+            Some(before) if *before != resolved && !matches!(before, Resolved::Refused(_)) => {
+                let message =
+                    format!("{name}: key {key} answered {resolved:?} after it had answered {before:?}");
+                model.violations.push(message);
+            }
+            _ => state.resolved = Some(resolved),
+        }
+    }
+}
+
+pub struct Admin {
+    pub ctx: ActorCtx,
+    pub giftify: Giftify,
+    pub world: Arc<World>,
+    pub rng: SimRng,
+    pub actions: u32,
+}
+
+impl Admin {
+    pub async fn run(mut self) {
+        let _done = self.ctx.finish_guard();
+        for _ in 0..self.actions {
+            self.ctx.idle().await;
+            let variant = self.rng.pick(&self.world.variants).clone();
+            let update = match self.rng.below(10) {
+                0..=3 => VariantUpdate {
+                    stock_adjustment: Some(self.rng.between(-3, 6)),
+                    ..VariantUpdate::default()
+                },
+                4..=5 => VariantUpdate {
+                    stock_quantity: Some(self.rng.between(0, 10)),
+                    ..VariantUpdate::default()
+                },
+                6..=7 => VariantUpdate {
+                    discount_percent: Some(self.rng.between(0, 15)),
+                    ..VariantUpdate::default()
+                },
+                _ => VariantUpdate {
+                    is_active: Some(self.rng.chance(0.7)),
+                    ..VariantUpdate::default()
+                },
+            };
+            let giftify = self.giftify.clone();
+            let result = self
+                .ctx
+                .request(async { giftify.update_variant(&variant, update).await })
+                .await;
+            if let Some(Err(error)) = result
+                && unexpected(&error)
+            {
+                self.world.violation(format!(
+                    "admin: variant update failed with an internal error: {}",
+                    error_chain(&error)
+                ));
+            }
+        }
+    }
+}
+
+pub struct Worker {
+    pub ctx: ActorCtx,
+    pub giftify: Giftify,
+    pub queue: Arc<dyn QueueDriver>,
+    pub world: Arc<World>,
+    pub rng: SimRng,
+    /// Deliveries in hand; a crash loses them (their visibility runs out later).
+    pub held: Vec<Delivery>,
+}
+
+enum WorkerAction {
+    Receive(usize),
+    Handle { index: usize, keep: bool },
+    Batch,
+    Abandon(usize),
+}
+
+impl Worker {
+    pub async fn run(mut self) {
+        let _done = self.ctx.finish_guard();
+        loop {
+            self.ctx.idle().await;
+            if self.world.stopping() {
+                // What is still in hand stays in flight until its visibility runs out.
+                return;
+            }
+            let action = self.choose();
+            let ctx = self.ctx.clone();
+            if ctx.request(self.act(action)).await.is_none() {
+                self.world.model().stats.crashes += 1;
+                self.held.clear();
+            }
+        }
+    }
+
+    fn choose(&mut self) -> WorkerAction {
+        let held = self.held.len();
+        if held == 0 {
+            return WorkerAction::Receive(self.rng.between(1, 3) as usize);
+        }
+        match self.rng.below(100) {
+            0..=24 => WorkerAction::Receive(self.rng.between(1, 3) as usize),
+            25..=74 => WorkerAction::Handle {
+                index: self.rng.index(held),
+                keep: false,
+            },
+            75..=82 => WorkerAction::Handle {
+                index: self.rng.index(held),
+                keep: true,
+            },
+            83..=93 => WorkerAction::Batch,
+            _ => WorkerAction::Abandon(self.rng.index(held)),
+        }
+    }
+
+    async fn act(&mut self, action: WorkerAction) {
+        match action {
+            WorkerAction::Receive(max) => {
+                if let Ok(got) = self.queue.receive(max).await {
+                    self.held.extend(got);
+                }
+            }
+            WorkerAction::Handle { index, keep } => {
+                // A kept delivery is handled again later: a duplicate delivery.
+                let delivery = if keep {
+                    self.held[index].clone()
+                } else {
+                    self.held.remove(index)
+                };
+                self.handle(&delivery, keep).await;
+            }
+            WorkerAction::Batch => {
+                let batch: Vec<Delivery> = std::mem::take(&mut self.held);
+                self.handle_batch(&batch).await;
+            }
+            WorkerAction::Abandon(index) => {
+                self.held.remove(index);
+            }
+        }
+    }
+
+    async fn handle(&mut self, delivery: &Delivery, keep: bool) {
+        let message: OrderMessage = match serde_json::from_str(&delivery.body) {
+            Ok(message) => message,
+            Err(error) => {
+                self.world
+                    .violation(format!("a delivery has a malformed body: {error}"));
+                return;
+            }
+        };
+        let _handling = self.world.probe.handling(&message.order_id);
+        match self.giftify.handle_order_message(&message).await {
+            Ok(outcome) => {
+                self.world.model().stats.messages_handled += 1;
+                if let MessageOutcome::Completed { status, .. } = outcome
+                    && !status.is_final()
+                {
+                    self.world.violation(format!(
+                        "{}: handling {} completed it in status {status}",
+                        self.ctx.name, message.order_id
+                    ));
+                }
+                if !keep {
+                    // A failed ack leaves the message in flight until its visibility runs out.
+                    let _ = self.queue.ack(delivery).await;
+                }
+            }
+            Err(error) => {
+                self.world.model().stats.message_failures += 1;
+                if unexpected(&error) {
+                    self.world.violation(format!(
+                        "{}: handling {} failed with an internal error: {}",
+                        self.ctx.name,
+                        message.order_id,
+                        error_chain(&error)
+                    ));
+                }
+                // Usually give it back at once; sometimes say nothing and let it time out.
+                if !keep && self.rng.chance(0.85) {
+                    let _ = self.queue.release(delivery, &error_chain(&error)).await;
+                }
+            }
+        }
+    }
+
+    /// The FIFO batch handler of the fulfillment Lambda, over everything in hand.
+    async fn handle_batch(&mut self, batch: &[Delivery]) {
+        let items: Vec<BatchItem> = batch
+            .iter()
+            .map(|d| BatchItem {
+                message_id: d.message_id.clone(),
+                group_id: d.group_id.clone(),
+                body: d.body.clone(),
+            })
+            .collect();
+        let outcome = self.giftify.handle_fifo_batch(&items).await;
+        {
+            let mut model = self.world.model();
+            model.stats.messages_handled += outcome.succeeded.len() as u64;
+            model.stats.message_failures += outcome.failed.len() as u64;
+            for (id, reason) in &outcome.failed {
+                if reason.starts_with("internal error") {
+                    model.violations.push(format!(
+                        "{}: batch message {id} failed with an internal error: {reason}",
+                        self.ctx.name
+                    ));
+                }
+            }
+        }
+        for delivery in batch {
+            if outcome.succeeded.contains(&delivery.message_id) {
+                let _ = self.queue.ack(delivery).await;
+            } else {
+                let _ = self.queue.release(delivery, "failed in a batch").await;
+            }
+        }
+    }
+}
+
+pub struct Operator {
+    pub ctx: ActorCtx,
+    pub giftify: Giftify,
+    pub world: Arc<World>,
+    pub rng: SimRng,
+}
+
+impl Operator {
+    pub async fn run(mut self) {
+        let _done = self.ctx.finish_guard();
+        loop {
+            self.ctx.idle().await;
+            if self.world.stopping() {
+                return;
+            }
+            let giftify = self.giftify.clone();
+            let choice = self.rng.below(10);
+            let max = self.rng.between(1, 3) as u32;
+            let result = self
+                .ctx
+                .request(async {
+                    match choice {
+                        0..=4 => giftify.reconcile().await.map(|r| (r.requeued, 0)),
+                        5..=7 => giftify
+                            .redrive(max, false, |_| {})
+                            .await
+                            .map(|r| (0, r.moved.len())),
+                        _ => giftify.dead_letters(10).await.map(|_| (0, 0)),
+                    }
+                })
+                .await;
+            match result {
+                Some(Ok((requeued, redriven))) => {
+                    let mut model = self.world.model();
+                    model.stats.reconciled += requeued as u64;
+                    model.stats.redriven += redriven as u64;
+                }
+                Some(Err(error)) if unexpected(&error) => self.world.violation(format!(
+                    "operator: failed with an internal error: {}",
+                    error_chain(&error)
+                )),
+                _ => {}
+            }
+        }
+    }
+}

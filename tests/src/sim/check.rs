@@ -1,0 +1,443 @@
+//! The invariants, checked against the backend's own state (read through the ports, with no
+//! fault in the way) after every completed action and once more at the end:
+//!
+//! - DESIGN §7 money: Σ top-ups = Σ balances + Σ fulfilled value (+ Σ paid of orders still in
+//!   flight, which is zero at the end), and every wallet's ledger adds up to its balance;
+//! - DESIGN §7 stock: stock put in − current stock = gift cards issued, per variant;
+//! - no negative balance or stock, no gift card issued twice (card id or number);
+//! - exactly one DEBIT per order, for what it cost; at most one REFUND, of exactly
+//!   `unit price × unfulfilled units` per line (the whole payment for a cancel);
+//! - statuses only move forward, and a final status never changes;
+//! - every event names its order's current (final) status and amounts;
+//! - the clients' knowledge holds: every acknowledged top-up and order exists, and every other
+//!   credit or order is explained by a request whose answer the client never got;
+//! - at the end: every order is final and notified, with at least one event of its status.
+
+use super::client::Op;
+use super::model::{UserModel, World};
+use giftify_shared::events::OrderEvent;
+use giftify_shared::ids::{GiftCardId, OrderId, VariantId};
+use giftify_shared::order::{Order, OrderSource, OrderStatus, final_status, refund_amount};
+use giftify_shared::wallet::{Page, PageRequest, TransactionType, WalletTransaction};
+use giftify_shared::{Giftify, Paise, Result};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// State carried between checks: what was seen before, to judge what is seen now.
+#[derive(Debug, Default)]
+pub struct Checker {
+    last_status: BTreeMap<OrderId, OrderStatus>,
+    /// Final orders whose cards were counted (cards never change once an order is final).
+    cards_checked: BTreeSet<OrderId>,
+    card_ids: BTreeSet<GiftCardId>,
+    card_numbers: BTreeSet<String>,
+    pub checks: u64,
+}
+
+/// A finding: what broke, in words a reader can act on.
+pub type Violations = Vec<String>;
+
+async fn all_pages<T, F, Fut>(mut page: F) -> Result<Vec<T>>
+where
+    F: FnMut(PageRequest) -> Fut,
+    Fut: Future<Output = Result<Page<T>>>,
+{
+    let mut items = Vec::new();
+    for number in 1.. {
+        let got = page(PageRequest {
+            page: number,
+            limit: PageRequest::MAX_LIMIT,
+        })
+        .await?;
+        let more = got.has_next();
+        items.extend(got.items);
+        if !more {
+            break;
+        }
+    }
+    Ok(items)
+}
+
+/// One user's state in the backend.
+struct Wallet {
+    balance: Paise,
+    ledger: Vec<WalletTransaction>,
+    orders: Vec<Order>,
+}
+
+fn forward(before: OrderStatus, after: OrderStatus) -> bool {
+    before == after
+        || before.can_become(after)
+        // PROCESSING may come and go between two looks.
+        || (before == OrderStatus::Pending
+            && matches!(
+                after,
+                OrderStatus::Fulfilled | OrderStatus::PartiallyFulfilled | OrderStatus::Refunded
+            ))
+}
+
+impl Checker {
+    /// Checks everything; `end` adds the checks that only hold once the run is quiet.
+    pub async fn check(&mut self, giftify: &Giftify, world: &World, end: bool) -> Result<Violations> {
+        self.checks += 1;
+        let ports = &giftify.ports;
+        let mut found = Violations::new();
+        let user_ids: Vec<_> = world.model().users.iter().map(|u| u.id.clone()).collect();
+        let mut wallets = Vec::new();
+        for user in &user_ids {
+            wallets.push(Wallet {
+                balance: ports.wallets.balance(user).await?,
+                ledger: all_pages(|p| ports.wallets.transactions(user, None, p)).await?,
+                orders: all_pages(|p| ports.orders.orders_of(user, None, p)).await?,
+            });
+        }
+        let inventory = ports.catalogue.inventory().await?;
+
+        let mut issued: BTreeMap<VariantId, i64> = BTreeMap::new();
+        let mut orders: BTreeMap<OrderId, Order> = BTreeMap::new();
+        {
+            let model = world.model();
+            for (user, wallet) in model.users.iter().zip(&wallets) {
+                self.check_wallet(user, wallet, &mut found);
+                for order in &wallet.orders {
+                    for line in &order.items {
+                        *issued.entry(line.variant_id.clone()).or_default() +=
+                            i64::from(line.fulfilled_quantity);
+                    }
+                    orders.insert(order.id.clone(), order.clone());
+                }
+            }
+        }
+
+        // Stock: what admins put in, less what is left, is what was issued.
+        let added = world.audit.added();
+        for entry in &inventory {
+            let variant = &entry.variant;
+            if variant.stock_quantity < 0 {
+                found.push(format!("variant {} has negative stock {}", variant.id, variant.stock_quantity));
+            }
+            let put_in = added.get(&variant.id).copied().unwrap_or(0);
+            let cards = issued.get(&variant.id).copied().unwrap_or(0);
+            if put_in - variant.stock_quantity != cards {
+                found.push(format!(
+                    "stock of {} not conserved: {put_in} put in − {} left ≠ {cards} issued",
+                    variant.id, variant.stock_quantity
+                ));
+            }
+        }
+
+        self.check_cards(giftify, &orders, end, &mut found).await?;
+        check_events(&world.events.published(), &orders, end, &mut found);
+        if end {
+            for order in orders.values() {
+                if !order.status.is_final() {
+                    found.push(format!("order {} never reached a final status: {}", order.id, order.status));
+                } else if order.notified_at.is_none() {
+                    found.push(format!("final order {} was never marked notified", order.id));
+                }
+            }
+            for user in &world.model().users {
+                for key in user.open_keys() {
+                    found.push(format!("{}: the outcome of key {key} was never learnt", user.id));
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    fn check_wallet(&mut self, user: &UserModel, wallet: &Wallet, found: &mut Violations) {
+        let who = &user.id;
+        let sum = |kind: TransactionType| -> i64 {
+            wallet.ledger.iter().filter(|t| t.kind == kind).map(|t| t.amount.get()).sum()
+        };
+        let (credits, debits, refunds) = (
+            sum(TransactionType::Credit),
+            sum(TransactionType::Debit),
+            sum(TransactionType::Refund),
+        );
+        let balance = wallet.balance.get();
+        if balance < 0 {
+            found.push(format!("{who}: negative balance {balance}"));
+        }
+        if credits - debits + refunds != balance {
+            found.push(format!(
+                "{who}: ledger {credits} − {debits} + {refunds} ≠ balance {balance}"
+            ));
+        }
+
+        let by_id: BTreeMap<&OrderId, &Order> = wallet.orders.iter().map(|o| (&o.id, o)).collect();
+        for txn in &wallet.ledger {
+            match (txn.kind, &txn.order_id) {
+                (TransactionType::Credit, None) => {}
+                (TransactionType::Credit, Some(order)) => {
+                    found.push(format!("{who}: credit {} names order {order}", txn.id));
+                }
+                (_, None) => found.push(format!("{who}: {:?} {} names no order", txn.kind, txn.id)),
+                (kind, Some(order)) => match by_id.get(order) {
+                    None => found.push(format!("{who}: {kind:?} {} for unknown order {order}", txn.id)),
+                    Some(o) if kind == TransactionType::Refund && !o.status.is_final() => found.push(
+                        format!("{who}: refund {} for order {order} still {}", txn.id, o.status),
+                    ),
+                    Some(_) => {}
+                },
+            }
+        }
+
+        let mut in_flight = 0i64;
+        let mut fulfilled = 0i64;
+        for order in &wallet.orders {
+            let id = &order.id;
+            if order.user_id != *who {
+                found.push(format!("{who}: lists order {id} of {}", order.user_id));
+            }
+            if let Some(before) = self.last_status.insert(id.clone(), order.status)
+                && !forward(before, order.status)
+            {
+                found.push(format!("order {id} went from {before} back to {}", order.status));
+            }
+            let of = |kind: TransactionType| -> Vec<&WalletTransaction> {
+                wallet
+                    .ledger
+                    .iter()
+                    .filter(|t| t.kind == kind && t.order_id.as_ref() == Some(id))
+                    .collect()
+            };
+            let (debit, refund) = (of(TransactionType::Debit), of(TransactionType::Refund));
+            if debit.len() != 1 || debit[0].amount != order.paid_amount {
+                found.push(format!(
+                    "order {id}: {} debits {:?} for a payment of {}",
+                    debit.len(),
+                    debit.iter().map(|t| t.amount.get()).collect::<Vec<_>>(),
+                    order.paid_amount.get()
+                ));
+            }
+            let total: i64 = order.items.iter().map(|l| l.total_price().get()).sum();
+            if order.total_amount.get() != total || order.paid_amount != order.total_amount {
+                found.push(format!(
+                    "order {id}: total {} and paid {} but lines add up to {total}",
+                    order.total_amount.get(),
+                    order.paid_amount.get()
+                ));
+            }
+            if order.items.iter().any(|l| l.fulfilled_quantity > l.requested_quantity) {
+                found.push(format!("order {id}: a line is fulfilled beyond what it requested"));
+            }
+            let refunded: i64 = refund.iter().map(|t| t.amount.get()).sum();
+            let owed = match order.status {
+                OrderStatus::Pending | OrderStatus::Processing => {
+                    in_flight += order.paid_amount.get();
+                    if order.items.iter().any(|l| l.fulfilled_quantity > 0) {
+                        found.push(format!("order {id}: units fulfilled while {}", order.status));
+                    }
+                    0
+                }
+                OrderStatus::Cancelled => {
+                    if order.items.iter().any(|l| l.fulfilled_quantity > 0) {
+                        found.push(format!("order {id}: cancelled with units fulfilled"));
+                    }
+                    order.paid_amount.get()
+                }
+                status => {
+                    if final_status(&order.items) != status {
+                        found.push(format!(
+                            "order {id}: status {status} but its quantities say {}",
+                            final_status(&order.items)
+                        ));
+                    }
+                    fulfilled += order.fulfilled_value().get();
+                    refund_amount(&order.items).get()
+                }
+            };
+            if order.refund_amount.get() != owed || refunded != owed || refund.len() > 1 {
+                found.push(format!(
+                    "order {id} ({}): owes a refund of {owed} (unit price × unfulfilled units), \
+                     shows {}, and the ledger has {} refund(s) of {refunded} in all",
+                    order.status,
+                    order.refund_amount.get(),
+                    refund.len()
+                ));
+            }
+            if order.status.is_final()
+                && order.paid_amount.get() != order.fulfilled_value().get() + order.refund_amount.get()
+            {
+                found.push(format!("order {id}: paid ≠ fulfilled value + refund"));
+            }
+        }
+        // DESIGN §7: Σ top-ups = Σ balances + Σ fulfilled value, with the money of orders
+        // still in flight on its way to one or the other.
+        if credits != balance + fulfilled + in_flight {
+            found.push(format!(
+                "{who}: money not conserved: top-ups {credits} ≠ balance {balance} + fulfilled \
+                 {fulfilled} + in flight {in_flight}"
+            ));
+        }
+        self.check_knowledge(user, wallet, found);
+    }
+
+    /// The backend against what the client knows.
+    fn check_knowledge(&self, user: &UserModel, wallet: &Wallet, found: &mut Violations) {
+        let who = &user.id;
+        let credits: BTreeMap<_, _> = wallet
+            .ledger
+            .iter()
+            .filter(|t| t.kind == TransactionType::Credit)
+            .map(|t| (&t.id, t.amount))
+            .collect();
+        for (id, amount) in &user.credits {
+            if credits.get(id) != Some(amount) {
+                found.push(format!("{who}: acknowledged top-up {id} of {} is not in the ledger", amount.get()));
+            }
+        }
+        let mut unexplained: Vec<i64> = user
+            .maybe
+            .iter()
+            .filter_map(|a| match a.op {
+                Op::TopUp { amount } => Some(amount),
+                _ => None,
+            })
+            .collect();
+        for (id, amount) in credits {
+            if user.credits.contains_key(id) {
+                continue;
+            }
+            match unexplained.iter().position(|a| *a == amount.get()) {
+                Some(at) => {
+                    unexplained.swap_remove(at);
+                }
+                None => found.push(format!(
+                    "{who}: credit {id} of {} matches no request that may have committed \
+                     (a top-up applied twice?)",
+                    amount.get()
+                )),
+            }
+        }
+
+        let listed: BTreeMap<_, _> = wallet.orders.iter().map(|o| (&o.id, o)).collect();
+        for id in &user.orders {
+            if !listed.contains_key(id) {
+                found.push(format!("{who}: accepted order {id} is not in the backend"));
+            }
+        }
+        let mut attempts: Vec<&Op> = user
+            .maybe
+            .iter()
+            .map(|a| &a.op)
+            .filter(|op| matches!(op, Op::OrderItems { .. } | Op::OrderCart))
+            .collect();
+        for (id, order) in listed {
+            if user.orders.contains(id) {
+                continue;
+            }
+            let explains = |op: &&Op| match op {
+                Op::OrderCart => order.source == OrderSource::Cart,
+                Op::OrderItems { lines } => {
+                    order.source == OrderSource::Items
+                        && order.items.len() == lines.len()
+                        && order.items.iter().zip(lines).all(|(l, (v, q))| {
+                            l.variant_id == *v && l.requested_quantity == *q
+                        })
+                }
+                _ => false,
+            };
+            match attempts.iter().position(explains) {
+                Some(at) => {
+                    attempts.swap_remove(at);
+                }
+                None => found.push(format!(
+                    "{who}: order {id} matches no request that may have committed (placed twice?)"
+                )),
+            }
+        }
+    }
+
+    /// Cards: as many as fulfilled units, of the right variants, never one issued twice.
+    async fn check_cards(
+        &mut self,
+        giftify: &Giftify,
+        orders: &BTreeMap<OrderId, Order>,
+        end: bool,
+        found: &mut Violations,
+    ) -> Result<()> {
+        if end {
+            // Count everything again: a card added to a final order later would show here.
+            self.cards_checked.clear();
+            self.card_ids.clear();
+            self.card_numbers.clear();
+        }
+        for order in orders.values() {
+            if !order.status.is_final() || self.cards_checked.contains(&order.id) {
+                continue;
+            }
+            let cards = giftify.ports.gift_cards.cards_of_order(&order.id).await?;
+            let mut per_variant: BTreeMap<&VariantId, i64> = BTreeMap::new();
+            for line in &order.items {
+                *per_variant.entry(&line.variant_id).or_default() += i64::from(line.fulfilled_quantity);
+            }
+            for card in &cards {
+                if card.order_id != order.id || card.user_id != order.user_id {
+                    found.push(format!("card {} filed under order {} belongs elsewhere", card.id, order.id));
+                }
+                *per_variant.entry(&card.variant_id).or_default() -= 1;
+                if !self.card_ids.insert(card.id.clone()) {
+                    found.push(format!("card id {} issued twice", card.id));
+                }
+                if !self.card_numbers.insert(card.sealed.lookup_key.clone()) {
+                    found.push(format!("a card number was issued twice (card {})", card.id));
+                }
+            }
+            if per_variant.values().any(|n| *n != 0) {
+                found.push(format!(
+                    "order {} ({}): {} cards for {} fulfilled units, or of the wrong variants",
+                    order.id,
+                    order.status,
+                    cards.len(),
+                    order.items.iter().map(|l| l.fulfilled_quantity).sum::<u32>()
+                ));
+            }
+            self.cards_checked.insert(order.id.clone());
+        }
+        Ok(())
+    }
+}
+
+/// Events: each names its order's current status and amounts; at the end every final order
+/// has at least one.
+fn check_events(
+    events: &[OrderEvent],
+    orders: &BTreeMap<OrderId, Order>,
+    end: bool,
+    found: &mut Violations,
+) {
+    let mut seen: BTreeSet<&OrderId> = BTreeSet::new();
+    for event in events {
+        let Some(order) = orders.get(&event.order_id) else {
+            found.push(format!("event {} for unknown order {}", event.event_id, event.order_id));
+            continue;
+        };
+        if event.status != order.status
+            || event.user_id != order.user_id
+            || event.refund_amount != order.refund_amount
+            || event.paid_amount != order.paid_amount
+            || event.fulfilled_amount != order.fulfilled_value()
+        {
+            found.push(format!(
+                "event {} says {} refund {} fulfilled {}, but order {} is {} refund {} fulfilled {}",
+                event.event_id,
+                event.status,
+                event.refund_amount.get(),
+                event.fulfilled_amount.get(),
+                order.id,
+                order.status,
+                order.refund_amount.get(),
+                order.fulfilled_value().get()
+            ));
+        }
+        seen.insert(&event.order_id);
+    }
+    if end {
+        for order in orders.values().filter(|o| o.status.is_final()) {
+            if !seen.contains(&order.id) {
+                found.push(format!("final order {} ({}) has no event", order.id, order.status));
+            }
+        }
+    }
+}

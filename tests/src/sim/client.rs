@@ -1,0 +1,209 @@
+//! A simulated API client's requests, and the `Idempotency-Key` protocol of
+//! `api/src/idempotency.rs` replayed over the ports: claim the key, run the use case with the
+//! claim, then on a 5xx release the key, on a 4xx record the answer so it replays.
+//!
+//! The simulation calls the use cases on [`Giftify`] directly rather than through HTTP, so
+//! that every port call is a scheduling point; this module is the one place that has to
+//! stay in step with the API's handler for the money-moving endpoints.
+
+use giftify_shared::idempotency::{
+    Claim, IdempotencyKey, IdempotencyScope, IdempotentOutcome, NewClaim, fingerprint,
+};
+use giftify_shared::ids::{OrderId, UserId, VariantId};
+use giftify_shared::order::{LineRequest, Order};
+use giftify_shared::usecases::OrderRequest;
+use giftify_shared::wallet::WalletTransaction;
+use giftify_shared::{Error, Giftify, Result};
+
+/// A money-moving request, as a client would send it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Op {
+    TopUp { amount: i64 },
+    OrderItems { lines: Vec<(VariantId, u32)> },
+    OrderCart,
+    Cancel { order: OrderId },
+}
+
+impl Op {
+    /// The operation name the API fingerprints with (the cancel names its order).
+    fn operation(&self) -> String {
+        match self {
+            Op::TopUp { .. } => "wallet.topup".into(),
+            Op::OrderItems { .. } | Op::OrderCart => "orders.create".into(),
+            Op::Cancel { order } => format!("orders.cancel:{order}"),
+        }
+    }
+
+    /// The request body in the API's canonical JSON (keys sorted, no whitespace).
+    fn body(&self) -> String {
+        match self {
+            Op::TopUp { amount } => format!("{{\"amount\":{amount}}}"),
+            Op::OrderItems { lines } => {
+                let items: Vec<String> = lines
+                    .iter()
+                    .map(|(v, q)| format!("{{\"quantity\":{q},\"variantId\":\"{v}\"}}"))
+                    .collect();
+                format!("{{\"items\":[{}]}}", items.join(","))
+            }
+            Op::OrderCart | Op::Cancel { .. } => "{}".into(),
+        }
+    }
+
+    pub fn moves_money_in(&self) -> bool {
+        !matches!(self, Op::Cancel { .. })
+    }
+}
+
+/// What the client got back.
+#[derive(Clone, Debug)]
+pub enum Answer {
+    ToppedUp(WalletTransaction),
+    Placed(Order),
+    Cancelled(Order),
+    /// A 4xx: `code` as in DESIGN §5.
+    Refused { status: u16, code: &'static str },
+}
+
+/// The status and code the API answers an error with; `None` for a 5xx.
+pub fn client_error(error: &Error) -> Option<(u16, &'static str)> {
+    Some(match error {
+        Error::Validation { .. } => (400, "VALIDATION_ERROR"),
+        Error::NotFound(_) => (404, "NOT_FOUND"),
+        Error::EmailAlreadyExists => (409, "EMAIL_ALREADY_EXISTS"),
+        Error::InvalidCredentials => (401, "INVALID_CREDENTIALS"),
+        Error::InvalidToken => (401, "UNAUTHORIZED"),
+        Error::RateLimited { .. } => (429, "RATE_LIMITED"),
+        Error::OutOfStock { .. } => (409, "OUT_OF_STOCK"),
+        Error::CartEmpty => (409, "CART_EMPTY"),
+        Error::CartLocked => (409, "CART_LOCKED"),
+        Error::PriceChanged { .. } => (409, "PRICE_CHANGED"),
+        Error::OrderNotCancellable(_) => (409, "ORDER_NOT_CANCELLABLE"),
+        Error::InsufficientBalance { .. } => (422, "INSUFFICIENT_BALANCE"),
+        Error::WalletLimitExceeded { .. } => (422, "WALLET_LIMIT_EXCEEDED"),
+        Error::IdempotencyInProgress => (409, "IDEMPOTENCY_IN_PROGRESS"),
+        Error::IdempotencyKeyReused => (422, "IDEMPOTENCY_KEY_REUSED"),
+        Error::Conflict(_) | Error::Unavailable(_) | Error::Internal(_) => return None,
+    })
+}
+
+/// Sends `op` for `user`, under `key` when given; `token` is the claim token the API would
+/// draw at random. `Ok` is any answer with a status below 500 (replays included, the flag
+/// says which); `Err` is a 5xx.
+pub async fn send(
+    giftify: &Giftify,
+    user: &UserId,
+    op: &Op,
+    key: Option<&str>,
+    token: String,
+) -> Result<(Answer, bool)> {
+    let Some(key) = key else {
+        return answer(run(giftify, user, op, None).await).map(|a| (a, false));
+    };
+    let scope = IdempotencyScope {
+        user_id: user.clone(),
+        key: IdempotencyKey::parse(key)?,
+    };
+    let claim = NewClaim {
+        scope: scope.clone(),
+        fingerprint: fingerprint(&op.operation(), op.body().as_bytes()),
+        token,
+        now: giftify.clock.now(),
+    };
+    match giftify.ports.idempotency.claim(&claim).await? {
+        Claim::Acquired(token) => {
+            let result = run(giftify, user, op, Some((scope.clone(), token.clone()))).await;
+            let keys = &giftify.ports.idempotency;
+            match &result {
+                Err(error) if client_error(error).is_none() => {
+                    // As the API does; a failed release frees itself when the lease ends.
+                    let _ = keys.release(&scope, &token).await;
+                }
+                Err(Error::IdempotencyInProgress) | Ok(_) => {}
+                Err(error) => {
+                    let (status, code) = client_error(error).expect("a 4xx");
+                    let _ = keys.record_response(&scope, &token, status, code).await;
+                }
+            }
+            answer(result).map(|a| (a, false))
+        }
+        Claim::Replay(outcome) => replay(giftify, user, outcome).await.map(|a| (a, true)),
+        Claim::InProgress => answer(Err(Error::IdempotencyInProgress)).map(|a| (a, false)),
+        Claim::KeyReused => answer(Err(Error::IdempotencyKeyReused)).map(|a| (a, false)),
+    }
+}
+
+async fn run(
+    giftify: &Giftify,
+    user: &UserId,
+    op: &Op,
+    commit: Option<(IdempotencyScope, String)>,
+) -> Result<Answer> {
+    Ok(match op {
+        Op::TopUp { amount } => {
+            Answer::ToppedUp(giftify.top_up(user, *amount, None, commit).await?)
+        }
+        Op::OrderItems { lines } => {
+            let lines = lines
+                .iter()
+                .map(|(variant_id, quantity)| LineRequest {
+                    variant_id: variant_id.clone(),
+                    quantity: *quantity,
+                })
+                .collect();
+            Answer::Placed(
+                giftify
+                    .place_order(user, OrderRequest::Items(lines), commit)
+                    .await?,
+            )
+        }
+        Op::OrderCart => Answer::Placed(giftify.place_order(user, OrderRequest::Cart, commit).await?),
+        Op::Cancel { order } => Answer::Cancelled(giftify.cancel_order(user, order, commit).await?),
+    })
+}
+
+/// A 4xx becomes an answer; a 5xx stays an error.
+fn answer(result: Result<Answer>) -> Result<Answer> {
+    match result {
+        Ok(answer) => Ok(answer),
+        Err(error) => match client_error(&error) {
+            Some((status, code)) => Ok(Answer::Refused { status, code }),
+            None => Err(error),
+        },
+    }
+}
+
+/// What the API renders for a finished key.
+async fn replay(giftify: &Giftify, user: &UserId, outcome: IdempotentOutcome) -> Result<Answer> {
+    answer(match outcome {
+        IdempotentOutcome::ToppedUp(id) => giftify.transaction(user, &id).await.map(Answer::ToppedUp),
+        IdempotentOutcome::OrderPlaced(id) => giftify.order_of(user, &id).await.map(Answer::Placed),
+        IdempotentOutcome::OrderCancelled(id) => {
+            giftify.order_of(user, &id).await.map(Answer::Cancelled)
+        }
+        IdempotentOutcome::Response { status, body } => {
+            let code = CODES.iter().find(|c| **c == body).copied().ok_or_else(|| {
+                Error::internal(format!("replayed a response the client never sent: {status} {body}"))
+            })?;
+            Ok(Answer::Refused { status, code })
+        }
+    })
+}
+
+/// The codes [`client_error`] records, to turn a replayed body back into one.
+const CODES: [&str; 15] = [
+    "VALIDATION_ERROR",
+    "NOT_FOUND",
+    "EMAIL_ALREADY_EXISTS",
+    "INVALID_CREDENTIALS",
+    "UNAUTHORIZED",
+    "RATE_LIMITED",
+    "OUT_OF_STOCK",
+    "CART_EMPTY",
+    "CART_LOCKED",
+    "PRICE_CHANGED",
+    "ORDER_NOT_CANCELLABLE",
+    "INSUFFICIENT_BALANCE",
+    "WALLET_LIMIT_EXCEEDED",
+    "IDEMPOTENCY_IN_PROGRESS",
+    "IDEMPOTENCY_KEY_REUSED",
+];

@@ -1,0 +1,754 @@
+//! The seeded fault simulation: many simulated users, workers, an admin and an operator run
+//! against the real use cases and a real backend (embedded SQLite, or the AWS adapters on
+//! moto), through ports that inject faults, in an interleaving chosen by the seed. After every
+//! action and at the end the invariants of [`check`] must hold. A failure names its seed and
+//! the command that replays it. The fault model and the soak command are described in
+//! `docs/fault-model.md`.
+//!
+//! Determinism: on the embedded backend a seed replays the same run — the same interleaving,
+//! faults, requests and answers. What differs between replays is only what never feeds a
+//! decision: ULIDs, card numbers, claim-independent wall-clock timestamps inside the queue
+//! table, backoff sleeps. On the AWS backend the schedule and faults replay, but moto's own
+//! behaviour (message ids, receive order across groups) may not, so a replay there is likely,
+//! not certain, to take the same path.
+
+pub mod actors;
+pub mod check;
+pub mod client;
+pub mod faults;
+pub mod model;
+pub mod rng;
+pub mod sched;
+pub mod truth;
+
+use actors::{Admin, Operator, Sent, User, Worker, learn};
+use check::Checker;
+use client::Answer;
+use faults::Faults;
+use giftify_infra::config::QueueSettings;
+use giftify_infra::sqlite::{SqliteStore, StoreOptions};
+use giftify_infra::webhooks::WebhookPublisher;
+use giftify_shared::catalogue::Pricing;
+use giftify_shared::idempotency::LEASE;
+use giftify_shared::ids::UserId;
+use giftify_shared::ports::Ports;
+use giftify_shared::usecases::{NewProduct, NewVariant, Registration, Rules, error_chain};
+use giftify_shared::user::Email;
+use giftify_shared::vault::{CardKey, CardVault};
+use giftify_shared::wallet::WalletLimits;
+use giftify_shared::{Giftify, Paise};
+use model::{Model, UserModel, World};
+use rng::SimRng;
+use sched::{FaultProfile, Point, Scheduler, Settled, SimClock};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use truth::{AuditedCatalogue, EmbeddedQueue, QueueDriver, RecordingPublisher, SqsDriver, TrackedQueue};
+
+/// Which backend a run drives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Embedded,
+    Aws,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Embedded => "embedded",
+            Backend::Aws => "aws",
+        }
+    }
+
+    /// The test of `tests/tests/simulation.rs` that replays a seed on this backend.
+    fn replay_filter(self) -> &'static str {
+        match self {
+            Backend::Embedded => "embedded",
+            Backend::Aws => "aws",
+        }
+    }
+}
+
+/// How big a run is; the seed picks within these bounds.
+#[derive(Clone, Copy, Debug)]
+pub struct Scale {
+    pub users: (i64, i64),
+    pub actions_per_user: (i64, i64),
+    pub workers: (i64, i64),
+    /// Check the invariants after every n-th completed action (every one on SQLite; the AWS
+    /// backend pays an HTTP round trip per read).
+    pub check_every: u64,
+}
+
+impl Scale {
+    pub fn for_backend(backend: Backend) -> Self {
+        match backend {
+            Backend::Embedded => Scale {
+                users: (2, 5),
+                actions_per_user: (15, 35),
+                workers: (1, 4),
+                check_every: 1,
+            },
+            Backend::Aws => Scale {
+                users: (2, 3),
+                actions_per_user: (8, 14),
+                workers: (1, 2),
+                check_every: 8,
+            },
+        }
+    }
+}
+
+/// One run: a seed on a backend.
+#[derive(Clone, Copy, Debug)]
+pub struct SimConfig {
+    pub seed: u64,
+    pub backend: Backend,
+    pub scale: Scale,
+}
+
+impl SimConfig {
+    pub fn new(seed: u64, backend: Backend) -> Self {
+        SimConfig {
+            seed,
+            backend,
+            scale: Scale::for_backend(backend),
+        }
+    }
+}
+
+/// The shape of one run, drawn from its seed.
+#[derive(Clone, Debug)]
+pub struct Shape {
+    pub users: usize,
+    pub workers: usize,
+    pub actions_per_user: u32,
+    pub admin_actions: u32,
+    pub max_receives: u32,
+    /// The embedded queue's deduplication window: zero makes every re-send a duplicate.
+    pub dedup_window: Duration,
+    pub max_balance: Paise,
+    /// Most stock a variant starts with: low means contention and partial fulfillment.
+    pub max_stock: i64,
+    /// How much more often a worker is scheduled than a user: high means workers race each
+    /// other inside fulfillment.
+    pub worker_weight: u64,
+    pub profile: FaultProfile,
+}
+
+impl Shape {
+    fn draw(seed: u64, scale: &Scale) -> Self {
+        let mut rng = SimRng::fork(seed, 0);
+        let profile = FaultProfile::draw(&mut SimRng::fork(seed, 1));
+        Shape {
+            users: rng.between(scale.users.0, scale.users.1) as usize,
+            workers: rng.between(scale.workers.0, scale.workers.1) as usize,
+            actions_per_user: rng.between(scale.actions_per_user.0, scale.actions_per_user.1) as u32,
+            admin_actions: rng.between(4, 12) as u32,
+            max_receives: rng.between(2, 5) as u32,
+            dedup_window: if rng.chance(0.5) {
+                Duration::ZERO
+            } else {
+                Duration::from_secs(300)
+            },
+            max_balance: *rng.pick(&[Paise::new(20_000_000), Paise::new(600_000)]),
+            max_stock: *rng.pick(&[3, 6, 15]),
+            worker_weight: *rng.pick(&[1, 2, 4]),
+            profile,
+        }
+    }
+}
+
+/// What a passing run did.
+#[derive(Clone, Debug)]
+pub struct Report {
+    pub seed: u64,
+    pub backend: Backend,
+    pub shape: Shape,
+    pub steps: u64,
+    pub checks: u64,
+    pub orders_by_status: BTreeMap<String, usize>,
+    pub events: usize,
+    pub stats: model::Stats,
+    pub elapsed: Duration,
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &self.stats;
+        write!(
+            f,
+            "seed {} ({}): {} steps, {} checks, {} requests ({} unclear, {} replays), {} crashes, \
+             answers {:?}, orders {:?}, {} events, {} messages handled / {} failed, {} expired, \
+             {} redriven, {} re-enqueued, {} stock races, {} overlapping handlings, {:.2?}",
+            self.seed,
+            self.backend.name(),
+            self.steps,
+            self.checks,
+            s.requests,
+            s.uncertain,
+            s.replays,
+            s.crashes,
+            s.answers,
+            self.orders_by_status,
+            self.events,
+            s.messages_handled,
+            s.message_failures,
+            s.expired,
+            s.redriven,
+            s.reconciled,
+            s.conflicts,
+            s.overlaps,
+            self.elapsed
+        )
+    }
+}
+
+/// A failed run: what broke, where, and how to get back there.
+#[derive(Debug)]
+pub struct Failure {
+    pub seed: u64,
+    pub backend: Backend,
+    pub shape: Option<Shape>,
+    pub step: u64,
+    pub violations: Vec<String>,
+    pub trace: String,
+}
+
+impl Failure {
+    /// The command that runs this seed again.
+    pub fn replay_command(&self) -> String {
+        format!(
+            "SIM_SEED={} cargo test -p giftify-tests --test simulation {} -- --nocapture",
+            self.seed,
+            self.backend.replay_filter()
+        )
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "simulation seed {} on the {} backend failed at step {}:",
+            self.seed,
+            self.backend.name(),
+            self.step
+        )?;
+        for violation in self.violations.iter().take(20) {
+            writeln!(f, "  - {violation}")?;
+        }
+        if self.violations.len() > 20 {
+            writeln!(f, "  … and {} more", self.violations.len() - 20)?;
+        }
+        if let Some(shape) = &self.shape {
+            writeln!(f, "shape: {shape:?}")?;
+        }
+        if !self.trace.is_empty() {
+            writeln!(f, "last steps:\n{}", self.trace)?;
+        }
+        write!(f, "replay: {}", self.replay_command())
+    }
+}
+
+impl std::error::Error for Failure {}
+
+/// The backend under test and whatever keeps it alive.
+struct Opened {
+    ports: Ports,
+    queue: Box<dyn QueueDriver>,
+    _storage: Box<dyn std::any::Any + Send + Sync>,
+}
+
+/// How long a received message stays hidden on the wall clock: longer than any run, so that
+/// only the simulation decides when a visibility timeout runs out.
+const VISIBILITY: Duration = Duration::from_secs(3600);
+
+async fn open(backend: Backend, shape: &Shape) -> anyhow::Result<Opened> {
+    match backend {
+        Backend::Embedded => {
+            // tmpfs when there is one: the store syncs every commit, which on a disk is most of
+            // a run's time and none of what it tests.
+            let shm = std::path::Path::new("/dev/shm");
+            let dir = if shm.is_dir() {
+                tempfile::tempdir_in(shm)?
+            } else {
+                tempfile::tempdir()?
+            };
+            let store = SqliteStore::open_with(
+                &dir.path().join("giftify.db"),
+                StoreOptions {
+                    dedup_window: shape.dedup_window,
+                    retry_base_delay: Duration::ZERO,
+                    ..StoreOptions::new(QueueSettings {
+                        max_receives: shape.max_receives,
+                        visibility_timeout: VISIBILITY,
+                    })
+                },
+            )
+            .await?;
+            let events = Arc::new(WebhookPublisher::new(store.clone(), Vec::new(), None));
+            Ok(Opened {
+                ports: Ports::from_backend(store.clone(), events),
+                queue: Box::new(EmbeddedQueue(store)),
+                _storage: Box::new(dir),
+            })
+        }
+        Backend::Aws => {
+            let visibility = VISIBILITY.as_secs() as u32;
+            let stack = crate::moto::AwsTestStack::start(shape.max_receives, visibility).await;
+            let ports = stack.runtime.aws.ports();
+            let queue = SqsDriver {
+                queue: stack.runtime.aws.queue.clone(),
+                visibility_seconds: visibility as i32,
+            };
+            Ok(Opened {
+                ports,
+                queue: Box::new(queue),
+                _storage: Box::new(stack),
+            })
+        }
+    }
+}
+
+/// Runs one seed to the end; `Err` carries every violation found and the replay command.
+pub async fn run(config: SimConfig) -> Result<Report, Failure> {
+    let started = Instant::now();
+    let shape = Shape::draw(config.seed, &config.scale);
+    let fail = |step: u64, violations: Vec<String>, trace: String| Failure {
+        seed: config.seed,
+        backend: config.backend,
+        shape: Some(shape.clone()),
+        step,
+        violations,
+        trace,
+    };
+    let opened = open(config.backend, &shape)
+        .await
+        .map_err(|e| fail(0, vec![format!("cannot open the backend: {e:#}")], String::new()))?;
+
+    // The truth layer: what the backend really did, recorded below every fault.
+    let events = Arc::new(RecordingPublisher::new(opened.ports.events.clone()));
+    let audit = Arc::new(AuditedCatalogue::new(opened.ports.catalogue.clone()));
+    let truth_ports = Ports {
+        events: events.clone(),
+        catalogue: audit.clone(),
+        ..opened.ports.clone()
+    };
+    let clock = Arc::new(SimClock::new());
+    let rules = Rules {
+        wallet: WalletLimits {
+            max_balance: shape.max_balance,
+            ..WalletLimits::default()
+        },
+        ..Rules::default()
+    };
+    let truth = Giftify::new(
+        truth_ports.clone(),
+        Arc::new(CardVault::new(&CardKey::generate())),
+        clock.clone(),
+        rules,
+    );
+
+    let (users, variants) = setup(&truth, &shape, config.seed)
+        .await
+        .map_err(|e| fail(0, vec![format!("setup failed: {}", error_chain(&e))], String::new()))?;
+    // Everyone starts with money to spend, as an acknowledged top-up.
+    let mut funding = SimRng::fork(config.seed, 6);
+    let mut models = Vec::new();
+    for user in users {
+        let mut model = UserModel::new(user.clone());
+        let amount = funding.between(100_000, shape.max_balance.get().min(1_000_000));
+        let credit = truth
+            .top_up(&user, amount, None, None)
+            .await
+            .map_err(|e| fail(0, vec![format!("funding failed: {}", error_chain(&e))], String::new()))?;
+        model.credits.insert(credit.id, credit.amount);
+        models.push(model);
+    }
+    let world = Arc::new(World::new(
+        Model {
+            users: models,
+            ..Model::default()
+        },
+        variants,
+        Arc::new(TrackedQueue::new(opened.queue)),
+        events,
+        audit,
+        clock.clone(),
+        shape.profile,
+    ));
+
+    let mut sched = Scheduler::new(SimRng::fork(config.seed, 2), shape.profile, clock.clone());
+    let mut tasks = Vec::new();
+    let mut budgeted = Vec::new();
+    let actor_giftify = |ctx: &sched::ActorCtx| {
+        let faults = Faults::new(ctx.clone(), world.probe.clone());
+        let giftify = Giftify {
+            ports: faults.ports(&truth_ports),
+            ..truth.clone()
+        };
+        (faults, giftify)
+    };
+    for index in 0..shape.users {
+        let ctx = sched.actor(format!("user{index}"), 1);
+        budgeted.push(ctx.id);
+        let (_, giftify) = actor_giftify(&ctx);
+        let user = User {
+            ctx,
+            giftify,
+            world: world.clone(),
+            rng: SimRng::fork(config.seed, 100 + index as u64),
+            index,
+            actions: shape.actions_per_user,
+        };
+        tasks.push(tokio::spawn(user.run()));
+    }
+    {
+        let ctx = sched.actor("admin".into(), 1);
+        budgeted.push(ctx.id);
+        let (_, giftify) = actor_giftify(&ctx);
+        let admin = Admin {
+            ctx,
+            giftify,
+            world: world.clone(),
+            rng: SimRng::fork(config.seed, 3),
+            actions: shape.admin_actions,
+        };
+        tasks.push(tokio::spawn(admin.run()));
+    }
+    for index in 0..shape.workers {
+        let ctx = sched.actor(format!("worker{index}"), shape.worker_weight);
+        let (faults, giftify) = actor_giftify(&ctx);
+        let worker = Worker {
+            queue: faults.queue_driver(world.queue.clone()),
+            ctx,
+            giftify,
+            world: world.clone(),
+            rng: SimRng::fork(config.seed, 200 + index as u64),
+            held: Vec::new(),
+        };
+        tasks.push(tokio::spawn(worker.run()));
+    }
+    {
+        let ctx = sched.actor("operator".into(), 1);
+        let (_, giftify) = actor_giftify(&ctx);
+        let operator = Operator {
+            ctx,
+            giftify,
+            world: world.clone(),
+            rng: SimRng::fork(config.seed, 4),
+        };
+        tasks.push(tokio::spawn(operator.run()));
+    }
+    // Whatever happens below, no actor outlives its run.
+    let _abort = AbortOnDrop(tasks);
+
+    let mut checker = Checker::default();
+    let mut actions = 0u64;
+    loop {
+        let settled = sched
+            .settle()
+            .await
+            .map_err(|e| fail(sched.steps, vec![e], sched.trace.render()))?;
+        let violations = std::mem::take(&mut world.model().violations);
+        if !violations.is_empty() {
+            return Err(fail(sched.steps, violations, sched.trace.render()));
+        }
+        if settled == Settled::Parked(Point::Idle) {
+            actions += 1;
+            if actions.is_multiple_of(config.scale.check_every) {
+                let found = checker.check(&truth, &world, false).await.map_err(|e| {
+                    fail(sched.steps, vec![format!("a check could not read: {}", error_chain(&e))], sched.trace.render())
+                })?;
+                if !found.is_empty() {
+                    return Err(fail(sched.steps, found, sched.trace.render()));
+                }
+            }
+        }
+        if !world.stopping() && budgeted.iter().all(|id| !sched.is_live(*id)) {
+            world.stop();
+        }
+        if sched.live() == 0 {
+            break;
+        }
+        if sched.steps > MAX_STEPS {
+            return Err(fail(sched.steps, vec!["the run did not end".into()], sched.trace.render()));
+        }
+        between_steps(&mut sched, &world).await;
+        sched.grant();
+    }
+
+    let steps = sched.steps;
+    let trace = sched.trace.render();
+    drain(&truth, &world)
+        .await
+        .map_err(|e| fail(steps, e, trace.clone()))?;
+    let found = checker
+        .check(&truth, &world, true)
+        .await
+        .map_err(|e| fail(steps, vec![format!("the final check could not read: {}", error_chain(&e))], trace.clone()))?;
+    let mut violations = std::mem::take(&mut world.model().violations);
+    violations.extend(found);
+    if !violations.is_empty() {
+        return Err(fail(steps, violations, trace));
+    }
+
+    let mut orders_by_status = BTreeMap::new();
+    for order in all_orders(&truth, &world).await.unwrap_or_default() {
+        *orders_by_status.entry(order.status.to_string()).or_insert(0) += 1;
+    }
+    let mut stats = world.model().stats.clone();
+    stats.conflicts = world.probe.conflicts.load(std::sync::atomic::Ordering::Relaxed);
+    stats.overlaps = world.probe.overlaps.load(std::sync::atomic::Ordering::Relaxed);
+    Ok(Report {
+        seed: config.seed,
+        backend: config.backend,
+        shape,
+        steps,
+        checks: checker.checks,
+        orders_by_status,
+        events: world.events.published().len(),
+        stats,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// A bound on scheduling steps, far above what any run needs: hitting it means livelock.
+const MAX_STEPS: u64 = 500_000;
+
+struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
+}
+
+/// Time passes and visibility timeouts run out between steps.
+async fn between_steps(sched: &mut Scheduler, world: &World) {
+    if sched.rng().chance(0.03) {
+        let pick = sched.rng().next_u64();
+        if let Some((delivery, released)) = world.queue.expire(|n| (pick % n as u64) as usize).await
+        {
+            world.model().stats.expired += 1;
+            sched.trace.push(format!(
+                "visibility of {} ({} receives) ran out: {:?}",
+                delivery.message_id,
+                delivery.receive_count,
+                released.map_err(|e| e.to_string())
+            ));
+        }
+    }
+    let rng = sched.rng();
+    let millis = match rng.below(1000) {
+        0..=899 => rng.between(0, 400),
+        900..=984 => rng.between(1_000, 40_000),
+        _ => rng.between(120_000, 240_000),
+    };
+    world.clock.advance(chrono::Duration::milliseconds(millis));
+}
+
+/// Users, and a small catalogue whose stock runs out often enough to exercise partial
+/// fulfillment and refunds.
+async fn setup(
+    giftify: &Giftify,
+    shape: &Shape,
+    seed: u64,
+) -> giftify_shared::Result<(Vec<UserId>, Vec<giftify_shared::ids::VariantId>)> {
+    let mut rng = SimRng::fork(seed, 5);
+    let mut users = Vec::new();
+    for index in 0..shape.users {
+        let user = giftify
+            .register(Registration {
+                email: Email::parse(&format!("sim{index}@example.in"))?,
+                password_hash: "not-a-real-hash".into(),
+                first_name: "Sim".into(),
+                last_name: format!("User{index}"),
+                phone_number: None,
+            })
+            .await?;
+        users.push(user.id);
+    }
+    let mut variants = Vec::new();
+    for (brand, denominations) in [("Zomato", [250, 500]), ("Amazon", [500, 1000])] {
+        let product = giftify
+            .add_product(NewProduct {
+                name: format!("{brand} Gift Card"),
+                description: format!("{brand} gift card"),
+                brand: brand.into(),
+                category: "shopping".into(),
+                image_url: "https://example.in/card.png".into(),
+                thumbnail_url: "https://example.in/card-thumb.png".into(),
+                terms_and_conditions: "Valid for one year.".into(),
+                how_to_redeem: "At checkout.".into(),
+                validity_days: 365,
+            })
+            .await?;
+        for denomination in denominations {
+            let mrp = denomination * 100;
+            let variant = giftify
+                .add_variant(
+                    product.id.clone(),
+                    NewVariant {
+                        name: format!("{brand} ₹{denomination}"),
+                        denomination,
+                        pricing: Pricing::new(mrp, mrp * 9 / 10, rng.between(0, 10))?,
+                        stock_quantity: rng.between(0, shape.max_stock),
+                        min_order_quantity: 1,
+                        max_order_quantity: 4,
+                        is_active: true,
+                    },
+                )
+                .await?;
+            variants.push(variant.id);
+        }
+    }
+    Ok((users, variants))
+}
+
+/// Every order of every simulated user.
+async fn all_orders(
+    giftify: &Giftify,
+    world: &World,
+) -> giftify_shared::Result<Vec<giftify_shared::order::Order>> {
+    let users: Vec<UserId> = world.model().users.iter().map(|u| u.id.clone()).collect();
+    let mut orders = Vec::new();
+    for user in &users {
+        for page in 1.. {
+            let got = giftify
+                .orders_of(
+                    user,
+                    None,
+                    giftify_shared::wallet::PageRequest { page, limit: 100 },
+                )
+                .await?;
+            let more = got.has_next();
+            orders.extend(got.items);
+            if !more {
+                break;
+            }
+        }
+    }
+    Ok(orders)
+}
+
+/// Rounds of the quiet end before the run is declared stuck.
+const DRAIN_ROUNDS: usize = 40;
+
+/// The end of the run, with every fault off: clients learn the outcome of every key they
+/// used, then the queue is worked, dead letters redriven and the reconciler run until nothing
+/// moves — every order must then be final and notified.
+async fn drain(giftify: &Giftify, world: &World) -> Result<(), Vec<String>> {
+    let mut problems = Vec::new();
+    let users = world.model().users.len();
+    for index in 0..users {
+        let open = world.model().users[index].open_keys();
+        for key in open {
+            for attempt in 0.. {
+                let (user, op, sent) = {
+                    let mut model = world.model();
+                    let now = world.clock.peek();
+                    let user = &mut model.users[index];
+                    let op = user.keys[&key].op.clone();
+                    let sent = user.begin(&op, Some(&key), now);
+                    (user.id.clone(), op, sent)
+                };
+                let result = client::send(giftify, &user, &op, Some(&key), format!("drain-{attempt}")).await;
+                let in_progress = matches!(result, Ok((Answer::Refused { code: "IDEMPOTENCY_IN_PROGRESS", .. }, _)));
+                learn(
+                    world,
+                    index,
+                    "drain",
+                    Sent { attempt: sent, op: &op, key: Some(&key) },
+                    Some(result),
+                    false,
+                );
+                if world.model().users[index].keys[&key].resolved.is_some() {
+                    break;
+                }
+                if attempt == 20 {
+                    problems.push(format!("{user}: key {key} for {op:?} never settled"));
+                    break;
+                }
+                if in_progress {
+                    // The crashed holder's lease has to run out first.
+                    world.clock.advance(LEASE + chrono::Duration::seconds(1));
+                }
+            }
+        }
+    }
+    world.probe.cure_all();
+
+    let internal = |what: &str, e: &giftify_shared::Error| format!("{what}: {}", error_chain(e));
+    for round in 0..DRAIN_ROUNDS {
+        world.model().stats.expired += world.queue.expire_all().await as u64;
+        for _ in 0..10_000 {
+            let batch = world.queue.receive(10).await.map_err(|e| vec![internal("receive", &e)])?;
+            if batch.is_empty() {
+                break;
+            }
+            for delivery in batch {
+                let message = serde_json::from_str(&delivery.body)
+                    .map_err(|e| vec![format!("a delivery has a malformed body: {e}")])?;
+                match giftify.handle_order_message(&message).await {
+                    Ok(_) => {
+                        world.model().stats.messages_handled += 1;
+                        world.queue.ack(&delivery).await.map_err(|e| vec![internal("ack", &e)])?;
+                    }
+                    Err(error) => {
+                        problems.push(format!(
+                            "with every fault off, handling {} failed: {}",
+                            message.order_id,
+                            error_chain(&error)
+                        ));
+                        return Err(problems);
+                    }
+                }
+            }
+        }
+        let redriven = giftify
+            .redrive(u32::MAX, false, |_| {})
+            .await
+            .map_err(|e| vec![internal("redrive", &e)])?;
+        world.model().stats.redriven += redriven.moved.len() as u64;
+        world
+            .clock
+            .advance(giftify.rules.stale_pending_after + chrono::Duration::seconds(1));
+        let reconciled = giftify.reconcile().await.map_err(|e| vec![internal("reconcile", &e)])?;
+        world.model().stats.reconciled += reconciled.requeued as u64;
+
+        let depths = giftify
+            .ports
+            .queue_ops
+            .depths()
+            .await
+            .map_err(|e| vec![internal("depths", &e)])?;
+        let orders = all_orders(giftify, world).await.map_err(|e| vec![internal("orders", &e)])?;
+        let settled = orders
+            .iter()
+            .all(|o| o.status.is_final() && o.notified_at.is_some());
+        let queue_empty = depths.ready == 0 && depths.in_flight == 0 && depths.dead == 0;
+        if settled && queue_empty && world.queue.in_flight() == 0 && redriven.moved.is_empty() {
+            return if problems.is_empty() { Ok(()) } else { Err(problems) };
+        }
+        if round + 1 == DRAIN_ROUNDS {
+            let stuck: Vec<String> = orders
+                .iter()
+                .filter(|o| !o.status.is_final() || o.notified_at.is_none())
+                .map(|o| format!("{} {} notified={:?}", o.id, o.status, o.notified_at))
+                .collect();
+            problems.push(format!(
+                "the system did not settle after {DRAIN_ROUNDS} quiet rounds: queue {depths:?}, \
+                 unsettled orders {stuck:?}"
+            ));
+        } else if depths.dead > 0 || depths.in_flight > 0 {
+            // SQS hides listed or redriven dead letters for a while on the wall clock.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    Err(problems)
+}

@@ -1,0 +1,200 @@
+//! What the simulated clients know: what they were told for sure, what may or may not have
+//! happened (a request that crashed, timed out or is still in flight), and which idempotency
+//! keys they used for what. The checker holds the backend's state against this knowledge:
+//! every acknowledged top-up and order must be there, and anything else that is there must be
+//! explained by a request whose outcome the client never learnt.
+
+use super::client::Op;
+use super::faults::Probe;
+use super::sched::{FaultProfile, SimClock};
+use super::truth::{AuditedCatalogue, RecordingPublisher, TrackedQueue};
+use chrono::{DateTime, Utc};
+use giftify_shared::Paise;
+use giftify_shared::ids::{OrderId, TransactionId, UserId, VariantId};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+/// Everything the actors, the checker and the driver share.
+pub struct World {
+    pub model: Mutex<Model>,
+    /// The variants, in the order the run created them.
+    pub variants: Vec<VariantId>,
+    pub probe: Arc<Probe>,
+    pub queue: Arc<TrackedQueue>,
+    pub events: Arc<RecordingPublisher>,
+    pub audit: Arc<AuditedCatalogue>,
+    pub clock: Arc<SimClock>,
+    pub profile: FaultProfile,
+    stop: AtomicBool,
+}
+
+impl World {
+    pub fn new(
+        model: Model,
+        variants: Vec<VariantId>,
+        queue: Arc<TrackedQueue>,
+        events: Arc<RecordingPublisher>,
+        audit: Arc<AuditedCatalogue>,
+        clock: Arc<SimClock>,
+        profile: FaultProfile,
+    ) -> Self {
+        World {
+            model: Mutex::new(model),
+            variants,
+            probe: Arc::default(),
+            queue,
+            events,
+            audit,
+            clock,
+            profile,
+            stop: AtomicBool::new(false),
+        }
+    }
+
+    pub fn model(&self) -> MutexGuard<'_, Model> {
+        self.model.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Asks the open-ended actors (workers, operator) to finish at their next idle gate.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+
+    pub fn stopping(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
+    pub fn violation(&self, message: String) {
+        self.model().violations.push(message);
+    }
+}
+
+/// The clients' knowledge, and counters for the report.
+#[derive(Debug, Default)]
+pub struct Model {
+    pub users: Vec<UserModel>,
+    /// Broken expectations found by the actors themselves (a wrong answer, an internal error).
+    pub violations: Vec<String>,
+    pub stats: Stats,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    /// Answers by kind: `placed`, `topped_up`, `cancelled`, or the code of a 4xx.
+    pub answers: BTreeMap<&'static str, u64>,
+    pub requests: u64,
+    pub uncertain: u64,
+    pub crashes: u64,
+    pub replays: u64,
+    pub messages_handled: u64,
+    pub message_failures: u64,
+    pub redriven: u64,
+    pub expired: u64,
+    pub reconciled: u64,
+    pub conflicts: u64,
+    pub overlaps: u64,
+}
+
+/// A request that may have committed: still in flight, or answered with a 5xx or not at all.
+#[derive(Clone, Debug)]
+pub struct Attempt {
+    pub id: u64,
+    pub op: Op,
+    pub key: Option<String>,
+}
+
+/// How a key's request ended, once a client learnt it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Resolved {
+    Credit(TransactionId),
+    Order(OrderId),
+    Cancel(OrderId),
+    Refused(&'static str),
+}
+
+#[derive(Clone, Debug)]
+pub struct KeyState {
+    pub op: Op,
+    pub resolved: Option<Resolved>,
+    pub first_used: DateTime<Utc>,
+}
+
+#[derive(Debug)]
+pub struct UserModel {
+    pub id: UserId,
+    /// Top-ups the client was told about, by transaction.
+    pub credits: BTreeMap<TransactionId, Paise>,
+    /// Orders the client was told were accepted, in that order.
+    pub orders: Vec<OrderId>,
+    pub maybe: Vec<Attempt>,
+    pub keys: BTreeMap<String, KeyState>,
+    next_attempt: u64,
+    next_key: u64,
+}
+
+impl UserModel {
+    pub fn new(id: UserId) -> Self {
+        UserModel {
+            id,
+            credits: BTreeMap::new(),
+            orders: Vec::new(),
+            maybe: Vec::new(),
+            keys: BTreeMap::new(),
+            next_attempt: 0,
+            next_key: 0,
+        }
+    }
+
+    /// A fresh key, unique within this user.
+    pub fn new_key(&mut self) -> String {
+        self.next_key += 1;
+        format!("sim-key-{}", self.next_key)
+    }
+
+    /// Records a request about to be sent; it may commit from now on.
+    pub fn begin(&mut self, op: &Op, key: Option<&str>, now: DateTime<Utc>) -> u64 {
+        self.next_attempt += 1;
+        let id = self.next_attempt;
+        if let Some(key) = key {
+            self.keys.entry(key.to_string()).or_insert(KeyState {
+                op: op.clone(),
+                resolved: None,
+                first_used: now,
+            });
+        }
+        if op.moves_money_in() {
+            self.maybe.push(Attempt {
+                id,
+                op: op.clone(),
+                key: key.map(str::to_string),
+            });
+        }
+        id
+    }
+
+    /// The client learnt the outcome of attempt `id`: it, and every other attempt with the same
+    /// key (a key has one outcome), no longer needs explaining.
+    pub fn settle(&mut self, id: u64, key: Option<&str>) {
+        self.maybe
+            .retain(|a| a.id != id && (key.is_none() || a.key.as_deref() != key));
+    }
+
+    /// Keys whose outcome the client has not learnt.
+    pub fn open_keys(&self) -> Vec<String> {
+        self.keys
+            .iter()
+            .filter(|(_, state)| state.resolved.is_none())
+            .map(|(key, _)| key.clone())
+            .collect()
+    }
+
+    /// Keys with a known outcome.
+    pub fn resolved_keys(&self) -> Vec<String> {
+        self.keys
+            .iter()
+            .filter(|(_, state)| state.resolved.is_some())
+            .map(|(key, _)| key.clone())
+            .collect()
+    }
+}

@@ -1,0 +1,247 @@
+//! Process-level crash test: the real release `giftify` binary, run as an API process
+//! (`serve --no-worker`) and a worker process (`worker`) on one data dir, under concurrent
+//! HTTP load, SIGKILLed again and again — the API alone, the worker alone, both together —
+//! and restarted each time. Afterwards every order must be final and money and stock
+//! conserved, checked through HTTP with the same invariants as the in-process tests.
+//!
+//! What this covers that the in-process tests cannot: a process dying between any two
+//! instructions (mid-transaction, mid-fsync, holding the SQLite write lock, holding queue
+//! messages, holding idempotency leases), two processes sharing one database, and clients
+//! retrying with the same `Idempotency-Key` across a restart.
+
+#[path = "api/invariants.rs"]
+mod invariants;
+#[path = "load/mod.rs"]
+mod load;
+#[allow(dead_code)]
+#[path = "api/support.rs"]
+mod support;
+
+use crate::invariants::{Api, assert_conserved, stock_by_variant};
+use crate::load::{HttpApi, Shop, Tally};
+use giftify_tests::process::{Deployment, GiftifyProcess, Http};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Kill cycles: API, worker, both, round-robin.
+const KILL_CYCLES: usize = 9;
+/// Concurrent shoppers.
+const SHOPPERS: usize = 12;
+
+/// What was killed in one cycle.
+#[derive(Clone, Copy, Debug)]
+enum Victim {
+    Api,
+    Worker,
+    Both,
+}
+
+/// The two processes of the deployment.
+struct Processes {
+    deployment: Deployment,
+    api: GiftifyProcess,
+    worker: GiftifyProcess,
+}
+
+impl Processes {
+    fn start(deployment: Deployment) -> Processes {
+        let api = deployment.spawn("api", &["serve", "--no-worker"]);
+        let worker = deployment.spawn("worker", &["worker"]);
+        Processes {
+            deployment,
+            api,
+            worker,
+        }
+    }
+
+    /// SIGKILLs the victim(s), then starts fresh processes in their place.
+    async fn kill_and_restart(&mut self, victim: Victim, http: &Http) {
+        if matches!(victim, Victim::Api | Victim::Both) {
+            self.api.kill();
+        }
+        if matches!(victim, Victim::Worker | Victim::Both) {
+            self.worker.kill();
+        }
+        // Down long enough for clients to notice and retry.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        if matches!(victim, Victim::Api | Victim::Both) {
+            self.api = self.deployment.spawn("api", &["serve", "--no-worker"]);
+        }
+        if matches!(victim, Victim::Worker | Victim::Both) {
+            self.worker = self.deployment.spawn("worker", &["worker"]);
+        }
+        http.wait_until_healthy(&mut self.api, Duration::from_secs(20))
+            .await;
+        self.worker.assert_running();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigkilled_api_and_worker_processes_lose_no_money_stock_or_orders() {
+    let started = Instant::now();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let deployment = Deployment::new(
+        dir.path(),
+        &[
+            // A killed worker's messages come back after the visibility timeout: keep it short
+            // so the test settles in seconds, not the production 30 s.
+            ("GIFTIFY_QUEUE_VISIBILITY_SECS", "2"),
+            // Kills may cost a message several receives; none should be dead-lettered for it.
+            ("GIFTIFY_QUEUE_MAX_RECEIVES", "20"),
+            // The reconciler re-enqueues PENDING orders older than this, on every worker start:
+            // duplicates of messages still queued, which fulfillment must absorb.
+            ("GIFTIFY_STALE_PENDING_SECS", "3"),
+            ("RUST_LOG", "info,giftify_api=debug,giftify_infra=debug,giftify_shared=debug"),
+        ],
+    );
+    let http = Http::new(&deployment.base_url(), Duration::from_secs(10));
+    let mut processes = Processes::start(deployment.clone());
+    http.wait_until_healthy(&mut processes.api, Duration::from_secs(30))
+        .await;
+
+    let admin_token = load::admin_token(&http).await;
+    let variants = load::variants(&http, &admin_token).await;
+    // One scarce variant, so concurrent orders race for the last units across the kills.
+    let scarce = &variants[0].id;
+    let set = http
+        .send(
+            reqwest::Method::PUT,
+            &format!("/admin/inventory/{scarce}"),
+            Some(&admin_token),
+            Some(&json!({"stockQuantity": 12})),
+            &[],
+        )
+        .await
+        .expect("inventory answers");
+    assert_eq!(set.status, 200, "{}", set.body);
+
+    let mut users = Vec::new();
+    for i in 0..SHOPPERS {
+        let user = load::register(&http, &format!("crash{i}-{}@example.in", std::process::id())).await;
+        let funded = http
+            .send(
+                reqwest::Method::POST,
+                "/wallet/topup",
+                Some(&user.token),
+                Some(&json!({"amount": 5_000_000})),
+                &[],
+            )
+            .await
+            .expect("top-up answers");
+        assert_eq!(funded.status, 200, "{}", funded.body);
+        users.push(user);
+    }
+    let api = HttpApi {
+        http: http.clone(),
+        admin_token: admin_token.clone(),
+    };
+    let initial_stock = stock_by_variant(&api).await;
+
+    // Shoppers run through every kill and a little past the last one.
+    let chaos_seconds = 3 * KILL_CYCLES as u64;
+    let shopping_ends = Instant::now() + Duration::from_secs(chaos_seconds + 2);
+    let shop = Arc::new(Shop {
+        http: http.clone(),
+        variants,
+        chaos: true,
+        give_up_at: shopping_ends + Duration::from_secs(20),
+    });
+    let seed: u64 = std::env::var("GIFTIFY_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    println!("crash test seed {seed} (replay the kill schedule with GIFTIFY_CRASH_SEED={seed})");
+    let shoppers: Vec<_> = users
+        .iter()
+        .enumerate()
+        .map(|(index, user)| {
+            let (shop, user) = (shop.clone(), user.clone());
+            tokio::spawn(async move {
+                load::shopper(&shop, index, user, seed + index as u64, shopping_ends).await
+            })
+        })
+        .collect();
+
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut kills = Vec::new();
+    for cycle in 0..KILL_CYCLES {
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(1_200..2_800))).await;
+        let victim = [Victim::Api, Victim::Worker, Victim::Both][cycle % 3];
+        processes.kill_and_restart(victim, &http).await;
+        kills.push(victim);
+    }
+
+    let mut tally = Tally::default();
+    for shopper in shoppers {
+        let (seen, _) = shopper.await.expect("a shopper task");
+        tally.merge(seen);
+    }
+
+    let settled = load::wait_until_settled(&http, &admin_token, Duration::from_secs(30)).await;
+    let dead_letters = processes.deployment.run(&["dlq", "list"]);
+    assert!(
+        settled,
+        "orders still open 30 s after the last kill; dead letters:\n{dead_letters}\nworker log:\n{}",
+        processes.worker.log_tail(30)
+    );
+    assert!(
+        dead_letters.contains("The dead-letter queue is empty"),
+        "kills must not dead-letter messages:\n{dead_letters}"
+    );
+
+    assert_conserved(&api, &users, &initial_stock).await;
+    assert_no_lost_orders(&api, &users, &tally).await;
+    assert!(
+        tally.violations.is_empty(),
+        "{} unexpected answers, e.g.:\n{}",
+        tally.violations.len(),
+        tally.violations.iter().take(10).cloned().collect::<Vec<_>>().join("\n")
+    );
+    processes.api.assert_running();
+    processes.worker.assert_running();
+    let logs = format!("{}{}", processes.api.log(), processes.worker.log());
+    for (number, pin) in &tally.revealed {
+        assert!(!logs.contains(number.as_str()), "a card number reached the logs");
+        assert!(
+            !logs.contains(&format!("\"{pin}\"")) && !logs.contains(&format!("={pin}")),
+            "a PIN reached the logs"
+        );
+    }
+
+    let p99 = tally.latency_ms(0.99);
+    println!(
+        "crash test: {} kill cycles ({} API, {} worker, {} both), {} requests (p99 {p99:.0} ms, \
+         {} 5xx), {} accepted orders, {} transport failures retried, {} abandoned, \
+         {} cards revealed, {:.1} s\n{}",
+        kills.len(),
+        kills.iter().filter(|v| matches!(v, Victim::Api)).count(),
+        kills.iter().filter(|v| matches!(v, Victim::Worker)).count(),
+        kills.iter().filter(|v| matches!(v, Victim::Both)).count(),
+        tally.requests,
+        tally.server_errors(),
+        tally.accepted_orders.len(),
+        tally.transport_errors,
+        tally.abandoned,
+        tally.revealed.len(),
+        started.elapsed().as_secs_f64(),
+        tally.outcome_lines()
+    );
+}
+
+/// Every order a client was told was accepted (202) exists, belongs to that client, and is
+/// final.
+async fn assert_no_lost_orders(api: &HttpApi, users: &[support::TestUser], tally: &Tally) {
+    for (index, order) in &tally.accepted_orders {
+        let response = api
+            .get(&format!("/orders/{order}"), Some(&users[*index].token))
+            .await;
+        let status = response.data()["status"].as_str().unwrap_or_default().to_string();
+        assert!(
+            ["FULFILLED", "PARTIALLY_FULFILLED", "REFUNDED", "CANCELLED"].contains(&status.as_str()),
+            "accepted order {order} is {status}"
+        );
+    }
+}
