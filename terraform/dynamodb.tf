@@ -24,14 +24,14 @@ resource "aws_dynamodb_table" "this" {
     }
   }
 
-  # ALL projections: the adapter reads whole items from its index queries.
   dynamic "global_secondary_index" {
     for_each = each.value.indexes
     content {
-      name            = global_secondary_index.key
-      hash_key        = global_secondary_index.value.hash_key
-      range_key       = global_secondary_index.value.range_key
-      projection_type = "ALL"
+      name               = global_secondary_index.key
+      hash_key           = global_secondary_index.value.hash_key
+      range_key          = global_secondary_index.value.range_key
+      projection_type    = global_secondary_index.value.projection
+      non_key_attributes = try(global_secondary_index.value.non_key_attributes, null)
     }
   }
 

@@ -13,7 +13,7 @@ locals {
       "products"            = { actions = ["BatchGetItem", "Scan", "PutItem", "ConditionCheckItem"], indexes = ["active-name-index"] }
       "product-variants"    = { actions = ["BatchGetItem", "Query", "Scan", "PutItem"], indexes = ["variantId-index"] }
       "cart"                = { actions = ["GetItem", "PutItem", "UpdateItem"], indexes = [] }
-      "orders"              = { actions = ["GetItem", "PutItem", "UpdateItem", "Scan"], indexes = ["userId-createdAt-index", "status-createdAt-index"] }
+      "orders"              = { actions = ["GetItem", "BatchGetItem", "PutItem", "UpdateItem", "Scan"], indexes = ["userId-createdAt-index", "status-createdAt-index"] }
       "gift-cards"          = { actions = ["GetItem", "BatchGetItem"], indexes = [] }
       "idempotency-keys"    = { actions = ["GetItem", "PutItem", "UpdateItem", "DeleteItem"], indexes = [] }
       "refresh-tokens"      = { actions = ["GetItem", "PutItem", "UpdateItem", "ConditionCheckItem"], indexes = [] }
@@ -21,7 +21,8 @@ locals {
       "audit"               = { actions = ["PutItem"], indexes = [] }
     }
     # One order message: PENDING → PROCESSING, read stock, then one transaction of stock
-    # decrements, cards, final status, refund (balance + REFUND record) and cart release.
+    # decrements, cards, final status, refund (balance + REFUND record) and cart release; a
+    # message that fails leaves a note of why in the audit table (`giftify dlq list` shows it).
     fulfillment = {
       "orders"              = { actions = ["GetItem", "UpdateItem"], indexes = [] }
       "product-variants"    = { actions = ["BatchGetItem", "UpdateItem"], indexes = ["variantId-index"] }
@@ -30,10 +31,12 @@ locals {
       "users"               = { actions = ["GetItem", "UpdateItem"], indexes = [] }
       "wallet-transactions" = { actions = ["PutItem"], indexes = [] }
       "cart"                = { actions = ["GetItem", "UpdateItem"], indexes = [] }
+      "audit"               = { actions = ["PutItem"], indexes = [] }
     }
-    # Stale PENDING orders and unsent events, both found through sparse/status indexes.
+    # Stale PENDING orders and unsent events, found through keys-only indexes and then read
+    # by key; marking an event sent is the one write.
     reconciler = {
-      "orders" = { actions = ["GetItem", "UpdateItem"], indexes = ["status-createdAt-index", "notifyPending-index"] }
+      "orders" = { actions = ["GetItem", "BatchGetItem", "UpdateItem"], indexes = ["status-createdAt-index", "notifyPending-index"] }
     }
   }
 

@@ -8,16 +8,18 @@ locals {
   name_prefix = var.stage == "" ? "giftify" : "giftify-${var.stage}"
 
   # Every DynamoDB table of infra/src/aws/tables.rs (`ALL`), keyed by its short name: keys,
-  # global secondary indexes and TTL attribute. Every key attribute is a string and every index
-  # projects ALL, as `giftify aws bootstrap` creates them. tests/tests/terraform_drift.rs reads
-  # this map through `terraform console` and fails when it and the code disagree.
+  # global secondary indexes with their projections, and TTL attribute. Every key attribute is
+  # a string, as `giftify aws bootstrap` creates them. Most indexes copy only keys (the adapter
+  # reads the items by key after the query, so a balance or status change is not also an index
+  # write); the active catalogue index copies whole products. tests/tests/terraform_drift.rs
+  # reads this map through `terraform console` and fails when it and the code disagree.
   dynamodb_tables = {
     "users" = {
       hash_key      = "userId"
       range_key     = null
       ttl_attribute = null
       indexes = {
-        "email-index" = { hash_key = "email", range_key = null }
+        "email-index" = { hash_key = "email", range_key = null, projection = "KEYS_ONLY" }
       }
     }
     "wallet-transactions" = {
@@ -25,8 +27,8 @@ locals {
       range_key     = "transactionId"
       ttl_attribute = null
       indexes = {
-        "transactionId-index"    = { hash_key = "transactionId", range_key = null }
-        "userId-createdAt-index" = { hash_key = "userId", range_key = "createdAt" }
+        "transactionId-index"    = { hash_key = "transactionId", range_key = null, projection = "KEYS_ONLY" }
+        "userId-createdAt-index" = { hash_key = "userId", range_key = "createdAt", projection = "KEYS_ONLY" }
       }
     }
     "products" = {
@@ -34,9 +36,10 @@ locals {
       range_key     = null
       ttl_attribute = null
       indexes = {
-        "category-createdAt-index" = { hash_key = "category", range_key = "createdAt" }
+        "category-createdAt-index" = { hash_key = "category", range_key = "createdAt", projection = "KEYS_ONLY" }
         # Sparse: `activeKey` is "true" on active products only (keys cannot be booleans).
-        "active-name-index" = { hash_key = "activeKey", range_key = "name" }
+        # Whole items: the catalogue page reads products straight from it.
+        "active-name-index" = { hash_key = "activeKey", range_key = "name", projection = "ALL" }
       }
     }
     "product-variants" = {
@@ -44,8 +47,8 @@ locals {
       range_key     = "variantId"
       ttl_attribute = null
       indexes = {
-        "variantId-index"                    = { hash_key = "variantId", range_key = null }
-        "productId-activeDenomination-index" = { hash_key = "productId", range_key = "activeDenomination" }
+        "variantId-index"                    = { hash_key = "variantId", range_key = null, projection = "KEYS_ONLY" }
+        "productId-activeDenomination-index" = { hash_key = "productId", range_key = "activeDenomination", projection = "KEYS_ONLY" }
       }
     }
     "cart" = {
@@ -59,10 +62,10 @@ locals {
       range_key     = null
       ttl_attribute = null
       indexes = {
-        "userId-createdAt-index" = { hash_key = "userId", range_key = "createdAt" }
-        "status-createdAt-index" = { hash_key = "status", range_key = "createdAt" }
+        "userId-createdAt-index" = { hash_key = "userId", range_key = "createdAt", projection = "KEYS_ONLY" }
+        "status-createdAt-index" = { hash_key = "status", range_key = "createdAt", projection = "KEYS_ONLY" }
         # Sparse: `notifyPending` exists only while a final order's event is unsent.
-        "notifyPending-index" = { hash_key = "notifyPending", range_key = "createdAt" }
+        "notifyPending-index" = { hash_key = "notifyPending", range_key = "createdAt", projection = "KEYS_ONLY" }
       }
     }
     "gift-cards" = {
@@ -70,10 +73,10 @@ locals {
       range_key     = null
       ttl_attribute = null
       indexes = {
-        "userId-issuedAt-index"    = { hash_key = "userId", range_key = "issuedAt" }
-        "orderId-giftCardId-index" = { hash_key = "orderId", range_key = "giftCardId" }
+        "userId-issuedAt-index"    = { hash_key = "userId", range_key = "issuedAt", projection = "KEYS_ONLY" }
+        "orderId-giftCardId-index" = { hash_key = "orderId", range_key = "giftCardId", projection = "KEYS_ONLY" }
         # The keyed HMAC of the card number, never the number.
-        "giftCardNumber-index" = { hash_key = "giftCardNumberHash", range_key = null }
+        "giftCardNumber-index" = { hash_key = "giftCardNumberHash", range_key = null, projection = "KEYS_ONLY" }
       }
     }
     "idempotency-keys" = {

@@ -67,7 +67,7 @@ variable "secret_recovery_window_days" {
 }
 
 variable "generate_secret_values" {
-  description = "Generate the JWT key and the card master key at apply time (write-only: they never enter the state). Set false to put the values in out of band, e.g. when moving an existing card key over."
+  description = "Generate the JWT key and the card master key at apply time (write-only: they never enter the state). Set false to put the values in out of band, e.g. when moving an existing card key over — and never turn it back on for that stage: it would write new keys over them, and cards sealed under the old card key could no longer be read."
   type        = bool
   default     = true
 }

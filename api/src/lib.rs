@@ -11,6 +11,7 @@ pub mod dto;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
+pub mod lambda_metrics;
 pub mod metrics;
 pub mod openapi;
 pub mod response;

@@ -51,34 +51,57 @@ impl Secrets {
     }
 }
 
-/// Reads a key file, or creates it exclusively with mode 0600. Two processes starting on one
-/// data dir agree: the loser of the create race reads the winner's file.
+/// Reads a key file, or creates it. Creation is crash-safe and agreed between processes:
+///
+/// - under an exclusive lock on `.keys.lock` in the same directory, so two processes starting
+///   on one data dir (API and worker) never generate two different keys;
+/// - the key is written to a temporary file, synced, renamed into place, and the directory
+///   synced, so the key file is either absent or whole — a process killed mid-write cannot
+///   leave an empty or partial key behind, and a power cut cannot lose a key that cards were
+///   already encrypted with;
+/// - an empty key file (left by a crash of an earlier build, which created the file before
+///   writing it) held no key that anything was ever encrypted or signed with, so it is
+///   replaced.
 fn read_or_create(path: &Path, generate: impl FnOnce() -> String) -> Result<String> {
-    match std::fs::OpenOptions::new()
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
         .write(true)
-        .create_new(true)
         .mode(0o600)
-        .open(path)
-    {
-        Ok(mut file) => {
-            let value = generate();
-            file.write_all(value.as_bytes())?;
-            file.sync_all()?;
-            Ok(value)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            // The creator may not have written yet; wait briefly for a complete key.
-            for _ in 0..50 {
-                let value = std::fs::read_to_string(path)?;
-                if !value.trim().is_empty() {
-                    return Ok(value.trim().to_string());
-                }
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            anyhow::bail!("{} is empty", path.display())
-        }
-        Err(e) => Err(e).with_context(|| format!("cannot create {}", path.display())),
+        .open(dir.join(".keys.lock"))
+        .with_context(|| format!("cannot open the key lock in {}", dir.display()))?;
+    // Released when `lock` is dropped, or by the kernel when the process dies.
+    lock.lock()
+        .with_context(|| format!("cannot lock the keys in {}", dir.display()))?;
+    match std::fs::read_to_string(path) {
+        Ok(value) if !value.trim().is_empty() => return Ok(value.trim().to_string()),
+        Ok(_) => tracing::warn!(path = %path.display(), "replacing an empty key file left by a crash"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     }
+    let value = generate();
+    let temporary = path.with_extension("key.tmp");
+    {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&temporary)
+            .with_context(|| format!("cannot create {}", temporary.display()))?;
+        file.write_all(value.as_bytes())?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&temporary, path)
+        .with_context(|| format!("cannot move the new key into {}", path.display()))?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("cannot sync {}", dir.display()))?;
+    Ok(value)
 }
 
 #[cfg(test)]
@@ -107,5 +130,50 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o777, 0o600, "{name}");
         }
+    }
+
+    #[test]
+    fn an_empty_key_file_left_by_a_crash_is_replaced_by_a_whole_key() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["jwt.key", "card.key"] {
+            std::fs::write(dir.path().join(name), "").unwrap();
+        }
+        let config = Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        let loaded = Secrets::load(&config).unwrap();
+        assert_eq!(loaded.jwt_secret.expose_secret().len(), 64);
+        let again = Secrets::load(&config).unwrap();
+        assert_eq!(loaded.card_key.to_base64(), again.card_key.to_base64());
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.ends_with(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
+
+    #[test]
+    fn processes_starting_together_on_a_fresh_data_dir_agree_on_one_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let loads: Vec<_> = (0..8)
+            .map(|_| {
+                let config = Config {
+                    data_dir: dir.path().to_path_buf(),
+                    ..Config::default()
+                };
+                std::thread::spawn(move || {
+                    let secrets = Secrets::load(&config).unwrap();
+                    (
+                        secrets.jwt_secret.expose_secret().to_string(),
+                        secrets.card_key.to_base64(),
+                    )
+                })
+            })
+            .collect();
+        let keys: std::collections::BTreeSet<_> =
+            loads.into_iter().map(|t| t.join().unwrap()).collect();
+        assert_eq!(keys.len(), 1, "every starter reads the same keys");
     }
 }

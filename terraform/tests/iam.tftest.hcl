@@ -64,7 +64,7 @@ run "the_reconciler_touches_only_the_orders_table_and_its_two_indexes" {
     condition = toset(flatten([
       for s in jsondecode(aws_iam_role_policy.function["reconciler"].policy).Statement :
       flatten([s.Action]) if anytrue([for r in flatten([s.Resource]) : startswith(r, "arn:aws:dynamodb:")])
-    ])) == toset(["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query"])
+    ])) == toset(["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:UpdateItem", "dynamodb:Query"])
     error_message = "The reconciler only reads orders and marks them notified."
   }
 }
@@ -76,12 +76,19 @@ run "the_fulfillment_worker_cannot_reach_accounts_scan_or_delete" {
     condition = alltrue(flatten([
       for s in jsondecode(aws_iam_role_policy.function["fulfillment"].policy).Statement : [
         for r in flatten([s.Resource]) : !anytrue([
-          for t in ["idempotency-keys", "refresh-tokens", "login-throttle", "audit"] :
+          for t in ["idempotency-keys", "refresh-tokens", "login-throttle"] :
           startswith(r, "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-${t}")
         ])
       ]
     ]))
-    error_message = "Fulfillment has no business with sessions, throttles, idempotency keys or the audit log."
+    error_message = "Fulfillment has no business with sessions, throttles or idempotency keys."
+  }
+  assert {
+    condition = alltrue([
+      for s in jsondecode(aws_iam_role_policy.function["fulfillment"].policy).Statement :
+      flatten([s.Action]) == ["dynamodb:PutItem"] if s.Resource == "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-audit"
+    ])
+    error_message = "Fulfillment may only add failure notes to the audit table, never read it (it holds card reveals)."
   }
   assert {
     condition = alltrue(flatten([

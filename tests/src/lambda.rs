@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::path::Path as FsPath;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 type Pending = Arc<Mutex<HashMap<String, oneshot::Sender<Result<Value, Value>>>>>;
@@ -22,7 +22,12 @@ type Pending = Arc<Mutex<HashMap<String, oneshot::Sender<Result<Value, Value>>>>
 struct Emulator {
     events: Arc<Mutex<mpsc::Receiver<(String, Value)>>>,
     pending: Pending,
+    first_poll: FirstPoll,
 }
+
+/// When the function first asked for an event: the end of its init phase, as Lambda measures
+/// its "Init Duration".
+type FirstPoll = Arc<std::sync::Mutex<Option<Instant>>>;
 
 /// A running emulator and the function process attached to it.
 pub struct LambdaHarness {
@@ -31,9 +36,14 @@ pub struct LambdaHarness {
     pending: Pending,
     child: Option<Child>,
     next_id: u64,
+    first_poll: FirstPoll,
+    spawned_at: Option<Instant>,
 }
 
 async fn next(State(emulator): State<Emulator>) -> Response {
+    if let Ok(mut first) = emulator.first_poll.lock() {
+        first.get_or_insert_with(Instant::now);
+    }
     let Some((id, event)) = emulator.events.lock().await.recv().await else {
         return StatusCode::GONE.into_response();
     };
@@ -100,9 +110,11 @@ impl LambdaHarness {
     pub async fn start() -> LambdaHarness {
         let (sender, receiver) = mpsc::channel(16);
         let pending: Pending = Arc::default();
+        let first_poll: FirstPoll = Arc::default();
         let emulator = Emulator {
             events: Arc::new(Mutex::new(receiver)),
             pending: pending.clone(),
+            first_poll: first_poll.clone(),
         };
         let app = Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next))
@@ -124,7 +136,19 @@ impl LambdaHarness {
             pending,
             child: None,
             next_id: 0,
+            first_poll,
+            spawned_at: None,
         }
+    }
+
+    /// When the function process was started.
+    pub fn spawned_at(&self) -> Option<Instant> {
+        self.spawned_at
+    }
+
+    /// When the function first asked for an event, i.e. finished its init.
+    pub fn first_poll_at(&self) -> Option<Instant> {
+        self.first_poll.lock().ok().and_then(|first| *first)
     }
 
     /// Runs `binary` as the function, with the Lambda environment plus `env`.
@@ -149,6 +173,7 @@ impl LambdaHarness {
         for (name, value) in env {
             command.env(name, value);
         }
+        self.spawned_at = Some(Instant::now());
         self.child = Some(command.spawn().expect("spawn the function"));
     }
 

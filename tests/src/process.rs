@@ -146,7 +146,11 @@ impl GiftifyProcess {
 
     /// Panics with the log tail when the process has exited on its own.
     pub fn assert_running(&mut self) {
-        if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+        if let Some(status) = self
+            .child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+        {
             panic!(
                 "giftify {} exited unexpectedly with {status}; log tail:\n{}",
                 self.name,

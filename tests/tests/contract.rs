@@ -88,6 +88,7 @@ macro_rules! contract_suite {
                 accounts::unknown_expired_and_revoked_refresh_tokens_are_invalid_and_store_nothing,
                 accounts::logout_revokes_only_the_family_of_the_token,
                 accounts::the_throttle_locks_an_account_after_max_failures_within_the_window,
+                accounts::a_failure_recorded_while_locked_keeps_the_lock_as_it_is,
                 accounts::failures_spread_beyond_the_window_do_not_lock,
                 accounts::a_reset_clears_the_failures_of_one_account_only,
                 wallet::a_top_up_credits_the_wallet_and_records_the_balance_after,

@@ -353,5 +353,31 @@ async fn the_release_api_binary_answers_api_gateway_events_under_the_runtime_api
         body["data"]["products"].as_array().unwrap().len() >= 5,
         "{body}"
     );
-    lambda.stop();
+    let variant = body["data"]["products"][0]["variants"][0]["variantId"].clone();
+    let top_up = api_event(
+        "POST",
+        "/wallet/topup",
+        Some(token),
+        Some(json!({"amount": 100_000})),
+    );
+    assert_eq!(
+        lambda.invoke(top_up).await.expect("answers")["statusCode"],
+        200
+    );
+    let order = json!({"items": [{"variantId": variant, "quantity": 1}]});
+    let created = lambda
+        .invoke(api_event(
+            "POST",
+            "/orders/create",
+            Some(token),
+            Some(order),
+        ))
+        .await
+        .expect("answers");
+    assert_eq!(created["statusCode"], 202, "{created}");
+    let output = lambda.stop();
+    assert!(
+        output.contains("\"OrdersAccepted\":1"),
+        "an EMF line per accepted order: {output}"
+    );
 }

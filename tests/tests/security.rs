@@ -90,7 +90,10 @@ pub async fn user_with_cards(app: &TestApp, prefix: &str) -> (TestUser, String, 
         .order_items(&user, json!([{"variantId": variant, "quantity": 2}]))
         .await;
     assert_eq!(created.status, 202, "{}", created.body);
-    let order = created.data()["orderId"].as_str().expect("orderId").to_string();
+    let order = created.data()["orderId"]
+        .as_str()
+        .expect("orderId")
+        .to_string();
     app.drain_queue().await;
     let detail = app.order(&user, &order).await;
     assert_eq!(detail.data()["status"], "FULFILLED", "{}", detail.body);

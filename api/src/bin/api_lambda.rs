@@ -2,6 +2,7 @@
 //! payload v2) through `lambda_http`. Clients, keys and the router are built once per cold
 //! start.
 
+use giftify_api::lambda_metrics::emit_order_metrics;
 use giftify_api::{AppState, router};
 use giftify_infra::aws::{runtime::AwsRuntime, sdk_config};
 use giftify_infra::config::{Config, LogFormat};
@@ -12,9 +13,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     config.log_format = LogFormat::Json;
     giftify_infra::telemetry::init(&config);
     let runtime = AwsRuntime::open(config, &sdk_config().await).await?;
-    let app = router(AppState::new(
-        runtime.giftify.clone(),
-        &runtime.secrets.jwt_secret,
-    ));
+    let state = AppState::new(runtime.giftify.clone(), &runtime.secrets.jwt_secret);
+    let app = router(state).layer(axum::middleware::from_fn(emit_order_metrics));
     lambda_http::run(app).await
 }

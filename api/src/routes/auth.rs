@@ -156,8 +156,11 @@ pub async fn register(
 
 /// Log in with email and password and start a session.
 ///
-/// After 5 failed attempts within 15 minutes the account is locked for 15 minutes (429 with
-/// `Retry-After`). Unknown emails take as long to reject as wrong passwords.
+/// Five attempts within 15 minutes without a success lock the account for 15 minutes: the
+/// fifth and every attempt while locked answer 429 with `Retry-After`, without the password
+/// being checked. Attempts are counted before the password is checked, so parallel guesses
+/// get no more checks than sequential ones. Unknown emails take as long to reject as wrong
+/// passwords, and lock the same way.
 #[utoipa::path(
     post, path = "/auth/login", tag = "auth",
     request_body = LoginRequest,
@@ -174,6 +177,9 @@ pub async fn login(
 ) -> Result<Response, ApiError> {
     let email = Email::parse(&body.email)?;
     let giftify = state.giftify();
+    // Counted before the password is checked (and refused once the account is locked), so a
+    // burst of parallel guesses gets no more checks than sequential ones.
+    giftify.begin_login_attempt(&email).await?;
     let (hash, user) = match giftify.login_credentials(&email).await? {
         Some(credentials) => (Some(credentials.password_hash), Some(credentials.user)),
         None => (None, None),
@@ -184,13 +190,7 @@ pub async fn login(
         .await?;
     let user = match user {
         Some(user) if matches && user.status == UserStatus::Active => user,
-        _ => {
-            // The core counts the failure and answers 401, or 429 once the account locks.
-            return Err(match giftify.login_failed(&email).await {
-                Err(error) => error.into(),
-                Ok(()) => CoreError::InvalidCredentials.into(),
-            });
-        }
+        _ => return Err(CoreError::InvalidCredentials.into()),
     };
     giftify.login_succeeded(&user).await?;
     let session = start_session(&state, &user).await?;

@@ -42,6 +42,22 @@ fn key_schema(partition: &str, sort: Option<&str>) -> Result<Vec<KeySchemaElemen
     Ok(schema)
 }
 
+fn projection(projection: super::tables::Projection) -> Projection {
+    use super::tables::Projection as P;
+    match projection {
+        P::All => Projection::builder()
+            .projection_type(ProjectionType::All)
+            .build(),
+        P::KeysOnly => Projection::builder()
+            .projection_type(ProjectionType::KeysOnly)
+            .build(),
+        P::Include(attributes) => Projection::builder()
+            .projection_type(ProjectionType::Include)
+            .set_non_key_attributes(Some(attributes.iter().map(|a| (*a).to_string()).collect()))
+            .build(),
+    }
+}
+
 async fn create_table(
     client: &aws_sdk_dynamodb::Client,
     table: &TableDef,
@@ -66,11 +82,7 @@ async fn create_table(
             GlobalSecondaryIndex::builder()
                 .index_name(index.name)
                 .set_key_schema(Some(key_schema(index.key.partition, index.key.sort)?))
-                .projection(
-                    Projection::builder()
-                        .projection_type(ProjectionType::All)
-                        .build(),
-                )
+                .projection(projection(index.projection))
                 .build()?,
         );
     }

@@ -12,6 +12,18 @@ pub struct Key {
 pub struct Index {
     pub name: &'static str,
     pub key: Key,
+    pub projection: Projection,
+}
+
+/// The attributes an index copies from its table, besides the table's and the index's keys
+/// (always copied). Every write that changes a copied attribute of an item in the index is
+/// also a write to the index, billed by the size of the copy: an index whose readers only
+/// need the keys copies only the keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Projection {
+    All,
+    KeysOnly,
+    Include(&'static [&'static str]),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,17 +40,35 @@ const fn key(partition: &'static str, sort: Option<&'static str>) -> Key {
     Key { partition, sort }
 }
 
+/// An index that copies whole items: for the index whose readers need every attribute and
+/// whose items rarely change.
 const fn index(name: &'static str, partition: &'static str, sort: Option<&'static str>) -> Index {
     Index {
         name,
         key: key(partition, sort),
+        projection: Projection::All,
+    }
+}
+
+/// An index that copies only the keys: readers fetch the items they need by key. Its entry
+/// is written when an item enters or leaves the index or changes an index key, never when
+/// another attribute changes (a balance, a stock count, a status note).
+const fn keys_index(
+    name: &'static str,
+    partition: &'static str,
+    sort: Option<&'static str>,
+) -> Index {
+    Index {
+        name,
+        key: key(partition, sort),
+        projection: Projection::KeysOnly,
     }
 }
 
 pub const USERS: TableDef = TableDef {
     short_name: "users",
     key: key("userId", None),
-    indexes: &[index("email-index", "email", None)],
+    indexes: &[keys_index("email-index", "email", None)],
     ttl_attribute: None,
 };
 
@@ -46,8 +76,8 @@ pub const WALLET_TRANSACTIONS: TableDef = TableDef {
     short_name: "wallet-transactions",
     key: key("userId", Some("transactionId")),
     indexes: &[
-        index("transactionId-index", "transactionId", None),
-        index("userId-createdAt-index", "userId", Some("createdAt")),
+        keys_index("transactionId-index", "transactionId", None),
+        keys_index("userId-createdAt-index", "userId", Some("createdAt")),
     ],
     ttl_attribute: None,
 };
@@ -56,7 +86,7 @@ pub const PRODUCTS: TableDef = TableDef {
     short_name: "products",
     key: key("productId", None),
     indexes: &[
-        index("category-createdAt-index", "category", Some("createdAt")),
+        keys_index("category-createdAt-index", "category", Some("createdAt")),
         // DynamoDB keys cannot be booleans: `activeKey` is "true" on active products only.
         index("active-name-index", "activeKey", Some("name")),
     ],
@@ -67,9 +97,9 @@ pub const PRODUCT_VARIANTS: TableDef = TableDef {
     short_name: "product-variants",
     key: key("productId", Some("variantId")),
     indexes: &[
-        index("variantId-index", "variantId", None),
+        keys_index("variantId-index", "variantId", None),
         // `activeDenomination` = "<10-digit denomination>" on active variants only.
-        index(
+        keys_index(
             "productId-activeDenomination-index",
             "productId",
             Some("activeDenomination"),
@@ -89,10 +119,10 @@ pub const ORDERS: TableDef = TableDef {
     short_name: "orders",
     key: key("orderId", None),
     indexes: &[
-        index("userId-createdAt-index", "userId", Some("createdAt")),
-        index("status-createdAt-index", "status", Some("createdAt")),
+        keys_index("userId-createdAt-index", "userId", Some("createdAt")),
+        keys_index("status-createdAt-index", "status", Some("createdAt")),
         // Sparse: `notifyPending` exists only while a final order's event is unsent.
-        index("notifyPending-index", "notifyPending", Some("createdAt")),
+        keys_index("notifyPending-index", "notifyPending", Some("createdAt")),
     ],
     ttl_attribute: None,
 };
@@ -101,10 +131,10 @@ pub const GIFT_CARDS: TableDef = TableDef {
     short_name: "gift-cards",
     key: key("giftCardId", None),
     indexes: &[
-        index("userId-issuedAt-index", "userId", Some("issuedAt")),
-        index("orderId-giftCardId-index", "orderId", Some("giftCardId")),
+        keys_index("userId-issuedAt-index", "userId", Some("issuedAt")),
+        keys_index("orderId-giftCardId-index", "orderId", Some("giftCardId")),
         // The keyed HMAC of the number, never the number.
-        index("giftCardNumber-index", "giftCardNumberHash", None),
+        keys_index("giftCardNumber-index", "giftCardNumberHash", None),
     ],
     ttl_attribute: None,
 };

@@ -507,8 +507,10 @@ impl Orders for SqliteStore {
     async fn place_order(&self, placement: &OrderPlacement) -> Result<()> {
         let placement = placement.clone();
         let window = self.options.dedup_window;
+        let order = placement.order.id.clone();
         self.write(move |conn| place(conn, &placement, window))
             .await?;
+        self.note_placed(&order);
         self.queue_work.notify_one();
         Ok(())
     }

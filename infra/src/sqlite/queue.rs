@@ -283,14 +283,32 @@ impl SqliteStore {
     /// out and the message was delivered again, and that newer delivery now owns it.
     pub async fn ack(&self, delivery: &ReceivedMessage) -> Result<bool> {
         let (message_id, receipt) = (delivery.message_id.clone(), delivery.receipt_handle.clone());
-        self.write(move |conn| {
-            Ok(execute(
-                conn,
-                "DELETE FROM queue_messages WHERE message_id = ?1 AND receipt = ?2",
-                params![message_id, receipt],
-            )? == 1)
-        })
-        .await
+        let (deleted, group_has_more) = self
+            .write(move |conn| {
+                let group: Option<String> = one(
+                    conn,
+                    "DELETE FROM queue_messages WHERE message_id = ?1 AND receipt = ?2 \
+                     RETURNING group_id",
+                    params![message_id, receipt],
+                    |row| Ok(row.get(0)?),
+                )?;
+                let Some(group) = group else {
+                    return Ok((false, false));
+                };
+                let more = count(
+                    conn,
+                    "SELECT COUNT(*) FROM (SELECT 1 FROM queue_messages WHERE group_id = ?1 LIMIT 1)",
+                    [&group],
+                )? > 0;
+                Ok((true, more))
+            })
+            .await?;
+        // The next message of the group became deliverable: wake the consumer now rather
+        // than at its next poll.
+        if group_has_more {
+            self.queue_work.notify_one();
+        }
+        Ok(deleted)
     }
 
     /// Gives a failed delivery back: visible again after `delay`, with `error` kept as its last
@@ -333,6 +351,9 @@ impl SqliteStore {
 #[async_trait]
 impl OrderQueue for SqliteStore {
     async fn enqueue(&self, message: &OrderMessage) -> Result<()> {
+        if self.take_placed(&message.order_id) {
+            return Ok(());
+        }
         let message = message.clone();
         let window = self.options.dedup_window;
         let sent = self

@@ -94,7 +94,10 @@ impl BatchFailure {
         let translated = translate(error);
         BatchFailure {
             retryable: translated.is_retryable(),
-            reason: format!("{what}: {}", giftify_shared::usecases::error_chain(&translated)),
+            reason: format!(
+                "{what}: {}",
+                giftify_shared::usecases::error_chain(&translated)
+            ),
         }
     }
 
@@ -302,7 +305,8 @@ mod tests {
             handles.push(tokio::spawn(async move {
                 writer
                     .write(|conn| {
-                        let v: i64 = conn.query_row("SELECT v FROM t WHERE k = 1", [], |r| r.get(0))?;
+                        let v: i64 =
+                            conn.query_row("SELECT v FROM t WHERE k = 1", [], |r| r.get(0))?;
                         conn.execute("UPDATE t SET v = ?1 WHERE k = 1", params![v + 1])?;
                         Ok(v)
                     })

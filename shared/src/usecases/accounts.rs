@@ -48,25 +48,14 @@ impl Giftify {
         self.ports.users.ensure_admin(&admin).await
     }
 
-    /// The credentials to verify a login against, unless the account is locked.
-    /// Unknown emails are throttled too, so the lock is no existence oracle.
-    pub async fn login_credentials(&self, email: &Email) -> Result<Option<UserCredentials>> {
-        let now = self.now();
-        if let Some(until) = self
-            .ports
-            .throttle
-            .locked_until(email.as_str(), now)
-            .await?
-        {
-            return Err(Error::RateLimited {
-                retry_after_secs: retry_after(until, now),
-            });
-        }
-        self.ports.users.credentials_by_email(email).await
-    }
-
-    /// Counts a failed login; the failure that locks the account answers 429 itself.
-    pub async fn login_failed(&self, email: &Email) -> Result<()> {
+    /// Counts a login attempt *before* its password is checked, so that a burst of parallel
+    /// guesses cannot all slip past a lock that only their own failures would set: every
+    /// attempt takes its place in the count atomically, and the attempt that reaches the
+    /// policy's limit — like every attempt while the account is locked — is refused with
+    /// `RateLimited`, unchecked. A successful login clears the count
+    /// ([`Giftify::login_succeeded`]). Unknown emails are counted too, so the lock is no
+    /// existence oracle.
+    pub async fn begin_login_attempt(&self, email: &Email) -> Result<()> {
         let now = self.now();
         match self
             .ports
@@ -77,8 +66,14 @@ impl Giftify {
             Some(until) => Err(Error::RateLimited {
                 retry_after_secs: retry_after(until, now),
             }),
-            None => Err(Error::InvalidCredentials),
+            None => Ok(()),
         }
+    }
+
+    /// The credentials to verify a login against; call [`Giftify::begin_login_attempt`]
+    /// first.
+    pub async fn login_credentials(&self, email: &Email) -> Result<Option<UserCredentials>> {
+        self.ports.users.credentials_by_email(email).await
     }
 
     pub async fn login_succeeded(&self, user: &User) -> Result<()> {

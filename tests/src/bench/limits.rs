@@ -25,8 +25,8 @@ use giftify_shared::order::{
     Fulfillment, FulfillmentDetails, Order, OrderLine, OrderPlacement, OrderSource, OrderStatus,
 };
 use giftify_shared::ports::{Catalogue, Orders, Ports};
-use giftify_shared::user::Email;
 use giftify_shared::usecases::Registration;
+use giftify_shared::user::Email;
 use giftify_shared::vault::{CardKey, CardVault, GiftCard, GiftCardStatus};
 use giftify_shared::{Giftify, Paise, Rules, SystemClock};
 use serde_json::{Value, json};

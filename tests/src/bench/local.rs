@@ -517,9 +517,7 @@ fn server_side(db: &Path, window: Window) -> Result<(u64, Samples)> {
         "SELECT fulfilled_at - created_at FROM orders \
          WHERE created_at >= ?1 AND created_at < ?2 AND fulfilled_at IS NOT NULL",
     )?;
-    let rows = statement.query_map([window.start_ms, window.end_ms], |row| {
-        row.get::<_, i64>(0)
-    })?;
+    let rows = statement.query_map([window.start_ms, window.end_ms], |row| row.get::<_, i64>(0))?;
     for ms in rows {
         latencies.record(Duration::from_millis(u64::try_from(ms?).unwrap_or(0)));
     }
@@ -528,7 +526,8 @@ fn server_side(db: &Path, window: Window) -> Result<(u64, Samples)> {
 
 /// Orders still PENDING or PROCESSING: after a drained run, there must be none.
 fn unfinished(db: &Path) -> Result<u64> {
-    let conn = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let conn =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     conn.busy_timeout(Duration::from_secs(5))?;
     Ok(conn.query_row(
         "SELECT COUNT(*) FROM orders WHERE status IN ('PENDING', 'PROCESSING')",
@@ -564,7 +563,9 @@ pub fn run(options: &LocalOptions) -> Result<Value> {
         Some(dir) => tempfile::Builder::new()
             .prefix("giftify-bench-")
             .tempdir_in(dir)?,
-        None => tempfile::Builder::new().prefix("giftify-bench-").tempdir()?,
+        None => tempfile::Builder::new()
+            .prefix("giftify-bench-")
+            .tempdir()?,
     };
     let clients_runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -573,8 +574,12 @@ pub fn run(options: &LocalOptions) -> Result<Value> {
 
     eprintln!("limits: fdatasync rate of {}", scratch.path().display());
     let fsync = limits::fdatasync_rate(scratch.path())?;
-    eprintln!("limits: an axum endpoint that does nothing, {} clients", options.clients);
-    let noop = clients_runtime.block_on(limits::noop_http(options.clients, options.limit_duration))?;
+    eprintln!(
+        "limits: an axum endpoint that does nothing, {} clients",
+        options.clients
+    );
+    let noop =
+        clients_runtime.block_on(limits::noop_http(options.clients, options.limit_duration))?;
     eprintln!("limits: raw SQLite place + fulfil through the store ports");
     let raw = clients_runtime.block_on(limits::raw_sqlite(
         &scratch.path().join("raw"),
@@ -716,7 +721,11 @@ pub fn table(report: &Value) -> String {
         out.push_str(&format!("  {label:<44} {value}\n"));
     };
     out.push_str("limits\n");
-    line(&mut out, "fdatasync/s (data dir)", fmt(&limits["fdatasync_per_s"]));
+    line(
+        &mut out,
+        "fdatasync/s (data dir)",
+        fmt(&limits["fdatasync_per_s"]),
+    );
     line(
         &mut out,
         "raw SQLite place+fulfil orders/s",
@@ -776,11 +785,21 @@ pub fn table(report: &Value) -> String {
         );
         line(&mut out, "errors", p["errors"].to_string());
     }
-    line(&mut out, "peak RSS MiB (whole bench process)", fmt(&report["peak_rss_mib"]));
+    line(
+        &mut out,
+        "peak RSS MiB (whole bench process)",
+        fmt(&report["peak_rss_mib"]),
+    );
     out.push_str("ratios\n");
     for (label, key) in [
-        ("fulfilled/s ÷ raw SQLite orders/s", "fulfilled_per_s_vs_raw_sqlite_orders_per_s"),
-        ("HTTP requests/s ÷ no-op requests/s", "http_requests_per_s_vs_noop_requests_per_s"),
+        (
+            "fulfilled/s ÷ raw SQLite orders/s",
+            "fulfilled_per_s_vs_raw_sqlite_orders_per_s",
+        ),
+        (
+            "HTTP requests/s ÷ no-op requests/s",
+            "http_requests_per_s_vs_noop_requests_per_s",
+        ),
         ("create p50 ÷ no-op p50", "create_p50_vs_noop_p50"),
     ] {
         line(&mut out, label, fmt(&report["ratios"][key]));

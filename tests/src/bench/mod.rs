@@ -11,8 +11,11 @@
 //! a figure in `docs/benchmarks.md` can be traced to the run that produced it. Nothing here
 //! asserts a timing: tests cover the measuring tools, not the machine.
 
-pub mod local;
+pub mod coldstart;
+pub mod cost;
+pub mod dynamo_units;
 pub mod limits;
+pub mod local;
 pub mod stats;
 
 use serde_json::{Value, json};

@@ -10,12 +10,15 @@
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
-use giftify_tests::bench::{self, local};
+use giftify_tests::bench::{self, coldstart, cost, local};
 use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Debug, Parser)]
-#[command(name = "bench", about = "Giftify benchmarks: local throughput and latency against the machine's limits, AWS cost per order, Lambda cold start and size")]
+#[command(
+    name = "bench",
+    about = "Giftify benchmarks: local throughput and latency against the machine's limits, AWS cost per order, Lambda cold start and size"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -28,6 +31,39 @@ struct Cli {
 enum Command {
     /// The embedded stack over HTTP on loopback, against raw SQLite and a no-op endpoint.
     Local(LocalArgs),
+    /// DynamoDB units, SQS, SNS and Lambda requests per order on moto, in USD per million.
+    Cost(CostArgs),
+    /// Lambda package sizes and cold starts of the release binaries (build them first).
+    Lambda(LambdaArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+struct LambdaArgs {
+    /// Cold starts per function.
+    #[arg(long, default_value_t = 7)]
+    runs: usize,
+    /// Read the keys from Secrets Manager at init, as the deployed functions do.
+    #[arg(long)]
+    secrets_manager: bool,
+    /// Where to write the JSON report.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+struct CostArgs {
+    /// Orders measured.
+    #[arg(long, default_value_t = 20)]
+    orders: usize,
+    /// Create orders without an Idempotency-Key header.
+    #[arg(long)]
+    no_idempotency_key: bool,
+    /// Lambda memory size in MB, for the GB-seconds.
+    #[arg(long, default_value_t = 256)]
+    memory_mb: u32,
+    /// Where to write the JSON report.
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -62,8 +98,51 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Local(args)) => run_local(&args),
+        Some(Command::Cost(args)) => run_cost(&args),
+        Some(Command::Lambda(args)) => run_lambda(&args),
         None => run_local(&cli.local),
     }
+}
+
+fn run_lambda(args: &LambdaArgs) -> Result<()> {
+    anyhow::ensure!(args.runs > 0, "--runs must be at least 1");
+    let options = coldstart::ColdStartOptions {
+        runs: args.runs,
+        secrets_manager: args.secrets_manager,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let figures = runtime.block_on(coldstart::run(&options))?;
+    print!("{}", coldstart::table(&figures));
+    let kind = if options.secrets_manager {
+        "lambda-secrets-manager"
+    } else {
+        "lambda"
+    };
+    let report = bench::envelope(kind, figures);
+    let path = bench::output_path(kind, args.out.as_deref());
+    bench::write_report(&path, &report)?;
+    println!("report: {}", path.display());
+    Ok(())
+}
+
+fn run_cost(args: &CostArgs) -> Result<()> {
+    anyhow::ensure!(args.orders > 0, "--orders must be at least 1");
+    let options = cost::CostOptions {
+        orders: args.orders,
+        idempotency_key: !args.no_idempotency_key,
+        memory_mb: args.memory_mb,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let figures = runtime.block_on(cost::run(&options))?;
+    print!("{}", cost::table(&figures));
+    let kind = if options.idempotency_key { "cost" } else { "cost-no-key" };
+    let report = bench::envelope(kind, figures);
+    let path = bench::output_path(kind, args.out.as_deref());
+    bench::write_report(&path, &report)?;
+    println!("report: {}", path.display());
+    Ok(())
 }
 
 fn run_local(args: &LocalArgs) -> Result<()> {

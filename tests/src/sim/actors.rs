@@ -15,6 +15,7 @@ use super::rng::SimRng;
 use super::sched::ActorCtx;
 use super::truth::{Delivery, QueueDriver};
 use giftify_shared::catalogue::VariantUpdate;
+use giftify_shared::idempotency::LEASE;
 use giftify_shared::ids::OrderId;
 use giftify_shared::order::{OrderMessage, OrderStatus};
 use giftify_shared::usecases::{BatchItem, MessageOutcome, error_chain};
@@ -34,18 +35,32 @@ pub struct User {
     /// This user's index in the model.
     pub index: usize,
     pub actions: u32,
+    /// How often an order line goes to the first variant.
+    pub hot_variant: f64,
 }
 
 /// What a user does next.
 enum UserAction {
-    Send { op: Op, key: Option<String> },
+    Send {
+        op: Op,
+        key: Option<String>,
+    },
     /// The same request again under the same key, after an unclear answer.
-    Retry { key: String },
+    Retry {
+        key: String,
+    },
     /// A finished key with a different body: must be refused as reused.
-    Reuse { key: String },
-    SetCart { variant: usize, quantity: i64 },
+    Reuse {
+        key: String,
+    },
+    SetCart {
+        variant: usize,
+        quantity: i64,
+    },
     ClearCart,
-    View { order: OrderId },
+    View {
+        order: OrderId,
+    },
 }
 
 impl User {
@@ -59,12 +74,24 @@ impl User {
     }
 
     fn choose(&mut self) -> UserAction {
-        let (open, resolved, orders) = {
+        let (open, racing, resolved, orders) = {
             let model = self.world.model();
             let user = &model.users[self.index];
-            (user.open_keys(), user.resolved_keys(), user.orders.clone())
+            (
+                user.open_keys(),
+                user.racing_keys(),
+                user.resolved_keys(),
+                user.orders.clone(),
+            )
         };
         let rng = &mut self.rng;
+        // A second client of the same user retrying a request still in flight (a timeout on
+        // one connection, a retry on another): the race the idempotency lease arbitrates.
+        if !racing.is_empty() && rng.chance(0.5) {
+            return UserAction::Retry {
+                key: rng.pick(&racing).clone(),
+            };
+        }
         // A client that got no clear answer usually retries soon with the same key.
         if !open.is_empty() && rng.chance(0.35) {
             return UserAction::Retry {
@@ -83,13 +110,24 @@ impl User {
                 },
             },
             15..=49 => {
-                let first = rng.index(variants);
+                let first = if rng.chance(self.hot_variant) {
+                    0
+                } else {
+                    rng.index(variants)
+                };
                 // Mostly within the variant's bounds (1–4), now and then beyond them.
-                let quantity = if rng.chance(0.05) { 5 } else { rng.between(1, 4) as u32 };
+                let quantity = if rng.chance(0.05) {
+                    5
+                } else {
+                    rng.between(1, 4) as u32
+                };
                 let mut lines = vec![(self.world.variants[first].clone(), quantity)];
                 if rng.chance(0.3) {
                     let second = (first + 1 + rng.index(variants - 1)) % variants;
-                    lines.push((self.world.variants[second].clone(), rng.between(1, 4) as u32));
+                    lines.push((
+                        self.world.variants[second].clone(),
+                        rng.between(1, 4) as u32,
+                    ));
                 }
                 Op::OrderItems { lines }
             }
@@ -147,13 +185,20 @@ impl User {
                 let giftify = self.giftify.clone();
                 let result = self
                     .ctx
-                    .request(async { client::send(&giftify, &user_id, &other, Some(&key), token).await })
+                    .request(async {
+                        client::send(&giftify, &user_id, &other, Some(&key), token).await
+                    })
                     .await;
                 // Keys are kept 24 h; the run is far shorter, but say why if that changes.
                 let fresh = self.world.clock.peek() - first_used < chrono::Duration::hours(23);
                 match result {
-                    Some(Ok((Answer::Refused { code, .. }, _)))
-                        if code == "IDEMPOTENCY_KEY_REUSED" => {}
+                    Some(Ok((
+                        Answer::Refused {
+                            code: "IDEMPOTENCY_KEY_REUSED",
+                            ..
+                        },
+                        _,
+                    ))) => {}
                     // The refusal may be lost to a fault like any answer.
                     None | Some(Err(_)) => {}
                     Some(Ok((answer, _))) if fresh => self.world.violation(format!(
@@ -168,7 +213,11 @@ impl User {
                 let giftify = self.giftify.clone();
                 let result = self
                     .ctx
-                    .request(async { giftify.set_cart_quantity(&user_id, &variant, quantity).await })
+                    .request(async {
+                        giftify
+                            .set_cart_quantity(&user_id, &variant, quantity)
+                            .await
+                    })
                     .await;
                 self.expect_no_bug("cart edit", result.and_then(|r| r.err()));
             }
@@ -188,7 +237,10 @@ impl User {
                     .await;
                 match result {
                     Some(Ok(seen)) if seen.id != order || seen.user_id != user_id => {
-                        self.world.violation(format!("{}: asked for {order}, got {}", self.ctx.name, seen.id));
+                        self.world.violation(format!(
+                            "{}: asked for {order}, got {}",
+                            self.ctx.name, seen.id
+                        ));
                     }
                     Some(Err(Error::NotFound(_))) => self.world.violation(format!(
                         "{}: accepted order {order} is not found",
@@ -217,6 +269,9 @@ impl User {
             let mut model = self.world.model();
             model.stats.requests += 1;
             let now = self.world.clock.peek();
+            model
+                .notes
+                .push(format!("{}: sends {op:?} key {key:?}", self.ctx.name));
             let user = &mut model.users[self.index];
             (user.id.clone(), user.begin(&op, key.as_deref(), now))
         };
@@ -229,14 +284,35 @@ impl User {
             .ctx
             .request(async { client::send(&giftify, &user_id, &op, key.as_deref(), token).await })
             .await;
+        let in_progress = matches!(
+            result,
+            Some(Ok((
+                Answer::Refused {
+                    code: "IDEMPOTENCY_IN_PROGRESS",
+                    ..
+                },
+                _
+            )))
+        );
         learn(
             &self.world,
             self.index,
             &self.ctx.name,
-            Sent { attempt, op: &op, key: key.as_deref() },
+            Sent {
+                attempt,
+                op: &op,
+                key: key.as_deref(),
+            },
             result,
             poison,
         );
+        // Told to come back later, the client waits out the holder's lease before it retries,
+        // so that its retry may take the key over from a holder that is merely slow.
+        if in_progress && self.rng.chance(0.5) {
+            self.world
+                .clock
+                .advance(LEASE + chrono::Duration::seconds(1));
+        }
     }
 }
 
@@ -248,8 +324,8 @@ pub struct Sent<'a> {
 }
 
 /// Records what a client learnt from the answer to `sent` (`None`: the server crashed), and
-/// checks the answer against the request. `poison` marks a newly accepted order's messages to
-/// fail until the final drain.
+/// checks the answer against the request. `poison` makes a newly accepted order's handling
+/// fail for a while.
 pub fn learn(
     world: &World,
     index: usize,
@@ -260,6 +336,26 @@ pub fn learn(
 ) {
     let Sent { attempt, op, key } = sent;
     let mut model = world.model();
+    let told = match &result {
+        None => "no answer (crash)".to_string(),
+        Some(Err(error)) => format!("5xx {}", error_chain(error)),
+        Some(Ok((Answer::ToppedUp(txn), replay))) => {
+            format!("topped up {} (replay {replay})", txn.id)
+        }
+        Some(Ok((Answer::Placed(order), replay))) => {
+            format!("placed {} (replay {replay})", order.id)
+        }
+        Some(Ok((Answer::Cancelled(order), replay))) => {
+            format!("cancelled {} (replay {replay})", order.id)
+        }
+        Some(Ok((Answer::Refused { code, .. }, replay))) => format!("{code} (replay {replay})"),
+    };
+    model
+        .notes
+        .push(format!("{name}: {op:?} key {key:?} → {told}"));
+    if let Some(key) = key {
+        model.users[index].returned(key);
+    }
     let user_id = model.users[index].id.clone();
     let answer = match result {
         None => {
@@ -338,7 +434,9 @@ pub fn learn(
             if !user.orders.contains(&order.id) {
                 user.orders.push(order.id.clone());
                 if poison {
-                    world.probe.poison(order.id.clone());
+                    // Long enough to exhaust its receives and sit in the dead-letter queue.
+                    let until = world.clock.peek() + chrono::Duration::minutes(5);
+                    world.probe.poison(order.id.clone(), until);
                 }
             }
             Resolved::Order(order.id.clone())
@@ -366,9 +464,12 @@ pub fn learn(
     if let Some(key) = key {
         let state = user.keys.get_mut(key).expect("the key was recorded");
         match &state.resolved {
-            Some(before) if *before != resolved && !matches!(before, Resolved::Refused(_)) => {
-                let message =
-                    format!("{name}: key {key} answered {resolved:?} after it had answered {before:?}");
+            // One key, one outcome: whatever a client is told under a key, every other
+            // answer under it must agree.
+            Some(before) if *before != resolved => {
+                let message = format!(
+                    "{name}: key {key} answered {resolved:?} after it had answered {before:?}"
+                );
                 model.violations.push(message);
             }
             _ => state.resolved = Some(resolved),
@@ -382,6 +483,8 @@ pub struct Admin {
     pub world: Arc<World>,
     pub rng: SimRng,
     pub actions: u32,
+    /// The most stock an overwrite sets.
+    pub max_stock: i64,
 }
 
 impl Admin {
@@ -391,12 +494,14 @@ impl Admin {
             self.ctx.idle().await;
             let variant = self.rng.pick(&self.world.variants).clone();
             let update = match self.rng.below(10) {
+                // Restocking (and the odd write-off) keeps orders coming without ending
+                // contention: the stock stays small.
                 0..=3 => VariantUpdate {
-                    stock_adjustment: Some(self.rng.between(-3, 6)),
+                    stock_adjustment: Some(self.rng.between(-2, 6)),
                     ..VariantUpdate::default()
                 },
                 4..=5 => VariantUpdate {
-                    stock_quantity: Some(self.rng.between(0, 10)),
+                    stock_quantity: Some(self.rng.between(0, self.max_stock)),
                     ..VariantUpdate::default()
                 },
                 6..=7 => VariantUpdate {
@@ -404,7 +509,7 @@ impl Admin {
                     ..VariantUpdate::default()
                 },
                 _ => VariantUpdate {
-                    is_active: Some(self.rng.chance(0.7)),
+                    is_active: Some(self.rng.chance(0.8)),
                     ..VariantUpdate::default()
                 },
             };
@@ -461,12 +566,19 @@ impl Worker {
     }
 
     fn choose(&mut self) -> WorkerAction {
+        // Mostly one message at a time, as a busy worker pool does: a worker that hoards the
+        // head of every group leaves the others nothing to race it on.
+        let receive = if self.rng.chance(0.7) {
+            1
+        } else {
+            self.rng.between(2, 3) as usize
+        };
         let held = self.held.len();
         if held == 0 {
-            return WorkerAction::Receive(self.rng.between(1, 3) as usize);
+            return WorkerAction::Receive(receive);
         }
         match self.rng.below(100) {
-            0..=24 => WorkerAction::Receive(self.rng.between(1, 3) as usize),
+            0..=24 => WorkerAction::Receive(receive),
             25..=74 => WorkerAction::Handle {
                 index: self.rng.index(held),
                 keep: false,

@@ -77,7 +77,12 @@ fn forward(before: OrderStatus, after: OrderStatus) -> bool {
 
 impl Checker {
     /// Checks everything; `end` adds the checks that only hold once the run is quiet.
-    pub async fn check(&mut self, giftify: &Giftify, world: &World, end: bool) -> Result<Violations> {
+    pub async fn check(
+        &mut self,
+        giftify: &Giftify,
+        world: &World,
+        end: bool,
+    ) -> Result<Violations> {
         self.checks += 1;
         let ports = &giftify.ports;
         let mut found = Violations::new();
@@ -96,8 +101,9 @@ impl Checker {
         let mut orders: BTreeMap<OrderId, Order> = BTreeMap::new();
         {
             let model = world.model();
-            for (user, wallet) in model.users.iter().zip(&wallets) {
-                self.check_wallet(user, wallet, &mut found);
+            for (index, (user, wallet)) in model.users.iter().zip(&wallets).enumerate() {
+                let who = format!("user{index} ({})", user.id);
+                self.check_wallet(&who, user, wallet, &mut found);
                 for order in &wallet.orders {
                     for line in &order.items {
                         *issued.entry(line.variant_id.clone()).or_default() +=
@@ -113,7 +119,10 @@ impl Checker {
         for entry in &inventory {
             let variant = &entry.variant;
             if variant.stock_quantity < 0 {
-                found.push(format!("variant {} has negative stock {}", variant.id, variant.stock_quantity));
+                found.push(format!(
+                    "variant {} has negative stock {}",
+                    variant.id, variant.stock_quantity
+                ));
             }
             let put_in = added.get(&variant.id).copied().unwrap_or(0);
             let cards = issued.get(&variant.id).copied().unwrap_or(0);
@@ -130,24 +139,43 @@ impl Checker {
         if end {
             for order in orders.values() {
                 if !order.status.is_final() {
-                    found.push(format!("order {} never reached a final status: {}", order.id, order.status));
+                    found.push(format!(
+                        "order {} never reached a final status: {}",
+                        order.id, order.status
+                    ));
                 } else if order.notified_at.is_none() {
-                    found.push(format!("final order {} was never marked notified", order.id));
+                    found.push(format!(
+                        "final order {} was never marked notified",
+                        order.id
+                    ));
                 }
             }
             for user in &world.model().users {
                 for key in user.open_keys() {
-                    found.push(format!("{}: the outcome of key {key} was never learnt", user.id));
+                    found.push(format!(
+                        "{}: the outcome of key {key} was never learnt",
+                        user.id
+                    ));
                 }
             }
         }
         Ok(found)
     }
 
-    fn check_wallet(&mut self, user: &UserModel, wallet: &Wallet, found: &mut Violations) {
-        let who = &user.id;
+    fn check_wallet(
+        &mut self,
+        who: &str,
+        user: &UserModel,
+        wallet: &Wallet,
+        found: &mut Violations,
+    ) {
         let sum = |kind: TransactionType| -> i64 {
-            wallet.ledger.iter().filter(|t| t.kind == kind).map(|t| t.amount.get()).sum()
+            wallet
+                .ledger
+                .iter()
+                .filter(|t| t.kind == kind)
+                .map(|t| t.amount.get())
+                .sum()
         };
         let (credits, debits, refunds) = (
             sum(TransactionType::Credit),
@@ -173,10 +201,15 @@ impl Checker {
                 }
                 (_, None) => found.push(format!("{who}: {:?} {} names no order", txn.kind, txn.id)),
                 (kind, Some(order)) => match by_id.get(order) {
-                    None => found.push(format!("{who}: {kind:?} {} for unknown order {order}", txn.id)),
-                    Some(o) if kind == TransactionType::Refund && !o.status.is_final() => found.push(
-                        format!("{who}: refund {} for order {order} still {}", txn.id, o.status),
-                    ),
+                    None => found.push(format!(
+                        "{who}: {kind:?} {} for unknown order {order}",
+                        txn.id
+                    )),
+                    Some(o) if kind == TransactionType::Refund && !o.status.is_final() => found
+                        .push(format!(
+                            "{who}: refund {} for order {order} still {}",
+                            txn.id, o.status
+                        )),
                     Some(_) => {}
                 },
             }
@@ -186,13 +219,16 @@ impl Checker {
         let mut fulfilled = 0i64;
         for order in &wallet.orders {
             let id = &order.id;
-            if order.user_id != *who {
+            if order.user_id != user.id {
                 found.push(format!("{who}: lists order {id} of {}", order.user_id));
             }
             if let Some(before) = self.last_status.insert(id.clone(), order.status)
                 && !forward(before, order.status)
             {
-                found.push(format!("order {id} went from {before} back to {}", order.status));
+                found.push(format!(
+                    "order {id} went from {before} back to {}",
+                    order.status
+                ));
             }
             let of = |kind: TransactionType| -> Vec<&WalletTransaction> {
                 wallet
@@ -218,15 +254,24 @@ impl Checker {
                     order.paid_amount.get()
                 ));
             }
-            if order.items.iter().any(|l| l.fulfilled_quantity > l.requested_quantity) {
-                found.push(format!("order {id}: a line is fulfilled beyond what it requested"));
+            if order
+                .items
+                .iter()
+                .any(|l| l.fulfilled_quantity > l.requested_quantity)
+            {
+                found.push(format!(
+                    "order {id}: a line is fulfilled beyond what it requested"
+                ));
             }
             let refunded: i64 = refund.iter().map(|t| t.amount.get()).sum();
             let owed = match order.status {
                 OrderStatus::Pending | OrderStatus::Processing => {
                     in_flight += order.paid_amount.get();
                     if order.items.iter().any(|l| l.fulfilled_quantity > 0) {
-                        found.push(format!("order {id}: units fulfilled while {}", order.status));
+                        found.push(format!(
+                            "order {id}: units fulfilled while {}",
+                            order.status
+                        ));
                     }
                     0
                 }
@@ -257,7 +302,8 @@ impl Checker {
                 ));
             }
             if order.status.is_final()
-                && order.paid_amount.get() != order.fulfilled_value().get() + order.refund_amount.get()
+                && order.paid_amount.get()
+                    != order.fulfilled_value().get() + order.refund_amount.get()
             {
                 found.push(format!("order {id}: paid ≠ fulfilled value + refund"));
             }
@@ -270,12 +316,17 @@ impl Checker {
                  {fulfilled} + in flight {in_flight}"
             ));
         }
-        self.check_knowledge(user, wallet, found);
+        self.check_knowledge(who, user, wallet, found);
     }
 
     /// The backend against what the client knows.
-    fn check_knowledge(&self, user: &UserModel, wallet: &Wallet, found: &mut Violations) {
-        let who = &user.id;
+    fn check_knowledge(
+        &self,
+        who: &str,
+        user: &UserModel,
+        wallet: &Wallet,
+        found: &mut Violations,
+    ) {
         let credits: BTreeMap<_, _> = wallet
             .ledger
             .iter()
@@ -284,7 +335,10 @@ impl Checker {
             .collect();
         for (id, amount) in &user.credits {
             if credits.get(id) != Some(amount) {
-                found.push(format!("{who}: acknowledged top-up {id} of {} is not in the ledger", amount.get()));
+                found.push(format!(
+                    "{who}: acknowledged top-up {id} of {} is not in the ledger",
+                    amount.get()
+                ));
             }
         }
         let mut unexplained: Vec<i64> = user
@@ -332,9 +386,11 @@ impl Checker {
                 Op::OrderItems { lines } => {
                     order.source == OrderSource::Items
                         && order.items.len() == lines.len()
-                        && order.items.iter().zip(lines).all(|(l, (v, q))| {
-                            l.variant_id == *v && l.requested_quantity == *q
-                        })
+                        && order
+                            .items
+                            .iter()
+                            .zip(lines)
+                            .all(|(l, (v, q))| l.variant_id == *v && l.requested_quantity == *q)
                 }
                 _ => false,
             };
@@ -370,11 +426,15 @@ impl Checker {
             let cards = giftify.ports.gift_cards.cards_of_order(&order.id).await?;
             let mut per_variant: BTreeMap<&VariantId, i64> = BTreeMap::new();
             for line in &order.items {
-                *per_variant.entry(&line.variant_id).or_default() += i64::from(line.fulfilled_quantity);
+                *per_variant.entry(&line.variant_id).or_default() +=
+                    i64::from(line.fulfilled_quantity);
             }
             for card in &cards {
                 if card.order_id != order.id || card.user_id != order.user_id {
-                    found.push(format!("card {} filed under order {} belongs elsewhere", card.id, order.id));
+                    found.push(format!(
+                        "card {} filed under order {} belongs elsewhere",
+                        card.id, order.id
+                    ));
                 }
                 *per_variant.entry(&card.variant_id).or_default() -= 1;
                 if !self.card_ids.insert(card.id.clone()) {
@@ -390,7 +450,11 @@ impl Checker {
                     order.id,
                     order.status,
                     cards.len(),
-                    order.items.iter().map(|l| l.fulfilled_quantity).sum::<u32>()
+                    order
+                        .items
+                        .iter()
+                        .map(|l| l.fulfilled_quantity)
+                        .sum::<u32>()
                 ));
             }
             self.cards_checked.insert(order.id.clone());
@@ -410,7 +474,10 @@ fn check_events(
     let mut seen: BTreeSet<&OrderId> = BTreeSet::new();
     for event in events {
         let Some(order) = orders.get(&event.order_id) else {
-            found.push(format!("event {} for unknown order {}", event.event_id, event.order_id));
+            found.push(format!(
+                "event {} for unknown order {}",
+                event.event_id, event.order_id
+            ));
             continue;
         };
         if event.status != order.status
@@ -436,7 +503,10 @@ fn check_events(
     if end {
         for order in orders.values().filter(|o| o.status.is_final()) {
             if !seen.contains(&order.id) {
-                found.push(format!("final order {} ({}) has no event", order.id, order.status));
+                found.push(format!(
+                    "final order {} ({}) has no event",
+                    order.id, order.status
+                ));
             }
         }
     }

@@ -61,7 +61,10 @@ pub enum Answer {
     Placed(Order),
     Cancelled(Order),
     /// A 4xx: `code` as in DESIGN §5.
-    Refused { status: u16, code: &'static str },
+    Refused {
+        status: u16,
+        code: &'static str,
+    },
 }
 
 /// The status and code the API answers an error with; `None` for a 5xx.
@@ -121,7 +124,19 @@ pub async fn send(
                 Err(Error::IdempotencyInProgress) | Ok(_) => {}
                 Err(error) => {
                     let (status, code) = client_error(error).expect("a 4xx");
-                    let _ = keys.record_response(&scope, &token, status, code).await;
+                    // A 4xx may be answered only once it is the key's outcome. If the record
+                    // fails, this request no longer holds the key (its lease ran out and another
+                    // request took the key over, which decides the outcome), or the key stays
+                    // leased to it and a retry decides: either way, telling this client its 4xx
+                    // would give one key two outcomes. `api/src/idempotency.rs` still answers
+                    // the 4xx here; see docs/fault-model.md, "Findings".
+                    if let Err(record) = keys.record_response(&scope, &token, status, code).await {
+                        return answer(Err(match record {
+                            Error::IdempotencyInProgress => Error::IdempotencyInProgress,
+                            other => other,
+                        }))
+                        .map(|a| (a, false));
+                    }
                 }
             }
             answer(result).map(|a| (a, false))
@@ -156,7 +171,11 @@ async fn run(
                     .await?,
             )
         }
-        Op::OrderCart => Answer::Placed(giftify.place_order(user, OrderRequest::Cart, commit).await?),
+        Op::OrderCart => Answer::Placed(
+            giftify
+                .place_order(user, OrderRequest::Cart, commit)
+                .await?,
+        ),
         Op::Cancel { order } => Answer::Cancelled(giftify.cancel_order(user, order, commit).await?),
     })
 }
@@ -175,14 +194,18 @@ fn answer(result: Result<Answer>) -> Result<Answer> {
 /// What the API renders for a finished key.
 async fn replay(giftify: &Giftify, user: &UserId, outcome: IdempotentOutcome) -> Result<Answer> {
     answer(match outcome {
-        IdempotentOutcome::ToppedUp(id) => giftify.transaction(user, &id).await.map(Answer::ToppedUp),
+        IdempotentOutcome::ToppedUp(id) => {
+            giftify.transaction(user, &id).await.map(Answer::ToppedUp)
+        }
         IdempotentOutcome::OrderPlaced(id) => giftify.order_of(user, &id).await.map(Answer::Placed),
         IdempotentOutcome::OrderCancelled(id) => {
             giftify.order_of(user, &id).await.map(Answer::Cancelled)
         }
         IdempotentOutcome::Response { status, body } => {
             let code = CODES.iter().find(|c| **c == body).copied().ok_or_else(|| {
-                Error::internal(format!("replayed a response the client never sent: {status} {body}"))
+                Error::internal(format!(
+                    "replayed a response the client never sent: {status} {body}"
+                ))
             })?;
             Ok(Answer::Refused { status, code })
         }

@@ -24,13 +24,13 @@ use giftify_shared::order::{
     OrderStatus, QueueDepths,
 };
 use giftify_shared::ports::{
-    Catalogue, Carts, EventPublisher, GiftCards, IdempotencyKeys, OrderQueue, Orders, Ports,
+    Carts, Catalogue, EventPublisher, GiftCards, IdempotencyKeys, OrderQueue, Orders, Ports,
     QueueOps, Wallets,
 };
 use giftify_shared::vault::{GiftCard, RevealAudit};
 use giftify_shared::wallet::{Page, PageRequest, TopUp, TransactionType, WalletTransaction};
 use giftify_shared::{Error, Paise, Result};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -38,9 +38,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 /// which races a run really explored.
 #[derive(Debug, Default)]
 pub struct Probe {
-    /// Orders whose fulfillment fails until the final drain: a downstream outage that outlasts
-    /// the message's receives, so it reaches the dead-letter queue.
-    pub poisoned: Mutex<BTreeSet<OrderId>>,
+    /// Orders whose fulfillment fails until the given (virtual) time: a downstream outage
+    /// that outlasts the message's receives, so it reaches the dead-letter queue.
+    pub poisoned: Mutex<BTreeMap<OrderId, DateTime<Utc>>>,
     /// Fulfillment commits that lost a stock race (`Conflict`) and were retried.
     pub conflicts: AtomicU64,
     /// Orders being handled right now, by how many workers.
@@ -50,8 +50,8 @@ pub struct Probe {
 }
 
 impl Probe {
-    pub fn poison(&self, order: OrderId) {
-        lock(&self.poisoned).insert(order);
+    pub fn poison(&self, order: OrderId, until: DateTime<Utc>) {
+        lock(&self.poisoned).insert(order, until);
     }
 
     pub fn cure_all(&self) {
@@ -136,8 +136,10 @@ impl Faults {
         }
     }
 
-    fn poisoned(&self, order: &OrderId) -> bool {
-        lock(&self.probe.poisoned).contains(order)
+    fn poisoned(&self, order: &OrderId, now: DateTime<Utc>) -> bool {
+        lock(&self.probe.poisoned)
+            .get(order)
+            .is_some_and(|until| now < *until)
     }
 
     /// `truth` with every port an actor drives wrapped by this injector.
@@ -195,7 +197,9 @@ impl Wallets for Faulty<dyn Wallets> {
         id: &TransactionId,
     ) -> Result<Option<WalletTransaction>> {
         self.0
-            .call("wallets.transaction", false, || self.1.transaction(user, id))
+            .call("wallets.transaction", false, || {
+                self.1.transaction(user, id)
+            })
             .await
     }
 }
@@ -221,12 +225,16 @@ impl Catalogue for Faulty<dyn Catalogue> {
     }
     async fn add_product(&self, product: &Product) -> Result<()> {
         self.0
-            .call("catalogue.add_product", true, || self.1.add_product(product))
+            .call("catalogue.add_product", true, || {
+                self.1.add_product(product)
+            })
             .await
     }
     async fn add_variant(&self, variant: &Variant) -> Result<()> {
         self.0
-            .call("catalogue.add_variant", true, || self.1.add_variant(variant))
+            .call("catalogue.add_variant", true, || {
+                self.1.add_variant(variant)
+            })
             .await
     }
     async fn update_variant(
@@ -297,7 +305,9 @@ impl Orders for Faulty<dyn Orders> {
             .await
     }
     async fn order(&self, id: &OrderId) -> Result<Option<Order>> {
-        self.0.call("orders.order", false, || self.1.order(id)).await
+        self.0
+            .call("orders.order", false, || self.1.order(id))
+            .await
     }
     async fn orders_of(
         &self,
@@ -317,13 +327,15 @@ impl Orders for Faulty<dyn Orders> {
         page: PageRequest,
     ) -> Result<Page<Order>> {
         self.0
-            .call("orders.all_orders", false, || self.1.all_orders(status, page))
+            .call("orders.all_orders", false, || {
+                self.1.all_orders(status, page)
+            })
             .await
     }
     async fn start_processing(&self, id: &OrderId, now: DateTime<Utc>) -> Result<Order> {
         self.0
             .call("orders.start_processing", true, || async {
-                if self.0.poisoned(id) {
+                if self.0.poisoned(id, now) {
                     return Err(injected("orders.start_processing", "(poisoned order)"));
                 }
                 self.1.start_processing(id, now).await
@@ -350,7 +362,9 @@ impl Orders for Faulty<dyn Orders> {
     }
     async fn mark_notified(&self, id: &OrderId, now: DateTime<Utc>) -> Result<()> {
         self.0
-            .call("orders.mark_notified", true, || self.1.mark_notified(id, now))
+            .call("orders.mark_notified", true, || {
+                self.1.mark_notified(id, now)
+            })
             .await
     }
     async fn stale_pending(&self, before: DateTime<Utc>, limit: u32) -> Result<Vec<Order>> {

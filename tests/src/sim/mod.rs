@@ -39,12 +39,14 @@ use giftify_shared::wallet::WalletLimits;
 use giftify_shared::{Giftify, Paise};
 use model::{Model, UserModel, World};
 use rng::SimRng;
-use sched::{FaultProfile, Point, Scheduler, Settled, SimClock};
+use sched::{FaultProfile, Point, Scheduler, Settled, SimClock, Strategy};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use truth::{AuditedCatalogue, EmbeddedQueue, QueueDriver, RecordingPublisher, SqsDriver, TrackedQueue};
+use truth::{
+    AuditedCatalogue, EmbeddedQueue, QueueDriver, RecordingPublisher, SqsDriver, TrackedQueue,
+};
 
 /// Which backend a run drives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,7 +89,7 @@ impl Scale {
             Backend::Embedded => Scale {
                 users: (2, 5),
                 actions_per_user: (15, 35),
-                workers: (1, 4),
+                workers: (2, 4),
                 check_every: 1,
             },
             Backend::Aws => Scale {
@@ -122,6 +124,9 @@ impl SimConfig {
 #[derive(Clone, Debug)]
 pub struct Shape {
     pub users: usize,
+    /// Clients per user acting at once (a phone and a laptop): with two, a retry can race
+    /// the request it retries, under the same key.
+    pub sessions: usize,
     pub workers: usize,
     pub actions_per_user: u32,
     pub admin_actions: u32,
@@ -131,9 +136,13 @@ pub struct Shape {
     pub max_balance: Paise,
     /// Most stock a variant starts with: low means contention and partial fulfillment.
     pub max_stock: i64,
-    /// How much more often a worker is scheduled than a user: high means workers race each
-    /// other inside fulfillment.
+    /// How much more often a worker is scheduled than a user (weighted scheduling): high
+    /// means workers race each other inside fulfillment.
     pub worker_weight: u64,
+    /// Share of orders that go to the first variant: a flash sale, where every fulfillment
+    /// races for the same stock.
+    pub hot_variant: f64,
+    pub strategy: Strategy,
     pub profile: FaultProfile,
 }
 
@@ -141,11 +150,13 @@ impl Shape {
     fn draw(seed: u64, scale: &Scale) -> Self {
         let mut rng = SimRng::fork(seed, 0);
         let profile = FaultProfile::draw(&mut SimRng::fork(seed, 1));
-        Shape {
+        let mut shape = Shape {
             users: rng.between(scale.users.0, scale.users.1) as usize,
+            sessions: rng.between(1, 2) as usize,
             workers: rng.between(scale.workers.0, scale.workers.1) as usize,
-            actions_per_user: rng.between(scale.actions_per_user.0, scale.actions_per_user.1) as u32,
-            admin_actions: rng.between(4, 12) as u32,
+            actions_per_user: rng.between(scale.actions_per_user.0, scale.actions_per_user.1)
+                as u32,
+            admin_actions: 0,
             max_receives: rng.between(2, 5) as u32,
             dedup_window: if rng.chance(0.5) {
                 Duration::ZERO
@@ -154,9 +165,20 @@ impl Shape {
             },
             max_balance: *rng.pick(&[Paise::new(20_000_000), Paise::new(600_000)]),
             max_stock: *rng.pick(&[3, 6, 15]),
-            worker_weight: *rng.pick(&[1, 2, 4]),
+            worker_weight: *rng.pick(&[2, 3, 5]),
+            hot_variant: *rng.pick(&[0.0, 0.0, 0.8]),
+            strategy: if rng.chance(0.5) {
+                Strategy::Weighted
+            } else {
+                Strategy::Priority {
+                    change: *rng.pick(&[0.01, 0.03, 0.1]),
+                }
+            },
             profile,
-        }
+        };
+        // The admin restocks about once per four orders' worth of user actions.
+        shape.admin_actions = (shape.users as u32 * shape.actions_per_user) / 4;
+        shape
     }
 }
 
@@ -324,9 +346,13 @@ pub async fn run(config: SimConfig) -> Result<Report, Failure> {
         violations,
         trace,
     };
-    let opened = open(config.backend, &shape)
-        .await
-        .map_err(|e| fail(0, vec![format!("cannot open the backend: {e:#}")], String::new()))?;
+    let opened = open(config.backend, &shape).await.map_err(|e| {
+        fail(
+            0,
+            vec![format!("cannot open the backend: {e:#}")],
+            String::new(),
+        )
+    })?;
 
     // The truth layer: what the backend really did, recorded below every fault.
     let events = Arc::new(RecordingPublisher::new(opened.ports.events.clone()));
@@ -351,19 +377,26 @@ pub async fn run(config: SimConfig) -> Result<Report, Failure> {
         rules,
     );
 
-    let (users, variants) = setup(&truth, &shape, config.seed)
-        .await
-        .map_err(|e| fail(0, vec![format!("setup failed: {}", error_chain(&e))], String::new()))?;
+    let (users, variants) = setup(&truth, &shape, config.seed).await.map_err(|e| {
+        fail(
+            0,
+            vec![format!("setup failed: {}", error_chain(&e))],
+            String::new(),
+        )
+    })?;
     // Everyone starts with money to spend, as an acknowledged top-up.
     let mut funding = SimRng::fork(config.seed, 6);
     let mut models = Vec::new();
     for user in users {
         let mut model = UserModel::new(user.clone());
         let amount = funding.between(100_000, shape.max_balance.get().min(1_000_000));
-        let credit = truth
-            .top_up(&user, amount, None, None)
-            .await
-            .map_err(|e| fail(0, vec![format!("funding failed: {}", error_chain(&e))], String::new()))?;
+        let credit = truth.top_up(&user, amount, None, None).await.map_err(|e| {
+            fail(
+                0,
+                vec![format!("funding failed: {}", error_chain(&e))],
+                String::new(),
+            )
+        })?;
         model.credits.insert(credit.id, credit.amount);
         models.push(model);
     }
@@ -380,7 +413,12 @@ pub async fn run(config: SimConfig) -> Result<Report, Failure> {
         shape.profile,
     ));
 
-    let mut sched = Scheduler::new(SimRng::fork(config.seed, 2), shape.profile, clock.clone());
+    let mut sched = Scheduler::new(
+        SimRng::fork(config.seed, 2),
+        shape.strategy,
+        shape.profile,
+        clock.clone(),
+    );
     let mut tasks = Vec::new();
     let mut budgeted = Vec::new();
     let actor_giftify = |ctx: &sched::ActorCtx| {
@@ -392,18 +430,21 @@ pub async fn run(config: SimConfig) -> Result<Report, Failure> {
         (faults, giftify)
     };
     for index in 0..shape.users {
-        let ctx = sched.actor(format!("user{index}"), 1);
-        budgeted.push(ctx.id);
-        let (_, giftify) = actor_giftify(&ctx);
-        let user = User {
-            ctx,
-            giftify,
-            world: world.clone(),
-            rng: SimRng::fork(config.seed, 100 + index as u64),
-            index,
-            actions: shape.actions_per_user,
-        };
-        tasks.push(tokio::spawn(user.run()));
+        for session in 0..shape.sessions {
+            let ctx = sched.actor(format!("user{index}{}", ["a", "b"][session]), 1);
+            budgeted.push(ctx.id);
+            let (_, giftify) = actor_giftify(&ctx);
+            let user = User {
+                ctx,
+                giftify,
+                world: world.clone(),
+                rng: SimRng::fork(config.seed, 100 + 2 * index as u64 + session as u64),
+                index,
+                actions: shape.actions_per_user / shape.sessions as u32,
+                hot_variant: shape.hot_variant,
+            };
+            tasks.push(tokio::spawn(user.run()));
+        }
     }
     {
         let ctx = sched.actor("admin".into(), 1);
@@ -415,6 +456,7 @@ pub async fn run(config: SimConfig) -> Result<Report, Failure> {
             world: world.clone(),
             rng: SimRng::fork(config.seed, 3),
             actions: shape.admin_actions,
+            max_stock: shape.max_stock,
         };
         tasks.push(tokio::spawn(admin.run()));
     }
@@ -452,7 +494,16 @@ pub async fn run(config: SimConfig) -> Result<Report, Failure> {
             .settle()
             .await
             .map_err(|e| fail(sched.steps, vec![e], sched.trace.render()))?;
-        let violations = std::mem::take(&mut world.model().violations);
+        let (violations, notes) = {
+            let mut model = world.model();
+            (
+                std::mem::take(&mut model.violations),
+                std::mem::take(&mut model.notes),
+            )
+        };
+        for note in notes {
+            sched.trace.note(note);
+        }
         if !violations.is_empty() {
             return Err(fail(sched.steps, violations, sched.trace.render()));
         }
@@ -460,7 +511,11 @@ pub async fn run(config: SimConfig) -> Result<Report, Failure> {
             actions += 1;
             if actions.is_multiple_of(config.scale.check_every) {
                 let found = checker.check(&truth, &world, false).await.map_err(|e| {
-                    fail(sched.steps, vec![format!("a check could not read: {}", error_chain(&e))], sched.trace.render())
+                    fail(
+                        sched.steps,
+                        vec![format!("a check could not read: {}", error_chain(&e))],
+                        sched.trace.render(),
+                    )
                 })?;
                 if !found.is_empty() {
                     return Err(fail(sched.steps, found, sched.trace.render()));
@@ -474,7 +529,11 @@ pub async fn run(config: SimConfig) -> Result<Report, Failure> {
             break;
         }
         if sched.steps > MAX_STEPS {
-            return Err(fail(sched.steps, vec!["the run did not end".into()], sched.trace.render()));
+            return Err(fail(
+                sched.steps,
+                vec!["the run did not end".into()],
+                sched.trace.render(),
+            ));
         }
         between_steps(&mut sched, &world).await;
         sched.grant();
@@ -485,10 +544,16 @@ pub async fn run(config: SimConfig) -> Result<Report, Failure> {
     drain(&truth, &world)
         .await
         .map_err(|e| fail(steps, e, trace.clone()))?;
-    let found = checker
-        .check(&truth, &world, true)
-        .await
-        .map_err(|e| fail(steps, vec![format!("the final check could not read: {}", error_chain(&e))], trace.clone()))?;
+    let found = checker.check(&truth, &world, true).await.map_err(|e| {
+        fail(
+            steps,
+            vec![format!(
+                "the final check could not read: {}",
+                error_chain(&e)
+            )],
+            trace.clone(),
+        )
+    })?;
     let mut violations = std::mem::take(&mut world.model().violations);
     violations.extend(found);
     if !violations.is_empty() {
@@ -497,11 +562,19 @@ pub async fn run(config: SimConfig) -> Result<Report, Failure> {
 
     let mut orders_by_status = BTreeMap::new();
     for order in all_orders(&truth, &world).await.unwrap_or_default() {
-        *orders_by_status.entry(order.status.to_string()).or_insert(0) += 1;
+        *orders_by_status
+            .entry(order.status.to_string())
+            .or_insert(0) += 1;
     }
     let mut stats = world.model().stats.clone();
-    stats.conflicts = world.probe.conflicts.load(std::sync::atomic::Ordering::Relaxed);
-    stats.overlaps = world.probe.overlaps.load(std::sync::atomic::Ordering::Relaxed);
+    stats.conflicts = world
+        .probe
+        .conflicts
+        .load(std::sync::atomic::Ordering::Relaxed);
+    stats.overlaps = world
+        .probe
+        .overlaps
+        .load(std::sync::atomic::Ordering::Relaxed);
     Ok(Report {
         seed: config.seed,
         backend: config.backend,
@@ -657,13 +730,27 @@ async fn drain(giftify: &Giftify, world: &World) -> Result<(), Vec<String>> {
                     let sent = user.begin(&op, Some(&key), now);
                     (user.id.clone(), op, sent)
                 };
-                let result = client::send(giftify, &user, &op, Some(&key), format!("drain-{attempt}")).await;
-                let in_progress = matches!(result, Ok((Answer::Refused { code: "IDEMPOTENCY_IN_PROGRESS", .. }, _)));
+                let result =
+                    client::send(giftify, &user, &op, Some(&key), format!("drain-{attempt}")).await;
+                let in_progress = matches!(
+                    result,
+                    Ok((
+                        Answer::Refused {
+                            code: "IDEMPOTENCY_IN_PROGRESS",
+                            ..
+                        },
+                        _
+                    ))
+                );
                 learn(
                     world,
                     index,
                     "drain",
-                    Sent { attempt: sent, op: &op, key: Some(&key) },
+                    Sent {
+                        attempt: sent,
+                        op: &op,
+                        key: Some(&key),
+                    },
                     Some(result),
                     false,
                 );
@@ -687,7 +774,11 @@ async fn drain(giftify: &Giftify, world: &World) -> Result<(), Vec<String>> {
     for round in 0..DRAIN_ROUNDS {
         world.model().stats.expired += world.queue.expire_all().await as u64;
         for _ in 0..10_000 {
-            let batch = world.queue.receive(10).await.map_err(|e| vec![internal("receive", &e)])?;
+            let batch = world
+                .queue
+                .receive(10)
+                .await
+                .map_err(|e| vec![internal("receive", &e)])?;
             if batch.is_empty() {
                 break;
             }
@@ -697,7 +788,11 @@ async fn drain(giftify: &Giftify, world: &World) -> Result<(), Vec<String>> {
                 match giftify.handle_order_message(&message).await {
                     Ok(_) => {
                         world.model().stats.messages_handled += 1;
-                        world.queue.ack(&delivery).await.map_err(|e| vec![internal("ack", &e)])?;
+                        world
+                            .queue
+                            .ack(&delivery)
+                            .await
+                            .map_err(|e| vec![internal("ack", &e)])?;
                     }
                     Err(error) => {
                         problems.push(format!(
@@ -718,7 +813,10 @@ async fn drain(giftify: &Giftify, world: &World) -> Result<(), Vec<String>> {
         world
             .clock
             .advance(giftify.rules.stale_pending_after + chrono::Duration::seconds(1));
-        let reconciled = giftify.reconcile().await.map_err(|e| vec![internal("reconcile", &e)])?;
+        let reconciled = giftify
+            .reconcile()
+            .await
+            .map_err(|e| vec![internal("reconcile", &e)])?;
         world.model().stats.reconciled += reconciled.requeued as u64;
 
         let depths = giftify
@@ -727,13 +825,19 @@ async fn drain(giftify: &Giftify, world: &World) -> Result<(), Vec<String>> {
             .depths()
             .await
             .map_err(|e| vec![internal("depths", &e)])?;
-        let orders = all_orders(giftify, world).await.map_err(|e| vec![internal("orders", &e)])?;
+        let orders = all_orders(giftify, world)
+            .await
+            .map_err(|e| vec![internal("orders", &e)])?;
         let settled = orders
             .iter()
             .all(|o| o.status.is_final() && o.notified_at.is_some());
         let queue_empty = depths.ready == 0 && depths.in_flight == 0 && depths.dead == 0;
         if settled && queue_empty && world.queue.in_flight() == 0 && redriven.moved.is_empty() {
-            return if problems.is_empty() { Ok(()) } else { Err(problems) };
+            return if problems.is_empty() {
+                Ok(())
+            } else {
+                Err(problems)
+            };
         }
         if round + 1 == DRAIN_ROUNDS {
             let stuck: Vec<String> = orders

@@ -76,6 +76,8 @@ pub struct Model {
     pub users: Vec<UserModel>,
     /// Broken expectations found by the actors themselves (a wrong answer, an internal error).
     pub violations: Vec<String>,
+    /// What the actors did since the last step, for the trace.
+    pub notes: Vec<String>,
     pub stats: Stats,
 }
 
@@ -129,6 +131,8 @@ pub struct UserModel {
     pub orders: Vec<OrderId>,
     pub maybe: Vec<Attempt>,
     pub keys: BTreeMap<String, KeyState>,
+    /// Keys with a request in flight right now, and how many.
+    pub in_flight: BTreeMap<String, u32>,
     next_attempt: u64,
     next_key: u64,
 }
@@ -141,6 +145,7 @@ impl UserModel {
             orders: Vec::new(),
             maybe: Vec::new(),
             keys: BTreeMap::new(),
+            in_flight: BTreeMap::new(),
             next_attempt: 0,
             next_key: 0,
         }
@@ -162,6 +167,7 @@ impl UserModel {
                 resolved: None,
                 first_used: now,
             });
+            *self.in_flight.entry(key.to_string()).or_default() += 1;
         }
         if op.moves_money_in() {
             self.maybe.push(Attempt {
@@ -171,6 +177,25 @@ impl UserModel {
             });
         }
         id
+    }
+
+    /// A request under `key` came back (with an answer or without).
+    pub fn returned(&mut self, key: &str) {
+        if let Some(count) = self.in_flight.get_mut(key) {
+            *count -= 1;
+            if *count == 0 {
+                self.in_flight.remove(key);
+            }
+        }
+    }
+
+    /// Open keys with a request in flight: a retry of one races that request.
+    pub fn racing_keys(&self) -> Vec<String> {
+        self.in_flight
+            .keys()
+            .filter(|key| self.keys[*key].resolved.is_none())
+            .cloned()
+            .collect()
     }
 
     /// The client learnt the outcome of attempt `id`: it, and every other attempt with the same

@@ -93,8 +93,8 @@ pub struct FaultProfile {
     pub fail_after: f64,
     pub crash: f64,
     pub publish_failure: f64,
-    /// Share of accepted orders whose messages fail until the final drain (poison for a
-    /// while): they walk to the dead-letter queue and come back by redrive.
+    /// Share of accepted orders whose handling fails for a while (poison): their messages walk
+    /// to the dead-letter queue and come back by redrive.
     pub poison: f64,
 }
 
@@ -233,6 +233,14 @@ pub struct Trace {
 impl Trace {
     const KEEP: usize = 80;
 
+    /// An actor's own account of what it did, printed as it happens under `SIM_TRACE`.
+    pub fn note(&mut self, line: String) {
+        if std::env::var_os("SIM_TRACE").is_some() {
+            eprintln!("    {line}");
+        }
+        self.push(format!("  {line}"));
+    }
+
     pub fn push(&mut self, line: String) {
         if self.lines.len() == Self::KEEP {
             self.lines.pop_front();
@@ -264,12 +272,28 @@ struct Parked {
     resume: oneshot::Sender<Decision>,
 }
 
+/// How the next actor is picked.
+#[derive(Clone, Copy, Debug)]
+pub enum Strategy {
+    /// At random, in proportion to each actor's weight: many short, shallow interleavings.
+    Weighted,
+    /// PCT (Burckhardt et al., "A randomized scheduler with probabilistic guarantees of
+    /// finding bugs"): the parked actor with the highest priority runs; at each step, with
+    /// probability `change`, the one about to run is demoted below all others. This pauses an
+    /// actor deep inside an operation (say, between reading stock and committing) while
+    /// others run whole operations — the preemptions that uniform choice almost never makes.
+    Priority { change: f64 },
+}
+
 pub struct Scheduler {
     tx: mpsc::UnboundedSender<Msg>,
     rx: mpsc::UnboundedReceiver<Msg>,
     names: Vec<Arc<str>>,
-    /// How often each actor is picked relative to the others.
+    /// How often each actor is picked relative to the others ([`Strategy::Weighted`]).
     weights: Vec<u64>,
+    /// Each actor's priority ([`Strategy::Priority`]).
+    priorities: Vec<i64>,
+    strategy: Strategy,
     live: BTreeSet<usize>,
     parked: BTreeMap<usize, Parked>,
     running: Option<usize>,
@@ -278,16 +302,25 @@ pub struct Scheduler {
     pub trace: Trace,
     pub steps: u64,
     clock: Arc<SimClock>,
+    /// `SIM_TRACE` set: print every step as it is taken (for following a replay).
+    verbose: bool,
 }
 
 impl Scheduler {
-    pub fn new(rng: SimRng, profile: FaultProfile, clock: Arc<SimClock>) -> Self {
+    pub fn new(
+        rng: SimRng,
+        strategy: Strategy,
+        profile: FaultProfile,
+        clock: Arc<SimClock>,
+    ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         Scheduler {
             tx,
             rx,
             names: Vec::new(),
             weights: Vec::new(),
+            priorities: Vec::new(),
+            strategy,
             live: BTreeSet::new(),
             parked: BTreeMap::new(),
             running: None,
@@ -296,6 +329,7 @@ impl Scheduler {
             trace: Trace::default(),
             steps: 0,
             clock,
+            verbose: std::env::var_os("SIM_TRACE").is_some(),
         }
     }
 
@@ -306,6 +340,8 @@ impl Scheduler {
         let name: Arc<str> = name.into();
         self.names.push(name.clone());
         self.weights.push(weight.max(1));
+        let priority = self.rng.below(1_000_000) as i64;
+        self.priorities.push(priority);
         self.live.insert(id);
         ActorCtx {
             id,
@@ -363,16 +399,17 @@ impl Scheduler {
     /// Lets one parked actor, chosen by the seed, go on with a fault chosen by the seed.
     pub fn grant(&mut self) {
         assert!(!self.parked.is_empty(), "grant with no parked actor");
-        let total: u64 = self.parked.keys().map(|id| self.weights[*id]).sum();
-        let mut ticket = self.rng.below(total);
-        let mut actor = 0;
-        for id in self.parked.keys() {
-            if ticket < self.weights[*id] {
-                actor = *id;
-                break;
+        let actor = match self.strategy {
+            Strategy::Weighted => self.weighted_pick(),
+            Strategy::Priority { change } => {
+                if self.rng.chance(change) {
+                    let top = self.highest_parked();
+                    let lowest = self.priorities.iter().copied().min().unwrap_or(0);
+                    self.priorities[top] = lowest - 1;
+                }
+                self.highest_parked()
             }
-            ticket -= self.weights[*id];
-        }
+        };
         let parked = self.parked.remove(&actor).expect("parked actor");
         let decision = match parked.point {
             Point::Idle => Decision::Proceed,
@@ -390,9 +427,34 @@ impl Scheduler {
                 self.steps, self.names[actor]
             )),
         }
+        if self.verbose
+            && let Some(line) = self.trace.lines.back()
+        {
+            eprintln!("{line}");
+        }
         self.running = Some(actor);
         // A dropped receiver means the actor's task ended meanwhile; settle() sees that.
         let _ = parked.resume.send(decision);
+    }
+
+    fn weighted_pick(&mut self) -> usize {
+        let total: u64 = self.parked.keys().map(|id| self.weights[*id]).sum();
+        let mut ticket = self.rng.below(total);
+        for id in self.parked.keys() {
+            if ticket < self.weights[*id] {
+                return *id;
+            }
+            ticket -= self.weights[*id];
+        }
+        unreachable!("the ticket is below the total weight")
+    }
+
+    fn highest_parked(&self) -> usize {
+        *self
+            .parked
+            .keys()
+            .max_by_key(|id| (self.priorities[**id], **id))
+            .expect("a parked actor")
     }
 
     /// A draw from the scheduler's stream, for choices made between steps.

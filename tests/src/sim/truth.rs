@@ -270,7 +270,10 @@ impl TrackedQueue {
     /// message is visible again, and whoever holds that delivery now holds a stale receipt.
     /// The delivery is forgotten even when the queue refuses the release: then the message is
     /// already gone (deleted through an older receipt, which SQS may accept).
-    pub async fn expire(&self, pick: impl FnOnce(usize) -> usize) -> Option<(Delivery, Result<()>)> {
+    pub async fn expire(
+        &self,
+        pick: impl FnOnce(usize) -> usize,
+    ) -> Option<(Delivery, Result<()>)> {
         let delivery = {
             let mut in_flight = lock(&self.in_flight);
             if in_flight.is_empty() {

@@ -115,9 +115,7 @@ pub async fn assert_conserved(
         let mut fulfilled_value = 0;
         for summary in &orders {
             let id = summary["orderId"].as_str().expect("orderId");
-            let order = app
-                .get(&format!("/orders/{id}"), Some(&user.token))
-                .await;
+            let order = app.get(&format!("/orders/{id}"), Some(&user.token)).await;
             let order = order.data();
             let status = order["status"].as_str().expect("status");
             assert!(

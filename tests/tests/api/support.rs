@@ -492,11 +492,11 @@ impl TestApp {
                 // What the consumer does with a failed message: note why, give it back.
                 use giftify_shared::ports::QueueOps;
                 let queue = &stack.runtime.aws.queue;
-                queue.record_failure(&m.message_id, error).await.expect("note the failure");
                 queue
-                    .release(m, Duration::ZERO)
+                    .record_failure(&m.message_id, error)
                     .await
-                    .expect("release");
+                    .expect("note the failure");
+                queue.release(m, Duration::ZERO).await.expect("release");
             }
             _ => unreachable!("a delivery belongs to the stack that received it"),
         }

@@ -367,6 +367,36 @@ pub async fn the_throttle_locks_an_account_after_max_failures_within_the_window(
     Ok(())
 }
 
+/// A login that passed the lock check just before another locked the account still records
+/// its failure: that must neither lift nor extend the lock.
+pub async fn a_failure_recorded_while_locked_keeps_the_lock_as_it_is(ports: &Ports) -> Result<()> {
+    let (account, t0) = (account(), now());
+    let throttle = &ports.throttle;
+    let mut lock = None;
+    for _ in 0..3 {
+        lock = throttle.record_failure(&account, &policy(), t0).await?;
+    }
+    let until = t0 + Duration::minutes(10);
+    assert_eq!(lock, Some(until));
+    for minutes in [1, 2, 9] {
+        assert_eq!(
+            throttle
+                .record_failure(&account, &policy(), t0 + Duration::minutes(minutes))
+                .await?,
+            Some(until),
+            "a failure at +{minutes} min while locked"
+        );
+    }
+    assert_eq!(
+        throttle
+            .locked_until(&account, t0 + Duration::minutes(9))
+            .await?,
+        Some(until),
+        "still locked, not extended"
+    );
+    Ok(())
+}
+
 pub async fn failures_spread_beyond_the_window_do_not_lock(ports: &Ports) -> Result<()> {
     let (account, t0) = (account(), now());
     for minutes in [0, 10, 20, 30, 40] {

@@ -323,7 +323,9 @@ pub async fn shopper(
                             method: Method::POST,
                             route: "/orders/create",
                             path: "/orders/create".into(),
-                            body: Some(json!({"items": [{"variantId": variant.id, "quantity": quantity}]})),
+                            body: Some(
+                                json!({"items": [{"variantId": variant.id, "quantity": quantity}]}),
+                            ),
                             idempotency_key: Some(next_key()),
                             expected: &[(409, "OUT_OF_STOCK"), (422, "INSUFFICIENT_BALANCE")],
                         },
@@ -388,8 +390,7 @@ pub async fn shopper(
                 .await;
             }
             75..=89 => {
-                let Some(order) = orders.get(rng.gen_range(0..orders.len().max(1))).cloned()
-                else {
+                let Some(order) = orders.get(rng.gen_range(0..orders.len().max(1))).cloned() else {
                     continue;
                 };
                 poll_and_reveal(shop, token, &order, &mut tally).await;
@@ -454,12 +455,7 @@ async fn refresh(shop: &Shop, user: &mut TestUser, tally: &mut Tally) {
 }
 
 /// Records a 202 as an accepted order.
-fn accept(
-    tally: &mut Tally,
-    orders: &mut Vec<String>,
-    index: usize,
-    placed: Option<HttpResponse>,
-) {
+fn accept(tally: &mut Tally, orders: &mut Vec<String>, index: usize, placed: Option<HttpResponse>) {
     if let Some(response) = placed.filter(|r| r.status == 202) {
         let id = response.body["data"]["orderId"]
             .as_str()
@@ -573,7 +569,10 @@ pub async fn wait_until_settled(http: &Http, admin_token: &str, within: Duration
         let mut open = 0;
         for status in ["PENDING", "PROCESSING"] {
             match http
-                .get(&format!("/admin/orders?status={status}&limit=1"), Some(admin_token))
+                .get(
+                    &format!("/admin/orders?status={status}&limit=1"),
+                    Some(admin_token),
+                )
                 .await
             {
                 Ok(r) if r.status == 200 => {
@@ -589,3 +588,43 @@ pub async fn wait_until_settled(http: &Http, admin_token: &str, within: Duration
     }
     false
 }
+
+/// What in `log` looks like one of the `revealed` cards' secrets, in one pass over the log:
+/// a card number (with or without dashes), or a PIN quoted or next to the word "pin". A PIN
+/// is six digits, so a bare digit run could be an amount; these are the shapes a leak takes.
+pub fn card_secret_leaks(log: &str, revealed: &[(String, String)]) -> Vec<String> {
+    use std::collections::HashSet;
+    let numbers: HashSet<String> = revealed
+        .iter()
+        .flat_map(|(number, _)| [number.clone(), number.replace('-', "")])
+        .collect();
+    let pins: HashSet<&str> = revealed.iter().map(|(_, pin)| pin.as_str()).collect();
+    let bytes = log.as_bytes();
+    let mut leaks = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if !bytes[i].is_ascii_digit() || (i > 0 && bytes[i - 1].is_ascii_digit()) {
+            i += 1;
+            continue;
+        }
+        // A maximal run of digits and dashes starting here.
+        let mut end = i;
+        while end < bytes.len() && (bytes[end].is_ascii_digit() || bytes[end] == b'-') {
+            end += 1;
+        }
+        let run = log[i..end].trim_end_matches('-');
+        if numbers.contains(run) {
+            leaks.push(format!("card number at byte {i}"));
+        }
+        if run.len() == 6 && pins.contains(run) {
+            let quoted = i > 0 && bytes[i - 1] == b'"' && bytes.get(i + 6) == Some(&b'"');
+            let named = log[i.saturating_sub(40)..i].to_lowercase().contains("pin");
+            if quoted || named {
+                leaks.push(format!("PIN at byte {i}"));
+            }
+        }
+        i = end.max(i + 1);
+    }
+    leaks
+}
+

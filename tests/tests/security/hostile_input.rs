@@ -24,10 +24,21 @@ async fn hostile_bodies_numbers_strings_and_ids_are_refused_and_leave_the_data_i
     let (variant, _, _) = app.some_variant().await;
 
     // Size: one byte over the limit, with a length, and streamed without one.
-    let oversized = format!(r#"{{"amount": 100, "description": "{}"}}"#, "x".repeat(LIMIT));
+    let oversized = format!(
+        r#"{{"amount": 100, "description": "{}"}}"#,
+        "x".repeat(LIMIT)
+    );
     for path in ["/wallet/topup", "/auth/register", "/orders/create"] {
         attacks.tried();
-        let response = raw(&app, Method::POST, path, Some(&token), "application/json", oversized.clone()).await;
+        let response = raw(
+            &app,
+            Method::POST,
+            path,
+            Some(&token),
+            "application/json",
+            oversized.clone(),
+        )
+        .await;
         response.assert_error(413, "PAYLOAD_TOO_LARGE");
     }
     attacks.tried();
@@ -54,8 +65,20 @@ async fn hostile_bodies_numbers_strings_and_ids_are_refused_and_leave_the_data_i
     for body in [&deep_arrays, &deep_objects, &deep_in_field] {
         for path in ["/wallet/topup", "/orders/create", "/cart/manage"] {
             attacks.tried();
-            let method = if path == "/cart/manage" { Method::PUT } else { Method::POST };
-            let response = raw(&app, method, path, Some(&token), "application/json", body.clone()).await;
+            let method = if path == "/cart/manage" {
+                Method::PUT
+            } else {
+                Method::POST
+            };
+            let response = raw(
+                &app,
+                method,
+                path,
+                Some(&token),
+                "application/json",
+                body.clone(),
+            )
+            .await;
             response.assert_error(400, "VALIDATION_ERROR");
         }
     }
@@ -73,19 +96,38 @@ async fn hostile_bodies_numbers_strings_and_ids_are_refused_and_leave_the_data_i
         ("application/json", r#"{"amount": Infinity}"#),
         ("application/json", r#"{"amount": 1e400}"#),
         ("application/json", r#"{"amount": 0x10}"#),
-        ("application/json", r#"{"amount": 100, "description": "\ud800"}"#),
+        (
+            "application/json",
+            r#"{"amount": 100, "description": "\ud800"}"#,
+        ),
         ("application/json", "null"),
         ("application/json", "[]"),
         ("application/json", r#""amount""#),
         ("text/plain", r#"{"amount": 100}"#),
         ("application/x-www-form-urlencoded", "amount=100"),
-        ("multipart/form-data; boundary=x", "--x\r\nContent-Disposition: form-data; name=\"amount\"\r\n\r\n100\r\n--x--"),
+        (
+            "multipart/form-data; boundary=x",
+            "--x\r\nContent-Disposition: form-data; name=\"amount\"\r\n\r\n100\r\n--x--",
+        ),
         ("application/xml", "<amount>100</amount>"),
     ] {
         attacks.tried();
-        let response = raw(&app, Method::POST, "/wallet/topup", Some(&token), content_type, body).await;
+        let response = raw(
+            &app,
+            Method::POST,
+            "/wallet/topup",
+            Some(&token),
+            content_type,
+            body,
+        )
+        .await;
         assert_refused(&response, &format!("{content_type} {body:?}"));
-        assert_eq!(response.status, StatusCode::BAD_REQUEST, "{body:?}: {}", response.body);
+        assert_eq!(
+            response.status,
+            StatusCode::BAD_REQUEST,
+            "{body:?}: {}",
+            response.body
+        );
     }
     attacks.tried();
     let invalid_utf8 = raw(
@@ -146,7 +188,11 @@ async fn hostile_bodies_numbers_strings_and_ids_are_refused_and_leave_the_data_i
         response.assert_error(400, "VALIDATION_ERROR");
         attacks.tried();
         let response = app
-            .put("/cart/manage", Some(&token), json!({"variantId": variant, "quantity": quantity}))
+            .put(
+                "/cart/manage",
+                Some(&token),
+                json!({"variantId": variant, "quantity": quantity}),
+            )
             .await;
         if quantity == &json!(0) {
             // 0 removes a line: allowed.
@@ -167,7 +213,10 @@ async fn hostile_bodies_numbers_strings_and_ids_are_refused_and_leave_the_data_i
     let huge_list: Vec<Value> = (0..1_200)
         .map(|_| json!({"variantId": variant, "quantity": 50}))
         .collect();
-    assert_refused(&app.order_items(&user, json!(huge_list)).await, "1200 lines");
+    assert_refused(
+        &app.order_items(&user, json!(huge_list)).await,
+        "1200 lines",
+    );
     attacks.tried();
     app.order_items(&user, json!([]))
         .await
@@ -191,7 +240,11 @@ async fn hostile_bodies_numbers_strings_and_ids_are_refused_and_leave_the_data_i
     ] {
         attacks.tried();
         let response = app
-            .put(&format!("/admin/inventory/{variant}"), Some(&app.admin_token), body.clone())
+            .put(
+                &format!("/admin/inventory/{variant}"),
+                Some(&app.admin_token),
+                body.clone(),
+            )
             .await;
         assert_refused(&response, &body.to_string());
         assert_eq!(response.status, 400, "{body}: {}", response.body);
@@ -212,7 +265,11 @@ async fn hostile_bodies_numbers_strings_and_ids_are_refused_and_leave_the_data_i
     ] {
         attacks.tried();
         let response = app
-            .post(&format!("/admin/products/{product}/variants"), Some(&app.admin_token), body.clone())
+            .post(
+                &format!("/admin/products/{product}/variants"),
+                Some(&app.admin_token),
+                body.clone(),
+            )
             .await;
         assert_eq!(response.status, 400, "{body}: {}", response.body);
     }
@@ -237,7 +294,9 @@ async fn hostile_bodies_numbers_strings_and_ids_are_refused_and_leave_the_data_i
         response.assert_error(400, "VALIDATION_ERROR");
     }
     attacks.tried();
-    let far = app.get("/orders?page=1000000&limit=100", Some(&token)).await;
+    let far = app
+        .get("/orders?page=1000000&limit=100", Some(&token))
+        .await;
     assert_eq!(far.status, 200, "{}", far.body);
     assert_eq!(far.data()["orders"], json!([]));
     for query in ["type=SALE", "type=CREDIT'--", "page=0"] {
@@ -262,7 +321,12 @@ async fn hostile_bodies_numbers_strings_and_ids_are_refused_and_leave_the_data_i
         "order_%00",
     ] {
         attacks.tried();
-        let response = app.get(&format!("/orders/{}", id.replace(' ', "%20").replace('\'', "%27")), Some(&token)).await;
+        let response = app
+            .get(
+                &format!("/orders/{}", id.replace(' ', "%20").replace('\'', "%27")),
+                Some(&token),
+            )
+            .await;
         assert_refused(&response, id);
     }
     for path in [
@@ -271,32 +335,54 @@ async fn hostile_bodies_numbers_strings_and_ids_are_refused_and_leave_the_data_i
         "/admin/inventory/var_%27%3B%20DROP%20TABLE%20variants%3B--",
     ] {
         attacks.tried();
-        let token = if path.starts_with("/admin") { app.admin_token.clone() } else { token.clone() };
-        let method = if path.starts_with("/admin") { Method::PUT } else { Method::POST };
+        let token = if path.starts_with("/admin") {
+            app.admin_token.clone()
+        } else {
+            token.clone()
+        };
+        let method = if path.starts_with("/admin") {
+            Method::PUT
+        } else {
+            Method::POST
+        };
         let response = app
-            .call(method, path, Some(&token), Some(json!({"stockQuantity": 1})), &[])
+            .call(
+                method,
+                path,
+                Some(&token),
+                Some(json!({"stockQuantity": 1})),
+                &[],
+            )
             .await;
         response.assert_error(400, "VALIDATION_ERROR");
     }
     attacks.tried();
-    app.put("/cart/manage", Some(&token), json!({"variantId": "var_' OR 1=1 --", "quantity": 1}))
-        .await
-        .assert_error(400, "VALIDATION_ERROR");
+    app.put(
+        "/cart/manage",
+        Some(&token),
+        json!({"variantId": "var_' OR 1=1 --", "quantity": 1}),
+    )
+    .await
+    .assert_error(400, "VALIDATION_ERROR");
 
     // Idempotency keys: too long, not ASCII, empty.
     let long_key = "k".repeat(256);
     for key in [long_key.as_str(), "", "ключ", "key with\ttab"] {
         attacks.tried();
         let response = app
-            .call(Method::POST, "/wallet/topup", Some(&token), Some(json!({"amount": 100})), &[("idempotency-key", key)])
+            .call(
+                Method::POST,
+                "/wallet/topup",
+                Some(&token),
+                Some(json!({"amount": 100})),
+                &[("idempotency-key", key)],
+            )
             .await;
         response.assert_error(400, "VALIDATION_ERROR");
     }
 
     // Names, emails, phones and descriptions with control, format and odd unicode characters.
-    let registration = |email: &str, first: &str| {
-        json!({"email": email, "password": PASSWORD, "firstName": first, "lastName": "Rao"})
-    };
+    let registration = |email: &str, first: &str| json!({"email": email, "password": PASSWORD, "firstName": first, "lastName": "Rao"});
     for name in [
         "Asha\u{0000}",
         "Asha\r\nX-Injected: yes",
@@ -308,9 +394,13 @@ async fn hostile_bodies_numbers_strings_and_ids_are_refused_and_leave_the_data_i
         &"अ".repeat(101),
     ] {
         attacks.tried();
-        app.post("/auth/register", None, registration(&unique_email("uni"), name))
-            .await
-            .assert_error(400, "VALIDATION_ERROR");
+        app.post(
+            "/auth/register",
+            None,
+            registration(&unique_email("uni"), name),
+        )
+        .await
+        .assert_error(400, "VALIDATION_ERROR");
     }
     for email in [
         "no-at-sign",
@@ -328,11 +418,21 @@ async fn hostile_bodies_numbers_strings_and_ids_are_refused_and_leave_the_data_i
             .await
             .assert_error(400, "VALIDATION_ERROR");
     }
-    for phone in ["12", "+91 98765 43210", "+9198765432101234567", "+91987654321\u{0000}", "' OR 1=1"] {
+    for phone in [
+        "12",
+        "+91 98765 43210",
+        "+9198765432101234567",
+        "+91987654321\u{0000}",
+        "' OR 1=1",
+    ] {
         attacks.tried();
-        app.put("/users/profile", Some(&token), json!({"phoneNumber": phone}))
-            .await
-            .assert_error(400, "VALIDATION_ERROR");
+        app.put(
+            "/users/profile",
+            Some(&token),
+            json!({"phoneNumber": phone}),
+        )
+        .await
+        .assert_error(400, "VALIDATION_ERROR");
     }
     for password in ["short", &"p".repeat(129)] {
         attacks.tried();
@@ -342,12 +442,17 @@ async fn hostile_bodies_numbers_strings_and_ids_are_refused_and_leave_the_data_i
     }
     for description in ["\u{0000}", "a\u{0007}b", "", &"d".repeat(201)] {
         attacks.tried();
-        app.post("/wallet/topup", Some(&token), json!({"amount": 100, "description": description}))
-            .await
-            .assert_error(400, "VALIDATION_ERROR");
+        app.post(
+            "/wallet/topup",
+            Some(&token),
+            json!({"amount": 100, "description": description}),
+        )
+        .await
+        .assert_error(400, "VALIDATION_ERROR");
     }
     // Valid unicode is kept exactly: Devanagari with its joiners, emoji, accents, CJK.
-    for name in ["अनन्या", "क्ष\u{200d}त्र", "Zoë 🎁", "李小龙", "O'Brien-Smith"] {
+    for name in ["अनन्या", "क्ष\u{200d}त्र", "Zoë 🎁", "李小龙", "O'Brien-Smith"]
+    {
         attacks.tried();
         let response = app
             .put("/users/profile", Some(&token), json!({"firstName": name}))
@@ -369,26 +474,47 @@ async fn hostile_bodies_numbers_strings_and_ids_are_refused_and_leave_the_data_i
     for text in sql {
         attacks.tried();
         let renamed = app
-            .put("/users/profile", Some(&sneaky.token), json!({"lastName": text}))
+            .put(
+                "/users/profile",
+                Some(&sneaky.token),
+                json!({"lastName": text}),
+            )
             .await;
         assert_eq!(renamed.status, 200, "{}", renamed.body);
         assert_eq!(profile(&app, &sneaky).await["lastName"], text);
         attacks.tried();
         let topped = app
-            .post("/wallet/topup", Some(&sneaky.token), json!({"amount": 1, "description": text}))
+            .post(
+                "/wallet/topup",
+                Some(&sneaky.token),
+                json!({"amount": 1, "description": text}),
+            )
             .await;
         assert_eq!(topped.status, 200, "{}", topped.body);
         attacks.tried();
-        app.post("/auth/login", None, json!({"email": text, "password": text}))
-            .await
-            .assert_error(400, "VALIDATION_ERROR");
+        app.post(
+            "/auth/login",
+            None,
+            json!({"email": text, "password": text}),
+        )
+        .await
+        .assert_error(400, "VALIDATION_ERROR");
         attacks.tried();
-        app.post("/auth/login", None, json!({"email": format!("{ADMIN_EMAIL}{text}"), "password": text}))
-            .await;
+        app.post(
+            "/auth/login",
+            None,
+            json!({"email": format!("{ADMIN_EMAIL}{text}"), "password": text}),
+        )
+        .await;
     }
     attacks.tried();
-    let sql_email = format!("o'connor+{}@example.in", ulid::Ulid::new().to_string().to_lowercase());
-    let registered = app.post("/auth/register", None, registration(&sql_email, "Róisín")).await;
+    let sql_email = format!(
+        "o'connor+{}@example.in",
+        ulid::Ulid::new().to_string().to_lowercase()
+    );
+    let registered = app
+        .post("/auth/register", None, registration(&sql_email, "Róisín"))
+        .await;
     assert_eq!(registered.status, 200, "{}", registered.body);
     let history = app
         .get("/wallet/transactions?limit=100", Some(&sneaky.token))
@@ -406,7 +532,11 @@ async fn hostile_bodies_numbers_strings_and_ids_are_refused_and_leave_the_data_i
     // The data is intact: the admin still logs in, the catalogue is whole, and every
     // wallet, order and stock figure adds up.
     let admin = app
-        .post("/auth/login", None, json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}))
+        .post(
+            "/auth/login",
+            None,
+            json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}),
+        )
         .await;
     assert_eq!(admin.status, 200, "{}", admin.body);
     assert_eq!(stock_by_variant(&app).await.len(), initial_stock.len());

@@ -13,9 +13,7 @@ fn refusal(response: &TestResponse) -> Value {
     response.body["error"].clone()
 }
 
-async fn another_users_orders_cards_carts_and_idempotency_keys_are_out_of_reach(
-    backend: Backend,
-) {
+async fn another_users_orders_cards_carts_and_idempotency_keys_are_out_of_reach(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let mut attacks = Attacks::new("IDOR", backend);
     let (victim, fulfilled, victim_cards) = user_with_cards(&app, "victim").await;
@@ -27,7 +25,10 @@ async fn another_users_orders_cards_carts_and_idempotency_keys_are_out_of_reach(
         .order_items(&victim, json!([{"variantId": variant, "quantity": 1}]))
         .await;
     assert_eq!(pending.status, 202, "{}", pending.body);
-    let pending = pending.data()["orderId"].as_str().expect("orderId").to_string();
+    let pending = pending.data()["orderId"]
+        .as_str()
+        .expect("orderId")
+        .to_string();
     let cart = app
         .put(
             "/cart/manage",
@@ -130,10 +131,20 @@ async fn another_users_orders_cards_carts_and_idempotency_keys_are_out_of_reach(
             json!({"variantId": variant, "quantity": 0}),
         )
         .await;
-    assert!(removed.status.is_success() || removed.status == 404, "{}", removed.body);
+    assert!(
+        removed.status.is_success() || removed.status == 404,
+        "{}",
+        removed.body
+    );
     attacks.tried();
-    app.call(Method::DELETE, "/cart/clear", Some(&attacker.token), None, &[])
-        .await;
+    app.call(
+        Method::DELETE,
+        "/cart/clear",
+        Some(&attacker.token),
+        None,
+        &[],
+    )
+    .await;
     assert_eq!(
         app.get("/cart", Some(&victim.token)).await.data(),
         &victim_cart
@@ -168,6 +179,19 @@ async fn another_users_orders_cards_carts_and_idempotency_keys_are_out_of_reach(
         attackers.data()["transactionId"],
         first.data()["transactionId"]
     );
+    // The victim's key on the victim's order, sent by the attacker: the attacker's own fresh
+    // key, and the victim's order is as unknown to it as any other.
+    let victims_key = "victim-only-key";
+    let victim_used = app
+        .call(
+            Method::POST,
+            "/wallet/topup",
+            Some(&victim.token),
+            Some(json!({"amount": 1000})),
+            &[("idempotency-key", victims_key)],
+        )
+        .await;
+    assert_eq!(victim_used.status, 200, "{}", victim_used.body);
     attacks.tried();
     let cancel_with_victims_key = app
         .call(
@@ -175,14 +199,17 @@ async fn another_users_orders_cards_carts_and_idempotency_keys_are_out_of_reach(
             &format!("/orders/{pending}/cancel"),
             Some(&attacker.token),
             None,
-            &[("idempotency-key", key)],
+            &[("idempotency-key", victims_key)],
         )
         .await;
     assert_eq!(refusal(&cancel_with_victims_key)["code"], "NOT_FOUND");
 
     // Nothing of the victim's changed.
-    assert_eq!(app.balance(&victim).await, victim_balance + 1234);
-    assert_eq!(app.order(&victim, &pending).await.data()["status"], "PENDING");
+    assert_eq!(app.balance(&victim).await, victim_balance + 1234 + 1000);
+    assert_eq!(
+        app.order(&victim, &pending).await.data()["status"],
+        "PENDING"
+    );
     assert_eq!(
         app.order(&victim, &fulfilled).await.data()["giftCards"]
             .as_array()

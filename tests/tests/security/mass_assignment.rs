@@ -26,7 +26,10 @@ async fn privileged_fields_in_any_body_are_refused_and_change_nothing(backend: B
         ("isEmailVerified", json!(true)),
         ("userId", json!("user_01HXXXXXXXXXXXXXXXXXXXXXXX")),
         ("email", json!("someone@else.in")),
-        ("passwordHash", json!("$argon2id$v=19$m=19456,t=2,p=1$AAAA$BBBB")),
+        (
+            "passwordHash",
+            json!("$argon2id$v=19$m=19456,t=2,p=1$AAAA$BBBB"),
+        ),
         ("createdAt", json!("2020-01-01T00:00:00Z")),
     ];
 
@@ -39,14 +42,22 @@ async fn privileged_fields_in_any_body_are_refused_and_change_nothing(backend: B
         }
         attacks.tried();
         let response = app
-            .post("/auth/register", None, plus(&registration, field, value.clone()))
+            .post(
+                "/auth/register",
+                None,
+                plus(&registration, field, value.clone()),
+            )
             .await;
         response.assert_error(400, "VALIDATION_ERROR");
     }
     attacks.tried();
-    app.post("/auth/login", None, json!({"email": registration["email"], "password": PASSWORD}))
-        .await
-        .assert_error(401, "INVALID_CREDENTIALS");
+    app.post(
+        "/auth/login",
+        None,
+        json!({"email": registration["email"], "password": PASSWORD}),
+    )
+    .await
+    .assert_error(401, "INVALID_CREDENTIALS");
 
     // Profile updates.
     let user = app.funded_user("mass", 500_000).await;
@@ -54,7 +65,11 @@ async fn privileged_fields_in_any_body_are_refused_and_change_nothing(backend: B
     for (field, value) in &privileged {
         attacks.tried();
         let response = app
-            .put("/users/profile", Some(&user.token), plus(&json!({"firstName": "Eve"}), field, value.clone()))
+            .put(
+                "/users/profile",
+                Some(&user.token),
+                plus(&json!({"firstName": "Eve"}), field, value.clone()),
+            )
             .await;
         response.assert_error(400, "VALIDATION_ERROR");
     }
@@ -76,7 +91,11 @@ async fn privileged_fields_in_any_body_are_refused_and_change_nothing(backend: B
     ] {
         attacks.tried();
         let response = app
-            .post("/wallet/topup", Some(&user.token), plus(&json!({"amount": 100}), field, value))
+            .post(
+                "/wallet/topup",
+                Some(&user.token),
+                plus(&json!({"amount": 100}), field, value),
+            )
             .await;
         response.assert_error(400, "VALIDATION_ERROR");
     }
@@ -112,7 +131,11 @@ async fn privileged_fields_in_any_body_are_refused_and_change_nothing(backend: B
     ] {
         attacks.tried();
         let response = app
-            .post("/orders/create", Some(&user.token), plus(&json!({"items": [item]}), field, value))
+            .post(
+                "/orders/create",
+                Some(&user.token),
+                plus(&json!({"items": [item]}), field, value),
+            )
             .await;
         response.assert_error(400, "VALIDATION_ERROR");
     }
@@ -137,7 +160,11 @@ async fn privileged_fields_in_any_body_are_refused_and_change_nothing(backend: B
     );
 
     // Cart lines: the price is the server's.
-    for (field, value) in [("unitPrice", json!(1)), ("totalPrice", json!(1)), ("productName", json!("x"))] {
+    for (field, value) in [
+        ("unitPrice", json!(1)),
+        ("totalPrice", json!(1)),
+        ("productName", json!("x")),
+    ] {
         attacks.tried();
         let response = app
             .put("/cart/manage", Some(&user.token), plus(&item, field, value))
@@ -152,7 +179,10 @@ async fn privileged_fields_in_any_body_are_refused_and_change_nothing(backend: B
     // A cancel carries no body worth reading: a forged refund amount is ignored, and the
     // refund is the amount paid, once.
     let placed = app.order_items(&user, json!([item])).await;
-    let order = placed.data()["orderId"].as_str().expect("orderId").to_string();
+    let order = placed.data()["orderId"]
+        .as_str()
+        .expect("orderId")
+        .to_string();
     attacks.tried();
     let cancelled = app
         .post(
@@ -163,7 +193,11 @@ async fn privileged_fields_in_any_body_are_refused_and_change_nothing(backend: B
         .await;
     if cancelled.status.is_success() {
         assert_eq!(cancelled.data()["refundAmount"], price);
-        assert_eq!(app.balance(&user).await, 500_001, "refunded exactly what was paid");
+        assert_eq!(
+            app.balance(&user).await,
+            500_001,
+            "refunded exactly what was paid"
+        );
     } else {
         assert_refused(&cancelled, "cancel with a body");
         assert_eq!(app.balance(&user).await, 500_001 - price);
@@ -192,7 +226,13 @@ async fn privileged_fields_in_any_body_are_refused_and_change_nothing(backend: B
         inventory
             .iter()
             .find(|v| v["variantId"] == variant.as_str())
-            .map(|v| (v["sellingPrice"].clone(), v["mrp"].clone(), v["denomination"].clone()))
+            .map(|v| {
+                (
+                    v["sellingPrice"].clone(),
+                    v["mrp"].clone(),
+                    v["denomination"].clone(),
+                )
+            })
     };
     assert_eq!(entry(&inventory_after), entry(&inventory_before));
 }

@@ -47,7 +47,10 @@ async fn race(
 
 /// How many answers have this status.
 fn count(answers: &[TestResponse], status: u16) -> usize {
-    answers.iter().filter(|a| a.status.as_u16() == status).count()
+    answers
+        .iter()
+        .filter(|a| a.status.as_u16() == status)
+        .count()
 }
 
 /// Asserts every answer is one of `allowed` (status, code); 2xx always allowed.
@@ -67,9 +70,7 @@ fn only(answers: &[TestResponse], allowed: &[(u16, &str)]) {
     }
 }
 
-async fn the_same_money_moving_request_fired_ten_times_at_once_takes_effect_once(
-    backend: Backend,
-) {
+async fn the_same_money_moving_request_fired_ten_times_at_once_takes_effect_once(backend: Backend) {
     let app = Arc::new(TestApp::spawn(backend).await);
     let mut attacks = Attacks::new("races", backend);
     let initial = stock_by_variant(&app).await;
@@ -77,7 +78,15 @@ async fn the_same_money_moving_request_fired_ten_times_at_once_takes_effect_once
 
     // One idempotency key, ten top-ups: credited once.
     let user = app.funded_user("racer", 1_000_000).await;
-    let answers = race(&app, &user, Method::POST, "/wallet/topup", Some(json!({"amount": 50_000})), Some("once")).await;
+    let answers = race(
+        &app,
+        &user,
+        Method::POST,
+        "/wallet/topup",
+        Some(json!({"amount": 50_000})),
+        Some("once"),
+    )
+    .await;
     attacks.tried();
     only(&answers, &[(409, "IDEMPOTENCY_IN_PROGRESS")]);
     assert!(count(&answers, 200) >= 1);
@@ -110,8 +119,21 @@ async fn the_same_money_moving_request_fired_ten_times_at_once_takes_effect_once
     assert_eq!(app.balance(&user).await, 1_050_000 - price);
 
     // Ten cancels of one PENDING order, no key: one refund.
-    let order = orders.iter().next().expect("order").trim_matches('"').to_string();
-    let answers = race(&app, &user, Method::POST, &format!("/orders/{order}/cancel"), None, None).await;
+    let order = orders
+        .iter()
+        .next()
+        .expect("order")
+        .trim_matches('"')
+        .to_string();
+    let answers = race(
+        &app,
+        &user,
+        Method::POST,
+        &format!("/orders/{order}/cancel"),
+        None,
+        None,
+    )
+    .await;
     attacks.tried();
     only(&answers, &[(409, "ORDER_NOT_CANCELLABLE")]);
     assert_eq!(count(&answers, 200), 1, "exactly one cancel wins");
@@ -139,10 +161,22 @@ async fn the_same_money_moving_request_fired_ten_times_at_once_takes_effect_once
     // is checked out and cleared, empty).
     let shopper = app.funded_user("cartracer", 1_000_000).await;
     let line = app
-        .put("/cart/manage", Some(&shopper.token), json!({"variantId": variant, "quantity": 2}))
+        .put(
+            "/cart/manage",
+            Some(&shopper.token),
+            json!({"variantId": variant, "quantity": 2}),
+        )
         .await;
     assert_eq!(line.status, 200, "{}", line.body);
-    let answers = race(&app, &shopper, Method::POST, "/orders/create", Some(json!({})), None).await;
+    let answers = race(
+        &app,
+        &shopper,
+        Method::POST,
+        "/orders/create",
+        Some(json!({})),
+        None,
+    )
+    .await;
     attacks.tried();
     only(&answers, &[(409, "CART_LOCKED"), (409, "CART_EMPTY")]);
     assert_eq!(count(&answers, 202), 1, "one checkout per cart");

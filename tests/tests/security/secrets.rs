@@ -78,8 +78,11 @@ impl Capture {
 
     /// What was recorded so far (by this capture and any running alongside it).
     fn text(&self) -> String {
-        String::from_utf8_lossy(&LOG.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
-            .into_owned()
+        String::from_utf8_lossy(
+            &LOG.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+        .into_owned()
     }
 }
 
@@ -111,7 +114,9 @@ impl Revealed {
         if text.contains(&self.digits()) {
             return Some("the card number's digits");
         }
-        if text.contains(&format!("\"{}\"", self.pin)) || text.contains(&format!("\\\"{}\\\"", self.pin)) {
+        if text.contains(&format!("\"{}\"", self.pin))
+            || text.contains(&format!("\\\"{}\\\"", self.pin))
+        {
             return Some("the PIN, quoted");
         }
         let lower = text.to_lowercase();
@@ -147,7 +152,12 @@ impl Revealed {
 }
 
 /// Reveals every card of the order.
-async fn reveal_all(app: &TestApp, user: &TestUser, order: &str, cards: &[String]) -> Vec<Revealed> {
+async fn reveal_all(
+    app: &TestApp,
+    user: &TestUser,
+    order: &str,
+    cards: &[String],
+) -> Vec<Revealed> {
     let mut revealed = Vec::new();
     for card in cards {
         let response = app
@@ -181,15 +191,30 @@ async fn card_numbers_pins_passwords_and_tokens_never_reach_the_logs_even_at_tra
     // order, fulfil, poll, reveal, reveal someone else's card, read history and events.
     let (user, order, cards) = user_with_cards(&app, "logged").await;
     let wrong = app
-        .post("/auth/login", None, json!({"email": user.email, "password": "wrong password 1"}))
+        .post(
+            "/auth/login",
+            None,
+            json!({"email": user.email, "password": "wrong password 1"}),
+        )
         .await;
     assert_eq!(wrong.status, 401);
     let login = app
-        .post("/auth/login", None, json!({"email": user.email, "password": PASSWORD}))
+        .post(
+            "/auth/login",
+            None,
+            json!({"email": user.email, "password": PASSWORD}),
+        )
         .await;
-    let refresh_token = login.data()["refreshToken"].as_str().expect("refresh").to_string();
+    let refresh_token = login.data()["refreshToken"]
+        .as_str()
+        .expect("refresh")
+        .to_string();
     let refreshed = app
-        .post("/auth/refresh", None, json!({"refreshToken": refresh_token}))
+        .post(
+            "/auth/refresh",
+            None,
+            json!({"refreshToken": refresh_token}),
+        )
         .await;
     assert_eq!(refreshed.status, 200, "{}", refreshed.body);
     let revealed = reveal_all(&app, &user, &order, &cards).await;
@@ -215,13 +240,22 @@ async fn card_numbers_pins_passwords_and_tokens_never_reach_the_logs_even_at_tra
         logs.contains("/orders/{orderId}/gift-cards/{giftCardId}/reveal"),
         "the capture recorded no request spans"
     );
-    assert!(logs.contains(&order), "the capture recorded nothing about the order");
-    assert!(logs.contains("TRACE") || logs.contains("\"level\":\"TRACE\""), "not at TRACE");
+    assert!(
+        logs.contains(&order),
+        "the capture recorded nothing about the order"
+    );
+    assert!(
+        logs.contains("TRACE") || logs.contains("\"level\":\"TRACE\""),
+        "not at TRACE"
+    );
 
     for card in &revealed {
         attacks.tried();
         if let Some(what) = card.leak_in(&logs) {
-            let at = logs.find(&card.digits()).or_else(|| logs.find(&card.number)).unwrap_or(0);
+            let at = logs
+                .find(&card.digits())
+                .or_else(|| logs.find(&card.number))
+                .unwrap_or(0);
             panic!(
                 "{what} reached the logs: …{}…",
                 &logs[at.saturating_sub(300)..(at + 100).min(logs.len())]
@@ -239,7 +273,10 @@ async fn card_numbers_pins_passwords_and_tokens_never_reach_the_logs_even_at_tra
         assert!(!logs.contains(&secret), "{what} reached the logs");
     }
     attacks.tried();
-    assert!(!logs.contains("wrong password 1"), "a failed password reached the logs");
+    assert!(
+        !logs.contains("wrong password 1"),
+        "a failed password reached the logs"
+    );
 }
 
 /// Every text cell of every table of the embedded database.
@@ -254,13 +291,16 @@ fn sqlite_cells(app: &TestApp) -> Vec<(String, String)> {
         .collect();
     let mut cells = Vec::new();
     for table in tables {
-        let mut statement = db.prepare(&format!("SELECT * FROM \"{table}\"")).expect("select");
+        let mut statement = db
+            .prepare(&format!("SELECT * FROM \"{table}\""))
+            .expect("select");
         let columns = statement.column_count();
         let mut rows = statement.query([]).expect("rows");
         while let Some(row) = rows.next().expect("row") {
             for column in 0..columns {
                 let value = match row.get_ref(column).expect("cell") {
-                    rusqlite::types::ValueRef::Text(bytes) | rusqlite::types::ValueRef::Blob(bytes) => {
+                    rusqlite::types::ValueRef::Text(bytes)
+                    | rusqlite::types::ValueRef::Blob(bytes) => {
                         String::from_utf8_lossy(bytes).into_owned()
                     }
                     rusqlite::types::ValueRef::Integer(n) => n.to_string(),
@@ -312,8 +352,16 @@ fn attribute_text(value: &aws_sdk_dynamodb::types::AttributeValue) -> String {
         A::S(s) | A::N(s) => s.clone(),
         A::B(blob) => String::from_utf8_lossy(blob.as_ref()).into_owned(),
         A::Ss(list) | A::Ns(list) => list.join(" "),
-        A::L(list) => list.iter().map(attribute_text).collect::<Vec<_>>().join(" "),
-        A::M(map) => map.values().map(attribute_text).collect::<Vec<_>>().join(" "),
+        A::L(list) => list
+            .iter()
+            .map(attribute_text)
+            .collect::<Vec<_>>()
+            .join(" "),
+        A::M(map) => map
+            .values()
+            .map(attribute_text)
+            .collect::<Vec<_>>()
+            .join(" "),
         other => format!("{other:?}"),
     }
 }
@@ -347,7 +395,10 @@ async fn card_numbers_pins_passwords_and_refresh_tokens_are_never_stored_in_plai
                 !value.contains(&card.number) && !value.contains(&card.digits()),
                 "a card number is stored in plaintext in {table}"
             );
-            assert!(!card.pin_token_in(value), "a PIN is stored in plaintext in {table}");
+            assert!(
+                !card.pin_token_in(value),
+                "a PIN is stored in plaintext in {table}"
+            );
             assert!(
                 !unkeyed.iter().any(|hash| value.contains(hash.as_str())),
                 "an unkeyed hash of a card number is stored in {table}"
@@ -391,7 +442,10 @@ async fn card_numbers_pins_passwords_and_refresh_tokens_are_never_stored_in_plai
     assert!(events.contains(&order), "the order's event was published");
     for card in &revealed {
         attacks.tried();
-        assert!(card.leak_in(&events).is_none(), "a card secret is in an event");
+        assert!(
+            card.leak_in(&events).is_none(),
+            "a card secret is in an event"
+        );
     }
 }
 

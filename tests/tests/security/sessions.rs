@@ -71,12 +71,21 @@ async fn a_replayed_refresh_token_revokes_its_family_and_one_of_many_parallel_ro
         attacks.tried();
         let (status, body) = racer.await.expect("racer");
         match status {
-            200 => winners.push(body["data"]["refreshToken"].as_str().expect("token").to_string()),
+            200 => winners.push(
+                body["data"]["refreshToken"]
+                    .as_str()
+                    .expect("token")
+                    .to_string(),
+            ),
             401 => assert_eq!(body["error"]["code"], "UNAUTHORIZED"),
             other => panic!("a parallel rotation answered {other}: {body}"),
         }
     }
-    assert!(winners.len() <= 1, "{} parallel rotations won", winners.len());
+    assert!(
+        winners.len() <= 1,
+        "{} parallel rotations won",
+        winners.len()
+    );
     for successor in &winners {
         refresh(&app, successor)
             .await

@@ -96,26 +96,76 @@ async fn forged_confused_expired_and_tampered_access_tokens_are_all_refused(back
 
     let mine = claims(&user.id, "USER");
     let mut forged: Vec<(&str, String)> = vec![
-        ("alg none", forge(json!({"alg": "none", "typ": "JWT"}), &mine, Signer::Unsigned)),
-        ("alg None", forge(json!({"alg": "None"}), &mine, Signer::Unsigned)),
-        ("alg NONE", forge(json!({"alg": "NONE"}), &mine, Signer::Unsigned)),
-        ("alg nOnE", forge(json!({"alg": "nOnE"}), &mine, Signer::Unsigned)),
-        ("alg none, signed anyway", forge(json!({"alg": "none"}), &mine, Signer::Hs256(key))),
-        ("no alg at all", forge(json!({"typ": "JWT"}), &mine, Signer::Hs256(key))),
-        ("HS384 with the real key", forge(json!({"alg": "HS384"}), &mine, Signer::Hs384(key))),
-        ("HS512 with the real key", forge(json!({"alg": "HS512"}), &mine, Signer::Hs512(key))),
+        (
+            "alg none",
+            forge(
+                json!({"alg": "none", "typ": "JWT"}),
+                &mine,
+                Signer::Unsigned,
+            ),
+        ),
+        (
+            "alg None",
+            forge(json!({"alg": "None"}), &mine, Signer::Unsigned),
+        ),
+        (
+            "alg NONE",
+            forge(json!({"alg": "NONE"}), &mine, Signer::Unsigned),
+        ),
+        (
+            "alg nOnE",
+            forge(json!({"alg": "nOnE"}), &mine, Signer::Unsigned),
+        ),
+        (
+            "alg none, signed anyway",
+            forge(json!({"alg": "none"}), &mine, Signer::Hs256(key)),
+        ),
+        (
+            "no alg at all",
+            forge(json!({"typ": "JWT"}), &mine, Signer::Hs256(key)),
+        ),
+        (
+            "HS384 with the real key",
+            forge(json!({"alg": "HS384"}), &mine, Signer::Hs384(key)),
+        ),
+        (
+            "HS512 with the real key",
+            forge(json!({"alg": "HS512"}), &mine, Signer::Hs512(key)),
+        ),
         // Algorithm confusion: an asymmetric algorithm, MAC'd with the HMAC secret used as if
         // it were the public key.
-        ("RS256 confusion", forge(json!({"alg": "RS256"}), &mine, Signer::Hs256(key))),
-        ("RS512 confusion", forge(json!({"alg": "RS512"}), &mine, Signer::Hs512(key))),
-        ("ES256 confusion", forge(json!({"alg": "ES256"}), &mine, Signer::Hs256(key))),
-        ("PS256 confusion", forge(json!({"alg": "PS256"}), &mine, Signer::Hs256(key))),
-        ("EdDSA confusion", forge(json!({"alg": "EdDSA"}), &mine, Signer::Hs256(key))),
-        ("wrong key", forge(hs256(), &mine, Signer::Hs256(attacker_key))),
+        (
+            "RS256 confusion",
+            forge(json!({"alg": "RS256"}), &mine, Signer::Hs256(key)),
+        ),
+        (
+            "RS512 confusion",
+            forge(json!({"alg": "RS512"}), &mine, Signer::Hs512(key)),
+        ),
+        (
+            "ES256 confusion",
+            forge(json!({"alg": "ES256"}), &mine, Signer::Hs256(key)),
+        ),
+        (
+            "PS256 confusion",
+            forge(json!({"alg": "PS256"}), &mine, Signer::Hs256(key)),
+        ),
+        (
+            "EdDSA confusion",
+            forge(json!({"alg": "EdDSA"}), &mine, Signer::Hs256(key)),
+        ),
+        (
+            "wrong key",
+            forge(hs256(), &mine, Signer::Hs256(attacker_key)),
+        ),
         ("empty key", forge(hs256(), &mine, Signer::Hs256(b""))),
         (
             "kid pointing at an empty file",
-            forge(json!({"alg": "HS256", "kid": "../../../../dev/null"}), &mine, Signer::Hs256(b"")),
+            forge(
+                json!({"alg": "HS256", "kid": "../../../../dev/null"}),
+                &mine,
+                Signer::Hs256(b""),
+            ),
         ),
         (
             "embedded jwk with the attacker's key",
@@ -127,32 +177,126 @@ async fn forged_confused_expired_and_tampered_access_tokens_are_all_refused(back
         ),
         (
             "jku to the attacker's keys",
-            forge(json!({"alg": "HS256", "jku": "http://127.0.0.1:9/jwks.json"}), &mine, Signer::Hs256(attacker_key)),
+            forge(
+                json!({"alg": "HS256", "jku": "http://127.0.0.1:9/jwks.json"}),
+                &mine,
+                Signer::Hs256(attacker_key),
+            ),
         ),
         ("garbage signature", forge(hs256(), &mine, Signer::Garbage)),
-        ("wrong audience", forge(hs256(), &with(mine.clone(), "aud", json!("someone-else")), Signer::Hs256(key))),
-        ("audience list without ours", forge(hs256(), &with(mine.clone(), "aud", json!(["a", "b"])), Signer::Hs256(key))),
-        ("wrong issuer", forge(hs256(), &with(mine.clone(), "iss", json!("evil")), Signer::Hs256(key))),
-        ("no exp", forge(hs256(), &without(mine.clone(), "exp"), Signer::Hs256(key))),
-        ("no iss", forge(hs256(), &without(mine.clone(), "iss"), Signer::Hs256(key))),
-        ("no aud", forge(hs256(), &without(mine.clone(), "aud"), Signer::Hs256(key))),
-        ("no sub", forge(hs256(), &without(mine.clone(), "sub"), Signer::Hs256(key))),
-        ("exp as a string", forge(hs256(), &with(mine.clone(), "exp", json!("99999999999")), Signer::Hs256(key))),
-        ("role SUPERUSER", forge(hs256(), &with(mine.clone(), "role", json!("SUPERUSER")), Signer::Hs256(key))),
-        ("role lower-case admin", forge(hs256(), &with(mine.clone(), "role", json!("admin")), Signer::Hs256(key))),
-        ("sub not a user id", forge(hs256(), &with(mine.clone(), "sub", json!("admin")), Signer::Hs256(key))),
-        ("sub with SQL", forge(hs256(), &with(mine.clone(), "sub", json!("user_' OR '1'='1")), Signer::Hs256(key))),
+        (
+            "wrong audience",
+            forge(
+                hs256(),
+                &with(mine.clone(), "aud", json!("someone-else")),
+                Signer::Hs256(key),
+            ),
+        ),
+        (
+            "audience list without ours",
+            forge(
+                hs256(),
+                &with(mine.clone(), "aud", json!(["a", "b"])),
+                Signer::Hs256(key),
+            ),
+        ),
+        (
+            "wrong issuer",
+            forge(
+                hs256(),
+                &with(mine.clone(), "iss", json!("evil")),
+                Signer::Hs256(key),
+            ),
+        ),
+        (
+            "no exp",
+            forge(hs256(), &without(mine.clone(), "exp"), Signer::Hs256(key)),
+        ),
+        (
+            "no iss",
+            forge(hs256(), &without(mine.clone(), "iss"), Signer::Hs256(key)),
+        ),
+        (
+            "no aud",
+            forge(hs256(), &without(mine.clone(), "aud"), Signer::Hs256(key)),
+        ),
+        (
+            "no sub",
+            forge(hs256(), &without(mine.clone(), "sub"), Signer::Hs256(key)),
+        ),
+        (
+            "exp as a string",
+            forge(
+                hs256(),
+                &with(mine.clone(), "exp", json!("99999999999")),
+                Signer::Hs256(key),
+            ),
+        ),
+        (
+            "role SUPERUSER",
+            forge(
+                hs256(),
+                &with(mine.clone(), "role", json!("SUPERUSER")),
+                Signer::Hs256(key),
+            ),
+        ),
+        (
+            "role lower-case admin",
+            forge(
+                hs256(),
+                &with(mine.clone(), "role", json!("admin")),
+                Signer::Hs256(key),
+            ),
+        ),
+        (
+            "sub not a user id",
+            forge(
+                hs256(),
+                &with(mine.clone(), "sub", json!("admin")),
+                Signer::Hs256(key),
+            ),
+        ),
+        (
+            "sub with SQL",
+            forge(
+                hs256(),
+                &with(mine.clone(), "sub", json!("user_' OR '1'='1")),
+                Signer::Hs256(key),
+            ),
+        ),
         // Genuine tokens with edited claims, keeping the original signature.
-        ("role USER→ADMIN, original signature", tampered(&user.token, &claims(&user.id, "ADMIN"))),
-        ("sub → another user, original signature", tampered(&user.token, &claims(&victim.id, "USER"))),
-        ("exp extended, original signature", tampered(&user.token, &with(mine.clone(), "exp", json!(Utc::now().timestamp() + 86_400 * 365)))),
-        ("signature stripped", format!("{}.", user.token.rsplit_once('.').expect("jwt").0)),
+        (
+            "role USER→ADMIN, original signature",
+            tampered(&user.token, &claims(&user.id, "ADMIN")),
+        ),
+        (
+            "sub → another user, original signature",
+            tampered(&user.token, &claims(&victim.id, "USER")),
+        ),
+        (
+            "exp extended, original signature",
+            tampered(
+                &user.token,
+                &with(
+                    mine.clone(),
+                    "exp",
+                    json!(Utc::now().timestamp() + 86_400 * 365),
+                ),
+            ),
+        ),
+        (
+            "signature stripped",
+            format!("{}.", user.token.rsplit_once('.').expect("jwt").0),
+        ),
         ("signature of another token", {
             let (head, _) = user.token.rsplit_once('.').expect("jwt");
             format!("{head}.{}", victim.token.rsplit_once('.').expect("jwt").1)
         }),
         ("four segments", format!("{}.extra", user.token)),
-        ("two segments", user.token.split('.').take(2).collect::<Vec<_>>().join(".")),
+        (
+            "two segments",
+            user.token.split('.').take(2).collect::<Vec<_>>().join("."),
+        ),
         ("not base64", "!!!.@@@.###".to_string()),
     ];
     forged.push(("empty string", String::new()));
@@ -180,7 +324,10 @@ async fn forged_confused_expired_and_tampered_access_tokens_are_all_refused(back
             Utc::now() - chrono::Duration::minutes(16),
         )
         .expect("token");
-    for (label, token) in [("expired", expired), ("issued 16 minutes ago", issued_long_ago)] {
+    for (label, token) in [
+        ("expired", expired),
+        ("issued 16 minutes ago", issued_long_ago),
+    ] {
         attacks.tried();
         app.get("/wallet/balance", Some(&token))
             .await

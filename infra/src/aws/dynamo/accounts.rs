@@ -456,13 +456,23 @@ impl LoginThrottle for DynamoStore {
         retrying(|| async {
             let key = item([("account", s(account))]);
             let current = self.get(&self.tables.login_throttle, key.clone()).await?;
-            let (failures, window_start, version) = match &current {
+            let (failures, window_start, version, locked_until) = match &current {
                 Some(raw) => {
                     let a = Attrs::new(raw, "login-throttle");
-                    (a.n("failures")?, a.ts("windowStart")?, a.n("version")?)
+                    (
+                        a.n("failures")?,
+                        a.ts("windowStart")?,
+                        a.n("version")?,
+                        a.opt_ts("lockedUntil")?,
+                    )
                 }
-                None => (0, now, 0),
+                None => (0, now, 0, None),
             };
+            if let Some(until) = locked_until.filter(|until| *until > now) {
+                // Already locked (a login raced the check): the lock stands, unextended. Writing
+                // a fresh count here would drop `lockedUntil` and unlock the account.
+                return Ok(Some(until));
+            }
             let (failures, window_start) = if now - window_start > policy.window {
                 (1, now)
             } else {

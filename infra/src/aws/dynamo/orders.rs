@@ -185,6 +185,12 @@ impl DynamoStore {
     }
 
     /// Orders from an index, newest first, filtered, paginated with a total.
+    ///
+    /// The order indexes copy only keys: an index holding whole orders is rewritten on every
+    /// change of an order (a write unit per index per change), while a keys-only one is written
+    /// only when an order enters or leaves it. The query yields the ids in index order and a
+    /// consistent batch read fetches the orders of the page. A status filter on the user's
+    /// index needs each order's status, so it reads all of that user's orders.
     async fn order_page(
         &self,
         index: &str,
@@ -193,34 +199,60 @@ impl DynamoStore {
         status: Option<OrderStatus>,
         page: PageRequest,
     ) -> Result<Page<Order>> {
-        let mut names = format!("#{key}");
-        let mut query = self
+        let query = self
             .client
             .query()
             .table_name(&self.tables.orders)
             .index_name(index)
             .key_condition_expression(format!("#{key} = :key"))
+            .set_expression_attribute_names(super::names_of(&[&format!("#{key}")]))
             .expression_attribute_values(":key", s(value))
             .scan_index_forward(false);
+        let ids = all_pages!(query.clone())
+            .iter()
+            .map(|raw| Ok(OrderId::parse(Attrs::new(raw, "orders").s("orderId")?)?))
+            .collect::<Result<Vec<_>>>()?;
+        let (offset, limit) = (page.offset() as usize, page.limit as usize);
         if let Some(status) = status.filter(|_| key != "status") {
-            query = query
-                .filter_expression("#status = :status")
-                .expression_attribute_values(":status", s(status.as_str()));
-            names.push_str(" #status");
+            let matching: Vec<Order> = self
+                .orders_by_id(&ids)
+                .await?
+                .into_iter()
+                .filter(|order| order.status == status)
+                .collect();
+            return Ok(Page {
+                total: matching.len() as u64,
+                items: matching.into_iter().skip(offset).take(limit).collect(),
+                page: page.page,
+                limit: page.limit,
+            });
         }
-        let query = query.set_expression_attribute_names(super::names_of(&[&names]));
-        let items = all_pages!(query.clone());
+        let page_ids: Vec<OrderId> = ids.iter().skip(offset).take(limit).cloned().collect();
         Ok(Page {
-            total: items.len() as u64,
-            items: items
-                .iter()
-                .skip(page.offset() as usize)
-                .take(page.limit as usize)
-                .map(order_from)
-                .collect::<Result<_>>()?,
+            total: ids.len() as u64,
+            items: self.orders_by_id(&page_ids).await?,
             page: page.page,
             limit: page.limit,
         })
+    }
+
+    /// The orders with these ids, in the order given, read consistently; ids without an
+    /// order are skipped.
+    async fn orders_by_id(&self, ids: &[OrderId]) -> Result<Vec<Order>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys = ids.iter().map(order_key).collect();
+        let mut by_id = self
+            .batch_get(&self.tables.orders, keys)
+            .await?
+            .iter()
+            .map(|raw| order_from(raw).map(|order| (order.id.to_string(), order)))
+            .collect::<Result<HashMap<_, _>>>()?;
+        Ok(ids
+            .iter()
+            .filter_map(|id| by_id.remove(id.as_str()))
+            .collect())
     }
 
     /// The cart item that unlocks (and, after fulfillment, empties) a cart held by `order`.
@@ -614,12 +646,20 @@ impl Orders for DynamoStore {
             .send()
             .await
             .map_err(sdk_error)?;
-        output
+        let ids = output
             .items
             .unwrap_or_default()
             .iter()
-            .map(order_from)
-            .collect()
+            .map(|raw| Ok(OrderId::parse(Attrs::new(raw, "orders").s("orderId")?)?))
+            .collect::<Result<Vec<_>>>()?;
+        // The index (keys only, eventually consistent) lags the table: keep the orders that
+        // are still PENDING now.
+        Ok(self
+            .orders_by_id(&ids)
+            .await?
+            .into_iter()
+            .filter(|order| order.status == OrderStatus::Pending)
+            .collect())
     }
 
     async fn unnotified(&self, limit: u32) -> Result<Vec<Order>> {

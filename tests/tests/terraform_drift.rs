@@ -1,0 +1,299 @@
+//! The Terraform in `terraform/` and the code must describe the same AWS stack: every table of
+//! `tables::ALL` with its name, keys, indexes (keys and projection) and TTL attribute; the
+//! queue and topic names the
+//! code looks up; the Lambda packages it builds; and exactly the environment variables
+//! `Config::from_env` reads. A change on either side alone fails here, naming what differs.
+//!
+//! The Terraform side is what Terraform itself evaluates (`scripts/terraform-manifest`, offline:
+//! it needs the `terraform` binary and the local provider mirror of the machine image). Without
+//! them the test fails with the reason; it never passes by skipping.
+
+use giftify_infra::aws::tables::{ALL, Index, Projection, TableDef};
+use giftify_infra::aws::{dead_letter_queue_name, queue_name, topic_name};
+use giftify_infra::config::ENV_VARS;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// Variables of `ENV_VARS` that no Lambda is given, and why. Anything else the code reads must
+/// be set on every function, and nothing listed here may be.
+const NOT_FOR_LAMBDAS: &[(&str, &str)] = &[
+    (
+        "GIFTIFY_ADDR",
+        "the API Lambda is served by API Gateway, not a socket",
+    ),
+    ("GIFTIFY_DATA_DIR", "the embedded SQLite backend only"),
+    (
+        "GIFTIFY_ADMIN_EMAIL",
+        "the admin account is ensured by `giftify serve`, not by the Lambdas",
+    ),
+    (
+        "GIFTIFY_ADMIN_PASSWORD",
+        "the admin account is ensured by `giftify serve`, not by the Lambdas",
+    ),
+    (
+        "GIFTIFY_WEBHOOK_URLS",
+        "on AWS, webhooks are SNS HTTPS subscriptions",
+    ),
+    (
+        "GIFTIFY_WEBHOOK_SECRET",
+        "on AWS, SNS signs deliveries (signature version 2)",
+    ),
+    (
+        "GIFTIFY_JWT_SECRET",
+        "on AWS the key comes from Secrets Manager (GIFTIFY_JWT_SECRET_ARN), never the environment",
+    ),
+    (
+        "GIFTIFY_CARD_KEY",
+        "on AWS the key comes from Secrets Manager (GIFTIFY_CARD_KEY_SECRET_ARN), never the environment",
+    ),
+    (
+        "GIFTIFY_QUEUE_MAX_RECEIVES",
+        "the embedded queue only; on AWS it is the SQS redrive policy (queue_max_receives)",
+    ),
+    (
+        "GIFTIFY_QUEUE_VISIBILITY_SECS",
+        "the embedded queue only; on AWS it is the SQS queue attribute (6x the worker timeout)",
+    ),
+];
+
+/// The stages compared: with an infix, and without one (`giftify-<table>`).
+const STAGES: [Option<&str>; 2] = [Some("drift"), None];
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the tests crate sits in the workspace")
+        .to_path_buf()
+}
+
+/// `scripts/terraform-manifest` for [`STAGES`], keyed by stage ("" for none); run once.
+fn terraform() -> &'static BTreeMap<String, Value> {
+    static MANIFEST: OnceLock<BTreeMap<String, Value>> = OnceLock::new();
+    MANIFEST.get_or_init(|| {
+        let script = repo().join("scripts/terraform-manifest");
+        let output = Command::new("bash")
+            .arg(&script)
+            .args(STAGES.map(|s| s.unwrap_or("")))
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+        assert!(
+            output.status.success(),
+            "{} failed (terraform and its provider mirror are needed):\n{}",
+            script.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+            panic!(
+                "{} printed no JSON ({e}):\n{}",
+                script.display(),
+                String::from_utf8_lossy(&output.stdout)
+            )
+        })
+    })
+}
+
+fn stage_key(stage: Option<&str>) -> &str {
+    stage.unwrap_or("")
+}
+
+/// An index as both sides describe it: keys, DynamoDB projection type, copied attributes.
+fn code_index(index: &Index) -> Value {
+    let (projection, non_key_attributes) = match index.projection {
+        Projection::All => ("ALL", None),
+        Projection::KeysOnly => ("KEYS_ONLY", None),
+        Projection::Include(attributes) => {
+            let mut sorted = attributes.to_vec();
+            sorted.sort_unstable();
+            ("INCLUDE", Some(sorted))
+        }
+    };
+    json!({
+        "hash_key": index.key.partition,
+        "range_key": index.key.sort,
+        "projection": projection,
+        "non_key_attributes": non_key_attributes,
+    })
+}
+
+/// A table as both sides describe it.
+fn code_table(table: &TableDef) -> Value {
+    json!({
+        "hash_key": table.key.partition,
+        "range_key": table.key.sort,
+        "ttl_attribute": table.ttl_attribute,
+        "indexes": table
+            .indexes
+            .iter()
+            .map(|i| (i.name.to_string(), code_index(i)))
+            .collect::<serde_json::Map<_, _>>(),
+    })
+}
+
+/// What differs between two sets, worded for the failure message.
+fn set_difference(
+    what: &str,
+    code: &BTreeSet<String>,
+    terraform: &BTreeSet<String>,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    for missing in code.difference(terraform) {
+        problems.push(format!(
+            "{what} {missing} is in the code but not in terraform/"
+        ));
+    }
+    for extra in terraform.difference(code) {
+        problems.push(format!(
+            "{what} {extra} is in terraform/ but not in the code"
+        ));
+    }
+    problems
+}
+
+#[test]
+fn terraform_defines_every_table_of_the_code_and_no_other() {
+    let mut problems = Vec::new();
+    for stage in STAGES {
+        let declared = terraform()[stage_key(stage)]["tables"]
+            .as_object()
+            .expect("tables");
+        let code: BTreeSet<String> = ALL.iter().map(|t| t.name(stage)).collect();
+        let hcl: BTreeSet<String> = declared.keys().cloned().collect();
+        problems.extend(set_difference("table", &code, &hcl));
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn every_table_has_the_code_s_keys_indexes_projections_and_ttl() {
+    let declared = &terraform()[stage_key(STAGES[0])]["tables"];
+    let mut problems = Vec::new();
+    for table in ALL {
+        let name = table.name(STAGES[0]);
+        let Some(hcl) = declared.get(&name) else {
+            continue; // reported by the table-set test
+        };
+        let code = code_table(&table);
+        for field in ["hash_key", "range_key", "ttl_attribute"] {
+            if code[field] != hcl[field] {
+                problems.push(format!(
+                    "{name}: {field} is {} in the code, {} in terraform/",
+                    code[field], hcl[field]
+                ));
+            }
+        }
+        let code_indexes = code["indexes"].as_object().expect("indexes");
+        let hcl_indexes = hcl["indexes"].as_object().expect("indexes");
+        problems.extend(set_difference(
+            &format!("{name}: index"),
+            &code_indexes.keys().cloned().collect(),
+            &hcl_indexes.keys().cloned().collect(),
+        ));
+        for (index, keys) in code_indexes {
+            if let Some(hcl_keys) = hcl_indexes.get(index)
+                && keys != hcl_keys
+            {
+                problems.push(format!(
+                    "{name}: index {index} is {keys} in the code, {hcl_keys} in terraform/"
+                ));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn queue_and_topic_names_are_the_ones_the_code_looks_up() {
+    for stage in STAGES {
+        let manifest = &terraform()[stage_key(stage)];
+        assert_eq!(
+            manifest["queue"],
+            queue_name(stage),
+            "orders queue, stage {stage:?}"
+        );
+        assert_eq!(
+            manifest["dead_letter_queue"],
+            dead_letter_queue_name(stage),
+            "dead-letter queue, stage {stage:?}"
+        );
+        assert_eq!(
+            manifest["topic"],
+            topic_name(stage),
+            "events topic, stage {stage:?}"
+        );
+    }
+}
+
+#[test]
+fn lambdas_get_exactly_the_variables_the_code_reads() {
+    let read: BTreeSet<&str> = ENV_VARS.iter().map(|(name, _)| *name).collect();
+    let excluded: BTreeSet<&str> = NOT_FOR_LAMBDAS.iter().map(|(name, _)| *name).collect();
+    let stale: Vec<_> = excluded.difference(&read).collect();
+    assert!(
+        stale.is_empty(),
+        "NOT_FOR_LAMBDAS names variables the code no longer reads: {stale:?}"
+    );
+    let expected: BTreeSet<String> = read
+        .difference(&excluded)
+        .map(|name| name.to_string())
+        .collect();
+
+    let functions = terraform()[stage_key(STAGES[0])]["functions"]
+        .as_object()
+        .expect("functions");
+    assert_eq!(
+        functions.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["api", "fulfillment", "reconciler"],
+        "the stack has the API, fulfillment and reconciler functions"
+    );
+    let mut problems = Vec::new();
+    for (function, definition) in functions {
+        let set: BTreeSet<String> = definition["environment"]
+            .as_array()
+            .expect("environment")
+            .iter()
+            .map(|v| v.as_str().expect("variable name").to_string())
+            .collect();
+        problems.extend(set_difference(
+            &format!("{function} function: variable"),
+            &expected,
+            &set,
+        ));
+    }
+    assert!(
+        problems.is_empty(),
+        "{}\n(a variable the Lambdas must not get belongs in NOT_FOR_LAMBDAS, with the reason)",
+        problems.join("\n")
+    );
+}
+
+#[test]
+fn lambda_packages_are_binaries_of_the_workspace() {
+    // cargo-lambda names each zip directory after the binary it packages.
+    let declared: String = ["api/Cargo.toml", "workers/Cargo.toml"]
+        .iter()
+        .map(|path| std::fs::read_to_string(repo().join(path)).expect("manifest"))
+        .collect();
+    let bins: BTreeSet<&str> = declared
+        .split("[[bin]]")
+        .skip(1)
+        .filter_map(|section| {
+            section
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("name = "))
+                .map(|name| name.trim_matches('"'))
+        })
+        .collect();
+    let functions = terraform()[stage_key(STAGES[0])]["functions"]
+        .as_object()
+        .expect("functions");
+    for (function, definition) in functions {
+        let bin = definition["bin"].as_str().expect("bin");
+        assert!(
+            bins.contains(bin),
+            "the {function} function runs package {bin}, which is no [[bin]] of api/ or workers/ ({bins:?})"
+        );
+    }
+}
