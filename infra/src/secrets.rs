@@ -79,7 +79,9 @@ fn read_or_create(path: &Path, generate: impl FnOnce() -> String) -> Result<Stri
         .with_context(|| format!("cannot lock the keys in {}", dir.display()))?;
     match std::fs::read_to_string(path) {
         Ok(value) if !value.trim().is_empty() => return Ok(value.trim().to_string()),
-        Ok(_) => tracing::warn!(path = %path.display(), "replacing an empty key file left by a crash"),
+        Ok(_) => {
+            tracing::warn!(path = %path.display(), "replacing an empty key file left by a crash")
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     }

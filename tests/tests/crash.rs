@@ -217,7 +217,10 @@ async fn sigkilled_api_and_worker_processes_lose_no_money_stock_or_orders() {
     processes.worker.assert_running();
     let logs = format!("{}{}", processes.api.log(), processes.worker.log());
     let leaks = load::card_secret_leaks(&logs, &tally.revealed);
-    assert!(leaks.is_empty(), "card secrets in the process logs: {leaks:?}");
+    assert!(
+        leaks.is_empty(),
+        "card secrets in the process logs: {leaks:?}"
+    );
     let p99 = tally.latency_ms(0.99);
     println!(
         "crash test: {} kill cycles ({} API, {} worker, {} both), {} requests (p99 {p99:.0} ms, \

@@ -156,7 +156,10 @@ async fn many_concurrent_shoppers_get_no_unexpected_errors_and_lose_no_orders() 
     assert_eq!(tally.server_errors(), 0);
     assert_eq!(tally.transport_errors, 0);
     let leaks = load::card_secret_leaks(&server.log(), &tally.revealed);
-    assert!(leaks.is_empty(), "card secrets in the server log: {leaks:?}");
+    assert!(
+        leaks.is_empty(),
+        "card secrets in the server log: {leaks:?}"
+    );
 }
 
 /// Every two seconds until `until`, adds [`RESTOCK`] units to each variant below

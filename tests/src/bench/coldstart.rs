@@ -150,7 +150,10 @@ pub async fn run(options: &ColdStartOptions) -> Result<Value> {
             let answered = Instant::now();
             let spawned = harness.spawned_at().context("spawn time")?;
             if let Err(error) = answer {
-                anyhow::bail!("{name} failed its first invocation: {error}\n{}", harness.stop());
+                anyhow::bail!(
+                    "{name} failed its first invocation: {error}\n{}",
+                    harness.stop()
+                );
             }
             if let Some(polled) = harness.first_poll_at() {
                 init.record(polled.saturating_duration_since(spawned));
@@ -183,7 +186,15 @@ pub async fn run(options: &ColdStartOptions) -> Result<Value> {
 pub fn table(report: &Value) -> String {
     let mut out = format!(
         "cold start ({} runs each, keys from {})\n  {:<12} {:>8} {:>9} {:>9} {:>10} {:>10} {:>12}\n",
-        report["runs"], report["keys_from"], "function", "bin MiB", "zip MiB", "c-l zip", "init p50", "init p99", "1st answer p50"
+        report["runs"],
+        report["keys_from"],
+        "function",
+        "bin MiB",
+        "zip MiB",
+        "c-l zip",
+        "init p50",
+        "init p99",
+        "1st answer p50"
     );
     if let Some(functions) = report["functions"].as_object() {
         for (name, f) in functions {

@@ -17,9 +17,7 @@
 //! 4. `esm_delete`: the event source mapping deletes the handled message;
 //! 5. `api_poll`: the client polls `GET /orders/{id}` once, after `Retry-After`, and sees it final.
 
-use super::dynamo_units::{
-    WireItem, index_write_units, item_size, read_units, write_units,
-};
+use super::dynamo_units::{WireItem, index_write_units, item_size, read_units, write_units};
 use super::stats::round3;
 use anyhow::{Context, Result, bail};
 use axum::Router;
@@ -304,8 +302,7 @@ impl Proxy {
                     let size = item["Item"].as_object().map_or(0, item_size);
                     let units = read_units(size) * 2.0;
                     tally.read_units += units;
-                    tally.table(entry["Get"]["TableName"].as_str().unwrap_or_default())[0] +=
-                        units;
+                    tally.table(entry["Get"]["TableName"].as_str().unwrap_or_default())[0] += units;
                 }
             }
             _ => {}
@@ -440,7 +437,12 @@ async fn forward_inner(proxy: &Proxy, request: Request) -> Result<Response> {
 
 impl Proxy {
     fn take(&self) -> Tally {
-        std::mem::take(&mut *self.step.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+        std::mem::take(
+            &mut *self
+                .step
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
     }
 }
 
@@ -467,11 +469,20 @@ async fn call_api(
     let response = app.clone().oneshot(request).await?;
     let status = response.status();
     let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await?;
-    Ok((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
+    Ok((
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    ))
 }
 
 /// The steps of one order, in order.
-const STEPS: [&str; 5] = ["api_create", "esm_receive", "fulfillment", "esm_delete", "api_poll"];
+const STEPS: [&str; 5] = [
+    "api_create",
+    "esm_receive",
+    "fulfillment",
+    "esm_delete",
+    "api_poll",
+];
 
 /// Runs the cost model on moto and returns its JSON report.
 pub async fn run(options: &CostOptions) -> Result<Value> {
@@ -522,7 +533,15 @@ pub async fn run(options: &CostOptions) -> Result<Value> {
         .with_context(|| format!("register answered {status}: {registered}"))?
         .to_string();
     for _ in 0..3 {
-        call_api(&app, Method::POST, "/wallet/topup", Some(&token), None, Some(json!({"amount": 10_000_000}))).await?;
+        call_api(
+            &app,
+            Method::POST,
+            "/wallet/topup",
+            Some(&token),
+            None,
+            Some(json!({"amount": 10_000_000})),
+        )
+        .await?;
     }
     let variant = giftify.catalogue().await?[0].variants[0].id.clone();
     giftify
@@ -567,7 +586,10 @@ pub async fn run(options: &CostOptions) -> Result<Value> {
         if status != StatusCode::ACCEPTED {
             bail!("create answered {status}: {created}");
         }
-        let order_id = created["data"]["orderId"].as_str().unwrap_or_default().to_string();
+        let order_id = created["data"]["orderId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         record("api_create", begun, &proxy);
 
         let begun = Instant::now();
@@ -607,7 +629,15 @@ pub async fn run(options: &CostOptions) -> Result<Value> {
         record("esm_delete", begun, &proxy);
 
         let begun = Instant::now();
-        let (_, polled) = call_api(&app, Method::GET, &format!("/orders/{order_id}"), Some(&token), None, None).await?;
+        let (_, polled) = call_api(
+            &app,
+            Method::GET,
+            &format!("/orders/{order_id}"),
+            Some(&token),
+            None,
+            None,
+        )
+        .await?;
         if polled["data"]["status"] != "FULFILLED" {
             bail!("the order is not fulfilled after its message was handled: {polled}");
         }
@@ -648,8 +678,16 @@ fn price(
     let sqs = all.count("sqs.") as f64 / per;
     let sns = all.count("sns.Publish") as f64 / per;
     let lines = [
-        ("api_gateway_http_requests", api_requests, prices::HTTP_API_REQUEST),
-        ("lambda_requests", lambda_invocations, prices::LAMBDA_REQUEST),
+        (
+            "api_gateway_http_requests",
+            api_requests,
+            prices::HTTP_API_REQUEST,
+        ),
+        (
+            "lambda_requests",
+            lambda_invocations,
+            prices::LAMBDA_REQUEST,
+        ),
         ("lambda_gb_seconds", gb_seconds, prices::LAMBDA_GB_SECOND),
         ("dynamodb_write_request_units", wru, prices::DYNAMODB_WRU),
         ("dynamodb_read_request_units", rru, prices::DYNAMODB_RRU),
@@ -697,12 +735,18 @@ pub fn table(report: &Value) -> String {
         let t = &report["steps"][step]["tally"];
         out.push_str(&format!(
             "  {step:<12} RRU {:>6}  WRU table {:>6}  WRU indexes {:>6}  calls {}\n",
-            t["dynamodb_read_units"], t["dynamodb_write_units_table"], t["dynamodb_write_units_indexes"], t["calls"]
+            t["dynamodb_read_units"],
+            t["dynamodb_write_units_table"],
+            t["dynamodb_write_units_indexes"],
+            t["calls"]
         ));
     }
     out.push_str(&format!(
         "  total        RRU {:>6}  WRU {:>6} (table {} + indexes {})\n",
-        per["dynamodb_read_units"], per["dynamodb_write_units_total"], per["dynamodb_write_units_table"], per["dynamodb_write_units_indexes"]
+        per["dynamodb_read_units"],
+        per["dynamodb_write_units_total"],
+        per["dynamodb_write_units_table"],
+        per["dynamodb_write_units_indexes"]
     ));
     out.push_str("USD per million orders\n");
     if let Some(lines) = report["cost"].as_object() {
@@ -713,6 +757,9 @@ pub fn table(report: &Value) -> String {
             ));
         }
     }
-    out.push_str(&format!("  {:<32} {:>8}            ${:>8}\n", "total", "", report["usd_per_million_orders"]));
+    out.push_str(&format!(
+        "  {:<32} {:>8}            ${:>8}\n",
+        "total", "", report["usd_per_million_orders"]
+    ));
     out
 }

@@ -168,7 +168,8 @@ mod tests {
         assert_eq!(number_size("-0.00123"), 3);
         assert_eq!(number_size("12345"), 4);
         // A list: 3 + per element (size + 1); a map adds the element names.
-        let nested = item(json!({"l": {"L": [{"S": "ab"}, {"N": "1"}]}, "m": {"M": {"k": {"S": "v"}}}}));
+        let nested =
+            item(json!({"l": {"L": [{"S": "ab"}, {"N": "1"}]}, "m": {"M": {"k": {"S": "v"}}}}));
         assert_eq!(item_size(&nested), (1 + 3 + 3 + 3) + (1 + 3 + 1 + 1 + 1));
         assert_eq!(base64_len("aGk="), 2);
     }
@@ -200,19 +201,41 @@ mod tests {
             projection: Projection::KeysOnly,
             ..all
         };
-        let pending = item(json!({"orderId": {"S": "o1"}, "status": {"S": "PENDING"}, "n": {"N": "1"}}));
-        let pending_touched = item(json!({"orderId": {"S": "o1"}, "status": {"S": "PENDING"}, "n": {"N": "2"}}));
+        let pending =
+            item(json!({"orderId": {"S": "o1"}, "status": {"S": "PENDING"}, "n": {"N": "1"}}));
+        let pending_touched =
+            item(json!({"orderId": {"S": "o1"}, "status": {"S": "PENDING"}, "n": {"N": "2"}}));
         let done = item(json!({"orderId": {"S": "o1"}, "status": {"S": "DONE"}, "n": {"N": "1"}}));
         let unindexed = item(json!({"orderId": {"S": "o1"}, "n": {"N": "1"}}));
-        assert_eq!(index_write_units(table_key, &all, None, Some(&pending)), 1.0);
-        assert_eq!(index_write_units(table_key, &all, Some(&pending), Some(&done)), 2.0);
-        assert_eq!(index_write_units(table_key, &all, Some(&pending), Some(&pending_touched)), 1.0);
         assert_eq!(
-            index_write_units(table_key, &keys_only, Some(&pending), Some(&pending_touched)),
+            index_write_units(table_key, &all, None, Some(&pending)),
+            1.0
+        );
+        assert_eq!(
+            index_write_units(table_key, &all, Some(&pending), Some(&done)),
+            2.0
+        );
+        assert_eq!(
+            index_write_units(table_key, &all, Some(&pending), Some(&pending_touched)),
+            1.0
+        );
+        assert_eq!(
+            index_write_units(
+                table_key,
+                &keys_only,
+                Some(&pending),
+                Some(&pending_touched)
+            ),
             0.0,
             "a keys-only index ignores attributes it does not copy"
         );
-        assert_eq!(index_write_units(table_key, &all, Some(&pending), Some(&unindexed)), 1.0);
-        assert_eq!(index_write_units(table_key, &all, Some(&unindexed), Some(&unindexed)), 0.0);
+        assert_eq!(
+            index_write_units(table_key, &all, Some(&pending), Some(&unindexed)),
+            1.0
+        );
+        assert_eq!(
+            index_write_units(table_key, &all, Some(&unindexed), Some(&unindexed)),
+            0.0
+        );
     }
 }

@@ -134,10 +134,16 @@ fn run_cost(args: &CostArgs) -> Result<()> {
         idempotency_key: !args.no_idempotency_key,
         memory_mb: args.memory_mb,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let figures = runtime.block_on(cost::run(&options))?;
     print!("{}", cost::table(&figures));
-    let kind = if options.idempotency_key { "cost" } else { "cost-no-key" };
+    let kind = if options.idempotency_key {
+        "cost"
+    } else {
+        "cost-no-key"
+    };
     let report = bench::envelope(kind, figures);
     let path = bench::output_path(kind, args.out.as_deref());
     bench::write_report(&path, &report)?;

@@ -627,4 +627,3 @@ pub fn card_secret_leaks(log: &str, revealed: &[(String, String)]) -> Vec<String
     }
     leaks
 }
-
