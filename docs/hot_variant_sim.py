@@ -33,7 +33,7 @@ def simulate(rate, shards, item_limit=500.0, seconds=10.0, stock=None, seed=7,
         t += rng.expovariate(rate)
         heapq.heappush(events, (t, n, 0, t))
         n += 1
-    delays, attempts_total, rejected, failed, done = [], 0, 0, 0, 0
+    delays, attempts_total, rejected, failed, done, sold_out = [], 0, 0, 0, 0, 0
     while events:
         now, order, attempt, arrived = heapq.heappop(events)
         slot = int(now / SLOT)
@@ -54,8 +54,10 @@ def simulate(rate, shards, item_limit=500.0, seconds=10.0, stock=None, seed=7,
         if granted:
             done += 1
             delays.append(now - arrived)
-        elif attempt + 1 >= max_attempts or all(s < 1 for s in left):
-            failed += 1
+        elif all(s < 1 for s in left):
+            sold_out += 1  # the variant is sold out: fulfillment refunds the line
+        elif attempt + 1 >= max_attempts:
+            failed += 1  # the message goes back to the queue and is retried later
         else:
             backoff = min(max_backoff, base_backoff * 2 ** attempt) * (0.5 + rng.random() / 2)
             heapq.heappush(events, (now + backoff, order, attempt + 1, arrived))
@@ -69,6 +71,7 @@ def simulate(rate, shards, item_limit=500.0, seconds=10.0, stock=None, seed=7,
         "shards": shards,
         "fulfilled_per_s": done / seconds,
         "gave_up": failed,
+        "sold_out": sold_out,
         "rejected_share": rejected / max(attempts_total, 1),
         "attempts_per_order": attempts_total / max(n, 1),
         "p50_ms": pct(50),
@@ -78,18 +81,19 @@ def simulate(rate, shards, item_limit=500.0, seconds=10.0, stock=None, seed=7,
 
 def main():
     rows = [
-        simulate(500, 1),
+        simulate(400, 1),
         simulate(5000, 1, seconds=4.0),
         simulate(5000, 10),
+        simulate(5000, 15),
         simulate(5000, 20),
         simulate(5000, 40),
         # 20 shards with stock for ~9 s of sales: shards run dry unevenly near the end.
         simulate(5000, 20, stock=45000),
     ]
-    header = f"{'offered/s':>9} {'shards':>6} {'fulfilled/s':>11} {'gave up':>7} {'rejected':>8} {'attempts':>8} {'p50 ms':>7} {'p99 ms':>8}"
+    header = f"{'offered/s':>9} {'shards':>6} {'fulfilled/s':>11} {'gave up':>7} {'sold out':>8} {'rejected':>8} {'attempts':>8} {'p50 ms':>7} {'p99 ms':>8}"
     print(header)
     for r in rows:
-        print(f"{r['offered_per_s']:>9.0f} {r['shards']:>6} {r['fulfilled_per_s']:>11.0f} {r['gave_up']:>7} "
+        print(f"{r['offered_per_s']:>9.0f} {r['shards']:>6} {r['fulfilled_per_s']:>11.0f} {r['gave_up']:>7} {r['sold_out']:>8} "
               f"{r['rejected_share']:>8.1%} {r['attempts_per_order']:>8.2f} {r['p50_ms']:>7.1f} {r['p99_ms']:>8.1f}")
     return 0
 

@@ -85,23 +85,23 @@ impl EmbeddedStack {
 /// Whichever backend the configuration selects.
 #[derive(Debug)]
 pub enum Stack {
-    Embedded(EmbeddedStack),
-    Aws(crate::aws::runtime::AwsRuntime),
+    Embedded(Box<EmbeddedStack>),
+    Aws(Box<crate::aws::runtime::AwsRuntime>),
 }
 
 impl Stack {
     pub async fn open(config: Config) -> Result<Self> {
         match config.backend {
-            crate::config::BackendKind::Embedded => {
-                Ok(Stack::Embedded(EmbeddedStack::open(config).await?))
-            }
+            crate::config::BackendKind::Embedded => Ok(Stack::Embedded(Box::new(
+                EmbeddedStack::open(config).await?,
+            ))),
             crate::config::BackendKind::Aws => {
                 let sdk = crate::aws::sdk_config().await;
                 let runtime = crate::aws::runtime::AwsRuntime::open(config, &sdk).await?;
                 if runtime.giftify.seed_demo_catalogue().await? {
                     tracing::info!("seeded the demo catalogue");
                 }
-                Ok(Stack::Aws(runtime))
+                Ok(Stack::Aws(Box::new(runtime)))
             }
         }
     }

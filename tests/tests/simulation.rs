@@ -6,13 +6,26 @@
 //! - The soak: `SIM_SOAK_SEEDS=5000 [SIM_SOAK_START=n] [SIM_BACKEND=aws]
 //!   cargo test -p giftify-tests --test simulation soak -- --ignored --nocapture`.
 
+use giftify_infra::sqlite::SqliteStore;
+use giftify_infra::webhooks::WebhookPublisher;
+use giftify_shared::Giftify;
+use giftify_shared::catalogue::Pricing;
+use giftify_shared::idempotency::{Claim, IdempotencyKey, IdempotencyScope, LEASE, NewClaim};
+use giftify_shared::order::OrderMessage;
+use giftify_shared::ports::Ports;
+use giftify_shared::usecases::{NewProduct, NewVariant, Registration, Rules};
+use giftify_shared::user::Email;
+use giftify_shared::vault::{CardKey, CardVault};
+use giftify_tests::sim::client::{self, Answer, Op};
+use giftify_tests::sim::sched::SimClock;
 use giftify_tests::sim::{self, Backend, Failure, SimConfig};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Seeds of the CI batch on the embedded backend.
 const EMBEDDED_SEEDS: std::ops::RangeInclusive<u64> = 1..=30;
 /// Seeds of the CI batch on the AWS backend: each pays for a fresh stage on moto.
-const AWS_SEEDS: std::ops::RangeInclusive<u64> = 1..=3;
+const AWS_SEEDS: std::ops::RangeInclusive<u64> = 1..=5;
 
 fn env_u64(name: &str) -> Option<u64> {
     let value = std::env::var(name).ok()?;
@@ -87,6 +100,127 @@ async fn a_seed_replays_the_same_run_on_the_embedded_backend() {
         )
     };
     assert_eq!(decided(&first), decided(&second));
+}
+
+/// The first defect the simulation found, replayed step by step: a request whose lease ran out
+/// while it worked must not answer its own 4xx under a key that another request took over and
+/// used to place the order — the key has one outcome, and it is the order.
+#[tokio::test]
+async fn a_refusal_under_a_key_that_a_retry_took_over_answers_in_progress_not_the_refusal() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = SqliteStore::open(&dir.path().join("giftify.db"), Default::default())
+        .await
+        .expect("store");
+    let events = Arc::new(WebhookPublisher::new(store.clone(), Vec::new(), None));
+    let clock = Arc::new(SimClock::new());
+    let giftify = Giftify::new(
+        Ports::from_backend(store, events),
+        Arc::new(CardVault::new(&CardKey::generate())),
+        clock.clone(),
+        Rules::default(),
+    );
+    let user = giftify
+        .register(Registration {
+            email: Email::parse("racer@example.in").expect("email"),
+            password_hash: "not-a-real-hash".into(),
+            first_name: "Race".into(),
+            last_name: "Condition".into(),
+            phone_number: None,
+        })
+        .await
+        .expect("user")
+        .id;
+    giftify
+        .top_up(&user, 1_000_000, None, None)
+        .await
+        .expect("top-up");
+    let product = giftify
+        .add_product(NewProduct {
+            name: "Zomato Gift Card".into(),
+            description: "Zomato gift card".into(),
+            brand: "Zomato".into(),
+            category: "food".into(),
+            image_url: "https://example.in/card.png".into(),
+            thumbnail_url: "https://example.in/card-thumb.png".into(),
+            terms_and_conditions: "Valid for one year.".into(),
+            how_to_redeem: "At checkout.".into(),
+            validity_days: 365,
+        })
+        .await
+        .expect("product");
+    let variant = giftify
+        .add_variant(
+            product.id,
+            NewVariant {
+                name: "Zomato ₹250".into(),
+                denomination: 250,
+                pricing: Pricing::new(25_000, 22_500, 0).expect("pricing"),
+                stock_quantity: 1,
+                min_order_quantity: 1,
+                max_order_quantity: 4,
+                is_active: true,
+            },
+        )
+        .await
+        .expect("variant");
+    let op = Op::OrderItems {
+        lines: vec![(variant.id.clone(), 1)],
+    };
+    let scope = IdempotencyScope {
+        user_id: user.clone(),
+        key: IdempotencyKey::parse("order-once").expect("key"),
+    };
+    // The first request claims the key, then stalls past its lease.
+    let claim = NewClaim {
+        scope: scope.clone(),
+        fingerprint: op.fingerprint(),
+        token: "first".into(),
+        now: clock.peek(),
+    };
+    assert_eq!(
+        giftify
+            .ports
+            .idempotency
+            .claim(&claim)
+            .await
+            .expect("claim"),
+        Claim::Acquired("first".into())
+    );
+    clock.advance(LEASE + chrono::Duration::seconds(1));
+    // The client's retry takes the key over and places the order: the last card.
+    let (retry, _) = client::send(&giftify, &user, &op, Some("order-once"), "retry".into())
+        .await
+        .expect("retry");
+    let Answer::Placed(order) = retry else {
+        panic!("the retry should place the order, got {retry:?}");
+    };
+    giftify
+        .handle_order_message(&OrderMessage {
+            order_id: order.id.clone(),
+            user_id: user.clone(),
+        })
+        .await
+        .expect("fulfilled");
+    // The first request wakes up to an empty shelf. It must not say OUT_OF_STOCK.
+    let stale = client::run_claimed(&giftify, &user, &op, scope, "first".into())
+        .await
+        .expect("a 4xx, not a 5xx");
+    assert!(
+        matches!(
+            stale,
+            Answer::Refused {
+                code: "IDEMPOTENCY_IN_PROGRESS",
+                ..
+            }
+        ),
+        "the stale holder answered {stale:?}"
+    );
+    // Asked again, the key tells the one truth: the order.
+    let (again, replayed) = client::send(&giftify, &user, &op, Some("order-once"), "again".into())
+        .await
+        .expect("replay");
+    assert!(replayed);
+    assert!(matches!(again, Answer::Placed(o) if o.id == order.id));
 }
 
 #[tokio::test]

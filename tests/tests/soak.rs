@@ -104,7 +104,9 @@ async fn many_concurrent_shoppers_get_no_unexpected_errors_and_lose_no_orders() 
         http: http.clone(),
         admin_token: admin_token.clone(),
     };
+    let backlog = Instant::now();
     let settled = load::wait_until_settled(&http, &admin_token, Duration::from_secs(60)).await;
+    let backlog = backlog.elapsed().as_secs_f64();
     server.assert_running();
     assert!(settled, "orders still open 60 s after the soak ended");
 
@@ -129,7 +131,8 @@ async fn many_concurrent_shoppers_get_no_unexpected_errors_and_lose_no_orders() 
     let (p50, p99) = (tally.latency_ms(0.5), tally.latency_ms(0.99));
     println!(
         "soak: {} requests in {elapsed:.1} s = {:.0} req/s; p50 {p50:.1} ms, p99 {p99:.1} ms; \
-         {} orders accepted, all final; {} cards revealed; {} variants restocked; \
+         {} orders accepted, all final {backlog:.1} s after the last request; \
+         {} cards revealed; {} variants restocked; \
          5xx {}, transport failures {}, unexpected answers {}\n{}",
         tally.requests,
         tally.requests as f64 / elapsed,

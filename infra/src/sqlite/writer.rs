@@ -173,17 +173,18 @@ fn commit_batch(conn: &Connection, mut batch: Vec<Box<dyn Job>>) {
         }
         return;
     }
-    for index in 0..batch.len() {
-        if let Err(failure) = run_in_savepoint(conn, batch[index].as_mut()) {
-            // The transaction is gone or in an unknown state: nothing of the batch commits.
-            if !conn.is_autocommit() {
-                let _ = conn.execute_batch("ROLLBACK");
-            }
-            for job in batch {
-                job.finish(Err(&failure));
-            }
-            return;
+    let broken = batch
+        .iter_mut()
+        .find_map(|job| run_in_savepoint(conn, job.as_mut()).err());
+    if let Some(failure) = broken {
+        // The transaction is gone or in an unknown state: nothing of the batch commits.
+        if !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
         }
+        for job in batch {
+            job.finish(Err(&failure));
+        }
+        return;
     }
     match conn.execute_batch("COMMIT") {
         Ok(()) => {

@@ -663,10 +663,10 @@ async fn phases(
         let ctx = ctx.clone();
         registering.spawn(async move { ctx.register(n).await });
         // Password hashing is CPU-bound: a few at a time is as fast as all at once.
-        if registering.len() >= 4 {
-            if let Some(done) = registering.join_next().await {
-                users.push(done??);
-            }
+        if registering.len() >= 4
+            && let Some(done) = registering.join_next().await
+        {
+            users.push(done??);
         }
     }
     while let Some(done) = registering.join_next().await {

@@ -49,6 +49,11 @@ impl Op {
         }
     }
 
+    /// What the API's `Idempotency-Key` handling calls "the same request".
+    pub fn fingerprint(&self) -> String {
+        fingerprint(&self.operation(), self.body().as_bytes())
+    }
+
     pub fn moves_money_in(&self) -> bool {
         !matches!(self, Op::Cancel { .. })
     }
@@ -108,43 +113,51 @@ pub async fn send(
     };
     let claim = NewClaim {
         scope: scope.clone(),
-        fingerprint: fingerprint(&op.operation(), op.body().as_bytes()),
+        fingerprint: op.fingerprint(),
         token,
         now: giftify.clock.now(),
     };
     match giftify.ports.idempotency.claim(&claim).await? {
-        Claim::Acquired(token) => {
-            let result = run(giftify, user, op, Some((scope.clone(), token.clone()))).await;
-            let keys = &giftify.ports.idempotency;
-            match &result {
-                Err(error) if client_error(error).is_none() => {
-                    // As the API does; a failed release frees itself when the lease ends.
-                    let _ = keys.release(&scope, &token).await;
-                }
-                Err(Error::IdempotencyInProgress) | Ok(_) => {}
-                Err(error) => {
-                    let (status, code) = client_error(error).expect("a 4xx");
-                    // A 4xx may be answered only once it is the key's outcome. If the record
-                    // fails, this request no longer holds the key (its lease ran out and another
-                    // request took the key over, which decides the outcome), or the key stays
-                    // leased to it and a retry decides: either way, telling this client its 4xx
-                    // would give one key two outcomes. `api/src/idempotency.rs` still answers
-                    // the 4xx here; see docs/fault-model.md, "Findings".
-                    if let Err(record) = keys.record_response(&scope, &token, status, code).await {
-                        return answer(Err(match record {
-                            Error::IdempotencyInProgress => Error::IdempotencyInProgress,
-                            other => other,
-                        }))
-                        .map(|a| (a, false));
-                    }
-                }
-            }
-            answer(result).map(|a| (a, false))
-        }
+        Claim::Acquired(token) => run_claimed(giftify, user, op, scope, token)
+            .await
+            .map(|a| (a, false)),
         Claim::Replay(outcome) => replay(giftify, user, outcome).await.map(|a| (a, true)),
         Claim::InProgress => answer(Err(Error::IdempotencyInProgress)).map(|a| (a, false)),
         Claim::KeyReused => answer(Err(Error::IdempotencyKeyReused)).map(|a| (a, false)),
     }
+}
+
+/// Runs `op` holding the key under `token`, and settles the key by how it went: a 5xx releases
+/// it, a 4xx becomes its recorded outcome.
+pub async fn run_claimed(
+    giftify: &Giftify,
+    user: &UserId,
+    op: &Op,
+    scope: IdempotencyScope,
+    token: String,
+) -> Result<Answer> {
+    let result = run(giftify, user, op, Some((scope.clone(), token.clone()))).await;
+    let keys = &giftify.ports.idempotency;
+    match &result {
+        Err(error) if client_error(error).is_none() => {
+            // As the API does; a failed release frees itself when the lease ends.
+            let _ = keys.release(&scope, &token).await;
+        }
+        Err(Error::IdempotencyInProgress) | Ok(_) => {}
+        Err(error) => {
+            let (status, code) = client_error(error).expect("a 4xx");
+            // A 4xx may be answered only once it is the key's outcome. If the record fails,
+            // this request no longer holds the key (its lease ran out and another request took
+            // the key over, which decides the outcome), or the key stays leased to it and a
+            // retry decides: either way, telling this client its 4xx would give one key two
+            // outcomes. `api/src/idempotency.rs` still answers the 4xx here; see
+            // docs/fault-model.md, "Findings".
+            if let Err(record) = keys.record_response(&scope, &token, status, code).await {
+                return answer(Err(record));
+            }
+        }
+    }
+    answer(result)
 }
 
 async fn run(

@@ -3,7 +3,8 @@
 //! a transient error before the call, a transient error after the call committed (the
 //! ambiguous outcome), or a crash before or after it (see [`super::sched`]).
 //!
-//! Injected errors are [`Error::Unavailable`], what a throttled or unreachable backend gives;
+//! Injected errors are [`Error::Unavailable`], what a throttled or unreachable backend gives,
+//! or, for some writes refused before they ran, [`Error::Conflict`], a lost transaction race;
 //! the product must treat them as "maybe retry", never as "nothing happened" after a write.
 //! Accounts, sessions, the login throttle and the health check are passed through untouched:
 //! the simulation does not drive them.
@@ -124,6 +125,7 @@ impl Faults {
         match self.ctx.gate(Point::Call { op, write }).await {
             Decision::Proceed => call().await,
             Decision::FailBefore => Err(injected(op, "before")),
+            Decision::ConflictBefore => Err(Error::Conflict("injected write conflict")),
             Decision::FailAfter => {
                 call().await?;
                 Err(injected(op, "after the commit of"))

@@ -7,8 +7,7 @@
 //!
 //! Determinism: on the embedded backend a seed replays the same run — the same interleaving,
 //! faults, requests and answers. What differs between replays is only what never feeds a
-//! decision: ULIDs, card numbers, claim-independent wall-clock timestamps inside the queue
-//! table, backoff sleeps. On the AWS backend the schedule and faults replay, but moto's own
+//! decision: ULIDs, card numbers, the queue table's wall-clock timestamps, backoff sleeps. On the AWS backend the schedule and faults replay, but moto's own
 //! behaviour (message ids, receive order across groups) may not, so a replay there is likely,
 //! not certain, to take the same path.
 
@@ -63,11 +62,11 @@ impl Backend {
         }
     }
 
-    /// The test of `tests/tests/simulation.rs` that replays a seed on this backend.
+    /// The test of `tests/tests/simulation.rs` that runs a seed on this backend.
     fn replay_filter(self) -> &'static str {
         match self {
-            Backend::Embedded => "embedded",
-            Backend::Aws => "aws",
+            Backend::Embedded => "embedded_seeds",
+            Backend::Aws => "aws_seeds",
         }
     }
 }
@@ -371,7 +370,7 @@ pub async fn run(config: SimConfig) -> Result<Report, Failure> {
         ..Rules::default()
     };
     let truth = Giftify::new(
-        truth_ports.clone(),
+        truth_ports,
         Arc::new(CardVault::new(&CardKey::generate())),
         clock.clone(),
         rules,
@@ -384,22 +383,15 @@ pub async fn run(config: SimConfig) -> Result<Report, Failure> {
             String::new(),
         )
     })?;
-    // Everyone starts with money to spend, as an acknowledged top-up.
-    let mut funding = SimRng::fork(config.seed, 6);
-    let mut models = Vec::new();
-    for user in users {
-        let mut model = UserModel::new(user.clone());
-        let amount = funding.between(100_000, shape.max_balance.get().min(1_000_000));
-        let credit = truth.top_up(&user, amount, None, None).await.map_err(|e| {
+    let models = fund(&truth, users, &shape, config.seed)
+        .await
+        .map_err(|e| {
             fail(
                 0,
                 vec![format!("funding failed: {}", error_chain(&e))],
                 String::new(),
             )
         })?;
-        model.credits.insert(credit.id, credit.amount);
-        models.push(model);
-    }
     let world = Arc::new(World::new(
         Model {
             users: models,
@@ -419,71 +411,7 @@ pub async fn run(config: SimConfig) -> Result<Report, Failure> {
         shape.profile,
         clock.clone(),
     );
-    let mut tasks = Vec::new();
-    let mut budgeted = Vec::new();
-    let actor_giftify = |ctx: &sched::ActorCtx| {
-        let faults = Faults::new(ctx.clone(), world.probe.clone());
-        let giftify = Giftify {
-            ports: faults.ports(&truth_ports),
-            ..truth.clone()
-        };
-        (faults, giftify)
-    };
-    for index in 0..shape.users {
-        for session in 0..shape.sessions {
-            let ctx = sched.actor(format!("user{index}{}", ["a", "b"][session]), 1);
-            budgeted.push(ctx.id);
-            let (_, giftify) = actor_giftify(&ctx);
-            let user = User {
-                ctx,
-                giftify,
-                world: world.clone(),
-                rng: SimRng::fork(config.seed, 100 + 2 * index as u64 + session as u64),
-                index,
-                actions: shape.actions_per_user / shape.sessions as u32,
-                hot_variant: shape.hot_variant,
-            };
-            tasks.push(tokio::spawn(user.run()));
-        }
-    }
-    {
-        let ctx = sched.actor("admin".into(), 1);
-        budgeted.push(ctx.id);
-        let (_, giftify) = actor_giftify(&ctx);
-        let admin = Admin {
-            ctx,
-            giftify,
-            world: world.clone(),
-            rng: SimRng::fork(config.seed, 3),
-            actions: shape.admin_actions,
-            max_stock: shape.max_stock,
-        };
-        tasks.push(tokio::spawn(admin.run()));
-    }
-    for index in 0..shape.workers {
-        let ctx = sched.actor(format!("worker{index}"), shape.worker_weight);
-        let (faults, giftify) = actor_giftify(&ctx);
-        let worker = Worker {
-            queue: faults.queue_driver(world.queue.clone()),
-            ctx,
-            giftify,
-            world: world.clone(),
-            rng: SimRng::fork(config.seed, 200 + index as u64),
-            held: Vec::new(),
-        };
-        tasks.push(tokio::spawn(worker.run()));
-    }
-    {
-        let ctx = sched.actor("operator".into(), 1);
-        let (_, giftify) = actor_giftify(&ctx);
-        let operator = Operator {
-            ctx,
-            giftify,
-            world: world.clone(),
-            rng: SimRng::fork(config.seed, 4),
-        };
-        tasks.push(tokio::spawn(operator.run()));
-    }
+    let (tasks, budgeted) = spawn_actors(&mut sched, &world, &truth, &shape, config.seed);
     // Whatever happens below, no actor outlives its run.
     let _abort = AbortOnDrop(tasks);
 
@@ -540,10 +468,13 @@ pub async fn run(config: SimConfig) -> Result<Report, Failure> {
     }
 
     let steps = sched.steps;
+    let drained = drain(&truth, &world).await;
+    // What the clients learnt while the run wound down belongs in the trace too.
+    for note in std::mem::take(&mut world.model().notes) {
+        sched.trace.note(note);
+    }
     let trace = sched.trace.render();
-    drain(&truth, &world)
-        .await
-        .map_err(|e| fail(steps, e, trace.clone()))?;
+    drained.map_err(|e| fail(steps, e, trace.clone()))?;
     let found = checker.check(&truth, &world, true).await.map_err(|e| {
         fail(
             steps,
@@ -586,6 +517,81 @@ pub async fn run(config: SimConfig) -> Result<Report, Failure> {
         stats,
         elapsed: started.elapsed(),
     })
+}
+
+/// Starts every actor, each parked at its first gate; returns their tasks and the ids of the
+/// actors with a budget of actions (users and the admin), whose end ends the run.
+fn spawn_actors(
+    sched: &mut Scheduler,
+    world: &Arc<World>,
+    truth: &Giftify,
+    shape: &Shape,
+    seed: u64,
+) -> (Vec<tokio::task::JoinHandle<()>>, Vec<usize>) {
+    let mut tasks = Vec::new();
+    let mut budgeted = Vec::new();
+    // Each actor sees the backend through its own injector, so faults and gates know whose
+    // call it is.
+    let actor_giftify = |ctx: &sched::ActorCtx| {
+        let faults = Faults::new(ctx.clone(), world.probe.clone());
+        let giftify = Giftify {
+            ports: faults.ports(&truth.ports),
+            ..truth.clone()
+        };
+        (faults, giftify)
+    };
+    for index in 0..shape.users {
+        for session in 0..shape.sessions {
+            let ctx = sched.actor(format!("user{index}{}", ["a", "b"][session]), 1);
+            budgeted.push(ctx.id);
+            let (_, giftify) = actor_giftify(&ctx);
+            let user = User {
+                ctx,
+                giftify,
+                world: world.clone(),
+                rng: SimRng::fork(seed, 100 + 2 * index as u64 + session as u64),
+                index,
+                actions: shape.actions_per_user / shape.sessions as u32,
+                hot_variant: shape.hot_variant,
+            };
+            tasks.push(tokio::spawn(user.run()));
+        }
+    }
+    let ctx = sched.actor("admin".into(), 1);
+    budgeted.push(ctx.id);
+    let (_, giftify) = actor_giftify(&ctx);
+    let admin = Admin {
+        ctx,
+        giftify,
+        world: world.clone(),
+        rng: SimRng::fork(seed, 3),
+        actions: shape.admin_actions,
+        max_stock: shape.max_stock,
+    };
+    tasks.push(tokio::spawn(admin.run()));
+    for index in 0..shape.workers {
+        let ctx = sched.actor(format!("worker{index}"), shape.worker_weight);
+        let (faults, giftify) = actor_giftify(&ctx);
+        let worker = Worker {
+            queue: faults.queue_driver(world.queue.clone()),
+            ctx,
+            giftify,
+            world: world.clone(),
+            rng: SimRng::fork(seed, 200 + index as u64),
+            held: Vec::new(),
+        };
+        tasks.push(tokio::spawn(worker.run()));
+    }
+    let ctx = sched.actor("operator".into(), 1);
+    let (_, giftify) = actor_giftify(&ctx);
+    let operator = Operator {
+        ctx,
+        giftify,
+        world: world.clone(),
+        rng: SimRng::fork(seed, 4),
+    };
+    tasks.push(tokio::spawn(operator.run()));
+    (tasks, budgeted)
 }
 
 /// A bound on scheduling steps, far above what any run needs: hitting it means livelock.
@@ -681,6 +687,25 @@ async fn setup(
         }
     }
     Ok((users, variants))
+}
+
+/// Everyone starts with money to spend, as a top-up the client was told about.
+async fn fund(
+    giftify: &Giftify,
+    users: Vec<UserId>,
+    shape: &Shape,
+    seed: u64,
+) -> giftify_shared::Result<Vec<UserModel>> {
+    let mut rng = SimRng::fork(seed, 6);
+    let mut models = Vec::new();
+    for user in users {
+        let amount = rng.between(100_000, shape.max_balance.get().min(1_000_000));
+        let credit = giftify.top_up(&user, amount, None, None).await?;
+        let mut model = UserModel::new(user);
+        model.credits.insert(credit.id, credit.amount);
+        models.push(model);
+    }
+    Ok(models)
 }
 
 /// Every order of every simulated user.

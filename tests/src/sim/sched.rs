@@ -77,6 +77,9 @@ pub enum Decision {
     Proceed,
     /// A transient error before anything was written.
     FailBefore,
+    /// A write that lost a race (a transaction conflict) before anything was written: the
+    /// error callers may answer by retrying with fresh data, as fulfillment does.
+    ConflictBefore,
     /// The write commits, then the caller sees a transient error: an ambiguous outcome.
     FailAfter,
     /// The process dies before the call.
@@ -123,7 +126,11 @@ impl FaultProfile {
             };
         }
         if rng.chance(fail_before) {
-            return Decision::FailBefore;
+            return if write && rng.chance(0.3) {
+                Decision::ConflictBefore
+            } else {
+                Decision::FailBefore
+            };
         }
         if write && rng.chance(self.fail_after) {
             return Decision::FailAfter;

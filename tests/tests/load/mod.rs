@@ -505,13 +505,11 @@ async fn poll_and_reveal(shop: &Shop, token: &str, order: &str, tally: &mut Tall
             tally,
         )
         .await;
-    if let Some(data) = revealed.as_ref().map(|r| &r.body["data"]) {
-        if let (Some(number), Some(pin)) = (
-            data["giftCardNumber"].as_str(),
-            data["giftCardPin"].as_str(),
-        ) {
-            tally.revealed.push((number.to_string(), pin.to_string()));
-        }
+    let data = revealed.as_ref().map(|r| &r.body["data"]);
+    if let Some((Some(number), Some(pin))) =
+        data.map(|d| (d["giftCardNumber"].as_str(), d["giftCardPin"].as_str()))
+    {
+        tally.revealed.push((number.to_string(), pin.to_string()));
     }
 }
 

@@ -157,7 +157,7 @@ impl Wallets for DynamoStore {
             .collect::<Result<Vec<_>>>()?;
         // Newest first in commit order: transaction ids are minted before the commit, so under
         // concurrency only the wallet's sequence number orders them truly.
-        items.sort_by(|a, b| b.0.cmp(&a.0));
+        items.sort_by_key(|(sequence, _)| std::cmp::Reverse(*sequence));
         let total = items.len() as u64;
         let items = items
             .into_iter()
