@@ -317,6 +317,10 @@ async fn aws_bootstrap(config: Config) -> Result<()> {
     for table in &created.tables {
         println!("table\t{table}");
     }
+    let runtime = giftify_infra::aws::runtime::AwsRuntime::open(config, &sdk).await?;
+    if runtime.giftify.seed_demo_catalogue().await? {
+        println!("seeded the demo catalogue");
+    }
     println!("GIFTIFY_QUEUE_URL={}", created.queue_url);
     println!("GIFTIFY_DLQ_URL={}", created.dead_letter_url);
     println!("GIFTIFY_TOPIC_ARN={}", created.topic_arn);

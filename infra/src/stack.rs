@@ -98,9 +98,8 @@ impl Stack {
             crate::config::BackendKind::Aws => {
                 let sdk = crate::aws::sdk_config().await;
                 let runtime = crate::aws::runtime::AwsRuntime::open(config, &sdk).await?;
-                if runtime.giftify.seed_demo_catalogue().await? {
-                    tracing::info!("seeded the demo catalogue");
-                }
+                // No demo catalogue here: this may be production; `giftify aws bootstrap`
+                // seeds one for emulators and dev accounts.
                 Ok(Stack::Aws(Box::new(runtime)))
             }
         }

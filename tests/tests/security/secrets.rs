@@ -382,6 +382,14 @@ async fn card_numbers_pins_passwords_and_refresh_tokens_are_never_stored_in_plai
         cells.iter().any(|(_, value)| value.contains(&order)),
         "the scan found the order, so it read the real data"
     );
+    // Every reveal was audited, naming who revealed: one record per reveal.
+    let audited = cells
+        .iter()
+        .filter(|(table, value)| {
+            (table == "gift_card_reveals" || table.ends_with("-audit")) && *value == user.id
+        })
+        .count();
+    assert_eq!(audited, revealed.len(), "reveals audited");
     for card in &revealed {
         // Not the number, its digits, an unkeyed hash of either (16 digits are too few to
         // resist a dictionary), nor the PIN.
