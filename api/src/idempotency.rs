@@ -113,7 +113,11 @@ where
         .record_response(&scope, &token, rendered.status.as_u16(), &rendered.body)
         .await
     {
-        tracing::warn!(error = %record, "could not record an idempotent error response");
+        // A 4xx is this key's answer only once recorded. IdempotencyInProgress: our lease ran
+        // out and a retry took the key over; it decides the outcome (it may have placed the
+        // order we refused). Any other failure leaves the key leased; a retry decides.
+        error.log();
+        return Err(record.into());
     }
     error.log();
     Ok(rendered.into_response())
