@@ -21,13 +21,17 @@ pub mod stats;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 
-/// Wraps a benchmark's figures with what is needed to reproduce and judge them.
-pub fn envelope(kind: &str, figures: Value) -> Value {
+/// Wraps a benchmark's figures with what is needed to reproduce and judge them;
+/// `load_at_start` is the load average read before the benchmark began.
+pub fn envelope(kind: &str, figures: Value, load_at_start: Option<[f64; 3]>) -> Value {
+    let mut machine = stats::machine();
+    machine["load_average_at_start"] = json!(load_at_start);
+    machine["load_average_at_end"] = json!(stats::load_average());
     json!({
         "kind": kind,
         "date": chrono::Utc::now().to_rfc3339(),
         "command": std::env::args().collect::<Vec<_>>().join(" "),
-        "machine": stats::machine(),
+        "machine": machine,
         "release_build": !cfg!(debug_assertions),
         "results": figures,
     })

@@ -117,7 +117,6 @@ pub fn machine() -> Value {
         "cores": cores,
         "memory_mib": memory_mib,
         "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_string()).ok(),
-        "load_average_at_start": load_average(),
     })
 }
 

@@ -10,7 +10,7 @@
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
-use giftify_tests::bench::{self, coldstart, cost, local};
+use giftify_tests::bench::{self, coldstart, cost, local, stats};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -105,6 +105,8 @@ fn main() -> Result<()> {
 }
 
 fn run_lambda(args: &LambdaArgs) -> Result<()> {
+    let load_at_start = stats::load_average();
+    eprintln!("load average at start: {load_at_start:?}");
     anyhow::ensure!(args.runs > 0, "--runs must be at least 1");
     let options = coldstart::ColdStartOptions {
         runs: args.runs,
@@ -120,7 +122,7 @@ fn run_lambda(args: &LambdaArgs) -> Result<()> {
     } else {
         "lambda"
     };
-    let report = bench::envelope(kind, figures);
+    let report = bench::envelope(kind, figures, load_at_start);
     let path = bench::output_path(kind, args.out.as_deref());
     bench::write_report(&path, &report)?;
     println!("report: {}", path.display());
@@ -128,6 +130,8 @@ fn run_lambda(args: &LambdaArgs) -> Result<()> {
 }
 
 fn run_cost(args: &CostArgs) -> Result<()> {
+    let load_at_start = stats::load_average();
+    eprintln!("load average at start: {load_at_start:?}");
     anyhow::ensure!(args.orders > 0, "--orders must be at least 1");
     let options = cost::CostOptions {
         orders: args.orders,
@@ -144,7 +148,7 @@ fn run_cost(args: &CostArgs) -> Result<()> {
     } else {
         "cost-no-key"
     };
-    let report = bench::envelope(kind, figures);
+    let report = bench::envelope(kind, figures, load_at_start);
     let path = bench::output_path(kind, args.out.as_deref());
     bench::write_report(&path, &report)?;
     println!("report: {}", path.display());
@@ -152,6 +156,8 @@ fn run_cost(args: &CostArgs) -> Result<()> {
 }
 
 fn run_local(args: &LocalArgs) -> Result<()> {
+    let load_at_start = stats::load_average();
+    eprintln!("load average at start: {load_at_start:?}");
     anyhow::ensure!(args.clients > 0, "--clients must be at least 1");
     if cfg!(debug_assertions) {
         eprintln!("warning: a debug build; run with --release for figures worth keeping");
@@ -167,7 +173,7 @@ fn run_local(args: &LocalArgs) -> Result<()> {
     };
     let figures = local::run(&options)?;
     print!("{}", local::table(&figures));
-    let report = bench::envelope("local", figures);
+    let report = bench::envelope("local", figures, load_at_start);
     let path = bench::output_path("local", args.out.as_deref());
     bench::write_report(&path, &report)?;
     println!("report: {}", path.display());
