@@ -222,16 +222,21 @@ impl Db {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
         }
-        let mut writer =
-            Connection::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
-        configure(&writer, busy_timeout)?;
-        let mode: String = writer.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
-        anyhow::ensure!(
-            mode.eq_ignore_ascii_case("wal"),
-            "{} cannot use WAL mode (journal mode is {mode})",
-            path.display()
-        );
-        schema::migrate(&mut writer)?;
+        let writer = {
+            let _turn = SetupLock::take(&path)?;
+            let mut writer = Connection::open(&path)
+                .with_context(|| format!("cannot open {}", path.display()))?;
+            configure(&writer, busy_timeout)?;
+            let mode: String =
+                writer.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
+            anyhow::ensure!(
+                mode.eq_ignore_ascii_case("wal"),
+                "{} cannot use WAL mode (journal mode is {mode})",
+                path.display()
+            );
+            schema::migrate(&mut writer)?;
+            writer
+        };
         // Every write statement is prepared once per connection; the default cache (16) is
         // smaller than the set an order's operations use, and re-preparing costs more than
         // running most of them.
@@ -281,6 +286,35 @@ impl Db {
         conn.pragma_update(None, "query_only", true)
             .map_err(translate)?;
         Ok(conn)
+    }
+}
+
+/// An exclusive lock on `<database>.setup-lock`, held while a process opens the database and
+/// brings it to WAL mode and the current schema.
+///
+/// Two processes opening a fresh file at once (an API and a worker started together) race
+/// inside SQLite: switching a new database to WAL needs an exclusive lock, and the loser gets
+/// `SQLITE_BUSY` without its busy handler ever being called, so the busy timeout does not
+/// help. Openers that take turns never meet there. The kernel drops the lock when its holder
+/// exits or is killed, so a crashed opener cannot wedge the next one.
+struct SetupLock {
+    _held: std::fs::File,
+}
+
+impl SetupLock {
+    fn take(database: &Path) -> anyhow::Result<SetupLock> {
+        let mut name = database.as_os_str().to_owned();
+        name.push(".setup-lock");
+        let path = PathBuf::from(name);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        file.lock()
+            .with_context(|| format!("cannot lock {}", path.display()))?;
+        Ok(SetupLock { _held: file })
     }
 }
 
