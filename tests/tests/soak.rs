@@ -105,10 +105,22 @@ async fn many_concurrent_shoppers_get_no_unexpected_errors_and_lose_no_orders() 
         admin_token: admin_token.clone(),
     };
     let backlog = Instant::now();
-    let settled = load::wait_until_settled(&http, &admin_token, Duration::from_secs(60)).await;
+    // A backlog may take a while to drain on a loaded machine; it must keep shrinking.
+    let settled = load::wait_until_settled(
+        &http,
+        &admin_token,
+        Duration::from_secs(30),
+        Duration::from_secs(600),
+    )
+    .await;
     let backlog = backlog.elapsed().as_secs_f64();
     server.assert_running();
-    assert!(settled, "orders still open 60 s after the soak ended");
+    if let Err(open) = settled {
+        panic!(
+            "{open}\ndead letters:\n{}",
+            deployment.run(&["dlq", "list"])
+        );
+    }
 
     // Restocking moved stock on purpose: conservation is counted from initial + restocked.
     let mut expected_initial = initial_stock.clone();

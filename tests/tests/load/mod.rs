@@ -559,11 +559,19 @@ async fn refused_request(shop: &Shop, token: &str, rng: &mut StdRng, tally: &mut
     }
 }
 
-/// Polls the admin order list until no order is PENDING or PROCESSING; returns whether that
-/// happened before `within` ran out.
-pub async fn wait_until_settled(http: &Http, admin_token: &str, within: Duration) -> bool {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
+/// Polls the admin order list until no order is PENDING or PROCESSING. A backlog that keeps
+/// shrinking is waited for (up to `limit`); one that makes no progress for `stall` is stuck,
+/// and the error says how many orders are open and shows some of them.
+pub async fn wait_until_settled(
+    http: &Http,
+    admin_token: &str,
+    stall: Duration,
+    limit: Duration,
+) -> Result<(), String> {
+    let started = Instant::now();
+    let mut fewest = u64::MAX;
+    let mut progressed = Instant::now();
+    loop {
         let mut open = 0;
         for status in ["PENDING", "PROCESSING"] {
             match http
@@ -580,11 +588,34 @@ pub async fn wait_until_settled(http: &Http, admin_token: &str, within: Duration
             }
         }
         if open == 0 {
-            return true;
+            return Ok(());
+        }
+        if open < fewest {
+            fewest = open;
+            progressed = Instant::now();
+        }
+        if progressed.elapsed() >= stall || started.elapsed() >= limit {
+            let mut some = Vec::new();
+            for status in ["PENDING", "PROCESSING"] {
+                let page = http
+                    .get(
+                        &format!("/admin/orders?status={status}&limit=100"),
+                        Some(admin_token),
+                    )
+                    .await
+                    .map(|r| r.body["data"]["orders"].to_string())
+                    .unwrap_or_default();
+                some.push(format!("{status}: {}", &page[..page.len().min(1500)]));
+            }
+            return Err(format!(
+                "{open} orders still open after {:.0} s ({:.0} s without progress): {}",
+                started.elapsed().as_secs_f64(),
+                progressed.elapsed().as_secs_f64(),
+                some.join("\n")
+            ));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    false
 }
 
 /// What in `log` looks like one of the `revealed` cards' secrets, in one pass over the log:
