@@ -243,41 +243,13 @@ impl ApiError {
 
     /// Serialises the envelope (stamped now) with its status and headers.
     pub fn render(&self) -> RenderedError {
-        let parts = self.parts();
-        let envelope = ErrorEnvelope {
-            success: false,
-            error: ErrorBody {
-                code: parts.code,
-                message: parts.message,
-                details: parts.details,
-            },
-            timestamp: timestamp(chrono::Utc::now()),
-        };
-        // Serialising plain strings and JSON values cannot fail; the fallback keeps the
-        // envelope shape even so.
-        let body = serde_json::to_string(&envelope).unwrap_or_else(|_| {
-            format!(
-                r#"{{"success":false,"error":{{"code":"{}","message":"","details":{{}}}},"timestamp":"{}"}}"#,
-                parts.code.as_str(),
-                envelope.timestamp
-            )
-        });
-        let mut headers = Vec::new();
-        if let Some(secs) = parts.retry_after {
-            headers.push((header::RETRY_AFTER, HeaderValue::from(secs)));
-        }
-        if parts.bearer_challenge {
-            headers.push((
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static(r#"Bearer realm="giftify", error="invalid_token""#),
-            ));
-        }
-        RenderedError {
-            status: parts.status,
-            code: parts.code,
-            body,
-            headers,
-        }
+        render_parts(self.parts())
+    }
+
+    /// What a core error renders as, without taking it: how a refusal is recorded under an
+    /// idempotency key.
+    pub fn render_core(error: &CoreError) -> RenderedError {
+        render_parts(core_parts(error))
     }
 
     /// Logs the error once, at the level its status deserves.
@@ -314,6 +286,44 @@ fn internal_parts() -> Parts {
         ErrorCode::InternalError,
         "An unexpected error occurred",
     )
+}
+
+/// Serialises the envelope (stamped now) with its status and headers.
+fn render_parts(parts: Parts) -> RenderedError {
+    let envelope = ErrorEnvelope {
+        success: false,
+        error: ErrorBody {
+            code: parts.code,
+            message: parts.message,
+            details: parts.details,
+        },
+        timestamp: timestamp(chrono::Utc::now()),
+    };
+    // Serialising plain strings and JSON values cannot fail; the fallback keeps the
+    // envelope shape even so.
+    let body = serde_json::to_string(&envelope).unwrap_or_else(|_| {
+        format!(
+            r#"{{"success":false,"error":{{"code":"{}","message":"","details":{{}}}},"timestamp":"{}"}}"#,
+            parts.code.as_str(),
+            envelope.timestamp
+        )
+    });
+    let mut headers = Vec::new();
+    if let Some(secs) = parts.retry_after {
+        headers.push((header::RETRY_AFTER, HeaderValue::from(secs)));
+    }
+    if parts.bearer_challenge {
+        headers.push((
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(r#"Bearer realm="giftify", error="invalid_token""#),
+        ));
+    }
+    RenderedError {
+        status: parts.status,
+        code: parts.code,
+        body,
+        headers,
+    }
 }
 
 /// The mapping of DESIGN §5. `Conflict` and `Unavailable` are transient (a lost race, a

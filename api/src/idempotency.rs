@@ -1,15 +1,13 @@
-//! `Idempotency-Key` handling with Stripe's semantics (DESIGN §5), as one helper that the
-//! money-moving handlers wrap their use case in.
+//! `Idempotency-Key` over HTTP: the header, the request fingerprint, and the answers. The
+//! protocol — claim, run holding the key, record a refusal or release on a 5xx, replay — is
+//! [`giftify_shared::Giftify::run_keyed`], shared with the fault simulation.
 //!
-//! The request is fingerprinted as `operation` plus the canonical JSON of its body (keys
+//! The request is fingerprinted as its operation plus the canonical JSON of its body (keys
 //! sorted at every level, no insignificant whitespace), so key order and formatting do not
-//! make "the same request" look different. Then the key is claimed:
-//! - **acquired**: the use case runs with the claim token and commits the key in the same
-//!   atomic write as the money; a 4xx it answers is recorded verbatim so it replays; a 5xx
-//!   releases the key so the client may retry;
-//! - **replay**: the first outcome is rendered again (from the stored transaction or order,
-//!   or the stored error body) with `Idempotent-Replayed: true`;
-//! - **in progress** / **reused**: 409 `IDEMPOTENCY_IN_PROGRESS` / 422 `IDEMPOTENCY_KEY_REUSED`.
+//! make "the same request" look different. A replay is rendered again from the stored
+//! transaction or order, or the stored error body, with `Idempotent-Replayed: true`; a key in
+//! use answers 409 `IDEMPOTENCY_IN_PROGRESS`, a key reused for another request 422
+//! `IDEMPOTENCY_KEY_REUSED`.
 //!
 //! A handler that panics leaves its key leased; the lease runs out after
 //! [`giftify_shared::idempotency::LEASE`] and a retry takes the key over, which is safe because
@@ -22,9 +20,10 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use giftify_shared::Error as CoreError;
 use giftify_shared::idempotency::{
-    Claim, IdempotencyKey, IdempotencyScope, IdempotentOutcome, NewClaim, fingerprint,
+    IdempotencyKey, IdempotencyScope, IdempotentOutcome, fingerprint,
 };
 use giftify_shared::ids::UserId;
+use giftify_shared::usecases::{Keyed, KeyedRequest};
 use rand::RngCore;
 use serde_json::Value;
 use std::future::Future;
@@ -37,90 +36,49 @@ pub const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-
 /// What the use case receives: the scope and claim token to commit with, when a key was sent.
 pub type Commit = Option<(IdempotencyScope, String)>;
 
-/// Runs `work` under the request's idempotency key, if it has one.
+/// Runs `operation` under the request's idempotency key, if it has one, and answers its
+/// result with `answer`; the protocol itself is [`giftify_shared::Giftify::run_keyed`].
 ///
-/// `operation` names the endpoint (and, for cancel, the order), so one key cannot be replayed
+/// `name` names the endpoint (and, for cancel, the order), so one key cannot be replayed
 /// against another operation; `request` is the parsed body.
-pub async fn idempotent<F, Fut>(
+pub async fn idempotent<T, Op, Fut>(
     state: &AppState,
     user: &UserId,
     headers: &HeaderMap,
-    operation: &str,
+    name: &str,
     request: &Value,
-    work: F,
+    operation: Op,
+    answer: impl FnOnce(T) -> Response,
 ) -> Result<Response, ApiError>
 where
-    F: FnOnce(Commit) -> Fut,
-    Fut: Future<Output = Result<Response, ApiError>>,
+    Op: FnOnce(Commit) -> Fut,
+    Fut: Future<Output = Result<T, CoreError>>,
 {
     let Some(key) = idempotency_key(headers)? else {
-        return work(None).await;
+        return Ok(answer(operation(None).await?));
     };
-    let giftify = state.giftify();
-    let scope = IdempotencyScope {
-        user_id: user.clone(),
-        key,
-    };
-    let claim = NewClaim {
-        scope: scope.clone(),
-        fingerprint: request_fingerprint(operation, request),
+    let keyed = KeyedRequest {
+        scope: IdempotencyScope {
+            user_id: user.clone(),
+            key,
+        },
+        fingerprint: request_fingerprint(name, request),
         token: claim_token(),
-        now: giftify.clock.now(),
     };
-    match giftify.ports.idempotency.claim(&claim).await? {
-        Claim::Acquired(token) => run_claimed(state, scope, token, work).await,
-        Claim::Replay(outcome) => {
+    let refusal = |error: &CoreError| {
+        let rendered = ApiError::render_core(error);
+        (rendered.status.as_u16(), rendered.body)
+    };
+    match state.giftify().run_keyed(keyed, operation, refusal).await? {
+        Keyed::Ran(value) => Ok(answer(value)),
+        Keyed::Replay(outcome) => {
             let mut response = replay(state, user, outcome).await?;
             response
                 .headers_mut()
                 .insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
             Ok(response)
         }
-        Claim::InProgress => Err(CoreError::IdempotencyInProgress.into()),
-        Claim::KeyReused => Err(CoreError::IdempotencyKeyReused.into()),
     }
-}
-
-/// Runs the use case holding the key, and settles the key by how it went.
-async fn run_claimed<F, Fut>(
-    state: &AppState,
-    scope: IdempotencyScope,
-    token: String,
-    work: F,
-) -> Result<Response, ApiError>
-where
-    F: FnOnce(Commit) -> Fut,
-    Fut: Future<Output = Result<Response, ApiError>>,
-{
-    let keys = &state.giftify().ports.idempotency;
-    let error = match work(Some((scope.clone(), token.clone()))).await {
-        // The core committed the key atomically with the money.
-        Ok(response) => return Ok(response),
-        Err(error) => error,
-    };
-    if error.status().is_server_error() {
-        if let Err(release) = keys.release(&scope, &token).await {
-            tracing::warn!(error = %release, "could not release an idempotency key; it frees itself when its lease ends");
-        }
-        return Err(error);
-    }
-    if matches!(error, ApiError::Core(CoreError::IdempotencyInProgress)) {
-        // The lease ran out and another request holds the key now: it decides the outcome.
-        return Err(error);
-    }
-    let rendered = error.render();
-    if let Err(record) = keys
-        .record_response(&scope, &token, rendered.status.as_u16(), &rendered.body)
-        .await
-    {
-        // A 4xx is this key's answer only once recorded. IdempotencyInProgress: our lease ran
-        // out and a retry took the key over; it decides the outcome (it may have placed the
-        // order we refused). Any other failure leaves the key leased; a retry decides.
-        error.log();
-        return Err(record.into());
-    }
-    error.log();
-    Ok(rendered.into_response())
 }
 
 /// Renders the outcome a finished key remembers.

@@ -72,6 +72,15 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         matches!(self, Error::Conflict(_) | Error::Unavailable(_))
     }
+
+    /// Failures of the service rather than answers to the request (a 5xx, not a 4xx): they say
+    /// nothing about the request, so it is never remembered as refused for them.
+    pub fn is_service_failure(&self) -> bool {
+        matches!(
+            self,
+            Error::Conflict(_) | Error::Unavailable(_) | Error::Internal(_)
+        )
+    }
 }
 
 impl From<crate::ids::InvalidId> for Error {

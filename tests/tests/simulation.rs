@@ -8,12 +8,13 @@
 
 use giftify_infra::sqlite::SqliteStore;
 use giftify_infra::webhooks::WebhookPublisher;
+use giftify_shared::Error;
 use giftify_shared::Giftify;
 use giftify_shared::catalogue::Pricing;
-use giftify_shared::idempotency::{Claim, IdempotencyKey, IdempotencyScope, LEASE, NewClaim};
+use giftify_shared::idempotency::{IdempotencyKey, IdempotencyScope, LEASE};
 use giftify_shared::order::OrderMessage;
 use giftify_shared::ports::Ports;
-use giftify_shared::usecases::{NewProduct, NewVariant, Registration, Rules};
+use giftify_shared::usecases::{KeyedRequest, NewProduct, NewVariant, Registration, Rules};
 use giftify_shared::user::Email;
 use giftify_shared::vault::{CardKey, CardVault};
 use giftify_tests::sim::client::{self, Answer, Op};
@@ -166,53 +167,47 @@ async fn a_refusal_under_a_key_that_a_retry_took_over_answers_in_progress_not_th
     let op = Op::OrderItems {
         lines: vec![(variant.id.clone(), 1)],
     };
-    let scope = IdempotencyScope {
-        user_id: user.clone(),
-        key: IdempotencyKey::parse("order-once").expect("key"),
-    };
-    // The first request claims the key, then stalls past its lease.
-    let claim = NewClaim {
-        scope: scope.clone(),
+    // The first request claims the key, and its use case stalls past the lease. Meanwhile the
+    // client's retry takes the key over and places the order (the last card), which is
+    // fulfilled; then the first request's use case wakes up to an empty shelf.
+    let first = KeyedRequest {
+        scope: IdempotencyScope {
+            user_id: user.clone(),
+            key: IdempotencyKey::parse("order-once").expect("key"),
+        },
         fingerprint: op.fingerprint(),
         token: "first".into(),
-        now: clock.peek(),
     };
-    assert_eq!(
-        giftify
-            .ports
-            .idempotency
-            .claim(&claim)
-            .await
-            .expect("claim"),
-        Claim::Acquired("first".into())
-    );
-    clock.advance(LEASE + chrono::Duration::seconds(1));
-    // The client's retry takes the key over and places the order: the last card.
-    let (retry, _) = client::send(&giftify, &user, &op, Some("order-once"), "retry".into())
-        .await
-        .expect("retry");
-    let Answer::Placed(order) = retry else {
-        panic!("the retry should place the order, got {retry:?}");
-    };
-    giftify
-        .handle_order_message(&OrderMessage {
-            order_id: order.id.clone(),
-            user_id: user.clone(),
-        })
-        .await
-        .expect("fulfilled");
-    // The first request wakes up to an empty shelf. It must not say OUT_OF_STOCK.
-    let stale = client::run_claimed(&giftify, &user, &op, scope, "first".into())
-        .await
-        .expect("a 4xx, not a 5xx");
+    let mut placed = None;
+    let (shop, buyer, request, placed_by_retry) = (&giftify, &user, &op, &mut placed);
+    let stale = giftify
+        .run_keyed(
+            first,
+            |held| async move {
+                clock.advance(LEASE + chrono::Duration::seconds(1));
+                let (retry, _) =
+                    client::send(shop, buyer, request, Some("order-once"), "retry".into())
+                        .await
+                        .expect("retry");
+                let Answer::Placed(order) = retry else {
+                    panic!("the retry should place the order, got {retry:?}");
+                };
+                shop.handle_order_message(&OrderMessage {
+                    order_id: order.id.clone(),
+                    user_id: buyer.clone(),
+                })
+                .await
+                .expect("fulfilled");
+                *placed_by_retry = Some(order);
+                client::run(shop, buyer, request, held).await
+            },
+            client::refusal,
+        )
+        .await;
+    let order = placed.expect("the retry placed the order");
+    // It must not say OUT_OF_STOCK: the key's one outcome is the order.
     assert!(
-        matches!(
-            stale,
-            Answer::Refused {
-                code: "IDEMPOTENCY_IN_PROGRESS",
-                ..
-            }
-        ),
+        matches!(stale, Err(Error::IdempotencyInProgress)),
         "the stale holder answered {stale:?}"
     );
     // Asked again, the key tells the one truth: the order.

@@ -354,10 +354,8 @@ pub async fn create(
         &headers,
         "orders.create",
         body.value(),
-        |commit| async move {
-            let order = giftify.place_order(user, request, commit).await?;
-            Ok(accepted(&order))
-        },
+        |commit| giftify.place_order(user, request, commit),
+        |order| accepted(&order),
     )
     .await
 }
@@ -475,10 +473,8 @@ pub async fn cancel(
         &headers,
         "orders.cancel",
         &request,
-        |commit| async move {
-            let order = giftify.cancel_order(user, &order_id, commit).await?;
-            Ok(cancelled(&order).into_response())
-        },
+        |commit| async move { giftify.cancel_order(user, &order_id, commit).await },
+        |order| cancelled(&order).into_response(),
     )
     .await
 }

@@ -186,12 +186,8 @@ pub async fn top_up(
         &headers,
         "wallet.topup",
         body.value(),
-        |commit| async move {
-            let transaction = giftify
-                .top_up(user, request.amount, request.description, commit)
-                .await?;
-            Ok(topped_up(&transaction).into_response())
-        },
+        |commit| giftify.top_up(user, request.amount, request.description, commit),
+        |transaction| topped_up(&transaction).into_response(),
     )
     .await
 }

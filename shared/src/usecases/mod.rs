@@ -5,6 +5,7 @@ mod accounts;
 mod batch;
 mod catalogue;
 mod fulfil;
+mod keyed;
 mod operations;
 mod ordering;
 mod wallet;
@@ -13,6 +14,7 @@ pub use accounts::Registration;
 pub use batch::{BatchItem, BatchOutcome, error_chain};
 pub use catalogue::{NewProduct, NewVariant};
 pub use fulfil::MessageOutcome;
+pub use keyed::{Keyed, KeyedRequest};
 pub use operations::{ReconcileReport, RedriveReport};
 pub use ordering::OrderRequest;
 

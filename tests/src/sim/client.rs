@@ -1,17 +1,17 @@
-//! A simulated API client's requests, and the `Idempotency-Key` protocol of
-//! `api/src/idempotency.rs` replayed over the ports: claim the key, run the use case with the
-//! claim, then on a 5xx release the key, on a 4xx record the answer so it replays.
+//! A simulated API client's requests. Under an `Idempotency-Key` they go through the same
+//! protocol the API uses ([`Giftify::run_keyed`]: claim the key, run the use case holding it,
+//! record a refusal or release on a 5xx, replay a finished key).
 //!
 //! The simulation calls the use cases on [`Giftify`] directly rather than through HTTP, so
-//! that every port call is a scheduling point; this module is the one place that has to
-//! stay in step with the API's handler for the money-moving endpoints.
+//! that every port call is a scheduling point; what it mirrors of the API is only the status
+//! and code each error answers with ([`client_error`]).
 
 use giftify_shared::idempotency::{
-    Claim, IdempotencyKey, IdempotencyScope, IdempotentOutcome, NewClaim, fingerprint,
+    IdempotencyKey, IdempotencyScope, IdempotentOutcome, fingerprint,
 };
 use giftify_shared::ids::{OrderId, UserId, VariantId};
 use giftify_shared::order::{LineRequest, Order};
-use giftify_shared::usecases::OrderRequest;
+use giftify_shared::usecases::{Keyed, KeyedRequest, OrderRequest};
 use giftify_shared::wallet::WalletTransaction;
 use giftify_shared::{Error, Giftify, Result};
 
@@ -94,9 +94,10 @@ pub fn client_error(error: &Error) -> Option<(u16, &'static str)> {
     })
 }
 
-/// Sends `op` for `user`, under `key` when given; `token` is the claim token the API would
-/// draw at random. `Ok` is any answer with a status below 500 (replays included, the flag
-/// says which); `Err` is a 5xx.
+/// Sends `op` for `user`, under `key` when given, through the product's idempotency protocol
+/// ([`Giftify::run_keyed`], as the API does); `token` is the claim token the API would draw at
+/// random. `Ok` is any answer with a status below 500 (replays included, the flag says
+/// which); `Err` is a 5xx.
 pub async fn send(
     giftify: &Giftify,
     user: &UserId,
@@ -107,69 +108,39 @@ pub async fn send(
     let Some(key) = key else {
         return answer(run(giftify, user, op, None).await).map(|a| (a, false));
     };
-    let scope = IdempotencyScope {
-        user_id: user.clone(),
-        key: IdempotencyKey::parse(key)?,
-    };
-    let claim = NewClaim {
-        scope: scope.clone(),
+    let request = KeyedRequest {
+        scope: IdempotencyScope {
+            user_id: user.clone(),
+            key: IdempotencyKey::parse(key)?,
+        },
         fingerprint: op.fingerprint(),
         token,
-        now: giftify.clock.now(),
     };
-    match giftify.ports.idempotency.claim(&claim).await? {
-        Claim::Acquired(token) => run_claimed(giftify, user, op, scope, token)
-            .await
-            .map(|a| (a, false)),
-        Claim::Replay(outcome) => replay(giftify, user, outcome).await.map(|a| (a, true)),
-        Claim::InProgress => answer(Err(Error::IdempotencyInProgress)).map(|a| (a, false)),
-        Claim::KeyReused => answer(Err(Error::IdempotencyKeyReused)).map(|a| (a, false)),
+    match giftify
+        .run_keyed(request, |commit| run(giftify, user, op, commit), refusal)
+        .await
+    {
+        Ok(Keyed::Ran(done)) => Ok((done, false)),
+        Ok(Keyed::Replay(outcome)) => replay(giftify, user, outcome).await.map(|a| (a, true)),
+        Err(error) => answer(Err(error)).map(|a| (a, false)),
     }
 }
 
-/// Runs `op` holding the key under `token`, and settles the key by how it went: a 5xx releases
-/// it, a 4xx becomes its recorded outcome.
-pub async fn run_claimed(
-    giftify: &Giftify,
-    user: &UserId,
-    op: &Op,
-    scope: IdempotencyScope,
-    token: String,
-) -> Result<Answer> {
-    let result = run(giftify, user, op, Some((scope.clone(), token.clone()))).await;
-    let keys = &giftify.ports.idempotency;
-    match &result {
-        Err(error) if client_error(error).is_none() => {
-            // As the API does; a failed release frees itself when the lease ends.
-            let _ = keys.release(&scope, &token).await;
-        }
-        Err(Error::IdempotencyInProgress) | Ok(_) => {}
-        Err(error) => {
-            let (status, code) = client_error(error).expect("a 4xx");
-            // A 4xx may be answered only once it is the key's outcome. If the record fails,
-            // this request no longer holds the key (its lease ran out and another request took
-            // the key over, which decides the outcome), or the key stays leased to it and a
-            // retry decides: either way, telling this client its 4xx would give one key two
-            // outcomes. `api/src/idempotency.rs` still answers the 4xx here; see
-            // docs/fault-model.md, "Findings".
-            if let Err(record) = keys.record_response(&scope, &token, status, code).await {
-                return answer(Err(record));
-            }
-        }
-    }
-    answer(result)
+/// How a refusal is recorded under its key: its status and code.
+pub fn refusal(error: &Error) -> (u16, String) {
+    let (status, code) = client_error(error).expect("only refusals are recorded");
+    (status, code.to_string())
 }
 
-async fn run(
+/// Runs `op`'s use case, committing `key` with it when given.
+pub async fn run(
     giftify: &Giftify,
     user: &UserId,
     op: &Op,
-    commit: Option<(IdempotencyScope, String)>,
+    key: Option<(IdempotencyScope, String)>,
 ) -> Result<Answer> {
     Ok(match op {
-        Op::TopUp { amount } => {
-            Answer::ToppedUp(giftify.top_up(user, *amount, None, commit).await?)
-        }
+        Op::TopUp { amount } => Answer::ToppedUp(giftify.top_up(user, *amount, None, key).await?),
         Op::OrderItems { lines } => {
             let lines = lines
                 .iter()
@@ -180,16 +151,12 @@ async fn run(
                 .collect();
             Answer::Placed(
                 giftify
-                    .place_order(user, OrderRequest::Items(lines), commit)
+                    .place_order(user, OrderRequest::Items(lines), key)
                     .await?,
             )
         }
-        Op::OrderCart => Answer::Placed(
-            giftify
-                .place_order(user, OrderRequest::Cart, commit)
-                .await?,
-        ),
-        Op::Cancel { order } => Answer::Cancelled(giftify.cancel_order(user, order, commit).await?),
+        Op::OrderCart => Answer::Placed(giftify.place_order(user, OrderRequest::Cart, key).await?),
+        Op::Cancel { order } => Answer::Cancelled(giftify.cancel_order(user, order, key).await?),
     })
 }
 
