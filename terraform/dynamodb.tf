@@ -35,7 +35,8 @@ resource "aws_dynamodb_table" "this" {
     }
   }
 
-  # Idempotency keys, refresh tokens and login throttles carry epoch-seconds expiries.
+  # Idempotency keys, refresh tokens, login throttles and queue failure notes (in audit; card
+  # reveal records there carry no expiry and are kept) have epoch-seconds expiries.
   dynamic "ttl" {
     for_each = each.value.ttl_attribute == null ? [] : [each.value.ttl_attribute]
     content {

@@ -100,7 +100,7 @@ locals {
     "audit" = {
       hash_key      = "subjectId"
       range_key     = "auditId"
-      ttl_attribute = null
+      ttl_attribute = "expiresAt"
       indexes       = {}
     }
   }

@@ -146,15 +146,15 @@ run "only_expiring_records_have_a_ttl" {
 
   assert {
     condition = alltrue([
-      for name in ["idempotency-keys", "refresh-tokens", "login-throttle"] :
+      for name in ["idempotency-keys", "refresh-tokens", "login-throttle", "audit"] :
       aws_dynamodb_table.this[name].ttl[0].enabled && aws_dynamodb_table.this[name].ttl[0].attribute_name == "expiresAt"
     ])
-    error_message = "Idempotency keys, refresh tokens and login throttles expire on expiresAt."
+    error_message = "Idempotency keys, refresh tokens, login throttles and queue failure notes (audit) expire on expiresAt."
   }
   assert {
     condition = alltrue([
       for name, t in aws_dynamodb_table.this :
-      contains(["idempotency-keys", "refresh-tokens", "login-throttle"], name) || alltrue([for ttl in t.ttl : !ttl.enabled])
+      contains(["idempotency-keys", "refresh-tokens", "login-throttle", "audit"], name) || alltrue([for ttl in t.ttl : !ttl.enabled])
     ])
     error_message = "No other table may expire items: orders, cards and wallet records are kept."
   }

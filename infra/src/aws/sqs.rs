@@ -24,7 +24,11 @@ pub struct SqsQueue {
     notes: FailureNotes,
 }
 
-/// Where failure reasons are kept: the audit table.
+/// How long a message's last failure is kept: longer than the message can live in the
+/// dead-letter queue (14 days' retention, terraform/sqs.tf), so `dlq list` can always say why.
+const NOTE_KEPT: chrono::Duration = chrono::Duration::days(15);
+
+/// Where failure reasons are kept: the audit table, expiring after [`NOTE_KEPT`].
 #[derive(Clone, Debug)]
 pub struct FailureNotes {
     pub client: aws_sdk_dynamodb::Client,
@@ -45,7 +49,9 @@ impl FailureNotes {
             "error".into(),
             s(error.chars().take(1000).collect::<String>()),
         );
-        note.insert("at".into(), super::item::ts(chrono::Utc::now()));
+        let now = chrono::Utc::now();
+        note.insert("at".into(), super::item::ts(now));
+        note.insert("expiresAt".into(), super::item::epoch(now + NOTE_KEPT));
         self.client
             .put_item()
             .table_name(&self.table)

@@ -160,11 +160,13 @@ pub const LOGIN_THROTTLE: TableDef = TableDef {
     ttl_attribute: Some("expiresAt"),
 };
 
+/// Card reveals (kept: they carry no expiry) and the last failure of each queue message, kept
+/// as long as the message can sit in the dead-letter queue and then expired.
 pub const AUDIT: TableDef = TableDef {
     short_name: "audit",
     key: key("subjectId", Some("auditId")),
     indexes: &[],
-    ttl_attribute: None,
+    ttl_attribute: Some("expiresAt"),
 };
 
 /// Every table, in creation order.

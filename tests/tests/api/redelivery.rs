@@ -2,7 +2,7 @@
 //! steps, and a poison message through the dead-letter queue and back.
 
 use crate::invariants::{assert_conserved, stock_by_variant};
-use crate::support::{Backend, TestApp, TestUser};
+use crate::support::{Backend, Stack, TestApp, TestUser};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use giftify_shared::events::OrderEvent;
@@ -269,6 +269,9 @@ async fn a_message_that_keeps_failing_goes_to_the_dead_letter_queue_and_redrive_
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].message.order_id.as_str(), order_id);
     assert_eq!(dead[0].last_error.as_deref(), Some("backend down"));
+    if let Stack::Aws { stack, .. } = &app.stack {
+        assert_failure_notes_expire_after_the_dead_letter_queue(&stack.stage).await;
+    }
     if backend == Backend::Embedded {
         assert_eq!(dead[0].receive_count, 3);
     } else {
@@ -310,6 +313,44 @@ async fn a_message_that_keeps_failing_goes_to_the_dead_letter_queue_and_redrive_
     );
     assert_eq!(app.balance(&user).await, 1_000_000 - price);
     assert_conserved(&app, &[user], &initial).await;
+}
+
+/// On AWS the reason a message failed is a note in the audit table. Notes must not pile up
+/// forever: each expires (TTL `expiresAt`) after the 14 days a message can stay in the
+/// dead-letter queue, plus a day.
+async fn assert_failure_notes_expire_after_the_dead_letter_queue(stage: &str) {
+    let client = aws_sdk_dynamodb::Client::new(&giftify_tests::moto::moto().sdk_config().await);
+    let notes = client
+        .scan()
+        .table_name(giftify_infra::aws::tables::AUDIT.name(Some(stage)))
+        .send()
+        .await
+        .expect("scan the audit table");
+    let now = chrono::Utc::now().timestamp();
+    let expiries: Vec<i64> = notes
+        .items()
+        .iter()
+        .filter(|note| {
+            note.get("auditId")
+                .and_then(|a| a.as_s().ok())
+                .is_some_and(|a| a == "LAST_FAILURE")
+        })
+        .map(|note| {
+            let expires = note
+                .get("expiresAt")
+                .expect("a failure note carries expiresAt");
+            expires
+                .as_n()
+                .expect("epoch seconds")
+                .parse()
+                .expect("a number")
+        })
+        .collect();
+    assert!(!expiries.is_empty(), "the failure was noted");
+    for expires in expiries {
+        let days = (expires - now) as f64 / 86_400.0;
+        assert!((14.9..=15.1).contains(&days), "expires in {days:.2} days");
+    }
 }
 
 async fn the_reconciler_publishes_events_that_a_crash_left_unsent(backend: Backend) {
