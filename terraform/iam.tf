@@ -103,11 +103,11 @@ locals {
             Condition = { StringEquals = { "kms:ViaService" = "dynamodb.${local.region}.amazonaws.com" } }
           },
           {
-            # AwsRuntime::open reads both keys at every cold start, whichever function it is.
+            # AwsRuntime::open reads the function's own keys at cold start (local.functions).
             Sid      = "ReadKeysAtColdStart"
             Effect   = "Allow"
             Action   = "secretsmanager:GetSecretValue"
-            Resource = [aws_secretsmanager_secret.jwt.arn, aws_secretsmanager_secret.card_key.arn]
+            Resource = local.functions[name].secrets
           },
           {
             # Secret values and the function's environment are encrypted under the data key.

@@ -121,14 +121,15 @@ locals {
   # What every function reads at cold start (Config::from_env, infra/src/config.rs). The code
   # looks queues and the topic up by name when their URL/ARN is missing, which would need
   # sqs:GetQueueUrl and sns:ListTopics: setting them keeps those permissions out of the roles.
-  # AwsRuntime::open loads both secrets in every function, so each one gets both ARNs.
+  # Keys by least privilege: every function builds the core, which holds the card key; only the
+  # API signs and verifies access tokens, so only it gets the JWT key's ARN (and may read it,
+  # iam.tf). A compromised worker cannot mint tokens.
   lambda_environment = {
     GIFTIFY_BACKEND             = "aws"
     GIFTIFY_STAGE               = var.stage
     GIFTIFY_QUEUE_URL           = aws_sqs_queue.orders.url
     GIFTIFY_DLQ_URL             = aws_sqs_queue.dead_letter.url
     GIFTIFY_TOPIC_ARN           = aws_sns_topic.order_events.arn
-    GIFTIFY_JWT_SECRET_ARN      = aws_secretsmanager_secret.jwt.arn
     GIFTIFY_CARD_KEY_SECRET_ARN = aws_secretsmanager_secret.card_key.arn
     GIFTIFY_STALE_PENDING_SECS  = tostring(var.stale_pending_seconds)
     GIFTIFY_WALLET_MAX_BALANCE  = tostring(var.wallet_max_balance_paise)
@@ -143,7 +144,8 @@ locals {
       description = "Giftify HTTP API (axum behind API Gateway HTTP API)"
       settings    = var.api_function
       zip_path    = coalesce(var.api_zip_path, "${local.target_dir}/lambda/api-lambda/bootstrap.zip")
-      environment = local.lambda_environment
+      environment = merge(local.lambda_environment, { GIFTIFY_JWT_SECRET_ARN = aws_secretsmanager_secret.jwt.arn })
+      secrets     = [aws_secretsmanager_secret.jwt.arn, aws_secretsmanager_secret.card_key.arn]
     }
     fulfillment = {
       bin         = "fulfillment"
@@ -151,6 +153,7 @@ locals {
       settings    = var.fulfillment_function
       zip_path    = coalesce(var.fulfillment_zip_path, "${local.target_dir}/lambda/fulfillment/bootstrap.zip")
       environment = local.lambda_environment
+      secrets     = [aws_secretsmanager_secret.card_key.arn]
     }
     reconciler = {
       bin         = "reconciler"
@@ -158,6 +161,7 @@ locals {
       settings    = var.reconciler_function
       zip_path    = coalesce(var.reconciler_zip_path, "${local.target_dir}/lambda/reconciler/bootstrap.zip")
       environment = local.lambda_environment
+      secrets     = [aws_secretsmanager_secret.card_key.arn]
     }
   }
 

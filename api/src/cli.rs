@@ -220,7 +220,7 @@ async fn serve(config: Config, with_worker: bool) -> Result<()> {
     if let Some(admin) = &stack.config().admin {
         ensure_admin(stack.giftify(), &admin.email, &admin.password).await?;
     }
-    let app = router(AppState::new(stack.giftify().clone(), stack.jwt_secret()));
+    let app = router(AppState::new(stack.giftify().clone(), stack.jwt_secret()?));
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;

@@ -1,5 +1,9 @@
 //! The JWT key and the card master key: from configuration when given, otherwise generated
 //! once and kept in the data dir (mode 0600), so restarts keep tokens and cards valid.
+//!
+//! On AWS each function is given only the keys it uses (least privilege): the API both, the
+//! workers the card key alone, so a compromised worker cannot mint access tokens. Hence the
+//! JWT key is optional here and [`Secrets::jwt_secret`] is where its absence is an error.
 
 use crate::config::Config;
 use anyhow::{Context, Result};
@@ -11,7 +15,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 pub struct Secrets {
-    pub jwt_secret: SecretString,
+    /// The access-token key; `None` in a process that does not serve the API.
+    pub jwt_secret: Option<SecretString>,
     pub card_key: CardKey,
 }
 
@@ -22,6 +27,16 @@ impl std::fmt::Debug for Secrets {
 }
 
 impl Secrets {
+    /// The key that signs and verifies access tokens, which serving the API needs.
+    pub fn jwt_secret(&self) -> Result<&SecretString> {
+        self.jwt_secret.as_ref().context(
+            "serving the API needs the access-token key: set GIFTIFY_JWT_SECRET_ARN (on AWS) \
+             or GIFTIFY_JWT_SECRET",
+        )
+    }
+
+    /// The keys of the embedded backend and of local AWS mode: from the environment when set,
+    /// else from (or newly into) the data dir.
     pub fn load(config: &Config) -> Result<Self> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
@@ -45,7 +60,7 @@ impl Secrets {
             }
         };
         Ok(Secrets {
-            jwt_secret,
+            jwt_secret: Some(jwt_secret),
             card_key,
         })
     }
@@ -121,8 +136,8 @@ mod tests {
         let first = Secrets::load(&config).unwrap();
         let second = Secrets::load(&config).unwrap();
         assert_eq!(
-            first.jwt_secret.expose_secret(),
-            second.jwt_secret.expose_secret()
+            first.jwt_secret().unwrap().expose_secret(),
+            second.jwt_secret().unwrap().expose_secret()
         );
         assert_eq!(first.card_key.to_base64(), second.card_key.to_base64());
         for name in ["jwt.key", "card.key"] {
@@ -145,7 +160,7 @@ mod tests {
             ..Config::default()
         };
         let loaded = Secrets::load(&config).unwrap();
-        assert_eq!(loaded.jwt_secret.expose_secret().len(), 64);
+        assert_eq!(loaded.jwt_secret().unwrap().expose_secret().len(), 64);
         let again = Secrets::load(&config).unwrap();
         assert_eq!(loaded.card_key.to_base64(), again.card_key.to_base64());
         let leftovers: Vec<_> = std::fs::read_dir(dir.path())
@@ -168,7 +183,7 @@ mod tests {
                 std::thread::spawn(move || {
                     let secrets = Secrets::load(&config).unwrap();
                     (
-                        secrets.jwt_secret.expose_secret().to_string(),
+                        secrets.jwt_secret().unwrap().expose_secret().to_string(),
                         secrets.card_key.to_base64(),
                     )
                 })

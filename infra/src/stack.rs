@@ -112,10 +112,11 @@ impl Stack {
         }
     }
 
-    pub fn jwt_secret(&self) -> &secrecy::SecretString {
+    /// The access-token key, which serving the API needs (see [`Secrets::jwt_secret`]).
+    pub fn jwt_secret(&self) -> Result<&secrecy::SecretString> {
         match self {
-            Stack::Embedded(stack) => &stack.secrets.jwt_secret,
-            Stack::Aws(runtime) => &runtime.secrets.jwt_secret,
+            Stack::Embedded(stack) => stack.secrets.jwt_secret(),
+            Stack::Aws(runtime) => runtime.secrets.jwt_secret(),
         }
     }
 

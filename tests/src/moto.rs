@@ -233,8 +233,17 @@ impl AwsTestStack {
         config
     }
 
-    /// The environment a Lambda binary needs to reach this stack.
-    pub fn lambda_env(&self) -> Vec<(&'static str, String)> {
+    /// The environment the API Lambda binary needs to reach this stack: the workers' plus the
+    /// access-token key.
+    pub fn api_lambda_env(&self) -> Vec<(&'static str, String)> {
+        let mut env = self.worker_lambda_env();
+        env.push(("GIFTIFY_JWT_SECRET", TEST_JWT_SECRET.into()));
+        env
+    }
+
+    /// The environment a worker Lambda binary (fulfillment, reconciler) needs to reach this
+    /// stack. Like Terraform's, it holds the card key but not the access-token key.
+    pub fn worker_lambda_env(&self) -> Vec<(&'static str, String)> {
         vec![
             ("AWS_ENDPOINT_URL", self.endpoint.clone()),
             ("AWS_REGION", "us-east-1".into()),
@@ -243,7 +252,6 @@ impl AwsTestStack {
             ("AWS_MAX_ATTEMPTS", "1".into()),
             ("GIFTIFY_BACKEND", "aws".into()),
             ("GIFTIFY_STAGE", self.stage.clone()),
-            ("GIFTIFY_JWT_SECRET", TEST_JWT_SECRET.into()),
             ("GIFTIFY_CARD_KEY", TEST_CARD_KEY.into()),
             ("RUST_LOG", "warn".into()),
         ]

@@ -145,7 +145,10 @@ async fn the_release_fulfillment_binary_handles_an_sqs_event_under_the_runtime_a
     let (event, orders) = two_groups_with_a_poison_message(giftify).await;
 
     let mut lambda = LambdaHarness::start().await;
-    lambda.spawn_function(&release_dir().join("fulfillment"), &stack.lambda_env());
+    lambda.spawn_function(
+        &release_dir().join("fulfillment"),
+        &stack.worker_lambda_env(),
+    );
     let response = lambda.invoke(event).await.expect("the function answers");
     assert_eq!(
         response,
@@ -216,7 +219,7 @@ async fn the_release_reconciler_binary_re_enqueues_stale_orders_and_publishes_mi
     }
 
     let mut lambda = LambdaHarness::start().await;
-    let mut env = stack.lambda_env();
+    let mut env = stack.worker_lambda_env();
     env.push(("GIFTIFY_STALE_PENDING_SECS", "0".into()));
     lambda.spawn_function(&release_dir().join("reconciler"), &env);
     let scheduled = json!({
@@ -280,7 +283,7 @@ async fn api_gateway_v2_events_reach_the_router_with_method_path_headers_and_bod
     runtime.giftify.seed_demo_catalogue().await.unwrap();
     let router = giftify_api::router(giftify_api::AppState::new(
         runtime.giftify.clone(),
-        &runtime.secrets.jwt_secret,
+        runtime.secrets.jwt_secret().expect("the JWT key"),
     ));
     let call = |event: Value| {
         let router = router.clone();
@@ -328,7 +331,7 @@ async fn the_release_api_binary_answers_api_gateway_events_under_the_runtime_api
     let stack = AwsTestStack::start(3, 30).await;
     stack.runtime.giftify.seed_demo_catalogue().await.unwrap();
     let mut lambda = LambdaHarness::start().await;
-    lambda.spawn_function(&release_dir().join("api-lambda"), &stack.lambda_env());
+    lambda.spawn_function(&release_dir().join("api-lambda"), &stack.api_lambda_env());
 
     let health = lambda
         .invoke(api_event("GET", "/health", None, None))

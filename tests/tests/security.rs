@@ -77,8 +77,19 @@ impl Drop for Attacks {
 /// knows (or guesses) it would.
 pub fn jwt_secret(app: &TestApp) -> String {
     match &app.stack {
-        Stack::Embedded(stack) => stack.secrets.jwt_secret.expose_secret().to_string(),
-        Stack::Aws { stack, .. } => stack.runtime.secrets.jwt_secret.expose_secret().to_string(),
+        Stack::Embedded(stack) => stack
+            .secrets
+            .jwt_secret()
+            .unwrap()
+            .expose_secret()
+            .to_string(),
+        Stack::Aws { stack, .. } => stack
+            .runtime
+            .secrets
+            .jwt_secret()
+            .unwrap()
+            .expose_secret()
+            .to_string(),
     }
 }
 

@@ -13,7 +13,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     config.log_format = LogFormat::Json;
     giftify_infra::telemetry::init(&config);
     let runtime = AwsRuntime::open(config, &sdk_config().await).await?;
-    let state = AppState::new(runtime.giftify.clone(), &runtime.secrets.jwt_secret);
+    let state = AppState::new(runtime.giftify.clone(), runtime.secrets.jwt_secret()?);
     let app = router(state).layer(axum::middleware::from_fn(emit_order_metrics));
     lambda_http::run(app).await
 }

@@ -46,9 +46,17 @@ impl AwsRuntime {
     }
 }
 
+/// The keys this function was given. Nothing configured at all is local AWS mode on a
+/// developer's machine: the data dir's keys, as the embedded backend uses. Otherwise each key
+/// comes from the environment or, by ARN, from Secrets Manager (both fetched at once), and only
+/// the card key is required: Terraform gives the JWT key to the API function alone.
 async fn load_secrets(sdk: &aws_config::SdkConfig, config: &Config) -> Result<Secrets> {
     let (jwt_arn, card_arn) = (&config.aws.jwt_secret_arn, &config.aws.card_key_secret_arn);
-    if jwt_arn.is_none() && card_arn.is_none() {
+    let configured = config.jwt_secret.is_some()
+        || config.card_key.is_some()
+        || jwt_arn.is_some()
+        || card_arn.is_some();
+    if !configured {
         return Secrets::load(config);
     }
     let client = aws_sdk_secretsmanager::Client::new(sdk);
@@ -67,20 +75,81 @@ async fn load_secrets(sdk: &aws_config::SdkConfig, config: &Config) -> Result<Se
                 .with_context(|| format!("secret {arn} has no string value"))
         }
     };
-    let jwt_secret = match (&config.jwt_secret, jwt_arn) {
-        (Some(secret), _) => secret.clone(),
-        (None, Some(arn)) => fetch(arn.clone()).await?,
-        (None, None) => anyhow::bail!("GIFTIFY_JWT_SECRET or GIFTIFY_JWT_SECRET_ARN must be set"),
-    };
-    let card_key = match (&config.card_key, card_arn) {
-        (Some(key), _) => key.clone(),
-        (None, Some(arn)) => fetch(arn.clone()).await?,
-        (None, None) => {
-            anyhow::bail!("GIFTIFY_CARD_KEY or GIFTIFY_CARD_KEY_SECRET_ARN must be set")
+    let jwt_secret = async {
+        match (&config.jwt_secret, jwt_arn) {
+            (Some(secret), _) => Ok(Some(secret.clone())),
+            (None, Some(arn)) => fetch(arn.clone()).await.map(Some),
+            (None, None) => Ok(None),
         }
     };
+    let card_key = async {
+        match (&config.card_key, card_arn) {
+            (Some(key), _) => Ok(key.clone()),
+            (None, Some(arn)) => fetch(arn.clone()).await,
+            (None, None) => {
+                anyhow::bail!("GIFTIFY_CARD_KEY or GIFTIFY_CARD_KEY_SECRET_ARN must be set")
+            }
+        }
+    };
+    let (jwt_secret, card_key) = tokio::try_join!(jwt_secret, card_key)?;
     Ok(Secrets {
         jwt_secret,
         card_key: CardKey::from_base64(card_key.expose_secret()).context("the card key secret")?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use giftify_shared::vault::CardKey;
+
+    /// No network: keys given in the environment are never fetched.
+    fn offline_sdk() -> aws_config::SdkConfig {
+        aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build()
+    }
+
+    #[tokio::test]
+    async fn a_worker_given_only_the_card_key_starts_without_the_token_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            data_dir: dir.path().to_path_buf(),
+            card_key: Some(CardKey::generate().to_base64().into()),
+            ..Config::default()
+        };
+        let secrets = load_secrets(&offline_sdk(), &config).await.unwrap();
+        assert!(secrets.jwt_secret.is_none());
+        let refused = secrets.jwt_secret().unwrap_err().to_string();
+        assert!(refused.contains("GIFTIFY_JWT_SECRET_ARN"), "{refused}");
+        // Nothing was generated into the data dir in its place.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[tokio::test]
+    async fn the_card_key_is_required_once_any_key_is_configured() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            data_dir: dir.path().to_path_buf(),
+            jwt_secret: Some("a-jwt-key-for-the-api".to_string().into()),
+            ..Config::default()
+        };
+        let refused = load_secrets(&offline_sdk(), &config).await.unwrap_err();
+        assert!(
+            refused.to_string().contains("GIFTIFY_CARD_KEY"),
+            "{refused}"
+        );
+    }
+
+    #[tokio::test]
+    async fn with_no_key_configured_local_aws_mode_uses_the_data_dir_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        let secrets = load_secrets(&offline_sdk(), &config).await.unwrap();
+        assert!(secrets.jwt_secret().is_ok());
+        assert!(dir.path().join("card.key").exists());
+    }
 }

@@ -516,7 +516,10 @@ pub async fn run(options: &CostOptions) -> Result<Value> {
         .context("open the AWS backend through the cost proxy")?;
     let giftify = runtime.giftify.clone();
     giftify.seed_demo_catalogue().await?;
-    let app = router(AppState::new(giftify.clone(), &runtime.secrets.jwt_secret));
+    let app = router(AppState::new(
+        giftify.clone(),
+        runtime.secrets.jwt_secret().expect("the JWT key"),
+    ));
 
     // Setup, not tallied: a funded user and a well-stocked ₹500 card.
     let (status, registered) = call_api(

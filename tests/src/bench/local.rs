@@ -134,7 +134,7 @@ async fn serve(config: Config, ready: Ready, stopped: watch::Receiver<bool>) {
         let stack = Arc::new(EmbeddedStack::open(config).await?);
         let app = router(AppState::new(
             stack.giftify.clone(),
-            &stack.secrets.jwt_secret,
+            stack.secrets.jwt_secret().expect("the JWT key"),
         ));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         anyhow::Ok((listener, app, stack))

@@ -76,8 +76,8 @@ impl Stack {
 
     fn jwt_secret(&self) -> &secrecy::SecretString {
         match self {
-            Stack::Embedded(stack) => &stack.secrets.jwt_secret,
-            Stack::Aws { stack, .. } => &stack.runtime.secrets.jwt_secret,
+            Stack::Embedded(stack) => stack.secrets.jwt_secret().expect("the JWT key"),
+            Stack::Aws { stack, .. } => stack.runtime.secrets.jwt_secret().expect("the JWT key"),
         }
     }
 
