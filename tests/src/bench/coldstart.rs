@@ -30,6 +30,9 @@ pub struct ColdStartOptions {
     pub runs: usize,
     /// Read the keys from Secrets Manager at init instead of the environment.
     pub secrets_manager: bool,
+    /// Where the measured binaries are: [`release_dir`] unless given, or the deployed build
+    /// (`$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release-lambda`, `scripts/lambda-zips`).
+    pub binaries: Option<PathBuf>,
 }
 
 /// The three Lambda binaries and the first event each gets.
@@ -94,8 +97,11 @@ fn mib(bytes: u64) -> f64 {
 
 /// Runs the size and cold-start measurements and returns the JSON report.
 pub async fn run(options: &ColdStartOptions) -> Result<Value> {
-    let release = release_dir();
-    let target = release.parent().map(Path::to_path_buf).unwrap_or_default();
+    let target = release_dir()
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let release = options.binaries.clone().unwrap_or_else(release_dir);
     let moto = tokio::task::spawn_blocking(moto).await?;
     let sdk = moto.sdk_config().await;
     let stage = unique_stage();

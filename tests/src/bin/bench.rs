@@ -45,6 +45,10 @@ struct LambdaArgs {
     /// Read the keys from Secrets Manager at init, as the deployed functions do.
     #[arg(long)]
     secrets_manager: bool,
+    /// Measure the binaries in this directory instead of the release build's, e.g. the
+    /// deployed ones: $CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release-lambda.
+    #[arg(long)]
+    binaries: Option<PathBuf>,
     /// Where to write the JSON report.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -111,6 +115,7 @@ fn run_lambda(args: &LambdaArgs) -> Result<()> {
     let options = coldstart::ColdStartOptions {
         runs: args.runs,
         secrets_manager: args.secrets_manager,
+        binaries: args.binaries.clone(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
