@@ -81,13 +81,13 @@ resource "aws_cloudwatch_metric_alarm" "worker_errors" {
 }
 
 # Messages reported failed in the partial batch response (emitted by the function as EMF:
-# namespace Giftify, dimension function — workers/src/fulfillment.rs).
+# namespace Giftify, dimensions stage and function — infra/src/metrics.rs), of this stage only.
 resource "aws_cloudwatch_metric_alarm" "failed_order_messages" {
   alarm_name          = "${local.name_prefix}-failed-order-messages"
   alarm_description   = "Order messages are failing and being retried; they reach the DLQ after ${var.queue_max_receives} deliveries."
   namespace           = "Giftify"
   metric_name         = "MessagesFailed"
-  dimensions          = { function = "fulfillment" }
+  dimensions          = { stage = local.metric_stage, function = "fulfillment" }
   statistic           = "Sum"
   period              = 300
   evaluation_periods  = 1

@@ -6,6 +6,8 @@ locals {
   # `giftify` or `giftify-<stage>`: the prefix the code puts on every name it looks up
   # (TableDef::name in infra/src/aws/tables.rs, resource_name in infra/src/aws/mod.rs).
   name_prefix = var.stage == "" ? "giftify" : "giftify-${var.stage}"
+  # The `stage` dimension of Giftify's own metrics (infra/src/metrics.rs; "default" unstaged).
+  metric_stage = var.stage == "" ? "default" : var.stage
 
   # Every DynamoDB table of infra/src/aws/tables.rs (`ALL`), keyed by its short name: keys,
   # global secondary indexes with their projections, and TTL attribute. Every key attribute is

@@ -1,11 +1,11 @@
 //! CloudWatch metrics of the API Lambda: one Embedded Metric Format line per accepted or
 //! cancelled order, so the business counters exist without an API call per request.
 
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
-use giftify_infra::metrics::Emf;
+use giftify_infra::metrics::MetricScope;
 
 /// The business counter a request/response pair contributes, if any.
 fn counter(method: &Method, path: &str, status: StatusCode) -> Option<&'static str> {
@@ -20,13 +20,18 @@ fn counter(method: &Method, path: &str, status: StatusCode) -> Option<&'static s
     }
 }
 
-/// Middleware: emits the counter after the response is known.
-pub async fn emit_order_metrics(request: Request, next: Next) -> Response {
+/// Middleware (`from_fn_with_state`, the process's scope): emits the counter after the
+/// response is known.
+pub async fn emit_order_metrics(
+    State(scope): State<MetricScope>,
+    request: Request,
+    next: Next,
+) -> Response {
     let method = request.method().clone();
     let path = request.uri().path().to_string();
     let response = next.run(request).await;
     if let Some(name) = counter(&method, &path, response.status()) {
-        let mut metrics = Emf::new("Giftify", "api");
+        let mut metrics = scope.invocation();
         metrics.count(name, 1);
         metrics.emit();
     }

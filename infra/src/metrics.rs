@@ -1,28 +1,53 @@
 //! CloudWatch Embedded Metric Format: one JSON line on stdout per invocation, which CloudWatch
 //! Logs turns into metrics without an API call from the Lambda.
+//!
+//! Every metric has the dimensions `stage` and `function`: two stages deployed in one account
+//! (dev and prod) must not add up in one series, or a dev failure would page for prod.
 
+use crate::config::Config;
 use serde_json::{Map, Value, json};
 use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The namespace of Giftify's own metrics.
+pub const NAMESPACE: &str = "Giftify";
+
+/// The stage dimension's value when `GIFTIFY_STAGE` is unset (unprefixed table names).
+const NO_STAGE: &str = "default";
+
+/// Where a process's metrics go: built once per process from its configuration.
+#[derive(Clone, Debug)]
+pub struct MetricScope {
+    stage: String,
+    function: &'static str,
+}
+
+impl MetricScope {
+    pub fn new(config: &Config, function: &'static str) -> Self {
+        MetricScope {
+            stage: config.aws.stage.clone().unwrap_or_else(|| NO_STAGE.into()),
+            function,
+        }
+    }
+
+    /// The metrics of one invocation.
+    pub fn invocation(&self) -> Emf {
+        Emf {
+            scope: self.clone(),
+            values: Map::new(),
+            units: Vec::new(),
+        }
+    }
+}
 
 /// Metrics of one invocation, emitted together.
 #[derive(Debug)]
 pub struct Emf {
-    namespace: &'static str,
-    function: &'static str,
+    scope: MetricScope,
     values: Map<String, Value>,
     units: Vec<(String, &'static str)>,
 }
 
 impl Emf {
-    pub fn new(namespace: &'static str, function: &'static str) -> Self {
-        Emf {
-            namespace,
-            function,
-            values: Map::new(),
-            units: Vec::new(),
-        }
-    }
-
     fn add(&mut self, name: &str, value: u64, unit: &'static str) {
         match self.values.get_mut(name) {
             // EMF takes a list of values for repeated observations of one metric.
@@ -58,14 +83,15 @@ impl Emf {
             .map(|(name, unit)| json!({"Name": name, "Unit": unit}))
             .collect();
         let mut document = self.values.clone();
-        document.insert("function".into(), self.function.into());
+        document.insert("stage".into(), self.scope.stage.clone().into());
+        document.insert("function".into(), self.scope.function.into());
         document.insert(
             "_aws".into(),
             json!({
                 "Timestamp": timestamp,
                 "CloudWatchMetrics": [{
-                    "Namespace": self.namespace,
-                    "Dimensions": [["function"]],
+                    "Namespace": NAMESPACE,
+                    "Dimensions": [["stage", "function"]],
                     "Metrics": metrics,
                 }],
             }),
@@ -85,9 +111,15 @@ impl Emf {
 mod tests {
     use super::*;
 
+    fn scope(stage: Option<&str>) -> MetricScope {
+        let mut config = Config::default();
+        config.aws.stage = stage.map(str::to_string);
+        MetricScope::new(&config, "fulfillment")
+    }
+
     #[test]
     fn documents_follow_the_embedded_metric_format() {
-        let mut emf = Emf::new("Giftify", "fulfillment");
+        let mut emf = scope(Some("prod")).invocation();
         emf.count("OrdersFulfilled", 1);
         emf.count("OrdersFulfilled", 1);
         emf.milliseconds("CreateToFinalLatency", 42);
@@ -95,10 +127,16 @@ mod tests {
         assert_eq!(doc["OrdersFulfilled"], json!([1, 1]));
         assert_eq!(doc["CreateToFinalLatency"], 42);
         assert_eq!(doc["function"], "fulfillment");
+        assert_eq!(doc["stage"], "prod");
         let directive = &doc["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(directive["Namespace"], "Giftify");
-        assert_eq!(directive["Dimensions"], json!([["function"]]));
+        assert_eq!(directive["Dimensions"], json!([["stage", "function"]]));
         assert_eq!(directive["Metrics"].as_array().unwrap().len(), 2);
         assert!(doc["_aws"]["Timestamp"].as_u64().unwrap() > 1_600_000_000_000);
+    }
+
+    #[test]
+    fn an_unstaged_deployment_has_its_own_stage_value() {
+        assert_eq!(scope(None).invocation().document()["stage"], "default");
     }
 }

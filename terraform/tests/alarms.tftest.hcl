@@ -75,7 +75,7 @@ run "failing_workers_raise_alarms" {
     condition = (
       aws_cloudwatch_metric_alarm.failed_order_messages.namespace == "Giftify" &&
       aws_cloudwatch_metric_alarm.failed_order_messages.metric_name == "MessagesFailed" &&
-      aws_cloudwatch_metric_alarm.failed_order_messages.dimensions == tomap({ function = "fulfillment" })
+      aws_cloudwatch_metric_alarm.failed_order_messages.dimensions == tomap({ stage = "test", function = "fulfillment" })
     )
     error_message = "Messages failed in partial batch responses (the EMF metric of workers/src/fulfillment.rs) need an alarm."
   }

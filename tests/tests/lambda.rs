@@ -4,6 +4,7 @@
 //! moto.
 
 use aws_lambda_events::event::sqs::SqsEvent;
+use giftify_infra::metrics::MetricScope;
 use giftify_shared::Giftify;
 use giftify_shared::ids::UserId;
 use giftify_shared::order::{LineRequest, OrderStatus};
@@ -109,7 +110,8 @@ async fn the_fulfillment_handler_reports_the_poison_message_and_the_rest_of_its_
     let (event, orders) = two_groups_with_a_poison_message(giftify).await;
     let event: SqsEvent = serde_json::from_value(event).unwrap();
 
-    let response = giftify_workers::fulfillment::handle(giftify, event).await;
+    let metrics = MetricScope::new(&stack.runtime.config, "fulfillment");
+    let response = giftify_workers::fulfillment::handle(giftify, &metrics, event).await;
     let failed: Vec<_> = response
         .batch_item_failures
         .iter()
@@ -169,6 +171,12 @@ async fn the_release_fulfillment_binary_handles_an_sqs_event_under_the_runtime_a
     // Embedded Metric Format on stdout; no card secret in the output.
     assert!(output.contains("\"CloudWatchMetrics\""), "{output}");
     assert!(output.contains("OrdersFulfilled"), "{output}");
+    // Per stage: a dev stage's failures must not page for prod in the same account.
+    assert!(
+        output.contains(&format!("\"stage\":\"{}\"", stack.stage))
+            && output.contains(r#""Dimensions":[["stage","function"]]"#),
+        "{output}"
+    );
     let card = &giftify.order_cards(&orders[0].id).await.unwrap()[0];
     let revealed = giftify.vault.open(&card.id, &card.sealed).unwrap();
     use secrecy::ExposeSecret;

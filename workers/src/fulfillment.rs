@@ -4,7 +4,7 @@
 //! in [`Giftify::handle_fifo_batch`], shared with the local SQS consumer.
 
 use aws_lambda_events::event::sqs::SqsEvent;
-use giftify_infra::metrics::Emf;
+use giftify_infra::metrics::MetricScope;
 use giftify_shared::Giftify;
 use giftify_shared::usecases::BatchItem;
 use serde::Serialize;
@@ -25,7 +25,7 @@ pub struct BatchItemFailure {
 
 /// Handles one SQS batch. A record without a message id cannot be reported failed, so it is
 /// treated as handled only if it is handled; one without a group id joins the empty group.
-pub async fn handle(giftify: &Giftify, event: SqsEvent) -> BatchResponse {
+pub async fn handle(giftify: &Giftify, metrics: &MetricScope, event: SqsEvent) -> BatchResponse {
     let batch: Vec<BatchItem> = event
         .records
         .into_iter()
@@ -42,7 +42,7 @@ pub async fn handle(giftify: &Giftify, event: SqsEvent) -> BatchResponse {
         })
         .collect();
     let outcome = giftify.handle_fifo_batch(&batch).await;
-    let mut metrics = Emf::new("Giftify", "fulfillment");
+    let mut metrics = metrics.invocation();
     metrics.count("MessagesHandled", outcome.succeeded.len() as u64);
     metrics.count("MessagesFailed", outcome.failed.len() as u64);
     for (status, latency) in &outcome.completed {

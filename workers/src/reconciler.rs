@@ -1,13 +1,16 @@
 //! The reconciler Lambda's handler, run on a schedule: re-enqueues PENDING orders whose
 //! enqueue may have failed and publishes events that a crash left unsent.
 
-use giftify_infra::metrics::Emf;
+use giftify_infra::metrics::MetricScope;
 use giftify_shared::Giftify;
 use giftify_shared::usecases::ReconcileReport;
 
-pub async fn handle(giftify: &Giftify) -> giftify_shared::Result<ReconcileReport> {
+pub async fn handle(
+    giftify: &Giftify,
+    metrics: &MetricScope,
+) -> giftify_shared::Result<ReconcileReport> {
     let report = giftify.reconcile().await?;
-    let mut metrics = Emf::new("Giftify", "reconciler");
+    let mut metrics = metrics.invocation();
     metrics.count("OrdersRequeued", report.requeued as u64);
     metrics.count("EventsRepublished", report.notified as u64);
     metrics.count("ReconcileFailures", report.failed as u64);

@@ -515,6 +515,7 @@ pub async fn run(options: &CostOptions) -> Result<Value> {
         .await
         .context("open the AWS backend through the cost proxy")?;
     let giftify = runtime.giftify.clone();
+    let metrics = giftify_infra::metrics::MetricScope::new(&runtime.config, "fulfillment");
     giftify.seed_demo_catalogue().await?;
     let app = router(AppState::new(
         giftify.clone(),
@@ -619,7 +620,7 @@ pub async fn run(options: &CostOptions) -> Result<Value> {
                 "eventSource": "aws:sqs",
             })).collect::<Vec<_>>()
         }))?;
-        let outcome = giftify_workers::fulfillment::handle(&giftify, event).await;
+        let outcome = giftify_workers::fulfillment::handle(&giftify, &metrics, event).await;
         if !outcome.batch_item_failures.is_empty() {
             bail!("fulfillment failed: {outcome:?}");
         }
