@@ -7,6 +7,7 @@
 pub mod aws;
 pub mod config;
 pub mod consumer;
+pub mod file_lock;
 pub mod metrics;
 pub mod secrets;
 pub mod shutdown;

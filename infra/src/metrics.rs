@@ -6,6 +6,7 @@
 
 use crate::config::Config;
 use serde_json::{Map, Value, json};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The namespace of Giftify's own metrics.
@@ -14,25 +15,26 @@ pub const NAMESPACE: &str = "Giftify";
 /// The stage dimension's value when `GIFTIFY_STAGE` is unset (unprefixed table names).
 const NO_STAGE: &str = "default";
 
-/// Where a process's metrics go: built once per process from its configuration.
+/// Where a process's metrics go: built once per process from its configuration, and cheap to
+/// clone (the API's middleware state is cloned per request).
 #[derive(Clone, Debug)]
 pub struct MetricScope {
-    stage: String,
+    stage: Arc<str>,
     function: &'static str,
 }
 
 impl MetricScope {
     pub fn new(config: &Config, function: &'static str) -> Self {
         MetricScope {
-            stage: config.aws.stage.clone().unwrap_or_else(|| NO_STAGE.into()),
+            stage: config.aws.stage.as_deref().unwrap_or(NO_STAGE).into(),
             function,
         }
     }
 
     /// The metrics of one invocation.
-    pub fn invocation(&self) -> Emf {
+    pub fn invocation(&self) -> Emf<'_> {
         Emf {
-            scope: self.clone(),
+            scope: self,
             values: Map::new(),
             units: Vec::new(),
         }
@@ -41,13 +43,13 @@ impl MetricScope {
 
 /// Metrics of one invocation, emitted together.
 #[derive(Debug)]
-pub struct Emf {
-    scope: MetricScope,
+pub struct Emf<'a> {
+    scope: &'a MetricScope,
     values: Map<String, Value>,
     units: Vec<(String, &'static str)>,
 }
 
-impl Emf {
+impl Emf<'_> {
     fn add(&mut self, name: &str, value: u64, unit: &'static str) {
         match self.values.get_mut(name) {
             // EMF takes a list of values for repeated observations of one metric.
@@ -83,7 +85,7 @@ impl Emf {
             .map(|(name, unit)| json!({"Name": name, "Unit": unit}))
             .collect();
         let mut document = self.values.clone();
-        document.insert("stage".into(), self.scope.stage.clone().into());
+        document.insert("stage".into(), (*self.scope.stage).into());
         document.insert("function".into(), self.scope.function.into());
         document.insert(
             "_aws".into(),
@@ -119,7 +121,8 @@ mod tests {
 
     #[test]
     fn documents_follow_the_embedded_metric_format() {
-        let mut emf = scope(Some("prod")).invocation();
+        let prod = scope(Some("prod"));
+        let mut emf = prod.invocation();
         emf.count("OrdersFulfilled", 1);
         emf.count("OrdersFulfilled", 1);
         emf.milliseconds("CreateToFinalLatency", 42);

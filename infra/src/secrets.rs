@@ -6,6 +6,7 @@
 //! JWT key is optional here and [`Secrets::jwt_secret`] is where its absence is an error.
 
 use crate::config::Config;
+use crate::file_lock::FileLock;
 use anyhow::{Context, Result};
 use giftify_shared::vault::CardKey;
 use rand::RngCore;
@@ -15,8 +16,9 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 pub struct Secrets {
-    /// The access-token key; `None` in a process that does not serve the API.
-    pub jwt_secret: Option<SecretString>,
+    /// The access-token key; `None` in a process that does not serve the API. Read it through
+    /// [`Secrets::jwt_secret`], which says what to configure when it is missing.
+    pub(crate) jwt_secret: Option<SecretString>,
     pub card_key: CardKey,
 }
 
@@ -82,16 +84,7 @@ fn read_or_create(path: &Path, generate: impl FnOnce() -> String) -> Result<Stri
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(dir.join(".keys.lock"))
-        .with_context(|| format!("cannot open the key lock in {}", dir.display()))?;
-    // Released when `lock` is dropped, or by the kernel when the process dies.
-    lock.lock()
-        .with_context(|| format!("cannot lock the keys in {}", dir.display()))?;
+    let _turn = FileLock::take(&dir.join(".keys.lock"))?;
     match std::fs::read_to_string(path) {
         Ok(value) if !value.trim().is_empty() => return Ok(value.trim().to_string()),
         Ok(_) => {

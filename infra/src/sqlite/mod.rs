@@ -37,6 +37,7 @@ pub use events::{DeliveryRecord, DeliveryState, DueDelivery, LoggedEvent};
 pub use queue::ReceivedMessage;
 
 use crate::config::QueueSettings;
+use crate::file_lock::FileLock;
 use anyhow::Context;
 use async_trait::async_trait;
 use codec::{DbResult, translate};
@@ -223,7 +224,13 @@ impl Db {
                 .with_context(|| format!("cannot create {}", dir.display()))?;
         }
         let writer = {
-            let _turn = SetupLock::take(&path)?;
+            // Two processes opening a fresh file at once (an API and a worker started
+            // together) race inside SQLite: switching a new database to WAL needs an exclusive
+            // lock, and the loser gets SQLITE_BUSY without its busy handler ever being called,
+            // so the busy timeout does not help. Openers take turns instead.
+            let mut lock_path = path.as_os_str().to_owned();
+            lock_path.push(".setup-lock");
+            let _turn = FileLock::take(Path::new(&lock_path))?;
             let mut writer = Connection::open(&path)
                 .with_context(|| format!("cannot open {}", path.display()))?;
             configure(&writer, busy_timeout)?;
@@ -286,35 +293,6 @@ impl Db {
         conn.pragma_update(None, "query_only", true)
             .map_err(translate)?;
         Ok(conn)
-    }
-}
-
-/// An exclusive lock on `<database>.setup-lock`, held while a process opens the database and
-/// brings it to WAL mode and the current schema.
-///
-/// Two processes opening a fresh file at once (an API and a worker started together) race
-/// inside SQLite: switching a new database to WAL needs an exclusive lock, and the loser gets
-/// `SQLITE_BUSY` without its busy handler ever being called, so the busy timeout does not
-/// help. Openers that take turns never meet there. The kernel drops the lock when its holder
-/// exits or is killed, so a crashed opener cannot wedge the next one.
-struct SetupLock {
-    _held: std::fs::File,
-}
-
-impl SetupLock {
-    fn take(database: &Path) -> anyhow::Result<SetupLock> {
-        let mut name = database.as_os_str().to_owned();
-        name.push(".setup-lock");
-        let path = PathBuf::from(name);
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .with_context(|| format!("cannot open {}", path.display()))?;
-        file.lock()
-            .with_context(|| format!("cannot lock {}", path.display()))?;
-        Ok(SetupLock { _held: file })
     }
 }
 

@@ -117,21 +117,14 @@ fn run_lambda(args: &LambdaArgs) -> Result<()> {
         secrets_manager: args.secrets_manager,
         binaries: args.binaries.clone(),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let figures = runtime.block_on(coldstart::run(&options))?;
+    let figures = runtime()?.block_on(coldstart::run(&options))?;
     print!("{}", coldstart::table(&figures));
     let kind = if options.secrets_manager {
         "lambda-secrets-manager"
     } else {
         "lambda"
     };
-    let report = bench::envelope(kind, figures, load_at_start);
-    let path = bench::output_path(kind, args.out.as_deref());
-    bench::write_report(&path, &report)?;
-    println!("report: {}", path.display());
-    Ok(())
+    save_report(kind, figures, load_at_start, args.out.as_deref())
 }
 
 fn run_cost(args: &CostArgs) -> Result<()> {
@@ -143,21 +136,14 @@ fn run_cost(args: &CostArgs) -> Result<()> {
         idempotency_key: !args.no_idempotency_key,
         memory_mb: args.memory_mb,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let figures = runtime.block_on(cost::run(&options))?;
+    let figures = runtime()?.block_on(cost::run(&options))?;
     print!("{}", cost::table(&figures));
     let kind = if options.idempotency_key {
         "cost"
     } else {
         "cost-no-key"
     };
-    let report = bench::envelope(kind, figures, load_at_start);
-    let path = bench::output_path(kind, args.out.as_deref());
-    bench::write_report(&path, &report)?;
-    println!("report: {}", path.display());
-    Ok(())
+    save_report(kind, figures, load_at_start, args.out.as_deref())
 }
 
 fn run_local(args: &LocalArgs) -> Result<()> {
@@ -178,8 +164,26 @@ fn run_local(args: &LocalArgs) -> Result<()> {
     };
     let figures = local::run(&options)?;
     print!("{}", local::table(&figures));
-    let report = bench::envelope("local", figures, load_at_start);
-    let path = bench::output_path("local", args.out.as_deref());
+    save_report("local", figures, load_at_start, args.out.as_deref())
+}
+
+/// The runtime the AWS measurements run on.
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// Writes a measurement's JSON report (with the date, command line, machine and load) and
+/// says where.
+fn save_report(
+    kind: &str,
+    figures: serde_json::Value,
+    load_at_start: Option<[f64; 3]>,
+    out: Option<&std::path::Path>,
+) -> Result<()> {
+    let report = bench::envelope(kind, figures, load_at_start);
+    let path = bench::output_path(kind, out);
     bench::write_report(&path, &report)?;
     println!("report: {}", path.display());
     Ok(())
