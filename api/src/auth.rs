@@ -261,8 +261,14 @@ pub fn new_family_id() -> String {
     ulid::Ulid::new().to_string()
 }
 
-/// A new refresh token of `family` for `user`, valid 30 days from `now`.
-pub fn issue_refresh_token(user: &UserId, family: &str, now: DateTime<Utc>) -> IssuedRefreshToken {
+/// A new refresh token of `family` for `user`, valid 30 days from `now`, under the account's
+/// `session_epoch` (a rotation keeps the stored token's epoch instead).
+pub fn issue_refresh_token(
+    user: &UserId,
+    family: &str,
+    session_epoch: u32,
+    now: DateTime<Utc>,
+) -> IssuedRefreshToken {
     let mut secret = [0u8; 32];
     OsRng.fill_bytes(&mut secret);
     let token = format!("{user}.{family}.{}", URL_SAFE_NO_PAD.encode(secret));
@@ -271,6 +277,7 @@ pub fn issue_refresh_token(user: &UserId, family: &str, now: DateTime<Utc>) -> I
             token_hash: hash_refresh_token(&token),
             family_id: family.to_string(),
             user_id: user.clone(),
+            session_epoch,
             expires_at: now + chrono::Duration::days(REFRESH_TOKEN_TTL_DAYS),
             now,
         },
@@ -515,7 +522,7 @@ mod tests {
     fn refresh_tokens_carry_user_and_family_and_store_only_a_hash() {
         let user = UserId::generate();
         let family = new_family_id();
-        let issued = issue_refresh_token(&user, &family, Utc::now());
+        let issued = issue_refresh_token(&user, &family, 0, Utc::now());
         let token = issued.token.expose_secret().to_string();
         assert_eq!(issued.record.token_hash.len(), 64);
         assert!(!issued.record.token_hash.contains(&token));
@@ -530,7 +537,7 @@ mod tests {
         assert_eq!(presented.hash, issued.record.token_hash);
         assert!(!format!("{issued:?}").contains(&token));
 
-        let again = issue_refresh_token(&user, &family, Utc::now());
+        let again = issue_refresh_token(&user, &family, 0, Utc::now());
         assert_ne!(again.token.expose_secret(), token.as_str());
         for bad in [
             "garbage",

@@ -7,13 +7,15 @@
 //! (JWT key, card key, webhook secret, admin password) have no flags: command lines are
 //! visible to every user of the machine through the process table.
 
-use crate::{AppState, ensure_admin, router};
+use crate::{AppState, router, set_up_admin};
 use anyhow::{Context, Result, bail};
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use giftify_infra::Config;
 use giftify_infra::Stack;
+use giftify_infra::stack::Opening;
 use giftify_infra::config::{ENV_VARS, LogFormat, parse_urls};
 use giftify_shared::order::DeadLetter;
+use giftify_shared::usecases::AdminRequest;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -81,6 +83,17 @@ pub enum Command {
         /// Serve the API only; run `giftify worker` separately on the same data dir.
         #[arg(long)]
         no_worker: bool,
+        /// Let the start-up admin (GIFTIFY_ADMIN_EMAIL) promote a customer account that already
+        /// has that email. Without it such an account is refused: anyone may have registered
+        /// the address on a live API.
+        #[arg(long)]
+        promote_existing_admin: bool,
+    },
+    /// Manage the admin account without starting a server; the email comes from
+    /// --admin-email or GIFTIFY_ADMIN_EMAIL, the password from GIFTIFY_ADMIN_PASSWORD.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
     },
     /// Run the fulfillment worker only: queue consumer, webhook delivery, reconciler.
     Worker,
@@ -94,6 +107,28 @@ pub enum Command {
         #[command(subcommand)]
         command: AwsCommand,
     },
+}
+
+/// Admin account tools (audited in the log). Promoting an account or resetting its password
+/// ends every session it had.
+#[derive(Debug, Clone, Copy, Subcommand)]
+pub enum AdminCommand {
+    /// Create the admin account; an email that is taken is refused.
+    Create,
+    /// Make an existing customer account the admin, with the given password.
+    Promote,
+    /// Give the existing admin account the given password.
+    ResetPassword,
+}
+
+impl AdminCommand {
+    fn request(self) -> AdminRequest {
+        match self {
+            AdminCommand::Create => AdminRequest::Create,
+            AdminCommand::Promote => AdminRequest::Promote,
+            AdminCommand::ResetPassword => AdminRequest::ResetPassword,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -183,8 +218,16 @@ impl Cli {
 
     /// Runs the chosen command to completion.
     pub async fn run(self, config: Config) -> Result<()> {
-        match self.command.unwrap_or(Command::Serve { no_worker: false }) {
-            Command::Serve { no_worker } => serve(config, !no_worker).await,
+        let command = self.command.unwrap_or(Command::Serve {
+            no_worker: false,
+            promote_existing_admin: false,
+        });
+        match command {
+            Command::Serve {
+                no_worker,
+                promote_existing_admin,
+            } => serve(config, !no_worker, promote_existing_admin).await,
+            Command::Admin { command } => admin(config, command).await,
             Command::Worker => worker(config).await,
             Command::Dlq {
                 command: DlqCommand::List { limit },
@@ -214,11 +257,14 @@ fn env_vars_help() -> String {
 }
 
 /// Serves the API on the configured backend, with the worker in-process unless told not to.
-async fn serve(config: Config, with_worker: bool) -> Result<()> {
+async fn serve(config: Config, with_worker: bool, promote_existing_admin: bool) -> Result<()> {
     let addr = config.addr;
-    let stack = Arc::new(Stack::open(config).await?);
+    let stack = Arc::new(Stack::open(config, Opening::MayInitialise).await?);
     if let Some(admin) = &stack.config().admin {
-        ensure_admin(stack.giftify(), &admin.email, &admin.password).await?;
+        let request = AdminRequest::Ensure {
+            promote_existing: promote_existing_admin,
+        };
+        set_up_admin(stack.giftify(), request, &admin.email, &admin.password).await?;
     }
     let app = router(AppState::new(stack.giftify().clone(), stack.jwt_secret()?));
     let listener = tokio::net::TcpListener::bind(addr)
@@ -256,9 +302,21 @@ async fn serve(config: Config, with_worker: bool) -> Result<()> {
     Ok(())
 }
 
+/// `giftify admin …`: one change to the admin account, then exit.
+async fn admin(config: Config, command: AdminCommand) -> Result<()> {
+    let Some(account) = config.admin.clone() else {
+        bail!("set GIFTIFY_ADMIN_EMAIL (or --admin-email) and GIFTIFY_ADMIN_PASSWORD");
+    };
+    let stack = Stack::open(config, Opening::ExistingOnly).await?;
+    let step = set_up_admin(stack.giftify(), command.request(), &account.email, &account.password)
+        .await?;
+    println!("admin {}: {}", account.email, step.outcome());
+    Ok(())
+}
+
 /// Runs the worker alone until SIGTERM or Ctrl-C.
 async fn worker(config: Config) -> Result<()> {
-    let stack = Stack::open(config).await?;
+    let stack = Stack::open(config, Opening::ExistingOnly).await?;
     let (stop, stopped) = watch::channel(false);
     tracing::info!("Giftify worker started");
     let run = stack.run_worker(stopped);
@@ -274,7 +332,7 @@ async fn worker(config: Config) -> Result<()> {
 }
 
 async fn dlq_list(config: Config, limit: u32) -> Result<()> {
-    let stack = Stack::open(config).await?;
+    let stack = Stack::open(config, Opening::ExistingOnly).await?;
     let letters = stack.giftify().dead_letters(limit).await?;
     if letters.is_empty() {
         println!("The dead-letter queue is empty.");
@@ -286,7 +344,7 @@ async fn dlq_list(config: Config, limit: u32) -> Result<()> {
 }
 
 async fn dlq_redrive(config: Config, dry_run: bool, max: u32) -> Result<()> {
-    let stack = Stack::open(config).await?;
+    let stack = Stack::open(config, Opening::ExistingOnly).await?;
     let verb = if dry_run { "would redrive" } else { "redriven" };
     let report = stack
         .giftify()
@@ -384,7 +442,10 @@ mod tests {
                 .expect("parses");
         assert!(matches!(
             cli.command,
-            Some(Command::Serve { no_worker: true })
+            Some(Command::Serve {
+                no_worker: true,
+                promote_existing_admin: false
+            })
         ));
         assert_eq!(
             cli.overrides.addr,

@@ -18,7 +18,10 @@ pub mod response;
 pub mod routes;
 pub mod telemetry;
 
-use crate::auth::{Passwords, TokenService, check_password_rules, hash_password_blocking};
+use crate::auth::{
+    Passwords, TokenService, check_password_rules, hash_password_blocking,
+    verify_password_blocking,
+};
 use crate::error::ApiError;
 use crate::extract::BODY_LIMIT;
 use crate::metrics::Metrics;
@@ -28,6 +31,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use giftify_shared::Giftify;
+use giftify_shared::usecases::{AdminRequest, AdminStep, admin_step};
 use giftify_shared::user::Email;
 use secrecy::{ExposeSecret, SecretString};
 use std::any::Any;
@@ -137,24 +141,70 @@ fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
     ApiError::Panic(message).into_response()
 }
 
-/// Makes sure the configured admin account exists with this password (hashed with argon2id
-/// on the blocking pool), creating it or promoting and re-keying an existing account.
-pub async fn ensure_admin(
+/// Carries out an operator's admin request (`giftify admin …`, or the start-up admin) on
+/// either backend: the core decides from the account that has the email now
+/// ([`giftify_shared::usecases::admin_step`]); the password is checked and hashed with argon2id
+/// here, on the blocking pool. Promoting an account or giving it a new password ends every
+/// session it had. Each change is logged under the `audit` target, without the password.
+pub async fn set_up_admin(
     giftify: &Giftify,
+    request: AdminRequest,
     email: &str,
     password: &SecretString,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<AdminStep> {
     let email = Email::parse(email).context("the admin email is not a valid email address")?;
     check_password_rules(password.expose_secret())
         .map_err(|_| anyhow::anyhow!("the admin password must be 8 to 128 characters"))?;
-    let password = password.clone();
-    let hash =
-        tokio::task::spawn_blocking(move || hash_password_blocking(password.expose_secret()))
+    // Two processes starting together on a fresh data dir both decide to create the admin;
+    // the one that loses the race decides again against the account the other created.
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let step = decide_admin_step(giftify, request, &email, password).await?;
+        if let AdminStep::Nothing(_) = step {
+            return Ok(step);
+        }
+        let password = password.clone();
+        let hash =
+            tokio::task::spawn_blocking(move || hash_password_blocking(password.expose_secret()))
+                .await
+                .context("admin password hashing task failed")??;
+        match giftify.set_up_admin(step.clone(), email.clone(), hash).await {
+            Ok(admin) => {
+                let action = step.outcome();
+                tracing::warn!(target: "audit", user_id = %admin.id, action, "admin account {action}");
+                return Ok(step);
+            }
+            Err(giftify_shared::Error::EmailAlreadyExists) if attempts < 2 => continue,
+            Err(error) => return Err(error.into()),
+        }
+    }
+}
+
+async fn decide_admin_step(
+    giftify: &Giftify,
+    request: AdminRequest,
+    email: &Email,
+    password: &SecretString,
+) -> anyhow::Result<AdminStep> {
+    let existing = giftify.login_credentials(email).await?;
+    let password_matches = match &existing {
+        Some(credentials) => {
+            let (password, hash) = (password.clone(), credentials.password_hash.clone());
+            tokio::task::spawn_blocking(move || {
+                verify_password_blocking(password.expose_secret(), &hash)
+            })
             .await
-            .context("admin password hashing task failed")??;
-    let admin = giftify.ensure_admin(email, hash).await?;
-    tracing::info!(user_id = %admin.id, "admin account ensured");
-    Ok(())
+            .context("admin password check failed")?
+        }
+        None => false,
+    };
+    admin_step(
+        request,
+        existing.as_ref().map(|credentials| &credentials.user),
+        password_matches,
+    )
+    .with_context(|| format!("admin {}", email.as_str()))
 }
 
 #[cfg(test)]

@@ -4,13 +4,15 @@
 //! `giftify worker` open one; several processes may open the same data dir or AWS stage.
 
 use crate::config::Config;
-use crate::secrets::Secrets;
+use crate::secrets::{KeyFiles, Secrets};
 use crate::sqlite::SqliteStore;
 use crate::webhooks::WebhookPublisher;
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
+use giftify_shared::ports::KeyChecks;
 use giftify_shared::ports::Ports;
 use giftify_shared::vault::CardVault;
 use giftify_shared::{Giftify, SystemClock};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -34,16 +36,58 @@ impl std::fmt::Debug for EmbeddedStack {
     }
 }
 
+/// Whether opening may create what is missing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Opening {
+    /// `giftify serve`: a data dir without a database is initialised (database, keys, demo
+    /// catalogue).
+    MayInitialise,
+    /// Every other command: the data must exist already, so a mistyped `--data-dir` fails
+    /// instead of answering from a new, empty shop.
+    ExistingOnly,
+}
+
 impl EmbeddedStack {
-    /// Opens (creating when needed) the database and keys in the data dir and seeds the demo
-    /// catalogue into an empty database.
-    pub async fn open(config: Config) -> Result<Self> {
-        let secrets = Secrets::load(&config)?;
-        let store = SqliteStore::open(&config.data_dir.join("giftify.db"), config.queue)
+    /// The database file of a data dir.
+    pub fn database_path(data_dir: &Path) -> PathBuf {
+        data_dir.join("giftify.db")
+    }
+
+    /// Opens the database and keys in the data dir (initialising a new data dir when
+    /// `opening` allows), checks the keys against the ones the data was sealed with, and seeds
+    /// the demo catalogue into an empty database.
+    pub async fn open(config: Config, opening: Opening) -> Result<Self> {
+        let database = Self::database_path(&config.data_dir);
+        let files = if database.exists() {
+            KeyFiles::MustExist
+        } else if opening == Opening::MayInitialise {
+            crate::sqlite::private_dir(&config.data_dir)?;
+            KeyFiles::MayGenerate
+        } else {
+            bail!(
+                "{} holds no Giftify database: check --data-dir / GIFTIFY_DATA_DIR \
+                 (only `giftify serve` creates a new one)",
+                config.data_dir.display()
+            );
+        };
+        // Keys first on a new data dir: a crash between the two then leaves keys without a
+        // database (a new data dir again), never a database without its keys.
+        let secrets = Secrets::load(&config, files);
+        let store = SqliteStore::open(&database, config.queue)
             .await
             .with_context(|| {
                 format!("cannot open the database in {}", config.data_dir.display())
             })?;
+        let secrets = match secrets {
+            Ok(secrets) => secrets,
+            Err(error) => {
+                let cards = store.sealed_cards().await.map_or_else(
+                    |_| "an unknown number of".to_string(),
+                    |n| n.to_string(),
+                );
+                bail!("{error:#} ({cards} gift card(s) in this database are sealed under the card key)");
+            }
+        };
         let webhooks = Arc::new(WebhookPublisher::new(
             store.clone(),
             config.webhook_urls.clone(),
@@ -56,6 +100,7 @@ impl EmbeddedStack {
             Arc::new(SystemClock),
             rules,
         );
+        giftify.verify_keys(&secrets.presented()).await?;
         if giftify.seed_demo_catalogue().await? {
             tracing::info!("seeded the demo catalogue");
         }
@@ -90,10 +135,10 @@ pub enum Stack {
 }
 
 impl Stack {
-    pub async fn open(config: Config) -> Result<Self> {
+    pub async fn open(config: Config, opening: Opening) -> Result<Self> {
         match config.backend {
             crate::config::BackendKind::Embedded => Ok(Stack::Embedded(Box::new(
-                EmbeddedStack::open(config).await?,
+                EmbeddedStack::open(config, opening).await?,
             ))),
             crate::config::BackendKind::Aws => {
                 let sdk = crate::aws::sdk_config().await;

@@ -12,6 +12,7 @@ pub mod error;
 pub mod events;
 pub mod idempotency;
 pub mod ids;
+pub mod keys;
 pub mod money;
 pub mod order;
 pub mod ports;

@@ -12,6 +12,7 @@ use crate::cart::{Cart, CartLine};
 use crate::catalogue::{CatalogueEntry, Product, ProductWithVariants, Variant, VariantUpdate};
 use crate::events::OrderEvent;
 use crate::idempotency::{Claim, IdempotencyScope, NewClaim};
+use crate::keys::KeyName;
 use crate::ids::{GiftCardId, OrderId, TransactionId, UserId, VariantId};
 use crate::order::{
     Analytics, Cancellation, DeadLetter, Fulfillment, Order, OrderMessage, OrderPlacement,
@@ -44,9 +45,16 @@ pub trait Users: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<User>;
     async fn record_login(&self, id: &UserId, now: DateTime<Utc>) -> Result<()>;
-    /// Makes sure an admin with this email exists: creates it, or gives the existing account
-    /// the ADMIN role and this password hash.
-    async fn ensure_admin(&self, admin: &NewUser) -> Result<User>;
+    /// Gives the account the ADMIN role and this password hash, and raises its
+    /// [`User::session_epoch`] by one, in one atomic step.
+    /// # Errors
+    /// MUST return [`crate::Error::NotFound`] for an unknown user, and change nothing.
+    async fn make_admin(
+        &self,
+        id: &UserId,
+        password_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<User>;
 }
 
 /// Refresh-token families: each login starts a family; each refresh spends one token and
@@ -265,6 +273,19 @@ pub trait EventPublisher: Send + Sync {
     async fn publish(&self, event: &OrderEvent) -> Result<()>;
 }
 
+/// The check values of the keys the data is sealed and signed with (see [`crate::keys`]).
+#[async_trait]
+pub trait KeyChecks: Send + Sync {
+    /// The check value recorded for `key`, if any.
+    async fn recorded_check(&self, key: KeyName) -> Result<Option<String>>;
+    /// Records `value` for `key` unless a value is recorded already, and returns the value
+    /// recorded now. MUST be conditional: of two starts racing, both get the first one's value.
+    async fn record_check(&self, key: KeyName, value: &str, now: DateTime<Utc>)
+    -> Result<String>;
+    /// How many gift cards the data holds, each sealed under the card key.
+    async fn sealed_cards(&self) -> Result<u64>;
+}
+
 #[async_trait]
 pub trait Health: Send + Sync {
     /// Cheap round trip to the backend.
@@ -286,6 +307,7 @@ pub struct Ports {
     pub queue: Arc<dyn OrderQueue>,
     pub queue_ops: Arc<dyn QueueOps>,
     pub events: Arc<dyn EventPublisher>,
+    pub keys: Arc<dyn KeyChecks>,
     pub health: Arc<dyn Health>,
 }
 
@@ -304,6 +326,7 @@ impl Ports {
             + IdempotencyKeys
             + OrderQueue
             + QueueOps
+            + KeyChecks
             + Health
             + 'static,
     {
@@ -320,6 +343,7 @@ impl Ports {
             queue: backend.clone(),
             queue_ops: backend.clone(),
             events,
+            keys: backend.clone(),
             health: backend,
         }
     }

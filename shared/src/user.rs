@@ -56,14 +56,66 @@ impl UserStatus {
     }
 }
 
-/// A normalised (trimmed, lower-case) email address with a plausible shape.
+/// A normalised email address with a plausible shape: trimmed, in Unicode NFC, lower-case, and
+/// free of control and format characters (zero-width spaces, bidi overrides, …), so two
+/// addresses that look alike to a person are one account, not two.
+///
+/// Accounts registered before the NFC and format-character rules keep their stored address;
+/// [`Email::legacy`] finds one whose address was stored in another normalisation form.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Email(String);
 
+/// True for characters that change how text looks or reads without being seen: Unicode
+/// control (`Cc`) and format (`Cf`, which holds the zero-width and bidi control characters).
+fn is_invisible_control(c: char) -> bool {
+    use icu_properties::CodePointMapData;
+    use icu_properties::props::{GeneralCategory, GeneralCategoryGroup};
+    let category = CodePointMapData::<GeneralCategory>::new().get(c);
+    GeneralCategoryGroup::Control.contains(category) || GeneralCategoryGroup::Format.contains(category)
+}
+
+/// True for a character a reader sees: a letter, digit, punctuation mark or symbol.
+fn is_visible(c: char) -> bool {
+    use icu_properties::CodePointMapData;
+    use icu_properties::props::{GeneralCategory, GeneralCategoryGroup};
+    let category = CodePointMapData::<GeneralCategory>::new().get(c);
+    [
+        GeneralCategoryGroup::Letter,
+        GeneralCategoryGroup::Number,
+        GeneralCategoryGroup::Punctuation,
+        GeneralCategoryGroup::Symbol,
+    ]
+    .iter()
+    .any(|group| group.contains(category))
+}
+
 impl Email {
     pub fn parse(raw: &str) -> Result<Self> {
-        let email = raw.trim().to_lowercase();
+        if raw.chars().any(is_invisible_control) {
+            return Err(Error::validation(
+                "email",
+                "must not contain control or invisible formatting characters",
+            ));
+        }
+        let nfc = icu_normalizer::ComposingNormalizerBorrowed::new_nfc().normalize(raw.trim());
+        Self::checked(nfc.to_lowercase())
+    }
+
+    /// The address as accounts registered before the NFC rule stored it (trimmed and
+    /// lower-cased only), when that differs from [`Email::parse`]'s form.
+    pub fn legacy(raw: &str) -> Option<Self> {
+        let legacy = Self::checked(raw.trim().to_lowercase()).ok()?;
+        (Self::parse(raw).ok()? != legacy).then_some(legacy)
+    }
+
+    /// An address read back from storage: it passed the rules of its day, which may be
+    /// older than today's.
+    pub fn stored(raw: &str) -> Result<Self> {
+        Self::checked(raw.to_string())
+    }
+
+    fn checked(email: String) -> Result<Self> {
         let valid = email.len() <= 254
             && email.split_once('@').is_some_and(|(local, domain)| {
                 !local.is_empty()
@@ -89,13 +141,19 @@ impl Email {
     }
 }
 
-/// A person's name part: 1–100 characters, no control characters.
+/// A person's name part: 1–100 characters with at least one visible character, and no control
+/// or invisible formatting characters (zero-width spaces, bidi overrides). Names already
+/// stored are not re-checked.
 pub fn parse_name(field: &str, raw: &str) -> Result<String> {
     let name = raw.trim();
-    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+    if name.chars().count() > 100
+        || name.chars().any(is_invisible_control)
+        || !name.chars().any(is_visible)
+    {
         return Err(Error::validation(
             field,
-            "must be 1 to 100 characters without control characters",
+            "must be 1 to 100 characters with a visible one, and without control or invisible \
+             formatting characters",
         ));
     }
     Ok(name.to_string())
@@ -130,6 +188,9 @@ pub struct User {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub last_login_at: Option<DateTime<Utc>>,
+    /// Raised whenever the account's credentials or role are changed by an operator: a refresh
+    /// token started under an earlier epoch is void (see [`Rotation::Rotated`]).
+    pub session_epoch: u32,
 }
 
 /// A user together with their password hash, for login only.
@@ -165,6 +226,9 @@ pub struct NewRefreshToken {
     pub token_hash: String,
     pub family_id: String,
     pub user_id: UserId,
+    /// The account's [`User::session_epoch`] when the family started. A rotation keeps the
+    /// stored token's epoch, whatever the replacement says.
+    pub session_epoch: u32,
     pub expires_at: DateTime<Utc>,
     pub now: DateTime<Utc>,
 }
@@ -172,8 +236,9 @@ pub struct NewRefreshToken {
 /// What presenting a refresh token led to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Rotation {
-    /// The token was valid; it is now spent and its replacement is live.
-    Rotated { user_id: UserId },
+    /// The token was valid; it is now spent and its replacement is live. The family's
+    /// `session_epoch` is for the core to compare with the account's.
+    Rotated { user_id: UserId, session_epoch: u32 },
     /// The token had already been spent: someone replayed it, so its whole family is revoked.
     ReuseDetected,
     /// Unknown, expired or revoked.
@@ -221,6 +286,31 @@ mod tests {
             "a@b..com",
         ] {
             assert!(Email::parse(bad).is_err(), "{bad} should be rejected");
+        }
+    }
+
+    #[test]
+    fn lookalike_emails_are_one_address_or_refused() {
+        let plain = Email::parse("asha@x.com").unwrap();
+        for lookalike in ["asha@x.com\u{200B}", "as\u{200D}ha@x.com", "\u{202E}asha@x.com"] {
+            assert!(Email::parse(lookalike).is_err(), "{lookalike:?} is refused");
+        }
+        // é precomposed (NFC) and as e + combining acute (NFD) are one address.
+        let nfc = Email::parse("ren\u{e9}@x.com").unwrap();
+        let nfd = Email::parse("Rene\u{301}@x.com").unwrap();
+        assert_eq!(nfc, nfd);
+        assert_eq!(Email::legacy("rene\u{301}@x.com").unwrap().as_str(), "rene\u{301}@x.com");
+        assert!(Email::legacy("asha@x.com").is_none(), "no legacy form when nothing differs");
+        assert_ne!(plain, nfc);
+    }
+
+    #[test]
+    fn names_need_a_visible_character_and_no_invisible_ones() {
+        for bad in ["\u{200B}", "\u{200B}\u{200C}\u{2060}", "Asha\u{202E}", "\u{301}", "Asha\u{200B}Rao"] {
+            assert!(parse_name("firstName", bad).is_err(), "{bad:?}");
+        }
+        for good in ["Asha", "José", "O'Brien", "李", "Nguyễn"] {
+            assert_eq!(parse_name("firstName", good).unwrap(), good);
         }
     }
 

@@ -133,6 +133,11 @@ impl CardKey {
     pub fn to_base64(&self) -> String {
         B64.encode(self.0.expose_secret())
     }
+
+    /// The key's check value (see [`crate::keys`]).
+    pub fn check_value(&self) -> String {
+        crate::keys::check_value(self.0.expose_secret())
+    }
 }
 
 /// Seals and opens gift card secrets. Built once per process from the master key.

@@ -108,7 +108,12 @@ impl AuthData {
 /// Starts a new refresh-token family for `user` and issues its first pair.
 async fn start_session(state: &AppState, user: &User) -> Result<Session, ApiError> {
     let giftify = state.giftify();
-    let issued = issue_refresh_token(&user.id, &new_family_id(), giftify.clock.now());
+    let issued = issue_refresh_token(
+        &user.id,
+        &new_family_id(),
+        user.session_epoch,
+        giftify.clock.now(),
+    );
     giftify.start_session(issued.record).await?;
     Ok(Session {
         access_token: state.tokens().issue(&user.id, user.role)?,
@@ -180,7 +185,14 @@ pub async fn login(
     // Counted before the password is checked (and refused once the account is locked), so a
     // burst of parallel guesses gets no more checks than sequential ones.
     giftify.begin_login_attempt(&email).await?;
-    let (hash, user) = match giftify.login_credentials(&email).await? {
+    let mut credentials = giftify.login_credentials(&email).await?;
+    if credentials.is_none()
+        && let Some(legacy) = Email::legacy(&body.email)
+    {
+        // An account registered before addresses were stored in NFC.
+        credentials = giftify.login_credentials(&legacy).await?;
+    }
+    let (hash, user) = match credentials {
         Some(credentials) => (Some(credentials.password_hash), Some(credentials.user)),
         None => (None, None),
     };
@@ -219,6 +231,7 @@ pub async fn refresh(
     let replacement = issue_refresh_token(
         &presented.user_id,
         &presented.family_id,
+        0,
         giftify.clock.now(),
     );
     let user = giftify

@@ -92,6 +92,14 @@ impl<'a> Attrs<'a> {
             .ok_or_else(|| self.corrupt(name, "a number"))
     }
 
+    /// A counter that items written before it existed lack: absent reads as zero.
+    pub fn counter(&self, name: &str) -> Result<u32> {
+        match self.opt_n(name)? {
+            None => Ok(0),
+            Some(_) => self.u32(name),
+        }
+    }
+
     pub fn u32(&self, name: &str) -> Result<u32> {
         u32::try_from(self.n(name)?).map_err(|_| self.corrupt(name, "a u32"))
     }

@@ -106,6 +106,7 @@ impl AwsStack {
             queue: queue.clone(),
             queue_ops: queue,
             events: Arc::new(self.events.clone()),
+            keys: store.clone(),
             health: store,
         }
     }

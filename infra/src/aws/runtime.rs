@@ -5,9 +5,9 @@ use super::AwsStack;
 use crate::config::Config;
 use crate::secrets::Secrets;
 use anyhow::{Context, Result};
-use giftify_shared::vault::{CardKey, CardVault};
+use giftify_shared::vault::CardVault;
 use giftify_shared::{Giftify, SystemClock};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use std::sync::Arc;
 
 pub struct AwsRuntime {
@@ -26,8 +26,8 @@ impl std::fmt::Debug for AwsRuntime {
 }
 
 impl AwsRuntime {
-    /// Connects the adapters and loads the keys: from Secrets Manager when an ARN is
-    /// configured (Lambda), else from the environment or the data dir (local AWS mode).
+    /// Connects the adapters, loads the keys (from Secrets Manager when an ARN is configured,
+    /// else from the environment) and checks them against the stage's recorded check values.
     pub async fn open(config: Config, sdk: &aws_config::SdkConfig) -> Result<Self> {
         let aws = AwsStack::connect(sdk, &config).await?;
         let secrets = load_secrets(sdk, &config).await?;
@@ -37,6 +37,7 @@ impl AwsRuntime {
             Arc::new(SystemClock),
             config.rules(),
         );
+        giftify.verify_keys(&secrets.presented()).await?;
         Ok(AwsRuntime {
             giftify,
             aws,
@@ -46,19 +47,13 @@ impl AwsRuntime {
     }
 }
 
-/// The keys this function was given. Nothing configured at all is local AWS mode on a
-/// developer's machine: the data dir's keys, as the embedded backend uses. Otherwise each key
-/// comes from the environment or, by ARN, from Secrets Manager (both fetched at once), and only
-/// the card key is required: Terraform gives the JWT key to the API function alone.
+/// The keys this process was given: each from the environment or, by ARN, from Secrets
+/// Manager (both fetched at once). Only the card key is required: Terraform gives the JWT key
+/// to the API function alone. Nothing is ever generated here: a stage's keys live in Secrets
+/// Manager, and a key made up on an operator's machine would seal cards the Lambdas cannot
+/// read.
 async fn load_secrets(sdk: &aws_config::SdkConfig, config: &Config) -> Result<Secrets> {
     let (jwt_arn, card_arn) = (&config.aws.jwt_secret_arn, &config.aws.card_key_secret_arn);
-    let configured = config.jwt_secret.is_some()
-        || config.card_key.is_some()
-        || jwt_arn.is_some()
-        || card_arn.is_some();
-    if !configured {
-        return Secrets::load(config);
-    }
     let client = aws_sdk_secretsmanager::Client::new(sdk);
     let fetch = |arn: String| {
         let client = client.clone();
@@ -69,33 +64,32 @@ async fn load_secrets(sdk: &aws_config::SdkConfig, config: &Config) -> Result<Se
                 .send()
                 .await
                 .with_context(|| format!("cannot read secret {arn}"))?;
-            output
+            let value = output
                 .secret_string
                 .map(SecretString::from)
-                .with_context(|| format!("secret {arn} has no string value"))
+                .with_context(|| format!("secret {arn} has no string value"))?;
+            Ok::<_, anyhow::Error>((value, format!("secret {arn}")))
         }
     };
     let jwt_secret = async {
         match (&config.jwt_secret, jwt_arn) {
-            (Some(secret), _) => Ok(Some(secret.clone())),
+            (Some(secret), _) => Ok(Some((secret.clone(), "GIFTIFY_JWT_SECRET".to_string()))),
             (None, Some(arn)) => fetch(arn.clone()).await.map(Some),
             (None, None) => Ok(None),
         }
     };
     let card_key = async {
         match (&config.card_key, card_arn) {
-            (Some(key), _) => Ok(key.clone()),
+            (Some(key), _) => Ok((key.clone(), "GIFTIFY_CARD_KEY".to_string())),
             (None, Some(arn)) => fetch(arn.clone()).await,
-            (None, None) => {
-                anyhow::bail!("GIFTIFY_CARD_KEY or GIFTIFY_CARD_KEY_SECRET_ARN must be set")
-            }
+            (None, None) => anyhow::bail!(
+                "the AWS backend needs the stage's card key: set GIFTIFY_CARD_KEY_SECRET_ARN \
+                 (the operator_environment output of Terraform carries it) or GIFTIFY_CARD_KEY"
+            ),
         }
     };
     let (jwt_secret, card_key) = tokio::try_join!(jwt_secret, card_key)?;
-    Ok(Secrets {
-        jwt_secret,
-        card_key: CardKey::from_base64(card_key.expose_secret()).context("the card key secret")?,
-    })
+    Secrets::given(jwt_secret, card_key)
 }
 
 #[cfg(test)]
@@ -142,14 +136,31 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn with_no_key_configured_local_aws_mode_uses_the_data_dir_keys() {
+    async fn with_no_key_configured_nothing_is_generated_and_the_variables_are_named() {
         let dir = tempfile::tempdir().unwrap();
         let config = Config {
             data_dir: dir.path().to_path_buf(),
             ..Config::default()
         };
-        let secrets = load_secrets(&offline_sdk(), &config).await.unwrap();
-        assert!(secrets.jwt_secret().is_ok());
-        assert!(dir.path().join("card.key").exists());
+        let refused = load_secrets(&offline_sdk(), &config).await.unwrap_err();
+        assert!(
+            refused.to_string().contains("GIFTIFY_CARD_KEY_SECRET_ARN"),
+            "{refused}"
+        );
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_short_jwt_key_from_the_environment_is_refused() {
+        let config = Config {
+            jwt_secret: Some("a".to_string().into()),
+            card_key: Some(CardKey::generate().to_base64().into()),
+            ..Config::default()
+        };
+        let refused = load_secrets(&offline_sdk(), &config).await.unwrap_err();
+        assert!(
+            refused.to_string().contains("GIFTIFY_JWT_SECRET is 1 bytes"),
+            "{refused}"
+        );
     }
 }

@@ -25,6 +25,7 @@ mod catalogue;
 mod codec;
 mod events;
 mod idempotency;
+mod keys;
 mod orders;
 mod queue;
 mod schema;
@@ -220,8 +221,7 @@ struct Db {
 impl Db {
     fn open(path: PathBuf, busy_timeout: Duration) -> anyhow::Result<Db> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
+            private_dir(dir)?;
         }
         let writer = {
             // Two processes opening a fresh file at once (an API and a worker started
@@ -231,6 +231,7 @@ impl Db {
             let mut lock_path = path.as_os_str().to_owned();
             lock_path.push(".setup-lock");
             let _turn = FileLock::take(Path::new(&lock_path))?;
+            private_files(&path)?;
             let mut writer = Connection::open(&path)
                 .with_context(|| format!("cannot open {}", path.display()))?;
             configure(&writer, busy_timeout)?;
@@ -294,6 +295,62 @@ impl Db {
             .map_err(translate)?;
         Ok(conn)
     }
+}
+
+/// Creates `dir` (with its parents) private to its owner (0700) when it is missing. An
+/// existing directory is left as it is, with a warning when others may enter it: it may be a
+/// directory the operator shares on purpose, and changing it is theirs to decide.
+pub fn private_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    match std::fs::metadata(dir) {
+        Ok(meta) => {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                tracing::warn!(
+                    dir = %dir.display(),
+                    mode = format!("{mode:04o}"),
+                    "the data dir is open to others; `chmod 700` it to keep the database private"
+                );
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("cannot create {}", dir.display())),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", dir.display())),
+    }
+}
+
+/// Makes the database file and its `-wal` / `-shm` companions readable by their owner only
+/// (0600): they hold emails, phone numbers and password hashes. A new database file is created
+/// 0600 before SQLite opens it, and SQLite gives the companions it creates the mode of the
+/// database file; files of an older build are tightened, with a log line.
+fn private_files(database: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(database)
+        .with_context(|| format!("cannot create {}", database.display()))?;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = database.as_os_str().to_owned();
+        name.push(suffix);
+        let file = PathBuf::from(name);
+        let Ok(meta) = std::fs::metadata(&file) else {
+            continue;
+        };
+        let mode = meta.permissions().mode() & 0o777;
+        if mode != 0o600 {
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+                .with_context(|| format!("cannot make {} private", file.display()))?;
+            tracing::warn!(file = %file.display(), was = format!("{mode:04o}"), "made a database file private (0600)");
+        }
+    }
+    Ok(())
 }
 
 fn configure(conn: &Connection, busy_timeout: Duration) -> rusqlite::Result<()> {

@@ -246,8 +246,26 @@ CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at)
     WHERE state = 'PENDING';
 "#;
 
+/// Operator-ended sessions, and the check values of the keys the data is sealed and signed
+/// with.
+const V2: &str = r#"
+-- Raised when an operator promotes or re-keys the account; refresh tokens of an earlier epoch
+-- cannot be rotated.
+ALTER TABLE users ADD COLUMN session_epoch INTEGER NOT NULL DEFAULT 0 CHECK (session_epoch >= 0);
+ALTER TABLE refresh_tokens ADD COLUMN session_epoch INTEGER NOT NULL DEFAULT 0;
+
+-- One row per key (`card`, `jwt`): an HMAC of a fixed label under the key, written when the
+-- database is created, so a start with another key is refused instead of sealing new cards
+-- under it (see secrets.rs).
+CREATE TABLE key_checks (
+    name        TEXT PRIMARY KEY,
+    check_value TEXT NOT NULL,
+    created_at  INTEGER NOT NULL
+) STRICT;
+"#;
+
 /// Every migration in order; a database at version `n` has applied the first `n`.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The schema version this build writes.
 pub(crate) const VERSION: i64 = MIGRATIONS.len() as i64;

@@ -15,17 +15,20 @@ fn insert_token(
     token: &NewRefreshToken,
     family_id: &str,
     user_id: &UserId,
+    session_epoch: u32,
 ) -> DbResult<()> {
     execute(
         conn,
-        "INSERT INTO refresh_tokens (token_hash, family_id, user_id, expires_at, created_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO refresh_tokens \
+         (token_hash, family_id, user_id, expires_at, created_at, session_epoch) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![
             token.token_hash,
             family_id,
             user_id.as_str(),
             ts(token.expires_at),
-            ts(token.now)
+            ts(token.now),
+            session_epoch
         ],
     )
     .map_err(|e| {
@@ -50,6 +53,7 @@ fn revoke(conn: &Connection, family_id: &str, now: i64) -> DbResult<()> {
 struct StoredToken {
     family_id: String,
     user_id: UserId,
+    session_epoch: u32,
     expires_at: i64,
     used: bool,
     revoked: bool,
@@ -58,13 +62,15 @@ struct StoredToken {
 fn rotate(conn: &Connection, presented: &str, replacement: &NewRefreshToken) -> DbResult<Rotation> {
     let stored = one(
         conn,
-        "SELECT family_id, user_id, expires_at, used_at, revoked_at FROM refresh_tokens \
+        "SELECT family_id, user_id, session_epoch, expires_at, used_at, revoked_at \
+         FROM refresh_tokens \
          WHERE token_hash = ?1",
         [presented],
         |row| {
             Ok(StoredToken {
                 family_id: row.get("family_id")?,
                 user_id: id(row, "user_id")?,
+                session_epoch: row.get("session_epoch")?,
                 expires_at: row.get("expires_at")?,
                 used: row.get::<_, Option<i64>>("used_at")?.is_some(),
                 revoked: row.get::<_, Option<i64>>("revoked_at")?.is_some(),
@@ -91,9 +97,16 @@ fn rotate(conn: &Connection, presented: &str, replacement: &NewRefreshToken) -> 
     )?;
     // The family and owner come from the stored token, not the caller: a rotation can never
     // move a session to another family or user.
-    insert_token(conn, replacement, &stored.family_id, &stored.user_id)?;
+    insert_token(
+        conn,
+        replacement,
+        &stored.family_id,
+        &stored.user_id,
+        stored.session_epoch,
+    )?;
     Ok(Rotation::Rotated {
         user_id: stored.user_id,
+        session_epoch: stored.session_epoch,
     })
 }
 
@@ -101,7 +114,15 @@ fn rotate(conn: &Connection, presented: &str, replacement: &NewRefreshToken) -> 
 impl Sessions for SqliteStore {
     async fn start_session(&self, token: &NewRefreshToken) -> Result<()> {
         let token = token.clone();
-        self.write(move |conn| insert_token(conn, &token, &token.family_id, &token.user_id))
+        self.write(move |conn| {
+            insert_token(
+                conn,
+                &token,
+                &token.family_id,
+                &token.user_id,
+                token.session_epoch,
+            )
+        })
             .await
     }
 

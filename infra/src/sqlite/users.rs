@@ -14,13 +14,13 @@ use rusqlite::{Connection, Row, params};
 
 const USER_COLUMNS: &str = "id, email, password_hash, first_name, last_name, phone_number, \
      role, status, wallet_balance, is_email_verified, is_phone_verified, created_at, \
-     updated_at, last_login_at";
+     updated_at, last_login_at, session_epoch";
 
 fn user_from_row(row: &Row) -> DbResult<User> {
     let raw_email: String = row.get("email")?;
     Ok(User {
         id: id(row, "id")?,
-        email: Email::parse(&raw_email).map_err(|_| DbError::corrupt("user email"))?,
+        email: Email::stored(&raw_email).map_err(|_| DbError::corrupt("user email"))?,
         first_name: row.get("first_name")?,
         last_name: row.get("last_name")?,
         phone_number: row.get("phone_number")?,
@@ -32,6 +32,7 @@ fn user_from_row(row: &Row) -> DbResult<User> {
         created_at: time(row, "created_at")?,
         updated_at: time(row, "updated_at")?,
         last_login_at: opt_time(row, "last_login_at")?,
+        session_epoch: row.get("session_epoch")?,
     })
 }
 
@@ -156,32 +157,25 @@ impl Users for SqliteStore {
         .await
     }
 
-    async fn ensure_admin(&self, admin: &NewUser) -> Result<User> {
-        let admin = admin.clone();
-        self.write(
-            move |conn| match credentials_by_email(conn, &admin.email)? {
-                Some(existing) => {
-                    conn.prepare_cached(
-                        "UPDATE users SET role = 'ADMIN', password_hash = ?2, updated_at = ?3 \
-                         WHERE id = ?1",
-                    )?
-                    .execute(params![
-                        existing.user.id.as_str(),
-                        admin.password_hash,
-                        ts(admin.now)
-                    ])?;
-                    existing_user(conn, &existing.user.id)
-                }
-                None => {
-                    let admin = NewUser {
-                        role: Role::Admin,
-                        ..admin
-                    };
-                    insert_user(conn, &admin)?;
-                    existing_user(conn, &admin.id)
-                }
-            },
-        )
+    async fn make_admin(
+        &self,
+        id: &UserId,
+        password_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<User> {
+        let (id, password_hash) = (id.clone(), password_hash.to_string());
+        self.write(move |conn| {
+            let changed = conn
+                .prepare_cached(
+                    "UPDATE users SET role = 'ADMIN', password_hash = ?2, updated_at = ?3, \
+                     session_epoch = session_epoch + 1 WHERE id = ?1",
+                )?
+                .execute(params![id.as_str(), password_hash, ts(now)])?;
+            if changed == 0 {
+                return Err(Error::NotFound("user").into());
+            }
+            existing_user(conn, &id)
+        })
         .await
     }
 }

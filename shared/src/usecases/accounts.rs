@@ -33,19 +33,32 @@ impl Giftify {
         self.ports.users.create_user(&user).await
     }
 
-    /// Makes sure the configured admin exists with this password hash.
-    pub async fn ensure_admin(&self, email: Email, password_hash: String) -> Result<User> {
-        let admin = NewUser {
-            id: UserId::generate(),
-            email,
-            password_hash,
-            first_name: "Giftify".into(),
-            last_name: "Admin".into(),
-            phone_number: None,
-            role: Role::Admin,
-            now: self.now(),
-        };
-        self.ports.users.ensure_admin(&admin).await
+    /// Carries out what [`admin_step`] decided: creates the admin account, or gives an existing
+    /// account the ADMIN role and a new password hash and ends every session it had (its
+    /// session epoch goes up, so no refresh token issued before can be rotated again).
+    pub async fn set_up_admin(&self, step: AdminStep, email: Email, password_hash: String) -> Result<User> {
+        match step {
+            AdminStep::Create => {
+                let admin = NewUser {
+                    id: UserId::generate(),
+                    email,
+                    password_hash,
+                    first_name: "Giftify".into(),
+                    last_name: "Admin".into(),
+                    phone_number: None,
+                    role: Role::Admin,
+                    now: self.now(),
+                };
+                self.ports.users.create_user(&admin).await
+            }
+            AdminStep::Promote(id) | AdminStep::ResetPassword(id) => {
+                self.ports
+                    .users
+                    .make_admin(&id, &password_hash, self.now())
+                    .await
+            }
+            AdminStep::Nothing(id) => self.profile(&id).await,
+        }
     }
 
     /// Counts a login attempt *before* its password is checked, so that a burst of parallel
@@ -97,7 +110,20 @@ impl Giftify {
             .rotate(presented_hash, &replacement)
             .await?
         {
-            Rotation::Rotated { user_id } => self.active_user(&user_id).await,
+            Rotation::Rotated {
+                user_id,
+                session_epoch,
+            } => {
+                let user = self.active_user(&user_id).await?;
+                if user.session_epoch != session_epoch {
+                    // An operator re-keyed or promoted the account after this session began:
+                    // the session must not outlive that, nor carry the new role.
+                    self.ports.sessions.revoke_family(&replacement.token_hash).await?;
+                    tracing::warn!(user_id = %user.id, "refresh refused: the account's sessions were ended by an operator");
+                    return Err(Error::InvalidToken);
+                }
+                Ok(user)
+            }
             Rotation::ReuseDetected => {
                 tracing::warn!(family = %replacement.family_id, "refresh token reuse detected; family revoked");
                 Err(Error::InvalidToken)
@@ -134,6 +160,197 @@ impl Giftify {
     }
 }
 
+/// What an operator asks of the admin account (`giftify admin …`, or the start-up admin of
+/// `GIFTIFY_ADMIN_EMAIL`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AdminRequest {
+    /// A new admin account; an email that is taken is refused.
+    Create,
+    /// An existing customer account becomes an admin.
+    Promote,
+    /// An existing admin gets a new password.
+    ResetPassword,
+    /// At start-up: create the admin when missing, re-key it when its password differs, and
+    /// promote a customer account only when `promote_existing` (the operator's explicit
+    /// `--promote-existing-admin`): anyone may have registered that email on a live API.
+    Ensure { promote_existing: bool },
+}
+
+/// What to do to the accounts, as [`admin_step`] decides it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AdminStep {
+    Create,
+    Promote(UserId),
+    ResetPassword(UserId),
+    /// The admin exists with this very password: leave it, and its sessions, alone.
+    Nothing(UserId),
+}
+
+impl AdminStep {
+    /// What the step did, for the operator and the audit log.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            AdminStep::Create => "created",
+            AdminStep::Promote(_) => "promoted; its earlier sessions were ended",
+            AdminStep::ResetPassword(_) => "given a new password; its earlier sessions were ended",
+            AdminStep::Nothing(_) => "unchanged (it exists with this password)",
+        }
+    }
+}
+
+/// Why an admin request was refused; each names what the operator can do instead.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AdminRefusal {
+    #[error("an account with this email exists already; `giftify admin promote` makes it the admin and ends its sessions")]
+    EmailTaken,
+    #[error("no account has this email; `giftify admin create` makes one")]
+    NoSuchAccount,
+    #[error("this account is an admin already; `giftify admin reset-password` gives it a new password")]
+    AlreadyAdmin,
+    #[error("this account is not an admin; `giftify admin promote` makes it one")]
+    NotAdmin,
+    #[error(
+        "a customer account already has the admin email; it is not promoted at start-up, because \
+         anyone could have registered it. Check who owns it, then pass --promote-existing-admin \
+         (or run `giftify admin promote`)"
+    )]
+    SquattedEmail,
+}
+
+/// Decides an admin request against the account that has the email now, if any, and whether
+/// the requested password already matches that account's.
+pub fn admin_step(
+    request: AdminRequest,
+    existing: Option<&User>,
+    password_matches: bool,
+) -> std::result::Result<AdminStep, AdminRefusal> {
+    let admin = existing.map(|user| (user.id.clone(), user.role == Role::Admin));
+    match (request, admin) {
+        (AdminRequest::Create | AdminRequest::Ensure { .. }, None) => Ok(AdminStep::Create),
+        (AdminRequest::Create, Some(_)) => Err(AdminRefusal::EmailTaken),
+        (AdminRequest::Promote | AdminRequest::ResetPassword, None) => {
+            Err(AdminRefusal::NoSuchAccount)
+        }
+        (AdminRequest::Promote, Some((_, true))) => Err(AdminRefusal::AlreadyAdmin),
+        (AdminRequest::Promote, Some((id, false))) => Ok(AdminStep::Promote(id)),
+        (AdminRequest::ResetPassword, Some((_, false))) => Err(AdminRefusal::NotAdmin),
+        (AdminRequest::ResetPassword, Some((id, true))) => Ok(AdminStep::ResetPassword(id)),
+        (AdminRequest::Ensure { .. }, Some((id, true))) if password_matches => {
+            Ok(AdminStep::Nothing(id))
+        }
+        (AdminRequest::Ensure { .. }, Some((id, true))) => Ok(AdminStep::ResetPassword(id)),
+        (AdminRequest::Ensure { promote_existing: true }, Some((id, false))) => {
+            Ok(AdminStep::Promote(id))
+        }
+        (AdminRequest::Ensure { promote_existing: false }, Some((_, false))) => {
+            Err(AdminRefusal::SquattedEmail)
+        }
+    }
+}
+
 fn retry_after(until: chrono::DateTime<chrono::Utc>, now: chrono::DateTime<chrono::Utc>) -> u64 {
     (until - now).num_seconds().max(1) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn account(role: Role) -> User {
+        let at = chrono::DateTime::from_timestamp(1_700_000_000, 0).expect("a time");
+        User {
+            id: UserId::generate(),
+            email: Email::parse("boss@giftify.test").expect("an email"),
+            first_name: "Boss".into(),
+            last_name: "Squatter".into(),
+            phone_number: None,
+            role,
+            status: crate::user::UserStatus::Active,
+            wallet_balance: crate::Paise::new(0),
+            is_email_verified: false,
+            is_phone_verified: false,
+            created_at: at,
+            updated_at: at,
+            last_login_at: None,
+            session_epoch: 0,
+        }
+    }
+
+    #[test]
+    fn a_customer_with_the_admin_email_is_promoted_only_when_the_operator_says_so() {
+        let customer = account(Role::User);
+        let ensure = AdminRequest::Ensure {
+            promote_existing: false,
+        };
+        // Even knowing the password does not make a squatter the admin at start-up.
+        for matches in [false, true] {
+            assert_eq!(
+                admin_step(ensure, Some(&customer), matches),
+                Err(AdminRefusal::SquattedEmail)
+            );
+        }
+        let explicit = AdminRequest::Ensure {
+            promote_existing: true,
+        };
+        assert_eq!(
+            admin_step(explicit, Some(&customer), false),
+            Ok(AdminStep::Promote(customer.id.clone()))
+        );
+        assert_eq!(
+            admin_step(AdminRequest::Promote, Some(&customer), false),
+            Ok(AdminStep::Promote(customer.id.clone()))
+        );
+    }
+
+    #[test]
+    fn the_start_up_admin_is_created_rekeyed_or_left_alone() {
+        let ensure = AdminRequest::Ensure {
+            promote_existing: false,
+        };
+        assert_eq!(admin_step(ensure, None, false), Ok(AdminStep::Create));
+        let admin = account(Role::Admin);
+        assert_eq!(
+            admin_step(ensure, Some(&admin), true),
+            Ok(AdminStep::Nothing(admin.id.clone())),
+            "a restart with the same password ends no sessions"
+        );
+        assert_eq!(
+            admin_step(ensure, Some(&admin), false),
+            Ok(AdminStep::ResetPassword(admin.id.clone()))
+        );
+    }
+
+    #[test]
+    fn each_admin_command_refuses_the_account_it_is_not_for() {
+        let (customer, admin) = (account(Role::User), account(Role::Admin));
+        assert_eq!(
+            admin_step(AdminRequest::Create, Some(&customer), false),
+            Err(AdminRefusal::EmailTaken)
+        );
+        assert_eq!(
+            admin_step(AdminRequest::Create, None, false),
+            Ok(AdminStep::Create)
+        );
+        assert_eq!(
+            admin_step(AdminRequest::Promote, None, false),
+            Err(AdminRefusal::NoSuchAccount)
+        );
+        assert_eq!(
+            admin_step(AdminRequest::Promote, Some(&admin), false),
+            Err(AdminRefusal::AlreadyAdmin)
+        );
+        assert_eq!(
+            admin_step(AdminRequest::ResetPassword, Some(&customer), true),
+            Err(AdminRefusal::NotAdmin)
+        );
+        assert_eq!(
+            admin_step(AdminRequest::ResetPassword, Some(&admin), true),
+            Ok(AdminStep::ResetPassword(admin.id.clone()))
+        );
+        assert!(
+            AdminRefusal::SquattedEmail
+                .to_string()
+                .contains("--promote-existing-admin")
+        );
+    }
 }

@@ -6,11 +6,12 @@ mod batch;
 mod catalogue;
 mod fulfil;
 mod keyed;
+mod keys;
 mod operations;
 mod ordering;
 mod wallet;
 
-pub use accounts::Registration;
+pub use accounts::{AdminRefusal, AdminRequest, AdminStep, Registration, admin_step};
 pub use batch::{BatchItem, BatchOutcome, error_chain};
 pub use catalogue::{NewProduct, NewVariant};
 pub use fulfil::MessageOutcome;

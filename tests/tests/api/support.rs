@@ -229,16 +229,25 @@ impl TestApp {
         configure: impl FnOnce(&std::path::Path) -> Config,
     ) -> TestApp {
         let config = configure(dir.path());
-        let stack = Arc::new(EmbeddedStack::open(config).await.expect("stack opens"));
+        let stack = Arc::new(EmbeddedStack::open(config, giftify_infra::stack::Opening::MayInitialise)
+                .await
+                .expect("stack opens"));
         Self::around(Stack::Embedded(stack), dir).await
     }
 
     /// The router over a stack, with the admin ensured and logged in.
     async fn around(stack: Stack, dir: tempfile::TempDir) -> TestApp {
         let giftify = stack.giftify().clone();
-        giftify_api::ensure_admin(&giftify, ADMIN_EMAIL, &ADMIN_PASSWORD.to_string().into())
-            .await
-            .expect("admin");
+        giftify_api::set_up_admin(
+            &giftify,
+            giftify_shared::usecases::AdminRequest::Ensure {
+                promote_existing: false,
+            },
+            ADMIN_EMAIL,
+            &ADMIN_PASSWORD.to_string().into(),
+        )
+        .await
+        .expect("admin");
         let router = giftify_api::router(giftify_api::AppState::new(giftify, stack.jwt_secret()));
         let mut app = TestApp {
             router,

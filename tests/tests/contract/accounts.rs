@@ -99,32 +99,63 @@ pub async fn updating_or_logging_in_an_unknown_user_is_not_found(ports: &Ports) 
     Ok(())
 }
 
-pub async fn ensure_admin_creates_the_admin_then_promotes_an_existing_account(
+pub async fn make_admin_promotes_rekeys_and_raises_the_session_epoch(
     ports: &Ports,
 ) -> Result<()> {
-    let fresh = new_user(unique_email());
-    let admin = ports.users.ensure_admin(&fresh).await?;
-    assert_eq!(admin.role, Role::Admin);
-    assert_eq!(admin.id, fresh.id);
-
     let existing = user(ports).await?;
-    let mut promote = new_user(existing.email.clone());
-    promote.password_hash = "new-hash".into();
-    let promoted = ports.users.ensure_admin(&promote).await?;
+    assert_eq!(existing.session_epoch, 0, "a new account starts at epoch 0");
+    let promoted = ports
+        .users
+        .make_admin(&existing.id, "new-hash", now())
+        .await?;
     assert_eq!(
         promoted.id, existing.id,
         "the account is kept, not replaced"
     );
     assert_eq!(promoted.role, Role::Admin);
+    assert_eq!(promoted.session_epoch, 1);
     let credentials = ports
         .users
         .credentials_by_email(&existing.email)
         .await?
         .unwrap();
     assert_eq!(credentials.password_hash, "new-hash");
+    assert_eq!(credentials.user.session_epoch, 1);
 
-    let again = ports.users.ensure_admin(&promote).await?;
-    assert_eq!(again.id, existing.id, "ensuring twice changes nothing more");
+    let again = ports
+        .users
+        .make_admin(&existing.id, "newer-hash", now())
+        .await?;
+    assert_eq!(again.session_epoch, 2, "every re-key ends the sessions again");
+
+    let missing = ports
+        .users
+        .make_admin(&UserId::generate(), "hash", now())
+        .await;
+    assert!(matches!(missing, Err(Error::NotFound(_))), "{missing:?}");
+    Ok(())
+}
+
+pub async fn a_rotation_keeps_the_session_epoch_the_family_started_under(
+    ports: &Ports,
+) -> Result<()> {
+    let owner = user(ports).await?;
+    let (t1, t2) = (fresh_hash(), fresh_hash());
+    let day = Duration::days(1);
+    let mut first = token(&owner.id, "fam-epoch", &t1, day);
+    first.session_epoch = 3;
+    ports.sessions.start_session(&first).await?;
+    // The replacement claims another epoch; the stored one wins.
+    let mut second = token(&owner.id, "fam-epoch", &t2, day);
+    second.session_epoch = 9;
+    let rotated = ports.sessions.rotate(&t1, &second).await?;
+    assert_eq!(
+        rotated,
+        Rotation::Rotated {
+            user_id: owner.id.clone(),
+            session_epoch: 3
+        }
+    );
     Ok(())
 }
 
@@ -134,6 +165,7 @@ fn token(user: &UserId, family: &str, hash: &str, expires_in: Duration) -> NewRe
         token_hash: hash.to_string(),
         family_id: family.to_string(),
         user_id: user.clone(),
+        session_epoch: 0,
         expires_at: at + expires_in,
         now: at,
     }
@@ -161,7 +193,8 @@ pub async fn rotating_a_refresh_token_spends_it_and_issues_its_successor(
     assert_eq!(
         first,
         Rotation::Rotated {
-            user_id: owner.id.clone()
+            user_id: owner.id.clone(),
+            session_epoch: 0
         }
     );
     let second = ports
@@ -171,7 +204,8 @@ pub async fn rotating_a_refresh_token_spends_it_and_issues_its_successor(
     assert_eq!(
         second,
         Rotation::Rotated {
-            user_id: owner.id.clone()
+            user_id: owner.id.clone(),
+            session_epoch: 0
         }
     );
     Ok(())
@@ -298,7 +332,10 @@ pub async fn logout_revokes_only_the_family_of_the_token(ports: &Ports) -> Resul
         .sessions
         .rotate(&laptop, &token(&owner.id, "fam-laptop", &fresh_hash(), day))
         .await?;
-    assert_eq!(laptop_rotation, Rotation::Rotated { user_id: owner.id });
+    assert_eq!(laptop_rotation, Rotation::Rotated {
+            user_id: owner.id,
+            session_epoch: 0
+        });
     Ok(())
 }
 

@@ -45,7 +45,7 @@ pub(super) fn user_from(raw: &Item) -> Result<User> {
     let a = Attrs::new(raw, "users");
     Ok(User {
         id: UserId::parse(a.s("userId")?)?,
-        email: Email::parse(a.s("email")?)?,
+        email: Email::stored(a.s("email")?)?,
         first_name: a.s("firstName")?.to_string(),
         last_name: a.s("lastName")?.to_string(),
         phone_number: a.opt_s("phoneNumber")?.map(str::to_string),
@@ -57,6 +57,7 @@ pub(super) fn user_from(raw: &Item) -> Result<User> {
         created_at: a.ts("createdAt")?,
         updated_at: a.ts("updatedAt")?,
         last_login_at: a.opt_ts("lastLoginAt")?,
+        session_epoch: a.counter("sessionEpoch")?,
     })
 }
 
@@ -266,35 +267,44 @@ impl Users for DynamoStore {
         Ok(())
     }
 
-    async fn ensure_admin(&self, admin: &NewUser) -> Result<User> {
-        let admin = &NewUser {
-            role: Role::Admin,
-            ..admin.clone()
-        };
-        match self.create_user(admin).await {
-            Err(Error::EmailAlreadyExists) => {}
-            other => return other,
-        }
-        let guard = self
-            .get(&self.tables.users, email_key(&admin.email))
-            .await?
-            .ok_or(Error::NotFound("user"))?;
-        let owner = UserId::parse(Attrs::new(&guard, "users").s("ownerId")?)?;
-        self.client
+    async fn make_admin(
+        &self,
+        id: &UserId,
+        password_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<User> {
+        let result = self
+            .client
             .update_item()
             .table_name(&self.tables.users)
-            .set_key(Some(user_key(&owner)))
-            .update_expression("SET #role = :admin, #passwordHash = :hash, #updatedAt = :now")
-            .set_expression_attribute_names(super::names_of(&["#role #passwordHash #updatedAt"]))
+            .set_key(Some(user_key(id)))
+            .update_expression(
+                "SET #role = :admin, #passwordHash = :hash, #updatedAt = :now \
+                 ADD #sessionEpoch :one",
+            )
+            .condition_expression("attribute_exists(#userId)")
+            .set_expression_attribute_names(super::names_of(&[
+                "#role #passwordHash #updatedAt #sessionEpoch #userId",
+            ]))
             .set_expression_attribute_values(Some(item([
                 (":admin", s(Role::Admin.as_str())),
-                (":hash", s(&admin.password_hash)),
-                (":now", ts(admin.now)),
+                (":hash", s(password_hash)),
+                (":now", ts(now)),
+                (":one", n(1)),
             ])))
+            .return_values(ReturnValue::AllNew)
             .send()
-            .await
-            .map_err(sdk_error)?;
-        self.user(&owner).await?.ok_or(Error::NotFound("user"))
+            .await;
+        match result {
+            Ok(output) => user_from(&output.attributes.unwrap_or_default()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Err(Error::NotFound("user"))
+            }
+            Err(e) => Err(sdk_error(e)),
+        }
     }
 }
 
@@ -314,6 +324,7 @@ fn token_item(token: &NewRefreshToken) -> Item {
         ("tokenHash", s(&token.token_hash)),
         ("familyId", s(&token.family_id)),
         ("userId", s(token.user_id.as_str())),
+        ("sessionEpoch", n(i64::from(token.session_epoch))),
         ("expiresAt", epoch(token.expires_at)),
         ("createdAt", ts(token.now)),
     ])
@@ -383,6 +394,11 @@ impl Sessions for DynamoStore {
             return Ok(Rotation::ReuseDetected);
         }
         let user_id = UserId::parse(a.s("userId")?)?;
+        let session_epoch = a.counter("sessionEpoch")?;
+        let replacement = &NewRefreshToken {
+            session_epoch,
+            ..replacement.clone()
+        };
         let items = vec![
             update(
                 &self.tables.refresh_tokens,
@@ -405,7 +421,10 @@ impl Sessions for DynamoStore {
             )?,
         ];
         match self.transact(items).await {
-            Ok(()) => Ok(Rotation::Rotated { user_id }),
+            Ok(()) => Ok(Rotation::Rotated {
+                user_id,
+                session_epoch,
+            }),
             // Spent a moment ago by a concurrent refresh: the same token twice is reuse.
             Err(e) if e.failed_at(0) => {
                 self.revoke(&family, now).await?;

@@ -11,6 +11,7 @@
 
 mod accounts;
 mod catalogue;
+mod keys;
 mod orders;
 mod wallet;
 
