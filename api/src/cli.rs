@@ -12,8 +12,8 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use giftify_infra::Config;
 use giftify_infra::Stack;
-use giftify_infra::stack::Opening;
 use giftify_infra::config::{ENV_VARS, LogFormat, parse_urls};
+use giftify_infra::stack::Opening;
 use giftify_shared::order::DeadLetter;
 use giftify_shared::usecases::AdminRequest;
 use std::net::SocketAddr;
@@ -308,8 +308,13 @@ async fn admin(config: Config, command: AdminCommand) -> Result<()> {
         bail!("set GIFTIFY_ADMIN_EMAIL (or --admin-email) and GIFTIFY_ADMIN_PASSWORD");
     };
     let stack = Stack::open(config, Opening::ExistingOnly).await?;
-    let step = set_up_admin(stack.giftify(), command.request(), &account.email, &account.password)
-        .await?;
+    let step = set_up_admin(
+        stack.giftify(),
+        command.request(),
+        &account.email,
+        &account.password,
+    )
+    .await?;
     println!("admin {}: {}", account.email, step.outcome());
     Ok(())
 }

@@ -19,8 +19,7 @@ pub mod routes;
 pub mod telemetry;
 
 use crate::auth::{
-    Passwords, TokenService, check_password_rules, hash_password_blocking,
-    verify_password_blocking,
+    Passwords, TokenService, check_password_rules, hash_password_blocking, verify_password_blocking,
 };
 use crate::error::ApiError;
 use crate::extract::BODY_LIMIT;
@@ -169,7 +168,10 @@ pub async fn set_up_admin(
             tokio::task::spawn_blocking(move || hash_password_blocking(password.expose_secret()))
                 .await
                 .context("admin password hashing task failed")??;
-        match giftify.set_up_admin(step.clone(), email.clone(), hash).await {
+        match giftify
+            .set_up_admin(step.clone(), email.clone(), hash)
+            .await
+        {
             Ok(admin) => {
                 let action = step.outcome();
                 tracing::warn!(target: "audit", user_id = %admin.id, action, "admin account {action}");

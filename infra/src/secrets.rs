@@ -332,7 +332,10 @@ mod refusals {
             "{:#}",
             Secrets::load(&short, KeyFiles::MayGenerate).unwrap_err()
         );
-        assert!(message.contains("GIFTIFY_JWT_SECRET is 1 bytes"), "{message}");
+        assert!(
+            message.contains("GIFTIFY_JWT_SECRET is 1 bytes"),
+            "{message}"
+        );
         Secrets::load(&config(dir.path()), KeyFiles::MayGenerate).unwrap();
         let jwt = dir.path().join("jwt.key");
         std::fs::write(&jwt, "abc").unwrap();
@@ -354,6 +357,9 @@ mod refusals {
         let card = dir.path().join("card.key");
         std::fs::set_permissions(&card, std::fs::Permissions::from_mode(0o644)).unwrap();
         let message = refused(&config(dir.path()));
-        assert!(message.contains("mode 0644") && message.contains("chmod 600"), "{message}");
+        assert!(
+            message.contains("mode 0644") && message.contains("chmod 600"),
+            "{message}"
+        );
     }
 }

@@ -81,11 +81,13 @@ impl EmbeddedStack {
         let secrets = match secrets {
             Ok(secrets) => secrets,
             Err(error) => {
-                let cards = store.sealed_cards().await.map_or_else(
-                    |_| "an unknown number of".to_string(),
-                    |n| n.to_string(),
+                let cards = store
+                    .sealed_cards()
+                    .await
+                    .map_or_else(|_| "an unknown number of".to_string(), |n| n.to_string());
+                bail!(
+                    "{error:#} ({cards} gift card(s) in this database are sealed under the card key)"
                 );
-                bail!("{error:#} ({cards} gift card(s) in this database are sealed under the card key)");
             }
         };
         let webhooks = Arc::new(WebhookPublisher::new(

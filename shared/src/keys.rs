@@ -113,14 +113,20 @@ mod tests {
     fn the_same_key_matches_and_another_does_not() {
         let key = [7u8; 32];
         let recorded = check_value(&key);
-        assert_eq!(judge(Some(&recorded), &check_value(&key)), KeyVerdict::Matches);
+        assert_eq!(
+            judge(Some(&recorded), &check_value(&key)),
+            KeyVerdict::Matches
+        );
         assert_eq!(
             judge(Some(&recorded), &check_value(&[8u8; 32])),
             KeyVerdict::Mismatch
         );
         assert_eq!(judge(None, &recorded), KeyVerdict::Record);
         assert_eq!(recorded.len(), 64);
-        assert!(!recorded.contains(&hex::encode(key)), "the value hides the key");
+        assert!(
+            !recorded.contains(&hex::encode(key)),
+            "the value hides the key"
+        );
     }
 
     #[test]

@@ -12,8 +12,8 @@ use crate::cart::{Cart, CartLine};
 use crate::catalogue::{CatalogueEntry, Product, ProductWithVariants, Variant, VariantUpdate};
 use crate::events::OrderEvent;
 use crate::idempotency::{Claim, IdempotencyScope, NewClaim};
-use crate::keys::KeyName;
 use crate::ids::{GiftCardId, OrderId, TransactionId, UserId, VariantId};
+use crate::keys::KeyName;
 use crate::order::{
     Analytics, Cancellation, DeadLetter, Fulfillment, Order, OrderMessage, OrderPlacement,
     OrderStatus, QueueDepths,
@@ -280,8 +280,7 @@ pub trait KeyChecks: Send + Sync {
     async fn recorded_check(&self, key: KeyName) -> Result<Option<String>>;
     /// Records `value` for `key` unless a value is recorded already, and returns the value
     /// recorded now. MUST be conditional: of two starts racing, both get the first one's value.
-    async fn record_check(&self, key: KeyName, value: &str, now: DateTime<Utc>)
-    -> Result<String>;
+    async fn record_check(&self, key: KeyName, value: &str, now: DateTime<Utc>) -> Result<String>;
     /// How many gift cards the data holds, each sealed under the card key.
     async fn sealed_cards(&self) -> Result<u64>;
 }

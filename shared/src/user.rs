@@ -72,7 +72,8 @@ fn is_invisible_control(c: char) -> bool {
     use icu_properties::CodePointMapData;
     use icu_properties::props::{GeneralCategory, GeneralCategoryGroup};
     let category = CodePointMapData::<GeneralCategory>::new().get(c);
-    GeneralCategoryGroup::Control.contains(category) || GeneralCategoryGroup::Format.contains(category)
+    GeneralCategoryGroup::Control.contains(category)
+        || GeneralCategoryGroup::Format.contains(category)
 }
 
 /// True for a character a reader sees: a letter, digit, punctuation mark or symbol.
@@ -92,13 +93,14 @@ fn is_visible(c: char) -> bool {
 
 impl Email {
     pub fn parse(raw: &str) -> Result<Self> {
+        let raw = raw.trim();
         if raw.chars().any(is_invisible_control) {
             return Err(Error::validation(
                 "email",
                 "must not contain control or invisible formatting characters",
             ));
         }
-        let nfc = icu_normalizer::ComposingNormalizerBorrowed::new_nfc().normalize(raw.trim());
+        let nfc = icu_normalizer::ComposingNormalizerBorrowed::new_nfc().normalize(raw);
         Self::checked(nfc.to_lowercase())
     }
 
@@ -142,13 +144,27 @@ impl Email {
 }
 
 /// A person's name part: 1–100 characters with at least one visible character, and no control
-/// or invisible formatting characters (zero-width spaces, bidi overrides). Names already
-/// stored are not re-checked.
+/// or invisible formatting characters (zero-width spaces, bidi overrides), except a zero-width
+/// joiner or non-joiner between two visible characters, which Indic scripts and emoji need.
+/// Names already stored are not re-checked.
 pub fn parse_name(field: &str, raw: &str) -> Result<String> {
     let name = raw.trim();
-    if name.chars().count() > 100
-        || name.chars().any(is_invisible_control)
-        || !name.chars().any(is_visible)
+    let chars: Vec<char> = name.chars().collect();
+    let invisible_at = |i: usize| {
+        let c = chars[i];
+        // Zero-width (non-)joiners shape Devanagari conjuncts and emoji sequences: allowed
+        // between two visible characters, like every script needs them; anywhere else they
+        // only hide.
+        let joiner_in_place = matches!(c, '\u{200C}' | '\u{200D}')
+            && i > 0
+            && i + 1 < chars.len()
+            && !is_invisible_control(chars[i - 1])
+            && !is_invisible_control(chars[i + 1]);
+        is_invisible_control(c) && !joiner_in_place
+    };
+    if chars.len() > 100
+        || (0..chars.len()).any(invisible_at)
+        || !chars.iter().any(|&c| is_visible(c))
     {
         return Err(Error::validation(
             field,
@@ -292,24 +308,44 @@ mod tests {
     #[test]
     fn lookalike_emails_are_one_address_or_refused() {
         let plain = Email::parse("asha@x.com").unwrap();
-        for lookalike in ["asha@x.com\u{200B}", "as\u{200D}ha@x.com", "\u{202E}asha@x.com"] {
+        for lookalike in [
+            "asha@x.com\u{200B}",
+            "as\u{200D}ha@x.com",
+            "\u{202E}asha@x.com",
+        ] {
             assert!(Email::parse(lookalike).is_err(), "{lookalike:?} is refused");
         }
         // é precomposed (NFC) and as e + combining acute (NFD) are one address.
         let nfc = Email::parse("ren\u{e9}@x.com").unwrap();
         let nfd = Email::parse("Rene\u{301}@x.com").unwrap();
         assert_eq!(nfc, nfd);
-        assert_eq!(Email::legacy("rene\u{301}@x.com").unwrap().as_str(), "rene\u{301}@x.com");
-        assert!(Email::legacy("asha@x.com").is_none(), "no legacy form when nothing differs");
+        assert_eq!(
+            Email::legacy("rene\u{301}@x.com").unwrap().as_str(),
+            "rene\u{301}@x.com"
+        );
+        assert!(
+            Email::legacy("asha@x.com").is_none(),
+            "no legacy form when nothing differs"
+        );
         assert_ne!(plain, nfc);
     }
 
     #[test]
     fn names_need_a_visible_character_and_no_invisible_ones() {
-        for bad in ["\u{200B}", "\u{200B}\u{200C}\u{2060}", "Asha\u{202E}", "\u{301}", "Asha\u{200B}Rao"] {
+        for bad in [
+            "\u{200B}",
+            "\u{200B}\u{200C}\u{2060}",
+            "Asha\u{202E}",
+            "\u{301}",
+            "Asha\u{200B}Rao",
+        ] {
             assert!(parse_name("firstName", bad).is_err(), "{bad:?}");
         }
-        for good in ["Asha", "José", "O'Brien", "李", "Nguyễn"] {
+        assert!(
+            parse_name("firstName", "\u{200D}Asha").is_err(),
+            "a leading joiner hides"
+        );
+        for good in ["Asha", "José", "O'Brien", "李", "Nguyễn", "क्ष\u{200d}त्र"] {
             assert_eq!(parse_name("firstName", good).unwrap(), good);
         }
     }

@@ -15,6 +15,8 @@ mod cart;
 mod catalogue;
 #[path = "contract/idempotency.rs"]
 mod idempotency;
+#[path = "contract/keys.rs"]
+mod keys;
 #[path = "contract/orders.rs"]
 mod orders;
 #[path = "contract/queue.rs"]
@@ -85,6 +87,8 @@ macro_rules! contract_suite {
                 accounts::make_admin_promotes_rekeys_and_raises_the_session_epoch,
                 accounts::a_rotation_keeps_the_session_epoch_the_family_started_under,
                 accounts::rotating_a_refresh_token_spends_it_and_issues_its_successor,
+                keys::a_key_check_value_is_recorded_once_and_the_first_one_stays,
+                keys::sealed_cards_counts_every_issued_card,
                 accounts::presenting_a_spent_refresh_token_revokes_the_whole_family,
                 accounts::unknown_expired_and_revoked_refresh_tokens_are_invalid_and_store_nothing,
                 accounts::logout_revokes_only_the_family_of_the_token,

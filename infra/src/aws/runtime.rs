@@ -159,7 +159,9 @@ mod tests {
         };
         let refused = load_secrets(&offline_sdk(), &config).await.unwrap_err();
         assert!(
-            refused.to_string().contains("GIFTIFY_JWT_SECRET is 1 bytes"),
+            refused
+                .to_string()
+                .contains("GIFTIFY_JWT_SECRET is 1 bytes"),
             "{refused}"
         );
     }

@@ -23,12 +23,7 @@ impl KeyChecks for SqliteStore {
         .await
     }
 
-    async fn record_check(
-        &self,
-        key: KeyName,
-        value: &str,
-        now: DateTime<Utc>,
-    ) -> Result<String> {
+    async fn record_check(&self, key: KeyName, value: &str, now: DateTime<Utc>) -> Result<String> {
         let value = value.to_string();
         self.write(move |conn| {
             execute(
@@ -48,7 +43,8 @@ impl KeyChecks for SqliteStore {
 
     async fn sealed_cards(&self) -> Result<u64> {
         self.read(|conn| {
-            let count: i64 = conn.query_row("SELECT COUNT(*) FROM gift_cards", [], |row| row.get(0))?;
+            let count: i64 =
+                conn.query_row("SELECT COUNT(*) FROM gift_cards", [], |row| row.get(0))?;
             Ok(u64::try_from(count).unwrap_or(0))
         })
         .await

@@ -123,7 +123,7 @@ impl Sessions for SqliteStore {
                 token.session_epoch,
             )
         })
-            .await
+        .await
     }
 
     async fn rotate(

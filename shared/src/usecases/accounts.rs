@@ -36,7 +36,12 @@ impl Giftify {
     /// Carries out what [`admin_step`] decided: creates the admin account, or gives an existing
     /// account the ADMIN role and a new password hash and ends every session it had (its
     /// session epoch goes up, so no refresh token issued before can be rotated again).
-    pub async fn set_up_admin(&self, step: AdminStep, email: Email, password_hash: String) -> Result<User> {
+    pub async fn set_up_admin(
+        &self,
+        step: AdminStep,
+        email: Email,
+        password_hash: String,
+    ) -> Result<User> {
         match step {
             AdminStep::Create => {
                 let admin = NewUser {
@@ -118,7 +123,10 @@ impl Giftify {
                 if user.session_epoch != session_epoch {
                     // An operator re-keyed or promoted the account after this session began:
                     // the session must not outlive that, nor carry the new role.
-                    self.ports.sessions.revoke_family(&replacement.token_hash).await?;
+                    self.ports
+                        .sessions
+                        .revoke_family(&replacement.token_hash)
+                        .await?;
                     tracing::warn!(user_id = %user.id, "refresh refused: the account's sessions were ended by an operator");
                     return Err(Error::InvalidToken);
                 }
@@ -201,11 +209,15 @@ impl AdminStep {
 /// Why an admin request was refused; each names what the operator can do instead.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum AdminRefusal {
-    #[error("an account with this email exists already; `giftify admin promote` makes it the admin and ends its sessions")]
+    #[error(
+        "an account with this email exists already; `giftify admin promote` makes it the admin and ends its sessions"
+    )]
     EmailTaken,
     #[error("no account has this email; `giftify admin create` makes one")]
     NoSuchAccount,
-    #[error("this account is an admin already; `giftify admin reset-password` gives it a new password")]
+    #[error(
+        "this account is an admin already; `giftify admin reset-password` gives it a new password"
+    )]
     AlreadyAdmin,
     #[error("this account is not an admin; `giftify admin promote` makes it one")]
     NotAdmin,
@@ -239,12 +251,18 @@ pub fn admin_step(
             Ok(AdminStep::Nothing(id))
         }
         (AdminRequest::Ensure { .. }, Some((id, true))) => Ok(AdminStep::ResetPassword(id)),
-        (AdminRequest::Ensure { promote_existing: true }, Some((id, false))) => {
-            Ok(AdminStep::Promote(id))
-        }
-        (AdminRequest::Ensure { promote_existing: false }, Some((_, false))) => {
-            Err(AdminRefusal::SquattedEmail)
-        }
+        (
+            AdminRequest::Ensure {
+                promote_existing: true,
+            },
+            Some((id, false)),
+        ) => Ok(AdminStep::Promote(id)),
+        (
+            AdminRequest::Ensure {
+                promote_existing: false,
+            },
+            Some((_, false)),
+        ) => Err(AdminRefusal::SquattedEmail),
     }
 }
 

@@ -131,7 +131,9 @@ type Ready = std::sync::mpsc::Sender<Result<(SocketAddr, Arc<EmbeddedStack>)>>;
 
 async fn serve(config: Config, ready: Ready, stopped: watch::Receiver<bool>) {
     let started = async {
-        let stack = Arc::new(EmbeddedStack::open(config, giftify_infra::stack::Opening::MayInitialise).await?);
+        let stack = Arc::new(
+            EmbeddedStack::open(config, giftify_infra::stack::Opening::MayInitialise).await?,
+        );
         let app = router(AppState::new(
             stack.giftify.clone(),
             stack.secrets.jwt_secret().expect("the JWT key"),

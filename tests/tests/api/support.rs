@@ -229,9 +229,11 @@ impl TestApp {
         configure: impl FnOnce(&std::path::Path) -> Config,
     ) -> TestApp {
         let config = configure(dir.path());
-        let stack = Arc::new(EmbeddedStack::open(config, giftify_infra::stack::Opening::MayInitialise)
+        let stack = Arc::new(
+            EmbeddedStack::open(config, giftify_infra::stack::Opening::MayInitialise)
                 .await
-                .expect("stack opens"));
+                .expect("stack opens"),
+        );
         Self::around(Stack::Embedded(stack), dir).await
     }
 

@@ -99,9 +99,7 @@ pub async fn updating_or_logging_in_an_unknown_user_is_not_found(ports: &Ports) 
     Ok(())
 }
 
-pub async fn make_admin_promotes_rekeys_and_raises_the_session_epoch(
-    ports: &Ports,
-) -> Result<()> {
+pub async fn make_admin_promotes_rekeys_and_raises_the_session_epoch(ports: &Ports) -> Result<()> {
     let existing = user(ports).await?;
     assert_eq!(existing.session_epoch, 0, "a new account starts at epoch 0");
     let promoted = ports
@@ -126,7 +124,10 @@ pub async fn make_admin_promotes_rekeys_and_raises_the_session_epoch(
         .users
         .make_admin(&existing.id, "newer-hash", now())
         .await?;
-    assert_eq!(again.session_epoch, 2, "every re-key ends the sessions again");
+    assert_eq!(
+        again.session_epoch, 2,
+        "every re-key ends the sessions again"
+    );
 
     let missing = ports
         .users
@@ -332,10 +333,13 @@ pub async fn logout_revokes_only_the_family_of_the_token(ports: &Ports) -> Resul
         .sessions
         .rotate(&laptop, &token(&owner.id, "fam-laptop", &fresh_hash(), day))
         .await?;
-    assert_eq!(laptop_rotation, Rotation::Rotated {
+    assert_eq!(
+        laptop_rotation,
+        Rotation::Rotated {
             user_id: owner.id,
             session_epoch: 0
-        });
+        }
+    );
     Ok(())
 }
 

@@ -12,17 +12,18 @@ use giftify_shared::keys::KeyName;
 use giftify_shared::ports::KeyChecks;
 
 fn check_key(key: KeyName) -> Item {
-    item([
-        ("subjectId", s("KEYCHECK")),
-        ("auditId", s(key.as_str())),
-    ])
+    item([("subjectId", s("KEYCHECK")), ("auditId", s(key.as_str()))])
 }
 
 impl DynamoStore {
     async fn read_check(&self, key: KeyName) -> Result<Option<String>> {
         self.get(&self.tables.audit, check_key(key))
             .await?
-            .map(|raw| Attrs::new(&raw, "audit").s("checkValue").map(str::to_string))
+            .map(|raw| {
+                Attrs::new(&raw, "audit")
+                    .s("checkValue")
+                    .map(str::to_string)
+            })
             .transpose()
     }
 }
@@ -33,12 +34,7 @@ impl KeyChecks for DynamoStore {
         self.read_check(key).await
     }
 
-    async fn record_check(
-        &self,
-        key: KeyName,
-        value: &str,
-        now: DateTime<Utc>,
-    ) -> Result<String> {
+    async fn record_check(&self, key: KeyName, value: &str, now: DateTime<Utc>) -> Result<String> {
         let mut raw = check_key(key);
         raw.insert("checkValue".into(), s(value));
         raw.insert("at".into(), ts(now));
