@@ -103,6 +103,16 @@ locals {
             Condition = { StringEquals = { "kms:ViaService" = "dynamodb.${local.region}.amazonaws.com" } }
           },
           {
+            # AwsRuntime::open compares the function's keys with the stage's check values
+            # (giftify_shared::keys) and records them on a stage's first start: the KEYCHECK
+            # items of the audit table only, never the card reveals beside them.
+            Sid       = "KeyCheckValues"
+            Effect    = "Allow"
+            Action    = ["dynamodb:GetItem", "dynamodb:PutItem"]
+            Resource  = aws_dynamodb_table.this["audit"].arn
+            Condition = { "ForAllValues:StringEquals" = { "dynamodb:LeadingKeys" = ["KEYCHECK"] } }
+          },
+          {
             # AwsRuntime::open reads the function's own keys at cold start (local.functions).
             Sid      = "ReadKeysAtColdStart"
             Effect   = "Allow"

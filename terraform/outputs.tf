@@ -51,5 +51,8 @@ output "operator_environment" {
     GIFTIFY_DLQ_URL   = aws_sqs_queue.dead_letter.url
     GIFTIFY_TOPIC_ARN = aws_sns_topic.order_events.arn
     AWS_REGION        = local.region
+    # The CLI seals and checks cards with the stage's keys, never with keys of its own.
+    GIFTIFY_CARD_KEY_SECRET_ARN = aws_secretsmanager_secret.card_key.arn
+    GIFTIFY_JWT_SECRET_ARN      = aws_secretsmanager_secret.jwt.arn
   }
 }

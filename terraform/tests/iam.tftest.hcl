@@ -86,9 +86,18 @@ run "the_fulfillment_worker_cannot_reach_accounts_scan_or_delete" {
   assert {
     condition = alltrue([
       for s in jsondecode(aws_iam_role_policy.function["fulfillment"].policy).Statement :
-      flatten([s.Action]) == ["dynamodb:PutItem"] if s.Resource == "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-audit"
+      flatten([s.Action]) == ["dynamodb:PutItem"] if s.Resource == "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-audit" && s.Sid != "KeyCheckValues"
     ])
     error_message = "Fulfillment may only add failure notes to the audit table, never read it (it holds card reveals)."
+  }
+  assert {
+    condition = alltrue([
+      for name in ["api", "fulfillment", "reconciler"] : length([
+        for s in jsondecode(aws_iam_role_policy.function[name].policy).Statement : s
+        if s.Sid == "KeyCheckValues" && s.Condition["ForAllValues:StringEquals"]["dynamodb:LeadingKeys"] == ["KEYCHECK"]
+      ]) == 1
+    ])
+    error_message = "Every function reads and records the key check values, and only those items of the audit table."
   }
   assert {
     condition = alltrue(flatten([

@@ -76,6 +76,16 @@ impl Deployment {
         }
     }
 
+    /// This deployment with `name` set to `value` (or unset, with `None`).
+    pub fn with(&self, name: &str, value: Option<&str>) -> Deployment {
+        let mut changed = self.clone();
+        changed.env.retain(|(existing, _)| existing != name);
+        if let Some(value) = value {
+            changed.env.push((name.to_string(), value.to_string()));
+        }
+        changed
+    }
+
     /// `http://127.0.0.1:<port>`.
     pub fn base_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
@@ -126,6 +136,55 @@ impl Deployment {
     }
 }
 
+/// How an operator command ended: its exit status and what it printed.
+#[derive(Debug)]
+pub struct Finished {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Deployment {
+    /// Runs `giftify <args>` to completion, failing or not; panics when it is still running
+    /// after a minute (an operator command that does not end is a failure too).
+    pub fn try_run(&self, args: &[&str]) -> Finished {
+        use std::io::Read;
+        let mut child = Command::new(&self.binary)
+            .args(args)
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run giftify {args:?}: {e}"));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait for giftify") {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("giftify {args:?} was still running after a minute");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let (mut stdout, mut stderr) = (String::new(), String::new());
+        if let Some(mut out) = child.stdout.take() {
+            let _ = out.read_to_string(&mut stdout);
+        }
+        if let Some(mut err) = child.stderr.take() {
+            let _ = err.read_to_string(&mut stderr);
+        }
+        Finished {
+            success: status.success(),
+            stdout,
+            stderr,
+        }
+    }
+}
+
 /// A running `giftify` process. Dropping it SIGKILLs and reaps it, so no process outlives
 /// its test, whether the test passes, fails or panics.
 #[derive(Debug)]
@@ -156,6 +215,27 @@ impl GiftifyProcess {
                 self.name,
                 self.log_tail(40)
             );
+        }
+    }
+
+    /// Waits up to `within` for the process to exit on its own; `None` while it still runs.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        loop {
+            let status = self.child.as_mut()?.try_wait().ok().flatten();
+            if status.is_some() || Instant::now() >= deadline {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Sends SIGTERM (a clean stop request).
+    pub fn terminate(&self) {
+        if let Some(child) = &self.child {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
         }
     }
 

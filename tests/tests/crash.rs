@@ -47,8 +47,12 @@ struct Processes {
 }
 
 impl Processes {
-    fn start(deployment: Deployment) -> Processes {
-        let api = deployment.spawn("api", &["serve", "--no-worker"]);
+    /// Starts the API, and the worker once the API has initialised the data dir (only `serve`
+    /// creates a database; a worker on a dir without one refuses to start).
+    async fn start(deployment: Deployment, http: &Http) -> Processes {
+        let mut api = deployment.spawn("api", &["serve", "--no-worker"]);
+        http.wait_until_healthy(&mut api, Duration::from_secs(30))
+            .await;
         let worker = deployment.spawn("worker", &["worker"]);
         Processes {
             deployment,
@@ -101,9 +105,7 @@ async fn sigkilled_api_and_worker_processes_lose_no_money_stock_or_orders() {
         ],
     );
     let http = Http::new(&deployment.base_url(), Duration::from_secs(10));
-    let mut processes = Processes::start(deployment.clone());
-    http.wait_until_healthy(&mut processes.api, Duration::from_secs(30))
-        .await;
+    let mut processes = Processes::start(deployment.clone(), &http).await;
 
     let admin_token = load::admin_token(&http).await;
     let variants = load::variants(&http, &admin_token).await;
@@ -254,34 +256,39 @@ async fn sigkilled_api_and_worker_processes_lose_no_money_stock_or_orders() {
     );
 }
 
-/// An API and a worker started together on a fresh data dir (a deploy, a reboot) both open
-/// it: creating the database, switching it to WAL and migrating it race inside SQLite when two
-/// processes do it at the same instant. Each round starts several real processes at once on a
-/// new data dir; every one must open it and answer.
-#[test]
-fn processes_started_together_on_a_fresh_data_dir_all_open_it() {
-    const ROUNDS: usize = 10;
+/// Servers started together on a fresh data dir (a deploy of two API processes, a reboot)
+/// all open it: creating the database, switching it to WAL, migrating it, generating the keys,
+/// recording their check values and creating the admin race when several processes do them
+/// at the same instant. Each round starts several real `serve` processes at once on a new
+/// data dir, each on its own port; every one must come up and answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_started_together_on_a_fresh_data_dir_all_open_it() {
+    const ROUNDS: usize = 6;
     const PROCESSES: usize = 4;
     for _ in 0..ROUNDS {
         let dir = tempfile::tempdir().expect("temp dir");
-        let deployment = Deployment::new(dir.path(), &[]);
-        let start = Arc::new(std::sync::Barrier::new(PROCESSES));
-        let openers: Vec<_> = (0..PROCESSES)
+        let mut servers: Vec<(GiftifyProcess, Http)> = (0..PROCESSES)
             .map(|_| {
-                let (deployment, start) = (deployment.clone(), start.clone());
-                std::thread::spawn(move || {
-                    start.wait();
-                    // `run` fails the test with the process's output unless it exits 0.
-                    deployment.run(&["dlq", "list"])
-                })
+                let deployment = Deployment::new(dir.path(), &[]);
+                let http = Http::new(&deployment.base_url(), Duration::from_secs(5));
+                (deployment.spawn("server", &["serve", "--no-worker"]), http)
             })
             .collect();
-        for opener in openers {
-            let listed = opener.join().expect("an opener panicked");
-            assert!(
-                listed.contains("The dead-letter queue is empty"),
-                "{listed}"
-            );
+        for (server, http) in &mut servers {
+            http.wait_until_healthy(server, Duration::from_secs(30))
+                .await;
+        }
+        for (_, http) in &servers {
+            let login = http
+                .post(
+                    "/auth/login",
+                    None,
+                    &json!({"email": giftify_tests::process::ADMIN_EMAIL,
+                            "password": giftify_tests::process::ADMIN_PASSWORD}),
+                )
+                .await
+                .expect("login answers");
+            assert_eq!(login.status, 200, "{}", login.body);
         }
     }
 }

@@ -72,14 +72,19 @@ impl From<serde_json::Error> for DbError {
     }
 }
 
-/// Busy and locked databases are worth retrying; anything else from SQLite is unexpected.
+/// Busy and locked databases are worth retrying, and so are machine faults — a full disk, a
+/// read-only file system, an I/O error: SQLite rolls the transaction back, nothing half-done
+/// stays, and the same request succeeds once the operator frees space or remounts. Anything
+/// else from SQLite is unexpected.
 pub(crate) fn translate(e: rusqlite::Error) -> Error {
-    match e.sqlite_error_code() {
-        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
-            Error::Unavailable(anyhow::Error::new(e).context("the database is busy"))
-        }
-        _ => Error::Internal(anyhow::Error::new(e).context("sqlite")),
-    }
+    let cause = match e.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => "the database is busy",
+        Some(ErrorCode::DiskFull) => "the disk is full",
+        Some(ErrorCode::ReadOnly) => "the database is read-only",
+        Some(ErrorCode::SystemIoFailure) => "the disk failed an I/O operation",
+        _ => return Error::Internal(anyhow::Error::new(e).context("sqlite")),
+    };
+    Error::Unavailable(anyhow::Error::new(e).context(cause))
 }
 
 /// Unix milliseconds, the stored form of every timestamp.
@@ -186,4 +191,31 @@ pub(crate) fn page_bounds(page: giftify_shared::wallet::PageRequest) -> (i64, i6
         i64::from(page.limit),
         i64::try_from(page.offset()).unwrap_or(i64::MAX),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sqlite_error(code: i32) -> rusqlite::Error {
+        rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None)
+    }
+
+    #[test]
+    fn machine_faults_are_unavailable_and_name_their_cause() {
+        for (code, cause) in [
+            (rusqlite::ffi::SQLITE_FULL, "the disk is full"),
+            (rusqlite::ffi::SQLITE_READONLY, "read-only"),
+            (rusqlite::ffi::SQLITE_IOERR, "I/O"),
+            (rusqlite::ffi::SQLITE_BUSY, "busy"),
+        ] {
+            let error = translate(sqlite_error(code));
+            assert!(error.is_retryable(), "{code}: {error:?}");
+            assert!(
+                format!("{error:#}").contains(cause) || format!("{error:?}").contains(cause),
+                "{error:?}"
+            );
+        }
+        assert!(!translate(sqlite_error(rusqlite::ffi::SQLITE_CORRUPT)).is_retryable());
+    }
 }
