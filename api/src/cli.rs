@@ -11,8 +11,11 @@ use crate::{AppState, router, set_up_admin};
 use anyhow::{Context, Result, bail};
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use giftify_infra::Config;
+use giftify_infra::EmbeddedStack;
 use giftify_infra::Stack;
 use giftify_infra::config::{ENV_VARS, LogFormat, parse_urls};
+use giftify_infra::secrets::{KeyFiles, Secrets};
+use giftify_infra::sqlite::backup;
 use giftify_infra::stack::Opening;
 use giftify_shared::order::DeadLetter;
 use giftify_shared::usecases::AdminRequest;
@@ -101,6 +104,18 @@ pub enum Command {
     Dlq {
         #[command(subcommand)]
         command: DlqCommand,
+    },
+    /// Copy the running embedded database into a new file, consistently and verified. The
+    /// key files are not in it: back them up too, and keep them apart from the copy.
+    Backup {
+        /// The new file (never overwritten).
+        file: PathBuf,
+    },
+    /// Put a backup in place as the database of a data dir that has none, after checking that
+    /// the data dir's key files (or the key variables) are the ones the backup was sealed with.
+    Restore {
+        /// The backup file.
+        file: PathBuf,
     },
     /// AWS resources for emulators and dev accounts (Terraform is the production path).
     Aws {
@@ -228,6 +243,8 @@ impl Cli {
                 promote_existing_admin,
             } => serve(config, !no_worker, promote_existing_admin).await,
             Command::Admin { command } => admin(config, command).await,
+            Command::Backup { file } => backup(config, &file).await,
+            Command::Restore { file } => restore(config, &file).await,
             Command::Worker => worker(config).await,
             Command::Dlq {
                 command: DlqCommand::List { limit },
@@ -272,12 +289,23 @@ async fn serve(config: Config, with_worker: bool, promote_existing_admin: bool) 
         .with_context(|| format!("cannot listen on {addr}"))?;
     tracing::info!(%addr, worker = with_worker, "Giftify is listening");
 
+    let (limits, deadline) = (stack.config().http, stack.config().shutdown_deadline);
     let (stop, stopped) = watch::channel(false);
     let mut worker = with_worker.then(|| {
         let stack = stack.clone();
         tokio::spawn(async move { stack.run_worker(stopped).await })
     });
-    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal());
+    let (signalled, mut signal) = watch::channel(None);
+    let shutdown_requested = async move {
+        let _ = signal.wait_for(Option::is_some).await;
+    };
+    let server = tokio::spawn(crate::server::serve(
+        listener,
+        app,
+        limits,
+        deadline,
+        shutdown_requested,
+    ));
     // The worker only returns once told to stop; if it ends first, it crashed, and a server
     // that accepts orders nobody fulfils must not keep running.
     let worker_ended = async {
@@ -286,18 +314,35 @@ async fn serve(config: Config, with_worker: bool, promote_existing_admin: bool) 
             None => std::future::pending().await,
         }
     };
-    tokio::select! {
-        served = server => served.context("the HTTP server failed")?,
+    let stop_began = tokio::select! {
+        () = shutdown_signal() => {
+            let _ = signalled.send(Some(()));
+            tokio::time::Instant::now()
+        }
         ended = worker_ended => {
             bail!("the worker stopped unexpectedly ({ended:?}); shutting down");
         }
+    };
+    match server.await.context("the HTTP server failed")? {
+        crate::server::Drained::All => tracing::info!("requests drained; stopping the worker"),
+        crate::server::Drained::DeadlinePassed => tracing::warn!(
+            deadline_secs = deadline.as_secs(),
+            "the shutdown deadline passed with connections open; closed them"
+        ),
     }
-    tracing::info!("requests drained; stopping the worker");
     // A send fails only when the worker is gone already, which is what we want anyway.
     let _ = stop.send(true);
     if let Some(handle) = worker {
-        handle.await.context("the worker failed while stopping")?;
+        let left = deadline.saturating_sub(stop_began.elapsed());
+        match tokio::time::timeout(left, handle).await {
+            Ok(joined) => joined.context("the worker failed while stopping")?,
+            // Messages still in hand were not acknowledged: the queue delivers them again.
+            Err(_) => tracing::warn!(
+                "the worker did not stop by the deadline; its messages will be delivered again"
+            ),
+        }
     }
+    stack.close().await;
     tracing::info!("stopped");
     Ok(())
 }
@@ -319,6 +364,63 @@ async fn admin(config: Config, command: AdminCommand) -> Result<()> {
     Ok(())
 }
 
+/// `giftify backup <file>`: an online copy of the embedded database.
+async fn backup(config: Config, file: &std::path::Path) -> Result<()> {
+    embedded_only(
+        &config,
+        "DynamoDB point-in-time recovery backs up an AWS stage",
+    )?;
+    let database = EmbeddedStack::database_path(&config.data_dir);
+    if !database.exists() {
+        bail!(
+            "{} holds no Giftify database: check --data-dir / GIFTIFY_DATA_DIR",
+            config.data_dir.display()
+        );
+    }
+    let target = file.to_path_buf();
+    let snapshot = tokio::task::spawn_blocking(move || backup::backup(&database, &target))
+        .await
+        .context("the backup task failed")??;
+    tracing::warn!(target: "audit", file = %file.display(), %snapshot, "database backed up");
+    println!("backed up to {}: {snapshot}", file.display());
+    println!(
+        "The keys are not in the backup: keep card.key and jwt.key (or their variables) with it, apart."
+    );
+    Ok(())
+}
+
+/// `giftify restore <file>`: a backup into a data dir without a database.
+async fn restore(config: Config, file: &std::path::Path) -> Result<()> {
+    embedded_only(
+        &config,
+        "restore an AWS stage with DynamoDB point-in-time recovery",
+    )?;
+    let secrets = Secrets::load(&config, KeyFiles::MustExist).with_context(|| {
+        format!(
+            "put the key files of the install the backup came from into {} first",
+            config.data_dir.display()
+        )
+    })?;
+    let (file, dir, keys) = (
+        file.to_path_buf(),
+        config.data_dir.clone(),
+        secrets.presented(),
+    );
+    let snapshot = tokio::task::spawn_blocking(move || backup::restore(&file, &dir, &keys))
+        .await
+        .context("the restore task failed")??;
+    tracing::warn!(target: "audit", data_dir = %config.data_dir.display(), %snapshot, "database restored");
+    println!("restored into {}: {snapshot}", config.data_dir.display());
+    Ok(())
+}
+
+fn embedded_only(config: &Config, instead: &str) -> Result<()> {
+    if config.backend != giftify_infra::config::BackendKind::Embedded {
+        bail!("this command is for the embedded backend; {instead}");
+    }
+    Ok(())
+}
+
 /// Runs the worker alone until SIGTERM or Ctrl-C.
 async fn worker(config: Config) -> Result<()> {
     let stack = Stack::open(config, Opening::ExistingOnly).await?;
@@ -332,6 +434,7 @@ async fn worker(config: Config) -> Result<()> {
     }
     let _ = stop.send(true);
     run.await;
+    stack.close().await;
     tracing::info!("worker stopped");
     Ok(())
 }

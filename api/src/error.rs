@@ -20,8 +20,9 @@ use utoipa::ToSchema;
 /// Seconds a client should wait before retrying after a transient backend failure.
 const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 1;
 
-/// The stable, machine-readable error codes of DESIGN §5, plus `METHOD_NOT_ALLOWED` and
-/// `SERVICE_UNAVAILABLE`, which the design's list has no code for.
+/// The stable, machine-readable error codes of DESIGN §5, plus `METHOD_NOT_ALLOWED`,
+/// `SERVICE_UNAVAILABLE`, `URI_TOO_LONG` and `HEADERS_TOO_LARGE`, which the design's list has no
+/// code for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ErrorCode {
@@ -40,6 +41,8 @@ pub enum ErrorCode {
     OrderNotCancellable,
     IdempotencyInProgress,
     PayloadTooLarge,
+    UriTooLong,
+    HeadersTooLarge,
     InsufficientBalance,
     WalletLimitExceeded,
     IdempotencyKeyReused,
@@ -67,6 +70,8 @@ impl ErrorCode {
             ErrorCode::OrderNotCancellable => "ORDER_NOT_CANCELLABLE",
             ErrorCode::IdempotencyInProgress => "IDEMPOTENCY_IN_PROGRESS",
             ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            ErrorCode::UriTooLong => "URI_TOO_LONG",
+            ErrorCode::HeadersTooLarge => "HEADERS_TOO_LARGE",
             ErrorCode::InsufficientBalance => "INSUFFICIENT_BALANCE",
             ErrorCode::WalletLimitExceeded => "WALLET_LIMIT_EXCEEDED",
             ErrorCode::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
@@ -128,6 +133,12 @@ pub enum ApiError {
     /// The request body exceeds the limit.
     #[error("request body too large")]
     PayloadTooLarge { limit_bytes: usize },
+    /// The request target exceeds the limit.
+    #[error("request URI too long")]
+    UriTooLong { limit_bytes: usize },
+    /// The request's header fields exceed the limit.
+    #[error("request header fields too large")]
+    HeadersTooLarge { limit_bytes: usize },
     /// A handler panicked; the panic message is logged, never sent.
     #[error("handler panicked: {0}")]
     Panic(String),
@@ -235,6 +246,18 @@ impl ApiError {
                 S::PAYLOAD_TOO_LARGE,
                 ErrorCode::PayloadTooLarge,
                 format!("The request body exceeds {limit_bytes} bytes"),
+            )
+            .details(json!({ "limitBytes": limit_bytes })),
+            ApiError::UriTooLong { limit_bytes } => Parts::new(
+                S::URI_TOO_LONG,
+                ErrorCode::UriTooLong,
+                format!("The request URI exceeds {limit_bytes} bytes"),
+            )
+            .details(json!({ "limitBytes": limit_bytes })),
+            ApiError::HeadersTooLarge { limit_bytes } => Parts::new(
+                S::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                ErrorCode::HeadersTooLarge,
+                format!("The request's header fields exceed {limit_bytes} bytes"),
             )
             .details(json!({ "limitBytes": limit_bytes })),
             ApiError::Panic(_) => internal_parts(),
@@ -553,6 +576,16 @@ mod tests {
                 },
                 413,
                 "PAYLOAD_TOO_LARGE",
+            ),
+            (
+                ApiError::UriTooLong { limit_bytes: 8192 },
+                414,
+                "URI_TOO_LONG",
+            ),
+            (
+                ApiError::HeadersTooLarge { limit_bytes: 16384 },
+                431,
+                "HEADERS_TOO_LARGE",
             ),
             (ApiError::Panic("boom".into()), 500, "INTERNAL_ERROR"),
         ];

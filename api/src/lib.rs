@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod response;
 pub mod routes;
+pub mod server;
 pub mod telemetry;
 
 use crate::auth::{
@@ -103,8 +104,8 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Envelope fallbacks for unknown paths and methods, and the middleware (outermost first):
-/// request id, request span and access log, latency metrics, panic → 500 envelope, and the
-/// 64 KiB body limit.
+/// request id, request span and access log, latency metrics, panic → 500 envelope, the
+/// refusal of oversized requests before their body is read, and the 64 KiB body limit.
 fn with_middleware<S>(routes: Router<S>, metrics: Arc<Metrics>) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
@@ -113,6 +114,7 @@ where
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(from_fn(refuse_oversized))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(from_fn_with_state(metrics, metrics::track))
         .layer(
@@ -128,6 +130,51 @@ where
                 .on_failure(()),
         )
         .layer(from_fn(telemetry::request_id))
+}
+
+/// Longest request target accepted, in bytes: far above any URL of the API.
+pub const URI_LIMIT: usize = 8 * 1024;
+/// Most header bytes (names and values) accepted in one request.
+pub const HEADERS_LIMIT: usize = 16 * 1024;
+
+/// Refuses, in the envelope and before a byte of the body is read, what the API would refuse
+/// anyway: a declared body above [`BODY_LIMIT`] (so a client that sent
+/// `Expect: 100-continue` is answered 413 instead of being invited to upload), a request target
+/// above [`URI_LIMIT`] and header fields above [`HEADERS_LIMIT`]. Larger still is refused by
+/// hyper itself, without a body.
+async fn refuse_oversized(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > BODY_LIMIT as u64) {
+        return ApiError::PayloadTooLarge {
+            limit_bytes: BODY_LIMIT,
+        }
+        .into_response();
+    }
+    if request.uri().to_string().len() > URI_LIMIT {
+        return ApiError::UriTooLong {
+            limit_bytes: URI_LIMIT,
+        }
+        .into_response();
+    }
+    let header_bytes: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if header_bytes > HEADERS_LIMIT {
+        return ApiError::HeadersTooLarge {
+            limit_bytes: HEADERS_LIMIT,
+        }
+        .into_response();
+    }
+    next.run(request).await
 }
 
 /// A handler panic becomes an opaque 500 envelope; the panic message goes to the log.

@@ -83,6 +83,22 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "GIFTIFY_CARD_KEY_SECRET_ARN",
         "Secrets Manager secret holding the card master key (aws; read at cold start)",
     ),
+    (
+        "GIFTIFY_HTTP_HEADER_TIMEOUT_SECS",
+        "seconds a client has to send a request's headers, and an idle keep-alive connection is kept (default 10)",
+    ),
+    (
+        "GIFTIFY_HTTP_BODY_TIMEOUT_SECS",
+        "seconds a request body may stall between two reads (default 10)",
+    ),
+    (
+        "GIFTIFY_HTTP_MAX_CONNECTIONS",
+        "most client connections served at once; more wait in the listen backlog (default 1024)",
+    ),
+    (
+        "GIFTIFY_SHUTDOWN_DEADLINE_SECS",
+        "seconds a SIGTERM waits for in-flight requests and messages before closing the rest (default 20)",
+    ),
     ("GIFTIFY_LOG_FORMAT", "`pretty` (default) or `json`"),
     ("RUST_LOG", "log filter (default info)"),
 ];
@@ -101,10 +117,36 @@ pub struct Config {
     pub wallet_max_balance: i64,
     /// Age after which the reconciler re-enqueues a PENDING order.
     pub stale_pending_after: Duration,
+    pub http: HttpLimits,
+    /// How long a clean stop waits for in-flight requests and messages before it closes what
+    /// is left (their messages are delivered again) and exits.
+    pub shutdown_deadline: Duration,
     pub log_format: LogFormat,
     pub log_filter: String,
     pub backend: BackendKind,
     pub aws: AwsSettings,
+}
+
+/// What the HTTP server allows a client, so that slow or idle clients cannot hold its
+/// connections (slowloris) or descriptors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// Time to send a request's headers; the clock starts when the server waits for a request,
+    /// so it also closes a keep-alive connection left idle that long.
+    pub header_timeout: Duration,
+    /// Longest stall between two reads of a request body.
+    pub body_timeout: Duration,
+    pub max_connections: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            max_connections: 1024,
+        }
+    }
 }
 
 /// Which backend serves the ports.
@@ -166,6 +208,8 @@ impl Default for Config {
             queue: QueueSettings::default(),
             wallet_max_balance: 20_000_000,
             stale_pending_after: Duration::from_secs(120),
+            http: HttpLimits::default(),
+            shutdown_deadline: Duration::from_secs(20),
             log_format: LogFormat::Pretty,
             log_filter: "info".into(),
             backend: BackendKind::Embedded,
@@ -227,6 +271,26 @@ impl Config {
         if let Some(n) = var("GIFTIFY_STALE_PENDING_SECS") {
             config.stale_pending_after =
                 Duration::from_secs(parse_in("GIFTIFY_STALE_PENDING_SECS", &n, 0, 86_400)? as u64);
+        }
+        if let Some(n) = var("GIFTIFY_HTTP_HEADER_TIMEOUT_SECS") {
+            config.http.header_timeout =
+                Duration::from_secs(
+                    parse_in("GIFTIFY_HTTP_HEADER_TIMEOUT_SECS", &n, 1, 600)? as u64
+                );
+        }
+        if let Some(n) = var("GIFTIFY_HTTP_BODY_TIMEOUT_SECS") {
+            config.http.body_timeout =
+                Duration::from_secs(parse_in("GIFTIFY_HTTP_BODY_TIMEOUT_SECS", &n, 1, 600)? as u64);
+        }
+        if let Some(n) = var("GIFTIFY_HTTP_MAX_CONNECTIONS") {
+            config.http.max_connections =
+                parse_in("GIFTIFY_HTTP_MAX_CONNECTIONS", &n, 1, 100_000)? as usize;
+        }
+        if let Some(n) = var("GIFTIFY_SHUTDOWN_DEADLINE_SECS") {
+            config.shutdown_deadline =
+                Duration::from_secs(
+                    parse_in("GIFTIFY_SHUTDOWN_DEADLINE_SECS", &n, 1, 3_600)? as u64
+                );
         }
         if let Some(format) = var("GIFTIFY_LOG_FORMAT") {
             config.log_format = match format.as_str() {
@@ -329,6 +393,8 @@ mod tests {
         assert_eq!(c.addr.to_string(), "127.0.0.1:3000");
         assert_eq!(c.data_dir, PathBuf::from("./giftify-data"));
         assert_eq!(c.queue.max_receives, 5);
+        assert_eq!(c.http, HttpLimits::default());
+        assert_eq!(c.shutdown_deadline, Duration::from_secs(20));
         assert!(c.admin.is_none() && c.webhook_urls.is_empty());
     }
 
@@ -344,6 +410,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("GIFTIFY_WEBHOOK_SECRET"), "{err}");
+        let err = config(&[("GIFTIFY_HTTP_MAX_CONNECTIONS", "0")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("GIFTIFY_HTTP_MAX_CONNECTIONS"), "{err}");
         let err = config(&[("GIFTIFY_QUEUE_MAX_RECEIVES", "0")])
             .unwrap_err()
             .to_string();

@@ -115,6 +115,23 @@ impl EmbeddedStack {
         })
     }
 
+    /// A clean stop's last step: folds the write-ahead log into `giftify.db`, so the file
+    /// alone is the whole shop (a copy of it, or a look with the sqlite3 shell, sees every
+    /// commit). `giftify backup` is still the way to copy a running database.
+    pub async fn close(&self) {
+        let database = Self::database_path(&self.config.data_dir);
+        match tokio::task::spawn_blocking(move || crate::sqlite::backup::checkpoint(&database))
+            .await
+        {
+            Ok(Ok(true)) => tracing::info!("write-ahead log folded into the database"),
+            Ok(Ok(false)) => tracing::info!(
+                "write-ahead log kept in part: another process is still using the database"
+            ),
+            Ok(Err(error)) => tracing::warn!(error = %format!("{error:#}"), "checkpoint failed"),
+            Err(error) => tracing::warn!(error = %error, "checkpoint task failed"),
+        }
+    }
+
     /// Runs the worker side until `shutdown` turns true: the queue consumer, webhook delivery
     /// and the reconciler. In-flight messages finish before it returns.
     pub async fn run_worker(&self, shutdown: watch::Receiver<bool>) {
@@ -149,6 +166,13 @@ impl Stack {
                 // seeds one for emulators and dev accounts.
                 Ok(Stack::Aws(Box::new(runtime)))
             }
+        }
+    }
+
+    /// The last step of a clean stop (see [`EmbeddedStack::close`]); nothing to do on AWS.
+    pub async fn close(&self) {
+        if let Stack::Embedded(stack) = self {
+            stack.close().await;
         }
     }
 

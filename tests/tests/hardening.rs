@@ -367,3 +367,260 @@ async fn data_files_are_private_and_lookalike_emails_are_one_account() {
     let admin = login(&http, ADMIN_EMAIL, ADMIN_PASSWORD).await;
     assert_eq!(admin.status, 200);
 }
+
+/// A raw TCP client of the server, for what an HTTP library will not do: stop half-way.
+fn raw_connect(deployment: &Deployment) -> std::net::TcpStream {
+    let stream = std::net::TcpStream::connect(("127.0.0.1", deployment.port)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("read timeout");
+    stream
+}
+
+/// Reads until the server closes the connection (or 20 s pass, which fails); returns what it
+/// sent and how long the close took.
+fn read_until_closed(stream: &mut std::net::TcpStream) -> (String, Duration) {
+    use std::io::Read;
+    let started = Instant::now();
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 4096];
+    loop {
+        match stream.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => received.extend_from_slice(&buffer[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!(
+                "the server kept the connection open ({e}) after {:?}",
+                started.elapsed()
+            ),
+        }
+    }
+    (
+        String::from_utf8_lossy(&received).into_owned(),
+        started.elapsed(),
+    )
+}
+
+/// Defect 4: connections that stop half-way through their headers or body, or sit idle, are
+/// closed after the configured timeouts; a declared body over the limit is refused before it
+/// is sent; the connection cap holds further clients in the backlog.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_idle_and_oversized_clients_are_cut_off_by_the_configured_limits() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let deployment = Deployment::new(
+        dir.path(),
+        &[
+            ("GIFTIFY_HTTP_HEADER_TIMEOUT_SECS", "2"),
+            ("GIFTIFY_HTTP_BODY_TIMEOUT_SECS", "2"),
+        ],
+    );
+    let (_server, _http) = serve(&deployment, &[]).await;
+
+    let mut slow_headers = raw_connect(&deployment);
+    slow_headers
+        .write_all(b"GET /health HTTP/1.1\r\nHost: giftify\r\n")
+        .expect("half the headers");
+    let (_, took) = read_until_closed(&mut slow_headers);
+    assert!(took < Duration::from_secs(15), "closed after {took:?}");
+
+    let mut slow_body = raw_connect(&deployment);
+    slow_body
+        .write_all(
+            b"POST /auth/login HTTP/1.1\r\nHost: giftify\r\nContent-Type: application/json\r\n\
+              Content-Length: 100\r\n\r\n{\"email\":",
+        )
+        .expect("a tenth of the body");
+    let (answer, took) = read_until_closed(&mut slow_body);
+    assert!(
+        took < Duration::from_secs(15),
+        "closed after {took:?}: {answer}"
+    );
+
+    let mut oversized = raw_connect(&deployment);
+    oversized
+        .write_all(
+            b"POST /auth/register HTTP/1.1\r\nHost: giftify\r\nContent-Type: application/json\r\n\
+              Content-Length: 5000000\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
+        )
+        .expect("headers");
+    let (answer, _) = read_until_closed(&mut oversized);
+    assert!(!answer.contains("100 Continue"), "{answer}");
+    assert!(
+        answer.starts_with("HTTP/1.1 413") && answer.contains("PAYLOAD_TOO_LARGE"),
+        "{answer}"
+    );
+
+    let mut long_uri = raw_connect(&deployment);
+    let target = format!("/products?{}", "q".repeat(9000));
+    long_uri
+        .write_all(
+            format!("GET {target} HTTP/1.1\r\nHost: giftify\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .expect("request");
+    let (answer, _) = read_until_closed(&mut long_uri);
+    assert!(
+        answer.starts_with("HTTP/1.1 414") && answer.contains("URI_TOO_LONG"),
+        "{answer}"
+    );
+
+    // Two idle connections take every slot of a server capped at two (and patient enough
+    // that they stay): a third client is not served until one goes.
+    let capped_dir = tempfile::tempdir().expect("temp dir");
+    let capped = Deployment::new(
+        capped_dir.path(),
+        &[
+            ("GIFTIFY_HTTP_HEADER_TIMEOUT_SECS", "120"),
+            ("GIFTIFY_HTTP_MAX_CONNECTIONS", "2"),
+        ],
+    );
+    let (_capped_server, _) = serve(&capped, &[]).await;
+    let idle: Vec<_> = (0..2).map(|_| raw_connect(&capped)).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut waiting = raw_connect(&capped);
+    waiting
+        .write_all(b"GET /health HTTP/1.1\r\nHost: giftify\r\nConnection: close\r\n\r\n")
+        .expect("request");
+    waiting
+        .set_read_timeout(Some(Duration::from_millis(700)))
+        .expect("timeout");
+    let mut first = [0u8; 1];
+    assert!(
+        std::io::Read::read(&mut waiting, &mut first).is_err(),
+        "a third connection was served past the cap of two"
+    );
+    drop(idle);
+    waiting
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let (answer, _) = read_until_closed(&mut waiting);
+    assert!(
+        answer.contains("200 OK"),
+        "served once a slot was free: {answer}"
+    );
+}
+
+/// Defect 5: SIGTERM completes within the shutdown deadline even while a client holds a
+/// half-sent request, exiting 0; and defect 10: a clean stop leaves the whole shop in
+/// `giftify.db`, the write-ahead log folded in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_within_the_deadline_and_folds_the_log_into_the_database() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let deployment = Deployment::new(
+        dir.path(),
+        &[
+            ("GIFTIFY_HTTP_HEADER_TIMEOUT_SECS", "120"),
+            ("GIFTIFY_SHUTDOWN_DEADLINE_SECS", "2"),
+        ],
+    );
+    let (mut server, http) = serve(&deployment, &[]).await;
+    buy_one_card(&http, "stop@giftify.test").await;
+    let mut half = raw_connect(&deployment);
+    half.write_all(b"POST /auth/login HTTP/1.1\r\nHost: giftify\r\nContent-Le")
+        .expect("half a request");
+    std::thread::sleep(Duration::from_millis(200));
+    server.terminate();
+    let status = server.wait_exit(Duration::from_secs(15));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "exit {status:?}; log:\n{}",
+        server.log_tail(30)
+    );
+    let wal = dir.path().join("giftify.db-wal");
+    let wal_bytes = std::fs::metadata(&wal).map_or(0, |m| m.len());
+    assert_eq!(wal_bytes, 0, "the log is folded into giftify.db");
+    // giftify.db alone, copied away from its log, is the whole shop.
+    let copy = dir.path().join("copy.db");
+    std::fs::copy(dir.path().join("giftify.db"), &copy).expect("copy");
+    let conn = rusqlite::Connection::open(&copy).expect("open the copy");
+    let orders: i64 = conn
+        .query_row("SELECT COUNT(*) FROM orders", [], |row| row.get(0))
+        .expect("count");
+    assert_eq!(orders, 1);
+}
+
+/// Defect 10: `giftify backup` copies a running database under load, verified; `giftify
+/// restore` puts it into an empty data dir only with the keys it was sealed with, and the
+/// restored shop serves what the backup held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_taken_under_load_restores_into_a_working_shop() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let deployment = Deployment::new(dir.path(), &[]);
+    let (mut server, http) = serve(&deployment, &[]).await;
+    let (token, order) = buy_one_card(&http, "backup@giftify.test").await;
+    // Shoppers keep ordering while the backup runs.
+    let load = {
+        let http = http.clone();
+        let token = token.clone();
+        tokio::spawn(async move {
+            let products = http.get("/products", Some(&token)).await.expect("products");
+            let variant = ok(&products)["products"][0]["variants"][0]["variantId"].clone();
+            let until = Instant::now() + Duration::from_secs(3);
+            let mut placed = 0;
+            while Instant::now() < until && placed < 200 {
+                let answer = http
+                    .post(
+                        "/orders/create",
+                        Some(&token),
+                        &json!({"items": [{"variantId": variant, "quantity": 1}]}),
+                    )
+                    .await
+                    .expect("order answers");
+                assert!(
+                    [202, 409, 422].contains(&answer.status),
+                    "{} {}",
+                    answer.status,
+                    answer.body
+                );
+                placed += 1;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let file = dir.path().join("shop.backup");
+    let backed = deployment.try_run(&["backup", file.to_str().expect("utf-8")]);
+    assert!(backed.success, "{}", backed.stderr);
+    assert!(backed.stdout.contains("orders="), "{}", backed.stdout);
+    load.await.expect("the shoppers");
+    assert_eq!(mode(&file), 0o600);
+    server.kill();
+
+    let restored_dir = tempfile::tempdir().expect("temp dir");
+    let target = restored_dir.path().join("data");
+    let restored = Deployment::new(&target, &[]);
+    let without_keys = restored.try_run(&["restore", file.to_str().expect("utf-8")]);
+    assert!(!without_keys.success, "restore needs the keys");
+    assert!(
+        without_keys.stderr.contains("key files"),
+        "{}",
+        without_keys.stderr
+    );
+    std::fs::create_dir(&target).expect("data dir");
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    for key in ["card.key", "jwt.key"] {
+        std::fs::copy(dir.path().join(key), target.join(key)).expect("copy key");
+        std::fs::set_permissions(target.join(key), std::fs::Permissions::from_mode(0o600))
+            .expect("chmod");
+    }
+    let done = restored.try_run(&["restore", file.to_str().expect("utf-8")]);
+    assert!(done.success, "{}", done.stderr);
+    let again = restored.try_run(&["restore", file.to_str().expect("utf-8")]);
+    assert!(
+        !again.success && again.stderr.contains("has a database already"),
+        "{}",
+        again.stderr
+    );
+
+    let (_server, http) = serve(&restored, &[]).await;
+    let details = http
+        .get(&format!("/orders/{order}"), Some(&token))
+        .await
+        .expect("order answers");
+    assert_eq!(
+        ok(&details)["status"],
+        "FULFILLED",
+        "the restored shop has the order"
+    );
+}

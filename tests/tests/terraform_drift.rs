@@ -57,6 +57,22 @@ const NOT_FOR_LAMBDAS: &[(&str, &str)] = &[
         "on AWS the key comes from Secrets Manager (GIFTIFY_CARD_KEY_SECRET_ARN), never the environment",
     ),
     (
+        "GIFTIFY_HTTP_HEADER_TIMEOUT_SECS",
+        "the API Lambda is served by API Gateway, which owns the client connections",
+    ),
+    (
+        "GIFTIFY_HTTP_BODY_TIMEOUT_SECS",
+        "the API Lambda is served by API Gateway, which owns the client connections",
+    ),
+    (
+        "GIFTIFY_HTTP_MAX_CONNECTIONS",
+        "the API Lambda is served by API Gateway; its concurrency is reserved_concurrency",
+    ),
+    (
+        "GIFTIFY_SHUTDOWN_DEADLINE_SECS",
+        "a Lambda's life is the runtime's, not a SIGTERM's",
+    ),
+    (
         "GIFTIFY_QUEUE_MAX_RECEIVES",
         "the embedded queue only; on AWS it is the SQS redrive policy (queue_max_receives)",
     ),

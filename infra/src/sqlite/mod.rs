@@ -19,6 +19,7 @@
 //! No database work runs on the async runtime's threads: writes on the writer thread, reads on
 //! `spawn_blocking`.
 
+pub mod backup;
 mod cards;
 mod carts;
 mod catalogue;

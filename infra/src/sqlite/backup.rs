@@ -1,0 +1,229 @@
+//! Online backup and restore of the embedded database, and the checkpoint of a clean stop.
+//!
+//! A backup is `VACUUM INTO` a new file: SQLite copies one consistent snapshot inside a single
+//! read transaction, which in WAL mode never blocks the API or the worker, even in other
+//! processes. (The step-wise backup API restarts whenever another connection writes, so under
+//! steady load it may never finish.) The copy is written beside its final name, made private
+//! (0600), checked (`integrity_check`, schema version) and synced, then renamed into place: a
+//! backup file either is whole and verified or does not exist.
+//!
+//! The keys are not in the database: a backup restores only with the `card.key` and `jwt.key`
+//! (or variables) of the install it came from, and restore checks them against the key check
+//! values the backup carries before it puts the file in place.
+
+use super::schema;
+use anyhow::{Context, Result, bail, ensure};
+use giftify_shared::keys::{KeyName, KeyVerdict, PresentedKey, judge};
+use rusqlite::{Connection, OpenFlags};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+/// What a verified database file holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    pub bytes: u64,
+    pub users: i64,
+    pub orders: i64,
+    pub gift_cards: i64,
+}
+
+impl std::fmt::Display for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "users={} orders={} gift_cards={} bytes={}",
+            self.users, self.orders, self.gift_cards, self.bytes
+        )
+    }
+}
+
+/// Copies the live database at `database` into the new file `target`, verified.
+pub fn backup(database: &Path, target: &Path) -> Result<Snapshot> {
+    ensure!(
+        !target.exists(),
+        "{} exists already; a backup never overwrites a file",
+        target.display()
+    );
+    let source = Connection::open_with_flags(database, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .with_context(|| format!("cannot open {}", database.display()))?;
+    source.busy_timeout(super::BUSY_TIMEOUT)?;
+    let partial = beside(target, "partial");
+    let _ = std::fs::remove_file(&partial);
+    source
+        .execute("VACUUM INTO ?1", [partial.to_string_lossy()])
+        .with_context(|| format!("cannot write {}", partial.display()))?;
+    let snapshot = settle(&partial, target)?;
+    Ok(snapshot)
+}
+
+/// Puts the backup `file` in place as the database of `data_dir`, which must have none yet,
+/// after checking that `keys` are the ones the backup's data was sealed and signed with.
+pub fn restore(file: &Path, data_dir: &Path, keys: &[PresentedKey]) -> Result<Snapshot> {
+    let database = data_dir.join("giftify.db");
+    ensure!(
+        !database.exists(),
+        "{} has a database already; restore only into a data dir without one",
+        data_dir.display()
+    );
+    verify(file)?;
+    let backup = Connection::open_with_flags(file, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    for key in keys {
+        let recorded: Option<String> = backup
+            .query_row(
+                "SELECT check_value FROM key_checks WHERE name = ?1",
+                [key.name.as_str()],
+                |row| row.get(0),
+            )
+            .map(Some)
+            .or_else(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                other => Err(other),
+            })?;
+        if judge(recorded.as_deref(), &key.check_value) == KeyVerdict::Mismatch {
+            let what = match key.name {
+                KeyName::Card => "card key",
+                KeyName::Jwt => "access-token key",
+            };
+            bail!(
+                "{} is not the {what} this backup was sealed with: put the key files of the \
+                 install the backup came from into {} first",
+                key.source,
+                data_dir.display()
+            );
+        }
+    }
+    drop(backup);
+    let partial = beside(&database, "partial");
+    std::fs::copy(file, &partial)
+        .with_context(|| format!("cannot copy {} into {}", file.display(), data_dir.display()))?;
+    settle(&partial, &database)
+}
+
+/// Makes `partial` private, verifies and syncs it, and renames it to `target`.
+fn settle(partial: &Path, target: &Path) -> Result<Snapshot> {
+    std::fs::set_permissions(partial, std::fs::Permissions::from_mode(0o600))?;
+    let snapshot = match verify(partial) {
+        Ok(snapshot) => snapshot,
+        Err(error) => {
+            let _ = std::fs::remove_file(partial);
+            return Err(error);
+        }
+    };
+    std::fs::File::open(partial)?.sync_all()?;
+    std::fs::rename(partial, target)
+        .with_context(|| format!("cannot move the copy to {}", target.display()))?;
+    let dir = target
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(snapshot)
+}
+
+/// Opens a database file read-only and checks it whole: integrity, a schema this build knows,
+/// and what it holds.
+pub fn verify(file: &Path) -> Result<Snapshot> {
+    let conn = Connection::open_with_flags(file, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .with_context(|| format!("cannot open {}", file.display()))?;
+    let integrity: String = conn.query_row("PRAGMA integrity_check", [], |row| row.get(0))?;
+    ensure!(
+        integrity == "ok",
+        "{} fails its integrity check: {integrity}",
+        file.display()
+    );
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    ensure!(
+        (1..=schema::VERSION).contains(&version),
+        "{} has schema version {version}; this build reads 1 to {}",
+        file.display(),
+        schema::VERSION
+    );
+    let count = |table: &str| -> Result<i64> {
+        Ok(
+            conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |row| {
+                row.get(0)
+            })?,
+        )
+    };
+    Ok(Snapshot {
+        bytes: std::fs::metadata(file)?.len(),
+        users: count("users")?,
+        orders: count("orders")?,
+        gift_cards: count("gift_cards")?,
+    })
+}
+
+/// Folds the write-ahead log into the database file and empties it, so that after a clean stop
+/// `giftify.db` alone holds everything. Another process still working on the file keeps the
+/// part of the log it needs; that is reported, not an error.
+pub fn checkpoint(database: &Path) -> Result<bool> {
+    let conn = Connection::open(database)
+        .with_context(|| format!("cannot open {}", database.display()))?;
+    conn.busy_timeout(super::BUSY_TIMEOUT)?;
+    let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))?;
+    Ok(busy == 0)
+}
+
+fn beside(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".{suffix}"));
+    PathBuf::from(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::QueueSettings;
+    use crate::sqlite::SqliteStore;
+    use giftify_shared::keys::check_value;
+
+    #[tokio::test]
+    async fn a_backup_is_verified_private_and_restores_only_with_its_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = dir.path().join("giftify.db");
+        let store = SqliteStore::open(&live, QueueSettings::default())
+            .await
+            .unwrap();
+        use giftify_shared::ports::KeyChecks;
+        store
+            .record_check(KeyName::Card, &check_value(&[1; 32]), chrono::Utc::now())
+            .await
+            .unwrap();
+        let file = dir.path().join("backup.db");
+        let snapshot = backup(&live, &file).unwrap();
+        assert_eq!(snapshot.orders, 0);
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert!(backup(&live, &file).is_err(), "never overwrites");
+
+        let key = |bytes: [u8; 32]| PresentedKey {
+            name: KeyName::Card,
+            source: "card.key".into(),
+            check_value: check_value(&bytes),
+        };
+        let target = tempfile::tempdir().unwrap();
+        let refused = restore(&file, target.path(), &[key([2; 32])]).unwrap_err();
+        assert!(
+            refused.to_string().contains("card.key is not the card key"),
+            "{refused}"
+        );
+        assert!(!target.path().join("giftify.db").exists());
+        restore(&file, target.path(), &[key([1; 32])]).unwrap();
+        assert!(target.path().join("giftify.db").exists());
+        let again = restore(&file, target.path(), &[key([1; 32])]).unwrap_err();
+        assert!(
+            again.to_string().contains("has a database already"),
+            "{again}"
+        );
+    }
+
+    #[test]
+    fn a_damaged_file_is_not_a_backup() {
+        let dir = tempfile::tempdir().unwrap();
+        let junk = dir.path().join("junk.db");
+        std::fs::write(&junk, b"not a database at all").unwrap();
+        assert!(verify(&junk).is_err());
+    }
+}
