@@ -17,7 +17,7 @@ use giftify_infra::config::{ENV_VARS, LogFormat, parse_urls};
 use giftify_infra::secrets::{KeyFiles, Secrets};
 use giftify_infra::sqlite::backup;
 use giftify_infra::stack::Opening;
-use giftify_shared::order::DeadLetter;
+use giftify_shared::order::{DeadLetter, DeadLetterBody};
 use giftify_shared::usecases::AdminRequest;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -162,7 +162,14 @@ pub enum DlqCommand {
         #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
         limit: u32,
     },
-    /// Move dead letters back to the queue, oldest first.
+    /// Remove one dead letter for good (audited in the log): one that is not an order
+    /// message, or an order settled by hand.
+    Delete {
+        /// The message id `dlq list` shows.
+        message_id: String,
+    },
+    /// Move dead letters back to the queue, oldest first. Letters that are not order messages
+    /// stay: they would only fail again.
     Redrive {
         /// Only list what would be moved.
         #[arg(long)]
@@ -252,6 +259,9 @@ impl Cli {
             Command::Dlq {
                 command: DlqCommand::Redrive { dry_run, max },
             } => dlq_redrive(config, dry_run, max).await,
+            Command::Dlq {
+                command: DlqCommand::Delete { message_id },
+            } => dlq_delete(config, &message_id).await,
             Command::Aws {
                 command: AwsCommand::Bootstrap,
             } => aws_bootstrap(config).await,
@@ -469,7 +479,18 @@ async fn dlq_redrive(config: Config, dry_run: bool, max: u32) -> Result<()> {
     Ok(())
 }
 
-/// `order_…  receives=N  last_error=…` on one line.
+async fn dlq_delete(config: Config, message_id: &str) -> Result<()> {
+    let stack = Stack::open(config, Opening::ExistingOnly).await?;
+    match stack.giftify().delete_dead_letter(message_id).await? {
+        Some(letter) => {
+            tracing::warn!(target: "audit", message_id, order_id = ?letter.order().map(|m| m.order_id.to_string()), "dead letter deleted");
+            println!("deleted: {}", dead_letter_line(&letter));
+            Ok(())
+        }
+        None => bail!("no dead letter has the message id {message_id}"),
+    }
+}
+
 async fn aws_bootstrap(config: Config) -> Result<()> {
     let sdk = giftify_infra::aws::sdk_config().await;
     let visibility = u32::try_from(config.queue.visibility_timeout.as_secs()).unwrap_or(u32::MAX);
@@ -493,15 +514,22 @@ async fn aws_bootstrap(config: Config) -> Result<()> {
     Ok(())
 }
 
+/// `order_…  message_id=…  receives=N  last_error=…` on one line.
 fn dead_letter_line(letter: &DeadLetter) -> String {
     let error = letter
         .last_error
         .as_deref()
         .unwrap_or("-")
         .replace(['\n', '\r'], " ");
+    let what = match &letter.body {
+        DeadLetterBody::Order(message) => message.order_id.to_string(),
+        DeadLetterBody::Unreadable { bytes } => {
+            format!("not an order message ({bytes} bytes; `giftify dlq delete` removes it)")
+        }
+    };
     format!(
-        "{}\treceives={}\tlast_error={error}",
-        letter.message.order_id, letter.receive_count
+        "{what}\tmessage_id={}\treceives={}\tlast_error={error}",
+        letter.message_id, letter.receive_count
     )
 }
 
@@ -621,19 +649,28 @@ mod tests {
 
     #[test]
     fn dead_letters_print_on_one_line() {
+        let order_id = OrderId::generate();
         let letter = DeadLetter {
             message_id: "m1".into(),
-            message: OrderMessage {
-                order_id: OrderId::generate(),
+            body: DeadLetterBody::Order(OrderMessage {
+                order_id: order_id.clone(),
                 user_id: UserId::generate(),
-            },
+            }),
             receive_count: 5,
             last_error: Some("boom\nsecond line".into()),
             dead_at: None,
         };
         let line = dead_letter_line(&letter);
-        assert!(line.starts_with(letter.message.order_id.as_str()));
-        assert!(line.contains("receives=5") && line.contains("last_error=boom second line"));
+        assert!(line.starts_with(order_id.as_str()));
+        assert!(line.contains("message_id=m1") && line.contains("receives=5"));
+        assert!(line.contains("last_error=boom second line"));
         assert!(!line.contains('\n'));
+        let unreadable = DeadLetter {
+            body: DeadLetterBody::Unreadable { bytes: 7 },
+            ..letter
+        };
+        let line = dead_letter_line(&unreadable);
+        assert!(line.starts_with("not an order message (7 bytes"), "{line}");
+        assert!(line.contains("message_id=m1"));
     }
 }

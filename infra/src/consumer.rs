@@ -327,7 +327,7 @@ mod tests {
             }
         );
         let dead = app.store.dead_letters(10).await.unwrap();
-        assert_eq!(dead[0].message, poison);
+        assert_eq!(dead[0].order(), Some(&poison));
         assert!(
             dead[0]
                 .last_error

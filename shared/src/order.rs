@@ -437,10 +437,42 @@ pub struct ProductSales {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeadLetter {
     pub message_id: String,
-    pub message: OrderMessage,
+    pub body: DeadLetterBody,
     pub receive_count: u32,
     pub last_error: Option<String>,
     pub dead_at: Option<DateTime<Utc>>,
+}
+
+/// What a dead letter carries. A poison message need not be an order message at all (a
+/// producer's bug, a hand-sent test message), and one of those must not blind the operator to
+/// the others.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeadLetterBody {
+    Order(OrderMessage),
+    /// Not an order message: only its size is shown (it may hold anything).
+    Unreadable {
+        bytes: usize,
+    },
+}
+
+impl DeadLetterBody {
+    /// Reads a body as sent; anything but an order message is [`DeadLetterBody::Unreadable`].
+    pub fn parse(raw: &str) -> Self {
+        serde_json::from_str(raw).map_or(
+            DeadLetterBody::Unreadable { bytes: raw.len() },
+            DeadLetterBody::Order,
+        )
+    }
+}
+
+impl DeadLetter {
+    /// The order message, when the body is one.
+    pub fn order(&self) -> Option<&OrderMessage> {
+        match &self.body {
+            DeadLetterBody::Order(message) => Some(message),
+            DeadLetterBody::Unreadable { .. } => None,
+        }
+    }
 }
 
 /// How many messages wait, are being handled, and are dead.

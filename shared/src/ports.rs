@@ -258,10 +258,14 @@ pub trait OrderQueue: Send + Sync {
 /// Operator view of the queue and its dead letters.
 #[async_trait]
 pub trait QueueOps: Send + Sync {
+    /// Up to `limit` dead letters, oldest first, unreadable ones included.
     async fn dead_letters(&self, limit: u32) -> Result<Vec<DeadLetter>>;
-    /// Moves the oldest dead letter back to the queue (same group, fresh deduplication id);
-    /// `None` when there is none.
+    /// Moves the oldest dead letter with an order message back to the queue (same group, fresh
+    /// deduplication id); `None` when there is none. Unreadable letters stay where they are:
+    /// sent again they would only fail again (see [`QueueOps::delete_dead_letter`]).
     async fn redrive_next(&self) -> Result<Option<DeadLetter>>;
+    /// Removes one dead letter for good; `None` when no dead letter has this id.
+    async fn delete_dead_letter(&self, message_id: &str) -> Result<Option<DeadLetter>>;
     async fn depths(&self) -> Result<QueueDepths>;
     /// Notes why the handling of a message failed, so the dead-letter listing can show it.
     async fn record_failure(&self, message_id: &str, error: &str) -> Result<()>;

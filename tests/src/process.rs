@@ -91,9 +91,14 @@ impl Deployment {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// Starts `giftify <args>`, appending its output to `<data dir>/<name>.log`.
+    /// Starts `giftify <args>`, appending its output to `<data dir>/<name>.log` (beside the
+    /// data dir while `serve` has yet to create it).
     pub fn spawn(&self, name: &'static str, args: &[&str]) -> GiftifyProcess {
-        let log_path = self.data_dir.join(format!("{name}.log"));
+        let log_dir = match self.data_dir.parent() {
+            Some(parent) if !self.data_dir.exists() => parent,
+            _ => &self.data_dir,
+        };
+        let log_path = log_dir.join(format!("{name}.log"));
         let log = OpenOptions::new()
             .create(true)
             .append(true)

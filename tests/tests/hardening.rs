@@ -222,6 +222,7 @@ async fn a_missing_empty_short_wrong_or_exposed_key_stops_the_start() {
     assert!(!card.exists(), "no new card key was generated");
 
     std::fs::write(&card, "").expect("truncate");
+    std::fs::set_permissions(&card, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     serve_is_refused(&deployment, &["card.key is empty"]);
     restore();
 
@@ -623,4 +624,119 @@ async fn a_backup_taken_under_load_restores_into_a_working_shop() {
         "FULFILLED",
         "the restored shop has the order"
     );
+}
+
+/// The dead-letter commands an operator runs, with one dead letter that is not an order message
+/// ahead of one that is: the listing shows both, the redrive moves the order and keeps the
+/// other, and `dlq delete` removes it.
+fn walk_the_dead_letter_commands(deployment: &Deployment, order_id: &str) {
+    let listed = deployment.try_run(&["dlq", "list"]);
+    assert!(listed.success, "{}", listed.stderr);
+    let lines: Vec<&str> = listed.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", listed.stdout);
+    assert!(lines[0].starts_with("not an order message"), "{}", lines[0]);
+    assert!(lines[1].starts_with(order_id), "{}", lines[1]);
+    let unreadable_id = lines[0]
+        .split('\t')
+        .find_map(|field| field.strip_prefix("message_id="))
+        .expect("the listing shows the message id")
+        .to_string();
+
+    let dry = deployment.try_run(&["dlq", "redrive", "--dry-run"]);
+    assert!(
+        dry.success && dry.stdout.contains("1 message(s) would be moved"),
+        "{}{}",
+        dry.stdout,
+        dry.stderr
+    );
+    let redriven = deployment.try_run(&["dlq", "redrive"]);
+    assert!(redriven.success, "{}", redriven.stderr);
+    assert!(
+        redriven.stdout.contains("1 message(s) moved"),
+        "{}",
+        redriven.stdout
+    );
+    let left = deployment.try_run(&["dlq", "list"]);
+    assert_eq!(left.stdout.lines().count(), 1, "{}", left.stdout);
+    assert!(left.stdout.contains(&unreadable_id), "{}", left.stdout);
+
+    let deleted = deployment.try_run(&["dlq", "delete", &unreadable_id]);
+    assert!(deleted.success, "{}", deleted.stderr);
+    let gone = deployment.try_run(&["dlq", "delete", &unreadable_id]);
+    assert!(
+        !gone.success && gone.stderr.contains("no dead letter"),
+        "{}",
+        gone.stderr
+    );
+    let empty = deployment.try_run(&["dlq", "list"]);
+    assert!(
+        empty.stdout.contains("The dead-letter queue is empty"),
+        "{}",
+        empty.stdout
+    );
+}
+
+fn order_message(order_id: &str) -> String {
+    json!({"orderId": order_id, "userId": format!("user_{}", ulid::Ulid::new())}).to_string()
+}
+
+/// Defect 11, embedded backend.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_dead_letter_commands_survive_a_message_that_is_not_an_order() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let deployment = Deployment::new(dir.path(), &[]);
+    let (mut server, _) = serve(&deployment, &[]).await;
+    server.kill();
+    let order_id = format!("order_{}", ulid::Ulid::new());
+    let db = rusqlite::Connection::open(dir.path().join("giftify.db")).expect("open");
+    for (id, body) in [
+        ("m-poison", "{not json".to_string()),
+        ("m-order", order_message(&order_id)),
+    ] {
+        db.execute(
+            "INSERT INTO dead_letters (message_id, group_id, dedup_id, body, sent_at, \
+             receive_count, last_error, dead_at) VALUES (?1, 'g', ?1, ?2, 0, 5, 'boom', 0)",
+            rusqlite::params![id, body],
+        )
+        .expect("a dead letter");
+    }
+    drop(db);
+    walk_the_dead_letter_commands(&deployment, &order_id);
+}
+
+/// Defect 11, AWS backend (moto): the release binary's dead-letter commands on an SQS FIFO
+/// dead-letter queue holding a message that is not an order message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_dead_letter_commands_survive_a_message_that_is_not_an_order() {
+    let stack = giftify_tests::moto::AwsTestStack::start(3, 30).await;
+    let sqs = aws_sdk_sqs::Client::new(&giftify_tests::moto::moto().sdk_config().await);
+    let dead_letter_url = sqs
+        .get_queue_url()
+        .queue_name(giftify_infra::aws::dead_letter_queue_name(Some(
+            &stack.stage,
+        )))
+        .send()
+        .await
+        .expect("the dead-letter queue")
+        .queue_url
+        .expect("a url");
+    let order_id = format!("order_{}", ulid::Ulid::new());
+    for (dedup, body) in [
+        ("poison", "{not json".to_string()),
+        ("order", order_message(&order_id)),
+    ] {
+        sqs.send_message()
+            .queue_url(&dead_letter_url)
+            .message_body(body)
+            .message_group_id("g")
+            .message_deduplication_id(dedup)
+            .send()
+            .await
+            .expect("send to the dead-letter queue");
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let env: Vec<(&str, String)> = stack.worker_lambda_env();
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let deployment = Deployment::new(dir.path(), &pairs);
+    walk_the_dead_letter_commands(&deployment, &order_id);
 }

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
-use giftify_shared::order::{DeadLetter, OrderMessage, QueueDepths};
+use giftify_shared::order::{DeadLetter, DeadLetterBody, OrderMessage, QueueDepths};
 use giftify_shared::ports::{OrderQueue, QueueOps};
 use giftify_shared::{Error, Result};
 
@@ -230,20 +230,57 @@ impl SqsQueue {
     }
 }
 
-fn dead_letter(message: &SqsMessage) -> Result<DeadLetter> {
-    let parsed: OrderMessage = serde_json::from_str(&message.body).map_err(|_| {
-        Error::internal(format!(
-            "dead letter {} has a malformed body",
-            message.message_id
-        ))
-    })?;
-    Ok(DeadLetter {
+fn dead_letter(message: &SqsMessage) -> DeadLetter {
+    DeadLetter {
         message_id: message.message_id.clone(),
-        message: parsed,
+        body: DeadLetterBody::parse(&message.body),
         receive_count: message.receive_count,
         last_error: None,
         dead_at: None,
-    })
+    }
+}
+
+/// Most dead letters one operator command looks through.
+const MAX_LOOKED_THROUGH: usize = 10_000;
+
+impl SqsQueue {
+    /// Receives dead letters oldest first (SQS has no peek, so a receive hides what it saw and
+    /// the next one returns new messages) until `pick` chooses one or `limit` were seen, then
+    /// makes every one not picked visible again. The picked one stays hidden for the caller.
+    async fn look_through_dead_letters(
+        &self,
+        limit: usize,
+        mut pick: impl FnMut(&SqsMessage) -> bool,
+    ) -> Result<(Vec<SqsMessage>, Option<SqsMessage>)> {
+        let mut seen: Vec<SqsMessage> = Vec::new();
+        let mut picked = None;
+        while seen.len() < limit && picked.is_none() {
+            let batch = self
+                .receive_from(&self.dead_letter_url, 10, 0, LISTING_VISIBILITY_SECONDS)
+                .await?;
+            if batch.is_empty() {
+                break;
+            }
+            for message in batch {
+                if picked.is_none() && pick(&message) {
+                    picked = Some(message);
+                } else {
+                    seen.push(message);
+                }
+            }
+        }
+        for message in &seen {
+            self.client
+                .change_message_visibility()
+                .queue_url(&self.dead_letter_url)
+                .receipt_handle(&message.receipt_handle)
+                .visibility_timeout(0)
+                .send()
+                .await
+                .map_err(sdk_error)?;
+        }
+        Ok((seen, picked))
+    }
 }
 
 #[async_trait]
@@ -260,31 +297,12 @@ const LISTING_VISIBILITY_SECONDS: i32 = 30;
 #[async_trait]
 impl QueueOps for SqsQueue {
     async fn dead_letters(&self, limit: u32) -> Result<Vec<DeadLetter>> {
-        // SQS has no peek: receive (hiding what was seen, so the next receive returns new
-        // messages), then make everything visible again.
-        let mut seen: Vec<SqsMessage> = Vec::new();
-        while seen.len() < limit as usize {
-            let batch = self
-                .receive_from(&self.dead_letter_url, 10, 0, LISTING_VISIBILITY_SECONDS)
-                .await?;
-            if batch.is_empty() {
-                break;
-            }
-            seen.extend(batch);
-        }
-        for message in &seen {
-            self.client
-                .change_message_visibility()
-                .queue_url(&self.dead_letter_url)
-                .receipt_handle(&message.receipt_handle)
-                .visibility_timeout(0)
-                .send()
-                .await
-                .map_err(sdk_error)?;
-        }
+        let (seen, _) = self
+            .look_through_dead_letters(limit as usize, |_| false)
+            .await?;
         let mut letters = Vec::new();
         for message in seen.iter().take(limit as usize) {
-            let mut letter = dead_letter(message)?;
+            let mut letter = dead_letter(message);
             letter.last_error = self.notes.last(&message.message_id).await?;
             letters.push(letter);
         }
@@ -292,23 +310,45 @@ impl QueueOps for SqsQueue {
     }
 
     async fn redrive_next(&self) -> Result<Option<DeadLetter>> {
-        let Some(message) = self
-            .receive_from(&self.dead_letter_url, 1, 0, LISTING_VISIBILITY_SECONDS)
-            .await?
-            .pop()
-        else {
+        let (_, picked) = self
+            .look_through_dead_letters(MAX_LOOKED_THROUGH, |message| {
+                matches!(
+                    DeadLetterBody::parse(&message.body),
+                    DeadLetterBody::Order(_)
+                )
+            })
+            .await?;
+        let Some(message) = picked else {
             return Ok(None);
         };
-        let letter = dead_letter(&message)?;
+        let letter = dead_letter(&message);
+        let Some(order) = letter.order() else {
+            return Ok(None);
+        };
         // A fresh deduplication id: the original is still inside SQS's 5-minute window. A crash
         // between send and delete redrives twice, which fulfillment absorbs.
         let deduplication_id = format!(
             "{}:redrive:{}",
-            letter.message.order_id.ulid_part(),
+            order.order_id.ulid_part(),
             ulid::Ulid::new()
         );
-        self.send(&self.queue_url, &letter.message, &deduplication_id)
+        self.send(&self.queue_url, order, &deduplication_id).await?;
+        self.delete_from(&self.dead_letter_url, &message.receipt_handle)
             .await?;
+        Ok(Some(letter))
+    }
+
+    async fn delete_dead_letter(&self, message_id: &str) -> Result<Option<DeadLetter>> {
+        let (_, picked) = self
+            .look_through_dead_letters(MAX_LOOKED_THROUGH, |message| {
+                message.message_id == message_id
+            })
+            .await?;
+        let Some(message) = picked else {
+            return Ok(None);
+        };
+        let mut letter = dead_letter(&message);
+        letter.last_error = self.notes.last(&message.message_id).await?;
         self.delete_from(&self.dead_letter_url, &message.receipt_handle)
             .await?;
         Ok(Some(letter))

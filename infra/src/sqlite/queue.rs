@@ -16,7 +16,7 @@
 use super::SqliteStore;
 use super::codec::{DbResult, all, count, execute, millis, now_ms, one, time_of};
 use async_trait::async_trait;
-use giftify_shared::order::{DeadLetter, OrderMessage, QueueDepths};
+use giftify_shared::order::{DeadLetter, DeadLetterBody, OrderMessage, QueueDepths};
 use giftify_shared::ports::{OrderQueue, QueueOps};
 use giftify_shared::{Error, Result};
 use rusqlite::{Connection, Row, params};
@@ -189,7 +189,7 @@ const DEAD_LETTER_COLUMNS: &str =
 fn dead_letter_from_row(row: &Row) -> DbResult<DeadLetter> {
     Ok(DeadLetter {
         message_id: row.get("message_id")?,
-        message: message_of(&row.get::<_, String>("body")?)?,
+        body: DeadLetterBody::parse(&row.get::<_, String>("body")?),
         receive_count: row.get("receive_count")?,
         last_error: row.get("last_error")?,
         dead_at: Some(time_of(row.get("dead_at")?)?),
@@ -197,23 +197,27 @@ fn dead_letter_from_row(row: &Row) -> DbResult<DeadLetter> {
 }
 
 fn redrive_next(conn: &Connection, now: i64) -> DbResult<Option<DeadLetter>> {
-    let Some((letter, group_id)) = one(
-        conn,
-        &format!("SELECT {DEAD_LETTER_COLUMNS} FROM dead_letters ORDER BY seq LIMIT 1"),
-        [],
-        |row| {
-            Ok((
-                dead_letter_from_row(row)?,
-                row.get::<_, String>("group_id")?,
-            ))
-        },
-    )?
-    else {
+    // The oldest letter that is an order message; unreadable ones stay for `dlq delete`.
+    let mut letters = conn.prepare_cached(&format!(
+        "SELECT {DEAD_LETTER_COLUMNS} FROM dead_letters ORDER BY seq"
+    ))?;
+    let mut rows = letters.query([])?;
+    let mut next = None;
+    while let Some(row) = rows.next()? {
+        let letter = dead_letter_from_row(row)?;
+        if let DeadLetterBody::Order(message) = &letter.body {
+            next = Some((message.clone(), row.get::<_, String>("group_id")?, letter));
+            break;
+        }
+    }
+    drop(rows);
+    drop(letters);
+    let Some((message, group_id, letter)) = next else {
         return Ok(None);
     };
     // A fresh message id and deduplication id: the redriven message is a new send of the same
     // body to the same group, behind whatever the group already holds.
-    let dedup_id = format!("{}/redrive/{}", letter.message.order_id, ulid::Ulid::new());
+    let dedup_id = format!("{}/redrive/{}", message.order_id, ulid::Ulid::new());
     execute(
         conn,
         "INSERT INTO queue_messages (message_id, group_id, dedup_id, body, sent_at, visible_at) \
@@ -222,7 +226,7 @@ fn redrive_next(conn: &Connection, now: i64) -> DbResult<Option<DeadLetter>> {
             ulid::Ulid::new().to_string(),
             group_id,
             dedup_id,
-            body_of(&letter.message)?,
+            body_of(&message)?,
             now,
         ],
     )?;
@@ -386,6 +390,25 @@ impl QueueOps for SqliteStore {
             self.queue_work.notify_one();
         }
         Ok(letter)
+    }
+
+    async fn delete_dead_letter(&self, message_id: &str) -> Result<Option<DeadLetter>> {
+        let message_id = message_id.to_string();
+        self.write(move |conn| {
+            let letter = one(
+                conn,
+                &format!("SELECT {DEAD_LETTER_COLUMNS} FROM dead_letters WHERE message_id = ?1"),
+                [&message_id],
+                dead_letter_from_row,
+            )?;
+            execute(
+                conn,
+                "DELETE FROM dead_letters WHERE message_id = ?1",
+                [&message_id],
+            )?;
+            Ok(letter)
+        })
+        .await
     }
 
     async fn record_failure(&self, message_id: &str, error: &str) -> Result<()> {
@@ -609,7 +632,7 @@ mod tests {
 
         let dead = f.store.dead_letters(10).await.unwrap();
         assert_eq!(dead.len(), 1);
-        assert_eq!(dead[0].message, poison);
+        assert_eq!(dead[0].order(), Some(&poison));
         assert_eq!(dead[0].receive_count, 3);
         assert_eq!(dead[0].last_error.as_deref(), Some("failure 3"));
         assert!(dead[0].dead_at.is_some());
@@ -631,7 +654,7 @@ mod tests {
         assert_eq!(f.store.depths().await.unwrap().dead, 1);
 
         let moved = f.store.redrive_next().await.unwrap().unwrap();
-        assert_eq!(moved.message, poison);
+        assert_eq!(moved.order(), Some(&poison));
         assert!(f.store.redrive_next().await.unwrap().is_none());
         let depths = f.store.depths().await.unwrap();
         assert_eq!((depths.ready, depths.dead), (1, 0));

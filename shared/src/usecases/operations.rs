@@ -64,6 +64,12 @@ impl Giftify {
         self.ports.queue_ops.dead_letters(limit).await
     }
 
+    /// Removes a dead letter for good (an unreadable one, or an order an operator settled by
+    /// hand); `None` when there is no dead letter with this id.
+    pub async fn delete_dead_letter(&self, message_id: &str) -> Result<Option<DeadLetter>> {
+        self.ports.queue_ops.delete_dead_letter(message_id).await
+    }
+
     /// Moves up to `max` dead letters back to the queue, oldest first, calling `progress` after
     /// each. A dry run only lists what would move.
     pub async fn redrive(
@@ -73,7 +79,14 @@ impl Giftify {
         mut progress: impl FnMut(&DeadLetter),
     ) -> Result<RedriveReport> {
         if dry_run {
-            let moved = self.ports.queue_ops.dead_letters(max).await?;
+            let moved: Vec<DeadLetter> = self
+                .ports
+                .queue_ops
+                .dead_letters(max)
+                .await?
+                .into_iter()
+                .filter(|letter| letter.order().is_some())
+                .collect();
             moved.iter().for_each(&mut progress);
             return Ok(RedriveReport { moved, dry_run });
         }

@@ -461,6 +461,13 @@ impl QueueOps for Faulty<dyn QueueOps> {
             .call("queue_ops.redrive_next", true, || self.1.redrive_next())
             .await
     }
+    async fn delete_dead_letter(&self, message_id: &str) -> Result<Option<DeadLetter>> {
+        self.0
+            .call("queue_ops.delete_dead_letter", true, || {
+                self.1.delete_dead_letter(message_id)
+            })
+            .await
+    }
     async fn depths(&self) -> Result<QueueDepths> {
         self.0
             .call("queue_ops.depths", false, || self.1.depths())

@@ -267,7 +267,10 @@ async fn a_message_that_keeps_failing_goes_to_the_dead_letter_queue_and_redrive_
     );
     let dead = app.giftify().dead_letters(10).await.unwrap();
     assert_eq!(dead.len(), 1);
-    assert_eq!(dead[0].message.order_id.as_str(), order_id);
+    assert_eq!(
+        dead[0].order().expect("an order message").order_id.as_str(),
+        order_id
+    );
     assert_eq!(dead[0].last_error.as_deref(), Some("backend down"));
     if let Stack::Aws { stack, .. } = &app.stack {
         assert_failure_notes_expire_after_the_dead_letter_queue(&stack.stage).await;
@@ -295,7 +298,7 @@ async fn a_message_that_keeps_failing_goes_to_the_dead_letter_queue_and_redrive_
     let report = app
         .giftify()
         .redrive(10, false, |letter| {
-            seen.push(letter.message.order_id.clone())
+            seen.push(letter.order().expect("an order message").order_id.clone())
         })
         .await
         .unwrap();
