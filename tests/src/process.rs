@@ -44,6 +44,8 @@ pub fn free_port() -> u16 {
 pub struct Deployment {
     pub binary: PathBuf,
     pub data_dir: PathBuf,
+    /// Where process logs go; `None` for the data dir (or beside it, until it exists).
+    pub log_dir: Option<PathBuf>,
     pub port: u16,
     pub env: Vec<(String, String)>,
 }
@@ -71,6 +73,7 @@ impl Deployment {
         Deployment {
             binary: giftify_binary(),
             data_dir: data_dir.to_path_buf(),
+            log_dir: None,
             port,
             env,
         }
@@ -94,8 +97,9 @@ impl Deployment {
     /// Starts `giftify <args>`, appending its output to `<data dir>/<name>.log` (beside the
     /// data dir while `serve` has yet to create it).
     pub fn spawn(&self, name: &'static str, args: &[&str]) -> GiftifyProcess {
-        let log_dir = match self.data_dir.parent() {
-            Some(parent) if !self.data_dir.exists() => parent,
+        let log_dir = match (&self.log_dir, self.data_dir.parent()) {
+            (Some(dir), _) => dir.as_path(),
+            (None, Some(parent)) if !self.data_dir.exists() => parent,
             _ => &self.data_dir,
         };
         let log_path = log_dir.join(format!("{name}.log"));

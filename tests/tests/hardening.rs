@@ -740,3 +740,133 @@ async fn aws_dead_letter_commands_survive_a_message_that_is_not_an_order() {
     let deployment = Deployment::new(dir.path(), &pairs);
     walk_the_dead_letter_commands(&deployment, &order_id);
 }
+
+/// A small tmpfs mounted for one test, unmounted when dropped (after the processes using it,
+/// which are declared later and so dropped first).
+struct SmallDisk {
+    mount: std::path::PathBuf,
+}
+
+impl SmallDisk {
+    /// Mounts `size` of tmpfs at `mount`; `None` (with the reason printed) where this machine
+    /// does not let the test mount one.
+    fn mount(mount: &Path, size: &str) -> Option<SmallDisk> {
+        std::fs::create_dir_all(mount).expect("mount point");
+        let status = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(mount)
+            .status();
+        match status {
+            Ok(status) if status.success() => Some(SmallDisk {
+                mount: mount.to_path_buf(),
+            }),
+            other => {
+                println!(
+                    "SKIPPED: cannot mount a tmpfs here ({other:?}); the disk-full test needs root"
+                );
+                None
+            }
+        }
+    }
+
+    /// Writes a filler file until the disk is full.
+    fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let filler = self.mount.join("filler");
+        let mut file = std::fs::File::create(&filler).expect("filler");
+        let chunk = vec![0u8; 64 * 1024];
+        for _ in 0..100_000 {
+            if file
+                .write_all(&chunk)
+                .and_then(|()| file.sync_data())
+                .is_err()
+            {
+                break;
+            }
+        }
+        filler
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.mount)
+            .status();
+    }
+}
+
+/// Defect 7: a full disk answers 503 `SERVICE_UNAVAILABLE` with `Retry-After` (never a 500),
+/// `/health` reports it, and both recover by themselves once space is freed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_answers_503_with_retry_after_and_recovers_by_itself() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let Some(disk) = SmallDisk::mount(&dir.path().join("disk"), "24m") else {
+        return;
+    };
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).expect("log dir");
+    let mut deployment = Deployment::new(&disk.mount.join("data"), &[]);
+    deployment.log_dir = Some(logs);
+    let (_server, http) = serve(&deployment, &[]).await;
+    let token = register(&http, "disk@giftify.test").await["accessToken"]
+        .as_str()
+        .expect("a token")
+        .to_string();
+
+    let filler = disk.fill();
+    let mut refused = 0;
+    for attempt in 0..500 {
+        let answer = http
+            .post("/wallet/topup", Some(&token), &json!({"amount": 1}))
+            .await
+            .expect("top-up answers");
+        match answer.status {
+            200 => {}
+            503 => {
+                assert_eq!(
+                    answer.body["error"]["code"], "SERVICE_UNAVAILABLE",
+                    "{}",
+                    answer.body
+                );
+                assert!(
+                    answer.headers.contains_key("retry-after"),
+                    "{attempt}: no Retry-After"
+                );
+                println!("the disk was full after {attempt} more top-up(s): 503 with Retry-After");
+                refused += 1;
+                break;
+            }
+            other => panic!("a full disk answered {other}: {}", answer.body),
+        }
+    }
+    assert!(refused > 0, "no write failed on a full disk");
+    let health = http.get("/health", None).await.expect("health answers");
+    assert_eq!(health.status, 503, "{}", health.body);
+    let login = login(&http, "disk@giftify.test", PASSWORD).await;
+    assert!(
+        login.status == 503 && login.headers.contains_key("retry-after"),
+        "{} {}",
+        login.status,
+        login.body
+    );
+
+    std::fs::remove_file(filler).expect("free the space");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while http.get("/health", None).await.expect("health").status != 200 {
+        assert!(Instant::now() < deadline, "/health did not recover");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let topped = http
+        .post("/wallet/topup", Some(&token), &json!({"amount": 1}))
+        .await
+        .expect("top-up answers");
+    assert_eq!(topped.status, 200, "{}", topped.body);
+}

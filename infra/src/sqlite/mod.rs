@@ -363,9 +363,22 @@ fn configure(conn: &Connection, busy_timeout: Duration) -> rusqlite::Result<()> 
 
 #[async_trait]
 impl Health for SqliteStore {
+    /// A read on a reader, and a one-row write through the writer: a full disk, a read-only
+    /// file system or a failing device lets reads through but not writes, and is reported
+    /// (`Unavailable`) until a write succeeds again.
     async fn check(&self) -> Result<()> {
         self.read(|conn| {
             conn.query_row("SELECT 1", [], |_| Ok(()))?;
+            Ok(())
+        })
+        .await?;
+        self.write(|conn| {
+            codec::execute(
+                conn,
+                "INSERT INTO health_probe (id, at) VALUES (1, ?1) \
+                 ON CONFLICT (id) DO UPDATE SET at = excluded.at",
+                [codec::now_ms()],
+            )?;
             Ok(())
         })
         .await

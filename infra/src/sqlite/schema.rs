@@ -262,6 +262,13 @@ CREATE TABLE key_checks (
     check_value TEXT NOT NULL,
     created_at  INTEGER NOT NULL
 ) STRICT;
+
+-- One row the health check rewrites: a full disk or a read-only file system lets reads
+-- through and fails writes, and a shop that cannot take orders is not ready.
+CREATE TABLE health_probe (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    at INTEGER NOT NULL
+) STRICT;
 "#;
 
 /// Every migration in order; a database at version `n` has applied the first `n`.
