@@ -52,6 +52,10 @@ run "every_table_is_on_demand_recoverable_encrypted_and_protected" {
     error_message = "Deletion protection must be on by default."
   }
   assert {
+    condition     = terraform_data.destroy_guard.input == true
+    error_message = "The destroy guard must refuse a destroy by default, before anything is deleted."
+  }
+  assert {
     condition     = aws_kms_key.data.enable_key_rotation && aws_kms_key.messaging.enable_key_rotation && aws_kms_key.logs.enable_key_rotation
     error_message = "Every customer-managed key must rotate."
   }
@@ -170,5 +174,9 @@ run "deletion_protection_can_be_lifted_for_a_throwaway_stage" {
   assert {
     condition     = alltrue([for t in aws_dynamodb_table.this : !t.deletion_protection_enabled])
     error_message = "deletion_protection = false must reach every table."
+  }
+  assert {
+    condition     = terraform_data.destroy_guard.input == false
+    error_message = "deletion_protection = false must lift the destroy guard."
   }
 }

@@ -331,3 +331,49 @@ fn lambda_packages_are_binaries_of_the_workspace() {
         );
     }
 }
+
+/// `resource "TYPE" "NAME"` addresses declared in the `.tf` files of `terraform/`.
+fn declared_resources() -> BTreeSet<String> {
+    let mut declared = BTreeSet::new();
+    for entry in std::fs::read_dir(repo().join("terraform")).expect("terraform/") {
+        let path = entry.expect("an entry").path();
+        if path.extension().is_none_or(|ext| ext != "tf") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).expect("a .tf file");
+        for line in text.lines() {
+            let Some(rest) = line.strip_prefix("resource \"") else {
+                continue;
+            };
+            let parts: Vec<&str> = rest.split('"').collect();
+            if parts.len() >= 3 {
+                declared.insert(format!("{}.{}", parts[0], parts[2]));
+            }
+        }
+    }
+    declared
+}
+
+/// The destroy guard protects a stage only if a destroy must delete it before anything else,
+/// which holds only while it depends on every other resource.
+#[test]
+fn the_destroy_guard_depends_on_every_other_resource() {
+    let guard = std::fs::read_to_string(repo().join("terraform/guard.tf")).expect("guard.tf");
+    let listed: BTreeSet<String> = guard
+        .split("depends_on = [")
+        .nth(1)
+        .and_then(|rest| rest.split(']').next())
+        .expect("guard.tf has a depends_on list")
+        .split(',')
+        .map(|entry| entry.trim().to_string())
+        .filter(|entry| !entry.is_empty())
+        .collect();
+    let mut declared = declared_resources();
+    assert!(declared.remove("terraform_data.destroy_guard"));
+    let unguarded: Vec<_> = declared.difference(&listed).collect();
+    let unknown: Vec<_> = listed.difference(&declared).collect();
+    assert!(
+        unguarded.is_empty() && unknown.is_empty(),
+        "add to terraform/guard.tf depends_on: {unguarded:?}; not resources: {unknown:?}"
+    );
+}
