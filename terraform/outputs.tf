@@ -51,8 +51,14 @@ output "operator_environment" {
     GIFTIFY_DLQ_URL   = aws_sqs_queue.dead_letter.url
     GIFTIFY_TOPIC_ARN = aws_sns_topic.order_events.arn
     AWS_REGION        = local.region
-    # The CLI seals and checks cards with the stage's keys, never with keys of its own.
+    # The CLI checks and seals cards with the stage's card key, never with a key of its own.
+    # Not the access-token key: an operator who handles dead letters has no business minting
+    # tokens (`giftify serve` against a stage needs it: jwt_secret_arn).
     GIFTIFY_CARD_KEY_SECRET_ARN = aws_secretsmanager_secret.card_key.arn
-    GIFTIFY_JWT_SECRET_ARN      = aws_secretsmanager_secret.jwt.arn
   }
+}
+
+output "jwt_secret_arn" {
+  description = "Secrets Manager secret of the access-token key, for `giftify serve` against this stage (GIFTIFY_JWT_SECRET_ARN)."
+  value       = aws_secretsmanager_secret.jwt.arn
 }

@@ -326,7 +326,10 @@ async fn serve(config: Config, with_worker: bool, promote_existing_admin: bool) 
     };
     let stop_began = tokio::select! {
         () = shutdown_signal() => {
+            // The HTTP side and the worker drain at once, within one deadline. Orders placed
+            // by requests still in flight are queued durably for the next start.
             let _ = signalled.send(Some(()));
+            let _ = stop.send(true);
             tokio::time::Instant::now()
         }
         ended = worker_ended => {
@@ -340,8 +343,6 @@ async fn serve(config: Config, with_worker: bool, promote_existing_admin: bool) 
             "the shutdown deadline passed with connections open; closed them"
         ),
     }
-    // A send fails only when the worker is gone already, which is what we want anyway.
-    let _ = stop.send(true);
     if let Some(handle) = worker {
         let left = deadline.saturating_sub(stop_began.elapsed());
         match tokio::time::timeout(left, handle).await {
@@ -443,7 +444,14 @@ async fn worker(config: Config) -> Result<()> {
         () = shutdown_signal() => {}
     }
     let _ = stop.send(true);
-    run.await;
+    let deadline = stack.config().shutdown_deadline;
+    if tokio::time::timeout(deadline, run).await.is_err() {
+        // Messages still in hand were not acknowledged: the queue delivers them again.
+        tracing::warn!(
+            deadline_secs = deadline.as_secs(),
+            "the worker did not stop by the deadline; its messages will be delivered again"
+        );
+    }
     stack.close().await;
     tracing::info!("worker stopped");
     Ok(())

@@ -198,6 +198,7 @@ pub async fn set_up_admin(
     email: &str,
     password: &SecretString,
 ) -> anyhow::Result<AdminStep> {
+    let typed_email = email;
     let email = Email::parse(email).context("the admin email is not a valid email address")?;
     check_password_rules(password.expose_secret())
         .map_err(|_| anyhow::anyhow!("the admin password must be 8 to 128 characters"))?;
@@ -206,7 +207,7 @@ pub async fn set_up_admin(
     let mut attempts = 0;
     loop {
         attempts += 1;
-        let step = decide_admin_step(giftify, request, &email, password).await?;
+        let step = decide_admin_step(giftify, request, &email, typed_email, password).await?;
         if let AdminStep::Nothing(_) = step {
             return Ok(step);
         }
@@ -234,9 +235,10 @@ async fn decide_admin_step(
     giftify: &Giftify,
     request: AdminRequest,
     email: &Email,
+    typed_email: &str,
     password: &SecretString,
 ) -> anyhow::Result<AdminStep> {
-    let existing = giftify.login_credentials(email).await?;
+    let existing = giftify.credentials_for_address(email, typed_email).await?;
     let password_matches = match &existing {
         Some(credentials) => {
             let (password, hash) = (password.clone(), credentials.password_hash.clone());

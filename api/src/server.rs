@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 
 /// How the server's stop went.
@@ -50,8 +51,11 @@ pub async fn serve(
         .keep_alive(true);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
+    let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
+        // Reap finished connections, so the set holds only open ones.
+        while connections.try_join_next().is_some() {}
         let slot = tokio::select! {
             slot = slots.clone().acquire_owned() => match slot {
                 Ok(slot) => slot,
@@ -75,7 +79,7 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let connection =
             graceful.watch(builder.serve_connection(TokioIo::new(stream), service.clone()));
-        tokio::spawn(async move {
+        connections.spawn(async move {
             if let Err(error) = connection.await {
                 tracing::debug!(%peer, error = %error, "connection closed with an error");
             }
@@ -85,6 +89,9 @@ pub async fn serve(
     drop(listener);
     match tokio::time::timeout(deadline, graceful.shutdown()).await {
         Ok(()) => Drained::All,
-        Err(_) => Drained::DeadlinePassed,
+        Err(_) => {
+            connections.abort_all();
+            Drained::DeadlinePassed
+        }
     }
 }

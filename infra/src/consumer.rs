@@ -237,6 +237,7 @@ mod tests {
             .register(Registration {
                 email: Email::parse(&format!("{}@example.com", UserId::generate().ulid_part()))
                     .unwrap(),
+                typed_email: String::new(),
                 password_hash: "hash".into(),
                 first_name: "Asha".into(),
                 last_name: "Rao".into(),

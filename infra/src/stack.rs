@@ -50,7 +50,7 @@ pub enum Opening {
 impl EmbeddedStack {
     /// The database file of a data dir.
     pub fn database_path(data_dir: &Path) -> PathBuf {
-        data_dir.join("giftify.db")
+        data_dir.join(crate::sqlite::backup::DATABASE_FILE)
     }
 
     /// Opens the database and keys in the data dir (initialising a new data dir when
@@ -73,6 +73,13 @@ impl EmbeddedStack {
         // Keys first on a new data dir: a crash between the two then leaves keys without a
         // database (a new data dir again), never a database without its keys.
         let secrets = Secrets::load(&config, files);
+        if files == KeyFiles::MayGenerate {
+            // Refused keys on a new data dir: create no database, so the next start is a new
+            // data dir again rather than a database whose keys never existed.
+            secrets
+                .as_ref()
+                .map_err(|error| anyhow::anyhow!("{error:#}"))?;
+        }
         let store = SqliteStore::open(&database, config.queue)
             .await
             .with_context(|| {

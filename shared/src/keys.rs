@@ -35,6 +35,14 @@ impl KeyName {
             KeyName::Jwt => "jwt",
         }
     }
+
+    /// What an operator calls the key.
+    pub fn noun(self) -> &'static str {
+        match self {
+            KeyName::Card => "card key",
+            KeyName::Jwt => "access-token key",
+        }
+    }
 }
 
 /// The check value of a key: hex HMAC-SHA256(key, label).
@@ -79,7 +87,7 @@ pub enum KeyError {
     #[error(
         "{origin} is not the {what} this data was sealed with ({cards} gift card(s) depend on the \
          original): restore the original key, or start on an empty data dir / stage",
-        what = match .name { KeyName::Card => "card key", KeyName::Jwt => "access-token key" },
+        what = .name.noun(),
         cards = .cards.map_or_else(|| "an unknown number of".to_string(), |n| n.to_string())
     )]
     Mismatch {

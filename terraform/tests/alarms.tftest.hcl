@@ -182,11 +182,10 @@ run "outputs_give_operators_what_the_cli_needs" {
       GIFTIFY_DLQ_URL   = aws_sqs_queue.dead_letter.url
       GIFTIFY_TOPIC_ARN = aws_sns_topic.order_events.arn
       AWS_REGION        = "ap-south-1"
-      # Without them the CLI would have no keys of the stage to check or seal with.
+      # Without it the CLI would have no card key of the stage to check or seal with.
       GIFTIFY_CARD_KEY_SECRET_ARN = aws_secretsmanager_secret.card_key.arn
-      GIFTIFY_JWT_SECRET_ARN      = aws_secretsmanager_secret.jwt.arn
     }
-    error_message = "operator_environment must configure the CLI for this stage, the secret ARNs of its keys included."
+    error_message = "operator_environment must configure the CLI for this stage, the card key's secret included and the access-token key's not."
   }
   assert {
     condition     = output.orders_queue_url == aws_sqs_queue.orders.url && output.dead_letter_queue_url == aws_sqs_queue.dead_letter.url && output.order_events_topic_arn == aws_sns_topic.order_events.arn

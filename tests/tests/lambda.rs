@@ -18,6 +18,7 @@ async fn customer(giftify: &Giftify, name: &str) -> UserId {
     let user = giftify
         .register(Registration {
             email: Email::parse(&format!("{name}-{}@example.in", ulid::Ulid::new())).unwrap(),
+            typed_email: String::new(),
             password_hash: "unused".into(),
             first_name: name.into(),
             last_name: "Test".into(),

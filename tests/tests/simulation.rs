@@ -123,6 +123,7 @@ async fn a_refusal_under_a_key_that_a_retry_took_over_answers_in_progress_not_th
     let user = giftify
         .register(Registration {
             email: Email::parse("racer@example.in").expect("email"),
+            typed_email: String::new(),
             password_hash: "not-a-real-hash".into(),
             first_name: "Race".into(),
             last_name: "Condition".into(),

@@ -149,6 +149,7 @@ pub async fn register(
         .giftify()
         .register(Registration {
             email,
+            typed_email: body.email,
             password_hash,
             first_name,
             last_name,
@@ -185,13 +186,7 @@ pub async fn login(
     // Counted before the password is checked (and refused once the account is locked), so a
     // burst of parallel guesses gets no more checks than sequential ones.
     giftify.begin_login_attempt(&email).await?;
-    let mut credentials = giftify.login_credentials(&email).await?;
-    if credentials.is_none()
-        && let Some(legacy) = Email::legacy(&body.email)
-    {
-        // An account registered before addresses were stored in NFC.
-        credentials = giftify.login_credentials(&legacy).await?;
-    }
+    let credentials = giftify.credentials_for_address(&email, &body.email).await?;
     let (hash, user) = match credentials {
         Some(credentials) => (Some(credentials.password_hash), Some(credentials.user)),
         None => (None, None),

@@ -253,15 +253,21 @@ impl SqsQueue {
         mut pick: impl FnMut(&SqsMessage) -> bool,
     ) -> Result<(Vec<SqsMessage>, Option<SqsMessage>)> {
         let mut seen: Vec<SqsMessage> = Vec::new();
+        let mut ids = std::collections::HashSet::new();
         let mut picked = None;
         while seen.len() < limit && picked.is_none() {
             let batch = self
                 .receive_from(&self.dead_letter_url, 10, 0, LISTING_VISIBILITY_SECONDS)
                 .await?;
-            if batch.is_empty() {
+            // A message seen before came back: the scan has gone all the way round.
+            let fresh: Vec<SqsMessage> = batch
+                .into_iter()
+                .filter(|message| ids.insert(message.message_id.clone()))
+                .collect();
+            if fresh.is_empty() {
                 break;
             }
-            for message in batch {
+            for message in fresh {
                 if picked.is_none() && pick(&message) {
                     picked = Some(message);
                 } else {
@@ -270,14 +276,18 @@ impl SqsQueue {
             }
         }
         for message in &seen {
-            self.client
+            // A receipt that went stale only means the message is visible again already.
+            if let Err(error) = self
+                .client
                 .change_message_visibility()
                 .queue_url(&self.dead_letter_url)
                 .receipt_handle(&message.receipt_handle)
                 .visibility_timeout(0)
                 .send()
                 .await
-                .map_err(sdk_error)?;
+            {
+                tracing::warn!(message_id = %message.message_id, error = %sdk_error(error), "could not make a dead letter visible again; it will be after the listing's visibility timeout");
+            }
         }
         Ok((seen, picked))
     }
@@ -292,7 +302,8 @@ impl OrderQueue for SqsQueue {
 }
 
 /// How long listed dead letters stay hidden while the listing pages through them.
-const LISTING_VISIBILITY_SECONDS: i32 = 30;
+/// Long enough for a scan of [`MAX_LOOKED_THROUGH`] letters, so none comes back mid-scan.
+const LISTING_VISIBILITY_SECONDS: i32 = 300;
 
 #[async_trait]
 impl QueueOps for SqsQueue {

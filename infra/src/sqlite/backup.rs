@@ -13,9 +13,9 @@
 
 use super::schema;
 use anyhow::{Context, Result, bail, ensure};
-use giftify_shared::keys::{KeyName, KeyVerdict, PresentedKey, judge};
-use rusqlite::{Connection, OpenFlags};
-use std::os::unix::fs::PermissionsExt;
+use giftify_shared::keys::{KeyVerdict, PresentedKey, judge};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// What a verified database file holds.
@@ -47,59 +47,73 @@ pub fn backup(database: &Path, target: &Path) -> Result<Snapshot> {
     let source = Connection::open_with_flags(database, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .with_context(|| format!("cannot open {}", database.display()))?;
     source.busy_timeout(super::BUSY_TIMEOUT)?;
-    let partial = beside(target, "partial");
+    let partial = beside(target, ".partial");
     let _ = std::fs::remove_file(&partial);
-    source
-        .execute("VACUUM INTO ?1", [partial.to_string_lossy()])
-        .with_context(|| format!("cannot write {}", partial.display()))?;
-    let snapshot = settle(&partial, target)?;
-    Ok(snapshot)
+    // Created empty and private first: SQLite writes into an empty file as it finds it, so
+    // the copy of emails and password hashes is never readable by others, not even half-way.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&partial)
+        .with_context(|| format!("cannot create {}", partial.display()))?;
+    if let Err(error) = source.execute("VACUUM INTO ?1", [partial.to_string_lossy()]) {
+        let _ = std::fs::remove_file(&partial);
+        return Err(error).with_context(|| format!("cannot write {}", partial.display()));
+    }
+    settle(&partial, target)
 }
 
 /// Puts the backup `file` in place as the database of `data_dir`, which must have none yet,
 /// after checking that `keys` are the ones the backup's data was sealed and signed with.
 pub fn restore(file: &Path, data_dir: &Path, keys: &[PresentedKey]) -> Result<Snapshot> {
-    let database = data_dir.join("giftify.db");
-    ensure!(
-        !database.exists(),
-        "{} has a database already; restore only into a data dir without one",
-        data_dir.display()
-    );
+    let database = data_dir.join(DATABASE_FILE);
+    for leftover in ["", "-wal", "-shm"] {
+        let path = beside(&database, leftover);
+        ensure!(
+            !Path::new(&path).exists(),
+            "{} exists: restore only into a data dir without a database (a leftover log would \
+             be applied to the restored file)",
+            path.display()
+        );
+    }
     verify(file)?;
     let backup = Connection::open_with_flags(file, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-    for key in keys {
+    // A backup of a schema without key check values has nothing to compare: the first start
+    // records the keys it is given.
+    let has_checks: bool = backup.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'key_checks')",
+        [],
+        |row| row.get(0),
+    )?;
+    for key in keys.iter().filter(|_| has_checks) {
         let recorded: Option<String> = backup
             .query_row(
                 "SELECT check_value FROM key_checks WHERE name = ?1",
                 [key.name.as_str()],
                 |row| row.get(0),
             )
-            .map(Some)
-            .or_else(|e| match e {
-                rusqlite::Error::QueryReturnedNoRows => Ok(None),
-                other => Err(other),
-            })?;
+            .optional()?;
         if judge(recorded.as_deref(), &key.check_value) == KeyVerdict::Mismatch {
-            let what = match key.name {
-                KeyName::Card => "card key",
-                KeyName::Jwt => "access-token key",
-            };
             bail!(
-                "{} is not the {what} this backup was sealed with: put the key files of the \
+                "{} is not the {} this backup was sealed with: put the key files of the \
                  install the backup came from into {} first",
                 key.source,
+                key.name.noun(),
                 data_dir.display()
             );
         }
     }
     drop(backup);
-    let partial = beside(&database, "partial");
+    let partial = beside(&database, ".partial");
     std::fs::copy(file, &partial)
         .with_context(|| format!("cannot copy {} into {}", file.display(), data_dir.display()))?;
     settle(&partial, &database)
 }
 
-/// Makes `partial` private, verifies and syncs it, and renames it to `target`.
+/// Makes `partial` private, verifies and syncs it, and links it to `target`, which must not
+/// exist: a link, unlike a rename, never replaces a file that appeared meanwhile (a `serve`
+/// started on the data dir while the restore ran).
 fn settle(partial: &Path, target: &Path) -> Result<Snapshot> {
     std::fs::set_permissions(partial, std::fs::Permissions::from_mode(0o600))?;
     let snapshot = match verify(partial) {
@@ -110,8 +124,9 @@ fn settle(partial: &Path, target: &Path) -> Result<Snapshot> {
         }
     };
     std::fs::File::open(partial)?.sync_all()?;
-    std::fs::rename(partial, target)
-        .with_context(|| format!("cannot move the copy to {}", target.display()))?;
+    let linked = std::fs::hard_link(partial, target);
+    let _ = std::fs::remove_file(partial);
+    linked.with_context(|| format!("cannot put the copy in place as {}", target.display()))?;
     let dir = target
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -164,9 +179,13 @@ pub fn checkpoint(database: &Path) -> Result<bool> {
     Ok(busy == 0)
 }
 
+/// The database file's name in a data dir.
+pub const DATABASE_FILE: &str = "giftify.db";
+
+/// `path` with `suffix` appended to its name (`giftify.db` → `giftify.db-wal`).
 fn beside(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
-    name.push(format!(".{suffix}"));
+    name.push(suffix);
     PathBuf::from(name)
 }
 
@@ -175,7 +194,7 @@ mod tests {
     use super::*;
     use crate::config::QueueSettings;
     use crate::sqlite::SqliteStore;
-    use giftify_shared::keys::check_value;
+    use giftify_shared::keys::{KeyName, check_value};
 
     #[tokio::test]
     async fn a_backup_is_verified_private_and_restores_only_with_its_keys() {

@@ -49,6 +49,7 @@ use giftify_shared::{Error, Result};
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -113,7 +114,13 @@ pub struct SqliteStore {
     /// transaction and whose follow-up `enqueue` has not come yet (see
     /// [`SqliteStore::take_placed`]).
     placed: Mutex<HashSet<OrderId>>,
+    /// When the health check's write last succeeded (unix ms), so that `/health`, which
+    /// anyone may call, adds at most one write a second to the writer's queue.
+    last_write_probe: AtomicI64,
 }
+
+/// How long a successful health-check write vouches for the disk.
+const WRITE_PROBE_VALID_MS: i64 = 1_000;
 
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -148,6 +155,7 @@ impl SqliteStore {
             queue_work: Notify::new(),
             delivery_work: Notify::new(),
             placed: Mutex::new(HashSet::new()),
+            last_write_probe: AtomicI64::new(i64::MIN),
         }))
     }
 
@@ -186,7 +194,12 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection) -> DbResult<T> + Send + 'static,
     {
-        self.db.writer.write(op).await
+        let written = self.db.writer.write(op).await;
+        if matches!(written, Err(Error::Unavailable(_))) {
+            // A full or failing disk: the next health check must look again.
+            self.last_write_probe.store(i64::MIN, Ordering::Relaxed);
+        }
+        written
     }
 
     /// Runs `op` in one read transaction on a reader, so a multi-query read sees one snapshot.
@@ -365,13 +378,19 @@ fn configure(conn: &Connection, busy_timeout: Duration) -> rusqlite::Result<()> 
 impl Health for SqliteStore {
     /// A read on a reader, and a one-row write through the writer: a full disk, a read-only
     /// file system or a failing device lets reads through but not writes, and is reported
-    /// (`Unavailable`) until a write succeeds again.
+    /// (`Unavailable`) until a write succeeds again. A write that succeeded within the last
+    /// second vouches for the disk, so a flood of checks cannot crowd out orders.
     async fn check(&self) -> Result<()> {
         self.read(|conn| {
             conn.query_row("SELECT 1", [], |_| Ok(()))?;
             Ok(())
         })
         .await?;
+        let now = codec::now_ms();
+        if now.saturating_sub(self.last_write_probe.load(Ordering::Relaxed)) < WRITE_PROBE_VALID_MS
+        {
+            return Ok(());
+        }
         self.write(|conn| {
             codec::execute(
                 conn,
@@ -381,7 +400,9 @@ impl Health for SqliteStore {
             )?;
             Ok(())
         })
-        .await
+        .await?;
+        self.last_write_probe.store(now, Ordering::Relaxed);
+        Ok(())
     }
 }
 

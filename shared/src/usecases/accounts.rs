@@ -12,6 +12,9 @@ use crate::{Error, Result};
 #[derive(Clone, Debug)]
 pub struct Registration {
     pub email: Email,
+    /// The address as typed, to find an account stored under an older normal form; empty
+    /// when the caller has only the normal form.
+    pub typed_email: String,
     pub password_hash: String,
     pub first_name: String,
     pub last_name: String,
@@ -19,7 +22,18 @@ pub struct Registration {
 }
 
 impl Giftify {
+    /// # Errors
+    /// `EmailAlreadyExists` also when an account registered before the NFC rule has this
+    /// address in another normalisation form: they are one address.
     pub async fn register(&self, registration: Registration) -> Result<User> {
+        if Email::legacy(&registration.typed_email).is_some()
+            && self
+                .credentials_for_address(&registration.email, &registration.typed_email)
+                .await?
+                .is_some()
+        {
+            return Err(Error::EmailAlreadyExists);
+        }
         let user = NewUser {
             id: UserId::generate(),
             email: registration.email,
@@ -85,6 +99,22 @@ impl Giftify {
                 retry_after_secs: retry_after(until, now),
             }),
             None => Ok(()),
+        }
+    }
+
+    /// The account a typed address belongs to: the one stored under its normal form, else
+    /// one registered before addresses were stored in NFC ([`Email::legacy`]).
+    pub async fn credentials_for_address(
+        &self,
+        email: &Email,
+        typed: &str,
+    ) -> Result<Option<UserCredentials>> {
+        if let Some(found) = self.ports.users.credentials_by_email(email).await? {
+            return Ok(Some(found));
+        }
+        match Email::legacy(typed) {
+            Some(legacy) => self.ports.users.credentials_by_email(&legacy).await,
+            None => Ok(None),
         }
     }
 

@@ -199,6 +199,7 @@ pub async fn raw_sqlite(dir: &Path, tasks: usize, duration: Duration) -> Result<
         let user = giftify
             .register(Registration {
                 email: Email::parse(&format!("raw-{n}@example.com"))?,
+                typed_email: String::new(),
                 password_hash: "not-a-real-hash".into(),
                 first_name: "Raw".into(),
                 last_name: "Limit".into(),

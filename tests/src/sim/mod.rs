@@ -644,6 +644,7 @@ async fn setup(
         let user = giftify
             .register(Registration {
                 email: Email::parse(&format!("sim{index}@example.in"))?,
+                typed_email: String::new(),
                 password_hash: "not-a-real-hash".into(),
                 first_name: "Sim".into(),
                 last_name: format!("User{index}"),
