@@ -377,3 +377,76 @@ fn the_destroy_guard_depends_on_every_other_resource() {
         "add to terraform/guard.tf depends_on: {unguarded:?}; not resources: {unknown:?}"
     );
 }
+
+/// SDK operations the adapters behind `giftify dlq …` call, read from the code: the operation
+/// on the line after each `.client` of a builder chain, as `service:Operation`.
+fn sdk_calls(file: &str, service: &str) -> BTreeSet<String> {
+    let text = std::fs::read_to_string(repo().join(file)).expect("an adapter file");
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    lines
+        .windows(2)
+        .filter(|pair| pair[0].ends_with(".client") || pair[0] == "self.client")
+        .filter_map(|pair| pair[1].strip_prefix('.')?.strip_suffix("()"))
+        .map(|operation| {
+            let pascal: String = operation
+                .split('_')
+                .map(|word| {
+                    let mut chars = word.chars();
+                    chars
+                        .next()
+                        .map(|first| first.to_ascii_uppercase().to_string() + chars.as_str())
+                        .unwrap_or_default()
+                })
+                .collect();
+            format!("{service}:{pascal}")
+        })
+        .collect()
+}
+
+/// The operator policy (terraform/operator.tf) allows every call the dead-letter commands
+/// make. Calls of these files that no operator command makes are listed with the reason.
+#[test]
+fn the_operator_policy_allows_every_call_of_the_dead_letter_commands() {
+    let not_operator_calls: &[(&str, &str)] = &[
+        (
+            "dynamodb:PutItem",
+            "sqs.rs: FailureNotes::record runs in the worker, not in an operator command",
+        ),
+        (
+            "sqs:GetQueueAttributes",
+            "sqs.rs: queue depths are for /metrics",
+        ),
+        (
+            "dynamodb:Scan",
+            "dynamo/keys.rs: the card count of a refused start is best effort",
+        ),
+    ];
+    let mut called = sdk_calls("infra/src/aws/sqs.rs", "sqs");
+    let notes: BTreeSet<String> = called
+        .iter()
+        .filter(|call| call.ends_with(":GetItem") || call.ends_with(":PutItem"))
+        .cloned()
+        .collect();
+    for note in notes {
+        // FailureNotes talks to DynamoDB through its own client in the same file.
+        called.remove(&note);
+        called.insert(note.replace("sqs:", "dynamodb:"));
+    }
+    called.extend(sdk_calls("infra/src/aws/dynamo/keys.rs", "dynamodb"));
+    called.insert("secretsmanager:GetSecretValue".into());
+    let policy =
+        std::fs::read_to_string(repo().join("terraform/operator.tf")).expect("operator.tf");
+    let missing: Vec<&String> = called
+        .iter()
+        .filter(|call| !not_operator_calls.iter().any(|(exempt, _)| exempt == call))
+        .filter(|call| !policy.contains(&format!("\"{call}\"")))
+        .collect();
+    assert!(
+        called.contains("sqs:ReceiveMessage") && called.contains("dynamodb:GetItem"),
+        "the calls were read from the code: {called:?}"
+    );
+    assert!(
+        missing.is_empty(),
+        "terraform/operator.tf lacks {missing:?} (called: {called:?})"
+    );
+}
