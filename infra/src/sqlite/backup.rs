@@ -68,12 +68,17 @@ pub fn backup(database: &Path, target: &Path) -> Result<Snapshot> {
 /// after checking that `keys` are the ones the backup's data was sealed and signed with.
 pub fn restore(file: &Path, data_dir: &Path, keys: &[PresentedKey]) -> Result<Snapshot> {
     let database = data_dir.join(DATABASE_FILE);
-    for leftover in ["", "-wal", "-shm"] {
+    ensure!(
+        !database.exists(),
+        "{} has a database already; restore only into a data dir without one",
+        data_dir.display()
+    );
+    for leftover in ["-wal", "-shm"] {
         let path = beside(&database, leftover);
         ensure!(
-            !Path::new(&path).exists(),
-            "{} exists: restore only into a data dir without a database (a leftover log would \
-             be applied to the restored file)",
+            !path.exists(),
+            "{} is left over from another database: remove it first (SQLite would apply it to \
+             the restored file)",
             path.display()
         );
     }
