@@ -409,7 +409,7 @@ impl Health for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use giftify_shared::ports::OrderQueue;
+    use giftify_shared::ports::{OrderQueue, QueueOps};
 
     #[tokio::test]
     async fn opening_twice_keeps_the_schema_and_the_data() {
@@ -459,9 +459,13 @@ mod tests {
         let err = store.enqueue(&message).await.unwrap_err();
         assert!(matches!(err, Error::Unavailable(_)), "{err:?}");
         assert!(err.is_retryable());
-        // Reads are not blocked by a writer in WAL mode.
-        store.check().await.unwrap();
+        // Reads are not blocked by a writer in WAL mode; the health check, which also writes,
+        // reports the blocked writer.
+        store.depths().await.unwrap();
+        let health = store.check().await.unwrap_err();
+        assert!(matches!(health, Error::Unavailable(_)), "{health:?}");
         other.execute_batch("ROLLBACK").unwrap();
         store.enqueue(&message).await.unwrap();
+        store.check().await.unwrap();
     }
 }
