@@ -41,6 +41,27 @@ fn user_key(id: &UserId) -> Item {
     item([("userId", s(id.as_str()))])
 }
 
+/// The user an `UpdateItem` conditional on the user's existence returned (`ReturnValue::AllNew`).
+fn updated_user(
+    result: std::result::Result<
+        aws_sdk_dynamodb::operation::update_item::UpdateItemOutput,
+        aws_sdk_dynamodb::error::SdkError<
+            aws_sdk_dynamodb::operation::update_item::UpdateItemError,
+        >,
+    >,
+) -> Result<User> {
+    match result {
+        Ok(output) => user_from(&output.attributes.unwrap_or_default()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+        {
+            Err(Error::NotFound("user"))
+        }
+        Err(e) => Err(sdk_error(e)),
+    }
+}
+
 pub(super) fn user_from(raw: &Item) -> Result<User> {
     let a = Attrs::new(raw, "users");
     Ok(User {
@@ -240,16 +261,7 @@ impl Users for DynamoStore {
             .return_values(ReturnValue::AllNew)
             .send()
             .await;
-        match result {
-            Ok(output) => user_from(&output.attributes.unwrap_or_default()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Err(Error::NotFound("user"))
-            }
-            Err(e) => Err(sdk_error(e)),
-        }
+        updated_user(result)
     }
 
     async fn record_login(&self, id: &UserId, now: DateTime<Utc>) -> Result<()> {
@@ -295,16 +307,7 @@ impl Users for DynamoStore {
             .return_values(ReturnValue::AllNew)
             .send()
             .await;
-        match result {
-            Ok(output) => user_from(&output.attributes.unwrap_or_default()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Err(Error::NotFound("user"))
-            }
-            Err(e) => Err(sdk_error(e)),
-        }
+        updated_user(result)
     }
 }
 
