@@ -370,7 +370,7 @@ fn core_parts(error: &CoreError) -> Parts {
             Parts::new(S::BAD_REQUEST, ErrorCode::ValidationError, text).details(details)
         }
         CoreError::NotFound(what) => Parts::new(S::NOT_FOUND, ErrorCode::NotFound, message)
-            .details(json!({ "resource": what })),
+            .details(json!({ "resource": what.noun() })),
         CoreError::EmailAlreadyExists => {
             Parts::new(S::CONFLICT, ErrorCode::EmailAlreadyExists, message)
         }
@@ -456,6 +456,7 @@ fn cause_chain(error: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use giftify_shared::Missing;
     use giftify_shared::Paise;
     use giftify_shared::order::OrderStatus;
 
@@ -471,7 +472,7 @@ mod tests {
                 400,
                 "VALIDATION_ERROR",
             ),
-            (CoreError::NotFound("order"), 404, "NOT_FOUND"),
+            (CoreError::NotFound(Missing::Order), 404, "NOT_FOUND"),
             (CoreError::EmailAlreadyExists, 409, "EMAIL_ALREADY_EXISTS"),
             (CoreError::InvalidCredentials, 401, "INVALID_CREDENTIALS"),
             (CoreError::InvalidToken, 401, "UNAUTHORIZED"),

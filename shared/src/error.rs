@@ -16,7 +16,7 @@ pub enum Error {
         message: String,
     },
     #[error("{0} not found")]
-    NotFound(&'static str),
+    NotFound(Missing),
     #[error("an account with this email already exists")]
     EmailAlreadyExists,
     #[error("invalid email or password")]
@@ -54,6 +54,37 @@ pub enum Error {
     /// Anything else: a bug or corrupt data. Opaque to clients.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
+}
+
+/// What was not found: the kinds of thing a caller may ask for by id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Missing {
+    User,
+    Product,
+    Variant,
+    Order,
+    GiftCard,
+    Transaction,
+}
+
+impl Missing {
+    /// How the thing is named in a message ("gift card not found").
+    pub fn noun(self) -> &'static str {
+        match self {
+            Missing::User => "user",
+            Missing::Product => "product",
+            Missing::Variant => "variant",
+            Missing::Order => "order",
+            Missing::GiftCard => "gift card",
+            Missing::Transaction => "transaction",
+        }
+    }
+}
+
+impl std::fmt::Display for Missing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.noun())
+    }
 }
 
 impl Error {

@@ -96,9 +96,178 @@ pub struct NewClaim {
     pub now: DateTime<Utc>,
 }
 
+/// A key as a store holds it, live or not.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredKey {
+    pub fingerprint: String,
+    pub state: StoredKeyState,
+    /// From [`expiry_after`]: a whole second, which every backend stores exactly.
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoredKeyState {
+    /// A request holds the key under `token` until `lease_until`.
+    InProgress {
+        token: String,
+        lease_until: DateTime<Utc>,
+    },
+    Done(IdempotentOutcome),
+}
+
+impl StoredKey {
+    /// The one expiry rule: a record is live until the instant it expires, and absent from
+    /// that instant on.
+    pub fn is_live(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at > now
+    }
+}
+
+/// When a key claimed at `now` expires: [`RETENTION`] later, rounded up to the whole second
+/// (DynamoDB's TTL attribute holds seconds, SQLite milliseconds; both hold this exactly).
+pub fn expiry_after(now: DateTime<Utc>) -> DateTime<Utc> {
+    let end = now + RETENTION;
+    let seconds = end.timestamp() + i64::from(end.timestamp_subsec_nanos() > 0);
+    DateTime::from_timestamp(seconds, 0).unwrap_or(end)
+}
+
+/// The record a claim holds the key with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyLease {
+    pub token: String,
+    pub lease_until: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What a store does with a claim, decided by [`decide_claim`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClaimDecision {
+    /// No live record: write this one, on the condition that still none is live.
+    Insert(KeyLease),
+    /// The holder's lease ran out (it crashed or stalled): hand the key to this claim, on the
+    /// condition that the token `from` still holds it. The holder's commit names its old token
+    /// and will fail, so the work cannot happen twice. The retention starts again.
+    TakeOver {
+        from: String,
+        lease: KeyLease,
+    },
+    Replay(IdempotentOutcome),
+    InProgress,
+    Reused,
+}
+
+impl ClaimDecision {
+    /// The answer to the claim, once the store has committed what the decision asks.
+    pub fn answer(self, claim: &NewClaim) -> Claim {
+        match self {
+            ClaimDecision::Insert(_) | ClaimDecision::TakeOver { .. } => {
+                Claim::Acquired(claim.token.clone())
+            }
+            ClaimDecision::Replay(outcome) => Claim::Replay(outcome),
+            ClaimDecision::InProgress => Claim::InProgress,
+            ClaimDecision::Reused => Claim::KeyReused,
+        }
+    }
+}
+
+/// The claim rule, written once: `stored` is the key's record as read (expired or not).
+pub fn decide_claim(stored: Option<&StoredKey>, claim: &NewClaim) -> ClaimDecision {
+    let lease = KeyLease {
+        token: claim.token.clone(),
+        lease_until: claim.now + LEASE,
+        expires_at: expiry_after(claim.now),
+    };
+    let Some(stored) = stored.filter(|stored| stored.is_live(claim.now)) else {
+        return ClaimDecision::Insert(lease);
+    };
+    if stored.fingerprint != claim.fingerprint {
+        return ClaimDecision::Reused;
+    }
+    match &stored.state {
+        StoredKeyState::Done(outcome) => ClaimDecision::Replay(outcome.clone()),
+        StoredKeyState::InProgress { lease_until, .. } if *lease_until > claim.now => {
+            ClaimDecision::InProgress
+        }
+        StoredKeyState::InProgress { token, .. } => ClaimDecision::TakeOver {
+            from: token.clone(),
+            lease,
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn claim_at(now: DateTime<Utc>, fingerprint: &str) -> NewClaim {
+        NewClaim {
+            scope: IdempotencyScope {
+                user_id: UserId::generate(),
+                key: IdempotencyKey::parse("k-1").expect("key"),
+            },
+            fingerprint: fingerprint.into(),
+            token: "new-token".into(),
+            now,
+        }
+    }
+
+    #[test]
+    fn a_record_is_absent_from_the_instant_it_expires() {
+        let start = DateTime::from_timestamp_millis(1_700_000_000_250).expect("time");
+        let expires_at = expiry_after(start);
+        assert_eq!(expires_at.timestamp_subsec_nanos(), 0);
+        assert!(
+            expires_at - start >= RETENTION
+                && expires_at - start < RETENTION + Duration::seconds(1)
+        );
+        let stored = StoredKey {
+            fingerprint: "f".into(),
+            state: StoredKeyState::Done(IdempotentOutcome::OrderPlaced(OrderId::generate())),
+            expires_at,
+        };
+        let just_before = expires_at - Duration::milliseconds(1);
+        assert!(matches!(
+            decide_claim(Some(&stored), &claim_at(just_before, "f")),
+            ClaimDecision::Replay(_)
+        ));
+        assert!(matches!(
+            decide_claim(Some(&stored), &claim_at(expires_at, "f")),
+            ClaimDecision::Insert(_)
+        ));
+        assert!(matches!(
+            decide_claim(Some(&stored), &claim_at(just_before, "other")),
+            ClaimDecision::Reused
+        ));
+    }
+
+    #[test]
+    fn a_lapsed_lease_is_taken_over_and_its_retention_starts_again() {
+        let now = DateTime::from_timestamp(1_700_000_000, 0).expect("time");
+        let stored = StoredKey {
+            fingerprint: "f".into(),
+            state: StoredKeyState::InProgress {
+                token: "old-token".into(),
+                lease_until: now,
+            },
+            expires_at: now + Duration::hours(1),
+        };
+        assert_eq!(
+            decide_claim(
+                Some(&stored),
+                &claim_at(now - Duration::milliseconds(1), "f")
+            ),
+            ClaimDecision::InProgress
+        );
+        match decide_claim(Some(&stored), &claim_at(now, "f")) {
+            ClaimDecision::TakeOver { from, lease } => {
+                assert_eq!(from, "old-token");
+                assert_eq!(lease.token, "new-token");
+                assert_eq!(lease.lease_until, now + LEASE);
+                assert_eq!(lease.expires_at, expiry_after(now));
+            }
+            other => panic!("expected a takeover, got {other:?}"),
+        }
+    }
 
     #[test]
     fn keys_are_bounded_printable_ascii() {

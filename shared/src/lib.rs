@@ -13,6 +13,7 @@ pub mod events;
 pub mod idempotency;
 pub mod ids;
 pub mod keys;
+pub mod ledger;
 pub mod money;
 pub mod order;
 pub mod ports;
@@ -22,6 +23,6 @@ pub mod vault;
 pub mod wallet;
 
 pub use clock::{Clock, SystemClock};
-pub use error::{Error, Result};
+pub use error::{Error, Missing, Result};
 pub use money::Paise;
 pub use usecases::{Giftify, Rules};

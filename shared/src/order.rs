@@ -1,11 +1,14 @@
 //! Orders: the status machine, order lines, and the fulfillment math (allocation and refund).
 
+use crate::Missing;
 use crate::cart::Cart;
 use crate::idempotency::IdempotencyCommit;
 use crate::ids::{OrderId, ProductId, TransactionId, UserId, VariantId};
+use crate::ledger::Movement;
 use crate::{Error, Paise, Result};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// At most this many gift cards per order, so fulfillment stays one atomic DynamoDB
@@ -171,6 +174,174 @@ impl Order {
     pub fn fulfilled_value(&self) -> Paise {
         Paise::new(self.items.iter().map(|l| l.fulfilled_price().get()).sum())
     }
+
+    /// The order in status `next`, if the state machine allows the move.
+    fn moved_to(&self, next: OrderStatus, now: DateTime<Utc>) -> Option<Order> {
+        self.status.can_become(next).then(|| Order {
+            status: next,
+            updated_at: now,
+            ..self.clone()
+        })
+    }
+
+    /// PENDING → PROCESSING, noting when fulfillment was attempted; `None` for an order in any
+    /// other status (a redelivery, or a cancel that won): there is nothing to start.
+    pub fn started(&self, now: DateTime<Utc>) -> Option<Order> {
+        let mut started = self.moved_to(OrderStatus::Processing, now)?;
+        started.fulfillment.attempted_at = Some(now);
+        Some(started)
+    }
+
+    /// PENDING → CANCELLED with everything paid refunded: the order after, and the refund.
+    /// # Errors
+    /// [`Error::NotFound`] when the order is another user's (indistinguishable from a missing
+    /// one), [`Error::OrderNotCancellable`] when the state machine forbids the move.
+    pub fn cancelled(&self, c: &Cancellation) -> Result<(Order, Movement)> {
+        if self.id != c.order_id || self.user_id != c.user_id {
+            return Err(Error::NotFound(Missing::Order));
+        }
+        let mut cancelled = self
+            .moved_to(OrderStatus::Cancelled, c.now)
+            .ok_or(Error::OrderNotCancellable(self.status))?;
+        cancelled.refund_amount = self.paid_amount;
+        cancelled.fulfillment.refund_processed = true;
+        cancelled.notified_at = None;
+        let refund = Movement::refund_of_cancelled(
+            c.refund_transaction_id.clone(),
+            self.user_id.clone(),
+            &self.id,
+            self.paid_amount,
+            c.now,
+        );
+        Ok((cancelled, refund))
+    }
+
+    /// PROCESSING → the fulfillment's final status, with its quantities, refund and dates
+    /// applied, after checking that the fulfillment is consistent with itself and with the
+    /// order: quantities within what was requested, cards exactly covering them, status and
+    /// refund as the quantities imply. These hold `paidAmount = fulfilled value + refundAmount`.
+    /// Both backends commit only what this returns.
+    /// # Errors
+    /// [`Error::Internal`] for an inconsistent fulfillment (a bug in the caller, refused before
+    /// anything moves) or an order that is not PROCESSING.
+    pub fn fulfilled_by(&self, f: &Fulfillment) -> Result<Order> {
+        let bug = |message: &str| Err(Error::internal(message));
+        if f.order_id != self.id || f.user_id != self.user_id {
+            return bug("the fulfillment names another order or user");
+        }
+        if f.fulfilled_quantities.len() != self.items.len() {
+            return bug("the fulfillment has another number of lines than the order");
+        }
+        let Some(mut done) = self.moved_to(f.status, f.now) else {
+            return bug("the order cannot move to the fulfillment's status");
+        };
+        for (line, &units) in done.items.iter_mut().zip(&f.fulfilled_quantities) {
+            if units > line.requested_quantity {
+                return bug("a line cannot be fulfilled beyond its requested quantity");
+            }
+            line.fulfilled_quantity = units;
+        }
+        if f.status != final_status(&done.items) {
+            return bug("the fulfillment status does not match its quantities");
+        }
+        let owed = refund_amount(&done.items);
+        match &f.refund {
+            None if owed == Paise::ZERO => {}
+            Some(refund)
+                if refund.amount == owed
+                    && owed > Paise::ZERO
+                    && refund.kind == crate::wallet::TransactionType::Refund
+                    && refund.user == self.user_id
+                    && refund.order.as_ref() == Some(&self.id) => {}
+            _ => return bug("the refund does not match the unfulfilled units"),
+        }
+        let mut cards_per_variant: BTreeMap<&VariantId, u64> = BTreeMap::new();
+        for card in &f.cards {
+            if card.order_id != self.id || card.user_id != self.user_id {
+                return bug("a card belongs to another order or user");
+            }
+            *cards_per_variant.entry(&card.variant_id).or_default() += 1;
+        }
+        let units: BTreeMap<&VariantId, u64> = done
+            .stock_taken()
+            .into_iter()
+            .map(|take| (take.variant_id, take.units))
+            .collect();
+        if cards_per_variant != units {
+            return bug("the cards do not match the fulfilled quantities");
+        }
+        if f.clear_cart != (self.source == OrderSource::Cart) {
+            return bug("only a cart checkout clears the cart");
+        }
+        done.refund_amount = owed;
+        done.fulfillment.fulfilled_at = Some(f.now);
+        done.fulfillment.partial_fulfillment = f.status == OrderStatus::PartiallyFulfilled;
+        done.fulfillment.refund_processed = owed > Paise::ZERO;
+        done.notified_at = None;
+        Ok(done)
+    }
+
+    /// The stock the order's fulfilled units take, one entry per variant, in variant order.
+    pub fn stock_taken(&self) -> Vec<StockTake<'_>> {
+        let mut taken: BTreeMap<&VariantId, StockTake<'_>> = BTreeMap::new();
+        for line in self.items.iter().filter(|l| l.fulfilled_quantity > 0) {
+            taken
+                .entry(&line.variant_id)
+                .or_insert(StockTake {
+                    variant_id: &line.variant_id,
+                    product_id: &line.product_id,
+                    units: 0,
+                })
+                .units += u64::from(line.fulfilled_quantity);
+        }
+        taken.into_values().collect()
+    }
+}
+
+/// Units of one variant that a fulfillment takes from its stock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StockTake<'a> {
+    pub variant_id: &'a VariantId,
+    pub product_id: &'a ProductId,
+    pub units: u64,
+}
+
+/// Checks a new order before money moves: PENDING, unnotified, unfulfilled lines that add up
+/// to its total, paid in full by its debit, and a cart version exactly for a cart checkout.
+/// # Errors
+/// [`Error::Internal`]: anything else is a bug in the caller.
+pub fn check_placement(placement: &OrderPlacement) -> Result<()> {
+    let bug = |message: &str| Err(Error::internal(message));
+    let order = &placement.order;
+    if order.status != OrderStatus::Pending || order.notified_at.is_some() {
+        return bug("a new order must be PENDING and unnotified");
+    }
+    if order.items.is_empty() || order.items.iter().any(|l| l.fulfilled_quantity != 0) {
+        return bug("a new order needs lines and no fulfilled units");
+    }
+    let total = order.items.iter().try_fold(Paise::ZERO, |acc, l| {
+        l.unit_price
+            .checked_mul(i64::from(l.requested_quantity))
+            .and_then(|t| acc.checked_add(t))
+    });
+    if total != Some(order.total_amount)
+        || order.paid_amount != order.total_amount
+        || order.refund_amount != Paise::ZERO
+    {
+        return bug("the order amounts do not add up");
+    }
+    let debit = &placement.debit;
+    if debit.kind != crate::wallet::TransactionType::Debit
+        || debit.amount != order.total_amount
+        || debit.user != order.user_id
+        || debit.order.as_ref() != Some(&order.id)
+    {
+        return bug("the debit does not pay for this order");
+    }
+    if (order.source == OrderSource::Cart) != placement.cart_version.is_some() {
+        return bug("a cart checkout, and only a cart checkout, carries a cart version");
+    }
+    Ok(())
 }
 
 /// A validated request for one order line.
@@ -185,7 +356,8 @@ pub struct LineRequest {
 #[derive(Clone, Debug)]
 pub struct OrderPlacement {
     pub order: Order,
-    pub debit_transaction_id: TransactionId,
+    /// The payment, from [`Movement::payment`].
+    pub debit: Movement,
     /// For a cart checkout: the cart version that was priced; the lock fails if it moved.
     pub cart_version: Option<u64>,
     pub idempotency: Option<IdempotencyCommit>,
@@ -367,13 +539,6 @@ mod tests {
 }
 
 /// A refund credited to the wallet in the fulfillment or cancel step.
-#[derive(Clone, Debug)]
-pub struct RefundCredit {
-    pub transaction_id: TransactionId,
-    pub amount: Paise,
-    pub description: String,
-}
-
 /// Everything the fulfillment of one order writes, as one atomic step.
 #[derive(Clone, Debug)]
 pub struct Fulfillment {
@@ -385,7 +550,8 @@ pub struct Fulfillment {
     pub fulfilled_quantities: Vec<u32>,
     pub cards: Vec<crate::vault::GiftCard>,
     /// The unfulfilled value, when there is any.
-    pub refund: Option<RefundCredit>,
+    /// The refund of the unfulfilled units, from [`Movement::refund_of_unfulfilled`].
+    pub refund: Option<Movement>,
     /// Clear and unlock the user's cart (a cart checkout).
     pub clear_cart: bool,
     pub now: DateTime<Utc>,

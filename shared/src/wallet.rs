@@ -77,16 +77,12 @@ impl WalletLimits {
     }
 }
 
-/// A top-up, applied atomically with its CREDIT record (and idempotency record).
+/// A top-up: its credit, applied atomically with its record (and idempotency record).
 #[derive(Clone, Debug)]
 pub struct TopUp {
-    pub transaction_id: TransactionId,
-    pub user_id: UserId,
-    pub amount: Paise,
-    pub description: String,
-    pub max_balance: Paise,
+    /// From [`crate::ledger::Movement::top_up`].
+    pub credit: crate::ledger::Movement,
     pub idempotency: Option<IdempotencyCommit>,
-    pub now: DateTime<Utc>,
 }
 
 /// A page of a list, with the total count for the seed's `pagination` block.

@@ -5,6 +5,7 @@ use super::SqliteStore;
 use super::codec::{DbError, DbResult, all, enumeration, execute, id, one, paise, time, ts};
 use async_trait::async_trait;
 use chrono::NaiveDate;
+use giftify_shared::Missing;
 use giftify_shared::ids::{GiftCardId, OrderId};
 use giftify_shared::ports::GiftCards;
 use giftify_shared::vault::{GiftCard, GiftCardStatus, RevealAudit, SealedCard};
@@ -131,7 +132,7 @@ impl GiftCards for SqliteStore {
             )
             .map_err(|e| {
                 if e.is_foreign_key() {
-                    DbError::Domain(Error::NotFound("gift card"))
+                    DbError::Domain(Error::NotFound(Missing::GiftCard))
                 } else {
                     e
                 }

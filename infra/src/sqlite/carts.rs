@@ -5,6 +5,7 @@ use super::SqliteStore;
 use super::codec::{DbError, DbResult, all, count, execute, id, one, opt_id, paise, ts};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use giftify_shared::Missing;
 use giftify_shared::cart::{Cart, CartLine, MAX_CART_LINES};
 use giftify_shared::ids::{OrderId, UserId, VariantId};
 use giftify_shared::ports::Carts;
@@ -73,7 +74,7 @@ fn editable(conn: &Connection, user: &UserId, now: DateTime<Utc>) -> DbResult<()
             )
             .map_err(|e| {
                 if e.is_foreign_key() {
-                    DbError::Domain(Error::NotFound("user"))
+                    DbError::Domain(Error::NotFound(Missing::User))
                 } else {
                     e
                 }

@@ -5,6 +5,7 @@ use super::SqliteStore;
 use super::codec::{DbError, DbResult, all, execute, id, one, paise, time, ts};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use giftify_shared::Missing;
 use giftify_shared::catalogue::{
     CatalogueEntry, Product, ProductWithVariants, Variant, VariantUpdate, check_stock,
 };
@@ -134,7 +135,7 @@ fn insert_variant(conn: &Connection, v: &Variant) -> DbResult<()> {
     )
     .map_err(|e| {
         if e.is_foreign_key() {
-            DbError::Domain(Error::NotFound("product"))
+            DbError::Domain(Error::NotFound(Missing::Product))
         } else {
             e
         }
@@ -170,7 +171,7 @@ fn update_variant(
     update: &VariantUpdate,
     now: DateTime<Utc>,
 ) -> DbResult<CatalogueEntry> {
-    let entry = entry_by_id(conn, id)?.ok_or(Error::NotFound("variant"))?;
+    let entry = entry_by_id(conn, id)?.ok_or(Error::NotFound(Missing::Variant))?;
     let current = &entry.variant;
     let stock = match (update.stock_quantity, update.stock_adjustment) {
         (Some(_), Some(_)) => {

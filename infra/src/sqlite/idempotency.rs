@@ -1,13 +1,14 @@
 //! Idempotency keys, scoped per user. A claim holds the key under a random token with a lease;
 //! the money operation finishes the key in its own transaction ([`finish_key`]), conditional on
-//! the token still holding it. Records expire [`RETENTION`] after their last claim and are then
-//! treated as absent (and purged a few at a time).
+//! the token still holding it. When a record counts as absent, and what a claim does, is the
+//! core's [`decide_claim`]; expired records are purged a few at a time.
 
 use super::SqliteStore;
-use super::codec::{DbError, DbResult, execute, one, parse_id, ts};
+use super::codec::{DbError, DbResult, execute, one, opt_time, parse_id, time, ts};
 use async_trait::async_trait;
 use giftify_shared::idempotency::{
-    Claim, IdempotencyCommit, IdempotencyScope, IdempotentOutcome, LEASE, NewClaim, RETENTION,
+    Claim, ClaimDecision, IdempotencyCommit, IdempotencyScope, IdempotentOutcome, NewClaim,
+    StoredKey, StoredKeyState, decide_claim,
 };
 use giftify_shared::ports::IdempotencyKeys;
 use giftify_shared::{Error, Result};
@@ -86,40 +87,50 @@ pub(super) fn finish_key(conn: &Connection, commit: &IdempotencyCommit) -> DbRes
     Ok(())
 }
 
-struct StoredKey {
-    fingerprint: String,
-    done: bool,
-    lease_expires_at: Option<i64>,
-    outcome: Option<String>,
+fn stored_key(row: &rusqlite::Row) -> DbResult<StoredKey> {
+    let state = match row.get::<_, String>("state")?.as_str() {
+        "DONE" => {
+            let outcome: Option<String> = row.get("outcome")?;
+            let outcome = outcome
+                .ok_or_else(|| DbError::corrupt("a finished idempotency key has no outcome"))?;
+            StoredKeyState::Done(decode(&outcome)?)
+        }
+        "IN_PROGRESS" => StoredKeyState::InProgress {
+            token: row
+                .get::<_, Option<String>>("token")?
+                .ok_or_else(|| DbError::corrupt("a held idempotency key has no token"))?,
+            lease_until: opt_time(row, "lease_expires_at")?
+                .ok_or_else(|| DbError::corrupt("a held idempotency key has no lease"))?,
+        },
+        other => return Err(DbError::corrupt(format!("idempotency key state {other}"))),
+    };
+    Ok(StoredKey {
+        fingerprint: row.get("fingerprint")?,
+        state,
+        expires_at: time(row, "expires_at")?,
+    })
 }
 
+/// Reads the key's record, asks the core what the claim means, and writes what it decided.
 fn claim(conn: &Connection, claim: &NewClaim) -> DbResult<Claim> {
-    let now = ts(claim.now);
     execute(
         conn,
         "DELETE FROM idempotency_keys WHERE rowid IN \
          (SELECT rowid FROM idempotency_keys WHERE expires_at <= ?1 LIMIT ?2)",
-        params![now, PURGE_BATCH],
+        params![ts(claim.now), PURGE_BATCH],
     )?;
     let (user, key) = (claim.scope.user_id.as_str(), claim.scope.key.as_str());
-    let existing = one(
+    let stored = one(
         conn,
-        "SELECT fingerprint, state, lease_expires_at, outcome FROM idempotency_keys \
-         WHERE user_id = ?1 AND key = ?2 AND expires_at > ?3",
-        params![user, key, now],
-        |row| {
-            Ok(StoredKey {
-                fingerprint: row.get("fingerprint")?,
-                done: row.get::<_, String>("state")? == "DONE",
-                lease_expires_at: row.get("lease_expires_at")?,
-                outcome: row.get("outcome")?,
-            })
-        },
+        "SELECT fingerprint, state, token, lease_expires_at, outcome, expires_at \
+         FROM idempotency_keys WHERE user_id = ?1 AND key = ?2",
+        params![user, key],
+        stored_key,
     )?;
-    let lease = ts(claim.now + LEASE);
-    match existing {
-        None => {
-            // An expired record may still be there (beyond the purge batch): it counts as absent.
+    let decision = decide_claim(stored.as_ref(), claim);
+    match &decision {
+        ClaimDecision::Insert(lease) => {
+            // An expired record may still be there (beyond the purge batch): it is replaced.
             execute(
                 conn,
                 "INSERT OR REPLACE INTO idempotency_keys \
@@ -129,36 +140,36 @@ fn claim(conn: &Connection, claim: &NewClaim) -> DbResult<Claim> {
                     user,
                     key,
                     claim.fingerprint,
-                    claim.token,
-                    lease,
-                    now,
-                    ts(claim.now + RETENTION)
+                    lease.token,
+                    ts(lease.lease_until),
+                    ts(claim.now),
+                    ts(lease.expires_at)
                 ],
             )?;
-            Ok(Claim::Acquired(claim.token.clone()))
         }
-        Some(stored) if stored.fingerprint != claim.fingerprint => Ok(Claim::KeyReused),
-        Some(stored) if stored.done => {
-            let outcome = stored
-                .outcome
-                .ok_or_else(|| DbError::corrupt("a finished idempotency key has no outcome"))?;
-            Ok(Claim::Replay(decode(&outcome)?))
-        }
-        Some(stored) if stored.lease_expires_at.is_some_and(|until| until > now) => {
-            Ok(Claim::InProgress)
-        }
-        Some(_) => {
-            // The holder's lease ran out (it crashed or stalled): take the key over. Its commit
-            // names the old token and will now fail, so the work cannot happen twice.
-            execute(
+        ClaimDecision::TakeOver { from, lease } => {
+            let changed = execute(
                 conn,
-                "UPDATE idempotency_keys SET token = ?3, lease_expires_at = ?4, expires_at = ?5 \
-                 WHERE user_id = ?1 AND key = ?2",
-                params![user, key, claim.token, lease, ts(claim.now + RETENTION)],
+                "UPDATE idempotency_keys SET token = ?4, lease_expires_at = ?5, expires_at = ?6 \
+                 WHERE user_id = ?1 AND key = ?2 AND state = 'IN_PROGRESS' AND token = ?3",
+                params![
+                    user,
+                    key,
+                    from,
+                    lease.token,
+                    ts(lease.lease_until),
+                    ts(lease.expires_at)
+                ],
             )?;
-            Ok(Claim::Acquired(claim.token.clone()))
+            if changed != 1 {
+                return Err(
+                    Error::Conflict("the idempotency key moved while it was claimed").into(),
+                );
+            }
         }
+        ClaimDecision::Replay(_) | ClaimDecision::InProgress | ClaimDecision::Reused => {}
     }
+    Ok(decision.answer(claim))
 }
 
 #[async_trait]

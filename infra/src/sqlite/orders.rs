@@ -5,25 +5,25 @@ use super::SqliteStore;
 use super::cards::insert_card;
 use super::catalogue::take_stock;
 use super::codec::{
-    DbError, DbResult, all, count, enumeration, execute, id, now_ms, one, opt_time, page_bounds,
-    paise, parse_id, time, ts,
+    DbError, DbResult, all, count, enumeration, execute, id, one, opt_time, page_bounds, paise,
+    parse_id, time, ts,
 };
 use super::idempotency::finish_key;
-use super::wallet::{self, Movement};
+use super::wallet;
 use super::{carts, queue};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use giftify_shared::ids::{OrderId, UserId, VariantId};
+use giftify_shared::Missing;
+use giftify_shared::ids::{OrderId, UserId};
 use giftify_shared::order::{
     Analytics, Cancellation, Fulfillment, FulfillmentDetails, Order, OrderLine, OrderMessage,
-    OrderPlacement, OrderSource, OrderStatus, ProductSales, final_status, refund_amount,
+    OrderPlacement, OrderSource, OrderStatus, ProductSales, check_placement,
 };
 use giftify_shared::ports::Orders;
-use giftify_shared::wallet::{Page, PageRequest, TransactionType};
+use giftify_shared::wallet::{Page, PageRequest};
 use giftify_shared::{Error, Paise, Result};
 use rusqlite::{Connection, Row, params};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
 /// The stored form of an order line (the `lines` JSON column), independent of the core's
 /// serde shape so that a change there cannot silently change what is on disk.
@@ -127,43 +127,6 @@ fn stored_order(conn: &Connection, id: &OrderId) -> DbResult<Order> {
         .ok_or_else(|| DbError::corrupt("an order vanished in its own transaction"))
 }
 
-fn bug(message: &str) -> DbError {
-    DbError::Domain(Error::internal(message))
-}
-
-/// A new order must be PENDING, unfulfilled, and add up; a cart checkout carries the cart
-/// version it priced. Anything else is a bug in the caller, refused before money moves.
-fn check_new_order(placement: &OrderPlacement) -> DbResult<()> {
-    let order = &placement.order;
-    if order.status != OrderStatus::Pending || order.notified_at.is_some() {
-        return Err(bug("a new order must be PENDING and unnotified"));
-    }
-    if order.items.is_empty() || order.items.iter().any(|l| l.fulfilled_quantity != 0) {
-        return Err(bug("a new order needs lines and no fulfilled units"));
-    }
-    let total = order
-        .items
-        .iter()
-        .try_fold(Paise::ZERO, |acc, l| {
-            l.unit_price
-                .checked_mul(i64::from(l.requested_quantity))
-                .and_then(|t| acc.checked_add(t))
-        })
-        .ok_or_else(|| bug("the order total overflows"))?;
-    if total != order.total_amount
-        || order.paid_amount != order.total_amount
-        || order.refund_amount != Paise::ZERO
-    {
-        return Err(bug("the order amounts do not add up"));
-    }
-    if (order.source == OrderSource::Cart) != placement.cart_version.is_some() {
-        return Err(bug(
-            "a cart checkout, and only a cart checkout, carries a cart version",
-        ));
-    }
-    Ok(())
-}
-
 fn insert_order(conn: &Connection, order: &Order) -> DbResult<()> {
     execute(
         conn,
@@ -195,20 +158,8 @@ fn place(
     if let Some(commit) = &placement.idempotency {
         finish_key(conn, commit)?;
     }
-    check_new_order(placement)?;
-    wallet::apply(
-        conn,
-        Movement {
-            id: &placement.debit_transaction_id,
-            user: &order.user_id,
-            kind: TransactionType::Debit,
-            amount: order.total_amount,
-            description: &format!("Payment for order {}", order.id),
-            order: Some(&order.id),
-            now: order.created_at,
-            max_balance: None,
-        },
-    )?;
+    check_placement(placement)?;
+    wallet::apply(conn, &placement.debit)?;
     if let Some(version) = placement.cart_version {
         carts::lock(conn, &order.user_id, &order.id, version, order.created_at)?;
     }
@@ -222,128 +173,72 @@ fn place(
             user_id: order.user_id.clone(),
         },
         dedup_window,
-        now_ms(),
+        ts(order.created_at),
     )?;
     Ok(())
 }
 
-fn start_processing(conn: &Connection, id: &OrderId, now: DateTime<Utc>) -> DbResult<Order> {
-    let order = order_by_id(conn, id)?.ok_or(Error::NotFound("order"))?;
-    if order.status != OrderStatus::Pending {
-        return Ok(order);
-    }
-    execute(
+/// Stores the order as the core moved it, on the condition that its status is still the one
+/// it was moved from.
+fn save_moved(conn: &Connection, before: &Order, after: &Order) -> DbResult<()> {
+    let changed = execute(
         conn,
-        "UPDATE orders SET status = 'PROCESSING', attempted_at = ?2, updated_at = ?2 \
-         WHERE id = ?1 AND status = 'PENDING'",
-        params![id.as_str(), ts(now)],
+        "UPDATE orders SET status = ?3, lines = ?4, refund_amount = ?5, attempted_at = ?6, \
+         fulfilled_at = ?7, partial_fulfillment = ?8, refund_processed = ?9, notified_at = ?10, \
+         updated_at = ?11 \
+         WHERE id = ?1 AND status = ?2",
+        params![
+            after.id.as_str(),
+            before.status.as_str(),
+            after.status.as_str(),
+            encode_lines(&after.items)?,
+            after.refund_amount.get(),
+            after.fulfillment.attempted_at.map(ts),
+            after.fulfillment.fulfilled_at.map(ts),
+            after.fulfillment.partial_fulfillment,
+            after.fulfillment.refund_processed,
+            after.notified_at.map(ts),
+            ts(after.updated_at),
+        ],
     )?;
+    if changed != 1 {
+        return Err(Error::Conflict("the order changed while it was being moved").into());
+    }
+    Ok(())
+}
+
+fn existing_order(conn: &Connection, id: &OrderId) -> DbResult<Order> {
+    Ok(order_by_id(conn, id)?.ok_or(Error::NotFound(Missing::Order))?)
+}
+
+fn start_processing(conn: &Connection, id: &OrderId, now: DateTime<Utc>) -> DbResult<Order> {
+    let order = existing_order(conn, id)?;
+    let Some(started) = order.started(now) else {
+        return Ok(order);
+    };
+    save_moved(conn, &order, &started)?;
     stored_order(conn, id)
 }
 
-/// The order's lines with the fulfilled quantities applied, after checking that the
-/// fulfillment is internally consistent and matches the order: quantities within what was
-/// requested, cards exactly covering them, status and refund as the quantities imply. These
-/// hold `paidAmount = fulfilled value + refundAmount`.
-fn fulfilled_lines(order: &Order, f: &Fulfillment) -> DbResult<Vec<OrderLine>> {
-    if f.user_id != order.user_id {
-        return Err(bug("the fulfillment names another user than the order"));
-    }
-    if f.fulfilled_quantities.len() != order.items.len() {
-        return Err(bug(
-            "the fulfillment has another number of lines than the order",
-        ));
-    }
-    let mut lines = order.items.clone();
-    for (line, &units) in lines.iter_mut().zip(&f.fulfilled_quantities) {
-        if units > line.requested_quantity {
-            return Err(bug(
-                "a line cannot be fulfilled beyond its requested quantity",
-            ));
-        }
-        line.fulfilled_quantity = units;
-    }
-    if !matches!(
-        f.status,
-        OrderStatus::Fulfilled | OrderStatus::PartiallyFulfilled | OrderStatus::Refunded
-    ) || f.status != final_status(&lines)
-    {
-        return Err(bug("the fulfillment status does not match its quantities"));
-    }
-    let owed = refund_amount(&lines);
-    let credited = f.refund.as_ref().map_or(Paise::ZERO, |r| r.amount);
-    if owed != credited {
-        return Err(bug("the refund does not match the unfulfilled units"));
-    }
-    let mut cards_per_variant: BTreeMap<&VariantId, u64> = BTreeMap::new();
-    for card in &f.cards {
-        if card.order_id != order.id || card.user_id != order.user_id {
-            return Err(bug("a card belongs to another order or user"));
-        }
-        *cards_per_variant.entry(&card.variant_id).or_default() += 1;
-    }
-    if cards_per_variant != units_per_variant(&lines) {
-        return Err(bug("the cards do not match the fulfilled quantities"));
-    }
-    Ok(lines)
-}
-
-fn units_per_variant(lines: &[OrderLine]) -> BTreeMap<&VariantId, u64> {
-    let mut units: BTreeMap<&VariantId, u64> = BTreeMap::new();
-    for line in lines.iter().filter(|l| l.fulfilled_quantity > 0) {
-        *units.entry(&line.variant_id).or_default() += u64::from(line.fulfilled_quantity);
-    }
-    units
-}
-
 fn complete(conn: &Connection, f: &Fulfillment) -> DbResult<Order> {
-    let order = order_by_id(conn, &f.order_id)?.ok_or(Error::NotFound("order"))?;
+    let order = existing_order(conn, &f.order_id)?;
     if order.status != OrderStatus::Processing {
         // A redelivery, or an order finished meanwhile: nothing more happens.
         return Ok(order);
     }
-    let lines = fulfilled_lines(&order, f)?;
-    for (variant, units) in units_per_variant(&lines) {
-        let units = i64::try_from(units).map_err(|_| bug("stock units overflow"))?;
-        take_stock(conn, variant, units, f.now)?;
+    let done = order.fulfilled_by(f)?;
+    for take in done.stock_taken() {
+        let units =
+            i64::try_from(take.units).map_err(|_| Error::internal("stock units overflow"))?;
+        take_stock(conn, take.variant_id, units, f.now)?;
     }
     for card in &f.cards {
         insert_card(conn, card)?;
     }
-    let refund = refund_amount(&lines);
-    if let Some(credit) = &f.refund {
-        wallet::apply(
-            conn,
-            Movement {
-                id: &credit.transaction_id,
-                user: &order.user_id,
-                kind: TransactionType::Refund,
-                amount: credit.amount,
-                description: &credit.description,
-                order: Some(&order.id),
-                now: f.now,
-                max_balance: None,
-            },
-        )?;
+    if let Some(refund) = &f.refund {
+        wallet::apply(conn, refund)?;
     }
-    let changed = execute(
-        conn,
-        "UPDATE orders SET status = ?2, lines = ?3, refund_amount = ?4, fulfilled_at = ?5, \
-         partial_fulfillment = ?6, refund_processed = ?7, notified_at = NULL, updated_at = ?5 \
-         WHERE id = ?1 AND status = 'PROCESSING'",
-        params![
-            order.id.as_str(),
-            f.status.as_str(),
-            encode_lines(&lines)?,
-            refund.get(),
-            ts(f.now),
-            f.status == OrderStatus::PartiallyFulfilled,
-            refund > Paise::ZERO,
-        ],
-    )?;
-    if changed != 1 {
-        return Err(Error::Conflict("the order changed while it was being fulfilled").into());
-    }
+    save_moved(conn, &order, &done)?;
     if f.clear_cart {
         carts::release(conn, &order.user_id, &order.id, true, f.now)?;
     }
@@ -354,36 +249,10 @@ fn cancel(conn: &Connection, c: &Cancellation) -> DbResult<Order> {
     if let Some(commit) = &c.idempotency {
         finish_key(conn, commit)?;
     }
-    // Another user's order is indistinguishable from a missing one.
-    let order = order_by_id(conn, &c.order_id)?
-        .filter(|o| o.user_id == c.user_id)
-        .ok_or(Error::NotFound("order"))?;
-    if order.status != OrderStatus::Pending {
-        return Err(Error::OrderNotCancellable(order.status).into());
-    }
-    let changed = execute(
-        conn,
-        "UPDATE orders SET status = 'CANCELLED', refund_amount = total_amount, \
-         refund_processed = 1, notified_at = NULL, updated_at = ?2 \
-         WHERE id = ?1 AND status = 'PENDING'",
-        params![order.id.as_str(), ts(c.now)],
-    )?;
-    if changed != 1 {
-        return Err(Error::Conflict("the order changed while it was being cancelled").into());
-    }
-    wallet::apply(
-        conn,
-        Movement {
-            id: &c.refund_transaction_id,
-            user: &order.user_id,
-            kind: TransactionType::Refund,
-            amount: order.paid_amount,
-            description: &format!("Refund for cancelled order {}", order.id),
-            order: Some(&order.id),
-            now: c.now,
-            max_balance: None,
-        },
-    )?;
+    let order = existing_order(conn, &c.order_id)?;
+    let (cancelled, refund) = order.cancelled(c)?;
+    save_moved(conn, &order, &cancelled)?;
+    wallet::apply(conn, &refund)?;
     carts::release(conn, &order.user_id, &order.id, false, c.now)?;
     stored_order(conn, &order.id)
 }

@@ -4,6 +4,7 @@ use super::SqliteStore;
 use super::codec::{DbError, DbResult, execute, id, now_ms, one, time_of, ts};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use giftify_shared::Missing;
 use giftify_shared::ids::UserId;
 use giftify_shared::ports::{LoginThrottle, Sessions};
 use giftify_shared::user::{NewRefreshToken, Rotation, ThrottlePolicy};
@@ -33,7 +34,7 @@ fn insert_token(
     )
     .map_err(|e| {
         if e.is_foreign_key() {
-            DbError::Domain(Error::NotFound("user"))
+            DbError::Domain(Error::NotFound(Missing::User))
         } else {
             e
         }

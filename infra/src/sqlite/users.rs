@@ -4,6 +4,7 @@ use super::SqliteStore;
 use super::codec::{DbError, DbResult, enumeration, id, one, opt_time, paise, time, ts};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use giftify_shared::Missing;
 use giftify_shared::ids::UserId;
 use giftify_shared::ports::Users;
 use giftify_shared::user::{
@@ -60,7 +61,7 @@ fn credentials_by_email(conn: &Connection, email: &Email) -> DbResult<Option<Use
 }
 
 fn existing_user(conn: &Connection, id: &UserId) -> DbResult<User> {
-    user_by_id(conn, id)?.ok_or_else(|| Error::NotFound("user").into())
+    user_by_id(conn, id)?.ok_or_else(|| Error::NotFound(Missing::User).into())
 }
 
 fn insert_user(conn: &Connection, user: &NewUser) -> DbResult<()> {
@@ -136,7 +137,7 @@ impl Users for SqliteStore {
                     ts(now),
                 ])?;
             if changed == 0 {
-                return Err(Error::NotFound("user").into());
+                return Err(Error::NotFound(Missing::User).into());
             }
             existing_user(conn, &id)
         })
@@ -150,7 +151,7 @@ impl Users for SqliteStore {
                 .prepare_cached("UPDATE users SET last_login_at = ?2 WHERE id = ?1")?
                 .execute(params![id.as_str(), ts(now)])?;
             if changed == 0 {
-                return Err(Error::NotFound("user").into());
+                return Err(Error::NotFound(Missing::User).into());
             }
             Ok(())
         })
@@ -172,7 +173,7 @@ impl Users for SqliteStore {
                 )?
                 .execute(params![id.as_str(), password_hash, ts(now)])?;
             if changed == 0 {
-                return Err(Error::NotFound("user").into());
+                return Err(Error::NotFound(Missing::User).into());
             }
             existing_user(conn, &id)
         })

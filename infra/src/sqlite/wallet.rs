@@ -8,58 +8,22 @@ use super::codec::{
 };
 use super::idempotency::finish_key;
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use giftify_shared::Missing;
 use giftify_shared::ids::{OrderId, TransactionId, UserId};
+use giftify_shared::ledger::Movement;
 use giftify_shared::ports::Wallets;
 use giftify_shared::wallet::{Page, PageRequest, TopUp, TransactionType, WalletTransaction};
 use giftify_shared::{Error, Paise, Result};
 use rusqlite::{Connection, Row, params};
 
-/// One balance change and its record.
-pub(super) struct Movement<'a> {
-    pub id: &'a TransactionId,
-    pub user: &'a UserId,
-    pub kind: TransactionType,
-    pub amount: Paise,
-    pub description: &'a str,
-    pub order: Option<&'a OrderId>,
-    pub now: DateTime<Utc>,
-    /// The largest balance a CREDIT may reach. Refunds have none: money coming back from an
-    /// order must never be refused, or the order could never finish.
-    pub max_balance: Option<Paise>,
-}
-
-/// Applies a movement inside the caller's transaction.
+/// Commits a movement the core decided, inside the caller's transaction: the balance the
+/// core computes from the one read here ([`Movement::balance_after`]), and the record.
 ///
-/// A DEBIT beyond the balance is `InsufficientBalance`; a movement past `max_balance` is
-/// `WalletLimitExceeded`; an unknown user is `NotFound`. The caller's transaction rolls back on
-/// any of them.
-pub(super) fn apply(conn: &Connection, m: Movement<'_>) -> DbResult<WalletTransaction> {
-    if m.amount.is_negative() {
-        return Err(Error::internal("a wallet movement amount must not be negative").into());
-    }
-    let balance = balance_of(conn, m.user)?.ok_or(Error::NotFound("user"))?;
-    let after = match m.kind {
-        TransactionType::Debit => balance
-            .checked_sub(m.amount)
-            .filter(|after| !after.is_negative())
-            .ok_or(Error::InsufficientBalance {
-                balance,
-                required: m.amount,
-            })?,
-        TransactionType::Credit | TransactionType::Refund => {
-            let after = balance.checked_add(m.amount);
-            match (after, m.max_balance) {
-                (Some(after), Some(limit)) if after > limit => {
-                    return Err(Error::WalletLimitExceeded { limit }.into());
-                }
-                (Some(after), _) => after,
-                (None, Some(limit)) => return Err(Error::WalletLimitExceeded { limit }.into()),
-                (None, None) => return Err(Error::internal("wallet balance overflows").into()),
-            }
-        }
-    };
-    let now = ts(m.now);
+/// Fails with the core's refusal (`InsufficientBalance`, `WalletLimitExceeded`) or `NotFound`
+/// for an unknown user; the caller's transaction rolls back on any of them.
+pub(super) fn apply(conn: &Connection, m: &Movement) -> DbResult<WalletTransaction> {
+    let balance = balance_of(conn, &m.user)?.ok_or(Error::NotFound(Missing::User))?;
+    let after = m.balance_after(balance)?;
     // The balance was read in this IMMEDIATE transaction, so no one can have moved it; the
     // condition keeps this write correct even if that ever stopped being true.
     let changed = conn
@@ -67,26 +31,33 @@ pub(super) fn apply(conn: &Connection, m: Movement<'_>) -> DbResult<WalletTransa
             "UPDATE users SET wallet_balance = ?3, updated_at = ?4 \
              WHERE id = ?1 AND wallet_balance = ?2",
         )?
-        .execute(params![m.user.as_str(), balance.get(), after.get(), now])?;
+        .execute(params![
+            m.user.as_str(),
+            balance.get(),
+            after.get(),
+            ts(m.at)
+        ])?;
     if changed != 1 {
         return Err(Error::Conflict("the wallet balance changed").into());
     }
+    let record = m.record(after);
     conn.prepare_cached(
         "INSERT INTO wallet_transactions \
          (id, user_id, kind, amount, balance_after, description, order_id, created_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?
     .execute(params![
-        m.id.as_str(),
-        m.user.as_str(),
-        m.kind.as_str(),
-        m.amount.get(),
-        after.get(),
-        m.description,
-        m.order.map(OrderId::as_str),
-        now,
+        record.id.as_str(),
+        record.user_id.as_str(),
+        record.kind.as_str(),
+        record.amount.get(),
+        record.balance_after.get(),
+        record.description,
+        record.order_id.as_ref().map(OrderId::as_str),
+        ts(record.created_at),
     ])?;
-    transaction_by_id(conn, m.user, m.id)?
+    // Read back, so the answer carries the stored (millisecond) time like every later read.
+    transaction_by_id(conn, &m.user, &m.id)?
         .ok_or_else(|| DbError::corrupt("a wallet transaction vanished in its own transaction"))
 }
 
@@ -138,29 +109,14 @@ impl Wallets for SqliteStore {
             if let Some(commit) = &top_up.idempotency {
                 finish_key(conn, commit)?;
             }
-            if top_up.amount.get() <= 0 {
-                return Err(Error::validation("amount", "must be positive").into());
-            }
-            apply(
-                conn,
-                Movement {
-                    id: &top_up.transaction_id,
-                    user: &top_up.user_id,
-                    kind: TransactionType::Credit,
-                    amount: top_up.amount,
-                    description: &top_up.description,
-                    order: None,
-                    now: top_up.now,
-                    max_balance: Some(top_up.max_balance),
-                },
-            )
+            apply(conn, &top_up.credit)
         })
         .await
     }
 
     async fn balance(&self, user: &UserId) -> Result<Paise> {
         let user = user.clone();
-        self.read(move |conn| Ok(balance_of(conn, &user)?.ok_or(Error::NotFound("user"))?))
+        self.read(move |conn| Ok(balance_of(conn, &user)?.ok_or(Error::NotFound(Missing::User))?))
             .await
     }
 

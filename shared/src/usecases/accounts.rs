@@ -2,6 +2,7 @@
 //! API's concern; this layer keeps the rules (throttling, uniqueness, rotation).
 
 use super::Giftify;
+use crate::Missing;
 use crate::ids::UserId;
 use crate::user::{
     Email, NewRefreshToken, NewUser, ProfileUpdate, Role, Rotation, User, UserCredentials,
@@ -187,7 +188,7 @@ impl Giftify {
             .users
             .user(id)
             .await?
-            .ok_or(Error::NotFound("user"))
+            .ok_or(Error::NotFound(Missing::User))
     }
 
     pub async fn update_profile(&self, id: &UserId, update: ProfileUpdate) -> Result<User> {

@@ -1,6 +1,7 @@
 //! Catalogue reads, admin catalogue changes, and the cart.
 
 use super::Giftify;
+use crate::Missing;
 use crate::cart::{Cart, CartLine};
 use crate::catalogue::{CatalogueEntry, Product, ProductWithVariants, Variant, VariantUpdate};
 use crate::ids::{ProductId, UserId, VariantId};
@@ -115,7 +116,7 @@ impl Giftify {
             .await?
             .into_iter()
             .next()
-            .ok_or(Error::NotFound("variant"))
+            .ok_or(Error::NotFound(Missing::Variant))
     }
 
     pub async fn cart(&self, user: &UserId) -> Result<Cart> {
@@ -139,7 +140,7 @@ impl Giftify {
         }
         let entry = self.entry(variant_id).await?;
         if !entry.is_available() {
-            return Err(Error::NotFound("variant"));
+            return Err(Error::NotFound(Missing::Variant));
         }
         entry.variant.check_quantity(quantity as u32)?;
         if entry.variant.stock_quantity == 0 {

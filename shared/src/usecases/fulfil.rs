@@ -10,9 +10,10 @@
 
 use super::Giftify;
 use crate::ids::GiftCardId;
+use crate::ledger::Movement;
 use crate::order::{
-    Fulfillment, Order, OrderMessage, OrderSource, OrderStatus, RefundCredit, allocate,
-    final_status, refund_amount,
+    Fulfillment, Order, OrderMessage, OrderSource, OrderStatus, allocate, final_status,
+    refund_amount,
 };
 use crate::vault::{GiftCard, GiftCardStatus};
 use crate::{Error, Result};
@@ -123,10 +124,14 @@ impl Giftify {
             status,
             fulfilled_quantities,
             cards,
-            refund: (refund.get() > 0).then(|| RefundCredit {
-                transaction_id: crate::ids::TransactionId::generate(),
-                amount: refund,
-                description: format!("Refund for unfulfilled items of {}", order.id),
+            refund: (refund.get() > 0).then(|| {
+                Movement::refund_of_unfulfilled(
+                    crate::ids::TransactionId::generate(),
+                    order.user_id.clone(),
+                    &order.id,
+                    refund,
+                    now,
+                )
             }),
             clear_cart: order.source == OrderSource::Cart,
             now,

@@ -1,9 +1,11 @@
 //! Placing, viewing and cancelling orders, and revealing their cards.
 
 use super::Giftify;
+use crate::Missing;
 use crate::events::OrderEvent;
 use crate::idempotency::{IdempotencyCommit, IdempotencyScope, IdempotentOutcome};
 use crate::ids::{GiftCardId, OrderId, TransactionId, UserId};
+use crate::ledger::Movement;
 use crate::order::{
     Cancellation, FulfillmentDetails, LineRequest, Order, OrderLine, OrderMessage, OrderPlacement,
     OrderSource, OrderStatus, check_order_lines, lines_of_cart,
@@ -79,8 +81,14 @@ impl Giftify {
         self.ports
             .orders
             .place_order(&OrderPlacement {
+                debit: Movement::payment(
+                    TransactionId::generate(),
+                    user.clone(),
+                    &order.id,
+                    total,
+                    now,
+                ),
                 order: order.clone(),
-                debit_transaction_id: TransactionId::generate(),
                 cart_version,
                 idempotency,
             })
@@ -156,7 +164,7 @@ impl Giftify {
     pub async fn order_of(&self, user: &UserId, id: &OrderId) -> Result<Order> {
         match self.ports.orders.order(id).await? {
             Some(order) if order.user_id == *user => Ok(order),
-            _ => Err(Error::NotFound("order")),
+            _ => Err(Error::NotFound(Missing::Order)),
         }
     }
 
@@ -232,7 +240,7 @@ impl Giftify {
     ) -> Result<(GiftCard, RevealedCard)> {
         let card = match self.ports.gift_cards.card(card).await? {
             Some(c) if c.user_id == *user && c.order_id == *order => c,
-            _ => return Err(Error::NotFound("gift card")),
+            _ => return Err(Error::NotFound(Missing::GiftCard)),
         };
         self.ports
             .gift_cards

@@ -1,8 +1,10 @@
 //! Wallet top-ups and history.
 
 use super::Giftify;
+use crate::Missing;
 use crate::idempotency::IdempotencyCommit;
 use crate::ids::{TransactionId, UserId};
+use crate::ledger::Movement;
 use crate::wallet::{Page, PageRequest, TopUp, TransactionType, WalletTransaction};
 use crate::{Error, Paise, Result};
 
@@ -18,24 +20,26 @@ impl Giftify {
         let amount = self.rules.wallet.check_top_up(amount)?;
         let description = match description {
             Some(text) => crate::catalogue::check_text("description", &text, 1, 200)?,
-            None => "Manual wallet top-up".to_string(),
+            None => crate::ledger::describe::TOP_UP.to_string(),
         };
-        let transaction_id = TransactionId::generate();
+        let credit = Movement::top_up(
+            TransactionId::generate(),
+            user.clone(),
+            amount,
+            description,
+            self.rules.wallet.max_balance,
+            self.now(),
+        )?;
         let idempotency = idempotency.map(|(scope, token)| IdempotencyCommit {
             scope,
             token,
-            outcome: crate::idempotency::IdempotentOutcome::ToppedUp(transaction_id.clone()),
+            outcome: crate::idempotency::IdempotentOutcome::ToppedUp(credit.id.clone()),
         });
         self.ports
             .wallets
             .top_up(&TopUp {
-                transaction_id,
-                user_id: user.clone(),
-                amount,
-                description,
-                max_balance: self.rules.wallet.max_balance,
+                credit,
                 idempotency,
-                now: self.now(),
             })
             .await
     }
@@ -62,6 +66,6 @@ impl Giftify {
             .wallets
             .transaction(user, id)
             .await?
-            .ok_or(Error::NotFound("transaction"))
+            .ok_or(Error::NotFound(Missing::Transaction))
     }
 }

@@ -21,6 +21,7 @@ use giftify_infra::sqlite::SqliteStore;
 use giftify_infra::webhooks::WebhookPublisher;
 use giftify_shared::catalogue::{CatalogueEntry, VariantUpdate};
 use giftify_shared::ids::{GiftCardId, OrderId, TransactionId, UserId};
+use giftify_shared::ledger::Movement;
 use giftify_shared::order::{
     Fulfillment, FulfillmentDetails, Order, OrderLine, OrderPlacement, OrderSource, OrderStatus,
 };
@@ -273,13 +274,15 @@ async fn fund(store: &SqliteStore, user: &UserId) -> giftify_shared::Result<()> 
     let now = Utc::now();
     store
         .top_up(&giftify_shared::wallet::TopUp {
-            transaction_id: TransactionId::generate(),
-            user_id: user.clone(),
-            amount: Paise::new(FUNDING),
-            description: "raw limit funding".into(),
-            max_balance: Paise::new(i64::MAX / 4),
+            credit: Movement::top_up(
+                TransactionId::generate(),
+                user.clone(),
+                Paise::new(FUNDING),
+                "raw limit funding".into(),
+                Paise::new(i64::MAX / 4),
+                now,
+            )?,
             idempotency: None,
-            now,
         })
         .await
         .map(|_| ())
@@ -321,8 +324,14 @@ async fn one_raw_order(
     };
     store
         .place_order(&OrderPlacement {
+            debit: Movement::payment(
+                TransactionId::generate(),
+                user.clone(),
+                &order.id,
+                order.total_amount,
+                now,
+            ),
             order: order.clone(),
-            debit_transaction_id: TransactionId::generate(),
             cart_version: None,
             idempotency: None,
         })

@@ -51,7 +51,7 @@ pub async fn placing_an_order_debits_the_wallet_and_stores_it_pending(ports: &Po
     assert_eq!(ports.wallets.balance(&owner.id).await?.get(), balance);
     let debit = ports
         .wallets
-        .transaction(&owner.id, &placed.debit_transaction_id)
+        .transaction(&owner.id, &placed.debit.id)
         .await?
         .expect("the DEBIT record");
     assert_eq!(debit.kind, TransactionType::Debit);
@@ -214,7 +214,7 @@ pub async fn completing_fulfillment_issues_cards_takes_stock_and_refunds_the_res
     let credit = plan.refund.as_ref().expect("a refund is owed");
     let refund = ports
         .wallets
-        .transaction(&owner.id, &credit.transaction_id)
+        .transaction(&owner.id, &credit.id)
         .await?
         .expect("the REFUND record");
     assert_eq!(refund.kind, TransactionType::Refund);
@@ -250,7 +250,7 @@ pub async fn completing_fulfillment_twice_returns_the_order_unchanged(ports: &Po
     assert!(
         ports
             .wallets
-            .transaction(&owner.id, &refund.transaction_id)
+            .transaction(&owner.id, &refund.id)
             .await?
             .is_none()
     );

@@ -7,9 +7,10 @@ use giftify_shared::Paise;
 use giftify_shared::cart::CartLine;
 use giftify_shared::catalogue::{CatalogueEntry, Pricing, Product, Variant};
 use giftify_shared::ids::{GiftCardId, OrderId, ProductId, TransactionId, UserId, VariantId};
+use giftify_shared::ledger::{Movement, describe};
 use giftify_shared::order::{
     Fulfillment, FulfillmentDetails, Order, OrderLine, OrderPlacement, OrderSource, OrderStatus,
-    RefundCredit, final_status, refund_amount,
+    final_status, refund_amount,
 };
 use giftify_shared::ports::Ports;
 use giftify_shared::user::{Email, NewUser, Role, User};
@@ -59,13 +60,16 @@ pub async fn user(ports: &Ports) -> Result<User> {
 
 pub fn top_up(user: &UserId, amount: i64) -> TopUp {
     TopUp {
-        transaction_id: TransactionId::generate(),
-        user_id: user.clone(),
-        amount: Paise::new(amount),
-        description: "Manual wallet top-up".into(),
-        max_balance: MAX_BALANCE,
+        credit: Movement::top_up(
+            TransactionId::generate(),
+            user.clone(),
+            Paise::new(amount),
+            describe::TOP_UP.into(),
+            MAX_BALANCE,
+            now(),
+        )
+        .expect("a positive amount"),
         idempotency: None,
-        now: now(),
     }
 }
 
@@ -203,7 +207,13 @@ pub fn new_order(
 pub fn placement(order: &Order, cart_version: Option<u64>) -> OrderPlacement {
     OrderPlacement {
         order: order.clone(),
-        debit_transaction_id: TransactionId::generate(),
+        debit: Movement::payment(
+            TransactionId::generate(),
+            order.user_id.clone(),
+            &order.id,
+            order.total_amount,
+            order.created_at,
+        ),
         cart_version,
         idempotency: None,
     }
@@ -254,10 +264,14 @@ pub fn fulfillment(order: &Order, quantities: &[u32], at: DateTime<Utc>) -> Fulf
         status: final_status(&lines),
         fulfilled_quantities: quantities.to_vec(),
         cards,
-        refund: (refund > Paise::ZERO).then(|| RefundCredit {
-            transaction_id: TransactionId::generate(),
-            amount: refund,
-            description: format!("Refund for unfulfilled items of {}", order.id),
+        refund: (refund > Paise::ZERO).then(|| {
+            Movement::refund_of_unfulfilled(
+                TransactionId::generate(),
+                order.user_id.clone(),
+                &order.id,
+                refund,
+                at,
+            )
         }),
         clear_cart: order.source == OrderSource::Cart,
         now: at,

@@ -1,19 +1,24 @@
 //! Users, refresh-token families, login throttling, idempotency keys and the health check.
 
-use super::{DynamoStore, TxError, check, put, retrying, update};
+use super::{DynamoStore, Refusal, Transaction, check, put, retrying, update};
 use crate::aws::item::{Attrs, Item, b, epoch, item, n, s, sdk_error, ts};
 use async_trait::async_trait;
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use chrono::{DateTime, Utc};
+use giftify_shared::Missing;
 use giftify_shared::idempotency::{
-    Claim, IdempotencyCommit, IdempotencyScope, IdempotentOutcome, LEASE, NewClaim, RETENTION,
+    Claim, ClaimDecision, IdempotencyCommit, IdempotencyScope, IdempotentOutcome, NewClaim,
+    StoredKey, StoredKeyState, decide_claim,
 };
 use giftify_shared::ids::{OrderId, TransactionId, UserId};
+use giftify_shared::ledger::Movement;
 use giftify_shared::ports::{Health, IdempotencyKeys, LoginThrottle, Sessions, Users};
 use giftify_shared::user::{
     Email, NewRefreshToken, NewUser, ProfileUpdate, Role, Rotation, ThrottlePolicy, User,
     UserCredentials, UserStatus,
 };
+use giftify_shared::wallet::WalletTransaction;
 use giftify_shared::{Error, Paise, Result};
 
 /// A wallet as read before an optimistic write.
@@ -56,7 +61,7 @@ fn updated_user(
             if e.as_service_error()
                 .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
         {
-            Err(Error::NotFound("user"))
+            Err(Error::NotFound(Missing::User))
         }
         Err(e) => Err(sdk_error(e)),
     }
@@ -115,7 +120,10 @@ impl DynamoStore {
 
     /// The balance and the wallet's sequence number (how many movements it has had).
     pub(super) async fn wallet_state(&self, id: &UserId) -> Result<WalletState> {
-        let raw = self.user_item(id).await?.ok_or(Error::NotFound("user"))?;
+        let raw = self
+            .user_item(id)
+            .await?
+            .ok_or(Error::NotFound(Missing::User))?;
         let a = Attrs::new(&raw, "users");
         Ok(WalletState {
             balance: a.money("walletBalance")?,
@@ -155,38 +163,68 @@ impl DynamoStore {
         )
     }
 
-    /// The transaction item that finishes an idempotency key, if there is one.
-    pub(super) fn idempotency_commit(
+    /// Adds the item that finishes an idempotency key to `transaction`: refused with
+    /// `IdempotencyInProgress` when the token no longer holds the key.
+    pub(super) fn add_idempotency_commit(
         &self,
+        transaction: &mut Transaction,
         commit: &IdempotencyCommit,
-        now: DateTime<Utc>,
-    ) -> Result<aws_sdk_dynamodb::types::TransactWriteItem> {
-        update(
-            &self.tables.idempotency_keys,
-            scope_key(&commit.scope),
-            "SET #state = :done, #outcome = :outcome, #updatedAt = :now",
-            Some("#state = :in_progress AND #token = :token"),
-            item([
-                (":done", s("DONE")),
-                (":in_progress", s("IN_PROGRESS")),
-                (":token", s(&commit.token)),
-                (":outcome", outcome_value(&commit.outcome)),
-                (":now", ts(now)),
-            ]),
-        )
+    ) -> Result<()> {
+        transaction.push(
+            update(
+                &self.tables.idempotency_keys,
+                scope_key(&commit.scope),
+                "SET #state = :done, #outcome = :outcome REMOVE #token, #leaseUntil",
+                Some("#state = :in_progress AND #token = :token"),
+                item([
+                    (":done", s("DONE")),
+                    (":in_progress", s("IN_PROGRESS")),
+                    (":token", s(&commit.token)),
+                    (":outcome", outcome_value(&commit.outcome)),
+                ]),
+            )?,
+            Error::IdempotencyInProgress,
+        );
+        Ok(())
+    }
+
+    /// Adds a movement the core decided to `transaction`: the balance from the wallet as read
+    /// (refused as a conflict, to read again, if the wallet moved since) and the record.
+    /// Returns the record as committed.
+    pub(super) fn add_movement(
+        &self,
+        transaction: &mut Transaction,
+        movement: &Movement,
+        wallet: &WalletState,
+    ) -> Result<WalletTransaction> {
+        let after = movement.balance_after(wallet.balance)?;
+        transaction.push(
+            self.balance_update(&movement.user, wallet, after, movement.at)?,
+            Error::Conflict("the wallet moved since it was read"),
+        );
+        let record = movement.record(after);
+        transaction.push(
+            self.transaction_record(&record, wallet.next())?,
+            Error::internal("a new wallet transaction id is taken"),
+        );
+        Ok(record)
     }
 }
 
 #[async_trait]
 impl Users for DynamoStore {
     async fn create_user(&self, user: &NewUser) -> Result<User> {
-        let items = vec![
+        let mut transaction = Transaction::new();
+        transaction.push(
             put(
                 &self.tables.users,
                 user_item(user),
                 Some("attribute_not_exists(userId)"),
                 Item::new(),
             )?,
+            Error::internal("a new user id is taken"),
+        );
+        transaction.push(
             put(
                 &self.tables.users,
                 item([
@@ -196,15 +234,14 @@ impl Users for DynamoStore {
                 Some("attribute_not_exists(userId)"),
                 Item::new(),
             )?,
-        ];
-        match self.transact(items).await {
-            Ok(()) => self
-                .user(&user.id)
-                .await?
-                .ok_or_else(|| Error::internal("user vanished after create")),
-            Err(e) if e.failed_at(1) => Err(Error::EmailAlreadyExists),
-            Err(e) => Err(e.into_error()),
-        }
+            Error::EmailAlreadyExists,
+        );
+        self.commit(transaction)
+            .await
+            .map_err(Refusal::into_error)?;
+        self.user(&user.id)
+            .await?
+            .ok_or_else(|| Error::internal("user vanished after create"))
     }
 
     async fn credentials_by_email(&self, email: &Email) -> Result<Option<UserCredentials>> {
@@ -358,21 +395,26 @@ impl Sessions for DynamoStore {
             ("revoked", b(false)),
             ("expiresAt", epoch(token.expires_at)),
         ]);
-        let items = vec![
+        let mut transaction = Transaction::new();
+        transaction.push(
             put(
                 &self.tables.refresh_tokens,
                 family,
                 Some("attribute_not_exists(tokenHash)"),
                 Item::new(),
             )?,
+            Error::internal("a new session family id is taken"),
+        );
+        transaction.push(
             put(
                 &self.tables.refresh_tokens,
                 token_item(token),
                 Some("attribute_not_exists(tokenHash)"),
                 Item::new(),
             )?,
-        ];
-        self.transact(items).await.map_err(TxError::into_error)
+            Error::internal("a new refresh token is taken"),
+        );
+        self.commit(transaction).await.map_err(Refusal::into_error)
     }
 
     async fn rotate(
@@ -402,7 +444,9 @@ impl Sessions for DynamoStore {
             session_epoch,
             ..replacement.clone()
         };
-        let items = vec![
+        let mut transaction = Transaction::new();
+        // Spent a moment ago by a concurrent refresh: the same token twice is reuse.
+        transaction.push(
             update(
                 &self.tables.refresh_tokens,
                 token_key(presented_hash),
@@ -410,31 +454,37 @@ impl Sessions for DynamoStore {
                 Some("attribute_not_exists(#usedAt)"),
                 item([(":now", ts(now))]),
             )?,
+            Rotation::ReuseDetected,
+        );
+        transaction.push(
             check(
                 &self.tables.refresh_tokens,
                 family_key(&family),
                 "#revoked = :no",
                 item([(":no", b(false))]),
             )?,
+            Rotation::Invalid,
+        );
+        transaction.push(
             put(
                 &self.tables.refresh_tokens,
                 token_item(replacement),
                 Some("attribute_not_exists(tokenHash)"),
                 Item::new(),
             )?,
-        ];
-        match self.transact(items).await {
+            Rotation::Invalid,
+        );
+        match self.commit(transaction).await {
             Ok(()) => Ok(Rotation::Rotated {
                 user_id,
                 session_epoch,
             }),
-            // Spent a moment ago by a concurrent refresh: the same token twice is reuse.
-            Err(e) if e.failed_at(0) => {
+            Err(Refusal::Refused(Rotation::ReuseDetected)) => {
                 self.revoke(&family, now).await?;
                 Ok(Rotation::ReuseDetected)
             }
-            Err(e) if e.failed_at(1) => Ok(Rotation::Invalid),
-            Err(e) => Err(e.into_error()),
+            Err(Refusal::Refused(refused)) => Ok(refused),
+            Err(Refusal::Failed(error)) => Err(error),
         }
     }
 
@@ -599,90 +649,114 @@ fn outcome_from(raw: &Item) -> Result<IdempotentOutcome> {
     })
 }
 
+/// `None` when a conditional write lost to another writer (read again), else the error.
+fn lost_race_or_error<E, R>(error: aws_sdk_dynamodb::error::SdkError<E, R>) -> Option<Error>
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let lost = error
+        .as_service_error()
+        .and_then(ProvideErrorMetadata::code)
+        .is_some_and(|code| code == "ConditionalCheckFailedException");
+    (!lost).then(|| sdk_error(error))
+}
+
+fn stored_key(raw: &Item) -> Result<StoredKey> {
+    let a = Attrs::new(raw, "idempotency-keys");
+    let state = match a.s("state")? {
+        "DONE" => StoredKeyState::Done(outcome_from(
+            a.map("outcome")?
+                .ok_or_else(|| Error::internal("finished key without outcome"))?,
+        )?),
+        "IN_PROGRESS" => StoredKeyState::InProgress {
+            token: a.s("token")?.to_string(),
+            lease_until: a.ts("leaseUntil")?,
+        },
+        other => return Err(Error::internal(format!("idempotency key state {other}"))),
+    };
+    let expires_at = DateTime::from_timestamp(a.n("expiresAt")?, 0)
+        .ok_or_else(|| Error::internal("corrupt idempotency expiry"))?;
+    Ok(StoredKey {
+        fingerprint: a.s("fingerprint")?.to_string(),
+        state,
+        expires_at,
+    })
+}
+
 #[async_trait]
 impl IdempotencyKeys for DynamoStore {
+    /// Reads the key's record, asks the core what the claim means, and writes what it decided
+    /// conditionally; a claim that loses a race to another reads again (three times at most,
+    /// then it is in progress).
     async fn claim(&self, claim: &NewClaim) -> Result<Claim> {
         let key = scope_key(&claim.scope);
-        let now = claim.now;
-        let fresh = |record: Item| async move {
-            self.client
-                .put_item()
-                .table_name(&self.tables.idempotency_keys)
-                .set_item(Some(record))
-                .condition_expression("attribute_not_exists(#scopeKey) OR #expiresAt < :now")
-                .set_expression_attribute_names(super::names_of(&["#scopeKey #expiresAt"]))
-                .expression_attribute_values(":now", n(now.timestamp()))
-                .send()
-                .await
-        };
         for _ in 0..3 {
-            let existing = self.get(&self.tables.idempotency_keys, key.clone()).await?;
-            let live = existing.filter(|raw| {
-                Attrs::new(raw, "idempotency-keys")
-                    .n("expiresAt")
-                    .is_ok_and(|at| at >= now.timestamp())
-            });
-            let Some(raw) = live else {
-                let mut record = key.clone();
-                record.extend(item([
-                    ("fingerprint", s(&claim.fingerprint)),
-                    ("state", s("IN_PROGRESS")),
-                    ("token", s(&claim.token)),
-                    ("leaseUntil", ts(now + LEASE)),
-                    ("createdAt", ts(now)),
-                    ("expiresAt", epoch(now + RETENTION)),
-                ]));
-                match fresh(record).await {
-                    Ok(_) => return Ok(Claim::Acquired(claim.token.clone())),
-                    Err(e)
-                        if e.as_service_error()
-                            .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-                    {
-                        continue;
-                    }
-                    Err(e) => return Err(sdk_error(e)),
+            let stored = self
+                .get(&self.tables.idempotency_keys, key.clone())
+                .await?
+                .as_ref()
+                .map(stored_key)
+                .transpose()?;
+            let decision = decide_claim(stored.as_ref(), claim);
+            let written = match &decision {
+                ClaimDecision::Insert(lease) => {
+                    let mut record = key.clone();
+                    record.extend(item([
+                        ("fingerprint", s(&claim.fingerprint)),
+                        ("state", s("IN_PROGRESS")),
+                        ("token", s(&lease.token)),
+                        ("leaseUntil", ts(lease.lease_until)),
+                        ("createdAt", ts(claim.now)),
+                        ("expiresAt", epoch(lease.expires_at)),
+                    ]));
+                    // No live record: none at all, or one that expired (the core's rule in
+                    // whole seconds: expires_at ≤ now ⟺ expiresAt ≤ ⌊now⌋).
+                    self.client
+                        .put_item()
+                        .table_name(&self.tables.idempotency_keys)
+                        .set_item(Some(record))
+                        .condition_expression(
+                            "attribute_not_exists(#scopeKey) OR #expiresAt <= :now",
+                        )
+                        .set_expression_attribute_names(super::names_of(&["#scopeKey #expiresAt"]))
+                        .expression_attribute_values(":now", epoch(claim.now))
+                        .send()
+                        .await
+                        .map(|_| ())
+                        .map_err(lost_race_or_error)
+                }
+                ClaimDecision::TakeOver { from, lease } => self
+                    .client
+                    .update_item()
+                    .table_name(&self.tables.idempotency_keys)
+                    .set_key(Some(key.clone()))
+                    .update_expression(
+                        "SET #token = :token, #leaseUntil = :lease, #expiresAt = :expires",
+                    )
+                    .condition_expression("#token = :old AND #state = :in_progress")
+                    .set_expression_attribute_names(super::names_of(&[
+                        "#token #leaseUntil #expiresAt #state",
+                    ]))
+                    .set_expression_attribute_values(Some(item([
+                        (":token", s(&lease.token)),
+                        (":lease", ts(lease.lease_until)),
+                        (":expires", epoch(lease.expires_at)),
+                        (":old", s(from)),
+                        (":in_progress", s("IN_PROGRESS")),
+                    ])))
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(lost_race_or_error),
+                ClaimDecision::Replay(_) | ClaimDecision::InProgress | ClaimDecision::Reused => {
+                    Ok(())
                 }
             };
-            let a = Attrs::new(&raw, "idempotency-keys");
-            if a.s("fingerprint")? != claim.fingerprint {
-                return Ok(Claim::KeyReused);
-            }
-            if a.s("state")? == "DONE" {
-                let outcome = a
-                    .map("outcome")?
-                    .ok_or_else(|| Error::internal("finished key without outcome"))?;
-                return Ok(Claim::Replay(outcome_from(outcome)?));
-            }
-            if a.ts("leaseUntil")? > now {
-                return Ok(Claim::InProgress);
-            }
-            // The holder's lease ran out (it crashed): take the key over. Its commit is
-            // conditional on its token, so it can no longer finish.
-            let result = self
-                .client
-                .update_item()
-                .table_name(&self.tables.idempotency_keys)
-                .set_key(Some(key.clone()))
-                .update_expression("SET #token = :token, #leaseUntil = :lease")
-                .condition_expression("#token = :old AND #state = :in_progress")
-                .set_expression_attribute_names(super::names_of(&["#token #leaseUntil #state"]))
-                .set_expression_attribute_values(Some(item([
-                    (":token", s(&claim.token)),
-                    (":lease", ts(now + LEASE)),
-                    (":old", s(a.s("token")?)),
-                    (":in_progress", s("IN_PROGRESS")),
-                ])))
-                .send()
-                .await;
-            match result {
-                Ok(_) => return Ok(Claim::Acquired(claim.token.clone())),
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-                {
-                    continue;
-                }
-                Err(e) => return Err(sdk_error(e)),
+            match written {
+                Ok(()) => return Ok(decision.answer(claim)),
+                Err(None) => continue,
+                Err(Some(error)) => return Err(error),
             }
         }
         Ok(Claim::InProgress)
@@ -703,14 +777,9 @@ impl IdempotencyKeys for DynamoStore {
                 body: body.to_string(),
             },
         };
-        match self
-            .transact(vec![self.idempotency_commit(&commit, Utc::now())?])
-            .await
-        {
-            Ok(()) => Ok(()),
-            Err(e) if e.failed_at(0) => Err(Error::IdempotencyInProgress),
-            Err(e) => Err(e.into_error()),
-        }
+        let mut transaction = Transaction::new();
+        self.add_idempotency_commit(&mut transaction, &commit)?;
+        self.commit(transaction).await.map_err(Refusal::into_error)
     }
 
     async fn release(&self, scope: &IdempotencyScope, token: &str) -> Result<()> {

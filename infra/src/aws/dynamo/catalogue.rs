@@ -1,10 +1,11 @@
 //! Products, variants and carts.
 
-use super::{DynamoStore, all_pages, check, put, retrying};
+use super::{DynamoStore, Refusal, Transaction, all_pages, check, put, retrying};
 use crate::aws::item::{Attrs, Item, b, item, money, n, s, sdk_error, ts};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnValue};
 use chrono::{DateTime, Utc};
+use giftify_shared::Missing;
 use giftify_shared::cart::{Cart, CartLine, MAX_CART_LINES};
 use giftify_shared::catalogue::{
     CatalogueEntry, Product, ProductWithVariants, Variant, VariantUpdate, check_stock,
@@ -326,36 +327,40 @@ impl Catalogue for DynamoStore {
     }
 
     async fn add_product(&self, product: &Product) -> Result<()> {
-        self.transact(vec![put(
-            &self.tables.products,
-            product_item(product),
-            Some("attribute_not_exists(productId)"),
-            Item::new(),
-        )?])
-        .await
-        .map_err(super::TxError::into_error)
+        let mut transaction = Transaction::new();
+        transaction.push(
+            put(
+                &self.tables.products,
+                product_item(product),
+                Some("attribute_not_exists(productId)"),
+                Item::new(),
+            )?,
+            Error::internal("a new product id is taken"),
+        );
+        self.commit(transaction).await.map_err(Refusal::into_error)
     }
 
     async fn add_variant(&self, variant: &Variant) -> Result<()> {
-        let items = vec![
+        let mut transaction = Transaction::new();
+        transaction.push(
             check(
                 &self.tables.products,
                 item([("productId", s(variant.product_id.as_str()))]),
                 "attribute_exists(#productId)",
                 Item::new(),
             )?,
+            Error::NotFound(Missing::Product),
+        );
+        transaction.push(
             put(
                 &self.tables.product_variants,
                 variant_item(variant),
                 Some("attribute_not_exists(variantId)"),
                 Item::new(),
             )?,
-        ];
-        match self.transact(items).await {
-            Ok(()) => Ok(()),
-            Err(e) if e.failed_at(0) => Err(Error::NotFound("product")),
-            Err(e) => Err(e.into_error()),
-        }
+            Error::internal("a new variant id is taken"),
+        );
+        self.commit(transaction).await.map_err(Refusal::into_error)
     }
 
     async fn update_variant(
@@ -370,7 +375,7 @@ impl Catalogue for DynamoStore {
                 .await?
                 .into_iter()
                 .next()
-                .ok_or(Error::NotFound("variant"))?;
+                .ok_or(Error::NotFound(Missing::Variant))?;
             let current = &entry.variant;
             let pricing = change.pricing_after(current)?;
             let stock = match (change.stock_quantity, change.stock_adjustment) {
@@ -428,38 +433,53 @@ impl Catalogue for DynamoStore {
     }
 
     async fn seed_if_empty(&self, catalogue: &[ProductWithVariants]) -> Result<bool> {
-        let marker = item([("productId", s(SEEDED_MARKER))]);
-        let mut items = vec![put(
-            &self.tables.products,
-            marker,
-            Some("attribute_not_exists(productId)"),
-            Item::new(),
-        )?];
-        for entry in catalogue {
-            items.push(put(
+        /// What the failure of a condition of the seeding means.
+        enum Seeding {
+            AlreadySeeded,
+            Failed(Error),
+        }
+        let mut transaction = Transaction::new();
+        transaction.push(
+            put(
                 &self.tables.products,
-                product_item(&entry.product),
-                None,
+                item([("productId", s(SEEDED_MARKER))]),
+                Some("attribute_not_exists(productId)"),
                 Item::new(),
-            )?);
-            for variant in &entry.variants {
-                items.push(put(
-                    &self.tables.product_variants,
-                    variant_item(variant),
+            )?,
+            Seeding::AlreadySeeded,
+        );
+        let unconditional = || Seeding::Failed(Error::internal("an unconditional put failed"));
+        for entry in catalogue {
+            transaction.push(
+                put(
+                    &self.tables.products,
+                    product_item(&entry.product),
                     None,
                     Item::new(),
-                )?);
+                )?,
+                unconditional(),
+            );
+            for variant in &entry.variants {
+                transaction.push(
+                    put(
+                        &self.tables.product_variants,
+                        variant_item(variant),
+                        None,
+                        Item::new(),
+                    )?,
+                    unconditional(),
+                );
             }
         }
-        if items.len() > 100 {
+        if transaction.len() > 100 {
             return Err(Error::internal(
                 "the seed catalogue exceeds one transaction",
             ));
         }
-        match self.transact(items).await {
+        match self.commit(transaction).await {
             Ok(()) => Ok(true),
-            Err(e) if e.failed_at(0) => Ok(false),
-            Err(e) => Err(e.into_error()),
+            Err(Refusal::Refused(Seeding::AlreadySeeded)) => Ok(false),
+            Err(Refusal::Refused(Seeding::Failed(error)) | Refusal::Failed(error)) => Err(error),
         }
     }
 }

@@ -76,62 +76,91 @@ impl DynamoStore {
         Ok(output.item)
     }
 
-    /// Runs a write transaction. `Err(Cancelled(codes))` carries one reason code per item
-    /// (`"ConditionalCheckFailed"`, `"TransactionConflict"`, `"None"`, …).
-    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), TxError> {
-        match self
+    /// Commits a write transaction. When DynamoDB cancels it, the first item whose condition
+    /// failed names the answer: the meaning attached to that item. A conflict with a concurrent
+    /// transaction or throttling is no business condition: [`Error::Conflict`], to retry.
+    async fn commit<R>(&self, transaction: Transaction<R>) -> Result<(), Refusal<R>> {
+        let Transaction { items, meanings } = transaction;
+        let error = match self
             .client
             .transact_write_items()
             .set_transact_items(Some(items))
             .send()
             .await
         {
-            Ok(_) => Ok(()),
-            Err(error) => {
-                if let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
-                    error.as_service_error()
-                {
-                    let codes: Vec<String> = cancelled
-                        .cancellation_reasons()
-                        .iter()
-                        .map(|r| r.code().unwrap_or("None").to_string())
-                        .collect();
-                    // A conflict with a concurrent transaction is not a business condition.
-                    if codes
-                        .iter()
-                        .any(|c| c == "TransactionConflict" || c == "ThrottlingError")
-                    {
-                        return Err(TxError::Other(Error::Conflict(
-                            "dynamodb transaction conflict",
-                        )));
-                    }
-                    return Err(TxError::Cancelled(codes));
-                }
-                Err(TxError::Other(sdk_error(error)))
-            }
+            Ok(_) => return Ok(()),
+            Err(error) => error,
+        };
+        let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
+            error.as_service_error()
+        else {
+            return Err(Refusal::Failed(sdk_error(error)));
+        };
+        let codes: Vec<&str> = cancelled
+            .cancellation_reasons()
+            .iter()
+            .map(|reason| reason.code().unwrap_or("None"))
+            .collect();
+        if codes
+            .iter()
+            .any(|code| *code == "TransactionConflict" || *code == "ThrottlingError")
+        {
+            return Err(Refusal::Failed(Error::Conflict(
+                "dynamodb transaction conflict",
+            )));
         }
+        let failed = codes
+            .iter()
+            .position(|code| *code == "ConditionalCheckFailed");
+        match failed.and_then(|index| meanings.into_iter().nth(index)) {
+            Some(meaning) => Err(Refusal::Refused(meaning)),
+            None => Err(Refusal::Failed(Error::Conflict(
+                "a condition changed during the transaction",
+            ))),
+        }
+    }
+}
+
+/// A write transaction whose every item carries what the failure of its condition means
+/// (by default a domain [`Error`]): the mapping of `CancellationReasons` back to the domain
+/// is attached where the item is built, so reordering items cannot change an answer.
+struct Transaction<R = Error> {
+    items: Vec<TransactWriteItem>,
+    meanings: Vec<R>,
+}
+
+impl<R> Transaction<R> {
+    fn new() -> Self {
+        Transaction {
+            items: Vec::new(),
+            meanings: Vec::new(),
+        }
+    }
+
+    /// Adds `item`; should its condition fail, the transaction is refused with `meaning`.
+    fn push(&mut self, item: TransactWriteItem, meaning: R) {
+        self.items.push(item);
+        self.meanings.push(meaning);
+    }
+
+    fn len(&self) -> usize {
+        self.items.len()
     }
 }
 
 /// Why a transaction did not commit.
 #[derive(Debug)]
-enum TxError {
-    /// A condition failed; one reason code per item of the transaction.
-    Cancelled(Vec<String>),
-    Other(Error),
+enum Refusal<R> {
+    /// The condition of an item failed: what that item said it means.
+    Refused(R),
+    /// Anything else, as a domain error.
+    Failed(Error),
 }
 
-impl TxError {
-    /// Whether the condition on item `index` failed.
-    fn failed_at(&self, index: usize) -> bool {
-        matches!(self, TxError::Cancelled(codes) if codes.get(index).is_some_and(|c| c == "ConditionalCheckFailed"))
-    }
-
-    /// For a cancellation not mapped by the caller: something changed underneath; retry.
+impl Refusal<Error> {
     fn into_error(self) -> Error {
         match self {
-            TxError::Cancelled(_) => Error::Conflict("a condition changed during the transaction"),
-            TxError::Other(error) => error,
+            Refusal::Refused(error) | Refusal::Failed(error) => error,
         }
     }
 }

@@ -1,20 +1,20 @@
 //! Orders (placement, fulfillment, cancel) and gift cards.
 
 use super::catalogue::variant_key;
-use super::wallet::Movement;
-use super::{DynamoStore, TxError, all_pages, list, put, retrying, update};
+use super::{DynamoStore, Refusal, Transaction, all_pages, list, put, retrying, update};
 use crate::aws::item::{Attrs, Item, b, item, money, n, s, sdk_error, ts};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use chrono::{DateTime, NaiveDate, Utc};
+use giftify_shared::Missing;
 use giftify_shared::ids::{GiftCardId, OrderId, ProductId, UserId, VariantId};
 use giftify_shared::order::{
     Analytics, Cancellation, Fulfillment, FulfillmentDetails, Order, OrderLine, OrderPlacement,
-    OrderSource, OrderStatus, ProductSales,
+    OrderSource, OrderStatus, ProductSales, check_placement,
 };
 use giftify_shared::ports::{GiftCards, Orders};
 use giftify_shared::vault::{GiftCard, GiftCardStatus, RevealAudit, SealedCard};
-use giftify_shared::wallet::{Page, PageRequest, TransactionType};
+use giftify_shared::wallet::{Page, PageRequest};
 use giftify_shared::{Error, Paise, Result};
 use std::collections::HashMap;
 
@@ -181,7 +181,7 @@ impl DynamoStore {
             .as_ref()
             .map(order_from)
             .transpose()?
-            .ok_or(Error::NotFound("order"))
+            .ok_or(Error::NotFound(Missing::Order))
     }
 
     /// Orders from an index, newest first, filtered, paginated with a total.
@@ -290,58 +290,42 @@ impl DynamoStore {
 #[async_trait]
 impl Orders for DynamoStore {
     async fn place_order(&self, placement: &OrderPlacement) -> Result<()> {
+        check_placement(placement)?;
         let order = &placement.order;
         retrying(|| async {
-            let state = self.wallet_state(&order.user_id).await?;
-            let new = state
-                .balance
-                .checked_sub(order.total_amount)
-                .filter(|b| !b.is_negative())
-                .ok_or(Error::InsufficientBalance {
-                    balance: state.balance,
-                    required: order.total_amount,
-                })?;
-            let mut items = vec![
-                self.balance_update(&order.user_id, &state, new, order.created_at)?,
-                self.movement(&Movement {
-                    id: &placement.debit_transaction_id,
-                    user: &order.user_id,
-                    kind: TransactionType::Debit,
-                    amount: order.total_amount,
-                    balance_after: new,
-                    sequence: state.next(),
-                    description: &format!("Payment for {}", order.id),
-                    order: Some(&order.id),
-                    now: order.created_at,
-                })?,
+            let wallet = self.wallet_state(&order.user_id).await?;
+            let mut transaction = Transaction::new();
+            self.add_movement(&mut transaction, &placement.debit, &wallet)?;
+            transaction.push(
                 put(
                     &self.tables.orders,
                     order_item(order),
                     Some("attribute_not_exists(orderId)"),
                     Item::new(),
                 )?,
-            ];
+                Error::internal("a new order id is taken"),
+            );
             if let Some(version) = placement.cart_version {
-                items.push(update(
-                    &self.tables.cart,
-                    item([("userId", s(order.user_id.as_str()))]),
-                    "SET #lockedBy = :order, #version = #version + :one, #updatedAt = :now",
-                    Some("#version = :version AND attribute_not_exists(#lockedBy)"),
-                    item([
-                        (":order", s(order.id.as_str())),
-                        (":version", n(version as i64)),
-                        (":one", n(1)),
-                        (":now", ts(order.created_at)),
-                    ]),
-                )?);
+                transaction.push(
+                    update(
+                        &self.tables.cart,
+                        item([("userId", s(order.user_id.as_str()))]),
+                        "SET #lockedBy = :order, #version = #version + :one, #updatedAt = :now",
+                        Some("#version = :version AND attribute_not_exists(#lockedBy)"),
+                        item([
+                            (":order", s(order.id.as_str())),
+                            (":version", n(version as i64)),
+                            (":one", n(1)),
+                            (":now", ts(order.created_at)),
+                        ]),
+                    )?,
+                    Error::CartLocked,
+                );
             }
             if let Some(commit) = &placement.idempotency {
-                items.push(self.idempotency_commit(commit, order.created_at)?);
+                self.add_idempotency_commit(&mut transaction, commit)?;
             }
-            match self.transact(items).await {
-                Ok(()) => Ok(()),
-                Err(e) => Err(self.placement_error(e, placement).await),
-            }
+            self.commit(transaction).await.map_err(Refusal::into_error)
         })
         .await
     }
@@ -451,148 +435,122 @@ impl Orders for DynamoStore {
         retrying(|| async {
             let current = self.order_or_missing(&f.order_id).await?;
             if current.status != OrderStatus::Processing {
+                // A redelivery, or an order finished meanwhile: nothing more happens.
                 return Ok(current);
             }
-            let mut done = current.clone();
-            for (line, &units) in done.items.iter_mut().zip(&f.fulfilled_quantities) {
-                line.fulfilled_quantity = units;
-            }
-            done.status = f.status;
-            done.refund_amount = f.refund.as_ref().map_or(Paise::ZERO, |r| r.amount);
-            done.fulfillment.fulfilled_at = Some(f.now);
-            done.fulfillment.partial_fulfillment = f.status == OrderStatus::PartiallyFulfilled;
-            done.fulfillment.refund_processed = f.refund.is_some();
-            done.updated_at = f.now;
-            done.notified_at = None;
-
+            let done = current.fulfilled_by(f)?;
+            let mut transaction = Transaction::new();
             let card_ids = list(f.cards.iter().map(|c| s(c.id.as_str())).collect());
-            let mut items = vec![update(
-                &self.tables.orders,
-                order_key(&f.order_id),
-                "SET #status = :status, #items = :items, #refundAmount = :refund, #fulfillmentDetails = :details, \
-                 #updatedAt = :now, #notifyPending = :yes, #giftCardIds = :cards REMOVE #notifiedAt",
-                Some("#status = :processing"),
-                item([
-                    (":status", s(f.status.as_str())),
-                    (":items", list(done.items.iter().map(line_value).collect())),
-                    (":refund", money(done.refund_amount)),
-                    (":details", details_value(&done.fulfillment)),
-                    (":now", ts(f.now)),
-                    (":yes", s("1")),
-                    (":cards", card_ids),
-                    (":processing", s(OrderStatus::Processing.as_str())),
-                ]),
-            )?];
-            let mut taken: HashMap<(&ProductId, &VariantId), i64> = HashMap::new();
-            for (line, &units) in done.items.iter().zip(&f.fulfilled_quantities) {
-                if units > 0 {
-                    *taken.entry((&line.product_id, &line.variant_id)).or_default() += i64::from(units);
-                }
-            }
-            for ((product, variant), units) in &taken {
-                items.push(update(
-                    &self.tables.product_variants,
-                    variant_key(product, variant),
-                    "SET #stockQuantity = #stockQuantity - :n",
-                    Some("#stockQuantity >= :n"),
-                    item([(":n", n(*units))]),
-                )?);
+            transaction.push(
+                update(
+                    &self.tables.orders,
+                    order_key(&done.id),
+                    "SET #status = :status, #items = :items, #refundAmount = :refund, \
+                     #fulfillmentDetails = :details, #updatedAt = :now, #notifyPending = :yes, \
+                     #giftCardIds = :cards REMOVE #notifiedAt",
+                    Some("#status = :from"),
+                    item([
+                        (":status", s(done.status.as_str())),
+                        (":items", list(done.items.iter().map(line_value).collect())),
+                        (":refund", money(done.refund_amount)),
+                        (":details", details_value(&done.fulfillment)),
+                        (":now", ts(done.updated_at)),
+                        (":yes", s("1")),
+                        (":cards", card_ids),
+                        (":from", s(current.status.as_str())),
+                    ]),
+                )?,
+                // Finished by someone else meanwhile: read again, and it is returned as it is.
+                Error::Conflict("the order moved while it was being fulfilled"),
+            );
+            for take in done.stock_taken() {
+                let units = i64::try_from(take.units)
+                    .map_err(|_| Error::internal("stock units overflow"))?;
+                transaction.push(
+                    update(
+                        &self.tables.product_variants,
+                        variant_key(take.product_id, take.variant_id),
+                        "SET #stockQuantity = #stockQuantity - :n",
+                        Some("#stockQuantity >= :n"),
+                        item([(":n", n(units))]),
+                    )?,
+                    // Stock fell below the allocation: the core allocates again.
+                    Error::Conflict("stock fell below the allocation"),
+                );
             }
             for card in &f.cards {
-                items.push(put(&self.tables.gift_cards, card_item(card), Some("attribute_not_exists(giftCardId)"), Item::new())?);
+                transaction.push(
+                    put(
+                        &self.tables.gift_cards,
+                        card_item(card),
+                        Some("attribute_not_exists(giftCardId)"),
+                        Item::new(),
+                    )?,
+                    Error::internal("a new gift card id is taken"),
+                );
             }
             if let Some(refund) = &f.refund {
-                let state = self.wallet_state(&f.user_id).await?;
-                let new = state.balance.checked_add(refund.amount).ok_or_else(|| Error::internal("balance overflow"))?;
-                items.push(self.balance_update(&f.user_id, &state, new, f.now)?);
-                items.push(self.movement(&Movement {
-                    id: &refund.transaction_id,
-                    user: &f.user_id,
-                    kind: TransactionType::Refund,
-                    amount: refund.amount,
-                    balance_after: new,
-                    sequence: state.next(),
-                    description: &refund.description,
-                    order: Some(&f.order_id),
-                    now: f.now,
-                })?);
+                let wallet = self.wallet_state(&f.user_id).await?;
+                self.add_movement(&mut transaction, refund, &wallet)?;
             }
-            if f.clear_cart && self.cart_item(&f.user_id).await?.locked_by.as_ref() == Some(&f.order_id) {
-                items.push(self.cart_release(&f.user_id, &f.order_id, true, f.now)?);
+            if f.clear_cart
+                && self.cart_item(&f.user_id).await?.locked_by.as_ref() == Some(&f.order_id)
+            {
+                transaction.push(
+                    self.cart_release(&f.user_id, &f.order_id, true, f.now)?,
+                    Error::Conflict("the cart moved while the order was fulfilled"),
+                );
             }
-            match self.transact(items).await {
-                Ok(()) => Ok(done),
-                // Finished by someone else meanwhile: return it as it is.
-                Err(e) if e.failed_at(0) => self.order_or_missing(&f.order_id).await,
-                // Stock fell below the allocation, or the balance moved: recompute.
-                Err(e) => Err(e.into_error()),
-            }
+            self.commit(transaction)
+                .await
+                .map_err(Refusal::into_error)?;
+            Ok(done)
         })
         .await
     }
 
     async fn cancel_pending(&self, c: &Cancellation) -> Result<Order> {
         retrying(|| async {
-            let current = match self.order(&c.order_id).await? {
-                Some(order) if order.user_id == c.user_id => order,
-                _ => return Err(Error::NotFound("order")),
-            };
-            if current.status != OrderStatus::Pending {
-                return Err(Error::OrderNotCancellable(current.status));
-            }
-            let mut cancelled = current.clone();
-            cancelled.status = OrderStatus::Cancelled;
-            cancelled.refund_amount = current.paid_amount;
-            cancelled.fulfillment.refund_processed = true;
-            cancelled.updated_at = c.now;
-            let state = self.wallet_state(&c.user_id).await?;
-            let new = state.balance.checked_add(current.paid_amount).ok_or_else(|| Error::internal("balance overflow"))?;
-            let mut items = vec![
+            let current = self.order_or_missing(&c.order_id).await?;
+            let (cancelled, refund) = current.cancelled(c)?;
+            let mut transaction = Transaction::new();
+            transaction.push(
                 update(
                     &self.tables.orders,
-                    order_key(&c.order_id),
-                    "SET #status = :cancelled, #refundAmount = :refund, #fulfillmentDetails = :details, \
-                     #updatedAt = :now, #notifyPending = :yes",
-                    Some("#status = :pending AND #userId = :user"),
+                    order_key(&cancelled.id),
+                    "SET #status = :status, #refundAmount = :refund, \
+                     #fulfillmentDetails = :details, #updatedAt = :now, #notifyPending = :yes \
+                     REMOVE #notifiedAt",
+                    Some("#status = :from"),
                     item([
-                        (":cancelled", s(OrderStatus::Cancelled.as_str())),
+                        (":status", s(cancelled.status.as_str())),
                         (":refund", money(cancelled.refund_amount)),
                         (":details", details_value(&cancelled.fulfillment)),
-                        (":now", ts(c.now)),
+                        (":now", ts(cancelled.updated_at)),
                         (":yes", s("1")),
-                        (":pending", s(OrderStatus::Pending.as_str())),
-                        (":user", s(c.user_id.as_str())),
+                        (":from", s(current.status.as_str())),
                     ]),
                 )?,
-                self.balance_update(&c.user_id, &state, new, c.now)?,
-                self.movement(&Movement {
-                    id: &c.refund_transaction_id,
-                    user: &c.user_id,
-                    kind: TransactionType::Refund,
-                    amount: current.paid_amount,
-                    balance_after: new,
-                    sequence: state.next(),
-                    description: &format!("Refund for cancelled {}", c.order_id),
-                    order: Some(&c.order_id),
-                    now: c.now,
-                })?,
-            ];
-            if current.source == OrderSource::Cart && self.cart_item(&c.user_id).await?.locked_by.as_ref() == Some(&c.order_id) {
-                items.push(self.cart_release(&c.user_id, &c.order_id, false, c.now)?);
+                // It moved since it was read: read again, and the core answers for its status.
+                Error::Conflict("the order moved while it was being cancelled"),
+            );
+            let wallet = self.wallet_state(&c.user_id).await?;
+            self.add_movement(&mut transaction, &refund, &wallet)?;
+            if current.source == OrderSource::Cart
+                && self.cart_item(&c.user_id).await?.locked_by.as_ref() == Some(&c.order_id)
+            {
+                transaction.push(
+                    self.cart_release(&c.user_id, &c.order_id, false, c.now)?,
+                    Error::Conflict("the cart moved while the order was cancelled"),
+                );
             }
-            let idempotency_index = items.len();
             if let Some(commit) = &c.idempotency {
-                items.push(self.idempotency_commit(commit, c.now)?);
+                self.add_idempotency_commit(&mut transaction, commit)?;
             }
-            match self.transact(items).await {
-                Ok(()) => Ok(cancelled),
-                Err(e) if e.failed_at(0) => match self.order(&c.order_id).await? {
-                    Some(order) => Err(Error::OrderNotCancellable(order.status)),
-                    None => Err(Error::NotFound("order")),
-                },
-                Err(e) if c.idempotency.is_some() && e.failed_at(idempotency_index) => Err(Error::IdempotencyInProgress),
-                Err(e) => Err(e.into_error()),
-            }
+            self.commit(transaction)
+                .await
+                .map_err(Refusal::into_error)?;
+            Ok(cancelled)
         })
         .await
     }
@@ -818,33 +776,5 @@ impl DynamoStore {
             .iter()
             .map(card_from)
             .collect()
-    }
-
-    /// Maps a cancelled placement to the condition that failed.
-    async fn placement_error(&self, error: TxError, placement: &OrderPlacement) -> Error {
-        if error.failed_at(0) {
-            // The balance moved since it was read: insufficient now, or retry with the new one.
-            return match self.current_balance(&placement.order.user_id).await {
-                Ok(balance) if balance < placement.order.total_amount => {
-                    Error::InsufficientBalance {
-                        balance,
-                        required: placement.order.total_amount,
-                    }
-                }
-                Ok(_) => Error::Conflict("balance changed during placement"),
-                Err(e) => e,
-            };
-        }
-        let mut index = 3;
-        if placement.cart_version.is_some() {
-            if error.failed_at(index) {
-                return Error::CartLocked;
-            }
-            index += 1;
-        }
-        if placement.idempotency.is_some() && error.failed_at(index) {
-            return Error::IdempotencyInProgress;
-        }
-        error.into_error()
     }
 }

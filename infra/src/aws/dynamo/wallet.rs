@@ -1,50 +1,40 @@
 //! Wallet top-ups and history.
 
-use super::{DynamoStore, all_pages, put, retrying};
+use super::{DynamoStore, Refusal, Transaction, all_pages, put, retrying};
 use crate::aws::item::{Attrs, Item, item, money, n, s, sdk_error, ts};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::TransactWriteItem;
-use chrono::{DateTime, Utc};
 use giftify_shared::ids::{OrderId, TransactionId, UserId};
 use giftify_shared::ports::Wallets;
 use giftify_shared::wallet::{Page, PageRequest, TopUp, TransactionType, WalletTransaction};
-use giftify_shared::{Error, Paise, Result};
-
-/// What the adapter writes for one wallet movement.
-pub(super) struct Movement<'a> {
-    pub id: &'a TransactionId,
-    pub user: &'a UserId,
-    pub kind: TransactionType,
-    pub amount: Paise,
-    pub balance_after: Paise,
-    /// The wallet's sequence number after this movement: the history's order.
-    pub sequence: i64,
-    pub description: &'a str,
-    pub order: Option<&'a OrderId>,
-    pub now: DateTime<Utc>,
-}
+use giftify_shared::{Paise, Result};
 
 impl DynamoStore {
-    /// The put of a wallet transaction record, inside the transaction that moves the money.
-    pub(super) fn movement(&self, m: &Movement<'_>) -> Result<TransactWriteItem> {
-        let mut record = item([
-            ("userId", s(m.user.as_str())),
-            ("transactionId", s(m.id.as_str())),
-            ("type", s(m.kind.as_str())),
-            ("amount", money(m.amount)),
-            ("balanceAfter", money(m.balance_after)),
-            ("sequence", n(m.sequence)),
-            ("description", s(m.description)),
+    /// The put of a wallet transaction record, `sequence` being the wallet's sequence number
+    /// after it (the history's order), inside the transaction that moves the money.
+    pub(super) fn transaction_record(
+        &self,
+        record: &WalletTransaction,
+        sequence: i64,
+    ) -> Result<TransactWriteItem> {
+        let mut raw = item([
+            ("userId", s(record.user_id.as_str())),
+            ("transactionId", s(record.id.as_str())),
+            ("type", s(record.kind.as_str())),
+            ("amount", money(record.amount)),
+            ("balanceAfter", money(record.balance_after)),
+            ("sequence", n(sequence)),
+            ("description", s(&record.description)),
             ("status", s("COMPLETED")),
-            ("createdAt", ts(m.now)),
-            ("updatedAt", ts(m.now)),
+            ("createdAt", ts(record.created_at)),
+            ("updatedAt", ts(record.created_at)),
         ]);
-        if let Some(order) = m.order {
-            record.insert("orderId".into(), s(order.as_str()));
+        if let Some(order) = &record.order_id {
+            raw.insert("orderId".into(), s(order.as_str()));
         }
         put(
             &self.tables.wallet_transactions,
-            record,
+            raw,
             Some("attribute_not_exists(transactionId)"),
             Item::new(),
         )
@@ -69,51 +59,16 @@ fn transaction_from(raw: &Item) -> Result<WalletTransaction> {
 impl Wallets for DynamoStore {
     async fn top_up(&self, top_up: &TopUp) -> Result<WalletTransaction> {
         retrying(|| async {
-            let state = self.wallet_state(&top_up.user_id).await?;
-            let new =
-                state
-                    .balance
-                    .checked_add(top_up.amount)
-                    .ok_or(Error::WalletLimitExceeded {
-                        limit: top_up.max_balance,
-                    })?;
-            if new > top_up.max_balance {
-                return Err(Error::WalletLimitExceeded {
-                    limit: top_up.max_balance,
-                });
-            }
-            let mut items = vec![
-                self.balance_update(&top_up.user_id, &state, new, top_up.now)?,
-                self.movement(&Movement {
-                    id: &top_up.transaction_id,
-                    user: &top_up.user_id,
-                    kind: TransactionType::Credit,
-                    amount: top_up.amount,
-                    balance_after: new,
-                    sequence: state.next(),
-                    description: &top_up.description,
-                    order: None,
-                    now: top_up.now,
-                })?,
-            ];
+            let wallet = self.wallet_state(&top_up.credit.user).await?;
+            let mut transaction = Transaction::new();
+            let record = self.add_movement(&mut transaction, &top_up.credit, &wallet)?;
             if let Some(commit) = &top_up.idempotency {
-                items.push(self.idempotency_commit(commit, top_up.now)?);
+                self.add_idempotency_commit(&mut transaction, commit)?;
             }
-            match self.transact(items).await {
-                Ok(()) => Ok(WalletTransaction {
-                    id: top_up.transaction_id.clone(),
-                    user_id: top_up.user_id.clone(),
-                    kind: TransactionType::Credit,
-                    amount: top_up.amount,
-                    balance_after: new,
-                    description: top_up.description.clone(),
-                    order_id: None,
-                    created_at: top_up.now,
-                }),
-                Err(e) if e.failed_at(2) => Err(Error::IdempotencyInProgress),
-                // The balance moved since it was read: read again and retry.
-                Err(e) => Err(e.into_error()),
-            }
+            self.commit(transaction)
+                .await
+                .map_err(Refusal::into_error)?;
+            Ok(record)
         })
         .await
     }
