@@ -7,7 +7,7 @@ use chrono::{DateTime, Duration, Utc};
 use giftify_shared::Error;
 use giftify_shared::idempotency::{
     Claim, IdempotencyCommit, IdempotencyKey, IdempotencyScope, IdempotentOutcome, LEASE, NewClaim,
-    RETENTION,
+    RETENTION, expiry_after,
 };
 use giftify_shared::ids::{TransactionId, UserId};
 use giftify_shared::order::{Cancellation, OrderSource, OrderStatus};
@@ -303,5 +303,60 @@ pub async fn an_expired_key_counts_as_absent(ports: &Ports) -> Result<()> {
         .await?;
 
     assert_eq!(fresh, Claim::Acquired("b".into()));
+    Ok(())
+}
+
+/// The expiry rule at its exact boundary, on every backend: a finished key still replays one
+/// millisecond before `expiry_after(claim time)` and counts as absent from that instant on.
+pub async fn a_key_expires_at_exactly_the_instant_the_core_gives_it(ports: &Ports) -> Result<()> {
+    let s = scope(&user(ports).await?.id);
+    // A claim time with a fraction of a second, so the whole-second expiry is exercised.
+    let t = now() + Duration::milliseconds(437);
+    ports.idempotency.claim(&claim(&s, "fp", "a", t)).await?;
+    ports
+        .idempotency
+        .record_response(&s, "a", 400, "{}")
+        .await?;
+    let expires_at = expiry_after(t);
+
+    let just_before = expires_at - Duration::milliseconds(1);
+    let replay = ports
+        .idempotency
+        .claim(&claim(&s, "fp", "b", just_before))
+        .await?;
+    assert!(matches!(replay, Claim::Replay(_)), "{replay:?}");
+    let fresh = ports
+        .idempotency
+        .claim(&claim(&s, "fp", "c", expires_at))
+        .await?;
+    assert_eq!(fresh, Claim::Acquired("c".into()));
+    Ok(())
+}
+
+/// A takeover restarts the key's retention on every backend: the key is still held (in
+/// progress, not absent) after the first claim's retention has passed.
+pub async fn a_takeover_restarts_the_keys_retention(ports: &Ports) -> Result<()> {
+    let s = scope(&user(ports).await?.id);
+    let taken_at = taken_over(ports, &s).await?;
+    let first_expiry = expiry_after(taken_at - LEASE - Duration::seconds(1));
+    // Past the first claim's retention, within the takeover's: the new holder's lease ran
+    // out long ago, so a claim takes it over again rather than inserting afresh.
+    let after_first_expiry = first_expiry + Duration::seconds(1);
+    assert!(after_first_expiry < expiry_after(taken_at));
+    ports
+        .idempotency
+        .record_response(&s, "new", 409, "{\"held\":true}")
+        .await?;
+    let replay = ports
+        .idempotency
+        .claim(&claim(&s, "fp", "later", after_first_expiry))
+        .await?;
+    assert!(
+        matches!(
+            replay,
+            Claim::Replay(IdempotentOutcome::Response { status: 409, .. })
+        ),
+        "{replay:?}"
+    );
     Ok(())
 }

@@ -9,6 +9,7 @@ use anyhow::Result;
 use chrono::Duration;
 use giftify_shared::catalogue::VariantUpdate;
 use giftify_shared::ids::{GiftCardId, OrderId, TransactionId};
+use giftify_shared::ledger::describe;
 use giftify_shared::order::{Cancellation, Order, OrderSource, OrderStatus};
 use giftify_shared::ports::Ports;
 use giftify_shared::wallet::{PageRequest, TransactionType};
@@ -702,4 +703,100 @@ pub async fn issued_cards_are_stored_sealed_and_found_by_id_and_order(ports: &Po
         })
         .await?;
     Ok(())
+}
+
+/// The fulfillment consistency check holds on every backend: a plan whose cards, refund,
+/// status, quantities or cart flag do not follow from the order is refused before anything
+/// moves.
+pub async fn an_inconsistent_fulfillment_is_refused_and_changes_nothing(
+    ports: &Ports,
+) -> Result<()> {
+    let owner = funded_user(ports, 1_000_000).await?;
+    let e = stocked(ports, &[5, 5]).await?;
+    let order = place(ports, &owner.id, &[(&e[0], 2), (&e[1], 1)]).await?;
+    let processing = ports.orders.start_processing(&order.id, now()).await?;
+    let balance = ports.wallets.balance(&owner.id).await?;
+
+    let at = now();
+    let mut bad = Vec::new();
+    let mut missing_card = fulfillment(&processing, &[2, 1], at);
+    missing_card.cards.pop();
+    bad.push(("a card short", missing_card));
+    let mut short_refund = fulfillment(&processing, &[1, 1], at);
+    if let Some(refund) = short_refund.refund.as_mut() {
+        refund.amount = Paise::new(refund.amount.get() - 1);
+    }
+    bad.push(("a refund a paisa short", short_refund));
+    let mut no_refund = fulfillment(&processing, &[1, 1], at);
+    no_refund.refund = None;
+    bad.push(("no refund for an unfulfilled unit", no_refund));
+    let mut wrong_status = fulfillment(&processing, &[1, 1], at);
+    wrong_status.status = OrderStatus::Fulfilled;
+    bad.push(("FULFILLED with a unit short", wrong_status));
+    let mut beyond = fulfillment(&processing, &[2, 1], at);
+    beyond.fulfilled_quantities = vec![3, 1];
+    bad.push(("more units than requested", beyond));
+    let mut clears = fulfillment(&processing, &[2, 1], at);
+    clears.clear_cart = true;
+    bad.push(("an items order clearing the cart", clears));
+
+    for (what, plan) in bad {
+        let err = ports
+            .orders
+            .complete_fulfillment(&plan)
+            .await
+            .expect_err(what);
+        assert!(matches!(err, Error::Internal(_)), "{what}: {err:?}");
+        assert_eq!(
+            ports.orders.order(&order.id).await?,
+            Some(processing.clone()),
+            "{what}: the order is untouched"
+        );
+    }
+    assert_eq!(stock_of(ports, &e[0].variant.id).await?, 5);
+    assert_eq!(stock_of(ports, &e[1].variant.id).await?, 5);
+    assert!(ports.gift_cards.cards_of_order(&order.id).await?.is_empty());
+    assert_eq!(ports.wallets.balance(&owner.id).await?, balance);
+    assert_ledger_consistent(ports, &owner.id).await
+}
+
+/// Every backend words a movement exactly as the core does, so a user's history reads the
+/// same wherever Giftify runs.
+pub async fn wallet_records_carry_the_cores_descriptions(ports: &Ports) -> Result<()> {
+    let owner = funded_user(ports, 1_000_000).await?;
+    let e = stocked(ports, &[1]).await?;
+    let partial = place(ports, &owner.id, &[(&e[0], 2)]).await?;
+    fulfil(ports, &partial, &[1]).await?;
+    let cancelled = place(ports, &owner.id, &[(&e[0], 1)]).await?;
+    ports
+        .orders
+        .cancel_pending(&cancellation(&cancelled))
+        .await?;
+
+    let history = ports
+        .wallets
+        .transactions(&owner.id, None, page(1, 20)?)
+        .await?;
+    let mut descriptions: Vec<&str> = history
+        .items
+        .iter()
+        .map(|t| t.description.as_str())
+        .collect();
+    descriptions.reverse();
+    assert_eq!(
+        descriptions,
+        vec![
+            describe::TOP_UP.to_string(),
+            describe::payment(&partial.id),
+            describe::refund_of_unfulfilled(&partial.id),
+            describe::payment(&cancelled.id),
+            describe::refund_of_cancelled(&cancelled.id),
+        ]
+    );
+    assert_eq!(
+        describe::payment(&partial.id),
+        format!("Payment for order {}", partial.id),
+        "the wording users have always seen"
+    );
+    assert_ledger_consistent(ports, &owner.id).await
 }
