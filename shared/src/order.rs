@@ -352,7 +352,7 @@ pub struct LineRequest {
 }
 
 /// A PENDING order to commit atomically with the wallet debit (and cart lock, and
-/// idempotency record). The embedded backend also enqueues `order.id` in the same transaction.
+/// idempotency record); the backend says where its fulfillment message is ([`Outbox`]).
 #[derive(Clone, Debug)]
 pub struct OrderPlacement {
     pub order: Order,
@@ -361,6 +361,17 @@ pub struct OrderPlacement {
     /// For a cart checkout: the cart version that was priced; the lock fails if it moved.
     pub cart_version: Option<u64>,
     pub idempotency: Option<IdempotencyCommit>,
+}
+
+/// Where an order's fulfillment message is once its placement committed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outbox {
+    /// Committed with the order, in the same atomic step (a transactional outbox): the
+    /// backend delivers it, and a crash after the commit cannot strand the order.
+    Committed,
+    /// Not sent: the caller sends it now. Should that send fail, the reconciler re-enqueues
+    /// PENDING orders older than its threshold.
+    Unsent,
 }
 
 /// How many units of each line fulfillment can issue, given current stock: each line gets

@@ -16,7 +16,7 @@ use crate::ids::{GiftCardId, OrderId, TransactionId, UserId, VariantId};
 use crate::keys::KeyName;
 use crate::order::{
     Analytics, Cancellation, DeadLetter, Fulfillment, Order, OrderMessage, OrderPlacement,
-    OrderStatus, QueueDepths,
+    OrderStatus, Outbox, QueueDepths,
 };
 use crate::user::{
     Email, NewRefreshToken, NewUser, ProfileUpdate, Rotation, ThrottlePolicy, User, UserCredentials,
@@ -175,13 +175,14 @@ pub trait Carts: Send + Sync {
 pub trait Orders: Send + Sync {
     /// Debits the wallet by `order.total_amount`, records the DEBIT transaction, stores the
     /// PENDING order, locks the cart for a cart checkout, and finishes the idempotency key —
-    /// all in one atomic step.
+    /// all in one atomic step — and says whether the order's fulfillment message committed
+    /// with it ([`Outbox::Committed`]) or is the caller's to send ([`Outbox::Unsent`]).
     /// # Errors
     /// MUST return [`crate::Error::InsufficientBalance`] when the balance is below the total,
     /// [`crate::Error::CartLocked`] when the cart is locked or its version is no longer
     /// `cart_version`, [`crate::Error::IdempotencyInProgress`] when the token lost its key — each
     /// changing nothing.
-    async fn place_order(&self, placement: &OrderPlacement) -> Result<()>;
+    async fn place_order(&self, placement: &OrderPlacement) -> Result<Outbox>;
     async fn order(&self, id: &OrderId) -> Result<Option<Order>>;
     /// A user's orders, newest first.
     async fn orders_of(

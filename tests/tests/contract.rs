@@ -142,6 +142,7 @@ macro_rules! contract_suite {
                 idempotency::a_key_expires_at_exactly_the_instant_the_core_gives_it,
                 idempotency::a_takeover_restarts_the_keys_retention,
                 queue::enqueueing_the_same_order_twice_keeps_one_message,
+                queue::a_placement_says_where_its_fulfillment_message_is,
                 queue::placing_an_order_then_enqueueing_it_leaves_one_message,
                 queue::an_empty_dead_letter_queue_has_nothing_to_redrive,
                 queue::publishing_the_same_event_twice_is_harmless,

@@ -43,11 +43,9 @@ use crate::file_lock::FileLock;
 use anyhow::Context;
 use async_trait::async_trait;
 use codec::{DbResult, translate};
-use giftify_shared::ids::OrderId;
 use giftify_shared::ports::Health;
 use giftify_shared::{Error, Result};
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -63,9 +61,6 @@ const IDLE_READERS: usize = 4;
 
 /// Prepared statements cached per connection.
 const STATEMENT_CACHE: usize = 128;
-
-/// Placements remembered for [`SqliteStore::take_placed`]; far more than are ever in flight.
-const MAX_PLACED: usize = 10_000;
 
 /// How a store is opened: the queue settings from configuration, and the knobs that only
 /// tests turn.
@@ -110,10 +105,6 @@ pub struct SqliteStore {
     queue_work: Notify,
     /// Poked after an event is logged, for the webhook delivery loop.
     delivery_work: Notify,
-    /// Orders whose fulfillment message this store sent inside their `place_order`
-    /// transaction and whose follow-up `enqueue` has not come yet (see
-    /// [`SqliteStore::take_placed`]).
-    placed: Mutex<HashSet<OrderId>>,
     /// When the health check's write last succeeded (unix ms), so that `/health`, which
     /// anyone may call, adds at most one write a second to the writer's queue.
     last_write_probe: AtomicI64,
@@ -154,7 +145,6 @@ impl SqliteStore {
             options,
             queue_work: Notify::new(),
             delivery_work: Notify::new(),
-            placed: Mutex::new(HashSet::new()),
             last_write_probe: AtomicI64::new(i64::MIN),
         }))
     }
@@ -162,28 +152,6 @@ impl SqliteStore {
     /// The options this store was opened with.
     pub fn options(&self) -> StoreOptions {
         self.options
-    }
-
-    /// Remembers that `order`'s message was sent by its own `place_order` transaction.
-    fn note_placed(&self, order: &OrderId) {
-        let mut placed = self.placed.lock().unwrap_or_else(PoisonError::into_inner);
-        // Only the enqueue right after a placement consumes an entry; if that enqueue never
-        // comes (the caller crashed), forgetting everything is safe: the entry only saves a
-        // round trip that the deduplication window would turn into a no-op anyway.
-        if placed.len() >= MAX_PLACED {
-            placed.clear();
-        }
-        placed.insert(order.clone());
-    }
-
-    /// True (once) when `order`'s message was already sent by its `place_order` in this
-    /// process: the use case's `enqueue` after a placement then needs no database round trip,
-    /// since a second send within the deduplication window is dropped anyway.
-    fn take_placed(&self, order: &OrderId) -> bool {
-        self.placed
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(order)
     }
 
     /// Runs `op` atomically on the writer: inside a `BEGIN IMMEDIATE` transaction, in its own

@@ -17,7 +17,7 @@ use giftify_shared::Missing;
 use giftify_shared::ids::{OrderId, UserId};
 use giftify_shared::order::{
     Analytics, Cancellation, Fulfillment, FulfillmentDetails, Order, OrderLine, OrderMessage,
-    OrderPlacement, OrderSource, OrderStatus, ProductSales, check_placement,
+    OrderPlacement, OrderSource, OrderStatus, Outbox, ProductSales, check_placement,
 };
 use giftify_shared::ports::Orders;
 use giftify_shared::wallet::{Page, PageRequest};
@@ -164,8 +164,8 @@ fn place(
         carts::lock(conn, &order.user_id, &order.id, version, order.created_at)?;
     }
     insert_order(conn, order)?;
-    // The local outbox: the fulfillment message commits with the order, so a crash between
-    // the two cannot strand a paid order; the caller's own enqueue is then a deduplicated no-op.
+    // The transactional outbox: the fulfillment message commits with the order, so a crash
+    // between the two cannot strand a paid order.
     queue::enqueue_in(
         conn,
         &OrderMessage {
@@ -373,15 +373,13 @@ fn page_of(
 
 #[async_trait]
 impl Orders for SqliteStore {
-    async fn place_order(&self, placement: &OrderPlacement) -> Result<()> {
+    async fn place_order(&self, placement: &OrderPlacement) -> Result<Outbox> {
         let placement = placement.clone();
         let window = self.options.dedup_window;
-        let order = placement.order.id.clone();
         self.write(move |conn| place(conn, &placement, window))
             .await?;
-        self.note_placed(&order);
         self.queue_work.notify_one();
-        Ok(())
+        Ok(Outbox::Committed)
     }
 
     async fn order(&self, id: &OrderId) -> Result<Option<Order>> {

@@ -355,9 +355,6 @@ impl SqliteStore {
 #[async_trait]
 impl OrderQueue for SqliteStore {
     async fn enqueue(&self, message: &OrderMessage) -> Result<()> {
-        if self.take_placed(&message.order_id) {
-            return Ok(());
-        }
         let message = message.clone();
         let window = self.options.dedup_window;
         let sent = self

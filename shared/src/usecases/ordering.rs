@@ -8,7 +8,7 @@ use crate::ids::{GiftCardId, OrderId, TransactionId, UserId};
 use crate::ledger::Movement;
 use crate::order::{
     Cancellation, FulfillmentDetails, LineRequest, Order, OrderLine, OrderMessage, OrderPlacement,
-    OrderSource, OrderStatus, check_order_lines, lines_of_cart,
+    OrderSource, OrderStatus, Outbox, check_order_lines, lines_of_cart,
 };
 use crate::vault::{GiftCard, RevealAudit, RevealedCard};
 use crate::wallet::{Page, PageRequest};
@@ -22,9 +22,10 @@ pub enum OrderRequest {
 }
 
 impl Giftify {
-    /// Validates the order, then debits the wallet and stores the PENDING order atomically,
-    /// then enqueues it for fulfillment. A failed enqueue is logged, not returned: the order
-    /// is committed and paid, and the reconciler re-enqueues PENDING orders.
+    /// Validates the order, then debits the wallet and stores the PENDING order atomically.
+    /// When the backend did not commit the fulfillment message with the order, sends it; a
+    /// failed send is logged, not returned: the order is committed and paid, and the
+    /// reconciler re-enqueues PENDING orders.
     pub async fn place_order(
         &self,
         user: &UserId,
@@ -78,7 +79,8 @@ impl Giftify {
             token,
             outcome: IdempotentOutcome::OrderPlaced(order.id.clone()),
         });
-        self.ports
+        let outbox = self
+            .ports
             .orders
             .place_order(&OrderPlacement {
                 debit: Movement::payment(
@@ -93,12 +95,14 @@ impl Giftify {
                 idempotency,
             })
             .await?;
-        let message = OrderMessage {
-            order_id: order.id.clone(),
-            user_id: user.clone(),
-        };
-        if let Err(error) = self.ports.queue.enqueue(&message).await {
-            tracing::warn!(order_id = %order.id, error = %error, "enqueue failed; the reconciler will re-enqueue");
+        if outbox == Outbox::Unsent {
+            let message = OrderMessage {
+                order_id: order.id.clone(),
+                user_id: user.clone(),
+            };
+            if let Err(error) = self.ports.queue.enqueue(&message).await {
+                tracing::warn!(order_id = %order.id, error = %error, "enqueue failed; the reconciler will re-enqueue");
+            }
         }
         Ok(order)
     }

@@ -22,7 +22,7 @@ use giftify_shared::idempotency::{Claim, IdempotencyScope, NewClaim};
 use giftify_shared::ids::{GiftCardId, OrderId, TransactionId, UserId, VariantId};
 use giftify_shared::order::{
     Analytics, Cancellation, DeadLetter, Fulfillment, Order, OrderMessage, OrderPlacement,
-    OrderStatus, QueueDepths,
+    OrderStatus, Outbox, QueueDepths,
 };
 use giftify_shared::ports::{
     Carts, Catalogue, EventPublisher, GiftCards, IdempotencyKeys, OrderQueue, Orders, Ports,
@@ -301,7 +301,7 @@ impl Carts for Faulty<dyn Carts> {
 
 #[async_trait]
 impl Orders for Faulty<dyn Orders> {
-    async fn place_order(&self, placement: &OrderPlacement) -> Result<()> {
+    async fn place_order(&self, placement: &OrderPlacement) -> Result<Outbox> {
         self.0
             .call("orders.place_order", true, || self.1.place_order(placement))
             .await

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use giftify_shared::events::OrderEvent;
 use giftify_shared::ids::{OrderId, UserId};
 use giftify_shared::order::{
-    Analytics, Cancellation, Fulfillment, Order, OrderMessage, OrderPlacement, OrderStatus,
+    Analytics, Cancellation, Fulfillment, Order, OrderMessage, OrderPlacement, OrderStatus, Outbox,
 };
 use giftify_shared::ports::{EventPublisher, Orders};
 use giftify_shared::wallet::{Page, PageRequest};
@@ -51,7 +51,7 @@ struct CrashingOrders {
 
 #[async_trait]
 impl Orders for CrashingOrders {
-    async fn place_order(&self, placement: &OrderPlacement) -> Result<()> {
+    async fn place_order(&self, placement: &OrderPlacement) -> Result<Outbox> {
         self.inner.place_order(placement).await
     }
     async fn order(&self, id: &OrderId) -> Result<Option<Order>> {

@@ -136,7 +136,7 @@ pub async fn concurrent_orders_never_overdraw_the_wallet(ports: &Ports) -> Resul
     let (mut placed, mut refused) = (0, 0);
     for attempt in attempts {
         match attempt.await? {
-            Ok(()) => placed += 1,
+            Ok(_) => placed += 1,
             Err(Error::InsufficientBalance { .. }) => refused += 1,
             Err(other) => return Err(other.into()),
         }

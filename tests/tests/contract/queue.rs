@@ -1,10 +1,10 @@
 //! The fulfillment queue's deduplication, its operator view, event publishing and health.
 
-use crate::support::{funded_user, place, stocked};
+use crate::support::{funded_user, new_order, now, place, placement, stocked};
 use anyhow::Result;
 use giftify_shared::events::OrderEvent;
 use giftify_shared::ids::{OrderId, UserId};
-use giftify_shared::order::{OrderMessage, OrderStatus};
+use giftify_shared::order::{OrderMessage, OrderSource, OrderStatus, Outbox};
 use giftify_shared::ports::Ports;
 
 pub async fn enqueueing_the_same_order_twice_keeps_one_message(ports: &Ports) -> Result<()> {
@@ -41,6 +41,34 @@ pub async fn placing_an_order_then_enqueueing_it_leaves_one_message(ports: &Port
 
     let depths = ports.queue_ops.depths().await?;
     assert_eq!((depths.ready, depths.in_flight, depths.dead), (1, 0, 0));
+    Ok(())
+}
+
+/// The outbox is part of the contract: a placement that says its message committed with it
+/// leaves exactly that message queued; one that says it is unsent leaves the queue empty, and
+/// the caller's send makes it one.
+pub async fn a_placement_says_where_its_fulfillment_message_is(ports: &Ports) -> Result<()> {
+    let owner = funded_user(ports, 1_000_000).await?;
+    let e = stocked(ports, &[10]).await?;
+    let order = new_order(&owner.id, &[(&e[0], 1)], OrderSource::Items, now());
+
+    let outbox = ports.orders.place_order(&placement(&order, None)).await?;
+
+    let queued = ports.queue_ops.depths().await?.ready;
+    match outbox {
+        Outbox::Committed => assert_eq!(queued, 1, "committed with the order"),
+        Outbox::Unsent => {
+            assert_eq!(queued, 0, "the caller sends it");
+            ports
+                .queue
+                .enqueue(&OrderMessage {
+                    order_id: order.id.clone(),
+                    user_id: owner.id.clone(),
+                })
+                .await?;
+            assert_eq!(ports.queue_ops.depths().await?.ready, 1);
+        }
+    }
     Ok(())
 }
 

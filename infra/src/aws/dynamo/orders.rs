@@ -10,7 +10,7 @@ use giftify_shared::Missing;
 use giftify_shared::ids::{GiftCardId, OrderId, ProductId, UserId, VariantId};
 use giftify_shared::order::{
     Analytics, Cancellation, Fulfillment, FulfillmentDetails, Order, OrderLine, OrderPlacement,
-    OrderSource, OrderStatus, ProductSales, check_placement,
+    OrderSource, OrderStatus, Outbox, ProductSales, check_placement,
 };
 use giftify_shared::ports::{GiftCards, Orders};
 use giftify_shared::vault::{GiftCard, GiftCardStatus, RevealAudit, SealedCard};
@@ -289,7 +289,8 @@ impl DynamoStore {
 
 #[async_trait]
 impl Orders for DynamoStore {
-    async fn place_order(&self, placement: &OrderPlacement) -> Result<()> {
+    /// DynamoDB and SQS share no transaction: the message is the caller's to send.
+    async fn place_order(&self, placement: &OrderPlacement) -> Result<Outbox> {
         check_placement(placement)?;
         let order = &placement.order;
         retrying(|| async {
@@ -327,7 +328,8 @@ impl Orders for DynamoStore {
             }
             self.commit(transaction).await.map_err(Refusal::into_error)
         })
-        .await
+        .await?;
+        Ok(Outbox::Unsent)
     }
 
     async fn order(&self, id: &OrderId) -> Result<Option<Order>> {
