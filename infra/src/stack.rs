@@ -8,10 +8,10 @@ use crate::secrets::{KeyFiles, Secrets};
 use crate::sqlite::SqliteStore;
 use crate::webhooks::WebhookPublisher;
 use anyhow::{Context, Result, bail};
+use giftify_shared::Giftify;
 use giftify_shared::ports::KeyChecks;
 use giftify_shared::ports::Ports;
 use giftify_shared::vault::CardVault;
-use giftify_shared::{Giftify, SystemClock};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -106,7 +106,7 @@ impl EmbeddedStack {
         let giftify = Giftify::new(
             Ports::from_backend(store.clone(), webhooks.clone()),
             Arc::new(CardVault::new(&secrets.card_key)),
-            Arc::new(SystemClock),
+            store.options().clock,
             rules,
         );
         giftify.verify_keys(&secrets.presented()).await?;

@@ -173,6 +173,7 @@ impl WebhookPublisher {
 
 impl Delivery {
     async fn post(&self, item: &DueDelivery) -> std::result::Result<(), String> {
+        // Wall time, not the store's clock: the receiver checks it against its own wall clock.
         let timestamp = chrono::Utc::now().timestamp();
         let signature = signature(
             self.secret.expose_secret().as_bytes(),

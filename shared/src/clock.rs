@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-pub trait Clock: Send + Sync {
+pub trait Clock: Send + Sync + std::fmt::Debug {
     fn now(&self) -> DateTime<Utc>;
 }
 

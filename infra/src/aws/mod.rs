@@ -15,6 +15,7 @@ use crate::config::{AwsSettings, Config};
 use anyhow::{Context, Result};
 use dynamo::DynamoStore;
 use giftify_shared::ports::Ports;
+use giftify_shared::{Clock, SystemClock};
 use sns::SnsPublisher;
 use sqs::SqsQueue;
 use std::sync::Arc;
@@ -78,12 +79,14 @@ impl AwsStack {
         };
         let tables = TableNames::for_stage(stage);
         let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let notes = sqs::FailureNotes {
             client: dynamodb.clone(),
             table: tables.audit.clone(),
+            clock: clock.clone(),
         };
         Ok(AwsStack {
-            store: DynamoStore::new(dynamodb, tables),
+            store: DynamoStore::new(dynamodb, tables, clock),
             queue: SqsQueue::new(sqs, queue_url, dead_letter_url, notes),
             events: SnsPublisher::new(sns, topic_arn),
             settings,

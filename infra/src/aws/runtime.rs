@@ -5,8 +5,8 @@ use super::AwsStack;
 use crate::config::Config;
 use crate::secrets::Secrets;
 use anyhow::{Context, Result};
+use giftify_shared::Giftify;
 use giftify_shared::vault::CardVault;
-use giftify_shared::{Giftify, SystemClock};
 use secrecy::SecretString;
 use std::sync::Arc;
 
@@ -34,7 +34,7 @@ impl AwsRuntime {
         let giftify = Giftify::new(
             aws.ports(),
             Arc::new(CardVault::new(&secrets.card_key)),
-            Arc::new(SystemClock),
+            aws.store.clock(),
             config.rules(),
         );
         giftify.verify_keys(&secrets.presented()).await?;

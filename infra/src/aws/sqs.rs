@@ -33,6 +33,7 @@ const NOTE_KEPT: chrono::Duration = chrono::Duration::days(15);
 pub struct FailureNotes {
     pub client: aws_sdk_dynamodb::Client,
     pub table: String,
+    pub clock: std::sync::Arc<dyn giftify_shared::Clock>,
 }
 
 impl FailureNotes {
@@ -49,7 +50,7 @@ impl FailureNotes {
             "error".into(),
             s(error.chars().take(1000).collect::<String>()),
         );
-        let now = chrono::Utc::now();
+        let now = self.clock.now();
         note.insert("at".into(), super::item::ts(now));
         note.insert("expiresAt".into(), super::item::epoch(now + NOTE_KEPT));
         self.client

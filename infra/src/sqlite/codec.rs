@@ -92,10 +92,6 @@ pub(crate) fn ts(time: DateTime<Utc>) -> i64 {
     time.timestamp_millis()
 }
 
-pub(crate) fn now_ms() -> i64 {
-    ts(Utc::now())
-}
-
 /// Milliseconds of a duration, saturating (durations here are seconds to days).
 pub(crate) fn millis(duration: std::time::Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)

@@ -4,7 +4,7 @@
 //! two processes never post the same delivery at the same time.
 
 use super::SqliteStore;
-use super::codec::{DbResult, all, enumeration, execute, millis, now_ms, opt_time, time};
+use super::codec::{DbResult, all, enumeration, execute, millis, opt_time, time};
 use giftify_shared::Result;
 use giftify_shared::events::OrderEvent;
 use rusqlite::{Connection, Row, params};
@@ -164,8 +164,9 @@ impl SqliteStore {
     pub async fn log_event(&self, event: &OrderEvent, body: &str, urls: &[String]) -> Result<bool> {
         let has_urls = !urls.is_empty();
         let (event, body, urls) = (event.clone(), body.to_string(), urls.to_vec());
+        let now = self.now_ms();
         let logged = self
-            .write(move |conn| log_event(conn, &event, &body, &urls, now_ms()))
+            .write(move |conn| log_event(conn, &event, &body, &urls, now))
             .await?;
         if logged && has_urls {
             self.delivery_work.notify_one();
@@ -179,18 +180,20 @@ impl SqliteStore {
         limit: usize,
         lease: Duration,
     ) -> Result<Vec<DueDelivery>> {
-        self.write(move |conn| claim_due(conn, limit, lease, now_ms()))
+        let now = self.now_ms();
+        self.write(move |conn| claim_due(conn, limit, lease, now))
             .await
     }
 
     /// Records a successful attempt.
     pub async fn delivery_succeeded(&self, id: i64) -> Result<()> {
+        let now = self.now_ms();
         self.write(move |conn| {
             execute(
                 conn,
                 "UPDATE webhook_deliveries SET state = 'DELIVERED', delivered_at = ?2, \
                  last_error = NULL WHERE id = ?1",
-                params![id, now_ms()],
+                params![id, now],
             )?;
             Ok(())
         })
@@ -205,8 +208,8 @@ impl SqliteStore {
         retry_in: Option<Duration>,
     ) -> Result<()> {
         let error = error.to_string();
+        let now = self.now_ms();
         self.write(move |conn| {
-            let now = now_ms();
             match retry_in {
                 Some(delay) => execute(
                     conn,

@@ -44,7 +44,7 @@ use anyhow::Context;
 use async_trait::async_trait;
 use codec::{DbResult, translate};
 use giftify_shared::ports::Health;
-use giftify_shared::{Error, Result};
+use giftify_shared::{Clock, Error, Result, SystemClock};
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -64,7 +64,7 @@ const STATEMENT_CACHE: usize = 128;
 
 /// How a store is opened: the queue settings from configuration, and the knobs that only
 /// tests turn.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone)]
 pub struct StoreOptions {
     pub queue: QueueSettings,
     /// A second send with the same deduplication id within this window is dropped (SQS FIFO:
@@ -76,6 +76,20 @@ pub struct StoreOptions {
     pub retry_base_delay: Duration,
     /// How long a write waits for another connection's write lock before `Unavailable`.
     pub busy_timeout: Duration,
+    /// Where the store's time comes from: the same clock as the core's, so a simulation
+    /// that steers time steers the queue's visibility and the event log too.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for StoreOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreOptions")
+            .field("queue", &self.queue)
+            .field("dedup_window", &self.dedup_window)
+            .field("retry_base_delay", &self.retry_base_delay)
+            .field("busy_timeout", &self.busy_timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 impl StoreOptions {
@@ -86,6 +100,7 @@ impl StoreOptions {
             dedup_window: Duration::from_secs(5 * 60),
             retry_base_delay: Duration::from_secs(1),
             busy_timeout: BUSY_TIMEOUT,
+            clock: Arc::new(SystemClock),
         }
     }
 }
@@ -151,7 +166,12 @@ impl SqliteStore {
 
     /// The options this store was opened with.
     pub fn options(&self) -> StoreOptions {
-        self.options
+        self.options.clone()
+    }
+
+    /// Now, from the store's clock, as stored (unix milliseconds).
+    pub(crate) fn now_ms(&self) -> i64 {
+        codec::ts(self.options.clock.now())
     }
 
     /// Runs `op` atomically on the writer: inside a `BEGIN IMMEDIATE` transaction, in its own
@@ -354,17 +374,17 @@ impl Health for SqliteStore {
             Ok(())
         })
         .await?;
-        let now = codec::now_ms();
+        let now = self.now_ms();
         if now.saturating_sub(self.last_write_probe.load(Ordering::Relaxed)) < WRITE_PROBE_VALID_MS
         {
             return Ok(());
         }
-        self.write(|conn| {
+        self.write(move |conn| {
             codec::execute(
                 conn,
                 "INSERT INTO health_probe (id, at) VALUES (1, ?1) \
                  ON CONFLICT (id) DO UPDATE SET at = excluded.at",
-                [codec::now_ms()],
+                [now],
             )?;
             Ok(())
         })

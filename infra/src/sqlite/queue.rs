@@ -14,7 +14,7 @@
 //! Time here is the store's wall clock, as it is the queue service's in the cloud.
 
 use super::SqliteStore;
-use super::codec::{DbResult, all, count, execute, millis, now_ms, one, time_of};
+use super::codec::{DbResult, all, count, execute, millis, one, time_of};
 use async_trait::async_trait;
 use giftify_shared::order::{DeadLetter, DeadLetterBody, OrderMessage, QueueDepths};
 use giftify_shared::ports::{OrderQueue, QueueOps};
@@ -262,6 +262,7 @@ impl SqliteStore {
             return Ok(Batch::default());
         }
         let settings = self.options.queue;
+        let now = self.now_ms();
         let batch = self
             .write(move |conn| {
                 receive(
@@ -269,7 +270,7 @@ impl SqliteStore {
                     max,
                     settings.max_receives,
                     settings.visibility_timeout,
-                    now_ms(),
+                    now,
                 )
             })
             .await?;
@@ -328,9 +329,9 @@ impl SqliteStore {
             delivery.receipt_handle.clone(),
             clipped(error).to_string(),
         );
+        let visible_at = self.now_ms().saturating_add(millis(delay));
         let released = self
             .write(move |conn| {
-                let visible_at = now_ms().saturating_add(millis(delay));
                 Ok(execute(
                     conn,
                     "UPDATE queue_messages SET visible_at = ?3, last_error = ?4 \
@@ -357,8 +358,9 @@ impl OrderQueue for SqliteStore {
     async fn enqueue(&self, message: &OrderMessage) -> Result<()> {
         let message = message.clone();
         let window = self.options.dedup_window;
+        let now = self.now_ms();
         let sent = self
-            .write(move |conn| enqueue_in(conn, &message, window, now_ms()))
+            .write(move |conn| enqueue_in(conn, &message, window, now))
             .await?;
         if sent {
             self.queue_work.notify_one();
@@ -382,7 +384,8 @@ impl QueueOps for SqliteStore {
     }
 
     async fn redrive_next(&self) -> Result<Option<DeadLetter>> {
-        let letter = self.write(|conn| redrive_next(conn, now_ms())).await?;
+        let now = self.now_ms();
+        let letter = self.write(move |conn| redrive_next(conn, now)).await?;
         if letter.is_some() {
             self.queue_work.notify_one();
         }
@@ -422,8 +425,8 @@ impl QueueOps for SqliteStore {
     }
 
     async fn depths(&self) -> Result<QueueDepths> {
-        self.read(|conn| {
-            let now = now_ms();
+        let now = self.now_ms();
+        self.read(move |conn| {
             Ok(QueueDepths {
                 ready: count(
                     conn,

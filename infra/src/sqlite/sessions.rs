@@ -1,7 +1,7 @@
 //! Refresh-token families (rotation with reuse detection) and per-account login throttling.
 
 use super::SqliteStore;
-use super::codec::{DbError, DbResult, execute, id, now_ms, one, time_of, ts};
+use super::codec::{DbError, DbResult, execute, id, one, time_of, ts};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use giftify_shared::Missing;
@@ -139,6 +139,7 @@ impl Sessions for SqliteStore {
 
     async fn revoke_family(&self, presented_hash: &str) -> Result<()> {
         let presented = presented_hash.to_string();
+        let now = self.now_ms();
         self.write(move |conn| {
             let family: Option<String> = one(
                 conn,
@@ -147,7 +148,7 @@ impl Sessions for SqliteStore {
                 |row| Ok(row.get("family_id")?),
             )?;
             match family {
-                Some(family) => revoke(conn, &family, now_ms()),
+                Some(family) => revoke(conn, &family, now),
                 None => Ok(()),
             }
         })

@@ -7,7 +7,8 @@
 //!
 //! Determinism: on the embedded backend a seed replays the same run — the same interleaving,
 //! faults, requests and answers. What differs between replays is only what never feeds a
-//! decision: ULIDs, card numbers, the queue table's wall-clock timestamps, backoff sleeps. On the AWS backend the schedule and faults replay, but moto's own
+//! decision: ULIDs, card numbers, backoff sleeps. The embedded store reads the simulation's
+//! clock, so the queue's and the event log's timestamps are virtual too. On the AWS backend the schedule and faults replay, but moto's own
 //! behaviour (message ids, receive order across groups) may not, so a replay there is likely,
 //! not certain, to take the same path.
 
@@ -282,11 +283,12 @@ struct Opened {
     _storage: Box<dyn std::any::Any + Send + Sync>,
 }
 
-/// How long a received message stays hidden on the wall clock: longer than any run, so that
-/// only the simulation decides when a visibility timeout runs out.
-const VISIBILITY: Duration = Duration::from_secs(3600);
+/// How long a received message stays hidden: longer than any run, in virtual time (the
+/// embedded store runs on the simulation's clock) and on the wall clock (SQS), so that only
+/// the simulation decides when a visibility timeout runs out.
+const VISIBILITY: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 
-async fn open(backend: Backend, shape: &Shape) -> anyhow::Result<Opened> {
+async fn open(backend: Backend, shape: &Shape, clock: Arc<SimClock>) -> anyhow::Result<Opened> {
     match backend {
         Backend::Embedded => {
             // tmpfs when there is one: the store syncs every commit, which on a disk is most of
@@ -302,6 +304,7 @@ async fn open(backend: Backend, shape: &Shape) -> anyhow::Result<Opened> {
                 StoreOptions {
                     dedup_window: shape.dedup_window,
                     retry_base_delay: Duration::ZERO,
+                    clock,
                     ..StoreOptions::new(QueueSettings {
                         max_receives: shape.max_receives,
                         visibility_timeout: VISIBILITY,
@@ -345,13 +348,16 @@ pub async fn run(config: SimConfig) -> Result<Report, Failure> {
         violations,
         trace,
     };
-    let opened = open(config.backend, &shape).await.map_err(|e| {
-        fail(
-            0,
-            vec![format!("cannot open the backend: {e:#}")],
-            String::new(),
-        )
-    })?;
+    let clock = Arc::new(SimClock::new());
+    let opened = open(config.backend, &shape, clock.clone())
+        .await
+        .map_err(|e| {
+            fail(
+                0,
+                vec![format!("cannot open the backend: {e:#}")],
+                String::new(),
+            )
+        })?;
 
     // The truth layer: what the backend really did, recorded below every fault.
     let events = Arc::new(RecordingPublisher::new(opened.ports.events.clone()));
@@ -361,7 +367,6 @@ pub async fn run(config: SimConfig) -> Result<Report, Failure> {
         catalogue: audit.clone(),
         ..opened.ports.clone()
     };
-    let clock = Arc::new(SimClock::new());
     let rules = Rules {
         wallet: WalletLimits {
             max_balance: shape.max_balance,

@@ -496,7 +496,7 @@ impl Sessions for DynamoStore {
             let family = Attrs::new(&raw, "refresh-tokens")
                 .s("familyId")?
                 .to_string();
-            self.revoke(&family, Utc::now()).await?;
+            self.revoke(&family, self.clock.now()).await?;
         }
         Ok(())
     }

@@ -23,7 +23,7 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem, Update,
 };
 use backon::{ExponentialBuilder, Retryable};
-use giftify_shared::{Error, Result};
+use giftify_shared::{Clock, Error, Result};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -35,6 +35,8 @@ pub struct DynamoStore {
     tables: Arc<TableNames>,
     /// variantId → productId: immutable once created, so safe to keep for the process life.
     variant_products: Arc<RwLock<HashMap<String, String>>>,
+    /// The process's one clock, shared with the core.
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for DynamoStore {
@@ -46,12 +48,18 @@ impl std::fmt::Debug for DynamoStore {
 }
 
 impl DynamoStore {
-    pub fn new(client: Client, tables: TableNames) -> Self {
+    pub fn new(client: Client, tables: TableNames, clock: Arc<dyn Clock>) -> Self {
         DynamoStore {
             client,
             tables: Arc::new(tables),
             variant_products: Arc::default(),
+            clock,
         }
+    }
+
+    /// The clock the store reads, for the core to share.
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        self.clock.clone()
     }
 
     pub fn client(&self) -> &Client {
