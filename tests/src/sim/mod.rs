@@ -283,10 +283,11 @@ struct Opened {
     _storage: Box<dyn std::any::Any + Send + Sync>,
 }
 
-/// How long a received message stays hidden: longer than any run, in virtual time (the
-/// embedded store runs on the simulation's clock) and on the wall clock (SQS), so that only
-/// the simulation decides when a visibility timeout runs out.
-const VISIBILITY: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+/// How long a received message stays hidden: SQS's maximum, twelve hours, longer than any
+/// run in virtual time (the embedded store runs on the simulation's clock, whose runs span
+/// minutes to an hour) and on the wall clock (SQS), so that only the simulation decides when a
+/// visibility timeout runs out.
+const VISIBILITY: Duration = Duration::from_secs(12 * 3600);
 
 async fn open(backend: Backend, shape: &Shape, clock: Arc<SimClock>) -> anyhow::Result<Opened> {
     match backend {
