@@ -15,6 +15,7 @@ use giftify_infra::EmbeddedStack;
 use giftify_infra::Stack;
 use giftify_infra::config::{ENV_VARS, LogFormat, parse_urls};
 use giftify_infra::secrets::{KeyFiles, Secrets};
+use giftify_infra::shutdown::Shutdown;
 use giftify_infra::sqlite::backup;
 use giftify_infra::stack::Opening;
 use giftify_shared::order::{DeadLetter, DeadLetterBody};
@@ -300,7 +301,7 @@ async fn serve(config: Config, with_worker: bool, promote_existing_admin: bool) 
     tracing::info!(%addr, worker = with_worker, "Giftify is listening");
 
     let (limits, deadline) = (stack.config().http, stack.config().shutdown_deadline);
-    let (stop, stopped) = watch::channel(false);
+    let (stop, stopped) = Shutdown::channel();
     let mut worker = with_worker.then(|| {
         let stack = stack.clone();
         tokio::spawn(async move { stack.run_worker(stopped).await })
@@ -435,7 +436,7 @@ fn embedded_only(config: &Config, instead: &str) -> Result<()> {
 /// Runs the worker alone until SIGTERM or Ctrl-C.
 async fn worker(config: Config) -> Result<()> {
     let stack = Stack::open(config, Opening::ExistingOnly).await?;
-    let (stop, stopped) = watch::channel(false);
+    let (stop, stopped) = Shutdown::channel();
     tracing::info!("Giftify worker started");
     let run = stack.run_worker(stopped);
     tokio::pin!(run);

@@ -1,12 +1,12 @@
 //! Giftify adapters: the embedded SQLite backend (every port, the durable FIFO queue, the event
-//! log and webhook delivery), the local queue consumer, and configuration.
+//! log and webhook delivery), the AWS adapters, the one worker loop over either queue, and
+//! configuration.
 //!
 //! Dependencies run one way: `giftify-shared` ← this crate ← the drivers (`giftify-api`,
 //! `giftify-workers`).
 
 pub mod aws;
 pub mod config;
-pub mod consumer;
 pub mod file_lock;
 pub mod metrics;
 pub mod secrets;
@@ -15,6 +15,7 @@ pub mod sqlite;
 pub mod stack;
 pub mod telemetry;
 pub mod webhooks;
+pub mod worker;
 
 pub use config::Config;
 pub use stack::{EmbeddedStack, Stack};

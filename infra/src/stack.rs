@@ -5,8 +5,10 @@
 
 use crate::config::Config;
 use crate::secrets::{KeyFiles, Secrets};
+use crate::shutdown::Shutdown;
 use crate::sqlite::SqliteStore;
 use crate::webhooks::WebhookPublisher;
+use crate::worker::WorkerSettings;
 use anyhow::{Context, Result, bail};
 use giftify_shared::Giftify;
 use giftify_shared::ports::KeyChecks;
@@ -15,7 +17,6 @@ use giftify_shared::vault::CardVault;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
 
 /// How often the reconciler runs inside the worker.
 const RECONCILE_EVERY: Duration = Duration::from_secs(30);
@@ -141,10 +142,11 @@ impl EmbeddedStack {
 
     /// Runs the worker side until `shutdown` turns true: the queue consumer, webhook delivery
     /// and the reconciler. In-flight messages finish before it returns.
-    pub async fn run_worker(&self, shutdown: watch::Receiver<bool>) {
-        let consumer = crate::consumer::run_embedded(
+    pub async fn run_worker(&self, shutdown: Shutdown) {
+        let consumer = crate::worker::run(
             self.giftify.clone(),
             self.store.clone(),
+            WorkerSettings::EMBEDDED,
             shutdown.clone(),
         );
         let deliveries = self.webhooks.run_delivery(shutdown.clone());
@@ -207,16 +209,14 @@ impl Stack {
 
     /// The worker side until `shutdown`: on AWS, the SQS long-poll consumer and the reconciler
     /// (in Lambda the event source mapping and the schedule do their jobs).
-    pub async fn run_worker(&self, shutdown: watch::Receiver<bool>) {
+    pub async fn run_worker(&self, shutdown: Shutdown) {
         match self {
             Stack::Embedded(stack) => stack.run_worker(shutdown).await,
             Stack::Aws(runtime) => {
-                let visibility = i32::try_from(runtime.config.queue.visibility_timeout.as_secs())
-                    .unwrap_or(i32::MAX);
-                let consumer = crate::aws::consumer::run(
+                let consumer = crate::worker::run(
                     runtime.giftify.clone(),
-                    runtime.aws.queue.clone(),
-                    visibility,
+                    runtime.giftify.ports.inbox.clone(),
+                    WorkerSettings::SQS,
                     shutdown.clone(),
                 );
                 tokio::join!(
@@ -228,7 +228,7 @@ impl Stack {
     }
 }
 
-async fn reconcile_periodically(giftify: Giftify, mut shutdown: watch::Receiver<bool>) {
+async fn reconcile_periodically(giftify: Giftify, mut shutdown: Shutdown) {
     let mut ticker = tokio::time::interval(RECONCILE_EVERY);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -238,7 +238,7 @@ async fn reconcile_periodically(giftify: Giftify, mut shutdown: watch::Receiver<
                 Ok(_) => {}
                 Err(error) => tracing::warn!(error = %error, "reconcile pass failed"),
             },
-            () = crate::shutdown::requested(&mut shutdown) => return,
+            () = shutdown.requested() => return,
         }
     }
 }

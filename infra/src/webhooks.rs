@@ -11,7 +11,7 @@
 //! timestamp lets a subscriber refuse replays, and signing the raw bytes spares it any JSON
 //! canonicalisation.
 
-use crate::consumer::stop_requested;
+use crate::shutdown::Shutdown;
 use crate::sqlite::{DueDelivery, SqliteStore};
 use async_trait::async_trait;
 use giftify_shared::events::OrderEvent;
@@ -24,7 +24,6 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 /// The event's stable id, for subscribers to drop redeliveries.
@@ -124,12 +123,12 @@ impl WebhookPublisher {
     }
 
     /// Posts due deliveries until `shutdown` turns true; attempts in progress finish first.
-    pub async fn run_delivery(&self, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run_delivery(&self, mut shutdown: Shutdown) {
         if self.delivery.is_none() {
-            let _ = shutdown.wait_for(|stop| *stop).await;
+            shutdown.requested().await;
             return;
         }
-        while !stop_requested(&shutdown) {
+        while !shutdown.is_requested() {
             match self.deliver_due().await {
                 Ok(0) => {}
                 Ok(_) => continue,
@@ -140,7 +139,7 @@ impl WebhookPublisher {
             }
             tokio::select! {
                 () = self.store.wait_for_deliveries(POLL_INTERVAL) => {}
-                _ = shutdown.changed() => {}
+                () = shutdown.requested() => {}
             }
         }
     }
@@ -501,7 +500,7 @@ mod tests {
             vec![url],
             Some(SecretString::from("whsec_test")),
         ));
-        let (stop, shutdown) = watch::channel(false);
+        let (stop, shutdown) = Shutdown::channel();
         let running = tokio::spawn({
             let publisher = publisher.clone();
             async move { publisher.run_delivery(shutdown).await }

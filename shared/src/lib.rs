@@ -12,6 +12,7 @@ pub mod error;
 pub mod events;
 pub mod idempotency;
 pub mod ids;
+pub mod inbox;
 pub mod keys;
 pub mod ledger;
 pub mod money;

@@ -13,6 +13,7 @@ use crate::catalogue::{CatalogueEntry, Product, ProductWithVariants, Variant, Va
 use crate::events::OrderEvent;
 use crate::idempotency::{Claim, IdempotencyScope, NewClaim};
 use crate::ids::{GiftCardId, OrderId, TransactionId, UserId, VariantId};
+use crate::inbox::Delivery;
 use crate::keys::KeyName;
 use crate::order::{
     Analytics, Cancellation, DeadLetter, Fulfillment, Order, OrderMessage, OrderPlacement,
@@ -256,6 +257,28 @@ pub trait OrderQueue: Send + Sync {
     async fn enqueue(&self, message: &OrderMessage) -> Result<()>;
 }
 
+/// The consumer side of the orders queue: what the worker loop receives, and how it settles
+/// each delivery as the core decided ([`crate::inbox::Settlement`]).
+#[async_trait]
+pub trait Inbox: Send + Sync {
+    /// Up to `max` deliverable messages, hidden from other consumers until settled or until
+    /// their visibility timeout runs out; a message past its receives goes to the dead-letter
+    /// queue instead. Waits up to `wait` for a first one when none is deliverable.
+    async fn receive(&self, max: usize, wait: std::time::Duration) -> Result<Vec<Delivery>>;
+    /// Deletes the delivered message. A stale receipt (the message was delivered again since)
+    /// changes nothing: the newer delivery settles it.
+    async fn ack(&self, delivery: &Delivery) -> Result<()>;
+    /// Notes `reason` and makes the message deliverable again after `delay`.
+    async fn retry_later(
+        &self,
+        delivery: &Delivery,
+        reason: &str,
+        delay: std::time::Duration,
+    ) -> Result<()>;
+    /// Moves the message to the dead-letter queue now, noting `reason`.
+    async fn dead_letter(&self, delivery: &Delivery, reason: &str) -> Result<()>;
+}
+
 /// Operator view of the queue and its dead letters.
 #[async_trait]
 pub trait QueueOps: Send + Sync {
@@ -268,8 +291,6 @@ pub trait QueueOps: Send + Sync {
     /// Removes one dead letter for good; `None` when no dead letter has this id.
     async fn delete_dead_letter(&self, message_id: &str) -> Result<Option<DeadLetter>>;
     async fn depths(&self) -> Result<QueueDepths>;
-    /// Notes why the handling of a message failed, so the dead-letter listing can show it.
-    async fn record_failure(&self, message_id: &str, error: &str) -> Result<()>;
 }
 
 #[async_trait]
@@ -309,6 +330,7 @@ pub struct Ports {
     pub gift_cards: Arc<dyn GiftCards>,
     pub idempotency: Arc<dyn IdempotencyKeys>,
     pub queue: Arc<dyn OrderQueue>,
+    pub inbox: Arc<dyn Inbox>,
     pub queue_ops: Arc<dyn QueueOps>,
     pub events: Arc<dyn EventPublisher>,
     pub keys: Arc<dyn KeyChecks>,
@@ -329,6 +351,7 @@ impl Ports {
             + GiftCards
             + IdempotencyKeys
             + OrderQueue
+            + Inbox
             + QueueOps
             + KeyChecks
             + Health
@@ -345,6 +368,7 @@ impl Ports {
             gift_cards: backend.clone(),
             idempotency: backend.clone(),
             queue: backend.clone(),
+            inbox: backend.clone(),
             queue_ops: backend.clone(),
             events,
             keys: backend.clone(),

@@ -13,6 +13,7 @@ use giftify_shared::user::Email;
 use giftify_tests::lambda::{LambdaHarness, release_dir};
 use giftify_tests::moto::AwsTestStack;
 use serde_json::{Value, json};
+use std::time::Duration;
 
 async fn customer(giftify: &Giftify, name: &str) -> UserId {
     let user = giftify
@@ -104,7 +105,8 @@ async fn status(giftify: &Giftify, order: &giftify_shared::order::Order) -> Orde
 }
 
 #[tokio::test]
-async fn the_fulfillment_handler_reports_the_poison_message_and_the_rest_of_its_group() {
+async fn the_fulfillment_handler_dead_letters_the_poison_message_and_retries_the_rest_of_its_group()
+{
     let stack = AwsTestStack::start(3, 30).await;
     let giftify = &stack.runtime.giftify;
     giftify.seed_demo_catalogue().await.unwrap();
@@ -120,12 +122,25 @@ async fn the_fulfillment_handler_reports_the_poison_message_and_the_rest_of_its_
         .collect();
     assert_eq!(
         failed,
-        vec!["m-poison", "m-a2"],
-        "the poison message and the later message of its group"
+        vec!["m-a2"],
+        "the later message of the poison message's group is tried again"
     );
     assert_eq!(
         serde_json::to_value(&response).unwrap(),
-        json!({"batchItemFailures": [{"itemIdentifier": "m-poison"}, {"itemIdentifier": "m-a2"}]})
+        json!({"batchItemFailures": [{"itemIdentifier": "m-a2"}]})
+    );
+    // No retry cures a body that is no order message: it is in the dead-letter queue now,
+    // with why, rather than after its receives.
+    let dead = giftify.dead_letters(10).await.unwrap();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0].order(), None, "kept as it came, unreadable");
+    assert!(
+        dead[0]
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("malformed message body")),
+        "{:?}",
+        dead[0].last_error
     );
     assert_eq!(status(giftify, &orders[0]).await, OrderStatus::Fulfilled);
     assert_eq!(
@@ -155,7 +170,12 @@ async fn the_release_fulfillment_binary_handles_an_sqs_event_under_the_runtime_a
     let response = lambda.invoke(event).await.expect("the function answers");
     assert_eq!(
         response,
-        json!({"batchItemFailures": [{"itemIdentifier": "m-poison"}, {"itemIdentifier": "m-a2"}]})
+        json!({"batchItemFailures": [{"itemIdentifier": "m-a2"}]})
+    );
+    assert_eq!(
+        giftify.dead_letters(10).await.unwrap().len(),
+        1,
+        "the poison message"
     );
     // A second invocation of the same warm process, as Lambda does.
     let redelivery =
@@ -223,8 +243,9 @@ async fn the_release_reconciler_binary_re_enqueues_stale_orders_and_publishes_mi
     // Clear the queue of order 1's message (its handler finished) and lose order 2's: as if the
     // enqueue after order 2's commit had failed.
     let lost = place(giftify, &user).await;
-    for message in stack.runtime.aws.queue.receive(10, 0, 30).await.unwrap() {
-        stack.runtime.aws.queue.delete(&message).await.unwrap();
+    let inbox = &stack.runtime.giftify.ports.inbox;
+    for message in inbox.receive(10, Duration::ZERO).await.unwrap() {
+        inbox.ack(&message).await.unwrap();
     }
 
     let mut lambda = LambdaHarness::start().await;
@@ -250,7 +271,7 @@ async fn the_release_reconciler_binary_re_enqueues_stale_orders_and_publishes_mi
         events[0].1, "order.fulfilled",
         "the eventType attribute is set for filter policies"
     );
-    let requeued = stack.runtime.aws.queue.receive(10, 0, 30).await.unwrap();
+    let requeued = inbox.receive(10, Duration::ZERO).await.unwrap();
     assert_eq!(requeued.len(), 1);
     assert!(requeued[0].body.contains(lost.id.as_str()));
 }

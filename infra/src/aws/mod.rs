@@ -3,7 +3,6 @@
 //! start) from the standard AWS configuration chain plus Giftify's own settings.
 
 pub mod bootstrap;
-pub mod consumer;
 pub mod dynamo;
 pub mod item;
 pub mod runtime;
@@ -87,7 +86,13 @@ impl AwsStack {
         };
         Ok(AwsStack {
             store: DynamoStore::new(dynamodb, tables, clock),
-            queue: SqsQueue::new(sqs, queue_url, dead_letter_url, notes),
+            queue: SqsQueue::new(
+                sqs,
+                queue_url,
+                dead_letter_url,
+                notes,
+                config.queue.visibility_timeout,
+            ),
             events: SnsPublisher::new(sns, topic_arn),
             settings,
         })
@@ -107,6 +112,7 @@ impl AwsStack {
             gift_cards: store.clone(),
             idempotency: store.clone(),
             queue: queue.clone(),
+            inbox: queue.clone(),
             queue_ops: queue,
             events: Arc::new(self.events.clone()),
             keys: store.clone(),

@@ -12,8 +12,9 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use giftify_shared::inbox::Delivery;
 use giftify_shared::order::{DeadLetter, DeadLetterBody, OrderMessage, QueueDepths};
-use giftify_shared::ports::{OrderQueue, QueueOps};
+use giftify_shared::ports::{Inbox, OrderQueue, QueueOps};
 use giftify_shared::{Error, Result};
 
 #[derive(Clone, Debug)]
@@ -22,6 +23,7 @@ pub struct SqsQueue {
     queue_url: String,
     dead_letter_url: String,
     notes: FailureNotes,
+    visibility_seconds: i32,
 }
 
 /// How long a message's last failure is kept: longer than the message can live in the
@@ -80,29 +82,21 @@ impl FailureNotes {
 }
 
 /// One received message.
-#[derive(Clone, Debug)]
-pub struct SqsMessage {
-    pub message_id: String,
-    pub receipt_handle: String,
-    pub group_id: String,
-    pub receive_count: u32,
-    /// The body as sent; parsing happens in the handler so a malformed body fails like any
-    /// other poison message.
-    pub body: String,
-}
-
 impl SqsQueue {
+    /// `visibility`: how long a receive hides a message from other consumers.
     pub fn new(
         client: Client,
         queue_url: String,
         dead_letter_url: String,
         notes: FailureNotes,
+        visibility: std::time::Duration,
     ) -> Self {
         SqsQueue {
             client,
             queue_url,
             dead_letter_url,
             notes,
+            visibility_seconds: i32::try_from(visibility.as_secs()).unwrap_or(43_200),
         }
     }
 
@@ -112,28 +106,32 @@ impl SqsQueue {
 
     async fn send(&self, url: &str, message: &OrderMessage, deduplication_id: &str) -> Result<()> {
         let body = serde_json::to_string(message).map_err(|e| Error::Internal(e.into()))?;
-        self.client
+        self.send_body(url, &body, message.user_id.as_str(), deduplication_id)
+            .await
+            .map(|_| ())
+    }
+
+    /// Sends `body` as it is; returns the new message's id.
+    async fn send_body(
+        &self,
+        url: &str,
+        body: &str,
+        group: &str,
+        deduplication_id: &str,
+    ) -> Result<String> {
+        let output = self
+            .client
             .send_message()
             .queue_url(url)
             .message_body(body)
-            .message_group_id(message.user_id.as_str())
+            .message_group_id(group)
             .message_deduplication_id(deduplication_id)
             .send()
             .await
             .map_err(sdk_error)?;
-        Ok(())
-    }
-
-    /// Long-polls up to `max` messages (≤ 10) for `wait_seconds`, hiding them for
-    /// `visibility_seconds`.
-    pub async fn receive(
-        &self,
-        max: i32,
-        wait_seconds: i32,
-        visibility_seconds: i32,
-    ) -> Result<Vec<SqsMessage>> {
-        self.receive_from(&self.queue_url, max, wait_seconds, visibility_seconds)
-            .await
+        output
+            .message_id
+            .ok_or_else(|| Error::internal("SQS answered a send without a message id"))
     }
 
     async fn receive_from(
@@ -142,7 +140,7 @@ impl SqsQueue {
         max: i32,
         wait_seconds: i32,
         visibility_seconds: i32,
-    ) -> Result<Vec<SqsMessage>> {
+    ) -> Result<Vec<Delivery>> {
         let output = self
             .client
             .receive_message()
@@ -161,9 +159,9 @@ impl SqsQueue {
             .into_iter()
             .filter_map(|m| {
                 let attributes = m.attributes.unwrap_or_default();
-                Some(SqsMessage {
+                Some(Delivery {
                     message_id: m.message_id?,
-                    receipt_handle: m.receipt_handle?,
+                    receipt: m.receipt_handle?,
                     group_id: attributes
                         .get(&MessageSystemAttributeName::MessageGroupId)
                         .cloned()
@@ -176,24 +174,6 @@ impl SqsQueue {
                 })
             })
             .collect())
-    }
-
-    /// Makes a received message visible again after `delay` (a handler giving it back).
-    pub async fn release(&self, message: &SqsMessage, delay: std::time::Duration) -> Result<()> {
-        self.client
-            .change_message_visibility()
-            .queue_url(&self.queue_url)
-            .receipt_handle(&message.receipt_handle)
-            .visibility_timeout(i32::try_from(delay.as_secs()).unwrap_or(i32::MAX))
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        Ok(())
-    }
-
-    pub async fn delete(&self, message: &SqsMessage) -> Result<()> {
-        self.delete_from(&self.queue_url, &message.receipt_handle)
-            .await
     }
 
     async fn delete_from(&self, url: &str, receipt_handle: &str) -> Result<()> {
@@ -231,7 +211,7 @@ impl SqsQueue {
     }
 }
 
-fn dead_letter(message: &SqsMessage) -> DeadLetter {
+fn dead_letter(message: &Delivery) -> DeadLetter {
     DeadLetter {
         message_id: message.message_id.clone(),
         body: DeadLetterBody::parse(&message.body),
@@ -251,9 +231,9 @@ impl SqsQueue {
     async fn look_through_dead_letters(
         &self,
         limit: usize,
-        mut pick: impl FnMut(&SqsMessage) -> bool,
-    ) -> Result<(Vec<SqsMessage>, Option<SqsMessage>)> {
-        let mut seen: Vec<SqsMessage> = Vec::new();
+        mut pick: impl FnMut(&Delivery) -> bool,
+    ) -> Result<(Vec<Delivery>, Option<Delivery>)> {
+        let mut seen: Vec<Delivery> = Vec::new();
         let mut ids = std::collections::HashSet::new();
         let mut picked = None;
         while seen.len() < limit && picked.is_none() {
@@ -261,7 +241,7 @@ impl SqsQueue {
                 .receive_from(&self.dead_letter_url, 10, 0, LISTING_VISIBILITY_SECONDS)
                 .await?;
             // A message seen before came back: the scan has gone all the way round.
-            let fresh: Vec<SqsMessage> = batch
+            let fresh: Vec<Delivery> = batch
                 .into_iter()
                 .filter(|message| ids.insert(message.message_id.clone()))
                 .collect();
@@ -282,7 +262,7 @@ impl SqsQueue {
                 .client
                 .change_message_visibility()
                 .queue_url(&self.dead_letter_url)
-                .receipt_handle(&message.receipt_handle)
+                .receipt_handle(&message.receipt)
                 .visibility_timeout(0)
                 .send()
                 .await
@@ -291,6 +271,66 @@ impl SqsQueue {
             }
         }
         Ok((seen, picked))
+    }
+}
+
+#[async_trait]
+impl Inbox for SqsQueue {
+    /// Long-polls for up to `wait` (whole seconds, at most SQS's 20).
+    async fn receive(&self, max: usize, wait: std::time::Duration) -> Result<Vec<Delivery>> {
+        let wait_seconds = i32::try_from(wait.as_secs().min(20)).unwrap_or(20);
+        let max = i32::try_from(max.min(10)).unwrap_or(10);
+        self.receive_from(&self.queue_url, max, wait_seconds, self.visibility_seconds)
+            .await
+    }
+
+    /// A receipt that went stale (the message was delivered again) fails the delete in SQS;
+    /// the newer delivery finds the order done, so it is only logged.
+    async fn ack(&self, delivery: &Delivery) -> Result<()> {
+        if let Err(error) = self.delete_from(&self.queue_url, &delivery.receipt).await {
+            tracing::warn!(message_id = %delivery.message_id, %error, "delete failed; the message will be delivered again");
+        }
+        Ok(())
+    }
+
+    async fn retry_later(
+        &self,
+        delivery: &Delivery,
+        reason: &str,
+        delay: std::time::Duration,
+    ) -> Result<()> {
+        self.notes.record(&delivery.message_id, reason).await?;
+        self.client
+            .change_message_visibility()
+            .queue_url(&self.queue_url)
+            .receipt_handle(&delivery.receipt)
+            .visibility_timeout(i32::try_from(delay.as_secs()).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(())
+    }
+
+    /// Sends the body to the dead-letter queue (same group; the message id as deduplication
+    /// id, so a repeated move within five minutes is sent once), notes why under the dead
+    /// letter's own id, and deletes the original. Once the send is done the message is
+    /// dead-lettered: a delete that fails (a stale receipt, or one the Lambda event source
+    /// mapping deletes itself) is logged like a failed ack, and the original, should it come
+    /// back, is dead-lettered again.
+    async fn dead_letter(&self, delivery: &Delivery, reason: &str) -> Result<()> {
+        let dead_id = self
+            .send_body(
+                &self.dead_letter_url,
+                &delivery.body,
+                &delivery.group_id,
+                &delivery.message_id,
+            )
+            .await?;
+        self.notes.record(&dead_id, reason).await?;
+        if let Err(error) = self.delete_from(&self.queue_url, &delivery.receipt).await {
+            tracing::warn!(message_id = %delivery.message_id, %error, "dead-lettered, but the original was not deleted; it will be dead-lettered again if it comes back");
+        }
+        Ok(())
     }
 }
 
@@ -345,7 +385,7 @@ impl QueueOps for SqsQueue {
             ulid::Ulid::new()
         );
         self.send(&self.queue_url, order, &deduplication_id).await?;
-        self.delete_from(&self.dead_letter_url, &message.receipt_handle)
+        self.delete_from(&self.dead_letter_url, &message.receipt)
             .await?;
         Ok(Some(letter))
     }
@@ -361,13 +401,9 @@ impl QueueOps for SqsQueue {
         };
         let mut letter = dead_letter(&message);
         letter.last_error = self.notes.last(&message.message_id).await?;
-        self.delete_from(&self.dead_letter_url, &message.receipt_handle)
+        self.delete_from(&self.dead_letter_url, &message.receipt)
             .await?;
         Ok(Some(letter))
-    }
-
-    async fn record_failure(&self, message_id: &str, error: &str) -> Result<()> {
-        self.notes.record(message_id, error).await
     }
 
     async fn depths(&self) -> Result<QueueDepths> {

@@ -36,7 +36,6 @@ mod wallet;
 mod writer;
 
 pub use events::{DeliveryRecord, DeliveryState, DueDelivery, LoggedEvent};
-pub use queue::ReceivedMessage;
 
 use crate::config::QueueSettings;
 use crate::file_lock::FileLock;
@@ -70,10 +69,6 @@ pub struct StoreOptions {
     /// A second send with the same deduplication id within this window is dropped (SQS FIFO:
     /// five minutes).
     pub dedup_window: Duration,
-    /// The first delay before a failed message is delivered again; it doubles per receive,
-    /// with jitter (see [`crate::consumer::retry_delay`]). Tests set it to zero to walk a
-    /// poison message to the dead-letter queue at once.
-    pub retry_base_delay: Duration,
     /// How long a write waits for another connection's write lock before `Unavailable`.
     pub busy_timeout: Duration,
     /// Where the store's time comes from: the same clock as the core's, so a simulation
@@ -86,7 +81,6 @@ impl std::fmt::Debug for StoreOptions {
         f.debug_struct("StoreOptions")
             .field("queue", &self.queue)
             .field("dedup_window", &self.dedup_window)
-            .field("retry_base_delay", &self.retry_base_delay)
             .field("busy_timeout", &self.busy_timeout)
             .finish_non_exhaustive()
     }
@@ -98,7 +92,6 @@ impl StoreOptions {
         StoreOptions {
             queue,
             dedup_window: Duration::from_secs(5 * 60),
-            retry_base_delay: Duration::from_secs(1),
             busy_timeout: BUSY_TIMEOUT,
             clock: Arc::new(SystemClock),
         }

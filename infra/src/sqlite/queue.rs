@@ -16,28 +16,17 @@
 use super::SqliteStore;
 use super::codec::{DbResult, all, count, execute, millis, one, time_of};
 use async_trait::async_trait;
+use giftify_shared::inbox::Delivery;
 use giftify_shared::order::{DeadLetter, DeadLetterBody, OrderMessage, QueueDepths};
-use giftify_shared::ports::{OrderQueue, QueueOps};
+use giftify_shared::ports::{Inbox, OrderQueue, QueueOps};
 use giftify_shared::{Error, Result};
 use rusqlite::{Connection, Row, params};
 use std::time::Duration;
 
-/// One delivery of a queue message.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ReceivedMessage {
-    /// Stable across deliveries of the same message.
-    pub message_id: String,
-    /// Proof of this delivery, required by [`SqliteStore::ack`] and [`SqliteStore::release`].
-    pub receipt_handle: String,
-    pub message: OrderMessage,
-    /// Deliveries so far, this one included.
-    pub receive_count: u32,
-}
-
 /// What one receive did.
 #[derive(Debug, Default)]
 pub(crate) struct Batch {
-    pub messages: Vec<ReceivedMessage>,
+    pub messages: Vec<Delivery>,
     /// Ids of the messages moved to the dead-letter queue instead of being delivered.
     pub dead_lettered: Vec<String>,
 }
@@ -50,10 +39,6 @@ const PURGE_BATCH: i64 = 100;
 
 fn body_of(message: &OrderMessage) -> DbResult<String> {
     serde_json::to_string(message).map_err(|e| Error::Internal(e.into()).into())
-}
-
-fn message_of(body: &str) -> DbResult<OrderMessage> {
-    Ok(serde_json::from_str(body)?)
 }
 
 /// Sends a message inside the caller's transaction; false when its deduplication id was seen
@@ -109,6 +94,7 @@ fn send(
 
 struct Head {
     message_id: String,
+    group_id: String,
     body: String,
     receive_count: u32,
 }
@@ -127,7 +113,7 @@ fn receive(
     let heads = loop {
         let heads = all(
             conn,
-            "SELECT m.message_id, m.body, m.receive_count FROM queue_messages m \
+            "SELECT m.message_id, m.group_id, m.body, m.receive_count FROM queue_messages m \
              JOIN (SELECT MIN(seq) AS seq FROM queue_messages GROUP BY group_id) h \
                ON m.seq = h.seq \
              WHERE m.visible_at <= ?1 ORDER BY m.seq LIMIT ?2",
@@ -135,6 +121,7 @@ fn receive(
             |row| {
                 Ok(Head {
                     message_id: row.get("message_id")?,
+                    group_id: row.get("group_id")?,
                     body: row.get("body")?,
                     receive_count: row.get("receive_count")?,
                 })
@@ -173,11 +160,12 @@ fn receive(
              visible_at = ?3 WHERE message_id = ?1",
             params![head.message_id, receipt, visible_at],
         )?;
-        batch.messages.push(ReceivedMessage {
-            message: message_of(&head.body)?,
+        batch.messages.push(Delivery {
             message_id: head.message_id,
-            receipt_handle: receipt,
+            receipt,
+            group_id: head.group_id,
             receive_count: head.receive_count.saturating_add(1),
+            body: head.body,
         });
     }
     Ok(batch)
@@ -253,7 +241,7 @@ fn clipped(error: &str) -> &str {
 impl SqliteStore {
     /// Receives up to `max` deliverable messages (at most one per group), moving exhausted
     /// ones to the dead-letter queue on the way.
-    pub async fn receive(&self, max: usize) -> Result<Vec<ReceivedMessage>> {
+    pub async fn receive(&self, max: usize) -> Result<Vec<Delivery>> {
         Ok(self.receive_batch(max).await?.messages)
     }
 
@@ -286,8 +274,8 @@ impl SqliteStore {
 
     /// Deletes a handled message. False when the receipt is stale: the visibility timeout ran
     /// out and the message was delivered again, and that newer delivery now owns it.
-    pub async fn ack(&self, delivery: &ReceivedMessage) -> Result<bool> {
-        let (message_id, receipt) = (delivery.message_id.clone(), delivery.receipt_handle.clone());
+    pub async fn ack(&self, delivery: &Delivery) -> Result<bool> {
+        let (message_id, receipt) = (delivery.message_id.clone(), delivery.receipt.clone());
         let (deleted, group_has_more) = self
             .write(move |conn| {
                 let group: Option<String> = one(
@@ -318,15 +306,10 @@ impl SqliteStore {
 
     /// Gives a failed delivery back: visible again after `delay`, with `error` kept as its last
     /// error. False when the receipt is stale (see [`SqliteStore::ack`]).
-    pub async fn release(
-        &self,
-        delivery: &ReceivedMessage,
-        error: &str,
-        delay: Duration,
-    ) -> Result<bool> {
+    pub async fn release(&self, delivery: &Delivery, error: &str, delay: Duration) -> Result<bool> {
         let (message_id, receipt, error) = (
             delivery.message_id.clone(),
-            delivery.receipt_handle.clone(),
+            delivery.receipt.clone(),
             clipped(error).to_string(),
         );
         let visible_at = self.now_ms().saturating_add(millis(delay));
@@ -346,10 +329,76 @@ impl SqliteStore {
         Ok(released)
     }
 
+    /// Moves a delivered message to the dead-letter queue now, with `error` as its last error.
+    /// False when the receipt is stale (see [`SqliteStore::ack`]).
+    pub async fn dead_letter_now(&self, delivery: &Delivery, error: &str) -> Result<bool> {
+        let (message_id, receipt, error) = (
+            delivery.message_id.clone(),
+            delivery.receipt.clone(),
+            clipped(error).to_string(),
+        );
+        let now = self.now_ms();
+        let moved = self
+            .write(move |conn| {
+                let copied = execute(
+                    conn,
+                    "INSERT INTO dead_letters (message_id, group_id, dedup_id, body, sent_at, \
+                     receive_count, last_error, dead_at) \
+                     SELECT message_id, group_id, dedup_id, body, sent_at, receive_count, ?3, ?4 \
+                     FROM queue_messages WHERE message_id = ?1 AND receipt = ?2",
+                    params![message_id, receipt, error, now],
+                )?;
+                if copied == 1 {
+                    execute(
+                        conn,
+                        "DELETE FROM queue_messages WHERE message_id = ?1",
+                        [&message_id],
+                    )?;
+                }
+                Ok(copied == 1)
+            })
+            .await?;
+        if moved {
+            tracing::warn!(message_id = %delivery.message_id, "message moved to the dead-letter queue");
+            // The next message of its group is deliverable now.
+            self.queue_work.notify_one();
+        }
+        Ok(moved)
+    }
+
     /// Waits until a commit in this process makes work deliverable, or `poll` passes (work
     /// sent by another process is only seen by polling).
     pub(crate) async fn wait_for_queue_work(&self, poll: Duration) {
         let _ = tokio::time::timeout(poll, self.queue_work.notified()).await;
+    }
+}
+
+/// The port over the inherent queue operations: a stale receipt is no error, the newer
+/// delivery settles the message.
+#[async_trait]
+impl Inbox for SqliteStore {
+    async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>> {
+        let batch = self.receive_batch(max).await?;
+        if !batch.messages.is_empty() || wait.is_zero() {
+            return Ok(batch.messages);
+        }
+        self.wait_for_queue_work(wait).await;
+        Ok(self.receive_batch(max).await?.messages)
+    }
+
+    async fn ack(&self, delivery: &Delivery) -> Result<()> {
+        if !SqliteStore::ack(self, delivery).await? {
+            tracing::debug!(message_id = %delivery.message_id, "the receipt went stale; the newer delivery finds the order done");
+        }
+        Ok(())
+    }
+
+    async fn retry_later(&self, delivery: &Delivery, reason: &str, delay: Duration) -> Result<()> {
+        self.release(delivery, reason, delay).await.map(|_| ())
+    }
+
+    async fn dead_letter(&self, delivery: &Delivery, reason: &str) -> Result<()> {
+        self.dead_letter_now(delivery, reason).await.map(|_| ())
     }
 }
 
@@ -411,19 +460,6 @@ impl QueueOps for SqliteStore {
         .await
     }
 
-    async fn record_failure(&self, message_id: &str, error: &str) -> Result<()> {
-        let (message_id, error) = (message_id.to_string(), error.to_string());
-        self.write(move |tx| {
-            execute(
-                tx,
-                "UPDATE queue_messages SET last_error = ?2 WHERE message_id = ?1",
-                params![message_id, error],
-            )?;
-            Ok(())
-        })
-        .await
-    }
-
     async fn depths(&self) -> Result<QueueDepths> {
         let now = self.now_ms();
         self.read(move |conn| {
@@ -467,13 +503,10 @@ mod tests {
     }
 
     fn settings() -> StoreOptions {
-        StoreOptions {
-            retry_base_delay: Duration::ZERO,
-            ..StoreOptions::new(QueueSettings {
-                max_receives: 3,
-                visibility_timeout: Duration::from_secs(30),
-            })
-        }
+        StoreOptions::new(QueueSettings {
+            max_receives: 3,
+            visibility_timeout: Duration::from_secs(30),
+        })
     }
 
     fn with_queue(max_receives: u32, visibility_timeout: Duration) -> StoreOptions {
@@ -493,8 +526,15 @@ mod tests {
         }
     }
 
-    fn orders(batch: &[ReceivedMessage]) -> Vec<OrderId> {
-        batch.iter().map(|m| m.message.order_id.clone()).collect()
+    fn orders(batch: &[Delivery]) -> Vec<OrderId> {
+        batch
+            .iter()
+            .map(|m| {
+                serde_json::from_str::<OrderMessage>(&m.body)
+                    .expect("an order message")
+                    .order_id
+            })
+            .collect()
     }
 
     #[tokio::test]
@@ -580,7 +620,7 @@ mod tests {
         let second = f.store.receive(1).await.unwrap().remove(0);
         assert_eq!(second.message_id, first.message_id);
         assert_eq!(second.receive_count, 2);
-        assert_ne!(second.receipt_handle, first.receipt_handle);
+        assert_ne!(second.receipt, first.receipt);
     }
 
     #[tokio::test]
@@ -660,7 +700,10 @@ mod tests {
         assert_eq!((depths.ready, depths.dead), (1, 0));
 
         let again = f.store.receive(1).await.unwrap().remove(0);
-        assert_eq!(again.message, poison);
+        assert_eq!(
+            orders(std::slice::from_ref(&again)),
+            vec![poison.order_id.clone()]
+        );
         assert_eq!(again.receive_count, 1);
         assert_ne!(again.message_id, moved.message_id);
         // Its deduplication id is fresh, yet the original one still guards the order.

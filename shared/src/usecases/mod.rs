@@ -12,7 +12,7 @@ mod ordering;
 mod wallet;
 
 pub use accounts::{AdminRefusal, AdminRequest, AdminStep, Registration, admin_step};
-pub use batch::{BatchItem, BatchOutcome, error_chain};
+pub use batch::{BatchOutcome, Handled, Metric, error_chain};
 pub use catalogue::{NewProduct, NewVariant};
 pub use fulfil::MessageOutcome;
 pub use keyed::{Keyed, KeyedRequest};
@@ -20,6 +20,7 @@ pub use operations::{ReconcileReport, RedriveReport};
 pub use ordering::OrderRequest;
 
 use crate::clock::Clock;
+use crate::inbox::RetryPolicy;
 use crate::ports::Ports;
 use crate::user::ThrottlePolicy;
 use crate::vault::CardVault;
@@ -33,6 +34,8 @@ pub struct Rules {
     pub login_throttle: ThrottlePolicy,
     /// A PENDING order older than this is re-enqueued by the reconciler.
     pub stale_pending_after: chrono::Duration,
+    /// When a failed order message is delivered again.
+    pub message_retry: RetryPolicy,
 }
 
 impl Default for Rules {
@@ -41,6 +44,7 @@ impl Default for Rules {
             wallet: WalletLimits::default(),
             login_throttle: ThrottlePolicy::default(),
             stale_pending_after: chrono::Duration::minutes(2),
+            message_retry: RetryPolicy::default(),
         }
     }
 }

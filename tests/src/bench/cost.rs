@@ -29,6 +29,7 @@ use giftify_api::{AppState, router};
 use giftify_infra::aws::runtime::AwsRuntime;
 use giftify_infra::aws::tables::{ALL, TableDef};
 use giftify_shared::catalogue::VariantUpdate;
+use giftify_shared::ports::Inbox;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -599,7 +600,7 @@ pub async fn run(options: &CostOptions) -> Result<Value> {
         let begun = Instant::now();
         let mut messages = Vec::new();
         for _ in 0..5 {
-            messages = runtime.aws.queue.receive(10, 1, 30).await?;
+            messages = Inbox::receive(&runtime.aws.queue, 10, Duration::from_secs(1)).await?;
             if !messages.is_empty() {
                 break;
             }
@@ -613,7 +614,7 @@ pub async fn run(options: &CostOptions) -> Result<Value> {
         let event: aws_lambda_events::event::sqs::SqsEvent = serde_json::from_value(json!({
             "Records": messages.iter().map(|m| json!({
                 "messageId": m.message_id,
-                "receiptHandle": m.receipt_handle,
+                "receiptHandle": m.receipt,
                 "body": m.body,
                 "attributes": {"MessageGroupId": m.group_id, "ApproximateReceiveCount": m.receive_count.to_string()},
                 "messageAttributes": {},
@@ -628,7 +629,7 @@ pub async fn run(options: &CostOptions) -> Result<Value> {
 
         let begun = Instant::now();
         for message in &messages {
-            runtime.aws.queue.delete(message).await?;
+            Inbox::ack(&runtime.aws.queue, message).await?;
         }
         record("esm_delete", begun, &proxy);
 

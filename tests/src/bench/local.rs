@@ -158,7 +158,7 @@ async fn serve(config: Config, ready: Ready, stopped: watch::Receiver<bool>) {
     };
     let worker = {
         let (stack, stopped) = (stack.clone(), stopped.clone());
-        tokio::spawn(async move { stack.run_worker(stopped).await })
+        tokio::spawn(async move { stack.run_worker(stopped.into()).await })
     };
     let _ = ready.send(Ok((addr, stack)));
     let mut until_stopped = stopped.clone();

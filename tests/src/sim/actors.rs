@@ -13,12 +13,13 @@ use super::client::{self, Answer, Op};
 use super::model::{Resolved, World};
 use super::rng::SimRng;
 use super::sched::ActorCtx;
-use super::truth::{Delivery, QueueDriver};
 use giftify_shared::catalogue::VariantUpdate;
 use giftify_shared::idempotency::LEASE;
 use giftify_shared::ids::OrderId;
+use giftify_shared::inbox::{Delivery, Settlement};
 use giftify_shared::order::{OrderMessage, OrderStatus};
-use giftify_shared::usecases::{BatchItem, MessageOutcome, error_chain};
+use giftify_shared::ports::Inbox;
+use giftify_shared::usecases::{Handled, MessageOutcome, error_chain};
 use giftify_shared::{Error, Giftify};
 use std::sync::Arc;
 
@@ -533,7 +534,7 @@ impl Admin {
 pub struct Worker {
     pub ctx: ActorCtx,
     pub giftify: Giftify,
-    pub queue: Arc<dyn QueueDriver>,
+    pub queue: Arc<dyn Inbox>,
     pub world: Arc<World>,
     pub rng: SimRng,
     /// Deliveries in hand; a crash loses them (their visibility runs out later).
@@ -595,7 +596,7 @@ impl Worker {
     async fn act(&mut self, action: WorkerAction) {
         match action {
             WorkerAction::Receive(max) => {
-                if let Ok(got) = self.queue.receive(max).await {
+                if let Ok(got) = self.queue.receive(max, std::time::Duration::ZERO).await {
                     self.held.extend(got);
                 }
             }
@@ -618,6 +619,9 @@ impl Worker {
         }
     }
 
+    /// One delivery through the core's batch rule; the worker settles it as the core decided,
+    /// except that it keeps a delivery to handle it again (a duplicate), and sometimes says
+    /// nothing about a failure and lets its visibility time out.
     async fn handle(&mut self, delivery: &Delivery, keep: bool) {
         let message: OrderMessage = match serde_json::from_str(&delivery.body) {
             Ok(message) => message,
@@ -628,71 +632,67 @@ impl Worker {
             }
         };
         let _handling = self.world.probe.handling(&message.order_id);
-        match self.giftify.handle_order_message(&message).await {
-            Ok(outcome) => {
-                self.world.model().stats.messages_handled += 1;
-                if let MessageOutcome::Completed { status, .. } = outcome
-                    && !status.is_final()
-                {
-                    self.world.violation(format!(
-                        "{}: handling {} completed it in status {status}",
-                        self.ctx.name, message.order_id
-                    ));
-                }
-                if !keep {
-                    // A failed ack leaves the message in flight until its visibility runs out.
-                    let _ = self.queue.ack(delivery).await;
-                }
-            }
-            Err(error) => {
-                self.world.model().stats.message_failures += 1;
-                if unexpected(&error) {
-                    self.world.violation(format!(
-                        "{}: handling {} failed with an internal error: {}",
-                        self.ctx.name,
-                        message.order_id,
-                        error_chain(&error)
-                    ));
-                }
-                // Usually give it back at once; sometimes say nothing and let it time out.
-                if !keep && self.rng.chance(0.85) {
-                    let _ = self.queue.release(delivery, &error_chain(&error)).await;
-                }
+        let handled = self.giftify.handle_group(&[delivery]).await;
+        self.learn(&handled);
+        for one in &handled {
+            let settle = !keep && (one.settlement.is_ack() || self.rng.chance(0.85));
+            if settle {
+                // A failed settlement leaves the message in flight until its visibility runs
+                // out.
+                let _ = settle_on(self.queue.as_ref(), one).await;
             }
         }
     }
 
-    /// The FIFO batch handler of the fulfillment Lambda, over everything in hand.
+    /// The fulfillment Lambda's batch rule, over everything in hand, settled as decided.
     async fn handle_batch(&mut self, batch: &[Delivery]) {
-        let items: Vec<BatchItem> = batch
-            .iter()
-            .map(|d| BatchItem {
-                message_id: d.message_id.clone(),
-                group_id: d.group_id.clone(),
-                body: d.body.clone(),
-            })
-            .collect();
-        let outcome = self.giftify.handle_fifo_batch(&items).await;
-        {
-            let mut model = self.world.model();
-            model.stats.messages_handled += outcome.succeeded.len() as u64;
-            model.stats.message_failures += outcome.failed.len() as u64;
-            for (id, reason) in &outcome.failed {
-                if reason.starts_with("internal error") {
-                    model.violations.push(format!(
-                        "{}: batch message {id} failed with an internal error: {reason}",
-                        self.ctx.name
-                    ));
+        let outcome = self.giftify.handle_batch(batch).await;
+        self.learn(&outcome.handled);
+        for one in &outcome.handled {
+            let _ = settle_on(self.queue.as_ref(), one).await;
+        }
+    }
+
+    /// Counts what the core decided, and flags what must never happen.
+    fn learn(&self, handled: &[Handled]) {
+        let mut model = self.world.model();
+        for one in handled {
+            match (&one.settlement, one.outcome) {
+                (Settlement::Ack, outcome) => {
+                    model.stats.messages_handled += 1;
+                    if let Some(MessageOutcome::Completed { status, .. }) = outcome
+                        && !status.is_final()
+                    {
+                        model.violations.push(format!(
+                            "{}: handling {} completed it in status {status}",
+                            self.ctx.name, one.delivery.message_id
+                        ));
+                    }
+                }
+                (failed, _) => {
+                    model.stats.message_failures += 1;
+                    let reason = failed.reason().unwrap_or_default();
+                    if reason.starts_with("internal error") {
+                        model.violations.push(format!(
+                            "{}: message {} failed with an internal error: {reason}",
+                            self.ctx.name, one.delivery.message_id
+                        ));
+                    }
                 }
             }
         }
-        for delivery in batch {
-            if outcome.succeeded.contains(&delivery.message_id) {
-                let _ = self.queue.ack(delivery).await;
-            } else {
-                let _ = self.queue.release(delivery, "failed in a batch").await;
-            }
+    }
+}
+
+/// Carries out one decision on the (faulty) queue port.
+async fn settle_on(queue: &dyn Inbox, handled: &Handled) -> giftify_shared::Result<()> {
+    let delivery = &handled.delivery;
+    match &handled.settlement {
+        Settlement::Ack => queue.ack(delivery).await,
+        Settlement::RetryLater { reason, delay } => {
+            queue.retry_later(delivery, reason, *delay).await
         }
+        Settlement::DeadLetter { reason } => queue.dead_letter(delivery, reason).await,
     }
 }
 

@@ -10,7 +10,6 @@
 //! the simulation does not drive them.
 
 use super::sched::{ActorCtx, Decision, Point};
-use super::truth::{Delivery, QueueDriver};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use giftify_shared::cart::{Cart, CartLine};
@@ -20,12 +19,13 @@ use giftify_shared::catalogue::{
 use giftify_shared::events::OrderEvent;
 use giftify_shared::idempotency::{Claim, IdempotencyScope, NewClaim};
 use giftify_shared::ids::{GiftCardId, OrderId, TransactionId, UserId, VariantId};
+use giftify_shared::inbox::Delivery;
 use giftify_shared::order::{
     Analytics, Cancellation, DeadLetter, Fulfillment, Order, OrderMessage, OrderPlacement,
     OrderStatus, Outbox, QueueDepths,
 };
 use giftify_shared::ports::{
-    Carts, Catalogue, EventPublisher, GiftCards, IdempotencyKeys, OrderQueue, Orders, Ports,
+    Carts, Catalogue, EventPublisher, GiftCards, IdempotencyKeys, Inbox, OrderQueue, Orders, Ports,
     QueueOps, Wallets,
 };
 use giftify_shared::vault::{GiftCard, RevealAudit};
@@ -34,6 +34,7 @@ use giftify_shared::{Error, Paise, Result};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 /// What the injectors share with the rest of the run: sticky faults, and counters that show
 /// which races a run really explored.
@@ -161,7 +162,7 @@ impl Faults {
     }
 
     /// The queue primitives of a worker, wrapped the same way.
-    pub fn queue_driver(&self, truth: Arc<dyn QueueDriver>) -> Arc<dyn QueueDriver> {
+    pub fn queue_driver(&self, truth: Arc<dyn Inbox>) -> Arc<dyn Inbox> {
         Arc::new(Faulty(self.clone(), truth))
     }
 }
@@ -473,13 +474,6 @@ impl QueueOps for Faulty<dyn QueueOps> {
             .call("queue_ops.depths", false, || self.1.depths())
             .await
     }
-    async fn record_failure(&self, message_id: &str, error: &str) -> Result<()> {
-        self.0
-            .call("queue_ops.record_failure", true, || {
-                self.1.record_failure(message_id, error)
-            })
-            .await
-    }
 }
 
 #[async_trait]
@@ -492,13 +486,13 @@ impl EventPublisher for Faulty<dyn EventPublisher> {
 }
 
 #[async_trait]
-impl QueueDriver for Faulty<dyn QueueDriver> {
+impl Inbox for Faulty<dyn Inbox> {
     // A receive changes the queue (visibility, receive count), so it is a write. Deliveries
     // lost to a fault after the receive stay in flight until the simulated visibility expiry
     // of [`super::truth::TrackedQueue`] hands them out again.
-    async fn receive(&self, max: usize) -> Result<Vec<Delivery>> {
+    async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>> {
         self.0
-            .call("queue.receive", true, || self.1.receive(max))
+            .call("queue.receive", true, || self.1.receive(max, wait))
             .await
     }
     async fn ack(&self, delivery: &Delivery) -> Result<()> {
@@ -506,9 +500,18 @@ impl QueueDriver for Faulty<dyn QueueDriver> {
             .call("queue.ack", true, || self.1.ack(delivery))
             .await
     }
-    async fn release(&self, delivery: &Delivery, error: &str) -> Result<()> {
+    async fn retry_later(&self, delivery: &Delivery, reason: &str, delay: Duration) -> Result<()> {
         self.0
-            .call("queue.release", true, || self.1.release(delivery, error))
+            .call("queue.retry_later", true, || {
+                self.1.retry_later(delivery, reason, delay)
+            })
+            .await
+    }
+    async fn dead_letter(&self, delivery: &Delivery, reason: &str) -> Result<()> {
+        self.0
+            .call("queue.dead_letter", true, || {
+                self.1.dead_letter(delivery, reason)
+            })
             .await
     }
 }

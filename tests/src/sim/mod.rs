@@ -31,6 +31,8 @@ use giftify_infra::webhooks::WebhookPublisher;
 use giftify_shared::catalogue::Pricing;
 use giftify_shared::idempotency::LEASE;
 use giftify_shared::ids::UserId;
+use giftify_shared::inbox::RetryPolicy;
+use giftify_shared::ports::Inbox;
 use giftify_shared::ports::Ports;
 use giftify_shared::usecases::{NewProduct, NewVariant, Registration, Rules, error_chain};
 use giftify_shared::user::Email;
@@ -44,9 +46,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use truth::{
-    AuditedCatalogue, EmbeddedQueue, QueueDriver, RecordingPublisher, SqsDriver, TrackedQueue,
-};
+use truth::{AuditedCatalogue, RecordingPublisher, TrackedQueue};
 
 /// Which backend a run drives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -279,7 +279,7 @@ impl std::error::Error for Failure {}
 /// The backend under test and whatever keeps it alive.
 struct Opened {
     ports: Ports,
-    queue: Box<dyn QueueDriver>,
+    queue: Arc<dyn Inbox>,
     _storage: Box<dyn std::any::Any + Send + Sync>,
 }
 
@@ -304,7 +304,6 @@ async fn open(backend: Backend, shape: &Shape, clock: Arc<SimClock>) -> anyhow::
                 &dir.path().join("giftify.db"),
                 StoreOptions {
                     dedup_window: shape.dedup_window,
-                    retry_base_delay: Duration::ZERO,
                     clock,
                     ..StoreOptions::new(QueueSettings {
                         max_receives: shape.max_receives,
@@ -316,7 +315,7 @@ async fn open(backend: Backend, shape: &Shape, clock: Arc<SimClock>) -> anyhow::
             let events = Arc::new(WebhookPublisher::new(store.clone(), Vec::new(), None));
             Ok(Opened {
                 ports: Ports::from_backend(store.clone(), events),
-                queue: Box::new(EmbeddedQueue(store)),
+                queue: store,
                 _storage: Box::new(dir),
             })
         }
@@ -324,13 +323,9 @@ async fn open(backend: Backend, shape: &Shape, clock: Arc<SimClock>) -> anyhow::
             let visibility = VISIBILITY.as_secs() as u32;
             let stack = crate::moto::AwsTestStack::start(shape.max_receives, visibility).await;
             let ports = stack.runtime.aws.ports();
-            let queue = SqsDriver {
-                queue: stack.runtime.aws.queue.clone(),
-                visibility_seconds: visibility as i32,
-            };
             Ok(Opened {
+                queue: ports.inbox.clone(),
                 ports,
-                queue: Box::new(queue),
                 _storage: Box::new(stack),
             })
         }
@@ -372,6 +367,12 @@ pub async fn run(config: SimConfig) -> Result<Report, Failure> {
         wallet: WalletLimits {
             max_balance: shape.max_balance,
             ..WalletLimits::default()
+        },
+        // A failed message is deliverable again at once: the simulation, not a backoff,
+        // decides when workers come back to it.
+        message_retry: RetryPolicy {
+            base: Duration::ZERO,
+            ..RetryPolicy::default()
         },
         ..Rules::default()
     };
@@ -808,7 +809,7 @@ async fn drain(giftify: &Giftify, world: &World) -> Result<(), Vec<String>> {
         for _ in 0..10_000 {
             let batch = world
                 .queue
-                .receive(10)
+                .receive(10, Duration::ZERO)
                 .await
                 .map_err(|e| vec![internal("receive", &e)])?;
             if batch.is_empty() {

@@ -7,22 +7,20 @@
 //!   product has no stock ledger, and an admin change that meets an error after its commit
 //!   is ambiguous to the caller; the audit is taken inside the scheduler's exclusive step, so
 //!   the before/after reads see no other actor's work.
-//! - [`TrackedQueue`] gives both backends' queues one shape for the simulated workers and
+//! - [`TrackedQueue`] wraps either backend's [`Inbox`] for the simulated workers and
 //!   remembers every delivery still in flight, so that the simulation can let a visibility
 //!   timeout run out on any of them — also on one a worker is still handling.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use giftify_infra::aws::sqs::{SqsMessage, SqsQueue};
-use giftify_infra::sqlite::{ReceivedMessage, SqliteStore};
+use giftify_shared::Result;
 use giftify_shared::catalogue::{
     CatalogueEntry, Product, ProductWithVariants, Variant, VariantUpdate,
 };
 use giftify_shared::events::OrderEvent;
 use giftify_shared::ids::VariantId;
-use giftify_shared::order::OrderMessage;
-use giftify_shared::ports::{Catalogue, EventPublisher};
-use giftify_shared::{Error, Result};
+use giftify_shared::inbox::Delivery;
+use giftify_shared::ports::{Catalogue, EventPublisher, Inbox};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -131,126 +129,15 @@ impl Catalogue for AuditedCatalogue {
     }
 }
 
-/// One delivery of a fulfillment message, whichever queue it came from.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Delivery {
-    pub message_id: String,
-    /// Proof of this delivery; a newer delivery of the same message makes it stale.
-    pub receipt: String,
-    pub group_id: String,
-    pub body: String,
-    pub receive_count: u32,
-}
-
-/// The queue primitives a worker uses: receive, ack (delete), release (visible again now).
-#[async_trait]
-pub trait QueueDriver: Send + Sync {
-    async fn receive(&self, max: usize) -> Result<Vec<Delivery>>;
-    /// Deletes the message if `delivery` is still its latest delivery; a stale receipt is
-    /// ignored, as the newer delivery owns the message.
-    async fn ack(&self, delivery: &Delivery) -> Result<()>;
-    async fn release(&self, delivery: &Delivery, error: &str) -> Result<()>;
-}
-
-/// The embedded queue. Visibility is set long when the store is opened, so that it never runs
-/// out on the wall clock; the simulation makes it run out on purpose instead.
-pub struct EmbeddedQueue(pub Arc<SqliteStore>);
-
-fn received(delivery: &Delivery) -> Result<ReceivedMessage> {
-    let message: OrderMessage = serde_json::from_str(&delivery.body)
-        .map_err(|e| Error::internal(format!("the simulation sent a malformed body: {e}")))?;
-    Ok(ReceivedMessage {
-        message_id: delivery.message_id.clone(),
-        receipt_handle: delivery.receipt.clone(),
-        message,
-        receive_count: delivery.receive_count,
-    })
-}
-
-#[async_trait]
-impl QueueDriver for EmbeddedQueue {
-    async fn receive(&self, max: usize) -> Result<Vec<Delivery>> {
-        self.0
-            .receive(max)
-            .await?
-            .into_iter()
-            .map(|m| {
-                Ok(Delivery {
-                    body: serde_json::to_string(&m.message)
-                        .map_err(|e| Error::Internal(e.into()))?,
-                    group_id: m.message.user_id.to_string(),
-                    message_id: m.message_id,
-                    receipt: m.receipt_handle,
-                    receive_count: m.receive_count,
-                })
-            })
-            .collect()
-    }
-    async fn ack(&self, delivery: &Delivery) -> Result<()> {
-        self.0.ack(&received(delivery)?).await.map(|_| ())
-    }
-    async fn release(&self, delivery: &Delivery, error: &str) -> Result<()> {
-        self.0
-            .release(&received(delivery)?, error, Duration::ZERO)
-            .await
-            .map(|_| ())
-    }
-}
-
-/// The SQS FIFO queue (on moto in the tests).
-pub struct SqsDriver {
-    pub queue: SqsQueue,
-    /// How long a receive hides a message: longer than any simulated run.
-    pub visibility_seconds: i32,
-}
-
-fn sqs_message(delivery: &Delivery) -> SqsMessage {
-    SqsMessage {
-        message_id: delivery.message_id.clone(),
-        receipt_handle: delivery.receipt.clone(),
-        group_id: delivery.group_id.clone(),
-        receive_count: delivery.receive_count,
-        body: delivery.body.clone(),
-    }
-}
-
-#[async_trait]
-impl QueueDriver for SqsDriver {
-    async fn receive(&self, max: usize) -> Result<Vec<Delivery>> {
-        let max = i32::try_from(max).unwrap_or(10);
-        Ok(self
-            .queue
-            .receive(max, 0, self.visibility_seconds)
-            .await?
-            .into_iter()
-            .map(|m| Delivery {
-                message_id: m.message_id,
-                receipt: m.receipt_handle,
-                group_id: m.group_id,
-                body: m.body,
-                receive_count: m.receive_count,
-            })
-            .collect())
-    }
-    async fn ack(&self, delivery: &Delivery) -> Result<()> {
-        self.queue.delete(&sqs_message(delivery)).await
-    }
-    async fn release(&self, delivery: &Delivery, _error: &str) -> Result<()> {
-        self.queue
-            .release(&sqs_message(delivery), Duration::ZERO)
-            .await
-    }
-}
-
 /// A queue that remembers its deliveries in flight, in the order they were received (not by
 /// message id: those are random, and the choice of which visibility runs out must replay).
 pub struct TrackedQueue {
-    inner: Box<dyn QueueDriver>,
+    inner: Arc<dyn Inbox>,
     in_flight: Mutex<Vec<Delivery>>,
 }
 
 impl TrackedQueue {
-    pub fn new(inner: Box<dyn QueueDriver>) -> Self {
+    pub fn new(inner: Arc<dyn Inbox>) -> Self {
         TrackedQueue {
             inner,
             in_flight: Mutex::new(Vec::new()),
@@ -284,7 +171,7 @@ impl TrackedQueue {
         };
         let released = self
             .inner
-            .release(&delivery, "visibility timeout expired")
+            .retry_later(&delivery, "visibility timeout expired", Duration::ZERO)
             .await;
         Some((delivery, released))
     }
@@ -300,9 +187,9 @@ impl TrackedQueue {
 }
 
 #[async_trait]
-impl QueueDriver for TrackedQueue {
-    async fn receive(&self, max: usize) -> Result<Vec<Delivery>> {
-        let got = self.inner.receive(max).await?;
+impl Inbox for TrackedQueue {
+    async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>> {
+        let got = self.inner.receive(max, wait).await?;
         lock(&self.in_flight).extend(got.iter().cloned());
         Ok(got)
     }
@@ -314,8 +201,15 @@ impl QueueDriver for TrackedQueue {
         }
         result
     }
-    async fn release(&self, delivery: &Delivery, error: &str) -> Result<()> {
-        let result = self.inner.release(delivery, error).await;
+    async fn retry_later(&self, delivery: &Delivery, reason: &str, delay: Duration) -> Result<()> {
+        let result = self.inner.retry_later(delivery, reason, delay).await;
+        if result.is_ok() {
+            self.settle(delivery);
+        }
+        result
+    }
+    async fn dead_letter(&self, delivery: &Delivery, reason: &str) -> Result<()> {
+        let result = self.inner.dead_letter(delivery, reason).await;
         if result.is_ok() {
             self.settle(delivery);
         }

@@ -5,11 +5,8 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use giftify_infra::EmbeddedStack;
-use giftify_infra::aws::consumer as aws_consumer;
-use giftify_infra::aws::sqs::SqsMessage;
 use giftify_infra::config::{AdminAccount, Config, QueueSettings};
-use giftify_infra::consumer;
-use giftify_infra::sqlite::ReceivedMessage;
+use giftify_infra::worker::{self, WorkerSettings};
 use giftify_shared::Giftify;
 use giftify_shared::order::OrderMessage;
 use giftify_tests::moto::AwsTestStack;
@@ -85,14 +82,14 @@ impl Stack {
     /// reconciler, or the SQS long-poll consumer.
     pub async fn run_worker(&self, shutdown: tokio::sync::watch::Receiver<bool>) {
         match self {
-            Stack::Embedded(stack) => stack.run_worker(shutdown).await,
+            Stack::Embedded(stack) => stack.run_worker(shutdown.into()).await,
             Stack::Aws { stack, .. } => {
                 let runtime = &stack.runtime;
-                aws_consumer::run(
+                worker::run(
                     runtime.giftify.clone(),
-                    runtime.aws.queue.clone(),
-                    30,
-                    shutdown,
+                    runtime.giftify.ports.inbox.clone(),
+                    WorkerSettings::SQS,
+                    shutdown.into(),
                 )
                 .await
             }
@@ -100,15 +97,11 @@ impl Stack {
     }
 }
 
-/// One received queue message, on either backend.
+/// One received queue message, on either backend: the port's delivery and the order it
+/// carries.
 pub struct Delivery {
     pub message: OrderMessage,
-    handle: DeliveryHandle,
-}
-
-enum DeliveryHandle {
-    Embedded(ReceivedMessage),
-    Aws(SqsMessage),
+    delivery: giftify_shared::inbox::Delivery,
 }
 
 pub struct TestApp {
@@ -431,86 +424,41 @@ impl TestApp {
     /// Handles every deliverable queue message, as the worker would; returns how many were
     /// handled successfully.
     pub async fn drain_queue(&self) -> usize {
-        match &self.stack {
-            Stack::Embedded(stack) => {
-                consumer::drain(&stack.giftify, &stack.store)
-                    .await
-                    .expect("drain")
-                    .handled
-            }
-            Stack::Aws { stack, .. } => {
-                let mut handled = 0;
-                loop {
-                    let outcome = aws_consumer::poll_once(
-                        &stack.runtime.giftify,
-                        &stack.runtime.aws.queue,
-                        0,
-                        30,
-                    )
-                    .await
-                    .expect("poll");
-                    if outcome.succeeded.is_empty() && outcome.failed.is_empty() {
-                        return handled;
-                    }
-                    handled += outcome.succeeded.len();
-                }
-            }
-        }
+        let giftify = self.stack.giftify();
+        worker::drain(giftify, giftify.ports.inbox.as_ref())
+            .await
+            .expect("drain")
+            .handled
     }
 
     /// Takes the deliverable messages off the queue without handling them.
     pub async fn receive(&self) -> Vec<Delivery> {
-        match &self.stack {
-            Stack::Embedded(stack) => stack
-                .store
-                .receive(10)
-                .await
-                .expect("receive")
-                .into_iter()
-                .map(|m| Delivery {
-                    message: m.message.clone(),
-                    handle: DeliveryHandle::Embedded(m),
-                })
-                .collect(),
-            Stack::Aws { stack, .. } => stack
-                .runtime
-                .aws
-                .queue
-                .receive(10, 0, 30)
-                .await
-                .expect("receive")
-                .into_iter()
-                .map(|m| Delivery {
-                    message: serde_json::from_str(&m.body).expect("an order message"),
-                    handle: DeliveryHandle::Aws(m),
-                })
-                .collect(),
-        }
+        self.stack
+            .giftify()
+            .ports
+            .inbox
+            .receive(10, Duration::ZERO)
+            .await
+            .expect("receive")
+            .into_iter()
+            .map(|delivery| Delivery {
+                message: serde_json::from_str(&delivery.body).expect("an order message"),
+                delivery,
+            })
+            .collect()
     }
 
-    /// Makes a received message visible again at once, as if its handler had died and its
-    /// visibility timeout had run out.
+    /// Makes a received message visible again at once, noting `error`, as a worker does with
+    /// a failure it will retry (and as a handler that died leaves it once its visibility
+    /// timeout runs out).
     pub async fn release(&self, delivery: &Delivery, error: &str) {
-        match (&self.stack, &delivery.handle) {
-            (Stack::Embedded(stack), DeliveryHandle::Embedded(m)) => {
-                stack
-                    .store
-                    .release(m, error, Duration::ZERO)
-                    .await
-                    .expect("release");
-            }
-            (Stack::Aws { stack, .. }, DeliveryHandle::Aws(m)) => {
-                // What the consumer does with a failed message: note why, give it back.
-                use giftify_shared::ports::QueueOps;
-                let queue = &stack.runtime.aws.queue;
-                queue
-                    .record_failure(&m.message_id, error)
-                    .await
-                    .expect("note the failure");
-                queue.release(m, Duration::ZERO).await.expect("release");
-            }
-            _ => unreachable!("a delivery belongs to the stack that received it"),
-        }
+        self.stack
+            .giftify()
+            .ports
+            .inbox
+            .retry_later(&delivery.delivery, error, Duration::ZERO)
+            .await
+            .expect("release");
     }
 
     /// The inventory as the admin sees it.
