@@ -1,13 +1,12 @@
 //! The batch rule, written once for every consumer of the orders queue (the worker loop on
 //! either backend, and the fulfillment Lambda): messages are handled in order within their
-//! message group, groups side by side; after the first failure in a group, every later message
+//! message group; after the first failure in a group, every later message
 //! of that group is tried again later, in order. A failure worth retrying is delivered again
 //! after the [`RetryPolicy`] backoff; one no retry can cure is dead-lettered at once.
 
 use super::{Giftify, MessageOutcome};
 use crate::inbox::{Delivery, RetryPolicy, Settlement};
 use crate::order::{OrderMessage, OrderStatus};
-use futures_util::future::join_all;
 
 /// What the core decided for one delivery.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -92,7 +91,8 @@ fn status_metric(status: OrderStatus) -> &'static str {
 }
 
 impl Giftify {
-    /// Decides a batch under the FIFO rule: each group in order, the groups side by side.
+    /// Decides a batch under the FIFO rule: each group in order, one group after another (the
+    /// worker loop runs groups side by side itself, one task per group).
     pub async fn handle_batch(&self, batch: &[Delivery]) -> BatchOutcome {
         let mut groups: Vec<Vec<&Delivery>> = Vec::new();
         for delivery in batch {
@@ -104,8 +104,10 @@ impl Giftify {
                 None => groups.push(vec![delivery]),
             }
         }
-        let decided = join_all(groups.iter().map(|group| self.handle_group(group))).await;
-        let mut by_id: Vec<Handled> = decided.into_iter().flatten().collect();
+        let mut by_id: Vec<Handled> = Vec::with_capacity(batch.len());
+        for group in &groups {
+            by_id.extend(self.handle_group(group).await);
+        }
         // Back in the batch's order, which is what a caller reports in.
         let handled = batch
             .iter()
