@@ -6,7 +6,7 @@
 //! `{"success":false,"error":{"code","message","details"},"timestamp"}`; 5xx bodies are opaque.
 //!
 //! Errors are logged once, where they become a response ([`ApiError::log`], called by
-//! `into_response` and by the idempotency helper): 5xx with the cause chain at `error`, 4xx at
+//! `into_response`): 5xx with the cause chain at `error`, 4xx at
 //! `debug`. Messages never echo request values (see `extract`), so logging them is safe.
 
 use crate::response::timestamp;
@@ -144,8 +144,7 @@ pub enum ApiError {
     Panic(String),
 }
 
-/// A rendered error: what goes on the wire, built once so that the idempotency helper can
-/// store exactly the bytes it returns.
+/// A rendered error: what goes on the wire.
 #[derive(Debug, Clone)]
 pub struct RenderedError {
     pub status: StatusCode,
@@ -267,12 +266,6 @@ impl ApiError {
     /// Serialises the envelope (stamped now) with its status and headers.
     pub fn render(&self) -> RenderedError {
         render_parts(self.parts())
-    }
-
-    /// What a core error renders as, without taking it: how a refusal is recorded under an
-    /// idempotency key.
-    pub fn render_core(error: &CoreError) -> RenderedError {
-        render_parts(core_parts(error))
     }
 
     /// Logs the error once, at the level its status deserves.
@@ -458,6 +451,7 @@ mod tests {
     use super::*;
     use giftify_shared::Missing;
     use giftify_shared::Paise;
+    use giftify_shared::ids::VariantId;
     use giftify_shared::order::OrderStatus;
 
     fn body(error: &ApiError) -> Value {
@@ -485,7 +479,7 @@ mod tests {
             ),
             (
                 CoreError::OutOfStock {
-                    variant_id: "var_1".into(),
+                    variant_id: VariantId::generate(),
                 },
                 409,
                 "OUT_OF_STOCK",
@@ -494,7 +488,7 @@ mod tests {
             (CoreError::CartLocked, 409, "CART_LOCKED"),
             (
                 CoreError::PriceChanged {
-                    variant_ids: vec!["var_1".into()],
+                    variant_ids: vec![VariantId::generate()],
                 },
                 409,
                 "PRICE_CHANGED",
@@ -603,23 +597,28 @@ mod tests {
         assert_eq!(validation["error"]["details"]["field"], "amount");
         assert_eq!(validation["error"]["message"], "amount must be positive");
 
+        let (v1, v2, v9) = (
+            VariantId::generate(),
+            VariantId::generate(),
+            VariantId::generate(),
+        );
         let stock = body(
             &CoreError::OutOfStock {
-                variant_id: "var_9".into(),
+                variant_id: v9.clone(),
             }
             .into(),
         );
-        assert_eq!(stock["error"]["details"]["variantId"], "var_9");
+        assert_eq!(stock["error"]["details"]["variantId"], v9.as_str());
 
         let prices = body(
             &CoreError::PriceChanged {
-                variant_ids: vec!["var_1".into(), "var_2".into()],
+                variant_ids: vec![v1.clone(), v2.clone()],
             }
             .into(),
         );
         assert_eq!(
             prices["error"]["details"]["variantIds"],
-            json!(["var_1", "var_2"])
+            json!([v1.as_str(), v2.as_str()])
         );
 
         let status = body(&CoreError::OrderNotCancellable(OrderStatus::Processing).into());

@@ -1,115 +1,63 @@
-//! `Idempotency-Key` over HTTP: the header, the request fingerprint, and the answers. The
-//! protocol — claim, run holding the key, record a refusal or release on a 5xx, replay — is
-//! [`giftify_shared::Giftify::run_keyed`], shared with the fault simulation.
+//! `Idempotency-Key` over HTTP: the header, the request fingerprint, and the replay marker. The
+//! protocol — claim, run holding the key, record a refusal or release on a 5xx, replay — is the
+//! core's keyed use cases (`Giftify::place_order_keyed` …), shared with the fault simulation;
+//! each route renders a replay itself, as it renders a first answer.
 //!
 //! The request is fingerprinted as its operation plus the canonical JSON of its body (keys
 //! sorted at every level, no insignificant whitespace), so key order and formatting do not
-//! make "the same request" look different. A replay is rendered again from the stored
-//! transaction or order, or the stored error body, with `Idempotent-Replayed: true`; a key in
-//! use answers 409 `IDEMPOTENCY_IN_PROGRESS`, a key reused for another request 422
+//! make "the same request" look different. A replay carries `Idempotent-Replayed: true`; a key
+//! in use answers 409 `IDEMPOTENCY_IN_PROGRESS`, a key reused for another request 422
 //! `IDEMPOTENCY_KEY_REUSED`.
 //!
 //! A handler that panics leaves its key leased; the lease runs out after
 //! [`giftify_shared::idempotency::LEASE`] and a retry takes the key over, which is safe because
 //! the core's commit is conditional on still holding the claim.
 
-use crate::AppState;
 use crate::error::ApiError;
-use crate::routes::{orders, wallet};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use giftify_shared::Error as CoreError;
-use giftify_shared::idempotency::{
-    IdempotencyKey, IdempotencyScope, IdempotentOutcome, fingerprint,
-};
+use giftify_shared::idempotency::{IdempotencyKey, IdempotencyScope, fingerprint};
 use giftify_shared::ids::UserId;
 use giftify_shared::usecases::{Keyed, KeyedRequest};
 use rand::RngCore;
 use serde_json::Value;
-use std::future::Future;
 
 /// The request header that carries the key.
 pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 /// The response header that marks a replay.
 pub const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 
-/// What the use case receives: the scope and claim token to commit with, when a key was sent.
-pub type Commit = Option<(IdempotencyScope, String)>;
-
-/// Runs `operation` under the request's idempotency key, if it has one, and answers its
-/// result with `answer`; the protocol itself is [`giftify_shared::Giftify::run_keyed`].
-///
-/// `name` names the endpoint (and, for cancel, the order), so one key cannot be replayed
-/// against another operation; `request` is the parsed body.
-pub async fn idempotent<T, Op, Fut>(
-    state: &AppState,
+/// The keyed request, when the client sent an `Idempotency-Key`. `operation` names the
+/// endpoint (and, for cancel, the order), so one key cannot be replayed against another
+/// operation; `request` is the parsed body.
+pub fn keyed_request(
     user: &UserId,
     headers: &HeaderMap,
-    name: &str,
+    operation: &str,
     request: &Value,
-    operation: Op,
-    answer: impl FnOnce(T) -> Response,
-) -> Result<Response, ApiError>
-where
-    Op: FnOnce(Commit) -> Fut,
-    Fut: Future<Output = Result<T, CoreError>>,
-{
-    let Some(key) = idempotency_key(headers)? else {
-        return Ok(answer(operation(None).await?));
-    };
-    let keyed = KeyedRequest {
+) -> Result<Option<KeyedRequest>, ApiError> {
+    Ok(idempotency_key(headers)?.map(|key| KeyedRequest {
         scope: IdempotencyScope {
             user_id: user.clone(),
             key,
         },
-        fingerprint: request_fingerprint(name, request),
+        fingerprint: request_fingerprint(operation, request),
         token: claim_token(),
-    };
-    let refusal = |error: &CoreError| {
-        let rendered = ApiError::render_core(error);
-        (rendered.status.as_u16(), rendered.body)
-    };
-    match state.giftify().run_keyed(keyed, operation, refusal).await? {
-        Keyed::Ran(value) => Ok(answer(value)),
-        Keyed::Replay(outcome) => {
-            let mut response = replay(state, user, outcome).await?;
-            response
-                .headers_mut()
-                .insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
-            Ok(response)
-        }
-    }
+    }))
 }
 
-/// Renders the outcome a finished key remembers.
-async fn replay(
-    state: &AppState,
-    user: &UserId,
-    outcome: IdempotentOutcome,
-) -> Result<Response, ApiError> {
-    let giftify = state.giftify();
-    Ok(match outcome {
-        IdempotentOutcome::ToppedUp(id) => {
-            wallet::topped_up(&giftify.transaction(user, &id).await?).into_response()
-        }
-        IdempotentOutcome::OrderPlaced(id) => {
-            orders::accepted(&giftify.order_of(user, &id).await?).into_response()
-        }
-        IdempotentOutcome::OrderCancelled(id) => {
-            orders::cancelled(&giftify.order_of(user, &id).await?).into_response()
-        }
-        IdempotentOutcome::Response { status, body } => {
-            let status = StatusCode::from_u16(status).map_err(|_| {
-                CoreError::internal(format!("stored idempotent status {status} is not HTTP"))
-            })?;
-            let mut response = (status, body).into_response();
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            response
-        }
-    })
+/// Answers what a keyed use case came to: rendered by the route's own `render`, and marked
+/// `Idempotent-Replayed: true` when an earlier request with the key decided it.
+pub fn answer<T>(keyed: Keyed<T>, render: impl FnOnce(T) -> Response) -> Response {
+    let mut response = match keyed {
+        Keyed::Ran(value) => return render(value),
+        Keyed::Replayed(value) => render(value),
+        Keyed::RefusedAgain(error) => ApiError::from(error).into_response(),
+    };
+    response
+        .headers_mut()
+        .insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
+    response
 }
 
 /// The request's key, when it sent one; a malformed key is a 400.
@@ -243,7 +191,7 @@ mod tests {
         headers.insert(IDEMPOTENCY_KEY, HeaderValue::from_static(""));
         assert_eq!(
             idempotency_key(&headers).expect_err("empty").status(),
-            StatusCode::BAD_REQUEST
+            axum::http::StatusCode::BAD_REQUEST
         );
     }
 }

@@ -267,10 +267,7 @@ mod tests {
             })
             .await
             .unwrap();
-        app.giftify
-            .top_up(&user.id, 1_000_000, None, None)
-            .await
-            .unwrap();
+        app.giftify.top_up(&user.id, 1_000_000, None).await.unwrap();
         let variant = app.giftify.catalogue().await.unwrap()[0].variants[0]
             .id
             .clone();
@@ -282,7 +279,6 @@ mod tests {
                     variant_id: variant,
                     quantity: 1,
                 }]),
-                None,
             )
             .await
             .unwrap();

@@ -3,6 +3,7 @@
 //! between "retry the message" and "this will never work".
 
 use crate::Paise;
+use crate::ids::VariantId;
 use crate::order::OrderStatus;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -27,13 +28,13 @@ pub enum Error {
     #[error("too many attempts, retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
     #[error("variant {variant_id} is out of stock")]
-    OutOfStock { variant_id: String },
+    OutOfStock { variant_id: VariantId },
     #[error("the cart is empty")]
     CartEmpty,
     #[error("the cart is locked by an order in progress")]
     CartLocked,
     #[error("prices changed since the items were added to the cart")]
-    PriceChanged { variant_ids: Vec<String> },
+    PriceChanged { variant_ids: Vec<VariantId> },
     #[error("an order in status {0} cannot be cancelled")]
     OrderNotCancellable(OrderStatus),
     #[error("insufficient wallet balance")]
@@ -78,6 +79,21 @@ impl Missing {
             Missing::GiftCard => "gift card",
             Missing::Transaction => "transaction",
         }
+    }
+}
+
+impl Missing {
+    pub const ALL: [Missing; 6] = [
+        Missing::User,
+        Missing::Product,
+        Missing::Variant,
+        Missing::Order,
+        Missing::GiftCard,
+        Missing::Transaction,
+    ];
+
+    pub fn parse(noun: &str) -> Option<Missing> {
+        Missing::ALL.into_iter().find(|m| m.noun() == noun)
     }
 }
 

@@ -11,7 +11,7 @@
 use crate::cart::{Cart, CartLine};
 use crate::catalogue::{CatalogueEntry, Product, ProductWithVariants, Variant, VariantUpdate};
 use crate::events::OrderEvent;
-use crate::idempotency::{Claim, IdempotencyScope, NewClaim};
+use crate::idempotency::{Claim, IdempotencyScope, NewClaim, Refusal};
 use crate::ids::{GiftCardId, OrderId, TransactionId, UserId, VariantId};
 use crate::inbox::Delivery;
 use crate::keys::KeyName;
@@ -238,13 +238,15 @@ pub trait IdempotencyKeys: Send + Sync {
     /// ran out is acquired; a finished key with the same fingerprint replays; another
     /// fingerprint is [`Claim::KeyReused`]; a live lease is [`Claim::InProgress`].
     async fn claim(&self, claim: &NewClaim) -> Result<Claim>;
-    /// Finishes the key with a response that moved no money.
-    async fn record_response(
+    /// Finishes the key with a refusal, which moved no money.
+    /// # Errors
+    /// MUST return [`crate::Error::IdempotencyInProgress`] when the token no longer holds the
+    /// key, and change nothing.
+    async fn record_refusal(
         &self,
         scope: &IdempotencyScope,
         token: &str,
-        status: u16,
-        body: &str,
+        refusal: &Refusal,
     ) -> Result<()>;
     /// Gives the key up so the request may be tried again (after a 5xx).
     async fn release(&self, scope: &IdempotencyScope, token: &str) -> Result<()>;

@@ -136,7 +136,7 @@ macro_rules! contract_suite {
                 idempotency::a_key_whose_lease_ran_out_is_taken_over_and_the_old_holder_cannot_commit,
                 idempotency::placing_or_cancelling_with_a_lost_token_changes_nothing,
                 idempotency::a_released_key_can_be_claimed_again_but_only_by_its_holder,
-                idempotency::a_recorded_response_replays_verbatim,
+                idempotency::a_recorded_refusal_replays_as_the_same_domain_error,
                 idempotency::keys_are_scoped_per_user,
                 idempotency::an_expired_key_counts_as_absent,
                 idempotency::a_key_expires_at_exactly_the_instant_the_core_gives_it,

@@ -27,10 +27,7 @@ async fn customer(giftify: &Giftify, name: &str) -> UserId {
         })
         .await
         .unwrap();
-    giftify
-        .top_up(&user.id, 1_000_000, None, None)
-        .await
-        .unwrap();
+    giftify.top_up(&user.id, 1_000_000, None).await.unwrap();
     user.id
 }
 
@@ -43,7 +40,6 @@ async fn place(giftify: &Giftify, user: &UserId) -> giftify_shared::order::Order
                 variant_id: variant,
                 quantity: 1,
             }]),
-            None,
         )
         .await
         .unwrap()

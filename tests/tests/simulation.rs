@@ -133,7 +133,7 @@ async fn a_refusal_under_a_key_that_a_retry_took_over_answers_in_progress_not_th
         .expect("user")
         .id;
     giftify
-        .top_up(&user, 1_000_000, None, None)
+        .top_up(&user, 1_000_000, None)
         .await
         .expect("top-up");
     let product = giftify
@@ -182,28 +182,23 @@ async fn a_refusal_under_a_key_that_a_retry_took_over_answers_in_progress_not_th
     let mut placed = None;
     let (shop, buyer, request, placed_by_retry) = (&giftify, &user, &op, &mut placed);
     let stale = giftify
-        .run_keyed(
-            first,
-            |held| async move {
-                clock.advance(LEASE + chrono::Duration::seconds(1));
-                let (retry, _) =
-                    client::send(shop, buyer, request, Some("order-once"), "retry".into())
-                        .await
-                        .expect("retry");
-                let Answer::Placed(order) = retry else {
-                    panic!("the retry should place the order, got {retry:?}");
-                };
-                shop.handle_order_message(&OrderMessage {
-                    order_id: order.id.clone(),
-                    user_id: buyer.clone(),
-                })
+        .run_keyed(first, |held| async move {
+            clock.advance(LEASE + chrono::Duration::seconds(1));
+            let (retry, _) = client::send(shop, buyer, request, Some("order-once"), "retry".into())
                 .await
-                .expect("fulfilled");
-                *placed_by_retry = Some(order);
-                client::run(shop, buyer, request, held).await
-            },
-            client::refusal,
-        )
+                .expect("retry");
+            let Answer::Placed(order) = retry else {
+                panic!("the retry should place the order, got {retry:?}");
+            };
+            shop.handle_order_message(&OrderMessage {
+                order_id: order.id.clone(),
+                user_id: buyer.clone(),
+            })
+            .await
+            .expect("fulfilled");
+            *placed_by_retry = Some(order);
+            client::run(shop, buyer, request, held).await
+        })
         .await;
     let order = placed.expect("the retry placed the order");
     // It must not say OUT_OF_STOCK: the key's one outcome is the order.

@@ -5,7 +5,7 @@ use crate::AppState;
 use crate::dto::{OrderListQuery, OrderStatusDto, Pagination};
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::extract::{ApiPath, ApiQuery, AuthUser, JsonBody, parse_id};
-use crate::idempotency::idempotent;
+use crate::idempotency::{answer, keyed_request};
 use crate::response::{Envelope, date, no_store, ok, timestamp};
 use axum::Router;
 use axum::extract::State;
@@ -348,16 +348,15 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     let request = order_request(body.parse()?)?;
     let (giftify, user) = (state.giftify(), &user.id);
-    idempotent(
-        &state,
-        user,
-        &headers,
-        "orders.create",
-        body.value(),
-        |commit| giftify.place_order(user, request, commit),
-        |order| accepted(&order),
+    Ok(
+        match keyed_request(user, &headers, "orders.create", body.value())? {
+            None => accepted(&giftify.place_order(user, request).await?),
+            Some(key) => answer(
+                giftify.place_order_keyed(user, request, key).await?,
+                |order| accepted(&order),
+            ),
+        },
     )
-    .await
 }
 
 /// The caller's orders, newest first.
@@ -467,16 +466,15 @@ pub async fn cancel(
     // The request is the order being cancelled: one key cannot cancel two orders.
     let request = json!({ "orderId": order_id.as_str() });
     let (giftify, user) = (state.giftify(), &user.id);
-    idempotent(
-        &state,
-        user,
-        &headers,
-        "orders.cancel",
-        &request,
-        |commit| async move { giftify.cancel_order(user, &order_id, commit).await },
-        |order| cancelled(&order).into_response(),
+    Ok(
+        match keyed_request(user, &headers, "orders.cancel", &request)? {
+            None => cancelled(&giftify.cancel_order(user, &order_id).await?).into_response(),
+            Some(key) => answer(
+                giftify.cancel_order_keyed(user, &order_id, key).await?,
+                |order| cancelled(&order).into_response(),
+            ),
+        },
     )
-    .await
 }
 
 /// Reveal a card's full number and PIN. Every reveal is audited; the response must not be

@@ -4,7 +4,7 @@ use crate::AppState;
 use crate::dto::{Pagination, TransactionTypeDto, page_request};
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::extract::{ApiQuery, AuthUser, JsonBody};
-use crate::idempotency::idempotent;
+use crate::idempotency::{answer, keyed_request};
 use crate::response::{Envelope, ok, timestamp};
 use axum::Router;
 use axum::extract::State;
@@ -180,16 +180,16 @@ pub async fn top_up(
 ) -> Result<Response, ApiError> {
     let request: TopUpRequest = body.parse()?;
     let (giftify, user) = (state.giftify(), &user.id);
-    idempotent(
-        &state,
-        user,
-        &headers,
-        "wallet.topup",
-        body.value(),
-        |commit| giftify.top_up(user, request.amount, request.description, commit),
-        |transaction| topped_up(&transaction).into_response(),
+    let (amount, description) = (request.amount, request.description);
+    Ok(
+        match keyed_request(user, &headers, "wallet.topup", body.value())? {
+            None => topped_up(&giftify.top_up(user, amount, description).await?).into_response(),
+            Some(key) => answer(
+                giftify.top_up_keyed(user, amount, description, key).await?,
+                |transaction| topped_up(&transaction).into_response(),
+            ),
+        },
     )
-    .await
 }
 
 /// The caller's transactions, newest first.

@@ -6,9 +6,10 @@
 use super::SqliteStore;
 use super::codec::{DbError, DbResult, execute, one, opt_time, parse_id, time, ts};
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use giftify_shared::idempotency::{
     Claim, ClaimDecision, IdempotencyCommit, IdempotencyScope, IdempotentOutcome, NewClaim,
-    StoredKey, StoredKeyState, decide_claim,
+    Refusal, StoredKey, StoredKeyState, decide_claim,
 };
 use giftify_shared::ports::IdempotencyKeys;
 use giftify_shared::{Error, Result};
@@ -22,11 +23,25 @@ const PURGE_BATCH: i64 = 100;
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "SCREAMING_SNAKE_CASE")]
 enum StoredOutcome {
-    ToppedUp { transaction_id: String },
-    OrderPlaced { order_id: String },
-    OrderCancelled { order_id: String },
-    Response { status: u16, body: String },
+    ToppedUp {
+        transaction_id: String,
+    },
+    OrderPlaced {
+        order_id: String,
+    },
+    OrderCancelled {
+        order_id: String,
+    },
+    Refused {
+        refusal: String,
+    },
+    /// Written by versions that stored a refusal as HTTP bytes (see [`LEGACY_EXPIRED`]).
+    Response {},
 }
+
+/// A refusal stored as HTTP bytes by an earlier version counts as expired: it moved no money,
+/// so running the request again is safe, and the core no longer speaks HTTP.
+const LEGACY_EXPIRED: DateTime<Utc> = DateTime::UNIX_EPOCH;
 
 fn encode(outcome: &IdempotentOutcome) -> DbResult<String> {
     let stored = match outcome {
@@ -39,16 +54,16 @@ fn encode(outcome: &IdempotentOutcome) -> DbResult<String> {
         IdempotentOutcome::OrderCancelled(id) => StoredOutcome::OrderCancelled {
             order_id: id.to_string(),
         },
-        IdempotentOutcome::Response { status, body } => StoredOutcome::Response {
-            status: *status,
-            body: body.clone(),
+        IdempotentOutcome::Refused(refusal) => StoredOutcome::Refused {
+            refusal: refusal.to_json(),
         },
     };
     serde_json::to_string(&stored).map_err(|e| Error::Internal(e.into()).into())
 }
 
-fn decode(raw: &str) -> DbResult<IdempotentOutcome> {
-    Ok(match serde_json::from_str(raw)? {
+/// `None` for a legacy refusal (see [`LEGACY_EXPIRED`]).
+fn decode(raw: &str) -> DbResult<Option<IdempotentOutcome>> {
+    Ok(Some(match serde_json::from_str(raw)? {
         StoredOutcome::ToppedUp { transaction_id } => {
             IdempotentOutcome::ToppedUp(parse_id(&transaction_id)?)
         }
@@ -58,8 +73,11 @@ fn decode(raw: &str) -> DbResult<IdempotentOutcome> {
         StoredOutcome::OrderCancelled { order_id } => {
             IdempotentOutcome::OrderCancelled(parse_id(&order_id)?)
         }
-        StoredOutcome::Response { status, body } => IdempotentOutcome::Response { status, body },
-    })
+        StoredOutcome::Refused { refusal } => {
+            IdempotentOutcome::Refused(Refusal::from_json(&refusal)?)
+        }
+        StoredOutcome::Response {} => return Ok(None),
+    }))
 }
 
 /// Finishes a key with its outcome inside the caller's transaction.
@@ -93,7 +111,18 @@ fn stored_key(row: &rusqlite::Row) -> DbResult<StoredKey> {
             let outcome: Option<String> = row.get("outcome")?;
             let outcome = outcome
                 .ok_or_else(|| DbError::corrupt("a finished idempotency key has no outcome"))?;
-            StoredKeyState::Done(decode(&outcome)?)
+            match decode(&outcome)? {
+                Some(outcome) => StoredKeyState::Done(outcome),
+                None => {
+                    return Ok(StoredKey {
+                        fingerprint: row.get("fingerprint")?,
+                        state: StoredKeyState::Done(IdempotentOutcome::Refused(
+                            Refusal::IdempotencyKeyReused,
+                        )),
+                        expires_at: LEGACY_EXPIRED,
+                    });
+                }
+            }
         }
         "IN_PROGRESS" => StoredKeyState::InProgress {
             token: row
@@ -181,20 +210,16 @@ impl IdempotencyKeys for SqliteStore {
 
     /// Fails with `IdempotencyInProgress` when the token no longer holds the key, leaving the
     /// new holder's record alone.
-    async fn record_response(
+    async fn record_refusal(
         &self,
         scope: &IdempotencyScope,
         token: &str,
-        status: u16,
-        body: &str,
+        refusal: &Refusal,
     ) -> Result<()> {
         let commit = IdempotencyCommit {
             scope: scope.clone(),
             token: token.to_string(),
-            outcome: IdempotentOutcome::Response {
-                status,
-                body: body.to_string(),
-            },
+            outcome: IdempotentOutcome::Refused(refusal.clone()),
         };
         self.write(move |conn| finish_key(conn, &commit)).await
     }

@@ -145,7 +145,7 @@ impl Giftify {
         entry.variant.check_quantity(quantity as u32)?;
         if entry.variant.stock_quantity == 0 {
             return Err(Error::OutOfStock {
-                variant_id: variant_id.to_string(),
+                variant_id: variant_id.clone(),
             });
         }
         let line = CartLine {

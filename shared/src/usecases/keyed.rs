@@ -6,7 +6,9 @@
 //!   write as its effect (money, an order). A refusal (a 4xx: out of stock, insufficient
 //!   balance…) is recorded as the key's outcome so a retry answers it again; a failure of the
 //!   service (a 5xx) releases the key so the client may retry.
-//! - **Replay**: the key's first outcome, for the driver to answer again.
+//! - **Replay**: the key's first outcome: the use case reads what it created and answers
+//!   [`Keyed::Replayed`], or answers the recorded refusal again ([`Keyed::RefusedAgain`]);
+//!   each driver renders those itself.
 //! - **In progress** / **reused**: [`Error::IdempotencyInProgress`] /
 //!   [`Error::IdempotencyKeyReused`].
 //!
@@ -17,9 +19,12 @@
 //! says `OUT_OF_STOCK` while the retry places (and charges for) the order. The fault
 //! simulation found exactly that (docs/fault-model.md, "Findings").
 
-use super::Giftify;
+use super::{Giftify, OrderRequest};
 use crate::error::{Error, Result};
-use crate::idempotency::{Claim, IdempotencyScope, IdempotentOutcome, NewClaim};
+use crate::idempotency::{Claim, IdempotencyScope, IdempotentOutcome, NewClaim, Refusal};
+use crate::ids::{OrderId, UserId};
+use crate::order::Order;
+use crate::wallet::WalletTransaction;
 use std::future::Future;
 
 /// A request sent under an idempotency key.
@@ -32,25 +37,45 @@ pub struct KeyedRequest {
     pub token: String,
 }
 
-/// What a request under a key came to, when it is not an error.
+/// What the protocol came to, when it is not an error.
 #[derive(Debug)]
-pub enum Keyed<T> {
+pub enum KeyedRun<T> {
     /// This request ran the operation, which committed the key with its effect.
     Ran(T),
-    /// An earlier request with this key finished it: its outcome, to answer again.
+    /// An earlier request with this key finished it: its outcome.
     Replay(IdempotentOutcome),
+}
+
+/// What a keyed use case answers: the first answer again when the key was finished before.
+#[derive(Debug)]
+pub enum Keyed<T> {
+    /// This request ran the use case.
+    Ran(T),
+    /// An earlier request with this key ran it: its result, read again now.
+    Replayed(T),
+    /// An earlier request with this key was refused: the same refusal.
+    RefusedAgain(Error),
+}
+
+impl<T> Keyed<T> {
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Keyed<U> {
+        match self {
+            Keyed::Ran(value) => Keyed::Ran(f(value)),
+            Keyed::Replayed(value) => Keyed::Replayed(f(value)),
+            Keyed::RefusedAgain(error) => Keyed::RefusedAgain(error),
+        }
+    }
 }
 
 impl Giftify {
     /// Runs `operation` under `request`'s key. `operation` receives the scope and claim token
-    /// to commit with; `refusal` renders a refusal as the status and body the driver answers
-    /// it with, which is what a retry replays.
+    /// to commit with. A refusal is recorded as the key's outcome (a [`Refusal`]) before it is
+    /// answered.
     pub async fn run_keyed<T, Op, Fut>(
         &self,
         request: KeyedRequest,
         operation: Op,
-        refusal: impl FnOnce(&Error) -> (u16, String),
-    ) -> Result<Keyed<T>>
+    ) -> Result<KeyedRun<T>>
     where
         Op: FnOnce(Option<(IdempotencyScope, String)>) -> Fut,
         Fut: Future<Output = Result<T>>,
@@ -64,30 +89,121 @@ impl Giftify {
         };
         let token = match keys.claim(&claim).await? {
             Claim::Acquired(token) => token,
-            Claim::Replay(outcome) => return Ok(Keyed::Replay(outcome)),
+            Claim::Replay(outcome) => return Ok(KeyedRun::Replay(outcome)),
             Claim::InProgress => return Err(Error::IdempotencyInProgress),
             Claim::KeyReused => return Err(Error::IdempotencyKeyReused),
         };
         let scope = request.scope;
         let error = match operation(Some((scope.clone(), token.clone()))).await {
-            Ok(value) => return Ok(Keyed::Ran(value)),
+            Ok(value) => return Ok(KeyedRun::Ran(value)),
             Err(error) => error,
         };
-        if error.is_service_failure() {
-            if let Err(release) = keys.release(&scope, &token).await {
-                tracing::warn!(error = %release, "could not release an idempotency key; it frees itself when its lease ends");
+        let Some(refusal) = Refusal::of(&error) else {
+            if error.is_service_failure() {
+                if let Err(release) = keys.release(&scope, &token).await {
+                    tracing::warn!(error = %release, "could not release an idempotency key; it frees itself when its lease ends");
+                }
             }
+            // In progress: the operation found our lease gone, and the request that took the
+            // key over decides.
             return Err(error);
-        }
-        if matches!(error, Error::IdempotencyInProgress) {
-            // The operation found our lease gone: the request that took the key over decides.
-            return Err(error);
-        }
-        let (status, body) = refusal(&error);
-        if let Err(record) = keys.record_response(&scope, &token, status, &body).await {
+        };
+        if let Err(record) = keys.record_refusal(&scope, &token, &refusal).await {
             tracing::info!(refusal = %error, error = %record, "a refusal was not recorded under its key; answering the record's error");
             return Err(record);
         }
         Err(error)
     }
+
+    /// The keyed form of a use case: `run` runs it holding the key; `again` reads the result
+    /// an earlier request with this key created.
+    async fn keyed<T, Run, RunFut, Again, AgainFut>(
+        &self,
+        request: KeyedRequest,
+        run: Run,
+        again: Again,
+    ) -> Result<Keyed<T>>
+    where
+        Run: FnOnce(Option<(IdempotencyScope, String)>) -> RunFut,
+        RunFut: Future<Output = Result<T>>,
+        Again: FnOnce(IdempotentOutcome) -> AgainFut,
+        AgainFut: Future<Output = Result<T>>,
+    {
+        match self.run_keyed(request, run).await? {
+            KeyedRun::Ran(value) => Ok(Keyed::Ran(value)),
+            KeyedRun::Replay(IdempotentOutcome::Refused(refusal)) => {
+                Ok(Keyed::RefusedAgain(refusal.into_error()?))
+            }
+            KeyedRun::Replay(outcome) => Ok(Keyed::Replayed(again(outcome).await?)),
+        }
+    }
+
+    /// [`Giftify::top_up`] under an `Idempotency-Key`.
+    pub async fn top_up_keyed(
+        &self,
+        user: &UserId,
+        amount: i64,
+        description: Option<String>,
+        key: KeyedRequest,
+    ) -> Result<Keyed<WalletTransaction>> {
+        self.keyed(
+            key,
+            |commit| self.top_up_holding(user, amount, description, commit),
+            |outcome| async move {
+                match outcome {
+                    IdempotentOutcome::ToppedUp(id) => self.transaction(user, &id).await,
+                    other => Err(mismatched(&other)),
+                }
+            },
+        )
+        .await
+    }
+
+    /// [`Giftify::place_order`] under an `Idempotency-Key`.
+    pub async fn place_order_keyed(
+        &self,
+        user: &UserId,
+        request: OrderRequest,
+        key: KeyedRequest,
+    ) -> Result<Keyed<Order>> {
+        self.keyed(
+            key,
+            |commit| self.place_order_holding(user, request, commit),
+            |outcome| async move {
+                match outcome {
+                    IdempotentOutcome::OrderPlaced(id) => self.order_of(user, &id).await,
+                    other => Err(mismatched(&other)),
+                }
+            },
+        )
+        .await
+    }
+
+    /// [`Giftify::cancel_order`] under an `Idempotency-Key`.
+    pub async fn cancel_order_keyed(
+        &self,
+        user: &UserId,
+        id: &OrderId,
+        key: KeyedRequest,
+    ) -> Result<Keyed<Order>> {
+        self.keyed(
+            key,
+            |commit| self.cancel_order_holding(user, id, commit),
+            |outcome| async move {
+                match outcome {
+                    IdempotentOutcome::OrderCancelled(id) => self.order_of(user, &id).await,
+                    other => Err(mismatched(&other)),
+                }
+            },
+        )
+        .await
+    }
+}
+
+/// A key finished by another kind of operation: the fingerprint names the operation, so this
+/// is corrupt data, not a client's mistake.
+fn mismatched(outcome: &IdempotentOutcome) -> Error {
+    Error::internal(format!(
+        "an idempotency key holds the outcome of another operation: {outcome:?}"
+    ))
 }

@@ -15,7 +15,7 @@ pub use accounts::{AdminRefusal, AdminRequest, AdminStep, Registration, admin_st
 pub use batch::{BatchOutcome, Handled, Metric, error_chain};
 pub use catalogue::{NewProduct, NewVariant};
 pub use fulfil::MessageOutcome;
-pub use keyed::{Keyed, KeyedRequest};
+pub use keyed::{Keyed, KeyedRequest, KeyedRun};
 pub use operations::{ReconcileReport, RedriveReport};
 pub use ordering::OrderRequest;
 

@@ -26,7 +26,12 @@ impl Giftify {
     /// When the backend did not commit the fulfillment message with the order, sends it; a
     /// failed send is logged, not returned: the order is committed and paid, and the
     /// reconciler re-enqueues PENDING orders.
-    pub async fn place_order(
+    pub async fn place_order(&self, user: &UserId, request: OrderRequest) -> Result<Order> {
+        self.place_order_holding(user, request, None).await
+    }
+
+    /// [`Giftify::place_order`], committing the idempotency key the caller holds, if any.
+    pub async fn place_order_holding(
         &self,
         user: &UserId,
         request: OrderRequest,
@@ -46,7 +51,7 @@ impl Giftify {
                 if !changed.is_empty() {
                     self.ports.carts.reprice(user, &changed, self.now()).await?;
                     return Err(Error::PriceChanged {
-                        variant_ids: changed.iter().map(|(v, _)| v.to_string()).collect(),
+                        variant_ids: changed.iter().map(|(v, _)| v.clone()).collect(),
                     });
                 }
                 (lines_of_cart(&cart), OrderSource::Cart, Some(cart.version))
@@ -145,7 +150,7 @@ impl Giftify {
                 entry.variant.check_quantity(line.quantity)?;
                 if entry.variant.stock_quantity <= 0 {
                     return Err(Error::OutOfStock {
-                        variant_id: line.variant_id.to_string(),
+                        variant_id: line.variant_id.clone(),
                     });
                 }
                 Ok(OrderLine {
@@ -194,7 +199,12 @@ impl Giftify {
     }
 
     /// Cancels a PENDING order with a full refund and publishes `order.cancelled`.
-    pub async fn cancel_order(
+    pub async fn cancel_order(&self, user: &UserId, id: &OrderId) -> Result<Order> {
+        self.cancel_order_holding(user, id, None).await
+    }
+
+    /// [`Giftify::cancel_order`], committing the idempotency key the caller holds, if any.
+    pub async fn cancel_order_holding(
         &self,
         user: &UserId,
         id: &OrderId,

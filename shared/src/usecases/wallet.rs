@@ -9,8 +9,18 @@ use crate::wallet::{Page, PageRequest, TopUp, TransactionType, WalletTransaction
 use crate::{Error, Paise, Result};
 
 impl Giftify {
-    /// Credits `amount` paise; the caller passes the idempotency commit it holds, if any.
+    /// Credits `amount` paise (see [`Giftify::top_up_keyed`] for the keyed form).
     pub async fn top_up(
+        &self,
+        user: &UserId,
+        amount: i64,
+        description: Option<String>,
+    ) -> Result<WalletTransaction> {
+        self.top_up_holding(user, amount, description, None).await
+    }
+
+    /// Credits `amount` paise, committing the idempotency key the caller holds, if any.
+    pub async fn top_up_holding(
         &self,
         user: &UserId,
         amount: i64,

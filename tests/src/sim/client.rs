@@ -1,14 +1,12 @@
 //! A simulated API client's requests. Under an `Idempotency-Key` they go through the same
-//! protocol the API uses ([`Giftify::run_keyed`]: claim the key, run the use case holding it,
-//! record a refusal or release on a 5xx, replay a finished key).
+//! keyed use cases the API calls (claim the key, run the use case holding it, record a refusal
+//! or release on a 5xx, answer a finished key again).
 //!
 //! The simulation calls the use cases on [`Giftify`] directly rather than through HTTP, so
 //! that every port call is a scheduling point; what it mirrors of the API is only the status
 //! and code each error answers with ([`client_error`]).
 
-use giftify_shared::idempotency::{
-    IdempotencyKey, IdempotencyScope, IdempotentOutcome, fingerprint,
-};
+use giftify_shared::idempotency::{IdempotencyKey, IdempotencyScope, fingerprint};
 use giftify_shared::ids::{OrderId, UserId, VariantId};
 use giftify_shared::order::{LineRequest, Order};
 use giftify_shared::usecases::{Keyed, KeyedRequest, OrderRequest};
@@ -94,10 +92,9 @@ pub fn client_error(error: &Error) -> Option<(u16, &'static str)> {
     })
 }
 
-/// Sends `op` for `user`, under `key` when given, through the product's idempotency protocol
-/// ([`Giftify::run_keyed`], as the API does); `token` is the claim token the API would draw at
-/// random. `Ok` is any answer with a status below 500 (replays included, the flag says
-/// which); `Err` is a 5xx.
+/// Sends `op` for `user`, under `key` when given, through the product's keyed use cases (as
+/// the API does); `token` is the claim token the API would draw at random. `Ok` is any answer
+/// with a status below 500 (replays included, the flag says which); `Err` is a 5xx.
 pub async fn send(
     giftify: &Giftify,
     user: &UserId,
@@ -116,23 +113,44 @@ pub async fn send(
         fingerprint: op.fingerprint(),
         token,
     };
-    match giftify
-        .run_keyed(request, |commit| run(giftify, user, op, commit), refusal)
-        .await
-    {
+    let keyed = match op {
+        Op::TopUp { amount } => giftify
+            .top_up_keyed(user, *amount, None, request)
+            .await
+            .map(|k| k.map(Answer::ToppedUp)),
+        Op::OrderItems { lines } => giftify
+            .place_order_keyed(user, OrderRequest::Items(line_requests(lines)), request)
+            .await
+            .map(|k| k.map(Answer::Placed)),
+        Op::OrderCart => giftify
+            .place_order_keyed(user, OrderRequest::Cart, request)
+            .await
+            .map(|k| k.map(Answer::Placed)),
+        Op::Cancel { order } => giftify
+            .cancel_order_keyed(user, order, request)
+            .await
+            .map(|k| k.map(Answer::Cancelled)),
+    };
+    match keyed {
         Ok(Keyed::Ran(done)) => Ok((done, false)),
-        Ok(Keyed::Replay(outcome)) => replay(giftify, user, outcome).await.map(|a| (a, true)),
+        Ok(Keyed::Replayed(done)) => Ok((done, true)),
+        Ok(Keyed::RefusedAgain(error)) => answer(Err(error)).map(|a| (a, true)),
         Err(error) => answer(Err(error)).map(|a| (a, false)),
     }
 }
 
-/// How a refusal is recorded under its key: its status and code.
-pub fn refusal(error: &Error) -> (u16, String) {
-    let (status, code) = client_error(error).expect("only refusals are recorded");
-    (status, code.to_string())
+fn line_requests(lines: &[(VariantId, u32)]) -> Vec<LineRequest> {
+    lines
+        .iter()
+        .map(|(variant_id, quantity)| LineRequest {
+            variant_id: variant_id.clone(),
+            quantity: *quantity,
+        })
+        .collect()
 }
 
-/// Runs `op`'s use case, committing `key` with it when given.
+/// Runs `op`'s use case, committing `key` with it when given: the step the keyed protocol
+/// runs while it holds a key.
 pub async fn run(
     giftify: &Giftify,
     user: &UserId,
@@ -140,23 +158,22 @@ pub async fn run(
     key: Option<(IdempotencyScope, String)>,
 ) -> Result<Answer> {
     Ok(match op {
-        Op::TopUp { amount } => Answer::ToppedUp(giftify.top_up(user, *amount, None, key).await?),
-        Op::OrderItems { lines } => {
-            let lines = lines
-                .iter()
-                .map(|(variant_id, quantity)| LineRequest {
-                    variant_id: variant_id.clone(),
-                    quantity: *quantity,
-                })
-                .collect();
-            Answer::Placed(
-                giftify
-                    .place_order(user, OrderRequest::Items(lines), key)
-                    .await?,
-            )
+        Op::TopUp { amount } => {
+            Answer::ToppedUp(giftify.top_up_holding(user, *amount, None, key).await?)
         }
-        Op::OrderCart => Answer::Placed(giftify.place_order(user, OrderRequest::Cart, key).await?),
-        Op::Cancel { order } => Answer::Cancelled(giftify.cancel_order(user, order, key).await?),
+        Op::OrderItems { lines } => Answer::Placed(
+            giftify
+                .place_order_holding(user, OrderRequest::Items(line_requests(lines)), key)
+                .await?,
+        ),
+        Op::OrderCart => Answer::Placed(
+            giftify
+                .place_order_holding(user, OrderRequest::Cart, key)
+                .await?,
+        ),
+        Op::Cancel { order } => {
+            Answer::Cancelled(giftify.cancel_order_holding(user, order, key).await?)
+        }
     })
 }
 
@@ -170,43 +187,3 @@ fn answer(result: Result<Answer>) -> Result<Answer> {
         },
     }
 }
-
-/// What the API renders for a finished key.
-async fn replay(giftify: &Giftify, user: &UserId, outcome: IdempotentOutcome) -> Result<Answer> {
-    answer(match outcome {
-        IdempotentOutcome::ToppedUp(id) => {
-            giftify.transaction(user, &id).await.map(Answer::ToppedUp)
-        }
-        IdempotentOutcome::OrderPlaced(id) => giftify.order_of(user, &id).await.map(Answer::Placed),
-        IdempotentOutcome::OrderCancelled(id) => {
-            giftify.order_of(user, &id).await.map(Answer::Cancelled)
-        }
-        IdempotentOutcome::Response { status, body } => {
-            let code = CODES.iter().find(|c| **c == body).copied().ok_or_else(|| {
-                Error::internal(format!(
-                    "replayed a response the client never sent: {status} {body}"
-                ))
-            })?;
-            Ok(Answer::Refused { status, code })
-        }
-    })
-}
-
-/// The codes [`client_error`] records, to turn a replayed body back into one.
-const CODES: [&str; 15] = [
-    "VALIDATION_ERROR",
-    "NOT_FOUND",
-    "EMAIL_ALREADY_EXISTS",
-    "INVALID_CREDENTIALS",
-    "UNAUTHORIZED",
-    "RATE_LIMITED",
-    "OUT_OF_STOCK",
-    "CART_EMPTY",
-    "CART_LOCKED",
-    "PRICE_CHANGED",
-    "ORDER_NOT_CANCELLABLE",
-    "INSUFFICIENT_BALANCE",
-    "WALLET_LIMIT_EXCEEDED",
-    "IDEMPOTENCY_IN_PROGRESS",
-    "IDEMPOTENCY_KEY_REUSED",
-];

@@ -17,7 +17,7 @@ use giftify_shared::catalogue::{
     CatalogueEntry, Product, ProductWithVariants, Variant, VariantUpdate,
 };
 use giftify_shared::events::OrderEvent;
-use giftify_shared::idempotency::{Claim, IdempotencyScope, NewClaim};
+use giftify_shared::idempotency::{Claim, IdempotencyScope, NewClaim, Refusal};
 use giftify_shared::ids::{GiftCardId, OrderId, TransactionId, UserId, VariantId};
 use giftify_shared::inbox::Delivery;
 use giftify_shared::order::{
@@ -419,16 +419,15 @@ impl IdempotencyKeys for Faulty<dyn IdempotencyKeys> {
             .call("idempotency.claim", true, || self.1.claim(claim))
             .await
     }
-    async fn record_response(
+    async fn record_refusal(
         &self,
         scope: &IdempotencyScope,
         token: &str,
-        status: u16,
-        body: &str,
+        refusal: &Refusal,
     ) -> Result<()> {
         self.0
-            .call("idempotency.record_response", true, || {
-                self.1.record_response(scope, token, status, body)
+            .call("idempotency.record_refusal", true, || {
+                self.1.record_refusal(scope, token, refusal)
             })
             .await
     }

@@ -708,7 +708,7 @@ async fn fund(
     let mut models = Vec::new();
     for user in users {
         let amount = rng.between(100_000, shape.max_balance.get().min(1_000_000));
-        let credit = giftify.top_up(&user, amount, None, None).await?;
+        let credit = giftify.top_up(&user, amount, None).await?;
         let mut model = UserModel::new(user);
         model.credits.insert(credit.id, credit.amount);
         models.push(model);

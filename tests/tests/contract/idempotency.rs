@@ -7,9 +7,9 @@ use chrono::{DateTime, Duration, Utc};
 use giftify_shared::Error;
 use giftify_shared::idempotency::{
     Claim, IdempotencyCommit, IdempotencyKey, IdempotencyScope, IdempotentOutcome, LEASE, NewClaim,
-    RETENTION, expiry_after,
+    RETENTION, Refusal, expiry_after,
 };
-use giftify_shared::ids::{TransactionId, UserId};
+use giftify_shared::ids::{TransactionId, UserId, VariantId};
 use giftify_shared::order::{Cancellation, OrderSource, OrderStatus};
 use giftify_shared::ports::Ports;
 
@@ -223,23 +223,26 @@ pub async fn a_released_key_can_be_claimed_again_but_only_by_its_holder(
     Ok(())
 }
 
-pub async fn a_recorded_response_replays_verbatim(ports: &Ports) -> Result<()> {
+pub async fn a_recorded_refusal_replays_as_the_same_domain_error(ports: &Ports) -> Result<()> {
     let s = scope(&user(ports).await?.id);
     let t = now();
     ports.idempotency.claim(&claim(&s, "fp", "a", t)).await?;
-    let body = r#"{"success":false,"error":{"code":"OUT_OF_STOCK"}}"#;
+    let variant = VariantId::generate();
+    let refusal = Refusal::of(&Error::OutOfStock {
+        variant_id: variant.clone(),
+    })
+    .expect("a refusal");
 
-    ports
-        .idempotency
-        .record_response(&s, "a", 409, body)
-        .await?;
+    ports.idempotency.record_refusal(&s, "a", &refusal).await?;
 
+    let replay = ports.idempotency.claim(&claim(&s, "fp", "b", t)).await?;
     assert_eq!(
-        ports.idempotency.claim(&claim(&s, "fp", "b", t)).await?,
-        Claim::Replay(IdempotentOutcome::Response {
-            status: 409,
-            body: body.into()
-        })
+        replay,
+        Claim::Replay(IdempotentOutcome::Refused(refusal.clone()))
+    );
+    assert!(
+        matches!(refusal.into_error()?, Error::OutOfStock { variant_id } if variant_id == variant),
+        "the same error, with its details"
     );
 
     // A stale holder's response must not overwrite the key's new holder.
@@ -247,7 +250,7 @@ pub async fn a_recorded_response_replays_verbatim(ports: &Ports) -> Result<()> {
     let later = taken_over(ports, &other).await?;
     let stale = ports
         .idempotency
-        .record_response(&other, "old", 400, "{}")
+        .record_refusal(&other, "old", &Refusal::CartEmpty)
         .await;
     assert!(
         matches!(stale, Ok(()) | Err(Error::IdempotencyInProgress)),
@@ -293,7 +296,7 @@ pub async fn an_expired_key_counts_as_absent(ports: &Ports) -> Result<()> {
     ports.idempotency.claim(&claim(&s, "fp", "a", t)).await?;
     ports
         .idempotency
-        .record_response(&s, "a", 400, "{}")
+        .record_refusal(&s, "a", &Refusal::CartEmpty)
         .await?;
 
     let much_later = t + RETENTION + Duration::minutes(1);
@@ -315,7 +318,7 @@ pub async fn a_key_expires_at_exactly_the_instant_the_core_gives_it(ports: &Port
     ports.idempotency.claim(&claim(&s, "fp", "a", t)).await?;
     ports
         .idempotency
-        .record_response(&s, "a", 400, "{}")
+        .record_refusal(&s, "a", &Refusal::CartEmpty)
         .await?;
     let expires_at = expiry_after(t);
 
@@ -345,7 +348,7 @@ pub async fn a_takeover_restarts_the_keys_retention(ports: &Ports) -> Result<()>
     assert!(after_first_expiry < expiry_after(taken_at));
     ports
         .idempotency
-        .record_response(&s, "new", 409, "{\"held\":true}")
+        .record_refusal(&s, "new", &Refusal::CartLocked)
         .await?;
     let replay = ports
         .idempotency
@@ -354,7 +357,7 @@ pub async fn a_takeover_restarts_the_keys_retention(ports: &Ports) -> Result<()>
     assert!(
         matches!(
             replay,
-            Claim::Replay(IdempotentOutcome::Response { status: 409, .. })
+            Claim::Replay(IdempotentOutcome::Refused(Refusal::CartLocked))
         ),
         "{replay:?}"
     );

@@ -1,6 +1,6 @@
 //! Users, refresh-token families, login throttling, idempotency keys and the health check.
 
-use super::{DynamoStore, Refusal, Transaction, check, put, retrying, update};
+use super::{DynamoStore, Transaction, TxFailure, check, put, retrying, update};
 use crate::aws::item::{Attrs, Item, b, epoch, item, n, s, sdk_error, ts};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use giftify_shared::Missing;
 use giftify_shared::idempotency::{
     Claim, ClaimDecision, IdempotencyCommit, IdempotencyScope, IdempotentOutcome, NewClaim,
-    StoredKey, StoredKeyState, decide_claim,
+    Refusal, StoredKey, StoredKeyState, decide_claim,
 };
 use giftify_shared::ids::{OrderId, TransactionId, UserId};
 use giftify_shared::ledger::Movement;
@@ -238,7 +238,7 @@ impl Users for DynamoStore {
         );
         self.commit(transaction)
             .await
-            .map_err(Refusal::into_error)?;
+            .map_err(TxFailure::into_error)?;
         self.user(&user.id)
             .await?
             .ok_or_else(|| Error::internal("user vanished after create"))
@@ -414,7 +414,9 @@ impl Sessions for DynamoStore {
             )?,
             Error::internal("a new refresh token is taken"),
         );
-        self.commit(transaction).await.map_err(Refusal::into_error)
+        self.commit(transaction)
+            .await
+            .map_err(TxFailure::into_error)
     }
 
     async fn rotate(
@@ -479,12 +481,12 @@ impl Sessions for DynamoStore {
                 user_id,
                 session_epoch,
             }),
-            Err(Refusal::Refused(Rotation::ReuseDetected)) => {
+            Err(TxFailure::Refused(Rotation::ReuseDetected)) => {
                 self.revoke(&family, now).await?;
                 Ok(Rotation::ReuseDetected)
             }
-            Err(Refusal::Refused(refused)) => Ok(refused),
-            Err(Refusal::Failed(error)) => Err(error),
+            Err(TxFailure::Refused(refused)) => Ok(refused),
+            Err(TxFailure::Failed(error)) => Err(error),
         }
     }
 
@@ -621,32 +623,29 @@ fn outcome_value(outcome: &IdempotentOutcome) -> AttributeValue {
         IdempotentOutcome::OrderCancelled(id) => {
             item([("kind", s("ORDER_CANCELLED")), ("id", s(id.as_str()))])
         }
-        IdempotentOutcome::Response { status, body } => item([
-            ("kind", s("RESPONSE")),
-            ("status", n(i64::from(*status))),
-            ("body", s(body)),
-        ]),
+        IdempotentOutcome::Refused(refusal) => {
+            item([("kind", s("REFUSED")), ("refusal", s(refusal.to_json()))])
+        }
     };
     AttributeValue::M(map)
 }
 
-fn outcome_from(raw: &Item) -> Result<IdempotentOutcome> {
+/// `None` for a refusal an earlier version stored as HTTP bytes (kind `RESPONSE`): it counts as
+/// expired, since it moved no money and running the request again is safe.
+fn outcome_from(raw: &Item) -> Result<Option<IdempotentOutcome>> {
     let a = Attrs::new(raw, "idempotency-keys");
-    Ok(match a.s("kind")? {
+    Ok(Some(match a.s("kind")? {
         "TOPPED_UP" => IdempotentOutcome::ToppedUp(TransactionId::parse(a.s("id")?)?),
         "ORDER_PLACED" => IdempotentOutcome::OrderPlaced(OrderId::parse(a.s("id")?)?),
         "ORDER_CANCELLED" => IdempotentOutcome::OrderCancelled(OrderId::parse(a.s("id")?)?),
-        "RESPONSE" => IdempotentOutcome::Response {
-            status: u16::try_from(a.n("status")?)
-                .map_err(|_| Error::internal("corrupt idempotency status"))?,
-            body: a.s("body")?.to_string(),
-        },
+        "REFUSED" => IdempotentOutcome::Refused(Refusal::from_json(a.s("refusal")?)?),
+        "RESPONSE" => return Ok(None),
         other => {
             return Err(Error::internal(format!(
                 "unknown idempotency outcome {other}"
             )));
         }
-    })
+    }))
 }
 
 /// `None` when a conditional write lost to another writer (read again), else the error.
@@ -664,19 +663,25 @@ where
 
 fn stored_key(raw: &Item) -> Result<StoredKey> {
     let a = Attrs::new(raw, "idempotency-keys");
+    let mut expires_at = DateTime::from_timestamp(a.n("expiresAt")?, 0)
+        .ok_or_else(|| Error::internal("corrupt idempotency expiry"))?;
     let state = match a.s("state")? {
-        "DONE" => StoredKeyState::Done(outcome_from(
+        "DONE" => match outcome_from(
             a.map("outcome")?
                 .ok_or_else(|| Error::internal("finished key without outcome"))?,
-        )?),
+        )? {
+            Some(outcome) => StoredKeyState::Done(outcome),
+            None => {
+                expires_at = DateTime::UNIX_EPOCH;
+                StoredKeyState::Done(IdempotentOutcome::Refused(Refusal::IdempotencyKeyReused))
+            }
+        },
         "IN_PROGRESS" => StoredKeyState::InProgress {
             token: a.s("token")?.to_string(),
             lease_until: a.ts("leaseUntil")?,
         },
         other => return Err(Error::internal(format!("idempotency key state {other}"))),
     };
-    let expires_at = DateTime::from_timestamp(a.n("expiresAt")?, 0)
-        .ok_or_else(|| Error::internal("corrupt idempotency expiry"))?;
     Ok(StoredKey {
         fingerprint: a.s("fingerprint")?.to_string(),
         state,
@@ -762,24 +767,22 @@ impl IdempotencyKeys for DynamoStore {
         Ok(Claim::InProgress)
     }
 
-    async fn record_response(
+    async fn record_refusal(
         &self,
         scope: &IdempotencyScope,
         token: &str,
-        status: u16,
-        body: &str,
+        refusal: &Refusal,
     ) -> Result<()> {
         let commit = IdempotencyCommit {
             scope: scope.clone(),
             token: token.to_string(),
-            outcome: IdempotentOutcome::Response {
-                status,
-                body: body.to_string(),
-            },
+            outcome: IdempotentOutcome::Refused(refusal.clone()),
         };
         let mut transaction = Transaction::new();
         self.add_idempotency_commit(&mut transaction, &commit)?;
-        self.commit(transaction).await.map_err(Refusal::into_error)
+        self.commit(transaction)
+            .await
+            .map_err(TxFailure::into_error)
     }
 
     async fn release(&self, scope: &IdempotencyScope, token: &str) -> Result<()> {

@@ -1,6 +1,6 @@
 //! Products, variants and carts.
 
-use super::{DynamoStore, Refusal, Transaction, all_pages, check, put, retrying};
+use super::{DynamoStore, Transaction, TxFailure, all_pages, check, put, retrying};
 use crate::aws::item::{Attrs, Item, b, item, money, n, s, sdk_error, ts};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnValue};
@@ -337,7 +337,9 @@ impl Catalogue for DynamoStore {
             )?,
             Error::internal("a new product id is taken"),
         );
-        self.commit(transaction).await.map_err(Refusal::into_error)
+        self.commit(transaction)
+            .await
+            .map_err(TxFailure::into_error)
     }
 
     async fn add_variant(&self, variant: &Variant) -> Result<()> {
@@ -360,7 +362,9 @@ impl Catalogue for DynamoStore {
             )?,
             Error::internal("a new variant id is taken"),
         );
-        self.commit(transaction).await.map_err(Refusal::into_error)
+        self.commit(transaction)
+            .await
+            .map_err(TxFailure::into_error)
     }
 
     async fn update_variant(
@@ -478,8 +482,10 @@ impl Catalogue for DynamoStore {
         }
         match self.commit(transaction).await {
             Ok(()) => Ok(true),
-            Err(Refusal::Refused(Seeding::AlreadySeeded)) => Ok(false),
-            Err(Refusal::Refused(Seeding::Failed(error)) | Refusal::Failed(error)) => Err(error),
+            Err(TxFailure::Refused(Seeding::AlreadySeeded)) => Ok(false),
+            Err(TxFailure::Refused(Seeding::Failed(error)) | TxFailure::Failed(error)) => {
+                Err(error)
+            }
         }
     }
 }

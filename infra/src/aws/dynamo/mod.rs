@@ -87,7 +87,7 @@ impl DynamoStore {
     /// Commits a write transaction. When DynamoDB cancels it, the first item whose condition
     /// failed names the answer: the meaning attached to that item. A conflict with a concurrent
     /// transaction or throttling is no business condition: [`Error::Conflict`], to retry.
-    async fn commit<R>(&self, transaction: Transaction<R>) -> Result<(), Refusal<R>> {
+    async fn commit<R>(&self, transaction: Transaction<R>) -> Result<(), TxFailure<R>> {
         let Transaction { items, meanings } = transaction;
         let error = match self
             .client
@@ -102,7 +102,7 @@ impl DynamoStore {
         let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
             error.as_service_error()
         else {
-            return Err(Refusal::Failed(sdk_error(error)));
+            return Err(TxFailure::Failed(sdk_error(error)));
         };
         let codes: Vec<&str> = cancelled
             .cancellation_reasons()
@@ -113,7 +113,7 @@ impl DynamoStore {
             .iter()
             .any(|code| *code == "TransactionConflict" || *code == "ThrottlingError")
         {
-            return Err(Refusal::Failed(Error::Conflict(
+            return Err(TxFailure::Failed(Error::Conflict(
                 "dynamodb transaction conflict",
             )));
         }
@@ -121,8 +121,8 @@ impl DynamoStore {
             .iter()
             .position(|code| *code == "ConditionalCheckFailed");
         match failed.and_then(|index| meanings.into_iter().nth(index)) {
-            Some(meaning) => Err(Refusal::Refused(meaning)),
-            None => Err(Refusal::Failed(Error::Conflict(
+            Some(meaning) => Err(TxFailure::Refused(meaning)),
+            None => Err(TxFailure::Failed(Error::Conflict(
                 "a condition changed during the transaction",
             ))),
         }
@@ -158,17 +158,17 @@ impl<R> Transaction<R> {
 
 /// Why a transaction did not commit.
 #[derive(Debug)]
-enum Refusal<R> {
+enum TxFailure<R> {
     /// The condition of an item failed: what that item said it means.
     Refused(R),
     /// Anything else, as a domain error.
     Failed(Error),
 }
 
-impl Refusal<Error> {
+impl TxFailure<Error> {
     fn into_error(self) -> Error {
         match self {
-            Refusal::Refused(error) | Refusal::Failed(error) => error,
+            TxFailure::Refused(error) | TxFailure::Failed(error) => error,
         }
     }
 }

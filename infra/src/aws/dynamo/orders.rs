@@ -1,7 +1,7 @@
 //! Orders (placement, fulfillment, cancel) and gift cards.
 
 use super::catalogue::variant_key;
-use super::{DynamoStore, Refusal, Transaction, all_pages, list, put, retrying, update};
+use super::{DynamoStore, Transaction, TxFailure, all_pages, list, put, retrying, update};
 use crate::aws::item::{Attrs, Item, b, item, money, n, s, sdk_error, ts};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
@@ -326,7 +326,9 @@ impl Orders for DynamoStore {
             if let Some(commit) = &placement.idempotency {
                 self.add_idempotency_commit(&mut transaction, commit)?;
             }
-            self.commit(transaction).await.map_err(Refusal::into_error)
+            self.commit(transaction)
+                .await
+                .map_err(TxFailure::into_error)
         })
         .await?;
         Ok(Outbox::Unsent)
@@ -505,7 +507,7 @@ impl Orders for DynamoStore {
             }
             self.commit(transaction)
                 .await
-                .map_err(Refusal::into_error)?;
+                .map_err(TxFailure::into_error)?;
             Ok(done)
         })
         .await
@@ -551,7 +553,7 @@ impl Orders for DynamoStore {
             }
             self.commit(transaction)
                 .await
-                .map_err(Refusal::into_error)?;
+                .map_err(TxFailure::into_error)?;
             Ok(cancelled)
         })
         .await

@@ -1,6 +1,6 @@
 //! Wallet top-ups and history.
 
-use super::{DynamoStore, Refusal, Transaction, all_pages, put, retrying};
+use super::{DynamoStore, Transaction, TxFailure, all_pages, put, retrying};
 use crate::aws::item::{Attrs, Item, item, money, n, s, sdk_error, ts};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::TransactWriteItem;
@@ -67,7 +67,7 @@ impl Wallets for DynamoStore {
             }
             self.commit(transaction)
                 .await
-                .map_err(Refusal::into_error)?;
+                .map_err(TxFailure::into_error)?;
             Ok(record)
         })
         .await
