@@ -1,38 +1,49 @@
-//! CloudWatch metrics of the API Lambda: one Embedded Metric Format line per accepted or
-//! cancelled order, so the business counters exist without an API call per request.
+//! CloudWatch metrics of the API Lambda: one Embedded Metric Format line per order accepted or
+//! cancelled, so the business counters exist without an API call per request. What counts is
+//! the use case's outcome, which the route marks on its response ([`BusinessEvent`]), never
+//! the URL: a replayed request, a refusal or a renamed route cannot miscount.
 
 use axum::extract::{Request, State};
-use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use giftify_infra::metrics::MetricScope;
 
-/// The business counter a request/response pair contributes, if any.
-fn counter(method: &Method, path: &str, status: StatusCode) -> Option<&'static str> {
-    match (method, status) {
-        (&Method::POST, StatusCode::ACCEPTED) if path == "/orders/create" => Some("OrdersAccepted"),
-        (&Method::POST, StatusCode::OK)
-            if path.starts_with("/orders/") && path.ends_with("/cancel") =>
-        {
-            Some("OrdersCancelled")
+/// A business event a response stands for, marked by the route that ran the use case.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BusinessEvent {
+    /// `place_order` ran and accepted an order (not a replay).
+    OrderAccepted,
+    /// `cancel_order` ran and cancelled an order (not a replay).
+    OrderCancelled,
+}
+
+impl BusinessEvent {
+    /// The CloudWatch counter it adds one to.
+    pub fn counter(self) -> &'static str {
+        match self {
+            BusinessEvent::OrderAccepted => "OrdersAccepted",
+            BusinessEvent::OrderCancelled => "OrdersCancelled",
         }
-        _ => None,
+    }
+
+    /// Marks `response` as standing for this event.
+    pub fn mark(self, mut response: Response) -> Response {
+        response.extensions_mut().insert(self);
+        response
     }
 }
 
-/// Middleware (`from_fn_with_state`, the process's scope): emits the counter after the
-/// response is known.
+/// Middleware (`from_fn_with_state`, the process's scope): emits the counter of the event the
+/// response stands for, if any.
 pub async fn emit_order_metrics(
     State(scope): State<MetricScope>,
     request: Request,
     next: Next,
 ) -> Response {
-    let method = request.method().clone();
-    let path = request.uri().path().to_string();
     let response = next.run(request).await;
-    if let Some(name) = counter(&method, &path, response.status()) {
+    if let Some(event) = response.extensions().get::<BusinessEvent>() {
         let mut metrics = scope.invocation();
-        metrics.count(name, 1);
+        metrics.count(event.counter(), 1);
         metrics.emit();
     }
     response
@@ -41,32 +52,22 @@ pub async fn emit_order_metrics(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::response::IntoResponse;
 
     #[test]
-    fn accepted_creates_and_successful_cancels_count() {
+    fn a_marked_response_carries_its_event_and_counter() {
+        let response = BusinessEvent::OrderAccepted.mark(().into_response());
         assert_eq!(
-            counter(&Method::POST, "/orders/create", StatusCode::ACCEPTED),
-            Some("OrdersAccepted")
+            response.extensions().get::<BusinessEvent>(),
+            Some(&BusinessEvent::OrderAccepted)
         );
-        assert_eq!(
-            counter(&Method::POST, "/orders/order_01/cancel", StatusCode::OK),
-            Some("OrdersCancelled")
-        );
-        assert_eq!(
-            counter(&Method::POST, "/orders/create", StatusCode::CONFLICT),
-            None
-        );
-        assert_eq!(
-            counter(
-                &Method::POST,
-                "/orders/order_01/cancel",
-                StatusCode::CONFLICT
-            ),
-            None
-        );
-        assert_eq!(
-            counter(&Method::GET, "/orders/create", StatusCode::ACCEPTED),
-            None
+        assert_eq!(BusinessEvent::OrderAccepted.counter(), "OrdersAccepted");
+        assert_eq!(BusinessEvent::OrderCancelled.counter(), "OrdersCancelled");
+        assert!(
+            ().into_response()
+                .extensions()
+                .get::<BusinessEvent>()
+                .is_none()
         );
     }
 }

@@ -17,11 +17,12 @@ pub mod openapi;
 pub mod response;
 pub mod routes;
 pub mod server;
+pub mod state;
 pub mod telemetry;
 
-use crate::auth::{
-    Passwords, TokenService, check_password_rules, hash_password_blocking, verify_password_blocking,
-};
+pub use state::AppState;
+
+use crate::auth::{check_password_rules, hash_password_blocking, verify_password_blocking};
 use crate::error::ApiError;
 use crate::extract::BODY_LIMIT;
 use crate::metrics::Metrics;
@@ -40,67 +41,13 @@ use tower_http::LatencyUnit;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
-/// What every handler shares: the core, the token keys, the password hasher and the
-/// metrics. Cheap to clone (one `Arc`).
-#[derive(Clone)]
-pub struct AppState {
-    inner: Arc<StateInner>,
-}
-
-struct StateInner {
-    giftify: Giftify,
-    tokens: TokenService,
-    passwords: Passwords,
-    metrics: Arc<Metrics>,
-}
-
-impl std::fmt::Debug for AppState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState")
-            .field("giftify", &self.inner.giftify)
-            .finish_non_exhaustive()
-    }
-}
-
-impl AppState {
-    /// The state of one router: `jwt_secret` signs and verifies access tokens.
-    pub fn new(giftify: Giftify, jwt_secret: &SecretString) -> Self {
-        // Password hashing is CPU-bound: more hashes in flight than cores only adds memory.
-        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
-        AppState {
-            inner: Arc::new(StateInner {
-                giftify,
-                tokens: TokenService::new(jwt_secret),
-                passwords: Passwords::new(cores.max(2)),
-                metrics: Arc::new(Metrics::default()),
-            }),
-        }
-    }
-
-    /// The application core.
-    pub fn giftify(&self) -> &Giftify {
-        &self.inner.giftify
-    }
-
-    /// Access-token issuing and verification.
-    pub fn tokens(&self) -> &TokenService {
-        &self.inner.tokens
-    }
-
-    /// Password hashing and verification.
-    pub fn passwords(&self) -> &Passwords {
-        &self.inner.passwords
-    }
-
-    /// The request metrics of this state's router.
-    pub fn metrics(&self) -> &Arc<Metrics> {
-        &self.inner.metrics
-    }
-}
-
 /// The API: every resource's routes with the fallbacks and middleware of [`with_middleware`].
 pub fn router(state: AppState) -> Router {
-    with_middleware(routes::router(), state.metrics().clone()).with_state(state)
+    with_middleware(
+        routes::router().merge(openapi::router()),
+        state.metrics().clone(),
+    )
+    .with_state(state)
 }
 
 /// Envelope fallbacks for unknown paths and methods, and the middleware (outermost first):

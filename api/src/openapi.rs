@@ -2,8 +2,13 @@
 //! attributes and the DTOs' `ToSchema` derives, and the self-contained `/docs` page that
 //! renders it (vanilla JS, no CDN, works offline).
 
+use crate::AppState;
 use crate::error::{ErrorCode, ErrorEnvelope};
 use crate::routes::{admin, auth, cart, meta, orders, products, users, wallet};
+use axum::Router;
+use axum::http::{HeaderValue, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
 use std::sync::LazyLock;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::schema::{Object, Type};
@@ -33,7 +38,7 @@ Orders are fulfilled asynchronously: `POST /orders/create` answers 202 and `GET 
         orders::create, orders::list, orders::detail, orders::cancel, orders::reveal,
         admin::inventory, admin::update_inventory, admin::orders, admin::analytics,
         admin::create_product, admin::create_variant,
-        meta::health, meta::metrics, meta::openapi_json, meta::docs,
+        meta::health, meta::metrics, openapi_json, docs,
     ),
     components(schemas(ErrorEnvelope, ErrorCode)),
     modifiers(&BearerAuth, &ServerErrors),
@@ -49,6 +54,36 @@ Orders are fulfilled asynchronously: `POST /orders/create` answers 202 and `GET 
     )
 )]
 pub struct ApiDoc;
+
+/// `/openapi.json` and `/docs`: no token needed, people reading the docs have none.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/openapi.json", get(openapi_json))
+        .route("/docs", get(docs))
+}
+
+/// This API's OpenAPI 3.1 description, generated from the code.
+#[utoipa::path(
+    get, path = "/openapi.json", tag = "meta",
+    responses((status = 200, description = "The OpenAPI document", content_type = "application/json", body = Object))
+)]
+pub async fn openapi_json() -> Response {
+    let mut response = json().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// Human-readable API documentation, rendered in the browser from `/openapi.json`.
+#[utoipa::path(
+    get, path = "/docs", tag = "meta",
+    responses((status = 200, description = "The documentation page", content_type = "text/html", body = String))
+)]
+pub async fn docs() -> Html<&'static str> {
+    Html(DOCS_HTML)
+}
 
 /// Registers the `bearerAuth` scheme that the handlers' `security(...)` refers to.
 struct BearerAuth;

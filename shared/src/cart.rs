@@ -1,6 +1,7 @@
 //! The shopping cart: one per user, a list of lines with the price seen when added.
 
 use crate::ids::{OrderId, ProductId, VariantId};
+use crate::order::LineRequest;
 use crate::{Error, Paise, Result};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,6 +44,17 @@ impl Cart {
                 .and_then(|t| acc.checked_add(t))
                 .ok_or_else(|| Error::internal("cart total overflows"))
         })
+    }
+
+    /// The lines a checkout of this cart orders.
+    pub fn line_requests(&self) -> Vec<LineRequest> {
+        self.lines
+            .iter()
+            .map(|l| LineRequest {
+                variant_id: l.variant_id.clone(),
+                quantity: l.quantity,
+            })
+            .collect()
     }
 }
 

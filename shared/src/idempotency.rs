@@ -8,11 +8,10 @@
 //! again. A refusal that moved no money records the domain error ([`Refusal`]), outside any
 //! transaction.
 
-use crate::ids::{OrderId, TransactionId, UserId, VariantId};
-use crate::order::OrderStatus;
-use crate::{Error, Missing, Paise, Result};
+pub use crate::error::Refusal;
+use crate::ids::{OrderId, TransactionId, UserId};
+use crate::{Error, Result};
 use chrono::{DateTime, Duration, Utc};
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// How long a finished key is kept.
@@ -66,140 +65,6 @@ pub enum IdempotentOutcome {
     OrderCancelled(OrderId),
     /// A refusal that moved no money, answered again as the same error.
     Refused(Refusal),
-}
-
-/// A refusal as a key keeps it: the domain error and its details, in a form every store can
-/// keep (tagged JSON), never HTTP. How it is answered is the driver's business.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "error", rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum Refusal {
-    Validation {
-        field: Option<String>,
-        message: String,
-    },
-    NotFound {
-        missing: String,
-    },
-    EmailAlreadyExists,
-    InvalidCredentials,
-    InvalidToken,
-    RateLimited {
-        retry_after_secs: u64,
-    },
-    OutOfStock {
-        variant_id: String,
-    },
-    CartEmpty,
-    CartLocked,
-    PriceChanged {
-        variant_ids: Vec<String>,
-    },
-    OrderNotCancellable {
-        status: String,
-    },
-    InsufficientBalance {
-        balance: i64,
-        required: i64,
-    },
-    WalletLimitExceeded {
-        limit: i64,
-    },
-    IdempotencyKeyReused,
-}
-
-impl Refusal {
-    /// The refusal an error is, if it is one: an answer to the request (a 4xx), not a failure
-    /// of the service and not "in progress".
-    pub fn of(error: &Error) -> Option<Refusal> {
-        Some(match error {
-            Error::Validation { field, message } => Refusal::Validation {
-                field: field.clone(),
-                message: message.clone(),
-            },
-            Error::NotFound(missing) => Refusal::NotFound {
-                missing: missing.noun().into(),
-            },
-            Error::EmailAlreadyExists => Refusal::EmailAlreadyExists,
-            Error::InvalidCredentials => Refusal::InvalidCredentials,
-            Error::InvalidToken => Refusal::InvalidToken,
-            Error::RateLimited { retry_after_secs } => Refusal::RateLimited {
-                retry_after_secs: *retry_after_secs,
-            },
-            Error::OutOfStock { variant_id } => Refusal::OutOfStock {
-                variant_id: variant_id.to_string(),
-            },
-            Error::CartEmpty => Refusal::CartEmpty,
-            Error::CartLocked => Refusal::CartLocked,
-            Error::PriceChanged { variant_ids } => Refusal::PriceChanged {
-                variant_ids: variant_ids.iter().map(ToString::to_string).collect(),
-            },
-            Error::OrderNotCancellable(status) => Refusal::OrderNotCancellable {
-                status: status.as_str().into(),
-            },
-            Error::InsufficientBalance { balance, required } => Refusal::InsufficientBalance {
-                balance: balance.get(),
-                required: required.get(),
-            },
-            Error::WalletLimitExceeded { limit } => {
-                Refusal::WalletLimitExceeded { limit: limit.get() }
-            }
-            Error::IdempotencyKeyReused => Refusal::IdempotencyKeyReused,
-            Error::IdempotencyInProgress
-            | Error::Conflict(_)
-            | Error::Unavailable(_)
-            | Error::Internal(_) => return None,
-        })
-    }
-
-    /// The error again, as it was first answered.
-    /// # Errors
-    /// [`Error::Internal`] for a stored refusal that does not parse (corrupt data).
-    pub fn into_error(self) -> Result<Error> {
-        let corrupt = || Error::internal("a stored refusal does not parse");
-        Ok(match self {
-            Refusal::Validation { field, message } => Error::Validation { field, message },
-            Refusal::NotFound { missing } => {
-                Error::NotFound(Missing::parse(&missing).ok_or_else(corrupt)?)
-            }
-            Refusal::EmailAlreadyExists => Error::EmailAlreadyExists,
-            Refusal::InvalidCredentials => Error::InvalidCredentials,
-            Refusal::InvalidToken => Error::InvalidToken,
-            Refusal::RateLimited { retry_after_secs } => Error::RateLimited { retry_after_secs },
-            Refusal::OutOfStock { variant_id } => Error::OutOfStock {
-                variant_id: VariantId::parse(&variant_id).map_err(|_| corrupt())?,
-            },
-            Refusal::CartEmpty => Error::CartEmpty,
-            Refusal::CartLocked => Error::CartLocked,
-            Refusal::PriceChanged { variant_ids } => Error::PriceChanged {
-                variant_ids: variant_ids
-                    .iter()
-                    .map(|id| VariantId::parse(id).map_err(|_| corrupt()))
-                    .collect::<Result<_>>()?,
-            },
-            Refusal::OrderNotCancellable { status } => {
-                Error::OrderNotCancellable(OrderStatus::parse(&status).ok_or_else(corrupt)?)
-            }
-            Refusal::InsufficientBalance { balance, required } => Error::InsufficientBalance {
-                balance: Paise::new(balance),
-                required: Paise::new(required),
-            },
-            Refusal::WalletLimitExceeded { limit } => Error::WalletLimitExceeded {
-                limit: Paise::new(limit),
-            },
-            Refusal::IdempotencyKeyReused => Error::IdempotencyKeyReused,
-        })
-    }
-
-    /// The stored form: tagged JSON.
-    pub fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_else(|_| "{}".into())
-    }
-
-    /// # Errors
-    /// [`Error::Internal`] for text that is no stored refusal.
-    pub fn from_json(stored: &str) -> Result<Refusal> {
-        serde_json::from_str(stored).map_err(|e| Error::Internal(e.into()))
-    }
 }
 
 /// The answer to claiming a key.

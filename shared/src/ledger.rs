@@ -4,6 +4,7 @@
 //! description of its own to drift (they did: "Payment for order X" in one, "Payment for X"
 //! in the other).
 
+use crate::idempotency::IdempotencyCommit;
 use crate::ids::{OrderId, TransactionId, UserId};
 use crate::wallet::{TransactionType, WalletTransaction};
 use crate::{Error, Paise, Result};
@@ -184,6 +185,14 @@ impl Movement {
             created_at: self.at,
         }
     }
+}
+
+/// A top-up: its credit, applied atomically with its record (and idempotency record).
+#[derive(Clone, Debug)]
+pub struct TopUp {
+    /// From [`Movement::top_up`].
+    pub credit: Movement,
+    pub idempotency: Option<IdempotencyCommit>,
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ pub mod ledger;
 pub mod money;
 pub mod order;
 pub mod ports;
+pub mod status;
 pub mod usecases;
 pub mod user;
 pub mod vault;

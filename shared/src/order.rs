@@ -1,15 +1,14 @@
 //! Orders: the status machine, order lines, and the fulfillment math (allocation and refund).
 
 use crate::Missing;
-use crate::cart::Cart;
 use crate::idempotency::IdempotencyCommit;
 use crate::ids::{OrderId, ProductId, TransactionId, UserId, VariantId};
 use crate::ledger::Movement;
+pub use crate::status::OrderStatus;
 use crate::{Error, Paise, Result};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::fmt;
 
 /// At most this many gift cards per order, so fulfillment stays one atomic DynamoDB
 /// transaction (under its 100-item limit).
@@ -19,69 +18,6 @@ pub const MAX_CARDS_PER_ORDER: u32 = 50;
 /// fulfillment transaction at 50 cards + 20 stock updates + order, wallet, refund record and
 /// cart = 74 items, inside DynamoDB's 100.
 pub const MAX_LINES_PER_ORDER: usize = 20;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum OrderStatus {
-    Pending,
-    Processing,
-    Fulfilled,
-    PartiallyFulfilled,
-    Refunded,
-    Cancelled,
-}
-
-impl OrderStatus {
-    pub const ALL: [OrderStatus; 6] = [
-        OrderStatus::Pending,
-        OrderStatus::Processing,
-        OrderStatus::Fulfilled,
-        OrderStatus::PartiallyFulfilled,
-        OrderStatus::Refunded,
-        OrderStatus::Cancelled,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OrderStatus::Pending => "PENDING",
-            OrderStatus::Processing => "PROCESSING",
-            OrderStatus::Fulfilled => "FULFILLED",
-            OrderStatus::PartiallyFulfilled => "PARTIALLY_FULFILLED",
-            OrderStatus::Refunded => "REFUNDED",
-            OrderStatus::Cancelled => "CANCELLED",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        OrderStatus::ALL
-            .into_iter()
-            .find(|status| status.as_str() == s)
-    }
-
-    pub fn is_final(self) -> bool {
-        !matches!(self, OrderStatus::Pending | OrderStatus::Processing)
-    }
-
-    /// The state machine: `PENDING → PROCESSING → FULFILLED | PARTIALLY_FULFILLED | REFUNDED`,
-    /// and `PENDING → CANCELLED`. Nothing leaves a final status.
-    pub fn can_become(self, next: OrderStatus) -> bool {
-        use OrderStatus::*;
-        matches!(
-            (self, next),
-            (Pending, Processing)
-                | (Pending, Cancelled)
-                | (Processing, Fulfilled)
-                | (Processing, PartiallyFulfilled)
-                | (Processing, Refunded)
-        )
-    }
-}
-
-impl fmt::Display for OrderStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// Where the order's items came from: a checkout of the cart locks and later clears it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -440,17 +376,6 @@ pub fn check_order_lines(lines: &[LineRequest]) -> Result<()> {
         ));
     }
     Ok(())
-}
-
-/// The lines a cart checkout orders.
-pub fn lines_of_cart(cart: &Cart) -> Vec<LineRequest> {
-    cart.lines
-        .iter()
-        .map(|l| LineRequest {
-            variant_id: l.variant_id.clone(),
-            quantity: l.quantity,
-        })
-        .collect()
 }
 
 #[cfg(test)]

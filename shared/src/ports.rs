@@ -15,6 +15,7 @@ use crate::idempotency::{Claim, IdempotencyScope, NewClaim, Refusal};
 use crate::ids::{GiftCardId, OrderId, TransactionId, UserId, VariantId};
 use crate::inbox::Delivery;
 use crate::keys::KeyName;
+use crate::ledger::TopUp;
 use crate::order::{
     Analytics, Cancellation, DeadLetter, Fulfillment, Order, OrderMessage, OrderPlacement,
     OrderStatus, Outbox, QueueDepths,
@@ -23,7 +24,7 @@ use crate::user::{
     Email, NewRefreshToken, NewUser, ProfileUpdate, Rotation, ThrottlePolicy, User, UserCredentials,
 };
 use crate::vault::{GiftCard, RevealAudit};
-use crate::wallet::{Page, PageRequest, TopUp, TransactionType, WalletTransaction};
+use crate::wallet::{Page, PageRequest, TransactionType, WalletTransaction};
 use crate::{Paise, Result};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

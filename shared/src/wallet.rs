@@ -1,6 +1,5 @@
 //! Wallet transactions and the wallet limits.
 
-use crate::idempotency::IdempotencyCommit;
 use crate::ids::{OrderId, TransactionId, UserId};
 use crate::{Error, Paise, Result};
 use chrono::{DateTime, Utc};
@@ -75,14 +74,6 @@ impl WalletLimits {
         }
         Ok(Paise::new(amount))
     }
-}
-
-/// A top-up: its credit, applied atomically with its record (and idempotency record).
-#[derive(Clone, Debug)]
-pub struct TopUp {
-    /// From [`crate::ledger::Movement::top_up`].
-    pub credit: crate::ledger::Movement,
-    pub idempotency: Option<IdempotencyCommit>,
 }
 
 /// A page of a list, with the total count for the seed's `pagination` block.

@@ -447,9 +447,7 @@ pub async fn analytics(
     State(state): State<AppState>,
     _admin: AdminUser,
 ) -> Result<Envelope<AnalyticsData>, ApiError> {
-    // Analytics is a read over the orders with no rule of its own, so there is no use case
-    // in between.
-    let figures = state.giftify().ports.orders.analytics().await?;
+    let figures = state.giftify().analytics().await?;
     let margin = figures
         .revenue
         .checked_sub(figures.cost)

@@ -1,15 +1,14 @@
-//! Operational endpoints: `/health`, `/metrics`, `/openapi.json` and `/docs`. None needs a
-//! token: probes, scrapers and people reading the docs have none.
+//! Operational endpoints: `/health` and `/metrics`. Neither needs a token: probes and scrapers
+//! have none. (`/openapi.json` and `/docs` are the OpenAPI module's own routes.)
 
 use crate::AppState;
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::metrics::Gauges;
-use crate::openapi;
 use crate::response::{Envelope, ok};
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use giftify_shared::Error as CoreError;
 use serde::Serialize;
@@ -20,8 +19,6 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics))
-        .route("/openapi.json", get(openapi_json))
-        .route("/docs", get(docs))
 }
 
 /// The service is up and its backend answers.
@@ -46,9 +43,7 @@ pub async fn health(State(state): State<AppState>) -> Result<Envelope<HealthData
     // orchestrators react, with the cause in the log.
     state
         .giftify()
-        .ports
-        .health
-        .check()
+        .health()
         .await
         .map_err(|error| match error {
             CoreError::Unavailable(_) => error,
@@ -69,8 +64,8 @@ pub async fn health(State(state): State<AppState>) -> Result<Envelope<HealthData
     responses((status = 200, description = "Metrics", content_type = "text/plain; version=0.0.4", body = String))
 )]
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    let ports = &state.giftify().ports;
-    let (analytics, depths) = tokio::join!(ports.orders.analytics(), ports.queue_ops.depths());
+    let giftify = state.giftify();
+    let (analytics, depths) = tokio::join!(giftify.analytics(), giftify.queue_depths());
     let gauges = Gauges {
         orders_by_status: analytics
             .map(|figures| figures.orders_by_status)
@@ -88,27 +83,4 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
     );
     response
-}
-
-/// This API's OpenAPI 3.1 description, generated from the code.
-#[utoipa::path(
-    get, path = "/openapi.json", tag = "meta",
-    responses((status = 200, description = "The OpenAPI document", content_type = "application/json", body = Object))
-)]
-pub async fn openapi_json() -> Response {
-    let mut response = openapi::json().into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
-}
-
-/// Human-readable API documentation, rendered in the browser from `/openapi.json`.
-#[utoipa::path(
-    get, path = "/docs", tag = "meta",
-    responses((status = 200, description = "The documentation page", content_type = "text/html", body = String))
-)]
-pub async fn docs() -> Html<&'static str> {
-    Html(openapi::DOCS_HTML)
 }

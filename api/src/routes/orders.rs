@@ -6,6 +6,7 @@ use crate::dto::{OrderListQuery, OrderStatusDto, Pagination};
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::extract::{ApiPath, ApiQuery, AuthUser, JsonBody, parse_id};
 use crate::idempotency::{answer, keyed_request};
+use crate::lambda_metrics::BusinessEvent::{OrderAccepted, OrderCancelled};
 use crate::response::{Envelope, date, no_store, ok, timestamp};
 use axum::Router;
 use axum::extract::State;
@@ -14,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use giftify_shared::ids::{GiftCardId, OrderId, VariantId};
 use giftify_shared::order::{LineRequest, Order, OrderLine, OrderStatus};
-use giftify_shared::usecases::OrderRequest;
+use giftify_shared::usecases::{Keyed, OrderRequest};
 use giftify_shared::vault::GiftCard;
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
@@ -350,11 +351,11 @@ pub async fn create(
     let (giftify, user) = (state.giftify(), &user.id);
     Ok(
         match keyed_request(user, &headers, "orders.create", body.value())? {
-            None => accepted(&giftify.place_order(user, request).await?),
-            Some(key) => answer(
-                giftify.place_order_keyed(user, request, key).await?,
-                |order| accepted(&order),
-            ),
+            None => OrderAccepted.mark(accepted(&giftify.place_order(user, request).await?)),
+            Some(key) => match giftify.place_order_keyed(user, request, key).await? {
+                Keyed::Ran(order) => OrderAccepted.mark(accepted(&order)),
+                replayed => answer(replayed, |order| accepted(&order)),
+            },
         },
     )
 }
@@ -468,11 +469,12 @@ pub async fn cancel(
     let (giftify, user) = (state.giftify(), &user.id);
     Ok(
         match keyed_request(user, &headers, "orders.cancel", &request)? {
-            None => cancelled(&giftify.cancel_order(user, &order_id).await?).into_response(),
-            Some(key) => answer(
-                giftify.cancel_order_keyed(user, &order_id, key).await?,
-                |order| cancelled(&order).into_response(),
-            ),
+            None => OrderCancelled
+                .mark(cancelled(&giftify.cancel_order(user, &order_id).await?).into_response()),
+            Some(key) => match giftify.cancel_order_keyed(user, &order_id, key).await? {
+                Keyed::Ran(order) => OrderCancelled.mark(cancelled(&order).into_response()),
+                replayed => answer(replayed, |order| cancelled(&order).into_response()),
+            },
         },
     )
 }

@@ -11,8 +11,9 @@ use async_trait::async_trait;
 use giftify_shared::Missing;
 use giftify_shared::ids::{OrderId, TransactionId, UserId};
 use giftify_shared::ledger::Movement;
+use giftify_shared::ledger::TopUp;
 use giftify_shared::ports::Wallets;
-use giftify_shared::wallet::{Page, PageRequest, TopUp, TransactionType, WalletTransaction};
+use giftify_shared::wallet::{Page, PageRequest, TransactionType, WalletTransaction};
 use giftify_shared::{Error, Paise, Result};
 use rusqlite::{Connection, Row, params};
 

@@ -60,6 +60,21 @@ impl Giftify {
         Ok(report)
     }
 
+    /// Revenue, margin, orders by status and top products.
+    pub async fn analytics(&self) -> Result<crate::order::Analytics> {
+        self.ports.orders.analytics().await
+    }
+
+    /// Messages ready, in flight and dead.
+    pub async fn queue_depths(&self) -> Result<crate::order::QueueDepths> {
+        self.ports.queue_ops.depths().await
+    }
+
+    /// A cheap round trip to the backend.
+    pub async fn health(&self) -> Result<()> {
+        self.ports.health.check().await
+    }
+
     pub async fn dead_letters(&self, limit: u32) -> Result<Vec<DeadLetter>> {
         self.ports.queue_ops.dead_letters(limit).await
     }

@@ -8,7 +8,7 @@ use crate::ids::{GiftCardId, OrderId, TransactionId, UserId};
 use crate::ledger::Movement;
 use crate::order::{
     Cancellation, FulfillmentDetails, LineRequest, Order, OrderLine, OrderMessage, OrderPlacement,
-    OrderSource, OrderStatus, Outbox, check_order_lines, lines_of_cart,
+    OrderSource, OrderStatus, Outbox, check_order_lines,
 };
 use crate::vault::{GiftCard, RevealAudit, RevealedCard};
 use crate::wallet::{Page, PageRequest};
@@ -54,7 +54,7 @@ impl Giftify {
                         variant_ids: changed.iter().map(|(v, _)| v.clone()).collect(),
                     });
                 }
-                (lines_of_cart(&cart), OrderSource::Cart, Some(cart.version))
+                (cart.line_requests(), OrderSource::Cart, Some(cart.version))
             }
         };
         check_order_lines(&lines)?;

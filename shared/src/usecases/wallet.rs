@@ -5,7 +5,8 @@ use crate::Missing;
 use crate::idempotency::IdempotencyCommit;
 use crate::ids::{TransactionId, UserId};
 use crate::ledger::Movement;
-use crate::wallet::{Page, PageRequest, TopUp, TransactionType, WalletTransaction};
+use crate::ledger::TopUp;
+use crate::wallet::{Page, PageRequest, TransactionType, WalletTransaction};
 use crate::{Error, Paise, Result};
 
 impl Giftify {

@@ -10,7 +10,7 @@
 //! - the **fdatasync rate** of the data dir's file system: the floor under every durable commit
 //!   (SQLite in WAL mode with `synchronous=FULL` syncs the log on each commit).
 
-use super::local::http_client;
+use super::http_client;
 use super::stats::{Samples, round3};
 use anyhow::Result;
 use axum::Router;
@@ -273,7 +273,7 @@ async fn fund(store: &SqliteStore, user: &UserId) -> giftify_shared::Result<()> 
     use giftify_shared::ports::Wallets;
     let now = Utc::now();
     store
-        .top_up(&giftify_shared::wallet::TopUp {
+        .top_up(&giftify_shared::ledger::TopUp {
             credit: Movement::top_up(
                 TransactionId::generate(),
                 user.clone(),

@@ -18,6 +18,7 @@
 //! each phase: orders whose `fulfilled_at` falls inside the measured window, independent of
 //! how often clients poll.
 
+use super::http_client;
 use super::limits::{self, LimitReport};
 use super::stats::{Samples, load_average, peak_rss_mib, round3, rss_mib};
 use anyhow::{Context, Result, bail};
@@ -172,15 +173,6 @@ async fn serve(config: Config, ready: Ready, stopped: watch::Receiver<bool>) {
         eprintln!("bench server failed: {error}");
     }
     let _ = worker.await;
-}
-
-/// An HTTP client of the benchmark: one shared connection pool, keep-alive, no Nagle delay.
-pub fn http_client(clients: usize) -> Result<reqwest::Client> {
-    Ok(reqwest::Client::builder()
-        .pool_max_idle_per_host(clients * 2)
-        .tcp_nodelay(true)
-        .timeout(Duration::from_secs(60))
-        .build()?)
 }
 
 /// A registered, funded benchmark user.

@@ -21,6 +21,15 @@ pub mod stats;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 
+/// An HTTP client of the benchmark: one shared connection pool, keep-alive, no Nagle delay.
+pub fn http_client(clients: usize) -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .pool_max_idle_per_host(clients * 2)
+        .tcp_nodelay(true)
+        .timeout(std::time::Duration::from_secs(60))
+        .build()?)
+}
+
 /// Wraps a benchmark's figures with what is needed to reproduce and judge them;
 /// `load_at_start` is the load average read before the benchmark began.
 pub fn envelope(kind: &str, figures: Value, load_at_start: Option<[f64; 3]>) -> Value {

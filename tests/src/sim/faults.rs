@@ -20,6 +20,7 @@ use giftify_shared::events::OrderEvent;
 use giftify_shared::idempotency::{Claim, IdempotencyScope, NewClaim, Refusal};
 use giftify_shared::ids::{GiftCardId, OrderId, TransactionId, UserId, VariantId};
 use giftify_shared::inbox::Delivery;
+use giftify_shared::ledger::TopUp;
 use giftify_shared::order::{
     Analytics, Cancellation, DeadLetter, Fulfillment, Order, OrderMessage, OrderPlacement,
     OrderStatus, Outbox, QueueDepths,
@@ -29,7 +30,7 @@ use giftify_shared::ports::{
     QueueOps, Wallets,
 };
 use giftify_shared::vault::{GiftCard, RevealAudit};
-use giftify_shared::wallet::{Page, PageRequest, TopUp, TransactionType, WalletTransaction};
+use giftify_shared::wallet::{Page, PageRequest, TransactionType, WalletTransaction};
 use giftify_shared::{Error, Paise, Result};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};

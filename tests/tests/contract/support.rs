@@ -7,6 +7,7 @@ use giftify_shared::Paise;
 use giftify_shared::cart::CartLine;
 use giftify_shared::catalogue::{CatalogueEntry, Pricing, Product, Variant};
 use giftify_shared::ids::{GiftCardId, OrderId, ProductId, TransactionId, UserId, VariantId};
+use giftify_shared::ledger::TopUp;
 use giftify_shared::ledger::{Movement, describe};
 use giftify_shared::order::{
     Fulfillment, FulfillmentDetails, Order, OrderLine, OrderPlacement, OrderSource, OrderStatus,
@@ -15,7 +16,7 @@ use giftify_shared::order::{
 use giftify_shared::ports::Ports;
 use giftify_shared::user::{Email, NewUser, Role, User};
 use giftify_shared::vault::{CardKey, CardVault, GiftCard, GiftCardStatus};
-use giftify_shared::wallet::{PageRequest, TopUp, TransactionType};
+use giftify_shared::wallet::{PageRequest, TransactionType};
 use std::sync::OnceLock;
 
 /// The wallet limit the suite tops up against unless a case says otherwise.

@@ -5,8 +5,9 @@ use crate::aws::item::{Attrs, Item, item, money, n, s, sdk_error, ts};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::TransactWriteItem;
 use giftify_shared::ids::{OrderId, TransactionId, UserId};
+use giftify_shared::ledger::TopUp;
 use giftify_shared::ports::Wallets;
-use giftify_shared::wallet::{Page, PageRequest, TopUp, TransactionType, WalletTransaction};
+use giftify_shared::wallet::{Page, PageRequest, TransactionType, WalletTransaction};
 use giftify_shared::{Paise, Result};
 
 impl DynamoStore {

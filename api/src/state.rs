@@ -1,0 +1,65 @@
+//! The state every handler shares, built once per process.
+
+use crate::auth::{Passwords, TokenService};
+use crate::metrics::Metrics;
+use giftify_shared::Giftify;
+use secrecy::SecretString;
+use std::sync::Arc;
+
+/// What every handler shares: the core, the token keys, the password hasher and the
+/// metrics. Cheap to clone (one `Arc`).
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<StateInner>,
+}
+
+struct StateInner {
+    giftify: Giftify,
+    tokens: TokenService,
+    passwords: Passwords,
+    metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("giftify", &self.inner.giftify)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// The state of one router: `jwt_secret` signs and verifies access tokens.
+    pub fn new(giftify: Giftify, jwt_secret: &SecretString) -> Self {
+        // Password hashing is CPU-bound: more hashes in flight than cores only adds memory.
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+        AppState {
+            inner: Arc::new(StateInner {
+                giftify,
+                tokens: TokenService::new(jwt_secret),
+                passwords: Passwords::new(cores.max(2)),
+                metrics: Arc::new(Metrics::default()),
+            }),
+        }
+    }
+
+    /// The application core.
+    pub fn giftify(&self) -> &Giftify {
+        &self.inner.giftify
+    }
+
+    /// Access-token issuing and verification.
+    pub fn tokens(&self) -> &TokenService {
+        &self.inner.tokens
+    }
+
+    /// Password hashing and verification.
+    pub fn passwords(&self) -> &Passwords {
+        &self.inner.passwords
+    }
+
+    /// The request metrics of this state's router.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
+    }
+}
