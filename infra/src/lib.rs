@@ -7,15 +7,15 @@
 
 pub mod aws;
 pub mod config;
+pub mod embedded;
 pub mod file_lock;
 pub mod metrics;
 pub mod secrets;
 pub mod shutdown;
-pub mod sqlite;
 pub mod stack;
 pub mod telemetry;
-pub mod webhooks;
 pub mod worker;
 
 pub use config::Config;
-pub use stack::{EmbeddedStack, Stack};
+pub use embedded::runtime::EmbeddedStack;
+pub use stack::Stack;

@@ -208,9 +208,9 @@ pub async fn drain(giftify: &Giftify, inbox: &dyn Inbox) -> giftify_shared::Resu
 mod tests {
     use super::*;
     use crate::config::QueueSettings;
-    use crate::sqlite::SqliteStore;
-    use crate::sqlite::StoreOptions;
-    use crate::webhooks::WebhookPublisher;
+    use crate::embedded::SqliteStore;
+    use crate::embedded::StoreOptions;
+    use crate::embedded::webhooks::WebhookPublisher;
     use giftify_shared::ids::{OrderId, UserId};
     use giftify_shared::order::{LineRequest, OrderMessage, OrderStatus};
     use giftify_shared::ports::{OrderQueue, Ports, QueueOps};

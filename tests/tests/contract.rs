@@ -36,8 +36,8 @@ pub struct Backend {
 
 mod backends {
     use super::Backend;
-    use giftify_infra::sqlite::SqliteStore;
-    use giftify_infra::webhooks::WebhookPublisher;
+    use giftify_infra::embedded::SqliteStore;
+    use giftify_infra::embedded::webhooks::WebhookPublisher;
     use giftify_shared::ports::Ports;
     use std::sync::Arc;
 

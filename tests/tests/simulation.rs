@@ -6,8 +6,8 @@
 //! - The soak: `SIM_SOAK_SEEDS=5000 [SIM_SOAK_START=n] [SIM_BACKEND=aws]
 //!   cargo test -p giftify-tests --test simulation soak -- --ignored --nocapture`.
 
-use giftify_infra::sqlite::SqliteStore;
-use giftify_infra::webhooks::WebhookPublisher;
+use giftify_infra::embedded::SqliteStore;
+use giftify_infra::embedded::webhooks::WebhookPublisher;
 use giftify_shared::Error;
 use giftify_shared::Giftify;
 use giftify_shared::catalogue::Pricing;

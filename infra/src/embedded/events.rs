@@ -1,4 +1,4 @@
-//! The event log and the webhook delivery rows behind [`crate::webhooks`]: an event is logged
+//! The event log and the webhook delivery rows behind [`crate::embedded::webhooks`]: an event is logged
 //! once (its id is stable per order and status, so a republish is harmless), with one delivery
 //! row per configured URL, in one transaction. Delivery loops claim due rows with a lease, so
 //! two processes never post the same delivery at the same time.

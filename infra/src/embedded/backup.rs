@@ -198,7 +198,7 @@ fn beside(path: &Path, suffix: &str) -> PathBuf {
 mod tests {
     use super::*;
     use crate::config::QueueSettings;
-    use crate::sqlite::SqliteStore;
+    use crate::embedded::SqliteStore;
     use giftify_shared::keys::{KeyName, check_value};
 
     #[tokio::test]

@@ -485,7 +485,7 @@ impl QueueOps for SqliteStore {
 mod tests {
     use super::*;
     use crate::config::QueueSettings;
-    use crate::sqlite::StoreOptions;
+    use crate::embedded::StoreOptions;
     use giftify_shared::ids::{OrderId, UserId};
     use std::sync::Arc;
 

@@ -11,8 +11,8 @@
 //! timestamp lets a subscriber refuse replays, and signing the raw bytes spares it any JSON
 //! canonicalisation.
 
+use crate::embedded::{DueDelivery, SqliteStore};
 use crate::shutdown::Shutdown;
-use crate::sqlite::{DueDelivery, SqliteStore};
 use async_trait::async_trait;
 use giftify_shared::events::OrderEvent;
 use giftify_shared::ports::EventPublisher;
@@ -262,7 +262,7 @@ impl EventPublisher for WebhookPublisher {
 mod tests {
     use super::*;
     use crate::config::QueueSettings;
-    use crate::sqlite::DeliveryState;
+    use crate::embedded::DeliveryState;
     use giftify_shared::Paise;
     use giftify_shared::ids::{OrderId, UserId};
     use giftify_shared::order::OrderStatus;

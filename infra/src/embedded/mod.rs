@@ -1,5 +1,5 @@
 //! The embedded backend: every port of [`giftify_shared::ports`] except event publishing (see
-//! [`crate::webhooks`]) on one SQLite database file, together with the durable FIFO queue and
+//! [`crate::embedded::webhooks`]) on one SQLite database file, together with the durable FIFO queue and
 //! the event log that live in the same file.
 //!
 //! Each port method that changes money, stock, an order, a cart, an idempotency key or a token
@@ -29,10 +29,12 @@ mod idempotency;
 mod keys;
 mod orders;
 mod queue;
+pub mod runtime;
 mod schema;
 mod sessions;
 mod users;
 mod wallet;
+pub mod webhooks;
 mod writer;
 
 pub use events::{DeliveryRecord, DeliveryState, DueDelivery, LoggedEvent};
