@@ -1,5 +1,5 @@
 # Order events: one message per final order status, with `eventType` and `status` message
-# attributes for subscription filter policies (infra/src/aws/sns.rs).
+# attributes for subscription filter policies (infra/src/aws/events.rs).
 
 resource "aws_sns_topic" "order_events" {
   name              = local.topic_name

@@ -410,18 +410,18 @@ fn the_operator_policy_allows_every_call_of_the_dead_letter_commands() {
     let not_operator_calls: &[(&str, &str)] = &[
         (
             "dynamodb:PutItem",
-            "sqs.rs: FailureNotes::record runs in the worker, not in an operator command",
+            "queue.rs: FailureNotes::record runs in the worker, not in an operator command",
         ),
         (
             "sqs:GetQueueAttributes",
-            "sqs.rs: queue depths are for /metrics",
+            "queue.rs: queue depths are for /metrics",
         ),
         (
             "dynamodb:Scan",
-            "dynamo/keys.rs: the card count of a refused start is best effort",
+            "keys.rs: the card count of a refused start is best effort",
         ),
     ];
-    let mut called = sdk_calls("infra/src/aws/sqs.rs", "sqs");
+    let mut called = sdk_calls("infra/src/aws/queue.rs", "sqs");
     let notes: BTreeSet<String> = called
         .iter()
         .filter(|call| call.ends_with(":GetItem") || call.ends_with(":PutItem"))
@@ -432,7 +432,7 @@ fn the_operator_policy_allows_every_call_of_the_dead_letter_commands() {
         called.remove(&note);
         called.insert(note.replace("sqs:", "dynamodb:"));
     }
-    called.extend(sdk_calls("infra/src/aws/dynamo/keys.rs", "dynamodb"));
+    called.extend(sdk_calls("infra/src/aws/keys.rs", "dynamodb"));
     called.insert("secretsmanager:GetSecretValue".into());
     let policy =
         std::fs::read_to_string(repo().join("terraform/operator.tf")).expect("operator.tf");

@@ -3,21 +3,31 @@
 //! start) from the standard AWS configuration chain plus Giftify's own settings.
 
 pub mod bootstrap;
-pub mod dynamo;
+mod cards;
+mod carts;
+mod catalogue;
+pub mod events;
+mod idempotency;
+mod inbox;
 pub mod item;
+mod keys;
+mod orders;
+pub mod queue;
 pub mod runtime;
-pub mod sns;
-pub mod sqs;
+mod sessions;
+pub mod store;
 pub mod tables;
+mod users;
+mod wallet;
 
 use crate::config::{AwsSettings, Config};
 use anyhow::{Context, Result};
-use dynamo::DynamoStore;
+use events::SnsPublisher;
 use giftify_shared::ports::Ports;
 use giftify_shared::{Clock, SystemClock};
-use sns::SnsPublisher;
-use sqs::SqsQueue;
+use queue::SqsQueue;
 use std::sync::Arc;
+use store::DynamoStore;
 use tables::TableNames;
 
 /// The queue and topic names for a stage (used when no URL or ARN is configured).
@@ -79,7 +89,7 @@ impl AwsStack {
         let tables = TableNames::for_stage(stage);
         let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let notes = sqs::FailureNotes {
+        let notes = queue::FailureNotes {
             client: dynamodb.clone(),
             table: tables.audit.clone(),
             clock: clock.clone(),

@@ -26,6 +26,7 @@ mod catalogue;
 mod codec;
 mod events;
 mod idempotency;
+mod inbox;
 mod keys;
 mod orders;
 mod queue;

@@ -1,19 +1,19 @@
-//! Orders (placement, fulfillment, cancel) and gift cards.
+//! Orders: placement, fulfillment, cancel and the reads.
 
+use super::cards::card_item;
 use super::catalogue::variant_key;
-use super::{DynamoStore, Transaction, TxFailure, all_pages, list, put, retrying, update};
+use super::store::{DynamoStore, Transaction, TxFailure, all_pages, list, put, retrying, update};
 use crate::aws::item::{Attrs, Item, b, item, money, n, s, sdk_error, ts};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use giftify_shared::Missing;
-use giftify_shared::ids::{GiftCardId, OrderId, ProductId, UserId, VariantId};
+use giftify_shared::ids::{OrderId, ProductId, UserId, VariantId};
 use giftify_shared::order::{
     Analytics, Cancellation, Fulfillment, FulfillmentDetails, Order, OrderLine, OrderPlacement,
     OrderSource, OrderStatus, Outbox, ProductSales, check_placement,
 };
-use giftify_shared::ports::{GiftCards, Orders};
-use giftify_shared::vault::{GiftCard, GiftCardStatus, RevealAudit, SealedCard};
+use giftify_shared::ports::Orders;
 use giftify_shared::wallet::{Page, PageRequest};
 use giftify_shared::{Error, Paise, Result};
 use std::collections::HashMap;
@@ -123,55 +123,8 @@ fn order_from(raw: &Item) -> Result<Order> {
     })
 }
 
-fn card_item(card: &GiftCard) -> Item {
-    item([
-        ("giftCardId", s(card.id.as_str())),
-        ("orderId", s(card.order_id.as_str())),
-        ("userId", s(card.user_id.as_str())),
-        ("productId", s(card.product_id.as_str())),
-        ("variantId", s(card.variant_id.as_str())),
-        ("productName", s(&card.product_name)),
-        ("variantName", s(&card.variant_name)),
-        ("denomination", n(card.denomination)),
-        ("giftCardNumber", s(&card.sealed.number_ciphertext)),
-        ("giftCardPin", s(&card.sealed.pin_ciphertext)),
-        ("giftCardNumberHash", s(&card.sealed.lookup_key)),
-        ("last4", s(&card.sealed.last4)),
-        ("expiryDate", s(card.expiry_date.to_string())),
-        ("status", s(card.status.as_str())),
-        ("purchasePrice", money(card.purchase_price)),
-        ("issuedAt", ts(card.issued_at)),
-        ("createdAt", ts(card.issued_at)),
-        ("updatedAt", ts(card.issued_at)),
-    ])
-}
-
-fn card_from(raw: &Item) -> Result<GiftCard> {
-    let a = Attrs::new(raw, "gift-cards");
-    Ok(GiftCard {
-        id: GiftCardId::parse(a.s("giftCardId")?)?,
-        order_id: OrderId::parse(a.s("orderId")?)?,
-        user_id: UserId::parse(a.s("userId")?)?,
-        product_id: ProductId::parse(a.s("productId")?)?,
-        variant_id: VariantId::parse(a.s("variantId")?)?,
-        product_name: a.s("productName")?.to_string(),
-        variant_name: a.s("variantName")?.to_string(),
-        denomination: a.n("denomination")?,
-        sealed: SealedCard {
-            number_ciphertext: a.s("giftCardNumber")?.to_string(),
-            pin_ciphertext: a.s("giftCardPin")?.to_string(),
-            lookup_key: a.s("giftCardNumberHash")?.to_string(),
-            last4: a.s("last4")?.to_string(),
-        },
-        expiry_date: a.parsed("expiryDate", |d| d.parse::<NaiveDate>().ok())?,
-        status: a.parsed("status", GiftCardStatus::parse)?,
-        purchase_price: a.money("purchasePrice")?,
-        issued_at: a.ts("issuedAt")?,
-    })
-}
-
 impl DynamoStore {
-    async fn order_raw(&self, id: &OrderId) -> Result<Option<Item>> {
+    pub(super) async fn order_raw(&self, id: &OrderId) -> Result<Option<Item>> {
         self.get(&self.tables.orders, order_key(id)).await
     }
 
@@ -205,7 +158,7 @@ impl DynamoStore {
             .table_name(&self.tables.orders)
             .index_name(index)
             .key_condition_expression(format!("#{key} = :key"))
-            .set_expression_attribute_names(super::names_of(&[&format!("#{key}")]))
+            .set_expression_attribute_names(super::store::names_of(&[&format!("#{key}")]))
             .expression_attribute_values(":key", s(value))
             .scan_index_forward(false);
         let ids = all_pages!(query.clone())
@@ -414,7 +367,7 @@ impl Orders for DynamoStore {
             .set_key(Some(order_key(id)))
             .update_expression("SET #status = :processing, #fulfillmentDetails.#attemptedAt = :now, #updatedAt = :now")
             .condition_expression("#status = :pending")
-            .set_expression_attribute_names(super::names_of(&["#status #fulfillmentDetails #attemptedAt #updatedAt"]))
+            .set_expression_attribute_names(super::store::names_of(&["#status #fulfillmentDetails #attemptedAt #updatedAt"]))
             .set_expression_attribute_values(Some(item([
                 (":processing", s(OrderStatus::Processing.as_str())),
                 (":pending", s(OrderStatus::Pending.as_str())),
@@ -568,7 +521,7 @@ impl Orders for DynamoStore {
             .set_key(Some(order_key(id)))
             .update_expression("SET #notifiedAt = :now REMOVE #notifyPending")
             .condition_expression("#status IN (:fulfilled, :partial, :refunded, :cancelled)")
-            .set_expression_attribute_names(super::names_of(&[
+            .set_expression_attribute_names(super::store::names_of(&[
                 "#notifiedAt #notifyPending #status",
             ]))
             .set_expression_attribute_values(Some(item([
@@ -599,7 +552,7 @@ impl Orders for DynamoStore {
             .table_name(&self.tables.orders)
             .index_name("status-createdAt-index")
             .key_condition_expression("#status = :pending AND #createdAt < :before")
-            .set_expression_attribute_names(super::names_of(&["#status #createdAt"]))
+            .set_expression_attribute_names(super::store::names_of(&["#status #createdAt"]))
             .set_expression_attribute_values(Some(item([
                 (":pending", s(OrderStatus::Pending.as_str())),
                 (":before", ts(before)),
@@ -631,7 +584,7 @@ impl Orders for DynamoStore {
             .table_name(&self.tables.orders)
             .index_name("notifyPending-index")
             .key_condition_expression("#notifyPending = :yes")
-            .set_expression_attribute_names(super::names_of(&["#notifyPending"]))
+            .set_expression_attribute_names(super::store::names_of(&["#notifyPending"]))
             .expression_attribute_values(":yes", s("1"))
             .limit(limit as i32)
             .send()
@@ -711,74 +664,4 @@ pub(crate) fn analytics_of(orders: &[Order]) -> Analytics {
     top.truncate(10);
     analytics.top_products = top;
     analytics
-}
-
-#[async_trait]
-impl GiftCards for DynamoStore {
-    async fn cards_of_order(&self, order: &OrderId) -> Result<Vec<GiftCard>> {
-        // The ids are on the order (written in the fulfillment transaction), so a consistent
-        // read shows every card the moment the order shows a final status.
-        let Some(raw) = self.order_raw(order).await? else {
-            return Ok(Vec::new());
-        };
-        let ids: Vec<Item> = Attrs::new(&raw, "orders")
-            .list("giftCardIds")?
-            .iter()
-            .map(|id| {
-                id.as_s()
-                    .map(|id| item([("giftCardId", s(id))]))
-                    .map_err(|_| Error::internal("corrupt card id"))
-            })
-            .collect::<Result<_>>()?;
-        let mut cards = self.batch_get_cards(ids).await?;
-        cards.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(cards)
-    }
-
-    async fn card(&self, id: &GiftCardId) -> Result<Option<GiftCard>> {
-        self.get(
-            &self.tables.gift_cards,
-            item([("giftCardId", s(id.as_str()))]),
-        )
-        .await?
-        .as_ref()
-        .map(card_from)
-        .transpose()
-    }
-
-    async fn record_reveal(&self, audit: &RevealAudit) -> Result<()> {
-        let record = item([
-            ("subjectId", s(audit.gift_card_id.as_str())),
-            (
-                "auditId",
-                s(format!(
-                    "REVEAL#{}#{}",
-                    crate::aws::item::format_ts(audit.revealed_at),
-                    ulid::Ulid::new()
-                )),
-            ),
-            ("kind", s("GIFT_CARD_REVEAL")),
-            ("userId", s(audit.user_id.as_str())),
-            ("orderId", s(audit.order_id.as_str())),
-            ("at", ts(audit.revealed_at)),
-        ]);
-        self.client
-            .put_item()
-            .table_name(&self.tables.audit)
-            .set_item(Some(record))
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        Ok(())
-    }
-}
-
-impl DynamoStore {
-    async fn batch_get_cards(&self, keys: Vec<Item>) -> Result<Vec<GiftCard>> {
-        self.batch_get(&self.tables.gift_cards, keys)
-            .await?
-            .iter()
-            .map(card_from)
-            .collect()
-    }
 }

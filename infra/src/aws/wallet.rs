@@ -1,14 +1,17 @@
 //! Wallet top-ups and history.
 
-use super::{DynamoStore, Transaction, TxFailure, all_pages, put, retrying};
+use super::store::{DynamoStore, Transaction, TxFailure, all_pages, put, retrying, update};
+use super::users::user_key;
 use crate::aws::item::{Attrs, Item, item, money, n, s, sdk_error, ts};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::TransactWriteItem;
+use chrono::{DateTime, Utc};
 use giftify_shared::ids::{OrderId, TransactionId, UserId};
+use giftify_shared::ledger::Movement;
 use giftify_shared::ledger::TopUp;
 use giftify_shared::ports::Wallets;
 use giftify_shared::wallet::{Page, PageRequest, TransactionType, WalletTransaction};
-use giftify_shared::{Paise, Result};
+use giftify_shared::{Error, Missing, Paise, Result};
 
 impl DynamoStore {
     /// The put of a wallet transaction record, `sequence` being the wallet's sequence number
@@ -101,7 +104,8 @@ impl Wallets for DynamoStore {
                 .expression_attribute_values(":type", s(kind.as_str()));
             names.push("#type");
         }
-        let query = query.set_expression_attribute_names(super::names_of(&[&names.join(" ")]));
+        let query =
+            query.set_expression_attribute_names(super::store::names_of(&[&names.join(" ")]));
         let mut items = all_pages!(query.clone())
             .iter()
             .map(|raw| {
@@ -143,5 +147,92 @@ impl Wallets for DynamoStore {
             .as_ref()
             .map(transaction_from)
             .transpose()
+    }
+}
+/// A wallet as read before an optimistic write.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct WalletState {
+    pub balance: Paise,
+    /// Movements so far; each movement's record carries the sequence number it produced.
+    pub sequence: i64,
+}
+
+impl WalletState {
+    pub fn next(&self) -> i64 {
+        self.sequence + 1
+    }
+}
+
+impl DynamoStore {
+    /// The current balance, read consistently; `NotFound` for an unknown user.
+    pub(super) async fn current_balance(&self, id: &UserId) -> Result<Paise> {
+        Ok(self.wallet_state(id).await?.balance)
+    }
+
+    /// The balance and the wallet's sequence number (how many movements it has had).
+    pub(super) async fn wallet_state(&self, id: &UserId) -> Result<WalletState> {
+        let raw = self
+            .user_item(id)
+            .await?
+            .ok_or(Error::NotFound(Missing::User))?;
+        let a = Attrs::new(&raw, "users");
+        Ok(WalletState {
+            balance: a.money("walletBalance")?,
+            sequence: a.opt_n("walletSequence")?.unwrap_or(0),
+        })
+    }
+
+    /// The transaction item that moves a wallet from `state` to `new` on the condition that no
+    /// other movement happened since `state` was read. The condition is on the sequence, not
+    /// the balance, so a balance that went away and came back (A→B→A) cannot slip through.
+    pub(super) fn balance_update(
+        &self,
+        id: &UserId,
+        state: &WalletState,
+        new: Paise,
+        now: DateTime<Utc>,
+    ) -> Result<aws_sdk_dynamodb::types::TransactWriteItem> {
+        let condition = if state.sequence == 0 {
+            "attribute_exists(#userId) AND attribute_not_exists(#walletSequence)"
+        } else {
+            "#walletSequence = :sequence"
+        };
+        let mut values = item([
+            (":new", n(new.get())),
+            (":next", n(state.sequence + 1)),
+            (":now", ts(now)),
+        ]);
+        if state.sequence != 0 {
+            values.insert(":sequence".into(), n(state.sequence));
+        }
+        update(
+            &self.tables.users,
+            user_key(id),
+            "SET #walletBalance = :new, #walletSequence = :next, #updatedAt = :now",
+            Some(condition),
+            values,
+        )
+    }
+
+    /// Adds a movement the core decided to `transaction`: the balance from the wallet as read
+    /// (refused as a conflict, to read again, if the wallet moved since) and the record.
+    /// Returns the record as committed.
+    pub(super) fn add_movement(
+        &self,
+        transaction: &mut Transaction,
+        movement: &Movement,
+        wallet: &WalletState,
+    ) -> Result<WalletTransaction> {
+        let after = movement.balance_after(wallet.balance)?;
+        transaction.push(
+            self.balance_update(&movement.user, wallet, after, movement.at)?,
+            Error::Conflict("the wallet moved since it was read"),
+        );
+        let record = movement.record(after);
+        transaction.push(
+            self.transaction_record(&record, wallet.next())?,
+            Error::internal("a new wallet transaction id is taken"),
+        );
+        Ok(record)
     }
 }

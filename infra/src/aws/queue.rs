@@ -14,16 +14,16 @@ use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use giftify_shared::inbox::Delivery;
 use giftify_shared::order::{DeadLetter, DeadLetterBody, OrderMessage, QueueDepths};
-use giftify_shared::ports::{Inbox, OrderQueue, QueueOps};
+use giftify_shared::ports::{OrderQueue, QueueOps};
 use giftify_shared::{Error, Result};
 
 #[derive(Clone, Debug)]
 pub struct SqsQueue {
-    client: Client,
-    queue_url: String,
-    dead_letter_url: String,
-    notes: FailureNotes,
-    visibility_seconds: i32,
+    pub(super) client: Client,
+    pub(super) queue_url: String,
+    pub(super) dead_letter_url: String,
+    pub(super) notes: FailureNotes,
+    pub(super) visibility_seconds: i32,
 }
 
 /// How long a message's last failure is kept: longer than the message can live in the
@@ -46,7 +46,7 @@ impl FailureNotes {
         ])
     }
 
-    async fn record(&self, message_id: &str, error: &str) -> Result<()> {
+    pub(super) async fn record(&self, message_id: &str, error: &str) -> Result<()> {
         let mut note = Self::key(message_id);
         note.insert(
             "error".into(),
@@ -112,7 +112,7 @@ impl SqsQueue {
     }
 
     /// Sends `body` as it is; returns the new message's id.
-    async fn send_body(
+    pub(super) async fn send_body(
         &self,
         url: &str,
         body: &str,
@@ -134,7 +134,7 @@ impl SqsQueue {
             .ok_or_else(|| Error::internal("SQS answered a send without a message id"))
     }
 
-    async fn receive_from(
+    pub(super) async fn receive_from(
         &self,
         url: &str,
         max: i32,
@@ -176,7 +176,7 @@ impl SqsQueue {
             .collect())
     }
 
-    async fn delete_from(&self, url: &str, receipt_handle: &str) -> Result<()> {
+    pub(super) async fn delete_from(&self, url: &str, receipt_handle: &str) -> Result<()> {
         self.client
             .delete_message()
             .queue_url(url)
@@ -271,66 +271,6 @@ impl SqsQueue {
             }
         }
         Ok((seen, picked))
-    }
-}
-
-#[async_trait]
-impl Inbox for SqsQueue {
-    /// Long-polls for up to `wait` (whole seconds, at most SQS's 20).
-    async fn receive(&self, max: usize, wait: std::time::Duration) -> Result<Vec<Delivery>> {
-        let wait_seconds = i32::try_from(wait.as_secs().min(20)).unwrap_or(20);
-        let max = i32::try_from(max.min(10)).unwrap_or(10);
-        self.receive_from(&self.queue_url, max, wait_seconds, self.visibility_seconds)
-            .await
-    }
-
-    /// A receipt that went stale (the message was delivered again) fails the delete in SQS;
-    /// the newer delivery finds the order done, so it is only logged.
-    async fn ack(&self, delivery: &Delivery) -> Result<()> {
-        if let Err(error) = self.delete_from(&self.queue_url, &delivery.receipt).await {
-            tracing::warn!(message_id = %delivery.message_id, %error, "delete failed; the message will be delivered again");
-        }
-        Ok(())
-    }
-
-    async fn retry_later(
-        &self,
-        delivery: &Delivery,
-        reason: &str,
-        delay: std::time::Duration,
-    ) -> Result<()> {
-        self.notes.record(&delivery.message_id, reason).await?;
-        self.client
-            .change_message_visibility()
-            .queue_url(&self.queue_url)
-            .receipt_handle(&delivery.receipt)
-            .visibility_timeout(i32::try_from(delay.as_secs()).unwrap_or(i32::MAX))
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        Ok(())
-    }
-
-    /// Sends the body to the dead-letter queue (same group; the message id as deduplication
-    /// id, so a repeated move within five minutes is sent once), notes why under the dead
-    /// letter's own id, and deletes the original. Once the send is done the message is
-    /// dead-lettered: a delete that fails (a stale receipt, or one the Lambda event source
-    /// mapping deletes itself) is logged like a failed ack, and the original, should it come
-    /// back, is dead-lettered again.
-    async fn dead_letter(&self, delivery: &Delivery, reason: &str) -> Result<()> {
-        let dead_id = self
-            .send_body(
-                &self.dead_letter_url,
-                &delivery.body,
-                &delivery.group_id,
-                &delivery.message_id,
-            )
-            .await?;
-        self.notes.record(&dead_id, reason).await?;
-        if let Err(error) = self.delete_from(&self.queue_url, &delivery.receipt).await {
-            tracing::warn!(message_id = %delivery.message_id, %error, "dead-lettered, but the original was not deleted; it will be dead-lettered again if it comes back");
-        }
-        Ok(())
     }
 }
 

@@ -1,5 +1,6 @@
-//! The DynamoDB backend: every port except the queue and the event publisher, over the tables
-//! of [`super::tables`]. Each atomic operation of a port is one `TransactWriteItems` whose
+//! The DynamoDB store: the adapter value behind every port but the queue and the event
+//! publisher (one file per port beside this one), over the tables of [`super::tables`], and
+//! the transaction machinery they share. Each atomic operation of a port is one `TransactWriteItems` whose
 //! condition expressions carry the business rule (balance covers the debit, stock covers the
 //! allocation, the order is still in the status the step expects); the `CancellationReasons`
 //! of a cancelled transaction are mapped back to the domain error of the failing condition.
@@ -9,20 +10,16 @@
 //! balance is still what it read, and retries (with `backon`, exponential with jitter, bounded)
 //! when another write got there first. Conditional stock decrements need no read.
 
-mod accounts;
-mod catalogue;
-mod keys;
-mod orders;
-mod wallet;
-
 use super::item::{Item, sdk_error};
 use super::tables::TableNames;
+use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem, Update,
 };
 use backon::{ExponentialBuilder, Retryable};
+use giftify_shared::ports::Health;
 use giftify_shared::{Clock, Error, Result};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -31,12 +28,12 @@ use std::time::Duration;
 /// The DynamoDB adapter. Cheap to clone; build one per process.
 #[derive(Clone)]
 pub struct DynamoStore {
-    client: Client,
-    tables: Arc<TableNames>,
+    pub(super) client: Client,
+    pub(super) tables: Arc<TableNames>,
     /// variantId → productId: immutable once created, so safe to keep for the process life.
-    variant_products: Arc<RwLock<HashMap<String, String>>>,
+    pub(super) variant_products: Arc<RwLock<HashMap<String, String>>>,
     /// The process's one clock, shared with the core.
-    clock: Arc<dyn Clock>,
+    pub(super) clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for DynamoStore {
@@ -71,7 +68,7 @@ impl DynamoStore {
     }
 
     /// A consistent read of one item.
-    async fn get(&self, table: &str, key: Item) -> Result<Option<Item>> {
+    pub(super) async fn get(&self, table: &str, key: Item) -> Result<Option<Item>> {
         let output = self
             .client
             .get_item()
@@ -87,7 +84,7 @@ impl DynamoStore {
     /// Commits a write transaction. When DynamoDB cancels it, the first item whose condition
     /// failed names the answer: the meaning attached to that item. A conflict with a concurrent
     /// transaction or throttling is no business condition: [`Error::Conflict`], to retry.
-    async fn commit<R>(&self, transaction: Transaction<R>) -> Result<(), TxFailure<R>> {
+    pub(super) async fn commit<R>(&self, transaction: Transaction<R>) -> Result<(), TxFailure<R>> {
         let Transaction { items, meanings } = transaction;
         let error = match self
             .client
@@ -132,13 +129,13 @@ impl DynamoStore {
 /// A write transaction whose every item carries what the failure of its condition means
 /// (by default a domain [`Error`]): the mapping of `CancellationReasons` back to the domain
 /// is attached where the item is built, so reordering items cannot change an answer.
-struct Transaction<R = Error> {
+pub(super) struct Transaction<R = Error> {
     items: Vec<TransactWriteItem>,
     meanings: Vec<R>,
 }
 
 impl<R> Transaction<R> {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Transaction {
             items: Vec::new(),
             meanings: Vec::new(),
@@ -146,19 +143,19 @@ impl<R> Transaction<R> {
     }
 
     /// Adds `item`; should its condition fail, the transaction is refused with `meaning`.
-    fn push(&mut self, item: TransactWriteItem, meaning: R) {
+    pub(super) fn push(&mut self, item: TransactWriteItem, meaning: R) {
         self.items.push(item);
         self.meanings.push(meaning);
     }
 
-    fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.items.len()
     }
 }
 
 /// Why a transaction did not commit.
 #[derive(Debug)]
-enum TxFailure<R> {
+pub(super) enum TxFailure<R> {
     /// The condition of an item failed: what that item said it means.
     Refused(R),
     /// Anything else, as a domain error.
@@ -166,7 +163,7 @@ enum TxFailure<R> {
 }
 
 impl TxFailure<Error> {
-    fn into_error(self) -> Error {
+    pub(super) fn into_error(self) -> Error {
         match self {
             TxFailure::Refused(error) | TxFailure::Failed(error) => error,
         }
@@ -174,7 +171,7 @@ impl TxFailure<Error> {
 }
 
 /// Retries transient failures (conflicts, throttling) with exponential backoff and jitter.
-async fn retrying<T, F, Fut>(operation: F) -> Result<T>
+pub(super) async fn retrying<T, F, Fut>(operation: F) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T>>,
@@ -193,7 +190,7 @@ where
 
 /// `#name` placeholders for every `#word` in the expressions, so reserved words (`status`,
 /// `name`, `items`, …) never need special care.
-fn names_of(expressions: &[&str]) -> Option<HashMap<String, String>> {
+pub(super) fn names_of(expressions: &[&str]) -> Option<HashMap<String, String>> {
     let mut names = HashMap::new();
     for expression in expressions {
         let mut rest = *expression;
@@ -209,12 +206,12 @@ fn names_of(expressions: &[&str]) -> Option<HashMap<String, String>> {
     (!names.is_empty()).then_some(names)
 }
 
-fn values_of(values: Item) -> Option<Item> {
+pub(super) fn values_of(values: Item) -> Option<Item> {
     (!values.is_empty()).then_some(values)
 }
 
 /// A conditional put inside a transaction.
-fn put(
+pub(super) fn put(
     table: &str,
     item: Item,
     condition: Option<&str>,
@@ -232,7 +229,7 @@ fn put(
 }
 
 /// A conditional update inside a transaction.
-fn update(
+pub(super) fn update(
     table: &str,
     key: Item,
     expression: &str,
@@ -254,7 +251,12 @@ fn update(
 }
 
 /// A condition on an item the transaction does not write.
-fn check(table: &str, key: Item, condition: &str, values: Item) -> Result<TransactWriteItem> {
+pub(super) fn check(
+    table: &str,
+    key: Item,
+    condition: &str,
+    values: Item,
+) -> Result<TransactWriteItem> {
     let check = ConditionCheck::builder()
         .table_name(table)
         .set_key(Some(key))
@@ -268,7 +270,7 @@ fn check(table: &str, key: Item, condition: &str, values: Item) -> Result<Transa
 
 /// A conditional delete inside a transaction.
 #[allow(dead_code)]
-fn delete(
+pub(super) fn delete(
     table: &str,
     key: Item,
     condition: Option<&str>,
@@ -305,10 +307,10 @@ macro_rules! all_pages {
         items
     }};
 }
-pub(crate) use all_pages;
+pub(super) use all_pages;
 
 /// An attribute value as a list element holder.
-fn list(values: Vec<AttributeValue>) -> AttributeValue {
+pub(super) fn list(values: Vec<AttributeValue>) -> AttributeValue {
     AttributeValue::L(values)
 }
 
@@ -327,5 +329,17 @@ mod tests {
         assert_eq!(names["#status"], "status");
         assert_eq!(names["#lockedBy"], "lockedBy");
         assert_eq!(names_of(&["attribute_not_exists(userId)"]), None);
+    }
+}
+#[async_trait]
+impl Health for DynamoStore {
+    async fn check(&self) -> Result<()> {
+        self.client
+            .describe_table()
+            .table_name(&self.tables.users)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(())
     }
 }
