@@ -5,25 +5,11 @@
 
 use crate::config::Config;
 use crate::embedded::runtime::EmbeddedStack;
+pub use crate::embedded::runtime::Opening;
 use crate::shutdown::Shutdown;
-use crate::worker::WorkerSettings;
+use crate::worker::{WorkerSettings, reconcile_periodically};
 use anyhow::Result;
 use giftify_shared::Giftify;
-use std::time::Duration;
-
-/// How often the reconciler runs inside the worker.
-const RECONCILE_EVERY: Duration = Duration::from_secs(30);
-
-/// Whether opening may create what is missing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Opening {
-    /// `giftify serve`: a data dir without a database is initialised (database, keys, demo
-    /// catalogue).
-    MayInitialise,
-    /// Every other command: the data must exist already, so a mistyped `--data-dir` fails
-    /// instead of answering from a new, empty shop.
-    ExistingOnly,
-}
 
 /// Whichever backend the configuration selects.
 #[derive(Debug)]
@@ -94,21 +80,6 @@ impl Stack {
                     reconcile_periodically(runtime.giftify.clone(), shutdown)
                 );
             }
-        }
-    }
-}
-
-pub(crate) async fn reconcile_periodically(giftify: Giftify, mut shutdown: Shutdown) {
-    let mut ticker = tokio::time::interval(RECONCILE_EVERY);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => match giftify.reconcile().await {
-                Ok(report) if report != Default::default() => tracing::info!(?report, "reconciled"),
-                Ok(_) => {}
-                Err(error) => tracing::warn!(error = %error, "reconcile pass failed"),
-            },
-            () = shutdown.requested() => return,
         }
     }
 }

@@ -182,6 +182,26 @@ impl InHand {
     }
 }
 
+/// How often the reconciler runs inside the worker.
+const RECONCILE_EVERY: Duration = Duration::from_secs(30);
+
+/// Runs the reconciler every [`RECONCILE_EVERY`] until `shutdown`: the worker side's other
+/// loop, beside the message loop (on AWS it is its own scheduled Lambda).
+pub async fn reconcile_periodically(giftify: Giftify, mut shutdown: Shutdown) {
+    let mut ticker = tokio::time::interval(RECONCILE_EVERY);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => match giftify.reconcile().await {
+                Ok(report) if report != Default::default() => tracing::info!(?report, "reconciled"),
+                Ok(_) => {}
+                Err(error) => tracing::warn!(error = %error, "reconcile pass failed"),
+            },
+            () = shutdown.requested() => return,
+        }
+    }
+}
+
 /// Handles every message deliverable now until none is left, through the same decisions and
 /// settlements as [`run`]. Messages given back with a delay are not deliverable yet and stay
 /// queued.

@@ -158,7 +158,7 @@ fn paths_after(text: &str, prefix: &str) -> Vec<Vec<String>> {
 /// Each module's imports of other modules of its crate: `crate::…` and `super::…` paths,
 /// resolved to the longest module they name. A child using its parent (`super::Giftify`) and a
 /// parent declaring or re-exporting its children are one unit, not an import.
-fn module_graph(src: &std::path::Path) -> BTreeMap<Vec<String>, BTreeSet<Vec<String>>> {
+fn module_graph(src: &std::path::Path) -> Graph {
     fn files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
         for entry in std::fs::read_dir(dir).expect("read src").flatten() {
             let path = entry.path();
@@ -195,14 +195,10 @@ fn module_graph(src: &std::path::Path) -> BTreeMap<Vec<String>, BTreeSet<Vec<Str
             .find(|candidate| sources.contains_key(candidate))
             .unwrap_or_default()
     };
-    let mut graph: BTreeMap<Vec<String>, BTreeSet<Vec<String>>> = BTreeMap::new();
+    let mut graph: Graph = BTreeMap::new();
     for (module, code) in &sources {
-        let is_dir_module = src.join(module.join("/")).join("mod.rs").exists();
-        let parent: Vec<String> = if is_dir_module {
-            module[..module.len().saturating_sub(1)].to_vec()
-        } else {
-            module[..module.len().saturating_sub(1)].to_vec()
-        };
+        // `super` of `a/b.rs` and of `a/b/mod.rs` alike is `a`.
+        let parent: Vec<String> = module[..module.len().saturating_sub(1)].to_vec();
         let mut targets: Vec<Vec<String>> = paths_after(code, "crate::");
         for path in paths_after(code, "super::") {
             let mut full = parent.clone();
@@ -220,38 +216,43 @@ fn module_graph(src: &std::path::Path) -> BTreeMap<Vec<String>, BTreeSet<Vec<Str
     graph
 }
 
-/// Groups of modules that import each other, directly or around a loop (Tarjan's SCCs).
-fn cycles(graph: &BTreeMap<Vec<String>, BTreeSet<Vec<String>>>) -> Vec<Vec<String>> {
-    fn visit(
-        node: &Vec<String>,
-        graph: &BTreeMap<Vec<String>, BTreeSet<Vec<String>>>,
-        state: &mut (
-            usize,
-            BTreeMap<Vec<String>, (usize, usize)>,
-            Vec<Vec<String>>,
-            BTreeSet<Vec<String>>,
-            Vec<Vec<String>>,
-        ),
-    ) {
-        let index = state.0;
-        state.0 += 1;
-        state.1.insert(node.clone(), (index, index));
-        state.2.push(node.clone());
-        state.3.insert(node.clone());
+type Module = Vec<String>;
+type Graph = BTreeMap<Module, BTreeSet<Module>>;
+
+/// Tarjan's strongly connected components, as the walk goes.
+#[derive(Default)]
+struct Tarjan {
+    next_index: usize,
+    /// index and low link of each visited module
+    links: BTreeMap<Module, (usize, usize)>,
+    stack: Vec<Module>,
+    on_stack: BTreeSet<Module>,
+    groups: Vec<Vec<String>>,
+}
+
+impl Tarjan {
+    fn visit(&mut self, node: &Module, graph: &Graph) {
+        let index = self.next_index;
+        self.next_index += 1;
+        self.links.insert(node.clone(), (index, index));
+        self.stack.push(node.clone());
+        self.on_stack.insert(node.clone());
         for next in graph.get(node).into_iter().flatten() {
-            if !state.1.contains_key(next) {
-                visit(next, graph, state);
-                let low = state.1[next].1.min(state.1[node].1);
-                state.1.get_mut(node).expect("visited").1 = low;
-            } else if state.3.contains(next) {
-                let low = state.1[next].0.min(state.1[node].1);
-                state.1.get_mut(node).expect("visited").1 = low;
-            }
+            let reached = if !self.links.contains_key(next) {
+                self.visit(next, graph);
+                self.links[next].1
+            } else if self.on_stack.contains(next) {
+                self.links[next].0
+            } else {
+                continue;
+            };
+            let link = self.links.get_mut(node).expect("visited");
+            link.1 = link.1.min(reached);
         }
-        if state.1[node].0 == state.1[node].1 {
+        if self.links[node].0 == self.links[node].1 {
             let mut group = Vec::new();
-            while let Some(member) = state.2.pop() {
-                state.3.remove(&member);
+            while let Some(member) = self.stack.pop() {
+                self.on_stack.remove(&member);
                 let done = member == *node;
                 group.push(member.join("::"));
                 if done {
@@ -260,17 +261,21 @@ fn cycles(graph: &BTreeMap<Vec<String>, BTreeSet<Vec<String>>>) -> Vec<Vec<Strin
             }
             if group.len() > 1 {
                 group.sort();
-                state.4.push(group);
+                self.groups.push(group);
             }
         }
     }
-    let mut state = (0, BTreeMap::new(), Vec::new(), BTreeSet::new(), Vec::new());
+}
+
+/// Groups of modules that import each other, directly or around a loop.
+fn cycles(graph: &Graph) -> Vec<Vec<String>> {
+    let mut tarjan = Tarjan::default();
     for node in graph.keys() {
-        if !state.1.contains_key(node) {
-            visit(node, graph, &mut state);
+        if !tarjan.links.contains_key(node) {
+            tarjan.visit(node, graph);
         }
     }
-    state.4
+    tarjan.groups
 }
 
 #[test]
@@ -290,7 +295,7 @@ fn no_module_imports_a_module_that_imports_it_back() {
 
 #[test]
 fn the_cycle_check_finds_a_cycle_it_is_shown() {
-    let graph: BTreeMap<Vec<String>, BTreeSet<Vec<String>>> = [
+    let graph: Graph = [
         (vec!["a".to_string()], [vec!["b".to_string()]].into()),
         (vec!["b".to_string()], [vec!["a".to_string()]].into()),
         (vec!["c".to_string()], [vec!["a".to_string()]].into()),

@@ -314,6 +314,19 @@ pub(super) fn list(values: Vec<AttributeValue>) -> AttributeValue {
     AttributeValue::L(values)
 }
 
+#[async_trait]
+impl Health for DynamoStore {
+    async fn check(&self) -> Result<()> {
+        self.client
+            .describe_table()
+            .table_name(&self.tables.users)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -329,17 +342,5 @@ mod tests {
         assert_eq!(names["#status"], "status");
         assert_eq!(names["#lockedBy"], "lockedBy");
         assert_eq!(names_of(&["attribute_not_exists(userId)"]), None);
-    }
-}
-#[async_trait]
-impl Health for DynamoStore {
-    async fn check(&self) -> Result<()> {
-        self.client
-            .describe_table()
-            .table_name(&self.tables.users)
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        Ok(())
     }
 }

@@ -7,8 +7,7 @@ use crate::embedded::SqliteStore;
 use crate::embedded::webhooks::WebhookPublisher;
 use crate::secrets::{KeyFiles, Secrets};
 use crate::shutdown::Shutdown;
-use crate::stack::{Opening, reconcile_periodically};
-use crate::worker::WorkerSettings;
+use crate::worker::{WorkerSettings, reconcile_periodically};
 use anyhow::{Context, Result, bail};
 use giftify_shared::Giftify;
 use giftify_shared::ports::KeyChecks;
@@ -16,6 +15,17 @@ use giftify_shared::ports::Ports;
 use giftify_shared::vault::CardVault;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+/// Whether opening may create what is missing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Opening {
+    /// `giftify serve`: a data dir without a database is initialised (database, keys, demo
+    /// catalogue).
+    MayInitialise,
+    /// Every other command: the data must exist already, so a mistyped `--data-dir` fails
+    /// instead of answering from a new, empty shop.
+    ExistingOnly,
+}
 
 pub struct EmbeddedStack {
     pub giftify: Giftify,

@@ -99,10 +99,10 @@ impl Giftify {
             Err(error) => error,
         };
         let Some(refusal) = Refusal::of(&error) else {
-            if error.is_service_failure() {
-                if let Err(release) = keys.release(&scope, &token).await {
-                    tracing::warn!(error = %release, "could not release an idempotency key; it frees itself when its lease ends");
-                }
+            if error.is_service_failure()
+                && let Err(release) = keys.release(&scope, &token).await
+            {
+                tracing::warn!(error = %release, "could not release an idempotency key; it frees itself when its lease ends");
             }
             // In progress: the operation found our lease gone, and the request that took the
             // key over decides.
