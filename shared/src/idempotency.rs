@@ -86,6 +86,17 @@ pub struct IdempotencyCommit {
     pub outcome: IdempotentOutcome,
 }
 
+impl IdempotencyCommit {
+    /// Finishing a key with a refusal, which moved no money.
+    pub fn refused(scope: &IdempotencyScope, token: &str, refusal: &Refusal) -> Self {
+        IdempotencyCommit {
+            scope: scope.clone(),
+            token: token.to_string(),
+            outcome: IdempotentOutcome::Refused(refusal.clone()),
+        }
+    }
+}
+
 /// A fresh claim of a key, for the store to write.
 #[derive(Clone, Debug)]
 pub struct NewClaim {

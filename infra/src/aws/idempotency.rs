@@ -210,11 +210,7 @@ impl IdempotencyKeys for DynamoStore {
         token: &str,
         refusal: &Refusal,
     ) -> Result<()> {
-        let commit = IdempotencyCommit {
-            scope: scope.clone(),
-            token: token.to_string(),
-            outcome: IdempotentOutcome::Refused(refusal.clone()),
-        };
+        let commit = IdempotencyCommit::refused(scope, token, refusal);
         let mut transaction = Transaction::new();
         self.add_idempotency_commit(&mut transaction, &commit)?;
         self.commit(transaction)

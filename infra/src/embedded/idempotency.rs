@@ -216,11 +216,7 @@ impl IdempotencyKeys for SqliteStore {
         token: &str,
         refusal: &Refusal,
     ) -> Result<()> {
-        let commit = IdempotencyCommit {
-            scope: scope.clone(),
-            token: token.to_string(),
-            outcome: IdempotentOutcome::Refused(refusal.clone()),
-        };
+        let commit = IdempotencyCommit::refused(scope, token, refusal);
         self.write(move |conn| finish_key(conn, &commit)).await
     }
 
