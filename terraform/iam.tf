@@ -48,10 +48,12 @@ locals {
       dead_letter = ["sqs:GetQueueAttributes"]
       publish     = true
     }
-    # The event source mapping polls with the function's role.
+    # The event source mapping polls with the function's role; the function sets a failed
+    # message's backoff (ChangeMessageVisibility) and moves a message no retry can cure into
+    # the dead-letter queue at once (SendMessage there, then DeleteMessage here).
     fulfillment = {
-      queue       = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"]
-      dead_letter = []
+      queue       = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"]
+      dead_letter = ["sqs:SendMessage"]
       publish     = true
     }
     # Re-enqueue stale orders, publish owed events.

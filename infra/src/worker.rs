@@ -110,6 +110,7 @@ pub async fn run(
 ) {
     let mut running = InHand::default();
     while !shutdown.is_requested() {
+        running.reap_finished();
         let free = settings.max_in_flight.saturating_sub(running.deliveries);
         if free == 0 {
             tokio::select! {
@@ -118,9 +119,12 @@ pub async fn run(
             }
             continue;
         }
+        // A receive is never dropped for a task that finished meanwhile: on SQLite its claim of
+        // the messages is written even if no one waits for the answer, and on SQS a dropped
+        // long poll can leave messages in flight, so either way they would sit out a
+        // visibility timeout. Only a stop interrupts it (once, at shutdown).
         let received = tokio::select! {
             received = inbox.receive(free, settings.wait) => received,
-            () = running.one_finished(), if !running.is_empty() => continue,
             () = shutdown.requested() => break,
         };
         match received {
@@ -168,15 +172,27 @@ impl InHand {
 
     /// Waits for one task to finish and frees its deliveries' slots.
     async fn one_finished(&mut self) {
-        let id = match self.tasks.join_next_with_id().await {
-            Some(Ok((id, ()))) => id,
-            Some(Err(error)) => {
+        if let Some(joined) = self.tasks.join_next_with_id().await {
+            self.free(joined);
+        }
+    }
+
+    /// Frees the slots of every task that has finished, without waiting.
+    fn reap_finished(&mut self) {
+        while let Some(joined) = self.tasks.try_join_next_with_id() {
+            self.free(joined);
+        }
+    }
+
+    fn free(&mut self, joined: Result<(tokio::task::Id, ()), tokio::task::JoinError>) {
+        let id = match joined {
+            Ok((id, ())) => id,
+            Err(error) => {
                 // Its deliveries stay invisible until their timeout and are then delivered
                 // again.
                 tracing::error!(error = %error, "a message handler panicked");
                 error.id()
             }
-            None => return,
         };
         self.deliveries -= self.sizes.remove(&id).unwrap_or(0);
     }

@@ -141,10 +141,19 @@ run "only_fulfillment_issues_cards_and_receives_orders" {
     condition = !anytrue(flatten([
       for p in aws_iam_role_policy.function : [
         for s in jsondecode(p.policy).Statement :
-        contains(flatten([s.Resource]), aws_sqs_queue.dead_letter.arn) && length(setsubtract(flatten([s.Action]), ["sqs:GetQueueAttributes"])) > 0
+        contains(flatten([s.Resource]), aws_sqs_queue.dead_letter.arn) && length(setsubtract(flatten([s.Action]), ["sqs:GetQueueAttributes", "sqs:SendMessage"])) > 0
       ]
     ]))
     error_message = "No function may take dead letters: redriving them is an operator's decision."
+  }
+  assert {
+    condition = alltrue(flatten([
+      for name, p in aws_iam_role_policy.function : [
+        for s in jsondecode(p.policy).Statement :
+        name == "fulfillment" if contains(flatten([s.Resource]), aws_sqs_queue.dead_letter.arn) && contains(flatten([s.Action]), "sqs:SendMessage")
+      ]
+    ]))
+    error_message = "Only the fulfillment worker puts messages into the dead-letter queue (those no retry can cure)."
   }
   assert {
     condition = alltrue([

@@ -154,3 +154,83 @@ macro_rules! contract_suite {
 
 contract_suite!(sqlite);
 contract_suite!(dynamodb);
+
+/// A refusal that a version before this one stored as HTTP status and bytes counts as expired
+/// on either backend: the retry runs afresh instead of being answered "in progress" for a day.
+mod legacy_refusals {
+    use giftify_shared::idempotency::{Claim, IdempotencyKey, IdempotencyScope, NewClaim};
+    use giftify_shared::ids::UserId;
+    use giftify_shared::ports::IdempotencyKeys;
+
+    fn claim(user: &UserId, key: &str) -> NewClaim {
+        NewClaim {
+            scope: IdempotencyScope {
+                user_id: user.clone(),
+                key: IdempotencyKey::parse(key).expect("key"),
+            },
+            fingerprint: "fp".into(),
+            token: "retry".into(),
+            now: chrono::Utc::now(),
+        }
+    }
+
+    const LEGACY_BODY: &str = r#"{"success":false,"error":{"code":"OUT_OF_STOCK"}}"#;
+
+    #[tokio::test]
+    async fn sqlite_treats_a_refusal_stored_as_http_as_expired() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("giftify.db");
+        let store = giftify_infra::embedded::SqliteStore::open(&path, Default::default())
+            .await
+            .expect("store");
+        let user = UserId::generate();
+        let in_a_day = chrono::Utc::now().timestamp_millis() + 86_400_000;
+        let legacy = serde_json::json!({"kind": "RESPONSE", "status": 409, "body": LEGACY_BODY});
+        rusqlite::Connection::open(&path)
+            .expect("open")
+            .execute(
+                "INSERT INTO idempotency_keys (user_id, key, fingerprint, state, outcome, \
+                 created_at, expires_at) VALUES (?1, 'old', 'fp', 'DONE', ?2, 0, ?3)",
+                rusqlite::params![user.as_str(), legacy.to_string(), in_a_day],
+            )
+            .expect("a legacy record");
+
+        let answer = store.claim(&claim(&user, "old")).await.expect("claim");
+
+        assert_eq!(answer, Claim::Acquired("retry".into()));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn dynamodb_treats_a_refusal_stored_as_http_as_expired() {
+        use aws_sdk_dynamodb::types::AttributeValue as A;
+        let stack = giftify_tests::moto::AwsTestStack::start(3, 30).await;
+        let store = &stack.runtime.aws.store;
+        let user = UserId::generate();
+        let in_a_day = chrono::Utc::now().timestamp() + 86_400;
+        let outcome = A::M(
+            [
+                ("kind".to_string(), A::S("RESPONSE".into())),
+                ("status".to_string(), A::N("409".into())),
+                ("body".to_string(), A::S(LEGACY_BODY.into())),
+            ]
+            .into(),
+        );
+        store
+            .client()
+            .put_item()
+            .table_name(&store.tables().idempotency_keys)
+            .item("scopeKey", A::S(format!("{user}#old")))
+            .item("fingerprint", A::S("fp".into()))
+            .item("state", A::S("DONE".into()))
+            .item("outcome", outcome)
+            .item("createdAt", A::S("2026-12-01T00:00:00.000Z".into()))
+            .item("expiresAt", A::N(in_a_day.to_string()))
+            .send()
+            .await
+            .expect("a legacy record");
+
+        let answer = store.claim(&claim(&user, "old")).await.expect("claim");
+
+        assert_eq!(answer, Claim::Acquired("retry".into()));
+    }
+}

@@ -65,8 +65,12 @@ fn outcome_value(outcome: &IdempotentOutcome) -> AttributeValue {
     AttributeValue::M(map)
 }
 
-/// `None` for a refusal an earlier version stored as HTTP bytes (kind `RESPONSE`): it counts as
-/// expired, since it moved no money and running the request again is safe.
+/// The outcome kind under which versions before the refusal was a domain value stored HTTP
+/// status and bytes.
+const LEGACY_RESPONSE: &str = "RESPONSE";
+
+/// `None` for a refusal an earlier version stored as HTTP bytes ([`LEGACY_RESPONSE`]): it
+/// counts as expired, since it moved no money and running the request again is safe.
 fn outcome_from(raw: &Item) -> Result<Option<IdempotentOutcome>> {
     let a = Attrs::new(raw, "idempotency-keys");
     Ok(Some(match a.s("kind")? {
@@ -74,7 +78,7 @@ fn outcome_from(raw: &Item) -> Result<Option<IdempotentOutcome>> {
         "ORDER_PLACED" => IdempotentOutcome::OrderPlaced(OrderId::parse(a.s("id")?)?),
         "ORDER_CANCELLED" => IdempotentOutcome::OrderCancelled(OrderId::parse(a.s("id")?)?),
         "REFUSED" => IdempotentOutcome::Refused(Refusal::from_json(a.s("refusal")?)?),
-        "RESPONSE" => return Ok(None),
+        LEGACY_RESPONSE => return Ok(None),
         other => {
             return Err(Error::internal(format!(
                 "unknown idempotency outcome {other}"
@@ -156,13 +160,16 @@ impl IdempotencyKeys for DynamoStore {
                         .put_item()
                         .table_name(&self.tables.idempotency_keys)
                         .set_item(Some(record))
+                        // A refusal an earlier version stored as HTTP counts as expired too.
                         .condition_expression(
-                            "attribute_not_exists(#scopeKey) OR #expiresAt <= :now",
+                            "attribute_not_exists(#scopeKey) OR #expiresAt <= :now \
+                             OR #outcome.#kind = :legacy",
                         )
                         .set_expression_attribute_names(super::store::names_of(&[
-                            "#scopeKey #expiresAt",
+                            "#scopeKey #expiresAt #outcome.#kind",
                         ]))
                         .expression_attribute_values(":now", epoch(claim.now))
+                        .expression_attribute_values(":legacy", s(LEGACY_RESPONSE))
                         .send()
                         .await
                         .map(|_| ())

@@ -161,6 +161,14 @@ const TRANSIENT_CODES: &[&str] = &[
     "ServiceUnavailable",
     "TransactionConflictException",
     "TransactionInProgressException",
+    // SNS
+    "Throttled",
+    "ThrottledException",
+    "InternalError",
+    "KMSThrottling",
+    // SQS
+    "RequestThrottled",
+    "ServiceUnavailableException",
 ];
 
 /// Translates an SDK error: timeouts, connection failures and throttling are retryable

@@ -107,7 +107,7 @@ impl Sessions for DynamoStore {
             session_epoch,
             ..replacement.clone()
         };
-        let mut transaction = Transaction::new();
+        let mut transaction: Transaction<Result<Rotation>> = Transaction::new();
         // Spent a moment ago by a concurrent refresh: the same token twice is reuse.
         transaction.push(
             update(
@@ -117,7 +117,7 @@ impl Sessions for DynamoStore {
                 Some("attribute_not_exists(#usedAt)"),
                 item([(":now", ts(now))]),
             )?,
-            Rotation::ReuseDetected,
+            Ok(Rotation::ReuseDetected),
         );
         transaction.push(
             check(
@@ -126,7 +126,7 @@ impl Sessions for DynamoStore {
                 "#revoked = :no",
                 item([(":no", b(false))]),
             )?,
-            Rotation::Invalid,
+            Ok(Rotation::Invalid),
         );
         transaction.push(
             put(
@@ -135,18 +135,20 @@ impl Sessions for DynamoStore {
                 Some("attribute_not_exists(tokenHash)"),
                 Item::new(),
             )?,
-            Rotation::Invalid,
+            Err(Error::Conflict(
+                "the replacement refresh token exists already",
+            )),
         );
         match self.commit(transaction).await {
             Ok(()) => Ok(Rotation::Rotated {
                 user_id,
                 session_epoch,
             }),
-            Err(TxFailure::Refused(Rotation::ReuseDetected)) => {
+            Err(TxFailure::Refused(Ok(Rotation::ReuseDetected))) => {
                 self.revoke(&family, now).await?;
                 Ok(Rotation::ReuseDetected)
             }
-            Err(TxFailure::Refused(refused)) => Ok(refused),
+            Err(TxFailure::Refused(refused)) => refused,
             Err(TxFailure::Failed(error)) => Err(error),
         }
     }

@@ -231,7 +231,9 @@ impl DynamoStore {
         let record = movement.record(after);
         transaction.push(
             self.transaction_record(&record, wallet.next())?,
-            Error::internal("a new wallet transaction id is taken"),
+            // Taken by this very movement when a commit succeeded but its answer was lost:
+            // a conflict, as it always was, never a silent second movement.
+            Error::Conflict("the wallet transaction is recorded already"),
         );
         Ok(record)
     }

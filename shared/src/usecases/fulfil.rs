@@ -60,7 +60,15 @@ impl Giftify {
         } else {
             (MessageOutcome::AlreadyFinal(order.status), order)
         };
-        self.notify(&order).await?;
+        // The order is final: what is left is its event, owed at least once. A failure to
+        // publish is worth retrying whatever its kind (the reconciler also finishes it), never
+        // a reason to dead-letter a message whose work is done.
+        self.notify(&order).await.map_err(|error| match error {
+            Error::Unavailable(_) | Error::Conflict(_) => error,
+            other => Error::Unavailable(
+                anyhow::Error::new(other).context("publishing the order's event"),
+            ),
+        })?;
         Ok(outcome)
     }
 
