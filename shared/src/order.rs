@@ -414,6 +414,14 @@ mod tests {
             }
         }
         assert!(!Pending.is_final() && !Processing.is_final());
+        assert_eq!(
+            OrderStatus::sources_of(Processing).collect::<Vec<_>>(),
+            vec![Pending]
+        );
+        assert_eq!(
+            OrderStatus::sources_of(Refunded).collect::<Vec<_>>(),
+            vec![Processing]
+        );
         for s in OrderStatus::ALL {
             assert_eq!(OrderStatus::parse(s.as_str()), Some(s));
         }

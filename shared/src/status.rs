@@ -42,6 +42,14 @@ impl OrderStatus {
             .find(|status| status.as_str() == s)
     }
 
+    /// The statuses an order may move to `next` from: the state machine read backwards, for a
+    /// store that writes a move conditionally without reading the order first.
+    pub fn sources_of(next: OrderStatus) -> impl Iterator<Item = OrderStatus> {
+        OrderStatus::ALL
+            .into_iter()
+            .filter(move |status| status.can_become(next))
+    }
+
     pub fn is_final(self) -> bool {
         !matches!(self, OrderStatus::Pending | OrderStatus::Processing)
     }

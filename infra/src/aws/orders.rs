@@ -359,20 +359,28 @@ impl Orders for DynamoStore {
         })
     }
 
+    /// One conditional write, no read first: the condition is the state machine's own list of
+    /// the statuses an order may start from ([`OrderStatus::sources_of`]), and what it writes is
+    /// what [`Order::started`] sets.
     async fn start_processing(&self, id: &OrderId, now: DateTime<Utc>) -> Result<Order> {
+        let mut values = item([
+            (":processing", s(OrderStatus::Processing.as_str())),
+            (":now", ts(now)),
+        ]);
+        let mut from = Vec::new();
+        for (index, status) in OrderStatus::sources_of(OrderStatus::Processing).enumerate() {
+            from.push(format!(":from{index}"));
+            values.insert(format!(":from{index}"), s(status.as_str()));
+        }
         let result = self
             .client
             .update_item()
             .table_name(&self.tables.orders)
             .set_key(Some(order_key(id)))
             .update_expression("SET #status = :processing, #fulfillmentDetails.#attemptedAt = :now, #updatedAt = :now")
-            .condition_expression("#status = :pending")
+            .condition_expression(format!("#status IN ({})", from.join(", ")))
             .set_expression_attribute_names(super::store::names_of(&["#status #fulfillmentDetails #attemptedAt #updatedAt"]))
-            .set_expression_attribute_values(Some(item([
-                (":processing", s(OrderStatus::Processing.as_str())),
-                (":pending", s(OrderStatus::Pending.as_str())),
-                (":now", ts(now)),
-            ])))
+            .set_expression_attribute_values(Some(values))
             .return_values(ReturnValue::AllNew)
             .send()
             .await;
