@@ -11,7 +11,7 @@
 use giftify_shared::Giftify;
 use giftify_shared::inbox::{Delivery, Settlement};
 use giftify_shared::ports::Inbox;
-use giftify_shared::usecases::{Handled, error_chain};
+use giftify_shared::usecases::{Handled, error_chain, message_groups};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -85,21 +85,6 @@ async fn handle_group(giftify: &Giftify, inbox: &dyn Inbox, group: &[Delivery]) 
     handled
 }
 
-/// The deliveries of a receive, grouped by message group in receive order.
-fn groups(deliveries: Vec<Delivery>) -> Vec<Vec<Delivery>> {
-    let mut groups: Vec<Vec<Delivery>> = Vec::new();
-    for delivery in deliveries {
-        match groups
-            .iter_mut()
-            .find(|group| group[0].group_id == delivery.group_id)
-        {
-            Some(group) => group.push(delivery),
-            None => groups.push(vec![delivery]),
-        }
-    }
-    groups
-}
-
 /// Runs until `shutdown`, then stops receiving, lets the deliveries in hand finish, and
 /// returns.
 pub async fn run(
@@ -129,7 +114,7 @@ pub async fn run(
         };
         match received {
             Ok(deliveries) => {
-                for group in groups(deliveries) {
+                for group in message_groups(deliveries) {
                     let (giftify, inbox) = (giftify.clone(), inbox.clone());
                     let size = group.len();
                     running.spawn(size, async move {
@@ -228,7 +213,7 @@ pub async fn drain(giftify: &Giftify, inbox: &dyn Inbox) -> giftify_shared::Resu
         if deliveries.is_empty() {
             return Ok(report);
         }
-        for group in groups(deliveries) {
+        for group in message_groups(deliveries) {
             for handled in handle_group(giftify, inbox, &group).await {
                 match handled.settlement {
                     Settlement::Ack => report.handled += 1,
@@ -442,7 +427,7 @@ mod tests {
             receive_count: 1,
             body: String::new(),
         };
-        let grouped = groups(vec![
+        let grouped = message_groups(vec![
             delivery("a1", "a"),
             delivery("b1", "b"),
             delivery("a2", "a"),

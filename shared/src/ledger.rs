@@ -81,16 +81,16 @@ impl Movement {
         amount: Paise,
         at: DateTime<Utc>,
     ) -> Self {
-        Movement {
+        let description = describe::payment(order);
+        Movement::of_order(
+            TransactionType::Debit,
+            description,
             id,
             user,
-            kind: TransactionType::Debit,
+            order,
             amount,
-            description: describe::payment(order),
-            order: Some(order.clone()),
             at,
-            cap: None,
-        }
+        )
     }
 
     /// The refund of a cancelled order: everything it paid.
@@ -101,10 +101,16 @@ impl Movement {
         amount: Paise,
         at: DateTime<Utc>,
     ) -> Self {
-        Movement {
-            description: describe::refund_of_cancelled(order),
-            ..Movement::refund(id, user, order, amount, at)
-        }
+        let description = describe::refund_of_cancelled(order);
+        Movement::of_order(
+            TransactionType::Refund,
+            description,
+            id,
+            user,
+            order,
+            amount,
+            at,
+        )
     }
 
     /// The refund of the units fulfillment could not issue.
@@ -115,13 +121,23 @@ impl Movement {
         amount: Paise,
         at: DateTime<Utc>,
     ) -> Self {
-        Movement {
-            description: describe::refund_of_unfulfilled(order),
-            ..Movement::refund(id, user, order, amount, at)
-        }
+        let description = describe::refund_of_unfulfilled(order);
+        Movement::of_order(
+            TransactionType::Refund,
+            description,
+            id,
+            user,
+            order,
+            amount,
+            at,
+        )
     }
 
-    fn refund(
+    /// A movement of an order's money: uncapped, since neither paying from the balance nor
+    /// money coming back from an order may be refused for the cap.
+    fn of_order(
+        kind: TransactionType,
+        description: String,
         id: TransactionId,
         user: UserId,
         order: &OrderId,
@@ -131,9 +147,9 @@ impl Movement {
         Movement {
             id,
             user,
-            kind: TransactionType::Refund,
+            kind,
             amount,
-            description: String::new(),
+            description,
             order: Some(order.clone()),
             at,
             cap: None,

@@ -1,10 +1,9 @@
 //! Idempotency keys: the claim the core decides, written conditionally, and the commit item
 //! every money operation carries.
 
-use super::store::{DynamoStore, Transaction, TxFailure, update};
-use crate::aws::item::{Attrs, Item, epoch, item, s, sdk_error, ts};
+use super::store::{DynamoStore, Transaction, TxFailure, lost_race_or_error, update};
+use crate::aws::item::{Attrs, Item, epoch, item, s, ts};
 use async_trait::async_trait;
-use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::DateTime;
 use giftify_shared::idempotency::{
@@ -85,19 +84,6 @@ fn outcome_from(raw: &Item) -> Result<Option<IdempotentOutcome>> {
             )));
         }
     }))
-}
-
-/// `None` when a conditional write lost to another writer (read again), else the error.
-fn lost_race_or_error<E, R>(error: aws_sdk_dynamodb::error::SdkError<E, R>) -> Option<Error>
-where
-    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
-{
-    let lost = error
-        .as_service_error()
-        .and_then(ProvideErrorMetadata::code)
-        .is_some_and(|code| code == "ConditionalCheckFailedException");
-    (!lost).then(|| sdk_error(error))
 }
 
 fn stored_key(raw: &Item) -> Result<StoredKey> {
@@ -239,16 +225,9 @@ impl IdempotencyKeys for DynamoStore {
             ])))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            // Someone else holds or finished it: nothing of ours to release.
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(sdk_error(e)),
-        }
+        // A failed condition: someone else holds or finished it, nothing of ours to release.
+        result
+            .map(|_| ())
+            .or_else(|error| lost_race_or_error(error).map_or(Ok(()), Err))
     }
 }

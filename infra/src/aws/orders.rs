@@ -2,7 +2,9 @@
 
 use super::cards::card_item;
 use super::catalogue::variant_key;
-use super::store::{DynamoStore, Transaction, TxFailure, all_pages, list, put, retrying, update};
+use super::store::{
+    DynamoStore, Transaction, TxFailure, all_pages, list, lost_race_or_error, put, retrying, update,
+};
 use crate::aws::item::{Attrs, Item, b, item, money, n, s, sdk_error, ts};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
@@ -541,16 +543,9 @@ impl Orders for DynamoStore {
             ])))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(sdk_error(e)),
-        }
+        result
+            .map(|_| ())
+            .or_else(|error| lost_race_or_error(error).map_or(Ok(()), Err))
     }
 
     async fn stale_pending(&self, before: DateTime<Utc>, limit: u32) -> Result<Vec<Order>> {

@@ -314,6 +314,21 @@ pub(super) fn list(values: Vec<AttributeValue>) -> AttributeValue {
     AttributeValue::L(values)
 }
 
+/// `None` when a conditional write lost to another writer (read again), else the error.
+pub(super) fn lost_race_or_error<E, R>(
+    error: aws_sdk_dynamodb::error::SdkError<E, R>,
+) -> Option<Error>
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let lost = error
+        .as_service_error()
+        .and_then(aws_sdk_dynamodb::error::ProvideErrorMetadata::code)
+        .is_some_and(|code| code == "ConditionalCheckFailedException");
+    (!lost).then(|| sdk_error(error))
+}
+
 #[async_trait]
 impl Health for DynamoStore {
     async fn check(&self) -> Result<()> {

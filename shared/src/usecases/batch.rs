@@ -7,6 +7,7 @@
 use super::{Giftify, MessageOutcome};
 use crate::inbox::{Delivery, RetryPolicy, Settlement};
 use crate::order::{OrderMessage, OrderStatus};
+use std::borrow::Borrow;
 
 /// What the core decided for one delivery.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -94,16 +95,7 @@ impl Giftify {
     /// Decides a batch under the FIFO rule: each group in order, one group after another (the
     /// worker loop runs groups side by side itself, one task per group).
     pub async fn handle_batch(&self, batch: &[Delivery]) -> BatchOutcome {
-        let mut groups: Vec<Vec<&Delivery>> = Vec::new();
-        for delivery in batch {
-            match groups
-                .iter_mut()
-                .find(|group| group[0].group_id == delivery.group_id)
-            {
-                Some(group) => group.push(delivery),
-                None => groups.push(vec![delivery]),
-            }
-        }
+        let groups = message_groups(batch);
         let mut by_id: Vec<Handled> = Vec::with_capacity(batch.len());
         for group in &groups {
             by_id.extend(self.handle_group(group).await);
@@ -181,6 +173,23 @@ impl Giftify {
             }
         }
     }
+}
+
+/// Deliveries grouped by message group, each group in delivery order, groups in the order
+/// they first appear: the unit the FIFO rule works on.
+pub fn message_groups<D: Borrow<Delivery>>(deliveries: impl IntoIterator<Item = D>) -> Vec<Vec<D>> {
+    let mut groups: Vec<Vec<D>> = Vec::new();
+    for delivery in deliveries {
+        let group_id = &delivery.borrow().group_id;
+        match groups
+            .iter_mut()
+            .find(|group| group[0].borrow().group_id == *group_id)
+        {
+            Some(group) => group.push(delivery),
+            None => groups.push(vec![delivery]),
+        }
+    }
+    groups
 }
 
 /// An error with its causes, for logs and dead-letter notes.

@@ -12,7 +12,7 @@ mod ordering;
 mod wallet;
 
 pub use accounts::{AdminRefusal, AdminRequest, AdminStep, Registration, admin_step};
-pub use batch::{BatchOutcome, Handled, Metric, error_chain};
+pub use batch::{BatchOutcome, Handled, Metric, error_chain, message_groups};
 pub use catalogue::{NewProduct, NewVariant};
 pub use fulfil::MessageOutcome;
 pub use keyed::{Keyed, KeyedRequest, KeyedRun};
