@@ -105,6 +105,23 @@ locals {
       ttl_attribute = "expiresAt"
       indexes       = {}
     }
+    # Brand codes, keyed by the keyed HMAC of the number (a number is importable once).
+    "inventory-codes" = {
+      hash_key      = "codeHash"
+      range_key     = null
+      ttl_attribute = null
+      indexes = {
+        # Sparse: only available codes, first-expiring first; whole items (allocation issues them).
+        "availableVariant-availableOrder-index" = { hash_key = "availableVariant", range_key = "availableOrder", projection = "ALL" }
+        "batchKey-codeId-index"                 = { hash_key = "batchKey", range_key = "codeId", projection = "INCLUDE", non_key_attributes = ["state", "expiryDate", "returned"] }
+      }
+    }
+    "code-batches" = {
+      hash_key      = "variantId"
+      range_key     = "batchRef"
+      ttl_attribute = null
+      indexes       = {}
+    }
   }
 
   table_names = { for short, _ in local.dynamodb_tables : short => "${local.name_prefix}-${short}" }

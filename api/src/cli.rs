@@ -123,6 +123,30 @@ pub enum Command {
         #[command(subcommand)]
         command: AwsCommand,
     },
+    /// Brand codes of INVENTORY variants.
+    Codes {
+        #[command(subcommand)]
+        command: CodesCommand,
+    },
+}
+
+/// Brand code tools.
+#[derive(Debug, Subcommand)]
+pub enum CodesCommand {
+    /// Import a CSV file (header `number,pin,expiryDate`) into a variant's pool, with a
+    /// progress bar. A file of up to 1,000 codes becomes the batch `--batch`; a larger one is
+    /// imported in parts of 1,000 named `<batch>.1`, `<batch>.2`, … Running the same command
+    /// again imports nothing twice.
+    Import {
+        /// The INVENTORY variant (`var_…`).
+        #[arg(long)]
+        variant: String,
+        /// The batch reference: 1 to 60 letters, digits, `.`, `_` or `-`.
+        #[arg(long)]
+        batch: String,
+        /// The CSV file.
+        file: PathBuf,
+    },
 }
 
 /// Admin account tools (audited in the log). Promoting an account or resetting its password
@@ -266,6 +290,14 @@ impl Cli {
             Command::Aws {
                 command: AwsCommand::Bootstrap,
             } => aws_bootstrap(config).await,
+            Command::Codes {
+                command:
+                    CodesCommand::Import {
+                        variant,
+                        batch,
+                        file,
+                    },
+            } => codes_import(config, &variant, &batch, &file).await,
         }
     }
 }
@@ -520,6 +552,67 @@ async fn aws_bootstrap(config: Config) -> Result<()> {
     println!("GIFTIFY_QUEUE_URL={}", created.queue_url);
     println!("GIFTIFY_DLQ_URL={}", created.dead_letter_url);
     println!("GIFTIFY_TOPIC_ARN={}", created.topic_arn);
+    Ok(())
+}
+
+/// Rows per part of a CLI import: small enough for a progress bar that moves.
+const ROWS_PER_IMPORT_PART: usize = 1_000;
+
+async fn codes_import(
+    config: Config,
+    variant: &str,
+    batch: &str,
+    file: &std::path::Path,
+) -> Result<()> {
+    use giftify_shared::codes::{BatchRef, parse_csv};
+    use std::io::Write;
+    let variant: giftify_shared::ids::VariantId = variant.parse()?;
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let rows = parse_csv(&text)?;
+    if rows.is_empty() {
+        bail!("{} has no codes", file.display());
+    }
+    let parts: Vec<_> = rows.chunks(ROWS_PER_IMPORT_PART).collect();
+    let stack = Stack::open(config, Opening::ExistingOnly).await?;
+    let (mut imported, mut duplicates, mut invalid) = (0u64, 0u64, 0u64);
+    let mut refused = Vec::new();
+    let mut done = 0usize;
+    for (index, part) in parts.iter().enumerate() {
+        let reference = if parts.len() == 1 {
+            BatchRef::parse(batch)?
+        } else {
+            BatchRef::parse(&format!("{batch}.{}", index + 1))?
+        };
+        let report = stack
+            .giftify()
+            .import_codes(&variant, reference, part)
+            .await?;
+        imported += u64::from(report.imported);
+        duplicates += u64::from(report.duplicates);
+        invalid += u64::from(report.invalid);
+        refused.extend(
+            report
+                .refused
+                .iter()
+                .map(|r| (index * ROWS_PER_IMPORT_PART + r.row as usize, r.reason)),
+        );
+        done += part.len();
+        let filled = done * 30 / rows.len();
+        eprint!(
+            "\r[{}{}] {done}/{} codes",
+            "#".repeat(filled),
+            " ".repeat(30 - filled),
+            rows.len()
+        );
+        std::io::stderr().flush().ok();
+    }
+    eprintln!();
+    tracing::info!(target: "audit", variant_id = %variant, batch, imported, duplicates, invalid, "codes imported from the command line");
+    println!("imported {imported}, duplicates {duplicates}, invalid {invalid}");
+    for (row, reason) in refused {
+        println!("row {row}\t{reason:?}");
+    }
     Ok(())
 }
 

@@ -98,11 +98,13 @@ async fn refuse_oversized(
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > BODY_LIMIT as u64) {
-        return ApiError::PayloadTooLarge {
-            limit_bytes: BODY_LIMIT,
-        }
-        .into_response();
+    let limit = if routes::codes::takes_import_body(request.method(), request.uri().path()) {
+        routes::codes::IMPORT_BODY_LIMIT
+    } else {
+        BODY_LIMIT
+    };
+    if declared.is_some_and(|length| length > limit as u64) {
+        return ApiError::PayloadTooLarge { limit_bytes: limit }.into_response();
     }
     if request.uri().to_string().len() > URI_LIMIT {
         return ApiError::UriTooLong {

@@ -4,7 +4,7 @@
 
 use crate::AppState;
 use crate::error::{ErrorCode, ErrorEnvelope};
-use crate::routes::{admin, auth, cart, meta, orders, products, users, wallet};
+use crate::routes::{admin, auth, cart, codes, meta, orders, products, users, wallet};
 use axum::Router;
 use axum::http::{HeaderValue, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -38,6 +38,7 @@ Orders are fulfilled asynchronously: `POST /orders/create` answers 202 and `GET 
         orders::create, orders::list, orders::detail, orders::cancel, orders::reveal,
         admin::inventory, admin::update_inventory, admin::orders, admin::analytics,
         admin::create_product, admin::create_variant,
+        codes::import, codes::batches, codes::void,
         meta::health, meta::metrics, openapi_json, docs,
     ),
     components(schemas(ErrorEnvelope, ErrorCode)),

@@ -1,5 +1,6 @@
 //! Products (brands), their variants (denominations) and the rules on prices and quantities.
 
+use crate::codes::FulfillmentSource;
 use crate::ids::{ProductId, VariantId};
 use crate::money::selling_price;
 use crate::{Error, Paise, Result};
@@ -38,10 +39,13 @@ pub struct Variant {
     pub discount_percent: i64,
     /// Derived from `mrp` and `discount_percent`; stored so readers need not recompute.
     pub selling_price: Paise,
+    /// Cards on hand. For an INVENTORY variant, the number of available codes, kept exact by
+    /// every import, allocation, void, expiry and return; never set directly.
     pub stock_quantity: i64,
     pub min_order_quantity: u32,
     pub max_order_quantity: u32,
     pub is_active: bool,
+    pub fulfillment_source: FulfillmentSource,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -121,13 +125,19 @@ pub fn check_quantity_bounds(min: i64, max: i64) -> Result<(u32, u32)> {
     if !(1..=crate::order::MAX_CARDS_PER_ORDER as i64).contains(&min) {
         return Err(Error::validation(
             "minOrderQuantity",
-            "must be between 1 and 50",
+            format!(
+                "must be between 1 and {}",
+                crate::order::MAX_CARDS_PER_ORDER
+            ),
         ));
     }
     if !(min..=crate::order::MAX_CARDS_PER_ORDER as i64).contains(&max) {
         return Err(Error::validation(
             "maxOrderQuantity",
-            "must be between minOrderQuantity and 50",
+            format!(
+                "must be between minOrderQuantity and {}",
+                crate::order::MAX_CARDS_PER_ORDER
+            ),
         ));
     }
     Ok((min as u32, max as u32))
@@ -185,6 +195,31 @@ pub struct VariantUpdate {
 }
 
 impl VariantUpdate {
+    /// Refuses what this variant's kind does not allow: the stock of an INVENTORY variant is its
+    /// count of available codes, changed only by imports, allocations, voids and returns.
+    pub fn check_for(&self, current: &Variant) -> Result<()> {
+        if self.stock_quantity.is_some() && self.stock_adjustment.is_some() {
+            return Err(Error::validation(
+                "stockAdjustment",
+                "set stockQuantity or stockAdjustment, not both",
+            ));
+        }
+        let moves_stock = self.stock_quantity.is_some() || self.stock_adjustment.is_some();
+        if moves_stock && current.fulfillment_source == FulfillmentSource::Inventory {
+            return Err(Error::validation(
+                if self.stock_quantity.is_some() {
+                    "stockQuantity"
+                } else {
+                    "stockAdjustment"
+                },
+                "this variant is fulfilled from imported codes: its stock is the number of \
+                 available codes; import a code batch (POST /admin/variants/{variantId}/code-batches) \
+                 or void one instead",
+            ));
+        }
+        Ok(())
+    }
+
     /// The variant's pricing after this update, validated as a whole.
     pub fn pricing_after(&self, current: &Variant) -> Result<Pricing> {
         Pricing::new(
@@ -195,6 +230,9 @@ impl VariantUpdate {
     }
 }
 
+/// The demo product of Giftify's own cards.
+pub const GIFTIFY_BRAND: &str = "Giftify";
+
 /// (brand, category, description, how to redeem, [(denomination ₹, discount %, cost % of MRP, stock)])
 type DemoBrand = (
     &'static str,
@@ -204,9 +242,19 @@ type DemoBrand = (
     &'static [(i64, i64, i64, i64)],
 );
 
-/// The demo catalogue seeded on first start of an empty database.
+/// Codes in each brand variant's demo batch ([`DEMO_BATCH`]): enough to try the shop, few
+/// enough that a fresh DynamoDB stage is seeded in seconds.
+pub const DEMO_CODES_PER_VARIANT: usize = 20;
+
+/// The reference of the demo batch first start imports into each brand variant. Its codes are
+/// `DEMO` numbers that no brand will honour.
+pub const DEMO_BATCH: &str = "DEMO-NOT-REDEEMABLE";
+
+/// The demo catalogue seeded on first start of an empty database: brand cards fulfilled from
+/// imported codes (each variant gets a demo batch of [`DEMO_CODES_PER_VARIANT`] codes, so its
+/// stock starts at 0 here), and Giftify's own stored-value card, minted at issue.
 pub fn demo_catalogue(now: DateTime<Utc>) -> Vec<ProductWithVariants> {
-    let brands: [DemoBrand; 6] = [
+    let brands: [DemoBrand; 7] = [
         (
             "Amazon",
             "SHOPPING",
@@ -249,6 +297,18 @@ pub fn demo_catalogue(now: DateTime<Utc>) -> Vec<ProductWithVariants> {
             "Apply the card under Gift Cards on the Myntra payments page.",
             &[(1000, 4, 92, 250), (2000, 3, 93, 80), (5000, 2, 94, 20)],
         ),
+        (
+            GIFTIFY_BRAND,
+            "STORED_VALUE",
+            "Giftify Card - redeem into any Giftify wallet",
+            "Sign in to Giftify, open Wallet → Redeem a card, and enter the card number and PIN.",
+            &[
+                (250, 0, 100, 1000),
+                (500, 0, 100, 1000),
+                (1000, 0, 100, 1000),
+                (2000, 0, 100, 500),
+            ],
+        ),
     ];
     brands
         .iter()
@@ -279,6 +339,11 @@ pub fn demo_catalogue(now: DateTime<Utc>) -> Vec<ProductWithVariants> {
             let variants = variants
                 .iter()
                 .map(|&(denomination, discount, cost_percent, stock)| {
+                    let source = if *brand == GIFTIFY_BRAND {
+                        FulfillmentSource::Generated
+                    } else {
+                        FulfillmentSource::Inventory
+                    };
                     let mrp = denomination * 100;
                     let pricing = Pricing::new(mrp, mrp * cost_percent / 100, discount)
                         .expect("demo prices are valid");
@@ -291,10 +356,14 @@ pub fn demo_catalogue(now: DateTime<Utc>) -> Vec<ProductWithVariants> {
                         cost_price: pricing.cost_price,
                         discount_percent: pricing.discount_percent,
                         selling_price: pricing.selling_price,
-                        stock_quantity: stock,
+                        stock_quantity: match source {
+                            FulfillmentSource::Generated => stock,
+                            FulfillmentSource::Inventory => 0,
+                        },
                         min_order_quantity: 1,
                         max_order_quantity: 10,
                         is_active: true,
+                        fulfillment_source: source,
                         created_at: now,
                         updated_at: now,
                     }
@@ -324,7 +393,7 @@ mod tests {
         assert_eq!(check_quantity_bounds(1, 10).unwrap(), (1, 10));
         assert!(check_quantity_bounds(0, 10).is_err());
         assert!(check_quantity_bounds(5, 4).is_err());
-        assert!(check_quantity_bounds(1, 51).is_err());
+        assert!(check_quantity_bounds(1, 41).is_err());
     }
 
     #[test]
@@ -334,11 +403,16 @@ mod tests {
         for p in &catalogue {
             assert!((2..=4).contains(&p.variants.len()), "{}", p.product.name);
             for v in &p.variants {
-                assert!(
-                    v.selling_price < v.mrp && v.cost_price < v.selling_price,
-                    "{}",
-                    v.name
-                );
+                match v.fulfillment_source {
+                    FulfillmentSource::Inventory => assert!(
+                        v.selling_price < v.mrp && v.cost_price < v.selling_price,
+                        "{}",
+                        v.name
+                    ),
+                    // Giftify's own cards sell at face value: Giftify holds the money until
+                    // the card is redeemed.
+                    FulfillmentSource::Generated => assert_eq!(v.selling_price, v.mrp),
+                }
             }
         }
     }

@@ -67,6 +67,7 @@ pub enum Missing {
     Order,
     GiftCard,
     Transaction,
+    CodeBatch,
 }
 
 impl Missing {
@@ -79,18 +80,20 @@ impl Missing {
             Missing::Order => "order",
             Missing::GiftCard => "gift card",
             Missing::Transaction => "transaction",
+            Missing::CodeBatch => "code batch",
         }
     }
 }
 
 impl Missing {
-    pub const ALL: [Missing; 6] = [
+    pub const ALL: [Missing; 7] = [
         Missing::User,
         Missing::Product,
         Missing::Variant,
         Missing::Order,
         Missing::GiftCard,
         Missing::Transaction,
+        Missing::CodeBatch,
     ];
 
     pub fn parse(noun: &str) -> Option<Missing> {

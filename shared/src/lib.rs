@@ -8,6 +8,7 @@
 pub mod cart;
 pub mod catalogue;
 pub mod clock;
+pub mod codes;
 pub mod error;
 pub mod events;
 pub mod idempotency;

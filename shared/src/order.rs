@@ -2,7 +2,7 @@
 
 use crate::Missing;
 use crate::idempotency::IdempotencyCommit;
-use crate::ids::{OrderId, ProductId, TransactionId, UserId, VariantId};
+use crate::ids::{GiftCardId, OrderId, ProductId, TransactionId, UserId, VariantId};
 use crate::ledger::Movement;
 pub use crate::status::OrderStatus;
 use crate::{Error, Paise, Result};
@@ -11,13 +11,13 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// At most this many gift cards per order, so fulfillment stays one atomic DynamoDB
-/// transaction (under its 100-item limit).
-pub const MAX_CARDS_PER_ORDER: u32 = 50;
+/// transaction (under its 100-item limit; see [`MAX_LINES_PER_ORDER`]).
+pub const MAX_CARDS_PER_ORDER: u32 = 40;
 
 /// At most this many distinct variants per order. With [`MAX_CARDS_PER_ORDER`] this bounds the
-/// fulfillment transaction at 50 cards + 20 stock updates + order, wallet, refund record and
-/// cart = 74 items, inside DynamoDB's 100.
-pub const MAX_LINES_PER_ORDER: usize = 20;
+/// fulfillment transaction at 40 cards + 40 allocated codes (when every card is a brand code)
+/// + 15 stock updates + order, wallet, refund record and cart = 99 items, inside DynamoDB's 100.
+pub const MAX_LINES_PER_ORDER: usize = 15;
 
 /// Where the order's items came from: a checkout of the cart locks and later clears it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -205,6 +205,14 @@ impl Order {
             .collect();
         if cards_per_variant != units {
             return bug("the cards do not match the fulfilled quantities");
+        }
+        let allocated: std::collections::BTreeSet<&GiftCardId> = f.allocated_codes.iter().collect();
+        if allocated.len() != f.allocated_codes.len()
+            || !allocated
+                .iter()
+                .all(|code| f.cards.iter().any(|card| &card.id == *code))
+        {
+            return bug("each allocated code must be issued as exactly one of the cards");
         }
         if f.clear_cart != (self.source == OrderSource::Cart) {
             return bug("only a cart checkout clears the cart");
@@ -474,11 +482,11 @@ mod tests {
         assert!(check_order_lines(&[]).is_err());
         assert!(check_order_lines(&[req(&a, 1), req(&a, 2)]).is_err());
         assert!(check_order_lines(&[req(&a, 0)]).is_err());
-        assert!(check_order_lines(&[req(&a, 30), req(&b, 21)]).is_err());
-        assert!(check_order_lines(&[req(&a, 30), req(&b, 20)]).is_ok());
-        let many: Vec<_> = (0..21).map(|_| req(&VariantId::generate(), 1)).collect();
+        assert!(check_order_lines(&[req(&a, 30), req(&b, 11)]).is_err());
+        assert!(check_order_lines(&[req(&a, 30), req(&b, 10)]).is_ok());
+        let many: Vec<_> = (0..16).map(|_| req(&VariantId::generate(), 1)).collect();
         assert!(check_order_lines(&many).is_err());
-        assert!(check_order_lines(&many[..20]).is_ok());
+        assert!(check_order_lines(&many[..15]).is_ok());
     }
 }
 
@@ -493,7 +501,9 @@ pub struct Fulfillment {
     /// Fulfilled quantity of each order line, in line order.
     pub fulfilled_quantities: Vec<u32>,
     pub cards: Vec<crate::vault::GiftCard>,
-    /// The unfulfilled value, when there is any.
+    /// The inventory codes the cards of INVENTORY lines are issued from: each card whose id is
+    /// here is that code, which moves from available to allocated in the same step.
+    pub allocated_codes: Vec<GiftCardId>,
     /// The refund of the unfulfilled units, from [`Movement::refund_of_unfulfilled`].
     pub refund: Option<Movement>,
     /// Clear and unlock the user's cart (a cart checkout).

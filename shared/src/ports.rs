@@ -10,6 +10,7 @@
 
 use crate::cart::{Cart, CartLine};
 use crate::catalogue::{CatalogueEntry, Product, ProductWithVariants, Variant, VariantUpdate};
+use crate::codes::{BatchRef, BatchSummary, CodeImport, ImportReport, InventoryCode};
 use crate::events::OrderEvent;
 use crate::idempotency::{Claim, IdempotencyScope, NewClaim, Refusal};
 use crate::ids::{GiftCardId, OrderId, TransactionId, UserId, VariantId};
@@ -144,6 +145,42 @@ pub trait Catalogue: Send + Sync {
     async fn seed_if_empty(&self, catalogue: &[ProductWithVariants]) -> Result<bool>;
 }
 
+/// The sealed pool of brand codes of INVENTORY variants. Every change keeps the variant's stock
+/// equal to its number of available codes, in the same atomic step.
+#[async_trait]
+pub trait CodeInventory: Send + Sync {
+    /// Stores the import's codes whose numbers (lookup keys) no code holds yet, available, and
+    /// raises the variant's stock by their number; answers
+    /// [`CodeImport::report`] with the rows of the codes it did not store. A batch reference
+    /// the variant already has answers that batch's stored report and changes nothing.
+    /// Atomic per code and its stock unit; a batch too large for one step (DynamoDB) is
+    /// committed in parts, and sending it again finishes it.
+    /// # Errors
+    /// MUST return [`crate::Error::NotFound`] for an unknown variant.
+    async fn import_codes(&self, import: &CodeImport) -> Result<ImportReport>;
+    /// The variant's batches, oldest first, with their codes counted by state.
+    async fn code_batches(&self, variant: &VariantId) -> Result<Vec<BatchSummary>>;
+    /// Voids the batch's available codes and lowers the variant's stock by as many, atomically
+    /// per code; allocated codes stay with their cards. Voiding again changes nothing.
+    /// # Errors
+    /// MUST return [`crate::Error::NotFound`] for a batch the variant does not have.
+    async fn void_batch(
+        &self,
+        variant: &VariantId,
+        batch: &BatchRef,
+        now: DateTime<Utc>,
+    ) -> Result<BatchSummary>;
+    /// Up to `limit` available codes of the variant that are still valid on `valid_through`
+    /// (or have no expiry), first-expiring first. A hint read: the fulfillment that allocates
+    /// them changes each one on the condition that it is still available.
+    async fn allocatable_codes(
+        &self,
+        variant: &VariantId,
+        valid_through: chrono::NaiveDate,
+        limit: u32,
+    ) -> Result<Vec<InventoryCode>>;
+}
+
 #[async_trait]
 pub trait Carts: Send + Sync {
     /// The user's cart; empty (version 0) when there is none.
@@ -204,12 +241,14 @@ pub trait Orders: Send + Sync {
     /// # Errors
     /// MUST return [`crate::Error::NotFound`] for an unknown order.
     async fn start_processing(&self, id: &OrderId, now: DateTime<Utc>) -> Result<Order>;
-    /// Decrements stock per variant, stores the cards, sets the final status and fulfilled
-    /// quantities, credits the refund with its REFUND transaction, and clears the cart — in
-    /// one atomic step conditional on the order being PROCESSING. Returns the order after.
+    /// Decrements stock per variant, moves each allocated code from available to allocated,
+    /// stores the cards, sets the final status and fulfilled quantities, credits the refund
+    /// with its REFUND transaction, and clears the cart — in one atomic step conditional on the
+    /// order being PROCESSING. Returns the order after.
     /// # Errors
-    /// MUST return [`crate::Error::Conflict`] when a variant's stock is below what it would take, and
-    /// change nothing. An order no longer PROCESSING MUST be returned unchanged.
+    /// MUST return [`crate::Error::Conflict`] when a variant's stock is below what it would
+    /// take or an allocated code is no longer available, and change nothing. An order no
+    /// longer PROCESSING MUST be returned unchanged.
     async fn complete_fulfillment(&self, fulfillment: &Fulfillment) -> Result<Order>;
     /// PENDING → CANCELLED with a full refund, unlocking the cart, atomically.
     /// # Errors
@@ -328,6 +367,7 @@ pub struct Ports {
     pub throttle: Arc<dyn LoginThrottle>,
     pub wallets: Arc<dyn Wallets>,
     pub catalogue: Arc<dyn Catalogue>,
+    pub codes: Arc<dyn CodeInventory>,
     pub carts: Arc<dyn Carts>,
     pub orders: Arc<dyn Orders>,
     pub gift_cards: Arc<dyn GiftCards>,
@@ -349,6 +389,7 @@ impl Ports {
             + LoginThrottle
             + Wallets
             + Catalogue
+            + CodeInventory
             + Carts
             + Orders
             + GiftCards
@@ -366,6 +407,7 @@ impl Ports {
             throttle: backend.clone(),
             wallets: backend.clone(),
             catalogue: backend.clone(),
+            codes: backend.clone(),
             carts: backend.clone(),
             orders: backend.clone(),
             gift_cards: backend.clone(),

@@ -170,14 +170,16 @@ impl CardVault {
         }
     }
 
-    /// A fresh card number (`1234-5678-9012-3456`) and 6-digit PIN from the OS CSPRNG.
+    /// A fresh Giftify card number (`GFY-1234-5678-9012-3456`, see
+    /// [`crate::codes::GIFTIFY_NUMBER_PREFIX`]) and 6-digit PIN from the OS CSPRNG.
     pub fn generate_secrets() -> (SecretString, SecretString) {
         let mut rng = OsRng;
         let digits: String = (0..16)
             .map(|_| char::from(b'0' + rng.gen_range(0..10u8)))
             .collect();
         let number = format!(
-            "{}-{}-{}-{}",
+            "{}-{}-{}-{}-{}",
+            crate::codes::GIFTIFY_NUMBER_PREFIX,
             &digits[0..4],
             &digits[4..8],
             &digits[8..12],
@@ -189,10 +191,11 @@ impl CardVault {
         (SecretString::from(number), SecretString::from(pin))
     }
 
-    /// The lookup key of a card number.
+    /// The lookup key of a card number, taken over its normal form
+    /// ([`crate::codes::normal_number`]), so a number typed with or without dashes finds its card.
     pub fn lookup_key(&self, number: &str) -> String {
         let mut mac = self.lookup.clone();
-        mac.update(number.as_bytes());
+        mac.update(crate::codes::normal_number(number).as_bytes());
         hex::encode(mac.finalize().into_bytes())
     }
 
@@ -239,15 +242,25 @@ impl CardVault {
             .map_err(|_| Error::internal("sealed card is not UTF-8"))
     }
 
-    /// Generates and seals the secrets of a new card.
+    /// Generates and seals the secrets of a new Giftify card.
     pub fn issue(&self, card: &GiftCardId) -> Result<SealedCard> {
         let (number, pin) = Self::generate_secrets();
-        let number = number.expose_secret();
+        self.seal(card, number.expose_secret(), pin.expose_secret())
+    }
+
+    /// Seals a card's number and PIN (empty when the brand gave none) under the card's id.
+    pub fn seal(&self, card: &GiftCardId, number: &str, pin: &str) -> Result<SealedCard> {
+        let normal = crate::codes::normal_number(number);
+        if normal.len() < 4 {
+            return Err(Error::internal(
+                "a card number has at least four characters",
+            ));
+        }
         Ok(SealedCard {
             number_ciphertext: self.encrypt(card, "number", number)?,
-            pin_ciphertext: self.encrypt(card, "pin", pin.expose_secret())?,
+            pin_ciphertext: self.encrypt(card, "pin", pin)?,
             lookup_key: self.lookup_key(number),
-            last4: number[number.len() - 4..].to_string(),
+            last4: normal[normal.len() - 4..].to_string(),
         })
     }
 
@@ -280,11 +293,18 @@ mod tests {
         let sealed = vault.issue(&id).unwrap();
         let opened = vault.open(&id, &sealed).unwrap();
         let number = opened.number.expose_secret().to_string();
-        assert_eq!(number.len(), 19);
+        assert_eq!(number.len(), 23);
+        assert!(crate::codes::is_giftify_number(
+            &crate::codes::normal_number(&number)
+        ));
         assert!(number.ends_with(&sealed.last4));
         assert_eq!(opened.pin.expose_secret().len(), 6);
         assert_eq!(vault.lookup_key(&number), sealed.lookup_key);
         assert!(!sealed.number_ciphertext.contains(&number.replace('-', "")));
+        assert_eq!(
+            vault.lookup_key(&number.replace('-', " ")),
+            sealed.lookup_key
+        );
 
         assert!(
             vault.open(&GiftCardId::generate(), &sealed).is_err(),

@@ -13,6 +13,8 @@ mod accounts;
 mod cart;
 #[path = "contract/catalogue.rs"]
 mod catalogue;
+#[path = "contract/codes.rs"]
+mod codes;
 #[path = "contract/idempotency.rs"]
 mod idempotency;
 #[path = "contract/keys.rs"]
@@ -107,6 +109,12 @@ macro_rules! contract_suite {
                 catalogue::adding_a_variant_to_an_unknown_product_is_not_found,
                 catalogue::a_stock_update_that_would_go_negative_is_refused_and_changes_nothing,
                 catalogue::a_price_update_re_derives_the_selling_price_or_changes_nothing,
+                codes::importing_codes_stores_new_numbers_and_raises_stock_by_them,
+                codes::a_number_held_by_any_batch_is_a_duplicate_and_a_batch_reference_replays,
+                codes::importing_into_an_unknown_variant_is_not_found,
+                codes::allocatable_codes_are_available_valid_long_enough_and_first_expiring_first,
+                codes::fulfillment_allocates_each_code_once_and_a_taken_code_is_a_conflict,
+                codes::voiding_a_batch_withdraws_its_available_codes_and_their_stock,
                 cart::cart_lines_are_added_replaced_and_removed_and_each_change_bumps_the_version,
                 cart::a_cart_holds_at_most_max_cart_lines_distinct_items,
                 cart::repricing_updates_the_stored_prices_and_the_version,

@@ -161,6 +161,7 @@ async fn a_refusal_under_a_key_that_a_retry_took_over_answers_in_progress_not_th
                 min_order_quantity: 1,
                 max_order_quantity: 4,
                 is_active: true,
+                fulfillment_source: giftify_shared::codes::FulfillmentSource::Generated,
             },
         )
         .await

@@ -16,6 +16,7 @@ use giftify_shared::catalogue::{
     CatalogueEntry, Pricing, Product, Variant, VariantUpdate, check_category,
     check_quantity_bounds, check_stock, check_text,
 };
+use giftify_shared::codes::FulfillmentSource;
 use giftify_shared::ids::{ProductId, VariantId};
 use giftify_shared::order::{Order, OrderStatus};
 use giftify_shared::usecases::{NewProduct, NewVariant};
@@ -69,8 +70,39 @@ pub struct InventoryItem {
     pub is_active: bool,
     /// The product's flag: a variant is orderable only when both are active.
     pub product_active: bool,
+    pub fulfillment_source: FulfillmentSourceDto,
     #[schema(format = DateTime)]
     pub updated_at: String,
+}
+
+/// Where a variant's cards come from: `INVENTORY` — brand codes imported in batches (stock is
+/// the number of available codes); `GENERATED` — Giftify's own stored-value cards, minted at
+/// issue and redeemable into a wallet.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[schema(as = FulfillmentSource)]
+pub enum FulfillmentSourceDto {
+    Inventory,
+    #[default]
+    Generated,
+}
+
+impl From<FulfillmentSource> for FulfillmentSourceDto {
+    fn from(source: FulfillmentSource) -> Self {
+        match source {
+            FulfillmentSource::Inventory => FulfillmentSourceDto::Inventory,
+            FulfillmentSource::Generated => FulfillmentSourceDto::Generated,
+        }
+    }
+}
+
+impl From<FulfillmentSourceDto> for FulfillmentSource {
+    fn from(source: FulfillmentSourceDto) -> Self {
+        match source {
+            FulfillmentSourceDto::Inventory => FulfillmentSource::Inventory,
+            FulfillmentSourceDto::Generated => FulfillmentSource::Generated,
+        }
+    }
 }
 
 impl From<&CatalogueEntry> for InventoryItem {
@@ -91,6 +123,7 @@ impl From<&CatalogueEntry> for InventoryItem {
             max_order_quantity: variant.max_order_quantity,
             is_active: variant.is_active,
             product_active: product.is_active,
+            fulfillment_source: variant.fulfillment_source.into(),
             updated_at: timestamp(variant.updated_at),
         }
     }
@@ -271,14 +304,18 @@ pub struct CreateVariantRequest {
     pub cost_price: i64,
     #[schema(example = 3, minimum = 0, maximum = 100)]
     pub discount_percent: i64,
+    /// Default 0; must be 0 for an INVENTORY variant, whose stock comes from imported codes.
     #[schema(example = 100, minimum = 0)]
+    #[serde(default)]
     pub stock_quantity: i64,
     /// Default 1.
     pub min_order_quantity: Option<i64>,
-    /// Default 10; at most 50.
+    /// Default 10; at most 40.
     pub max_order_quantity: Option<i64>,
     /// Default true.
     pub is_active: Option<bool>,
+    /// Default GENERATED. Fixed once the variant exists.
+    pub fulfillment_source: Option<FulfillmentSourceDto>,
 }
 
 /// A variant as created, cost included.
@@ -297,6 +334,7 @@ pub struct AdminVariantView {
     pub min_order_quantity: u32,
     pub max_order_quantity: u32,
     pub is_active: bool,
+    pub fulfillment_source: FulfillmentSourceDto,
     #[schema(format = DateTime)]
     pub created_at: String,
 }
@@ -316,6 +354,7 @@ impl From<&Variant> for AdminVariantView {
             min_order_quantity: variant.min_order_quantity,
             max_order_quantity: variant.max_order_quantity,
             is_active: variant.is_active,
+            fulfillment_source: variant.fulfillment_source.into(),
             created_at: timestamp(variant.created_at),
         }
     }
@@ -349,7 +388,7 @@ pub async fn inventory(
     request_body = UpdateInventoryRequest,
     responses(
         (status = 200, description = "The variant after the change", body = Envelope<InventoryItem>),
-        (status = 400, description = "VALIDATION_ERROR: no change, both stock fields, negative resulting stock, invalid pricing", body = ErrorEnvelope),
+        (status = 400, description = "VALIDATION_ERROR: no change, both stock fields, negative resulting stock, stock of an INVENTORY variant, invalid pricing", body = ErrorEnvelope),
         (status = 401, description = "UNAUTHORIZED or TOKEN_EXPIRED", body = ErrorEnvelope),
         (status = 403, description = "FORBIDDEN: not an admin", body = ErrorEnvelope),
         (status = 404, description = "NOT_FOUND", body = ErrorEnvelope),
@@ -611,6 +650,7 @@ fn new_variant(body: CreateVariantRequest) -> Result<NewVariant, ApiError> {
         min_order_quantity,
         max_order_quantity,
         is_active: body.is_active.unwrap_or(true),
+        fulfillment_source: body.fulfillment_source.unwrap_or_default().into(),
     })
 }
 

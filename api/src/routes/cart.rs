@@ -80,7 +80,7 @@ pub struct CartManageRequest {
     #[schema(example = "var_01HXXXXXXXXXXXXXXXXXXXXXXX")]
     pub variant_id: String,
     /// 0 removes the line; otherwise within the variant's min/max order quantity.
-    #[schema(example = 2, minimum = 0, maximum = 50)]
+    #[schema(example = 2, minimum = 0, maximum = 40)]
     pub quantity: i64,
 }
 

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod auth;
 pub mod cart;
+pub mod codes;
 pub mod meta;
 pub mod orders;
 pub mod products;
@@ -24,6 +25,7 @@ pub fn router() -> Router<AppState> {
         .merge(cart::router())
         .merge(orders::router())
         .merge(admin::router())
+        .merge(codes::router())
         .merge(meta::router())
 }
 

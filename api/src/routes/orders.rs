@@ -50,8 +50,8 @@ pub struct CreateOrderRequest {
 pub struct OrderItemRequest {
     #[schema(example = "var_01HXXXXXXXXXXXXXXXXXXXXXXX")]
     pub variant_id: String,
-    /// Within the variant's min/max order quantity; at most 50 cards per order.
-    #[schema(example = 4, minimum = 1, maximum = 50)]
+    /// Within the variant's min/max order quantity; at most 40 cards per order.
+    #[schema(example = 4, minimum = 1, maximum = 40)]
     pub quantity: i64,
 }
 
@@ -306,7 +306,10 @@ fn order_request(body: CreateOrderRequest) -> Result<OrderRequest, ApiError> {
             let quantity = u32::try_from(item.quantity).map_err(|_| {
                 ApiError::validation(
                     &format!("items[{index}].quantity"),
-                    "must be between 1 and 50",
+                    format!(
+                        "must be between 1 and {}",
+                        giftify_shared::order::MAX_CARDS_PER_ORDER
+                    ),
                 )
             })?;
             Ok(LineRequest {
@@ -335,7 +338,7 @@ fn order_request(body: CreateOrderRequest) -> Result<OrderRequest, ApiError> {
                 ("Location" = String, description = "/orders/{orderId}"),
                 ("Idempotent-Replayed" = String, description = "`true` when this replays an earlier request with the same key"),
             )),
-        (status = 400, description = "VALIDATION_ERROR: empty or duplicate items, quantity bounds, more than 50 cards, unavailable variant", body = ErrorEnvelope),
+        (status = 400, description = "VALIDATION_ERROR: empty or duplicate items, quantity bounds, more than 40 cards, unavailable variant", body = ErrorEnvelope),
         (status = 401, description = "UNAUTHORIZED or TOKEN_EXPIRED", body = ErrorEnvelope),
         (status = 409, description = "OUT_OF_STOCK, CART_EMPTY, CART_LOCKED, PRICE_CHANGED or IDEMPOTENCY_IN_PROGRESS", body = ErrorEnvelope),
         (status = 422, description = "INSUFFICIENT_BALANCE or IDEMPOTENCY_KEY_REUSED", body = ErrorEnvelope),

@@ -9,6 +9,7 @@ use giftify_shared::Missing;
 use giftify_shared::catalogue::{
     CatalogueEntry, Product, ProductWithVariants, Variant, VariantUpdate, check_stock,
 };
+use giftify_shared::codes::FulfillmentSource;
 use giftify_shared::ids::{ProductId, VariantId};
 use giftify_shared::ports::Catalogue;
 use giftify_shared::{Error, Result};
@@ -76,6 +77,7 @@ fn variant_item(v: &Variant) -> Item {
         ("minOrderQuantity", n(i64::from(v.min_order_quantity))),
         ("maxOrderQuantity", n(i64::from(v.max_order_quantity))),
         ("isActive", b(v.is_active)),
+        ("fulfillmentSource", s(v.fulfillment_source.as_str())),
         ("createdAt", ts(v.created_at)),
         ("updatedAt", ts(v.updated_at)),
     ]);
@@ -100,6 +102,11 @@ fn variant_from(raw: &Item) -> Result<Variant> {
         min_order_quantity: a.u32("minOrderQuantity")?,
         max_order_quantity: a.u32("maxOrderQuantity")?,
         is_active: a.bool("isActive")?,
+        // Variants written before sources existed mint their cards.
+        fulfillment_source: match a.opt_s("fulfillmentSource")? {
+            None => FulfillmentSource::Generated,
+            Some(_) => a.parsed("fulfillmentSource", FulfillmentSource::parse)?,
+        },
         created_at: a.ts("createdAt")?,
         updated_at: a.ts("updatedAt")?,
     })
@@ -115,7 +122,10 @@ pub(super) fn variant_key(product: &ProductId, variant: &VariantId) -> Item {
 impl DynamoStore {
     /// The product of each variant: from the process cache, else from the variant index (an
     /// eventually consistent read is fine for a mapping that never changes once written).
-    async fn products_of(&self, ids: &[VariantId]) -> Result<Vec<(VariantId, ProductId)>> {
+    pub(super) async fn products_of(
+        &self,
+        ids: &[VariantId],
+    ) -> Result<Vec<(VariantId, ProductId)>> {
         let mut found = Vec::new();
         for id in ids {
             let cached = self
@@ -380,6 +390,7 @@ impl Catalogue for DynamoStore {
                 .next()
                 .ok_or(Error::NotFound(Missing::Variant))?;
             let current = &entry.variant;
+            change.check_for(current)?;
             let pricing = change.pricing_after(current)?;
             let stock = match (change.stock_quantity, change.stock_adjustment) {
                 (Some(set), _) => check_stock("stockQuantity", set)?,

@@ -6,6 +6,7 @@ pub mod bootstrap;
 mod cards;
 mod carts;
 mod catalogue;
+mod codes;
 pub mod events;
 mod idempotency;
 mod inbox;
@@ -117,6 +118,7 @@ impl AwsStack {
             throttle: store.clone(),
             wallets: store.clone(),
             catalogue: store.clone(),
+            codes: store.clone(),
             carts: store.clone(),
             orders: store.clone(),
             gift_cards: store.clone(),

@@ -445,6 +445,13 @@ impl Orders for DynamoStore {
                     Error::Conflict("stock fell below the allocation"),
                 );
             }
+            for card in f.cards.iter().filter(|c| f.allocated_codes.contains(&c.id)) {
+                transaction.push(
+                    super::codes::allocation(self, card)?,
+                    // Taken by a concurrent fulfillment or voided: the core allocates again.
+                    Error::Conflict("an allocated code is no longer available"),
+                );
+            }
             for card in &f.cards {
                 transaction.push(
                     put(

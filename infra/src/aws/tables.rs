@@ -160,6 +160,38 @@ pub const LOGIN_THROTTLE: TableDef = TableDef {
     ttl_attribute: Some("expiresAt"),
 };
 
+/// Brand codes of INVENTORY variants, sealed, keyed by the keyed HMAC of the number: the key
+/// itself makes a number importable once, for good.
+pub const INVENTORY_CODES: TableDef = TableDef {
+    short_name: "inventory-codes",
+    key: key("codeHash", None),
+    indexes: &[
+        // Sparse: `availableVariant` exists only while a code is available, `availableOrder`
+        // is "<expiry or 9999-12-31>#<codeId>", so a query reads a pool first-expiring first.
+        // Whole items: allocation issues the code's sealed secrets from what it read.
+        index(
+            "availableVariant-availableOrder-index",
+            "availableVariant",
+            Some("availableOrder"),
+        ),
+        // `batchKey` = "<variantId>#<batchRef>": the batch listing counts, a void withdraws.
+        Index {
+            name: "batchKey-codeId-index",
+            key: key("batchKey", Some("codeId")),
+            projection: Projection::Include(&["state", "expiryDate", "returned"]),
+        },
+    ],
+    ttl_attribute: None,
+};
+
+/// One item per code import: its report, answered again for the same reference.
+pub const CODE_BATCHES: TableDef = TableDef {
+    short_name: "code-batches",
+    key: key("variantId", Some("batchRef")),
+    indexes: &[],
+    ttl_attribute: None,
+};
+
 /// Card reveals (kept: they carry no expiry) and the last failure of each queue message, kept
 /// as long as the message can sit in the dead-letter queue and then expired.
 pub const AUDIT: TableDef = TableDef {
@@ -170,7 +202,7 @@ pub const AUDIT: TableDef = TableDef {
 };
 
 /// Every table, in creation order.
-pub const ALL: [TableDef; 11] = [
+pub const ALL: [TableDef; 13] = [
     USERS,
     WALLET_TRANSACTIONS,
     PRODUCTS,
@@ -182,6 +214,8 @@ pub const ALL: [TableDef; 11] = [
     REFRESH_TOKENS,
     LOGIN_THROTTLE,
     AUDIT,
+    INVENTORY_CODES,
+    CODE_BATCHES,
 ];
 
 impl TableDef {
@@ -221,6 +255,8 @@ pub struct TableNames {
     pub refresh_tokens: String,
     pub login_throttle: String,
     pub audit: String,
+    pub inventory_codes: String,
+    pub code_batches: String,
 }
 
 impl TableNames {
@@ -237,6 +273,8 @@ impl TableNames {
             refresh_tokens: REFRESH_TOKENS.name(stage),
             login_throttle: LOGIN_THROTTLE.name(stage),
             audit: AUDIT.name(stage),
+            inventory_codes: INVENTORY_CODES.name(stage),
+            code_batches: CODE_BATCHES.name(stage),
         }
     }
 }

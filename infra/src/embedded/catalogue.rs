@@ -2,13 +2,14 @@
 //! the caller's transaction, so stock never goes below zero.
 
 use super::SqliteStore;
-use super::codec::{DbError, DbResult, all, execute, id, one, paise, time, ts};
+use super::codec::{DbError, DbResult, all, enumeration, execute, id, one, paise, time, ts};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use giftify_shared::Missing;
 use giftify_shared::catalogue::{
     CatalogueEntry, Product, ProductWithVariants, Variant, VariantUpdate, check_stock,
 };
+use giftify_shared::codes::FulfillmentSource;
 use giftify_shared::ids::VariantId;
 use giftify_shared::ports::Catalogue;
 use giftify_shared::{Error, Result};
@@ -26,7 +27,7 @@ const VARIANT_COLUMNS: &str = "v.id AS v_id, v.product_id AS v_product_id, v.nam
      v.discount_percent AS v_discount_percent, v.selling_price AS v_selling_price, \
      v.stock_quantity AS v_stock_quantity, v.min_order_quantity AS v_min_order_quantity, \
      v.max_order_quantity AS v_max_order_quantity, v.is_active AS v_is_active, \
-     v.created_at AS v_created_at, v.updated_at AS v_updated_at";
+     v.fulfillment_source AS v_fulfillment_source, v.created_at AS v_created_at, v.updated_at AS v_updated_at";
 
 fn product_from_row(row: &Row) -> DbResult<Product> {
     Ok(Product {
@@ -60,6 +61,7 @@ fn variant_from_row(row: &Row) -> DbResult<Variant> {
         min_order_quantity: row.get("v_min_order_quantity")?,
         max_order_quantity: row.get("v_max_order_quantity")?,
         is_active: row.get("v_is_active")?,
+        fulfillment_source: enumeration(row, "v_fulfillment_source", FulfillmentSource::parse)?,
         created_at: time(row, "v_created_at")?,
         updated_at: time(row, "v_updated_at")?,
     })
@@ -114,8 +116,8 @@ fn insert_variant(conn: &Connection, v: &Variant) -> DbResult<()> {
         conn,
         "INSERT INTO variants (id, product_id, name, denomination, mrp, cost_price, \
          discount_percent, selling_price, stock_quantity, min_order_quantity, \
-         max_order_quantity, is_active, created_at, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+         max_order_quantity, is_active, fulfillment_source, created_at, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
         params![
             v.id.as_str(),
             v.product_id.as_str(),
@@ -129,6 +131,7 @@ fn insert_variant(conn: &Connection, v: &Variant) -> DbResult<()> {
             v.min_order_quantity,
             v.max_order_quantity,
             v.is_active,
+            v.fulfillment_source.as_str(),
             ts(v.created_at),
             ts(v.updated_at),
         ],
@@ -173,15 +176,9 @@ fn update_variant(
 ) -> DbResult<CatalogueEntry> {
     let entry = entry_by_id(conn, id)?.ok_or(Error::NotFound(Missing::Variant))?;
     let current = &entry.variant;
+    update.check_for(current)?;
     let stock = match (update.stock_quantity, update.stock_adjustment) {
-        (Some(_), Some(_)) => {
-            return Err(Error::validation(
-                "stockAdjustment",
-                "set stockQuantity or stockAdjustment, not both",
-            )
-            .into());
-        }
-        (Some(stock), None) => stock,
+        (Some(stock), _) => stock,
         (None, Some(delta)) => current.stock_quantity.checked_add(delta).ok_or_else(|| {
             Error::validation("stockAdjustment", "the resulting stock is out of range")
         })?,

@@ -24,6 +24,7 @@ mod cards;
 mod carts;
 mod catalogue;
 mod codec;
+mod codes;
 mod events;
 mod idempotency;
 mod inbox;

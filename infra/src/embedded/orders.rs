@@ -232,6 +232,7 @@ fn complete(conn: &Connection, f: &Fulfillment) -> DbResult<Order> {
             i64::try_from(take.units).map_err(|_| Error::internal("stock units overflow"))?;
         take_stock(conn, take.variant_id, units, f.now)?;
     }
+    super::codes::allocate(conn, &f.allocated_codes, f.now)?;
     for card in &f.cards {
         insert_card(conn, card)?;
     }

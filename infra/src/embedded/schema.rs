@@ -271,8 +271,51 @@ CREATE TABLE health_probe (
 ) STRICT;
 "#;
 
+/// Where a variant's cards come from, and the sealed pool of brand codes.
+const V3: &str = r#"
+ALTER TABLE variants ADD COLUMN fulfillment_source TEXT NOT NULL DEFAULT 'GENERATED'
+    CHECK (fulfillment_source IN ('INVENTORY', 'GENERATED'));
+
+-- One row per import: the variant's own reference for it, and the report it answered with
+-- (JSON of giftify_shared::codes::ImportReport), which the same reference answers again.
+CREATE TABLE code_batches (
+    variant_id  TEXT NOT NULL REFERENCES variants (id),
+    batch_ref   TEXT NOT NULL,
+    report      TEXT NOT NULL,
+    imported_at INTEGER NOT NULL,
+    voided_at   INTEGER,
+    PRIMARY KEY (variant_id, batch_ref)
+) STRICT;
+
+-- Brand codes, sealed like issued cards. A number is held once (lookup_key UNIQUE) for good:
+-- an allocated, voided or expired code keeps its number from ever being imported again. The id
+-- becomes the issued card's id. The variant's stock_quantity equals its AVAILABLE rows.
+CREATE TABLE inventory_codes (
+    id                TEXT PRIMARY KEY,
+    variant_id        TEXT NOT NULL,
+    product_id        TEXT NOT NULL,
+    batch_ref         TEXT NOT NULL,
+    number_ciphertext TEXT NOT NULL,
+    pin_ciphertext    TEXT NOT NULL,
+    lookup_key        TEXT NOT NULL UNIQUE,
+    last4             TEXT NOT NULL,
+    -- YYYY-MM-DD; NULL when the brand gave none.
+    expiry_date       TEXT,
+    state             TEXT NOT NULL CHECK (state IN ('AVAILABLE', 'ALLOCATED', 'VOIDED', 'EXPIRED')),
+    returned          INTEGER NOT NULL DEFAULT 0 CHECK (returned IN (0, 1)),
+    row_number        INTEGER NOT NULL,
+    imported_at       INTEGER NOT NULL,
+    changed_at        INTEGER NOT NULL,
+    FOREIGN KEY (variant_id, batch_ref) REFERENCES code_batches (variant_id, batch_ref)
+) STRICT;
+-- Allocation reads a variant's available codes first-expiring first (no expiry last).
+CREATE INDEX inventory_codes_allocatable ON inventory_codes
+    (variant_id, coalesce(expiry_date, '9999-12-31'), id) WHERE state = 'AVAILABLE';
+CREATE INDEX inventory_codes_by_batch ON inventory_codes (variant_id, batch_ref, state);
+"#;
+
 /// Every migration in order; a database at version `n` has applied the first `n`.
-const MIGRATIONS: &[&str] = &[V1, V2];
+const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The schema version this build writes.
 pub(crate) const VERSION: i64 = MIGRATIONS.len() as i64;

@@ -31,6 +31,7 @@ pub struct NewVariant {
     pub min_order_quantity: u32,
     pub max_order_quantity: u32,
     pub is_active: bool,
+    pub fulfillment_source: crate::codes::FulfillmentSource,
 }
 
 impl Giftify {
@@ -42,10 +43,16 @@ impl Giftify {
         self.ports.catalogue.inventory().await
     }
 
-    /// Seeds the demo catalogue into an empty database; true when it did.
+    /// Seeds the demo catalogue, and the demo code batch of each brand variant, into an empty
+    /// database; true when it did. (A start that dies between the two leaves the brand variants
+    /// without stock: an admin imports codes, as a real shop does anyway.)
     pub async fn seed_demo_catalogue(&self) -> Result<bool> {
         let catalogue = crate::catalogue::demo_catalogue(self.now());
-        self.ports.catalogue.seed_if_empty(&catalogue).await
+        if !self.ports.catalogue.seed_if_empty(&catalogue).await? {
+            return Ok(false);
+        }
+        self.import_demo_codes().await?;
+        Ok(true)
     }
 
     pub async fn add_product(&self, new: NewProduct) -> Result<Product> {
@@ -69,7 +76,18 @@ impl Giftify {
         Ok(product)
     }
 
+    /// # Errors
+    /// [`Error::Validation`] for an INVENTORY variant created with stock: its stock comes
+    /// from the codes imported into it.
     pub async fn add_variant(&self, product_id: ProductId, new: NewVariant) -> Result<Variant> {
+        if new.fulfillment_source == crate::codes::FulfillmentSource::Inventory
+            && new.stock_quantity != 0
+        {
+            return Err(Error::validation(
+                "stockQuantity",
+                "an INVENTORY variant starts with no stock: import a code batch to stock it",
+            ));
+        }
         let now = self.now();
         let variant = Variant {
             id: VariantId::generate(),
@@ -84,6 +102,7 @@ impl Giftify {
             min_order_quantity: new.min_order_quantity,
             max_order_quantity: new.max_order_quantity,
             is_active: new.is_active,
+            fulfillment_source: new.fulfillment_source,
             created_at: now,
             updated_at: now,
         };
@@ -96,12 +115,8 @@ impl Giftify {
         id: &VariantId,
         update: VariantUpdate,
     ) -> Result<CatalogueEntry> {
-        if update.stock_quantity.is_some() && update.stock_adjustment.is_some() {
-            return Err(Error::validation(
-                "stockAdjustment",
-                "set stockQuantity or stockAdjustment, not both",
-            ));
-        }
+        // A variant's source never changes, so checking it against a read is race-free.
+        update.check_for(&self.entry(id).await?.variant)?;
         self.ports
             .catalogue
             .update_variant(id, &update, self.now())
@@ -136,7 +151,13 @@ impl Giftify {
             return self.ports.carts.remove_line(user, variant_id, now).await;
         }
         if !(1..=i64::from(crate::order::MAX_CARDS_PER_ORDER)).contains(&quantity) {
-            return Err(Error::validation("quantity", "must be between 0 and 50"));
+            return Err(Error::validation(
+                "quantity",
+                format!(
+                    "must be between 0 and {}",
+                    crate::order::MAX_CARDS_PER_ORDER
+                ),
+            ));
         }
         let entry = self.entry(variant_id).await?;
         if !entry.is_available() {

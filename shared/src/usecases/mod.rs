@@ -4,6 +4,7 @@
 mod accounts;
 mod batch;
 mod catalogue;
+mod codes;
 mod fulfil;
 mod keyed;
 mod keys;
@@ -36,6 +37,9 @@ pub struct Rules {
     pub stale_pending_after: chrono::Duration,
     /// When a failed order message is delivered again.
     pub message_retry: RetryPolicy,
+    /// An inventory code is allocated only while it stays valid this much longer, so a buyer
+    /// never receives a card about to expire.
+    pub min_code_validity: chrono::Duration,
 }
 
 impl Default for Rules {
@@ -45,6 +49,7 @@ impl Default for Rules {
             login_throttle: ThrottlePolicy::default(),
             stale_pending_after: chrono::Duration::minutes(2),
             message_retry: RetryPolicy::default(),
+            min_code_validity: chrono::Duration::days(30),
         }
     }
 }

@@ -361,6 +361,7 @@ async fn one_raw_order(
             status: OrderStatus::Fulfilled,
             fulfilled_quantities: vec![1],
             cards: vec![card],
+            allocated_codes: Vec::new(),
             refund: None,
             clear_cart: false,
             now,

@@ -688,6 +688,7 @@ async fn setup(
                         min_order_quantity: 1,
                         max_order_quantity: 4,
                         is_active: true,
+                        fulfillment_source: giftify_shared::codes::FulfillmentSource::Generated,
                     },
                 )
                 .await?;

@@ -115,6 +115,7 @@ pub fn variant(product: &ProductId, denomination: i64, stock: i64, at: DateTime<
         min_order_quantity: 1,
         max_order_quantity: 10,
         is_active: true,
+        fulfillment_source: giftify_shared::codes::FulfillmentSource::Generated,
         created_at: at,
         updated_at: at,
     }
@@ -265,6 +266,7 @@ pub fn fulfillment(order: &Order, quantities: &[u32], at: DateTime<Utc>) -> Fulf
         status: final_status(&lines),
         fulfilled_quantities: quantities.to_vec(),
         cards,
+        allocated_codes: Vec::new(),
         refund: (refund > Paise::ZERO).then(|| {
             Movement::refund_of_unfulfilled(
                 TransactionId::generate(),

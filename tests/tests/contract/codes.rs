@@ -1,0 +1,335 @@
+//! The code inventory: imports, the batch listing, allocation in the fulfillment step, voids.
+//! Stock of an INVENTORY variant equals its available codes after every step.
+
+use crate::support::*;
+use anyhow::{Result, ensure};
+use chrono::{DateTime, Duration, Utc};
+use giftify_shared::Error;
+use giftify_shared::catalogue::CatalogueEntry;
+use giftify_shared::codes::{
+    BatchRef, CodeImport, CodeRow, CodeState, FulfillmentSource, InventoryCode, RowProblem,
+};
+use giftify_shared::ids::{ProductId, VariantId};
+use giftify_shared::order::{Fulfillment, Order};
+use giftify_shared::ports::Ports;
+use giftify_shared::vault::GiftCardStatus;
+
+/// A fresh INVENTORY variant (stock 0), as stored.
+async fn inventory_variant(ports: &Ports) -> Result<CatalogueEntry> {
+    let at = now();
+    let product = product(&format!("Brand {}", ProductId::generate().ulid_part()), at);
+    ports.catalogue.add_product(&product).await?;
+    let mut variant = variant(&product.id, 500, 0, at);
+    variant.fulfillment_source = FulfillmentSource::Inventory;
+    ports.catalogue.add_variant(&variant).await?;
+    Ok(entries_in_order(ports, &[variant.id]).await?.remove(0))
+}
+
+/// A code row with a number unique to this run, expiring `days` from now (`None`: no expiry).
+fn row(days: Option<i64>) -> CodeRow {
+    CodeRow {
+        number: format!("BRAND{}", VariantId::generate().ulid_part()),
+        pin: Some("4821".into()),
+        expiry_date: days.map(|d| (Utc::now() + Duration::days(d)).date_naive().to_string()),
+    }
+}
+
+fn plan(entry: &CatalogueEntry, batch: &str, rows: &[CodeRow], at: DateTime<Utc>) -> CodeImport {
+    CodeImport::plan(
+        vault(),
+        entry.variant.id.clone(),
+        entry.product.id.clone(),
+        BatchRef::parse(batch).expect("a batch reference"),
+        rows,
+        at,
+    )
+    .expect("a plan")
+}
+
+async fn import(
+    ports: &Ports,
+    entry: &CatalogueEntry,
+    batch: &str,
+    rows: &[CodeRow],
+) -> Result<()> {
+    ports
+        .codes
+        .import_codes(&plan(entry, batch, rows, now()))
+        .await?;
+    Ok(())
+}
+
+/// The fulfillment of a one-line order from these codes, as the use case builds it.
+fn fulfillment_from(order: &Order, codes: &[InventoryCode], at: DateTime<Utc>) -> Fulfillment {
+    let units = codes.len() as u32;
+    let mut f = fulfillment(order, &[units], at);
+    for (card, code) in f.cards.iter_mut().zip(codes) {
+        card.id = code.id.clone();
+        card.sealed = code.sealed.clone();
+        card.expiry_date = code.expiry_date.unwrap_or(card.expiry_date);
+    }
+    f.allocated_codes = codes.iter().map(|c| c.id.clone()).collect();
+    f
+}
+
+async fn allocatable(
+    ports: &Ports,
+    entry: &CatalogueEntry,
+    limit: u32,
+) -> Result<Vec<InventoryCode>> {
+    let valid_through = (now() + Duration::days(30)).date_naive();
+    Ok(ports
+        .codes
+        .allocatable_codes(&entry.variant.id, valid_through, limit)
+        .await?)
+}
+
+pub async fn importing_codes_stores_new_numbers_and_raises_stock_by_them(
+    ports: &Ports,
+) -> Result<()> {
+    let entry = inventory_variant(ports).await?;
+    let mut rows: Vec<CodeRow> = (0..4).map(|i| row(Some(100 + i))).collect();
+    rows.insert(
+        2,
+        CodeRow {
+            number: "bad".into(),
+            ..CodeRow::default()
+        },
+    );
+    rows.push(rows[0].clone());
+
+    let report = ports
+        .codes
+        .import_codes(&plan(&entry, "INV-1", &rows, now()))
+        .await?;
+
+    assert_eq!(
+        (
+            report.rows,
+            report.imported,
+            report.duplicates,
+            report.invalid
+        ),
+        (6, 4, 1, 1)
+    );
+    let refused: Vec<_> = report.refused.iter().map(|r| (r.row, r.reason)).collect();
+    assert_eq!(
+        refused,
+        [(3, RowProblem::InvalidNumber), (6, RowProblem::Duplicate)]
+    );
+    assert_eq!(stock_of(ports, &entry.variant.id).await?, 4);
+    let batches = ports.codes.code_batches(&entry.variant.id).await?;
+    ensure!(batches.len() == 1, "{batches:?}");
+    assert_eq!(batches[0].batch_ref.as_str(), "INV-1");
+    assert_eq!(
+        (
+            batches[0].available,
+            batches[0].allocated,
+            batches[0].voided
+        ),
+        (4, 0, 0)
+    );
+    assert_eq!(
+        batches[0].earliest_expiry,
+        Some((Utc::now() + Duration::days(100)).date_naive())
+    );
+    Ok(())
+}
+
+pub async fn a_number_held_by_any_batch_is_a_duplicate_and_a_batch_reference_replays(
+    ports: &Ports,
+) -> Result<()> {
+    let entry = inventory_variant(ports).await?;
+    let other = inventory_variant(ports).await?;
+    let first: Vec<CodeRow> = (0..3).map(|_| row(Some(200))).collect();
+    let first_report = ports
+        .codes
+        .import_codes(&plan(&entry, "A", &first, now()))
+        .await?;
+    // The same numbers typed another way are the same numbers, in any variant.
+    let mut retyped = first[1].clone();
+    retyped.number = retyped.number.to_lowercase();
+    let second = [row(Some(200)), retyped, row(None)];
+
+    let report = ports
+        .codes
+        .import_codes(&plan(&other, "B", &second, now()))
+        .await?;
+    assert_eq!((report.imported, report.duplicates), (2, 1));
+    assert_eq!(report.refused[0].row, 2);
+
+    let again = ports
+        .codes
+        .import_codes(&plan(&entry, "A", &[row(Some(300))], now()))
+        .await?;
+    assert_eq!(again, first_report, "the first report, and nothing stored");
+    assert_eq!(stock_of(ports, &entry.variant.id).await?, 3);
+    assert_eq!(stock_of(ports, &other.variant.id).await?, 2);
+    Ok(())
+}
+
+pub async fn importing_into_an_unknown_variant_is_not_found(ports: &Ports) -> Result<()> {
+    let entry = inventory_variant(ports).await?;
+    let mut import = plan(&entry, "X", &[row(Some(90))], now());
+    import.variant_id = VariantId::generate();
+    for code in &mut import.codes {
+        code.variant_id = import.variant_id.clone();
+    }
+    let err = ports.codes.import_codes(&import).await.unwrap_err();
+    assert!(matches!(err, Error::NotFound(_)), "{err:?}");
+    assert!(allocatable(ports, &entry, 10).await?.is_empty());
+    Ok(())
+}
+
+pub async fn allocatable_codes_are_available_valid_long_enough_and_first_expiring_first(
+    ports: &Ports,
+) -> Result<()> {
+    let entry = inventory_variant(ports).await?;
+    let rows = [row(Some(400)), row(None), row(Some(10)), row(Some(60))];
+    import(ports, &entry, "MIX", &rows).await?;
+
+    let codes = allocatable(ports, &entry, 10).await?;
+
+    let expiries: Vec<_> = codes.iter().map(|c| c.expiry_date).collect();
+    assert_eq!(
+        expiries,
+        [
+            Some((Utc::now() + Duration::days(60)).date_naive()),
+            Some((Utc::now() + Duration::days(400)).date_naive()),
+            None,
+        ],
+        "the code 10 days from expiry is never allocated"
+    );
+    assert!(codes.iter().all(|c| c.state == CodeState::Available));
+    assert_eq!(allocatable(ports, &entry, 2).await?.len(), 2);
+    assert_eq!(
+        stock_of(ports, &entry.variant.id).await?,
+        4,
+        "stock counts every available code"
+    );
+    Ok(())
+}
+
+pub async fn fulfillment_allocates_each_code_once_and_a_taken_code_is_a_conflict(
+    ports: &Ports,
+) -> Result<()> {
+    let entry = inventory_variant(ports).await?;
+    import(
+        ports,
+        &entry,
+        "POOL",
+        &[row(Some(90)), row(Some(91)), row(Some(92))],
+    )
+    .await?;
+    let buyer = funded_user(ports, 1_000_000).await?;
+    let rival = funded_user(ports, 1_000_000).await?;
+    let first = place(ports, &buyer.id, &[(&entry, 2)]).await?;
+    let second = place(ports, &rival.id, &[(&entry, 2)]).await?;
+    let first = ports.orders.start_processing(&first.id, now()).await?;
+    let second = ports.orders.start_processing(&second.id, now()).await?;
+    let codes = allocatable(ports, &entry, 2).await?;
+    // Both read the same pool; the first commits.
+    let done = ports
+        .orders
+        .complete_fulfillment(&fulfillment_from(&first, &codes, now()))
+        .await?;
+    let balance = ports.wallets.balance(&rival.id).await?;
+
+    let err = ports
+        .orders
+        .complete_fulfillment(&fulfillment_from(&second, &codes, now()))
+        .await
+        .unwrap_err();
+
+    assert!(matches!(err, Error::Conflict(_)), "{err:?}");
+    assert_eq!(ports.orders.order(&second.id).await?, Some(second.clone()));
+    assert_eq!(ports.wallets.balance(&rival.id).await?, balance);
+    assert_eq!(stock_of(ports, &entry.variant.id).await?, 1);
+    let cards = ports.gift_cards.cards_of_order(&done.id).await?;
+    let mut issued: Vec<_> = cards.iter().map(|c| c.id.clone()).collect();
+    issued.sort();
+    let mut allocated: Vec<_> = codes.iter().map(|c| c.id.clone()).collect();
+    allocated.sort();
+    assert_eq!(issued, allocated, "each card is its code");
+    assert!(cards.iter().all(|c| c.status == GiftCardStatus::Active));
+    assert_eq!(
+        cards[0].expiry_date,
+        codes
+            .iter()
+            .find(|c| c.id == cards[0].id)
+            .unwrap()
+            .expiry_date
+            .unwrap()
+    );
+    let left = allocatable(ports, &entry, 5).await?;
+    ensure!(
+        left.len() == 1 && !codes.iter().any(|c| c.id == left[0].id),
+        "{left:?}"
+    );
+    let batch = &ports.codes.code_batches(&entry.variant.id).await?[0];
+    assert_eq!((batch.available, batch.allocated), (1, 2));
+    // The rival allocates again from what is left: partial, and the rest refunded.
+    let retried = ports
+        .orders
+        .complete_fulfillment(&fulfillment_from(&second, &left, now()))
+        .await?;
+    assert_eq!(retried.items[0].fulfilled_quantity, 1);
+    assert_eq!(stock_of(ports, &entry.variant.id).await?, 0);
+    assert_ledger_consistent(ports, &rival.id).await?;
+    Ok(())
+}
+
+pub async fn voiding_a_batch_withdraws_its_available_codes_and_their_stock(
+    ports: &Ports,
+) -> Result<()> {
+    let entry = inventory_variant(ports).await?;
+    import(
+        ports,
+        &entry,
+        "RECALL",
+        &[row(Some(90)), row(Some(91)), row(Some(92))],
+    )
+    .await?;
+    import(ports, &entry, "KEEP", &[row(Some(95))]).await?;
+    let buyer = funded_user(ports, 1_000_000).await?;
+    let order = place(ports, &buyer.id, &[(&entry, 1)]).await?;
+    let processing = ports.orders.start_processing(&order.id, now()).await?;
+    let first = allocatable(ports, &entry, 1).await?;
+    ports
+        .orders
+        .complete_fulfillment(&fulfillment_from(&processing, &first, now()))
+        .await?;
+    let recall = BatchRef::parse("RECALL")?;
+
+    let voided = ports
+        .codes
+        .void_batch(&entry.variant.id, &recall, now())
+        .await?;
+
+    assert_eq!(
+        (voided.available, voided.allocated, voided.voided),
+        (0, 1, 2)
+    );
+    ensure!(voided.voided_at.is_some(), "{voided:?}");
+    assert_eq!(
+        stock_of(ports, &entry.variant.id).await?,
+        1,
+        "only KEEP's code is left"
+    );
+    let again = ports
+        .codes
+        .void_batch(&entry.variant.id, &recall, now())
+        .await?;
+    assert_eq!((again.voided, again.voided_at), (2, voided.voided_at));
+    assert_eq!(stock_of(ports, &entry.variant.id).await?, 1);
+    let left = allocatable(ports, &entry, 5).await?;
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].batch_ref.as_str(), "KEEP");
+    let err = ports
+        .codes
+        .void_batch(&entry.variant.id, &BatchRef::parse("NOPE")?, now())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NotFound(_)), "{err:?}");
+    Ok(())
+}
