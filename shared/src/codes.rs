@@ -42,6 +42,9 @@ impl FulfillmentSource {
     }
 }
 
+/// Where a code without expiry sorts in a pool: after every real date.
+pub const NO_EXPIRY: NaiveDate = NaiveDate::from_ymd_opt(9999, 12, 31).expect("a valid date");
+
 /// The most codes one import request may carry.
 pub const MAX_CODES_PER_IMPORT: usize = 10_000;
 
@@ -214,9 +217,10 @@ pub struct InventoryCode {
 }
 
 impl InventoryCode {
-    /// The date that sorts a pool first-expiring first; a code without expiry sorts last.
+    /// The date that sorts a pool first-expiring first; a code without expiry sorts last, as
+    /// 9999-12-31 (which also sorts last as text, the way the stores index it).
     pub fn expiry_order(&self) -> NaiveDate {
-        self.expiry_date.unwrap_or(NaiveDate::MAX)
+        self.expiry_date.unwrap_or(NO_EXPIRY)
     }
 }
 
