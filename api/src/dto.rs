@@ -47,6 +47,36 @@ impl MessageData {
     }
 }
 
+/// Where a variant's cards come from: `INVENTORY` — brand codes imported in batches (stock is
+/// the number of available codes); `GENERATED` — Giftify's own stored-value cards, minted at
+/// issue and redeemable into a wallet.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[schema(as = FulfillmentSource)]
+pub enum FulfillmentSourceDto {
+    Inventory,
+    #[default]
+    Generated,
+}
+
+impl From<giftify_shared::codes::FulfillmentSource> for FulfillmentSourceDto {
+    fn from(source: giftify_shared::codes::FulfillmentSource) -> Self {
+        match source {
+            giftify_shared::codes::FulfillmentSource::Inventory => FulfillmentSourceDto::Inventory,
+            giftify_shared::codes::FulfillmentSource::Generated => FulfillmentSourceDto::Generated,
+        }
+    }
+}
+
+impl From<FulfillmentSourceDto> for giftify_shared::codes::FulfillmentSource {
+    fn from(source: FulfillmentSourceDto) -> Self {
+        match source {
+            FulfillmentSourceDto::Inventory => giftify_shared::codes::FulfillmentSource::Inventory,
+            FulfillmentSourceDto::Generated => giftify_shared::codes::FulfillmentSource::Generated,
+        }
+    }
+}
+
 /// An order's status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]

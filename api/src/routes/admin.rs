@@ -3,7 +3,7 @@
 //! soon as the account is demoted or suspended. The only place `costPrice` is shown.
 
 use crate::AppState;
-use crate::dto::{OrderListQuery, OrderStatusDto, Pagination};
+use crate::dto::{FulfillmentSourceDto, OrderListQuery, OrderStatusDto, Pagination};
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::extract::{AdminUser, ApiJson, ApiPath, ApiQuery, parse_id};
 use crate::response::{Envelope, ok, timestamp};
@@ -16,7 +16,6 @@ use giftify_shared::catalogue::{
     CatalogueEntry, Pricing, Product, Variant, VariantUpdate, check_category,
     check_quantity_bounds, check_stock, check_text,
 };
-use giftify_shared::codes::FulfillmentSource;
 use giftify_shared::ids::{ProductId, VariantId};
 use giftify_shared::order::{Order, OrderStatus};
 use giftify_shared::usecases::{NewProduct, NewVariant};
@@ -73,36 +72,6 @@ pub struct InventoryItem {
     pub fulfillment_source: FulfillmentSourceDto,
     #[schema(format = DateTime)]
     pub updated_at: String,
-}
-
-/// Where a variant's cards come from: `INVENTORY` — brand codes imported in batches (stock is
-/// the number of available codes); `GENERATED` — Giftify's own stored-value cards, minted at
-/// issue and redeemable into a wallet.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-#[schema(as = FulfillmentSource)]
-pub enum FulfillmentSourceDto {
-    Inventory,
-    #[default]
-    Generated,
-}
-
-impl From<FulfillmentSource> for FulfillmentSourceDto {
-    fn from(source: FulfillmentSource) -> Self {
-        match source {
-            FulfillmentSource::Inventory => FulfillmentSourceDto::Inventory,
-            FulfillmentSource::Generated => FulfillmentSourceDto::Generated,
-        }
-    }
-}
-
-impl From<FulfillmentSourceDto> for FulfillmentSource {
-    fn from(source: FulfillmentSourceDto) -> Self {
-        match source {
-            FulfillmentSourceDto::Inventory => FulfillmentSource::Inventory,
-            FulfillmentSourceDto::Generated => FulfillmentSource::Generated,
-        }
-    }
 }
 
 impl From<&CatalogueEntry> for InventoryItem {

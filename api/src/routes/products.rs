@@ -66,6 +66,9 @@ pub struct VariantView {
     pub min_order_quantity: u32,
     pub max_order_quantity: u32,
     pub is_active: bool,
+    /// INVENTORY: a code issued by the brand; GENERATED: a Giftify card, redeemable into any
+    /// Giftify wallet.
+    pub fulfillment_source: crate::dto::FulfillmentSourceDto,
 }
 
 impl ProductView {
@@ -105,6 +108,7 @@ impl From<&Variant> for VariantView {
             min_order_quantity: variant.min_order_quantity,
             max_order_quantity: variant.max_order_quantity,
             is_active: variant.is_active,
+            fulfillment_source: variant.fulfillment_source.into(),
         }
     }
 }

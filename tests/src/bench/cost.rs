@@ -548,7 +548,15 @@ pub async fn run(options: &CostOptions) -> Result<Value> {
         )
         .await?;
     }
-    let variant = giftify.catalogue().await?[0].variants[0].id.clone();
+    // Giftify's own cards: a variant whose stock an admin sets.
+    let variant = giftify
+        .catalogue()
+        .await?
+        .into_iter()
+        .flat_map(|product| product.variants)
+        .find(|v| v.fulfillment_source == giftify_shared::codes::FulfillmentSource::Generated)
+        .ok_or_else(|| anyhow::anyhow!("the demo catalogue has Giftify cards"))?
+        .id;
     giftify
         .ports
         .catalogue

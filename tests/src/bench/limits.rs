@@ -183,7 +183,12 @@ pub async fn raw_sqlite(dir: &Path, tasks: usize, duration: Duration) -> Result<
     giftify.seed_demo_catalogue().await?;
     let mut entries = Vec::new();
     for product in giftify.catalogue().await? {
-        for variant in product.variants {
+        // Giftify's own cards: variants whose stock an admin sets.
+        for variant in product
+            .variants
+            .into_iter()
+            .filter(|v| v.fulfillment_source == giftify_shared::codes::FulfillmentSource::Generated)
+        {
             let update = VariantUpdate {
                 stock_quantity: Some(100_000_000),
                 ..VariantUpdate::default()

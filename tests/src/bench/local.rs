@@ -626,10 +626,15 @@ async fn phases(
 ) -> Result<(Value, Option<Value>)> {
     let _ = (noop, raw);
     let giftify = &server.stack.giftify;
-    // Every active variant of the demo catalogue, stocked so no order is partial.
+    // Every active variant of Giftify's own cards, stocked so no order is partial (a brand
+    // variant's stock is its imported codes).
     let mut variants = Vec::new();
     for product in giftify.catalogue().await? {
-        for variant in product.variants {
+        for variant in product
+            .variants
+            .into_iter()
+            .filter(|v| v.fulfillment_source == giftify_shared::codes::FulfillmentSource::Generated)
+        {
             giftify
                 .ports
                 .catalogue

@@ -4,6 +4,7 @@
 mod admin;
 mod auth;
 mod cart;
+mod codes;
 mod concurrency;
 mod invariants;
 mod meta;

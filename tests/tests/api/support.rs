@@ -470,10 +470,24 @@ impl TestApp {
             .clone()
     }
 
-    /// An active variant of the demo catalogue: (variantId, sellingPrice, stock).
+    /// An active variant of the demo catalogue whose stock an admin sets (Giftify's own
+    /// GENERATED cards): (variantId, sellingPrice, stock).
     pub async fn some_variant(&self) -> (String, i64, i64) {
+        self.demo_variant("Giftify").await
+    }
+
+    /// The first active variant of a demo product: (variantId, sellingPrice, stock). The brand
+    /// products are INVENTORY variants with a demo batch of codes.
+    pub async fn demo_variant(&self, product_name: &str) -> (String, i64, i64) {
         let products = self.get("/products", Some(&self.admin_token)).await;
-        let variant = &products.data()["products"][0]["variants"][0];
+        let product = products.data()["products"]
+            .as_array()
+            .expect("products")
+            .iter()
+            .find(|p| p["name"] == product_name)
+            .unwrap_or_else(|| panic!("no demo product {product_name}"))
+            .clone();
+        let variant = &product["variants"][0];
         (
             variant["variantId"].as_str().expect("variantId").into(),
             variant["sellingPrice"].as_i64().expect("sellingPrice"),

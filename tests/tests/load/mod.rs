@@ -248,7 +248,8 @@ pub async fn admin_token(http: &Http) -> String {
         .to_string()
 }
 
-/// Every active variant of the catalogue.
+/// Every active variant of the catalogue whose stock an admin sets: Giftify's own GENERATED
+/// cards (a brand variant's stock is its imported codes, 20 demo codes each).
 pub async fn variants(http: &Http, token: &str) -> Vec<Variant> {
     let response = http
         .get("/products?limit=100", Some(token))
@@ -261,6 +262,7 @@ pub async fn variants(http: &Http, token: &str) -> Vec<Variant> {
         .iter()
         .flat_map(|product| product["variants"].as_array().expect("variants").iter())
         .filter(|variant| variant["isActive"] == true)
+        .filter(|variant| variant["fulfillmentSource"] == "GENERATED")
         .map(|variant| Variant {
             id: variant["variantId"].as_str().expect("variantId").into(),
             max_quantity: variant["maxOrderQuantity"].as_u64().expect("max") as u32,
