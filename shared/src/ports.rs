@@ -153,8 +153,11 @@ pub trait CodeInventory: Send + Sync {
     /// raises the variant's stock by their number; answers
     /// [`CodeImport::report`] with the rows of the codes it did not store. A batch reference
     /// the variant already has answers that batch's stored report and changes nothing.
-    /// Atomic per code and its stock unit; a batch too large for one step (DynamoDB) is
-    /// committed in parts, and sending it again finishes it.
+    /// The embedded store commits the whole import in one transaction. DynamoDB stores each
+    /// code with its own conditional put and then counts the stored codes into the stock in
+    /// parts, each count once (conditional on the batch's own count): the stock may lag the
+    /// pool while an import runs, never lead it, and sending an interrupted batch again
+    /// finishes it.
     /// # Errors
     /// MUST return [`crate::Error::NotFound`] for an unknown variant.
     async fn import_codes(&self, import: &CodeImport) -> Result<ImportReport>;

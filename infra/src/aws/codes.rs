@@ -3,7 +3,8 @@
 //! moves its variant's stock in the same transaction.
 
 use super::catalogue::variant_key;
-use super::store::{DynamoStore, Transaction, TxFailure, all_pages, put, update};
+use super::store::{DynamoStore, Transaction, TxFailure, all_pages, retrying, update};
+use futures_util::StreamExt;
 use crate::aws::item::{Attrs, Item, item, n, s, sdk_error, ts};
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -20,8 +21,17 @@ use std::collections::HashSet;
 const AVAILABLE_INDEX: &str = "availableVariant-availableOrder-index";
 const BATCH_INDEX: &str = "batchKey-codeId-index";
 
-/// Codes per import transaction: with the stock update, inside DynamoDB's 100 items.
+/// Codes per void transaction: with the stock update, inside DynamoDB's 100 items.
 const CODES_PER_TRANSACTION: usize = 99;
+
+/// Codes an import stores before it counts them into the stock. A code is stored by its own
+/// conditional put rather than in a transaction: a transaction item is all a duplicate check
+/// needs, and single puts keep a 10,000-code import within one API request (and linear on
+/// the emulator, whose transactions copy each table they touch once per item).
+const CODES_PER_COUNT: usize = 500;
+
+/// Conditional puts of one import in flight at once.
+const PUTS_IN_FLIGHT: usize = 16;
 
 /// A batch still being written (a crash or a concurrent import may leave it so; sending it
 /// again finishes it) or done, with its report.
@@ -111,11 +121,12 @@ pub(super) fn allocation(
     )
 }
 
-/// Why an import transaction was refused: a code's number is held (by the code at this index
-/// of the chunk), or the variant is gone.
-enum ImportRefusal {
-    Held(usize),
-    NoVariant,
+/// What storing one code found.
+enum Stored {
+    /// Put now, or by an earlier or concurrent send of the same batch.
+    ByThisBatch,
+    /// The number is held by another batch: the code's row.
+    Held(u32),
 }
 
 impl DynamoStore {
@@ -130,65 +141,84 @@ impl DynamoStore {
         .await
     }
 
-    /// Whether the code item holding this number belongs to this batch (an earlier, unfinished
-    /// send of the same import stored it).
-    async fn held_by_batch(&self, code: &InventoryCode) -> Result<bool> {
-        let held = self
-            .get(
-                &self.tables.inventory_codes,
-                item([("codeHash", s(&code.sealed.lookup_key))]),
-            )
-            .await?;
-        Ok(held.is_some_and(|raw| {
-            Attrs::new(&raw, "inventory-codes")
-                .s("batchKey")
-                .is_ok_and(|key| key == batch_key(&code.variant_id, &code.batch_ref))
-        }))
+    /// Puts one code unless its number is held; a number held by this same batch (an earlier,
+    /// unfinished send of it) counts as stored.
+    async fn store_code(&self, code: &InventoryCode) -> Result<Stored> {
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.tables.inventory_codes)
+            .set_item(Some(code_item(code)))
+            .condition_expression("attribute_not_exists(codeHash)")
+            .send()
+            .await;
+        if let Err(error) = put {
+            if let Some(error) = super::store::lost_race_or_error(error) {
+                return Err(error);
+            }
+            let held = self
+                .get(
+                    &self.tables.inventory_codes,
+                    item([("codeHash", s(&code.sealed.lookup_key))]),
+                )
+                .await?;
+            let ours = held.is_some_and(|raw| {
+                Attrs::new(&raw, "inventory-codes")
+                    .s("batchKey")
+                    .is_ok_and(|key| key == batch_key(&code.variant_id, &code.batch_ref))
+            });
+            if !ours {
+                return Ok(Stored::Held(code.row));
+            }
+        }
+        Ok(Stored::ByThisBatch)
     }
 
-    /// Stores one chunk: each code whose number is free, with the stock they add, atomically.
-    /// Returns the rows of the codes held by another batch.
-    async fn import_chunk(&self, import: &CodeImport, chunk: &[InventoryCode]) -> Result<Vec<u32>> {
-        let mut pending: Vec<&InventoryCode> = chunk.iter().collect();
-        let mut held = Vec::new();
-        while !pending.is_empty() {
-            let mut transaction = Transaction::new();
-            for (index, code) in pending.iter().enumerate() {
-                transaction.push(
-                    put(
-                        &self.tables.inventory_codes,
-                        code_item(code),
-                        Some("attribute_not_exists(codeHash)"),
-                        Item::new(),
-                    )?,
-                    ImportRefusal::Held(index),
-                );
+    /// Raises the variant's stock to count `stored` codes of the batch: by what the batch has
+    /// not counted yet, together with its count, in one transaction conditional on the count
+    /// read — so two sends of one batch, or a send after a crash, add each code once.
+    async fn count_stored(&self, import: &CodeImport, stored: u64) -> Result<()> {
+        retrying(|| async {
+            let raw = self
+                .batch_item(&import.variant_id, &import.batch_ref)
+                .await?
+                .ok_or_else(|| Error::internal("a batch vanished while importing"))?;
+            let counted = Attrs::new(&raw, "code-batches").opt_n("counted")?.unwrap_or(0);
+            let counted = u64::try_from(counted).map_err(Error::internal)?;
+            if stored <= counted {
+                return Ok(());
             }
+            let mut transaction = Transaction::new();
             transaction.push(
                 update(
                     &self.tables.product_variants,
                     variant_key(&import.product_id, &import.variant_id),
                     "SET #stockQuantity = #stockQuantity + :n",
                     Some("attribute_exists(#stockQuantity)"),
-                    item([(":n", n(pending.len() as i64))]),
+                    item([(":n", n((stored - counted) as i64))]),
                 )?,
-                ImportRefusal::NoVariant,
+                Error::NotFound(Missing::Variant),
             );
-            match self.commit(transaction).await {
-                Ok(()) => break,
-                Err(TxFailure::Refused(ImportRefusal::Held(index))) => {
-                    let code = pending.remove(index);
-                    if !self.held_by_batch(code).await? {
-                        held.push(code.row);
-                    }
-                }
-                Err(TxFailure::Refused(ImportRefusal::NoVariant)) => {
-                    return Err(Error::NotFound(Missing::Variant));
-                }
-                Err(TxFailure::Failed(error)) => return Err(error),
-            }
-        }
-        Ok(held)
+            transaction.push(
+                update(
+                    &self.tables.code_batches,
+                    item([
+                        ("variantId", s(import.variant_id.as_str())),
+                        ("batchRef", s(import.batch_ref.as_str())),
+                    ]),
+                    "SET #counted = :stored",
+                    Some("#counted = :counted OR (attribute_not_exists(#counted) AND :counted = :zero)"),
+                    item([
+                        (":stored", n(stored as i64)),
+                        (":counted", n(counted as i64)),
+                        (":zero", n(0)),
+                    ]),
+                )?,
+                Error::Conflict("another send of the batch counted meanwhile"),
+            );
+            self.commit(transaction).await.map_err(TxFailure::into_error)
+        })
+        .await
     }
 
     async fn batch_codes(&self, variant: &VariantId, batch: &BatchRef) -> Result<Vec<Item>> {
@@ -264,9 +294,24 @@ impl CodeInventory for DynamoStore {
                 }
             }
         }
+        // One conditional put per code, a few in flight; after each part, the stock counts
+        // what is stored. Until then the stock lags the pool, never leads it: no order is
+        // accepted for a code that is not there.
         let mut held = Vec::new();
-        for chunk in import.codes.chunks(CODES_PER_TRANSACTION) {
-            held.extend(self.import_chunk(import, chunk).await?);
+        let mut stored = 0u64;
+        for part in import.codes.chunks(CODES_PER_COUNT) {
+            let outcomes: Vec<Result<Stored>> = futures_util::stream::iter(0..part.len())
+                .map(|i| self.store_code(&part[i]))
+                .buffer_unordered(PUTS_IN_FLIGHT)
+                .collect()
+                .await;
+            for outcome in outcomes {
+                match outcome? {
+                    Stored::ByThisBatch => stored += 1,
+                    Stored::Held(row) => held.push(row),
+                }
+            }
+            self.count_stored(import, stored).await?;
         }
         let report = import.report(&held);
         let json = serde_json::to_string(&report).map_err(Error::internal)?;
