@@ -11,7 +11,7 @@ locals {
       "users"               = { actions = ["GetItem", "PutItem", "UpdateItem", "DescribeTable"], indexes = [] }
       "wallet-transactions" = { actions = ["GetItem", "PutItem", "Query"], indexes = [] }
       "products"            = { actions = ["BatchGetItem", "Scan", "PutItem", "ConditionCheckItem"], indexes = ["active-name-index"] }
-      "product-variants"    = { actions = ["BatchGetItem", "Query", "Scan", "PutItem"], indexes = ["variantId-index"] }
+      "product-variants"    = { actions = ["BatchGetItem", "Query", "Scan", "PutItem", "UpdateItem"], indexes = ["variantId-index"] }
       "cart"                = { actions = ["GetItem", "PutItem", "UpdateItem"], indexes = [] }
       "orders"              = { actions = ["GetItem", "BatchGetItem", "PutItem", "UpdateItem", "Scan"], indexes = ["userId-createdAt-index", "status-createdAt-index"] }
       "gift-cards"          = { actions = ["GetItem", "BatchGetItem"], indexes = [] }
@@ -19,10 +19,14 @@ locals {
       "refresh-tokens"      = { actions = ["GetItem", "PutItem", "UpdateItem", "ConditionCheckItem"], indexes = [] }
       "login-throttle"      = { actions = ["GetItem", "PutItem", "DeleteItem"], indexes = [] }
       "audit"               = { actions = ["PutItem"], indexes = [] }
+      # Code imports (a conditional put per code), the batch listing and voids.
+      "inventory-codes" = { actions = ["GetItem", "PutItem", "UpdateItem", "Query"], indexes = ["batchKey-codeId-index"] }
+      "code-batches"    = { actions = ["GetItem", "PutItem", "UpdateItem", "Query"], indexes = [] }
     }
-    # One order message: PENDING → PROCESSING, read stock, then one transaction of stock
-    # decrements, cards, final status, refund (balance + REFUND record) and cart release; a
-    # message that fails leaves a note of why in the audit table (`giftify dlq list` shows it).
+    # One order message: PENDING → PROCESSING, read stock (and a brand variant's codes), then
+    # one transaction of stock decrements, allocated codes, cards, final status, refund
+    # (balance + REFUND record) and cart release; a message that fails leaves a note of why in
+    # the audit table (`giftify dlq list` shows it).
     fulfillment = {
       "orders"              = { actions = ["GetItem", "UpdateItem"], indexes = [] }
       "product-variants"    = { actions = ["BatchGetItem", "UpdateItem"], indexes = ["variantId-index"] }
@@ -32,6 +36,9 @@ locals {
       "wallet-transactions" = { actions = ["PutItem"], indexes = [] }
       "cart"                = { actions = ["GetItem", "UpdateItem"], indexes = [] }
       "audit"               = { actions = ["PutItem"], indexes = [] }
+      # A brand line reads its pool first-expiring first and allocates each code in the
+      # completion transaction.
+      "inventory-codes" = { actions = ["Query", "UpdateItem"], indexes = ["availableVariant-availableOrder-index"] }
     }
     # Stale PENDING orders and unsent events, found through keys-only indexes and then read
     # by key; marking an event sent is the one write.

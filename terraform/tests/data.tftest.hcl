@@ -32,8 +32,8 @@ run "every_table_is_on_demand_recoverable_encrypted_and_protected" {
   command = plan
 
   assert {
-    condition     = length(aws_dynamodb_table.this) == 11
-    error_message = "Expected the 11 tables of tables.rs ALL, got ${length(aws_dynamodb_table.this)}."
+    condition     = length(aws_dynamodb_table.this) == 13
+    error_message = "Expected the 13 tables of tables.rs ALL, got ${length(aws_dynamodb_table.this)}."
   }
   assert {
     condition     = alltrue([for t in aws_dynamodb_table.this : t.billing_mode == "PAY_PER_REQUEST"])
@@ -69,7 +69,8 @@ run "tables_carry_the_stage_in_their_names" {
       "giftify-test-users", "giftify-test-wallet-transactions", "giftify-test-products",
       "giftify-test-product-variants", "giftify-test-cart", "giftify-test-orders",
       "giftify-test-gift-cards", "giftify-test-idempotency-keys", "giftify-test-refresh-tokens",
-      "giftify-test-login-throttle", "giftify-test-audit",
+      "giftify-test-login-throttle", "giftify-test-audit", "giftify-test-inventory-codes",
+      "giftify-test-code-batches",
     ])
     error_message = "Table names must be giftify-<stage>-<table>: ${jsonencode(output.table_names)}"
   }
@@ -125,10 +126,14 @@ run "keys_and_indexes_are_the_code_s" {
   assert {
     condition = alltrue(flatten([
       for name, t in aws_dynamodb_table.this : [
-        for i in t.global_secondary_index : i.projection_type == (i.name == "active-name-index" ? "ALL" : "KEYS_ONLY")
+        for i in t.global_secondary_index : i.projection_type == lookup({
+          "active-name-index"                     = "ALL"
+          "availableVariant-availableOrder-index" = "ALL"
+          "batchKey-codeId-index"                 = "INCLUDE"
+        }, i.name, "KEYS_ONLY")
       ]
     ]))
-    error_message = "Indexes copy only keys (the adapter reads items by key after the query), except the active catalogue index, which serves whole products."
+    error_message = "Indexes copy only keys (the adapter reads items by key after the query), except the active catalogue index, which serves whole products, the pool of available codes, which allocation issues from, and the batch index, which counts codes by state."
   }
   assert {
     condition     = alltrue(flatten([for t in aws_dynamodb_table.this : [for a in t.attribute : a.type == "S"]]))

@@ -170,7 +170,8 @@ async fn inventory_updates_set_or_adjust_stock_and_reprice(backend: Backend) {
 
 async fn admin_orders_and_analytics_cover_every_user(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let (variant, price, _) = app.some_variant().await;
+    // A brand card, bought below face value: Giftify's own cards sell at face value.
+    let (variant, price, _) = app.demo_variant("Amazon").await;
     let a = app.funded_user("an-a", 1_000_000).await;
     let b = app.funded_user("an-b", 1_000_000).await;
     app.order_items(&a, json!([{"variantId": variant, "quantity": 2}]))
