@@ -8,7 +8,7 @@
 //! report an import answers with. A store only says which numbers it already holds.
 
 use crate::ids::{GiftCardId, ProductId, VariantId};
-use crate::vault::{CardVault, SealedCard};
+use crate::vault::{CardVault, SealedCard, is_giftify_number, normal_number};
 use crate::{Error, Result};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -47,10 +47,6 @@ pub const NO_EXPIRY: NaiveDate = NaiveDate::from_ymd_opt(9999, 12, 31).expect("a
 
 /// The most codes one import request may carry.
 pub const MAX_CODES_PER_IMPORT: usize = 10_000;
-
-/// Giftify's own card numbers are `GFY` and 16 digits; no brand code may take that form, so an
-/// imported code can never collide with a card Giftify minted (which no code table holds).
-pub const GIFTIFY_NUMBER_PREFIX: &str = "GFY";
 
 /// A batch's reference, the admin's own name for a purchase from a brand (an invoice number):
 /// 1 to 64 characters of letters, digits, `.`, `_` and `-`. Unique per variant; importing the
@@ -97,22 +93,6 @@ impl fmt::Display for BatchRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
-}
-
-/// The normal form of a card number: upper case, without spaces or dashes. Lookup hashes are
-/// taken over it, so `abcd-1234` and `ABCD 1234` are one number.
-pub fn normal_number(raw: &str) -> String {
-    raw.chars()
-        .filter(|c| !matches!(c, ' ' | '-'))
-        .map(|c| c.to_ascii_uppercase())
-        .collect()
-}
-
-/// Whether a normal-form number is in Giftify's own range.
-pub fn is_giftify_number(normal: &str) -> bool {
-    normal
-        .strip_prefix(GIFTIFY_NUMBER_PREFIX)
-        .is_some_and(|digits| digits.len() == 16 && digits.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// One row of an import as the admin sent it. Its `Debug` never shows the number or PIN.

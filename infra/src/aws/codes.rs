@@ -4,10 +4,10 @@
 
 use super::catalogue::variant_key;
 use super::store::{DynamoStore, Transaction, TxFailure, all_pages, retrying, update};
-use futures_util::StreamExt;
 use crate::aws::item::{Attrs, Item, item, n, s, sdk_error, ts};
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
+use futures_util::StreamExt;
 use giftify_shared::Missing;
 use giftify_shared::codes::{
     BatchRef, BatchSummary, CodeImport, CodeState, ImportReport, InventoryCode,
