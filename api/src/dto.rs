@@ -111,6 +111,8 @@ pub enum TransactionTypeDto {
     Credit,
     Debit,
     Refund,
+    /// A Giftify card's face value, redeemed into the wallet.
+    Redeem,
 }
 
 impl From<TransactionType> for TransactionTypeDto {
@@ -119,6 +121,7 @@ impl From<TransactionType> for TransactionTypeDto {
             TransactionType::Credit => TransactionTypeDto::Credit,
             TransactionType::Debit => TransactionTypeDto::Debit,
             TransactionType::Refund => TransactionTypeDto::Refund,
+            TransactionType::Redeem => TransactionTypeDto::Redeem,
         }
     }
 }

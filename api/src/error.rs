@@ -12,6 +12,7 @@
 use crate::response::timestamp;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use giftify_shared::CardRefusal;
 use giftify_shared::Error as CoreError;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -49,6 +50,11 @@ pub enum ErrorCode {
     RateLimited,
     InternalError,
     ServiceUnavailable,
+    CardRedeemed,
+    CardExpired,
+    CardCancelled,
+    CardRevealed,
+    NotRedeemable,
 }
 
 impl ErrorCode {
@@ -78,6 +84,11 @@ impl ErrorCode {
             ErrorCode::RateLimited => "RATE_LIMITED",
             ErrorCode::InternalError => "INTERNAL_ERROR",
             ErrorCode::ServiceUnavailable => "SERVICE_UNAVAILABLE",
+            ErrorCode::CardRedeemed => "CARD_REDEEMED",
+            ErrorCode::CardExpired => "CARD_EXPIRED",
+            ErrorCode::CardCancelled => "CARD_CANCELLED",
+            ErrorCode::CardRevealed => "CARD_REVEALED",
+            ErrorCode::NotRedeemable => "NOT_REDEEMABLE",
         }
     }
 }
@@ -410,6 +421,15 @@ fn core_parts(error: &CoreError) -> Parts {
             ErrorCode::IdempotencyKeyReused,
             message,
         ),
+        CoreError::Card(reason) => match reason {
+            CardRefusal::Redeemed => Parts::new(S::CONFLICT, ErrorCode::CardRedeemed, message),
+            CardRefusal::Expired => Parts::new(S::CONFLICT, ErrorCode::CardExpired, message),
+            CardRefusal::Cancelled => Parts::new(S::CONFLICT, ErrorCode::CardCancelled, message),
+            CardRefusal::Revealed => Parts::new(S::CONFLICT, ErrorCode::CardRevealed, message),
+            CardRefusal::NotRedeemable => {
+                Parts::new(S::BAD_REQUEST, ErrorCode::NotRedeemable, message)
+            }
+        },
         CoreError::Conflict(_) | CoreError::Unavailable(_) => Parts {
             retry_after: Some(UNAVAILABLE_RETRY_AFTER_SECS),
             ..Parts::new(

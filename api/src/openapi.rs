@@ -4,7 +4,9 @@
 
 use crate::AppState;
 use crate::error::{ErrorCode, ErrorEnvelope};
-use crate::routes::{admin, auth, cart, codes, meta, orders, products, users, wallet};
+use crate::routes::{
+    admin, auth, cards, cart, codes, meta, orders, products, users, wallet,
+};
 use axum::Router;
 use axum::http::{HeaderValue, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -39,6 +41,7 @@ Orders are fulfilled asynchronously: `POST /orders/create` answers 202 and `GET 
         admin::inventory, admin::update_inventory, admin::orders, admin::analytics,
         admin::create_product, admin::create_variant,
         codes::import, codes::batches, codes::void,
+        cards::redeem,
         meta::health, meta::metrics, openapi_json, docs,
     ),
     components(schemas(ErrorEnvelope, ErrorCode)),
@@ -50,6 +53,7 @@ Orders are fulfilled asynchronously: `POST /orders/create` answers 202 and `GET 
         (name = "products", description = "The catalogue"),
         (name = "cart", description = "The caller's cart"),
         (name = "orders", description = "Ordering, order status, cancellation and gift card reveal"),
+        (name = "gift-cards", description = "Giftify cards redeemed into the wallet"),
         (name = "admin", description = "Inventory, all orders, analytics and catalogue changes (role ADMIN)"),
         (name = "meta", description = "Health, metrics and this documentation"),
     )

@@ -46,6 +46,9 @@ pub enum Error {
     IdempotencyInProgress,
     #[error("this idempotency key was used with a different request")]
     IdempotencyKeyReused,
+    /// The card cannot be used as asked, for this reason.
+    #[error("{0}")]
+    Card(CardRefusal),
     /// A conditional write lost a race (stock moved, transaction conflict); retrying with fresh
     /// data is safe.
     #[error("conflicting concurrent update: {0}")]
@@ -56,6 +59,36 @@ pub enum Error {
     /// Anything else: a bug or corrupt data. Opaque to clients.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
+}
+
+/// Why a gift card cannot be redeemed or returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CardRefusal {
+    /// Redeemed already.
+    Redeemed,
+    /// Past its expiry date.
+    Expired,
+    /// Returned (or withdrawn).
+    Cancelled,
+    /// Its secrets were shown, so it can no longer be returned.
+    Revealed,
+    /// A brand's card: only the brand honours it.
+    NotRedeemable,
+}
+
+impl std::fmt::Display for CardRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CardRefusal::Redeemed => "the gift card was redeemed already",
+            CardRefusal::Expired => "the gift card has expired",
+            CardRefusal::Cancelled => "the gift card was cancelled",
+            CardRefusal::Revealed => "the gift card was revealed and can no longer be returned",
+            CardRefusal::NotRedeemable => {
+                "a brand's gift card is redeemed with the brand, not into a Giftify wallet"
+            }
+        })
+    }
 }
 
 /// What was not found: the kinds of thing a caller may ask for by id.
@@ -171,6 +204,9 @@ pub enum Refusal {
         limit: i64,
     },
     IdempotencyKeyReused,
+    Card {
+        reason: CardRefusal,
+    },
 }
 
 impl Refusal {
@@ -210,6 +246,7 @@ impl Refusal {
                 Refusal::WalletLimitExceeded { limit: limit.get() }
             }
             Error::IdempotencyKeyReused => Refusal::IdempotencyKeyReused,
+            Error::Card(reason) => Refusal::Card { reason: *reason },
             Error::IdempotencyInProgress
             | Error::Conflict(_)
             | Error::Unavailable(_)
@@ -253,6 +290,7 @@ impl Refusal {
                 limit: Paise::new(limit),
             },
             Refusal::IdempotencyKeyReused => Error::IdempotencyKeyReused,
+            Refusal::Card { reason } => Error::Card(reason),
         })
     }
 

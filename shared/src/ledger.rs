@@ -28,6 +28,10 @@ pub mod describe {
     pub fn refund_of_unfulfilled(order: &OrderId) -> String {
         format!("Refund for unfulfilled items of {order}")
     }
+
+    pub fn redemption(card: &crate::vault::GiftCard) -> String {
+        format!("Redeemed Giftify card {}", card.masked_number())
+    }
 }
 
 /// One balance change and the record that goes with it, decided by the core. The amount is
@@ -67,6 +71,31 @@ impl Movement {
             kind: TransactionType::Credit,
             amount,
             description,
+            order: None,
+            at,
+            cap: Some(max_balance),
+        })
+    }
+
+    /// The credit of a redeemed Giftify card's face value, capped at `max_balance` like a
+    /// top-up: a redemption is money coming in, not money coming back.
+    pub fn redemption(
+        id: TransactionId,
+        user: UserId,
+        card: &crate::vault::GiftCard,
+        max_balance: Paise,
+        at: DateTime<Utc>,
+    ) -> Result<Self> {
+        let amount = card
+            .face_value()
+            .filter(|v| v.get() > 0)
+            .ok_or_else(|| Error::internal("a card's face value must be positive paise"))?;
+        Ok(Movement {
+            id,
+            user,
+            kind: TransactionType::Redeem,
+            amount,
+            description: describe::redemption(card),
             order: None,
             at,
             cap: Some(max_balance),
@@ -175,7 +204,7 @@ impl Movement {
                     balance,
                     required: self.amount,
                 }),
-            TransactionType::Credit | TransactionType::Refund => {
+            TransactionType::Credit | TransactionType::Refund | TransactionType::Redeem => {
                 match (balance.checked_add(self.amount), self.cap) {
                     (Some(after), Some(limit)) if after > limit => {
                         Err(Error::WalletLimitExceeded { limit })

@@ -26,6 +26,6 @@ pub mod vault;
 pub mod wallet;
 
 pub use clock::{Clock, SystemClock};
-pub use error::{Error, Missing, Result};
+pub use error::{CardRefusal, Error, Missing, Result};
 pub use money::Paise;
 pub use usecases::{Giftify, Rules};

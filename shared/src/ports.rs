@@ -24,7 +24,7 @@ use crate::order::{
 use crate::user::{
     Email, NewRefreshToken, NewUser, ProfileUpdate, Rotation, ThrottlePolicy, User, UserCredentials,
 };
-use crate::vault::{GiftCard, RevealAudit};
+use crate::vault::{GiftCard, Redemption, RevealAudit};
 use crate::wallet::{Page, PageRequest, TransactionType, WalletTransaction};
 use crate::{Paise, Result};
 use async_trait::async_trait;
@@ -272,6 +272,17 @@ pub trait Orders: Send + Sync {
 pub trait GiftCards: Send + Sync {
     async fn cards_of_order(&self, order: &OrderId) -> Result<Vec<GiftCard>>;
     async fn card(&self, id: &GiftCardId) -> Result<Option<GiftCard>>;
+    /// The card whose number has this lookup key (the keyed HMAC of its normal form), read
+    /// consistently.
+    async fn card_by_lookup_key(&self, lookup_key: &str) -> Result<Option<GiftCard>>;
+    /// Moves the card to [`GiftCard::redeemed_by_user`] and credits the redemption, in one
+    /// atomic step conditional on the card being ACTIVE. Returns the card after.
+    /// # Errors
+    /// MUST return the [`crate::Error::Card`] refusal of the card's status when it is no
+    /// longer ACTIVE (of two concurrent redemptions, exactly one credits), and
+    /// [`crate::Error::WalletLimitExceeded`] when the credit would pass its cap — each
+    /// changing nothing.
+    async fn redeem(&self, redemption: &Redemption) -> Result<GiftCard>;
     async fn record_reveal(&self, audit: &RevealAudit) -> Result<()>;
 }
 

@@ -6,7 +6,7 @@
 //! or an unkeyed hash of one (16 digits are too few to resist a dictionary).
 
 use crate::ids::{GiftCardId, OrderId, ProductId, UserId, VariantId};
-use crate::{Error, Paise, Result};
+use crate::{CardRefusal, Error, Paise, Result};
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine;
@@ -63,6 +63,9 @@ pub struct GiftCard {
     pub status: GiftCardStatus,
     pub purchase_price: Paise,
     pub issued_at: DateTime<Utc>,
+    /// When and by whom a Giftify card was redeemed into a wallet.
+    pub redeemed_at: Option<DateTime<Utc>>,
+    pub redeemed_by: Option<UserId>,
 }
 
 impl GiftCard {
@@ -70,6 +73,56 @@ impl GiftCard {
     pub fn masked_number(&self) -> String {
         format!("****-****-****-{}", self.sealed.last4)
     }
+
+    /// The face value: the denomination in rupees, in paise.
+    pub fn face_value(&self) -> Option<Paise> {
+        self.denomination.checked_mul(100).map(Paise::new)
+    }
+
+    /// Whether the card may be redeemed into a wallet on `today`: a Giftify card (the number
+    /// is in Giftify's range), still ACTIVE and not past its expiry date.
+    /// # Errors
+    /// [`Error::Card`] with the reason.
+    pub fn check_redeemable(&self, number: &str, today: NaiveDate) -> Result<()> {
+        if !is_giftify_number(&normal_number(number)) {
+            return Err(Error::Card(CardRefusal::NotRedeemable));
+        }
+        match self.status {
+            GiftCardStatus::Redeemed => Err(Error::Card(CardRefusal::Redeemed)),
+            GiftCardStatus::Expired => Err(Error::Card(CardRefusal::Expired)),
+            GiftCardStatus::Cancelled => Err(Error::Card(CardRefusal::Cancelled)),
+            GiftCardStatus::Active if self.expiry_date < today => {
+                Err(Error::Card(CardRefusal::Expired))
+            }
+            GiftCardStatus::Active => Ok(()),
+        }
+    }
+
+    /// The card after this redemption, ACTIVE → REDEEMED. Both backends commit only this.
+    /// # Errors
+    /// [`Error::Card`] when it is no longer ACTIVE (a concurrent redemption won).
+    pub fn redeemed_by_user(&self, redemption: &Redemption) -> Result<GiftCard> {
+        if self.status != GiftCardStatus::Active {
+            return Err(Error::Card(match self.status {
+                GiftCardStatus::Redeemed => CardRefusal::Redeemed,
+                GiftCardStatus::Expired => CardRefusal::Expired,
+                _ => CardRefusal::Cancelled,
+            }));
+        }
+        let mut card = self.clone();
+        card.status = GiftCardStatus::Redeemed;
+        card.redeemed_at = Some(redemption.credit.at);
+        card.redeemed_by = Some(redemption.credit.user.clone());
+        Ok(card)
+    }
+}
+
+/// A Giftify card redeemed into a wallet: the card ACTIVE → REDEEMED and the REDEEM credit of
+/// its face value, as one atomic step.
+#[derive(Clone, Debug)]
+pub struct Redemption {
+    pub card_id: GiftCardId,
+    pub credit: crate::ledger::Movement,
 }
 
 /// The stored form of a card's secrets.

@@ -11,6 +11,8 @@ pub enum TransactionType {
     Credit,
     Debit,
     Refund,
+    /// A Giftify card's face value, credited when it is redeemed into the wallet.
+    Redeem,
 }
 
 impl TransactionType {
@@ -19,6 +21,7 @@ impl TransactionType {
             TransactionType::Credit => "CREDIT",
             TransactionType::Debit => "DEBIT",
             TransactionType::Refund => "REFUND",
+            TransactionType::Redeem => "REDEEM",
         }
     }
 
@@ -27,6 +30,7 @@ impl TransactionType {
             "CREDIT" => Some(TransactionType::Credit),
             "DEBIT" => Some(TransactionType::Debit),
             "REFUND" => Some(TransactionType::Refund),
+            "REDEEM" => Some(TransactionType::Redeem),
             _ => None,
         }
     }

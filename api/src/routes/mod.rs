@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod cards;
 pub mod cart;
 pub mod codes;
 pub mod meta;
@@ -26,6 +27,7 @@ pub fn router() -> Router<AppState> {
         .merge(orders::router())
         .merge(admin::router())
         .merge(codes::router())
+        .merge(cards::router())
         .merge(meta::router())
 }
 

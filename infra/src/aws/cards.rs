@@ -1,12 +1,13 @@
 //! Gift cards: issued cards, sealed, by id and by order; reveals audited.
 
-use super::store::DynamoStore;
+use super::store::{DynamoStore, Transaction, TxFailure, names_of, retrying, update};
 use crate::aws::item::{Attrs, Item, item, money, n, s, sdk_error, ts};
 use async_trait::async_trait;
 use chrono::NaiveDate;
 use giftify_shared::ids::{GiftCardId, OrderId, ProductId, UserId, VariantId};
 use giftify_shared::ports::GiftCards;
-use giftify_shared::vault::{GiftCard, GiftCardStatus, RevealAudit, SealedCard};
+use giftify_shared::Missing;
+use giftify_shared::vault::{GiftCard, GiftCardStatus, Redemption, RevealAudit, SealedCard};
 use giftify_shared::{Error, Result};
 
 pub(super) fn card_item(card: &GiftCard) -> Item {
@@ -32,6 +33,10 @@ pub(super) fn card_item(card: &GiftCard) -> Item {
     ])
 }
 
+fn card_key(id: &GiftCardId) -> Item {
+    item([("giftCardId", s(id.as_str()))])
+}
+
 fn card_from(raw: &Item) -> Result<GiftCard> {
     let a = Attrs::new(raw, "gift-cards");
     Ok(GiftCard {
@@ -53,6 +58,8 @@ fn card_from(raw: &Item) -> Result<GiftCard> {
         status: a.parsed("status", GiftCardStatus::parse)?,
         purchase_price: a.money("purchasePrice")?,
         issued_at: a.ts("issuedAt")?,
+        redeemed_at: a.opt_ts("redeemedAt")?,
+        redeemed_by: a.opt_s("redeemedBy")?.map(UserId::parse).transpose()?,
     })
 }
 
@@ -87,6 +94,67 @@ impl GiftCards for DynamoStore {
         .as_ref()
         .map(card_from)
         .transpose()
+    }
+
+    async fn card_by_lookup_key(&self, lookup_key: &str) -> Result<Option<GiftCard>> {
+        // The index is eventually consistent; the card is then read consistently by id.
+        let output = self
+            .client
+            .query()
+            .table_name(&self.tables.gift_cards)
+            .index_name("giftCardNumber-index")
+            .key_condition_expression("#giftCardNumberHash = :h")
+            .set_expression_attribute_names(names_of(&["#giftCardNumberHash"]))
+            .expression_attribute_values(":h", s(lookup_key))
+            .limit(1)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        let Some(id) = output
+            .items
+            .unwrap_or_default()
+            .first()
+            .map(|raw| Attrs::new(raw, "gift-cards").s("giftCardId").map(str::to_string))
+            .transpose()?
+        else {
+            return Ok(None);
+        };
+        self.card(&GiftCardId::parse(&id)?).await
+    }
+
+    async fn redeem(&self, redemption: &Redemption) -> Result<GiftCard> {
+        retrying(|| async {
+            let card = self
+                .card(&redemption.card_id)
+                .await?
+                .ok_or(Error::NotFound(Missing::GiftCard))?;
+            let redeemed = card.redeemed_by_user(redemption)?;
+            let mut transaction = Transaction::new();
+            transaction.push(
+                update(
+                    &self.tables.gift_cards,
+                    card_key(&card.id),
+                    "SET #status = :redeemed, #redeemedAt = :at, #redeemedBy = :by, \
+                     #updatedAt = :at",
+                    Some("#status = :active"),
+                    item([
+                        (":redeemed", s(redeemed.status.as_str())),
+                        (":active", s(GiftCardStatus::Active.as_str())),
+                        (":at", ts(redemption.credit.at)),
+                        (":by", s(redemption.credit.user.as_str())),
+                    ]),
+                )?,
+                // Redeemed by a concurrent request: read again, and it answers why.
+                Error::Conflict("the card changed while it was redeemed"),
+            );
+            let wallet = self.wallet_state(&redemption.credit.user).await?;
+            self.add_movement(&mut transaction, &redemption.credit, &wallet)?;
+            self.commit(transaction)
+                .await
+                .map_err(TxFailure::into_error)?;
+            Ok(redeemed)
+        })
+        .await
     }
 
     async fn record_reveal(&self, audit: &RevealAudit) -> Result<()> {

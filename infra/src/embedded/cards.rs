@@ -2,19 +2,21 @@
 //! and the audit trail of reveals.
 
 use super::SqliteStore;
-use super::codec::{DbError, DbResult, all, enumeration, execute, id, one, paise, time, ts};
+use super::codec::{
+    DbError, DbResult, all, enumeration, execute, id, one, opt_id, opt_time, paise, time, ts,
+};
 use async_trait::async_trait;
 use chrono::NaiveDate;
 use giftify_shared::Missing;
 use giftify_shared::ids::{GiftCardId, OrderId};
 use giftify_shared::ports::GiftCards;
-use giftify_shared::vault::{GiftCard, GiftCardStatus, RevealAudit, SealedCard};
+use giftify_shared::vault::{GiftCard, GiftCardStatus, Redemption, RevealAudit, SealedCard};
 use giftify_shared::{Error, Result};
 use rusqlite::{Connection, Row, params};
 
 const CARD_COLUMNS: &str = "id, order_id, user_id, product_id, variant_id, product_name, \
      variant_name, denomination, number_ciphertext, pin_ciphertext, lookup_key, last4, \
-     expiry_date, status, purchase_price, issued_at";
+     expiry_date, status, purchase_price, issued_at, redeemed_at, redeemed_by";
 
 const DATE_FORMAT: &str = "%Y-%m-%d";
 
@@ -40,6 +42,8 @@ fn card_from_row(row: &Row) -> DbResult<GiftCard> {
         status: enumeration(row, "status", GiftCardStatus::parse)?,
         purchase_price: paise(row, "purchase_price")?,
         issued_at: time(row, "issued_at")?,
+        redeemed_at: opt_time(row, "redeemed_at")?,
+        redeemed_by: opt_id(row, "redeemed_by")?,
     })
 }
 
@@ -85,8 +89,57 @@ pub(super) fn insert_card(conn: &Connection, card: &GiftCard) -> DbResult<()> {
     Ok(())
 }
 
+fn card_by_id(conn: &Connection, id: &GiftCardId) -> DbResult<Option<GiftCard>> {
+    one(
+        conn,
+        &format!("SELECT {CARD_COLUMNS} FROM gift_cards WHERE id = ?1"),
+        [id.as_str()],
+        card_from_row,
+    )
+}
+
+fn redeem(conn: &Connection, redemption: &Redemption) -> DbResult<GiftCard> {
+    let card = card_by_id(conn, &redemption.card_id)?
+        .ok_or(Error::NotFound(Missing::GiftCard))?;
+    let redeemed = card.redeemed_by_user(redemption)?;
+    let changed = execute(
+        conn,
+        "UPDATE gift_cards SET status = ?2, redeemed_at = ?3, redeemed_by = ?4 \
+         WHERE id = ?1 AND status = 'ACTIVE'",
+        params![
+            redeemed.id.as_str(),
+            redeemed.status.as_str(),
+            redeemed.redeemed_at.map(ts),
+            redeemed.redeemed_by.as_ref().map(|u| u.as_str()),
+        ],
+    )?;
+    if changed != 1 {
+        return Err(DbError::corrupt("a card changed inside its own transaction"));
+    }
+    super::wallet::apply(conn, &redemption.credit)?;
+    Ok(redeemed)
+}
+
 #[async_trait]
 impl GiftCards for SqliteStore {
+    async fn card_by_lookup_key(&self, lookup_key: &str) -> Result<Option<GiftCard>> {
+        let key = lookup_key.to_string();
+        self.read(move |conn| {
+            one(
+                conn,
+                &format!("SELECT {CARD_COLUMNS} FROM gift_cards WHERE lookup_key = ?1"),
+                [key.as_str()],
+                card_from_row,
+            )
+        })
+        .await
+    }
+
+    async fn redeem(&self, redemption: &Redemption) -> Result<GiftCard> {
+        let redemption = redemption.clone();
+        self.write(move |conn| redeem(conn, &redemption)).await
+    }
+
     async fn cards_of_order(&self, order: &OrderId) -> Result<Vec<GiftCard>> {
         let order = order.clone();
         self.read(move |conn| {

@@ -314,8 +314,34 @@ CREATE INDEX inventory_codes_allocatable ON inventory_codes
 CREATE INDEX inventory_codes_by_batch ON inventory_codes (variant_id, batch_ref, state);
 "#;
 
+/// Giftify cards redeemed into wallets: who and when on the card, and the REDEEM kind of
+/// wallet transaction (a CHECK cannot be altered in SQLite: the table is rebuilt, rows and
+/// index as they were).
+const V4: &str = r#"
+ALTER TABLE gift_cards ADD COLUMN redeemed_at INTEGER;
+ALTER TABLE gift_cards ADD COLUMN redeemed_by TEXT;
+
+CREATE TABLE wallet_transactions_v4 (
+    id            TEXT PRIMARY KEY,
+    user_id       TEXT NOT NULL REFERENCES users (id),
+    kind          TEXT NOT NULL CHECK (kind IN ('CREDIT', 'DEBIT', 'REFUND', 'REDEEM')),
+    amount        INTEGER NOT NULL CHECK (amount >= 0),
+    balance_after INTEGER NOT NULL CHECK (balance_after >= 0),
+    description   TEXT NOT NULL,
+    order_id      TEXT,
+    created_at    INTEGER NOT NULL
+) STRICT;
+INSERT INTO wallet_transactions_v4 (id, user_id, kind, amount, balance_after, description,
+    order_id, created_at)
+    SELECT id, user_id, kind, amount, balance_after, description, order_id, created_at
+    FROM wallet_transactions;
+DROP TABLE wallet_transactions;
+ALTER TABLE wallet_transactions_v4 RENAME TO wallet_transactions;
+CREATE INDEX wallet_transactions_by_user ON wallet_transactions (user_id, created_at);
+"#;
+
 /// Every migration in order; a database at version `n` has applied the first `n`.
-const MIGRATIONS: &[&str] = &[V1, V2, V3];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The schema version this build writes.
 pub(crate) const VERSION: i64 = MIGRATIONS.len() as i64;

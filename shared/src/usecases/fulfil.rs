@@ -148,6 +148,8 @@ impl Giftify {
                     status: GiftCardStatus::Active,
                     purchase_price: line.unit_price,
                     issued_at: now,
+                    redeemed_at: None,
+                    redeemed_by: None,
                 });
             }
         }

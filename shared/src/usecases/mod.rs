@@ -3,6 +3,7 @@
 
 mod accounts;
 mod batch;
+mod cards;
 mod catalogue;
 mod codes;
 mod fulfil;
@@ -40,6 +41,8 @@ pub struct Rules {
     /// An inventory code is allocated only while it stays valid this much longer, so a buyer
     /// never receives a card about to expire.
     pub min_code_validity: chrono::Duration,
+    /// Wrong number or PIN attempts at redeeming, counted per user and per card number.
+    pub redeem_throttle: ThrottlePolicy,
 }
 
 impl Default for Rules {
@@ -50,6 +53,7 @@ impl Default for Rules {
             stale_pending_after: chrono::Duration::minutes(2),
             message_retry: RetryPolicy::default(),
             min_code_validity: chrono::Duration::days(30),
+            redeem_throttle: ThrottlePolicy::default(),
         }
     }
 }

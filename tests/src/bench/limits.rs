@@ -358,6 +358,8 @@ async fn one_raw_order(
         status: GiftCardStatus::Active,
         purchase_price: line.unit_price,
         issued_at: now,
+        redeemed_at: None,
+        redeemed_by: None,
     };
     store
         .complete_fulfillment(&Fulfillment {

@@ -88,6 +88,11 @@ pub fn client_error(error: &Error) -> Option<(u16, &'static str)> {
         Error::WalletLimitExceeded { .. } => (422, "WALLET_LIMIT_EXCEEDED"),
         Error::IdempotencyInProgress => (409, "IDEMPOTENCY_IN_PROGRESS"),
         Error::IdempotencyKeyReused => (422, "IDEMPOTENCY_KEY_REUSED"),
+        Error::Card(giftify_shared::CardRefusal::Redeemed) => (409, "CARD_REDEEMED"),
+        Error::Card(giftify_shared::CardRefusal::Expired) => (409, "CARD_EXPIRED"),
+        Error::Card(giftify_shared::CardRefusal::Cancelled) => (409, "CARD_CANCELLED"),
+        Error::Card(giftify_shared::CardRefusal::Revealed) => (409, "CARD_REVEALED"),
+        Error::Card(giftify_shared::CardRefusal::NotRedeemable) => (400, "NOT_REDEEMABLE"),
         Error::Conflict(_) | Error::Unavailable(_) | Error::Internal(_) => return None,
     })
 }

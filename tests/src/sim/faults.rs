@@ -411,6 +411,18 @@ impl GiftCards for Faulty<dyn GiftCards> {
             })
             .await
     }
+    async fn card_by_lookup_key(&self, lookup_key: &str) -> Result<Option<GiftCard>> {
+        self.0
+            .call("gift_cards.card_by_lookup_key", false, || {
+                self.1.card_by_lookup_key(lookup_key)
+            })
+            .await
+    }
+    async fn redeem(&self, redemption: &giftify_shared::vault::Redemption) -> Result<GiftCard> {
+        self.0
+            .call("gift_cards.redeem", true, || self.1.redeem(redemption))
+            .await
+    }
 }
 
 #[async_trait]

@@ -256,6 +256,8 @@ pub fn fulfillment(order: &Order, quantities: &[u32], at: DateTime<Utc>) -> Fulf
                 status: GiftCardStatus::Active,
                 purchase_price: line.unit_price,
                 issued_at: at,
+                redeemed_at: None,
+                redeemed_by: None,
             });
         }
     }
@@ -306,7 +308,9 @@ pub async fn assert_ledger_consistent(ports: &Ports, user: &UserId) -> Result<()
     let mut running = 0i64;
     for txn in page.items.iter().rev() {
         running += match txn.kind {
-            TransactionType::Credit | TransactionType::Refund => txn.amount.get(),
+            TransactionType::Credit | TransactionType::Refund | TransactionType::Redeem => {
+                txn.amount.get()
+            }
             TransactionType::Debit => -txn.amount.get(),
         };
         ensure!(
