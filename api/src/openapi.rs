@@ -4,9 +4,7 @@
 
 use crate::AppState;
 use crate::error::{ErrorCode, ErrorEnvelope};
-use crate::routes::{
-    admin, auth, cards, cart, codes, meta, orders, products, users, wallet,
-};
+use crate::routes::{admin, auth, cards, cart, codes, meta, orders, products, users, wallet};
 use axum::Router;
 use axum::http::{HeaderValue, header};
 use axum::response::{Html, IntoResponse, Response};

@@ -115,6 +115,8 @@ macro_rules! contract_suite {
                 codes::allocatable_codes_are_available_valid_long_enough_and_first_expiring_first,
                 codes::fulfillment_allocates_each_code_once_and_a_taken_code_is_a_conflict,
                 codes::voiding_a_batch_withdraws_its_available_codes_and_their_stock,
+                codes::a_card_is_found_by_its_number_and_redeemed_once_for_its_face_value,
+                codes::a_redemption_past_the_wallet_cap_changes_nothing,
                 cart::cart_lines_are_added_replaced_and_removed_and_each_change_bumps_the_version,
                 cart::a_cart_holds_at_most_max_cart_lines_distinct_items,
                 cart::repricing_updates_the_stored_prices_and_the_version,

@@ -4,9 +4,9 @@ use super::store::{DynamoStore, Transaction, TxFailure, names_of, retrying, upda
 use crate::aws::item::{Attrs, Item, item, money, n, s, sdk_error, ts};
 use async_trait::async_trait;
 use chrono::NaiveDate;
+use giftify_shared::Missing;
 use giftify_shared::ids::{GiftCardId, OrderId, ProductId, UserId, VariantId};
 use giftify_shared::ports::GiftCards;
-use giftify_shared::Missing;
 use giftify_shared::vault::{GiftCard, GiftCardStatus, Redemption, RevealAudit, SealedCard};
 use giftify_shared::{Error, Result};
 
@@ -114,7 +114,11 @@ impl GiftCards for DynamoStore {
             .items
             .unwrap_or_default()
             .first()
-            .map(|raw| Attrs::new(raw, "gift-cards").s("giftCardId").map(str::to_string))
+            .map(|raw| {
+                Attrs::new(raw, "gift-cards")
+                    .s("giftCardId")
+                    .map(str::to_string)
+            })
             .transpose()?
         else {
             return Ok(None);

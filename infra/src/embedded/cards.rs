@@ -99,8 +99,7 @@ fn card_by_id(conn: &Connection, id: &GiftCardId) -> DbResult<Option<GiftCard>> 
 }
 
 fn redeem(conn: &Connection, redemption: &Redemption) -> DbResult<GiftCard> {
-    let card = card_by_id(conn, &redemption.card_id)?
-        .ok_or(Error::NotFound(Missing::GiftCard))?;
+    let card = card_by_id(conn, &redemption.card_id)?.ok_or(Error::NotFound(Missing::GiftCard))?;
     let redeemed = card.redeemed_by_user(redemption)?;
     let changed = execute(
         conn,
@@ -114,7 +113,9 @@ fn redeem(conn: &Connection, redemption: &Redemption) -> DbResult<GiftCard> {
         ],
     )?;
     if changed != 1 {
-        return Err(DbError::corrupt("a card changed inside its own transaction"));
+        return Err(DbError::corrupt(
+            "a card changed inside its own transaction",
+        ));
     }
     super::wallet::apply(conn, &redemption.credit)?;
     Ok(redeemed)

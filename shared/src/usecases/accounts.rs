@@ -297,7 +297,10 @@ pub fn admin_step(
     }
 }
 
-pub(super) fn retry_after(until: chrono::DateTime<chrono::Utc>, now: chrono::DateTime<chrono::Utc>) -> u64 {
+pub(super) fn retry_after(
+    until: chrono::DateTime<chrono::Utc>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> u64 {
     (until - now).num_seconds().max(1) as u64
 }
 

@@ -3,6 +3,7 @@
 
 mod admin;
 mod auth;
+mod cards;
 mod cart;
 mod codes;
 mod concurrency;

@@ -333,3 +333,98 @@ pub async fn voiding_a_batch_withdraws_its_available_codes_and_their_stock(
     assert!(matches!(err, Error::NotFound(_)), "{err:?}");
     Ok(())
 }
+
+/// A fulfilled order of one Giftify card of `denomination` rupees; the card and its number.
+async fn giftify_card(ports: &Ports) -> Result<(giftify_shared::vault::GiftCard, String)> {
+    let owner = funded_user(ports, 1_000_000).await?;
+    let entry = stocked(ports, &[5]).await?.remove(0);
+    let order = place(ports, &owner.id, &[(&entry, 1)]).await?;
+    let done = fulfil(ports, &order, &[1]).await?;
+    let card = ports.gift_cards.cards_of_order(&done.id).await?.remove(0);
+    let number = vault().open(&card.id, &card.sealed)?;
+    use secrecy::ExposeSecret;
+    Ok((card, number.number.expose_secret().to_string()))
+}
+
+fn redemption(
+    card: &giftify_shared::vault::GiftCard,
+    user: &giftify_shared::ids::UserId,
+    cap: i64,
+) -> giftify_shared::vault::Redemption {
+    giftify_shared::vault::Redemption {
+        card_id: card.id.clone(),
+        credit: giftify_shared::ledger::Movement::redemption(
+            giftify_shared::ids::TransactionId::generate(),
+            user.clone(),
+            card,
+            giftify_shared::Paise::new(cap),
+            now(),
+        )
+        .expect("a redemption"),
+    }
+}
+
+pub async fn a_card_is_found_by_its_number_and_redeemed_once_for_its_face_value(
+    ports: &Ports,
+) -> Result<()> {
+    let (card, number) = giftify_card(ports).await?;
+    let found = ports
+        .gift_cards
+        .card_by_lookup_key(&vault().lookup_key(&number.replace('-', " ")))
+        .await?;
+    assert_eq!(found.as_ref().map(|c| &c.id), Some(&card.id));
+    assert_eq!(
+        ports
+            .gift_cards
+            .card_by_lookup_key(&vault().lookup_key("GFY0000000000000000"))
+            .await?,
+        None
+    );
+    let redeemer = funded_user(ports, 10_000).await?;
+    let other = user(ports).await?;
+
+    let redeemed = ports
+        .gift_cards
+        .redeem(&redemption(&card, &redeemer.id, 20_000_000))
+        .await?;
+
+    assert_eq!(redeemed.status, GiftCardStatus::Redeemed);
+    assert_eq!(redeemed.redeemed_by.as_ref(), Some(&redeemer.id));
+    assert_eq!(
+        ports.gift_cards.card(&card.id).await?,
+        Some(redeemed.clone())
+    );
+    let face = card.denomination * 100;
+    assert_eq!(
+        ports.wallets.balance(&redeemer.id).await?.get(),
+        10_000 + face
+    );
+    assert_ledger_consistent(ports, &redeemer.id).await?;
+    let err = ports
+        .gift_cards
+        .redeem(&redemption(&card, &other.id, 20_000_000))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Card(giftify_shared::CardRefusal::Redeemed)),
+        "{err:?}"
+    );
+    assert_eq!(ports.wallets.balance(&other.id).await?.get(), 0);
+    Ok(())
+}
+
+pub async fn a_redemption_past_the_wallet_cap_changes_nothing(ports: &Ports) -> Result<()> {
+    let (card, _) = giftify_card(ports).await?;
+    let redeemer = funded_user(ports, 100_000).await?;
+
+    let err = ports
+        .gift_cards
+        .redeem(&redemption(&card, &redeemer.id, 100_000))
+        .await
+        .unwrap_err();
+
+    assert!(matches!(err, Error::WalletLimitExceeded { .. }), "{err:?}");
+    assert_eq!(ports.gift_cards.card(&card.id).await?, Some(card));
+    assert_eq!(ports.wallets.balance(&redeemer.id).await?.get(), 100_000);
+    Ok(())
+}
