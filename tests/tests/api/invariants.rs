@@ -81,8 +81,8 @@ pub async fn stock_by_variant(app: &impl Api) -> HashMap<String, i64> {
 
 /// Checks, for these users (who must be every user that moved money):
 /// - each order is final, and `paidAmount = fulfilled value + refundAmount`;
-/// - each wallet: Σ credits − Σ debits + Σ refunds = balance ≥ 0, and balance = Σ top-ups − Σ
-///   fulfilled value (money conservation);
+/// - each wallet: Σ credits − Σ debits + Σ refunds = balance ≥ 0, and balance = Σ top-ups +
+///   Σ face value redeemed − Σ fulfilled value (money conservation);
 /// - at most one DEBIT per order, and one REFUND exactly when the order refunded something;
 /// - stock: initial − current = gift cards issued, per variant, and no stock is negative.
 pub async fn assert_conserved(
@@ -103,7 +103,9 @@ pub async fn assert_conserved(
                 .map(|t| t["amount"].as_i64().expect("amount"))
                 .sum()
         };
-        let (credits, debits, refunds) = (sum("CREDIT"), sum("DEBIT"), sum("REFUND"));
+        // Money in: top-ups and the face value of Giftify cards redeemed into this wallet.
+        let credits = sum("CREDIT") + sum("REDEEM");
+        let (debits, refunds) = (sum("DEBIT"), sum("REFUND"));
         assert_eq!(
             credits - debits + refunds,
             balance,
