@@ -15,7 +15,7 @@ locals {
       "product-variants"    = { actions = ["BatchGetItem", "Query", "Scan", "PutItem", "UpdateItem"], indexes = ["variantId-index"] }
       "cart"                = { actions = ["GetItem", "PutItem", "UpdateItem"], indexes = [] }
       "orders"              = { actions = ["GetItem", "BatchGetItem", "PutItem", "UpdateItem", "Scan"], indexes = ["userId-createdAt-index", "status-createdAt-index"] }
-      "gift-cards"          = { actions = ["GetItem", "BatchGetItem", "UpdateItem", "Query"], indexes = ["giftCardNumber-index"] }
+      "gift-cards"          = { actions = ["GetItem", "BatchGetItem", "UpdateItem", "Query"], indexes = ["giftCardNumber-index", "userId-issuedAt-index"] }
       "idempotency-keys"    = { actions = ["GetItem", "PutItem", "UpdateItem", "DeleteItem"], indexes = [] }
       "refresh-tokens"      = { actions = ["GetItem", "PutItem", "UpdateItem", "ConditionCheckItem"], indexes = [] }
       "login-throttle"      = { actions = ["GetItem", "PutItem", "DeleteItem"], indexes = [] }

@@ -24,7 +24,7 @@ use crate::order::{
 use crate::user::{
     Email, NewRefreshToken, NewUser, ProfileUpdate, Rotation, ThrottlePolicy, User, UserCredentials,
 };
-use crate::vault::{GiftCard, Redemption, RevealAudit};
+use crate::vault::{GiftCard, GiftCardStatus, Redemption, RevealAudit};
 use crate::wallet::{Page, PageRequest, TransactionType, WalletTransaction};
 use crate::{Paise, Result};
 use async_trait::async_trait;
@@ -272,6 +272,13 @@ pub trait Orders: Send + Sync {
 pub trait GiftCards: Send + Sync {
     async fn cards_of_order(&self, order: &OrderId) -> Result<Vec<GiftCard>>;
     async fn card(&self, id: &GiftCardId) -> Result<Option<GiftCard>>;
+    /// A user's cards across orders, newest first, optionally in one status.
+    async fn cards_of_user(
+        &self,
+        user: &UserId,
+        status: Option<GiftCardStatus>,
+        page: PageRequest,
+    ) -> Result<Page<GiftCard>>;
     /// The card whose number has this lookup key (the keyed HMAC of its normal form), read
     /// consistently.
     async fn card_by_lookup_key(&self, lookup_key: &str) -> Result<Option<GiftCard>>;

@@ -1,18 +1,108 @@
-//! `/gift-cards`: a Giftify card redeemed into the signed-in user's wallet.
+//! `/gift-cards`: the signed-in user's cards across orders, and a Giftify card redeemed into
+//! their wallet.
 
 use crate::AppState;
+use crate::dto::{Pagination, page_request};
 use crate::error::{ApiError, ErrorEnvelope};
-use crate::extract::{ApiJson, AuthUser};
+use crate::extract::{ApiJson, ApiQuery, AuthUser};
 use crate::response::{Envelope, ok, timestamp};
+use crate::routes::orders::GiftCardView;
 use axum::Router;
 use axum::extract::State;
-use axum::routing::post;
+use axum::routing::{get, post};
+use giftify_shared::vault::GiftCardStatus;
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 /// The gift card routes.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/gift-cards/redeem", post(redeem))
+    Router::new()
+        .route("/gift-cards", get(list))
+        .route("/gift-cards/redeem", post(redeem))
+}
+
+/// `?status=&page=&limit=` of the card list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct CardListQuery {
+    /// 1-based page number (default 1).
+    #[param(value_type = Option<i64>, minimum = 1, example = 1)]
+    pub page: Option<String>,
+    /// Page size, 1–100 (default 10).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100, example = 10)]
+    pub limit: Option<String>,
+    /// Only cards in this status: ACTIVE, REDEEMED, EXPIRED or CANCELLED.
+    pub status: Option<String>,
+}
+
+/// One of the user's cards, masked.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CardListItem {
+    pub order_id: String,
+    #[serde(flatten)]
+    pub card: GiftCardView,
+    #[schema(format = DateTime)]
+    pub issued_at: String,
+    #[schema(format = DateTime)]
+    pub redeemed_at: Option<String>,
+}
+
+/// A page of the user's cards.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CardsData {
+    pub gift_cards: Vec<CardListItem>,
+    pub pagination: Pagination,
+}
+
+/// Your gift cards across all your orders, newest first, numbers masked.
+#[utoipa::path(
+    get, path = "/gift-cards", tag = "gift-cards",
+    security(("bearerAuth" = [])),
+    params(CardListQuery),
+    responses(
+        (status = 200, description = "A page of cards", body = Envelope<CardsData>),
+        (status = 400, description = "VALIDATION_ERROR: bad page, limit or status", body = ErrorEnvelope),
+        (status = 401, description = "UNAUTHORIZED or TOKEN_EXPIRED", body = ErrorEnvelope),
+    )
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiQuery(query): ApiQuery<CardListQuery>,
+) -> Result<Envelope<CardsData>, ApiError> {
+    let page = page_request(query.page.as_deref(), query.limit.as_deref(), 10)?;
+    let status = query
+        .status
+        .as_deref()
+        .map(|raw| {
+            GiftCardStatus::parse(raw).ok_or_else(|| {
+                ApiError::validation(
+                    "status",
+                    "must be one of ACTIVE, REDEEMED, EXPIRED, CANCELLED",
+                )
+            })
+        })
+        .transpose()?;
+    let found = state
+        .giftify()
+        .cards_of_user(&user.id, status, page)
+        .await?;
+    Ok(ok(CardsData {
+        gift_cards: found
+            .items
+            .iter()
+            .map(|card| CardListItem {
+                order_id: card.order_id.to_string(),
+                card: GiftCardView::from(card),
+                issued_at: timestamp(card.issued_at),
+                redeemed_at: card.redeemed_at.map(timestamp),
+            })
+            .collect(),
+        pagination: Pagination::from(&found),
+    }))
 }
 
 /// The number and PIN printed on a Giftify card.

@@ -1,6 +1,6 @@
 //! Gift cards: issued cards, sealed, by id and by order; reveals audited.
 
-use super::store::{DynamoStore, Transaction, TxFailure, names_of, retrying, update};
+use super::store::{DynamoStore, Transaction, TxFailure, all_pages, names_of, retrying, update};
 use crate::aws::item::{Attrs, Item, item, money, n, s, sdk_error, ts};
 use async_trait::async_trait;
 use chrono::NaiveDate;
@@ -8,6 +8,7 @@ use giftify_shared::Missing;
 use giftify_shared::ids::{GiftCardId, OrderId, ProductId, UserId, VariantId};
 use giftify_shared::ports::GiftCards;
 use giftify_shared::vault::{GiftCard, GiftCardStatus, Redemption, RevealAudit, SealedCard};
+use giftify_shared::wallet::{Page, PageRequest};
 use giftify_shared::{Error, Result};
 
 pub(super) fn card_item(card: &GiftCard) -> Item {
@@ -65,6 +66,70 @@ fn card_from(raw: &Item) -> Result<GiftCard> {
 
 #[async_trait]
 impl GiftCards for DynamoStore {
+    /// The user's index copies keys only: the ids come from it newest first, and the cards of
+    /// the page from a consistent batch read. A status filter needs each card's status, so it
+    /// reads all of the user's cards (a user holds few).
+    async fn cards_of_user(
+        &self,
+        user: &UserId,
+        status: Option<GiftCardStatus>,
+        page: PageRequest,
+    ) -> Result<Page<GiftCard>> {
+        let ids: Vec<String> = all_pages!(
+            self.client
+                .query()
+                .table_name(&self.tables.gift_cards)
+                .index_name("userId-issuedAt-index")
+                .key_condition_expression("#userId = :u")
+                .set_expression_attribute_names(names_of(&["#userId"]))
+                .expression_attribute_values(":u", s(user.as_str()))
+                .scan_index_forward(false)
+        )
+        .iter()
+        .map(|raw| {
+            Attrs::new(raw, "gift-cards")
+                .s("giftCardId")
+                .map(str::to_string)
+        })
+        .collect::<Result<_>>()?;
+        let (offset, limit) = (page.offset() as usize, page.limit as usize);
+        let in_order = |mut cards: Vec<GiftCard>, ids: &[String]| {
+            cards.sort_by_key(|c| ids.iter().position(|id| id == c.id.as_str()));
+            cards
+        };
+        let (total, items) = match status {
+            Some(status) => {
+                let keys = ids.iter().map(|id| item([("giftCardId", s(id))])).collect();
+                let matching: Vec<GiftCard> = in_order(self.batch_get_cards(keys).await?, &ids)
+                    .into_iter()
+                    .filter(|c| c.status == status)
+                    .collect();
+                let total = matching.len();
+                (
+                    total,
+                    matching.into_iter().skip(offset).take(limit).collect(),
+                )
+            }
+            None => {
+                let page_ids: Vec<String> = ids.iter().skip(offset).take(limit).cloned().collect();
+                let keys = page_ids
+                    .iter()
+                    .map(|id| item([("giftCardId", s(id))]))
+                    .collect();
+                (
+                    ids.len(),
+                    in_order(self.batch_get_cards(keys).await?, &page_ids),
+                )
+            }
+        };
+        Ok(Page {
+            items,
+            total: total as u64,
+            page: page.page,
+            limit: page.limit,
+        })
+    }
+
     async fn cards_of_order(&self, order: &OrderId) -> Result<Vec<GiftCard>> {
         // The ids are on the order (written in the fulfillment transaction), so a consistent
         // read shows every card the moment the order shows a final status.

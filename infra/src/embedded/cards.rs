@@ -3,14 +3,16 @@
 
 use super::SqliteStore;
 use super::codec::{
-    DbError, DbResult, all, enumeration, execute, id, one, opt_id, opt_time, paise, time, ts,
+    DbError, DbResult, all, count, enumeration, execute, id, one, opt_id, opt_time, page_bounds,
+    paise, time, ts,
 };
 use async_trait::async_trait;
 use chrono::NaiveDate;
 use giftify_shared::Missing;
-use giftify_shared::ids::{GiftCardId, OrderId};
+use giftify_shared::ids::{GiftCardId, OrderId, UserId};
 use giftify_shared::ports::GiftCards;
 use giftify_shared::vault::{GiftCard, GiftCardStatus, Redemption, RevealAudit, SealedCard};
+use giftify_shared::wallet::{Page, PageRequest};
 use giftify_shared::{Error, Result};
 use rusqlite::{Connection, Row, params};
 
@@ -123,6 +125,41 @@ fn redeem(conn: &Connection, redemption: &Redemption) -> DbResult<GiftCard> {
 
 #[async_trait]
 impl GiftCards for SqliteStore {
+    async fn cards_of_user(
+        &self,
+        user: &UserId,
+        status: Option<GiftCardStatus>,
+        page: PageRequest,
+    ) -> Result<Page<GiftCard>> {
+        let user = user.clone();
+        let status = status.map(GiftCardStatus::as_str);
+        self.read(move |conn| {
+            let (limit, offset) = page_bounds(page);
+            let total = count(
+                conn,
+                "SELECT COUNT(*) FROM gift_cards WHERE user_id = ?1 AND (?2 IS NULL OR status = ?2)",
+                params![user.as_str(), status],
+            )?;
+            let items = all(
+                conn,
+                &format!(
+                    "SELECT {CARD_COLUMNS} FROM gift_cards \
+                     WHERE user_id = ?1 AND (?2 IS NULL OR status = ?2) \
+                     ORDER BY issued_at DESC, id DESC LIMIT ?3 OFFSET ?4"
+                ),
+                params![user.as_str(), status, limit, offset],
+                card_from_row,
+            )?;
+            Ok(Page {
+                items,
+                total,
+                page: page.page,
+                limit: page.limit,
+            })
+        })
+        .await
+    }
+
     async fn card_by_lookup_key(&self, lookup_key: &str) -> Result<Option<GiftCard>> {
         let key = lookup_key.to_string();
         self.read(move |conn| {

@@ -4,7 +4,8 @@ use super::Giftify;
 use super::accounts::retry_after;
 use crate::ids::{TransactionId, UserId};
 use crate::ledger::Movement;
-use crate::vault::{GiftCard, Redemption};
+use crate::vault::{GiftCard, GiftCardStatus, Redemption};
+use crate::wallet::{Page, PageRequest};
 use crate::{Error, Missing, Result};
 use secrecy::ExposeSecret;
 
@@ -29,6 +30,19 @@ fn same_secret(a: &str, b: &str) -> bool {
 }
 
 impl Giftify {
+    /// The user's cards across their orders, newest first.
+    pub async fn cards_of_user(
+        &self,
+        user: &UserId,
+        status: Option<GiftCardStatus>,
+        page: PageRequest,
+    ) -> Result<Page<GiftCard>> {
+        self.ports
+            .gift_cards
+            .cards_of_user(user, status, page)
+            .await
+    }
+
     /// Redeems a Giftify card into `user`'s wallet: its face value as a REDEEM credit, the
     /// card REDEEMED, atomically and once. Every attempt is counted per user and per number
     /// *before* the number and PIN are checked (as a login is), so a burst of guesses cannot

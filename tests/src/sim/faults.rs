@@ -411,6 +411,18 @@ impl GiftCards for Faulty<dyn GiftCards> {
             })
             .await
     }
+    async fn cards_of_user(
+        &self,
+        user: &giftify_shared::ids::UserId,
+        status: Option<giftify_shared::vault::GiftCardStatus>,
+        page: giftify_shared::wallet::PageRequest,
+    ) -> Result<giftify_shared::wallet::Page<GiftCard>> {
+        self.0
+            .call("gift_cards.cards_of_user", false, || {
+                self.1.cards_of_user(user, status, page)
+            })
+            .await
+    }
     async fn card_by_lookup_key(&self, lookup_key: &str) -> Result<Option<GiftCard>> {
         self.0
             .call("gift_cards.card_by_lookup_key", false, || {
