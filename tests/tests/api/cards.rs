@@ -83,6 +83,71 @@ async fn a_giftify_card_is_redeemed_into_any_wallet_once(backend: Backend) {
     assert_eq!(app.balance(&friend).await, 1_000 + face, "credited once");
 }
 
+async fn a_user_lists_their_cards_across_orders_by_status(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (variant, _, _) = app.some_variant().await;
+    let buyer = app.funded_user("lister", 5_000_000).await;
+    let mut orders = Vec::new();
+    for quantity in [2, 1] {
+        let created = app
+            .order_items(
+                &buyer,
+                json!([{"variantId": variant, "quantity": quantity}]),
+            )
+            .await;
+        orders.push(created.data()["orderId"].as_str().unwrap().to_string());
+        app.drain_queue().await;
+    }
+    let detail = app.order(&buyer, &orders[1]).await;
+    let card = detail.data()["giftCards"][0].clone();
+    let card_id = card["giftCardId"].as_str().unwrap();
+    let secret = app
+        .post(
+            &format!("/orders/{}/gift-cards/{card_id}/reveal", orders[1]),
+            Some(&buyer.token),
+            json!({}),
+        )
+        .await;
+    let number = secret.data()["giftCardNumber"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let pin = secret.data()["giftCardPin"].as_str().unwrap().to_string();
+    assert_eq!(redeem(&app, &buyer, &number, &pin).await.status, 200);
+
+    let all = app.get("/gift-cards?limit=2", Some(&buyer.token)).await;
+    assert_eq!(all.data()["pagination"]["total"], 3);
+    let first_page = all.data()["giftCards"].as_array().unwrap().clone();
+    assert_eq!(first_page.len(), 2);
+    assert_eq!(first_page[0]["orderId"], orders[1].as_str(), "newest first");
+    assert!(
+        first_page
+            .iter()
+            .all(|c| c["giftCardNumber"].as_str().unwrap().starts_with("****-"))
+    );
+    assert!(!all.body.to_string().contains(&number));
+    let redeemed = app
+        .get("/gift-cards?status=REDEEMED", Some(&buyer.token))
+        .await;
+    let redeemed = redeemed.data()["giftCards"].as_array().unwrap().clone();
+    assert_eq!(redeemed.len(), 1);
+    assert_eq!(redeemed[0]["giftCardId"], card_id);
+    assert!(redeemed[0]["redeemedAt"].is_string());
+    let active = app
+        .get("/gift-cards?status=ACTIVE", Some(&buyer.token))
+        .await;
+    assert_eq!(active.data()["pagination"]["total"], 2);
+    let stranger = app.register("stranger").await;
+    let none = app.get("/gift-cards", Some(&stranger.token)).await;
+    assert_eq!(none.data()["pagination"]["total"], 0);
+    app.get("/gift-cards?status=LOST", Some(&buyer.token))
+        .await
+        .assert_error(400, "VALIDATION_ERROR");
+    app.get("/gift-cards", None)
+        .await
+        .assert_error(401, "UNAUTHORIZED");
+}
+
 async fn redeeming_refuses_what_it_cannot_redeem(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let (variant, _, _) = app.some_variant().await;
@@ -174,6 +239,7 @@ async fn twenty_people_redeeming_one_card_credit_it_once(backend: Backend) {
 
 crate::on_both_backends!(
     a_giftify_card_is_redeemed_into_any_wallet_once,
+    a_user_lists_their_cards_across_orders_by_status,
     redeeming_refuses_what_it_cannot_redeem,
     twenty_people_redeeming_one_card_credit_it_once,
 );

@@ -410,6 +410,23 @@ pub async fn a_card_is_found_by_its_number_and_redeemed_once_for_its_face_value(
         "{err:?}"
     );
     assert_eq!(ports.wallets.balance(&other.id).await?.get(), 0);
+    // The owner's card list follows the card: redeemed now, none active.
+    let page = giftify_shared::wallet::PageRequest::new(None, None, 10)?;
+    let all = ports
+        .gift_cards
+        .cards_of_user(&card.user_id, None, page)
+        .await?;
+    assert_eq!((all.total, all.items[0].id.clone()), (1, card.id.clone()));
+    let active = ports
+        .gift_cards
+        .cards_of_user(&card.user_id, Some(GiftCardStatus::Active), page)
+        .await?;
+    assert_eq!(active.total, 0);
+    let done = ports
+        .gift_cards
+        .cards_of_user(&card.user_id, Some(GiftCardStatus::Redeemed), page)
+        .await?;
+    assert_eq!(done.items, vec![redeemed]);
     Ok(())
 }
 
