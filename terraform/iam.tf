@@ -42,9 +42,15 @@ locals {
       "inventory-codes" = { actions = ["Query", "UpdateItem"], indexes = ["availableVariant-availableOrder-index"] }
     }
     # Stale PENDING orders and unsent events, found through keys-only indexes and then read
-    # by key; marking an event sent is the one write.
+    # by key; marking an event sent is the one order write.
     reconciler = {
       "orders" = { actions = ["GetItem", "BatchGetItem", "UpdateItem"], indexes = ["status-createdAt-index", "notifyPending-index"] }
+      # Expiry: ACTIVE cards past their date (a sparse index), and each brand variant's
+      # available codes past theirs, which leave its stock.
+      "gift-cards"       = { actions = ["UpdateItem"], indexes = ["activeCard-expiryDate-index"] }
+      "products"         = { actions = ["Scan"], indexes = [] }
+      "product-variants" = { actions = ["Scan", "Query", "UpdateItem"], indexes = ["variantId-index"] }
+      "inventory-codes"  = { actions = ["UpdateItem"], indexes = ["availableVariant-availableOrder-index"] }
     }
   }
 

@@ -79,6 +79,8 @@ locals {
         "orderId-giftCardId-index" = { hash_key = "orderId", range_key = "giftCardId", projection = "KEYS_ONLY" }
         # The keyed HMAC of the card number, never the number.
         "giftCardNumber-index" = { hash_key = "giftCardNumberHash", range_key = null, projection = "KEYS_ONLY" }
+        # Sparse: only ACTIVE cards, by expiry date (the reconciler expires them).
+        "activeCard-expiryDate-index" = { hash_key = "activeCard", range_key = "expiryDate", projection = "KEYS_ONLY" }
       }
     }
     "idempotency-keys" = {

@@ -173,6 +173,14 @@ pub trait CodeInventory: Send + Sync {
         batch: &BatchRef,
         now: DateTime<Utc>,
     ) -> Result<BatchSummary>;
+    /// Moves the variant's available codes whose expiry date is before `today` to EXPIRED and
+    /// lowers its stock by as many, atomically per code; returns how many.
+    async fn expire_codes(
+        &self,
+        variant: &VariantId,
+        today: chrono::NaiveDate,
+        now: DateTime<Utc>,
+    ) -> Result<u64>;
     /// Up to `limit` available codes of the variant that are still valid on `valid_through`
     /// (or have no expiry), first-expiring first. A hint read: the fulfillment that allocates
     /// them changes each one on the condition that it is still available.
@@ -279,6 +287,10 @@ pub trait GiftCards: Send + Sync {
         status: Option<GiftCardStatus>,
         page: PageRequest,
     ) -> Result<Page<GiftCard>>;
+    /// Marks up to `limit` ACTIVE cards whose expiry date is before `today` EXPIRED, each on
+    /// the condition that it is still ACTIVE, without reading cards that are not due; returns
+    /// how many it marked.
+    async fn expire_cards(&self, today: chrono::NaiveDate, limit: u32) -> Result<u64>;
     /// The card whose number has this lookup key (the keyed HMAC of its normal form), read
     /// consistently.
     async fn card_by_lookup_key(&self, lookup_key: &str) -> Result<Option<GiftCard>>;

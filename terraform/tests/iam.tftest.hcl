@@ -46,7 +46,7 @@ run "each_function_has_its_own_role_and_policy" {
   }
 }
 
-run "the_reconciler_touches_only_the_orders_table_and_its_two_indexes" {
+run "the_reconciler_touches_only_orders_and_what_expires" {
   command = plan
 
   assert {
@@ -57,15 +57,29 @@ run "the_reconciler_touches_only_the_orders_table_and_its_two_indexes" {
       "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-orders",
       "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-orders/index/status-createdAt-index",
       "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-orders/index/notifyPending-index",
+      "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-gift-cards",
+      "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-gift-cards/index/activeCard-expiryDate-index",
+      "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-products",
+      "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-product-variants",
+      "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-product-variants/index/variantId-index",
+      "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-inventory-codes",
+      "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-inventory-codes/index/availableVariant-availableOrder-index",
     ])
-    error_message = "The reconciler reads stale and unnotified orders; nothing else."
+    error_message = "The reconciler reads stale and unnotified orders and expires cards and codes; nothing else."
   }
   assert {
     condition = toset(flatten([
       for s in jsondecode(aws_iam_role_policy.function["reconciler"].policy).Statement :
       flatten([s.Action]) if s.Sid != "KeyCheckValues" && anytrue([for r in flatten([s.Resource]) : startswith(r, "arn:aws:dynamodb:")])
-    ])) == toset(["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:UpdateItem", "dynamodb:Query"])
-    error_message = "The reconciler only reads orders and marks them notified (besides the key check values every function reads)."
+    ])) == toset(["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:UpdateItem", "dynamodb:Query", "dynamodb:Scan"])
+    error_message = "The reconciler reads, marks orders notified and expires cards and codes (besides the key check values every function reads)."
+  }
+  assert {
+    condition = !anytrue([
+      for s in jsondecode(aws_iam_role_policy.function["reconciler"].policy).Statement :
+      contains(flatten([s.Action]), "dynamodb:PutItem") || contains(flatten([s.Action]), "dynamodb:DeleteItem")
+    ])
+    error_message = "The reconciler creates and deletes nothing."
   }
 }
 

@@ -117,6 +117,8 @@ macro_rules! contract_suite {
                 codes::voiding_a_batch_withdraws_its_available_codes_and_their_stock,
                 codes::a_card_is_found_by_its_number_and_redeemed_once_for_its_face_value,
                 codes::a_redemption_past_the_wallet_cap_changes_nothing,
+                codes::expiry_marks_only_active_cards_past_their_date,
+                codes::expiry_takes_available_codes_past_their_date_out_of_stock,
                 cart::cart_lines_are_added_replaced_and_removed_and_each_change_bumps_the_version,
                 cart::a_cart_holds_at_most_max_cart_lines_distinct_items,
                 cart::repricing_updates_the_stored_prices_and_the_version,

@@ -11,8 +11,11 @@ use giftify_shared::vault::{GiftCard, GiftCardStatus, Redemption, RevealAudit, S
 use giftify_shared::wallet::{Page, PageRequest};
 use giftify_shared::{Error, Result};
 
+/// The value of `activeCard` on an ACTIVE card (the attribute is absent on any other).
+const ACTIVE_CARD: &str = "ACTIVE";
+
 pub(super) fn card_item(card: &GiftCard) -> Item {
-    item([
+    let mut raw = item([
         ("giftCardId", s(card.id.as_str())),
         ("orderId", s(card.order_id.as_str())),
         ("userId", s(card.user_id.as_str())),
@@ -31,7 +34,11 @@ pub(super) fn card_item(card: &GiftCard) -> Item {
         ("issuedAt", ts(card.issued_at)),
         ("createdAt", ts(card.issued_at)),
         ("updatedAt", ts(card.issued_at)),
-    ])
+    ]);
+    if card.status == GiftCardStatus::Active {
+        raw.insert("activeCard".into(), s(ACTIVE_CARD));
+    }
+    raw
 }
 
 fn card_key(id: &GiftCardId) -> Item {
@@ -161,6 +168,48 @@ impl GiftCards for DynamoStore {
         .transpose()
     }
 
+    async fn expire_cards(&self, today: NaiveDate, limit: u32) -> Result<u64> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.tables.gift_cards)
+            .index_name("activeCard-expiryDate-index")
+            .key_condition_expression("#activeCard = :active AND #expiryDate < :today")
+            .set_expression_attribute_names(names_of(&["#activeCard #expiryDate"]))
+            .expression_attribute_values(":active", s(ACTIVE_CARD))
+            .expression_attribute_values(":today", s(today.to_string()))
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        let mut expired = 0;
+        for raw in output.items.unwrap_or_default() {
+            let id = Attrs::new(&raw, "gift-cards").s("giftCardId")?.to_string();
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.tables.gift_cards)
+                .key("giftCardId", s(id))
+                .update_expression("SET #status = :expired REMOVE #activeCard")
+                .condition_expression("#status = :active")
+                .set_expression_attribute_names(names_of(&["#status #activeCard"]))
+                .expression_attribute_values(":expired", s(GiftCardStatus::Expired.as_str()))
+                .expression_attribute_values(":active", s(GiftCardStatus::Active.as_str()))
+                .send()
+                .await;
+            match result {
+                Ok(_) => expired += 1,
+                // Redeemed or returned meanwhile: not this pass's to expire.
+                Err(error) => {
+                    if let Some(error) = super::store::lost_race_or_error(error) {
+                        return Err(error);
+                    }
+                }
+            }
+        }
+        Ok(expired)
+    }
+
     async fn card_by_lookup_key(&self, lookup_key: &str) -> Result<Option<GiftCard>> {
         // The index is eventually consistent; the card is then read consistently by id.
         let output = self
@@ -204,7 +253,7 @@ impl GiftCards for DynamoStore {
                     &self.tables.gift_cards,
                     card_key(&card.id),
                     "SET #status = :redeemed, #redeemedAt = :at, #redeemedBy = :by, \
-                     #updatedAt = :at",
+                     #updatedAt = :at REMOVE #activeCard",
                     Some("#status = :active"),
                     item([
                         (":redeemed", s(redeemed.status.as_str())),

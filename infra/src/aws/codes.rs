@@ -221,6 +221,70 @@ impl DynamoStore {
         .await
     }
 
+    /// Moves these available codes (by hash) out of the pool to `to` and lowers the variant's
+    /// stock by as many, per transaction of up to 99 codes; a code that left the pool meanwhile
+    /// (allocated) is skipped. Returns how many moved.
+    async fn withdraw(
+        &self,
+        product: &ProductId,
+        variant: &VariantId,
+        hashes: &[String],
+        to: CodeState,
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
+        let mut moved = 0u64;
+        for chunk in hashes.chunks(CODES_PER_TRANSACTION) {
+            let mut pending: Vec<&String> = chunk.iter().collect();
+            while !pending.is_empty() {
+                let mut transaction = Transaction::new();
+                for (index, hash) in pending.iter().enumerate() {
+                    transaction.push(
+                        update(
+                            &self.tables.inventory_codes,
+                            item([("codeHash", s(hash.as_str()))]),
+                            "SET #state = :to, #changedAt = :now \
+                             REMOVE #availableVariant, #availableOrder",
+                            Some("#state = :available"),
+                            item([
+                                (":to", s(to.as_str())),
+                                (":available", s(CodeState::Available.as_str())),
+                                (":now", ts(now)),
+                            ]),
+                        )?,
+                        Some(index),
+                    );
+                }
+                transaction.push(
+                    update(
+                        &self.tables.product_variants,
+                        variant_key(product, variant),
+                        "SET #stockQuantity = #stockQuantity - :n",
+                        Some("#stockQuantity >= :n"),
+                        item([(":n", n(pending.len() as i64))]),
+                    )?,
+                    None,
+                );
+                match self.commit(transaction).await {
+                    Ok(()) => {
+                        moved += pending.len() as u64;
+                        break;
+                    }
+                    // Allocated meanwhile: it stays with its card.
+                    Err(TxFailure::Refused(Some(index))) => {
+                        pending.remove(index);
+                    }
+                    Err(TxFailure::Refused(None)) => {
+                        return Err(Error::internal(
+                            "a variant's stock fell out of step with its codes",
+                        ));
+                    }
+                    Err(TxFailure::Failed(error)) => return Err(error),
+                }
+            }
+        }
+        Ok(moved)
+    }
+
     async fn batch_codes(&self, variant: &VariantId, batch: &BatchRef) -> Result<Vec<Item>> {
         Ok(all_pages!(
             self.client
@@ -371,52 +435,8 @@ impl CodeInventory for DynamoStore {
             }
         }
         let available: Vec<String> = available.into_iter().collect();
-        for chunk in available.chunks(CODES_PER_TRANSACTION) {
-            let mut pending: Vec<&String> = chunk.iter().collect();
-            while !pending.is_empty() {
-                let mut transaction = Transaction::new();
-                for (index, hash) in pending.iter().enumerate() {
-                    transaction.push(
-                        update(
-                            &self.tables.inventory_codes,
-                            item([("codeHash", s(hash.as_str()))]),
-                            "SET #state = :voided, #changedAt = :now \
-                             REMOVE #availableVariant, #availableOrder",
-                            Some("#state = :available"),
-                            item([
-                                (":voided", s(CodeState::Voided.as_str())),
-                                (":available", s(CodeState::Available.as_str())),
-                                (":now", ts(now)),
-                            ]),
-                        )?,
-                        Some(index),
-                    );
-                }
-                transaction.push(
-                    update(
-                        &self.tables.product_variants,
-                        variant_key(&product, variant),
-                        "SET #stockQuantity = #stockQuantity - :n",
-                        Some("#stockQuantity >= :n"),
-                        item([(":n", n(pending.len() as i64))]),
-                    )?,
-                    None,
-                );
-                match self.commit(transaction).await {
-                    Ok(()) => break,
-                    // Allocated meanwhile: it stays with its card.
-                    Err(TxFailure::Refused(Some(index))) => {
-                        pending.remove(index);
-                    }
-                    Err(TxFailure::Refused(None)) => {
-                        return Err(Error::internal(
-                            "a variant's stock fell out of step with its codes",
-                        ));
-                    }
-                    Err(TxFailure::Failed(error)) => return Err(error),
-                }
-            }
-        }
+        self.withdraw(&product, variant, &available, CodeState::Voided, now)
+            .await?;
         self.client
             .update_item()
             .table_name(&self.tables.code_batches)
@@ -430,6 +450,46 @@ impl CodeInventory for DynamoStore {
             .map_err(sdk_error)?;
         let raw = self.batch_item(variant, batch).await?.unwrap_or(raw);
         self.summary(variant, &raw).await
+    }
+
+    async fn expire_codes(
+        &self,
+        variant: &VariantId,
+        today: NaiveDate,
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
+        // "<expiry>#<id>" < "<today>" exactly when the expiry is before today.
+        let due = all_pages!(
+            self.client
+                .query()
+                .table_name(&self.tables.inventory_codes)
+                .index_name(AVAILABLE_INDEX)
+                .key_condition_expression("#availableVariant = :v AND #availableOrder < :today")
+                .set_expression_attribute_names(super::store::names_of(&[
+                    "#availableVariant #availableOrder",
+                ]))
+                .expression_attribute_values(":v", s(variant.as_str()))
+                .expression_attribute_values(":today", s(today.to_string()))
+        );
+        if due.is_empty() {
+            return Ok(0);
+        }
+        let hashes = due
+            .iter()
+            .map(|raw| {
+                Attrs::new(raw, "inventory-codes")
+                    .s("codeHash")
+                    .map(str::to_string)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let product = self
+            .products_of(std::slice::from_ref(variant))
+            .await?
+            .pop()
+            .map(|(_, product)| product)
+            .ok_or(Error::NotFound(Missing::Variant))?;
+        self.withdraw(&product, variant, &hashes, CodeState::Expired, now)
+            .await
     }
 
     async fn allocatable_codes(

@@ -135,6 +135,13 @@ pub const GIFT_CARDS: TableDef = TableDef {
         keys_index("orderId-giftCardId-index", "orderId", Some("giftCardId")),
         // The keyed HMAC of the number, never the number.
         keys_index("giftCardNumber-index", "giftCardNumberHash", None),
+        // Sparse: `activeCard` exists only while a card is ACTIVE; the reconciler finds the
+        // cards past their expiry date without reading the others.
+        keys_index(
+            "activeCard-expiryDate-index",
+            "activeCard",
+            Some("expiryDate"),
+        ),
     ],
     ttl_attribute: None,
 };
@@ -301,7 +308,7 @@ mod tests {
             key("userId", Some("transactionId"))
         );
         assert_eq!(PRODUCT_VARIANTS.key, key("productId", Some("variantId")));
-        assert_eq!(GIFT_CARDS.indexes.len(), 3);
+        assert_eq!(GIFT_CARDS.indexes.len(), 4);
         assert_eq!(
             ORDERS.key_attributes(),
             vec!["orderId", "userId", "createdAt", "status", "notifyPending"]

@@ -160,6 +160,20 @@ impl GiftCards for SqliteStore {
         .await
     }
 
+    async fn expire_cards(&self, today: NaiveDate, limit: u32) -> Result<u64> {
+        let today = today.format(DATE_FORMAT).to_string();
+        self.write(move |conn| {
+            let expired = execute(
+                conn,
+                "UPDATE gift_cards SET status = 'EXPIRED' WHERE id IN (SELECT id FROM gift_cards \
+                 WHERE status = 'ACTIVE' AND expiry_date < ?1 LIMIT ?2)",
+                params![today, limit],
+            )?;
+            Ok(expired as u64)
+        })
+        .await
+    }
+
     async fn card_by_lookup_key(&self, lookup_key: &str) -> Result<Option<GiftCard>> {
         let key = lookup_key.to_string();
         self.read(move |conn| {

@@ -274,6 +274,27 @@ impl CodeInventory for SqliteStore {
             .await
     }
 
+    async fn expire_codes(
+        &self,
+        variant: &VariantId,
+        today: NaiveDate,
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
+        let variant = variant.clone();
+        let today = today.format(DATE_FORMAT).to_string();
+        self.write(move |conn| {
+            let expired = execute(
+                conn,
+                "UPDATE inventory_codes SET state = 'EXPIRED', changed_at = ?3 \
+                 WHERE variant_id = ?1 AND state = 'AVAILABLE' AND expiry_date < ?2",
+                params![variant.as_str(), today, ts(now)],
+            )?;
+            move_stock(conn, &variant, -(expired as i64), now)?;
+            Ok(expired as u64)
+        })
+        .await
+    }
+
     async fn allocatable_codes(
         &self,
         variant: &VariantId,

@@ -320,6 +320,8 @@ CREATE INDEX inventory_codes_by_batch ON inventory_codes (variant_id, batch_ref,
 const V4: &str = r#"
 ALTER TABLE gift_cards ADD COLUMN redeemed_at INTEGER;
 ALTER TABLE gift_cards ADD COLUMN redeemed_by TEXT;
+-- The reconciler finds the cards that expire without reading the others.
+CREATE INDEX gift_cards_active_by_expiry ON gift_cards (expiry_date) WHERE status = 'ACTIVE';
 
 CREATE TABLE wallet_transactions_v4 (
     id            TEXT PRIMARY KEY,

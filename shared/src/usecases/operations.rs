@@ -13,6 +13,10 @@ pub struct ReconcileReport {
     pub notified: usize,
     /// Items that failed this pass and will be tried on the next.
     pub failed: usize,
+    /// ACTIVE cards past their expiry date, now EXPIRED.
+    pub expired_cards: u64,
+    /// Available brand codes past their expiry date, now EXPIRED and out of stock.
+    pub expired_codes: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -57,7 +61,28 @@ impl Giftify {
                 }
             }
         }
+        self.expire(&mut report).await?;
         Ok(report)
+    }
+
+    /// A card or code expires the day after its expiry date: on that date it is still good.
+    async fn expire(&self, report: &mut ReconcileReport) -> Result<()> {
+        let today = self.now().date_naive();
+        report.expired_cards = self
+            .ports
+            .gift_cards
+            .expire_cards(today, RECONCILE_BATCH)
+            .await?;
+        for entry in self.ports.catalogue.inventory().await? {
+            if entry.variant.fulfillment_source == crate::codes::FulfillmentSource::Inventory {
+                report.expired_codes += self
+                    .ports
+                    .codes
+                    .expire_codes(&entry.variant.id, today, self.now())
+                    .await?;
+            }
+        }
+        Ok(())
     }
 
     /// Revenue, margin, orders by status and top products.

@@ -423,6 +423,13 @@ impl GiftCards for Faulty<dyn GiftCards> {
             })
             .await
     }
+    async fn expire_cards(&self, today: chrono::NaiveDate, limit: u32) -> Result<u64> {
+        self.0
+            .call("gift_cards.expire_cards", true, || {
+                self.1.expire_cards(today, limit)
+            })
+            .await
+    }
     async fn card_by_lookup_key(&self, lookup_key: &str) -> Result<Option<GiftCard>> {
         self.0
             .call("gift_cards.card_by_lookup_key", false, || {

@@ -445,3 +445,80 @@ pub async fn a_redemption_past_the_wallet_cap_changes_nothing(ports: &Ports) -> 
     assert_eq!(ports.wallets.balance(&redeemer.id).await?.get(), 100_000);
     Ok(())
 }
+
+pub async fn expiry_marks_only_active_cards_past_their_date(ports: &Ports) -> Result<()> {
+    let owner = funded_user(ports, 1_000_000).await?;
+    let entry = stocked(ports, &[5]).await?.remove(0);
+    let order = place(ports, &owner.id, &[(&entry, 3)]).await?;
+    let processing = ports.orders.start_processing(&order.id, now()).await?;
+    let mut f = fulfillment(&processing, &[3], now());
+    let today = Utc::now().date_naive();
+    f.cards[0].expiry_date = today - Duration::days(1);
+    f.cards[1].expiry_date = today;
+    f.cards[2].expiry_date = today - Duration::days(3);
+    ports.orders.complete_fulfillment(&f).await?;
+    let redeemer = user(ports).await?;
+    ports
+        .gift_cards
+        .redeem(&redemption(&f.cards[2], &redeemer.id, 20_000_000))
+        .await?;
+
+    let expired = ports.gift_cards.expire_cards(today, 100).await?;
+
+    assert_eq!(expired, 1);
+    let status = |i: usize| {
+        let id = f.cards[i].id.clone();
+        async move {
+            ports
+                .gift_cards
+                .card(&id)
+                .await
+                .map(|c| c.map(|c| c.status))
+        }
+    };
+    assert_eq!(status(0).await?, Some(GiftCardStatus::Expired));
+    assert_eq!(
+        status(1).await?,
+        Some(GiftCardStatus::Active),
+        "good through its date"
+    );
+    assert_eq!(status(2).await?, Some(GiftCardStatus::Redeemed));
+    assert_eq!(ports.gift_cards.expire_cards(today, 100).await?, 0);
+    Ok(())
+}
+
+pub async fn expiry_takes_available_codes_past_their_date_out_of_stock(
+    ports: &Ports,
+) -> Result<()> {
+    let entry = inventory_variant(ports).await?;
+    let a_month_ago = now() - Duration::days(30);
+    let in_days = |d: i64| CodeRow {
+        expiry_date: Some((Utc::now() + Duration::days(d)).date_naive().to_string()),
+        ..row(None)
+    };
+    let rows = [in_days(-2), in_days(0), in_days(200), row(None)];
+    ports
+        .codes
+        .import_codes(&plan(&entry, "OLD", &rows, a_month_ago))
+        .await?;
+    assert_eq!(stock_of(ports, &entry.variant.id).await?, 4);
+    let today = Utc::now().date_naive();
+
+    let expired = ports
+        .codes
+        .expire_codes(&entry.variant.id, today, now())
+        .await?;
+
+    assert_eq!(expired, 1);
+    assert_eq!(stock_of(ports, &entry.variant.id).await?, 3);
+    let batch = &ports.codes.code_batches(&entry.variant.id).await?[0];
+    assert_eq!((batch.available, batch.expired), (3, 1));
+    assert_eq!(
+        ports
+            .codes
+            .expire_codes(&entry.variant.id, today, now())
+            .await?,
+        0
+    );
+    Ok(())
+}
