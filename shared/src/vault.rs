@@ -391,6 +391,57 @@ mod tests {
     }
 
     #[test]
+    fn only_an_active_unexpired_giftify_card_is_redeemable() {
+        let id = GiftCardId::generate();
+        let today = NaiveDate::from_ymd_opt(2026, 12, 6).unwrap();
+        let mut card = GiftCard {
+            sealed: CardVault::new(&CardKey::generate()).issue(&id).unwrap(),
+            id,
+            order_id: OrderId::generate(),
+            user_id: UserId::generate(),
+            product_id: ProductId::generate(),
+            variant_id: VariantId::generate(),
+            product_name: "Giftify".into(),
+            variant_name: "Giftify 500".into(),
+            denomination: 500,
+            expiry_date: today,
+            status: GiftCardStatus::Active,
+            purchase_price: Paise::new(50_000),
+            issued_at: Utc::now(),
+            redeemed_at: None,
+            redeemed_by: None,
+        };
+        let ours = "GFY-1234-5678-9012-3456";
+        assert!(
+            card.check_redeemable(ours, today).is_ok(),
+            "good through its date"
+        );
+        assert_eq!(card.face_value(), Some(Paise::new(50_000)));
+        let refusal = |card: &GiftCard, number: &str, day: NaiveDate| match card
+            .check_redeemable(number, day)
+        {
+            Err(Error::Card(reason)) => Some(reason),
+            _ => None,
+        };
+        assert_eq!(
+            refusal(&card, "AMZN12345678", today),
+            Some(CardRefusal::NotRedeemable)
+        );
+        assert_eq!(
+            refusal(&card, ours, today.succ_opt().unwrap()),
+            Some(CardRefusal::Expired)
+        );
+        for (status, reason) in [
+            (GiftCardStatus::Redeemed, CardRefusal::Redeemed),
+            (GiftCardStatus::Expired, CardRefusal::Expired),
+            (GiftCardStatus::Cancelled, CardRefusal::Cancelled),
+        ] {
+            card.status = status;
+            assert_eq!(refusal(&card, ours, today), Some(reason));
+        }
+    }
+
+    #[test]
     fn debug_output_never_shows_secrets() {
         let vault = CardVault::new(&CardKey::generate());
         let id = GiftCardId::generate();
