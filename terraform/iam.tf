@@ -19,7 +19,7 @@ locals {
       "idempotency-keys"    = { actions = ["GetItem", "PutItem", "UpdateItem", "DeleteItem"], indexes = [] }
       "refresh-tokens"      = { actions = ["GetItem", "PutItem", "UpdateItem", "ConditionCheckItem"], indexes = [] }
       "login-throttle"      = { actions = ["GetItem", "PutItem", "DeleteItem"], indexes = [] }
-      "audit"               = { actions = ["PutItem"], indexes = [] }
+      "audit"               = { actions = ["PutItem", "Query"], indexes = [] }
       # Code imports (a conditional put per code), the batch listing and voids.
       "inventory-codes" = { actions = ["GetItem", "PutItem", "UpdateItem", "Query"], indexes = ["batchKey-codeId-index"] }
       "code-batches"    = { actions = ["GetItem", "PutItem", "UpdateItem", "Query"], indexes = [] }

@@ -55,6 +55,7 @@ pub enum ErrorCode {
     CardCancelled,
     CardRevealed,
     NotRedeemable,
+    ReturnWindowClosed,
 }
 
 impl ErrorCode {
@@ -89,6 +90,7 @@ impl ErrorCode {
             ErrorCode::CardCancelled => "CARD_CANCELLED",
             ErrorCode::CardRevealed => "CARD_REVEALED",
             ErrorCode::NotRedeemable => "NOT_REDEEMABLE",
+            ErrorCode::ReturnWindowClosed => "RETURN_WINDOW_CLOSED",
         }
     }
 }
@@ -428,6 +430,9 @@ fn core_parts(error: &CoreError) -> Parts {
             CardRefusal::Revealed => Parts::new(S::CONFLICT, ErrorCode::CardRevealed, message),
             CardRefusal::NotRedeemable => {
                 Parts::new(S::BAD_REQUEST, ErrorCode::NotRedeemable, message)
+            }
+            CardRefusal::ReturnWindowClosed => {
+                Parts::new(S::CONFLICT, ErrorCode::ReturnWindowClosed, message)
             }
         },
         CoreError::Conflict(_) | CoreError::Unavailable(_) => Parts {

@@ -39,7 +39,7 @@ Orders are fulfilled asynchronously: `POST /orders/create` answers 202 and `GET 
         admin::inventory, admin::update_inventory, admin::orders, admin::analytics,
         admin::create_product, admin::create_variant,
         codes::import, codes::batches, codes::void,
-        cards::list, cards::redeem,
+        cards::list, cards::redeem, cards::reveals, orders::return_card,
         meta::health, meta::metrics, openapi_json, docs,
     ),
     components(schemas(ErrorEnvelope, ErrorCode)),

@@ -75,6 +75,8 @@ pub enum CardRefusal {
     Revealed,
     /// A brand's card: only the brand honours it.
     NotRedeemable,
+    /// The window for returning the card has passed.
+    ReturnWindowClosed,
 }
 
 impl std::fmt::Display for CardRefusal {
@@ -87,6 +89,7 @@ impl std::fmt::Display for CardRefusal {
             CardRefusal::NotRedeemable => {
                 "a brand's gift card is redeemed with the brand, not into a Giftify wallet"
             }
+            CardRefusal::ReturnWindowClosed => "the window for returning the gift card has passed",
         })
     }
 }

@@ -29,6 +29,10 @@ pub mod describe {
         format!("Refund for unfulfilled items of {order}")
     }
 
+    pub fn refund_of_returned(card: &crate::vault::GiftCard) -> String {
+        format!("Refund for returned gift card {}", card.masked_number())
+    }
+
     pub fn redemption(card: &crate::vault::GiftCard) -> String {
         format!("Redeemed Giftify card {}", card.masked_number())
     }
@@ -100,6 +104,23 @@ impl Movement {
             at,
             cap: Some(max_balance),
         })
+    }
+
+    /// The refund of a returned card's price to its owner: money coming back, never capped.
+    pub fn refund_of_returned(
+        id: TransactionId,
+        card: &crate::vault::GiftCard,
+        at: DateTime<Utc>,
+    ) -> Self {
+        Self::of_order(
+            TransactionType::Refund,
+            describe::refund_of_returned(card),
+            id,
+            card.user_id.clone(),
+            &card.order_id,
+            card.purchase_price,
+            at,
+        )
     }
 
     /// The debit that pays for an order.

@@ -24,7 +24,7 @@ use crate::order::{
 use crate::user::{
     Email, NewRefreshToken, NewUser, ProfileUpdate, Rotation, ThrottlePolicy, User, UserCredentials,
 };
-use crate::vault::{GiftCard, GiftCardStatus, Redemption, RevealAudit};
+use crate::vault::{CardReturn, GiftCard, GiftCardStatus, Redemption, RevealAudit};
 use crate::wallet::{Page, PageRequest, TransactionType, WalletTransaction};
 use crate::{Paise, Result};
 use async_trait::async_trait;
@@ -302,7 +302,22 @@ pub trait GiftCards: Send + Sync {
     /// [`crate::Error::WalletLimitExceeded`] when the credit would pass its cap — each
     /// changing nothing.
     async fn redeem(&self, redemption: &Redemption) -> Result<GiftCard>;
+    /// Records the reveal in the card's audit trail and sets the card's `revealed_at` if it
+    /// has none, in one atomic step.
+    /// # Errors
+    /// MUST return [`crate::Error::Card`] `Cancelled` for a returned card (of a racing reveal
+    /// and return exactly one wins), and [`crate::Error::NotFound`] for an unknown card —
+    /// each changing nothing.
     async fn record_reveal(&self, audit: &RevealAudit) -> Result<()>;
+    /// The card's reveals, oldest first.
+    async fn reveals_of(&self, card: &GiftCardId) -> Result<Vec<RevealAudit>>;
+    /// Moves the card to [`GiftCard::returned`], refunds it, and puts its unit back in its
+    /// variant's stock (a brand code back in its pool, available) — in one atomic step
+    /// conditional on the card being ACTIVE and never revealed. Returns the card after.
+    /// # Errors
+    /// MUST return the card's [`crate::Error::Card`] refusal when it is no longer ACTIVE or
+    /// was revealed meanwhile, and change nothing.
+    async fn return_card(&self, card_return: &CardReturn) -> Result<GiftCard>;
 }
 
 #[async_trait]

@@ -66,6 +66,8 @@ pub struct GiftCard {
     /// When and by whom a Giftify card was redeemed into a wallet.
     pub redeemed_at: Option<DateTime<Utc>>,
     pub redeemed_by: Option<UserId>,
+    /// When its owner first saw the number and PIN; a revealed card cannot be returned.
+    pub revealed_at: Option<DateTime<Utc>>,
 }
 
 impl GiftCard {
@@ -102,12 +104,8 @@ impl GiftCard {
     /// # Errors
     /// [`Error::Card`] when it is no longer ACTIVE (a concurrent redemption won).
     pub fn redeemed_by_user(&self, redemption: &Redemption) -> Result<GiftCard> {
-        if self.status != GiftCardStatus::Active {
-            return Err(Error::Card(match self.status {
-                GiftCardStatus::Redeemed => CardRefusal::Redeemed,
-                GiftCardStatus::Expired => CardRefusal::Expired,
-                _ => CardRefusal::Cancelled,
-            }));
+        if let Some(refusal) = self.status_refusal() {
+            return Err(Error::Card(refusal));
         }
         let mut card = self.clone();
         card.status = GiftCardStatus::Redeemed;
@@ -115,6 +113,63 @@ impl GiftCard {
         card.redeemed_by = Some(redemption.credit.user.clone());
         Ok(card)
     }
+}
+
+impl GiftCard {
+    /// The refusal of the card's current status for a use that needs it ACTIVE.
+    fn status_refusal(&self) -> Option<CardRefusal> {
+        match self.status {
+            GiftCardStatus::Active => None,
+            GiftCardStatus::Redeemed => Some(CardRefusal::Redeemed),
+            GiftCardStatus::Expired => Some(CardRefusal::Expired),
+            GiftCardStatus::Cancelled => Some(CardRefusal::Cancelled),
+        }
+    }
+
+    /// Whether its owner may return the card at `now`: ACTIVE, never revealed, and within
+    /// `window` of its issue.
+    /// # Errors
+    /// [`Error::Card`] with the reason.
+    pub fn check_returnable(&self, now: DateTime<Utc>, window: chrono::Duration) -> Result<()> {
+        if let Some(refusal) = self.status_refusal() {
+            return Err(Error::Card(refusal));
+        }
+        if self.revealed_at.is_some() {
+            return Err(Error::Card(CardRefusal::Revealed));
+        }
+        if now > self.issued_at + window {
+            return Err(Error::Card(CardRefusal::ReturnWindowClosed));
+        }
+        Ok(())
+    }
+
+    /// The card after its return, ACTIVE → CANCELLED. Both backends commit only this.
+    /// # Errors
+    /// [`Error::Card`] when it is no longer ACTIVE or was revealed (a racing reveal won).
+    pub fn returned(&self) -> Result<GiftCard> {
+        if let Some(refusal) = self.status_refusal() {
+            return Err(Error::Card(refusal));
+        }
+        if self.revealed_at.is_some() {
+            return Err(Error::Card(CardRefusal::Revealed));
+        }
+        let mut card = self.clone();
+        card.status = GiftCardStatus::Cancelled;
+        Ok(card)
+    }
+}
+
+/// A card returned by its owner: the card ACTIVE → CANCELLED, its price refunded, and its unit
+/// back in its variant's stock — a brand code back in the pool, available again — as one
+/// atomic step.
+#[derive(Clone, Debug)]
+pub struct CardReturn {
+    pub card: GiftCard,
+    /// [`crate::ledger::Movement::refund_of_returned`].
+    pub refund: crate::ledger::Movement,
+    /// The card is a brand code, which goes back to its pool.
+    pub code_back_to_pool: bool,
+    pub now: DateTime<Utc>,
 }
 
 /// A Giftify card redeemed into a wallet: the card ACTIVE → REDEEMED and the REDEEM credit of
@@ -410,6 +465,7 @@ mod tests {
             issued_at: Utc::now(),
             redeemed_at: None,
             redeemed_by: None,
+            revealed_at: None,
         };
         let ours = "GFY-1234-5678-9012-3456";
         assert!(

@@ -1,15 +1,16 @@
 //! `/gift-cards`: the signed-in user's cards across orders, and a Giftify card redeemed into
-//! their wallet.
+//! their wallet; and the admin's view of who revealed a card.
 
 use crate::AppState;
 use crate::dto::{Pagination, page_request};
 use crate::error::{ApiError, ErrorEnvelope};
-use crate::extract::{ApiJson, ApiQuery, AuthUser};
+use crate::extract::{AdminUser, ApiJson, ApiPath, ApiQuery, AuthUser, parse_id};
 use crate::response::{Envelope, ok, timestamp};
 use crate::routes::orders::GiftCardView;
 use axum::Router;
 use axum::extract::State;
 use axum::routing::{get, post};
+use giftify_shared::ids::GiftCardId;
 use giftify_shared::vault::GiftCardStatus;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -19,6 +20,58 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/gift-cards", get(list))
         .route("/gift-cards/redeem", post(redeem))
+        .route("/admin/gift-cards/{giftCardId}/reveals", get(reveals))
+}
+
+/// One reveal of a card's secrets.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RevealView {
+    pub user_id: String,
+    pub order_id: String,
+    #[schema(format = DateTime)]
+    pub revealed_at: String,
+}
+
+/// A card's reveal audit.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RevealsData {
+    pub gift_card_id: String,
+    pub reveals: Vec<RevealView>,
+}
+
+/// Who revealed a card's number and PIN, and when, oldest first (admin).
+#[utoipa::path(
+    get, path = "/admin/gift-cards/{giftCardId}/reveals", tag = "admin",
+    security(("bearerAuth" = [])),
+    params(("giftCardId" = String, Path, description = "gc_…")),
+    responses(
+        (status = 200, description = "The reveal audit", body = Envelope<RevealsData>),
+        (status = 400, description = "VALIDATION_ERROR: malformed id", body = ErrorEnvelope),
+        (status = 401, description = "UNAUTHORIZED or TOKEN_EXPIRED", body = ErrorEnvelope),
+        (status = 403, description = "FORBIDDEN: not an admin", body = ErrorEnvelope),
+        (status = 404, description = "NOT_FOUND", body = ErrorEnvelope),
+    )
+)]
+pub async fn reveals(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+    ApiPath(card_id): ApiPath<String>,
+) -> Result<Envelope<RevealsData>, ApiError> {
+    let card_id: GiftCardId = parse_id("giftCardId", &card_id)?;
+    let reveals = state.giftify().reveals_of(&card_id).await?;
+    Ok(ok(RevealsData {
+        gift_card_id: card_id.to_string(),
+        reveals: reveals
+            .iter()
+            .map(|r| RevealView {
+                user_id: r.user_id.to_string(),
+                order_id: r.order_id.to_string(),
+                revealed_at: timestamp(r.revealed_at),
+            })
+            .collect(),
+    }))
 }
 
 /// `?status=&page=&limit=` of the card list.

@@ -33,6 +33,10 @@ pub fn router() -> Router<AppState> {
             "/orders/{orderId}/gift-cards/{giftCardId}/reveal",
             post(reveal),
         )
+        .route(
+            "/orders/{orderId}/gift-cards/{giftCardId}/return",
+            post(return_card),
+        )
 }
 
 /// What to order: `items`, or (without `items`) the cart.
@@ -174,6 +178,9 @@ pub struct GiftCardView {
     pub status: String,
     #[schema(example = "2025-01-15", format = Date)]
     pub expiry_date: String,
+    /// When its owner first revealed it; a revealed card cannot be returned.
+    #[schema(format = DateTime)]
+    pub revealed_at: Option<String>,
 }
 
 /// A cancelled order.
@@ -288,6 +295,7 @@ impl From<&GiftCard> for GiftCardView {
             gift_card_number: card.masked_number(),
             status: card.status.as_str().to_string(),
             expiry_date: date(card.expiry_date),
+            revealed_at: card.revealed_at.map(timestamp),
         }
     }
 }
@@ -497,6 +505,7 @@ pub async fn cancel(
         (status = 400, description = "VALIDATION_ERROR: malformed id", body = ErrorEnvelope),
         (status = 401, description = "UNAUTHORIZED or TOKEN_EXPIRED", body = ErrorEnvelope),
         (status = 404, description = "NOT_FOUND, also for another user's card", body = ErrorEnvelope),
+        (status = 409, description = "CARD_CANCELLED: the card was returned", body = ErrorEnvelope),
     )
 )]
 pub async fn reveal(
@@ -519,6 +528,56 @@ pub async fn reveal(
         gift_card_pin: secrets.pin.expose_secret().to_string(),
         expiry_date: date(card.expiry_date),
     })))
+}
+
+/// A returned card, and the wallet after its refund.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReturnData {
+    pub gift_card_id: String,
+    #[schema(example = "CANCELLED")]
+    pub status: String,
+    /// The card's price, back in the wallet, in paise.
+    pub refund_amount: i64,
+    /// The wallet balance after the refund, in paise.
+    pub balance: i64,
+}
+
+/// Return a card you never revealed, within 24 hours of its issue: it is cancelled, its price
+/// comes back to your wallet as a REFUND, and a brand code goes back to Giftify's stock. Of a
+/// reveal and a return racing, exactly one wins.
+#[utoipa::path(
+    post, path = "/orders/{orderId}/gift-cards/{giftCardId}/return", tag = "orders",
+    security(("bearerAuth" = [])),
+    params(
+        ("orderId" = String, Path, description = "order_…"),
+        ("giftCardId" = String, Path, description = "gc_…"),
+    ),
+    responses(
+        (status = 200, description = "Returned and refunded", body = Envelope<ReturnData>),
+        (status = 400, description = "VALIDATION_ERROR: malformed id", body = ErrorEnvelope),
+        (status = 401, description = "UNAUTHORIZED or TOKEN_EXPIRED", body = ErrorEnvelope),
+        (status = 404, description = "NOT_FOUND, also for another user's card", body = ErrorEnvelope),
+        (status = 409, description = "CARD_REVEALED, RETURN_WINDOW_CLOSED, CARD_REDEEMED, CARD_EXPIRED or CARD_CANCELLED", body = ErrorEnvelope),
+    )
+)]
+pub async fn return_card(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath((order_id, card_id)): ApiPath<(String, String)>,
+) -> Result<Envelope<ReturnData>, ApiError> {
+    let order_id: OrderId = parse_id("orderId", &order_id)?;
+    let card_id: GiftCardId = parse_id("giftCardId", &card_id)?;
+    let giftify = state.giftify();
+    let card = giftify.return_card(&user.id, &order_id, &card_id).await?;
+    let balance = giftify.balance(&user.id).await?;
+    Ok(ok(ReturnData {
+        gift_card_id: card.id.to_string(),
+        status: card.status.as_str().to_string(),
+        refund_amount: card.purchase_price.get(),
+        balance: balance.get(),
+    })
+    .with_message("Gift card returned and refunded"))
 }
 
 #[cfg(test)]

@@ -1,15 +1,22 @@
 //! Gift cards: issued cards, sealed, by id and by order; reveals audited.
 
-use super::store::{DynamoStore, Transaction, TxFailure, all_pages, names_of, retrying, update};
+use super::store::{
+    DynamoStore, Transaction, TxFailure, all_pages, names_of, put, retrying, update,
+};
 use crate::aws::item::{Attrs, Item, item, money, n, s, sdk_error, ts};
 use async_trait::async_trait;
 use chrono::NaiveDate;
 use giftify_shared::Missing;
 use giftify_shared::ids::{GiftCardId, OrderId, ProductId, UserId, VariantId};
 use giftify_shared::ports::GiftCards;
-use giftify_shared::vault::{GiftCard, GiftCardStatus, Redemption, RevealAudit, SealedCard};
+use giftify_shared::vault::{
+    CardReturn, GiftCard, GiftCardStatus, Redemption, RevealAudit, SealedCard,
+};
 use giftify_shared::wallet::{Page, PageRequest};
 use giftify_shared::{Error, Result};
+
+/// The audit records of a card's reveals begin with this.
+const REVEAL_PREFIX: &str = "REVEAL#";
 
 /// The value of `activeCard` on an ACTIVE card (the attribute is absent on any other).
 const ACTIVE_CARD: &str = "ACTIVE";
@@ -68,6 +75,7 @@ fn card_from(raw: &Item) -> Result<GiftCard> {
         issued_at: a.ts("issuedAt")?,
         redeemed_at: a.opt_ts("redeemedAt")?,
         redeemed_by: a.opt_s("redeemedBy")?.map(UserId::parse).transpose()?,
+        revealed_at: a.opt_ts("revealedAt")?,
     })
 }
 
@@ -281,7 +289,7 @@ impl GiftCards for DynamoStore {
             (
                 "auditId",
                 s(format!(
-                    "REVEAL#{}#{}",
+                    "{REVEAL_PREFIX}{}#{}",
                     crate::aws::item::format_ts(audit.revealed_at),
                     ulid::Ulid::new()
                 )),
@@ -291,14 +299,103 @@ impl GiftCards for DynamoStore {
             ("orderId", s(audit.order_id.as_str())),
             ("at", ts(audit.revealed_at)),
         ]);
-        self.client
-            .put_item()
-            .table_name(&self.tables.audit)
-            .set_item(Some(record))
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        Ok(())
+        let mut transaction = Transaction::<()>::new();
+        transaction.push(
+            update(
+                &self.tables.gift_cards,
+                card_key(&audit.gift_card_id),
+                "SET #revealedAt = if_not_exists(#revealedAt, :at)",
+                Some("attribute_exists(#giftCardId) AND #status <> :cancelled"),
+                item([
+                    (":at", ts(audit.revealed_at)),
+                    (":cancelled", s(GiftCardStatus::Cancelled.as_str())),
+                ]),
+            )?,
+            (),
+        );
+        transaction.push(put(&self.tables.audit, record, None, Item::new())?, ());
+        match self.commit(transaction).await {
+            Ok(()) => Ok(()),
+            Err(TxFailure::Refused(())) => match self.card(&audit.gift_card_id).await? {
+                None => Err(Error::NotFound(Missing::GiftCard)),
+                Some(_) => Err(Error::Card(giftify_shared::CardRefusal::Cancelled)),
+            },
+            Err(TxFailure::Failed(error)) => Err(error),
+        }
+    }
+
+    async fn reveals_of(&self, card: &GiftCardId) -> Result<Vec<RevealAudit>> {
+        let records = all_pages!(
+            self.client
+                .query()
+                .table_name(&self.tables.audit)
+                .key_condition_expression("#subjectId = :card AND begins_with(#auditId, :reveal)")
+                .set_expression_attribute_names(names_of(&["#subjectId #auditId"]))
+                .expression_attribute_values(":card", s(card.as_str()))
+                .expression_attribute_values(":reveal", s(REVEAL_PREFIX))
+                .consistent_read(true)
+        );
+        records
+            .iter()
+            .map(|raw| {
+                let a = Attrs::new(raw, "audit");
+                Ok(RevealAudit {
+                    gift_card_id: GiftCardId::parse(a.s("subjectId")?)?,
+                    order_id: OrderId::parse(a.s("orderId")?)?,
+                    user_id: UserId::parse(a.s("userId")?)?,
+                    revealed_at: a.ts("at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn return_card(&self, r: &CardReturn) -> Result<GiftCard> {
+        retrying(|| async {
+            let card = self
+                .card(&r.card.id)
+                .await?
+                .ok_or(Error::NotFound(Missing::GiftCard))?;
+            let returned = card.returned()?;
+            let mut transaction = Transaction::new();
+            transaction.push(
+                update(
+                    &self.tables.gift_cards,
+                    card_key(&card.id),
+                    "SET #status = :cancelled, #updatedAt = :now REMOVE #activeCard",
+                    Some("#status = :active AND attribute_not_exists(#revealedAt)"),
+                    item([
+                        (":cancelled", s(returned.status.as_str())),
+                        (":active", s(GiftCardStatus::Active.as_str())),
+                        (":now", ts(r.now)),
+                    ]),
+                )?,
+                // Revealed or changed by a concurrent request: read again, and it answers why.
+                Error::Conflict("the card changed while it was returned"),
+            );
+            let wallet = self.wallet_state(&card.user_id).await?;
+            self.add_movement(&mut transaction, &r.refund, &wallet)?;
+            if r.code_back_to_pool {
+                transaction.push(
+                    self.code_back_to_pool(&card, r.now).await?,
+                    Error::internal("a returned brand card has no allocated code"),
+                );
+            }
+            transaction.push(
+                update(
+                    &self.tables.product_variants,
+                    super::catalogue::variant_key(&card.product_id, &card.variant_id),
+                    "SET #stockQuantity = #stockQuantity + :one",
+                    Some("attribute_exists(#stockQuantity)"),
+                    item([(":one", n(1))]),
+                )?,
+                Error::NotFound(Missing::Variant),
+            );
+            self.commit(transaction)
+                .await
+                .map_err(TxFailure::into_error)?;
+            Ok(returned)
+        })
+        .await
     }
 }
 

@@ -121,6 +121,42 @@ pub(super) fn allocation(
     )
 }
 
+impl DynamoStore {
+    /// The transaction item that puts a returned card's code back in its pool: available
+    /// again, marked returned, in the pool index at its place; on the condition that it is
+    /// the card's allocated code.
+    pub(super) async fn code_back_to_pool(
+        &self,
+        card: &GiftCard,
+        now: DateTime<Utc>,
+    ) -> Result<aws_sdk_dynamodb::types::TransactWriteItem> {
+        let raw = self
+            .get(
+                &self.tables.inventory_codes,
+                item([("codeHash", s(&card.sealed.lookup_key))]),
+            )
+            .await?
+            .ok_or_else(|| Error::internal("a returned brand card has no code"))?;
+        let code = code_from(&raw)?;
+        update(
+            &self.tables.inventory_codes,
+            item([("codeHash", s(&card.sealed.lookup_key))]),
+            "SET #state = :available, #returned = :one, #changedAt = :now, \
+             #availableVariant = :variant, #availableOrder = :order",
+            Some("#state = :allocated AND #codeId = :id"),
+            item([
+                (":available", s(CodeState::Available.as_str())),
+                (":allocated", s(CodeState::Allocated.as_str())),
+                (":one", n(1)),
+                (":now", ts(now)),
+                (":variant", s(code.variant_id.as_str())),
+                (":order", s(available_order(&code))),
+                (":id", s(card.id.as_str())),
+            ]),
+        )
+    }
+}
+
 /// What storing one code found.
 enum Stored {
     /// Put now, or by an earlier or concurrent send of the same batch.

@@ -8,17 +8,20 @@ use super::codec::{
 };
 use async_trait::async_trait;
 use chrono::NaiveDate;
+use giftify_shared::CardRefusal;
 use giftify_shared::Missing;
 use giftify_shared::ids::{GiftCardId, OrderId, UserId};
 use giftify_shared::ports::GiftCards;
-use giftify_shared::vault::{GiftCard, GiftCardStatus, Redemption, RevealAudit, SealedCard};
+use giftify_shared::vault::{
+    CardReturn, GiftCard, GiftCardStatus, Redemption, RevealAudit, SealedCard,
+};
 use giftify_shared::wallet::{Page, PageRequest};
 use giftify_shared::{Error, Result};
 use rusqlite::{Connection, Row, params};
 
 const CARD_COLUMNS: &str = "id, order_id, user_id, product_id, variant_id, product_name, \
      variant_name, denomination, number_ciphertext, pin_ciphertext, lookup_key, last4, \
-     expiry_date, status, purchase_price, issued_at, redeemed_at, redeemed_by";
+     expiry_date, status, purchase_price, issued_at, redeemed_at, redeemed_by, revealed_at";
 
 const DATE_FORMAT: &str = "%Y-%m-%d";
 
@@ -46,6 +49,7 @@ fn card_from_row(row: &Row) -> DbResult<GiftCard> {
         issued_at: time(row, "issued_at")?,
         redeemed_at: opt_time(row, "redeemed_at")?,
         redeemed_by: opt_id(row, "redeemed_by")?,
+        revealed_at: opt_time(row, "revealed_at")?,
     })
 }
 
@@ -121,6 +125,47 @@ fn redeem(conn: &Connection, redemption: &Redemption) -> DbResult<GiftCard> {
     }
     super::wallet::apply(conn, &redemption.credit)?;
     Ok(redeemed)
+}
+
+/// The reveal's audit record and the card's first reveal, unless the card was returned.
+fn reveal(conn: &Connection, audit: &RevealAudit) -> DbResult<()> {
+    let card = card_by_id(conn, &audit.gift_card_id)?.ok_or(Error::NotFound(Missing::GiftCard))?;
+    if card.status == GiftCardStatus::Cancelled {
+        return Err(Error::Card(CardRefusal::Cancelled).into());
+    }
+    execute(
+        conn,
+        "UPDATE gift_cards SET revealed_at = coalesce(revealed_at, ?2) WHERE id = ?1",
+        params![audit.gift_card_id.as_str(), ts(audit.revealed_at)],
+    )?;
+    execute(
+        conn,
+        "INSERT INTO gift_card_reveals (gift_card_id, order_id, user_id, revealed_at) \
+         VALUES (?1, ?2, ?3, ?4)",
+        params![
+            audit.gift_card_id.as_str(),
+            audit.order_id.as_str(),
+            audit.user_id.as_str(),
+            ts(audit.revealed_at),
+        ],
+    )?;
+    Ok(())
+}
+
+fn return_card(conn: &Connection, r: &CardReturn) -> DbResult<GiftCard> {
+    let card = card_by_id(conn, &r.card.id)?.ok_or(Error::NotFound(Missing::GiftCard))?;
+    let returned = card.returned()?;
+    execute(
+        conn,
+        "UPDATE gift_cards SET status = ?2 WHERE id = ?1",
+        params![returned.id.as_str(), returned.status.as_str()],
+    )?;
+    super::wallet::apply(conn, &r.refund)?;
+    if r.code_back_to_pool {
+        super::codes::back_to_pool(conn, &card.id, r.now)?;
+    }
+    super::catalogue::return_stock(conn, &card.variant_id, 1, r.now)?;
+    Ok(returned)
 }
 
 #[async_trait]
@@ -223,27 +268,33 @@ impl GiftCards for SqliteStore {
 
     async fn record_reveal(&self, audit: &RevealAudit) -> Result<()> {
         let audit = audit.clone();
-        self.write(move |conn| {
-            execute(
+        self.write(move |conn| reveal(conn, &audit)).await
+    }
+
+    async fn reveals_of(&self, card: &GiftCardId) -> Result<Vec<RevealAudit>> {
+        let card = card.clone();
+        self.read(move |conn| {
+            all(
                 conn,
-                "INSERT INTO gift_card_reveals (gift_card_id, order_id, user_id, revealed_at) \
-                 VALUES (?1, ?2, ?3, ?4)",
-                params![
-                    audit.gift_card_id.as_str(),
-                    audit.order_id.as_str(),
-                    audit.user_id.as_str(),
-                    ts(audit.revealed_at),
-                ],
+                "SELECT gift_card_id, order_id, user_id, revealed_at FROM gift_card_reveals \
+                 WHERE gift_card_id = ?1 ORDER BY revealed_at, id",
+                [card.as_str()],
+                |row| {
+                    Ok(RevealAudit {
+                        gift_card_id: id(row, "gift_card_id")?,
+                        order_id: id(row, "order_id")?,
+                        user_id: id(row, "user_id")?,
+                        revealed_at: time(row, "revealed_at")?,
+                    })
+                },
             )
-            .map_err(|e| {
-                if e.is_foreign_key() {
-                    DbError::Domain(Error::NotFound(Missing::GiftCard))
-                } else {
-                    e
-                }
-            })?;
-            Ok(())
         })
         .await
+    }
+
+    async fn return_card(&self, card_return: &CardReturn) -> Result<GiftCard> {
+        let card_return = card_return.clone();
+        self.write(move |conn| return_card(conn, &card_return))
+            .await
     }
 }

@@ -251,6 +251,27 @@ pub(super) fn allocate(
     Ok(())
 }
 
+/// A returned card's code, available again and marked returned; the stock unit is the
+/// return's own.
+pub(super) fn back_to_pool(
+    conn: &Connection,
+    code: &GiftCardId,
+    now: DateTime<Utc>,
+) -> DbResult<()> {
+    let changed = execute(
+        conn,
+        "UPDATE inventory_codes SET state = 'AVAILABLE', returned = 1, changed_at = ?2 \
+         WHERE id = ?1 AND state = 'ALLOCATED'",
+        params![code.as_str(), ts(now)],
+    )?;
+    if changed != 1 {
+        return Err(DbError::corrupt(
+            "a returned brand card has no allocated code",
+        ));
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl CodeInventory for SqliteStore {
     async fn import_codes(&self, plan: &CodeImport) -> Result<ImportReport> {

@@ -314,12 +314,17 @@ CREATE INDEX inventory_codes_allocatable ON inventory_codes
 CREATE INDEX inventory_codes_by_batch ON inventory_codes (variant_id, batch_ref, state);
 "#;
 
-/// Giftify cards redeemed into wallets: who and when on the card, and the REDEEM kind of
+/// Giftify cards redeemed into wallets and returned: who and when on the card (the first reveal
+/// taken from the reveal audit for cards issued before), and the REDEEM kind of
 /// wallet transaction (a CHECK cannot be altered in SQLite: the table is rebuilt, rows and
 /// index as they were).
 const V4: &str = r#"
 ALTER TABLE gift_cards ADD COLUMN redeemed_at INTEGER;
 ALTER TABLE gift_cards ADD COLUMN redeemed_by TEXT;
+-- The owner's first reveal: a revealed card cannot be returned.
+ALTER TABLE gift_cards ADD COLUMN revealed_at INTEGER;
+UPDATE gift_cards SET revealed_at =
+    (SELECT MIN(r.revealed_at) FROM gift_card_reveals r WHERE r.gift_card_id = gift_cards.id);
 -- The reconciler finds the cards that expire without reading the others.
 CREATE INDEX gift_cards_active_by_expiry ON gift_cards (expiry_date) WHERE status = 'ACTIVE';
 

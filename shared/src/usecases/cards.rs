@@ -1,10 +1,11 @@
-//! A Giftify card redeemed into a wallet.
+//! A card after issue: redeemed into a wallet, returned by its owner, listed, and its reveals.
 
 use super::Giftify;
 use super::accounts::retry_after;
-use crate::ids::{TransactionId, UserId};
+use crate::codes::FulfillmentSource;
+use crate::ids::{GiftCardId, OrderId, TransactionId, UserId};
 use crate::ledger::Movement;
-use crate::vault::{GiftCard, GiftCardStatus, Redemption};
+use crate::vault::{CardReturn, GiftCard, GiftCardStatus, Redemption, RevealAudit};
 use crate::wallet::{Page, PageRequest};
 use crate::{Error, Missing, Result};
 use secrecy::ExposeSecret;
@@ -30,6 +31,52 @@ fn same_secret(a: &str, b: &str) -> bool {
 }
 
 impl Giftify {
+    /// The owner returns a card they never revealed, within [`crate::Rules::return_window`]
+    /// of its issue: the card is CANCELLED, its price refunded, and its unit back in stock (a
+    /// brand code back in its pool). Of a racing reveal and return, exactly one wins.
+    /// # Errors
+    /// [`Error::NotFound`] unless the card is the user's and on that order; [`Error::Card`]
+    /// when it is not ACTIVE, was revealed, or its window has passed.
+    pub async fn return_card(
+        &self,
+        user: &UserId,
+        order: &OrderId,
+        card: &GiftCardId,
+    ) -> Result<GiftCard> {
+        let card = match self.ports.gift_cards.card(card).await? {
+            Some(c) if c.user_id == *user && c.order_id == *order => c,
+            _ => return Err(Error::NotFound(Missing::GiftCard)),
+        };
+        let now = self.now();
+        card.check_returnable(now, self.rules.return_window)?;
+        let code_back_to_pool = self
+            .ports
+            .catalogue
+            .entries(std::slice::from_ref(&card.variant_id))
+            .await?
+            .first()
+            .is_some_and(|e| e.variant.fulfillment_source == FulfillmentSource::Inventory);
+        let card_return = CardReturn {
+            refund: Movement::refund_of_returned(TransactionId::generate(), &card, now),
+            card,
+            code_back_to_pool,
+            now,
+        };
+        let returned = self.ports.gift_cards.return_card(&card_return).await?;
+        tracing::info!(gift_card_id = %returned.id, user_id = %user, "gift card returned");
+        Ok(returned)
+    }
+
+    /// The reveals of a card, oldest first (admin).
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown card.
+    pub async fn reveals_of(&self, card: &GiftCardId) -> Result<Vec<RevealAudit>> {
+        if self.ports.gift_cards.card(card).await?.is_none() {
+            return Err(Error::NotFound(Missing::GiftCard));
+        }
+        self.ports.gift_cards.reveals_of(card).await
+    }
+
     /// The user's cards across their orders, newest first.
     pub async fn cards_of_user(
         &self,

@@ -150,6 +150,7 @@ impl Giftify {
                     issued_at: now,
                     redeemed_at: None,
                     redeemed_by: None,
+                    revealed_at: None,
                 });
             }
         }

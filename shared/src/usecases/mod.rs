@@ -43,6 +43,8 @@ pub struct Rules {
     pub min_code_validity: chrono::Duration,
     /// Wrong number or PIN attempts at redeeming, counted per user and per card number.
     pub redeem_throttle: ThrottlePolicy,
+    /// How long after issue an owner may return a card they never revealed.
+    pub return_window: chrono::Duration,
 }
 
 impl Default for Rules {
@@ -54,6 +56,7 @@ impl Default for Rules {
             message_retry: RetryPolicy::default(),
             min_code_validity: chrono::Duration::days(30),
             redeem_throttle: ThrottlePolicy::default(),
+            return_window: chrono::Duration::hours(24),
         }
     }
 }

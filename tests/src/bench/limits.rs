@@ -360,6 +360,7 @@ async fn one_raw_order(
         issued_at: now,
         redeemed_at: None,
         redeemed_by: None,
+        revealed_at: None,
     };
     store
         .complete_fulfillment(&Fulfillment {

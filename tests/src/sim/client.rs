@@ -93,6 +93,9 @@ pub fn client_error(error: &Error) -> Option<(u16, &'static str)> {
         Error::Card(giftify_shared::CardRefusal::Cancelled) => (409, "CARD_CANCELLED"),
         Error::Card(giftify_shared::CardRefusal::Revealed) => (409, "CARD_REVEALED"),
         Error::Card(giftify_shared::CardRefusal::NotRedeemable) => (400, "NOT_REDEEMABLE"),
+        Error::Card(giftify_shared::CardRefusal::ReturnWindowClosed) => {
+            (409, "RETURN_WINDOW_CLOSED")
+        }
         Error::Conflict(_) | Error::Unavailable(_) | Error::Internal(_) => return None,
     })
 }

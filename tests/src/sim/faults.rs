@@ -423,6 +423,21 @@ impl GiftCards for Faulty<dyn GiftCards> {
             })
             .await
     }
+    async fn reveals_of(&self, card: &GiftCardId) -> Result<Vec<RevealAudit>> {
+        self.0
+            .call("gift_cards.reveals_of", false, || self.1.reveals_of(card))
+            .await
+    }
+    async fn return_card(
+        &self,
+        card_return: &giftify_shared::vault::CardReturn,
+    ) -> Result<GiftCard> {
+        self.0
+            .call("gift_cards.return_card", true, || {
+                self.1.return_card(card_return)
+            })
+            .await
+    }
     async fn expire_cards(&self, today: chrono::NaiveDate, limit: u32) -> Result<u64> {
         self.0
             .call("gift_cards.expire_cards", true, || {

@@ -522,3 +522,150 @@ pub async fn expiry_takes_available_codes_past_their_date_out_of_stock(
     );
     Ok(())
 }
+
+fn card_return(
+    card: &giftify_shared::vault::GiftCard,
+    back_to_pool: bool,
+) -> giftify_shared::vault::CardReturn {
+    giftify_shared::vault::CardReturn {
+        card: card.clone(),
+        refund: giftify_shared::ledger::Movement::refund_of_returned(
+            giftify_shared::ids::TransactionId::generate(),
+            card,
+            now(),
+        ),
+        code_back_to_pool: back_to_pool,
+        now: now(),
+    }
+}
+
+fn reveal_of(card: &giftify_shared::vault::GiftCard) -> giftify_shared::vault::RevealAudit {
+    giftify_shared::vault::RevealAudit {
+        gift_card_id: card.id.clone(),
+        order_id: card.order_id.clone(),
+        user_id: card.user_id.clone(),
+        revealed_at: now(),
+    }
+}
+
+pub async fn a_returned_card_is_refunded_and_its_unit_goes_back_to_stock(
+    ports: &Ports,
+) -> Result<()> {
+    let (card, _) = giftify_card(ports).await?;
+    let stock = stock_of(ports, &card.variant_id).await?;
+    let balance = ports.wallets.balance(&card.user_id).await?;
+
+    let returned = ports
+        .gift_cards
+        .return_card(&card_return(&card, false))
+        .await?;
+
+    assert_eq!(returned.status, GiftCardStatus::Cancelled);
+    assert_eq!(ports.gift_cards.card(&card.id).await?, Some(returned));
+    assert_eq!(stock_of(ports, &card.variant_id).await?, stock + 1);
+    assert_eq!(
+        ports.wallets.balance(&card.user_id).await?,
+        balance.checked_add(card.purchase_price).unwrap()
+    );
+    assert_ledger_consistent(ports, &card.user_id).await?;
+    let again = ports
+        .gift_cards
+        .return_card(&card_return(&card, false))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(again, Error::Card(giftify_shared::CardRefusal::Cancelled)),
+        "{again:?}"
+    );
+    assert_eq!(stock_of(ports, &card.variant_id).await?, stock + 1);
+    Ok(())
+}
+
+pub async fn a_returned_brand_code_goes_back_to_its_pool(ports: &Ports) -> Result<()> {
+    let entry = inventory_variant(ports).await?;
+    import(ports, &entry, "ONE", &[row(Some(120))]).await?;
+    let buyer = funded_user(ports, 1_000_000).await?;
+    let order = place(ports, &buyer.id, &[(&entry, 1)]).await?;
+    let processing = ports.orders.start_processing(&order.id, now()).await?;
+    let codes = allocatable(ports, &entry, 1).await?;
+    ports
+        .orders
+        .complete_fulfillment(&fulfillment_from(&processing, &codes, now()))
+        .await?;
+    let card = ports.gift_cards.cards_of_order(&order.id).await?.remove(0);
+    assert_eq!(stock_of(ports, &entry.variant.id).await?, 0);
+
+    ports
+        .gift_cards
+        .return_card(&card_return(&card, true))
+        .await?;
+
+    assert_eq!(stock_of(ports, &entry.variant.id).await?, 1);
+    let pool = allocatable(ports, &entry, 5).await?;
+    assert_eq!(pool.len(), 1);
+    assert_eq!(pool[0].id, card.id, "the same code, available again");
+    let batch = &ports.codes.code_batches(&entry.variant.id).await?[0];
+    assert_eq!(
+        (batch.available, batch.allocated, batch.returned),
+        (1, 0, 1)
+    );
+    Ok(())
+}
+
+pub async fn a_revealed_card_cannot_be_returned_nor_a_returned_one_revealed(
+    ports: &Ports,
+) -> Result<()> {
+    let (revealed, _) = giftify_card(ports).await?;
+    let (returned, _) = giftify_card(ports).await?;
+
+    ports
+        .gift_cards
+        .record_reveal(&reveal_of(&revealed))
+        .await?;
+    ports
+        .gift_cards
+        .record_reveal(&reveal_of(&revealed))
+        .await?;
+    let first = ports
+        .gift_cards
+        .card(&revealed.id)
+        .await?
+        .unwrap()
+        .revealed_at;
+    ensure!(first.is_some(), "the first reveal is on the card");
+    let refused = ports
+        .gift_cards
+        .return_card(&card_return(&revealed, false))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, Error::Card(giftify_shared::CardRefusal::Revealed)),
+        "{refused:?}"
+    );
+    assert_eq!(ports.gift_cards.reveals_of(&revealed.id).await?.len(), 2);
+    assert_eq!(
+        ports
+            .gift_cards
+            .card(&revealed.id)
+            .await?
+            .unwrap()
+            .revealed_at,
+        first
+    );
+
+    ports
+        .gift_cards
+        .return_card(&card_return(&returned, false))
+        .await?;
+    let refused = ports
+        .gift_cards
+        .record_reveal(&reveal_of(&returned))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, Error::Card(giftify_shared::CardRefusal::Cancelled)),
+        "{refused:?}"
+    );
+    assert!(ports.gift_cards.reveals_of(&returned.id).await?.is_empty());
+    Ok(())
+}

@@ -258,6 +258,7 @@ pub fn fulfillment(order: &Order, quantities: &[u32], at: DateTime<Utc>) -> Fulf
                 issued_at: at,
                 redeemed_at: None,
                 redeemed_by: None,
+                revealed_at: None,
             });
         }
     }
