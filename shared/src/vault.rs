@@ -498,6 +498,51 @@ mod tests {
     }
 
     #[test]
+    fn a_card_is_returnable_while_active_unrevealed_and_within_its_window() {
+        let id = GiftCardId::generate();
+        let issued = Utc::now();
+        let mut card = GiftCard {
+            sealed: CardVault::new(&CardKey::generate()).issue(&id).unwrap(),
+            id,
+            order_id: OrderId::generate(),
+            user_id: UserId::generate(),
+            product_id: ProductId::generate(),
+            variant_id: VariantId::generate(),
+            product_name: "Amazon".into(),
+            variant_name: "Amazon 500".into(),
+            denomination: 500,
+            expiry_date: issued.date_naive(),
+            status: GiftCardStatus::Active,
+            purchase_price: Paise::new(48_500),
+            issued_at: issued,
+            redeemed_at: None,
+            redeemed_by: None,
+            revealed_at: None,
+        };
+        let day = chrono::Duration::hours(24);
+        let refusal = |card: &GiftCard, at| match card.check_returnable(at, day) {
+            Err(Error::Card(reason)) => Some(reason),
+            _ => None,
+        };
+        assert_eq!(
+            refusal(&card, issued + day),
+            None,
+            "the last instant of the window"
+        );
+        assert_eq!(
+            refusal(&card, issued + day + chrono::Duration::milliseconds(1)),
+            Some(CardRefusal::ReturnWindowClosed)
+        );
+        assert_eq!(card.returned().unwrap().status, GiftCardStatus::Cancelled);
+        card.revealed_at = Some(issued);
+        assert_eq!(refusal(&card, issued), Some(CardRefusal::Revealed));
+        assert!(card.returned().is_err());
+        card.revealed_at = None;
+        card.status = GiftCardStatus::Redeemed;
+        assert_eq!(refusal(&card, issued), Some(CardRefusal::Redeemed));
+    }
+
+    #[test]
     fn debug_output_never_shows_secrets() {
         let vault = CardVault::new(&CardKey::generate());
         let id = GiftCardId::generate();

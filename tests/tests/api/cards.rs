@@ -237,9 +237,140 @@ async fn twenty_people_redeeming_one_card_credit_it_once(backend: Backend) {
     assert_eq!(credited, face, "one credit of the face value in all");
 }
 
+/// A new user's fulfilled order of `quantity` cards of the variant: (user, order id, card ids).
+async fn bought_cards(
+    app: &TestApp,
+    variant: &str,
+    quantity: i64,
+) -> (TestUser, String, Vec<String>) {
+    let buyer = app.funded_user("returner", 5_000_000).await;
+    let created = app
+        .order_items(
+            &buyer,
+            json!([{"variantId": variant, "quantity": quantity}]),
+        )
+        .await;
+    let order_id = created.data()["orderId"].as_str().unwrap().to_string();
+    app.drain_queue().await;
+    let order = app.order(&buyer, &order_id).await;
+    let cards = order.data()["giftCards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["giftCardId"].as_str().unwrap().to_string())
+        .collect();
+    (buyer, order_id, cards)
+}
+
+async fn an_unrevealed_card_is_returned_for_its_price(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (amazon, price, _) = app.demo_variant("Amazon").await;
+    let stock = app.demo_variant("Amazon").await.2;
+    let (buyer, order_id, cards) = bought_cards(&app, &amazon, 2).await;
+    let balance = app.balance(&buyer).await;
+    let path = |card: &str, verb: &str| format!("/orders/{order_id}/gift-cards/{card}/{verb}");
+    let stranger = app.register("stranger").await;
+    app.post(&path(&cards[0], "return"), Some(&stranger.token), json!({}))
+        .await
+        .assert_error(404, "NOT_FOUND");
+
+    let returned = app
+        .post(&path(&cards[0], "return"), Some(&buyer.token), json!({}))
+        .await;
+
+    assert_eq!(returned.status, 200, "{}", returned.body);
+    assert_eq!(returned.data()["status"], "CANCELLED");
+    assert_eq!(returned.data()["refundAmount"], price);
+    assert_eq!(returned.data()["balance"], balance + price);
+    assert_eq!(
+        app.demo_variant("Amazon").await.2,
+        stock - 1,
+        "the code is back in stock"
+    );
+    app.post(&path(&cards[0], "return"), Some(&buyer.token), json!({}))
+        .await
+        .assert_error(409, "CARD_CANCELLED");
+    app.post(&path(&cards[0], "reveal"), Some(&buyer.token), json!({}))
+        .await
+        .assert_error(409, "CARD_CANCELLED");
+    let revealed = app
+        .post(&path(&cards[1], "reveal"), Some(&buyer.token), json!({}))
+        .await;
+    assert_eq!(revealed.status, 200);
+    app.post(&path(&cards[1], "return"), Some(&buyer.token), json!({}))
+        .await
+        .assert_error(409, "CARD_REVEALED");
+    let detail = app.order(&buyer, &order_id).await;
+    let shown: Vec<_> = detail.data()["giftCards"].as_array().unwrap().clone();
+    let of = |id: &str| {
+        shown
+            .iter()
+            .find(|c| c["giftCardId"] == id)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(of(&cards[0])["status"], "CANCELLED");
+    assert!(of(&cards[0])["revealedAt"].is_null());
+    assert!(of(&cards[1])["revealedAt"].is_string());
+
+    let audit = app
+        .get(
+            &format!("/admin/gift-cards/{}/reveals", cards[1]),
+            Some(&app.admin_token),
+        )
+        .await;
+    let reveals = audit.data()["reveals"].as_array().unwrap().clone();
+    assert_eq!(reveals.len(), 1);
+    assert_eq!(reveals[0]["userId"], buyer.id.as_str());
+    app.get(
+        &format!("/admin/gift-cards/{}/reveals", cards[1]),
+        Some(&buyer.token),
+    )
+    .await
+    .assert_error(403, "FORBIDDEN");
+    app.get(
+        "/admin/gift-cards/gc_01HZZZZZZZZZZZZZZZZZZZZZZZ/reveals",
+        Some(&app.admin_token),
+    )
+    .await
+    .assert_error(404, "NOT_FOUND");
+}
+
+async fn a_racing_reveal_and_return_have_exactly_one_winner(backend: Backend) {
+    let app = Arc::new(TestApp::spawn(backend).await);
+    let (variant, _, _) = app.some_variant().await;
+    let (buyer, order_id, cards) = bought_cards(&app, &variant, 8).await;
+    let balance = app.balance(&buyer).await;
+    let mut refunds = 0;
+    for card in &cards {
+        let race = |verb: &'static str| {
+            let (app, token, path) = (
+                app.clone(),
+                buyer.token.clone(),
+                format!("/orders/{order_id}/gift-cards/{card}/{verb}"),
+            );
+            tokio::spawn(async move { app.post(&path, Some(&token), json!({})).await })
+        };
+        let (reveal, give_back) = (race("reveal"), race("return"));
+        let (reveal, give_back) = (reveal.await.unwrap(), give_back.await.unwrap());
+        let won = [reveal.status.as_u16(), give_back.status.as_u16()];
+        assert_eq!(won.iter().filter(|s| **s == 200).count(), 1, "{won:?}");
+        if give_back.status == 200 {
+            refunds += 1;
+            assert_eq!(reveal.code(), "CARD_CANCELLED");
+        } else {
+            assert_eq!(give_back.code(), "CARD_REVEALED");
+        }
+    }
+    let price = app.some_variant().await.1;
+    assert_eq!(app.balance(&buyer).await, balance + refunds * price);
+}
+
 crate::on_both_backends!(
     a_giftify_card_is_redeemed_into_any_wallet_once,
     a_user_lists_their_cards_across_orders_by_status,
     redeeming_refuses_what_it_cannot_redeem,
     twenty_people_redeeming_one_card_credit_it_once,
+    an_unrevealed_card_is_returned_for_its_price,
+    a_racing_reveal_and_return_have_exactly_one_winner,
 );
