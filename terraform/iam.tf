@@ -9,13 +9,13 @@ locals {
     # The HTTP API: accounts, wallet, catalogue, cart, placing/cancelling orders, reading cards,
     # redeeming a Giftify card (found by the HMAC of its number).
     api = {
-      "users"               = { actions = ["GetItem", "PutItem", "UpdateItem", "DescribeTable"], indexes = [] }
+      "users"               = { actions = ["GetItem", "PutItem", "UpdateItem", "DescribeTable", "Scan"], indexes = [] }
       "wallet-transactions" = { actions = ["GetItem", "PutItem", "Query"], indexes = [] }
       "products"            = { actions = ["BatchGetItem", "Scan", "PutItem", "ConditionCheckItem"], indexes = ["active-name-index"] }
       "product-variants"    = { actions = ["BatchGetItem", "Query", "Scan", "PutItem", "UpdateItem"], indexes = ["variantId-index"] }
       "cart"                = { actions = ["GetItem", "PutItem", "UpdateItem"], indexes = [] }
       "orders"              = { actions = ["GetItem", "BatchGetItem", "PutItem", "UpdateItem", "Scan"], indexes = ["userId-createdAt-index", "status-createdAt-index"] }
-      "gift-cards"          = { actions = ["GetItem", "BatchGetItem", "UpdateItem", "Query"], indexes = ["giftCardNumber-index", "userId-issuedAt-index"] }
+      "gift-cards"          = { actions = ["GetItem", "BatchGetItem", "UpdateItem", "Query"], indexes = ["giftCardNumber-index", "userId-issuedAt-index", "activeCard-expiryDate-index"] }
       "idempotency-keys"    = { actions = ["GetItem", "PutItem", "UpdateItem", "DeleteItem"], indexes = [] }
       "refresh-tokens"      = { actions = ["GetItem", "PutItem", "UpdateItem", "ConditionCheckItem"], indexes = [] }
       "login-throttle"      = { actions = ["GetItem", "PutItem", "DeleteItem"], indexes = [] }

@@ -543,6 +543,17 @@ pub struct Analytics {
     pub fulfilled_units: u64,
     /// By revenue, highest first, at most ten.
     pub top_products: Vec<ProductSales>,
+    /// Σ every wallet's balance: money Giftify owes its users.
+    pub wallet_balances: Paise,
+    /// Σ face value of ACTIVE Giftify (GENERATED) cards: redeemable into a wallet any time.
+    pub active_giftify_cards: Paise,
+}
+
+impl Analytics {
+    /// What Giftify owes: Σ balances + Σ face value of ACTIVE Giftify cards.
+    pub fn outstanding_liability(&self) -> Option<Paise> {
+        self.wallet_balances.checked_add(self.active_giftify_cards)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

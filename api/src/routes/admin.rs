@@ -181,6 +181,14 @@ pub struct AnalyticsData {
     pub fulfillment_rate: Option<f64>,
     /// By revenue, highest first, at most ten.
     pub top_products: Vec<TopProduct>,
+    /// What Giftify owes now: Σ wallet balances + Σ face value of ACTIVE Giftify cards, which
+    /// can be redeemed into a wallet any time.
+    pub outstanding_liability: i64,
+    pub outstanding_liability_formatted: String,
+    /// Σ wallet balances.
+    pub wallet_balances: i64,
+    /// Σ face value of ACTIVE Giftify (GENERATED) cards.
+    pub active_giftify_cards: i64,
 }
 
 /// A best-selling product.
@@ -476,6 +484,9 @@ pub async fn analytics(
         let rate = figures.fulfilled_units as f64 / figures.requested_units as f64;
         (rate * 10_000.0).round() / 10_000.0
     });
+    let liability = figures
+        .outstanding_liability()
+        .ok_or_else(|| CoreError::internal("liability overflows"))?;
     Ok(ok(AnalyticsData {
         revenue: figures.revenue.get(),
         revenue_formatted: figures.revenue.formatted(),
@@ -496,6 +507,10 @@ pub async fn analytics(
                 revenue: sales.revenue.get(),
             })
             .collect(),
+        outstanding_liability: liability.get(),
+        outstanding_liability_formatted: liability.formatted(),
+        wallet_balances: figures.wallet_balances.get(),
+        active_giftify_cards: figures.active_giftify_cards.get(),
     }))
 }
 

@@ -7,7 +7,10 @@ use crate::aws::item::{Attrs, Item, item, money, n, s, sdk_error, ts};
 use async_trait::async_trait;
 use chrono::NaiveDate;
 use giftify_shared::Missing;
+use giftify_shared::Paise;
+use giftify_shared::codes::FulfillmentSource;
 use giftify_shared::ids::{GiftCardId, OrderId, ProductId, UserId, VariantId};
+use giftify_shared::ports::Catalogue;
 use giftify_shared::ports::GiftCards;
 use giftify_shared::vault::{
     CardReturn, GiftCard, GiftCardStatus, Redemption, RevealAudit, SealedCard,
@@ -400,6 +403,47 @@ impl GiftCards for DynamoStore {
 }
 
 impl DynamoStore {
+    /// Σ face value of ACTIVE cards of GENERATED variants: the ACTIVE cards from their sparse
+    /// index, read by key, joined with the variants (admin only).
+    pub(super) async fn active_giftify_cards(&self) -> Result<Paise> {
+        let keys: Vec<Item> = all_pages!(
+            self.client
+                .query()
+                .table_name(&self.tables.gift_cards)
+                .index_name("activeCard-expiryDate-index")
+                .key_condition_expression("#activeCard = :active")
+                .set_expression_attribute_names(names_of(&["#activeCard"]))
+                .expression_attribute_values(":active", s(ACTIVE_CARD))
+        )
+        .iter()
+        .map(|raw| {
+            Attrs::new(raw, "gift-cards")
+                .s("giftCardId")
+                .map(|id| item([("giftCardId", s(id))]))
+        })
+        .collect::<Result<_>>()?;
+        if keys.is_empty() {
+            return Ok(Paise::ZERO);
+        }
+        let generated: std::collections::HashSet<VariantId> = self
+            .inventory()
+            .await?
+            .into_iter()
+            .filter(|e| e.variant.fulfillment_source == FulfillmentSource::Generated)
+            .map(|e| e.variant.id)
+            .collect();
+        let total = self
+            .batch_get_cards(keys)
+            .await?
+            .iter()
+            .filter(|c| c.status == GiftCardStatus::Active && generated.contains(&c.variant_id))
+            .try_fold(Paise::ZERO, |sum, c| {
+                c.face_value().and_then(|v| sum.checked_add(v))
+            })
+            .ok_or_else(|| Error::internal("card values overflow"))?;
+        Ok(total)
+    }
+
     async fn batch_get_cards(&self, keys: Vec<Item>) -> Result<Vec<GiftCard>> {
         self.batch_get(&self.tables.gift_cards, keys)
             .await?

@@ -621,7 +621,10 @@ impl Orders for DynamoStore {
             .iter()
             .map(order_from)
             .collect::<Result<Vec<_>>>()?;
-        Ok(analytics_of(&orders))
+        let mut analytics = analytics_of(&orders);
+        analytics.wallet_balances = self.wallet_balances().await?;
+        analytics.active_giftify_cards = self.active_giftify_cards().await?;
+        Ok(analytics)
     }
 }
 

@@ -1,6 +1,6 @@
 //! Users: accounts, with one `EMAIL#<email>` item per account for uniqueness.
 
-use super::store::{DynamoStore, Transaction, TxFailure, put};
+use super::store::{DynamoStore, Transaction, TxFailure, all_pages, put};
 use crate::aws::item::{Attrs, Item, b, item, n, s, sdk_error, ts};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::ReturnValue;
@@ -226,5 +226,25 @@ impl Users for DynamoStore {
             .send()
             .await;
         updated_user(result)
+    }
+}
+
+impl DynamoStore {
+    /// Σ every wallet's balance (admin only: a scan of the users table).
+    pub(super) async fn wallet_balances(&self) -> Result<giftify_shared::Paise> {
+        let users = all_pages!(
+            self.client
+                .scan()
+                .table_name(&self.tables.users)
+                .projection_expression("#walletBalance")
+                .set_expression_attribute_names(super::store::names_of(&["#walletBalance"]))
+        );
+        users
+            .iter()
+            .map(|raw| Attrs::new(raw, "users").money("walletBalance"))
+            .try_fold(giftify_shared::Paise::ZERO, |sum, balance| {
+                sum.checked_add(balance?)
+                    .ok_or_else(|| Error::internal("balances overflow"))
+            })
     }
 }

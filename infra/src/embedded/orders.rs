@@ -329,6 +329,14 @@ fn analytics(conn: &Connection) -> DbResult<Analytics> {
             })
         },
     )?;
+    let (wallet_balances, active_giftify_cards) = conn.query_row(
+        "SELECT (SELECT COALESCE(SUM(wallet_balance), 0) FROM users), \
+         (SELECT COALESCE(SUM(c.denomination * 100), 0) FROM gift_cards c \
+          JOIN variants v ON v.id = c.variant_id \
+          WHERE c.status = 'ACTIVE' AND v.fulfillment_source = 'GENERATED')",
+        [],
+        |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?)),
+    )?;
     Ok(Analytics {
         revenue: Paise::new(revenue),
         cost: Paise::new(cost),
@@ -336,6 +344,8 @@ fn analytics(conn: &Connection) -> DbResult<Analytics> {
         requested_units,
         fulfilled_units,
         top_products,
+        wallet_balances: Paise::new(wallet_balances),
+        active_giftify_cards: Paise::new(active_giftify_cards),
     })
 }
 

@@ -56,6 +56,14 @@ async fn a_giftify_card_is_redeemed_into_any_wallet_once(backend: Backend) {
     assert!(number.starts_with("GFY-"), "{number}");
     assert!(face > 0);
     let friend = app.funded_user("friend", 1_000).await;
+    let analytics = || async {
+        app.get("/admin/analytics", Some(&app.admin_token))
+            .await
+            .data()
+            .clone()
+    };
+    let before = analytics().await;
+    assert!(before["activeGiftifyCards"].as_i64().unwrap() >= face);
 
     let redeemed = redeem(&app, &friend, &number.replace('-', " "), &pin).await;
 
@@ -81,6 +89,19 @@ async fn a_giftify_card_is_redeemed_into_any_wallet_once(backend: Backend) {
         .await
         .assert_error(409, "CARD_REDEEMED");
     assert_eq!(app.balance(&friend).await, 1_000 + face, "credited once");
+    let after = analytics().await;
+    assert_eq!(
+        after["outstandingLiability"], before["outstandingLiability"],
+        "a redemption moves what Giftify owes from a card to a wallet"
+    );
+    assert_eq!(
+        after["activeGiftifyCards"].as_i64().unwrap(),
+        before["activeGiftifyCards"].as_i64().unwrap() - face
+    );
+    assert_eq!(
+        after["walletBalances"].as_i64().unwrap(),
+        before["walletBalances"].as_i64().unwrap() + face
+    );
 }
 
 async fn a_user_lists_their_cards_across_orders_by_status(backend: Backend) {
