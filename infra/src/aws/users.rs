@@ -239,8 +239,10 @@ impl DynamoStore {
                 .projection_expression("#walletBalance")
                 .set_expression_attribute_names(super::store::names_of(&["#walletBalance"]))
         );
+        // The `EMAIL#` uniqueness items have no balance.
         users
             .iter()
+            .filter(|raw| raw.contains_key("walletBalance"))
             .map(|raw| Attrs::new(raw, "users").money("walletBalance"))
             .try_fold(giftify_shared::Paise::ZERO, |sum, balance| {
                 sum.checked_add(balance?)
