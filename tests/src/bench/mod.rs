@@ -4,6 +4,8 @@
 //!   through the store ports, a do-nothing axum endpoint, the disk's sync rate);
 //! - [`cost`]: DynamoDB request units, SQS, SNS and Lambda requests per order on the AWS
 //!   backend (moto), priced per million orders;
+//! - [`codes`]: the brand code import rate, and fulfilled orders/s of an INVENTORY variant
+//!   against a GENERATED one, through the use cases on the embedded backend;
 //! - [`lambda`]: Lambda package sizes and cold start of the release binaries under the
 //!   Runtime API emulator.
 //!
@@ -11,6 +13,7 @@
 //! a figure in `docs/benchmarks.md` can be traced to the run that produced it. Nothing here
 //! asserts a timing: tests cover the measuring tools, not the machine.
 
+pub mod codes;
 pub mod coldstart;
 pub mod cost;
 pub mod dynamo_units;

@@ -4,13 +4,14 @@
 //! cargo run --release -p giftify-tests --bin bench -- local --clients 32 --duration 20
 //! cargo run --release -p giftify-tests --bin bench -- cost --orders 20
 //! cargo run --release -p giftify-tests --bin bench -- lambda --runs 7
+//! cargo run --release -p giftify-tests --bin bench -- codes --imports 5 --tasks 16
 //! ```
 //!
 //! Each prints a short table and writes a JSON report (default `$CARGO_TARGET_DIR/bench/`).
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
-use giftify_tests::bench::{self, coldstart, cost, local, stats};
+use giftify_tests::bench::{self, codes, coldstart, cost, local, stats};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -35,6 +36,27 @@ enum Command {
     Cost(CostArgs),
     /// Lambda package sizes and cold starts of the release binaries (build them first).
     Lambda(LambdaArgs),
+    /// Brand codes: the import rate, and fulfilled orders/s INVENTORY against GENERATED.
+    Codes(CodesArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+struct CodesArgs {
+    /// Imports of 10,000 codes each.
+    #[arg(long, default_value_t = 5)]
+    imports: usize,
+    /// Concurrent place → fulfil loops.
+    #[arg(long, default_value_t = 16)]
+    tasks: usize,
+    /// Measured seconds per kind of variant.
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Directory for the fresh data dir (default: the system temp dir).
+    #[arg(long)]
+    scratch: Option<PathBuf>,
+    /// Where to write the JSON report.
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -104,8 +126,27 @@ fn main() -> Result<()> {
         Some(Command::Local(args)) => run_local(&args),
         Some(Command::Cost(args)) => run_cost(&args),
         Some(Command::Lambda(args)) => run_lambda(&args),
+        Some(Command::Codes(args)) => run_codes(&args),
         None => run_local(&cli.local),
     }
+}
+
+fn run_codes(args: &CodesArgs) -> Result<()> {
+    let load_at_start = stats::load_average();
+    eprintln!("load average at start: {load_at_start:?}");
+    anyhow::ensure!(
+        args.imports > 0 && args.tasks > 0,
+        "--imports and --tasks must be positive"
+    );
+    let options = codes::CodesOptions {
+        imports: args.imports,
+        tasks: args.tasks,
+        duration: Duration::from_secs(args.duration),
+    };
+    let scratch = args.scratch.clone().unwrap_or_else(std::env::temp_dir);
+    let figures = runtime()?.block_on(codes::run(&scratch, &options))?;
+    print!("{}", codes::table(&figures));
+    save_report("codes", figures, load_at_start, args.out.as_deref())
 }
 
 fn run_lambda(args: &LambdaArgs) -> Result<()> {
