@@ -163,8 +163,8 @@ async fn fulfil_loops(
     let warm_until = Instant::now() + Duration::from_secs(1);
     let end = warm_until + duration;
     let mut loops = JoinSet::new();
-    for user in users.iter().cloned() {
-        let (giftify, variant) = (giftify.clone(), variant.clone());
+    for user in users {
+        let (giftify, variant, user) = (giftify.clone(), variant.clone(), user.clone());
         loops.spawn(async move {
             let (mut samples, mut done, mut errors) = (Samples::default(), 0u64, 0u64);
             loop {
