@@ -8,6 +8,7 @@
 //! [`crate::Error::Unavailable`] or [`crate::Error::Conflict`]; anything else unexpected is
 //! [`crate::Error::Internal`].
 
+use crate::card_life::{CardReturn, Redemption};
 use crate::cart::{Cart, CartLine};
 use crate::catalogue::{CatalogueEntry, Product, ProductWithVariants, Variant, VariantUpdate};
 use crate::codes::{BatchRef, BatchSummary, CodeImport, ImportReport, InventoryCode};
@@ -24,7 +25,7 @@ use crate::order::{
 use crate::user::{
     Email, NewRefreshToken, NewUser, ProfileUpdate, Rotation, ThrottlePolicy, User, UserCredentials,
 };
-use crate::vault::{CardReturn, GiftCard, GiftCardStatus, Redemption, RevealAudit};
+use crate::vault::{GiftCard, GiftCardStatus, RevealAudit};
 use crate::wallet::{Page, PageRequest, TransactionType, WalletTransaction};
 use crate::{Paise, Result};
 use async_trait::async_trait;

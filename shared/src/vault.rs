@@ -103,14 +103,14 @@ impl GiftCard {
     /// The card after this redemption, ACTIVE → REDEEMED. Both backends commit only this.
     /// # Errors
     /// [`Error::Card`] when it is no longer ACTIVE (a concurrent redemption won).
-    pub fn redeemed_by_user(&self, redemption: &Redemption) -> Result<GiftCard> {
+    pub fn redeemed_by_user(&self, user: &UserId, at: DateTime<Utc>) -> Result<GiftCard> {
         if let Some(refusal) = self.status_refusal() {
             return Err(Error::Card(refusal));
         }
         let mut card = self.clone();
         card.status = GiftCardStatus::Redeemed;
-        card.redeemed_at = Some(redemption.credit.at);
-        card.redeemed_by = Some(redemption.credit.user.clone());
+        card.redeemed_at = Some(at);
+        card.redeemed_by = Some(user.clone());
         Ok(card)
     }
 }
@@ -157,27 +157,6 @@ impl GiftCard {
         card.status = GiftCardStatus::Cancelled;
         Ok(card)
     }
-}
-
-/// A card returned by its owner: the card ACTIVE → CANCELLED, its price refunded, and its unit
-/// back in its variant's stock — a brand code back in the pool, available again — as one
-/// atomic step.
-#[derive(Clone, Debug)]
-pub struct CardReturn {
-    pub card: GiftCard,
-    /// [`crate::ledger::Movement::refund_of_returned`].
-    pub refund: crate::ledger::Movement,
-    /// The card is a brand code, which goes back to its pool.
-    pub code_back_to_pool: bool,
-    pub now: DateTime<Utc>,
-}
-
-/// A Giftify card redeemed into a wallet: the card ACTIVE → REDEEMED and the REDEEM credit of
-/// its face value, as one atomic step.
-#[derive(Clone, Debug)]
-pub struct Redemption {
-    pub card_id: GiftCardId,
-    pub credit: crate::ledger::Movement,
 }
 
 /// The stored form of a card's secrets.

@@ -8,13 +8,12 @@ use async_trait::async_trait;
 use chrono::NaiveDate;
 use giftify_shared::Missing;
 use giftify_shared::Paise;
+use giftify_shared::card_life::{CardReturn, Redemption};
 use giftify_shared::codes::FulfillmentSource;
 use giftify_shared::ids::{GiftCardId, OrderId, ProductId, UserId, VariantId};
 use giftify_shared::ports::Catalogue;
 use giftify_shared::ports::GiftCards;
-use giftify_shared::vault::{
-    CardReturn, GiftCard, GiftCardStatus, Redemption, RevealAudit, SealedCard,
-};
+use giftify_shared::vault::{GiftCard, GiftCardStatus, RevealAudit, SealedCard};
 use giftify_shared::wallet::{Page, PageRequest};
 use giftify_shared::{Error, Result};
 
@@ -257,7 +256,7 @@ impl GiftCards for DynamoStore {
                 .card(&redemption.card_id)
                 .await?
                 .ok_or(Error::NotFound(Missing::GiftCard))?;
-            let redeemed = card.redeemed_by_user(redemption)?;
+            let redeemed = card.redeemed_by_user(&redemption.credit.user, redemption.credit.at)?;
             let mut transaction = Transaction::new();
             transaction.push(
                 update(

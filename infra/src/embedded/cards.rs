@@ -10,11 +10,10 @@ use async_trait::async_trait;
 use chrono::NaiveDate;
 use giftify_shared::CardRefusal;
 use giftify_shared::Missing;
+use giftify_shared::card_life::{CardReturn, Redemption};
 use giftify_shared::ids::{GiftCardId, OrderId, UserId};
 use giftify_shared::ports::GiftCards;
-use giftify_shared::vault::{
-    CardReturn, GiftCard, GiftCardStatus, Redemption, RevealAudit, SealedCard,
-};
+use giftify_shared::vault::{GiftCard, GiftCardStatus, RevealAudit, SealedCard};
 use giftify_shared::wallet::{Page, PageRequest};
 use giftify_shared::{Error, Result};
 use rusqlite::{Connection, Row, params};
@@ -106,7 +105,7 @@ fn card_by_id(conn: &Connection, id: &GiftCardId) -> DbResult<Option<GiftCard>> 
 
 fn redeem(conn: &Connection, redemption: &Redemption) -> DbResult<GiftCard> {
     let card = card_by_id(conn, &redemption.card_id)?.ok_or(Error::NotFound(Missing::GiftCard))?;
-    let redeemed = card.redeemed_by_user(redemption)?;
+    let redeemed = card.redeemed_by_user(&redemption.credit.user, redemption.credit.at)?;
     let changed = execute(
         conn,
         "UPDATE gift_cards SET status = ?2, redeemed_at = ?3, redeemed_by = ?4 \

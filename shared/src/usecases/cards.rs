@@ -2,10 +2,11 @@
 
 use super::Giftify;
 use super::accounts::retry_after;
+use crate::card_life::{CardReturn, Redemption};
 use crate::codes::FulfillmentSource;
 use crate::ids::{GiftCardId, OrderId, TransactionId, UserId};
 use crate::ledger::Movement;
-use crate::vault::{CardReturn, GiftCard, GiftCardStatus, Redemption, RevealAudit};
+use crate::vault::{GiftCard, GiftCardStatus, RevealAudit};
 use crate::wallet::{Page, PageRequest};
 use crate::{Error, Missing, Result};
 use secrecy::ExposeSecret;

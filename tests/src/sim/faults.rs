@@ -430,7 +430,7 @@ impl GiftCards for Faulty<dyn GiftCards> {
     }
     async fn return_card(
         &self,
-        card_return: &giftify_shared::vault::CardReturn,
+        card_return: &giftify_shared::card_life::CardReturn,
     ) -> Result<GiftCard> {
         self.0
             .call("gift_cards.return_card", true, || {
@@ -452,7 +452,7 @@ impl GiftCards for Faulty<dyn GiftCards> {
             })
             .await
     }
-    async fn redeem(&self, redemption: &giftify_shared::vault::Redemption) -> Result<GiftCard> {
+    async fn redeem(&self, redemption: &giftify_shared::card_life::Redemption) -> Result<GiftCard> {
         self.0
             .call("gift_cards.redeem", true, || self.1.redeem(redemption))
             .await

@@ -350,8 +350,8 @@ fn redemption(
     card: &giftify_shared::vault::GiftCard,
     user: &giftify_shared::ids::UserId,
     cap: i64,
-) -> giftify_shared::vault::Redemption {
-    giftify_shared::vault::Redemption {
+) -> giftify_shared::card_life::Redemption {
+    giftify_shared::card_life::Redemption {
         card_id: card.id.clone(),
         credit: giftify_shared::ledger::Movement::redemption(
             giftify_shared::ids::TransactionId::generate(),
@@ -526,8 +526,8 @@ pub async fn expiry_takes_available_codes_past_their_date_out_of_stock(
 fn card_return(
     card: &giftify_shared::vault::GiftCard,
     back_to_pool: bool,
-) -> giftify_shared::vault::CardReturn {
-    giftify_shared::vault::CardReturn {
+) -> giftify_shared::card_life::CardReturn {
+    giftify_shared::card_life::CardReturn {
         card: card.clone(),
         refund: giftify_shared::ledger::Movement::refund_of_returned(
             giftify_shared::ids::TransactionId::generate(),
