@@ -235,6 +235,20 @@ override_resource {
 }
 
 override_resource {
+  target = aws_dynamodb_table.this["inventory-codes"]
+  values = {
+    arn = "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-inventory-codes"
+  }
+}
+
+override_resource {
+  target = aws_dynamodb_table.this["code-batches"]
+  values = {
+    arn = "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-code-batches"
+  }
+}
+
+override_resource {
   target = aws_lambda_function.this["api"]
   values = {
     arn        = "arn:aws:lambda:ap-south-1:123456789012:function:giftify-test-api"
