@@ -3,7 +3,7 @@
 
 use crate::ids::GiftCardId;
 use crate::ledger::Movement;
-use crate::vault::GiftCard;
+use crate::vault::{GiftCard, SealedCard};
 use chrono::{DateTime, Utc};
 
 /// A Giftify card redeemed into a wallet: the card ACTIVE → REDEEMED and the REDEEM credit of
@@ -22,7 +22,17 @@ pub struct CardReturn {
     pub card: GiftCard,
     /// [`Movement::refund_of_returned`].
     pub refund: Movement,
-    /// The card is a brand code, which goes back to its pool.
-    pub code_back_to_pool: bool,
+    /// For a brand code, the code as it goes back to its pool: under a new id, its secrets
+    /// sealed again for it (a sealed secret is bound to its id, and the cancelled card keeps
+    /// the old one). Unless its batch was voided meanwhile: then the code is withdrawn instead
+    /// and the stock does not move.
+    pub code: Option<ReturnedCode>,
     pub now: DateTime<Utc>,
+}
+
+/// A returned card's brand code, sealed again under the id it will next be issued with.
+#[derive(Clone, Debug)]
+pub struct ReturnedCode {
+    pub id: GiftCardId,
+    pub sealed: SealedCard,
 }

@@ -313,8 +313,11 @@ pub trait GiftCards: Send + Sync {
     /// The card's reveals, oldest first.
     async fn reveals_of(&self, card: &GiftCardId) -> Result<Vec<RevealAudit>>;
     /// Moves the card to [`GiftCard::returned`], refunds it, and puts its unit back in its
-    /// variant's stock (a brand code back in its pool, available) — in one atomic step
-    /// conditional on the card being ACTIVE and never revealed. Returns the card after.
+    /// variant's stock — in one atomic step conditional on the card being ACTIVE and never
+    /// revealed. A brand code goes back to its pool available, under the new id and sealing
+    /// of [`CardReturn::code`], and the cancelled card gives up the number's lookup key; a
+    /// code whose batch was voided is withdrawn (VOIDED) instead and the stock does not move.
+    /// Returns the card after.
     /// # Errors
     /// MUST return the card's [`crate::Error::Card`] refusal when it is no longer ACTIVE or
     /// was revealed meanwhile, and change nothing.

@@ -120,6 +120,7 @@ macro_rules! contract_suite {
                 codes::expiry_marks_only_active_cards_past_their_date,
                 codes::a_returned_card_is_refunded_and_its_unit_goes_back_to_stock,
                 codes::a_returned_brand_code_goes_back_to_its_pool,
+                codes::a_returned_code_of_a_voided_batch_stays_withdrawn,
                 codes::a_revealed_card_cannot_be_returned_nor_a_returned_one_revealed,
                 codes::expiry_takes_available_codes_past_their_date_out_of_stock,
                 cart::cart_lines_are_added_replaced_and_removed_and_each_change_bumps_the_version,

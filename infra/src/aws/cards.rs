@@ -359,11 +359,17 @@ impl GiftCards for DynamoStore {
                 .ok_or(Error::NotFound(Missing::GiftCard))?;
             let returned = card.returned()?;
             let mut transaction = Transaction::new();
+            // A brand code's number goes back to the pool: the cancelled card gives it up.
+            let expression = if r.code.is_some() {
+                "SET #status = :cancelled, #updatedAt = :now REMOVE #activeCard, #giftCardNumberHash"
+            } else {
+                "SET #status = :cancelled, #updatedAt = :now REMOVE #activeCard"
+            };
             transaction.push(
                 update(
                     &self.tables.gift_cards,
                     card_key(&card.id),
-                    "SET #status = :cancelled, #updatedAt = :now REMOVE #activeCard",
+                    expression,
                     Some("#status = :active AND attribute_not_exists(#revealedAt)"),
                     item([
                         (":cancelled", s(returned.status.as_str())),
@@ -376,22 +382,22 @@ impl GiftCards for DynamoStore {
             );
             let wallet = self.wallet_state(&card.user_id).await?;
             self.add_movement(&mut transaction, &r.refund, &wallet)?;
-            if r.code_back_to_pool {
+            let back_in_stock = match &r.code {
+                Some(code) => self.code_back_to_pool(&mut transaction, &card, code, r.now).await?,
+                None => true,
+            };
+            if back_in_stock {
                 transaction.push(
-                    self.code_back_to_pool(&card, r.now).await?,
-                    Error::internal("a returned brand card has no allocated code"),
+                    update(
+                        &self.tables.product_variants,
+                        super::catalogue::variant_key(&card.product_id, &card.variant_id),
+                        "SET #stockQuantity = #stockQuantity + :one",
+                        Some("attribute_exists(#stockQuantity)"),
+                        item([(":one", n(1))]),
+                    )?,
+                    Error::NotFound(Missing::Variant),
                 );
             }
-            transaction.push(
-                update(
-                    &self.tables.product_variants,
-                    super::catalogue::variant_key(&card.product_id, &card.variant_id),
-                    "SET #stockQuantity = #stockQuantity + :one",
-                    Some("attribute_exists(#stockQuantity)"),
-                    item([(":one", n(1))]),
-                )?,
-                Error::NotFound(Missing::Variant),
-            );
             self.commit(transaction)
                 .await
                 .map_err(TxFailure::into_error)?;

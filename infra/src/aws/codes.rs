@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use futures_util::StreamExt;
 use giftify_shared::Missing;
+use giftify_shared::card_life::ReturnedCode;
 use giftify_shared::codes::{
     BatchRef, BatchSummary, CodeImport, CodeState, ImportReport, InventoryCode,
 };
@@ -122,38 +123,84 @@ pub(super) fn allocation(
 }
 
 impl DynamoStore {
-    /// The transaction item that puts a returned card's code back in its pool: available
-    /// again, marked returned, in the pool index at its place; on the condition that it is
-    /// the card's allocated code.
+    /// Adds to `transaction` what returns a card's brand code: under its new id and sealing,
+    /// marked returned, available in the pool index at its place — on the conditions that it
+    /// is the card's allocated code and that its batch is not voided — or, when the batch was
+    /// voided, withdrawn. True when the code is back in the pool (its stock unit is the
+    /// caller's to add).
     pub(super) async fn code_back_to_pool(
         &self,
+        transaction: &mut Transaction,
         card: &GiftCard,
+        returned: &ReturnedCode,
         now: DateTime<Utc>,
-    ) -> Result<aws_sdk_dynamodb::types::TransactWriteItem> {
+    ) -> Result<bool> {
+        let key = item([("codeHash", s(&card.sealed.lookup_key))]);
         let raw = self
-            .get(
-                &self.tables.inventory_codes,
-                item([("codeHash", s(&card.sealed.lookup_key))]),
-            )
+            .get(&self.tables.inventory_codes, key.clone())
             .await?
             .ok_or_else(|| Error::internal("a returned brand card has no code"))?;
-        let code = code_from(&raw)?;
-        update(
-            &self.tables.inventory_codes,
-            item([("codeHash", s(&card.sealed.lookup_key))]),
-            "SET #state = :available, #returned = :one, #changedAt = :now, \
-             #availableVariant = :variant, #availableOrder = :order",
-            Some("#state = :allocated AND #codeId = :id"),
-            item([
-                (":available", s(CodeState::Available.as_str())),
-                (":allocated", s(CodeState::Allocated.as_str())),
-                (":one", n(1)),
-                (":now", ts(now)),
-                (":variant", s(code.variant_id.as_str())),
-                (":order", s(available_order(&code))),
-                (":id", s(card.id.as_str())),
-            ]),
-        )
+        let mut code = code_from(&raw)?;
+        code.id = returned.id.clone();
+        let batch = item([
+            ("variantId", s(code.variant_id.as_str())),
+            ("batchRef", s(code.batch_ref.as_str())),
+        ]);
+        let voided = self
+            .get(&self.tables.code_batches, batch.clone())
+            .await?
+            .is_some_and(|raw| raw.contains_key("voidedAt"));
+        let (expression, state) = if voided {
+            (
+                "SET #state = :state, #returned = :one, #changedAt = :now, #codeId = :newId, \
+                 #number = :number, #pin = :pin",
+                CodeState::Voided,
+            )
+        } else {
+            (
+                "SET #state = :state, #returned = :one, #changedAt = :now, #codeId = :newId, \
+                 #number = :number, #pin = :pin, #availableVariant = :variant, \
+                 #availableOrder = :order",
+                CodeState::Available,
+            )
+        };
+        let mut values = item([
+            (":state", s(state.as_str())),
+            (":allocated", s(CodeState::Allocated.as_str())),
+            (":one", n(1)),
+            (":now", ts(now)),
+            (":newId", s(returned.id.as_str())),
+            (":number", s(&returned.sealed.number_ciphertext)),
+            (":pin", s(&returned.sealed.pin_ciphertext)),
+            (":id", s(card.id.as_str())),
+        ]);
+        if !voided {
+            values.insert(":variant".into(), s(code.variant_id.as_str()));
+            values.insert(":order".into(), s(available_order(&code)));
+        }
+        transaction.push(
+            update(
+                &self.tables.inventory_codes,
+                key,
+                expression,
+                Some("#state = :allocated AND #codeId = :id"),
+                values,
+            )?,
+            Error::internal("a returned brand card has no allocated code"),
+        );
+        if !voided {
+            transaction.push(
+                super::store::check(
+                    &self.tables.code_batches,
+                    batch,
+                    "attribute_not_exists(#voidedAt)",
+                    Item::new(),
+                )?,
+                // Voided meanwhile: read again, and the code is withdrawn instead.
+                Error::Conflict("the code's batch was voided while the card was returned"),
+            );
+        }
+        Ok(!voided)
     }
 }
 

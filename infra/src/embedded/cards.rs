@@ -160,10 +160,21 @@ fn return_card(conn: &Connection, r: &CardReturn) -> DbResult<GiftCard> {
         params![returned.id.as_str(), returned.status.as_str()],
     )?;
     super::wallet::apply(conn, &r.refund)?;
-    if r.code_back_to_pool {
-        super::codes::back_to_pool(conn, &card.id, r.now)?;
+    let back_in_stock = match &r.code {
+        Some(code) => {
+            // The number goes back to the pool: the cancelled card no longer holds it.
+            execute(
+                conn,
+                "UPDATE gift_cards SET lookup_key = 'returned:' || id WHERE id = ?1",
+                [card.id.as_str()],
+            )?;
+            super::codes::back_to_pool(conn, &card.id, code, r.now)?
+        }
+        None => true,
+    };
+    if back_in_stock {
+        super::catalogue::return_stock(conn, &card.variant_id, 1, r.now)?;
     }
-    super::catalogue::return_stock(conn, &card.variant_id, 1, r.now)?;
     Ok(returned)
 }
 

@@ -7,6 +7,7 @@ use super::codec::{DbError, DbResult, all, enumeration, execute, id, one, time, 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use giftify_shared::Missing;
+use giftify_shared::card_life::ReturnedCode;
 use giftify_shared::codes::{
     BatchRef, BatchSummary, CodeImport, CodeState, ImportReport, InventoryCode,
 };
@@ -251,25 +252,42 @@ pub(super) fn allocate(
     Ok(())
 }
 
-/// A returned card's code, available again and marked returned; the stock unit is the
-/// return's own.
+/// A returned card's code, under its new id and sealing, marked returned: available again,
+/// or withdrawn (VOIDED) when its batch was voided meanwhile. True when it is back in the pool
+/// (the caller adds its stock unit).
 pub(super) fn back_to_pool(
     conn: &Connection,
-    code: &GiftCardId,
+    card: &GiftCardId,
+    code: &ReturnedCode,
     now: DateTime<Utc>,
-) -> DbResult<()> {
+) -> DbResult<bool> {
+    let voided: bool = conn
+        .prepare_cached(
+            "SELECT b.voided_at IS NOT NULL FROM inventory_codes c JOIN code_batches b \
+             ON b.variant_id = c.variant_id AND b.batch_ref = c.batch_ref WHERE c.id = ?1",
+        )?
+        .query_row([card.as_str()], |row| row.get(0))
+        .optional()?
+        .ok_or_else(|| DbError::corrupt("a returned brand card has no code"))?;
     let changed = execute(
         conn,
-        "UPDATE inventory_codes SET state = 'AVAILABLE', returned = 1, changed_at = ?2 \
-         WHERE id = ?1 AND state = 'ALLOCATED'",
-        params![code.as_str(), ts(now)],
+        "UPDATE inventory_codes SET id = ?2, number_ciphertext = ?3, pin_ciphertext = ?4, \
+         state = ?5, returned = 1, changed_at = ?6 WHERE id = ?1 AND state = 'ALLOCATED'",
+        params![
+            card.as_str(),
+            code.id.as_str(),
+            code.sealed.number_ciphertext,
+            code.sealed.pin_ciphertext,
+            if voided { "VOIDED" } else { "AVAILABLE" },
+            ts(now),
+        ],
     )?;
     if changed != 1 {
         return Err(DbError::corrupt(
             "a returned brand card has no allocated code",
         ));
     }
-    Ok(())
+    Ok(!voided)
 }
 
 #[async_trait]

@@ -2,7 +2,7 @@
 
 use super::Giftify;
 use super::accounts::retry_after;
-use crate::card_life::{CardReturn, Redemption};
+use crate::card_life::{CardReturn, Redemption, ReturnedCode};
 use crate::codes::FulfillmentSource;
 use crate::ids::{GiftCardId, OrderId, TransactionId, UserId};
 use crate::ledger::Movement;
@@ -50,17 +50,31 @@ impl Giftify {
         };
         let now = self.now();
         card.check_returnable(now, self.rules.return_window)?;
-        let code_back_to_pool = self
+        let from_inventory = self
             .ports
             .catalogue
             .entries(std::slice::from_ref(&card.variant_id))
             .await?
             .first()
             .is_some_and(|e| e.variant.fulfillment_source == FulfillmentSource::Inventory);
+        let code = if from_inventory {
+            let secrets = self.vault.open(&card.id, &card.sealed)?;
+            let id = GiftCardId::generate();
+            Some(ReturnedCode {
+                sealed: self.vault.seal(
+                    &id,
+                    secrets.number.expose_secret(),
+                    secrets.pin.expose_secret(),
+                )?,
+                id,
+            })
+        } else {
+            None
+        };
         let card_return = CardReturn {
             refund: Movement::refund_of_returned(TransactionId::generate(), &card, now),
             card,
-            code_back_to_pool,
+            code,
             now,
         };
         let returned = self.ports.gift_cards.return_card(&card_return).await?;

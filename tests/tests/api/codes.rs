@@ -8,7 +8,7 @@ use chrono::{Duration, Utc};
 use serde_json::{Value, json};
 
 /// A new product with one INVENTORY variant (₹500 at 5 % off); its id.
-async fn brand_variant(app: &TestApp) -> String {
+pub(crate) async fn brand_variant(app: &TestApp) -> String {
     let product = app
         .post(
             "/admin/products",
@@ -35,7 +35,7 @@ async fn brand_variant(app: &TestApp) -> String {
 }
 
 /// A code number unique to this run.
-fn number() -> String {
+pub(crate) fn number() -> String {
     format!("BR{}", ulid::Ulid::new())
 }
 
@@ -43,7 +43,12 @@ fn in_days(days: i64) -> String {
     (Utc::now() + Duration::days(days)).date_naive().to_string()
 }
 
-async fn import_json(app: &TestApp, variant: &str, batch: &str, codes: Value) -> TestResponse {
+pub(crate) async fn import_json(
+    app: &TestApp,
+    variant: &str,
+    batch: &str,
+    codes: Value,
+) -> TestResponse {
     app.post(
         &format!("/admin/variants/{variant}/code-batches"),
         Some(&app.admin_token),
@@ -73,7 +78,7 @@ async fn stock(app: &TestApp, variant: &str) -> i64 {
         .unwrap()
 }
 
-async fn batches(app: &TestApp, variant: &str) -> Vec<Value> {
+pub(crate) async fn batches(app: &TestApp, variant: &str) -> Vec<Value> {
     let listed = app
         .get(
             &format!("/admin/variants/{variant}/code-batches"),

@@ -150,15 +150,42 @@ fn crashing(giftify: &Giftify, crash: Crash) -> Giftify {
     )
 }
 
+/// Where the cards of the order under test come from.
+#[derive(Clone, Copy, Debug)]
+enum Cards {
+    /// Giftify's own, minted at issue.
+    Minted,
+    /// Brand codes from the variant's pool.
+    BrandCodes,
+}
+
 /// One partially fulfillable order (4 wanted, 3 in stock) and its user.
 async fn partial_order(app: &TestApp) -> (TestUser, String, String) {
+    partial_order_of(app, Cards::Minted).await
+}
+
+/// One partially fulfillable order (4 wanted, 3 in stock: 3 codes in the pool of a brand
+/// variant) and its user.
+async fn partial_order_of(app: &TestApp, cards: Cards) -> (TestUser, String, String) {
     let user = app.funded_user("crash", 1_000_000).await;
-    let (variant, _, _) = app.some_variant().await;
+    let variant = match cards {
+        Cards::Minted => app.some_variant().await.0,
+        Cards::BrandCodes => {
+            let variant = crate::codes::brand_variant(app).await;
+            let codes: Vec<_> = (0..3)
+                .map(|_| json!({"number": crate::codes::number()}))
+                .collect();
+            crate::codes::import_json(app, &variant, "THREE", json!(codes)).await;
+            variant
+        }
+    };
     let created = app
         .order_items(&user, json!([{"variantId": variant, "quantity": 4}]))
         .await;
     assert_eq!(created.status, 202, "{}", created.body);
-    app.set_stock(&variant, 3).await;
+    if let Cards::Minted = cards {
+        app.set_stock(&variant, 3).await;
+    }
     (
         user,
         created.data()["orderId"].as_str().unwrap().to_string(),
@@ -209,16 +236,24 @@ async fn handling_the_same_message_twice_changes_nothing_the_second_time(backend
 async fn a_crash_between_any_two_fulfillment_steps_ends_in_the_state_of_one_clean_run(
     backend: Backend,
 ) {
+    crash_at_every_step(backend, Cards::Minted).await;
+}
+
+async fn a_crash_between_any_two_steps_of_a_brand_order_allocates_each_code_once(backend: Backend) {
+    crash_at_every_step(backend, Cards::BrandCodes).await;
+}
+
+async fn crash_at_every_step(backend: Backend, cards: Cards) {
     // The clean run, for reference.
     let clean_app = TestApp::spawn(backend).await;
-    let (clean_user, clean_order, _) = partial_order(&clean_app).await;
+    let (clean_user, clean_order, _) = partial_order_of(&clean_app, cards).await;
     clean_app.drain_queue().await;
     let clean = outcome(&clean_app, &clean_user, &clean_order).await;
     assert_eq!(clean["status"], "PARTIALLY_FULFILLED");
 
     for crash in ALL_CRASHES {
         let app = TestApp::spawn(backend).await;
-        let (user, order_id, _) = partial_order(&app).await;
+        let (user, order_id, variant) = partial_order_of(&app, cards).await;
         let initial = stock_by_variant(&app).await;
 
         // The crashing process takes the message and dies at `crash`.
@@ -233,6 +268,14 @@ async fn a_crash_between_any_two_fulfillment_steps_ends_in_the_state_of_one_clea
 
         assert_eq!(outcome(&app, &user, &order_id).await, clean, "{crash:?}");
         assert_conserved(&app, &[user], &initial).await;
+        if let Cards::BrandCodes = cards {
+            let batch = &crate::codes::batches(&app, &variant).await[0];
+            assert_eq!(
+                (&batch["available"], &batch["allocated"]),
+                (&json!(0), &json!(3)),
+                "{crash:?}: each code allocated once, stock = available codes"
+            );
+        }
     }
 }
 
@@ -405,6 +448,7 @@ async fn the_reconciler_publishes_events_that_a_crash_left_unsent(backend: Backe
 crate::on_both_backends!(
     handling_the_same_message_twice_changes_nothing_the_second_time,
     a_crash_between_any_two_fulfillment_steps_ends_in_the_state_of_one_clean_run,
+    a_crash_between_any_two_steps_of_a_brand_order_allocates_each_code_once,
     a_message_that_keeps_failing_goes_to_the_dead_letter_queue_and_redrive_completes_it_once,
     the_reconciler_publishes_events_that_a_crash_left_unsent,
 );

@@ -13,6 +13,7 @@ use giftify_shared::ids::{ProductId, VariantId};
 use giftify_shared::order::{Fulfillment, Order};
 use giftify_shared::ports::Ports;
 use giftify_shared::vault::GiftCardStatus;
+use secrecy::ExposeSecret;
 
 /// A fresh INVENTORY variant (stock 0), as stored.
 async fn inventory_variant(ports: &Ports) -> Result<CatalogueEntry> {
@@ -342,7 +343,6 @@ async fn giftify_card(ports: &Ports) -> Result<(giftify_shared::vault::GiftCard,
     let done = fulfil(ports, &order, &[1]).await?;
     let card = ports.gift_cards.cards_of_order(&done.id).await?.remove(0);
     let number = vault().open(&card.id, &card.sealed)?;
-    use secrecy::ExposeSecret;
     Ok((card, number.number.expose_secret().to_string()))
 }
 
@@ -527,6 +527,20 @@ fn card_return(
     card: &giftify_shared::vault::GiftCard,
     back_to_pool: bool,
 ) -> giftify_shared::card_life::CardReturn {
+    let code = back_to_pool.then(|| {
+        let secrets = vault().open(&card.id, &card.sealed).expect("opens");
+        let id = giftify_shared::ids::GiftCardId::generate();
+        giftify_shared::card_life::ReturnedCode {
+            sealed: vault()
+                .seal(
+                    &id,
+                    secrets.number.expose_secret(),
+                    secrets.pin.expose_secret(),
+                )
+                .expect("seals"),
+            id,
+        }
+    });
     giftify_shared::card_life::CardReturn {
         card: card.clone(),
         refund: giftify_shared::ledger::Movement::refund_of_returned(
@@ -534,7 +548,7 @@ fn card_return(
             card,
             now(),
         ),
-        code_back_to_pool: back_to_pool,
+        code,
         now: now(),
     }
 }
@@ -595,20 +609,80 @@ pub async fn a_returned_brand_code_goes_back_to_its_pool(ports: &Ports) -> Resul
     let card = ports.gift_cards.cards_of_order(&order.id).await?.remove(0);
     assert_eq!(stock_of(ports, &entry.variant.id).await?, 0);
 
-    ports
-        .gift_cards
-        .return_card(&card_return(&card, true))
-        .await?;
+    let back = card_return(&card, true);
+    ports.gift_cards.return_card(&back).await?;
 
     assert_eq!(stock_of(ports, &entry.variant.id).await?, 1);
     let pool = allocatable(ports, &entry, 5).await?;
     assert_eq!(pool.len(), 1);
-    assert_eq!(pool[0].id, card.id, "the same code, available again");
+    let code = back.code.as_ref().unwrap();
+    assert_eq!(pool[0].id, code.id, "the same code, under its new id");
+    assert_eq!(
+        pool[0].sealed.lookup_key, card.sealed.lookup_key,
+        "the same number"
+    );
     let batch = &ports.codes.code_batches(&entry.variant.id).await?[0];
     assert_eq!(
         (batch.available, batch.allocated, batch.returned),
         (1, 0, 1)
     );
+    // It is issued again, as a new card that holds the number.
+    let next = place(ports, &buyer.id, &[(&entry, 1)]).await?;
+    let processing = ports.orders.start_processing(&next.id, now()).await?;
+    let done = ports
+        .orders
+        .complete_fulfillment(&fulfillment_from(&processing, &pool, now()))
+        .await?;
+    assert_eq!(done.items[0].fulfilled_quantity, 1);
+    let reissued = ports.gift_cards.cards_of_order(&next.id).await?.remove(0);
+    assert_eq!(reissued.id, code.id);
+    assert_eq!(
+        vault()
+            .open(&reissued.id, &reissued.sealed)?
+            .number
+            .expose_secret(),
+        vault().open(&card.id, &card.sealed)?.number.expose_secret(),
+    );
+    let found = ports
+        .gift_cards
+        .card_by_lookup_key(&card.sealed.lookup_key)
+        .await?;
+    assert_eq!(found.map(|c| c.id), Some(reissued.id));
+    assert_eq!(stock_of(ports, &entry.variant.id).await?, 0);
+    Ok(())
+}
+
+pub async fn a_returned_code_of_a_voided_batch_stays_withdrawn(ports: &Ports) -> Result<()> {
+    let entry = inventory_variant(ports).await?;
+    import(ports, &entry, "RECALLED", &[row(Some(120)), row(Some(121))]).await?;
+    let buyer = funded_user(ports, 1_000_000).await?;
+    let order = place(ports, &buyer.id, &[(&entry, 1)]).await?;
+    let processing = ports.orders.start_processing(&order.id, now()).await?;
+    let codes = allocatable(ports, &entry, 1).await?;
+    ports
+        .orders
+        .complete_fulfillment(&fulfillment_from(&processing, &codes, now()))
+        .await?;
+    let card = ports.gift_cards.cards_of_order(&order.id).await?.remove(0);
+    ports
+        .codes
+        .void_batch(&entry.variant.id, &BatchRef::parse("RECALLED")?, now())
+        .await?;
+    assert_eq!(stock_of(ports, &entry.variant.id).await?, 0);
+
+    ports
+        .gift_cards
+        .return_card(&card_return(&card, true))
+        .await?;
+
+    assert_eq!(
+        stock_of(ports, &entry.variant.id).await?,
+        0,
+        "a recalled code is not sold"
+    );
+    assert!(allocatable(ports, &entry, 5).await?.is_empty());
+    let batch = &ports.codes.code_batches(&entry.variant.id).await?[0];
+    assert_eq!((batch.available, batch.allocated, batch.voided), (0, 0, 2));
     Ok(())
 }
 
