@@ -50,12 +50,11 @@ impl MessageData {
 /// Where a variant's cards come from: `INVENTORY` — brand codes imported in batches (stock is
 /// the number of available codes); `GENERATED` — Giftify's own stored-value cards, minted at
 /// issue and redeemable into a wallet.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 #[schema(as = FulfillmentSource)]
 pub enum FulfillmentSourceDto {
     Inventory,
-    #[default]
     Generated,
 }
 

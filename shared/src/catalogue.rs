@@ -120,6 +120,28 @@ impl Pricing {
     }
 }
 
+/// A Giftify card (GENERATED) sells at exactly its face value: it can be redeemed into a wallet
+/// for the face value, so a discount would hand out money and a markup would take it.
+/// # Errors
+/// [`Error::Validation`] for a GENERATED variant priced otherwise.
+pub fn check_source_pricing(
+    source: FulfillmentSource,
+    denomination: i64,
+    pricing: &Pricing,
+) -> Result<()> {
+    let face = denomination.checked_mul(100);
+    if source == FulfillmentSource::Generated
+        && (face != Some(pricing.mrp.get()) || pricing.selling_price != pricing.mrp)
+    {
+        return Err(Error::validation(
+            "discountPercent",
+            "a GENERATED variant (Giftify's own card) sells at its face value: mrp = \
+             denomination × 100 paise and no discount",
+        ));
+    }
+    Ok(())
+}
+
 /// Checks order-quantity bounds of a variant definition.
 pub fn check_quantity_bounds(min: i64, max: i64) -> Result<(u32, u32)> {
     if !(1..=crate::order::MAX_CARDS_PER_ORDER as i64).contains(&min) {
@@ -203,6 +225,15 @@ impl VariantUpdate {
                 "stockAdjustment",
                 "set stockQuantity or stockAdjustment, not both",
             ));
+        }
+        let reprices =
+            self.mrp.is_some() || self.cost_price.is_some() || self.discount_percent.is_some();
+        if reprices {
+            check_source_pricing(
+                current.fulfillment_source,
+                current.denomination,
+                &self.pricing_after(current)?,
+            )?;
         }
         let moves_stock = self.stock_quantity.is_some() || self.stock_adjustment.is_some();
         if moves_stock && current.fulfillment_source == FulfillmentSource::Inventory {

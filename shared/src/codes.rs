@@ -214,6 +214,9 @@ pub struct CodeImport {
     pub rows: u32,
     pub codes: Vec<InventoryCode>,
     pub refused: Vec<RefusedRow>,
+    /// A keyed digest of the rows as sent: the same batch reference with other rows is
+    /// refused ([`Error::IdempotencyKeyReused`]) rather than mixed into the batch.
+    pub fingerprint: String,
     pub now: DateTime<Utc>,
 }
 
@@ -236,6 +239,18 @@ impl CodeImport {
             ));
         }
         let today = now.date_naive();
+        let mut sent = Vec::new();
+        for row in rows {
+            for field in [
+                row.number.as_str(),
+                row.pin.as_deref().unwrap_or(""),
+                row.expiry_date.as_deref().unwrap_or(""),
+            ] {
+                sent.extend_from_slice(&(field.len() as u64).to_be_bytes());
+                sent.extend_from_slice(field.as_bytes());
+            }
+        }
+        let fingerprint = vault.keyed_digest(&sent);
         let mut seen = HashSet::new();
         let mut codes = Vec::new();
         let mut refused = Vec::new();
@@ -273,6 +288,7 @@ impl CodeImport {
             rows: rows.len() as u32,
             codes,
             refused,
+            fingerprint,
             now,
         })
     }

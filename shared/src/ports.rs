@@ -153,14 +153,17 @@ pub trait CodeInventory: Send + Sync {
     /// Stores the import's codes whose numbers (lookup keys) no code holds yet, available, and
     /// raises the variant's stock by their number; answers
     /// [`CodeImport::report`] with the rows of the codes it did not store. A batch reference
-    /// the variant already has answers that batch's stored report and changes nothing.
+    /// the variant already has answers that batch's stored report and changes nothing when
+    /// the rows are the same ([`CodeImport::fingerprint`]).
     /// The embedded store commits the whole import in one transaction. DynamoDB stores each
     /// code with its own conditional put and then counts the stored codes into the stock in
     /// parts, each count once (conditional on the batch's own count): the stock may lag the
     /// pool while an import runs, never lead it, and sending an interrupted batch again
     /// finishes it.
     /// # Errors
-    /// MUST return [`crate::Error::NotFound`] for an unknown variant.
+    /// MUST return [`crate::Error::NotFound`] for an unknown variant, and
+    /// [`crate::Error::IdempotencyKeyReused`] for a batch reference the variant has with other
+    /// rows — changing nothing.
     async fn import_codes(&self, import: &CodeImport) -> Result<ImportReport>;
     /// The variant's batches, oldest first, with their codes counted by state.
     async fn code_batches(&self, variant: &VariantId) -> Result<Vec<BatchSummary>>;

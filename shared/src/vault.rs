@@ -306,6 +306,15 @@ impl CardVault {
         hex::encode(mac.finalize().into_bytes())
     }
 
+    /// A keyed digest of secret-bearing bytes (an import's rows), to compare two of them
+    /// without storing either: domain-separated from the lookup keys.
+    pub fn keyed_digest(&self, data: &[u8]) -> String {
+        let mut mac = self.lookup.clone();
+        mac.update(b"giftify/digest/v1\0");
+        mac.update(data);
+        hex::encode(mac.finalize().into_bytes())
+    }
+
     fn encrypt(&self, card: &GiftCardId, field: &str, plaintext: &str) -> Result<String> {
         let mut nonce = [0u8; 12];
         OsRng.fill_bytes(&mut nonce);

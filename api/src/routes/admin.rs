@@ -291,8 +291,10 @@ pub struct CreateVariantRequest {
     pub max_order_quantity: Option<i64>,
     /// Default true.
     pub is_active: Option<bool>,
-    /// Default GENERATED. Fixed once the variant exists.
-    pub fulfillment_source: Option<FulfillmentSourceDto>,
+    /// INVENTORY for a brand's codes (imported in batches; no stockQuantity), GENERATED for
+    /// Giftify's own cards (sold at face value: mrp = denomination × 100, no discount). Fixed
+    /// once the variant exists.
+    pub fulfillment_source: FulfillmentSourceDto,
 }
 
 /// A variant as created, cost included.
@@ -634,7 +636,7 @@ fn new_variant(body: CreateVariantRequest) -> Result<NewVariant, ApiError> {
         min_order_quantity,
         max_order_quantity,
         is_active: body.is_active.unwrap_or(true),
-        fulfillment_source: body.fulfillment_source.unwrap_or_default().into(),
+        fulfillment_source: body.fulfillment_source.into(),
     })
 }
 

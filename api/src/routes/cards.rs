@@ -158,8 +158,8 @@ pub async fn list(
     }))
 }
 
-/// The number and PIN printed on a Giftify card.
-#[derive(Debug, Deserialize, ToSchema)]
+/// The number and PIN printed on a Giftify card. No `Debug`: it holds the card's secrets.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RedeemRequest {
     /// With or without dashes and spaces.

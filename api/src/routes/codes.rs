@@ -46,8 +46,9 @@ pub fn takes_import_body(method: &axum::http::Method, path: &str) -> bool {
 }
 
 /// One brand code. The number is 6–32 letters and digits (spaces and dashes are ignored);
-/// the PIN 4–16 letters and digits; the expiry a future `YYYY-MM-DD`.
-#[derive(Debug, Deserialize, ToSchema)]
+/// the PIN 4–16 letters and digits; the expiry a future `YYYY-MM-DD`. No `Debug`: it holds
+/// a code's secrets.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CodeRowDto {
     #[schema(example = "AQ4X9QZ5FD8VZ9")]
@@ -59,8 +60,8 @@ pub struct CodeRowDto {
 }
 
 /// A batch of codes as JSON. The same codes may be sent as `text/csv` (header
-/// `number,pin,expiryDate`) with `?batchRef=` in the query.
-#[derive(Debug, Deserialize, ToSchema)]
+/// `number,pin,expiryDate`) with `?batchRef=` in the query. No `Debug`: it holds codes.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ImportCodesRequest {
     /// Your reference for the purchase (1–64 letters, digits, `.`, `_`, `-`); sending the same

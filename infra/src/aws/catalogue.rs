@@ -102,9 +102,15 @@ fn variant_from(raw: &Item) -> Result<Variant> {
         min_order_quantity: a.u32("minOrderQuantity")?,
         max_order_quantity: a.u32("maxOrderQuantity")?,
         is_active: a.bool("isActive")?,
-        // Variants written before sources existed mint their cards.
+        // Variants written before sources existed: face-value ones mint Giftify cards, any
+        // other was a brand's card and takes codes (as the embedded migration decides).
         fulfillment_source: match a.opt_s("fulfillmentSource")? {
-            None => FulfillmentSource::Generated,
+            None if a.money("mrp")?.get() == a.n("denomination")?.saturating_mul(100)
+                && a.money("sellingPrice")? == a.money("mrp")? =>
+            {
+                FulfillmentSource::Generated
+            }
+            None => FulfillmentSource::Inventory,
             Some(_) => a.parsed("fulfillmentSource", FulfillmentSource::parse)?,
         },
         created_at: a.ts("createdAt")?,

@@ -361,6 +361,10 @@ impl DynamoStore {
                             "a variant's stock fell out of step with its codes",
                         ));
                     }
+                    // A concurrent transaction on these items: the same codes again.
+                    Err(TxFailure::Failed(Error::Conflict(_))) => {
+                        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    }
                     Err(TxFailure::Failed(error)) => return Err(error),
                 }
             }
@@ -412,13 +416,8 @@ impl CodeInventory for DynamoStore {
         {
             return Err(Error::NotFound(Missing::Variant));
         }
-        match self.batch_item(variant, &import.batch_ref).await? {
-            Some(raw) if Attrs::new(&raw, "code-batches").s("state")? == DONE => {
-                let report = Attrs::new(&raw, "code-batches").s("report")?;
-                return serde_json::from_str(report)
-                    .map_err(|_| Error::internal("corrupt import report in code-batches"));
-            }
-            Some(_) => {} // unfinished: this send finishes it
+        let existing = match self.batch_item(variant, &import.batch_ref).await? {
+            Some(raw) => Some(raw),
             None => {
                 let created = self
                     .client
@@ -427,19 +426,41 @@ impl CodeInventory for DynamoStore {
                     .set_item(Some(item([
                         ("variantId", s(variant.as_str())),
                         ("batchRef", s(import.batch_ref.as_str())),
+                        ("fingerprint", s(&import.fingerprint)),
                         ("state", s(IMPORTING)),
                         ("importedAt", ts(import.now)),
                     ])))
                     .condition_expression("attribute_not_exists(batchRef)")
                     .send()
                     .await;
-                if let Err(error) = created {
-                    // A concurrent send created it: both finish it, each code once.
-                    if let Some(error) = super::store::lost_race_or_error(error) {
-                        return Err(error);
-                    }
+                match created {
+                    Ok(_) => None,
+                    // A concurrent send created it: read what it is.
+                    Err(error) => match super::store::lost_race_or_error(error) {
+                        Some(error) => return Err(error),
+                        None => self.batch_item(variant, &import.batch_ref).await?,
+                    },
                 }
             }
+        };
+        if let Some(raw) = existing {
+            let a = Attrs::new(&raw, "code-batches");
+            // Other rows under the same reference are another import, never mixed in.
+            if a.s("fingerprint")? != import.fingerprint {
+                return Err(Error::IdempotencyKeyReused);
+            }
+            if a.s("state")? == DONE {
+                return serde_json::from_str(a.s("report")?)
+                    .map_err(|_| Error::internal("corrupt import report in code-batches"));
+            }
+            if a.opt_ts("voidedAt")?.is_some() {
+                // Voided while unfinished: the recall stands, nothing more joins the pool.
+                return Err(Error::validation(
+                    "batchRef",
+                    "this batch was voided before its import finished",
+                ));
+            }
+            // Unfinished and the same rows: this send finishes it, each code once.
         }
         // One conditional put per code, a few in flight; after each part, the stock counts
         // what is stored. Until then the stock lags the pool, never leads it: no order is

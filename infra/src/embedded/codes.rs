@@ -50,22 +50,30 @@ fn code_from_row(row: &Row) -> DbResult<InventoryCode> {
     })
 }
 
-fn stored_report(
-    conn: &Connection,
-    variant: &VariantId,
-    batch: &BatchRef,
-) -> DbResult<Option<ImportReport>> {
-    one(
+/// The stored report of the batch, when the variant has it; refused when it was imported with
+/// other rows.
+fn stored_report(conn: &Connection, import: &CodeImport) -> DbResult<Option<ImportReport>> {
+    let stored = one(
         conn,
-        "SELECT report FROM code_batches WHERE variant_id = ?1 AND batch_ref = ?2",
-        params![variant.as_str(), batch.as_str()],
+        "SELECT fingerprint, report FROM code_batches WHERE variant_id = ?1 AND batch_ref = ?2",
+        params![import.variant_id.as_str(), import.batch_ref.as_str()],
         |row| {
-            let raw: String = row.get("report")?;
-            serde_json::from_str(&raw).map_err(|_| DbError::corrupt("import report"))
+            Ok((
+                row.get::<_, String>("fingerprint")?,
+                row.get::<_, String>("report")?,
+            ))
         },
-    )
+    )?;
+    let Some((fingerprint, report)) = stored else {
+        return Ok(None);
+    };
+    if fingerprint != import.fingerprint {
+        return Err(Error::IdempotencyKeyReused.into());
+    }
+    serde_json::from_str(&report)
+        .map(Some)
+        .map_err(|_| DbError::corrupt("import report"))
 }
-
 /// Moves the variant's stock by `delta` along with the codes that changed state.
 fn move_stock(
     conn: &Connection,
@@ -91,7 +99,7 @@ fn move_stock(
 }
 
 fn import(conn: &Connection, import: &CodeImport) -> DbResult<ImportReport> {
-    if let Some(report) = stored_report(conn, &import.variant_id, &import.batch_ref)? {
+    if let Some(report) = stored_report(conn, import)? {
         return Ok(report);
     }
     // The report is written last, once the held rows are known; a placeholder first lets the

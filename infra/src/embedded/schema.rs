@@ -275,12 +275,20 @@ CREATE TABLE health_probe (
 const V3: &str = r#"
 ALTER TABLE variants ADD COLUMN fulfillment_source TEXT NOT NULL DEFAULT 'GENERATED'
     CHECK (fulfillment_source IN ('INVENTORY', 'GENERATED'));
+-- A variant sold below or above its face value was a brand's card: it becomes INVENTORY, with
+-- no stock until codes are imported (the cards it minted were never a brand's, and their
+-- numbers are outside Giftify's range, so none can be redeemed). Only face-value variants stay
+-- GENERATED, redeemable at what was paid for them.
+UPDATE variants SET fulfillment_source = 'INVENTORY', stock_quantity = 0
+    WHERE NOT (mrp = denomination * 100 AND selling_price = mrp);
 
 -- One row per import: the variant's own reference for it, and the report it answered with
 -- (JSON of giftify_shared::codes::ImportReport), which the same reference answers again.
 CREATE TABLE code_batches (
     variant_id  TEXT NOT NULL REFERENCES variants (id),
     batch_ref   TEXT NOT NULL,
+    -- A keyed digest of the rows sent: the same reference with other rows is refused.
+    fingerprint TEXT NOT NULL,
     report      TEXT NOT NULL,
     imported_at INTEGER NOT NULL,
     voided_at   INTEGER,

@@ -6,7 +6,7 @@ use crate::card_life::{CardReturn, Redemption, ReturnedCode};
 use crate::codes::FulfillmentSource;
 use crate::ids::{GiftCardId, OrderId, TransactionId, UserId};
 use crate::ledger::Movement;
-use crate::vault::{GiftCard, GiftCardStatus, RevealAudit};
+use crate::vault::{GiftCard, GiftCardStatus, RevealAudit, is_giftify_number, normal_number};
 use crate::wallet::{Page, PageRequest};
 use crate::{Error, Missing, Result};
 use secrecy::ExposeSecret;
@@ -111,10 +111,20 @@ impl Giftify {
     /// outrun the lock; a success clears the user's count. A wrong number and a wrong PIN
     /// answer alike, so an answer never tells whether a number exists.
     /// # Errors
-    /// [`Error::RateLimited`] while either count is locked; [`Error::NotFound`] for a wrong
-    /// number or PIN; [`Error::Card`] for a brand card, or one redeemed, expired or cancelled;
+    /// [`Error::Validation`] for an empty PIN; [`Error::Card`] `NotRedeemable` for any number
+    /// outside Giftify's range, existing or not; [`Error::RateLimited`] while either count is
+    /// locked; [`Error::NotFound`] for a wrong number or PIN; [`Error::Card`] for a card
+    /// redeemed, expired or cancelled;
     /// [`Error::WalletLimitExceeded`] past the balance cap.
     pub async fn redeem_card(&self, user: &UserId, number: &str, pin: &str) -> Result<GiftCard> {
+        if pin.trim().is_empty() {
+            return Err(Error::validation("giftCardPin", "must not be empty"));
+        }
+        // Decided by the number's shape alone, before any lookup: whether a brand's number
+        // exists is never told.
+        if !is_giftify_number(&normal_number(number)) {
+            return Err(Error::Card(crate::CardRefusal::NotRedeemable));
+        }
         let now = self.now();
         let lookup_key = self.vault.lookup_key(number);
         for account in [user_attempts(user), card_attempts(&lookup_key)] {

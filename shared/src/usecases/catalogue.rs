@@ -77,9 +77,14 @@ impl Giftify {
     }
 
     /// # Errors
-    /// [`Error::Validation`] for an INVENTORY variant created with stock: its stock comes
-    /// from the codes imported into it.
+    /// [`Error::Validation`] for an INVENTORY variant created with stock (its stock comes from
+    /// the codes imported into it) or a GENERATED one not priced at its face value.
     pub async fn add_variant(&self, product_id: ProductId, new: NewVariant) -> Result<Variant> {
+        crate::catalogue::check_source_pricing(
+            new.fulfillment_source,
+            new.denomination,
+            &new.pricing,
+        )?;
         if new.fulfillment_source == crate::codes::FulfillmentSource::Inventory
             && new.stock_quantity != 0
         {

@@ -74,12 +74,21 @@ impl Giftify {
             .expire_cards(today, RECONCILE_BATCH)
             .await?;
         for entry in self.ports.catalogue.inventory().await? {
-            if entry.variant.fulfillment_source == crate::codes::FulfillmentSource::Inventory {
-                report.expired_codes += self
-                    .ports
-                    .codes
-                    .expire_codes(&entry.variant.id, today, self.now())
-                    .await?;
+            if entry.variant.fulfillment_source != crate::codes::FulfillmentSource::Inventory {
+                continue;
+            }
+            // One variant's failure leaves the others to expire; it is tried on the next pass.
+            match self
+                .ports
+                .codes
+                .expire_codes(&entry.variant.id, today, self.now())
+                .await
+            {
+                Ok(expired) => report.expired_codes += expired,
+                Err(error) => {
+                    tracing::warn!(variant_id = %entry.variant.id, error = %error, "code expiry failed");
+                    report.failed += 1;
+                }
             }
         }
         Ok(())

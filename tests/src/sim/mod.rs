@@ -683,7 +683,8 @@ async fn setup(
                     NewVariant {
                         name: format!("{brand} ₹{denomination}"),
                         denomination,
-                        pricing: Pricing::new(mrp, mrp * 9 / 10, rng.between(0, 10))?,
+                        // Giftify's own cards sell at their face value.
+                        pricing: Pricing::new(mrp, mrp * 9 / 10, 0)?,
                         stock_quantity: rng.between(0, shape.max_stock),
                         min_order_quantity: 1,
                         max_order_quantity: 4,

@@ -64,12 +64,17 @@ async fn admins_create_products_and_variants_that_users_can_buy(backend: Backend
             &format!("/admin/products/{product_id}/variants"),
             Some(&app.admin_token),
             json!({"name": "Nykaa 500", "denomination": 500, "mrp": 50_000, "costPrice": 45_000,
-                   "discountPercent": 3, "stockQuantity": 7, "minOrderQuantity": 1, "maxOrderQuantity": 5}),
+                   "discountPercent": 3, "minOrderQuantity": 1, "maxOrderQuantity": 5,
+                   "fulfillmentSource": "INVENTORY"}),
         )
         .await;
     assert_eq!(variant.status, 201, "{}", variant.body);
     assert_eq!(variant.data()["sellingPrice"], 48_500);
     let variant_id = variant.data()["variantId"].as_str().unwrap().to_string();
+    let codes: Vec<_> = (0..7)
+        .map(|_| json!({"number": crate::codes::number()}))
+        .collect();
+    crate::codes::import_json(&app, &variant_id, "NYKAA-1", json!(codes)).await;
 
     let user = app.funded_user("nykaa", 100_000).await;
     let listed = app.get("/products", Some(&user.token)).await;
@@ -88,10 +93,17 @@ async fn admins_create_products_and_variants_that_users_can_buy(backend: Backend
     assert_eq!(created.status, 202);
 
     for body in [
-        json!({"name": "X", "denomination": 500, "mrp": 50_000, "costPrice": 60_000, "discountPercent": 3, "stockQuantity": 1}),
-        json!({"name": "X", "denomination": 500, "mrp": 50_000, "costPrice": 1, "discountPercent": 101, "stockQuantity": 1}),
-        json!({"name": "X", "denomination": 500, "mrp": -1, "costPrice": 0, "discountPercent": 1, "stockQuantity": 1}),
-        json!({"name": "X", "denomination": 500, "mrp": 100, "costPrice": 0, "discountPercent": 1, "stockQuantity": -1}),
+        json!({"name": "X", "denomination": 500, "mrp": 50_000, "costPrice": 60_000, "discountPercent": 3, "fulfillmentSource": "INVENTORY"}),
+        json!({"name": "X", "denomination": 500, "mrp": 50_000, "costPrice": 1, "discountPercent": 101, "fulfillmentSource": "INVENTORY"}),
+        json!({"name": "X", "denomination": 500, "mrp": -1, "costPrice": 0, "discountPercent": 1, "fulfillmentSource": "INVENTORY"}),
+        json!({"name": "X", "denomination": 500, "mrp": 100, "costPrice": 0, "discountPercent": 1, "stockQuantity": -1, "fulfillmentSource": "GENERATED"}),
+        // A brand's card comes with no stock: it is stocked by importing codes.
+        json!({"name": "X", "denomination": 500, "mrp": 50_000, "costPrice": 45_000, "discountPercent": 3, "stockQuantity": 1, "fulfillmentSource": "INVENTORY"}),
+        // Giftify's own card sells at its face value.
+        json!({"name": "X", "denomination": 500, "mrp": 50_000, "costPrice": 45_000, "discountPercent": 3, "stockQuantity": 1, "fulfillmentSource": "GENERATED"}),
+        json!({"name": "X", "denomination": 500, "mrp": 40_000, "costPrice": 40_000, "discountPercent": 0, "fulfillmentSource": "GENERATED"}),
+        // The source is chosen, never defaulted.
+        json!({"name": "X", "denomination": 500, "mrp": 50_000, "costPrice": 50_000, "discountPercent": 0}),
     ] {
         app.post(
             &format!("/admin/products/{product_id}/variants"),
@@ -102,7 +114,7 @@ async fn admins_create_products_and_variants_that_users_can_buy(backend: Backend
         .assert_error(400, "VALIDATION_ERROR");
     }
     app.post("/admin/products/prod_01HZZZZZZZZZZZZZZZZZZZZZZZ/variants", Some(&app.admin_token),
-        json!({"name": "X", "denomination": 500, "mrp": 100, "costPrice": 0, "discountPercent": 1, "stockQuantity": 1}))
+        json!({"name": "X", "denomination": 500, "mrp": 50_000, "costPrice": 0, "discountPercent": 1, "fulfillmentSource": "INVENTORY"}))
         .await
         .assert_error(404, "NOT_FOUND");
     app.post(
@@ -144,16 +156,26 @@ async fn inventory_updates_set_or_adjust_stock_and_reprice(backend: Backend) {
     )
     .await
     .assert_error(400, "VALIDATION_ERROR");
+    // Giftify's own card sells at its face value; a brand's card is repriced freely.
+    app.put(
+        &path,
+        Some(&app.admin_token),
+        json!({"discountPercent": 10}),
+    )
+    .await
+    .assert_error(400, "VALIDATION_ERROR");
+    let (brand, _, _) = app.demo_variant("Amazon").await;
+    let brand_path = format!("/admin/inventory/{brand}");
     let repriced = app
         .put(
-            &path,
+            &brand_path,
             Some(&app.admin_token),
             json!({"mrp": 100_000, "discountPercent": 10}),
         )
         .await;
     assert_eq!(repriced.data()["sellingPrice"], 90_000);
     app.put(
-        &path,
+        &brand_path,
         Some(&app.admin_token),
         json!({"discountPercent": 150}),
     )

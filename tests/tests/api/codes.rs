@@ -117,12 +117,15 @@ async fn admins_import_codes_as_json_or_csv_and_list_their_batches(backend: Back
         json!([{"row": 3, "reason": "INVALID_NUMBER"}, {"row": 4, "reason": "DUPLICATE"}])
     );
     assert_eq!(stock(&app, &variant).await, 2);
-    let again = import_json(&app, &variant, "INV-1", json!([{"number": numbers[2]}])).await;
+    let again = import_json(&app, &variant, "INV-1", codes.clone()).await;
     assert_eq!(
         again.data(),
         imported.data(),
-        "the same reference answers the first import"
+        "the same import answers its first report"
     );
+    import_json(&app, &variant, "INV-1", json!([{"number": numbers[2]}]))
+        .await
+        .assert_error(422, "IDEMPOTENCY_KEY_REUSED");
 
     let csv = format!(
         "number,pin,expiryDate\r\n{},9876,{}\r\n\"{}\",,\r\n{},,\r\n",

@@ -182,7 +182,14 @@ pub async fn a_stock_update_that_would_go_negative_is_refused_and_changes_nothin
 pub async fn a_price_update_re_derives_the_selling_price_or_changes_nothing(
     ports: &Ports,
 ) -> Result<()> {
-    let entries = stocked(ports, &[5]).await?;
+    // A brand's card: a Giftify card sells at its face value, never repriced below it.
+    let at = now();
+    let brand = product("Repriced", at);
+    ports.catalogue.add_product(&brand).await?;
+    let mut variant = variant(&brand.id, 250, 5, at);
+    variant.fulfillment_source = giftify_shared::codes::FulfillmentSource::Inventory;
+    ports.catalogue.add_variant(&variant).await?;
+    let entries = entries_in_order(ports, std::slice::from_ref(&variant.id)).await?;
     let before = &entries[0].variant;
     assert_eq!(before.selling_price, Paise::new(23_750), "₹250 at 5 % off");
 

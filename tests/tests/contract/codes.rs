@@ -161,8 +161,17 @@ pub async fn a_number_held_by_any_batch_is_a_duplicate_and_a_batch_reference_rep
 
     let again = ports
         .codes
-        .import_codes(&plan(&entry, "A", &[row(Some(300))], now()))
+        .import_codes(&plan(&entry, "A", &first, now()))
         .await?;
+    let other_rows = ports
+        .codes
+        .import_codes(&plan(&entry, "A", &[row(Some(300))], now()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(other_rows, Error::IdempotencyKeyReused),
+        "{other_rows:?}"
+    );
     assert_eq!(again, first_report, "the first report, and nothing stored");
     assert_eq!(stock_of(ports, &entry.variant.id).await?, 3);
     assert_eq!(stock_of(ports, &other.variant.id).await?, 2);

@@ -255,13 +255,13 @@ async fn hostile_bodies_numbers_strings_and_ids_are_refused_and_leave_the_data_i
         .expect("productId")
         .to_string();
     for body in [
-        json!({"name": "X", "denomination": i64::MAX, "mrp": 100, "costPrice": 1, "discountPercent": 0, "stockQuantity": 1}),
-        json!({"name": "X", "denomination": 1, "mrp": i64::MAX, "costPrice": 1, "discountPercent": 99, "stockQuantity": 1}),
-        json!({"name": "X", "denomination": 1, "mrp": 100, "costPrice": 101, "discountPercent": 0, "stockQuantity": 1}),
-        json!({"name": "X", "denomination": 1, "mrp": 100, "costPrice": 1, "discountPercent": 0, "stockQuantity": i64::MAX}),
-        json!({"name": "X", "denomination": 1, "mrp": 100, "costPrice": 1, "discountPercent": 0, "stockQuantity": 1, "maxOrderQuantity": 1_000_000}),
-        json!({"name": "X", "denomination": 1, "mrp": 100, "costPrice": 1, "discountPercent": 0, "stockQuantity": 1, "minOrderQuantity": 5, "maxOrderQuantity": 2}),
-        json!({"name": "", "denomination": 1, "mrp": 100, "costPrice": 1, "discountPercent": 0, "stockQuantity": 1}),
+        json!({"name": "X", "denomination": i64::MAX, "mrp": 100, "costPrice": 1, "discountPercent": 0, "stockQuantity": 1, "fulfillmentSource": "GENERATED"}),
+        json!({"name": "X", "denomination": 1, "mrp": i64::MAX, "costPrice": 1, "discountPercent": 99, "stockQuantity": 1, "fulfillmentSource": "GENERATED"}),
+        json!({"name": "X", "denomination": 1, "mrp": 100, "costPrice": 101, "discountPercent": 0, "stockQuantity": 1, "fulfillmentSource": "GENERATED"}),
+        json!({"name": "X", "denomination": 1, "mrp": 100, "costPrice": 1, "discountPercent": 0, "stockQuantity": i64::MAX, "fulfillmentSource": "GENERATED"}),
+        json!({"name": "X", "denomination": 1, "mrp": 100, "costPrice": 1, "discountPercent": 0, "stockQuantity": 1, "maxOrderQuantity": 1_000_000, "fulfillmentSource": "GENERATED"}),
+        json!({"name": "X", "denomination": 1, "mrp": 100, "costPrice": 1, "discountPercent": 0, "stockQuantity": 1, "minOrderQuantity": 5, "maxOrderQuantity": 2, "fulfillmentSource": "GENERATED"}),
+        json!({"name": "", "denomination": 1, "mrp": 100, "costPrice": 1, "discountPercent": 0, "stockQuantity": 1, "fulfillmentSource": "GENERATED"}),
     ] {
         attacks.tried();
         let response = app
