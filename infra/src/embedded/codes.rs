@@ -106,11 +106,12 @@ fn import(conn: &Connection, import: &CodeImport) -> DbResult<ImportReport> {
     // codes reference their batch.
     execute(
         conn,
-        "INSERT INTO code_batches (variant_id, batch_ref, report, imported_at) \
-         VALUES (?1, ?2, '{}', ?3)",
+        "INSERT INTO code_batches (variant_id, batch_ref, fingerprint, report, imported_at) \
+         VALUES (?1, ?2, ?3, '{}', ?4)",
         params![
             import.variant_id.as_str(),
             import.batch_ref.as_str(),
+            import.fingerprint,
             ts(import.now)
         ],
     )
