@@ -359,9 +359,11 @@ impl GiftCards for DynamoStore {
                 .ok_or(Error::NotFound(Missing::GiftCard))?;
             let returned = card.returned()?;
             let mut transaction = Transaction::new();
-            // A brand code's number goes back to the pool: the cancelled card gives it up.
+            // A brand code's number goes back to the pool: the cancelled card gives it up, as
+            // on the embedded backend, for a key that is no number's.
             let expression = if r.code.is_some() {
-                "SET #status = :cancelled, #updatedAt = :now REMOVE #activeCard, #giftCardNumberHash"
+                "SET #status = :cancelled, #updatedAt = :now, #giftCardNumberHash = :freed \
+                 REMOVE #activeCard"
             } else {
                 "SET #status = :cancelled, #updatedAt = :now REMOVE #activeCard"
             };
@@ -371,11 +373,17 @@ impl GiftCards for DynamoStore {
                     card_key(&card.id),
                     expression,
                     Some("#status = :active AND attribute_not_exists(#revealedAt)"),
-                    item([
-                        (":cancelled", s(returned.status.as_str())),
-                        (":active", s(GiftCardStatus::Active.as_str())),
-                        (":now", ts(r.now)),
-                    ]),
+                    {
+                        let mut values = item([
+                            (":cancelled", s(returned.status.as_str())),
+                            (":active", s(GiftCardStatus::Active.as_str())),
+                            (":now", ts(r.now)),
+                        ]);
+                        if r.code.is_some() {
+                            values.insert(":freed".into(), s(format!("returned:{}", card.id)));
+                        }
+                        values
+                    },
                 )?,
                 // Revealed or changed by a concurrent request: read again, and it answers why.
                 Error::Conflict("the card changed while it was returned"),
@@ -383,7 +391,10 @@ impl GiftCards for DynamoStore {
             let wallet = self.wallet_state(&card.user_id).await?;
             self.add_movement(&mut transaction, &r.refund, &wallet)?;
             let back_in_stock = match &r.code {
-                Some(code) => self.code_back_to_pool(&mut transaction, &card, code, r.now).await?,
+                Some(code) => {
+                    self.code_back_to_pool(&mut transaction, &card, code, r.now)
+                        .await?
+                }
                 None => true,
             };
             if back_in_stock {
