@@ -621,34 +621,40 @@ pub async fn wait_until_settled(
 }
 
 /// What in `log` looks like one of the `revealed` cards' secrets, in one pass over the log:
-/// a card number (with or without dashes), or a PIN quoted or next to the word "pin". A PIN
-/// is six digits, so a bare digit run could be an amount; these are the shapes a leak takes.
+/// a card number (Giftify's `GFY-…` or a brand's code, with or without dashes), or a PIN
+/// quoted or next to the word "pin". A PIN may be all digits, so a bare run of them could be
+/// an amount; these are the shapes a leak takes.
 pub fn card_secret_leaks(log: &str, revealed: &[(String, String)]) -> Vec<String> {
     use std::collections::HashSet;
     let numbers: HashSet<String> = revealed
         .iter()
         .flat_map(|(number, _)| [number.clone(), number.replace('-', "")])
         .collect();
-    let pins: HashSet<&str> = revealed.iter().map(|(_, pin)| pin.as_str()).collect();
+    let pins: HashSet<&str> = revealed
+        .iter()
+        .map(|(_, pin)| pin.as_str())
+        .filter(|pin| !pin.is_empty())
+        .collect();
     let bytes = log.as_bytes();
+    let in_token = |b: u8| b.is_ascii_alphanumeric() || b == b'-';
     let mut leaks = Vec::new();
     let mut i = 0;
     while i < bytes.len() {
-        if !bytes[i].is_ascii_digit() || (i > 0 && bytes[i - 1].is_ascii_digit()) {
+        if !bytes[i].is_ascii_alphanumeric() || (i > 0 && in_token(bytes[i - 1])) {
             i += 1;
             continue;
         }
-        // A maximal run of digits and dashes starting here.
+        // A maximal run of letters, digits and dashes starting here.
         let mut end = i;
-        while end < bytes.len() && (bytes[end].is_ascii_digit() || bytes[end] == b'-') {
+        while end < bytes.len() && in_token(bytes[end]) {
             end += 1;
         }
         let run = log[i..end].trim_end_matches('-');
         if numbers.contains(run) {
             leaks.push(format!("card number at byte {i}"));
         }
-        if run.len() == 6 && pins.contains(run) {
-            let quoted = i > 0 && bytes[i - 1] == b'"' && bytes.get(i + 6) == Some(&b'"');
+        if pins.contains(run) {
+            let quoted = i > 0 && bytes[i - 1] == b'"' && bytes.get(i + run.len()) == Some(&b'"');
             let named = log[i.saturating_sub(40)..i].to_lowercase().contains("pin");
             if quoted || named {
                 leaks.push(format!("PIN at byte {i}"));
