@@ -311,6 +311,7 @@ pub async fn import(
     params(("variantId" = String, Path, description = "var_…")),
     responses(
         (status = 200, description = "The batches", body = Envelope<BatchesData>),
+        (status = 400, description = "VALIDATION_ERROR: a malformed variant id", body = ErrorEnvelope),
         (status = 401, description = "UNAUTHORIZED or TOKEN_EXPIRED", body = ErrorEnvelope),
         (status = 403, description = "FORBIDDEN: not an admin", body = ErrorEnvelope),
         (status = 404, description = "NOT_FOUND: no such variant", body = ErrorEnvelope),
