@@ -21,6 +21,7 @@ use crate::order::{
 use crate::vault::{GiftCard, GiftCardStatus};
 use crate::{Error, Result};
 use backon::{ExponentialBuilder, Retryable};
+use rand::seq::SliceRandom;
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
@@ -198,14 +199,107 @@ impl Giftify {
         }
         let valid_through = (now + self.rules.min_code_validity).date_naive();
         let mut pools = HashMap::new();
-        for (variant, limit) in wanted {
-            let codes = self
+        for (variant, wanted) in wanted {
+            let candidates = self
                 .ports
                 .codes
-                .allocatable_codes(variant, valid_through, limit)
+                .allocatable_codes(variant, valid_through, wanted + TIE_SPREAD)
                 .await?;
-            pools.insert(variant.clone(), codes.into());
+            pools.insert(
+                variant.clone(),
+                first_expiring(candidates, wanted as usize, &mut rand::thread_rng()).into(),
+            );
         }
         Ok(pools)
+    }
+}
+
+/// Codes read beyond what an order wants, so that concurrent fulfillments of one variant
+/// spread over codes of the same expiry instead of all reaching for the same few.
+const TIE_SPREAD: u32 = 32;
+
+/// The `wanted` codes to allocate from candidates sorted first-expiring first: every code
+/// that expires before the last one needed, and among the codes that expire on that same day,
+/// a random choice. First-expiring first holds exactly; ties, common within a batch, are
+/// broken at random, so two workers rarely pick the same code and lose a race over it.
+fn first_expiring(
+    mut candidates: Vec<InventoryCode>,
+    wanted: usize,
+    rng: &mut impl rand::Rng,
+) -> Vec<InventoryCode> {
+    if candidates.len() <= wanted {
+        return candidates;
+    }
+    let boundary = candidates[wanted - 1].expiry_order();
+    let sure = candidates
+        .iter()
+        .take_while(|c| c.expiry_order() < boundary)
+        .count();
+    let ties_end = candidates
+        .iter()
+        .position(|c| c.expiry_order() > boundary)
+        .unwrap_or(candidates.len());
+    candidates.truncate(ties_end);
+    let mut ties = candidates.split_off(sure);
+    let (chosen, _) = ties.partial_shuffle(rng, wanted - sure);
+    candidates.extend_from_slice(chosen);
+    candidates
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_expiring;
+    use crate::codes::{BatchRef, CodeState, InventoryCode};
+    use crate::ids::{GiftCardId, ProductId, VariantId};
+    use crate::vault::SealedCard;
+    use chrono::NaiveDate;
+    use rand::SeedableRng;
+
+    fn code(expiry: Option<(i32, u32, u32)>) -> InventoryCode {
+        InventoryCode {
+            id: GiftCardId::generate(),
+            variant_id: VariantId::generate(),
+            product_id: ProductId::generate(),
+            batch_ref: BatchRef::parse("B").unwrap(),
+            sealed: SealedCard {
+                number_ciphertext: String::new(),
+                pin_ciphertext: String::new(),
+                lookup_key: String::new(),
+                last4: "0000".into(),
+            },
+            expiry_date: expiry.and_then(|(y, m, d)| NaiveDate::from_ymd_opt(y, m, d)),
+            state: CodeState::Available,
+            imported_at: chrono::Utc::now(),
+            row: 1,
+        }
+    }
+
+    #[test]
+    fn earlier_codes_are_always_taken_and_ties_on_the_last_day_are_drawn() {
+        let early = code(Some((2027, 1, 1)));
+        let ties: Vec<_> = (0..10).map(|_| code(Some((2027, 6, 1)))).collect();
+        let late = code(None);
+        let mut candidates = vec![early.clone()];
+        candidates.extend(ties.iter().cloned());
+        candidates.push(late.clone());
+        let mut seen = std::collections::HashSet::new();
+        for seed in 0..20 {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+            let picked = first_expiring(candidates.clone(), 3, &mut rng);
+            assert_eq!(picked.len(), 3);
+            assert_eq!(picked[0].id, early.id, "the earliest code is always taken");
+            assert!(
+                picked[1..]
+                    .iter()
+                    .all(|c| ties.iter().any(|t| t.id == c.id))
+            );
+            assert!(picked.iter().all(|c| c.id != late.id), "never a later code");
+            seen.extend(picked[1..].iter().map(|c| c.id.clone()));
+        }
+        assert!(seen.len() > 2, "ties are spread over draws");
+        assert_eq!(
+            first_expiring(candidates[..2].to_vec(), 3, &mut rand::thread_rng()).len(),
+            2
+        );
     }
 }
