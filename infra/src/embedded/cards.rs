@@ -173,7 +173,7 @@ fn return_card(conn: &Connection, r: &CardReturn) -> DbResult<GiftCard> {
         None => true,
     };
     if back_in_stock {
-        super::catalogue::return_stock(conn, &card.variant_id, 1, r.now)?;
+        super::codes::move_stock(conn, &card.variant_id, 1, r.now)?;
     }
     Ok(returned)
 }

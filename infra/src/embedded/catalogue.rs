@@ -168,24 +168,6 @@ pub(super) fn take_stock(
     Ok(())
 }
 
-/// Puts `units` of a variant back in stock (a returned card).
-pub(super) fn return_stock(
-    conn: &Connection,
-    variant: &VariantId,
-    units: i64,
-    now: DateTime<Utc>,
-) -> DbResult<()> {
-    let changed = execute(
-        conn,
-        "UPDATE variants SET stock_quantity = stock_quantity + ?2, updated_at = ?3 WHERE id = ?1",
-        params![variant.as_str(), units, ts(now)],
-    )?;
-    if changed != 1 {
-        return Err(Error::NotFound(Missing::Variant).into());
-    }
-    Ok(())
-}
-
 fn update_variant(
     conn: &Connection,
     id: &VariantId,

@@ -74,8 +74,10 @@ fn stored_report(conn: &Connection, import: &CodeImport) -> DbResult<Option<Impo
         .map(Some)
         .map_err(|_| DbError::corrupt("import report"))
 }
-/// Moves the variant's stock by `delta` along with the codes that changed state.
-fn move_stock(
+
+/// Moves the variant's stock by `delta` along with the codes (or the returned card) that changed
+/// state; never below zero.
+pub(super) fn move_stock(
     conn: &Connection,
     variant: &VariantId,
     delta: i64,
