@@ -46,8 +46,9 @@ locals {
     reconciler = {
       "orders" = { actions = ["GetItem", "BatchGetItem", "UpdateItem"], indexes = ["status-createdAt-index", "notifyPending-index"] }
       # Expiry: ACTIVE cards past their date (a sparse index), and each brand variant's
-      # available codes past theirs, which leave its stock.
-      "gift-cards"       = { actions = ["UpdateItem"], indexes = ["activeCard-expiryDate-index"] }
+      # available codes past theirs, which leave its stock. Card events still owed: another
+      # sparse index, each card read again before it is announced.
+      "gift-cards"       = { actions = ["GetItem", "UpdateItem"], indexes = ["activeCard-expiryDate-index", "notifyPending-index"] }
       "products"         = { actions = ["Scan"], indexes = [] }
       "product-variants" = { actions = ["Scan", "Query", "UpdateItem"], indexes = ["variantId-index"] }
       "inventory-codes"  = { actions = ["UpdateItem"], indexes = ["availableVariant-availableOrder-index"] }

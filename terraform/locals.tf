@@ -81,6 +81,8 @@ locals {
         "giftCardNumber-index" = { hash_key = "giftCardNumberHash", range_key = null, projection = "KEYS_ONLY" }
         # Sparse: only ACTIVE cards, by expiry date (the reconciler expires them).
         "activeCard-expiryDate-index" = { hash_key = "activeCard", range_key = "expiryDate", projection = "KEYS_ONLY" }
+        # Sparse: only redeemed or returned cards whose event is unsent (the reconciler sends it).
+        "notifyPending-index" = { hash_key = "notifyPending", range_key = "issuedAt", projection = "KEYS_ONLY" }
       }
     }
     "idempotency-keys" = {

@@ -12,7 +12,7 @@ use crate::card_life::{CardReturn, Redemption};
 use crate::cart::{Cart, CartLine};
 use crate::catalogue::{CatalogueEntry, Product, ProductWithVariants, Variant, VariantUpdate};
 use crate::codes::{BatchRef, BatchSummary, CodeImport, ImportReport, InventoryCode};
-use crate::events::OrderEvent;
+use crate::events::Event;
 use crate::idempotency::{Claim, IdempotencyScope, NewClaim, Refusal};
 use crate::ids::{GiftCardId, OrderId, TransactionId, UserId, VariantId};
 use crate::inbox::Delivery;
@@ -325,6 +325,11 @@ pub trait GiftCards: Send + Sync {
     /// MUST return the card's [`crate::Error::Card`] refusal when it is no longer ACTIVE or
     /// was revealed meanwhile, and change nothing.
     async fn return_card(&self, card_return: &CardReturn) -> Result<GiftCard>;
+    /// Records that the card's event was published; a no-op for a card that owes none.
+    async fn mark_card_notified(&self, card: &GiftCardId, now: DateTime<Utc>) -> Result<()>;
+    /// Up to `limit` redeemed or returned cards whose event is not published yet, without
+    /// reading the cards that owe none.
+    async fn unnotified_cards(&self, limit: u32) -> Result<Vec<GiftCard>>;
 }
 
 #[async_trait]
@@ -393,7 +398,7 @@ pub trait QueueOps: Send + Sync {
 #[async_trait]
 pub trait EventPublisher: Send + Sync {
     /// Publishes at least once; `Ok` means the event is durably handed over.
-    async fn publish(&self, event: &OrderEvent) -> Result<()>;
+    async fn publish(&self, event: &Event) -> Result<()>;
 }
 
 /// The check values of the keys the data is sealed and signed with (see [`crate::keys`]).

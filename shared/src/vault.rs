@@ -18,7 +18,8 @@ use secrecy::{ExposeSecret, SecretBox, SecretString};
 use sha2::Sha256;
 use std::fmt;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum GiftCardStatus {
     Active,
     Redeemed,
@@ -68,6 +69,10 @@ pub struct GiftCard {
     pub redeemed_by: Option<UserId>,
     /// When its owner first saw the number and PIN; a revealed card cannot be returned.
     pub revealed_at: Option<DateTime<Utc>>,
+    /// When its owner returned it (it is CANCELLED).
+    pub returned_at: Option<DateTime<Utc>>,
+    /// When its event (redeemed or returned) was published; until then the reconciler owes it.
+    pub notified_at: Option<DateTime<Utc>>,
 }
 
 impl GiftCard {
@@ -146,7 +151,7 @@ impl GiftCard {
     /// The card after its return, ACTIVE → CANCELLED. Both backends commit only this.
     /// # Errors
     /// [`Error::Card`] when it is no longer ACTIVE or was revealed (a racing reveal won).
-    pub fn returned(&self) -> Result<GiftCard> {
+    pub fn returned(&self, at: DateTime<Utc>) -> Result<GiftCard> {
         if let Some(refusal) = self.status_refusal() {
             return Err(Error::Card(refusal));
         }
@@ -155,6 +160,7 @@ impl GiftCard {
         }
         let mut card = self.clone();
         card.status = GiftCardStatus::Cancelled;
+        card.returned_at = Some(at);
         Ok(card)
     }
 }
@@ -454,6 +460,8 @@ mod tests {
             redeemed_at: None,
             redeemed_by: None,
             revealed_at: None,
+            returned_at: None,
+            notified_at: None,
         };
         let ours = "GFY-1234-5678-9012-3456";
         assert!(
@@ -506,6 +514,8 @@ mod tests {
             redeemed_at: None,
             redeemed_by: None,
             revealed_at: None,
+            returned_at: None,
+            notified_at: None,
         };
         let day = chrono::Duration::hours(24);
         let refusal = |card: &GiftCard, at| match card.check_returnable(at, day) {
@@ -521,10 +531,13 @@ mod tests {
             refusal(&card, issued + day + chrono::Duration::milliseconds(1)),
             Some(CardRefusal::ReturnWindowClosed)
         );
-        assert_eq!(card.returned().unwrap().status, GiftCardStatus::Cancelled);
+        assert_eq!(
+            card.returned(Utc::now()).unwrap().status,
+            GiftCardStatus::Cancelled
+        );
         card.revealed_at = Some(issued);
         assert_eq!(refusal(&card, issued), Some(CardRefusal::Revealed));
-        assert!(card.returned().is_err());
+        assert!(card.returned(Utc::now()).is_err());
         card.revealed_at = None;
         card.status = GiftCardStatus::Redeemed;
         assert_eq!(refusal(&card, issued), Some(CardRefusal::Redeemed));

@@ -59,13 +59,14 @@ run "the_reconciler_touches_only_orders_and_what_expires" {
       "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-orders/index/notifyPending-index",
       "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-gift-cards",
       "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-gift-cards/index/activeCard-expiryDate-index",
+      "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-gift-cards/index/notifyPending-index",
       "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-products",
       "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-product-variants",
       "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-product-variants/index/variantId-index",
       "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-inventory-codes",
       "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-inventory-codes/index/availableVariant-availableOrder-index",
     ])
-    error_message = "The reconciler reads stale and unnotified orders and expires cards and codes; nothing else."
+    error_message = "The reconciler reads stale and unnotified orders and cards and expires cards and codes; nothing else."
   }
   assert {
     condition = toset(flatten([

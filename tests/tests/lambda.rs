@@ -205,7 +205,7 @@ struct DownPublisher;
 
 #[async_trait::async_trait]
 impl giftify_shared::ports::EventPublisher for DownPublisher {
-    async fn publish(&self, _: &giftify_shared::events::OrderEvent) -> giftify_shared::Result<()> {
+    async fn publish(&self, _: &giftify_shared::events::Event) -> giftify_shared::Result<()> {
         Err(giftify_shared::Error::Unavailable(anyhow::anyhow!(
             "SNS unreachable"
         )))

@@ -1,11 +1,12 @@
 //! Gift cards: issued cards, sealed, by id and by order; reveals audited.
 
 use super::store::{
-    DynamoStore, Transaction, TxFailure, all_pages, names_of, put, retrying, update,
+    DynamoStore, Transaction, TxFailure, all_pages, lost_race_or_error, names_of, put, retrying,
+    update,
 };
 use crate::aws::item::{Attrs, Item, item, money, n, s, sdk_error, ts};
 use async_trait::async_trait;
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use giftify_shared::Missing;
 use giftify_shared::Paise;
 use giftify_shared::card_life::{CardReturn, Redemption};
@@ -22,6 +23,9 @@ const REVEAL_PREFIX: &str = "REVEAL#";
 
 /// The value of `activeCard` on an ACTIVE card (the attribute is absent on any other).
 const ACTIVE_CARD: &str = "ACTIVE";
+
+/// The value of `notifyPending` on a card whose event is unsent (absent on any other).
+const NOTIFY_PENDING: &str = "1";
 
 pub(super) fn card_item(card: &GiftCard) -> Item {
     let mut raw = item([
@@ -78,6 +82,8 @@ fn card_from(raw: &Item) -> Result<GiftCard> {
         redeemed_at: a.opt_ts("redeemedAt")?,
         redeemed_by: a.opt_s("redeemedBy")?.map(UserId::parse).transpose()?,
         revealed_at: a.opt_ts("revealedAt")?,
+        returned_at: a.opt_ts("returnedAt")?,
+        notified_at: a.opt_ts("notifiedAt")?,
     })
 }
 
@@ -263,13 +269,14 @@ impl GiftCards for DynamoStore {
                     &self.tables.gift_cards,
                     card_key(&card.id),
                     "SET #status = :redeemed, #redeemedAt = :at, #redeemedBy = :by, \
-                     #updatedAt = :at REMOVE #activeCard",
+                     #updatedAt = :at, #notifyPending = :pending REMOVE #activeCard",
                     Some("#status = :active"),
                     item([
                         (":redeemed", s(redeemed.status.as_str())),
                         (":active", s(GiftCardStatus::Active.as_str())),
                         (":at", ts(redemption.credit.at)),
                         (":by", s(redemption.credit.user.as_str())),
+                        (":pending", s(NOTIFY_PENDING)),
                     ]),
                 )?,
                 // Redeemed by a concurrent request: read again, and it answers why.
@@ -357,15 +364,16 @@ impl GiftCards for DynamoStore {
                 .card(&r.card.id)
                 .await?
                 .ok_or(Error::NotFound(Missing::GiftCard))?;
-            let returned = card.returned()?;
+            let returned = card.returned(r.now)?;
             let mut transaction = Transaction::new();
             // A brand code's number goes back to the pool: the cancelled card gives it up, as
             // on the embedded backend, for a key that is no number's.
             let expression = if r.code.is_some() {
-                "SET #status = :cancelled, #updatedAt = :now, #giftCardNumberHash = :freed \
-                 REMOVE #activeCard"
+                "SET #status = :cancelled, #updatedAt = :now, #returnedAt = :now, \
+                 #notifyPending = :pending, #giftCardNumberHash = :freed REMOVE #activeCard"
             } else {
-                "SET #status = :cancelled, #updatedAt = :now REMOVE #activeCard"
+                "SET #status = :cancelled, #updatedAt = :now, #returnedAt = :now, \
+                 #notifyPending = :pending REMOVE #activeCard"
             };
             transaction.push(
                 update(
@@ -378,6 +386,7 @@ impl GiftCards for DynamoStore {
                             (":cancelled", s(returned.status.as_str())),
                             (":active", s(GiftCardStatus::Active.as_str())),
                             (":now", ts(r.now)),
+                            (":pending", s(NOTIFY_PENDING)),
                         ]);
                         if r.code.is_some() {
                             values.insert(":freed".into(), s(format!("returned:{}", card.id)));
@@ -415,6 +424,61 @@ impl GiftCards for DynamoStore {
             Ok(returned)
         })
         .await
+    }
+
+    async fn mark_card_notified(&self, card: &GiftCardId, now: DateTime<Utc>) -> Result<()> {
+        // Only a card that owes an event has one to mark; for any other the condition fails
+        // quietly.
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.tables.gift_cards)
+            .set_key(Some(card_key(card)))
+            .update_expression("SET #notifiedAt = :now REMOVE #notifyPending")
+            .condition_expression(
+                "#status IN (:redeemed, :cancelled) AND attribute_not_exists(#notifiedAt)",
+            )
+            .set_expression_attribute_names(names_of(&["#notifiedAt #notifyPending #status"]))
+            .set_expression_attribute_values(Some(item([
+                (":now", ts(now)),
+                (":redeemed", s(GiftCardStatus::Redeemed.as_str())),
+                (":cancelled", s(GiftCardStatus::Cancelled.as_str())),
+            ])))
+            .send()
+            .await;
+        result
+            .map(|_| ())
+            .or_else(|error| lost_race_or_error(error).map_or(Ok(()), Err))
+    }
+
+    async fn unnotified_cards(&self, limit: u32) -> Result<Vec<GiftCard>> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.tables.gift_cards)
+            .index_name("notifyPending-index")
+            .key_condition_expression("#notifyPending = :pending")
+            .set_expression_attribute_names(names_of(&["#notifyPending"]))
+            .expression_attribute_values(":pending", s(NOTIFY_PENDING))
+            .limit(limit as i32)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        // The index lags the table: confirm each with a consistent read.
+        let mut cards = Vec::new();
+        for raw in output.items.unwrap_or_default() {
+            let id = GiftCardId::parse(Attrs::new(&raw, "gift-cards").s("giftCardId")?)?;
+            if let Some(card) = self.card(&id).await?
+                && card.notified_at.is_none()
+                && matches!(
+                    card.status,
+                    GiftCardStatus::Redeemed | GiftCardStatus::Cancelled
+                )
+            {
+                cards.push(card);
+            }
+        }
+        Ok(cards)
     }
 }
 

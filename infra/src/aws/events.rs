@@ -1,11 +1,11 @@
-//! The SNS adapter: order events published to a standard topic, with `eventType` and `status`
+//! The SNS adapter: order and card events published to a standard topic, with `eventType` and `status`
 //! message attributes for subscription filter policies.
 
 use super::item::sdk_error;
 use async_trait::async_trait;
 use aws_sdk_sns::Client;
 use aws_sdk_sns::types::MessageAttributeValue;
-use giftify_shared::events::OrderEvent;
+use giftify_shared::events::Event;
 use giftify_shared::ports::EventPublisher;
 use giftify_shared::{Error, Result};
 
@@ -35,16 +35,16 @@ fn string_attribute(value: &str) -> Result<MessageAttributeValue> {
 
 #[async_trait]
 impl EventPublisher for SnsPublisher {
-    async fn publish(&self, event: &OrderEvent) -> Result<()> {
+    async fn publish(&self, event: &Event) -> Result<()> {
         let body = serde_json::to_string(event).map_err(|e| Error::Internal(e.into()))?;
         self.client
             .publish()
             .topic_arn(&self.topic_arn)
-            .subject(format!("Giftify {}", event.event_type))
+            .subject(format!("Giftify {}", event.event_type()))
             .message(body)
-            .message_attributes("eventType", string_attribute(&event.event_type)?)
-            .message_attributes("status", string_attribute(event.status.as_str())?)
-            .message_attributes("eventId", string_attribute(&event.event_id)?)
+            .message_attributes("eventType", string_attribute(event.event_type())?)
+            .message_attributes("status", string_attribute(event.status())?)
+            .message_attributes("eventId", string_attribute(event.event_id())?)
             .send()
             .await
             .map_err(sdk_error)?;

@@ -142,6 +142,9 @@ pub const GIFT_CARDS: TableDef = TableDef {
             "activeCard",
             Some("expiryDate"),
         ),
+        // Sparse: `notifyPending` exists only while a redeemed or returned card's event is
+        // unsent.
+        keys_index("notifyPending-index", "notifyPending", Some("issuedAt")),
     ],
     ttl_attribute: None,
 };

@@ -7,7 +7,7 @@ use super::codec::{
     paise, time, ts,
 };
 use async_trait::async_trait;
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use giftify_shared::CardRefusal;
 use giftify_shared::Missing;
 use giftify_shared::card_life::{CardReturn, Redemption};
@@ -20,7 +20,8 @@ use rusqlite::{Connection, Row, params};
 
 const CARD_COLUMNS: &str = "id, order_id, user_id, product_id, variant_id, product_name, \
      variant_name, denomination, number_ciphertext, pin_ciphertext, lookup_key, last4, \
-     expiry_date, status, purchase_price, issued_at, redeemed_at, redeemed_by, revealed_at";
+     expiry_date, status, purchase_price, issued_at, redeemed_at, redeemed_by, revealed_at, \
+     returned_at, notified_at";
 
 const DATE_FORMAT: &str = "%Y-%m-%d";
 
@@ -49,6 +50,8 @@ fn card_from_row(row: &Row) -> DbResult<GiftCard> {
         redeemed_at: opt_time(row, "redeemed_at")?,
         redeemed_by: opt_id(row, "redeemed_by")?,
         revealed_at: opt_time(row, "revealed_at")?,
+        returned_at: opt_time(row, "returned_at")?,
+        notified_at: opt_time(row, "notified_at")?,
     })
 }
 
@@ -153,11 +156,15 @@ fn reveal(conn: &Connection, audit: &RevealAudit) -> DbResult<()> {
 
 fn return_card(conn: &Connection, r: &CardReturn) -> DbResult<GiftCard> {
     let card = card_by_id(conn, &r.card.id)?.ok_or(Error::NotFound(Missing::GiftCard))?;
-    let returned = card.returned()?;
+    let returned = card.returned(r.now)?;
     execute(
         conn,
-        "UPDATE gift_cards SET status = ?2 WHERE id = ?1",
-        params![returned.id.as_str(), returned.status.as_str()],
+        "UPDATE gift_cards SET status = ?2, returned_at = ?3 WHERE id = ?1",
+        params![
+            returned.id.as_str(),
+            returned.status.as_str(),
+            returned.returned_at.map(ts)
+        ],
     )?;
     super::wallet::apply(conn, &r.refund)?;
     let back_in_stock = match &r.code {
@@ -306,5 +313,35 @@ impl GiftCards for SqliteStore {
         let card_return = card_return.clone();
         self.write(move |conn| return_card(conn, &card_return))
             .await
+    }
+
+    async fn mark_card_notified(&self, card: &GiftCardId, now: DateTime<Utc>) -> Result<()> {
+        let card = card.clone();
+        self.write(move |conn| {
+            execute(
+                conn,
+                "UPDATE gift_cards SET notified_at = ?2 WHERE id = ?1 AND notified_at IS NULL \
+                 AND status IN ('REDEEMED', 'CANCELLED')",
+                params![card.as_str(), ts(now)],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn unnotified_cards(&self, limit: u32) -> Result<Vec<GiftCard>> {
+        self.read(move |conn| {
+            all(
+                conn,
+                &format!(
+                    "SELECT {CARD_COLUMNS} FROM gift_cards \
+                     WHERE notified_at IS NULL AND status IN ('REDEEMED', 'CANCELLED') \
+                     ORDER BY id LIMIT ?1"
+                ),
+                [limit],
+                card_from_row,
+            )
+        })
+        .await
     }
 }

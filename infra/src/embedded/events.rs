@@ -1,12 +1,12 @@
 //! The event log and the webhook delivery rows behind [`crate::embedded::webhooks`]: an event is logged
-//! once (its id is stable per order and status, so a republish is harmless), with one delivery
+//! once (its id is stable per order and status, or per card, so a republish is harmless), with one delivery
 //! row per configured URL, in one transaction. Delivery loops claim due rows with a lease, so
 //! two processes never post the same delivery at the same time.
 
 use super::SqliteStore;
 use super::codec::{DbResult, all, enumeration, execute, millis, opt_time, time};
 use giftify_shared::Result;
-use giftify_shared::events::OrderEvent;
+use giftify_shared::events::Event;
 use rusqlite::{Connection, Row, params};
 use std::time::Duration;
 
@@ -77,7 +77,7 @@ pub struct DueDelivery {
 
 fn log_event(
     conn: &Connection,
-    event: &OrderEvent,
+    event: &Event,
     body: &str,
     urls: &[String],
     now: i64,
@@ -87,9 +87,9 @@ fn log_event(
         "INSERT INTO events (event_id, event_type, order_id, body, created_at) \
          VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (event_id) DO NOTHING",
         params![
-            event.event_id,
-            event.event_type,
-            event.order_id.as_str(),
+            event.event_id(),
+            event.event_type(),
+            event.order_id().as_str(),
             body,
             now
         ],
@@ -102,7 +102,7 @@ fn log_event(
             conn,
             "INSERT INTO webhook_deliveries (event_id, url, state, next_attempt_at) \
              VALUES (?1, ?2, 'PENDING', ?3) ON CONFLICT (event_id, url) DO NOTHING",
-            params![event.event_id, url, now],
+            params![event.event_id(), url, now],
         )?;
     }
     Ok(true)
@@ -161,7 +161,7 @@ fn delivery_from_row(row: &Row) -> DbResult<DeliveryRecord> {
 
 impl SqliteStore {
     /// Logs an event and its deliveries to `urls` atomically; false when it was already logged.
-    pub async fn log_event(&self, event: &OrderEvent, body: &str, urls: &[String]) -> Result<bool> {
+    pub async fn log_event(&self, event: &Event, body: &str, urls: &[String]) -> Result<bool> {
         let has_urls = !urls.is_empty();
         let (event, body, urls) = (event.clone(), body.to_string(), urls.to_vec());
         let now = self.now_ms();

@@ -355,8 +355,20 @@ ALTER TABLE wallet_transactions_v4 RENAME TO wallet_transactions;
 CREATE INDEX wallet_transactions_by_user ON wallet_transactions (user_id, created_at);
 "#;
 
+/// Card events: the outbox of redeemed and returned cards. Cards redeemed or returned before
+/// events existed never owed one: they count as sent at the time of their change.
+const V5: &str = r#"
+ALTER TABLE gift_cards ADD COLUMN returned_at INTEGER;
+ALTER TABLE gift_cards ADD COLUMN notified_at INTEGER;
+UPDATE gift_cards SET returned_at = issued_at WHERE status = 'CANCELLED';
+UPDATE gift_cards SET notified_at = coalesce(redeemed_at, returned_at)
+    WHERE status IN ('REDEEMED', 'CANCELLED');
+CREATE INDEX gift_cards_unnotified ON gift_cards (id)
+    WHERE notified_at IS NULL AND status IN ('REDEEMED', 'CANCELLED');
+"#;
+
 /// Every migration in order; a database at version `n` has applied the first `n`.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// The schema version this build writes.
 pub(crate) const VERSION: i64 = MIGRATIONS.len() as i64;

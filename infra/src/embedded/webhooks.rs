@@ -1,4 +1,4 @@
-//! Order events for the embedded stack: an event log in the database and signed webhook
+//! Events for the embedded stack: an event log in the database and signed webhook
 //! deliveries (DESIGN §6).
 //!
 //! [`WebhookPublisher::publish`] only writes: the event and one delivery row per configured URL,
@@ -14,7 +14,7 @@
 use crate::embedded::{DueDelivery, SqliteStore};
 use crate::shutdown::Shutdown;
 use async_trait::async_trait;
-use giftify_shared::events::OrderEvent;
+use giftify_shared::events::Event;
 use giftify_shared::ports::EventPublisher;
 use giftify_shared::usecases::error_chain;
 use giftify_shared::{Error, Result};
@@ -28,7 +28,8 @@ use tokio::task::JoinSet;
 
 /// The event's stable id, for subscribers to drop redeliveries.
 pub const EVENT_ID_HEADER: &str = "Giftify-Event-Id";
-/// `order.fulfilled`, `order.partially_fulfilled`, `order.refunded` or `order.cancelled`.
+/// `order.fulfilled`, `order.partially_fulfilled`, `order.refunded`, `order.cancelled`,
+/// `gift_card.redeemed` or `gift_card.returned`.
 pub const EVENT_TYPE_HEADER: &str = "Giftify-Event-Type";
 /// `t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`, see [`signature`].
 pub const SIGNATURE_HEADER: &str = "Giftify-Signature";
@@ -63,7 +64,7 @@ pub fn signature(secret: &[u8], timestamp: i64, body: &[u8]) -> Result<String> {
     ))
 }
 
-/// Logs order events and delivers them to the configured webhook URLs.
+/// Logs events and delivers them to the configured webhook URLs.
 pub struct WebhookPublisher {
     store: Arc<SqliteStore>,
     urls: Vec<String>,
@@ -249,10 +250,10 @@ fn retry_delay(attempt: u32) -> Duration {
 
 #[async_trait]
 impl EventPublisher for WebhookPublisher {
-    async fn publish(&self, event: &OrderEvent) -> Result<()> {
+    async fn publish(&self, event: &Event) -> Result<()> {
         let body = serde_json::to_string(event).map_err(|e| Error::Internal(e.into()))?;
         if self.store.log_event(event, &body, &self.urls).await? {
-            tracing::info!(event_id = %event.event_id, event_type = %event.event_type, "order event logged");
+            tracing::info!(event_id = %event.event_id(), event_type = %event.event_type(), "event logged");
         }
         Ok(())
     }
@@ -264,6 +265,7 @@ mod tests {
     use crate::config::QueueSettings;
     use crate::embedded::DeliveryState;
     use giftify_shared::Paise;
+    use giftify_shared::events::OrderEvent;
     use giftify_shared::ids::{OrderId, UserId};
     use giftify_shared::order::OrderStatus;
     use std::collections::HashMap;
@@ -336,9 +338,9 @@ mod tests {
         Fixture { store, _dir: dir }
     }
 
-    fn event() -> OrderEvent {
+    fn event() -> Event {
         let order_id = OrderId::generate();
-        OrderEvent {
+        Event::Order(OrderEvent {
             event_id: format!("evt_{}_fulfilled", order_id.ulid_part()),
             event_type: "order.fulfilled".into(),
             order_id,
@@ -350,7 +352,7 @@ mod tests {
             fulfilled_amount: Paise::new(23_750),
             items: Vec::new(),
             occurred_at: chrono::Utc::now(),
-        }
+        })
     }
 
     fn verify(secret: &[u8], header: &str, body: &[u8]) -> bool {
@@ -393,7 +395,7 @@ mod tests {
         let request = requests.recv().await.unwrap();
         assert_eq!(request.request_line, "POST /hooks/giftify HTTP/1.1");
         assert_eq!(request.headers["content-type"], "application/json");
-        assert_eq!(request.headers["giftify-event-id"], event.event_id);
+        assert_eq!(request.headers["giftify-event-id"], event.event_id());
         assert_eq!(request.headers["giftify-event-type"], "order.fulfilled");
         let logged = f.store.logged_events(10).await.unwrap();
         assert_eq!(request.body, logged[0].body.as_bytes());
@@ -407,7 +409,7 @@ mod tests {
             &request.headers["giftify-signature"],
             &request.body
         ));
-        let sent: OrderEvent = serde_json::from_slice(&request.body).unwrap();
+        let sent: Event = serde_json::from_slice(&request.body).unwrap();
         assert_eq!(sent, event);
 
         let deliveries = f.store.deliveries(10).await.unwrap();
@@ -474,7 +476,7 @@ mod tests {
         publisher.publish(&event).await.unwrap();
         let logged = f.store.logged_events(10).await.unwrap();
         assert_eq!(logged.len(), 1);
-        assert_eq!(logged[0].event_id, event.event_id);
+        assert_eq!(logged[0].event_id, event.event_id());
         assert!(f.store.deliveries(10).await.unwrap().is_empty());
         assert_eq!(publisher.deliver_due().await.unwrap(), 0);
     }

@@ -4,6 +4,7 @@ use super::Giftify;
 use super::accounts::retry_after;
 use crate::card_life::{CardReturn, Redemption, ReturnedCode};
 use crate::codes::FulfillmentSource;
+use crate::events::CardEvent;
 use crate::ids::{GiftCardId, OrderId, TransactionId, UserId};
 use crate::ledger::Movement;
 use crate::vault::{GiftCard, GiftCardStatus, RevealAudit, is_giftify_number, normal_number};
@@ -79,6 +80,7 @@ impl Giftify {
         };
         let returned = self.ports.gift_cards.return_card(&card_return).await?;
         tracing::info!(gift_card_id = %returned.id, user_id = %user, "gift card returned");
+        self.announce(&returned).await;
         Ok(returned)
     }
 
@@ -164,7 +166,30 @@ impl Giftify {
         let redeemed = self.ports.gift_cards.redeem(&redemption).await?;
         self.ports.throttle.reset(&user_attempts(user)).await?;
         tracing::info!(target: "audit", gift_card_id = %redeemed.id, user_id = %user, "gift card redeemed");
+        self.announce(&redeemed).await;
         Ok(redeemed)
+    }
+
+    /// Publishes the card's event after its commit; a failure is left to the reconciler.
+    async fn announce(&self, card: &GiftCard) {
+        if let Err(error) = self.notify_card(card).await {
+            tracing::warn!(gift_card_id = %card.id, error = %error, "card event not published yet");
+        }
+    }
+
+    /// Publishes the event a redeemed or returned card owes and marks it sent.
+    pub(crate) async fn notify_card(&self, card: &GiftCard) -> Result<()> {
+        if card.notified_at.is_some() {
+            return Ok(());
+        }
+        let Some(event) = CardEvent::for_card(card) else {
+            return Ok(());
+        };
+        self.ports.events.publish(&event.into()).await?;
+        self.ports
+            .gift_cards
+            .mark_card_notified(&card.id, self.now())
+            .await
     }
 }
 

@@ -152,6 +152,8 @@ impl Giftify {
                     redeemed_at: None,
                     redeemed_by: None,
                     revealed_at: None,
+                    returned_at: None,
+                    notified_at: None,
                 });
             }
         }

@@ -9,7 +9,7 @@ use crate::order::{DeadLetter, OrderMessage};
 pub struct ReconcileReport {
     /// Stale PENDING orders sent to the queue again.
     pub requeued: usize,
-    /// Final orders whose missing event was published.
+    /// Final orders and redeemed or returned cards whose missing event was published.
     pub notified: usize,
     /// Items that failed this pass and will be tried on the next.
     pub failed: usize,
@@ -30,7 +30,8 @@ const RECONCILE_BATCH: u32 = 200;
 
 impl Giftify {
     /// Re-enqueues PENDING orders older than the threshold (their enqueue may have failed
-    /// after the commit) and publishes events still owed by final orders.
+    /// after the commit), publishes events still owed by final orders and by redeemed or
+    /// returned cards, and expires cards and codes past their date.
     pub async fn reconcile(&self) -> Result<ReconcileReport> {
         let mut report = ReconcileReport::default();
         let before = self.now() - self.rules.stale_pending_after;
@@ -57,6 +58,20 @@ impl Giftify {
                 Ok(()) => report.notified += 1,
                 Err(error) => {
                     tracing::warn!(order_id = %order.id, error = %error, "event publish failed");
+                    report.failed += 1;
+                }
+            }
+        }
+        for card in self
+            .ports
+            .gift_cards
+            .unnotified_cards(RECONCILE_BATCH)
+            .await?
+        {
+            match self.notify_card(&card).await {
+                Ok(()) => report.notified += 1,
+                Err(error) => {
+                    tracing::warn!(gift_card_id = %card.id, error = %error, "card event publish failed");
                     report.failed += 1;
                 }
             }

@@ -241,7 +241,7 @@ impl Giftify {
         let Some(event) = OrderEvent::for_order(order) else {
             return Ok(());
         };
-        self.ports.events.publish(&event).await?;
+        self.ports.events.publish(&event.into()).await?;
         self.ports.orders.mark_notified(&order.id, self.now()).await
     }
 

@@ -361,6 +361,8 @@ async fn one_raw_order(
         redeemed_at: None,
         redeemed_by: None,
         revealed_at: None,
+        returned_at: None,
+        notified_at: None,
     };
     store
         .complete_fulfillment(&Fulfillment {

@@ -15,7 +15,7 @@
 
 use super::client::Op;
 use super::model::{UserModel, World};
-use giftify_shared::events::OrderEvent;
+use giftify_shared::events::Event;
 use giftify_shared::ids::{GiftCardId, OrderId, VariantId};
 use giftify_shared::order::{Order, OrderSource, OrderStatus, final_status, refund_amount};
 use giftify_shared::wallet::{Page, PageRequest, TransactionType, WalletTransaction};
@@ -466,13 +466,16 @@ impl Checker {
 /// Events: each names its order's current status and amounts; at the end every final order
 /// has at least one.
 fn check_events(
-    events: &[OrderEvent],
+    events: &[Event],
     orders: &BTreeMap<OrderId, Order>,
     end: bool,
     found: &mut Violations,
 ) {
     let mut seen: BTreeSet<&OrderId> = BTreeSet::new();
-    for event in events {
+    for event in events.iter().filter_map(|e| match e {
+        Event::Order(order) => Some(order),
+        Event::Card(_) => None,
+    }) {
         let Some(order) = orders.get(&event.order_id) else {
             found.push(format!(
                 "event {} for unknown order {}",

@@ -16,7 +16,8 @@ use giftify_shared::cart::{Cart, CartLine};
 use giftify_shared::catalogue::{
     CatalogueEntry, Product, ProductWithVariants, Variant, VariantUpdate,
 };
-use giftify_shared::events::OrderEvent;
+use giftify_shared::codes::{BatchRef, BatchSummary, CodeImport, ImportReport, InventoryCode};
+use giftify_shared::events::Event;
 use giftify_shared::idempotency::{Claim, IdempotencyScope, NewClaim, Refusal};
 use giftify_shared::ids::{GiftCardId, OrderId, TransactionId, UserId, VariantId};
 use giftify_shared::inbox::Delivery;
@@ -26,8 +27,8 @@ use giftify_shared::order::{
     OrderStatus, Outbox, QueueDepths,
 };
 use giftify_shared::ports::{
-    Carts, Catalogue, EventPublisher, GiftCards, IdempotencyKeys, Inbox, OrderQueue, Orders, Ports,
-    QueueOps, Wallets,
+    Carts, Catalogue, CodeInventory, EventPublisher, GiftCards, IdempotencyKeys, Inbox, OrderQueue,
+    Orders, Ports, QueueOps, Wallets,
 };
 use giftify_shared::vault::{GiftCard, RevealAudit};
 use giftify_shared::wallet::{Page, PageRequest, TransactionType, WalletTransaction};
@@ -154,6 +155,7 @@ impl Faults {
             carts: Arc::new(Faulty(self.clone(), truth.carts.clone())),
             orders: Arc::new(Faulty(self.clone(), truth.orders.clone())),
             gift_cards: Arc::new(Faulty(self.clone(), truth.gift_cards.clone())),
+            codes: Arc::new(Faulty(self.clone(), truth.codes.clone())),
             idempotency: Arc::new(Faulty(self.clone(), truth.idempotency.clone())),
             queue: Arc::new(Faulty(self.clone(), truth.queue.clone())),
             queue_ops: Arc::new(Faulty(self.clone(), truth.queue_ops.clone())),
@@ -457,6 +459,70 @@ impl GiftCards for Faulty<dyn GiftCards> {
             .call("gift_cards.redeem", true, || self.1.redeem(redemption))
             .await
     }
+    async fn mark_card_notified(&self, card: &GiftCardId, now: DateTime<Utc>) -> Result<()> {
+        self.0
+            .call("gift_cards.mark_card_notified", true, || {
+                self.1.mark_card_notified(card, now)
+            })
+            .await
+    }
+    async fn unnotified_cards(&self, limit: u32) -> Result<Vec<GiftCard>> {
+        self.0
+            .call("gift_cards.unnotified_cards", false, || {
+                self.1.unnotified_cards(limit)
+            })
+            .await
+    }
+}
+
+#[async_trait]
+impl CodeInventory for Faulty<dyn CodeInventory> {
+    async fn import_codes(&self, import: &CodeImport) -> Result<ImportReport> {
+        self.0
+            .call("codes.import_codes", true, || self.1.import_codes(import))
+            .await
+    }
+    async fn code_batches(&self, variant: &VariantId) -> Result<Vec<BatchSummary>> {
+        self.0
+            .call("codes.code_batches", false, || self.1.code_batches(variant))
+            .await
+    }
+    async fn void_batch(
+        &self,
+        variant: &VariantId,
+        batch: &BatchRef,
+        now: DateTime<Utc>,
+    ) -> Result<BatchSummary> {
+        self.0
+            .call("codes.void_batch", true, || {
+                self.1.void_batch(variant, batch, now)
+            })
+            .await
+    }
+    async fn expire_codes(
+        &self,
+        variant: &VariantId,
+        today: chrono::NaiveDate,
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
+        self.0
+            .call("codes.expire_codes", true, || {
+                self.1.expire_codes(variant, today, now)
+            })
+            .await
+    }
+    async fn allocatable_codes(
+        &self,
+        variant: &VariantId,
+        valid_through: chrono::NaiveDate,
+        limit: u32,
+    ) -> Result<Vec<InventoryCode>> {
+        self.0
+            .call("codes.allocatable_codes", false, || {
+                self.1.allocatable_codes(variant, valid_through, limit)
+            })
+            .await
+    }
 }
 
 #[async_trait]
@@ -524,7 +590,7 @@ impl QueueOps for Faulty<dyn QueueOps> {
 
 #[async_trait]
 impl EventPublisher for Faulty<dyn EventPublisher> {
-    async fn publish(&self, event: &OrderEvent) -> Result<()> {
+    async fn publish(&self, event: &Event) -> Result<()> {
         self.0
             .call("events.publish", true, || self.1.publish(event))
             .await

@@ -17,7 +17,7 @@ use giftify_shared::Result;
 use giftify_shared::catalogue::{
     CatalogueEntry, Product, ProductWithVariants, Variant, VariantUpdate,
 };
-use giftify_shared::events::OrderEvent;
+use giftify_shared::events::Event;
 use giftify_shared::ids::VariantId;
 use giftify_shared::inbox::Delivery;
 use giftify_shared::ports::{Catalogue, EventPublisher, Inbox};
@@ -32,7 +32,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// Records the events the real publisher accepted.
 pub struct RecordingPublisher {
     inner: Arc<dyn EventPublisher>,
-    published: Mutex<Vec<OrderEvent>>,
+    published: Mutex<Vec<Event>>,
 }
 
 impl RecordingPublisher {
@@ -43,14 +43,14 @@ impl RecordingPublisher {
         }
     }
 
-    pub fn published(&self) -> Vec<OrderEvent> {
+    pub fn published(&self) -> Vec<Event> {
         lock(&self.published).clone()
     }
 }
 
 #[async_trait]
 impl EventPublisher for RecordingPublisher {
-    async fn publish(&self, event: &OrderEvent) -> Result<()> {
+    async fn publish(&self, event: &Event) -> Result<()> {
         self.inner.publish(event).await?;
         lock(&self.published).push(event.clone());
         Ok(())

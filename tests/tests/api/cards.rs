@@ -6,7 +6,7 @@ use serde_json::json;
 use std::sync::Arc;
 
 /// A card bought by a new user from the variant and revealed: (number, PIN, face value).
-async fn bought_card(app: &TestApp, variant: &str) -> (String, String, i64) {
+pub(crate) async fn bought_card(app: &TestApp, variant: &str) -> (String, String, i64) {
     let buyer = app.funded_user("buyer", 5_000_000).await;
     let created = app
         .order_items(&buyer, json!([{"variantId": variant, "quantity": 1}]))
@@ -89,6 +89,19 @@ async fn a_giftify_card_is_redeemed_into_any_wallet_once(backend: Backend) {
         .await
         .assert_error(409, "CARD_REDEEMED");
     assert_eq!(app.balance(&friend).await, 1_000 + face, "credited once");
+    let events = app.events().await;
+    let announced: Vec<_> = events
+        .iter()
+        .filter(|e| e["eventType"] == "gift_card.redeemed")
+        .collect();
+    assert_eq!(announced.len(), 1, "one event for one redemption: {events:?}");
+    assert_eq!(announced[0]["redeemedBy"], friend.id.as_str());
+    assert_eq!(announced[0]["amount"], face);
+    assert_eq!(announced[0]["status"], "REDEEMED");
+    assert_eq!(announced[0]["giftCardId"], redeemed.data()["giftCardId"]);
+    let body = announced[0].to_string();
+    let digits = number.replace('-', "");
+    assert!(!body.contains(&digits[digits.len() - 8..]) && !body.contains(&pin));
     let after = analytics().await;
     assert_eq!(
         after["outstandingLiability"], before["outstandingLiability"],
@@ -259,7 +272,7 @@ async fn twenty_people_redeeming_one_card_credit_it_once(backend: Backend) {
 }
 
 /// A new user's fulfilled order of `quantity` cards of the variant: (user, order id, card ids).
-async fn bought_cards(
+pub(crate) async fn bought_cards(
     app: &TestApp,
     variant: &str,
     quantity: i64,
@@ -311,6 +324,17 @@ async fn an_unrevealed_card_is_returned_for_its_price(backend: Backend) {
     app.post(&path(&cards[0], "return"), Some(&buyer.token), json!({}))
         .await
         .assert_error(409, "CARD_CANCELLED");
+    let events = app.events().await;
+    let announced: Vec<_> = events
+        .iter()
+        .filter(|e| e["eventType"] == "gift_card.returned")
+        .collect();
+    assert_eq!(announced.len(), 1, "{events:?}");
+    assert_eq!(announced[0]["giftCardId"], cards[0].as_str());
+    assert_eq!(announced[0]["orderId"], order_id.as_str());
+    assert_eq!(announced[0]["userId"], buyer.id.as_str());
+    assert_eq!(announced[0]["amount"], price);
+    assert_eq!(announced[0]["status"], "CANCELLED");
     app.post(&path(&cards[0], "reveal"), Some(&buyer.token), json!({}))
         .await
         .assert_error(409, "CARD_CANCELLED");

@@ -5,7 +5,7 @@ use crate::invariants::{assert_conserved, stock_by_variant};
 use crate::support::{Backend, Stack, TestApp, TestUser};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use giftify_shared::events::OrderEvent;
+use giftify_shared::events::Event;
 use giftify_shared::ids::{OrderId, UserId};
 use giftify_shared::order::{
     Analytics, Cancellation, Fulfillment, Order, OrderMessage, OrderPlacement, OrderStatus, Outbox,
@@ -120,7 +120,7 @@ struct CrashingPublisher {
 
 #[async_trait]
 impl EventPublisher for CrashingPublisher {
-    async fn publish(&self, event: &OrderEvent) -> Result<()> {
+    async fn publish(&self, event: &Event) -> Result<()> {
         if self.crash == Crash::BeforePublish {
             return Err(crashed());
         }
@@ -445,7 +445,63 @@ async fn the_reconciler_publishes_events_that_a_crash_left_unsent(backend: Backe
     );
 }
 
+/// A redemption and a return commit whatever happens to their events; a crash before the
+/// publish, or between it and the mark, leaves the event to the reconciler, once.
+async fn the_reconciler_publishes_card_events_that_a_crash_left_unsent(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (variant, _, _) = app.some_variant().await;
+    let (number, pin, face) = crate::cards::bought_card(&app, &variant).await;
+    let (buyer, order_id, cards) = crate::cards::bought_cards(&app, &variant, 1).await;
+    let redeemer = app.register("redeemer").await;
+    let card_events = |kind: &'static str| {
+        let app = &app;
+        async move {
+            app.events()
+                .await
+                .into_iter()
+                .filter(|e| e["eventType"] == kind)
+                .map(|e| e["eventId"].to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+
+    let redeemed = crashing(app.giftify(), Crash::BeforePublish)
+        .redeem_card(&UserId::parse(&redeemer.id).unwrap(), &number, &pin)
+        .await
+        .expect("the redemption commits without its event");
+    let returned = crashing(app.giftify(), Crash::AfterPublish)
+        .return_card(
+            &UserId::parse(&buyer.id).unwrap(),
+            &OrderId::parse(&order_id).unwrap(),
+            &giftify_shared::ids::GiftCardId::parse(&cards[0]).unwrap(),
+        )
+        .await
+        .expect("the return commits whatever its event does");
+    assert_eq!(app.balance(&redeemer).await, face);
+    assert!(redeemed.notified_at.is_none() && returned.notified_at.is_none());
+    assert!(card_events("gift_card.redeemed").await.is_empty());
+    assert_eq!(card_events("gift_card.returned").await.len(), 1);
+
+    let report = app.giftify().reconcile().await.unwrap();
+
+    assert_eq!((report.notified, report.failed), (2, 0));
+    assert_eq!(card_events("gift_card.redeemed").await.len(), 1);
+    // Published again after a crash before its mark: the same event, by its id.
+    let returns = card_events("gift_card.returned").await;
+    assert_eq!(
+        returns.iter().collect::<std::collections::BTreeSet<_>>().len(),
+        1,
+        "{returns:?}"
+    );
+    assert_eq!(
+        app.giftify().reconcile().await.unwrap().notified,
+        0,
+        "sent once"
+    );
+}
+
 crate::on_both_backends!(
+    the_reconciler_publishes_card_events_that_a_crash_left_unsent,
     handling_the_same_message_twice_changes_nothing_the_second_time,
     a_crash_between_any_two_fulfillment_steps_ends_in_the_state_of_one_clean_run,
     a_crash_between_any_two_steps_of_a_brand_order_allocates_each_code_once,

@@ -604,6 +604,69 @@ pub async fn a_returned_card_is_refunded_and_its_unit_goes_back_to_stock(
     Ok(())
 }
 
+pub async fn a_redeemed_or_returned_card_owes_its_event_until_marked(ports: &Ports) -> Result<()> {
+    let (kept, _) = giftify_card(ports).await?;
+    let (redeemed, _) = giftify_card(ports).await?;
+    let (returned, _) = giftify_card(ports).await?;
+    let owing = |cards: Vec<giftify_shared::vault::GiftCard>| {
+        let mut ids: Vec<_> = cards.into_iter().map(|c| c.id).collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(owing(ports.gift_cards.unnotified_cards(10).await?), vec![]);
+    let redeemer = user(ports).await?;
+    let redeemed = ports
+        .gift_cards
+        .redeem(&redemption(&redeemed, &redeemer.id, 20_000_000))
+        .await?;
+    let returned = ports
+        .gift_cards
+        .return_card(&card_return(&returned, false))
+        .await?;
+    assert!(returned.returned_at.is_some());
+    // What the adapters store is what the core decided: the event reads the same either way.
+    assert_eq!(
+        ports.gift_cards.card(&returned.id).await?,
+        Some(returned.clone())
+    );
+
+    let mut both = vec![redeemed.id.clone(), returned.id.clone()];
+    both.sort();
+    assert_eq!(owing(ports.gift_cards.unnotified_cards(10).await?), both);
+    let sent_at = now();
+    ports
+        .gift_cards
+        .mark_card_notified(&redeemed.id, sent_at)
+        .await?;
+    // Marking again, or a card that owes nothing, changes nothing.
+    ports
+        .gift_cards
+        .mark_card_notified(&redeemed.id, now())
+        .await?;
+    ports.gift_cards.mark_card_notified(&kept.id, now()).await?;
+    assert_eq!(
+        owing(ports.gift_cards.unnotified_cards(10).await?),
+        vec![returned.id.clone()]
+    );
+    let marked = ports.gift_cards.card(&redeemed.id).await?.expect("stored");
+    assert_eq!(marked.notified_at, Some(sent_at));
+    assert_eq!(
+        ports
+            .gift_cards
+            .card(&kept.id)
+            .await?
+            .expect("stored")
+            .notified_at,
+        None
+    );
+    ports
+        .gift_cards
+        .mark_card_notified(&returned.id, now())
+        .await?;
+    assert_eq!(owing(ports.gift_cards.unnotified_cards(10).await?), vec![]);
+    Ok(())
+}
+
 pub async fn a_returned_brand_code_goes_back_to_its_pool(ports: &Ports) -> Result<()> {
     let entry = inventory_variant(ports).await?;
     import(ports, &entry, "ONE", &[row(Some(120))]).await?;

@@ -96,8 +96,8 @@ pub async fn publishing_the_same_event_twice_is_harmless(ports: &Ports) -> Resul
     assert_eq!(cancelled.status, OrderStatus::Cancelled);
     let event = OrderEvent::for_order(&cancelled).expect("a final order has an event");
 
-    ports.events.publish(&event).await?;
-    ports.events.publish(&event).await?;
+    ports.events.publish(&event.clone().into()).await?;
+    ports.events.publish(&event.clone().into()).await?;
     Ok(())
 }
 

@@ -259,6 +259,8 @@ pub fn fulfillment(order: &Order, quantities: &[u32], at: DateTime<Utc>) -> Fulf
                 redeemed_at: None,
                 redeemed_by: None,
                 revealed_at: None,
+                returned_at: None,
+                notified_at: None,
             });
         }
     }
