@@ -2,26 +2,50 @@
 //! and makes every choice with its own seeded RNG, so its behaviour replays with the seed.
 //!
 //! - [`User`]: top-ups, cart edits, orders from items and from the cart, cancels, retries of
-//!   unanswered requests under the same `Idempotency-Key`, and key reuse with another body.
-//! - [`Admin`]: stock adjustments and overwrites, price and availability changes.
+//!   unanswered requests under the same `Idempotency-Key`, key reuse with another body, and
+//!   the life of a card: reveal and redeem (now and then with a wrong PIN, or a brand's code),
+//!   return.
+//! - [`Admin`]: stock adjustments and overwrites, price and availability changes; batches of
+//!   brand codes imported (with duplicates, codes about to expire, batches sent again) and
+//!   voided.
 //! - [`Worker`]: receives fulfillment messages and handles them one at a time or as a FIFO
 //!   batch, in any order across groups; sometimes handles one twice, gives one up without a
 //!   word (its visibility will run out), or crashes with deliveries in hand.
-//! - [`Operator`]: the reconciler, the dead-letter listing and redrive.
+//! - [`Operator`]: the reconciler (which expires cards and codes too), the dead-letter listing
+//!   and redrive, and now and then a day passing.
 
 use super::client::{self, Answer, Op};
-use super::model::{Resolved, World};
+use super::model::{Resolved, SentBatch, World};
 use super::rng::SimRng;
 use super::sched::ActorCtx;
 use giftify_shared::catalogue::VariantUpdate;
+use giftify_shared::codes::{BatchRef, CodeRow};
 use giftify_shared::idempotency::LEASE;
-use giftify_shared::ids::OrderId;
+use giftify_shared::ids::{OrderId, UserId, VariantId};
 use giftify_shared::inbox::{Delivery, Settlement};
 use giftify_shared::order::{OrderMessage, OrderStatus};
 use giftify_shared::ports::Inbox;
 use giftify_shared::usecases::{Handled, MessageOutcome, error_chain};
+use giftify_shared::vault::{GiftCard, GiftCardStatus};
+use giftify_shared::wallet::PageRequest;
+use secrecy::ExposeSecret;
 use giftify_shared::{Error, Giftify};
 use std::sync::Arc;
+
+/// A brand's code as a supplier's file has it, drawn from the run's seed: a number, a PIN,
+/// and mostly no expiry, sometimes a far one, sometimes tomorrow's.
+pub fn brand_code(rng: &mut SimRng, today: chrono::NaiveDate) -> CodeRow {
+    let expiry = match rng.below(10) {
+        0..=2 => Some(today + chrono::Duration::days(1)),
+        3..=4 => Some(today + chrono::Duration::days(400)),
+        _ => None,
+    };
+    CodeRow {
+        number: format!("SWG{:013}", rng.next_u64() % 10_000_000_000_000),
+        pin: Some(format!("{:06}", rng.below(1_000_000))),
+        expiry_date: expiry.map(|d| d.to_string()),
+    }
+}
 
 /// An error no fault explains: the product reports a bug or corrupt data.
 fn unexpected(error: &Error) -> bool {
@@ -62,6 +86,15 @@ enum UserAction {
     View {
         order: OrderId,
     },
+    /// Reveal one of the user's cards and redeem it into the user's wallet.
+    Redeem {
+        pick: u64,
+        wrong_pin: bool,
+    },
+    /// Return one of the user's cards.
+    Return {
+        pick: u64,
+    },
 }
 
 impl User {
@@ -101,7 +134,7 @@ impl User {
         }
         let keyed = rng.chance(0.6);
         let variants = self.world.variants.len();
-        let op = match rng.below(100) {
+        let op = match rng.below(110) {
             0..=14 => Op::TopUp {
                 // Now and then above the per-top-up limit, or enough to hit the wallet cap.
                 amount: if rng.chance(0.03) {
@@ -153,6 +186,17 @@ impl User {
                     key: rng.pick(&resolved).clone(),
                 };
             }
+            100..=104 if !orders.is_empty() => {
+                return UserAction::Redeem {
+                    pick: rng.next_u64(),
+                    wrong_pin: rng.chance(0.1),
+                };
+            }
+            105..=109 if !orders.is_empty() => {
+                return UserAction::Return {
+                    pick: rng.next_u64(),
+                };
+            }
             _ if !orders.is_empty() => {
                 return UserAction::View {
                     order: rng.pick(&orders).clone(),
@@ -178,6 +222,11 @@ impl User {
                     let state = &model.users[self.index].keys[&key];
                     (state.op.clone(), state.first_used)
                 };
+                // Keys are kept 24 h: past that, the other body would be a new request (and
+                // move money the client never asked to explain), not a reuse.
+                if self.world.clock.peek() - first_used >= chrono::Duration::hours(23) {
+                    return;
+                }
                 let other = match op {
                     Op::TopUp { amount } => Op::TopUp { amount: amount + 1 },
                     _ => Op::TopUp { amount: 1_234 },
@@ -190,7 +239,7 @@ impl User {
                         client::send(&giftify, &user_id, &other, Some(&key), token).await
                     })
                     .await;
-                // Keys are kept 24 h; the run is far shorter, but say why if that changes.
+                // The key may have aged past its 24 h while the request ran.
                 let fresh = self.world.clock.peek() - first_used < chrono::Duration::hours(23);
                 match result {
                     Some(Ok((
@@ -230,6 +279,10 @@ impl User {
                     .await;
                 self.expect_no_bug("cart clear", result.and_then(|r| r.err()));
             }
+            UserAction::Redeem { pick, wrong_pin } => {
+                self.redeem(&user_id, pick, wrong_pin).await;
+            }
+            UserAction::Return { pick } => self.return_card(&user_id, pick).await,
             UserAction::View { order } => {
                 let giftify = self.giftify.clone();
                 let result = self
@@ -251,6 +304,162 @@ impl User {
                     _ => {}
                 }
             }
+        }
+    }
+
+    /// One of the user's ACTIVE cards that `keep` accepts, read through the user's own
+    /// (faulty) ports; `None` when the read failed or there is none.
+    async fn some_card(
+        &self,
+        user: &UserId,
+        pick: u64,
+        keep: impl Fn(&GiftCard) -> bool,
+    ) -> Option<GiftCard> {
+        let giftify = self.giftify.clone();
+        let page = PageRequest {
+            page: 1,
+            limit: PageRequest::MAX_LIMIT,
+        };
+        let listed = self
+            .ctx
+            .request(async {
+                giftify
+                    .cards_of_user(user, Some(GiftCardStatus::Active), page)
+                    .await
+            })
+            .await?;
+        let cards: Vec<GiftCard> = match listed {
+            Ok(page) => page.items.into_iter().filter(|c| keep(c)).collect(),
+            Err(error) => {
+                self.expect_no_bug("card listing", Some(error));
+                return None;
+            }
+        };
+        (!cards.is_empty()).then(|| cards[(pick % cards.len() as u64) as usize].clone())
+    }
+
+    /// Reveals a card and redeems it: a Giftify card into the user's wallet, once; a brand's
+    /// code is refused whatever it is; a wrong PIN is not found (or throttled).
+    async fn redeem(&mut self, user: &UserId, pick: u64, wrong_pin: bool) {
+        let Some(card) = self.some_card(user, pick, |_| true).await else {
+            return;
+        };
+        let giftify = self.giftify.clone();
+        let revealed = self
+            .ctx
+            .request(async { giftify.reveal_card(user, &card.order_id, &card.id).await })
+            .await;
+        let secrets = match revealed {
+            Some(Ok((_, secrets))) => secrets,
+            Some(Err(error)) => {
+                self.expect_no_bug("reveal", Some(error));
+                return;
+            }
+            None => return,
+        };
+        let number = secrets.number.expose_secret().to_string();
+        let pin = if wrong_pin {
+            "000000x".to_string()
+        } else {
+            secrets.pin.expose_secret().to_string()
+        };
+        let brand = self.world.is_brand(&card.variant_id);
+        let result = self
+            .ctx
+            .request(async { giftify.redeem_card(user, &number, &pin).await })
+            .await;
+        let name = &self.ctx.name;
+        let mut model = self.world.model();
+        model
+            .notes
+            .push(format!("{name}: redeems {} → {:?}", card.id, result.as_ref().map(|r| r.as_ref().map(|c| c.status).map_err(client::client_error))));
+        match result {
+            Some(Ok(redeemed)) => {
+                if brand
+                    || wrong_pin
+                    || redeemed.id != card.id
+                    || redeemed.status != GiftCardStatus::Redeemed
+                    || redeemed.redeemed_by.as_ref() != Some(user)
+                {
+                    model.violations.push(format!(
+                        "{name}: redeeming {} (brand {brand}, wrong PIN {wrong_pin}) answered {redeemed:?}",
+                        card.id
+                    ));
+                }
+                model.stats.redeemed += 1;
+                model.users[self.index].redeemed.insert(card.id);
+            }
+            Some(Err(error)) => {
+                let expected = match client::client_error(&error) {
+                    None => !unexpected(&error),
+                    Some((_, "NOT_REDEEMABLE")) => brand,
+                    Some((_, "NOT_FOUND")) => wrong_pin,
+                    Some((
+                        _,
+                        "RATE_LIMITED" | "CARD_REDEEMED" | "CARD_EXPIRED" | "CARD_CANCELLED"
+                        | "WALLET_LIMIT_EXCEEDED",
+                    )) => !brand,
+                    Some(_) => false,
+                };
+                if !expected {
+                    model.violations.push(format!(
+                        "{name}: redeeming {} (brand {brand}, wrong PIN {wrong_pin}) failed with {}",
+                        card.id,
+                        error_chain(&error)
+                    ));
+                }
+            }
+            None => {}
+        }
+    }
+
+    /// Returns a card the user never revealed: CANCELLED and refunded, once.
+    async fn return_card(&mut self, user: &UserId, pick: u64) {
+        let Some(card) = self
+            .some_card(user, pick, |c| c.revealed_at.is_none())
+            .await
+        else {
+            return;
+        };
+        let giftify = self.giftify.clone();
+        let result = self
+            .ctx
+            .request(async { giftify.return_card(user, &card.order_id, &card.id).await })
+            .await;
+        let name = &self.ctx.name;
+        let mut model = self.world.model();
+        model
+            .notes
+            .push(format!("{name}: returns {} → {:?}", card.id, result.as_ref().map(|r| r.as_ref().map(|c| c.status).map_err(client::client_error))));
+        match result {
+            Some(Ok(returned)) => {
+                if returned.id != card.id || returned.status != GiftCardStatus::Cancelled {
+                    model
+                        .violations
+                        .push(format!("{name}: returning {} answered {returned:?}", card.id));
+                }
+                model.stats.returned += 1;
+                model.users[self.index].returned.insert(card.id);
+            }
+            Some(Err(error)) => {
+                let expected = match client::client_error(&error) {
+                    None => !unexpected(&error),
+                    Some((
+                        _,
+                        "CARD_CANCELLED" | "CARD_REVEALED" | "CARD_REDEEMED" | "CARD_EXPIRED"
+                        | "RETURN_WINDOW_CLOSED",
+                    )) => true,
+                    Some(_) => false,
+                };
+                if !expected {
+                    model.violations.push(format!(
+                        "{name}: returning {} failed with {}",
+                        card.id,
+                        error_chain(&error)
+                    ));
+                }
+            }
+            None => {}
         }
     }
 
@@ -494,6 +703,11 @@ impl Admin {
         for _ in 0..self.actions {
             self.ctx.idle().await;
             let variant = self.rng.pick(&self.world.variants).clone();
+            if self.world.is_brand(&variant) && self.rng.chance(0.8) {
+                self.manage_codes(&variant).await;
+                continue;
+            }
+            // A brand variant's stock is its pool: setting it is refused (400), never a bug.
             let update = match self.rng.below(10) {
                 // Restocking (and the odd write-off) keeps orders coming without ending
                 // contention: the stock stays small.
@@ -527,6 +741,149 @@ impl Admin {
                     error_chain(&error)
                 ));
             }
+        }
+    }
+}
+
+impl Admin {
+    /// A new batch (now and then holding a number sent before), an earlier batch sent again
+    /// (it replays; an unfinished one finishes), or a recall of a finished batch.
+    async fn manage_codes(&mut self, variant: &VariantId) {
+        let (batches, sent_numbers): (Vec<SentBatch>, Vec<String>) = {
+            let model = self.world.model();
+            let batches: Vec<SentBatch> = model
+                .batches
+                .iter()
+                .filter(|b| b.variant == *variant)
+                .cloned()
+                .collect();
+            let numbers = batches
+                .iter()
+                .flat_map(|b| b.rows.iter().map(|r| r.number.clone()))
+                .collect();
+            (batches, numbers)
+        };
+        let choice = self.rng.below(10);
+        let batch = match choice {
+            0..=5 => {
+                let today = self.world.clock.peek().date_naive();
+                let mut rows: Vec<CodeRow> = (0..self.rng.between(1, 4))
+                    .map(|_| brand_code(&mut self.rng, today))
+                    .collect();
+                if !sent_numbers.is_empty() && self.rng.chance(0.3) {
+                    rows.push(CodeRow {
+                        number: self.rng.pick(&sent_numbers).clone(),
+                        ..brand_code(&mut self.rng, today)
+                    });
+                }
+                let batch = SentBatch {
+                    variant: variant.clone(),
+                    batch_ref: format!("SIM-{}", self.world.model().batches.len()),
+                    rows,
+                    finished: false,
+                    voided: false,
+                };
+                self.world.model().batches.push(batch.clone());
+                batch
+            }
+            6..=7 if !batches.is_empty() => self.rng.pick(&batches).clone(),
+            _ => {
+                let finished: Vec<&SentBatch> =
+                    batches.iter().filter(|b| b.finished).collect();
+                if finished.is_empty() {
+                    return;
+                }
+                let batch = (*self.rng.pick(&finished)).clone();
+                self.void(&batch).await;
+                return;
+            }
+        };
+        let giftify = self.giftify.clone();
+        let result = self
+            .ctx
+            .request(async {
+                giftify
+                    .import_codes(
+                        &batch.variant,
+                        BatchRef::parse(&batch.batch_ref)?,
+                        &batch.rows,
+                    )
+                    .await
+            })
+            .await;
+        let mut model = self.world.model();
+        model.notes.push(format!(
+            "admin: imports {} ({} rows) → {:?}",
+            batch.batch_ref,
+            batch.rows.len(),
+            result
+                .as_ref()
+                .map(|r| r.as_ref().map(|r| (r.imported, r.duplicates, r.invalid)).map_err(|e| error_chain(e)))
+        ));
+        match result {
+            Some(Ok(report)) => {
+                if report.rows as usize != batch.rows.len()
+                    || report.imported + report.duplicates + report.invalid != report.rows
+                {
+                    model.violations.push(format!(
+                        "admin: importing {} answered a report that does not add up: {report:?}",
+                        batch.batch_ref
+                    ));
+                }
+                if let Some(sent) = model
+                    .batches
+                    .iter_mut()
+                    .find(|b| b.batch_ref == batch.batch_ref)
+                {
+                    sent.finished = true;
+                }
+            }
+            // A voided batch that never finished is refused: its codes are withdrawn.
+            Some(Err(error)) if unexpected(&error) => model.violations.push(format!(
+                "admin: importing {} failed with an internal error: {}",
+                batch.batch_ref,
+                error_chain(&error)
+            )),
+            _ => {}
+        }
+    }
+
+    async fn void(&mut self, batch: &SentBatch) {
+        let giftify = self.giftify.clone();
+        let result = self
+            .ctx
+            .request(async {
+                giftify
+                    .void_code_batch(&batch.variant, &BatchRef::parse(&batch.batch_ref)?)
+                    .await
+            })
+            .await;
+        let mut model = self.world.model();
+        model.notes.push(format!(
+            "admin: voids {} → {:?}",
+            batch.batch_ref,
+            result
+                .as_ref()
+                .map(|r| r.as_ref().map(|s| (s.available, s.voided)).map_err(|e| error_chain(e)))
+        ));
+        match result {
+            Some(Ok(summary)) if summary.available != 0 => model.violations.push(format!(
+                "admin: voided {} still has {} codes available",
+                batch.batch_ref, summary.available
+            )),
+            Some(Err(error)) if unexpected(&error) => model.violations.push(format!(
+                "admin: voiding {} failed with an internal error: {}",
+                batch.batch_ref,
+                error_chain(&error)
+            )),
+            _ => {}
+        }
+        if let Some(sent) = model
+            .batches
+            .iter_mut()
+            .find(|b| b.batch_ref == batch.batch_ref)
+        {
+            sent.voided = true;
         }
     }
 }
@@ -714,11 +1071,21 @@ impl Operator {
             let giftify = self.giftify.clone();
             let choice = self.rng.below(10);
             let max = self.rng.between(1, 3) as u32;
+            // Now and then a day passes before the reconciler runs: cards and codes expire.
+            if choice == 0 && self.rng.chance(0.6) && self.world.pass_a_day() {
+                self.world.model().stats.days_passed += 1;
+            }
+            let world = self.world.clone();
             let result = self
                 .ctx
                 .request(async {
                     match choice {
-                        0..=4 => giftify.reconcile().await.map(|r| (r.requeued, 0)),
+                        0..=4 => giftify.reconcile().await.map(|r| {
+                            let mut model = world.model();
+                            model.stats.cards_expired += r.expired_cards;
+                            model.stats.codes_expired += r.expired_codes;
+                            (r.requeued, 0)
+                        }),
                         5..=7 => giftify
                             .redrive(max, false, |_| {})
                             .await

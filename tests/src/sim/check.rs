@@ -1,22 +1,35 @@
 //! The invariants, checked against the backend's own state (read through the ports, with no
 //! fault in the way) after every completed action and once more at the end:
 //!
-//! - DESIGN §7 money: Σ top-ups = Σ balances + Σ fulfilled value (+ Σ paid of orders still in
-//!   flight, which is zero at the end), and every wallet's ledger adds up to its balance;
-//! - DESIGN §7 stock: stock put in − current stock = gift cards issued, per variant;
-//! - no negative balance or stock, no gift card issued twice (card id or number);
-//! - exactly one DEBIT per order, for what it cost; at most one REFUND, of exactly
-//!   `unit price × unfulfilled units` per line (the whole payment for a cancel);
+//! - the money rule, per wallet: Σ top-ups + Σ face value redeemed into it = its balance +
+//!   Σ price of its fulfilled, not returned cards (+ Σ paid of orders still in flight, which
+//!   is zero at the end), and every wallet's ledger adds up to its balance;
+//! - stock of Giftify's own cards: stock put in + units returned − current stock = cards
+//!   issued, per variant; stock of a brand variant = its available codes, and its allocated
+//!   codes = its cards not returned;
+//! - no negative balance or stock, no gift card issued twice (card id), no code allocated
+//!   twice (no two cards hold one number's lookup key);
+//! - exactly one DEBIT per order, for what it cost; at most one REFUND of exactly
+//!   `unit price × unfulfilled units` per line (the whole payment for a cancel), and one more
+//!   per returned card, of its price;
+//! - REDEEM credits: a wallet's add up to the face value of the cards redeemed into it, and
+//!   only Giftify's own cards are ever redeemed;
 //! - statuses only move forward, and a final status never changes;
-//! - every event names its order's current (final) status and amounts;
+//! - every event names its order's current (final) status and amounts, or its card's status
+//!   and amount;
 //! - the clients' knowledge holds: every acknowledged top-up and order exists, and every other
 //!   credit or order is explained by a request whose answer the client never got;
-//! - at the end: every order is final and notified, with at least one event of its status.
+//! - the clients' knowledge of cards: every card a client was told it redeemed is REDEEMED
+//!   into its wallet, every card it was told it returned is CANCELLED;
+//! - at the end: every order is final and notified, with at least one event of its status,
+//!   and every redeemed or returned card notified, with its event.
 
 use super::client::Op;
 use super::model::{UserModel, World};
 use giftify_shared::events::Event;
-use giftify_shared::ids::{GiftCardId, OrderId, VariantId};
+use giftify_shared::codes::FulfillmentSource;
+use giftify_shared::ids::{GiftCardId, OrderId, UserId, VariantId};
+use giftify_shared::vault::{GiftCard, GiftCardStatus};
 use giftify_shared::order::{Order, OrderSource, OrderStatus, final_status, refund_amount};
 use giftify_shared::wallet::{Page, PageRequest, TransactionType, WalletTransaction};
 use giftify_shared::{Giftify, Paise, Result};
@@ -26,10 +39,6 @@ use std::collections::{BTreeMap, BTreeSet};
 #[derive(Debug, Default)]
 pub struct Checker {
     last_status: BTreeMap<OrderId, OrderStatus>,
-    /// Final orders whose cards were counted (cards never change once an order is final).
-    cards_checked: BTreeSet<OrderId>,
-    card_ids: BTreeSet<GiftCardId>,
-    card_numbers: BTreeSet<String>,
     pub checks: u64,
 }
 
@@ -62,6 +71,25 @@ struct Wallet {
     balance: Paise,
     ledger: Vec<WalletTransaction>,
     orders: Vec<Order>,
+    /// The cards of the user's orders, by order.
+    cards: BTreeMap<OrderId, Vec<GiftCard>>,
+}
+
+impl Wallet {
+    /// The cards of `order` that were returned: how many, and what they cost.
+    fn returned(&self, order: &OrderId) -> (usize, i64) {
+        let returned: Vec<&GiftCard> = self
+            .cards
+            .get(order)
+            .into_iter()
+            .flatten()
+            .filter(|c| c.status == GiftCardStatus::Cancelled)
+            .collect();
+        (
+            returned.len(),
+            returned.iter().map(|c| c.purchase_price.get()).sum(),
+        )
+    }
 }
 
 fn forward(before: OrderStatus, after: OrderStatus) -> bool {
@@ -88,11 +116,20 @@ impl Checker {
         let mut found = Violations::new();
         let user_ids: Vec<_> = world.model().users.iter().map(|u| u.id.clone()).collect();
         let mut wallets = Vec::new();
+        let mut cards: BTreeMap<GiftCardId, GiftCard> = BTreeMap::new();
         for user in &user_ids {
+            let mut by_order: BTreeMap<OrderId, Vec<GiftCard>> = BTreeMap::new();
+            for card in all_pages(|p| ports.gift_cards.cards_of_user(user, None, p)).await? {
+                if cards.insert(card.id.clone(), card.clone()).is_some() {
+                    found.push(format!("card id {} issued twice", card.id));
+                }
+                by_order.entry(card.order_id.clone()).or_default().push(card);
+            }
             wallets.push(Wallet {
                 balance: ports.wallets.balance(user).await?,
                 ledger: all_pages(|p| ports.wallets.transactions(user, None, p)).await?,
                 orders: all_pages(|p| ports.orders.orders_of(user, None, p)).await?,
+                cards: by_order,
             });
         }
         let inventory = ports.catalogue.inventory().await?;
@@ -114,7 +151,8 @@ impl Checker {
             }
         }
 
-        // Stock: what admins put in, less what is left, is what was issued.
+        // Stock of Giftify's own cards: what admins put in and owners returned, less what is
+        // left, is what was issued. A brand variant's is its pool of available codes.
         let added = world.audit.added();
         for entry in &inventory {
             let variant = &entry.variant;
@@ -124,18 +162,81 @@ impl Checker {
                     variant.id, variant.stock_quantity
                 ));
             }
-            let put_in = added.get(&variant.id).copied().unwrap_or(0);
-            let cards = issued.get(&variant.id).copied().unwrap_or(0);
-            if put_in - variant.stock_quantity != cards {
-                found.push(format!(
-                    "stock of {} not conserved: {put_in} put in − {} left ≠ {cards} issued",
-                    variant.id, variant.stock_quantity
-                ));
+            let of_variant = || cards.values().filter(|c| c.variant_id == variant.id);
+            let returned = of_variant()
+                .filter(|c| c.status == GiftCardStatus::Cancelled)
+                .count() as i64;
+            let issued_cards = issued.get(&variant.id).copied().unwrap_or(0);
+            match variant.fulfillment_source {
+                FulfillmentSource::Generated => {
+                    let put_in = added.get(&variant.id).copied().unwrap_or(0);
+                    if put_in + returned - variant.stock_quantity != issued_cards {
+                        found.push(format!(
+                            "stock of {} not conserved: {put_in} put in + {returned} returned − \
+                             {} left ≠ {issued_cards} issued",
+                            variant.id, variant.stock_quantity
+                        ));
+                    }
+                }
+                FulfillmentSource::Inventory => {
+                    let batches = ports.codes.code_batches(&variant.id).await?;
+                    let available: u64 = batches.iter().map(|b| b.available).sum();
+                    let allocated: u64 = batches.iter().map(|b| b.allocated).sum();
+                    if u64::try_from(variant.stock_quantity) != Ok(available) {
+                        found.push(format!(
+                            "stock of brand variant {} is {}, but it has {available} codes \
+                             available",
+                            variant.id, variant.stock_quantity
+                        ));
+                    }
+                    let holding = of_variant()
+                        .filter(|c| c.status != GiftCardStatus::Cancelled)
+                        .count() as u64;
+                    if allocated != holding {
+                        found.push(format!(
+                            "brand variant {}: {allocated} codes allocated, but {holding} cards \
+                             hold one",
+                            variant.id
+                        ));
+                    }
+                    if let Some(redeemed) = of_variant().find(|c| c.status == GiftCardStatus::Redeemed)
+                    {
+                        found.push(format!(
+                            "brand card {} was redeemed into a wallet",
+                            redeemed.id
+                        ));
+                    }
+                }
             }
         }
 
-        self.check_cards(giftify, &orders, end, &mut found).await?;
-        check_events(&world.events.published(), &orders, end, &mut found);
+        check_cards(&wallets, &cards, &mut found);
+        check_redemptions(&user_ids, &wallets, &cards, &mut found);
+        {
+            let model = world.model();
+            for (index, user) in model.users.iter().enumerate() {
+                for id in &user.redeemed {
+                    let card = cards.get(id);
+                    if card.map(|c| (c.status, c.redeemed_by.as_ref()))
+                        != Some((GiftCardStatus::Redeemed, Some(&user.id)))
+                    {
+                        found.push(format!(
+                            "user{index} was told it redeemed card {id}, which is {:?}",
+                            card.map(|c| (c.status, &c.redeemed_by))
+                        ));
+                    }
+                }
+                for id in &user.returned {
+                    if cards.get(id).map(|c| c.status) != Some(GiftCardStatus::Cancelled) {
+                        found.push(format!(
+                            "user{index} was told it returned card {id}, which is {:?}",
+                            cards.get(id).map(|c| c.status)
+                        ));
+                    }
+                }
+            }
+        }
+        check_events(&world.events.published(), &orders, &cards, end, &mut found);
         if end {
             for order in orders.values() {
                 if !order.status.is_final() {
@@ -147,6 +248,19 @@ impl Checker {
                     found.push(format!(
                         "final order {} was never marked notified",
                         order.id
+                    ));
+                }
+            }
+            for card in cards.values() {
+                if matches!(
+                    card.status,
+                    GiftCardStatus::Redeemed | GiftCardStatus::Cancelled
+                ) && card.notified_at.is_none()
+                {
+                    found.push(format!(
+                        "{} card {} was never marked notified",
+                        card.status.as_str(),
+                        card.id
                     ));
                 }
             }
@@ -177,26 +291,28 @@ impl Checker {
                 .map(|t| t.amount.get())
                 .sum()
         };
-        let (credits, debits, refunds) = (
+        let (credits, debits, refunds, redeemed) = (
             sum(TransactionType::Credit),
             sum(TransactionType::Debit),
             sum(TransactionType::Refund),
+            sum(TransactionType::Redeem),
         );
         let balance = wallet.balance.get();
         if balance < 0 {
             found.push(format!("{who}: negative balance {balance}"));
         }
-        if credits - debits + refunds != balance {
+        if credits - debits + refunds + redeemed != balance {
             found.push(format!(
-                "{who}: ledger {credits} − {debits} + {refunds} ≠ balance {balance}"
+                "{who}: ledger {credits} − {debits} + {refunds} + {redeemed} redeemed ≠ balance \
+                 {balance}"
             ));
         }
 
         let by_id: BTreeMap<&OrderId, &Order> = wallet.orders.iter().map(|o| (&o.id, o)).collect();
         for txn in &wallet.ledger {
             match (txn.kind, &txn.order_id) {
-                (TransactionType::Credit, None) => {}
-                (TransactionType::Credit, Some(order)) => {
+                (TransactionType::Credit | TransactionType::Redeem, None) => {}
+                (TransactionType::Credit | TransactionType::Redeem, Some(order)) => {
                     found.push(format!("{who}: credit {} names order {order}", txn.id));
                 }
                 (_, None) => found.push(format!("{who}: {:?} {} names no order", txn.kind, txn.id)),
@@ -292,10 +408,17 @@ impl Checker {
                     refund_amount(&order.items).get()
                 }
             };
-            if order.refund_amount.get() != owed || refunded != owed || refund.len() > 1 {
+            let (returns, returned_value) = wallet.returned(id);
+            fulfilled -= returned_value;
+            let refunds_due = usize::from(owed > 0) + returns;
+            if order.refund_amount.get() != owed
+                || refunded != owed + returned_value
+                || refund.len() != refunds_due
+            {
                 found.push(format!(
-                    "order {id} ({}): owes a refund of {owed} (unit price × unfulfilled units), \
-                     shows {}, and the ledger has {} refund(s) of {refunded} in all",
+                    "order {id} ({}): owes a refund of {owed} (unit price × unfulfilled units) \
+                     and {returned_value} for {returns} returned card(s), shows {}, and the \
+                     ledger has {} refund(s) of {refunded} in all",
                     order.status,
                     order.refund_amount.get(),
                     refund.len()
@@ -308,12 +431,13 @@ impl Checker {
                 found.push(format!("order {id}: paid ≠ fulfilled value + refund"));
             }
         }
-        // DESIGN §7: Σ top-ups = Σ balances + Σ fulfilled value, with the money of orders
-        // still in flight on its way to one or the other.
-        if credits != balance + fulfilled + in_flight {
+        // The money rule: Σ top-ups + Σ face value redeemed = Σ balances + Σ price of
+        // fulfilled, not returned cards, with the money of orders still in flight on its way
+        // to one or the other.
+        if credits + redeemed != balance + fulfilled + in_flight {
             found.push(format!(
-                "{who}: money not conserved: top-ups {credits} ≠ balance {balance} + fulfilled \
-                 {fulfilled} + in flight {in_flight}"
+                "{who}: money not conserved: top-ups {credits} + redeemed {redeemed} ≠ balance \
+                 {balance} + fulfilled, not returned {fulfilled} + in flight {in_flight}"
             ));
         }
         self.check_knowledge(who, user, wallet, found);
@@ -404,52 +528,38 @@ impl Checker {
             }
         }
     }
+}
 
-    /// Cards: as many as fulfilled units, of the right variants, never one issued twice.
-    async fn check_cards(
-        &mut self,
-        giftify: &Giftify,
-        orders: &BTreeMap<OrderId, Order>,
-        end: bool,
-        found: &mut Violations,
-    ) -> Result<()> {
-        if end {
-            // Count everything again: a card added to a final order later would show here.
-            self.cards_checked.clear();
-            self.card_ids.clear();
-            self.card_numbers.clear();
-        }
-        for order in orders.values() {
-            if !order.status.is_final() || self.cards_checked.contains(&order.id) {
-                continue;
-            }
-            let cards = giftify.ports.gift_cards.cards_of_order(&order.id).await?;
+/// Cards: as many as fulfilled units per order, of the right variants, none before the order
+/// is final, and no number held by two cards (a returned brand card gives its number up).
+fn check_cards(
+    wallets: &[Wallet],
+    cards: &BTreeMap<GiftCardId, GiftCard>,
+    found: &mut Violations,
+) {
+    for wallet in wallets {
+        for order in &wallet.orders {
+            let of_order = wallet.cards.get(&order.id).map_or(&[][..], Vec::as_slice);
             let mut per_variant: BTreeMap<&VariantId, i64> = BTreeMap::new();
             for line in &order.items {
                 *per_variant.entry(&line.variant_id).or_default() +=
                     i64::from(line.fulfilled_quantity);
             }
-            for card in &cards {
-                if card.order_id != order.id || card.user_id != order.user_id {
+            for card in of_order {
+                if card.user_id != order.user_id {
                     found.push(format!(
                         "card {} filed under order {} belongs elsewhere",
                         card.id, order.id
                     ));
                 }
                 *per_variant.entry(&card.variant_id).or_default() -= 1;
-                if !self.card_ids.insert(card.id.clone()) {
-                    found.push(format!("card id {} issued twice", card.id));
-                }
-                if !self.card_numbers.insert(card.sealed.lookup_key.clone()) {
-                    found.push(format!("a card number was issued twice (card {})", card.id));
-                }
             }
             if per_variant.values().any(|n| *n != 0) {
                 found.push(format!(
                     "order {} ({}): {} cards for {} fulfilled units, or of the wrong variants",
                     order.id,
                     order.status,
-                    cards.len(),
+                    of_order.len(),
                     order
                         .items
                         .iter()
@@ -457,9 +567,46 @@ impl Checker {
                         .sum::<u32>()
                 ));
             }
-            self.cards_checked.insert(order.id.clone());
         }
-        Ok(())
+    }
+    let mut holders: BTreeMap<&str, &GiftCardId> = BTreeMap::new();
+    for card in cards.values() {
+        if let Some(other) = holders.insert(&card.sealed.lookup_key, &card.id) {
+            found.push(format!(
+                "cards {other} and {} hold the same number (a code allocated twice?)",
+                card.id
+            ));
+        }
+    }
+}
+
+/// REDEEM credits against the cards: each wallet's add up, in count and amount, to the face
+/// value of the cards redeemed into it.
+fn check_redemptions(
+    users: &[UserId],
+    wallets: &[Wallet],
+    cards: &BTreeMap<GiftCardId, GiftCard>,
+    found: &mut Violations,
+) {
+    for (index, (user, wallet)) in users.iter().zip(wallets).enumerate() {
+        let credits: Vec<i64> = wallet
+            .ledger
+            .iter()
+            .filter(|t| t.kind == TransactionType::Redeem)
+            .map(|t| t.amount.get())
+            .collect();
+        let faces: Vec<i64> = cards
+            .values()
+            .filter(|c| c.redeemed_by.as_ref() == Some(user))
+            .map(|c| c.face_value().map_or(-1, Paise::get))
+            .collect();
+        if credits.len() != faces.len() || credits.iter().sum::<i64>() != faces.iter().sum::<i64>()
+        {
+            found.push(format!(
+                "user{index}: REDEEM credits {credits:?}, but the cards redeemed into the wallet \
+                 are worth {faces:?}"
+            ));
+        }
     }
 }
 
@@ -468,9 +615,51 @@ impl Checker {
 fn check_events(
     events: &[Event],
     orders: &BTreeMap<OrderId, Order>,
+    cards: &BTreeMap<GiftCardId, GiftCard>,
     end: bool,
     found: &mut Violations,
 ) {
+    let mut announced: BTreeSet<&GiftCardId> = BTreeSet::new();
+    for event in events.iter().filter_map(|e| match e {
+        Event::Card(card) => Some(card),
+        Event::Order(_) => None,
+    }) {
+        let card = cards.get(&event.gift_card_id);
+        let amount = card.and_then(|c| match c.status {
+            GiftCardStatus::Redeemed => c.face_value(),
+            _ => Some(c.purchase_price),
+        });
+        if card.map(|c| c.status) != Some(event.status)
+            || amount != Some(event.amount)
+            || card.map(|c| &c.redeemed_by) != Some(&event.redeemed_by)
+        {
+            found.push(format!(
+                "event {} says card {} is {} with {} moved, but the card is {:?}",
+                event.event_id,
+                event.gift_card_id,
+                event.status.as_str(),
+                event.amount.get(),
+                card.map(|c| (c.status, amount, &c.redeemed_by))
+            ));
+        }
+        announced.insert(&event.gift_card_id);
+    }
+    if end {
+        for card in cards.values().filter(|c| {
+            matches!(
+                c.status,
+                GiftCardStatus::Redeemed | GiftCardStatus::Cancelled
+            )
+        }) {
+            if !announced.contains(&card.id) {
+                found.push(format!(
+                    "{} card {} has no event",
+                    card.status.as_str(),
+                    card.id
+                ));
+            }
+        }
+    }
     let mut seen: BTreeSet<&OrderId> = BTreeSet::new();
     for event in events.iter().filter_map(|e| match e {
         Event::Order(order) => Some(order),

@@ -30,7 +30,7 @@ use giftify_infra::embedded::webhooks::WebhookPublisher;
 use giftify_infra::embedded::{SqliteStore, StoreOptions};
 use giftify_shared::catalogue::Pricing;
 use giftify_shared::idempotency::LEASE;
-use giftify_shared::ids::UserId;
+use giftify_shared::ids::{UserId, VariantId};
 use giftify_shared::inbox::RetryPolicy;
 use giftify_shared::ports::Inbox;
 use giftify_shared::ports::Ports;
@@ -203,7 +203,8 @@ impl fmt::Display for Report {
             f,
             "seed {} ({}): {} steps, {} checks, {} requests ({} unclear, {} replays), {} crashes, \
              answers {:?}, orders {:?}, {} events, {} messages handled / {} failed, {} expired, \
-             {} redriven, {} re-enqueued, {} stock races, {} overlapping handlings, {:.2?}",
+             {} redriven, {} re-enqueued, {} stock races, {} overlapping handlings; cards: {} \
+             redeemed, {} returned, {} expired; codes: {} expired; {} days passed; {:.2?}",
             self.seed,
             self.backend.name(),
             self.steps,
@@ -222,6 +223,11 @@ impl fmt::Display for Report {
             s.reconciled,
             s.conflicts,
             s.overlaps,
+            s.redeemed,
+            s.returned,
+            s.cards_expired,
+            s.codes_expired,
+            s.days_passed,
             self.elapsed
         )
     }
@@ -284,10 +290,12 @@ struct Opened {
 }
 
 /// How long a received message stays hidden: SQS's maximum, twelve hours, longer than any
-/// run in virtual time (the embedded store runs on the simulation's clock, whose runs span
-/// minutes to an hour) and on the wall clock (SQS), so that only the simulation decides when a
-/// visibility timeout runs out.
+/// run on the wall clock, so that only the simulation decides when a visibility timeout runs
+/// out.
 const VISIBILITY: Duration = Duration::from_secs(12 * 3600);
+/// The same on the embedded store, which runs on the simulation's clock: longer than any run
+/// in virtual time, days that pass included.
+const EMBEDDED_VISIBILITY: Duration = Duration::from_secs(365 * 24 * 3600);
 
 async fn open(backend: Backend, shape: &Shape, clock: Arc<SimClock>) -> anyhow::Result<Opened> {
     match backend {
@@ -307,7 +315,7 @@ async fn open(backend: Backend, shape: &Shape, clock: Arc<SimClock>) -> anyhow::
                     clock,
                     ..StoreOptions::new(QueueSettings {
                         max_receives: shape.max_receives,
-                        visibility_timeout: VISIBILITY,
+                        visibility_timeout: EMBEDDED_VISIBILITY,
                     })
                 },
             )
@@ -374,6 +382,9 @@ pub async fn run(config: SimConfig) -> Result<Report, Failure> {
             base: Duration::ZERO,
             ..RetryPolicy::default()
         },
+        // A code expiring tomorrow is still allocated today, and stays in stock unallocatable
+        // once the day passes, until the reconciler expires it the day after.
+        min_code_validity: chrono::Duration::days(1),
         ..Rules::default()
     };
     let truth = Giftify::new(
@@ -383,7 +394,9 @@ pub async fn run(config: SimConfig) -> Result<Report, Failure> {
         rules,
     );
 
-    let (users, variants) = setup(&truth, &shape, config.seed).await.map_err(|e| {
+    let (users, variants, brand_variants, batches) = setup(&truth, &shape, config.seed)
+        .await
+        .map_err(|e| {
         fail(
             0,
             vec![format!("setup failed: {}", error_chain(&e))],
@@ -402,9 +415,11 @@ pub async fn run(config: SimConfig) -> Result<Report, Failure> {
     let world = Arc::new(World::new(
         Model {
             users: models,
+            batches,
             ..Model::default()
         },
         variants,
+        brand_variants,
         Arc::new(TrackedQueue::new(opened.queue)),
         events,
         audit,
@@ -638,13 +653,19 @@ async fn between_steps(sched: &mut Scheduler, world: &World) {
     world.clock.advance(chrono::Duration::milliseconds(millis));
 }
 
+/// What [`setup`] made: users, the variants (Giftify's own first, then the brand's), the
+/// brand variants, and the brand's first batch of codes.
+type Setup = (
+    Vec<UserId>,
+    Vec<VariantId>,
+    Vec<VariantId>,
+    Vec<model::SentBatch>,
+);
+
 /// Users, and a small catalogue whose stock runs out often enough to exercise partial
-/// fulfillment and refunds.
-async fn setup(
-    giftify: &Giftify,
-    shape: &Shape,
-    seed: u64,
-) -> giftify_shared::Result<(Vec<UserId>, Vec<giftify_shared::ids::VariantId>)> {
+/// fulfillment and refunds: four variants of Giftify's own cards, minted at issue and
+/// redeemable, and one brand variant whose cards are codes from an imported pool.
+async fn setup(giftify: &Giftify, shape: &Shape, seed: u64) -> giftify_shared::Result<Setup> {
     let mut rng = SimRng::fork(seed, 5);
     let mut users = Vec::new();
     for index in 0..shape.users {
@@ -696,7 +717,58 @@ async fn setup(
             variants.push(variant.id);
         }
     }
-    Ok((users, variants))
+    let product = giftify
+        .add_product(NewProduct {
+            name: "Swiggy Gift Card".into(),
+            description: "Swiggy gift card".into(),
+            brand: "Swiggy".into(),
+            category: "food".into(),
+            image_url: "https://example.in/card.png".into(),
+            thumbnail_url: "https://example.in/card-thumb.png".into(),
+            terms_and_conditions: "As the brand's code says.".into(),
+            how_to_redeem: "In the Swiggy app.".into(),
+            validity_days: 365,
+        })
+        .await?;
+    let brand = giftify
+        .add_variant(
+            product.id,
+            NewVariant {
+                name: "Swiggy ₹250".into(),
+                denomination: 250,
+                // A reseller's discount: a brand's code is not redeemable here.
+                pricing: Pricing::new(25_000, 22_000, 5)?,
+                stock_quantity: 0,
+                min_order_quantity: 1,
+                max_order_quantity: 4,
+                is_active: true,
+                fulfillment_source: giftify_shared::codes::FulfillmentSource::Inventory,
+            },
+        )
+        .await?;
+    let rows: Vec<_> = (0..rng.between(0, shape.max_stock))
+        .map(|_| actors::brand_code(&mut rng, giftify_shared::clock::Clock::now(giftify.clock.as_ref()).date_naive()))
+        .collect();
+    let mut batches = Vec::new();
+    if !rows.is_empty() {
+        let batch_ref = "SIM-0".to_string();
+        giftify
+            .import_codes(
+                &brand.id,
+                giftify_shared::codes::BatchRef::parse(&batch_ref)?,
+                &rows,
+            )
+            .await?;
+        batches.push(model::SentBatch {
+            variant: brand.id.clone(),
+            batch_ref,
+            rows,
+            finished: true,
+            voided: false,
+        });
+    }
+    variants.push(brand.id.clone());
+    Ok((users, variants, vec![brand.id], batches))
 }
 
 /// Everyone starts with money to spend, as a top-up the client was told about.
@@ -742,6 +814,44 @@ async fn all_orders(
         }
     }
     Ok(orders)
+}
+
+/// The redeemed or returned cards of the simulated users whose event is not marked sent.
+async fn unnotified_cards(
+    giftify: &Giftify,
+    world: &World,
+) -> giftify_shared::Result<Vec<giftify_shared::ids::GiftCardId>> {
+    let users: Vec<UserId> = world.model().users.iter().map(|u| u.id.clone()).collect();
+    let mut owing = Vec::new();
+    for user in &users {
+        for page in 1.. {
+            let got = giftify
+                .cards_of_user(
+                    user,
+                    None,
+                    giftify_shared::wallet::PageRequest { page, limit: 100 },
+                )
+                .await?;
+            let more = got.has_next();
+            owing.extend(
+                got.items
+                    .into_iter()
+                    .filter(|c| {
+                        c.notified_at.is_none()
+                            && matches!(
+                                c.status,
+                                giftify_shared::vault::GiftCardStatus::Redeemed
+                                    | giftify_shared::vault::GiftCardStatus::Cancelled
+                            )
+                    })
+                    .map(|c| c.id),
+            );
+            if !more {
+                break;
+            }
+        }
+    }
+    Ok(owing)
 }
 
 /// Rounds of the quiet end before the run is declared stuck.
@@ -806,6 +916,25 @@ async fn drain(giftify: &Giftify, world: &World) -> Result<(), Vec<String>> {
     world.probe.cure_all();
 
     let internal = |what: &str, e: &giftify_shared::Error| format!("{what}: {}", error_chain(e));
+    // The admin sends every batch it was never told finished again (a recall ends a batch
+    // too), as a supplier's file is sent again after an outage.
+    let unfinished: Vec<model::SentBatch> = world
+        .model()
+        .batches
+        .iter()
+        .filter(|b| !b.finished && !b.voided)
+        .cloned()
+        .collect();
+    for batch in unfinished {
+        let batch_ref = giftify_shared::codes::BatchRef::parse(&batch.batch_ref)
+            .map_err(|e| vec![internal("batch reference", &e)])?;
+        giftify
+            .import_codes(&batch.variant, batch_ref, &batch.rows)
+            .await
+            .map_err(|e| vec![internal("import again", &e)])?;
+    }
+    // Two days pass: every card and code dated tomorrow expires at the reconciler's next pass.
+    world.clock.advance(chrono::Duration::days(2));
     for round in 0..DRAIN_ROUNDS {
         world.model().stats.expired += world.queue.expire_all().await as u64;
         for _ in 0..10_000 {
@@ -852,7 +981,12 @@ async fn drain(giftify: &Giftify, world: &World) -> Result<(), Vec<String>> {
             .reconcile()
             .await
             .map_err(|e| vec![internal("reconcile", &e)])?;
-        world.model().stats.reconciled += reconciled.requeued as u64;
+        {
+            let mut model = world.model();
+            model.stats.reconciled += reconciled.requeued as u64;
+            model.stats.cards_expired += reconciled.expired_cards;
+            model.stats.codes_expired += reconciled.expired_codes;
+        }
 
         let depths = giftify
             .ports
@@ -863,9 +997,13 @@ async fn drain(giftify: &Giftify, world: &World) -> Result<(), Vec<String>> {
         let orders = all_orders(giftify, world)
             .await
             .map_err(|e| vec![internal("orders", &e)])?;
-        let settled = orders
-            .iter()
-            .all(|o| o.status.is_final() && o.notified_at.is_some());
+        let owing = unnotified_cards(giftify, world)
+            .await
+            .map_err(|e| vec![internal("cards", &e)])?;
+        let settled = owing.is_empty()
+            && orders
+                .iter()
+                .all(|o| o.status.is_final() && o.notified_at.is_some());
         let queue_empty = depths.ready == 0 && depths.in_flight == 0 && depths.dead == 0;
         if settled && queue_empty && world.queue.in_flight() == 0 && redriven.moved.is_empty() {
             return if problems.is_empty() {
@@ -882,7 +1020,7 @@ async fn drain(giftify: &Giftify, world: &World) -> Result<(), Vec<String>> {
                 .collect();
             problems.push(format!(
                 "the system did not settle after {DRAIN_ROUNDS} quiet rounds: queue {depths:?}, \
-                 unsettled orders {stuck:?}"
+                 unsettled orders {stuck:?}, cards owing their event {owing:?}"
             ));
         } else if depths.dead > 0 || depths.in_flight > 0 {
             // SQS hides listed or redriven dead letters for a while on the wall clock.

@@ -10,8 +10,9 @@ use super::sched::{FaultProfile, SimClock};
 use super::truth::{AuditedCatalogue, RecordingPublisher, TrackedQueue};
 use chrono::{DateTime, Utc};
 use giftify_shared::Paise;
-use giftify_shared::ids::{OrderId, TransactionId, UserId, VariantId};
-use std::collections::BTreeMap;
+use giftify_shared::codes::CodeRow;
+use giftify_shared::ids::{GiftCardId, OrderId, TransactionId, UserId, VariantId};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -20,6 +21,9 @@ pub struct World {
     pub model: Mutex<Model>,
     /// The variants, in the order the run created them.
     pub variants: Vec<VariantId>,
+    /// Those of them whose cards are brand codes from an imported pool (INVENTORY); the
+    /// others mint Giftify's own cards.
+    pub brand_variants: Vec<VariantId>,
     pub probe: Arc<Probe>,
     pub queue: Arc<TrackedQueue>,
     pub events: Arc<RecordingPublisher>,
@@ -33,6 +37,7 @@ impl World {
     pub fn new(
         model: Model,
         variants: Vec<VariantId>,
+        brand_variants: Vec<VariantId>,
         queue: Arc<TrackedQueue>,
         events: Arc<RecordingPublisher>,
         audit: Arc<AuditedCatalogue>,
@@ -42,6 +47,7 @@ impl World {
         World {
             model: Mutex::new(model),
             variants,
+            brand_variants,
             probe: Arc::default(),
             queue,
             events,
@@ -68,6 +74,36 @@ impl World {
     pub fn violation(&self, message: String) {
         self.model().violations.push(message);
     }
+
+    pub fn is_brand(&self, variant: &VariantId) -> bool {
+        self.brand_variants.contains(variant)
+    }
+
+    /// Lets a day pass, when no request's outcome hangs on time: no client holds an open
+    /// idempotency key (a key is kept 24 h; a retry after that would run anew). Deliveries in
+    /// flight stay hidden: their visibility outlasts any day passed (see `sim::open`).
+    /// Returns whether it did.
+    pub fn pass_a_day(&self) -> bool {
+        let quiet = self
+            .model()
+            .users
+            .iter()
+            .all(|u| u.open_keys().is_empty() && u.in_flight.is_empty());
+        if quiet {
+            self.clock.advance(chrono::Duration::days(1));
+        }
+        quiet
+    }
+}
+
+/// A batch of brand codes the admin sent, and whether it was told the import finished.
+#[derive(Clone, Debug)]
+pub struct SentBatch {
+    pub variant: VariantId,
+    pub batch_ref: String,
+    pub rows: Vec<CodeRow>,
+    pub finished: bool,
+    pub voided: bool,
 }
 
 /// The clients' knowledge, and counters for the report.
@@ -79,6 +115,8 @@ pub struct Model {
     /// What the actors did since the last step, for the trace.
     pub notes: Vec<String>,
     pub stats: Stats,
+    /// Every batch of codes the admin sent, in order.
+    pub batches: Vec<SentBatch>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -96,6 +134,15 @@ pub struct Stats {
     pub reconciled: u64,
     pub conflicts: u64,
     pub overlaps: u64,
+    /// Cards: redeemed into a wallet and returned, as the clients were told; expired by the
+    /// reconciler.
+    pub redeemed: u64,
+    pub returned: u64,
+    pub cards_expired: u64,
+    /// Codes: imported (new to the pool), and expired by the reconciler.
+    pub codes_imported: u64,
+    pub codes_expired: u64,
+    pub days_passed: u64,
 }
 
 /// A request that may have committed: still in flight, or answered with a 5xx or not at all.
@@ -133,6 +180,9 @@ pub struct UserModel {
     pub keys: BTreeMap<String, KeyState>,
     /// Keys with a request in flight right now, and how many.
     pub in_flight: BTreeMap<String, u32>,
+    /// Cards the client was told it redeemed, and returned.
+    pub redeemed: BTreeSet<GiftCardId>,
+    pub returned: BTreeSet<GiftCardId>,
     next_attempt: u64,
     next_key: u64,
 }
@@ -146,6 +196,8 @@ impl UserModel {
             maybe: Vec::new(),
             keys: BTreeMap::new(),
             in_flight: BTreeMap::new(),
+            redeemed: BTreeSet::new(),
+            returned: BTreeSet::new(),
             next_attempt: 0,
             next_key: 0,
         }
