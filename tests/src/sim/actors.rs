@@ -28,8 +28,8 @@ use giftify_shared::ports::Inbox;
 use giftify_shared::usecases::{Handled, MessageOutcome, error_chain};
 use giftify_shared::vault::{GiftCard, GiftCardStatus};
 use giftify_shared::wallet::PageRequest;
-use secrecy::ExposeSecret;
 use giftify_shared::{Error, Giftify};
+use secrecy::ExposeSecret;
 use std::sync::Arc;
 
 /// A brand's code as a supplier's file has it, drawn from the run's seed: a number, a PIN,
@@ -370,9 +370,13 @@ impl User {
             .await;
         let name = &self.ctx.name;
         let mut model = self.world.model();
-        model
-            .notes
-            .push(format!("{name}: redeems {} → {:?}", card.id, result.as_ref().map(|r| r.as_ref().map(|c| c.status).map_err(client::client_error))));
+        model.notes.push(format!(
+            "{name}: redeems {} → {:?}",
+            card.id,
+            result
+                .as_ref()
+                .map(|r| r.as_ref().map(|c| c.status).map_err(client::client_error))
+        ));
         match result {
             Some(Ok(redeemed)) => {
                 if brand
@@ -396,7 +400,10 @@ impl User {
                     Some((_, "NOT_FOUND")) => wrong_pin,
                     Some((
                         _,
-                        "RATE_LIMITED" | "CARD_REDEEMED" | "CARD_EXPIRED" | "CARD_CANCELLED"
+                        "RATE_LIMITED"
+                        | "CARD_REDEEMED"
+                        | "CARD_EXPIRED"
+                        | "CARD_CANCELLED"
                         | "WALLET_LIMIT_EXCEEDED",
                     )) => !brand,
                     Some(_) => false,
@@ -428,15 +435,20 @@ impl User {
             .await;
         let name = &self.ctx.name;
         let mut model = self.world.model();
-        model
-            .notes
-            .push(format!("{name}: returns {} → {:?}", card.id, result.as_ref().map(|r| r.as_ref().map(|c| c.status).map_err(client::client_error))));
+        model.notes.push(format!(
+            "{name}: returns {} → {:?}",
+            card.id,
+            result
+                .as_ref()
+                .map(|r| r.as_ref().map(|c| c.status).map_err(client::client_error))
+        ));
         match result {
             Some(Ok(returned)) => {
                 if returned.id != card.id || returned.status != GiftCardStatus::Cancelled {
-                    model
-                        .violations
-                        .push(format!("{name}: returning {} answered {returned:?}", card.id));
+                    model.violations.push(format!(
+                        "{name}: returning {} answered {returned:?}",
+                        card.id
+                    ));
                 }
                 model.stats.returned += 1;
                 model.users[self.index].returned.insert(card.id);
@@ -446,7 +458,10 @@ impl User {
                     None => !unexpected(&error),
                     Some((
                         _,
-                        "CARD_CANCELLED" | "CARD_REVEALED" | "CARD_REDEEMED" | "CARD_EXPIRED"
+                        "CARD_CANCELLED"
+                        | "CARD_REVEALED"
+                        | "CARD_REDEEMED"
+                        | "CARD_EXPIRED"
                         | "RETURN_WINDOW_CLOSED",
                     )) => true,
                     Some(_) => false,
@@ -788,8 +803,7 @@ impl Admin {
             }
             6..=7 if !batches.is_empty() => self.rng.pick(&batches).clone(),
             _ => {
-                let finished: Vec<&SentBatch> =
-                    batches.iter().filter(|b| b.finished).collect();
+                let finished: Vec<&SentBatch> = batches.iter().filter(|b| b.finished).collect();
                 if finished.is_empty() {
                     return;
                 }
@@ -816,9 +830,10 @@ impl Admin {
             "admin: imports {} ({} rows) → {:?}",
             batch.batch_ref,
             batch.rows.len(),
-            result
+            result.as_ref().map(|r| r
                 .as_ref()
-                .map(|r| r.as_ref().map(|r| (r.imported, r.duplicates, r.invalid)).map_err(|e| error_chain(e)))
+                .map(|r| (r.imported, r.duplicates, r.invalid))
+                .map_err(|e| error_chain(e)))
         ));
         match result {
             Some(Ok(report)) => {
@@ -862,9 +877,10 @@ impl Admin {
         model.notes.push(format!(
             "admin: voids {} → {:?}",
             batch.batch_ref,
-            result
+            result.as_ref().map(|r| r
                 .as_ref()
-                .map(|r| r.as_ref().map(|s| (s.available, s.voided)).map_err(|e| error_chain(e)))
+                .map(|s| (s.available, s.voided))
+                .map_err(|e| error_chain(e)))
         ));
         match result {
             Some(Ok(summary)) if summary.available != 0 => model.violations.push(format!(

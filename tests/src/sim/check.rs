@@ -26,11 +26,11 @@
 
 use super::client::Op;
 use super::model::{UserModel, World};
-use giftify_shared::events::Event;
 use giftify_shared::codes::FulfillmentSource;
+use giftify_shared::events::Event;
 use giftify_shared::ids::{GiftCardId, OrderId, UserId, VariantId};
-use giftify_shared::vault::{GiftCard, GiftCardStatus};
 use giftify_shared::order::{Order, OrderSource, OrderStatus, final_status, refund_amount};
+use giftify_shared::vault::{GiftCard, GiftCardStatus};
 use giftify_shared::wallet::{Page, PageRequest, TransactionType, WalletTransaction};
 use giftify_shared::{Giftify, Paise, Result};
 use std::collections::{BTreeMap, BTreeSet};
@@ -123,7 +123,10 @@ impl Checker {
                 if cards.insert(card.id.clone(), card.clone()).is_some() {
                     found.push(format!("card id {} issued twice", card.id));
                 }
-                by_order.entry(card.order_id.clone()).or_default().push(card);
+                by_order
+                    .entry(card.order_id.clone())
+                    .or_default()
+                    .push(card);
             }
             wallets.push(Wallet {
                 balance: ports.wallets.balance(user).await?,
@@ -199,7 +202,8 @@ impl Checker {
                             variant.id
                         ));
                     }
-                    if let Some(redeemed) = of_variant().find(|c| c.status == GiftCardStatus::Redeemed)
+                    if let Some(redeemed) =
+                        of_variant().find(|c| c.status == GiftCardStatus::Redeemed)
                     {
                         found.push(format!(
                             "brand card {} was redeemed into a wallet",
@@ -532,11 +536,7 @@ impl Checker {
 
 /// Cards: as many as fulfilled units per order, of the right variants, none before the order
 /// is final, and no number held by two cards (a returned brand card gives its number up).
-fn check_cards(
-    wallets: &[Wallet],
-    cards: &BTreeMap<GiftCardId, GiftCard>,
-    found: &mut Violations,
-) {
+fn check_cards(wallets: &[Wallet], cards: &BTreeMap<GiftCardId, GiftCard>, found: &mut Violations) {
     for wallet in wallets {
         for order in &wallet.orders {
             let of_order = wallet.cards.get(&order.id).map_or(&[][..], Vec::as_slice);

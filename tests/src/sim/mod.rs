@@ -394,15 +394,14 @@ pub async fn run(config: SimConfig) -> Result<Report, Failure> {
         rules,
     );
 
-    let (users, variants, brand_variants, batches) = setup(&truth, &shape, config.seed)
-        .await
-        .map_err(|e| {
-        fail(
-            0,
-            vec![format!("setup failed: {}", error_chain(&e))],
-            String::new(),
-        )
-    })?;
+    let (users, variants, brand_variants, batches) =
+        setup(&truth, &shape, config.seed).await.map_err(|e| {
+            fail(
+                0,
+                vec![format!("setup failed: {}", error_chain(&e))],
+                String::new(),
+            )
+        })?;
     let models = fund(&truth, users, &shape, config.seed)
         .await
         .map_err(|e| {
@@ -747,7 +746,12 @@ async fn setup(giftify: &Giftify, shape: &Shape, seed: u64) -> giftify_shared::R
         )
         .await?;
     let rows: Vec<_> = (0..rng.between(0, shape.max_stock))
-        .map(|_| actors::brand_code(&mut rng, giftify_shared::clock::Clock::now(giftify.clock.as_ref()).date_naive()))
+        .map(|_| {
+            actors::brand_code(
+                &mut rng,
+                giftify_shared::clock::Clock::now(giftify.clock.as_ref()).date_naive(),
+            )
+        })
         .collect();
     let mut batches = Vec::new();
     if !rows.is_empty() {

@@ -94,7 +94,11 @@ async fn a_giftify_card_is_redeemed_into_any_wallet_once(backend: Backend) {
         .iter()
         .filter(|e| e["eventType"] == "gift_card.redeemed")
         .collect();
-    assert_eq!(announced.len(), 1, "one event for one redemption: {events:?}");
+    assert_eq!(
+        announced.len(),
+        1,
+        "one event for one redemption: {events:?}"
+    );
     assert_eq!(announced[0]["redeemedBy"], friend.id.as_str());
     assert_eq!(announced[0]["amount"], face);
     assert_eq!(announced[0]["status"], "REDEEMED");

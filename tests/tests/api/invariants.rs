@@ -81,16 +81,19 @@ pub async fn stock_by_variant(app: &impl Api) -> HashMap<String, i64> {
 
 /// Checks, for these users (who must be every user that moved money):
 /// - each order is final, and `paidAmount = fulfilled value + refundAmount`;
-/// - each wallet: Σ credits − Σ debits + Σ refunds = balance ≥ 0, and balance = Σ top-ups +
-///   Σ face value redeemed − Σ fulfilled value (money conservation);
-/// - at most one DEBIT per order, and one REFUND exactly when the order refunded something;
-/// - stock: initial − current = gift cards issued, per variant, and no stock is negative.
+/// - each wallet: Σ credits − Σ debits + Σ refunds = balance ≥ 0, and the money rule:
+///   Σ top-ups + Σ face value redeemed = balance + Σ price of fulfilled, not returned cards;
+/// - one DEBIT per order; one REFUND when the order refunded something, and one more per
+///   returned card, of its price;
+/// - stock: initial − current = gift cards issued − cards returned, per variant, and no stock
+///   is negative.
 pub async fn assert_conserved(
     app: &impl Api,
     users: &[TestUser],
     initial_stock: &HashMap<String, i64>,
 ) {
     let mut issued: HashMap<String, i64> = HashMap::new();
+    let mut returned: HashMap<String, i64> = HashMap::new();
     for user in users {
         let balance = balance(app, user).await;
         assert!(balance >= 0, "negative balance for {}", user.email);
@@ -150,13 +153,31 @@ pub async fn assert_conserved(
                     .entry(line["variantId"].as_str().expect("variantId").to_string())
                     .or_default() += fulfilled;
             }
-            let cards = order["giftCards"].as_array().expect("giftCards").len() as i64;
+            let cards = order["giftCards"].as_array().expect("giftCards");
             let units: i64 = items
                 .iter()
                 .map(|l| l["fulfilledQuantity"].as_i64().expect("fulfilled"))
                 .sum();
-            assert_eq!(cards, units, "order {id}: cards issued ≠ units fulfilled");
-            fulfilled_value += value;
+            assert_eq!(
+                cards.len() as i64,
+                units,
+                "order {id}: cards issued ≠ units fulfilled"
+            );
+            // A returned card was refunded its line's unit price, and its unit is in stock again.
+            let mut returns = 0;
+            let mut returned_value = 0;
+            for card in cards.iter().filter(|c| c["status"] == "CANCELLED") {
+                let line = items
+                    .iter()
+                    .find(|l| l["variantName"] == card["variantName"])
+                    .expect("a card's line");
+                returns += 1;
+                returned_value += line["unitPrice"].as_i64().expect("unitPrice");
+                *returned
+                    .entry(line["variantId"].as_str().expect("variantId").to_string())
+                    .or_default() += 1;
+            }
+            fulfilled_value += value - returned_value;
 
             let for_order = |kind: &str| {
                 transactions
@@ -171,8 +192,18 @@ pub async fn assert_conserved(
             );
             assert_eq!(
                 for_order("REFUND"),
-                usize::from(refund > 0),
+                usize::from(refund > 0) + returns,
                 "order {id} refund records"
+            );
+            let refunded: i64 = transactions
+                .iter()
+                .filter(|t| t["type"] == "REFUND" && t["orderId"] == id)
+                .map(|t| t["amount"].as_i64().expect("amount"))
+                .sum();
+            assert_eq!(
+                refunded,
+                refund + returned_value,
+                "order {id}: refunds ≠ what it did not deliver + returned cards"
             );
         }
         assert_eq!(
@@ -188,7 +219,7 @@ pub async fn assert_conserved(
         assert!(now >= 0, "negative stock for {variant}");
         assert_eq!(
             initial - now,
-            issued.get(variant).copied().unwrap_or(0),
+            issued.get(variant).copied().unwrap_or(0) - returned.get(variant).copied().unwrap_or(0),
             "stock of {variant} not conserved"
         );
     }

@@ -489,7 +489,10 @@ async fn the_reconciler_publishes_card_events_that_a_crash_left_unsent(backend: 
     // Published again after a crash before its mark: the same event, by its id.
     let returns = card_events("gift_card.returned").await;
     assert_eq!(
-        returns.iter().collect::<std::collections::BTreeSet<_>>().len(),
+        returns
+            .iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .len(),
         1,
         "{returns:?}"
     );

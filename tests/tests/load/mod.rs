@@ -391,11 +391,18 @@ pub async fn shopper(
                 )
                 .await;
             }
-            75..=89 => {
+            75..=84 => {
                 let Some(order) = orders.get(rng.gen_range(0..orders.len().max(1))).cloned() else {
                     continue;
                 };
-                poll_and_reveal(shop, token, &order, &mut tally).await;
+                let redeem = rng.gen_bool(0.4);
+                poll_and_reveal(shop, token, &order, redeem, &mut tally).await;
+            }
+            85..=89 => {
+                let Some(order) = orders.get(rng.gen_range(0..orders.len().max(1))).cloned() else {
+                    continue;
+                };
+                return_a_card(shop, token, &order, &mut tally).await;
             }
             90..=94 => {
                 let path = if rng.gen_bool(0.5) {
@@ -470,24 +477,32 @@ fn accept(tally: &mut Tally, orders: &mut Vec<String>, index: usize, placed: Opt
     }
 }
 
+/// The order's detail, as its owner sees it.
+async fn order_detail(
+    shop: &Shop,
+    token: &str,
+    order: &str,
+    tally: &mut Tally,
+) -> Option<HttpResponse> {
+    shop.send(
+        token,
+        Call {
+            method: Method::GET,
+            route: "/orders/{orderId}",
+            path: format!("/orders/{order}"),
+            body: None,
+            idempotency_key: None,
+            expected: &[],
+        },
+        tally,
+    )
+    .await
+}
+
 /// Reads an order; once it has cards, reveals the first and keeps its secrets for the
-/// log search.
-async fn poll_and_reveal(shop: &Shop, token: &str, order: &str, tally: &mut Tally) {
-    let Some(detail) = shop
-        .send(
-            token,
-            Call {
-                method: Method::GET,
-                route: "/orders/{orderId}",
-                path: format!("/orders/{order}"),
-                body: None,
-                idempotency_key: None,
-                expected: &[],
-            },
-            tally,
-        )
-        .await
-    else {
+/// log search, and with `redeem` redeems it into the shopper's own wallet.
+async fn poll_and_reveal(shop: &Shop, token: &str, order: &str, redeem: bool, tally: &mut Tally) {
+    let Some(detail) = order_detail(shop, token, order, tally).await else {
         return;
     };
     let Some(card) = detail.body["data"]["giftCards"][0]["giftCardId"].as_str() else {
@@ -502,17 +517,70 @@ async fn poll_and_reveal(shop: &Shop, token: &str, order: &str, tally: &mut Tall
                 path: format!("/orders/{order}/gift-cards/{card}/reveal"),
                 body: None,
                 idempotency_key: None,
-                expected: &[],
+                // Another action may have returned it.
+                expected: &[(409, "CARD_CANCELLED")],
             },
             tally,
         )
         .await;
     let data = revealed.as_ref().map(|r| &r.body["data"]);
-    if let Some((Some(number), Some(pin))) =
+    let Some((Some(number), Some(pin))) =
         data.map(|d| (d["giftCardNumber"].as_str(), d["giftCardPin"].as_str()))
-    {
-        tally.revealed.push((number.to_string(), pin.to_string()));
+    else {
+        return;
+    };
+    tally.revealed.push((number.to_string(), pin.to_string()));
+    if redeem {
+        shop.send(
+            token,
+            Call {
+                method: Method::POST,
+                route: "/gift-cards/redeem",
+                path: "/gift-cards/redeem".into(),
+                body: Some(json!({"giftCardNumber": number, "giftCardPin": pin})),
+                idempotency_key: None,
+                expected: &[
+                    (409, "CARD_REDEEMED"),
+                    (409, "CARD_CANCELLED"),
+                    (422, "WALLET_LIMIT_EXCEEDED"),
+                    (429, "RATE_LIMITED"),
+                ],
+            },
+            tally,
+        )
+        .await;
     }
+}
+
+/// Returns the order's last card that is ACTIVE and was never revealed, if it has one.
+async fn return_a_card(shop: &Shop, token: &str, order: &str, tally: &mut Tally) {
+    let Some(detail) = order_detail(shop, token, order, tally).await else {
+        return;
+    };
+    let Some(card) = detail.body["data"]["giftCards"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .rev()
+        .find(|c| c["status"] == "ACTIVE" && c["revealedAt"].is_null())
+        .and_then(|c| c["giftCardId"].as_str())
+    else {
+        return;
+    };
+    shop.send(
+        token,
+        Call {
+            method: Method::POST,
+            route: "/orders/{orderId}/gift-cards/{giftCardId}/return",
+            path: format!("/orders/{order}/gift-cards/{card}/return"),
+            body: None,
+            idempotency_key: None,
+            // A reveal or return of the same card may have come first.
+            expected: &[(409, "CARD_REVEALED"), (409, "CARD_CANCELLED")],
+        },
+        tally,
+    )
+    .await;
 }
 
 /// A request a correct server must refuse with a 4xx: someone else's (made-up) order, a
