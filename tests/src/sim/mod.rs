@@ -411,20 +411,22 @@ pub async fn run(config: SimConfig) -> Result<Report, Failure> {
                 String::new(),
             )
         })?;
-    let world = Arc::new(World::new(
-        Model {
-            users: models,
-            batches,
-            ..Model::default()
-        },
-        variants,
-        brand_variants,
-        Arc::new(TrackedQueue::new(opened.queue)),
-        events,
-        audit,
-        clock.clone(),
-        shape.profile,
-    ));
+    let world = Arc::new(
+        World::new(
+            Model {
+                users: models,
+                batches,
+                ..Model::default()
+            },
+            variants,
+            Arc::new(TrackedQueue::new(opened.queue)),
+            events,
+            audit,
+            clock.clone(),
+            shape.profile,
+        )
+        .with_brand_variants(brand_variants),
+    );
 
     let mut sched = Scheduler::new(
         SimRng::fork(config.seed, 2),

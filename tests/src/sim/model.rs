@@ -37,7 +37,6 @@ impl World {
     pub fn new(
         model: Model,
         variants: Vec<VariantId>,
-        brand_variants: Vec<VariantId>,
         queue: Arc<TrackedQueue>,
         events: Arc<RecordingPublisher>,
         audit: Arc<AuditedCatalogue>,
@@ -47,7 +46,7 @@ impl World {
         World {
             model: Mutex::new(model),
             variants,
-            brand_variants,
+            brand_variants: Vec::new(),
             probe: Arc::default(),
             queue,
             events,
@@ -56,6 +55,12 @@ impl World {
             profile,
             stop: AtomicBool::new(false),
         }
+    }
+
+    /// Marks which of the variants are brand variants.
+    pub fn with_brand_variants(mut self, brand_variants: Vec<VariantId>) -> Self {
+        self.brand_variants = brand_variants;
+        self
     }
 
     pub fn model(&self) -> MutexGuard<'_, Model> {
