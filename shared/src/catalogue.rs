@@ -46,6 +46,9 @@ pub struct Variant {
     pub max_order_quantity: u32,
     pub is_active: bool,
     pub fulfillment_source: FulfillmentSource,
+    /// Whether the variant ever issued a card or held a code: its source is then fixed, as
+    /// its cards, codes and stock mean what that source made them.
+    pub source_locked: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -214,11 +217,14 @@ pub struct VariantUpdate {
     pub mrp: Option<i64>,
     pub cost_price: Option<i64>,
     pub discount_percent: Option<i64>,
+    pub fulfillment_source: Option<FulfillmentSource>,
 }
 
 impl VariantUpdate {
     /// Refuses what this variant's kind does not allow: the stock of an INVENTORY variant is its
-    /// count of available codes, changed only by imports, allocations, voids and returns.
+    /// count of available codes, changed only by imports, allocations, voids and returns; and
+    /// the source changes only on a variant with no stock that never issued a card or held a
+    /// code.
     pub fn check_for(&self, current: &Variant) -> Result<()> {
         if self.stock_quantity.is_some() && self.stock_adjustment.is_some() {
             return Err(Error::validation(
@@ -226,17 +232,23 @@ impl VariantUpdate {
                 "set stockQuantity or stockAdjustment, not both",
             ));
         }
+        let source = self.source_after(current);
+        if source != current.fulfillment_source
+            && (current.stock_quantity != 0 || current.source_locked)
+        {
+            return Err(Error::validation(
+                "fulfillmentSource",
+                "the source of a variant with stock, or that ever issued a card or held a code, \
+                 is fixed; create a new variant instead",
+            ));
+        }
         let reprices =
             self.mrp.is_some() || self.cost_price.is_some() || self.discount_percent.is_some();
-        if reprices {
-            check_source_pricing(
-                current.fulfillment_source,
-                current.denomination,
-                &self.pricing_after(current)?,
-            )?;
+        if reprices || source != current.fulfillment_source {
+            check_source_pricing(source, current.denomination, &self.pricing_after(current)?)?;
         }
         let moves_stock = self.stock_quantity.is_some() || self.stock_adjustment.is_some();
-        if moves_stock && current.fulfillment_source == FulfillmentSource::Inventory {
+        if moves_stock && source == FulfillmentSource::Inventory {
             return Err(Error::validation(
                 if self.stock_quantity.is_some() {
                     "stockQuantity"
@@ -249,6 +261,50 @@ impl VariantUpdate {
             ));
         }
         Ok(())
+    }
+
+    /// The variant after this update, as both backends commit it: checked by
+    /// [`Self::check_for`], its stock set or moved within bounds, repriced, and stamped `now`.
+    /// # Errors
+    /// [`Error::Validation`] for anything [`Self::check_for`] refuses, a stock out of bounds
+    /// and an invalid pricing.
+    pub fn applied_to(&self, current: &Variant, now: DateTime<Utc>) -> Result<Variant> {
+        self.check_for(current)?;
+        let stock = match (self.stock_quantity, self.stock_adjustment) {
+            (Some(set), _) => check_stock("stockQuantity", set)?,
+            (None, Some(delta)) => current
+                .stock_quantity
+                .checked_add(delta)
+                .and_then(|after| check_stock("stockAdjustment", after).ok())
+                .ok_or_else(|| {
+                    Error::validation(
+                        "stockAdjustment",
+                        format!(
+                            "the stock is {} and must stay between 0 and 100000000",
+                            current.stock_quantity
+                        ),
+                    )
+                })?,
+            (None, None) => current.stock_quantity,
+        };
+        let pricing = self.pricing_after(current)?;
+        Ok(Variant {
+            mrp: pricing.mrp,
+            cost_price: pricing.cost_price,
+            discount_percent: pricing.discount_percent,
+            selling_price: pricing.selling_price,
+            stock_quantity: stock,
+            is_active: self.is_active.unwrap_or(current.is_active),
+            fulfillment_source: self.source_after(current),
+            updated_at: now,
+            ..current.clone()
+        })
+    }
+
+    /// The variant's source after this update.
+    pub fn source_after(&self, current: &Variant) -> FulfillmentSource {
+        self.fulfillment_source
+            .unwrap_or(current.fulfillment_source)
     }
 
     /// The variant's pricing after this update, validated as a whole.
@@ -395,6 +451,7 @@ pub fn demo_catalogue(now: DateTime<Utc>) -> Vec<ProductWithVariants> {
                         max_order_quantity: 10,
                         is_active: true,
                         fulfillment_source: source,
+                        source_locked: false,
                         created_at: now,
                         updated_at: now,
                     }

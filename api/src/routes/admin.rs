@@ -115,6 +115,9 @@ pub struct UpdateInventoryRequest {
     pub cost_price: Option<i64>,
     #[schema(minimum = 0, maximum = 100)]
     pub discount_percent: Option<i64>,
+    /// Changes where the variant's cards come from: only while it has no stock and never
+    /// issued a card or held a code.
+    pub fulfillment_source: Option<FulfillmentSourceDto>,
 }
 
 /// One order in the admin list.
@@ -367,7 +370,7 @@ pub async fn inventory(
     request_body = UpdateInventoryRequest,
     responses(
         (status = 200, description = "The variant after the change", body = Envelope<InventoryItem>),
-        (status = 400, description = "VALIDATION_ERROR: no change, both stock fields, negative resulting stock, stock of an INVENTORY variant, invalid pricing", body = ErrorEnvelope),
+        (status = 400, description = "VALIDATION_ERROR: no change, both stock fields, negative resulting stock, stock of an INVENTORY variant, invalid pricing, a source change on a variant with stock or that issued a card or held a code", body = ErrorEnvelope),
         (status = 401, description = "UNAUTHORIZED or TOKEN_EXPIRED", body = ErrorEnvelope),
         (status = 403, description = "FORBIDDEN: not an admin", body = ErrorEnvelope),
         (status = 404, description = "NOT_FOUND", body = ErrorEnvelope),
@@ -409,17 +412,20 @@ fn variant_update(body: UpdateInventoryRequest) -> Result<VariantUpdate, ApiErro
         mrp: body.mrp,
         cost_price: body.cost_price,
         discount_percent: body.discount_percent,
+        fulfillment_source: body.fulfillment_source.map(Into::into),
     };
     let changes_something = update.stock_quantity.is_some()
         || update.stock_adjustment.is_some()
         || update.is_active.is_some()
         || update.mrp.is_some()
         || update.cost_price.is_some()
-        || update.discount_percent.is_some();
+        || update.discount_percent.is_some()
+        || update.fulfillment_source.is_some();
     if !changes_something {
         return Err(ApiError::validation(
             "body",
-            "Send at least one of stockQuantity, stockAdjustment, isActive, mrp, costPrice, discountPercent",
+            "Send at least one of stockQuantity, stockAdjustment, isActive, mrp, costPrice, \
+             discountPercent, fulfillmentSource",
         ));
     }
     Ok(update)

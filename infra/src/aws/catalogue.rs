@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnValue};
 use chrono::{DateTime, Utc};
 use giftify_shared::Missing;
 use giftify_shared::catalogue::{
-    CatalogueEntry, Product, ProductWithVariants, Variant, VariantUpdate, check_stock,
+    CatalogueEntry, Product, ProductWithVariants, Variant, VariantUpdate,
 };
 use giftify_shared::codes::FulfillmentSource;
 use giftify_shared::ids::{ProductId, VariantId};
@@ -78,6 +78,7 @@ fn variant_item(v: &Variant) -> Item {
         ("maxOrderQuantity", n(i64::from(v.max_order_quantity))),
         ("isActive", b(v.is_active)),
         ("fulfillmentSource", s(v.fulfillment_source.as_str())),
+        ("sourceLocked", b(v.source_locked)),
         ("createdAt", ts(v.created_at)),
         ("updatedAt", ts(v.updated_at)),
     ]);
@@ -113,6 +114,8 @@ fn variant_from(raw: &Item) -> Result<Variant> {
             None => FulfillmentSource::Inventory,
             Some(_) => a.parsed("fulfillmentSource", FulfillmentSource::parse)?,
         },
+        // Variants written before the lock existed may have issued cards: their source stays.
+        source_locked: a.opt_bool("sourceLocked")?.unwrap_or(true),
         created_at: a.ts("createdAt")?,
         updated_at: a.ts("updatedAt")?,
     })
@@ -396,43 +399,29 @@ impl Catalogue for DynamoStore {
                 .next()
                 .ok_or(Error::NotFound(Missing::Variant))?;
             let current = &entry.variant;
-            change.check_for(current)?;
-            let pricing = change.pricing_after(current)?;
-            let stock = match (change.stock_quantity, change.stock_adjustment) {
-                (Some(set), _) => check_stock("stockQuantity", set)?,
-                (None, Some(delta)) => {
-                    let after = current
-                        .stock_quantity
-                        .checked_add(delta)
-                        .ok_or_else(|| Error::validation("stockAdjustment", "overflows"))?;
-                    check_stock("stockAdjustment", after).map_err(|_| {
-                        Error::validation("stockAdjustment", "stock would leave 0..=100000000")
-                    })?
-                }
-                (None, None) => current.stock_quantity,
-            };
-            let mut updated = current.clone();
-            updated.mrp = pricing.mrp;
-            updated.cost_price = pricing.cost_price;
-            updated.discount_percent = pricing.discount_percent;
-            updated.selling_price = pricing.selling_price;
-            updated.stock_quantity = stock;
-            updated.is_active = change.is_active.unwrap_or(current.is_active);
-            updated.updated_at = now;
-            // Written whole on the condition that stock and prices are what was read, so a
-            // concurrent sale between the read and the write is never overwritten.
+            let updated = change.applied_to(current, now)?;
+            // Written whole on the condition that stock, prices and the source's lock are what
+            // was read, so a concurrent sale or import between the read and the write is never
+            // overwritten.
             let result = self
                 .client
                 .put_item()
                 .table_name(&self.tables.product_variants)
                 .set_item(Some(variant_item(&updated)))
-                .condition_expression("#stockQuantity = :stock AND #updatedAt = :updated")
+                .condition_expression(if current.source_locked {
+                    // A legacy variant has no lock written and reads as locked.
+                    "#stockQuantity = :stock AND #updatedAt = :updated AND \
+                     (#sourceLocked = :locked OR attribute_not_exists(#sourceLocked))"
+                } else {
+                    "#stockQuantity = :stock AND #updatedAt = :updated AND #sourceLocked = :locked"
+                })
                 .set_expression_attribute_names(super::store::names_of(&[
-                    "#stockQuantity #updatedAt",
+                    "#stockQuantity #updatedAt #sourceLocked",
                 ]))
                 .set_expression_attribute_values(Some(item([
                     (":stock", n(current.stock_quantity)),
                     (":updated", ts(current.updated_at)),
+                    (":locked", b(current.source_locked)),
                 ])))
                 .return_values(ReturnValue::None)
                 .send()

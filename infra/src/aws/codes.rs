@@ -3,15 +3,15 @@
 //! moves its variant's stock in the same transaction.
 
 use super::catalogue::variant_key;
-use super::store::{DynamoStore, Transaction, TxFailure, all_pages, retrying, update};
-use crate::aws::item::{Attrs, Item, item, n, s, sdk_error, ts};
+use super::store::{DynamoStore, Transaction, TxFailure, all_pages, names_of, retrying, update};
+use crate::aws::item::{Attrs, Item, b, item, n, s, sdk_error, ts};
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use futures_util::StreamExt;
 use giftify_shared::Missing;
 use giftify_shared::card_life::ReturnedCode;
 use giftify_shared::codes::{
-    BatchRef, BatchSummary, CodeImport, CodeState, ImportReport, InventoryCode,
+    BatchRef, BatchSummary, CodeImport, CodeState, FulfillmentSource, ImportReport, InventoryCode,
 };
 use giftify_shared::ids::{GiftCardId, ProductId, VariantId};
 use giftify_shared::ports::CodeInventory;
@@ -123,6 +123,36 @@ pub(super) fn allocation(
 }
 
 impl DynamoStore {
+    /// Fixes the variant's source before its first code is stored, on the condition that it
+    /// still takes codes: a source change that won the race refuses the import, and one that
+    /// comes after finds the variant locked.
+    async fn lock_source_for_codes(&self, import: &CodeImport) -> Result<()> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.tables.product_variants)
+            .set_key(Some(variant_key(&import.product_id, &import.variant_id)))
+            .update_expression("SET #sourceLocked = :locked")
+            .condition_expression("#fulfillmentSource = :inventory")
+            .set_expression_attribute_names(names_of(&["#sourceLocked #fulfillmentSource"]))
+            .set_expression_attribute_values(Some(item([
+                (":locked", b(true)),
+                (":inventory", s(FulfillmentSource::Inventory.as_str())),
+            ])))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(error) => match super::store::lost_race_or_error(error) {
+                Some(error) => Err(error),
+                None => Err(Error::validation(
+                    "variantId",
+                    "this variant no longer takes codes (its source changed)",
+                )),
+            },
+        }
+    }
+
     /// Adds to `transaction` what returns a card's brand code: under its new id and sealing,
     /// marked returned, available in the pool index at its place — on the conditions that it
     /// is the card's allocated code and that its batch is not voided — or, when the batch was
@@ -416,6 +446,7 @@ impl CodeInventory for DynamoStore {
         {
             return Err(Error::NotFound(Missing::Variant));
         }
+        self.lock_source_for_codes(import).await?;
         let existing = match self.batch_item(variant, &import.batch_ref).await? {
             Some(raw) => Some(raw),
             None => {

@@ -108,6 +108,14 @@ impl<'a> Attrs<'a> {
         self.n(name).map(Paise::new)
     }
 
+    pub fn opt_bool(&self, name: &str) -> Result<Option<bool>> {
+        if self.item.contains_key(name) {
+            self.bool(name).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
     pub fn bool(&self, name: &str) -> Result<bool> {
         match self.item.get(name) {
             Some(AttributeValue::Bool(value)) => Ok(*value),

@@ -437,9 +437,10 @@ impl Orders for DynamoStore {
                     update(
                         &self.tables.product_variants,
                         variant_key(take.product_id, take.variant_id),
-                        "SET #stockQuantity = #stockQuantity - :n",
+                        // A variant that issued a card keeps its source.
+                        "SET #stockQuantity = #stockQuantity - :n, #sourceLocked = :locked",
                         Some("#stockQuantity >= :n"),
-                        item([(":n", n(units))]),
+                        item([(":n", n(units)), (":locked", b(true))]),
                     )?,
                     // Stock fell below the allocation: the core allocates again.
                     Error::Conflict("stock fell below the allocation"),

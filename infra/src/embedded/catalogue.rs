@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use giftify_shared::Missing;
 use giftify_shared::catalogue::{
-    CatalogueEntry, Product, ProductWithVariants, Variant, VariantUpdate, check_stock,
+    CatalogueEntry, Product, ProductWithVariants, Variant, VariantUpdate,
 };
 use giftify_shared::codes::FulfillmentSource;
 use giftify_shared::ids::VariantId;
@@ -27,7 +27,8 @@ const VARIANT_COLUMNS: &str = "v.id AS v_id, v.product_id AS v_product_id, v.nam
      v.discount_percent AS v_discount_percent, v.selling_price AS v_selling_price, \
      v.stock_quantity AS v_stock_quantity, v.min_order_quantity AS v_min_order_quantity, \
      v.max_order_quantity AS v_max_order_quantity, v.is_active AS v_is_active, \
-     v.fulfillment_source AS v_fulfillment_source, v.created_at AS v_created_at, v.updated_at AS v_updated_at";
+     v.fulfillment_source AS v_fulfillment_source, v.source_locked AS v_source_locked, \
+     v.created_at AS v_created_at, v.updated_at AS v_updated_at";
 
 fn product_from_row(row: &Row) -> DbResult<Product> {
     Ok(Product {
@@ -62,6 +63,7 @@ fn variant_from_row(row: &Row) -> DbResult<Variant> {
         max_order_quantity: row.get("v_max_order_quantity")?,
         is_active: row.get("v_is_active")?,
         fulfillment_source: enumeration(row, "v_fulfillment_source", FulfillmentSource::parse)?,
+        source_locked: row.get("v_source_locked")?,
         created_at: time(row, "v_created_at")?,
         updated_at: time(row, "v_updated_at")?,
     })
@@ -116,8 +118,9 @@ fn insert_variant(conn: &Connection, v: &Variant) -> DbResult<()> {
         conn,
         "INSERT INTO variants (id, product_id, name, denomination, mrp, cost_price, \
          discount_percent, selling_price, stock_quantity, min_order_quantity, \
-         max_order_quantity, is_active, fulfillment_source, created_at, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+         max_order_quantity, is_active, fulfillment_source, source_locked, created_at, \
+         updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, \
+         ?16)",
         params![
             v.id.as_str(),
             v.product_id.as_str(),
@@ -132,6 +135,7 @@ fn insert_variant(conn: &Connection, v: &Variant) -> DbResult<()> {
             v.max_order_quantity,
             v.is_active,
             v.fulfillment_source.as_str(),
+            v.source_locked,
             ts(v.created_at),
             ts(v.updated_at),
         ],
@@ -146,26 +150,22 @@ fn insert_variant(conn: &Connection, v: &Variant) -> DbResult<()> {
     Ok(())
 }
 
-/// Takes `units` of a variant's stock, only when that much is there.
-///
-/// Returns `Conflict` when the stock is short (a concurrent fulfillment or an admin took it
-/// since it was read); the caller's transaction then rolls back and may be retried.
-pub(super) fn take_stock(
+/// Moves a variant's stock by `delta` — a card issued or returned, a code imported, voided
+/// or expired — inside the caller's transaction, and fixes its source: it has issued a card
+/// or held a code. False, changing nothing, when the stock would go below zero.
+pub(super) fn move_stock(
     conn: &Connection,
     variant: &VariantId,
-    units: i64,
+    delta: i64,
     now: DateTime<Utc>,
-) -> DbResult<()> {
+) -> DbResult<bool> {
     let changed = execute(
         conn,
-        "UPDATE variants SET stock_quantity = stock_quantity - ?2, updated_at = ?3 \
-         WHERE id = ?1 AND stock_quantity >= ?2",
-        params![variant.as_str(), units, ts(now)],
+        "UPDATE variants SET stock_quantity = stock_quantity + ?2, source_locked = 1, \
+         updated_at = ?3 WHERE id = ?1 AND stock_quantity + ?2 >= 0",
+        params![variant.as_str(), delta, ts(now)],
     )?;
-    if changed != 1 {
-        return Err(Error::Conflict("stock changed while the order was being fulfilled").into());
-    }
-    Ok(())
+    Ok(changed == 1)
 }
 
 fn update_variant(
@@ -175,40 +175,22 @@ fn update_variant(
     now: DateTime<Utc>,
 ) -> DbResult<CatalogueEntry> {
     let entry = entry_by_id(conn, id)?.ok_or(Error::NotFound(Missing::Variant))?;
-    let current = &entry.variant;
-    update.check_for(current)?;
-    let stock = match (update.stock_quantity, update.stock_adjustment) {
-        (Some(stock), _) => stock,
-        (None, Some(delta)) => current.stock_quantity.checked_add(delta).ok_or_else(|| {
-            Error::validation("stockAdjustment", "the resulting stock is out of range")
-        })?,
-        (None, None) => current.stock_quantity,
-    };
-    if stock < 0 {
-        return Err(Error::validation(
-            "stockAdjustment",
-            format!(
-                "the stock of {id} would become {stock}; it is {}",
-                current.stock_quantity
-            ),
-        )
-        .into());
-    }
-    let stock = check_stock("stockQuantity", stock)?;
-    let pricing = update.pricing_after(current)?;
+    let after = update.applied_to(&entry.variant, now)?;
     execute(
         conn,
         "UPDATE variants SET stock_quantity = ?2, is_active = ?3, mrp = ?4, cost_price = ?5, \
-         discount_percent = ?6, selling_price = ?7, updated_at = ?8 WHERE id = ?1",
+         discount_percent = ?6, selling_price = ?7, fulfillment_source = ?8, updated_at = ?9 \
+         WHERE id = ?1",
         params![
             id.as_str(),
-            stock,
-            update.is_active.unwrap_or(current.is_active),
-            pricing.mrp.get(),
-            pricing.cost_price.get(),
-            pricing.discount_percent,
-            pricing.selling_price.get(),
-            ts(now),
+            after.stock_quantity,
+            after.is_active,
+            after.mrp.get(),
+            after.cost_price.get(),
+            after.discount_percent,
+            after.selling_price.get(),
+            after.fulfillment_source.as_str(),
+            ts(after.updated_at),
         ],
     )?;
     entry_by_id(conn, id)?.ok_or_else(|| DbError::corrupt("a variant vanished while updated"))

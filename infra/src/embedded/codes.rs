@@ -75,24 +75,15 @@ fn stored_report(conn: &Connection, import: &CodeImport) -> DbResult<Option<Impo
         .map_err(|_| DbError::corrupt("import report"))
 }
 
-/// Moves the variant's stock by `delta` along with the codes (or the returned card) that changed
-/// state; never below zero.
+/// Moves the stock along with the pool (codes in or out, a card back): it never falls below
+/// zero unless the two fell out of step.
 pub(super) fn move_stock(
     conn: &Connection,
     variant: &VariantId,
     delta: i64,
     now: DateTime<Utc>,
 ) -> DbResult<()> {
-    if delta == 0 {
-        return Ok(());
-    }
-    let changed = execute(
-        conn,
-        "UPDATE variants SET stock_quantity = stock_quantity + ?2, updated_at = ?3 \
-         WHERE id = ?1 AND stock_quantity + ?2 >= 0",
-        params![variant.as_str(), delta, ts(now)],
-    )?;
-    if changed != 1 {
+    if delta != 0 && !super::catalogue::move_stock(conn, variant, delta, now)? {
         return Err(DbError::corrupt(
             "a variant's stock fell out of step with its codes",
         ));

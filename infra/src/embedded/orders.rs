@@ -3,7 +3,7 @@
 
 use super::SqliteStore;
 use super::cards::insert_card;
-use super::catalogue::take_stock;
+use super::catalogue::move_stock;
 use super::codec::{
     DbError, DbResult, all, count, enumeration, execute, id, one, opt_time, page_bounds, paise,
     parse_id, time, ts,
@@ -230,7 +230,13 @@ fn complete(conn: &Connection, f: &Fulfillment) -> DbResult<Order> {
     for take in done.stock_taken() {
         let units =
             i64::try_from(take.units).map_err(|_| Error::internal("stock units overflow"))?;
-        take_stock(conn, take.variant_id, units, f.now)?;
+        // Short: a concurrent fulfillment or an admin took it since it was read; the
+        // transaction rolls back and the core allocates again.
+        if !move_stock(conn, take.variant_id, -units, f.now)? {
+            return Err(
+                Error::Conflict("stock changed while the order was being fulfilled").into(),
+            );
+        }
     }
     super::codes::allocate(conn, &f.allocated_codes, f.now)?;
     for card in &f.cards {

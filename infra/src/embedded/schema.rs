@@ -356,7 +356,8 @@ CREATE INDEX wallet_transactions_by_user ON wallet_transactions (user_id, create
 "#;
 
 /// Card events: the outbox of redeemed and returned cards. Cards redeemed or returned before
-/// events existed never owed one: they count as sent at the time of their change.
+/// events existed never owed one: they count as sent at the time of their change. And the
+/// lock on a variant's source.
 const V5: &str = r#"
 ALTER TABLE gift_cards ADD COLUMN returned_at INTEGER;
 ALTER TABLE gift_cards ADD COLUMN notified_at INTEGER;
@@ -365,6 +366,13 @@ UPDATE gift_cards SET notified_at = coalesce(redeemed_at, returned_at)
     WHERE status IN ('REDEEMED', 'CANCELLED');
 CREATE INDEX gift_cards_unnotified ON gift_cards (id)
     WHERE notified_at IS NULL AND status IN ('REDEEMED', 'CANCELLED');
+
+-- A variant that ever issued a card or held a code keeps its source.
+ALTER TABLE variants ADD COLUMN source_locked INTEGER NOT NULL DEFAULT 0
+    CHECK (source_locked IN (0, 1));
+UPDATE variants SET source_locked = 1
+    WHERE EXISTS (SELECT 1 FROM gift_cards c WHERE c.variant_id = variants.id)
+       OR EXISTS (SELECT 1 FROM inventory_codes i WHERE i.variant_id = variants.id);
 "#;
 
 /// Every migration in order; a database at version `n` has applied the first `n`.

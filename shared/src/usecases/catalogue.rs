@@ -108,6 +108,7 @@ impl Giftify {
             max_order_quantity: new.max_order_quantity,
             is_active: new.is_active,
             fulfillment_source: new.fulfillment_source,
+            source_locked: false,
             created_at: now,
             updated_at: now,
         };

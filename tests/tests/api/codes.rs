@@ -275,6 +275,60 @@ async fn voiding_a_batch_takes_its_codes_out_of_stock(backend: Backend) {
     .assert_error(404, "NOT_FOUND");
 }
 
+async fn a_variant_source_changes_until_it_holds_a_code(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let variant = brand_variant(&app).await;
+    let switch = |source: &str| {
+        let app = &app;
+        let variant = variant.clone();
+        let body = if source == "GENERATED" {
+            // A Giftify card sells at its face value.
+            json!({"fulfillmentSource": source, "discountPercent": 0})
+        } else {
+            json!({"fulfillmentSource": source})
+        };
+        async move {
+            app.put(
+                &format!("/admin/inventory/{variant}"),
+                Some(&app.admin_token),
+                body,
+            )
+            .await
+        }
+    };
+
+    let generated = switch("GENERATED").await;
+    assert_eq!(generated.status, 200, "{}", generated.body);
+    assert_eq!(generated.data()["fulfillmentSource"], "GENERATED");
+    let inventory = switch("INVENTORY").await;
+    assert_eq!(inventory.data()["fulfillmentSource"], "INVENTORY");
+    import_json(&app, &variant, "HELD", json!([{"number": number()}])).await;
+    app.post(
+        &format!("/admin/variants/{variant}/code-batches/HELD/void"),
+        Some(&app.admin_token),
+        json!({}),
+    )
+    .await;
+    assert_eq!(stock(&app, &variant).await, 0);
+
+    let refused = switch("GENERATED").await;
+
+    refused.assert_error(400, "VALIDATION_ERROR");
+    assert!(
+        refused.body.to_string().contains("fulfillmentSource"),
+        "{}",
+        refused.body
+    );
+    let (demo, _, _) = app.some_variant().await;
+    app.put(
+        &format!("/admin/inventory/{demo}"),
+        Some(&app.admin_token),
+        json!({"fulfillmentSource": "INVENTORY"}),
+    )
+    .await
+    .assert_error(400, "VALIDATION_ERROR");
+}
+
 async fn code_routes_refuse_what_they_cannot_do(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let variant = brand_variant(&app).await;
@@ -466,6 +520,7 @@ crate::on_both_backends!(
     admins_import_codes_as_json_or_csv_and_list_their_batches,
     a_brand_order_issues_the_imported_codes_first_expiring_first,
     voiding_a_batch_takes_its_codes_out_of_stock,
+    a_variant_source_changes_until_it_holds_a_code,
     code_routes_refuse_what_they_cannot_do,
     twenty_buyers_for_ten_codes_never_share_a_code,
     ten_thousand_csv_rows_import_in_one_request,

@@ -5,7 +5,7 @@ use crate::support::*;
 use anyhow::{Result, ensure};
 use chrono::{DateTime, Duration, Utc};
 use giftify_shared::Error;
-use giftify_shared::catalogue::CatalogueEntry;
+use giftify_shared::catalogue::{CatalogueEntry, VariantUpdate};
 use giftify_shared::codes::{
     BatchRef, CodeImport, CodeRow, CodeState, FulfillmentSource, InventoryCode, RowProblem,
 };
@@ -664,6 +664,103 @@ pub async fn a_redeemed_or_returned_card_owes_its_event_until_marked(ports: &Por
         .mark_card_notified(&returned.id, now())
         .await?;
     assert_eq!(owing(ports.gift_cards.unnotified_cards(10).await?), vec![]);
+    Ok(())
+}
+
+/// The source changes on a fresh variant, and is fixed by stock, an issued card or a code
+/// ever held (the stock back at zero changes nothing).
+pub async fn a_variant_source_changes_only_before_it_issued_a_card_or_held_a_code(
+    ports: &Ports,
+) -> Result<()> {
+    let switch = |source: FulfillmentSource| VariantUpdate {
+        fulfillment_source: Some(source),
+        // A Giftify card sells at its face value.
+        discount_percent: (source == FulfillmentSource::Generated).then_some(0),
+        ..VariantUpdate::default()
+    };
+    let refused = |result: Result<CatalogueEntry, Error>| {
+        matches!(
+            result,
+            Err(Error::Validation { ref field, .. }) if field.as_deref() == Some("fulfillmentSource")
+        )
+    };
+    let fresh = stocked(ports, &[0]).await?.remove(0);
+    let id = &fresh.variant.id;
+    let changed = ports
+        .catalogue
+        .update_variant(id, &switch(FulfillmentSource::Inventory), now())
+        .await?;
+    assert_eq!(
+        changed.variant.fulfillment_source,
+        FulfillmentSource::Inventory
+    );
+    assert!(!changed.variant.source_locked);
+    let back = ports
+        .catalogue
+        .update_variant(id, &switch(FulfillmentSource::Generated), now())
+        .await?;
+    assert_eq!(
+        back.variant.fulfillment_source,
+        FulfillmentSource::Generated
+    );
+    assert_eq!(stock_of(ports, id).await?, 0);
+
+    let stocked_one = stocked(ports, &[2]).await?.remove(0);
+    assert!(refused(
+        ports
+            .catalogue
+            .update_variant(
+                &stocked_one.variant.id,
+                &switch(FulfillmentSource::Inventory),
+                now()
+            )
+            .await
+    ));
+
+    // Sold out: no stock, but a card was issued.
+    let owner = funded_user(ports, 1_000_000).await?;
+    let order = place(ports, &owner.id, &[(&stocked_one, 2)]).await?;
+    fulfil(ports, &order, &[2]).await?;
+    assert_eq!(stock_of(ports, &stocked_one.variant.id).await?, 0);
+    assert!(refused(
+        ports
+            .catalogue
+            .update_variant(
+                &stocked_one.variant.id,
+                &switch(FulfillmentSource::Inventory),
+                now()
+            )
+            .await
+    ));
+
+    // Codes imported, then recalled: no stock, but the variant held codes.
+    let brand = inventory_variant(ports).await?;
+    import(ports, &brand, "RECALLED", &[row(None)]).await?;
+    ports
+        .codes
+        .void_batch(&brand.variant.id, &BatchRef::parse("RECALLED")?, now())
+        .await?;
+    assert_eq!(stock_of(ports, &brand.variant.id).await?, 0);
+    assert!(refused(
+        ports
+            .catalogue
+            .update_variant(
+                &brand.variant.id,
+                &switch(FulfillmentSource::Generated),
+                now()
+            )
+            .await
+    ));
+    let entry = ports
+        .catalogue
+        .entries(std::slice::from_ref(&brand.variant.id))
+        .await?
+        .remove(0);
+    assert_eq!(
+        entry.variant.fulfillment_source,
+        FulfillmentSource::Inventory
+    );
+    assert!(entry.variant.source_locked);
     Ok(())
 }
 

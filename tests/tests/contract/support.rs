@@ -116,6 +116,7 @@ pub fn variant(product: &ProductId, denomination: i64, stock: i64, at: DateTime<
         max_order_quantity: 10,
         is_active: true,
         fulfillment_source: giftify_shared::codes::FulfillmentSource::Generated,
+        source_locked: false,
         created_at: at,
         updated_at: at,
     }
