@@ -311,7 +311,7 @@ mod tests {
             key("userId", Some("transactionId"))
         );
         assert_eq!(PRODUCT_VARIANTS.key, key("productId", Some("variantId")));
-        assert_eq!(GIFT_CARDS.indexes.len(), 4);
+        assert_eq!(GIFT_CARDS.indexes.len(), 5);
         assert_eq!(
             ORDERS.key_attributes(),
             vec!["orderId", "userId", "createdAt", "status", "notifyPending"]
