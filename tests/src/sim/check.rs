@@ -255,6 +255,27 @@ impl Checker {
                     ));
                 }
             }
+            // The run ends two days on and the reconciler has run since: nothing dated before
+            // today is ACTIVE or available any more.
+            let today = world.clock.peek().date_naive();
+            for card in cards.values() {
+                if card.status == GiftCardStatus::Active && card.expiry_date < today {
+                    found.push(format!(
+                        "card {} expired on {} and is still ACTIVE",
+                        card.id, card.expiry_date
+                    ));
+                }
+            }
+            for variant in &world.brand_variants {
+                for batch in ports.codes.code_batches(variant).await? {
+                    if batch.earliest_expiry.is_some_and(|d| d < today) {
+                        found.push(format!(
+                            "batch {} still has a code available that expired on {:?}",
+                            batch.batch_ref, batch.earliest_expiry
+                        ));
+                    }
+                }
+            }
             for card in cards.values() {
                 if matches!(
                     card.status,
