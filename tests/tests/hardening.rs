@@ -870,3 +870,138 @@ async fn a_full_disk_answers_503_with_retry_after_and_recovers_by_itself() {
         .expect("top-up answers");
     assert_eq!(topped.status, 200, "{}", topped.body);
 }
+
+/// A supplier's CSV of 1,502 rows: 1,500 new codes, a number seen in the file before, and one
+/// that is no number.
+fn supplier_file(dir: &Path) -> std::path::PathBuf {
+    // Numbers are 6 to 32 letters and digits: the random part of a ULID makes them unique.
+    let run = &ulid::Ulid::new().to_string()[10..];
+    let mut csv = String::from("number,pin,expiryDate\n");
+    for i in 0..1_500 {
+        csv.push_str(&format!("CLI{run}{i:05},4821,\n"));
+    }
+    csv.push_str(&format!("CLI{run}00000,4821,\nx,4821,\n"));
+    let file = dir.join("codes.csv");
+    std::fs::write(&file, csv).expect("the CSV");
+    file
+}
+
+/// `giftify codes import` twice with the same file: the first run imports it in two parts with
+/// a progress bar and names the refused rows, the second imports nothing again.
+fn import_the_file_twice(deployment: &Deployment, variant: &str, file: &Path) {
+    let args = [
+        "codes",
+        "import",
+        "--variant",
+        variant,
+        "--batch",
+        "SUPPLIER-1",
+        file.to_str().expect("utf-8"),
+    ];
+    let first = deployment.try_run(&args);
+    assert!(first.success, "{}{}", first.stdout, first.stderr);
+    assert!(
+        first
+            .stdout
+            .starts_with("imported 1500, duplicates 1, invalid 1"),
+        "{}",
+        first.stdout
+    );
+    let refused: Vec<&str> = first.stdout.lines().skip(1).collect();
+    assert_eq!(refused.len(), 2, "{}", first.stdout);
+    assert!(refused[0].ends_with("Duplicate") && refused[1].ends_with("InvalidNumber"));
+    assert!(first.stderr.contains("1502/1502 codes"), "{}", first.stderr);
+    assert!(
+        first.stderr.contains("1000/1502 codes"),
+        "a bar per part: {}",
+        first.stderr
+    );
+    // Neither a number nor a PIN is printed.
+    assert!(!format!("{}{}", first.stdout, first.stderr).contains("CLI"));
+    assert!(!first.stderr.contains("4821") && !first.stdout.contains("4821"));
+
+    let again = deployment.try_run(&args);
+    assert!(again.success, "{}{}", again.stdout, again.stderr);
+}
+
+/// What the pool holds after the import: the two parts, 1,500 codes, and the variant's stock.
+async fn assert_imported(giftify: &giftify_shared::Giftify, variant: &str, stock_before: i64) {
+    let variant: giftify_shared::ids::VariantId = variant.parse().expect("a variant id");
+    let batches = giftify.code_batches(&variant).await.expect("batches");
+    let parts: Vec<(&str, u64)> = batches
+        .iter()
+        .filter(|b| b.batch_ref.as_str().starts_with("SUPPLIER-1"))
+        .map(|b| (b.batch_ref.as_str(), b.available))
+        .collect();
+    assert_eq!(parts, vec![("SUPPLIER-1.1", 1000), ("SUPPLIER-1.2", 500)]);
+    let entry = giftify
+        .ports
+        .catalogue
+        .entries(std::slice::from_ref(&variant))
+        .await
+        .expect("the variant")
+        .remove(0);
+    assert_eq!(entry.variant.stock_quantity, stock_before + 1500);
+}
+
+/// The first INVENTORY variant of the demo catalogue, and its stock.
+async fn a_brand_variant(giftify: &giftify_shared::Giftify) -> (String, i64) {
+    let entry = giftify
+        .ports
+        .catalogue
+        .inventory()
+        .await
+        .expect("the catalogue")
+        .into_iter()
+        .find(|e| {
+            e.variant.fulfillment_source == giftify_shared::codes::FulfillmentSource::Inventory
+        })
+        .expect("a brand variant");
+    (entry.variant.id.to_string(), entry.variant.stock_quantity)
+}
+
+/// `giftify codes import` on the embedded backend: the release binary beside a stopped shop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_codes_import_command_loads_a_csv_in_parts_on_the_embedded_backend() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let deployment = Deployment::new(&data, &[]);
+    let (mut server, _) = serve(&deployment, &[]).await;
+    server.kill();
+    let open = || async {
+        giftify_infra::EmbeddedStack::open(
+            giftify_infra::config::Config {
+                data_dir: data.clone(),
+                ..giftify_infra::config::Config::default()
+            },
+            giftify_infra::stack::Opening::ExistingOnly,
+        )
+        .await
+        .expect("the shop's data")
+    };
+    let (variant, stock) = a_brand_variant(&open().await.giftify).await;
+
+    import_the_file_twice(&deployment, &variant, &supplier_file(dir.path()));
+
+    assert_imported(&open().await.giftify, &variant, stock).await;
+}
+
+/// `giftify codes import` on the AWS backend (moto), with the environment a Lambda has.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_codes_import_command_loads_a_csv_in_parts_on_the_aws_backend() {
+    let stack = giftify_tests::moto::AwsTestStack::start(3, 30).await;
+    let giftify = &stack.runtime.giftify;
+    giftify
+        .seed_demo_catalogue()
+        .await
+        .expect("the demo catalogue");
+    let (variant, stock) = a_brand_variant(giftify).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let env: Vec<(&str, String)> = stack.worker_lambda_env();
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let deployment = Deployment::new(dir.path(), &pairs);
+
+    import_the_file_twice(&deployment, &variant, &supplier_file(dir.path()));
+
+    assert_imported(giftify, &variant, stock).await;
+}
