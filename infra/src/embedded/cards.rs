@@ -3,8 +3,8 @@
 
 use super::SqliteStore;
 use super::codec::{
-    DbError, DbResult, all, count, enumeration, execute, id, one, opt_id, opt_time, page_bounds,
-    paise, time, ts,
+    DbError, DbResult, all, count, date, day, enumeration, execute, id, one, opt_id, opt_time,
+    page_bounds, paise, time, ts,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -23,10 +23,7 @@ const CARD_COLUMNS: &str = "id, order_id, user_id, product_id, variant_id, produ
      expiry_date, status, purchase_price, issued_at, redeemed_at, redeemed_by, revealed_at, \
      returned_at, notified_at";
 
-const DATE_FORMAT: &str = "%Y-%m-%d";
-
 fn card_from_row(row: &Row) -> DbResult<GiftCard> {
-    let expiry: String = row.get("expiry_date")?;
     Ok(GiftCard {
         id: id(row, "id")?,
         order_id: id(row, "order_id")?,
@@ -42,8 +39,7 @@ fn card_from_row(row: &Row) -> DbResult<GiftCard> {
             lookup_key: row.get("lookup_key")?,
             last4: row.get("last4")?,
         },
-        expiry_date: NaiveDate::parse_from_str(&expiry, DATE_FORMAT)
-            .map_err(|_| DbError::corrupt(format!("expiry date `{expiry}`")))?,
+        expiry_date: date(row, "expiry_date")?,
         status: enumeration(row, "status", GiftCardStatus::parse)?,
         purchase_price: paise(row, "purchase_price")?,
         issued_at: time(row, "issued_at")?,
@@ -78,7 +74,7 @@ pub(super) fn insert_card(conn: &Connection, card: &GiftCard) -> DbResult<()> {
             card.sealed.pin_ciphertext,
             card.sealed.lookup_key,
             card.sealed.last4,
-            card.expiry_date.format(DATE_FORMAT).to_string(),
+            day(card.expiry_date),
             card.status.as_str(),
             card.purchase_price.get(),
             ts(card.issued_at),
@@ -223,7 +219,7 @@ impl GiftCards for SqliteStore {
     }
 
     async fn expire_cards(&self, today: NaiveDate, limit: u32) -> Result<u64> {
-        let today = today.format(DATE_FORMAT).to_string();
+        let today = day(today);
         self.write(move |conn| {
             let expired = execute(
                 conn,

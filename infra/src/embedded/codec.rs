@@ -111,6 +111,26 @@ pub(crate) fn opt_time(row: &Row, column: &str) -> DbResult<Option<DateTime<Utc>
     row.get::<_, Option<i64>>(column)?.map(time_of).transpose()
 }
 
+/// `YYYY-MM-DD`, the stored form of every calendar date (it sorts as the dates do).
+pub(crate) fn day(date: chrono::NaiveDate) -> String {
+    date.format("%Y-%m-%d").to_string()
+}
+
+/// A nullable date column.
+pub(crate) fn opt_date(row: &Row, column: &str) -> DbResult<Option<chrono::NaiveDate>> {
+    row.get::<_, Option<String>>(column)?
+        .map(|raw| {
+            chrono::NaiveDate::parse_from_str(&raw, "%Y-%m-%d")
+                .map_err(|_| DbError::corrupt(format!("{column} `{raw}`")))
+        })
+        .transpose()
+}
+
+/// A date column.
+pub(crate) fn date(row: &Row, column: &str) -> DbResult<chrono::NaiveDate> {
+    opt_date(row, column)?.ok_or_else(|| DbError::corrupt(format!("{column} is missing")))
+}
+
 /// A money column.
 pub(crate) fn paise(row: &Row, column: &str) -> DbResult<Paise> {
     Ok(Paise::new(row.get(column)?))

@@ -3,7 +3,9 @@
 //! available codes at every commit.
 
 use super::SqliteStore;
-use super::codec::{DbError, DbResult, all, enumeration, execute, id, one, time, ts};
+use super::codec::{
+    DbError, DbResult, all, day, enumeration, execute, id, one, opt_date, time, ts,
+};
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use giftify_shared::Missing;
@@ -17,18 +19,8 @@ use giftify_shared::vault::SealedCard;
 use giftify_shared::{Error, Result};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-const DATE_FORMAT: &str = "%Y-%m-%d";
-
 const CODE_COLUMNS: &str = "id, variant_id, product_id, batch_ref, number_ciphertext, \
      pin_ciphertext, lookup_key, last4, expiry_date, state, row_number, imported_at";
-
-fn date(raw: Option<String>) -> DbResult<Option<NaiveDate>> {
-    raw.map(|d| {
-        NaiveDate::parse_from_str(&d, DATE_FORMAT)
-            .map_err(|_| DbError::corrupt(format!("expiry date `{d}`")))
-    })
-    .transpose()
-}
 
 fn code_from_row(row: &Row) -> DbResult<InventoryCode> {
     let batch: String = row.get("batch_ref")?;
@@ -43,7 +35,7 @@ fn code_from_row(row: &Row) -> DbResult<InventoryCode> {
             lookup_key: row.get("lookup_key")?,
             last4: row.get("last4")?,
         },
-        expiry_date: date(row.get("expiry_date")?)?,
+        expiry_date: opt_date(row, "expiry_date")?,
         state: enumeration(row, "state", CodeState::parse)?,
         imported_at: time(row, "imported_at")?,
         row: row.get("row_number")?,
@@ -133,7 +125,7 @@ fn import(conn: &Connection, import: &CodeImport) -> DbResult<ImportReport> {
                 code.sealed.pin_ciphertext,
                 code.sealed.lookup_key,
                 code.sealed.last4,
-                code.expiry_date.map(|d| d.format(DATE_FORMAT).to_string()),
+                code.expiry_date.map(day),
                 code.row,
                 ts(import.now),
             ],
@@ -188,7 +180,7 @@ fn summaries(
                 Ok((
                     enumeration(row, "state", CodeState::parse)?,
                     row.get::<_, bool>("returned")?,
-                    date(row.get("expiry_date")?)?,
+                    opt_date(row, "expiry_date")?,
                 ))
             },
         )?;
@@ -322,7 +314,7 @@ impl CodeInventory for SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<u64> {
         let variant = variant.clone();
-        let today = today.format(DATE_FORMAT).to_string();
+        let today = day(today);
         self.write(move |conn| {
             let expired = execute(
                 conn,
@@ -352,11 +344,7 @@ impl CodeInventory for SqliteStore {
                      AND coalesce(expiry_date, '9999-12-31') >= ?2 \
                      ORDER BY coalesce(expiry_date, '9999-12-31'), id LIMIT ?3"
                 ),
-                params![
-                    variant.as_str(),
-                    valid_through.format(DATE_FORMAT).to_string(),
-                    limit
-                ],
+                params![variant.as_str(), day(valid_through), limit],
                 code_from_row,
             )
         })

@@ -47,6 +47,19 @@ pub fn brand_code(rng: &mut SimRng, today: chrono::NaiveDate) -> CodeRow {
     }
 }
 
+/// What a client did to a card and what it was told, for the trace.
+fn card_note(
+    name: &str,
+    verb: &str,
+    card: &GiftCard,
+    result: &Option<giftify_shared::Result<GiftCard>>,
+) -> String {
+    let told = result
+        .as_ref()
+        .map(|r| r.as_ref().map(|c| c.status).map_err(client::client_error));
+    format!("{name}: {verb} {} → {told:?}", card.id)
+}
+
 /// An error no fault explains: the product reports a bug or corrupt data.
 fn unexpected(error: &Error) -> bool {
     matches!(error, Error::Internal(_))
@@ -370,13 +383,7 @@ impl User {
             .await;
         let name = &self.ctx.name;
         let mut model = self.world.model();
-        model.notes.push(format!(
-            "{name}: redeems {} → {:?}",
-            card.id,
-            result
-                .as_ref()
-                .map(|r| r.as_ref().map(|c| c.status).map_err(client::client_error))
-        ));
+        model.notes.push(card_note(name, "redeems", &card, &result));
         match result {
             Some(Ok(redeemed)) => {
                 if brand
@@ -435,13 +442,7 @@ impl User {
             .await;
         let name = &self.ctx.name;
         let mut model = self.world.model();
-        model.notes.push(format!(
-            "{name}: returns {} → {:?}",
-            card.id,
-            result
-                .as_ref()
-                .map(|r| r.as_ref().map(|c| c.status).map_err(client::client_error))
-        ));
+        model.notes.push(card_note(name, "returns", &card, &result));
         match result {
             Some(Ok(returned)) => {
                 if returned.id != card.id || returned.status != GiftCardStatus::Cancelled {

@@ -669,26 +669,37 @@ pub async fn a_redeemed_or_returned_card_owes_its_event_until_marked(ports: &Por
 
 /// The source changes on a fresh variant, and is fixed by stock, an issued card or a code
 /// ever held (the stock back at zero changes nothing).
+/// A change of the variant's source to `source` (at face value, as a Giftify card sells).
+fn switch_to(source: FulfillmentSource) -> VariantUpdate {
+    VariantUpdate {
+        fulfillment_source: Some(source),
+        discount_percent: (source == FulfillmentSource::Generated).then_some(0),
+        ..VariantUpdate::default()
+    }
+}
+
+/// Whether the backend refuses to switch the variant to `source`, for its source.
+async fn source_change_refused(
+    ports: &Ports,
+    variant: &VariantId,
+    source: FulfillmentSource,
+) -> bool {
+    matches!(
+        ports.catalogue.update_variant(variant, &switch_to(source), now()).await,
+        Err(Error::Validation { ref field, .. }) if field.as_deref() == Some("fulfillmentSource")
+    )
+}
+
+/// The source changes on a fresh variant, and is fixed by stock, an issued card or a code
+/// ever held (the stock back at zero changes nothing).
 pub async fn a_variant_source_changes_only_before_it_issued_a_card_or_held_a_code(
     ports: &Ports,
 ) -> Result<()> {
-    let switch = |source: FulfillmentSource| VariantUpdate {
-        fulfillment_source: Some(source),
-        // A Giftify card sells at its face value.
-        discount_percent: (source == FulfillmentSource::Generated).then_some(0),
-        ..VariantUpdate::default()
-    };
-    let refused = |result: Result<CatalogueEntry, Error>| {
-        matches!(
-            result,
-            Err(Error::Validation { ref field, .. }) if field.as_deref() == Some("fulfillmentSource")
-        )
-    };
     let fresh = stocked(ports, &[0]).await?.remove(0);
     let id = &fresh.variant.id;
     let changed = ports
         .catalogue
-        .update_variant(id, &switch(FulfillmentSource::Inventory), now())
+        .update_variant(id, &switch_to(FulfillmentSource::Inventory), now())
         .await?;
     assert_eq!(
         changed.variant.fulfillment_source,
@@ -697,41 +708,22 @@ pub async fn a_variant_source_changes_only_before_it_issued_a_card_or_held_a_cod
     assert!(!changed.variant.source_locked);
     let back = ports
         .catalogue
-        .update_variant(id, &switch(FulfillmentSource::Generated), now())
+        .update_variant(id, &switch_to(FulfillmentSource::Generated), now())
         .await?;
     assert_eq!(
         back.variant.fulfillment_source,
         FulfillmentSource::Generated
     );
-    assert_eq!(stock_of(ports, id).await?, 0);
 
-    let stocked_one = stocked(ports, &[2]).await?.remove(0);
-    assert!(refused(
-        ports
-            .catalogue
-            .update_variant(
-                &stocked_one.variant.id,
-                &switch(FulfillmentSource::Inventory),
-                now()
-            )
-            .await
-    ));
-
+    let sold = stocked(ports, &[2]).await?.remove(0);
+    let sold_id = &sold.variant.id;
+    assert!(source_change_refused(ports, sold_id, FulfillmentSource::Inventory).await);
     // Sold out: no stock, but a card was issued.
     let owner = funded_user(ports, 1_000_000).await?;
-    let order = place(ports, &owner.id, &[(&stocked_one, 2)]).await?;
+    let order = place(ports, &owner.id, &[(&sold, 2)]).await?;
     fulfil(ports, &order, &[2]).await?;
-    assert_eq!(stock_of(ports, &stocked_one.variant.id).await?, 0);
-    assert!(refused(
-        ports
-            .catalogue
-            .update_variant(
-                &stocked_one.variant.id,
-                &switch(FulfillmentSource::Inventory),
-                now()
-            )
-            .await
-    ));
+    assert_eq!(stock_of(ports, sold_id).await?, 0);
+    assert!(source_change_refused(ports, sold_id, FulfillmentSource::Inventory).await);
 
     // Codes imported, then recalled: no stock, but the variant held codes.
     let brand = inventory_variant(ports).await?;
@@ -741,16 +733,7 @@ pub async fn a_variant_source_changes_only_before_it_issued_a_card_or_held_a_cod
         .void_batch(&brand.variant.id, &BatchRef::parse("RECALLED")?, now())
         .await?;
     assert_eq!(stock_of(ports, &brand.variant.id).await?, 0);
-    assert!(refused(
-        ports
-            .catalogue
-            .update_variant(
-                &brand.variant.id,
-                &switch(FulfillmentSource::Generated),
-                now()
-            )
-            .await
-    ));
+    assert!(source_change_refused(ports, &brand.variant.id, FulfillmentSource::Generated).await);
     let entry = ports
         .catalogue
         .entries(std::slice::from_ref(&brand.variant.id))
