@@ -402,6 +402,26 @@ impl DynamoStore {
         Ok(moved)
     }
 
+    /// The variant's available codes, first-expiring first, whose expiry order compares by
+    /// `op` (`<`, `>=`) with `date`'s: a code without expiry sorts after every date.
+    fn available_codes(
+        &self,
+        variant: &VariantId,
+        op: &str,
+        date: NaiveDate,
+    ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+        self.client
+            .query()
+            .table_name(&self.tables.inventory_codes)
+            .index_name(AVAILABLE_INDEX)
+            .key_condition_expression(format!(
+                "#availableVariant = :v AND #availableOrder {op} :date"
+            ))
+            .set_expression_attribute_names(names_of(&["#availableVariant #availableOrder"]))
+            .expression_attribute_values(":v", s(variant.as_str()))
+            .expression_attribute_values(":date", s(date.to_string()))
+    }
+
     async fn batch_codes(&self, variant: &VariantId, batch: &BatchRef) -> Result<Vec<Item>> {
         Ok(all_pages!(
             self.client
@@ -594,18 +614,7 @@ impl CodeInventory for DynamoStore {
         now: DateTime<Utc>,
     ) -> Result<u64> {
         // "<expiry>#<id>" < "<today>" exactly when the expiry is before today.
-        let due = all_pages!(
-            self.client
-                .query()
-                .table_name(&self.tables.inventory_codes)
-                .index_name(AVAILABLE_INDEX)
-                .key_condition_expression("#availableVariant = :v AND #availableOrder < :today")
-                .set_expression_attribute_names(super::store::names_of(&[
-                    "#availableVariant #availableOrder",
-                ]))
-                .expression_attribute_values(":v", s(variant.as_str()))
-                .expression_attribute_values(":today", s(today.to_string()))
-        );
+        let due = all_pages!(self.available_codes(variant, "<", today));
         if due.is_empty() {
             return Ok(0);
         }
@@ -634,16 +643,7 @@ impl CodeInventory for DynamoStore {
         limit: u32,
     ) -> Result<Vec<InventoryCode>> {
         let output = self
-            .client
-            .query()
-            .table_name(&self.tables.inventory_codes)
-            .index_name(AVAILABLE_INDEX)
-            .key_condition_expression("#availableVariant = :v AND #availableOrder >= :from")
-            .set_expression_attribute_names(super::store::names_of(&[
-                "#availableVariant #availableOrder",
-            ]))
-            .expression_attribute_values(":v", s(variant.as_str()))
-            .expression_attribute_values(":from", s(valid_through.to_string()))
+            .available_codes(variant, ">=", valid_through)
             .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
             .send()
             .await
