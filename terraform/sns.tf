@@ -1,5 +1,6 @@
-# Order events: one message per final order status, with `eventType` and `status` message
-# attributes for subscription filter policies (infra/src/aws/events.rs).
+# Events: one message per final order status and per redeemed or returned card, with
+# `eventType` and `status` message attributes for subscription filter policies
+# (infra/src/aws/events.rs).
 
 resource "aws_sns_topic" "order_events" {
   name              = local.topic_name
@@ -25,7 +26,8 @@ resource "aws_sns_topic_policy" "order_events" {
 
 locals {
   # A subscription without event types gets every event; with them, a filter policy on the
-  # `eventType` message attribute, e.g. ["order.fulfilled", "order.refunded"].
+  # `eventType` message attribute, e.g. ["order.fulfilled", "order.refunded",
+  # "gift_card.redeemed"].
   event_subscriptions = merge(
     { for s in var.event_email_subscriptions : "email:${s.endpoint}" => merge(s, { protocol = "email" }) },
     { for s in var.event_https_subscriptions : "https:${s.endpoint}" => merge(s, { protocol = "https" }) },

@@ -291,7 +291,7 @@ variable "api_throttling_burst_limit" {
 # --- events ------------------------------------------------------------------------------
 
 variable "event_email_subscriptions" {
-  description = "Email addresses subscribed to order events, each with the event types it wants (empty = all). Each address must confirm the subscription from the email SNS sends."
+  description = "Email addresses subscribed to order and card events, each with the event types it wants (empty = all). Each address must confirm the subscription from the email SNS sends."
   type = list(object({
     endpoint    = string
     event_types = optional(list(string), [])
@@ -300,7 +300,7 @@ variable "event_email_subscriptions" {
 }
 
 variable "event_https_subscriptions" {
-  description = "HTTPS webhooks subscribed to order events, each with the event types it wants (empty = all). The endpoint must confirm the subscription (SubscribeURL) and should verify SNS signatures (SignatureVersion 2, SHA256)."
+  description = "HTTPS webhooks subscribed to order and card events, each with the event types it wants (empty = all). The endpoint must confirm the subscription (SubscribeURL) and should verify SNS signatures (SignatureVersion 2, SHA256)."
   type = list(object({
     endpoint    = string
     event_types = optional(list(string), [])
