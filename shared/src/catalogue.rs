@@ -46,7 +46,7 @@ pub struct Variant {
     pub max_order_quantity: u32,
     pub is_active: bool,
     pub fulfillment_source: FulfillmentSource,
-    /// Whether the variant ever issued a card or held a code: its source is then fixed, as
+    /// Whether the variant ever issued a card or had codes imported: its source is then fixed, as
     /// its cards, codes and stock mean what that source made them.
     pub source_locked: bool,
     pub created_at: DateTime<Utc>,
@@ -238,7 +238,7 @@ impl VariantUpdate {
         {
             return Err(Error::validation(
                 "fulfillmentSource",
-                "the source of a variant with stock, or that ever issued a card or held a code, \
+                "the source of a variant with stock, or that ever issued a card or had codes imported, \
                  is fixed; create a new variant instead",
             ));
         }

@@ -95,6 +95,14 @@ impl fmt::Display for BatchRef {
     }
 }
 
+/// The refusal of an import into a variant whose source changed since the core read it.
+pub fn source_changed() -> Error {
+    Error::validation(
+        "variantId",
+        "this variant no longer takes codes (its source changed)",
+    )
+}
+
 /// One row of an import as the admin sent it. Its `Debug` never shows the number or PIN.
 #[derive(Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -511,6 +511,23 @@ pub struct Fulfillment {
     pub now: DateTime<Utc>,
 }
 
+impl Fulfillment {
+    /// Where the cards of `variant` in this fulfillment came from: brand codes when they are
+    /// allocated codes, else minted. The stock is taken on the condition that the variant
+    /// still has that source.
+    pub fn source_of(&self, variant: &crate::ids::VariantId) -> crate::codes::FulfillmentSource {
+        let from_codes = self
+            .cards
+            .iter()
+            .any(|c| c.variant_id == *variant && self.allocated_codes.contains(&c.id));
+        if from_codes {
+            crate::codes::FulfillmentSource::Inventory
+        } else {
+            crate::codes::FulfillmentSource::Generated
+        }
+    }
+}
+
 /// A user's cancel of a PENDING order, with its full refund.
 #[derive(Clone, Debug)]
 pub struct Cancellation {

@@ -116,7 +116,7 @@ pub struct UpdateInventoryRequest {
     #[schema(minimum = 0, maximum = 100)]
     pub discount_percent: Option<i64>,
     /// Changes where the variant's cards come from: only while it has no stock and never
-    /// issued a card or held a code.
+    /// issued a card or had codes imported.
     pub fulfillment_source: Option<FulfillmentSourceDto>,
 }
 
@@ -370,7 +370,7 @@ pub async fn inventory(
     request_body = UpdateInventoryRequest,
     responses(
         (status = 200, description = "The variant after the change", body = Envelope<InventoryItem>),
-        (status = 400, description = "VALIDATION_ERROR: no change, both stock fields, negative resulting stock, stock of an INVENTORY variant, invalid pricing, a source change on a variant with stock or that issued a card or held a code", body = ErrorEnvelope),
+        (status = 400, description = "VALIDATION_ERROR: no change, both stock fields, negative resulting stock, stock of an INVENTORY variant, invalid pricing, a source change on a variant with stock or that issued a card or had codes imported", body = ErrorEnvelope),
         (status = 401, description = "UNAUTHORIZED or TOKEN_EXPIRED", body = ErrorEnvelope),
         (status = 403, description = "FORBIDDEN: not an admin", body = ErrorEnvelope),
         (status = 404, description = "NOT_FOUND", body = ErrorEnvelope),

@@ -132,8 +132,14 @@ impl DynamoStore {
             .update_item()
             .table_name(&self.tables.product_variants)
             .set_key(Some(variant_key(&import.product_id, &import.variant_id)))
-            .update_expression("SET #sourceLocked = :locked")
-            .condition_expression("#fulfillmentSource = :inventory")
+            // A legacy variant has no source written: the core read it as INVENTORY.
+            .update_expression(
+                "SET #sourceLocked = :locked, \
+                 #fulfillmentSource = if_not_exists(#fulfillmentSource, :inventory)",
+            )
+            .condition_expression(
+                "#fulfillmentSource = :inventory OR attribute_not_exists(#fulfillmentSource)",
+            )
             .set_expression_attribute_names(names_of(&["#sourceLocked #fulfillmentSource"]))
             .set_expression_attribute_values(Some(item([
                 (":locked", b(true)),
@@ -145,10 +151,7 @@ impl DynamoStore {
             Ok(_) => Ok(()),
             Err(error) => match super::store::lost_race_or_error(error) {
                 Some(error) => Err(error),
-                None => Err(Error::validation(
-                    "variantId",
-                    "this variant no longer takes codes (its source changed)",
-                )),
+                None => Err(giftify_shared::codes::source_changed()),
             },
         }
     }

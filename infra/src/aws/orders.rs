@@ -437,12 +437,21 @@ impl Orders for DynamoStore {
                     update(
                         &self.tables.product_variants,
                         variant_key(take.product_id, take.variant_id),
-                        // A variant that issued a card keeps its source.
+                        // A variant that issued a card keeps its source; the cards were made
+                        // for the source read (a legacy variant has none written).
                         "SET #stockQuantity = #stockQuantity - :n, #sourceLocked = :locked",
-                        Some("#stockQuantity >= :n"),
-                        item([(":n", n(units)), (":locked", b(true))]),
+                        Some(
+                            "#stockQuantity >= :n AND (#fulfillmentSource = :source \
+                             OR attribute_not_exists(#fulfillmentSource))",
+                        ),
+                        item([
+                            (":n", n(units)),
+                            (":locked", b(true)),
+                            (":source", s(f.source_of(take.variant_id).as_str())),
+                        ]),
                     )?,
-                    // Stock fell below the allocation: the core allocates again.
+                    // Stock fell below the allocation, or the source changed: the core
+                    // allocates again.
                     Error::Conflict("stock fell below the allocation"),
                 );
             }

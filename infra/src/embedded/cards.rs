@@ -11,6 +11,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use giftify_shared::CardRefusal;
 use giftify_shared::Missing;
 use giftify_shared::card_life::{CardReturn, Redemption};
+use giftify_shared::codes::FulfillmentSource;
 use giftify_shared::ids::{GiftCardId, OrderId, UserId};
 use giftify_shared::ports::GiftCards;
 use giftify_shared::vault::{GiftCard, GiftCardStatus, RevealAudit, SealedCard};
@@ -175,8 +176,15 @@ fn return_card(conn: &Connection, r: &CardReturn) -> DbResult<GiftCard> {
         }
         None => true,
     };
-    if back_in_stock {
-        super::codes::move_stock(conn, &card.variant_id, 1, r.now)?;
+    let source = if r.code.is_some() {
+        FulfillmentSource::Inventory
+    } else {
+        FulfillmentSource::Generated
+    };
+    if back_in_stock && !super::catalogue::move_stock(conn, &card.variant_id, 1, source, r.now)? {
+        return Err(DbError::corrupt(
+            "a returned card's variant changed its source",
+        ));
     }
     Ok(returned)
 }

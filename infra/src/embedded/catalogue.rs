@@ -151,19 +151,21 @@ fn insert_variant(conn: &Connection, v: &Variant) -> DbResult<()> {
 }
 
 /// Moves a variant's stock by `delta` — a card issued or returned, a code imported, voided
-/// or expired — inside the caller's transaction, and fixes its source: it has issued a card
-/// or held a code. False, changing nothing, when the stock would go below zero.
+/// or expired — inside the caller's transaction, on the condition that the variant still has
+/// the `source` the core decided for, and fixes that source: it has issued a card or taken
+/// codes. False, changing nothing, when the stock would go below zero or the source changed.
 pub(super) fn move_stock(
     conn: &Connection,
     variant: &VariantId,
     delta: i64,
+    source: FulfillmentSource,
     now: DateTime<Utc>,
 ) -> DbResult<bool> {
     let changed = execute(
         conn,
         "UPDATE variants SET stock_quantity = stock_quantity + ?2, source_locked = 1, \
-         updated_at = ?3 WHERE id = ?1 AND stock_quantity + ?2 >= 0",
-        params![variant.as_str(), delta, ts(now)],
+         updated_at = ?3 WHERE id = ?1 AND stock_quantity + ?2 >= 0 AND fulfillment_source = ?4",
+        params![variant.as_str(), delta, ts(now), source.as_str()],
     )?;
     Ok(changed == 1)
 }

@@ -4,14 +4,14 @@
 
 use super::SqliteStore;
 use super::codec::{
-    DbError, DbResult, all, day, enumeration, execute, id, one, opt_date, time, ts,
+    DbError, DbResult, all, count, day, enumeration, execute, id, one, opt_date, time, ts,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use giftify_shared::Missing;
 use giftify_shared::card_life::ReturnedCode;
 use giftify_shared::codes::{
-    BatchRef, BatchSummary, CodeImport, CodeState, ImportReport, InventoryCode,
+    BatchRef, BatchSummary, CodeImport, CodeState, FulfillmentSource, ImportReport, InventoryCode,
 };
 use giftify_shared::ids::{GiftCardId, VariantId};
 use giftify_shared::ports::CodeInventory;
@@ -75,7 +75,9 @@ pub(super) fn move_stock(
     delta: i64,
     now: DateTime<Utc>,
 ) -> DbResult<()> {
-    if delta != 0 && !super::catalogue::move_stock(conn, variant, delta, now)? {
+    if delta != 0
+        && !super::catalogue::move_stock(conn, variant, delta, FulfillmentSource::Inventory, now)?
+    {
         return Err(DbError::corrupt(
             "a variant's stock fell out of step with its codes",
         ));
@@ -86,6 +88,28 @@ pub(super) fn move_stock(
 fn import(conn: &Connection, import: &CodeImport) -> DbResult<ImportReport> {
     if let Some(report) = stored_report(conn, import)? {
         return Ok(report);
+    }
+    // An import fixes the variant's source, on the condition that it still takes codes (as
+    // on DynamoDB, even when every row is refused).
+    let locked = execute(
+        conn,
+        "UPDATE variants SET source_locked = 1 WHERE id = ?1 AND fulfillment_source = ?2",
+        params![
+            import.variant_id.as_str(),
+            FulfillmentSource::Inventory.as_str()
+        ],
+    )?;
+    if locked != 1 {
+        let exists = count(
+            conn,
+            "SELECT COUNT(*) FROM variants WHERE id = ?1",
+            [import.variant_id.as_str()],
+        )? > 0;
+        return Err(DbError::Domain(if exists {
+            giftify_shared::codes::source_changed()
+        } else {
+            Error::NotFound(Missing::Variant)
+        }));
     }
     // The report is written last, once the held rows are known; a placeholder first lets the
     // codes reference their batch.

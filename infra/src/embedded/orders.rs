@@ -230,9 +230,15 @@ fn complete(conn: &Connection, f: &Fulfillment) -> DbResult<Order> {
     for take in done.stock_taken() {
         let units =
             i64::try_from(take.units).map_err(|_| Error::internal("stock units overflow"))?;
-        // Short: a concurrent fulfillment or an admin took it since it was read; the
-        // transaction rolls back and the core allocates again.
-        if !move_stock(conn, take.variant_id, -units, f.now)? {
+        // Short: a concurrent fulfillment or an admin took it since it was read (or the
+        // variant's source changed); the transaction rolls back and the core allocates again.
+        if !move_stock(
+            conn,
+            take.variant_id,
+            -units,
+            f.source_of(take.variant_id),
+            f.now,
+        )? {
             return Err(
                 Error::Conflict("stock changed while the order was being fulfilled").into(),
             );

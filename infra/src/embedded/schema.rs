@@ -367,7 +367,7 @@ UPDATE gift_cards SET notified_at = coalesce(redeemed_at, returned_at)
 CREATE INDEX gift_cards_unnotified ON gift_cards (id)
     WHERE notified_at IS NULL AND status IN ('REDEEMED', 'CANCELLED');
 
--- A variant that ever issued a card or held a code keeps its source.
+-- A variant that ever issued a card or had codes imported keeps its source.
 ALTER TABLE variants ADD COLUMN source_locked INTEGER NOT NULL DEFAULT 0
     CHECK (source_locked IN (0, 1));
 UPDATE variants SET source_locked = 1

@@ -183,7 +183,13 @@ impl Giftify {
             return Ok(());
         }
         let Some(event) = CardEvent::for_card(card) else {
-            return Ok(());
+            // Nothing to announce (a card changed before events existed): it leaves the
+            // outbox, so the reconciler does not read it again.
+            return self
+                .ports
+                .gift_cards
+                .mark_card_notified(&card.id, self.now())
+                .await;
         };
         self.ports.events.publish(&event.into()).await?;
         self.ports

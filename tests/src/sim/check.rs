@@ -559,6 +559,14 @@ impl Checker {
 /// is final, and no number held by two cards (a returned brand card gives its number up).
 fn check_cards(wallets: &[Wallet], cards: &BTreeMap<GiftCardId, GiftCard>, found: &mut Violations) {
     for wallet in wallets {
+        for (order, of_order) in &wallet.cards {
+            if !wallet.orders.iter().any(|o| o.id == *order) {
+                found.push(format!(
+                    "cards {:?} name order {order}, which is not their holder's",
+                    of_order.iter().map(|c| &c.id).collect::<Vec<_>>()
+                ));
+            }
+        }
         for order in &wallet.orders {
             let of_order = wallet.cards.get(&order.id).map_or(&[][..], Vec::as_slice);
             let mut per_variant: BTreeMap<&VariantId, i64> = BTreeMap::new();

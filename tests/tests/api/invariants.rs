@@ -169,7 +169,10 @@ pub async fn assert_conserved(
             for card in cards.iter().filter(|c| c["status"] == "CANCELLED") {
                 let line = items
                     .iter()
-                    .find(|l| l["variantName"] == card["variantName"])
+                    .find(|l| {
+                        l["productName"] == card["productName"]
+                            && l["variantName"] == card["variantName"]
+                    })
                     .expect("a card's line");
                 returns += 1;
                 returned_value += line["unitPrice"].as_i64().expect("unitPrice");

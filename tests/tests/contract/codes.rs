@@ -747,6 +747,64 @@ pub async fn a_variant_source_changes_only_before_it_issued_a_card_or_held_a_cod
     Ok(())
 }
 
+/// A worker read a Giftify variant; before it commits, the admin empties it, makes it a brand
+/// variant and imports codes. The minted cards must not take the codes' stock, and codes
+/// never go into a variant that stopped taking them.
+pub async fn stock_and_codes_move_only_for_the_source_they_were_decided_for(
+    ports: &Ports,
+) -> Result<()> {
+    let owner = funded_user(ports, 1_000_000).await?;
+    let entry = stocked(ports, &[2]).await?.remove(0);
+    let id = &entry.variant.id;
+    let order = place(ports, &owner.id, &[(&entry, 2)]).await?;
+    let processing = ports.orders.start_processing(&order.id, now()).await?;
+    let minted = fulfillment(&processing, &[2], now());
+
+    let emptied = VariantUpdate {
+        stock_quantity: Some(0),
+        ..VariantUpdate::default()
+    };
+    ports.catalogue.update_variant(id, &emptied, now()).await?;
+    ports
+        .catalogue
+        .update_variant(id, &switch_to(FulfillmentSource::Inventory), now())
+        .await?;
+    let brand = ports
+        .catalogue
+        .entries(std::slice::from_ref(id))
+        .await?
+        .remove(0);
+    import(ports, &brand, "SWITCHED", &[row(None), row(None)]).await?;
+
+    let err = ports
+        .orders
+        .complete_fulfillment(&minted)
+        .await
+        .unwrap_err();
+
+    assert!(matches!(err, Error::Conflict(_)), "{err:?}");
+    assert_eq!(
+        stock_of(ports, id).await?,
+        2,
+        "the codes' stock is untouched"
+    );
+    assert!(ports.gift_cards.cards_of_order(&order.id).await?.is_empty());
+
+    // And the other way: codes for a variant that mints its own cards are refused.
+    let minting = stocked(ports, &[0]).await?.remove(0);
+    let refused = ports
+        .codes
+        .import_codes(&plan(&minting, "NOT-HERE", &[row(None)], now()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, Error::Validation { ref field, .. } if field.as_deref() == Some("variantId")),
+        "{refused:?}"
+    );
+    assert_eq!(stock_of(ports, &minting.variant.id).await?, 0);
+    Ok(())
+}
+
 pub async fn a_returned_brand_code_goes_back_to_its_pool(ports: &Ports) -> Result<()> {
     let entry = inventory_variant(ports).await?;
     import(ports, &entry, "ONE", &[row(Some(120))]).await?;
