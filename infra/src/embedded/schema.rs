@@ -396,3 +396,79 @@ pub(crate) fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
     tx.commit()?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{MIGRATIONS, VERSION, migrate};
+    use rusqlite::Connection;
+
+    /// A database at version 4 with cards and codes moves to version 5: cards changed before
+    /// events existed owe none, and variants that issued cards or took codes keep their source.
+    #[test]
+    fn version_5_settles_the_outbox_and_locks_used_variants() {
+        let mut conn = Connection::open_in_memory().expect("a database");
+        for migration in &MIGRATIONS[..4] {
+            conn.execute_batch(migration).expect("migrations 1 to 4");
+        }
+        conn.pragma_update(None, "user_version", 4)
+            .expect("version 4");
+        // The rows only need what the migration reads, not their owners.
+        conn.pragma_update(None, "foreign_keys", false)
+            .expect("no foreign keys");
+        conn.execute_batch(
+            "INSERT INTO variants (id, product_id, name, denomination, mrp, cost_price, \
+             discount_percent, selling_price, stock_quantity, min_order_quantity, \
+             max_order_quantity, is_active, created_at, updated_at, fulfillment_source) VALUES \
+             ('var_minted', 'prod_1', 'G 500', 500, 50000, 45000, 0, 50000, 3, 1, 4, 1, 0, 0, 'GENERATED'), \
+             ('var_brand', 'prod_1', 'B 500', 500, 50000, 45000, 5, 47500, 1, 1, 4, 1, 0, 0, 'INVENTORY'), \
+             ('var_fresh', 'prod_1', 'F 500', 500, 50000, 45000, 0, 50000, 0, 1, 4, 1, 0, 0, 'GENERATED');
+             INSERT INTO gift_cards (id, order_id, user_id, product_id, variant_id, product_name, \
+             variant_name, denomination, number_ciphertext, pin_ciphertext, lookup_key, last4, \
+             expiry_date, status, purchase_price, issued_at, redeemed_at, redeemed_by) VALUES \
+             ('gc_redeemed', 'order_1', 'user_1', 'prod_1', 'var_minted', 'G', 'G 500', 500, 'n', 'p', 'k1', '1234', '2030-01-01', 'REDEEMED', 50000, 10, 20, 'user_2'), \
+             ('gc_returned', 'order_1', 'user_1', 'prod_1', 'var_minted', 'G', 'G 500', 500, 'n', 'p', 'k2', '1234', '2030-01-01', 'CANCELLED', 50000, 10, NULL, NULL), \
+             ('gc_active', 'order_1', 'user_1', 'prod_1', 'var_minted', 'G', 'G 500', 500, 'n', 'p', 'k3', '1234', '2030-01-01', 'ACTIVE', 50000, 10, NULL, NULL);
+             INSERT INTO code_batches (variant_id, batch_ref, fingerprint, report, imported_at) \
+             VALUES ('var_brand', 'B1', 'f', '{}', 0);
+             INSERT INTO inventory_codes (id, variant_id, product_id, batch_ref, \
+             number_ciphertext, pin_ciphertext, lookup_key, last4, state, row_number, \
+             imported_at, changed_at) VALUES \
+             ('gc_code', 'var_brand', 'prod_1', 'B1', 'n', 'p', 'k4', '1234', 'AVAILABLE', 1, 0, 0);",
+        )
+        .expect("version 4 data");
+
+        migrate(&mut conn).expect("version 5");
+
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .expect("version");
+        assert_eq!(version, VERSION);
+        let card = |id: &str| -> (Option<i64>, Option<i64>) {
+            conn.query_row(
+                "SELECT returned_at, notified_at FROM gift_cards WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .expect("card")
+        };
+        assert_eq!(card("gc_redeemed"), (None, Some(20)));
+        assert_eq!(card("gc_returned"), (Some(10), Some(10)));
+        assert_eq!(card("gc_active"), (None, None));
+        let locked = |id: &str| -> i64 {
+            conn.query_row(
+                "SELECT source_locked FROM variants WHERE id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .expect("variant")
+        };
+        assert_eq!(
+            (
+                locked("var_minted"),
+                locked("var_brand"),
+                locked("var_fresh")
+            ),
+            (1, 1, 0)
+        );
+    }
+}
