@@ -19,14 +19,14 @@ use super::model::{Resolved, SentBatch, World};
 use super::rng::SimRng;
 use super::sched::ActorCtx;
 use giftify_shared::catalogue::VariantUpdate;
-use giftify_shared::codes::{BatchRef, CodeRow};
+use giftify_shared::codes::{BatchRef, CodeRow, FulfillmentSource};
 use giftify_shared::idempotency::LEASE;
 use giftify_shared::ids::{OrderId, UserId, VariantId};
 use giftify_shared::inbox::{Delivery, Settlement};
 use giftify_shared::order::{OrderMessage, OrderStatus};
 use giftify_shared::ports::Inbox;
 use giftify_shared::usecases::{Handled, MessageOutcome, error_chain};
-use giftify_shared::vault::{GiftCard, GiftCardStatus};
+use giftify_shared::vault::{GiftCard, GiftCardStatus, is_giftify_number, normal_number};
 use giftify_shared::wallet::PageRequest;
 use giftify_shared::{Error, Giftify};
 use secrecy::ExposeSecret;
@@ -376,7 +376,8 @@ impl User {
         } else {
             secrets.pin.expose_secret().to_string()
         };
-        let brand = self.world.is_brand(&card.variant_id);
+        // Told by the number itself: the variant may have changed source before it issued.
+        let brand = !is_giftify_number(&normal_number(&number));
         let result = self
             .ctx
             .request(async { giftify.redeem_card(user, &number, &pin).await })
@@ -723,6 +724,10 @@ impl Admin {
                 self.manage_codes(&variant).await;
                 continue;
             }
+            if self.rng.chance(0.05) {
+                self.make_brand(&variant).await;
+                continue;
+            }
             // A brand variant's stock is its pool: setting it is refused (400), never a bug.
             let update = match self.rng.below(10) {
                 // Restocking (and the odd write-off) keeps orders coming without ending
@@ -762,6 +767,43 @@ impl Admin {
 }
 
 impl Admin {
+    /// Empties a variant and makes it take brand codes: refused (400) once it has issued a
+    /// card or taken codes, as a fulfillment may be about to, which must then not take the
+    /// codes' stock for its minted cards.
+    async fn make_brand(&mut self, variant: &VariantId) {
+        let giftify = self.giftify.clone();
+        let result = self
+            .ctx
+            .request(async {
+                let empty = VariantUpdate {
+                    stock_quantity: Some(0),
+                    ..VariantUpdate::default()
+                };
+                giftify.update_variant(variant, empty).await?;
+                let switch = VariantUpdate {
+                    fulfillment_source: Some(FulfillmentSource::Inventory),
+                    ..VariantUpdate::default()
+                };
+                giftify.update_variant(variant, switch).await
+            })
+            .await;
+        let told = result
+            .as_ref()
+            .map(|r| r.as_ref().map(|_| ()).map_err(|e| error_chain(e)));
+        self.world
+            .model()
+            .notes
+            .push(format!("admin: makes {variant} a brand variant → {told:?}"));
+        match result {
+            Some(Ok(_)) => self.world.mark_brand(variant.clone()),
+            Some(Err(error)) if unexpected(&error) => self.world.violation(format!(
+                "admin: making {variant} a brand variant failed with an internal error: {}",
+                error_chain(&error)
+            )),
+            _ => {}
+        }
+    }
+
     /// A new batch (now and then holding a number sent before), an earlier batch sent again
     /// (it replays; an unfinished one finishes), or a recall of a finished batch.
     async fn manage_codes(&mut self, variant: &VariantId) {

@@ -266,8 +266,11 @@ impl Checker {
                     ));
                 }
             }
-            for variant in &world.brand_variants {
-                for batch in ports.codes.code_batches(variant).await? {
+            let brand = inventory
+                .iter()
+                .filter(|e| e.variant.fulfillment_source == FulfillmentSource::Inventory);
+            for entry in brand {
+                for batch in ports.codes.code_batches(&entry.variant.id).await? {
                     if batch.earliest_expiry.is_some_and(|d| d < today) {
                         found.push(format!(
                             "batch {} still has a code available that expired on {:?}",

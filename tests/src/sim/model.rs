@@ -21,9 +21,10 @@ pub struct World {
     pub model: Mutex<Model>,
     /// The variants, in the order the run created them.
     pub variants: Vec<VariantId>,
-    /// Those of them whose cards are brand codes from an imported pool (INVENTORY); the
-    /// others mint Giftify's own cards.
-    pub brand_variants: Vec<VariantId>,
+    /// Those of them whose cards are brand codes from an imported pool (INVENTORY), as the
+    /// admin knows them (it may turn an unused Giftify variant into one); the others mint
+    /// Giftify's own cards.
+    brand_variants: Mutex<BTreeSet<VariantId>>,
     pub probe: Arc<Probe>,
     pub queue: Arc<TrackedQueue>,
     pub events: Arc<RecordingPublisher>,
@@ -46,7 +47,7 @@ impl World {
         World {
             model: Mutex::new(model),
             variants,
-            brand_variants: Vec::new(),
+            brand_variants: Mutex::default(),
             probe: Arc::default(),
             queue,
             events,
@@ -58,9 +59,17 @@ impl World {
     }
 
     /// Marks which of the variants are brand variants.
-    pub fn with_brand_variants(mut self, brand_variants: Vec<VariantId>) -> Self {
-        self.brand_variants = brand_variants;
+    pub fn with_brand_variants(self, brand_variants: Vec<VariantId>) -> Self {
+        brand_variants.into_iter().for_each(|v| self.mark_brand(v));
         self
+    }
+
+    /// The admin was told the variant now takes codes.
+    pub fn mark_brand(&self, variant: VariantId) {
+        self.brand_variants
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(variant);
     }
 
     pub fn model(&self) -> MutexGuard<'_, Model> {
@@ -81,7 +90,10 @@ impl World {
     }
 
     pub fn is_brand(&self, variant: &VariantId) -> bool {
-        self.brand_variants.contains(variant)
+        self.brand_variants
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(variant)
     }
 
     /// Lets a day pass, when no request's outcome hangs on time: no client holds an open
