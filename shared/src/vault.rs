@@ -81,6 +81,15 @@ impl GiftCard {
         format!("****-****-****-{}", self.sealed.last4)
     }
 
+    /// Whether the card was redeemed or returned and its event is not published yet.
+    pub fn owes_event(&self) -> bool {
+        self.notified_at.is_none()
+            && matches!(
+                self.status,
+                GiftCardStatus::Redeemed | GiftCardStatus::Cancelled
+            )
+    }
+
     /// The face value: the denomination in rupees, in paise.
     pub fn face_value(&self) -> Option<Paise> {
         self.denomination.checked_mul(100).map(Paise::new)

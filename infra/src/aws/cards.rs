@@ -469,11 +469,7 @@ impl GiftCards for DynamoStore {
         for raw in output.items.unwrap_or_default() {
             let id = GiftCardId::parse(Attrs::new(&raw, "gift-cards").s("giftCardId")?)?;
             if let Some(card) = self.card(&id).await?
-                && card.notified_at.is_none()
-                && matches!(
-                    card.status,
-                    GiftCardStatus::Redeemed | GiftCardStatus::Cancelled
-                )
+                && card.owes_event()
             {
                 cards.push(card);
             }

@@ -45,7 +45,8 @@ pub struct Checker {
 /// A finding: what broke, in words a reader can act on.
 pub type Violations = Vec<String>;
 
-async fn all_pages<T, F, Fut>(mut page: F) -> Result<Vec<T>>
+/// Every item of a paged listing.
+pub(crate) async fn all_pages<T, F, Fut>(mut page: F) -> Result<Vec<T>>
 where
     F: FnMut(PageRequest) -> Fut,
     Fut: Future<Output = Result<Page<T>>>,
@@ -280,11 +281,7 @@ impl Checker {
                 }
             }
             for card in cards.values() {
-                if matches!(
-                    card.status,
-                    GiftCardStatus::Redeemed | GiftCardStatus::Cancelled
-                ) && card.notified_at.is_none()
-                {
+                if card.owes_event() {
                     found.push(format!(
                         "{} card {} was never marked notified",
                         card.status.as_str(),

@@ -804,20 +804,7 @@ async fn all_orders(
     let users: Vec<UserId> = world.model().users.iter().map(|u| u.id.clone()).collect();
     let mut orders = Vec::new();
     for user in &users {
-        for page in 1.. {
-            let got = giftify
-                .orders_of(
-                    user,
-                    None,
-                    giftify_shared::wallet::PageRequest { page, limit: 100 },
-                )
-                .await?;
-            let more = got.has_next();
-            orders.extend(got.items);
-            if !more {
-                break;
-            }
-        }
+        orders.extend(check::all_pages(|page| giftify.orders_of(user, None, page)).await?);
     }
     Ok(orders)
 }
@@ -830,32 +817,8 @@ async fn unnotified_cards(
     let users: Vec<UserId> = world.model().users.iter().map(|u| u.id.clone()).collect();
     let mut owing = Vec::new();
     for user in &users {
-        for page in 1.. {
-            let got = giftify
-                .cards_of_user(
-                    user,
-                    None,
-                    giftify_shared::wallet::PageRequest { page, limit: 100 },
-                )
-                .await?;
-            let more = got.has_next();
-            owing.extend(
-                got.items
-                    .into_iter()
-                    .filter(|c| {
-                        c.notified_at.is_none()
-                            && matches!(
-                                c.status,
-                                giftify_shared::vault::GiftCardStatus::Redeemed
-                                    | giftify_shared::vault::GiftCardStatus::Cancelled
-                            )
-                    })
-                    .map(|c| c.id),
-            );
-            if !more {
-                break;
-            }
-        }
+        let cards = check::all_pages(|page| giftify.cards_of_user(user, None, page)).await?;
+        owing.extend(cards.into_iter().filter(|c| c.owes_event()).map(|c| c.id));
     }
     Ok(owing)
 }
