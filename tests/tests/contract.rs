@@ -252,4 +252,113 @@ mod legacy_refusals {
 
         assert_eq!(answer, Claim::Acquired("retry".into()));
     }
+
+    /// A brand variant written before sources existed (no `fulfillmentSource`, no
+    /// `sourceLocked`, a stock that counted minted cards) reads as INVENTORY with no stock and
+    /// a fixed source; its first import writes its source and starts its stock from the codes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn dynamodb_reads_a_legacy_brand_variant_as_codes_only() {
+        use aws_sdk_dynamodb::types::AttributeValue as A;
+        use giftify_shared::codes::{BatchRef, CodeRow, FulfillmentSource};
+        let stack = giftify_tests::moto::AwsTestStack::start(3, 30).await;
+        let giftify = &stack.runtime.giftify;
+        let store = &stack.runtime.aws.store;
+        let product = giftify
+            .add_product(giftify_shared::usecases::NewProduct {
+                name: "Legacy Brand".into(),
+                description: "A brand's card from before sources".into(),
+                brand: "Legacy".into(),
+                category: "shopping".into(),
+                image_url: "https://example.in/l.png".into(),
+                thumbnail_url: "https://example.in/l-thumb.png".into(),
+                terms_and_conditions: "As the brand says.".into(),
+                how_to_redeem: "At the brand.".into(),
+                validity_days: 365,
+            })
+            .await
+            .expect("product");
+        let variant = giftify
+            .add_variant(
+                product.id.clone(),
+                giftify_shared::usecases::NewVariant {
+                    name: "Legacy 500".into(),
+                    denomination: 500,
+                    pricing: giftify_shared::catalogue::Pricing::new(50_000, 45_000, 5)
+                        .expect("pricing"),
+                    stock_quantity: 0,
+                    min_order_quantity: 1,
+                    max_order_quantity: 4,
+                    is_active: true,
+                    fulfillment_source: FulfillmentSource::Inventory,
+                },
+            )
+            .await
+            .expect("variant");
+        store
+            .client()
+            .update_item()
+            .table_name(&store.tables().product_variants)
+            .key("productId", A::S(product.id.to_string()))
+            .key("variantId", A::S(variant.id.to_string()))
+            .update_expression("SET stockQuantity = :seven REMOVE fulfillmentSource, sourceLocked")
+            .expression_attribute_values(":seven", A::N("7".into()))
+            .send()
+            .await
+            .expect("the variant as a legacy one");
+        let read = || async {
+            giftify
+                .ports
+                .catalogue
+                .entries(std::slice::from_ref(&variant.id))
+                .await
+                .expect("the variant")
+                .remove(0)
+                .variant
+        };
+        let legacy = read().await;
+        assert_eq!(
+            (
+                legacy.fulfillment_source,
+                legacy.stock_quantity,
+                legacy.source_locked
+            ),
+            (FulfillmentSource::Inventory, 0, true)
+        );
+
+        let rows: Vec<CodeRow> = (0..2)
+            .map(|i| CodeRow {
+                number: format!("LEGACY{}{i}", &ulid::Ulid::new().to_string()[10..]),
+                pin: Some("4821".into()),
+                expiry_date: None,
+            })
+            .collect();
+        let report = giftify
+            .import_codes(&variant.id, BatchRef::parse("FIRST").expect("ref"), &rows)
+            .await
+            .expect("an import into a legacy brand variant");
+
+        assert_eq!(report.imported, 2);
+        let after = read().await;
+        assert_eq!(
+            (after.fulfillment_source, after.stock_quantity),
+            (FulfillmentSource::Inventory, 2)
+        );
+        let raw = store
+            .client()
+            .get_item()
+            .table_name(&store.tables().product_variants)
+            .key("productId", A::S(product.id.to_string()))
+            .key("variantId", A::S(variant.id.to_string()))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("the item")
+            .item
+            .expect("stored");
+        assert_eq!(
+            raw.get("fulfillmentSource"),
+            Some(&A::S("INVENTORY".into()))
+        );
+        assert_eq!(raw.get("stockQuantity"), Some(&A::N("2".into())));
+    }
 }

@@ -90,6 +90,21 @@ fn variant_item(v: &Variant) -> Item {
 
 fn variant_from(raw: &Item) -> Result<Variant> {
     let a = Attrs::new(raw, "product-variants");
+    // Variants written before sources existed: face-value ones mint Giftify cards, any other
+    // was a brand's card and takes codes (as the embedded migration decides). Such a brand
+    // variant's stored stock counted minted cards, not codes: like the migration, it has none
+    // until its first import writes its source (see `codes::lock_source_for_codes`).
+    let fulfillment_source = match a.opt_s("fulfillmentSource")? {
+        None if a.money("mrp")?.get() == a.n("denomination")?.saturating_mul(100)
+            && a.money("sellingPrice")? == a.money("mrp")? =>
+        {
+            FulfillmentSource::Generated
+        }
+        None => FulfillmentSource::Inventory,
+        Some(_) => a.parsed("fulfillmentSource", FulfillmentSource::parse)?,
+    };
+    let legacy_brand = a.opt_s("fulfillmentSource")?.is_none()
+        && fulfillment_source == FulfillmentSource::Inventory;
     Ok(Variant {
         id: VariantId::parse(a.s("variantId")?)?,
         product_id: ProductId::parse(a.s("productId")?)?,
@@ -99,21 +114,15 @@ fn variant_from(raw: &Item) -> Result<Variant> {
         cost_price: a.money("costPrice")?,
         discount_percent: a.n("discountPercent")?,
         selling_price: a.money("sellingPrice")?,
-        stock_quantity: a.n("stockQuantity")?,
+        stock_quantity: if legacy_brand {
+            0
+        } else {
+            a.n("stockQuantity")?
+        },
         min_order_quantity: a.u32("minOrderQuantity")?,
         max_order_quantity: a.u32("maxOrderQuantity")?,
         is_active: a.bool("isActive")?,
-        // Variants written before sources existed: face-value ones mint Giftify cards, any
-        // other was a brand's card and takes codes (as the embedded migration decides).
-        fulfillment_source: match a.opt_s("fulfillmentSource")? {
-            None if a.money("mrp")?.get() == a.n("denomination")?.saturating_mul(100)
-                && a.money("sellingPrice")? == a.money("mrp")? =>
-            {
-                FulfillmentSource::Generated
-            }
-            None => FulfillmentSource::Inventory,
-            Some(_) => a.parsed("fulfillmentSource", FulfillmentSource::parse)?,
-        },
+        fulfillment_source,
         // Variants written before the lock existed may have issued cards: their source stays.
         source_locked: a.opt_bool("sourceLocked")?.unwrap_or(true),
         created_at: a.ts("createdAt")?,

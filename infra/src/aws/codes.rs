@@ -127,33 +127,50 @@ impl DynamoStore {
     /// still takes codes: a source change that won the race refuses the import, and one that
     /// comes after finds the variant locked.
     async fn lock_source_for_codes(&self, import: &CodeImport) -> Result<()> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.tables.product_variants)
-            .set_key(Some(variant_key(&import.product_id, &import.variant_id)))
-            // A legacy variant has no source written: the core read it as INVENTORY.
-            .update_expression(
-                "SET #sourceLocked = :locked, \
-                 #fulfillmentSource = if_not_exists(#fulfillmentSource, :inventory)",
+        let lock = |expression: &str, condition: &str, values: Item| {
+            self.client
+                .update_item()
+                .table_name(&self.tables.product_variants)
+                .set_key(Some(variant_key(&import.product_id, &import.variant_id)))
+                .update_expression(expression)
+                .condition_expression(condition)
+                .set_expression_attribute_names(names_of(&[expression, condition]))
+                .set_expression_attribute_values(Some(values))
+                .send()
+        };
+        let inventory = || s(FulfillmentSource::Inventory.as_str());
+        let taken = |result: std::result::Result<_, _>| match result {
+            Ok(_) => Ok(true),
+            Err(error) => super::store::lost_race_or_error(error).map_or(Ok(false), Err),
+        };
+        if taken(
+            lock(
+                "SET #sourceLocked = :locked",
+                "#fulfillmentSource = :inventory",
+                item([(":locked", b(true)), (":inventory", inventory())]),
             )
-            .condition_expression(
-                "#fulfillmentSource = :inventory OR attribute_not_exists(#fulfillmentSource)",
-            )
-            .set_expression_attribute_names(names_of(&["#sourceLocked #fulfillmentSource"]))
-            .set_expression_attribute_values(Some(item([
-                (":locked", b(true)),
-                (":inventory", s(FulfillmentSource::Inventory.as_str())),
-            ])))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(error) => match super::store::lost_race_or_error(error) {
-                Some(error) => Err(error),
-                None => Err(giftify_shared::codes::source_changed()),
-            },
+            .await,
+        )? {
+            return Ok(());
         }
+        // A variant written before sources existed, which the core read as a brand's: its
+        // source is written, and its stock, which counted minted cards, starts from the codes.
+        if taken(
+            lock(
+                "SET #sourceLocked = :locked, #fulfillmentSource = :inventory, \
+                 #stockQuantity = :none",
+                "attribute_not_exists(#fulfillmentSource)",
+                item([
+                    (":locked", b(true)),
+                    (":inventory", inventory()),
+                    (":none", n(0)),
+                ]),
+            )
+            .await,
+        )? {
+            return Ok(());
+        }
+        Err(giftify_shared::codes::source_changed())
     }
 
     /// Adds to `transaction` what returns a card's brand code: under its new id and sealing,

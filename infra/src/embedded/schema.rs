@@ -362,7 +362,7 @@ const V5: &str = r#"
 ALTER TABLE gift_cards ADD COLUMN returned_at INTEGER;
 ALTER TABLE gift_cards ADD COLUMN notified_at INTEGER;
 UPDATE gift_cards SET returned_at = issued_at WHERE status = 'CANCELLED';
-UPDATE gift_cards SET notified_at = coalesce(redeemed_at, returned_at)
+UPDATE gift_cards SET notified_at = coalesce(redeemed_at, returned_at, issued_at)
     WHERE status IN ('REDEEMED', 'CANCELLED');
 CREATE INDEX gift_cards_unnotified ON gift_cards (id)
     WHERE notified_at IS NULL AND status IN ('REDEEMED', 'CANCELLED');
@@ -427,7 +427,8 @@ mod tests {
              expiry_date, status, purchase_price, issued_at, redeemed_at, redeemed_by) VALUES \
              ('gc_redeemed', 'order_1', 'user_1', 'prod_1', 'var_minted', 'G', 'G 500', 500, 'n', 'p', 'k1', '1234', '2030-01-01', 'REDEEMED', 50000, 10, 20, 'user_2'), \
              ('gc_returned', 'order_1', 'user_1', 'prod_1', 'var_minted', 'G', 'G 500', 500, 'n', 'p', 'k2', '1234', '2030-01-01', 'CANCELLED', 50000, 10, NULL, NULL), \
-             ('gc_active', 'order_1', 'user_1', 'prod_1', 'var_minted', 'G', 'G 500', 500, 'n', 'p', 'k3', '1234', '2030-01-01', 'ACTIVE', 50000, 10, NULL, NULL);
+             ('gc_active', 'order_1', 'user_1', 'prod_1', 'var_minted', 'G', 'G 500', 500, 'n', 'p', 'k3', '1234', '2030-01-01', 'ACTIVE', 50000, 10, NULL, NULL), \
+             ('gc_undated', 'order_1', 'user_1', 'prod_1', 'var_minted', 'G', 'G 500', 500, 'n', 'p', 'k5', '1234', '2030-01-01', 'REDEEMED', 50000, 10, NULL, NULL);
              INSERT INTO code_batches (variant_id, batch_ref, fingerprint, report, imported_at) \
              VALUES ('var_brand', 'B1', 'f', '{}', 0);
              INSERT INTO inventory_codes (id, variant_id, product_id, batch_ref, \
@@ -454,6 +455,11 @@ mod tests {
         assert_eq!(card("gc_redeemed"), (None, Some(20)));
         assert_eq!(card("gc_returned"), (Some(10), Some(10)));
         assert_eq!(card("gc_active"), (None, None));
+        assert_eq!(
+            card("gc_undated"),
+            (None, Some(10)),
+            "settled even without a date"
+        );
         let locked = |id: &str| -> i64 {
             conn.query_row(
                 "SELECT source_locked FROM variants WHERE id = ?1",
