@@ -120,6 +120,7 @@ macro_rules! contract_suite {
                 codes::expiry_marks_only_active_cards_past_their_date,
                 codes::a_returned_card_is_refunded_and_its_unit_goes_back_to_stock,
                 codes::a_redeemed_or_returned_card_owes_its_event_until_marked,
+                codes::the_money_rule_holds_through_a_return_and_a_redemption,
                 codes::a_variant_source_changes_only_before_it_issued_a_card_or_held_a_code,
                 codes::stock_and_codes_move_only_for_the_source_they_were_decided_for,
                 codes::a_returned_brand_code_goes_back_to_its_pool,

@@ -13,6 +13,7 @@ use giftify_shared::ids::{ProductId, VariantId};
 use giftify_shared::order::{Fulfillment, Order};
 use giftify_shared::ports::Ports;
 use giftify_shared::vault::GiftCardStatus;
+use giftify_shared::wallet::TransactionType;
 use secrecy::ExposeSecret;
 
 /// A fresh INVENTORY variant (stock 0), as stored.
@@ -802,6 +803,59 @@ pub async fn stock_and_codes_move_only_for_the_source_they_were_decided_for(
         "{refused:?}"
     );
     assert_eq!(stock_of(ports, &minting.variant.id).await?, 0);
+    Ok(())
+}
+
+/// The money rule over the wallets involved: Σ top-ups + Σ face value redeemed = Σ balances +
+/// Σ price of the fulfilled cards not returned, through a purchase, a return and a redemption
+/// into another wallet.
+pub async fn the_money_rule_holds_through_a_return_and_a_redemption(ports: &Ports) -> Result<()> {
+    let owner = funded_user(ports, 1_000_000).await?;
+    let friend = funded_user(ports, 5_000).await?;
+    let entry = stocked(ports, &[5]).await?.remove(0);
+    let order = place(ports, &owner.id, &[(&entry, 3)]).await?;
+    fulfil(ports, &order, &[3]).await?;
+    let cards = ports.gift_cards.cards_of_order(&order.id).await?;
+    ports
+        .gift_cards
+        .return_card(&card_return(&cards[0], false))
+        .await?;
+    ports
+        .gift_cards
+        .redeem(&redemption(&cards[1], &friend.id, 20_000_000))
+        .await?;
+
+    let mut money_in = 0;
+    let mut balances = 0;
+    for user in [&owner.id, &friend.id] {
+        assert_ledger_consistent(ports, user).await?;
+        let ledger = ports
+            .wallets
+            .transactions(
+                user,
+                None,
+                giftify_shared::wallet::PageRequest::new(None, None, 100)?,
+            )
+            .await?;
+        money_in += ledger
+            .items
+            .iter()
+            .filter(|t| matches!(t.kind, TransactionType::Credit | TransactionType::Redeem))
+            .map(|t| t.amount.get())
+            .sum::<i64>();
+        balances += ports.wallets.balance(user).await?.get();
+    }
+    let kept: i64 = ports
+        .gift_cards
+        .cards_of_order(&order.id)
+        .await?
+        .iter()
+        .filter(|c| c.status != GiftCardStatus::Cancelled)
+        .map(|c| c.purchase_price.get())
+        .sum();
+    assert_eq!(kept, 2 * entry.variant.selling_price.get());
+    assert_eq!(money_in, 1_000_000 + 5_000 + cards[1].denomination * 100);
+    assert_eq!(money_in, balances + kept, "the money rule");
     Ok(())
 }
 
