@@ -464,16 +464,19 @@ impl GiftCards for DynamoStore {
             .send()
             .await
             .map_err(sdk_error)?;
-        // The index lags the table: confirm each with a consistent read.
-        let mut cards = Vec::new();
-        for raw in output.items.unwrap_or_default() {
-            let id = GiftCardId::parse(Attrs::new(&raw, "gift-cards").s("giftCardId")?)?;
-            if let Some(card) = self.card(&id).await?
-                && card.owes_event()
-            {
-                cards.push(card);
-            }
-        }
+        // The index lags the table: confirm them with one consistent batch read.
+        let keys = output
+            .items
+            .unwrap_or_default()
+            .iter()
+            .map(|raw| {
+                Ok(card_key(&GiftCardId::parse(
+                    Attrs::new(raw, "gift-cards").s("giftCardId")?,
+                )?))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut cards = self.batch_get_cards(keys).await?;
+        cards.retain(GiftCard::owes_event);
         Ok(cards)
     }
 }
