@@ -6,6 +6,7 @@
 
 use crate::error::ApiError;
 use crate::extract::parse_int;
+use giftify_shared::labels::ClientReference;
 use giftify_shared::order::OrderStatus;
 use giftify_shared::wallet::{Page, PageRequest, TransactionType};
 use serde::{Deserialize, Serialize};
@@ -158,6 +159,45 @@ impl OrderListQuery {
             })
             .transpose()?;
         Ok((page, status))
+    }
+}
+
+/// `?page&limit&status&clientReference` of the caller's own orders.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase")]
+pub struct UserOrderListQuery {
+    /// 1-based page number (default 1).
+    #[param(value_type = Option<i64>, minimum = 1, example = 1)]
+    pub page: Option<String>,
+    /// Page size, 1–100 (default 10).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100, example = 10)]
+    pub limit: Option<String>,
+    /// Only orders in this status.
+    #[param(value_type = Option<OrderStatusDto>)]
+    pub status: Option<String>,
+    /// Only the order with this client reference.
+    #[param(value_type = Option<String>, example = "po-2026-0042")]
+    pub client_reference: Option<String>,
+}
+
+impl UserOrderListQuery {
+    /// The page request, status filter and reference; 400 on any bad value.
+    pub fn parse(
+        &self,
+    ) -> Result<(PageRequest, Option<OrderStatus>, Option<ClientReference>), ApiError> {
+        let (page, status) = OrderListQuery {
+            page: self.page.clone(),
+            limit: self.limit.clone(),
+            status: self.status.clone(),
+        }
+        .parse()?;
+        let reference = self
+            .client_reference
+            .as_deref()
+            .map(ClientReference::parse)
+            .transpose()?;
+        Ok((page, status, reference))
     }
 }
 

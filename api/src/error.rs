@@ -47,6 +47,7 @@ pub enum ErrorCode {
     InsufficientBalance,
     WalletLimitExceeded,
     IdempotencyKeyReused,
+    ClientReferenceReused,
     RateLimited,
     InternalError,
     ServiceUnavailable,
@@ -82,6 +83,7 @@ impl ErrorCode {
             ErrorCode::InsufficientBalance => "INSUFFICIENT_BALANCE",
             ErrorCode::WalletLimitExceeded => "WALLET_LIMIT_EXCEEDED",
             ErrorCode::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
+            ErrorCode::ClientReferenceReused => "CLIENT_REFERENCE_REUSED",
             ErrorCode::RateLimited => "RATE_LIMITED",
             ErrorCode::InternalError => "INTERNAL_ERROR",
             ErrorCode::ServiceUnavailable => "SERVICE_UNAVAILABLE",
@@ -423,6 +425,12 @@ fn core_parts(error: &CoreError) -> Parts {
             ErrorCode::IdempotencyKeyReused,
             message,
         ),
+        CoreError::ClientReferenceReused => Parts::new(
+            S::UNPROCESSABLE_ENTITY,
+            ErrorCode::ClientReferenceReused,
+            message,
+        )
+        .details(json!({ "field": "clientReference" })),
         CoreError::Card(reason) => match reason {
             CardRefusal::Redeemed => Parts::new(S::CONFLICT, ErrorCode::CardRedeemed, message),
             CardRefusal::Expired => Parts::new(S::CONFLICT, ErrorCode::CardExpired, message),
@@ -547,6 +555,11 @@ mod tests {
                 CoreError::IdempotencyKeyReused,
                 422,
                 "IDEMPOTENCY_KEY_REUSED",
+            ),
+            (
+                CoreError::ClientReferenceReused,
+                422,
+                "CLIENT_REFERENCE_REUSED",
             ),
             (CoreError::Conflict("stock"), 503, "SERVICE_UNAVAILABLE"),
             (

@@ -46,6 +46,9 @@ pub enum Error {
     IdempotencyInProgress,
     #[error("this idempotency key was used with a different request")]
     IdempotencyKeyReused,
+    /// The client reference names another order of the user, placed by a different request.
+    #[error("this clientReference names an earlier order with other items or metadata")]
+    ClientReferenceReused,
     /// The card cannot be used as asked, for this reason.
     #[error("{0}")]
     Card(CardRefusal),
@@ -207,6 +210,7 @@ pub enum Refusal {
         limit: i64,
     },
     IdempotencyKeyReused,
+    ClientReferenceReused,
     Card {
         reason: CardRefusal,
     },
@@ -249,6 +253,7 @@ impl Refusal {
                 Refusal::WalletLimitExceeded { limit: limit.get() }
             }
             Error::IdempotencyKeyReused => Refusal::IdempotencyKeyReused,
+            Error::ClientReferenceReused => Refusal::ClientReferenceReused,
             Error::Card(reason) => Refusal::Card { reason: *reason },
             Error::IdempotencyInProgress
             | Error::Conflict(_)
@@ -293,6 +298,7 @@ impl Refusal {
                 limit: Paise::new(limit),
             },
             Refusal::IdempotencyKeyReused => Error::IdempotencyKeyReused,
+            Refusal::ClientReferenceReused => Error::ClientReferenceReused,
             Refusal::Card { reason } => Error::Card(reason),
         })
     }

@@ -8,6 +8,7 @@ use crate::order::{Order, OrderStatus};
 use crate::vault::{GiftCard, GiftCardStatus};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -23,6 +24,12 @@ pub struct OrderEvent {
     pub refund_amount: Paise,
     pub fulfilled_amount: Paise,
     pub items: Vec<EventItem>,
+    /// The client's own reference of the order, when it gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_reference: Option<String>,
+    /// The client's metadata of the order; empty when it gave none.
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
     pub occurred_at: DateTime<Utc>,
 }
 
@@ -79,6 +86,12 @@ impl OrderEvent {
                     fulfilled_quantity: l.fulfilled_quantity,
                 })
                 .collect(),
+            client_reference: order
+                .labels
+                .client_reference
+                .as_ref()
+                .map(|r| r.as_str().to_string()),
+            metadata: order.labels.metadata.pairs().clone(),
             occurred_at: order.fulfillment.fulfilled_at.unwrap_or(order.updated_at),
         })
     }

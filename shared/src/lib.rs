@@ -16,6 +16,7 @@ pub mod idempotency;
 pub mod ids;
 pub mod inbox;
 pub mod keys;
+pub mod labels;
 pub mod ledger;
 pub mod money;
 pub mod order;

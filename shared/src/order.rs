@@ -3,6 +3,7 @@
 use crate::Missing;
 use crate::idempotency::IdempotencyCommit;
 use crate::ids::{GiftCardId, OrderId, ProductId, TransactionId, UserId, VariantId};
+use crate::labels::{Metadata, OrderLabels};
 use crate::ledger::Movement;
 pub use crate::status::OrderStatus;
 use crate::{Error, Paise, Result};
@@ -100,9 +101,29 @@ pub struct Order {
     pub updated_at: DateTime<Utc>,
     /// When the event for the current final status was published; `None` means still owed.
     pub notified_at: Option<DateTime<Utc>>,
+    /// The client's reference and metadata.
+    pub labels: OrderLabels,
 }
 
 impl Order {
+    /// Whether a create with these lines (`None`: the cart) and metadata is the request that
+    /// placed this order, so a second create with its client reference may answer it. A cart
+    /// checkout is matched by its source alone: the cart was emptied by the order.
+    pub fn was_placed_by(&self, lines: Option<&[LineRequest]>, metadata: &Metadata) -> bool {
+        let same_items = match lines {
+            None => self.source == OrderSource::Cart,
+            Some(lines) => {
+                self.source == OrderSource::Items
+                    && self.items.len() == lines.len()
+                    && self.items.iter().zip(lines).all(|(placed, asked)| {
+                        placed.variant_id == asked.variant_id
+                            && placed.requested_quantity == asked.quantity
+                    })
+            }
+        };
+        same_items && self.labels.metadata == *metadata
+    }
+
     pub fn item_count(&self) -> u32 {
         self.items.iter().map(|l| l.requested_quantity).sum()
     }

@@ -17,6 +17,7 @@ use crate::idempotency::{Claim, IdempotencyScope, NewClaim, Refusal};
 use crate::ids::{GiftCardId, OrderId, TransactionId, UserId, VariantId};
 use crate::inbox::Delivery;
 use crate::keys::KeyName;
+use crate::labels::ClientReference;
 use crate::ledger::TopUp;
 use crate::order::{
     Analytics, Cancellation, DeadLetter, Fulfillment, Order, OrderMessage, OrderPlacement,
@@ -234,10 +235,18 @@ pub trait Orders: Send + Sync {
     /// # Errors
     /// MUST return [`crate::Error::InsufficientBalance`] when the balance is below the total,
     /// [`crate::Error::CartLocked`] when the cart is locked or its version is no longer
-    /// `cart_version`, [`crate::Error::IdempotencyInProgress`] when the token lost its key — each
-    /// changing nothing.
+    /// `cart_version`, [`crate::Error::IdempotencyInProgress`] when the token lost its key,
+    /// [`crate::Error::ClientReferenceReused`] when the user has an order with the order's
+    /// client reference (of concurrent placements with one reference exactly one commits) —
+    /// each changing nothing.
     async fn place_order(&self, placement: &OrderPlacement) -> Result<Outbox>;
     async fn order(&self, id: &OrderId) -> Result<Option<Order>>;
+    /// The user's order with this client reference, read consistently.
+    async fn order_by_reference(
+        &self,
+        user: &UserId,
+        reference: &ClientReference,
+    ) -> Result<Option<Order>>;
     /// A user's orders, newest first.
     async fn orders_of(
         &self,

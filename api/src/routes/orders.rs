@@ -2,7 +2,7 @@
 //! (idempotent) and the audited reveal of a gift card's number and PIN.
 
 use crate::AppState;
-use crate::dto::{OrderListQuery, OrderStatusDto, Pagination};
+use crate::dto::{OrderStatusDto, Pagination, UserOrderListQuery};
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::extract::{ApiPath, ApiQuery, AuthUser, JsonBody, parse_id};
 use crate::idempotency::{answer, keyed_request};
@@ -15,7 +15,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use giftify_shared::ids::{GiftCardId, OrderId, VariantId};
 use giftify_shared::order::{LineRequest, Order, OrderLine, OrderStatus};
-use giftify_shared::usecases::{Keyed, OrderRequest};
+use giftify_shared::labels::{ClientReference, Metadata, OrderLabels};
+use giftify_shared::usecases::{Keyed, OrderRequest, Placed};
+use std::collections::BTreeMap;
 use giftify_shared::vault::GiftCard;
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
@@ -46,6 +48,17 @@ pub struct CreateOrderRequest {
     /// The items to buy. Omit to check out the cart (which stays locked until the order is
     /// final).
     pub items: Option<Vec<OrderItemRequest>>,
+    /// Your own name for the order: 1–100 printable ASCII characters, unique among your
+    /// orders, kept for good. A second create with the same reference and the same request
+    /// answers the first order (200) and moves no money; with another request it is
+    /// `CLIENT_REFERENCE_REUSED`. Find the order again with `GET /orders?clientReference=`.
+    #[schema(example = "po-2026-0042")]
+    pub client_reference: Option<String>,
+    /// Up to 20 string pairs stored with the order, answered with it and carried in its
+    /// events. Keys: 1–40 characters of letters, digits, `_`, `.`, `-`; values: up to 500
+    /// characters, no control characters.
+    #[schema(example = json!({"costCentre": "marketing"}))]
+    pub metadata: Option<BTreeMap<String, String>>,
 }
 
 /// One line of an order request.
@@ -69,6 +82,10 @@ pub struct OrderCreatedData {
     /// In paise; debited from the wallet.
     pub total_amount: i64,
     pub items: Vec<OrderCreatedItem>,
+    /// Your reference of the order; null when you gave none.
+    pub client_reference: Option<String>,
+    /// Your metadata of the order.
+    pub metadata: BTreeMap<String, String>,
     #[schema(format = DateTime)]
     pub created_at: String,
 }
@@ -101,6 +118,9 @@ pub struct OrderSummaryView {
     /// When fulfillment finished; null until then.
     #[schema(format = DateTime)]
     pub fulfilled_at: Option<String>,
+    /// Your reference of the order; null when you gave none.
+    pub client_reference: Option<String>,
+    pub metadata: BTreeMap<String, String>,
 }
 
 /// A page of orders.
@@ -126,6 +146,9 @@ pub struct OrderDetailData {
     /// Issued cards, numbers masked; reveal one with
     /// `POST /orders/{orderId}/gift-cards/{giftCardId}/reveal`.
     pub gift_cards: Vec<GiftCardView>,
+    /// Your reference of the order; null when you gave none.
+    pub client_reference: Option<String>,
+    pub metadata: BTreeMap<String, String>,
     #[schema(format = DateTime)]
     pub created_at: String,
     #[schema(format = DateTime)]
@@ -211,12 +234,52 @@ pub struct RevealData {
     pub expiry_date: String,
 }
 
-/// The 202 answer to an accepted order, also rendered when an idempotent request replays
-/// (always as accepted, `PENDING`, whatever the order's status is now).
-pub fn accepted(order: &Order) -> Response {
-    let body = ok(OrderCreatedData {
+/// The client's reference and metadata of an order, as every order answer shows them.
+fn labels_of(order: &Order) -> (Option<String>, BTreeMap<String, String>) {
+    (
+        order
+            .labels
+            .client_reference
+            .as_ref()
+            .map(|r| r.as_str().to_string()),
+        order.labels.metadata.pairs().clone(),
+    )
+}
+
+/// The answer to a create: 202 for an order accepted now, also rendered when an idempotent
+/// request replays (always as accepted, `PENDING`, whatever the order's status is now); 200
+/// with the order's current status when its client reference found it.
+pub fn placed(placed: Placed) -> Response {
+    match placed {
+        Placed::Accepted(order) => accepted(&order),
+        Placed::Existing(order) => {
+            let mut response = created_body(&order, order.status)
+                .with_message("An order with this clientReference exists")
+                .into_response();
+            with_location(&mut response, &order);
+            response
+        }
+    }
+}
+
+fn accepted(order: &Order) -> Response {
+    let body = created_body(order, OrderStatus::Pending).with_message("Order accepted; poll its status");
+    let mut response = (StatusCode::ACCEPTED, body).into_response();
+    with_location(&mut response, order);
+    response
+}
+
+fn with_location(response: &mut Response, order: &Order) {
+    if let Ok(location) = HeaderValue::from_str(&format!("/orders/{}", order.id)) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+}
+
+fn created_body(order: &Order, status: OrderStatus) -> Envelope<OrderCreatedData> {
+    let (client_reference, metadata) = labels_of(order);
+    ok(OrderCreatedData {
         order_id: order.id.to_string(),
-        status: OrderStatus::Pending.into(),
+        status: status.into(),
         total_amount: order.total_amount.get(),
         items: order
             .items
@@ -230,14 +293,10 @@ pub fn accepted(order: &Order) -> Response {
                 total_price: line.total_price().get(),
             })
             .collect(),
+        client_reference,
+        metadata,
         created_at: timestamp(order.created_at),
     })
-    .with_message("Order accepted; poll its status");
-    let mut response = (StatusCode::ACCEPTED, body).into_response();
-    if let Ok(location) = HeaderValue::from_str(&format!("/orders/{}", order.id)) {
-        response.headers_mut().insert(header::LOCATION, location);
-    }
-    response
 }
 
 /// The answer to a cancel, also rendered when an idempotent request replays.
@@ -252,7 +311,10 @@ pub fn cancelled(order: &Order) -> Envelope<CancelData> {
 
 impl From<&Order> for OrderSummaryView {
     fn from(order: &Order) -> Self {
+        let (client_reference, metadata) = labels_of(order);
         OrderSummaryView {
+            client_reference,
+            metadata,
             order_id: order.id.to_string(),
             status: order.status.into(),
             total_amount: order.total_amount.get(),
@@ -300,10 +362,18 @@ impl From<&GiftCard> for GiftCardView {
     }
 }
 
-/// The typed order request: these items, or the cart.
-fn order_request(body: CreateOrderRequest) -> Result<OrderRequest, ApiError> {
+/// The typed order request (these items, or the cart) and the client's labels.
+fn order_request(body: CreateOrderRequest) -> Result<(OrderRequest, OrderLabels), ApiError> {
+    let labels = OrderLabels {
+        client_reference: body
+            .client_reference
+            .as_deref()
+            .map(ClientReference::parse)
+            .transpose()?,
+        metadata: Metadata::parse(body.metadata.unwrap_or_default())?,
+    };
     let Some(items) = body.items else {
-        return Ok(OrderRequest::Cart);
+        return Ok((OrderRequest::Cart, labels));
     };
     items
         .into_iter()
@@ -326,7 +396,7 @@ fn order_request(body: CreateOrderRequest) -> Result<OrderRequest, ApiError> {
             })
         })
         .collect::<Result<Vec<_>, ApiError>>()
-        .map(OrderRequest::Items)
+        .map(|lines| (OrderRequest::Items(lines), labels))
 }
 
 /// Place an order: with `items`, those items; without, the cart.
@@ -358,14 +428,22 @@ pub async fn create(
     headers: HeaderMap,
     body: JsonBody,
 ) -> Result<Response, ApiError> {
-    let request = order_request(body.parse()?)?;
+    let (request, labels) = order_request(body.parse()?)?;
     let (giftify, user) = (state.giftify(), &user.id);
+    let mark = |done: Placed| match done {
+        Placed::Accepted(_) => OrderAccepted.mark(placed(done)),
+        Placed::Existing(_) => placed(done),
+    };
     Ok(
         match keyed_request(user, &headers, "orders.create", body.value())? {
-            None => OrderAccepted.mark(accepted(&giftify.place_order(user, request).await?)),
-            Some(key) => match giftify.place_order_keyed(user, request, key).await? {
-                Keyed::Ran(order) => OrderAccepted.mark(accepted(&order)),
-                replayed => answer(replayed, |order| accepted(&order)),
+            None => mark(
+                giftify
+                    .place_order_holding(user, request, labels, None)
+                    .await?,
+            ),
+            Some(key) => match giftify.place_order_keyed(user, request, labels, key).await? {
+                Keyed::Ran(done) => mark(done),
+                replayed => answer(replayed, placed),
             },
         },
     )
@@ -375,9 +453,9 @@ pub async fn create(
 #[utoipa::path(
     get, path = "/orders", tag = "orders",
     security(("bearerAuth" = [])),
-    params(OrderListQuery),
+    params(UserOrderListQuery),
     responses(
-        (status = 200, description = "A page of orders", body = Envelope<OrdersData>),
+        (status = 200, description = "A page of orders; with `clientReference`, the one order holding it or none", body = Envelope<OrdersData>),
         (status = 400, description = "VALIDATION_ERROR: bad page, limit or status", body = ErrorEnvelope),
         (status = 401, description = "UNAUTHORIZED or TOKEN_EXPIRED", body = ErrorEnvelope),
     )
@@ -385,10 +463,27 @@ pub async fn create(
 pub async fn list(
     State(state): State<AppState>,
     user: AuthUser,
-    ApiQuery(query): ApiQuery<OrderListQuery>,
+    ApiQuery(query): ApiQuery<UserOrderListQuery>,
 ) -> Result<Envelope<OrdersData>, ApiError> {
-    let (page, status) = query.parse()?;
-    let found = state.giftify().orders_of(&user.id, status, page).await?;
+    let (page, status, reference) = query.parse()?;
+    let found = match reference {
+        None => state.giftify().orders_of(&user.id, status, page).await?,
+        Some(reference) => {
+            let found: Vec<Order> = state
+                .giftify()
+                .order_by_reference(&user.id, &reference)
+                .await?
+                .into_iter()
+                .filter(|order| status.is_none_or(|s| order.status == s))
+                .collect();
+            giftify_shared::wallet::Page {
+                total: found.len() as u64,
+                items: found.into_iter().skip(page.offset() as usize).collect(),
+                page: page.page,
+                limit: page.limit,
+            }
+        }
+    };
     Ok(ok(OrdersData {
         orders: found.items.iter().map(OrderSummaryView::from).collect(),
         pagination: Pagination::from(&found),
@@ -420,6 +515,7 @@ pub async fn detail(
     let order = giftify.order_of(&user.id, &order_id).await?;
     let cards = giftify.order_cards(&order.id).await?;
     let is_final = order.status.is_final();
+    let (client_reference, metadata) = labels_of(&order);
     let body = ok(OrderDetailData {
         order_id: order.id.to_string(),
         status: order.status.into(),
@@ -438,6 +534,8 @@ pub async fn detail(
             refund_processed: order.fulfillment.refund_processed,
         },
         gift_cards: cards.iter().map(GiftCardView::from).collect(),
+        client_reference,
+        metadata,
         created_at: timestamp(order.created_at),
         updated_at: timestamp(order.updated_at),
     });
@@ -588,7 +686,7 @@ mod tests {
     fn a_body_without_items_checks_out_the_cart() {
         assert!(matches!(
             order_request(CreateOrderRequest::default()),
-            Ok(OrderRequest::Cart)
+            Ok((OrderRequest::Cart, labels)) if labels == OrderLabels::default()
         ));
     }
 
@@ -600,9 +698,10 @@ mod tests {
                 variant_id: variant.to_string(),
                 quantity: 3,
             }]),
+            ..CreateOrderRequest::default()
         };
         match order_request(request) {
-            Ok(OrderRequest::Items(lines)) => {
+            Ok((OrderRequest::Items(lines), _)) => {
                 assert_eq!(
                     lines,
                     vec![LineRequest {
@@ -623,7 +722,43 @@ mod tests {
                     variant_id: variant_id.into(),
                     quantity,
                 }]),
+                ..CreateOrderRequest::default()
             };
+            let error = order_request(request).expect_err("invalid");
+            let body: serde_json::Value = serde_json::from_str(&error.render().body).expect("json");
+            assert_eq!(body["error"]["details"]["field"], field);
+        }
+    }
+
+    #[test]
+    fn labels_are_typed_with_field_level_errors() {
+        let request = CreateOrderRequest {
+            client_reference: Some("po-7".into()),
+            metadata: Some([("campaign".to_string(), "diwali".to_string())].into()),
+            ..CreateOrderRequest::default()
+        };
+        let (_, labels) = order_request(request).expect("valid labels");
+        assert_eq!(
+            labels.client_reference.as_ref().map(|r| r.as_str()),
+            Some("po-7")
+        );
+        assert_eq!(labels.metadata.get("campaign"), Some("diwali"));
+        for (request, field) in [
+            (
+                CreateOrderRequest {
+                    client_reference: Some("with space".into()),
+                    ..CreateOrderRequest::default()
+                },
+                "clientReference",
+            ),
+            (
+                CreateOrderRequest {
+                    metadata: Some([("bad key".to_string(), "v".to_string())].into()),
+                    ..CreateOrderRequest::default()
+                },
+                "metadata",
+            ),
+        ] {
             let error = order_request(request).expect_err("invalid");
             let body: serde_json::Value = serde_json::from_str(&error.render().body).expect("json");
             assert_eq!(body["error"]["details"]["field"], field);

@@ -11,6 +11,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use chrono::{DateTime, Utc};
 use giftify_shared::Missing;
 use giftify_shared::ids::{OrderId, ProductId, UserId, VariantId};
+use giftify_shared::labels::{ClientReference, Metadata, OrderLabels};
 use giftify_shared::order::{
     Analytics, Cancellation, Fulfillment, FulfillmentDetails, Order, OrderLine, OrderPlacement,
     OrderSource, OrderStatus, Outbox, ProductSales, check_placement,
@@ -76,7 +77,7 @@ fn details_value(d: &FulfillmentDetails) -> AttributeValue {
 }
 
 fn order_item(order: &Order) -> Item {
-    item([
+    let mut raw = item([
         ("orderId", s(order.id.as_str())),
         ("userId", s(order.user_id.as_str())),
         ("status", s(order.status.as_str())),
@@ -88,7 +89,61 @@ fn order_item(order: &Order) -> Item {
         ("fulfillmentDetails", details_value(&order.fulfillment)),
         ("createdAt", ts(order.created_at)),
         ("updatedAt", ts(order.updated_at)),
-    ])
+    ]);
+    if let Some(reference) = &order.labels.client_reference {
+        raw.insert("clientReference".into(), s(reference.as_str()));
+    }
+    if !order.labels.metadata.is_empty() {
+        raw.insert(
+            "metadata".into(),
+            AttributeValue::M(
+                order
+                    .labels
+                    .metadata
+                    .pairs()
+                    .iter()
+                    .map(|(key, value)| (key.clone(), s(value)))
+                    .collect(),
+            ),
+        );
+    }
+    raw
+}
+
+/// The item that holds a client reference for its order, in the idempotency-keys table: an
+/// idempotency key that never expires. Its key cannot meet an `Idempotency-Key`'s, which
+/// starts with the user id.
+fn reference_key(user: &UserId, reference: &ClientReference) -> Item {
+    item([(
+        "scopeKey",
+        s(format!("orderRef#{user}#{}", reference.as_str())),
+    )])
+}
+
+fn labels_from(a: &Attrs<'_>) -> Result<OrderLabels> {
+    let client_reference = a
+        .opt_s("clientReference")?
+        .map(ClientReference::parse)
+        .transpose()
+        .map_err(|_| Error::internal("a stored client reference does not parse"))?;
+    let metadata = match a.map("metadata")? {
+        None => Metadata::default(),
+        Some(pairs) => Metadata::from_stored(
+            pairs
+                .iter()
+                .map(|(key, value)| {
+                    value
+                        .as_s()
+                        .map(|v| (key.clone(), v.clone()))
+                        .map_err(|_| Error::internal("a stored metadata value is not a string"))
+                })
+                .collect::<Result<_>>()?,
+        ),
+    };
+    Ok(OrderLabels {
+        client_reference,
+        metadata,
+    })
 }
 
 fn order_from(raw: &Item) -> Result<Order> {
@@ -122,6 +177,7 @@ fn order_from(raw: &Item) -> Result<Order> {
         created_at: a.ts("createdAt")?,
         updated_at: a.ts("updatedAt")?,
         notified_at: a.opt_ts("notifiedAt")?,
+        labels: labels_from(&a)?,
     })
 }
 
@@ -281,6 +337,19 @@ impl Orders for DynamoStore {
             if let Some(commit) = &placement.idempotency {
                 self.add_idempotency_commit(&mut transaction, commit)?;
             }
+            if let Some(reference) = &order.labels.client_reference {
+                let mut holder = reference_key(&order.user_id, reference);
+                holder.insert("orderId".into(), s(order.id.as_str()));
+                transaction.push(
+                    put(
+                        &self.tables.idempotency_keys,
+                        holder,
+                        Some("attribute_not_exists(scopeKey)"),
+                        Item::new(),
+                    )?,
+                    Error::ClientReferenceReused,
+                );
+            }
             self.commit(transaction)
                 .await
                 .map_err(TxFailure::into_error)
@@ -295,6 +364,24 @@ impl Orders for DynamoStore {
             .as_ref()
             .map(order_from)
             .transpose()
+    }
+
+    async fn order_by_reference(
+        &self,
+        user: &UserId,
+        reference: &ClientReference,
+    ) -> Result<Option<Order>> {
+        let Some(holder) = self
+            .get(&self.tables.idempotency_keys, reference_key(user, reference))
+            .await?
+        else {
+            return Ok(None);
+        };
+        let id = OrderId::parse(Attrs::new(&holder, "idempotency-keys").s("orderId")?)?;
+        Ok(self
+            .order(&id)
+            .await?
+            .filter(|order| order.user_id == *user))
     }
 
     async fn orders_of(

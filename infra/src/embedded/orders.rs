@@ -15,6 +15,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use giftify_shared::Missing;
 use giftify_shared::ids::{OrderId, UserId};
+use giftify_shared::labels::{ClientReference, Metadata, OrderLabels};
 use giftify_shared::order::{
     Analytics, Cancellation, Fulfillment, FulfillmentDetails, Order, OrderLine, OrderMessage,
     OrderPlacement, OrderSource, OrderStatus, Outbox, ProductSales, check_placement,
@@ -89,7 +90,7 @@ fn decode_lines(raw: &str) -> DbResult<Vec<OrderLine>> {
 
 const ORDER_COLUMNS: &str = "id, user_id, status, source, total_amount, paid_amount, \
      refund_amount, lines, attempted_at, fulfilled_at, partial_fulfillment, refund_processed, \
-     created_at, updated_at, notified_at";
+     created_at, updated_at, notified_at, client_reference, metadata";
 
 fn order_from_row(row: &Row) -> DbResult<Order> {
     Ok(Order {
@@ -110,6 +111,16 @@ fn order_from_row(row: &Row) -> DbResult<Order> {
         created_at: time(row, "created_at")?,
         updated_at: time(row, "updated_at")?,
         notified_at: opt_time(row, "notified_at")?,
+        labels: OrderLabels {
+            client_reference: row
+                .get::<_, Option<String>>("client_reference")?
+                .map(|raw| ClientReference::parse(&raw))
+                .transpose()
+                .map_err(|_| DbError::corrupt("a stored client reference does not parse"))?,
+            metadata: Metadata::from_stored(serde_json::from_str(
+                &row.get::<_, String>("metadata")?,
+            )?),
+        },
     })
 }
 
@@ -131,8 +142,8 @@ fn insert_order(conn: &Connection, order: &Order) -> DbResult<()> {
     execute(
         conn,
         "INSERT INTO orders (id, user_id, status, source, total_amount, paid_amount, \
-         refund_amount, lines, created_at, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+         refund_amount, lines, created_at, updated_at, client_reference, metadata) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         params![
             order.id.as_str(),
             order.user_id.as_str(),
@@ -144,9 +155,25 @@ fn insert_order(conn: &Connection, order: &Order) -> DbResult<()> {
             encode_lines(&order.items)?,
             ts(order.created_at),
             ts(order.updated_at),
+            order.labels.client_reference.as_ref().map(ClientReference::as_str),
+            serde_json::to_string(order.labels.metadata.pairs())
+                .map_err(|e| Error::Internal(e.into()))?,
         ],
     )?;
     Ok(())
+}
+
+fn order_by_reference(
+    conn: &Connection,
+    user: &UserId,
+    reference: &ClientReference,
+) -> DbResult<Option<Order>> {
+    one(
+        conn,
+        &format!("SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = ?1 AND client_reference = ?2"),
+        [user.as_str(), reference.as_str()],
+        order_from_row,
+    )
 }
 
 fn place(
@@ -159,6 +186,11 @@ fn place(
         finish_key(conn, commit)?;
     }
     check_placement(placement)?;
+    if let Some(reference) = &order.labels.client_reference
+        && order_by_reference(conn, &order.user_id, reference)?.is_some()
+    {
+        return Err(Error::ClientReferenceReused.into());
+    }
     wallet::apply(conn, &placement.debit)?;
     if let Some(version) = placement.cart_version {
         carts::lock(conn, &order.user_id, &order.id, version, order.created_at)?;
@@ -408,6 +440,16 @@ impl Orders for SqliteStore {
     async fn order(&self, id: &OrderId) -> Result<Option<Order>> {
         let id = id.clone();
         self.read(move |conn| order_by_id(conn, &id)).await
+    }
+
+    async fn order_by_reference(
+        &self,
+        user: &UserId,
+        reference: &ClientReference,
+    ) -> Result<Option<Order>> {
+        let (user, reference) = (user.clone(), reference.clone());
+        self.read(move |conn| order_by_reference(conn, &user, &reference))
+            .await
     }
 
     async fn orders_of(

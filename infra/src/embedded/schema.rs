@@ -375,8 +375,16 @@ UPDATE variants SET source_locked = 1
        OR EXISTS (SELECT 1 FROM inventory_codes i WHERE i.variant_id = variants.id);
 "#;
 
+/// The client's labels on an order: a reference unique per user, and metadata as a JSON object.
+const V6: &str = r#"
+ALTER TABLE orders ADD COLUMN client_reference TEXT;
+ALTER TABLE orders ADD COLUMN metadata TEXT NOT NULL DEFAULT '{}';
+CREATE UNIQUE INDEX orders_by_client_reference ON orders (user_id, client_reference)
+    WHERE client_reference IS NOT NULL;
+"#;
+
 /// Every migration in order; a database at version `n` has applied the first `n`.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
 
 /// The schema version this build writes.
 pub(crate) const VERSION: i64 = MIGRATIONS.len() as i64;

@@ -351,6 +351,8 @@ mod tests {
             refund_amount: Paise::ZERO,
             fulfilled_amount: Paise::new(23_750),
             items: Vec::new(),
+            client_reference: Some("po-1".into()),
+            metadata: [("campaign".to_string(), "diwali".to_string())].into(),
             occurred_at: chrono::Utc::now(),
         })
     }

@@ -19,7 +19,8 @@
 //! says `OUT_OF_STOCK` while the retry places (and charges for) the order. The fault
 //! simulation found exactly that (docs/fault-model.md, "Findings").
 
-use super::{Giftify, OrderRequest};
+use super::{Giftify, OrderRequest, Placed};
+use crate::labels::OrderLabels;
 use crate::error::{Error, Result};
 use crate::idempotency::{Claim, IdempotencyScope, IdempotentOutcome, NewClaim, Refusal};
 use crate::ids::{OrderId, UserId};
@@ -159,19 +160,22 @@ impl Giftify {
         .await
     }
 
-    /// [`Giftify::place_order`] under an `Idempotency-Key`.
+    /// [`Giftify::place_order_holding`] under an `Idempotency-Key`.
     pub async fn place_order_keyed(
         &self,
         user: &UserId,
         request: OrderRequest,
+        labels: OrderLabels,
         key: KeyedRequest,
-    ) -> Result<Keyed<Order>> {
+    ) -> Result<Keyed<Placed>> {
         self.keyed(
             key,
-            |commit| self.place_order_holding(user, request, commit),
+            |commit| self.place_order_holding(user, request, labels, commit),
             |outcome| async move {
                 match outcome {
-                    IdempotentOutcome::OrderPlaced(id) => self.order_of(user, &id).await,
+                    IdempotentOutcome::OrderPlaced(id) => {
+                        self.order_of(user, &id).await.map(Placed::Accepted)
+                    }
                     other => Err(mismatched(&other)),
                 }
             },

@@ -19,7 +19,7 @@ pub use catalogue::{NewProduct, NewVariant};
 pub use fulfil::MessageOutcome;
 pub use keyed::{Keyed, KeyedRequest, KeyedRun};
 pub use operations::{ReconcileReport, RedriveReport};
-pub use ordering::OrderRequest;
+pub use ordering::{OrderRequest, Placed};
 
 use crate::clock::Clock;
 use crate::inbox::RetryPolicy;

@@ -5,6 +5,7 @@ use crate::Missing;
 use crate::events::OrderEvent;
 use crate::idempotency::{IdempotencyCommit, IdempotencyScope, IdempotentOutcome};
 use crate::ids::{GiftCardId, OrderId, TransactionId, UserId};
+use crate::labels::{ClientReference, OrderLabels};
 use crate::ledger::Movement;
 use crate::order::{
     Cancellation, FulfillmentDetails, LineRequest, Order, OrderLine, OrderMessage, OrderPlacement,
@@ -21,20 +22,115 @@ pub enum OrderRequest {
     Cart,
 }
 
+/// What a create came to: a new order, or the order its client reference already names.
+#[derive(Clone, Debug)]
+pub enum Placed {
+    /// Validated, paid and queued now.
+    Accepted(Order),
+    /// Placed earlier by the same request under the same client reference; nothing moved now.
+    Existing(Order),
+}
+
+impl Placed {
+    pub fn order(&self) -> &Order {
+        match self {
+            Placed::Accepted(order) | Placed::Existing(order) => order,
+        }
+    }
+
+    pub fn into_order(self) -> Order {
+        match self {
+            Placed::Accepted(order) | Placed::Existing(order) => order,
+        }
+    }
+}
+
 impl Giftify {
     /// Validates the order, then debits the wallet and stores the PENDING order atomically.
     /// When the backend did not commit the fulfillment message with the order, sends it; a
     /// failed send is logged, not returned: the order is committed and paid, and the
     /// reconciler re-enqueues PENDING orders.
     pub async fn place_order(&self, user: &UserId, request: OrderRequest) -> Result<Order> {
-        self.place_order_holding(user, request, None).await
+        self.place_order_holding(user, request, OrderLabels::default(), None)
+            .await
+            .map(Placed::into_order)
     }
 
-    /// [`Giftify::place_order`], committing the idempotency key the caller holds, if any.
+    /// [`Giftify::place_order`] with the client's labels, committing the idempotency key the
+    /// caller holds, if any. A client reference the user's earlier order holds answers that
+    /// order ([`Placed::Existing`]) when it was placed by the same request — checked first, so
+    /// a repeat of a cart checkout is answered even though the cart is empty now — and
+    /// [`Error::ClientReferenceReused`] when not. Of concurrent creates with one reference the
+    /// backend commits one; the others find it the same way.
     pub async fn place_order_holding(
         &self,
         user: &UserId,
         request: OrderRequest,
+        labels: OrderLabels,
+        idempotency: Option<(IdempotencyScope, String)>,
+    ) -> Result<Placed> {
+        if let Some(existing) = self.order_named(user, &request, &labels).await? {
+            return self.answer_existing(existing, idempotency).await;
+        }
+        let placed = self
+            .place_new_order(user, request.clone(), labels.clone(), idempotency.clone())
+            .await;
+        match placed {
+            Err(Error::ClientReferenceReused) => match self.order_named(user, &request, &labels).await? {
+                Some(existing) => self.answer_existing(existing, idempotency).await,
+                None => Err(Error::ClientReferenceReused),
+            },
+            other => other.map(Placed::Accepted),
+        }
+    }
+
+    /// The order the labels' client reference names, when it was placed by this request.
+    /// # Errors
+    /// [`Error::ClientReferenceReused`] when the reference names an order placed by another
+    /// request.
+    async fn order_named(
+        &self,
+        user: &UserId,
+        request: &OrderRequest,
+        labels: &OrderLabels,
+    ) -> Result<Option<Order>> {
+        let Some(reference) = &labels.client_reference else {
+            return Ok(None);
+        };
+        let Some(existing) = self.ports.orders.order_by_reference(user, reference).await? else {
+            return Ok(None);
+        };
+        let lines = match request {
+            OrderRequest::Items(lines) => Some(lines.as_slice()),
+            OrderRequest::Cart => None,
+        };
+        if existing.was_placed_by(lines, &labels.metadata) {
+            Ok(Some(existing))
+        } else {
+            Err(Error::ClientReferenceReused)
+        }
+    }
+
+    /// Answers an order found by its reference. An idempotency key held for this request
+    /// committed nothing, so it is given up: a retry with it finds the order the same way.
+    async fn answer_existing(
+        &self,
+        existing: Order,
+        idempotency: Option<(IdempotencyScope, String)>,
+    ) -> Result<Placed> {
+        if let Some((scope, token)) = idempotency
+            && let Err(error) = self.ports.idempotency.release(&scope, &token).await
+        {
+            tracing::warn!(error = %error, "could not release an idempotency key; it frees itself when its lease ends");
+        }
+        Ok(Placed::Existing(existing))
+    }
+
+    async fn place_new_order(
+        &self,
+        user: &UserId,
+        request: OrderRequest,
+        labels: OrderLabels,
         idempotency: Option<(IdempotencyScope, String)>,
     ) -> Result<Order> {
         let (lines, source, cart_version) = match request {
@@ -78,6 +174,7 @@ impl Giftify {
             created_at: now,
             updated_at: now,
             notified_at: None,
+            labels,
         };
         let idempotency = idempotency.map(|(scope, token)| IdempotencyCommit {
             scope,
@@ -175,6 +272,15 @@ impl Giftify {
             Some(order) if order.user_id == *user => Ok(order),
             _ => Err(Error::NotFound(Missing::Order)),
         }
+    }
+
+    /// The user's order with this client reference, if any.
+    pub async fn order_by_reference(
+        &self,
+        user: &UserId,
+        reference: &ClientReference,
+    ) -> Result<Option<Order>> {
+        self.ports.orders.order_by_reference(user, reference).await
     }
 
     pub async fn order_cards(&self, order: &OrderId) -> Result<Vec<GiftCard>> {

@@ -326,6 +326,7 @@ async fn one_raw_order(
         created_at: now,
         updated_at: now,
         notified_at: None,
+        labels: Default::default(),
     };
     store
         .place_order(&OrderPlacement {

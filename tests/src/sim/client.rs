@@ -6,6 +6,7 @@
 //! that every port call is a scheduling point; what it mirrors of the API is only the status
 //! and code each error answers with ([`client_error`]).
 
+use giftify_shared::labels::OrderLabels;
 use giftify_shared::idempotency::{IdempotencyKey, IdempotencyScope, fingerprint};
 use giftify_shared::ids::{OrderId, UserId, VariantId};
 use giftify_shared::order::{LineRequest, Order};
@@ -88,6 +89,7 @@ pub fn client_error(error: &Error) -> Option<(u16, &'static str)> {
         Error::WalletLimitExceeded { .. } => (422, "WALLET_LIMIT_EXCEEDED"),
         Error::IdempotencyInProgress => (409, "IDEMPOTENCY_IN_PROGRESS"),
         Error::IdempotencyKeyReused => (422, "IDEMPOTENCY_KEY_REUSED"),
+        Error::ClientReferenceReused => (422, "CLIENT_REFERENCE_REUSED"),
         Error::Card(giftify_shared::CardRefusal::Redeemed) => (409, "CARD_REDEEMED"),
         Error::Card(giftify_shared::CardRefusal::Expired) => (409, "CARD_EXPIRED"),
         Error::Card(giftify_shared::CardRefusal::Cancelled) => (409, "CARD_CANCELLED"),
@@ -127,13 +129,18 @@ pub async fn send(
             .await
             .map(|k| k.map(Answer::ToppedUp)),
         Op::OrderItems { lines } => giftify
-            .place_order_keyed(user, OrderRequest::Items(line_requests(lines)), request)
+            .place_order_keyed(
+                user,
+                OrderRequest::Items(line_requests(lines)),
+                OrderLabels::default(),
+                request,
+            )
             .await
-            .map(|k| k.map(Answer::Placed)),
+            .map(|k| k.map(|placed| Answer::Placed(placed.into_order()))),
         Op::OrderCart => giftify
-            .place_order_keyed(user, OrderRequest::Cart, request)
+            .place_order_keyed(user, OrderRequest::Cart, OrderLabels::default(), request)
             .await
-            .map(|k| k.map(Answer::Placed)),
+            .map(|k| k.map(|placed| Answer::Placed(placed.into_order()))),
         Op::Cancel { order } => giftify
             .cancel_order_keyed(user, order, request)
             .await
@@ -171,13 +178,20 @@ pub async fn run(
         }
         Op::OrderItems { lines } => Answer::Placed(
             giftify
-                .place_order_holding(user, OrderRequest::Items(line_requests(lines)), key)
-                .await?,
+                .place_order_holding(
+                    user,
+                    OrderRequest::Items(line_requests(lines)),
+                    OrderLabels::default(),
+                    key,
+                )
+                .await?
+                .into_order(),
         ),
         Op::OrderCart => Answer::Placed(
             giftify
-                .place_order_holding(user, OrderRequest::Cart, key)
-                .await?,
+                .place_order_holding(user, OrderRequest::Cart, OrderLabels::default(), key)
+                .await?
+                .into_order(),
         ),
         Op::Cancel { order } => {
             Answer::Cancelled(giftify.cancel_order_holding(user, order, key).await?)

@@ -12,6 +12,7 @@
 use super::sched::{ActorCtx, Decision, Point};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use giftify_shared::labels::ClientReference;
 use giftify_shared::cart::{Cart, CartLine};
 use giftify_shared::catalogue::{
     CatalogueEntry, Product, ProductWithVariants, Variant, VariantUpdate,
@@ -313,6 +314,17 @@ impl Orders for Faulty<dyn Orders> {
     async fn order(&self, id: &OrderId) -> Result<Option<Order>> {
         self.0
             .call("orders.order", false, || self.1.order(id))
+            .await
+    }
+    async fn order_by_reference(
+        &self,
+        user: &UserId,
+        reference: &ClientReference,
+    ) -> Result<Option<Order>> {
+        self.0
+            .call("orders.order_by_reference", false, || {
+                self.1.order_by_reference(user, reference)
+            })
             .await
     }
     async fn orders_of(

@@ -57,6 +57,13 @@ impl Orders for CrashingOrders {
     async fn order(&self, id: &OrderId) -> Result<Option<Order>> {
         self.inner.order(id).await
     }
+    async fn order_by_reference(
+        &self,
+        user: &UserId,
+        reference: &giftify_shared::labels::ClientReference,
+    ) -> Result<Option<Order>> {
+        self.inner.order_by_reference(user, reference).await
+    }
     async fn orders_of(
         &self,
         user: &UserId,

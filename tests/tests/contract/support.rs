@@ -204,6 +204,7 @@ pub fn new_order(
         created_at: at,
         updated_at: at,
         notified_at: None,
+        labels: Default::default(),
     }
 }
 
