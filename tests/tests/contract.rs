@@ -135,6 +135,8 @@ macro_rules! contract_suite {
                 orders::placing_an_order_debits_the_wallet_and_stores_it_pending,
                 orders::placing_an_order_with_insufficient_balance_changes_nothing,
                 orders::concurrent_orders_never_overdraw_the_wallet,
+                orders::a_client_reference_names_one_order_per_user_for_good,
+                orders::concurrent_placements_with_one_reference_commit_one,
                 orders::start_processing_moves_a_pending_order_once,
                 orders::completing_fulfillment_issues_cards_takes_stock_and_refunds_the_rest,
                 orders::completing_fulfillment_twice_returns_the_order_unchanged,

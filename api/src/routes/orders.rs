@@ -404,7 +404,8 @@ fn order_request(body: CreateOrderRequest) -> Result<(OrderRequest, OrderLabels)
 /// Validates, debits the wallet and queues the order for fulfillment, then answers 202 with
 /// `Location: /orders/{orderId}` at once. Poll that location until the status is final
 /// (FULFILLED, PARTIALLY_FULFILLED, REFUNDED or CANCELLED); what cannot be fulfilled is refunded
-/// to the wallet. Send an `Idempotency-Key` to make retries safe.
+/// to the wallet. Send an `Idempotency-Key` to make retries safe, or a `clientReference`,
+/// which names the order for good: a create that repeats it answers the order it names.
 #[utoipa::path(
     post, path = "/orders/create", tag = "orders",
     security(("bearerAuth" = [])),
@@ -416,10 +417,12 @@ fn order_request(body: CreateOrderRequest) -> Result<(OrderRequest, OrderLabels)
                 ("Location" = String, description = "/orders/{orderId}"),
                 ("Idempotent-Replayed" = String, description = "`true` when this replays an earlier request with the same key"),
             )),
-        (status = 400, description = "VALIDATION_ERROR: empty or duplicate items, quantity bounds, more than 40 cards, unavailable variant", body = ErrorEnvelope),
+        (status = 200, description = "The order this `clientReference` already names, placed by the same request, with its status now; nothing was charged again", body = Envelope<OrderCreatedData>,
+            headers(("Location" = String, description = "/orders/{orderId}"))),
+        (status = 400, description = "VALIDATION_ERROR: empty or duplicate items, quantity bounds, more than 40 cards, unavailable variant, bad clientReference or metadata", body = ErrorEnvelope),
         (status = 401, description = "UNAUTHORIZED or TOKEN_EXPIRED", body = ErrorEnvelope),
         (status = 409, description = "OUT_OF_STOCK, CART_EMPTY, CART_LOCKED, PRICE_CHANGED or IDEMPOTENCY_IN_PROGRESS", body = ErrorEnvelope),
-        (status = 422, description = "INSUFFICIENT_BALANCE or IDEMPOTENCY_KEY_REUSED", body = ErrorEnvelope),
+        (status = 422, description = "INSUFFICIENT_BALANCE, IDEMPOTENCY_KEY_REUSED, or CLIENT_REFERENCE_REUSED (the reference names an order placed with other items or metadata)", body = ErrorEnvelope),
     )
 )]
 pub async fn create(

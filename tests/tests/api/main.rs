@@ -11,6 +11,7 @@ mod invariants;
 mod meta;
 mod orders;
 mod redelivery;
+mod references;
 mod restart;
 mod support;
 mod wallet;

@@ -9,6 +9,7 @@ use anyhow::Result;
 use chrono::Duration;
 use giftify_shared::catalogue::VariantUpdate;
 use giftify_shared::ids::{GiftCardId, OrderId, TransactionId};
+use giftify_shared::labels::{ClientReference, Metadata, OrderLabels};
 use giftify_shared::ledger::describe;
 use giftify_shared::order::{Cancellation, Order, OrderSource, OrderStatus};
 use giftify_shared::ports::Ports;
@@ -150,6 +151,123 @@ pub async fn concurrent_orders_never_overdraw_the_wallet(ports: &Ports) -> Resul
             .await?
             .total,
         3
+    );
+    assert_ledger_consistent(ports, &owner.id).await
+}
+
+/// An order with these labels, as the use case builds it.
+fn labelled(mut order: Order, reference: &str, metadata: &[(&str, &str)]) -> Result<Order> {
+    order.labels = OrderLabels {
+        client_reference: Some(ClientReference::parse(reference)?),
+        metadata: Metadata::parse(
+            metadata
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )?,
+    };
+    Ok(order)
+}
+
+pub async fn a_client_reference_names_one_order_per_user_for_good(ports: &Ports) -> Result<()> {
+    let e = stocked(ports, &[10]).await?;
+    let owner = funded_user(ports, 1_000_000).await?;
+    let other = funded_user(ports, 1_000_000).await?;
+    let reference = ClientReference::parse("po-2026/0042")?;
+    let first = labelled(
+        new_order(&owner.id, &[(&e[0], 1)], OrderSource::Items, now()),
+        reference.as_str(),
+        &[("campaign", "diwali"), ("costCentre", "₹ marketing")],
+    )?;
+    ports.orders.place_order(&placement(&first, None)).await?;
+
+    let stored = ports.orders.order(&first.id).await?;
+    assert_eq!(stored.as_ref(), Some(&first), "labels round-trip");
+    assert_eq!(
+        ports.orders.order_by_reference(&owner.id, &reference).await?,
+        Some(first.clone())
+    );
+    assert_eq!(
+        ports.orders.order_by_reference(&other.id, &reference).await?,
+        None,
+        "a reference is the user's own"
+    );
+
+    let second = labelled(
+        new_order(&owner.id, &[(&e[0], 2)], OrderSource::Items, now()),
+        reference.as_str(),
+        &[],
+    )?;
+    let refused = ports
+        .orders
+        .place_order(&placement(&second, None))
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, Error::ClientReferenceReused), "{refused:?}");
+    assert!(ports.orders.order(&second.id).await?.is_none());
+    assert_eq!(
+        ports.wallets.balance(&owner.id).await?.get(),
+        1_000_000 - first.total_amount.get(),
+        "the refused order moved no money"
+    );
+
+    let theirs = labelled(
+        new_order(&other.id, &[(&e[0], 1)], OrderSource::Items, now()),
+        reference.as_str(),
+        &[],
+    )?;
+    ports.orders.place_order(&placement(&theirs, None)).await?;
+    assert_eq!(
+        ports
+            .orders
+            .order_by_reference(&other.id, &reference)
+            .await?
+            .map(|o| o.id),
+        Some(theirs.id),
+        "another user may use the same reference"
+    );
+    assert_ledger_consistent(ports, &owner.id).await
+}
+
+pub async fn concurrent_placements_with_one_reference_commit_one(ports: &Ports) -> Result<()> {
+    let e = stocked(ports, &[100]).await?;
+    let owner = funded_user(ports, 1_000_000).await?;
+    let attempts: Vec<_> = (0..8)
+        .map(|_| {
+            let (ports, id, entry) = (ports.clone(), owner.id.clone(), e[0].clone());
+            tokio::spawn(async move {
+                let order = labelled(
+                    new_order(&id, &[(&entry, 1)], OrderSource::Items, now()),
+                    "same-ref",
+                    &[],
+                )?;
+                loop {
+                    match ports.orders.place_order(&placement(&order, None)).await {
+                        Err(e) if e.is_retryable() => continue,
+                        result => return anyhow::Ok(result.map(|_| order.id)),
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut placed = Vec::new();
+    for attempt in attempts {
+        match attempt.await?? {
+            Ok(id) => placed.push(id),
+            Err(Error::ClientReferenceReused) => {}
+            Err(other) => return Err(other.into()),
+        }
+    }
+    assert_eq!(placed.len(), 1, "exactly one placement commits");
+    let named = ports
+        .orders
+        .order_by_reference(&owner.id, &ClientReference::parse("same-ref")?)
+        .await?
+        .expect("the order holding the reference");
+    assert_eq!(named.id, placed[0]);
+    assert_eq!(
+        ports.wallets.balance(&owner.id).await?.get(),
+        1_000_000 - named.total_amount.get()
     );
     assert_ledger_consistent(ports, &owner.id).await
 }
