@@ -156,6 +156,7 @@ locals {
     GIFTIFY_CARD_KEY_SECRET_ARN = aws_secretsmanager_secret.card_key.arn
     GIFTIFY_STALE_PENDING_SECS  = tostring(var.stale_pending_seconds)
     GIFTIFY_WALLET_MAX_BALANCE  = tostring(var.wallet_max_balance_paise)
+    GIFTIFY_SANDBOX             = tostring(var.sandbox)
     GIFTIFY_LOG_FORMAT          = "json"
     RUST_LOG                    = var.log_filter
   }

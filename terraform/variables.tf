@@ -230,6 +230,12 @@ variable "stale_pending_seconds" {
   }
 }
 
+variable "sandbox" {
+  description = "A test deployment (GIFTIFY_SANDBOX): orders may ask for a rehearsed outcome in metadata.sandbox. Never true for a stage that takes real money."
+  type        = bool
+  default     = false
+}
+
 variable "wallet_max_balance_paise" {
   description = "Largest wallet balance in paise (GIFTIFY_WALLET_MAX_BALANCE); 20000000 = Rs 2,00,000, the RBI cap on a full-KYC prepaid wallet."
   type        = number

@@ -56,6 +56,10 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "largest wallet balance in paise (default 20000000 = ₹2,00,000)",
     ),
     (
+        "GIFTIFY_SANDBOX",
+        "`true` on a test deployment: orders may ask for a rehearsed outcome in metadata.sandbox (default false)",
+    ),
+    (
         "GIFTIFY_BACKEND",
         "`embedded` (default: SQLite in the data dir) or `aws` (DynamoDB, SQS, SNS)",
     ),
@@ -115,6 +119,8 @@ pub struct Config {
     pub queue: QueueSettings,
     /// Largest wallet balance, in paise.
     pub wallet_max_balance: i64,
+    /// A test deployment, where orders may ask for a rehearsed outcome.
+    pub sandbox: bool,
     /// Age after which the reconciler re-enqueues a PENDING order.
     pub stale_pending_after: Duration,
     pub http: HttpLimits,
@@ -207,6 +213,7 @@ impl Default for Config {
             card_key: None,
             queue: QueueSettings::default(),
             wallet_max_balance: 20_000_000,
+            sandbox: false,
             stale_pending_after: Duration::from_secs(120),
             http: HttpLimits::default(),
             shutdown_deadline: Duration::from_secs(20),
@@ -267,6 +274,13 @@ impl Config {
         if let Some(n) = var("GIFTIFY_WALLET_MAX_BALANCE") {
             config.wallet_max_balance =
                 parse_in("GIFTIFY_WALLET_MAX_BALANCE", &n, 1, 1_000_000_000_000)?;
+        }
+        if let Some(flag) = var("GIFTIFY_SANDBOX") {
+            config.sandbox = match flag.as_str() {
+                "true" => true,
+                "false" => false,
+                other => bail!("GIFTIFY_SANDBOX must be `true` or `false`, not `{other}`"),
+            };
         }
         if let Some(n) = var("GIFTIFY_STALE_PENDING_SECS") {
             config.stale_pending_after =
@@ -333,6 +347,7 @@ impl Config {
             },
             stale_pending_after: chrono::Duration::from_std(self.stale_pending_after)
                 .unwrap_or(chrono::Duration::minutes(2)),
+            sandbox: self.sandbox,
             ..Default::default()
         }
     }

@@ -34,7 +34,9 @@ impl ClientReference {
         } else {
             Err(Error::validation(
                 "clientReference",
-                format!("must be 1 to {MAX_CLIENT_REFERENCE_LEN} printable ASCII characters without spaces"),
+                format!(
+                    "must be 1 to {MAX_CLIENT_REFERENCE_LEN} printable ASCII characters without spaces"
+                ),
             ))
         }
     }

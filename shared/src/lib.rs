@@ -21,6 +21,7 @@ pub mod ledger;
 pub mod money;
 pub mod order;
 pub mod ports;
+pub mod sandbox;
 pub mod status;
 pub mod usecases;
 pub mod user;

@@ -98,7 +98,7 @@ run "environment_is_exactly_what_the_code_reads" {
       for name, f in aws_lambda_function.this : toset(keys(f.environment[0].variables)) == setunion(toset([
         "GIFTIFY_BACKEND", "GIFTIFY_STAGE", "GIFTIFY_QUEUE_URL", "GIFTIFY_DLQ_URL", "GIFTIFY_TOPIC_ARN",
         "GIFTIFY_CARD_KEY_SECRET_ARN", "GIFTIFY_STALE_PENDING_SECS",
-        "GIFTIFY_WALLET_MAX_BALANCE", "GIFTIFY_LOG_FORMAT", "RUST_LOG",
+        "GIFTIFY_WALLET_MAX_BALANCE", "GIFTIFY_SANDBOX", "GIFTIFY_LOG_FORMAT", "RUST_LOG",
       ]), name == "api" ? toset(["GIFTIFY_JWT_SECRET_ARN"]) : toset([]))
     ])
     error_message = "Function environments must hold exactly the AWS settings of infra/src/config.rs ENV_VARS."
@@ -113,6 +113,7 @@ run "environment_is_exactly_what_the_code_reads" {
       GIFTIFY_CARD_KEY_SECRET_ARN = aws_secretsmanager_secret.card_key.arn
       GIFTIFY_STALE_PENDING_SECS  = "120"
       GIFTIFY_WALLET_MAX_BALANCE  = "20000000"
+      GIFTIFY_SANDBOX             = "false"
       GIFTIFY_LOG_FORMAT          = "json"
       RUST_LOG                    = "info"
     })

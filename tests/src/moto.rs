@@ -197,6 +197,15 @@ pub struct AwsTestStack {
 
 impl AwsTestStack {
     pub async fn start(max_receives: u32, visibility_seconds: u32) -> AwsTestStack {
+        Self::start_with(max_receives, visibility_seconds, |_| {}).await
+    }
+
+    /// [`AwsTestStack::start`] with the runtime's config adjusted by `configure`.
+    pub async fn start_with(
+        max_receives: u32,
+        visibility_seconds: u32,
+        configure: impl FnOnce(&mut giftify_infra::Config),
+    ) -> AwsTestStack {
         let moto = moto();
         let sdk = moto.sdk_config().await;
         let stage = unique_stage();
@@ -209,7 +218,8 @@ impl AwsTestStack {
         .await
         .expect("bootstrap on moto");
         let dir = tempfile::tempdir().expect("temp dir");
-        let config = Self::config(&stage, dir.path());
+        let mut config = Self::config(&stage, dir.path());
+        configure(&mut config);
         let runtime = giftify_infra::aws::runtime::AwsRuntime::open(config, &sdk)
             .await
             .expect("open the AWS backend");

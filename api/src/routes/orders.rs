@@ -14,14 +14,14 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use giftify_shared::ids::{GiftCardId, OrderId, VariantId};
-use giftify_shared::order::{LineRequest, Order, OrderLine, OrderStatus};
 use giftify_shared::labels::{ClientReference, Metadata, OrderLabels};
+use giftify_shared::order::{LineRequest, Order, OrderLine, OrderStatus};
 use giftify_shared::usecases::{Keyed, OrderRequest, Placed};
-use std::collections::BTreeMap;
 use giftify_shared::vault::GiftCard;
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use std::collections::BTreeMap;
 use utoipa::ToSchema;
 
 /// The `/orders` routes.
@@ -263,7 +263,8 @@ pub fn placed(placed: Placed) -> Response {
 }
 
 fn accepted(order: &Order) -> Response {
-    let body = created_body(order, OrderStatus::Pending).with_message("Order accepted; poll its status");
+    let body =
+        created_body(order, OrderStatus::Pending).with_message("Order accepted; poll its status");
     let mut response = (StatusCode::ACCEPTED, body).into_response();
     with_location(&mut response, order);
     response
@@ -444,7 +445,10 @@ pub async fn create(
                     .place_order_holding(user, request, labels, None)
                     .await?,
             ),
-            Some(key) => match giftify.place_order_keyed(user, request, labels, key).await? {
+            Some(key) => match giftify
+                .place_order_keyed(user, request, labels, key)
+                .await?
+            {
                 Keyed::Ran(done) => mark(done),
                 replayed => answer(replayed, placed),
             },

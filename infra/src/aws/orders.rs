@@ -372,7 +372,10 @@ impl Orders for DynamoStore {
         reference: &ClientReference,
     ) -> Result<Option<Order>> {
         let Some(holder) = self
-            .get(&self.tables.idempotency_keys, reference_key(user, reference))
+            .get(
+                &self.tables.idempotency_keys,
+                reference_key(user, reference),
+            )
             .await?
         else {
             return Ok(None);

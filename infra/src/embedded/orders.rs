@@ -155,7 +155,11 @@ fn insert_order(conn: &Connection, order: &Order) -> DbResult<()> {
             encode_lines(&order.items)?,
             ts(order.created_at),
             ts(order.updated_at),
-            order.labels.client_reference.as_ref().map(ClientReference::as_str),
+            order
+                .labels
+                .client_reference
+                .as_ref()
+                .map(ClientReference::as_str),
             serde_json::to_string(order.labels.metadata.pairs())
                 .map_err(|e| Error::Internal(e.into()))?,
         ],

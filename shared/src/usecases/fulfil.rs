@@ -18,6 +18,7 @@ use crate::order::{
     Fulfillment, Order, OrderMessage, OrderSource, OrderStatus, allocate, final_status,
     refund_amount,
 };
+use crate::sandbox::{SLOW_FULFILMENT, SandboxOutcome};
 use crate::vault::{GiftCard, GiftCardStatus};
 use crate::{Error, Result};
 use backon::{ExponentialBuilder, Retryable};
@@ -42,6 +43,7 @@ impl Giftify {
     /// [`Error::is_retryable`] tells a transient failure from a poison message.
     #[tracing::instrument(skip_all, fields(order_id = %message.order_id))]
     pub async fn handle_order_message(&self, message: &OrderMessage) -> Result<MessageOutcome> {
+        let rehearsal = self.first_attempt_rehearsal(message).await?;
         let order = self
             .ports
             .orders
@@ -53,6 +55,15 @@ impl Giftify {
             ));
         }
         let (outcome, order) = if order.status == OrderStatus::Processing {
+            match rehearsal {
+                Some(SandboxOutcome::DeadLetter) => {
+                    return Err(Error::internal(
+                        "sandbox: the first fulfilment attempt of this order fails for good",
+                    ));
+                }
+                Some(SandboxOutcome::Slow) => tokio::time::sleep(SLOW_FULFILMENT).await,
+                _ => {}
+            }
             let order = self.fulfil(order).await?;
             let latency = self.now() - order.created_at;
             (
@@ -75,6 +86,25 @@ impl Giftify {
             ),
         })?;
         Ok(outcome)
+    }
+
+    /// On a sandbox deployment, the rehearsed outcome of an order this message starts (one
+    /// still PENDING): the dead letter and the delay happen on the first attempt only, so a
+    /// redriven message fulfils the order. One extra read, on sandbox deployments only.
+    async fn first_attempt_rehearsal(
+        &self,
+        message: &OrderMessage,
+    ) -> Result<Option<SandboxOutcome>> {
+        if !self.rules.sandbox {
+            return Ok(None);
+        }
+        Ok(self
+            .ports
+            .orders
+            .order(&message.order_id)
+            .await?
+            .filter(|order| order.status == OrderStatus::Pending)
+            .and_then(|order| SandboxOutcome::of(&order.labels.metadata)))
     }
 
     /// Allocates, issues and commits; retries with fresh stock when a concurrent fulfillment
@@ -108,7 +138,12 @@ impl Giftify {
                 None => stock,
             }
         };
-        let fulfilled_quantities = allocate(&order.items, stock_of);
+        let mut fulfilled_quantities = allocate(&order.items, stock_of);
+        if self.rules.sandbox
+            && let Some(rehearsed) = SandboxOutcome::of(&order.labels.metadata)
+        {
+            fulfilled_quantities = rehearsed.shape(fulfilled_quantities);
+        }
 
         let mut lines = order.items.clone();
         let mut cards = Vec::new();

@@ -20,10 +20,10 @@
 //! simulation found exactly that (docs/fault-model.md, "Findings").
 
 use super::{Giftify, OrderRequest, Placed};
-use crate::labels::OrderLabels;
 use crate::error::{Error, Result};
 use crate::idempotency::{Claim, IdempotencyScope, IdempotentOutcome, NewClaim, Refusal};
 use crate::ids::{OrderId, UserId};
+use crate::labels::OrderLabels;
 use crate::order::Order;
 use crate::wallet::WalletTransaction;
 use std::future::Future;

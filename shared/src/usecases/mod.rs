@@ -45,6 +45,8 @@ pub struct Rules {
     pub redeem_throttle: ThrottlePolicy,
     /// How long after issue an owner may return a card they never revealed.
     pub return_window: chrono::Duration,
+    /// A test deployment: orders may ask for a rehearsed outcome ([`crate::sandbox`]).
+    pub sandbox: bool,
 }
 
 impl Default for Rules {
@@ -57,6 +59,7 @@ impl Default for Rules {
             min_code_validity: chrono::Duration::days(30),
             redeem_throttle: ThrottlePolicy::default(),
             return_window: chrono::Duration::hours(24),
+            sandbox: false,
         }
     }
 }

@@ -11,6 +11,7 @@ use crate::order::{
     Cancellation, FulfillmentDetails, LineRequest, Order, OrderLine, OrderMessage, OrderPlacement,
     OrderSource, OrderStatus, Outbox, check_order_lines,
 };
+use crate::sandbox::SandboxOutcome;
 use crate::vault::{GiftCard, RevealAudit, RevealedCard};
 use crate::wallet::{Page, PageRequest};
 use crate::{Error, Paise, Result};
@@ -76,10 +77,12 @@ impl Giftify {
             .place_new_order(user, request.clone(), labels.clone(), idempotency.clone())
             .await;
         match placed {
-            Err(Error::ClientReferenceReused) => match self.order_named(user, &request, &labels).await? {
-                Some(existing) => self.answer_existing(existing, idempotency).await,
-                None => Err(Error::ClientReferenceReused),
-            },
+            Err(Error::ClientReferenceReused) => {
+                match self.order_named(user, &request, &labels).await? {
+                    Some(existing) => self.answer_existing(existing, idempotency).await,
+                    None => Err(Error::ClientReferenceReused),
+                }
+            }
             other => other.map(Placed::Accepted),
         }
     }
@@ -97,7 +100,12 @@ impl Giftify {
         let Some(reference) = &labels.client_reference else {
             return Ok(None);
         };
-        let Some(existing) = self.ports.orders.order_by_reference(user, reference).await? else {
+        let Some(existing) = self
+            .ports
+            .orders
+            .order_by_reference(user, reference)
+            .await?
+        else {
             return Ok(None);
         };
         let lines = match request {
@@ -154,6 +162,11 @@ impl Giftify {
             }
         };
         check_order_lines(&lines)?;
+        SandboxOutcome::requested(
+            &labels.metadata,
+            self.rules.sandbox,
+            lines.iter().map(|l| l.quantity).sum(),
+        )?;
         let order_lines = self.price_lines(&lines).await?;
         let total = order_lines
             .iter()

@@ -6,9 +6,9 @@
 //! that every port call is a scheduling point; what it mirrors of the API is only the status
 //! and code each error answers with ([`client_error`]).
 
-use giftify_shared::labels::OrderLabels;
 use giftify_shared::idempotency::{IdempotencyKey, IdempotencyScope, fingerprint};
 use giftify_shared::ids::{OrderId, UserId, VariantId};
+use giftify_shared::labels::OrderLabels;
 use giftify_shared::order::{LineRequest, Order};
 use giftify_shared::usecases::{Keyed, KeyedRequest, OrderRequest};
 use giftify_shared::wallet::WalletTransaction;

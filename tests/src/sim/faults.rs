@@ -12,7 +12,6 @@
 use super::sched::{ActorCtx, Decision, Point};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use giftify_shared::labels::ClientReference;
 use giftify_shared::cart::{Cart, CartLine};
 use giftify_shared::catalogue::{
     CatalogueEntry, Product, ProductWithVariants, Variant, VariantUpdate,
@@ -22,6 +21,7 @@ use giftify_shared::events::Event;
 use giftify_shared::idempotency::{Claim, IdempotencyScope, NewClaim, Refusal};
 use giftify_shared::ids::{GiftCardId, OrderId, TransactionId, UserId, VariantId};
 use giftify_shared::inbox::Delivery;
+use giftify_shared::labels::ClientReference;
 use giftify_shared::ledger::TopUp;
 use giftify_shared::order::{
     Analytics, Cancellation, DeadLetter, Fulfillment, Order, OrderMessage, OrderPlacement,

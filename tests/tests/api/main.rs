@@ -13,6 +13,7 @@ mod orders;
 mod redelivery;
 mod references;
 mod restart;
+mod sandbox;
 mod support;
 mod wallet;
 mod webhooks;

@@ -35,11 +35,7 @@ async fn a_client_reference_answers_its_first_order_and_finds_it(backend: Backen
         again.header("location"),
         Some(format!("/orders/{order_id}").as_str())
     );
-    assert_eq!(
-        app.balance(&user).await,
-        1_000_000 - 2 * price,
-        "paid once"
-    );
+    assert_eq!(app.balance(&user).await, 1_000_000 - 2 * price, "paid once");
 
     let other_items = create(
         &app,
@@ -52,7 +48,10 @@ async fn a_client_reference_answers_its_first_order_and_finds_it(backend: Backen
     )
     .await;
     other_items.assert_error(422, "CLIENT_REFERENCE_REUSED");
-    assert_eq!(other_items.body["error"]["details"]["field"], "clientReference");
+    assert_eq!(
+        other_items.body["error"]["details"]["field"],
+        "clientReference"
+    );
     let other_metadata = create(
         &app,
         &user,
@@ -76,7 +75,10 @@ async fn a_client_reference_answers_its_first_order_and_finds_it(backend: Backen
     for (who, path) in [
         (&user, "/orders?clientReference=po-unknown"),
         (&stranger, "/orders?clientReference=po-2026/0042"),
-        (&user, "/orders?clientReference=po-2026/0042&status=CANCELLED"),
+        (
+            &user,
+            "/orders?clientReference=po-2026/0042&status=CANCELLED",
+        ),
     ] {
         let none = app.get(path, Some(&who.token)).await;
         assert_eq!(none.status, 200, "{}", none.body);
@@ -183,7 +185,8 @@ async fn twenty_concurrent_creates_with_one_reference_place_one_order(backend: B
     let app = Arc::new(TestApp::spawn(backend).await);
     let user = app.funded_user("ref-race", 1_000_000).await;
     let (variant, price, _) = app.some_variant().await;
-    let body = json!({"items": [{"variantId": variant, "quantity": 1}], "clientReference": "race-1"});
+    let body =
+        json!({"items": [{"variantId": variant, "quantity": 1}], "clientReference": "race-1"});
 
     let creates: Vec<_> = (0..20)
         .map(|_| {
@@ -219,14 +222,35 @@ async fn bad_references_and_metadata_are_400(backend: Backend) {
     let too_many: serde_json::Map<String, Value> =
         (0..21).map(|i| (format!("k{i}"), json!("v"))).collect();
     let cases = [
-        (json!({"items": items, "clientReference": ""}), "clientReference"),
-        (json!({"items": items, "clientReference": "has space"}), "clientReference"),
-        (json!({"items": items, "clientReference": "r".repeat(101)}), "clientReference"),
+        (
+            json!({"items": items, "clientReference": ""}),
+            "clientReference",
+        ),
+        (
+            json!({"items": items, "clientReference": "has space"}),
+            "clientReference",
+        ),
+        (
+            json!({"items": items, "clientReference": "r".repeat(101)}),
+            "clientReference",
+        ),
         (json!({"items": items, "metadata": too_many}), "metadata"),
-        (json!({"items": items, "metadata": {"bad key": "v"}}), "metadata"),
-        (json!({"items": items, "metadata": {"k".repeat(41): "v"}}), "metadata"),
-        (json!({"items": items, "metadata": {"k": "v".repeat(501)}}), "metadata.k"),
-        (json!({"items": items, "metadata": {"k": "a\u{0}b"}}), "metadata.k"),
+        (
+            json!({"items": items, "metadata": {"bad key": "v"}}),
+            "metadata",
+        ),
+        (
+            json!({"items": items, "metadata": {"k".repeat(41): "v"}}),
+            "metadata",
+        ),
+        (
+            json!({"items": items, "metadata": {"k": "v".repeat(501)}}),
+            "metadata.k",
+        ),
+        (
+            json!({"items": items, "metadata": {"k": "a\u{0}b"}}),
+            "metadata.k",
+        ),
     ];
     for (body, field) in cases {
         let refused = create(&app, &user, body.clone()).await;
@@ -238,7 +262,9 @@ async fn bad_references_and_metadata_are_400(backend: Backend) {
         json!({"items": items, "metadata": ["k", "v"]}),
         json!({"items": items, "clientReference": 7}),
     ] {
-        create(&app, &user, body).await.assert_error(400, "VALIDATION_ERROR");
+        create(&app, &user, body)
+            .await
+            .assert_error(400, "VALIDATION_ERROR");
     }
     app.get("/orders?clientReference=has%20space", Some(&user.token))
         .await

@@ -191,12 +191,22 @@ pub fn test_config(dir: &std::path::Path) -> Config {
 
 impl TestApp {
     pub async fn spawn(backend: Backend) -> TestApp {
+        Self::spawn_with(backend, |_| {}).await
+    }
+
+    /// A fresh stack of `backend` with the test config adjusted by `configure`.
+    pub async fn spawn_with(backend: Backend, configure: fn(&mut Config)) -> TestApp {
         match backend {
             Backend::Embedded => {
-                Self::spawn_in(tempfile::tempdir().expect("temp dir"), test_config).await
+                Self::spawn_in(tempfile::tempdir().expect("temp dir"), |dir| {
+                    let mut config = test_config(dir);
+                    configure(&mut config);
+                    config
+                })
+                .await
             }
             Backend::Aws => {
-                let stack = AwsTestStack::start(3, 30).await;
+                let stack = AwsTestStack::start_with(3, 30, configure).await;
                 stack
                     .runtime
                     .giftify

@@ -184,11 +184,17 @@ pub async fn a_client_reference_names_one_order_per_user_for_good(ports: &Ports)
     let stored = ports.orders.order(&first.id).await?;
     assert_eq!(stored.as_ref(), Some(&first), "labels round-trip");
     assert_eq!(
-        ports.orders.order_by_reference(&owner.id, &reference).await?,
+        ports
+            .orders
+            .order_by_reference(&owner.id, &reference)
+            .await?,
         Some(first.clone())
     );
     assert_eq!(
-        ports.orders.order_by_reference(&other.id, &reference).await?,
+        ports
+            .orders
+            .order_by_reference(&other.id, &reference)
+            .await?,
         None,
         "a reference is the user's own"
     );
@@ -203,7 +209,10 @@ pub async fn a_client_reference_names_one_order_per_user_for_good(ports: &Ports)
         .place_order(&placement(&second, None))
         .await
         .unwrap_err();
-    assert!(matches!(refused, Error::ClientReferenceReused), "{refused:?}");
+    assert!(
+        matches!(refused, Error::ClientReferenceReused),
+        "{refused:?}"
+    );
     assert!(ports.orders.order(&second.id).await?.is_none());
     assert_eq!(
         ports.wallets.balance(&owner.id).await?.get(),
