@@ -13,6 +13,7 @@ use crate::response::timestamp;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use giftify_shared::CardRefusal;
+use giftify_shared::api_keys::Scope;
 use giftify_shared::Error as CoreError;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -48,6 +49,7 @@ pub enum ErrorCode {
     WalletLimitExceeded,
     IdempotencyKeyReused,
     ClientReferenceReused,
+    InsufficientScope,
     RateLimited,
     InternalError,
     ServiceUnavailable,
@@ -84,6 +86,7 @@ impl ErrorCode {
             ErrorCode::WalletLimitExceeded => "WALLET_LIMIT_EXCEEDED",
             ErrorCode::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
             ErrorCode::ClientReferenceReused => "CLIENT_REFERENCE_REUSED",
+            ErrorCode::InsufficientScope => "INSUFFICIENT_SCOPE",
             ErrorCode::RateLimited => "RATE_LIMITED",
             ErrorCode::InternalError => "INTERNAL_ERROR",
             ErrorCode::ServiceUnavailable => "SERVICE_UNAVAILABLE",
@@ -139,6 +142,12 @@ pub enum ApiError {
     /// Authenticated, but the role does not allow this.
     #[error("forbidden")]
     Forbidden,
+    /// An API key without the scope this endpoint needs.
+    #[error("the API key lacks the scope {}", .0.as_str())]
+    InsufficientScope(Scope),
+    /// An API key on an endpoint for signed-in people only (key management, profile, admin).
+    #[error("endpoint not available to API keys")]
+    PeopleOnly,
     /// No route matches the path.
     #[error("no route for this path")]
     RouteNotFound,
@@ -247,6 +256,17 @@ impl ApiError {
                 S::FORBIDDEN,
                 ErrorCode::Forbidden,
                 "This endpoint requires the ADMIN role",
+            ),
+            ApiError::InsufficientScope(scope) => Parts::new(
+                S::FORBIDDEN,
+                ErrorCode::InsufficientScope,
+                format!("This API key lacks the scope {}", scope.as_str()),
+            )
+            .details(json!({ "requiredScope": scope.as_str() })),
+            ApiError::PeopleOnly => Parts::new(
+                S::FORBIDDEN,
+                ErrorCode::Forbidden,
+                "This endpoint is for signed-in people, not API keys",
             ),
             ApiError::RouteNotFound => {
                 Parts::new(S::NOT_FOUND, ErrorCode::NotFound, "No such endpoint")
@@ -601,6 +621,12 @@ mod tests {
             ),
             (ApiError::TokenExpired, 401, "TOKEN_EXPIRED"),
             (ApiError::Forbidden, 403, "FORBIDDEN"),
+            (
+                ApiError::InsufficientScope(Scope::OrdersWrite),
+                403,
+                "INSUFFICIENT_SCOPE",
+            ),
+            (ApiError::PeopleOnly, 403, "FORBIDDEN"),
             (ApiError::RouteNotFound, 404, "NOT_FOUND"),
             (ApiError::MethodNotAllowed, 405, "METHOD_NOT_ALLOWED"),
             (

@@ -8,9 +8,11 @@
 use crate::AppState;
 use crate::error::ApiError;
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use crate::key_access::{KeyAccess, key_access};
+use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Path, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
+use giftify_shared::api_keys::is_api_key;
 use giftify_shared::ids::InvalidId;
 use giftify_shared::user::Role;
 use giftify_shared::{Error as CoreError, ids::UserId};
@@ -246,8 +248,11 @@ pub fn parse_int(field: &str, raw: Option<&str>) -> Result<Option<i64>, ApiError
     .transpose()
 }
 
-/// The caller, from a valid access token. Stateless: the token is proof enough for its 15
-/// minutes; admin access re-checks the account (see [`AdminUser`]).
+/// The caller, from a valid access token or API key. An access token is stateless: it is
+/// proof enough for its 15 minutes, and admin access re-checks the account (see
+/// [`AdminUser`]). An API key is read on every request (so a revocation holds at once), acts
+/// as its owner with the USER role, and reaches only the routes its scopes open
+/// ([`key_access`]).
 #[derive(Debug, Clone)]
 pub struct AuthUser {
     pub id: UserId,
@@ -259,7 +264,54 @@ impl FromRequestParts<AppState> for AuthUser {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer_token(&parts.headers)?;
-        state.tokens().verify(token)
+        if !is_api_key(token) {
+            return state.tokens().verify(token);
+        }
+        let route = parts
+            .extensions
+            .get::<MatchedPath>()
+            .map_or("", MatchedPath::as_str);
+        let needed = match key_access(&parts.method, route) {
+            KeyAccess::PeopleOnly => return Err(ApiError::PeopleOnly),
+            KeyAccess::AnyKey => None,
+            KeyAccess::Needs(scope) => Some(scope),
+        };
+        let key = state
+            .giftify()
+            .authenticate_key(token)
+            .await
+            .map_err(|error| match error {
+                CoreError::InvalidToken => ApiError::Unauthorized("Invalid or revoked API key"),
+                other => other.into(),
+            })?;
+        if let Some(missing) = needed.and_then(|scope| key.missing(scope)) {
+            return Err(ApiError::InsufficientScope(missing));
+        }
+        Ok(AuthUser {
+            id: key.user_id,
+            role: Role::User,
+        })
+    }
+}
+
+/// A signed-in person, never an API key: for managing keys, which a leaked key must not be
+/// able to do (mint itself a sibling, or revoke the others).
+#[derive(Debug, Clone)]
+pub struct PersonUser {
+    pub id: UserId,
+}
+
+impl FromRequestParts<AppState> for PersonUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer_token(&parts.headers)?;
+        if is_api_key(token) {
+            return Err(ApiError::PeopleOnly);
+        }
+        Ok(PersonUser {
+            id: state.tokens().verify(token)?.id,
+        })
     }
 }
 

@@ -11,6 +11,7 @@ pub mod dto;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
+pub mod key_access;
 pub mod lambda_metrics;
 pub mod metrics;
 pub mod openapi;

@@ -4,7 +4,10 @@
 
 use crate::AppState;
 use crate::error::{ErrorCode, ErrorEnvelope};
-use crate::routes::{admin, auth, cards, cart, codes, meta, orders, products, users, wallet};
+use crate::key_access::{KeyAccess, key_access};
+use crate::routes::{
+    admin, api_keys, auth, cards, cart, codes, meta, orders, products, users, wallet,
+};
 use axum::Router;
 use axum::http::{HeaderValue, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -32,6 +35,7 @@ Orders are fulfilled asynchronously: `POST /orders/create` answers 202 and `GET 
     paths(
         auth::register, auth::login, auth::refresh, auth::logout,
         users::profile, users::update_profile,
+        api_keys::create, api_keys::list, api_keys::revoke,
         wallet::balance, wallet::top_up, wallet::transactions,
         products::products,
         cart::cart, cart::manage, cart::clear,
@@ -43,10 +47,11 @@ Orders are fulfilled asynchronously: `POST /orders/create` answers 202 and `GET 
         meta::health, meta::metrics, openapi_json, docs,
     ),
     components(schemas(ErrorEnvelope, ErrorCode)),
-    modifiers(&BearerAuth, &ServerErrors),
+    modifiers(&BearerAuth, &ServerErrors, &ApiKeyErrors),
     tags(
         (name = "auth", description = "Registration, login, token refresh and logout"),
         (name = "users", description = "The caller's profile"),
+        (name = "api-keys", description = "API keys for servers: created, listed and revoked by signed-in people"),
         (name = "wallet", description = "Balance, top-ups and transaction history"),
         (name = "products", description = "The catalogue"),
         (name = "cart", description = "The caller's cart"),
@@ -99,9 +104,9 @@ impl Modify for BearerAuth {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
                     .description(Some(
-                        "An access token from /auth/login, /auth/register or /auth/refresh",
+                        "An access token from /auth/login, /auth/register or /auth/refresh, or an \
+                         API key (`gk_live_…`) from POST /api-keys, limited to its scopes",
                     ))
                     .build(),
             ),
@@ -154,6 +159,57 @@ impl Modify for ServerErrors {
                 responses
                     .entry("503".to_string())
                     .or_insert_with(|| unavailable.clone().into());
+            }
+        }
+    }
+}
+
+/// Adds what an API key may meet on the routes it may call ([`key_access`]): 403
+/// `INSUFFICIENT_SCOPE` naming the scope it lacks, and 429 `RATE_LIMITED` with `Retry-After`
+/// past its request budget.
+struct ApiKeyErrors;
+
+impl Modify for ApiKeyErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let envelope = || {
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorEnvelope")))
+                .build()
+        };
+        let scope = ResponseBuilder::new()
+            .description("INSUFFICIENT_SCOPE: the API key lacks the scope this endpoint needs (`details.requiredScope`)")
+            .content("application/json", envelope())
+            .build();
+        let limited = ResponseBuilder::new()
+            .description("RATE_LIMITED: the API key's request budget is spent; retry after `Retry-After` seconds")
+            .header(
+                "Retry-After",
+                HeaderBuilder::new()
+                    .schema(Object::with_type(Type::Integer))
+                    .description(Some("Seconds until the budget's window ends"))
+                    .build(),
+            )
+            .content("application/json", envelope())
+            .build();
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let operations = [
+                (axum::http::Method::GET, &mut item.get),
+                (axum::http::Method::PUT, &mut item.put),
+                (axum::http::Method::POST, &mut item.post),
+                (axum::http::Method::DELETE, &mut item.delete),
+            ];
+            for (method, operation) in operations {
+                let Some(operation) = operation else { continue };
+                if key_access(&method, path) == KeyAccess::PeopleOnly {
+                    continue;
+                }
+                let responses = &mut operation.responses.responses;
+                responses
+                    .entry("403".to_string())
+                    .or_insert_with(|| scope.clone().into());
+                responses
+                    .entry("429".to_string())
+                    .or_insert_with(|| limited.clone().into());
             }
         }
     }

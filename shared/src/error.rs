@@ -107,6 +107,7 @@ pub enum Missing {
     GiftCard,
     Transaction,
     CodeBatch,
+    ApiKey,
 }
 
 impl Missing {
@@ -120,12 +121,13 @@ impl Missing {
             Missing::GiftCard => "gift card",
             Missing::Transaction => "transaction",
             Missing::CodeBatch => "code batch",
+            Missing::ApiKey => "API key",
         }
     }
 }
 
 impl Missing {
-    pub const ALL: [Missing; 7] = [
+    pub const ALL: [Missing; 8] = [
         Missing::User,
         Missing::Product,
         Missing::Variant,
@@ -133,6 +135,7 @@ impl Missing {
         Missing::GiftCard,
         Missing::Transaction,
         Missing::CodeBatch,
+        Missing::ApiKey,
     ];
 
     pub fn parse(noun: &str) -> Option<Missing> {

@@ -85,6 +85,8 @@ prefixed_id!(/// An order.
     OrderId, "order_");
 prefixed_id!(/// An issued gift card.
     GiftCardId, "gc_");
+prefixed_id!(/// An API key (its id, never its secret).
+    ApiKeyId, "key_");
 
 #[cfg(test)]
 mod tests {

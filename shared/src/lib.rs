@@ -5,6 +5,7 @@
 //! `giftify-infra` implement [`ports`], and the drivers (`giftify-api`, `giftify-workers`) call
 //! the use cases on [`Giftify`].
 
+pub mod api_keys;
 pub mod card_life;
 pub mod cart;
 pub mod catalogue;

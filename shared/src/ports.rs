@@ -8,6 +8,7 @@
 //! [`crate::Error::Unavailable`] or [`crate::Error::Conflict`]; anything else unexpected is
 //! [`crate::Error::Internal`].
 
+use crate::api_keys::{ApiKey, ApiKeyId, RateWindow};
 use crate::card_life::{CardReturn, Redemption};
 use crate::cart::{Cart, CartLine};
 use crate::catalogue::{CatalogueEntry, Product, ProductWithVariants, Variant, VariantUpdate};
@@ -361,6 +362,38 @@ pub trait IdempotencyKeys: Send + Sync {
     async fn release(&self, scope: &IdempotencyScope, token: &str) -> Result<()>;
 }
 
+/// Users' API keys, stored with their secrets hashed, and the request counts that limit them.
+#[async_trait]
+pub trait ApiKeys: Send + Sync {
+    /// Stores a new key.
+    async fn create_api_key(&self, key: &ApiKey) -> Result<()>;
+    /// The key with this id, read consistently: a revocation holds from the next request.
+    async fn api_key(&self, id: &ApiKeyId) -> Result<Option<ApiKey>>;
+    /// The user's keys, newest first, revoked ones included.
+    async fn api_keys_of(&self, user: &UserId) -> Result<Vec<ApiKey>>;
+    /// Revokes the user's key and returns it; revoking it again keeps the first revocation.
+    /// # Errors
+    /// MUST return [`crate::Error::NotFound`] unless the key exists and is the user's, and
+    /// change nothing.
+    async fn revoke_api_key(
+        &self,
+        user: &UserId,
+        id: &ApiKeyId,
+        now: DateTime<Utc>,
+    ) -> Result<ApiKey>;
+    /// Records a use of the key at `now`, unless one at or after `since` is recorded already.
+    async fn touch_api_key(
+        &self,
+        id: &ApiKeyId,
+        now: DateTime<Utc>,
+        since: DateTime<Utc>,
+    ) -> Result<()>;
+    /// Counts one request in the window and answers true, or answers false and counts nothing
+    /// when the window holds its limit already. One atomic, conditional step: of concurrent
+    /// requests from any number of processes, exactly `limit` per window are counted.
+    async fn count_request(&self, window: &RateWindow) -> Result<bool>;
+}
+
 #[async_trait]
 pub trait OrderQueue: Send + Sync {
     /// Sends the fulfillment message: group = user, deduplication id = order. A second send of
@@ -441,6 +474,7 @@ pub struct Ports {
     pub orders: Arc<dyn Orders>,
     pub gift_cards: Arc<dyn GiftCards>,
     pub idempotency: Arc<dyn IdempotencyKeys>,
+    pub api_keys: Arc<dyn ApiKeys>,
     pub queue: Arc<dyn OrderQueue>,
     pub inbox: Arc<dyn Inbox>,
     pub queue_ops: Arc<dyn QueueOps>,
@@ -463,6 +497,7 @@ impl Ports {
             + Orders
             + GiftCards
             + IdempotencyKeys
+            + ApiKeys
             + OrderQueue
             + Inbox
             + QueueOps
@@ -481,6 +516,7 @@ impl Ports {
             orders: backend.clone(),
             gift_cards: backend.clone(),
             idempotency: backend.clone(),
+            api_keys: backend.clone(),
             queue: backend.clone(),
             inbox: backend.clone(),
             queue_ops: backend.clone(),

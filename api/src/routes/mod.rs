@@ -2,6 +2,7 @@
 //! and the fallbacks that answer unmatched paths and methods with the error envelope.
 
 pub mod admin;
+pub mod api_keys;
 pub mod auth;
 pub mod cards;
 pub mod cart;
@@ -21,6 +22,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .merge(auth::router())
         .merge(users::router())
+        .merge(api_keys::router())
         .merge(wallet::router())
         .merge(products::router())
         .merge(cart::router())

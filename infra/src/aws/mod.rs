@@ -2,6 +2,7 @@
 //! order events. [`AwsStack::connect`] builds the clients once per process (or Lambda cold
 //! start) from the standard AWS configuration chain plus Giftify's own settings.
 
+mod api_keys;
 pub mod bootstrap;
 mod cards;
 mod carts;
@@ -123,6 +124,7 @@ impl AwsStack {
             orders: store.clone(),
             gift_cards: store.clone(),
             idempotency: store.clone(),
+            api_keys: store.clone(),
             queue: queue.clone(),
             inbox: queue.clone(),
             queue_ops: queue,

@@ -163,6 +163,8 @@ pub const REFRESH_TOKENS: TableDef = TableDef {
     ttl_attribute: Some("expiresAt"),
 };
 
+/// Failed logins per account, and the request counts of API keys per rate window
+/// (`rate#<keyId>#<window start>`), each expiring by its TTL.
 pub const LOGIN_THROTTLE: TableDef = TableDef {
     short_name: "login-throttle",
     key: key("account", None),
@@ -211,8 +213,17 @@ pub const AUDIT: TableDef = TableDef {
     ttl_attribute: Some("expiresAt"),
 };
 
+/// Users' API keys, by id (the id is in the key, so a request finds its key with one
+/// consistent read); each user's keys through a keys-only index.
+pub const API_KEYS: TableDef = TableDef {
+    short_name: "api-keys",
+    key: key("keyId", None),
+    indexes: &[keys_index("userId-createdAt-index", "userId", Some("createdAt"))],
+    ttl_attribute: None,
+};
+
 /// Every table, in creation order.
-pub const ALL: [TableDef; 13] = [
+pub const ALL: [TableDef; 14] = [
     USERS,
     WALLET_TRANSACTIONS,
     PRODUCTS,
@@ -226,6 +237,7 @@ pub const ALL: [TableDef; 13] = [
     AUDIT,
     INVENTORY_CODES,
     CODE_BATCHES,
+    API_KEYS,
 ];
 
 impl TableDef {
@@ -267,6 +279,7 @@ pub struct TableNames {
     pub audit: String,
     pub inventory_codes: String,
     pub code_batches: String,
+    pub api_keys: String,
 }
 
 impl TableNames {
@@ -285,6 +298,7 @@ impl TableNames {
             audit: AUDIT.name(stage),
             inventory_codes: INVENTORY_CODES.name(stage),
             code_batches: CODE_BATCHES.name(stage),
+            api_keys: API_KEYS.name(stage),
         }
     }
 }

@@ -19,6 +19,7 @@
 //! No database work runs on the async runtime's threads: writes on the writer thread, reads on
 //! `spawn_blocking`.
 
+mod api_keys;
 pub mod backup;
 mod cards;
 mod carts;

@@ -383,8 +383,31 @@ CREATE UNIQUE INDEX orders_by_client_reference ON orders (user_id, client_refere
     WHERE client_reference IS NOT NULL;
 "#;
 
+/// API keys (the secret only as its SHA-256) and the request counts of their rate windows.
+const V7: &str = r#"
+CREATE TABLE api_keys (
+    id           TEXT PRIMARY KEY,
+    user_id      TEXT NOT NULL REFERENCES users (id),
+    name         TEXT NOT NULL,
+    scopes       TEXT NOT NULL,
+    secret_hash  TEXT NOT NULL,
+    prefix       TEXT NOT NULL,
+    created_at   INTEGER NOT NULL,
+    last_used_at INTEGER,
+    revoked_at   INTEGER
+) STRICT;
+CREATE INDEX api_keys_by_user ON api_keys (user_id, created_at);
+
+CREATE TABLE request_counts (
+    bucket     TEXT PRIMARY KEY,
+    requests   INTEGER NOT NULL CHECK (requests >= 1),
+    expires_at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX request_counts_by_expiry ON request_counts (expires_at);
+"#;
+
 /// Every migration in order; a database at version `n` has applied the first `n`.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
 
 /// The schema version this build writes.
 pub(crate) const VERSION: i64 = MIGRATIONS.len() as i64;

@@ -2,6 +2,7 @@
 //! and the scheduled jobs call.
 
 mod accounts;
+mod api_keys;
 mod batch;
 mod cards;
 mod catalogue;
@@ -21,6 +22,7 @@ pub use keyed::{Keyed, KeyedRequest, KeyedRun};
 pub use operations::{ReconcileReport, RedriveReport};
 pub use ordering::{OrderRequest, Placed};
 
+use crate::api_keys::KeyRateLimit;
 use crate::clock::Clock;
 use crate::inbox::RetryPolicy;
 use crate::ports::Ports;
@@ -45,8 +47,11 @@ pub struct Rules {
     pub redeem_throttle: ThrottlePolicy,
     /// How long after issue an owner may return a card they never revealed.
     pub return_window: chrono::Duration,
-    /// A test deployment: orders may ask for a rehearsed outcome ([`crate::sandbox`]).
+    /// A test deployment: orders may ask for a rehearsed outcome ([`crate::sandbox`]), and
+    /// its API keys read `gk_test_`.
     pub sandbox: bool,
+    /// Requests per API key.
+    pub key_rate_limit: KeyRateLimit,
 }
 
 impl Default for Rules {
@@ -60,6 +65,7 @@ impl Default for Rules {
             redeem_throttle: ThrottlePolicy::default(),
             return_window: chrono::Duration::hours(24),
             sandbox: false,
+            key_rate_limit: KeyRateLimit::default(),
         }
     }
 }
