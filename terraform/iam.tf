@@ -18,8 +18,11 @@ locals {
       "gift-cards"          = { actions = ["GetItem", "BatchGetItem", "UpdateItem", "Query"], indexes = ["giftCardNumber-index", "userId-issuedAt-index", "activeCard-expiryDate-index"] }
       "idempotency-keys"    = { actions = ["GetItem", "PutItem", "UpdateItem", "DeleteItem"], indexes = [] }
       "refresh-tokens"      = { actions = ["GetItem", "PutItem", "UpdateItem", "ConditionCheckItem"], indexes = [] }
-      "login-throttle"      = { actions = ["GetItem", "PutItem", "DeleteItem"], indexes = [] }
-      "audit"               = { actions = ["PutItem", "Query"], indexes = [] }
+      # Failed logins, and each API key's request count per window (one conditional UpdateItem).
+      "login-throttle" = { actions = ["GetItem", "PutItem", "UpdateItem", "DeleteItem"], indexes = [] }
+      # API keys: created, read by id on every keyed request, listed, revoked, use recorded.
+      "api-keys" = { actions = ["GetItem", "BatchGetItem", "PutItem", "UpdateItem", "Query"], indexes = ["userId-createdAt-index"] }
+      "audit"    = { actions = ["PutItem", "Query"], indexes = [] }
       # Code imports (a conditional put per code), the batch listing and voids.
       "inventory-codes" = { actions = ["GetItem", "PutItem", "UpdateItem", "Query"], indexes = ["batchKey-codeId-index"] }
       "code-batches"    = { actions = ["GetItem", "PutItem", "UpdateItem", "Query"], indexes = [] }

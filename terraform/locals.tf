@@ -126,6 +126,15 @@ locals {
       ttl_attribute = null
       indexes       = {}
     }
+    # API keys by id (the id is in the key); a user's keys through a keys-only index.
+    "api-keys" = {
+      hash_key      = "keyId"
+      range_key     = null
+      ttl_attribute = null
+      indexes = {
+        "userId-createdAt-index" = { hash_key = "userId", range_key = "createdAt", projection = "KEYS_ONLY" }
+      }
+    }
   }
 
   table_names = { for short, _ in local.dynamodb_tables : short => "${local.name_prefix}-${short}" }
@@ -168,8 +177,11 @@ locals {
       description = "Giftify HTTP API (axum behind API Gateway HTTP API)"
       settings    = var.api_function
       zip_path    = coalesce(var.api_zip_path, "${local.target_dir}/lambda/api-lambda/bootstrap.zip")
-      environment = merge(local.lambda_environment, { GIFTIFY_JWT_SECRET_ARN = aws_secretsmanager_secret.jwt.arn })
-      secrets     = [aws_secretsmanager_secret.jwt.arn, aws_secretsmanager_secret.card_key.arn]
+      environment = merge(local.lambda_environment, {
+        GIFTIFY_JWT_SECRET_ARN     = aws_secretsmanager_secret.jwt.arn
+        GIFTIFY_API_KEY_RATE_LIMIT = tostring(var.api_key_rate_limit)
+      })
+      secrets = [aws_secretsmanager_secret.jwt.arn, aws_secretsmanager_secret.card_key.arn]
     }
     fulfillment = {
       bin         = "fulfillment"

@@ -230,6 +230,17 @@ variable "stale_pending_seconds" {
   }
 }
 
+variable "api_key_rate_limit" {
+  description = "Requests each API key may make per 10-second window, counted in DynamoDB so the limit holds across every API Lambda instance (GIFTIFY_API_KEY_RATE_LIMIT)."
+  type        = number
+  default     = 100
+
+  validation {
+    condition     = var.api_key_rate_limit >= 1 && var.api_key_rate_limit <= 100000
+    error_message = "api_key_rate_limit must be between 1 and 100000 (the range the code accepts)."
+  }
+}
+
 variable "sandbox" {
   description = "A test deployment (GIFTIFY_SANDBOX): orders may ask for a rehearsed outcome in metadata.sandbox. Never true for a stage that takes real money."
   type        = bool

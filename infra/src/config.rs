@@ -60,6 +60,10 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "`true` on a test deployment: orders may ask for a rehearsed outcome in metadata.sandbox (default false)",
     ),
     (
+        "GIFTIFY_API_KEY_RATE_LIMIT",
+        "requests each API key may make per 10-second window, across every API process (default 100)",
+    ),
+    (
         "GIFTIFY_BACKEND",
         "`embedded` (default: SQLite in the data dir) or `aws` (DynamoDB, SQS, SNS)",
     ),
@@ -121,6 +125,8 @@ pub struct Config {
     pub wallet_max_balance: i64,
     /// A test deployment, where orders may ask for a rehearsed outcome.
     pub sandbox: bool,
+    /// Requests per API key per 10-second window.
+    pub api_key_rate_limit: u32,
     /// Age after which the reconciler re-enqueues a PENDING order.
     pub stale_pending_after: Duration,
     pub http: HttpLimits,
@@ -214,6 +220,7 @@ impl Default for Config {
             queue: QueueSettings::default(),
             wallet_max_balance: 20_000_000,
             sandbox: false,
+            api_key_rate_limit: 100,
             stale_pending_after: Duration::from_secs(120),
             http: HttpLimits::default(),
             shutdown_deadline: Duration::from_secs(20),
@@ -282,6 +289,10 @@ impl Config {
                 other => bail!("GIFTIFY_SANDBOX must be `true` or `false`, not `{other}`"),
             };
         }
+        if let Some(n) = var("GIFTIFY_API_KEY_RATE_LIMIT") {
+            config.api_key_rate_limit =
+                parse_in("GIFTIFY_API_KEY_RATE_LIMIT", &n, 1, 100_000)? as u32;
+        }
         if let Some(n) = var("GIFTIFY_STALE_PENDING_SECS") {
             config.stale_pending_after =
                 Duration::from_secs(parse_in("GIFTIFY_STALE_PENDING_SECS", &n, 0, 86_400)? as u64);
@@ -348,6 +359,10 @@ impl Config {
             stale_pending_after: chrono::Duration::from_std(self.stale_pending_after)
                 .unwrap_or(chrono::Duration::minutes(2)),
             sandbox: self.sandbox,
+            key_rate_limit: giftify_shared::api_keys::KeyRateLimit {
+                requests: self.api_key_rate_limit,
+                ..Default::default()
+            },
             ..Default::default()
         }
     }

@@ -18,10 +18,16 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 /// Variables of `ENV_VARS` that only the API function is given, and why.
-const API_ONLY: &[(&str, &str)] = &[(
-    "GIFTIFY_JWT_SECRET_ARN",
-    "only the API signs and verifies access tokens; a worker holding the key could mint them",
-)];
+const API_ONLY: &[(&str, &str)] = &[
+    (
+        "GIFTIFY_JWT_SECRET_ARN",
+        "only the API signs and verifies access tokens; a worker holding the key could mint them",
+    ),
+    (
+        "GIFTIFY_API_KEY_RATE_LIMIT",
+        "only the API authenticates API keys",
+    ),
+];
 
 /// Variables of `ENV_VARS` that no Lambda is given, and why. Anything else the code reads must
 /// be set on every function (or, if in [`API_ONLY`], on the API function alone), and nothing
