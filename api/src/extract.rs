@@ -7,8 +7,8 @@
 
 use crate::AppState;
 use crate::error::ApiError;
-use axum::body::Bytes;
 use crate::key_access::{KeyAccess, key_access};
+use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Path, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};

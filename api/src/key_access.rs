@@ -20,7 +20,7 @@ pub enum KeyAccess {
 pub fn key_access(method: &Method, route: &str) -> KeyAccess {
     use KeyAccess::{AnyKey, Needs, PeopleOnly};
     use Scope::{
-        Cart, CardsRead, CardsReveal, CardsWrite, OrdersRead, OrdersWrite, WalletRead, WalletWrite,
+        CardsRead, CardsReveal, CardsWrite, Cart, OrdersRead, OrdersWrite, WalletRead, WalletWrite,
     };
     match (method.as_str(), route) {
         ("GET", "/products") => AnyKey,
@@ -28,9 +28,7 @@ pub fn key_access(method: &Method, route: &str) -> KeyAccess {
         ("GET", "/wallet/balance") | ("GET", "/wallet/transactions") => Needs(WalletRead),
         ("POST", "/wallet/topup") => Needs(WalletWrite),
         ("POST", "/orders/create") | ("POST", "/orders/{orderId}/cancel") => Needs(OrdersWrite),
-        ("GET", "/orders") | ("GET", "/orders/{orderId}") | ("GET", "/events") => {
-            Needs(OrdersRead)
-        }
+        ("GET", "/orders") | ("GET", "/orders/{orderId}") | ("GET", "/events") => Needs(OrdersRead),
         ("POST", "/orders/{orderId}/gift-cards/{giftCardId}/reveal") => Needs(CardsReveal),
         ("POST", "/orders/{orderId}/gift-cards/{giftCardId}/return")
         | ("POST", "/gift-cards/redeem") => Needs(CardsWrite),

@@ -154,7 +154,11 @@ fn sha256_hex(secret: &str) -> String {
 
 /// Equal in time independent of where the strings differ.
 fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 impl PresentedKey {
@@ -354,7 +358,11 @@ mod tests {
         let mut wrong = token.clone();
         let last = wrong.pop().unwrap();
         wrong.push(if last == '0' { '1' } else { '0' });
-        assert!(!issued.key.accepts(&PresentedKey::parse(&wrong).unwrap(), KeyEnvironment::Live));
+        assert!(
+            !issued
+                .key
+                .accepts(&PresentedKey::parse(&wrong).unwrap(), KeyEnvironment::Live)
+        );
         let revoked = ApiKey {
             revoked_at: Some(now),
             ..issued.key.clone()
@@ -375,12 +383,25 @@ mod tests {
         let user = UserId::generate();
         for name in ["", "   ", &"n".repeat(MAX_KEY_NAME_LEN + 1), "a\nb"] {
             assert!(
-                ApiKey::issue(&user, name, scopes(&["cart"]), KeyEnvironment::Live, Utc::now())
-                    .is_err()
+                ApiKey::issue(
+                    &user,
+                    name,
+                    scopes(&["cart"]),
+                    KeyEnvironment::Live,
+                    Utc::now()
+                )
+                .is_err()
             );
         }
         assert!(
-            ApiKey::issue(&user, "k", BTreeSet::new(), KeyEnvironment::Live, Utc::now()).is_err()
+            ApiKey::issue(
+                &user,
+                "k",
+                BTreeSet::new(),
+                KeyEnvironment::Live,
+                Utc::now()
+            )
+            .is_err()
         );
         assert!(parse_scopes(["orders:delete"]).is_err());
     }

@@ -9,6 +9,8 @@
 
 #[path = "contract/accounts.rs"]
 mod accounts;
+#[path = "contract/api_keys.rs"]
+mod api_keys;
 #[path = "contract/cart.rs"]
 mod cart;
 #[path = "contract/catalogue.rs"]
@@ -98,6 +100,9 @@ macro_rules! contract_suite {
                 accounts::a_failure_recorded_while_locked_keeps_the_lock_as_it_is,
                 accounts::failures_spread_beyond_the_window_do_not_lock,
                 accounts::a_reset_clears_the_failures_of_one_account_only,
+                api_keys::keys_are_stored_listed_and_revoked_by_their_owner_only,
+                api_keys::a_keys_use_is_recorded_at_most_once_a_minute,
+                api_keys::concurrent_requests_are_counted_exactly_to_the_windows_limit,
                 wallet::a_top_up_credits_the_wallet_and_records_the_balance_after,
                 wallet::a_top_up_beyond_the_wallet_limit_fails_and_changes_nothing,
                 wallet::a_top_up_for_an_unknown_user_is_not_found,

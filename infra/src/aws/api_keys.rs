@@ -85,7 +85,11 @@ impl ApiKeys for DynamoStore {
             .scan_index_forward(false);
         let ids = super::store::all_pages!(query.clone())
             .iter()
-            .map(|raw| Ok(key_key(&ApiKeyId::parse(Attrs::new(raw, "api-keys").s("keyId")?)?)))
+            .map(|raw| {
+                Ok(key_key(&ApiKeyId::parse(
+                    Attrs::new(raw, "api-keys").s("keyId")?,
+                )?))
+            })
             .collect::<Result<Vec<_>>>()?;
         if ids.is_empty() {
             return Ok(Vec::new());

@@ -218,7 +218,11 @@ pub const AUDIT: TableDef = TableDef {
 pub const API_KEYS: TableDef = TableDef {
     short_name: "api-keys",
     key: key("keyId", None),
-    indexes: &[keys_index("userId-createdAt-index", "userId", Some("createdAt"))],
+    indexes: &[keys_index(
+        "userId-createdAt-index",
+        "userId",
+        Some("createdAt"),
+    )],
     ttl_attribute: None,
 };
 
