@@ -2,6 +2,7 @@
 //! the real queue drained by the same per-message handler the worker uses.
 
 mod admin;
+mod api_keys;
 mod auth;
 mod cards;
 mod cart;
