@@ -20,6 +20,8 @@ locals {
       "refresh-tokens"      = { actions = ["GetItem", "PutItem", "UpdateItem", "ConditionCheckItem"], indexes = [] }
       # Failed logins, and each API key's request count per window (one conditional UpdateItem).
       "login-throttle" = { actions = ["GetItem", "PutItem", "UpdateItem", "DeleteItem"], indexes = [] }
+      # The event feed: events recorded (cancel, redeem, return) and paged.
+      "events" = { actions = ["GetItem", "PutItem", "Query"], indexes = [] }
       # API keys: created, read by id on every keyed request, listed, revoked, use recorded.
       "api-keys" = { actions = ["GetItem", "BatchGetItem", "PutItem", "UpdateItem", "Query"], indexes = ["userId-createdAt-index"] }
       "audit"    = { actions = ["PutItem", "Query"], indexes = [] }
@@ -40,6 +42,8 @@ locals {
       "wallet-transactions" = { actions = ["PutItem"], indexes = [] }
       "cart"                = { actions = ["GetItem", "UpdateItem"], indexes = [] }
       "audit"               = { actions = ["PutItem"], indexes = [] }
+      # Each final order's event is recorded in the feed before it is published.
+      "events" = { actions = ["GetItem", "PutItem", "Query"], indexes = [] }
       # A brand line reads its pool first-expiring first and allocates each code in the
       # completion transaction.
       "inventory-codes" = { actions = ["Query", "UpdateItem"], indexes = ["availableVariant-availableOrder-index"] }
@@ -55,6 +59,8 @@ locals {
       "products"         = { actions = ["Scan"], indexes = [] }
       "product-variants" = { actions = ["Scan", "Query", "UpdateItem"], indexes = ["variantId-index"] }
       "inventory-codes"  = { actions = ["UpdateItem"], indexes = ["availableVariant-availableOrder-index"] }
+      # Events a crash left unpublished are recorded in the feed first (once, by event id).
+      "events" = { actions = ["GetItem", "PutItem", "Query"], indexes = [] }
     }
   }
 

@@ -126,6 +126,13 @@ locals {
       ttl_attribute = null
       indexes       = {}
     }
+    # The event feed: a partition per feed and per order, by 20-digit position; a guard per event.
+    "events" = {
+      hash_key      = "feedKey"
+      range_key     = "position"
+      ttl_attribute = null
+      indexes       = {}
+    }
     # API keys by id (the id is in the key); a user's keys through a keys-only index.
     "api-keys" = {
       hash_key      = "keyId"

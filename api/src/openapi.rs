@@ -6,7 +6,7 @@ use crate::AppState;
 use crate::error::{ErrorCode, ErrorEnvelope};
 use crate::key_access::{KeyAccess, key_access};
 use crate::routes::{
-    admin, api_keys, auth, cards, cart, codes, meta, orders, products, users, wallet,
+    admin, api_keys, auth, cards, cart, codes, events, meta, orders, products, users, wallet,
 };
 use axum::Router;
 use axum::http::{HeaderValue, header};
@@ -44,6 +44,7 @@ Orders are fulfilled asynchronously: `POST /orders/create` answers 202 and `GET 
         admin::create_product, admin::create_variant,
         codes::import, codes::batches, codes::void,
         cards::list, cards::redeem, cards::reveals, orders::return_card,
+        events::feed,
         meta::health, meta::metrics, openapi_json, docs,
     ),
     components(schemas(ErrorEnvelope, ErrorCode)),
@@ -58,6 +59,7 @@ Orders are fulfilled asynchronously: `POST /orders/create` answers 202 and `GET 
         (name = "orders", description = "Ordering, order status, cancellation and gift card reveal"),
         (name = "gift-cards", description = "Giftify cards redeemed into the wallet"),
         (name = "admin", description = "Inventory, all orders, analytics and catalogue changes (role ADMIN)"),
+        (name = "events", description = "The event feed: every event of yours (all, for admins) in the order recorded"),
         (name = "meta", description = "Health, metrics and this documentation"),
     )
 )]

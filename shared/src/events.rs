@@ -31,6 +31,11 @@ pub struct OrderEvent {
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
     pub occurred_at: DateTime<Utc>,
+    /// The event's place among its order's events, from 1, given when the event is recorded
+    /// ([`crate::ports::EventFeed::record_event`]): a subscriber keeps the highest it has seen
+    /// and drops a delivery with a lower one.
+    #[serde(default)]
+    pub sequence: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,6 +98,7 @@ impl OrderEvent {
                 .map(|r| r.as_str().to_string()),
             metadata: order.labels.metadata.pairs().clone(),
             occurred_at: order.fulfillment.fulfilled_at.unwrap_or(order.updated_at),
+            sequence: 0,
         })
     }
 }
@@ -120,6 +126,9 @@ pub struct CardEvent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redeemed_by: Option<UserId>,
     pub occurred_at: DateTime<Utc>,
+    /// The event's place among its order's events (see [`OrderEvent::sequence`]).
+    #[serde(default)]
+    pub sequence: u64,
 }
 
 impl CardEvent {
@@ -152,7 +161,80 @@ impl CardEvent {
             amount,
             redeemed_by: card.redeemed_by.clone(),
             occurred_at,
+            sequence: 0,
         })
+    }
+}
+
+/// Which feed a reader pages through: one user's events, or every event (admins).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Feed {
+    OfUser(UserId),
+    All,
+}
+
+/// A page of a feed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FeedPage {
+    /// In feed order: the order in which the events were recorded.
+    pub events: Vec<Event>,
+    /// Where the next page starts; the same cursor again when there is nothing new yet.
+    pub next: FeedCursor,
+    /// Whether more events were already recorded after this page.
+    pub has_more: bool,
+}
+
+/// A place in one feed, opaque to clients: `base64url("v1:<u|a>:<position>")`. The feed it
+/// belongs to is part of it, so a cursor of one feed is refused by another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FeedCursor {
+    pub all: bool,
+    /// How many events of the feed come at or before it: the next page starts after it.
+    pub position: u64,
+}
+
+impl FeedCursor {
+    pub fn start(feed: &Feed) -> Self {
+        FeedCursor {
+            all: *feed == Feed::All,
+            position: 0,
+        }
+    }
+
+    pub fn encode(&self) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!(
+            "v1:{}:{}",
+            if self.all { "a" } else { "u" },
+            self.position
+        ))
+    }
+
+    /// # Errors
+    /// [`crate::Error::Validation`] naming `after` for a cursor that is not one of `feed`'s.
+    pub fn parse(raw: &str, feed: &Feed) -> crate::Result<Self> {
+        use base64::Engine;
+        let bad = || crate::Error::validation("after", "not a cursor of this feed");
+        let text = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(raw)
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .ok_or_else(bad)?;
+        let mut parts = text.splitn(3, ':');
+        let (Some("v1"), Some(kind), Some(position)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad());
+        };
+        let all = match kind {
+            "a" => true,
+            "u" => false,
+            _ => return Err(bad()),
+        };
+        if all != (*feed == Feed::All) {
+            return Err(bad());
+        }
+        let position = position.parse().map_err(|_| bad())?;
+        Ok(FeedCursor { all, position })
     }
 }
 
@@ -185,6 +267,42 @@ impl Event {
             Event::Order(e) => &e.order_id,
             Event::Card(e) => &e.order_id,
         }
+    }
+
+    /// Whose feed the event is in: the order's buyer (for a card, its holder).
+    pub fn user_id(&self) -> &UserId {
+        match self {
+            Event::Order(e) => &e.user_id,
+            Event::Card(e) => &e.user_id,
+        }
+    }
+
+    pub fn sequence(&self) -> u64 {
+        match self {
+            Event::Order(e) => e.sequence,
+            Event::Card(e) => e.sequence,
+        }
+    }
+
+    /// The event as recorded at this place among its order's events.
+    pub fn sequenced(mut self, sequence: u64) -> Self {
+        match &mut self {
+            Event::Order(e) => e.sequence = sequence,
+            Event::Card(e) => e.sequence = sequence,
+        }
+        self
+    }
+
+    /// The exact JSON that subscribers receive and the feed answers.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| "{}".into())
+    }
+
+    /// An event from its JSON.
+    /// # Errors
+    /// [`crate::Error::Internal`] for text that is no event (corrupt data).
+    pub fn from_json(raw: &str) -> crate::Result<Self> {
+        serde_json::from_str(raw).map_err(|e| crate::Error::Internal(e.into()))
     }
 
     /// The order's or the card's status after the event, for subscription filters.

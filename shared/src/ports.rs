@@ -13,7 +13,7 @@ use crate::card_life::{CardReturn, Redemption};
 use crate::cart::{Cart, CartLine};
 use crate::catalogue::{CatalogueEntry, Product, ProductWithVariants, Variant, VariantUpdate};
 use crate::codes::{BatchRef, BatchSummary, CodeImport, ImportReport, InventoryCode};
-use crate::events::Event;
+use crate::events::{Event, Feed, FeedCursor, FeedPage};
 use crate::idempotency::{Claim, IdempotencyScope, NewClaim, Refusal};
 use crate::ids::{GiftCardId, OrderId, TransactionId, UserId, VariantId};
 use crate::inbox::Delivery;
@@ -437,6 +437,20 @@ pub trait QueueOps: Send + Sync {
     async fn depths(&self) -> Result<QueueDepths>;
 }
 
+/// The event feed: every event recorded once, in the order it was recorded, in its user's feed
+/// and in the feed of all events — what a client pages through to catch up without webhooks.
+#[async_trait]
+pub trait EventFeed: Send + Sync {
+    /// Records the event at the end of its user's feed and of the feed of all events, as the
+    /// next of its order's events ([`Event::sequenced`]), in one atomic step, and returns it
+    /// as recorded. An event id recorded before returns that first recording and changes
+    /// nothing. MUST keep every feed gapless: once a reader sees an event, every event before
+    /// it in that feed is readable too, so a cursor never passes one still to come.
+    async fn record_event(&self, event: &Event, now: DateTime<Utc>) -> Result<Event>;
+    /// Up to `limit` events of the feed after `after`, read consistently, in feed order.
+    async fn feed(&self, feed: &Feed, after: FeedCursor, limit: u32) -> Result<FeedPage>;
+}
+
 #[async_trait]
 pub trait EventPublisher: Send + Sync {
     /// Publishes at least once; `Ok` means the event is durably handed over.
@@ -479,6 +493,7 @@ pub struct Ports {
     pub inbox: Arc<dyn Inbox>,
     pub queue_ops: Arc<dyn QueueOps>,
     pub events: Arc<dyn EventPublisher>,
+    pub feed: Arc<dyn EventFeed>,
     pub keys: Arc<dyn KeyChecks>,
     pub health: Arc<dyn Health>,
 }
@@ -498,6 +513,7 @@ impl Ports {
             + GiftCards
             + IdempotencyKeys
             + ApiKeys
+            + EventFeed
             + OrderQueue
             + Inbox
             + QueueOps
@@ -521,6 +537,7 @@ impl Ports {
             inbox: backend.clone(),
             queue_ops: backend.clone(),
             events,
+            feed: backend.clone(),
             keys: backend.clone(),
             health: backend,
         }

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod cards;
 pub mod cart;
 pub mod codes;
+pub mod events;
 pub mod meta;
 pub mod orders;
 pub mod products;
@@ -30,6 +31,7 @@ pub fn router() -> Router<AppState> {
         .merge(admin::router())
         .merge(codes::router())
         .merge(cards::router())
+        .merge(events::router())
         .merge(meta::router())
 }
 

@@ -9,6 +9,7 @@ mod carts;
 mod catalogue;
 mod codes;
 pub mod events;
+mod feed;
 mod idempotency;
 mod inbox;
 pub mod item;
@@ -129,6 +130,7 @@ impl AwsStack {
             inbox: queue.clone(),
             queue_ops: queue,
             events: Arc::new(self.events.clone()),
+            feed: store.clone(),
             keys: store.clone(),
             health: store,
         }

@@ -226,8 +226,18 @@ pub const API_KEYS: TableDef = TableDef {
     ttl_attribute: None,
 };
 
+/// The event feed: a partition per feed (`user#<id>`, `all`) and per order (`order#<id>`),
+/// sorted by the event's 20-digit position in it, and a guard item per event id
+/// (`event#<id>`, position 0) that makes recording once.
+pub const EVENTS: TableDef = TableDef {
+    short_name: "events",
+    key: key("feedKey", Some("position")),
+    indexes: &[],
+    ttl_attribute: None,
+};
+
 /// Every table, in creation order.
-pub const ALL: [TableDef; 14] = [
+pub const ALL: [TableDef; 15] = [
     USERS,
     WALLET_TRANSACTIONS,
     PRODUCTS,
@@ -242,6 +252,7 @@ pub const ALL: [TableDef; 14] = [
     INVENTORY_CODES,
     CODE_BATCHES,
     API_KEYS,
+    EVENTS,
 ];
 
 impl TableDef {
@@ -284,6 +295,7 @@ pub struct TableNames {
     pub inventory_codes: String,
     pub code_batches: String,
     pub api_keys: String,
+    pub events: String,
 }
 
 impl TableNames {
@@ -303,6 +315,7 @@ impl TableNames {
             inventory_codes: INVENTORY_CODES.name(stage),
             code_batches: CODE_BATCHES.name(stage),
             api_keys: API_KEYS.name(stage),
+            events: EVENTS.name(stage),
         }
     }
 }

@@ -27,6 +27,7 @@ mod catalogue;
 mod codec;
 mod codes;
 mod events;
+mod feed;
 mod idempotency;
 mod inbox;
 mod keys;

@@ -406,8 +406,30 @@ CREATE TABLE request_counts (
 CREATE INDEX request_counts_by_expiry ON request_counts (expires_at);
 "#;
 
+/// The event feed: every event once, in the order recorded (`position`), with its place among
+/// its order's events (`sequence`). Events logged before it are carried over in log order.
+const V8: &str = r#"
+CREATE TABLE event_feed (
+    position    INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id    TEXT NOT NULL UNIQUE,
+    user_id     TEXT NOT NULL,
+    order_id    TEXT NOT NULL,
+    sequence    INTEGER NOT NULL CHECK (sequence >= 1),
+    body        TEXT NOT NULL,
+    recorded_at INTEGER NOT NULL,
+    UNIQUE (order_id, sequence)
+) STRICT;
+CREATE INDEX event_feed_by_user ON event_feed (user_id, position);
+INSERT INTO event_feed (event_id, user_id, order_id, sequence, body, recorded_at)
+    SELECT event_id, json_extract(body, '$.userId'), order_id, seq,
+           json_set(body, '$.sequence', seq), created_at
+    FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY order_id ORDER BY created_at, event_id) AS seq
+          FROM events)
+    ORDER BY created_at, event_id;
+"#;
+
 /// Every migration in order; a database at version `n` has applied the first `n`.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8];
 
 /// The schema version this build writes.
 pub(crate) const VERSION: i64 = MIGRATIONS.len() as i64;

@@ -354,6 +354,7 @@ mod tests {
             client_reference: Some("po-1".into()),
             metadata: [("campaign".to_string(), "diwali".to_string())].into(),
             occurred_at: chrono::Utc::now(),
+            sequence: 1,
         })
     }
 

@@ -191,7 +191,7 @@ impl Giftify {
                 .mark_card_notified(&card.id, self.now())
                 .await;
         };
-        self.ports.events.publish(&event.into()).await?;
+        self.publish_recorded(event.into()).await?;
         self.ports
             .gift_cards
             .mark_card_notified(&card.id, self.now())

@@ -2,7 +2,7 @@
 
 use super::Giftify;
 use crate::Missing;
-use crate::events::OrderEvent;
+use crate::events::{Event, Feed, FeedCursor, FeedPage, OrderEvent};
 use crate::idempotency::{IdempotencyCommit, IdempotencyScope, IdempotentOutcome};
 use crate::ids::{GiftCardId, OrderId, TransactionId, UserId};
 use crate::labels::{ClientReference, OrderLabels};
@@ -360,8 +360,35 @@ impl Giftify {
         let Some(event) = OrderEvent::for_order(order) else {
             return Ok(());
         };
-        self.ports.events.publish(&event.into()).await?;
+        self.publish_recorded(event.into()).await?;
         self.ports.orders.mark_notified(&order.id, self.now()).await
+    }
+
+    /// Records the event in the feed (which gives it its place among its order's events), then
+    /// hands it to subscribers: a subscriber never hears of an event the feed lacks, and a
+    /// republish after a crash sends the same recording again.
+    pub(crate) async fn publish_recorded(&self, event: Event) -> Result<()> {
+        let recorded = self.ports.feed.record_event(&event, self.now()).await?;
+        self.ports.events.publish(&recorded).await
+    }
+
+    /// A page of the caller's event feed (every event for an admin), after `after`.
+    /// # Errors
+    /// [`Error::Validation`] for a cursor of another feed or a limit outside 1–100.
+    pub async fn event_feed(
+        &self,
+        feed: &Feed,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<FeedPage> {
+        if !(1..=100).contains(&limit) {
+            return Err(Error::validation("limit", "must be between 1 and 100"));
+        }
+        let after = match after {
+            Some(raw) => FeedCursor::parse(raw, feed)?,
+            None => FeedCursor::start(feed),
+        };
+        self.ports.feed.feed(feed, after, limit).await
     }
 
     /// The full number and PIN of one of the user's cards; every reveal is audited first.
