@@ -8,6 +8,7 @@ mod cards;
 mod cart;
 mod codes;
 mod concurrency;
+mod feed;
 mod invariants;
 mod meta;
 mod orders;
