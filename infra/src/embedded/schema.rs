@@ -455,6 +455,45 @@ mod tests {
     use super::{MIGRATIONS, VERSION, migrate};
     use rusqlite::Connection;
 
+    /// A database at version 7 with logged events moves to version 8: its events enter the
+    /// feed in log order, numbered per order, with the number in their body.
+    #[test]
+    fn version_8_carries_the_event_log_into_the_feed() {
+        let mut conn = Connection::open_in_memory().expect("a database");
+        for migration in &MIGRATIONS[..7] {
+            conn.execute_batch(migration).expect("migrations 1 to 7");
+        }
+        conn.pragma_update(None, "user_version", 7)
+            .expect("version 7");
+        conn.execute_batch(
+            r#"INSERT INTO events (event_id, event_type, order_id, body, created_at) VALUES
+             ('evt_a_fulfilled', 'order.fulfilled', 'order_a', '{"eventId":"evt_a_fulfilled","userId":"user_1"}', 10),
+             ('evt_b_refunded', 'order.refunded', 'order_b', '{"eventId":"evt_b_refunded","userId":"user_2"}', 20),
+             ('evt_gc_returned', 'gift_card.returned', 'order_a', '{"eventId":"evt_gc_returned","userId":"user_1"}', 30);"#,
+        )
+        .expect("version 7 data");
+
+        migrate(&mut conn).expect("version 8");
+
+        let feed: Vec<(i64, String, String, i64, i64)> = conn
+            .prepare(
+                "SELECT position, event_id, user_id, sequence, json_extract(body, '$.sequence')                  FROM event_feed ORDER BY position",
+            )
+            .expect("query")
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("feed");
+        assert_eq!(
+            feed,
+            vec![
+                (1, "evt_a_fulfilled".into(), "user_1".into(), 1, 1),
+                (2, "evt_b_refunded".into(), "user_2".into(), 1, 1),
+                (3, "evt_gc_returned".into(), "user_1".into(), 2, 2),
+            ]
+        );
+    }
+
     /// A database at version 4 with cards and codes moves to version 5: cards changed before
     /// events existed owe none, and variants that issued cards or took codes keep their source.
     #[test]
