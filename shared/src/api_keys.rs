@@ -114,7 +114,8 @@ pub struct ApiKey {
     pub scopes: BTreeSet<Scope>,
     /// SHA-256 of the secret, hex.
     pub secret_hash: String,
-    /// The first characters of the key, to tell keys apart in a list (`gk_live_01HX…`).
+    /// The first characters of the key — its prefix and the id's time and first random
+    /// characters — to tell keys apart in a list (`gk_live_01HX…`).
     pub prefix: String,
     pub created_at: DateTime<Utc>,
     pub last_used_at: Option<DateTime<Utc>>,
@@ -213,7 +214,10 @@ impl ApiKey {
         let secret = hex::encode(secret);
         let token = format!("{}{}_{secret}", environment.prefix(), id.ulid_part());
         let key = ApiKey {
-            prefix: token.chars().take(environment.prefix().len() + 8).collect(),
+            prefix: token
+                .chars()
+                .take(environment.prefix().len() + 16)
+                .collect(),
             id,
             user_id: user.clone(),
             name: name.to_string(),

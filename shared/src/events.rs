@@ -32,8 +32,8 @@ pub struct OrderEvent {
     pub metadata: BTreeMap<String, String>,
     pub occurred_at: DateTime<Utc>,
     /// The event's place among its order's events, from 1, given when the event is recorded
-    /// ([`crate::ports::EventFeed::record_event`]): a subscriber keeps the highest it has seen
-    /// and drops a delivery with a lower one.
+    /// ([`crate::ports::EventFeed::record_event`]): of two events of one order, the lower was
+    /// recorded first, whichever arrives first. Redeliveries are told apart by `eventId`.
     #[serde(default)]
     pub sequence: u64,
 }

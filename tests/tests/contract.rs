@@ -104,6 +104,7 @@ macro_rules! contract_suite {
                 accounts::a_reset_clears_the_failures_of_one_account_only,
                 feed::an_event_is_recorded_once_and_numbered_among_its_orders_events,
                 feed::racing_recordings_leave_no_gap_for_a_reader,
+                feed::one_event_recorded_by_racing_writers_is_recorded_once,
                 api_keys::keys_are_stored_listed_and_revoked_by_their_owner_only,
                 api_keys::a_keys_use_is_recorded_at_most_once_a_minute,
                 api_keys::concurrent_requests_are_counted_exactly_to_the_windows_limit,

@@ -90,8 +90,9 @@ impl From<&ApiKey> for ApiKeyView {
 /// Create an API key for your servers.
 ///
 /// The answer holds the key's secret, once. Send it as `Authorization: Bearer gk_…` wherever
-/// an access token is accepted; it acts as you, within its scopes, up to 100 requests per
-/// 10 seconds. Keys are managed by signed-in people only.
+/// an access token is accepted; it acts as you, within its scopes and its request budget
+/// (`GIFTIFY_API_KEY_RATE_LIMIT` requests per 10 seconds, 100 unless the deployment says
+/// otherwise). Keys are managed by signed-in people only.
 #[utoipa::path(
     post, path = "/api-keys", tag = "api-keys",
     security(("bearerAuth" = [])),

@@ -9,8 +9,6 @@ use crate::response::{Envelope, ok};
 use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
-use giftify_shared::events::Feed;
-use giftify_shared::user::Role;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -64,15 +62,7 @@ pub async fn feed(
     caller: AuthUser,
     ApiQuery(query): ApiQuery<FeedQuery>,
 ) -> Result<Envelope<FeedData>, ApiError> {
-    // An admin's token is re-checked against the account, as for every admin endpoint: a
-    // demoted admin reads their own feed from the next request, not when the token expires.
-    let still_admin = caller.role == Role::Admin
-        && state.giftify().active_user(&caller.id).await?.role == Role::Admin;
-    let feed = if still_admin {
-        Feed::All
-    } else {
-        Feed::OfUser(caller.id)
-    };
+    let feed = state.giftify().feed_of(&caller.id, caller.role).await?;
     let limit = parse_int("limit", query.limit.as_deref())?.unwrap_or(50);
     let limit = u32::try_from(limit)
         .map_err(|_| ApiError::validation("limit", "must be between 1 and 100"))?;

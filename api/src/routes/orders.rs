@@ -463,7 +463,7 @@ pub async fn create(
     params(UserOrderListQuery),
     responses(
         (status = 200, description = "A page of orders; with `clientReference`, the one order holding it or none", body = Envelope<OrdersData>),
-        (status = 400, description = "VALIDATION_ERROR: bad page, limit or status", body = ErrorEnvelope),
+        (status = 400, description = "VALIDATION_ERROR: bad page, limit, status or clientReference", body = ErrorEnvelope),
         (status = 401, description = "UNAUTHORIZED or TOKEN_EXPIRED", body = ErrorEnvelope),
     )
 )]
@@ -476,19 +476,10 @@ pub async fn list(
     let found = match reference {
         None => state.giftify().orders_of(&user.id, status, page).await?,
         Some(reference) => {
-            let found: Vec<Order> = state
+            state
                 .giftify()
-                .order_by_reference(&user.id, &reference)
+                .orders_by_reference(&user.id, &reference, status, page)
                 .await?
-                .into_iter()
-                .filter(|order| status.is_none_or(|s| order.status == s))
-                .collect();
-            giftify_shared::wallet::Page {
-                total: found.len() as u64,
-                items: found.into_iter().skip(page.offset() as usize).collect(),
-                page: page.page,
-                limit: page.limit,
-            }
         }
     };
     Ok(ok(OrdersData {

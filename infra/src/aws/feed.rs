@@ -7,18 +7,20 @@
 //! Each next position was read consistently just before; a writer that lost a race reads
 //! again. So position n + 1 of a feed is only ever written after n committed, and a consistent
 //! query never sees a later event while an earlier one is still to come: no gaps. The price:
-//! the feed of all events is one partition that every recording of the deployment goes
-//! through, its writers retrying each other's races — fine at the rate orders are fulfilled,
-//! and the first thing to split (per-day partitions) should that rate outgrow one partition's
-//! 1,000 writes per second.
+//! every recording of the deployment takes the next position of the one feed of all events,
+//! so recordings are serial — about one per read-and-transaction round trip (tens per second),
+//! with racing writers retrying. That is the known ceiling of this design; past it, the feed of
+//! all events would be split (per day and shard) or fed from a stream.
 
-use super::store::{DynamoStore, Transaction, TxFailure, names_of, put, retrying};
+use super::store::{DynamoStore, Transaction, TxFailure, names_of, put};
 use crate::aws::item::{Attrs, Item, item, s, sdk_error, ts};
 use async_trait::async_trait;
+use backon::{ExponentialBuilder, Retryable};
 use chrono::{DateTime, Utc};
 use giftify_shared::events::{Event, Feed, FeedCursor, FeedPage};
 use giftify_shared::ports::EventFeed;
 use giftify_shared::{Error, Result};
+use std::time::Duration;
 
 /// Positions as 20-digit text: every u64 fits, and text order is number order.
 fn position(n: u64) -> String {
@@ -116,8 +118,20 @@ impl DynamoStore {
 
 #[async_trait]
 impl EventFeed for DynamoStore {
+    /// Recordings race on the ends of the feed of all events, so a writer may lose a few
+    /// rounds in a burst: it retries longer than a money write would (a lost race costs one
+    /// read and one transaction, and moves nothing).
     async fn record_event(&self, event: &Event, now: DateTime<Utc>) -> Result<Event> {
-        retrying(|| self.try_record(event, now)).await
+        (|| self.try_record(event, now))
+            .retry(
+                ExponentialBuilder::default()
+                    .with_min_delay(Duration::from_millis(2))
+                    .with_max_delay(Duration::from_millis(100))
+                    .with_max_times(30)
+                    .with_jitter(),
+            )
+            .when(Error::is_retryable)
+            .await
     }
 
     async fn feed(&self, feed: &Feed, after: FeedCursor, limit: u32) -> Result<FeedPage> {
@@ -135,7 +149,8 @@ impl EventFeed for DynamoStore {
             .await
             .map_err(sdk_error)?;
         let items = output.items();
-        let has_more = items.len() > limit as usize;
+        // A query also stops at 1 MB: then more events may follow although fewer came back.
+        let has_more = items.len() > limit as usize || output.last_evaluated_key().is_some();
         let mut next = after;
         let mut events = Vec::new();
         for raw in items.iter().take(limit as usize) {

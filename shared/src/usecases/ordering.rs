@@ -2,6 +2,7 @@
 
 use super::Giftify;
 use crate::Missing;
+use crate::error::Refusal;
 use crate::events::{Event, Feed, FeedCursor, FeedPage, OrderEvent};
 use crate::idempotency::{IdempotencyCommit, IdempotencyScope, IdempotentOutcome};
 use crate::ids::{GiftCardId, OrderId, TransactionId, UserId};
@@ -12,6 +13,7 @@ use crate::order::{
     OrderSource, OrderStatus, Outbox, check_order_lines,
 };
 use crate::sandbox::SandboxOutcome;
+use crate::user::Role;
 use crate::vault::{GiftCard, RevealAudit, RevealedCard};
 use crate::wallet::{Page, PageRequest};
 use crate::{Error, Paise, Result};
@@ -62,7 +64,10 @@ impl Giftify {
     /// order ([`Placed::Existing`]) when it was placed by the same request — checked first, so
     /// a repeat of a cart checkout is answered even though the cart is empty now — and
     /// [`Error::ClientReferenceReused`] when not. Of concurrent creates with one reference the
-    /// backend commits one; the others find it the same way.
+    /// backend commits one. A loser may be refused for what the winner did before its own
+    /// placement even reaches the reference — the cart the winner locked, the balance the
+    /// winner spent — so any refusal of a create with a reference looks the reference up
+    /// again, and the order found answers instead of the refusal.
     pub async fn place_order_holding(
         &self,
         user: &UserId,
@@ -77,10 +82,12 @@ impl Giftify {
             .place_new_order(user, request.clone(), labels.clone(), idempotency.clone())
             .await;
         match placed {
-            Err(Error::ClientReferenceReused) => {
+            Err(refusal)
+                if labels.client_reference.is_some() && Refusal::of(&refusal).is_some() =>
+            {
                 match self.order_named(user, &request, &labels).await? {
                     Some(existing) => self.answer_existing(existing, idempotency).await,
-                    None => Err(Error::ClientReferenceReused),
+                    None => Err(refusal),
                 }
             }
             other => other.map(Placed::Accepted),
@@ -287,13 +294,33 @@ impl Giftify {
         }
     }
 
-    /// The user's order with this client reference, if any.
-    pub async fn order_by_reference(
+    /// The user's orders with this client reference — one or none — as a page of the order
+    /// list, in this status if one is given.
+    pub async fn orders_by_reference(
         &self,
         user: &UserId,
         reference: &ClientReference,
-    ) -> Result<Option<Order>> {
-        self.ports.orders.order_by_reference(user, reference).await
+        status: Option<OrderStatus>,
+        page: PageRequest,
+    ) -> Result<Page<Order>> {
+        let found: Vec<Order> = self
+            .ports
+            .orders
+            .order_by_reference(user, reference)
+            .await?
+            .into_iter()
+            .filter(|order| status.is_none_or(|s| order.status == s))
+            .collect();
+        Ok(Page {
+            total: found.len() as u64,
+            items: found
+                .into_iter()
+                .skip(page.offset() as usize)
+                .take(page.limit as usize)
+                .collect(),
+            page: page.page,
+            limit: page.limit,
+        })
     }
 
     pub async fn order_cards(&self, order: &OrderId) -> Result<Vec<GiftCard>> {
@@ -372,7 +399,21 @@ impl Giftify {
         self.ports.events.publish(&recorded).await
     }
 
-    /// A page of the caller's event feed (every event for an admin), after `after`.
+    /// Which feed a caller reads: every event for an account that is an active admin now
+    /// (re-checked, as for every admin endpoint: a demoted admin's token no longer reads
+    /// everyone's), else their own.
+    pub async fn feed_of(&self, caller: &UserId, role_claimed: Role) -> Result<Feed> {
+        let admin =
+            role_claimed == Role::Admin && self.active_user(caller).await?.role == Role::Admin;
+        Ok(if admin {
+            Feed::All
+        } else {
+            Feed::OfUser(caller.clone())
+        })
+    }
+
+    /// A page of `feed` after `after`. A user's own feed leaves out who redeemed their cards:
+    /// another user's id is not theirs to read.
     /// # Errors
     /// [`Error::Validation`] for a cursor of another feed or a limit outside 1–100.
     pub async fn event_feed(
@@ -388,7 +429,15 @@ impl Giftify {
             Some(raw) => FeedCursor::parse(raw, feed)?,
             None => FeedCursor::start(feed),
         };
-        self.ports.feed.feed(feed, after, limit).await
+        let mut page = self.ports.feed.feed(feed, after, limit).await?;
+        if let Feed::OfUser(_) = feed {
+            for event in &mut page.events {
+                if let Event::Card(card) = event {
+                    card.redeemed_by = None;
+                }
+            }
+        }
+        Ok(page)
     }
 
     /// The full number and PIN of one of the user's cards; every reveal is audited first.

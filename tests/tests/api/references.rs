@@ -214,6 +214,56 @@ async fn twenty_concurrent_creates_with_one_reference_place_one_order(backend: B
     assert_eq!(listed.data()["pagination"]["total"], 1);
 }
 
+/// Losers of a race can be refused before their placement reaches the reference — the cart is
+/// locked by the winner, the balance spent by it — and must still answer the winner's order.
+async fn racing_creates_on_a_cart_or_a_thin_wallet_answer_the_one_order(backend: Backend) {
+    let app = Arc::new(TestApp::spawn(backend).await);
+    let (variant, price, _) = app.some_variant().await;
+    let thin = app.funded_user("ref-thin", price).await;
+    let carted = app.funded_user("ref-carted", 1_000_000).await;
+    let added = app
+        .put(
+            "/cart/manage",
+            Some(&carted.token),
+            json!({"variantId": variant, "quantity": 1}),
+        )
+        .await;
+    assert_eq!(added.status, 200, "{}", added.body);
+
+    for (user, body) in [
+        (
+            &thin,
+            json!({"items": [{"variantId": variant, "quantity": 1}], "clientReference": "thin-1"}),
+        ),
+        (&carted, json!({"clientReference": "cart-race"})),
+    ] {
+        let creates: Vec<_> = (0..10)
+            .map(|_| {
+                let (app, user, body) = (app.clone(), user.clone(), body.clone());
+                tokio::spawn(async move {
+                    let answer = create(&app, &user, body).await;
+                    (answer.status.as_u16(), answer.body)
+                })
+            })
+            .collect();
+        let (mut statuses, mut ids) = (Vec::new(), std::collections::BTreeSet::new());
+        for handle in creates {
+            let (status, body) = handle.await.unwrap();
+            assert!(matches!(status, 200 | 202), "{status}: {body}");
+            statuses.push(status);
+            ids.insert(body["data"]["orderId"].as_str().unwrap().to_string());
+        }
+        assert_eq!(
+            statuses.iter().filter(|s| **s == 202).count(),
+            1,
+            "{statuses:?}"
+        );
+        assert_eq!(ids.len(), 1, "every answer names the one order");
+    }
+    assert_eq!(app.balance(&thin).await, 0);
+    assert_eq!(app.balance(&carted).await, 1_000_000 - price);
+}
+
 async fn bad_references_and_metadata_are_400(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let user = app.funded_user("ref-bad", 1_000_000).await;
@@ -277,5 +327,6 @@ crate::on_both_backends!(
     a_repeated_cart_checkout_with_its_reference_answers_the_first_order,
     an_idempotency_key_and_a_reference_agree_on_one_order,
     twenty_concurrent_creates_with_one_reference_place_one_order,
+    racing_creates_on_a_cart_or_a_thin_wallet_answer_the_one_order,
     bad_references_and_metadata_are_400,
 );
