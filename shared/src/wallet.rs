@@ -126,4 +126,18 @@ impl PageRequest {
     pub fn offset(&self) -> u64 {
         u64::from(self.page - 1) * u64::from(self.limit)
     }
+
+    /// This page of `all`, which holds every item in list order.
+    pub fn slice<T>(&self, all: Vec<T>) -> Page<T> {
+        Page {
+            total: all.len() as u64,
+            items: all
+                .into_iter()
+                .skip(usize::try_from(self.offset()).unwrap_or(usize::MAX))
+                .take(self.limit as usize)
+                .collect(),
+            page: self.page,
+            limit: self.limit,
+        }
+    }
 }

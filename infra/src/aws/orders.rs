@@ -439,16 +439,7 @@ impl Orders for DynamoStore {
             );
         }
         orders.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
-        Ok(Page {
-            total: orders.len() as u64,
-            items: orders
-                .into_iter()
-                .skip(page.offset() as usize)
-                .take(page.limit as usize)
-                .collect(),
-            page: page.page,
-            limit: page.limit,
-        })
+        Ok(page.slice(orders))
     }
 
     /// One conditional write, no read first: the condition is the state machine's own list of

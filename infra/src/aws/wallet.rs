@@ -118,19 +118,7 @@ impl Wallets for DynamoStore {
         // Newest first in commit order: transaction ids are minted before the commit, so under
         // concurrency only the wallet's sequence number orders them truly.
         items.sort_by_key(|(sequence, _)| std::cmp::Reverse(*sequence));
-        let total = items.len() as u64;
-        let items = items
-            .into_iter()
-            .skip(page.offset() as usize)
-            .take(page.limit as usize)
-            .map(|(_, t)| t)
-            .collect();
-        Ok(Page {
-            items,
-            total,
-            page: page.page,
-            limit: page.limit,
-        })
+        Ok(page.slice(items.into_iter().map(|(_, t)| t).collect()))
     }
 
     async fn transaction(

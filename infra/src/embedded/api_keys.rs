@@ -92,13 +92,7 @@ impl ApiKeys for SqliteStore {
                     ts(key.created_at),
                 ],
             )
-            .map_err(|e| {
-                if e.is_foreign_key() {
-                    DbError::Domain(Error::NotFound(Missing::User))
-                } else {
-                    e
-                }
-            })?;
+            .map_err(|e| e.missing_on_foreign_key(Missing::User))?;
             Ok(())
         })
         .await

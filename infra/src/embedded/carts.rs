@@ -2,7 +2,7 @@
 //! every change, and a lock naming the order that is checking it out.
 
 use super::SqliteStore;
-use super::codec::{DbError, DbResult, all, count, execute, id, one, opt_id, paise, ts};
+use super::codec::{DbResult, all, count, execute, id, one, opt_id, paise, ts};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use giftify_shared::Missing;
@@ -72,13 +72,7 @@ fn editable(conn: &Connection, user: &UserId, now: DateTime<Utc>) -> DbResult<()
                  VALUES (?1, NULL, 0, ?2, ?2)",
                 params![user.as_str(), ts(now)],
             )
-            .map_err(|e| {
-                if e.is_foreign_key() {
-                    DbError::Domain(Error::NotFound(Missing::User))
-                } else {
-                    e
-                }
-            })?;
+            .map_err(|e| e.missing_on_foreign_key(Missing::User))?;
             Ok(())
         }
     }

@@ -140,13 +140,7 @@ fn insert_variant(conn: &Connection, v: &Variant) -> DbResult<()> {
             ts(v.updated_at),
         ],
     )
-    .map_err(|e| {
-        if e.is_foreign_key() {
-            DbError::Domain(Error::NotFound(Missing::Product))
-        } else {
-            e
-        }
-    })?;
+    .map_err(|e| e.missing_on_foreign_key(Missing::Product))?;
     Ok(())
 }
 

@@ -64,6 +64,15 @@ impl DbError {
                 if failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY
         )
     }
+
+    /// A write refused by a foreign key is a write for a `what` that does not exist.
+    pub(crate) fn missing_on_foreign_key(self, what: giftify_shared::Missing) -> Self {
+        if self.is_foreign_key() {
+            DbError::Domain(giftify_shared::Error::NotFound(what))
+        } else {
+            self
+        }
+    }
 }
 
 impl From<serde_json::Error> for DbError {

@@ -124,13 +124,7 @@ fn import(conn: &Connection, import: &CodeImport) -> DbResult<ImportReport> {
             ts(import.now)
         ],
     )
-    .map_err(|e| {
-        if e.is_foreign_key() {
-            DbError::Domain(Error::NotFound(Missing::Variant))
-        } else {
-            e
-        }
-    })?;
+    .map_err(|e| e.missing_on_foreign_key(Missing::Variant))?;
     let mut held = Vec::new();
     for code in &import.codes {
         let stored = execute(

@@ -1,14 +1,14 @@
 //! Refresh-token families (rotation with reuse detection) and per-account login throttling.
 
 use super::SqliteStore;
-use super::codec::{DbError, DbResult, execute, id, one, time_of, ts};
+use super::codec::{DbResult, execute, id, one, time_of, ts};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use giftify_shared::Missing;
 use giftify_shared::ids::UserId;
 use giftify_shared::ports::{LoginThrottle, Sessions};
 use giftify_shared::user::{NewRefreshToken, Rotation, ThrottlePolicy};
-use giftify_shared::{Error, Result};
+use giftify_shared::Result;
 use rusqlite::{Connection, params};
 
 fn insert_token(
@@ -32,13 +32,7 @@ fn insert_token(
             session_epoch
         ],
     )
-    .map_err(|e| {
-        if e.is_foreign_key() {
-            DbError::Domain(Error::NotFound(Missing::User))
-        } else {
-            e
-        }
-    })?;
+    .map_err(|e| e.missing_on_foreign_key(Missing::User))?;
     Ok(())
 }
 

@@ -311,16 +311,7 @@ impl Giftify {
             .into_iter()
             .filter(|order| status.is_none_or(|s| order.status == s))
             .collect();
-        Ok(Page {
-            total: found.len() as u64,
-            items: found
-                .into_iter()
-                .skip(page.offset() as usize)
-                .take(page.limit as usize)
-                .collect(),
-            page: page.page,
-            limit: page.limit,
-        })
+        Ok(page.slice(found))
     }
 
     pub async fn order_cards(&self, order: &OrderId) -> Result<Vec<GiftCard>> {
