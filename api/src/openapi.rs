@@ -256,6 +256,10 @@ mod tests {
             ("/cart/manage", "put"),
             ("/cart/clear", "delete"),
             ("/orders/create", "post"),
+            ("/api-keys", "post"),
+            ("/api-keys", "get"),
+            ("/api-keys/{keyId}", "delete"),
+            ("/events", "get"),
             ("/orders", "get"),
             ("/orders/{orderId}", "get"),
             ("/orders/{orderId}/cancel", "post"),
@@ -279,11 +283,39 @@ mod tests {
     }
 
     #[test]
+    fn routes_open_to_keys_document_the_scope_and_budget_refusals_and_others_do_not() {
+        let doc = document();
+        let responses = |path: &str, method: &str| doc["paths"][path][method]["responses"].clone();
+        for (path, method) in [
+            ("/orders/create", "post"),
+            ("/events", "get"),
+            ("/products", "get"),
+        ] {
+            let documented = responses(path, method);
+            assert!(documented.get("403").is_some(), "{method} {path}");
+            assert!(
+                documented["429"]["headers"].get("Retry-After").is_some(),
+                "{method} {path}"
+            );
+        }
+        assert!(
+            responses("/auth/login", "post").get("429").is_none()
+                || responses("/auth/login", "post")["429"]["description"]
+                    .as_str()
+                    .is_some_and(|d| !d.contains("API key")),
+            "a route closed to keys does not document their refusals"
+        );
+    }
+
+    #[test]
     fn the_bearer_scheme_and_the_error_envelope_are_components() {
         let doc = document();
         let scheme = &doc["components"]["securitySchemes"]["bearerAuth"];
         assert_eq!(scheme["scheme"], "bearer");
-        assert_eq!(scheme["bearerFormat"], "JWT");
+        assert!(
+            scheme["description"].as_str().unwrap().contains("gk_live_"),
+            "the scheme names both kinds of bearer token"
+        );
         let schemas = doc["components"]["schemas"].as_object().expect("schemas");
         assert!(schemas.contains_key("ErrorEnvelope"));
         let codes = doc["components"]["schemas"]["ErrorCode"]["enum"]

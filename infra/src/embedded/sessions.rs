@@ -5,10 +5,10 @@ use super::codec::{DbResult, execute, id, one, time_of, ts};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use giftify_shared::Missing;
+use giftify_shared::Result;
 use giftify_shared::ids::UserId;
 use giftify_shared::ports::{LoginThrottle, Sessions};
 use giftify_shared::user::{NewRefreshToken, Rotation, ThrottlePolicy};
-use giftify_shared::Result;
 use rusqlite::{Connection, params};
 
 fn insert_token(
