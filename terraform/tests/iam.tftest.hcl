@@ -65,23 +65,32 @@ run "the_reconciler_touches_only_orders_and_what_expires" {
       "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-product-variants/index/variantId-index",
       "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-inventory-codes",
       "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-inventory-codes/index/availableVariant-availableOrder-index",
+      "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-events",
     ])
-    error_message = "The reconciler reads stale and unnotified orders and cards and expires cards and codes; nothing else."
+    error_message = "The reconciler reads stale and unnotified orders and cards, expires cards and codes, and records the events it publishes; nothing else."
   }
   assert {
     condition = toset(flatten([
       for s in jsondecode(aws_iam_role_policy.function["reconciler"].policy).Statement :
-      flatten([s.Action]) if s.Sid != "KeyCheckValues" && anytrue([for r in flatten([s.Resource]) : startswith(r, "arn:aws:dynamodb:")])
+      flatten([s.Action]) if s.Sid != "KeyCheckValues" && s.Resource != "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-events" && anytrue([for r in flatten([s.Resource]) : startswith(r, "arn:aws:dynamodb:")])
     ])) == toset(["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:UpdateItem", "dynamodb:Query", "dynamodb:Scan"])
-    error_message = "The reconciler reads, marks orders notified and expires cards and codes (besides the key check values every function reads)."
+    error_message = "The reconciler reads, marks orders notified and expires cards and codes (besides the key check values every function reads, and the feed it appends to)."
   }
   assert {
     condition = !anytrue([
       for s in jsondecode(aws_iam_role_policy.function["reconciler"].policy).Statement :
       contains(flatten([s.Action]), "dynamodb:PutItem") || contains(flatten([s.Action]), "dynamodb:DeleteItem")
-      if s.Sid != "KeyCheckValues"
+      if s.Sid != "KeyCheckValues" && s.Resource != "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-events"
     ])
-    error_message = "The reconciler creates and deletes nothing (besides the key check values every function writes once)."
+    error_message = "The reconciler creates and deletes nothing (besides the key check values every function writes once, and the feed entries of the events it publishes)."
+  }
+  assert {
+    condition = alltrue([
+      for s in jsondecode(aws_iam_role_policy.function["reconciler"].policy).Statement :
+      !contains(flatten([s.Action]), "dynamodb:DeleteItem") && !contains(flatten([s.Action]), "dynamodb:UpdateItem")
+      if s.Resource == "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-events"
+    ])
+    error_message = "The feed is append-only: the reconciler adds entries, never changes or deletes them."
   }
 }
 

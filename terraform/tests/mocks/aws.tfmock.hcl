@@ -249,6 +249,20 @@ override_resource {
 }
 
 override_resource {
+  target = aws_dynamodb_table.this["api-keys"]
+  values = {
+    arn = "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-api-keys"
+  }
+}
+
+override_resource {
+  target = aws_dynamodb_table.this["events"]
+  values = {
+    arn = "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-events"
+  }
+}
+
+override_resource {
   target = aws_lambda_function.this["api"]
   values = {
     arn        = "arn:aws:lambda:ap-south-1:123456789012:function:giftify-test-api"
