@@ -201,7 +201,7 @@ pub struct RedeemedView {
         (status = 404, description = "NOT_FOUND: no card with this number and PIN", body = ErrorEnvelope),
         (status = 409, description = "CARD_REDEEMED, CARD_EXPIRED or CARD_CANCELLED", body = ErrorEnvelope),
         (status = 422, description = "WALLET_LIMIT_EXCEEDED", body = ErrorEnvelope),
-        (status = 429, description = "RATE_LIMITED: too many attempts; see Retry-After", body = ErrorEnvelope),
+        (status = 429, description = "RATE_LIMITED: too many attempts, or the API key's request budget is spent; see Retry-After", body = ErrorEnvelope),
     )
 )]
 pub async fn redeem(

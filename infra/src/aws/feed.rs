@@ -12,15 +12,13 @@
 //! with racing writers retrying. That is the known ceiling of this design; past it, the feed of
 //! all events would be split (per day and shard) or fed from a stream.
 
-use super::store::{DynamoStore, Transaction, TxFailure, names_of, put};
+use super::store::{DynamoStore, Transaction, TxFailure, names_of, put, retrying_up_to};
 use crate::aws::item::{Attrs, Item, item, s, sdk_error, ts};
 use async_trait::async_trait;
-use backon::{ExponentialBuilder, Retryable};
 use chrono::{DateTime, Utc};
 use giftify_shared::events::{Event, Feed, FeedCursor, FeedPage};
 use giftify_shared::ports::EventFeed;
 use giftify_shared::{Error, Result};
-use std::time::Duration;
 
 /// Positions as 20-digit text: every u64 fits, and text order is number order.
 fn position(n: u64) -> String {
@@ -122,16 +120,7 @@ impl EventFeed for DynamoStore {
     /// rounds in a burst: it retries longer than a money write would (a lost race costs one
     /// read and one transaction, and moves nothing).
     async fn record_event(&self, event: &Event, now: DateTime<Utc>) -> Result<Event> {
-        (|| self.try_record(event, now))
-            .retry(
-                ExponentialBuilder::default()
-                    .with_min_delay(Duration::from_millis(2))
-                    .with_max_delay(Duration::from_millis(100))
-                    .with_max_times(30)
-                    .with_jitter(),
-            )
-            .when(Error::is_retryable)
-            .await
+        retrying_up_to(30, || self.try_record(event, now)).await
     }
 
     async fn feed(&self, feed: &Feed, after: FeedCursor, limit: u32) -> Result<FeedPage> {

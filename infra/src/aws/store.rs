@@ -176,12 +176,22 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T>>,
 {
+    retrying_up_to(6, operation).await
+}
+
+/// [`retrying`] with another number of retries, for writes whose races are expected rather
+/// than rare (the event feed's positions).
+pub(super) async fn retrying_up_to<T, F, Fut>(times: usize, operation: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
     operation
         .retry(
             ExponentialBuilder::default()
                 .with_min_delay(Duration::from_millis(5))
                 .with_max_delay(Duration::from_millis(500))
-                .with_max_times(6)
+                .with_max_times(times)
                 .with_jitter(),
         )
         .when(Error::is_retryable)

@@ -35,12 +35,6 @@ pub enum Placed {
 }
 
 impl Placed {
-    pub fn order(&self) -> &Order {
-        match self {
-            Placed::Accepted(order) | Placed::Existing(order) => order,
-        }
-    }
-
     pub fn into_order(self) -> Order {
         match self {
             Placed::Accepted(order) | Placed::Existing(order) => order,
