@@ -108,6 +108,8 @@ pub enum Missing {
     Transaction,
     CodeBatch,
     ApiKey,
+    WebhookEndpoint,
+    WebhookDelivery,
 }
 
 impl Missing {
@@ -122,12 +124,14 @@ impl Missing {
             Missing::Transaction => "transaction",
             Missing::CodeBatch => "code batch",
             Missing::ApiKey => "API key",
+            Missing::WebhookEndpoint => "webhook endpoint",
+            Missing::WebhookDelivery => "webhook delivery",
         }
     }
 }
 
 impl Missing {
-    pub const ALL: [Missing; 8] = [
+    pub const ALL: [Missing; 10] = [
         Missing::User,
         Missing::Product,
         Missing::Variant,
@@ -136,6 +140,8 @@ impl Missing {
         Missing::Transaction,
         Missing::CodeBatch,
         Missing::ApiKey,
+        Missing::WebhookEndpoint,
+        Missing::WebhookDelivery,
     ];
 
     pub fn parse(noun: &str) -> Option<Missing> {

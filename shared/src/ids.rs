@@ -87,6 +87,10 @@ prefixed_id!(/// An issued gift card.
     GiftCardId, "gc_");
 prefixed_id!(/// An API key (its id, never its secret).
     ApiKeyId, "key_");
+prefixed_id!(/// A webhook endpoint.
+    WebhookEndpointId, "we_");
+prefixed_id!(/// One event's delivery to one webhook endpoint.
+    WebhookDeliveryId, "wd_");
 
 #[cfg(test)]
 mod tests {

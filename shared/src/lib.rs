@@ -28,6 +28,7 @@ pub mod usecases;
 pub mod user;
 pub mod vault;
 pub mod wallet;
+pub mod webhooks;
 
 pub use clock::{Clock, SystemClock};
 pub use error::{CardRefusal, Error, Missing, Result};

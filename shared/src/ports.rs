@@ -28,6 +28,8 @@ use crate::user::{
     Email, NewRefreshToken, NewUser, ProfileUpdate, Rotation, ThrottlePolicy, User, UserCredentials,
 };
 use crate::vault::{GiftCard, GiftCardStatus, RevealAudit};
+use crate::webhooks::{DeliveryState, WebhookDelivery, WebhookEndpoint};
+use crate::ids::{WebhookDeliveryId, WebhookEndpointId};
 use crate::wallet::{Page, PageRequest, TransactionType, WalletTransaction};
 use crate::{Paise, Result};
 use async_trait::async_trait;
@@ -451,6 +453,90 @@ pub trait EventFeed: Send + Sync {
     async fn feed(&self, feed: &Feed, after: FeedCursor, limit: u32) -> Result<FeedPage>;
 }
 
+/// Webhook endpoints and the log of their deliveries ([`crate::webhooks`]). Every change is
+/// conditional on the version the caller read, so two dispatchers (or an admin and a
+/// dispatcher) never overwrite each other's work.
+#[async_trait]
+pub trait Webhooks: Send + Sync {
+    /// # Errors
+    /// MUST return [`crate::Error::Conflict`] when the id exists, and change nothing.
+    async fn create_endpoint(&self, endpoint: &WebhookEndpoint) -> Result<()>;
+    /// # Errors
+    /// MUST return [`crate::Error::NotFound`] for an unknown endpoint.
+    async fn endpoint(&self, id: &WebhookEndpointId) -> Result<WebhookEndpoint>;
+    /// Every endpoint, oldest first.
+    async fn endpoints(&self) -> Result<Vec<WebhookEndpoint>>;
+    /// Replaces the stored endpoint, whose version must be one below `endpoint`'s.
+    /// # Errors
+    /// MUST return [`crate::Error::NotFound`] when it is gone and [`crate::Error::Conflict`]
+    /// when another change came first, and change nothing.
+    async fn save_endpoint(&self, endpoint: &WebhookEndpoint) -> Result<()>;
+    /// Deletes the endpoint; its deliveries are no longer reachable.
+    /// # Errors
+    /// MUST return [`crate::Error::NotFound`] for an unknown endpoint.
+    async fn delete_endpoint(&self, id: &WebhookEndpointId) -> Result<()>;
+    /// The endpoint's delivery of the event: the one stored already, or else `delivery`,
+    /// stored now. One atomic step: of two racing opens, both answer the same delivery.
+    async fn open_delivery(&self, delivery: &WebhookDelivery) -> Result<WebhookDelivery>;
+    /// # Errors
+    /// MUST return [`crate::Error::NotFound`] for a delivery that is not the endpoint's.
+    async fn delivery(
+        &self,
+        endpoint: &WebhookEndpointId,
+        id: &WebhookDeliveryId,
+    ) -> Result<WebhookDelivery>;
+    /// Replaces the stored delivery, whose version must be one below `delivery`'s.
+    /// # Errors
+    /// MUST return [`crate::Error::Conflict`] when another change came first, and change
+    /// nothing.
+    async fn save_delivery(&self, delivery: &WebhookDelivery) -> Result<()>;
+    /// The endpoint's deliveries, newest first, of one state or all.
+    async fn deliveries(
+        &self,
+        endpoint: &WebhookEndpointId,
+        state: Option<DeliveryState>,
+        page: PageRequest,
+    ) -> Result<Page<WebhookDelivery>>;
+}
+
+/// How a dispatcher comes back to a delivery: the embedded dispatcher scans for due
+/// deliveries, the cloud one is sent a message.
+#[async_trait]
+pub trait DeliveryWakeups: Send + Sync {
+    /// Makes sure a dispatcher looks at the delivery at `at` or soon after. At least once:
+    /// a dispatcher that finds it not due, or done, leaves it.
+    async fn wake_at(&self, delivery: &WebhookDelivery, at: DateTime<Utc>) -> Result<()>;
+}
+
+/// One signed POST of a delivery.
+#[derive(Clone, Debug)]
+pub struct SignedPost {
+    pub url: String,
+    pub event_id: String,
+    pub event_type: String,
+    pub delivery_id: WebhookDeliveryId,
+    /// The `Giftify-Signature` value.
+    pub signature: String,
+    pub body: String,
+}
+
+/// What one POST got back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PostOutcome {
+    /// `None` when no answer came (refused, timed out).
+    pub http_status: Option<u16>,
+    pub latency_ms: u64,
+    /// Why no answer came; free of the URL, which may carry a subscriber's token.
+    pub error: Option<String>,
+}
+
+/// Posts signed webhook deliveries.
+#[async_trait]
+pub trait WebhookSender: Send + Sync {
+    /// One attempt, never following a redirect; the outcome is the attempt's record.
+    async fn post(&self, post: &SignedPost) -> PostOutcome;
+}
+
 #[async_trait]
 pub trait EventPublisher: Send + Sync {
     /// Publishes at least once; `Ok` means the event is durably handed over.
@@ -494,13 +580,20 @@ pub struct Ports {
     pub queue_ops: Arc<dyn QueueOps>,
     pub events: Arc<dyn EventPublisher>,
     pub feed: Arc<dyn EventFeed>,
+    pub webhooks: Arc<dyn Webhooks>,
+    pub wakeups: Arc<dyn DeliveryWakeups>,
+    pub webhook_sender: Arc<dyn WebhookSender>,
     pub keys: Arc<dyn KeyChecks>,
     pub health: Arc<dyn Health>,
 }
 
 impl Ports {
     /// All ports from one value that implements them all.
-    pub fn from_backend<B>(backend: Arc<B>, events: Arc<dyn EventPublisher>) -> Self
+    pub fn from_backend<B>(
+        backend: Arc<B>,
+        events: Arc<dyn EventPublisher>,
+        webhook_sender: Arc<dyn WebhookSender>,
+    ) -> Self
     where
         B: Users
             + Sessions
@@ -514,6 +607,8 @@ impl Ports {
             + IdempotencyKeys
             + ApiKeys
             + EventFeed
+            + Webhooks
+            + DeliveryWakeups
             + OrderQueue
             + Inbox
             + QueueOps
@@ -538,6 +633,9 @@ impl Ports {
             queue_ops: backend.clone(),
             events,
             feed: backend.clone(),
+            webhooks: backend.clone(),
+            wakeups: backend.clone(),
+            webhook_sender,
             keys: backend.clone(),
             health: backend,
         }

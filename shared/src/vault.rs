@@ -330,7 +330,18 @@ impl CardVault {
         hex::encode(mac.finalize().into_bytes())
     }
 
-    fn encrypt(&self, card: &GiftCardId, field: &str, plaintext: &str) -> Result<String> {
+    /// Seals a secret that must be read back (a webhook signing secret), bound to `owner`'s
+    /// id: sealed for one owner, it does not open for another.
+    pub fn seal_text(&self, owner: &str, plaintext: &str) -> Result<String> {
+        self.encrypt(owner, "secret", plaintext)
+    }
+
+    /// Opens what [`CardVault::seal_text`] sealed for `owner`.
+    pub fn open_text(&self, owner: &str, sealed: &str) -> Result<SecretString> {
+        self.decrypt(owner, "secret", sealed)
+    }
+
+    fn encrypt(&self, card: &(impl fmt::Display + ?Sized), field: &str, plaintext: &str) -> Result<String> {
         let mut nonce = [0u8; 12];
         OsRng.fill_bytes(&mut nonce);
         let aad = format!("{card}/{field}");
@@ -349,7 +360,12 @@ impl CardVault {
         Ok(B64.encode(out))
     }
 
-    fn decrypt(&self, card: &GiftCardId, field: &str, sealed: &str) -> Result<SecretString> {
+    fn decrypt(
+        &self,
+        card: &(impl fmt::Display + ?Sized),
+        field: &str,
+        sealed: &str,
+    ) -> Result<SecretString> {
         let raw = B64
             .decode(sealed)
             .map_err(|_| Error::internal("sealed card is not base64"))?;

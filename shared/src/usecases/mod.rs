@@ -13,6 +13,7 @@ mod keys;
 mod operations;
 mod ordering;
 mod wallet;
+mod webhooks;
 
 pub use accounts::{AdminRefusal, AdminRequest, AdminStep, Registration, admin_step};
 pub use batch::{BatchOutcome, Handled, Metric, error_chain, message_groups};
@@ -21,6 +22,7 @@ pub use fulfil::MessageOutcome;
 pub use keyed::{Keyed, KeyedRequest, KeyedRun};
 pub use operations::{ReconcileReport, RedriveReport};
 pub use ordering::{OrderRequest, Placed};
+pub use webhooks::{CLAIM_LEASE, Dispatched};
 
 use crate::api_keys::KeyRateLimit;
 use crate::clock::Clock;
@@ -52,6 +54,8 @@ pub struct Rules {
     pub sandbox: bool,
     /// Requests per API key.
     pub key_rate_limit: KeyRateLimit,
+    /// A webhook endpoint whose every delivery failed for this long is disabled.
+    pub webhook_disable_after: chrono::Duration,
 }
 
 impl Default for Rules {
@@ -66,6 +70,7 @@ impl Default for Rules {
             return_window: chrono::Duration::hours(24),
             sandbox: false,
             key_rate_limit: KeyRateLimit::default(),
+            webhook_disable_after: chrono::Duration::days(3),
         }
     }
 }
