@@ -25,11 +25,15 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("GIFTIFY_ADMIN_PASSWORD", "password of that admin account"),
     (
         "GIFTIFY_WEBHOOK_URLS",
-        "comma-separated URLs that receive signed order events",
+        "comma-separated URLs ensured at start as webhook endpoints of every event type (more are managed at /webhooks)",
     ),
     (
         "GIFTIFY_WEBHOOK_SECRET",
-        "HMAC-SHA256 key of the Giftify-Signature header",
+        "signing secret of those endpoints (a change rotates them to it, the old one overlapping for 24 h)",
+    ),
+    (
+        "GIFTIFY_WEBHOOK_DISABLE_AFTER_SECS",
+        "seconds a webhook endpoint may fail every delivery before it is disabled (default 259200 = 3 days)",
     ),
     (
         "GIFTIFY_JWT_SECRET",
@@ -84,6 +88,10 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "SNS topic ARN of order events (aws; default looked up by name)",
     ),
     (
+        "GIFTIFY_WEBHOOK_QUEUE_URL",
+        "SQS queue the webhook dispatcher reads: events from the topic, and delivery wake-ups (aws; default looked up by name)",
+    ),
+    (
         "GIFTIFY_JWT_SECRET_ARN",
         "Secrets Manager secret holding the JWT key (aws; read at cold start)",
     ),
@@ -127,6 +135,7 @@ pub struct Config {
     pub sandbox: bool,
     /// Requests per API key per 10-second window.
     pub api_key_rate_limit: u32,
+    pub webhook_disable_after: Duration,
     /// Age after which the reconciler re-enqueues a PENDING order.
     pub stale_pending_after: Duration,
     pub http: HttpLimits,
@@ -176,6 +185,7 @@ pub struct AwsSettings {
     pub queue_url: Option<String>,
     pub dead_letter_url: Option<String>,
     pub topic_arn: Option<String>,
+    pub webhook_queue_url: Option<String>,
     pub jwt_secret_arn: Option<String>,
     pub card_key_secret_arn: Option<String>,
 }
@@ -221,6 +231,7 @@ impl Default for Config {
             wallet_max_balance: 20_000_000,
             sandbox: false,
             api_key_rate_limit: 100,
+            webhook_disable_after: Duration::from_secs(3 * 86_400),
             stale_pending_after: Duration::from_secs(120),
             http: HttpLimits::default(),
             shutdown_deadline: Duration::from_secs(20),
@@ -289,6 +300,14 @@ impl Config {
                 other => bail!("GIFTIFY_SANDBOX must be `true` or `false`, not `{other}`"),
             };
         }
+        if let Some(n) = var("GIFTIFY_WEBHOOK_DISABLE_AFTER_SECS") {
+            config.webhook_disable_after = Duration::from_secs(parse_in(
+                "GIFTIFY_WEBHOOK_DISABLE_AFTER_SECS",
+                &n,
+                1,
+                30 * 86_400,
+            )? as u64);
+        }
         if let Some(n) = var("GIFTIFY_API_KEY_RATE_LIMIT") {
             config.api_key_rate_limit =
                 parse_in("GIFTIFY_API_KEY_RATE_LIMIT", &n, 1, 100_000)? as u32;
@@ -340,6 +359,7 @@ impl Config {
         config.aws.queue_url = var("GIFTIFY_QUEUE_URL");
         config.aws.dead_letter_url = var("GIFTIFY_DLQ_URL");
         config.aws.topic_arn = var("GIFTIFY_TOPIC_ARN");
+        config.aws.webhook_queue_url = var("GIFTIFY_WEBHOOK_QUEUE_URL");
         config.aws.jwt_secret_arn = var("GIFTIFY_JWT_SECRET_ARN");
         config.aws.card_key_secret_arn = var("GIFTIFY_CARD_KEY_SECRET_ARN");
         if let Some(filter) = var("RUST_LOG") {
@@ -359,6 +379,8 @@ impl Config {
             stale_pending_after: chrono::Duration::from_std(self.stale_pending_after)
                 .unwrap_or(chrono::Duration::minutes(2)),
             sandbox: self.sandbox,
+            webhook_disable_after: chrono::Duration::from_std(self.webhook_disable_after)
+                .unwrap_or(chrono::Duration::days(3)),
             key_rate_limit: giftify_shared::api_keys::KeyRateLimit {
                 requests: self.api_key_rate_limit,
                 ..Default::default()
@@ -384,11 +406,8 @@ pub fn parse_urls(raw: &str) -> Result<Vec<String>> {
         .map(str::trim)
         .filter(|u| !u.is_empty())
         .map(|url| {
-            if url.starts_with("http://") || url.starts_with("https://") {
-                Ok(url.to_string())
-            } else {
-                bail!("GIFTIFY_WEBHOOK_URLS entry `{url}` is not an http(s) URL")
-            }
+            giftify_shared::webhooks::check_url(url)
+                .map_err(|e| anyhow::anyhow!("GIFTIFY_WEBHOOK_URLS entry `{url}`: {e}"))
         })
         .collect()
 }

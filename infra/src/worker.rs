@@ -231,7 +231,7 @@ mod tests {
     use crate::config::QueueSettings;
     use crate::embedded::SqliteStore;
     use crate::embedded::StoreOptions;
-    use crate::embedded::webhooks::WebhookPublisher;
+    use giftify_shared::events::{Feed, FeedCursor};
     use giftify_shared::ids::{OrderId, UserId};
     use giftify_shared::order::{LineRequest, OrderMessage, OrderStatus};
     use giftify_shared::ports::{OrderQueue, Ports, QueueOps};
@@ -251,9 +251,12 @@ mod tests {
         let store = SqliteStore::open_with(&dir.path().join("giftify.db"), options)
             .await
             .unwrap();
-        let events = Arc::new(WebhookPublisher::new(store.clone(), Vec::new(), None));
         let giftify = Giftify::new(
-            Ports::from_backend(store.clone(), events),
+            Ports::from_backend(
+                store.clone(),
+                store.clone(),
+                Arc::new(crate::webhook_sender::HttpSender::new().unwrap()),
+            ),
             Arc::new(CardVault::new(&CardKey::generate())),
             Arc::new(SystemClock),
             Rules::default(),
@@ -328,9 +331,15 @@ mod tests {
             .unwrap();
         assert_eq!(order.status, OrderStatus::Fulfilled);
         assert!(order.notified_at.is_some());
-        let events = app.store.logged_events(10).await.unwrap();
-        assert_eq!(events.len(), 1);
-        assert_eq!(events[0].event_type, "order.fulfilled");
+        let feed = app
+            .giftify
+            .ports
+            .feed
+            .feed(&Feed::All, FeedCursor::start(&Feed::All), 10)
+            .await
+            .unwrap();
+        assert_eq!(feed.events.len(), 1);
+        assert_eq!(feed.events[0].event_type(), "order.fulfilled");
         assert_eq!(app.store.depths().await.unwrap(), Default::default());
     }
 

@@ -22,6 +22,7 @@ pub mod store;
 pub mod tables;
 mod users;
 mod wallet;
+pub mod webhooks;
 
 use crate::config::{AwsSettings, Config};
 use anyhow::{Context, Result};
@@ -46,6 +47,11 @@ pub fn topic_name(stage: Option<&str>) -> String {
     resource_name(stage, "order-events")
 }
 
+/// The standard queue the webhook dispatcher reads.
+pub fn webhook_queue_name(stage: Option<&str>) -> String {
+    resource_name(stage, "webhooks")
+}
+
 fn resource_name(stage: Option<&str>, name: &str) -> String {
     match stage {
         Some(stage) => format!("giftify-{stage}-{name}"),
@@ -66,6 +72,8 @@ pub struct AwsStack {
     pub store: DynamoStore,
     pub queue: SqsQueue,
     pub events: SnsPublisher,
+    pub wakeups: webhooks::SqsWakeups,
+    pub webhook_sender: Arc<crate::webhook_sender::HttpSender>,
     pub settings: AwsSettings,
 }
 
@@ -89,12 +97,21 @@ impl AwsStack {
             Some(arn) => arn.clone(),
             None => lookup_topic(&sns, &topic_name(stage)).await?,
         };
+        let webhook_queue_url = match &settings.webhook_queue_url {
+            Some(url) => url.clone(),
+            None => lookup_queue(&sqs, &webhook_queue_name(stage)).await?,
+        };
         let tables = TableNames::for_stage(stage);
         let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let notes = queue::FailureNotes {
             client: dynamodb.clone(),
             table: tables.audit.clone(),
+            clock: clock.clone(),
+        };
+        let wakeups = webhooks::SqsWakeups {
+            client: sqs.clone(),
+            queue_url: webhook_queue_url,
             clock: clock.clone(),
         };
         Ok(AwsStack {
@@ -107,6 +124,8 @@ impl AwsStack {
                 config.queue.visibility_timeout,
             ),
             events: SnsPublisher::new(sns, topic_arn),
+            wakeups,
+            webhook_sender: Arc::new(crate::webhook_sender::HttpSender::new()?),
             settings,
         })
     }
@@ -131,6 +150,9 @@ impl AwsStack {
             queue_ops: queue,
             events: Arc::new(self.events.clone()),
             feed: store.clone(),
+            webhooks: store.clone(),
+            wakeups: Arc::new(self.wakeups.clone()),
+            webhook_sender: self.webhook_sender.clone(),
             keys: store.clone(),
             health: store,
         }

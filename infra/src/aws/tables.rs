@@ -236,8 +236,17 @@ pub const EVENTS: TableDef = TableDef {
     ttl_attribute: None,
 };
 
+/// Webhook endpoints (partition `endpoints`) and each endpoint's deliveries (partition
+/// `deliveries#<endpoint id>`, with a guard item per event), see `aws/webhooks.rs`.
+pub const WEBHOOKS: TableDef = TableDef {
+    short_name: "webhooks",
+    key: key("scope", Some("itemKey")),
+    indexes: &[],
+    ttl_attribute: None,
+};
+
 /// Every table, in creation order.
-pub const ALL: [TableDef; 15] = [
+pub const ALL: [TableDef; 16] = [
     USERS,
     WALLET_TRANSACTIONS,
     PRODUCTS,
@@ -253,6 +262,7 @@ pub const ALL: [TableDef; 15] = [
     CODE_BATCHES,
     API_KEYS,
     EVENTS,
+    WEBHOOKS,
 ];
 
 impl TableDef {
@@ -296,6 +306,7 @@ pub struct TableNames {
     pub code_batches: String,
     pub api_keys: String,
     pub events: String,
+    pub webhooks: String,
 }
 
 impl TableNames {
@@ -316,6 +327,7 @@ impl TableNames {
             code_batches: CODE_BATCHES.name(stage),
             api_keys: API_KEYS.name(stage),
             events: EVENTS.name(stage),
+            webhooks: WEBHOOKS.name(stage),
         }
     }
 }

@@ -26,7 +26,7 @@ mod carts;
 mod catalogue;
 mod codec;
 mod codes;
-mod events;
+mod webhook_log;
 mod feed;
 mod idempotency;
 mod inbox;
@@ -41,7 +41,6 @@ mod wallet;
 pub mod webhooks;
 mod writer;
 
-pub use events::{DeliveryRecord, DeliveryState, DueDelivery, LoggedEvent};
 
 use crate::config::QueueSettings;
 use crate::file_lock::FileLock;
@@ -117,7 +116,7 @@ pub struct SqliteStore {
     /// Poked after a commit that makes a queue message deliverable, so a consumer in this
     /// process wakes at once instead of at its next poll.
     queue_work: Notify,
-    /// Poked after an event is logged, for the webhook delivery loop.
+    /// Poked when an event is recorded or a delivery comes due, for the webhook dispatcher.
     delivery_work: Notify,
     /// When the health check's write last succeeded (unix ms), so that `/health`, which
     /// anyone may call, adds at most one write a second to the writer's queue.

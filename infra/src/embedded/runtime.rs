@@ -4,7 +4,8 @@
 
 use crate::config::Config;
 use crate::embedded::SqliteStore;
-use crate::embedded::webhooks::WebhookPublisher;
+use crate::embedded::webhooks::WebhookDispatcher;
+use crate::webhook_sender::HttpSender;
 use crate::secrets::{KeyFiles, Secrets};
 use crate::shutdown::Shutdown;
 use crate::worker::{WorkerSettings, reconcile_periodically};
@@ -30,7 +31,7 @@ pub enum Opening {
 pub struct EmbeddedStack {
     pub giftify: Giftify,
     pub store: Arc<SqliteStore>,
-    pub webhooks: Arc<WebhookPublisher>,
+    pub webhooks: WebhookDispatcher,
     pub secrets: Secrets,
     pub config: Config,
 }
@@ -93,14 +94,9 @@ impl EmbeddedStack {
                 );
             }
         };
-        let webhooks = Arc::new(WebhookPublisher::new(
-            store.clone(),
-            config.webhook_urls.clone(),
-            config.webhook_secret.clone(),
-        ));
         let rules = config.rules();
         let giftify = Giftify::new(
-            Ports::from_backend(store.clone(), webhooks.clone()),
+            Ports::from_backend(store.clone(), store.clone(), Arc::new(HttpSender::new()?)),
             Arc::new(CardVault::new(&secrets.card_key)),
             store.options().clock,
             rules,
@@ -109,6 +105,13 @@ impl EmbeddedStack {
         if giftify.seed_demo_catalogue().await? {
             tracing::info!("seeded the demo catalogue");
         }
+        if let Some(secret) = &config.webhook_secret {
+            for url in &config.webhook_urls {
+                let endpoint = giftify.ensure_webhook(url, secret).await?;
+                tracing::info!(endpoint_id = %endpoint.id, "webhook endpoint of GIFTIFY_WEBHOOK_URLS ensured");
+            }
+        }
+        let webhooks = WebhookDispatcher::new(giftify.clone(), store.clone());
         Ok(EmbeddedStack {
             giftify,
             store,
@@ -144,7 +147,7 @@ impl EmbeddedStack {
             WorkerSettings::EMBEDDED,
             shutdown.clone(),
         );
-        let deliveries = self.webhooks.run_delivery(shutdown.clone());
+        let deliveries = self.webhooks.run(shutdown.clone());
         let reconciler = reconcile_periodically(self.giftify.clone(), shutdown);
         tokio::join!(consumer, deliveries, reconciler);
     }

@@ -428,8 +428,48 @@ INSERT INTO event_feed (event_id, user_id, order_id, sequence, body, recorded_at
     ORDER BY created_at, event_id;
 "#;
 
+/// Webhook endpoints as data, and their delivery log. The deliveries to the URLs of
+/// `GIFTIFY_WEBHOOK_URLS` end here (kept as `webhook_deliveries_v1`): the environment's
+/// endpoint is ensured at start, and `POST /webhooks/{id}/recover` re-sends from the feed
+/// whatever was still on its way.
+const V9: &str = r#"
+DROP INDEX webhook_deliveries_due;
+ALTER TABLE webhook_deliveries RENAME TO webhook_deliveries_v1;
+
+CREATE TABLE webhook_endpoints (
+    id         TEXT PRIMARY KEY,
+    version    INTEGER NOT NULL CHECK (version >= 1),
+    created_at INTEGER NOT NULL,
+    body       TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE webhook_deliveries (
+    id              TEXT PRIMARY KEY,
+    endpoint_id     TEXT NOT NULL REFERENCES webhook_endpoints (id),
+    event_id        TEXT NOT NULL,
+    state           TEXT NOT NULL CHECK (state IN ('PENDING', 'DELIVERED', 'FAILED')),
+    next_attempt_at INTEGER,
+    version         INTEGER NOT NULL CHECK (version >= 1),
+    created_at      INTEGER NOT NULL,
+    body            TEXT NOT NULL,
+    UNIQUE (endpoint_id, event_id)
+) STRICT;
+CREATE INDEX webhook_deliveries_by_endpoint ON webhook_deliveries (endpoint_id, created_at);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at)
+    WHERE state = 'PENDING';
+
+-- How far the embedded dispatcher has read the feed of all events.
+-- It starts at the feed's end: events before the upgrade went out to the old URLs.
+CREATE TABLE dispatch_cursor (
+    name     TEXT PRIMARY KEY,
+    position INTEGER NOT NULL CHECK (position >= 0)
+) STRICT;
+INSERT INTO dispatch_cursor (name, position)
+    SELECT 'webhooks', COALESCE(MAX(position), 0) FROM event_feed;
+"#;
+
 /// Every migration in order; a database at version `n` has applied the first `n`.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9];
 
 /// The schema version this build writes.
 pub(crate) const VERSION: i64 = MIGRATIONS.len() as i64;

@@ -334,15 +334,31 @@ impl Giftify {
     /// attempts the due ones now, and wakes a dispatcher for the rest when they come due.
     pub async fn dispatch(&self, outgoing: &Outgoing) -> Result<Dispatched> {
         let mut done = Dispatched::default();
-        for endpoint in self.ports.webhooks.endpoints().await? {
-            if !endpoint.enabled || !endpoint.wants(&outgoing.event_type) {
-                continue;
-            }
-            let fresh = WebhookDelivery::open(&endpoint.id, outgoing, self.now());
-            let delivery = self.ports.webhooks.open_delivery(&fresh).await?;
+        for delivery in self.open_deliveries(outgoing, None).await? {
             done.add(self.dispatch_one(delivery).await?.as_ref());
         }
         Ok(done)
+    }
+
+    /// Opens the delivery of `outgoing` to every enabled endpoint that wants it (but
+    /// `except`), once each: the ones opened before are answered as they stand.
+    pub async fn open_deliveries(
+        &self,
+        outgoing: &Outgoing,
+        except: Option<&WebhookEndpointId>,
+    ) -> Result<Vec<WebhookDelivery>> {
+        let mut opened = Vec::new();
+        for endpoint in self.ports.webhooks.endpoints().await? {
+            if !endpoint.enabled
+                || !endpoint.wants(&outgoing.event_type)
+                || Some(&endpoint.id) == except
+            {
+                continue;
+            }
+            let fresh = WebhookDelivery::open(&endpoint.id, outgoing, self.now());
+            opened.push(self.ports.webhooks.open_delivery(&fresh).await?);
+        }
+        Ok(opened)
     }
 
     /// Attempts one delivery if it is due; a pending one not yet due has a dispatcher woken
@@ -461,15 +477,10 @@ impl Giftify {
     /// dispatcher to send.
     async fn announce_disabled(&self, notice: &EndpointDisabled) -> Result<()> {
         let outgoing = Outgoing::from(notice);
-        for endpoint in self.ports.webhooks.endpoints().await? {
-            if endpoint.id == notice.endpoint_id
-                || !endpoint.enabled
-                || !endpoint.wants(&outgoing.event_type)
-            {
-                continue;
-            }
-            let fresh = WebhookDelivery::open(&endpoint.id, &outgoing, self.now());
-            let delivery = self.ports.webhooks.open_delivery(&fresh).await?;
+        for delivery in self
+            .open_deliveries(&outgoing, Some(&notice.endpoint_id))
+            .await?
+        {
             self.ports.wakeups.wake_at(&delivery, delivery.created_at).await?;
         }
         Ok(())
