@@ -1,10 +1,11 @@
 //! `giftify aws bootstrap`: creates the tables, the FIFO queue with its FIFO dead-letter queue
-//! and redrive policy, and the events topic — idempotently, for emulators and dev accounts.
+//! and redrive policy, the events topic, and the webhook queue subscribed to it —
+//! idempotently, for emulators and dev accounts.
 //! Terraform is the production path; both read the same definitions.
 
 use super::item::sdk_error;
 use super::tables::{ALL, TableDef};
-use super::{dead_letter_queue_name, queue_name, topic_name};
+use super::{dead_letter_queue_name, queue_name, topic_name, webhook_queue_name};
 use anyhow::{Context, Result};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
@@ -19,6 +20,7 @@ pub struct Bootstrapped {
     pub queue_url: String,
     pub dead_letter_url: String,
     pub topic_arn: String,
+    pub webhook_queue_url: String,
 }
 
 /// Deliveries before SQS moves a message to the dead-letter queue.
@@ -198,10 +200,34 @@ pub async fn bootstrap(
         .context("cannot create the events topic")?
         .topic_arn
         .context("no topic ARN")?;
+    let webhook_queue_url = sqs
+        .create_queue()
+        .queue_name(webhook_queue_name(stage))
+        .attributes(
+            QueueAttributeName::VisibilityTimeout,
+            visibility_seconds.to_string(),
+        )
+        .send()
+        .await
+        .map_err(sdk_error)
+        .context("cannot create the webhook queue")?
+        .queue_url
+        .context("no URL for the webhook queue")?;
+    // Raw delivery: the dispatcher reads the event's JSON as published, not an SNS envelope.
+    sns.subscribe()
+        .topic_arn(&topic_arn)
+        .protocol("sqs")
+        .endpoint(queue_arn(&sqs, &webhook_queue_url).await?)
+        .attributes("RawMessageDelivery", "true")
+        .send()
+        .await
+        .map_err(sdk_error)
+        .context("cannot subscribe the webhook queue to the events topic")?;
     Ok(Bootstrapped {
         tables,
         queue_url,
         dead_letter_url,
         topic_arn,
+        webhook_queue_url,
     })
 }
