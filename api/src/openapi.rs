@@ -7,6 +7,7 @@ use crate::error::{ErrorCode, ErrorEnvelope};
 use crate::key_access::{KeyAccess, key_access};
 use crate::routes::{
     admin, api_keys, auth, cards, cart, codes, events, meta, orders, products, users, wallet,
+    webhooks,
 };
 use axum::Router;
 use axum::http::{HeaderValue, header};
@@ -45,6 +46,9 @@ Orders are fulfilled asynchronously: `POST /orders/create` answers 202 and `GET 
         codes::import, codes::batches, codes::void,
         cards::list, cards::redeem, cards::reveals, orders::return_card,
         events::feed,
+        webhooks::create, webhooks::list, webhooks::show, webhooks::update, webhooks::remove,
+        webhooks::rotate_secret, webhooks::deliveries, webhooks::delivery, webhooks::retry,
+        webhooks::recover,
         meta::health, meta::metrics, openapi_json, docs,
     ),
     components(schemas(ErrorEnvelope, ErrorCode)),
@@ -60,6 +64,7 @@ Orders are fulfilled asynchronously: `POST /orders/create` answers 202 and `GET 
         (name = "gift-cards", description = "Giftify cards redeemed into the wallet"),
         (name = "admin", description = "Inventory, all orders, analytics and catalogue changes (role ADMIN)"),
         (name = "events", description = "The event feed: every event of yours (all, for admins) in the order recorded"),
+        (name = "webhooks", description = "Webhook endpoints, their signing secrets, and the delivery log with replay (role ADMIN)"),
         (name = "meta", description = "Health, metrics and this documentation"),
     )
 )]

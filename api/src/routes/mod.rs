@@ -13,6 +13,7 @@ pub mod orders;
 pub mod products;
 pub mod users;
 pub mod wallet;
+pub mod webhooks;
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -32,6 +33,7 @@ pub fn router() -> Router<AppState> {
         .merge(codes::router())
         .merge(cards::router())
         .merge(events::router())
+        .merge(webhooks::router())
         .merge(meta::router())
 }
 

@@ -230,6 +230,16 @@ impl Giftify {
         self.ports.webhooks.deliveries(id, state, page).await
     }
 
+    /// One of the endpoint's deliveries.
+    pub async fn webhook_delivery(
+        &self,
+        id: &WebhookEndpointId,
+        delivery: &WebhookDeliveryId,
+    ) -> Result<WebhookDelivery> {
+        self.ports.webhooks.endpoint(id).await?;
+        self.ports.webhooks.delivery(id, delivery).await
+    }
+
     async fn enabled_endpoint(&self, id: &WebhookEndpointId) -> Result<WebhookEndpoint> {
         let endpoint = self.ports.webhooks.endpoint(id).await?;
         if !endpoint.enabled {
