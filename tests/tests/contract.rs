@@ -43,17 +43,13 @@ pub struct Backend {
 mod backends {
     use super::Backend;
     use giftify_infra::embedded::SqliteStore;
-    use giftify_infra::embedded::webhooks::WebhookPublisher;
-    use giftify_shared::ports::Ports;
-    use std::sync::Arc;
 
     /// The embedded backend on a database in a fresh temporary directory; events are logged.
     pub async fn sqlite() -> anyhow::Result<Backend> {
         let dir = tempfile::tempdir()?;
         let store = SqliteStore::open(&dir.path().join("giftify.db"), Default::default()).await?;
-        let events = Arc::new(WebhookPublisher::new(store.clone(), Vec::new(), None));
         Ok(Backend {
-            ports: Ports::from_backend(store, events),
+            ports: giftify_infra::embedded::ports_of(&store)?,
             _storage: Box::new(dir),
         })
     }

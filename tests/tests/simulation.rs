@@ -7,13 +7,11 @@
 //!   cargo test -p giftify-tests --test simulation soak -- --ignored --nocapture`.
 
 use giftify_infra::embedded::SqliteStore;
-use giftify_infra::embedded::webhooks::WebhookPublisher;
 use giftify_shared::Error;
 use giftify_shared::Giftify;
 use giftify_shared::catalogue::Pricing;
 use giftify_shared::idempotency::{IdempotencyKey, IdempotencyScope, LEASE};
 use giftify_shared::order::OrderMessage;
-use giftify_shared::ports::Ports;
 use giftify_shared::usecases::{KeyedRequest, NewProduct, NewVariant, Registration, Rules};
 use giftify_shared::user::Email;
 use giftify_shared::vault::{CardKey, CardVault};
@@ -112,10 +110,9 @@ async fn a_refusal_under_a_key_that_a_retry_took_over_answers_in_progress_not_th
     let store = SqliteStore::open(&dir.path().join("giftify.db"), Default::default())
         .await
         .expect("store");
-    let events = Arc::new(WebhookPublisher::new(store.clone(), Vec::new(), None));
     let clock = Arc::new(SimClock::new());
     let giftify = Giftify::new(
-        Ports::from_backend(store, events),
+        giftify_infra::embedded::ports_of(&store).expect("ports"),
         Arc::new(CardVault::new(&CardKey::generate())),
         clock.clone(),
         Rules::default(),

@@ -455,3 +455,14 @@ mod tests {
         store.check().await.unwrap();
     }
 }
+
+/// Every port on one database, with a webhook sender of its own: build it once per process.
+/// # Errors
+/// When the HTTP client cannot be built.
+pub fn ports_of(store: &Arc<SqliteStore>) -> anyhow::Result<giftify_shared::ports::Ports> {
+    Ok(giftify_shared::ports::Ports::from_backend(
+        store.clone(),
+        store.clone(),
+        Arc::new(crate::webhook_sender::HttpSender::new()?),
+    ))
+}

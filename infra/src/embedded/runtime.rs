@@ -5,14 +5,12 @@
 use crate::config::Config;
 use crate::embedded::SqliteStore;
 use crate::embedded::webhooks::WebhookDispatcher;
-use crate::webhook_sender::HttpSender;
 use crate::secrets::{KeyFiles, Secrets};
 use crate::shutdown::Shutdown;
 use crate::worker::{WorkerSettings, reconcile_periodically};
 use anyhow::{Context, Result, bail};
 use giftify_shared::Giftify;
 use giftify_shared::ports::KeyChecks;
-use giftify_shared::ports::Ports;
 use giftify_shared::vault::CardVault;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -96,7 +94,7 @@ impl EmbeddedStack {
         };
         let rules = config.rules();
         let giftify = Giftify::new(
-            Ports::from_backend(store.clone(), store.clone(), Arc::new(HttpSender::new()?)),
+            crate::embedded::ports_of(&store)?,
             Arc::new(CardVault::new(&secrets.card_key)),
             store.options().clock,
             rules,

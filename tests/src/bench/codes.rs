@@ -7,12 +7,11 @@ use super::stats::Samples;
 use anyhow::Result;
 use giftify_infra::config::QueueSettings;
 use giftify_infra::embedded::SqliteStore;
-use giftify_infra::embedded::webhooks::WebhookPublisher;
 use giftify_shared::catalogue::{Pricing, VariantUpdate};
 use giftify_shared::codes::{BatchRef, CodeRow, FulfillmentSource};
 use giftify_shared::ids::{UserId, VariantId};
 use giftify_shared::order::{LineRequest, OrderMessage};
-use giftify_shared::ports::{Catalogue, Ports};
+use giftify_shared::ports::Catalogue;
 use giftify_shared::usecases::{NewProduct, NewVariant, OrderRequest, Registration};
 use giftify_shared::user::Email;
 use giftify_shared::vault::{CardKey, CardVault};
@@ -40,9 +39,8 @@ const CODES_PER_IMPORT: usize = 10_000;
 pub async fn run(scratch: &Path, options: &CodesOptions) -> Result<Value> {
     let dir = tempfile::tempdir_in(scratch)?;
     let store = SqliteStore::open(&dir.path().join("giftify.db"), QueueSettings::default()).await?;
-    let events = Arc::new(WebhookPublisher::new(store.clone(), Vec::new(), None));
     let giftify = Arc::new(Giftify::new(
-        Ports::from_backend(store.clone(), events),
+        giftify_infra::embedded::ports_of(&store)?,
         Arc::new(CardVault::new(&CardKey::generate())),
         Arc::new(SystemClock),
         Rules::default(),

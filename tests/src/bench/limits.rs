@@ -18,14 +18,13 @@ use axum::routing::get;
 use chrono::Utc;
 use giftify_infra::config::QueueSettings;
 use giftify_infra::embedded::SqliteStore;
-use giftify_infra::embedded::webhooks::WebhookPublisher;
 use giftify_shared::catalogue::{CatalogueEntry, VariantUpdate};
 use giftify_shared::ids::{GiftCardId, OrderId, TransactionId, UserId};
 use giftify_shared::ledger::Movement;
 use giftify_shared::order::{
     Fulfillment, FulfillmentDetails, Order, OrderLine, OrderPlacement, OrderSource, OrderStatus,
 };
-use giftify_shared::ports::{Catalogue, Orders, Ports};
+use giftify_shared::ports::{Catalogue, Orders};
 use giftify_shared::usecases::Registration;
 use giftify_shared::user::Email;
 use giftify_shared::vault::{CardKey, CardVault, GiftCard, GiftCardStatus};
@@ -173,9 +172,8 @@ impl RawReport {
 /// warm-up.
 pub async fn raw_sqlite(dir: &Path, tasks: usize, duration: Duration) -> Result<RawReport> {
     let store = SqliteStore::open(&dir.join("giftify.db"), QueueSettings::default()).await?;
-    let events = Arc::new(WebhookPublisher::new(store.clone(), Vec::new(), None));
     let giftify = Giftify::new(
-        Ports::from_backend(store.clone(), events),
+        giftify_infra::embedded::ports_of(&store)?,
         Arc::new(CardVault::new(&CardKey::generate())),
         Arc::new(SystemClock),
         Rules::default(),

@@ -26,7 +26,6 @@ use check::Checker;
 use client::Answer;
 use faults::Faults;
 use giftify_infra::config::QueueSettings;
-use giftify_infra::embedded::webhooks::WebhookPublisher;
 use giftify_infra::embedded::{SqliteStore, StoreOptions};
 use giftify_shared::catalogue::Pricing;
 use giftify_shared::idempotency::LEASE;
@@ -320,9 +319,8 @@ async fn open(backend: Backend, shape: &Shape, clock: Arc<SimClock>) -> anyhow::
                 },
             )
             .await?;
-            let events = Arc::new(WebhookPublisher::new(store.clone(), Vec::new(), None));
             Ok(Opened {
-                ports: Ports::from_backend(store.clone(), events),
+                ports: giftify_infra::embedded::ports_of(&store)?,
                 queue: store,
                 _storage: Box::new(dir),
             })
