@@ -16,6 +16,7 @@ use crate::codes::{BatchRef, BatchSummary, CodeImport, ImportReport, InventoryCo
 use crate::events::{Event, Feed, FeedCursor, FeedPage};
 use crate::idempotency::{Claim, IdempotencyScope, NewClaim, Refusal};
 use crate::ids::{GiftCardId, OrderId, TransactionId, UserId, VariantId};
+use crate::ids::{WebhookDeliveryId, WebhookEndpointId};
 use crate::inbox::Delivery;
 use crate::keys::KeyName;
 use crate::labels::ClientReference;
@@ -28,9 +29,8 @@ use crate::user::{
     Email, NewRefreshToken, NewUser, ProfileUpdate, Rotation, ThrottlePolicy, User, UserCredentials,
 };
 use crate::vault::{GiftCard, GiftCardStatus, RevealAudit};
-use crate::webhooks::{DeliveryState, WebhookDelivery, WebhookEndpoint};
-use crate::ids::{WebhookDeliveryId, WebhookEndpointId};
 use crate::wallet::{Page, PageRequest, TransactionType, WalletTransaction};
+use crate::webhooks::{DeliveryState, WebhookDelivery, WebhookEndpoint};
 use crate::{Paise, Result};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

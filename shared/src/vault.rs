@@ -341,7 +341,12 @@ impl CardVault {
         self.decrypt(owner, "secret", sealed)
     }
 
-    fn encrypt(&self, card: &(impl fmt::Display + ?Sized), field: &str, plaintext: &str) -> Result<String> {
+    fn encrypt(
+        &self,
+        card: &(impl fmt::Display + ?Sized),
+        field: &str,
+        plaintext: &str,
+    ) -> Result<String> {
         let mut nonce = [0u8; 12];
         OsRng.fill_bytes(&mut nonce);
         let aad = format!("{card}/{field}");

@@ -159,7 +159,9 @@ pub fn check_url(url: &str) -> Result<String> {
         return Err(bad("must name a host"));
     }
     if authority.contains('@') {
-        return Err(bad("may not carry credentials; sign with the endpoint secret"));
+        return Err(bad(
+            "may not carry credentials; sign with the endpoint secret",
+        ));
     }
     Ok(url.to_string())
 }
@@ -356,7 +358,12 @@ impl WebhookEndpoint {
 
     /// Where the endpoint stands after an attempt that `succeeded` at `now`, given how long
     /// it may fail before it is disabled.
-    pub fn after_attempt(&self, succeeded: bool, now: DateTime<Utc>, disable_after: Duration) -> Health {
+    pub fn after_attempt(
+        &self,
+        succeeded: bool,
+        now: DateTime<Utc>,
+        disable_after: Duration,
+    ) -> Health {
         match (succeeded, self.failing_since) {
             (true, None) => Health::Unchanged,
             (true, Some(_)) => {
@@ -613,7 +620,8 @@ impl WebhookDelivery {
     /// attempt that never reached the network.
     pub fn skipped(&self, reason: &str, now: DateTime<Utc>) -> Self {
         let mut next = self.next_version(now);
-        next.attempts.push(DeliveryAttempt::new(now, None, 0, Some(reason.to_string())));
+        next.attempts
+            .push(DeliveryAttempt::new(now, None, 0, Some(reason.to_string())));
         let excess = next.attempts.len().saturating_sub(KEPT_ATTEMPTS);
         next.attempts.drain(..excess);
         next.state = DeliveryState::Failed;
@@ -659,9 +667,9 @@ mod tests {
             "t=1700000000,v1=be5b4eee3f792bddf077e60fd11f31e0378fc7d1ccac082ff1b3d02b294f76de"
         );
         let two = signature(&[&b"whsec_new"[..], b"whsec_test"], 1_700_000_000, body).unwrap();
-        assert!(two.ends_with(
-            ",v1=be5b4eee3f792bddf077e60fd11f31e0378fc7d1ccac082ff1b3d02b294f76de"
-        ));
+        assert!(
+            two.ends_with(",v1=be5b4eee3f792bddf077e60fd11f31e0378fc7d1ccac082ff1b3d02b294f76de")
+        );
         assert_eq!(two.matches(",v1=").count(), 2);
     }
 
@@ -696,19 +704,33 @@ mod tests {
     fn a_rotation_keeps_the_old_secret_for_the_overlap_only() {
         let t0 = Utc::now();
         let e = endpoint(t0);
-        let rotated = e.rotated("sealed-2".into(), Duration::hours(1), t0).unwrap();
-        let signing: Vec<_> = rotated.signing_secrets(t0).map(|s| s.sealed.as_str()).collect();
+        let rotated = e
+            .rotated("sealed-2".into(), Duration::hours(1), t0)
+            .unwrap();
+        let signing: Vec<_> = rotated
+            .signing_secrets(t0)
+            .map(|s| s.sealed.as_str())
+            .collect();
         assert_eq!(signing, ["sealed-2", "sealed-1"]);
         let later = t0 + Duration::hours(1);
-        let signing: Vec<_> = rotated.signing_secrets(later).map(|s| s.sealed.as_str()).collect();
+        let signing: Vec<_> = rotated
+            .signing_secrets(later)
+            .map(|s| s.sealed.as_str())
+            .collect();
         assert_eq!(signing, ["sealed-2"]);
         // A second rotation within the overlap does not extend the oldest secret's life.
         let again = rotated
-            .rotated("sealed-3".into(), Duration::hours(5), t0 + Duration::minutes(30))
+            .rotated(
+                "sealed-3".into(),
+                Duration::hours(5),
+                t0 + Duration::minutes(30),
+            )
             .unwrap();
         assert_eq!(again.secrets.len(), 3);
         assert_eq!(again.secrets[2].expires_at, Some(t0 + Duration::hours(1)));
-        let now = rotated.rotated("sealed-3".into(), Duration::zero(), t0).unwrap();
+        let now = rotated
+            .rotated("sealed-3".into(), Duration::zero(), t0)
+            .unwrap();
         assert_eq!(now.signing_secrets(t0).count(), 1);
         assert!(e.rotated("x".into(), Duration::days(8), t0).is_err());
         assert_eq!(rotated.version, e.version + 1);
@@ -738,12 +760,22 @@ mod tests {
         };
         assert_eq!(recovered.failing_since, None);
         let enabled = disabled
-            .patched(&EndpointPatch { enabled: Some(true), ..EndpointPatch::default() }, t0)
+            .patched(
+                &EndpointPatch {
+                    enabled: Some(true),
+                    ..EndpointPatch::default()
+                },
+                t0,
+            )
             .unwrap();
         assert!(enabled.enabled && enabled.failing_since.is_none());
         let notice = EndpointDisabled::of(&disabled);
         assert_eq!(notice.event_type, ENDPOINT_DISABLED);
-        assert!(notice.event_id.ends_with(&format!("_disabled_{}", disabled.version)));
+        assert!(
+            notice
+                .event_id
+                .ends_with(&format!("_disabled_{}", disabled.version))
+        );
     }
 
     #[test]
@@ -767,7 +799,10 @@ mod tests {
         }
         assert_eq!(d.state, DeliveryState::Failed);
         assert_eq!(d.attempt_count, MAX_ATTEMPTS);
-        assert_eq!(d.attempts[0].error.as_deref(), Some("the endpoint answered HTTP 500"));
+        assert_eq!(
+            d.attempts[0].error.as_deref(),
+            Some("the endpoint answered HTTP 500")
+        );
         let replayed = d.replayed(t0);
         assert!(replayed.is_due(t0) && replayed.cycle_attempts == 0);
         let delivered = replayed.attempted(DeliveryAttempt::new(t0, Some(204), 3, None), t0);

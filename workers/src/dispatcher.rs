@@ -34,7 +34,9 @@ pub async fn handle(giftify: &Giftify, event: SqsEvent) -> BatchResponse {
             continue;
         };
         match dispatch_message(giftify, record.body.as_deref().unwrap_or_default()).await {
-            Ok(done) => tracing::info!(%message_id, attempted = done.attempted, delivered = done.delivered, "webhook message dispatched"),
+            Ok(done) => {
+                tracing::info!(%message_id, attempted = done.attempted, delivered = done.delivered, "webhook message dispatched")
+            }
             // Nothing will ever read it: dropped, with a trace.
             Err(error @ Error::Validation { .. }) => {
                 tracing::error!(%message_id, error = %error, "an unreadable webhook message was dropped");

@@ -8,7 +8,9 @@
 //! The wake-ups are messages on the webhook queue, which the events topic also feeds: the
 //! dispatcher Lambda reads both.
 
-use super::store::{DynamoStore, Transaction, TxFailure, all_pages, lost_race_or_error, names_of, put};
+use super::store::{
+    DynamoStore, Transaction, TxFailure, all_pages, lost_race_or_error, names_of, put,
+};
 use crate::aws::item::{Attrs, Item, item, n, s, sdk_error};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -19,8 +21,8 @@ use giftify_shared::ports::{DeliveryWakeups, Webhooks};
 use giftify_shared::wallet::{Page, PageRequest};
 use giftify_shared::webhooks::{DeliveryState, WebhookDelivery, WebhookEndpoint};
 use giftify_shared::{Error, Result};
-use serde::{Deserialize, Serialize};
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 const ENDPOINTS: &str = "endpoints";
 
@@ -99,16 +101,21 @@ impl DynamoStore {
         endpoint: &WebhookEndpointId,
         event_id: &str,
     ) -> Result<Option<WebhookDelivery>> {
-        let Some(guard) = self.get(&self.tables.webhooks, guard_key(endpoint, event_id)).await?
+        let Some(guard) = self
+            .get(&self.tables.webhooks, guard_key(endpoint, event_id))
+            .await?
         else {
             return Ok(None);
         };
         let id = WebhookDeliveryId::parse(Attrs::new(&guard, "webhooks").s("deliveryId")?)?;
-        self.get(&self.tables.webhooks, key(&deliveries_of(endpoint), id.as_str()))
-            .await?
-            .as_ref()
-            .map(from_item)
-            .transpose()
+        self.get(
+            &self.tables.webhooks,
+            key(&deliveries_of(endpoint), id.as_str()),
+        )
+        .await?
+        .as_ref()
+        .map(from_item)
+        .transpose()
     }
 }
 
@@ -125,8 +132,9 @@ impl Webhooks for DynamoStore {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(error) => Err(lost_race_or_error(error)
-                .unwrap_or(Error::Conflict("webhook endpoint exists"))),
+            Err(error) => {
+                Err(lost_race_or_error(error).unwrap_or(Error::Conflict("webhook endpoint exists")))
+            }
         }
     }
 
@@ -177,8 +185,9 @@ impl Webhooks for DynamoStore {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(error) => Err(lost_race_or_error(error)
-                .unwrap_or(Error::NotFound(Missing::WebhookEndpoint))),
+            Err(error) => {
+                Err(lost_race_or_error(error).unwrap_or(Error::NotFound(Missing::WebhookEndpoint)))
+            }
         }
     }
 
@@ -229,12 +238,15 @@ impl Webhooks for DynamoStore {
         endpoint: &WebhookEndpointId,
         id: &WebhookDeliveryId,
     ) -> Result<WebhookDelivery> {
-        self.get(&self.tables.webhooks, key(&deliveries_of(endpoint), id.as_str()))
-            .await?
-            .as_ref()
-            .map(from_item)
-            .transpose()?
-            .ok_or(Error::NotFound(Missing::WebhookDelivery))
+        self.get(
+            &self.tables.webhooks,
+            key(&deliveries_of(endpoint), id.as_str()),
+        )
+        .await?
+        .as_ref()
+        .map(from_item)
+        .transpose()?
+        .ok_or(Error::NotFound(Missing::WebhookDelivery))
     }
 
     async fn save_delivery(&self, delivery: &WebhookDelivery) -> Result<()> {
@@ -307,7 +319,9 @@ impl DeliveryWakeups for SqsWakeups {
             delivery_id: delivery.id.clone(),
         })
         .map_err(|e| Error::Internal(e.into()))?;
-        let delay = (at - self.clock.now()).num_seconds().clamp(0, MAX_DELAY_SECS);
+        let delay = (at - self.clock.now())
+            .num_seconds()
+            .clamp(0, MAX_DELAY_SECS);
         self.client
             .send_message()
             .queue_url(&self.queue_url)

@@ -26,7 +26,6 @@ mod carts;
 mod catalogue;
 mod codec;
 mod codes;
-mod webhook_log;
 mod feed;
 mod idempotency;
 mod inbox;
@@ -38,9 +37,9 @@ mod schema;
 mod sessions;
 mod users;
 mod wallet;
+mod webhook_log;
 pub mod webhooks;
 mod writer;
-
 
 use crate::config::QueueSettings;
 use crate::file_lock::FileLock;

@@ -206,7 +206,12 @@ impl Webhooks for SqliteStore {
                 "DELETE FROM webhook_deliveries WHERE endpoint_id = ?1",
                 [id.as_str()],
             )?;
-            if execute(conn, "DELETE FROM webhook_endpoints WHERE id = ?1", [id.as_str()])? == 0 {
+            if execute(
+                conn,
+                "DELETE FROM webhook_endpoints WHERE id = ?1",
+                [id.as_str()],
+            )? == 0
+            {
                 return Err(Error::NotFound(Missing::WebhookEndpoint).into());
             }
             Ok(())

@@ -84,7 +84,9 @@ impl WebhookDispatcher {
             match joined {
                 Ok(Ok(_)) => {}
                 // The claim's lease runs out and the delivery is attempted again.
-                Ok(Err(error)) => tracing::warn!(error = %error_chain(&error), "a webhook attempt failed to record"),
+                Ok(Err(error)) => {
+                    tracing::warn!(error = %error_chain(&error), "a webhook attempt failed to record")
+                }
                 Err(error) => tracing::error!(error = %error, "a webhook attempt panicked"),
             }
         }

@@ -77,7 +77,12 @@ impl Giftify {
         }
         let secret = generate_secret();
         let endpoint = self
-            .store_endpoint(WebhookEndpointId::generate(), settings, Some(admin), &secret)
+            .store_endpoint(
+                WebhookEndpointId::generate(),
+                settings,
+                Some(admin),
+                &secret,
+            )
             .await?;
         tracing::warn!(target: "audit", admin = %admin, endpoint_id = %endpoint.id, "webhook endpoint created");
         Ok((endpoint, SecretString::from(secret)))
@@ -100,7 +105,11 @@ impl Giftify {
     /// bootstrap, run at every start): created for every event type when missing, rotated to
     /// `secret` (the old one overlapping as usual) when it signs with another. Its id is
     /// derived from the URL, so two processes starting at once ensure the same endpoint.
-    pub async fn ensure_webhook(&self, url: &str, secret: &SecretString) -> Result<WebhookEndpoint> {
+    pub async fn ensure_webhook(
+        &self,
+        url: &str,
+        secret: &SecretString,
+    ) -> Result<WebhookEndpoint> {
         let url = check_url(url)?;
         let digest = Sha256::digest(url.as_bytes());
         let mut first = [0u8; 16];
@@ -271,7 +280,10 @@ impl Giftify {
                 .replayed(self.now());
             match self.ports.webhooks.save_delivery(&replayed).await {
                 Ok(()) => {
-                    self.ports.wakeups.wake_at(&replayed, replayed.updated_at).await?;
+                    self.ports
+                        .wakeups
+                        .wake_at(&replayed, replayed.updated_at)
+                        .await?;
                     tracing::warn!(target: "audit", admin = %admin, endpoint_id = %id, delivery_id = %delivery, "webhook delivery retried");
                     return Ok(replayed);
                 }
@@ -300,7 +312,11 @@ impl Giftify {
         let mut cursor = FeedCursor::start(&Feed::All);
         let mut recovered = 0;
         loop {
-            let page = self.ports.feed.feed(&Feed::All, cursor, RECOVER_PAGE).await?;
+            let page = self
+                .ports
+                .feed
+                .feed(&Feed::All, cursor, RECOVER_PAGE)
+                .await?;
             for event in &page.events {
                 if recovered >= MAX_RECOVERED {
                     break;
@@ -425,7 +441,10 @@ impl Giftify {
             .signing_secrets(started)
             .map(|s| self.vault.open_text(endpoint.id.as_str(), &s.sealed))
             .collect::<Result<Vec<_>>>()?;
-        let secrets: Vec<&[u8]> = secrets.iter().map(|s| s.expose_secret().as_bytes()).collect();
+        let secrets: Vec<&[u8]> = secrets
+            .iter()
+            .map(|s| s.expose_secret().as_bytes())
+            .collect();
         let post = SignedPost {
             url: endpoint.url.clone(),
             event_id: claimed.event_id.clone(),
@@ -435,8 +454,12 @@ impl Giftify {
             body: claimed.body.clone(),
         };
         let outcome = self.ports.webhook_sender.post(&post).await;
-        let attempt =
-            DeliveryAttempt::new(started, outcome.http_status, outcome.latency_ms, outcome.error);
+        let attempt = DeliveryAttempt::new(
+            started,
+            outcome.http_status,
+            outcome.latency_ms,
+            outcome.error,
+        );
         let succeeded = attempt.succeeded();
         let attempted = claimed.attempted(attempt, self.now());
         self.ports.webhooks.save_delivery(&attempted).await?;
@@ -491,7 +514,10 @@ impl Giftify {
             .open_deliveries(&outgoing, Some(&notice.endpoint_id))
             .await?
         {
-            self.ports.wakeups.wake_at(&delivery, delivery.created_at).await?;
+            self.ports
+                .wakeups
+                .wake_at(&delivery, delivery.created_at)
+                .await?;
         }
         Ok(())
     }

@@ -195,7 +195,7 @@ impl TestApp {
     }
 
     /// A fresh stack of `backend` with the test config adjusted by `configure`.
-    pub async fn spawn_with(backend: Backend, configure: fn(&mut Config)) -> TestApp {
+    pub async fn spawn_with(backend: Backend, configure: impl FnOnce(&mut Config)) -> TestApp {
         match backend {
             Backend::Embedded => {
                 Self::spawn_in(tempfile::tempdir().expect("temp dir"), |dir| {
@@ -517,15 +517,15 @@ impl TestApp {
         assert_eq!(response.status, StatusCode::OK, "{}", response.body);
     }
 
-    /// Every order event published so far: the embedded event log, or what reached the SNS
+    /// Every order event published so far: the embedded event feed, or what reached the SNS
     /// topic's subscriber queue.
     pub async fn events(&self) -> Vec<Value> {
         match &self.stack {
             Stack::Embedded(_) => {
                 let db = self.raw_db();
                 let mut statement = db
-                    .prepare("SELECT body FROM events ORDER BY created_at, event_id")
-                    .expect("event log");
+                    .prepare("SELECT body FROM event_feed ORDER BY position")
+                    .expect("event feed");
                 let bodies = statement
                     .query_map([], |row| row.get::<_, String>(0))
                     .expect("query events");
@@ -538,6 +538,59 @@ impl TestApp {
                 let mut seen = self.notifications.lock().expect("lock");
                 seen.extend(fresh.into_iter().map(|(event, _)| event));
                 seen.clone()
+            }
+        }
+    }
+
+    /// One round of the webhook dispatcher as the product runs it: a pass of the embedded
+    /// dispatcher, or the dispatcher Lambda's handler over what is on the webhook queue (events
+    /// from the topic through moto's SNS → SQS delivery, and wake-ups). Returns how many
+    /// deliveries were attempted.
+    pub async fn dispatch_webhooks(&self) -> usize {
+        match &self.stack {
+            Stack::Embedded(stack) => {
+                let mut attempted = 0;
+                // The first pass opens the deliveries of new events, the next attempts them.
+                for _ in 0..3 {
+                    attempted += stack.webhooks.pass().await.expect("dispatch pass");
+                }
+                attempted
+            }
+            Stack::Aws { stack, .. } => {
+                let sqs = aws_sdk_sqs::Client::new(&giftify_tests::moto::moto().sdk_config().await);
+                let queue = &stack.runtime.aws.wakeups.queue_url;
+                let mut attempted = 0;
+                for _ in 0..5 {
+                    let messages = sqs
+                        .receive_message()
+                        .queue_url(queue)
+                        .max_number_of_messages(10)
+                        .wait_time_seconds(1)
+                        .send()
+                        .await
+                        .expect("receive from the webhook queue")
+                        .messages
+                        .unwrap_or_default();
+                    if messages.is_empty() {
+                        break;
+                    }
+                    for message in &messages {
+                        let done = giftify_workers::dispatcher::dispatch_message(
+                            &stack.runtime.giftify,
+                            message.body().unwrap_or_default(),
+                        )
+                        .await
+                        .expect("a webhook message is handled");
+                        attempted += done.attempted;
+                        sqs.delete_message()
+                            .queue_url(queue)
+                            .receipt_handle(message.receipt_handle().unwrap_or_default())
+                            .send()
+                            .await
+                            .expect("delete a handled message");
+                    }
+                }
+                attempted
             }
         }
     }
