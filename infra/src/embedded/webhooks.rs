@@ -37,6 +37,15 @@ impl EventPublisher for SqliteStore {
     }
 }
 
+/// What one pass did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pass {
+    /// Feed events whose deliveries were opened.
+    pub followed: usize,
+    /// Deliveries attempted (or found claimed by another dispatcher).
+    pub attempted: usize,
+}
+
 #[derive(Clone, Debug)]
 pub struct WebhookDispatcher {
     giftify: Giftify,
@@ -52,7 +61,10 @@ impl WebhookDispatcher {
     pub async fn run(&self, mut shutdown: Shutdown) {
         while !shutdown.is_requested() {
             match self.pass().await {
-                Ok(0) => {}
+                Ok(Pass {
+                    followed: 0,
+                    attempted: 0,
+                }) => {}
                 Ok(_) => continue,
                 Err(error) => tracing::warn!(
                     error = %error_chain(&error),
@@ -67,8 +79,8 @@ impl WebhookDispatcher {
     }
 
     /// One pass: opens the deliveries of the events recorded since the last pass (up to a
-    /// page), then attempts the deliveries due now (up to a batch). Answers how much it did.
-    pub async fn pass(&self) -> Result<usize> {
+    /// page), then attempts the deliveries due now (up to a batch).
+    pub async fn pass(&self) -> Result<Pass> {
         let followed = self.follow_feed().await?;
         let due = self
             .store
@@ -90,7 +102,10 @@ impl WebhookDispatcher {
                 Err(error) => tracing::error!(error = %error, "a webhook attempt panicked"),
             }
         }
-        Ok(followed + attempted)
+        Ok(Pass {
+            followed,
+            attempted,
+        })
     }
 
     async fn follow_feed(&self) -> Result<usize> {
