@@ -31,6 +31,8 @@ mod queue;
 mod support;
 #[path = "contract/wallet.rs"]
 mod wallet;
+#[path = "contract/webhooks.rs"]
+mod webhooks;
 
 use giftify_shared::ports::Ports;
 
@@ -104,6 +106,9 @@ macro_rules! contract_suite {
                 api_keys::keys_are_stored_listed_and_revoked_by_their_owner_only,
                 api_keys::a_keys_use_is_recorded_at_most_once_a_minute,
                 api_keys::concurrent_requests_are_counted_exactly_to_the_windows_limit,
+                webhooks::endpoints_are_created_once_and_saved_over_their_version,
+                webhooks::a_delivery_is_opened_once_per_endpoint_and_event_even_racing,
+                webhooks::deliveries_are_saved_over_their_version_and_listed_by_state,
                 wallet::a_top_up_credits_the_wallet_and_records_the_balance_after,
                 wallet::a_top_up_beyond_the_wallet_limit_fails_and_changes_nothing,
                 wallet::a_top_up_for_an_unknown_user_is_not_found,

@@ -552,7 +552,12 @@ impl TestApp {
                 let mut attempted = 0;
                 // The first pass opens the deliveries of new events, the next attempts them.
                 for _ in 0..3 {
-                    attempted += stack.webhooks.pass().await.expect("dispatch pass").attempted;
+                    attempted += stack
+                        .webhooks
+                        .pass()
+                        .await
+                        .expect("dispatch pass")
+                        .attempted;
                 }
                 attempted
             }
