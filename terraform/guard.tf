@@ -44,6 +44,7 @@ resource "terraform_data" "destroy_guard" {
     aws_cloudwatch_log_group.function,
     aws_lambda_function.this,
     aws_lambda_event_source_mapping.orders,
+    aws_lambda_event_source_mapping.webhooks,
     aws_cloudwatch_event_rule.reconciler,
     aws_cloudwatch_event_target.reconciler,
     aws_lambda_permission.reconciler_schedule,
@@ -54,9 +55,14 @@ resource "terraform_data" "destroy_guard" {
     aws_sns_topic.order_events,
     aws_sns_topic_policy.order_events,
     aws_sns_topic_subscription.order_events,
+    aws_sns_topic_subscription.webhooks,
     aws_sqs_queue.dead_letter,
     aws_sqs_queue.orders,
+    aws_sqs_queue.webhooks,
+    aws_sqs_queue.webhooks_dead_letter,
     aws_sqs_queue_redrive_allow_policy.dead_letter,
+    aws_sqs_queue_redrive_allow_policy.webhooks_dead_letter,
     aws_sqs_queue_policy.tls_only,
+    aws_sqs_queue_policy.webhooks,
   ]
 }

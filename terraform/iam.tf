@@ -28,6 +28,9 @@ locals {
       # Code imports (a conditional put per code), the batch listing and voids.
       "inventory-codes" = { actions = ["GetItem", "PutItem", "UpdateItem", "Query"], indexes = ["batchKey-codeId-index"] }
       "code-batches"    = { actions = ["GetItem", "PutItem", "UpdateItem", "Query"], indexes = [] }
+      # Webhook endpoints managed, deliveries listed, retried and recovered (a delivery is
+      # opened with a guard item in one transaction).
+      "webhooks" = { actions = ["GetItem", "PutItem", "Query", "DeleteItem"], indexes = [] }
     }
     # One order message: PENDING → PROCESSING, read stock (and a brand variant's codes), then
     # one transaction of stock decrements, allocated codes, cards, final status, refund
@@ -48,6 +51,11 @@ locals {
       # completion transaction.
       "inventory-codes" = { actions = ["Query", "UpdateItem"], indexes = ["availableVariant-availableOrder-index"] }
     }
+    # Each event or wake-up: the endpoints read, deliveries opened (guard and delivery in one
+    # transaction), claimed and recorded with versioned puts, an endpoint's health saved.
+    dispatcher = {
+      "webhooks" = { actions = ["GetItem", "PutItem", "Query"], indexes = [] }
+    }
     # Stale PENDING orders and unsent events, found through keys-only indexes and then read
     # by key; marking an event sent is the one order write.
     reconciler = {
@@ -64,27 +72,40 @@ locals {
     }
   }
 
-  # What each function does with the orders queue, its DLQ and the events topic.
+  # What each function does with the orders queue, its DLQ, the events topic and the webhook
+  # queue.
   messaging_access = {
-    # Enqueue on order placement; /metrics reads both queue depths; cancel publishes an event.
+    # Enqueue on order placement; /metrics reads both queue depths; cancel publishes an event;
+    # a webhook retry or recover wakes the dispatcher.
     api = {
-      queue       = ["sqs:SendMessage", "sqs:GetQueueAttributes"]
-      dead_letter = ["sqs:GetQueueAttributes"]
-      publish     = true
+      queue         = ["sqs:SendMessage", "sqs:GetQueueAttributes"]
+      dead_letter   = ["sqs:GetQueueAttributes"]
+      publish       = true
+      webhook_queue = ["sqs:SendMessage"]
     }
     # The event source mapping polls with the function's role; the function sets a failed
     # message's backoff (ChangeMessageVisibility) and moves a message no retry can cure into
     # the dead-letter queue at once (SendMessage there, then DeleteMessage here).
     fulfillment = {
-      queue       = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"]
-      dead_letter = ["sqs:SendMessage"]
-      publish     = true
+      queue         = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"]
+      dead_letter   = ["sqs:SendMessage"]
+      publish       = true
+      webhook_queue = []
+    }
+    # The event source mapping polls the webhook queue with the function's role; a retry
+    # coming due is a wake-up the function sends to the same queue.
+    dispatcher = {
+      queue         = []
+      dead_letter   = []
+      publish       = false
+      webhook_queue = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:SendMessage"]
     }
     # Re-enqueue stale orders, publish owed events.
     reconciler = {
-      queue       = ["sqs:SendMessage"]
-      dead_letter = []
-      publish     = true
+      queue         = ["sqs:SendMessage"]
+      dead_letter   = []
+      publish       = true
+      webhook_queue = []
     }
   }
 
@@ -160,11 +181,21 @@ locals {
               }
             }
           },
+        ],
+        length(local.messaging_access[name].queue) == 0 ? [] : [
           {
             Sid      = "OrdersQueue"
             Effect   = "Allow"
             Action   = local.messaging_access[name].queue
             Resource = aws_sqs_queue.orders.arn
+          },
+        ],
+        length(local.messaging_access[name].webhook_queue) == 0 ? [] : [
+          {
+            Sid      = "WebhookQueue"
+            Effect   = "Allow"
+            Action   = local.messaging_access[name].webhook_queue
+            Resource = aws_sqs_queue.webhooks.arn
           },
         ],
         length(local.messaging_access[name].dead_letter) == 0 ? [] : [

@@ -50,6 +50,17 @@ resource "aws_kms_key" "messaging" {
           StringEquals = { "aws:SourceAccount" = local.account_id }
         }
       },
+      {
+        # The events topic delivers into the (encrypted) webhook queue as the service itself.
+        Sid       = "EventsTopicDeliversToEncryptedQueues"
+        Effect    = "Allow"
+        Principal = { Service = "sns.amazonaws.com" }
+        Action    = ["kms:Decrypt", "kms:GenerateDataKey*"]
+        Resource  = "*"
+        Condition = {
+          StringEquals = { "aws:SourceAccount" = local.account_id }
+        }
+      },
     ]
   })
 }

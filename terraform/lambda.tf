@@ -1,4 +1,4 @@
-# The three functions, built by scripts/lambda-zips (cargo-lambda, `provided.al2023`: the
+# The four functions, built by scripts/lambda-zips (cargo-lambda, `provided.al2023`: the
 # package is a single `bootstrap` executable, so the handler name is only a placeholder).
 
 # Created before the functions so Lambda never creates them itself (unencrypted, kept forever).
@@ -13,7 +13,7 @@ resource "aws_cloudwatch_log_group" "function" {
 resource "aws_lambda_function" "this" {
   for_each = local.functions
   #checkov:skip=CKV_AWS_117:the functions call only AWS APIs (DynamoDB, SQS, SNS, Secrets Manager) over TLS with IAM auth; a VPC would add NAT or endpoints and no protection
-  #checkov:skip=CKV_AWS_116:no async failure path to catch: the API is invoked synchronously, fulfillment failures go to the SQS DLQ, and a failed reconciler pass is redone by the next tick
+  #checkov:skip=CKV_AWS_116:no async failure path to catch: the API is invoked synchronously, fulfillment and dispatcher failures go to their SQS DLQs, and a failed reconciler pass is redone by the next tick
   #checkov:skip=CKV_AWS_272:packages are built from the repository by scripts/lambda-zips and uploaded by this configuration; there is no AWS Signer profile in the pipeline to sign them with
 
   function_name = local.function_names[each.key]
@@ -74,6 +74,19 @@ resource "aws_lambda_event_source_mapping" "orders" {
       condition     = var.fulfillment_function.reserved_concurrency == -1 || var.fulfillment_maximum_concurrency <= var.fulfillment_function.reserved_concurrency
       error_message = "fulfillment_maximum_concurrency must not exceed fulfillment_function.reserved_concurrency: the poller would be throttled and burn receive counts towards the DLQ."
     }
+  }
+}
+
+# Webhook queue → dispatcher, with partial batch responses like fulfillment.
+resource "aws_lambda_event_source_mapping" "webhooks" {
+  event_source_arn        = aws_sqs_queue.webhooks.arn
+  function_name           = aws_lambda_function.this["dispatcher"].arn
+  batch_size              = 10
+  function_response_types = ["ReportBatchItemFailures"]
+  enabled                 = true
+
+  scaling_config {
+    maximum_concurrency = var.dispatcher_function.reserved_concurrency == -1 ? 10 : var.dispatcher_function.reserved_concurrency
   }
 }
 

@@ -142,14 +142,27 @@ locals {
         "userId-createdAt-index" = { hash_key = "userId", range_key = "createdAt", projection = "KEYS_ONLY" }
       }
     }
+    # Webhook endpoints (partition `endpoints`) and each endpoint's deliveries, with a guard
+    # item per event (infra/src/aws/webhooks.rs).
+    "webhooks" = {
+      hash_key      = "scope"
+      range_key     = "itemKey"
+      ttl_attribute = null
+      indexes       = {}
+    }
   }
 
   table_names = { for short, _ in local.dynamodb_tables : short => "${local.name_prefix}-${short}" }
 
   # Queue and topic names as infra/src/aws/mod.rs derives them.
-  queue_name             = "${local.name_prefix}-orders.fifo"
-  dead_letter_queue_name = "${local.name_prefix}-orders-dlq.fifo"
-  topic_name             = "${local.name_prefix}-order-events"
+  queue_name                     = "${local.name_prefix}-orders.fifo"
+  dead_letter_queue_name         = "${local.name_prefix}-orders-dlq.fifo"
+  topic_name                     = "${local.name_prefix}-order-events"
+  webhook_queue_name             = "${local.name_prefix}-webhooks"
+  webhook_dead_letter_queue_name = "${local.name_prefix}-webhooks-dlq"
+
+  # The same rule for the webhook queue and its dispatcher.
+  webhook_queue_visibility_seconds = 6 * var.dispatcher_function.timeout_seconds
 
   # SQS event sources need the visibility timeout at least 6x the function timeout: a batch
   # that is retried inside one invocation must never become visible to a second worker.
@@ -164,20 +177,22 @@ locals {
   # API signs and verifies access tokens, so only it gets the JWT key's ARN (and may read it,
   # iam.tf). A compromised worker cannot mint tokens.
   lambda_environment = {
-    GIFTIFY_BACKEND             = "aws"
-    GIFTIFY_STAGE               = var.stage
-    GIFTIFY_QUEUE_URL           = aws_sqs_queue.orders.url
-    GIFTIFY_DLQ_URL             = aws_sqs_queue.dead_letter.url
-    GIFTIFY_TOPIC_ARN           = aws_sns_topic.order_events.arn
-    GIFTIFY_CARD_KEY_SECRET_ARN = aws_secretsmanager_secret.card_key.arn
-    GIFTIFY_STALE_PENDING_SECS  = tostring(var.stale_pending_seconds)
-    GIFTIFY_WALLET_MAX_BALANCE  = tostring(var.wallet_max_balance_paise)
-    GIFTIFY_SANDBOX             = tostring(var.sandbox)
-    GIFTIFY_LOG_FORMAT          = "json"
-    RUST_LOG                    = var.log_filter
+    GIFTIFY_BACKEND                    = "aws"
+    GIFTIFY_STAGE                      = var.stage
+    GIFTIFY_QUEUE_URL                  = aws_sqs_queue.orders.url
+    GIFTIFY_DLQ_URL                    = aws_sqs_queue.dead_letter.url
+    GIFTIFY_TOPIC_ARN                  = aws_sns_topic.order_events.arn
+    GIFTIFY_WEBHOOK_QUEUE_URL          = aws_sqs_queue.webhooks.url
+    GIFTIFY_WEBHOOK_DISABLE_AFTER_SECS = tostring(var.webhook_disable_after_seconds)
+    GIFTIFY_CARD_KEY_SECRET_ARN        = aws_secretsmanager_secret.card_key.arn
+    GIFTIFY_STALE_PENDING_SECS         = tostring(var.stale_pending_seconds)
+    GIFTIFY_WALLET_MAX_BALANCE         = tostring(var.wallet_max_balance_paise)
+    GIFTIFY_SANDBOX                    = tostring(var.sandbox)
+    GIFTIFY_LOG_FORMAT                 = "json"
+    RUST_LOG                           = var.log_filter
   }
 
-  # The three functions: binary (= zip directory cargo-lambda writes), sizing and package.
+  # The four functions: binary (= zip directory cargo-lambda writes), sizing and package.
   functions = {
     api = {
       bin         = "api-lambda"
@@ -197,6 +212,15 @@ locals {
       zip_path    = coalesce(var.fulfillment_zip_path, "${local.target_dir}/lambda/fulfillment/bootstrap.zip")
       environment = local.lambda_environment
       secrets     = [aws_secretsmanager_secret.card_key.arn]
+    }
+    dispatcher = {
+      bin         = "dispatcher"
+      description = "Giftify webhook dispatcher (SQS webhook queue: events from the topic, delivery wake-ups)"
+      settings    = var.dispatcher_function
+      zip_path    = coalesce(var.dispatcher_zip_path, "${local.target_dir}/lambda/dispatcher/bootstrap.zip")
+      environment = local.lambda_environment
+      # The signing secrets are sealed under the card key.
+      secrets = [aws_secretsmanager_secret.card_key.arn]
     }
     reconciler = {
       bin         = "reconciler"

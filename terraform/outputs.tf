@@ -50,7 +50,9 @@ output "operator_environment" {
     GIFTIFY_QUEUE_URL = aws_sqs_queue.orders.url
     GIFTIFY_DLQ_URL   = aws_sqs_queue.dead_letter.url
     GIFTIFY_TOPIC_ARN = aws_sns_topic.order_events.arn
-    AWS_REGION        = local.region
+    # Looked up by name otherwise, which the operator policy does not allow.
+    GIFTIFY_WEBHOOK_QUEUE_URL = aws_sqs_queue.webhooks.url
+    AWS_REGION                = local.region
     # The CLI checks and seals cards with the stage's card key, never with a key of its own.
     # Not the access-token key: an operator who handles dead letters has no business minting
     # tokens (`giftify serve` against a stage needs it: jwt_secret_arn).

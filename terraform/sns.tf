@@ -34,6 +34,16 @@ locals {
   )
 }
 
+# Every event goes to the webhook dispatcher, raw (the event's JSON as published, no SNS
+# envelope): subscribers get Giftify's own signed POSTs on both backends, and verify one
+# signature scheme. Email subscriptions below stay for people.
+resource "aws_sns_topic_subscription" "webhooks" {
+  topic_arn            = aws_sns_topic.order_events.arn
+  protocol             = "sqs"
+  endpoint             = aws_sqs_queue.webhooks.arn
+  raw_message_delivery = true
+}
+
 resource "aws_sns_topic_subscription" "order_events" {
   for_each = local.event_subscriptions
 

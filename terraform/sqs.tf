@@ -51,8 +51,9 @@ resource "aws_sqs_queue_redrive_allow_policy" "dead_letter" {
 # SQS still answers plain HTTP; refuse it for anything touching order messages.
 resource "aws_sqs_queue_policy" "tls_only" {
   for_each = {
-    orders      = aws_sqs_queue.orders
-    dead_letter = aws_sqs_queue.dead_letter
+    orders               = aws_sqs_queue.orders
+    dead_letter          = aws_sqs_queue.dead_letter
+    webhooks_dead_letter = aws_sqs_queue.webhooks_dead_letter
   }
 
   queue_url = each.value.id
@@ -66,5 +67,68 @@ resource "aws_sqs_queue_policy" "tls_only" {
       Resource  = each.value.arn
       Condition = { Bool = { "aws:SecureTransport" = "false" } }
     }]
+  })
+}
+
+# The webhook queue: a standard queue the dispatcher reads. The events topic delivers every
+# event into it (raw, sns.tf), and the code sends delivery wake-ups to it (a retry coming due,
+# an admin's retry or recover). Order does not matter here: each delivery carries its own
+# state, and events their per-order sequence. A message that keeps failing to be handled (not
+# a failing endpoint: that is the delivery's own retry schedule) goes to its dead-letter queue
+# after queue_max_receives tries; the deliveries stay in DynamoDB, so nothing is lost with it
+# (POST /webhooks/{id}/recover re-sends from the feed).
+resource "aws_sqs_queue" "webhooks_dead_letter" {
+  name                              = local.webhook_dead_letter_queue_name
+  message_retention_seconds         = 1209600
+  kms_master_key_id                 = aws_kms_key.messaging.arn
+  kms_data_key_reuse_period_seconds = 300
+}
+
+resource "aws_sqs_queue" "webhooks" {
+  name                              = local.webhook_queue_name
+  message_retention_seconds         = 1209600
+  visibility_timeout_seconds        = local.webhook_queue_visibility_seconds
+  receive_wait_time_seconds         = 20
+  kms_master_key_id                 = aws_kms_key.messaging.arn
+  kms_data_key_reuse_period_seconds = 300
+
+  redrive_policy = jsonencode({
+    deadLetterTargetArn = aws_sqs_queue.webhooks_dead_letter.arn
+    maxReceiveCount     = var.queue_max_receives
+  })
+}
+
+resource "aws_sqs_queue_redrive_allow_policy" "webhooks_dead_letter" {
+  queue_url = aws_sqs_queue.webhooks_dead_letter.id
+  redrive_allow_policy = jsonencode({
+    redrivePermission = "byQueue"
+    sourceQueueArns   = [aws_sqs_queue.webhooks.arn]
+  })
+}
+
+# Only this stack's events topic may send to the webhook queue (besides the roles of iam.tf),
+# and only over TLS.
+resource "aws_sqs_queue_policy" "webhooks" {
+  queue_url = aws_sqs_queue.webhooks.id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid       = "EventsTopicDelivers"
+        Effect    = "Allow"
+        Principal = { Service = "sns.amazonaws.com" }
+        Action    = "sqs:SendMessage"
+        Resource  = aws_sqs_queue.webhooks.arn
+        Condition = { ArnEquals = { "aws:SourceArn" = aws_sns_topic.order_events.arn } }
+      },
+      {
+        Sid       = "DenyInsecureTransport"
+        Effect    = "Deny"
+        Principal = "*"
+        Action    = "sqs:*"
+        Resource  = aws_sqs_queue.webhooks.arn
+        Condition = { Bool = { "aws:SecureTransport" = "false" } }
+      },
+    ]
   })
 }

@@ -213,6 +213,46 @@ variable "reconciler_function" {
   }
 }
 
+variable "dispatcher_zip_path" {
+  description = "Webhook dispatcher Lambda package; defaults to <cargo_target_dir>/lambda/dispatcher/bootstrap.zip."
+  type        = string
+  default     = null
+}
+
+variable "dispatcher_function" {
+  description = "Webhook dispatcher Lambda sizing. A batch posts to endpoints one after another, each POST bounded by 5 s; the webhook queue's visibility timeout is 6x timeout_seconds. reserved_concurrency -1 = none."
+  type = object({
+    memory_mb            = optional(number, 256)
+    timeout_seconds      = optional(number, 60)
+    reserved_concurrency = optional(number, 5)
+  })
+  default = {}
+
+  validation {
+    condition     = var.dispatcher_function.timeout_seconds >= 10 && var.dispatcher_function.timeout_seconds <= 900
+    error_message = "dispatcher_function.timeout_seconds must be between 10 and 900 (one POST may take 5 s)."
+  }
+  validation {
+    condition     = var.dispatcher_function.memory_mb >= 128 && var.dispatcher_function.memory_mb <= 10240
+    error_message = "dispatcher_function.memory_mb must be between 128 and 10240."
+  }
+  validation {
+    condition     = var.dispatcher_function.reserved_concurrency == -1 || var.dispatcher_function.reserved_concurrency >= 2
+    error_message = "dispatcher_function.reserved_concurrency must be -1 (none) or at least 2 (the least concurrency an SQS event source scales to)."
+  }
+}
+
+variable "webhook_disable_after_seconds" {
+  description = "How long a webhook endpoint may fail every delivery before it is disabled and the other endpoints are told (GIFTIFY_WEBHOOK_DISABLE_AFTER_SECS)."
+  type        = number
+  default     = 259200
+
+  validation {
+    condition     = var.webhook_disable_after_seconds >= 1 && var.webhook_disable_after_seconds <= 2592000
+    error_message = "webhook_disable_after_seconds must be between 1 and 2592000 (the range the code accepts)."
+  }
+}
+
 variable "reconciler_schedule" {
   description = "EventBridge schedule of the reconciler (re-enqueues stale PENDING orders, publishes events a crash left unsent). One minute is EventBridge's finest rate."
   type        = string

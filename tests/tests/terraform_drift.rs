@@ -9,7 +9,7 @@
 //! them the test fails with the reason; it never passes by skipping.
 
 use giftify_infra::aws::tables::{ALL, Index, Projection, TableDef};
-use giftify_infra::aws::{dead_letter_queue_name, queue_name, topic_name};
+use giftify_infra::aws::{dead_letter_queue_name, queue_name, topic_name, webhook_queue_name};
 use giftify_infra::config::ENV_VARS;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -48,11 +48,11 @@ const NOT_FOR_LAMBDAS: &[(&str, &str)] = &[
     ),
     (
         "GIFTIFY_WEBHOOK_URLS",
-        "on AWS, webhooks are SNS HTTPS subscriptions",
+        "on AWS, admins register endpoints at /webhooks; the environment bootstrap is for `giftify serve`",
     ),
     (
         "GIFTIFY_WEBHOOK_SECRET",
-        "on AWS, SNS signs deliveries (signature version 2)",
+        "a signing secret in a function's environment would be readable by whoever may read the function; on AWS each endpoint's secret is sealed in DynamoDB",
     ),
     (
         "GIFTIFY_JWT_SECRET",
@@ -252,6 +252,11 @@ fn queue_and_topic_names_are_the_ones_the_code_looks_up() {
             topic_name(stage),
             "events topic, stage {stage:?}"
         );
+        assert_eq!(
+            manifest["webhook_queue"],
+            webhook_queue_name(stage),
+            "webhook queue, stage {stage:?}"
+        );
     }
 }
 
@@ -281,8 +286,8 @@ fn lambdas_get_exactly_the_variables_the_code_reads() {
         .expect("functions");
     assert_eq!(
         functions.keys().map(String::as_str).collect::<Vec<_>>(),
-        ["api", "fulfillment", "reconciler"],
-        "the stack has the API, fulfillment and reconciler functions"
+        ["api", "dispatcher", "fulfillment", "reconciler"],
+        "the stack has the API, webhook dispatcher, fulfillment and reconciler functions"
     );
     let mut problems = Vec::new();
     for (function, definition) in functions {
