@@ -42,6 +42,24 @@ resource "aws_cloudwatch_metric_alarm" "dead_letters" {
   ok_actions          = local.alarm_actions
 }
 
+# Webhook queue messages that could not be handled (not endpoints failing: those are the
+# deliveries' own retries, seen at GET /webhooks/{id}/deliveries).
+resource "aws_cloudwatch_metric_alarm" "webhook_dead_letters" {
+  alarm_name          = "${local.name_prefix}-webhook-dead-letters"
+  alarm_description   = "Webhook queue messages the dispatcher could not handle: read its logs; the deliveries are kept, and POST /webhooks/{id}/recover re-sends from the feed."
+  namespace           = "AWS/SQS"
+  metric_name         = "ApproximateNumberOfMessagesVisible"
+  dimensions          = { QueueName = aws_sqs_queue.webhooks_dead_letter.name }
+  statistic           = "Maximum"
+  period              = 60
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 0
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+}
+
 # Orders waiting too long: a blocked message group, a failing or throttled worker.
 resource "aws_cloudwatch_metric_alarm" "oldest_order_message" {
   alarm_name          = "${local.name_prefix}-oldest-order-message"
@@ -63,7 +81,7 @@ resource "aws_cloudwatch_metric_alarm" "oldest_order_message" {
 # A worker invocation that failed as a whole (crash, timeout, cold-start error such as a
 # missing secret permission).
 resource "aws_cloudwatch_metric_alarm" "worker_errors" {
-  for_each = toset(["fulfillment", "reconciler"])
+  for_each = toset(["dispatcher", "fulfillment", "reconciler"])
 
   alarm_name          = "${local.function_names[each.key]}-errors"
   alarm_description   = "The ${each.key} Lambda failed whole invocations."

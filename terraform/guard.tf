@@ -19,6 +19,7 @@ resource "terraform_data" "destroy_guard" {
     aws_sns_topic.alarms,
     aws_sns_topic_subscription.alarm_email,
     aws_cloudwatch_metric_alarm.dead_letters,
+    aws_cloudwatch_metric_alarm.webhook_dead_letters,
     aws_cloudwatch_metric_alarm.oldest_order_message,
     aws_cloudwatch_metric_alarm.worker_errors,
     aws_cloudwatch_metric_alarm.failed_order_messages,

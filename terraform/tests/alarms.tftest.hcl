@@ -66,10 +66,11 @@ run "failing_workers_raise_alarms" {
     condition = {
       for name, a in aws_cloudwatch_metric_alarm.worker_errors : name => [a.namespace, a.metric_name, a.dimensions.FunctionName]
       } == {
+      dispatcher  = ["AWS/Lambda", "Errors", "giftify-test-dispatcher"]
       fulfillment = ["AWS/Lambda", "Errors", "giftify-test-fulfillment"]
       reconciler  = ["AWS/Lambda", "Errors", "giftify-test-reconciler"]
     }
-    error_message = "Both workers need an Errors alarm."
+    error_message = "Every worker needs an Errors alarm."
   }
   assert {
     condition = (
@@ -103,7 +104,7 @@ run "api_5xx_rate_and_throttles_raise_alarms" {
     error_message = "The rate is measured on this API."
   }
   assert {
-    condition     = toset(keys(aws_cloudwatch_metric_alarm.function_throttles)) == toset(["api", "fulfillment", "reconciler"])
+    condition     = toset(keys(aws_cloudwatch_metric_alarm.function_throttles)) == toset(["api", "dispatcher", "fulfillment", "reconciler"])
     error_message = "Every function needs a throttle alarm."
   }
   assert {
@@ -111,7 +112,7 @@ run "api_5xx_rate_and_throttles_raise_alarms" {
     error_message = "Throttle alarms watch Lambda Throttles of their function."
   }
   assert {
-    condition     = length(aws_cloudwatch_metric_alarm.table_throttles) == 15
+    condition     = length(aws_cloudwatch_metric_alarm.table_throttles) == 16
     error_message = "Every table needs a throttle alarm (a hot variant shows up here first)."
   }
 }
@@ -181,7 +182,9 @@ run "outputs_give_operators_what_the_cli_needs" {
       GIFTIFY_QUEUE_URL = aws_sqs_queue.orders.url
       GIFTIFY_DLQ_URL   = aws_sqs_queue.dead_letter.url
       GIFTIFY_TOPIC_ARN = aws_sns_topic.order_events.arn
-      AWS_REGION        = "ap-south-1"
+      # The CLI looks the webhook queue up by name otherwise, which its policy does not allow.
+      GIFTIFY_WEBHOOK_QUEUE_URL = aws_sqs_queue.webhooks.url
+      AWS_REGION                = "ap-south-1"
       # Without it the CLI would have no card key of the stage to check or seal with.
       GIFTIFY_CARD_KEY_SECRET_ARN = aws_secretsmanager_secret.card_key.arn
     }

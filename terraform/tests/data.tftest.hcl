@@ -32,8 +32,8 @@ run "every_table_is_on_demand_recoverable_encrypted_and_protected" {
   command = plan
 
   assert {
-    condition     = length(aws_dynamodb_table.this) == 15
-    error_message = "Expected the 15 tables of tables.rs ALL, got ${length(aws_dynamodb_table.this)}."
+    condition     = length(aws_dynamodb_table.this) == 16
+    error_message = "Expected the 16 tables of tables.rs ALL, got ${length(aws_dynamodb_table.this)}."
   }
   assert {
     condition     = alltrue([for t in aws_dynamodb_table.this : t.billing_mode == "PAY_PER_REQUEST"])
@@ -71,6 +71,7 @@ run "tables_carry_the_stage_in_their_names" {
       "giftify-test-gift-cards", "giftify-test-idempotency-keys", "giftify-test-refresh-tokens",
       "giftify-test-login-throttle", "giftify-test-audit", "giftify-test-inventory-codes",
       "giftify-test-code-batches", "giftify-test-api-keys", "giftify-test-events",
+      "giftify-test-webhooks",
     ])
     error_message = "Table names must be giftify-<stage>-<table>: ${jsonencode(output.table_names)}"
   }

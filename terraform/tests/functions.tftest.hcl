@@ -1,4 +1,4 @@
-# The three Lambdas, their environment, the reconciler schedule and the HTTP API in front.
+# The four Lambdas, their environment, the reconciler schedule and the HTTP API in front.
 
 # Computed attributes come from the mocks already at plan time, so every run is a plan:
 # nothing is applied, not even to the mocks, and no run needs the network.
@@ -44,6 +44,7 @@ run "functions_run_the_cargo_lambda_packages" {
       for name, f in aws_lambda_function.this : name => f.filename
       } == {
       api         = "tests/fixtures/target/lambda/api-lambda/bootstrap.zip"
+      dispatcher  = "tests/fixtures/target/lambda/dispatcher/bootstrap.zip"
       fulfillment = "tests/fixtures/target/lambda/fulfillment/bootstrap.zip"
       reconciler  = "tests/fixtures/target/lambda/reconciler/bootstrap.zip"
     }
@@ -66,10 +67,11 @@ run "functions_run_the_cargo_lambda_packages" {
       for name, f in aws_lambda_function.this : name => [f.memory_size, f.timeout, f.reserved_concurrent_executions]
       } == {
       api         = [1024, 15, 100]
+      dispatcher  = [256, 60, 5]
       fulfillment = [512, 60, 10]
       reconciler  = [256, 60, 1]
     }
-    error_message = "Default sizing: api 1024 MB/15 s/100, fulfillment 512 MB/60 s/10, reconciler 256 MB/60 s/1."
+    error_message = "Default sizing: api 1024 MB/15 s/100, dispatcher 256 MB/60 s/5, fulfillment 512 MB/60 s/10, reconciler 256 MB/60 s/1."
   }
   assert {
     condition     = alltrue([for name, f in aws_lambda_function.this : f.role == aws_iam_role.function[name].arn])
@@ -97,6 +99,7 @@ run "environment_is_exactly_what_the_code_reads" {
     condition = alltrue([
       for name, f in aws_lambda_function.this : toset(keys(f.environment[0].variables)) == setunion(toset([
         "GIFTIFY_BACKEND", "GIFTIFY_STAGE", "GIFTIFY_QUEUE_URL", "GIFTIFY_DLQ_URL", "GIFTIFY_TOPIC_ARN",
+        "GIFTIFY_WEBHOOK_QUEUE_URL", "GIFTIFY_WEBHOOK_DISABLE_AFTER_SECS",
         "GIFTIFY_CARD_KEY_SECRET_ARN", "GIFTIFY_STALE_PENDING_SECS",
         "GIFTIFY_WALLET_MAX_BALANCE", "GIFTIFY_SANDBOX", "GIFTIFY_LOG_FORMAT", "RUST_LOG",
       ]), name == "api" ? toset(["GIFTIFY_JWT_SECRET_ARN", "GIFTIFY_API_KEY_RATE_LIMIT"]) : toset([]))
@@ -105,17 +108,19 @@ run "environment_is_exactly_what_the_code_reads" {
   }
   assert {
     condition = aws_lambda_function.this["fulfillment"].environment[0].variables == tomap({
-      GIFTIFY_BACKEND             = "aws"
-      GIFTIFY_STAGE               = "test"
-      GIFTIFY_QUEUE_URL           = aws_sqs_queue.orders.url
-      GIFTIFY_DLQ_URL             = aws_sqs_queue.dead_letter.url
-      GIFTIFY_TOPIC_ARN           = aws_sns_topic.order_events.arn
-      GIFTIFY_CARD_KEY_SECRET_ARN = aws_secretsmanager_secret.card_key.arn
-      GIFTIFY_STALE_PENDING_SECS  = "120"
-      GIFTIFY_WALLET_MAX_BALANCE  = "20000000"
-      GIFTIFY_SANDBOX             = "false"
-      GIFTIFY_LOG_FORMAT          = "json"
-      RUST_LOG                    = "info"
+      GIFTIFY_BACKEND                    = "aws"
+      GIFTIFY_STAGE                      = "test"
+      GIFTIFY_QUEUE_URL                  = aws_sqs_queue.orders.url
+      GIFTIFY_DLQ_URL                    = aws_sqs_queue.dead_letter.url
+      GIFTIFY_TOPIC_ARN                  = aws_sns_topic.order_events.arn
+      GIFTIFY_WEBHOOK_QUEUE_URL          = aws_sqs_queue.webhooks.url
+      GIFTIFY_WEBHOOK_DISABLE_AFTER_SECS = "259200"
+      GIFTIFY_CARD_KEY_SECRET_ARN        = aws_secretsmanager_secret.card_key.arn
+      GIFTIFY_STALE_PENDING_SECS         = "120"
+      GIFTIFY_WALLET_MAX_BALANCE         = "20000000"
+      GIFTIFY_SANDBOX                    = "false"
+      GIFTIFY_LOG_FORMAT                 = "json"
+      RUST_LOG                           = "info"
     })
     error_message = "Each variable must point at this stack's own queue, DLQ, topic and secrets."
   }

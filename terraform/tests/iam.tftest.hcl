@@ -33,7 +33,7 @@ run "each_function_has_its_own_role_and_policy" {
   command = plan
 
   assert {
-    condition     = toset([for r in aws_iam_role.function : r.name]) == toset(["giftify-test-api-function", "giftify-test-fulfillment-function", "giftify-test-reconciler-function"])
+    condition     = toset([for r in aws_iam_role.function : r.name]) == toset(["giftify-test-api-function", "giftify-test-dispatcher-function", "giftify-test-fulfillment-function", "giftify-test-reconciler-function"])
     error_message = "One role per function."
   }
   assert {
@@ -141,6 +141,37 @@ run "the_fulfillment_worker_cannot_reach_accounts_scan_or_delete" {
   }
 }
 
+run "the_dispatcher_reaches_only_the_webhooks_table_and_its_queue" {
+  command = plan
+
+  assert {
+    condition = toset(flatten([
+      for s in jsondecode(aws_iam_role_policy.function["dispatcher"].policy).Statement :
+      [for r in flatten([s.Resource]) : r if startswith(r, "arn:aws:dynamodb:")] if s.Sid != "KeyCheckValues"
+      ])) == toset([
+      "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-webhooks",
+    ])
+    error_message = "The dispatcher reads and writes webhook endpoints and deliveries only: no money, no orders, no cards."
+  }
+  assert {
+    condition = toset(flatten([
+      for s in jsondecode(aws_iam_role_policy.function["dispatcher"].policy).Statement :
+      [for r in flatten([s.Resource]) : r if startswith(r, "arn:aws:sqs:") || startswith(r, "arn:aws:sns:")]
+    ])) == toset([aws_sqs_queue.webhooks.arn])
+    error_message = "The dispatcher consumes (and wakes itself through) the webhook queue, and touches no other queue or topic."
+  }
+  assert {
+    condition     = !anytrue([for s in jsondecode(aws_iam_role_policy.function["dispatcher"].policy).Statement : contains(flatten([s.Action]), "dynamodb:DeleteItem") || contains(flatten([s.Action]), "sns:Publish")])
+    error_message = "The dispatcher deletes no endpoint and publishes nothing."
+  }
+  assert {
+    condition = toset(flatten([
+      for s in jsondecode(aws_iam_role_policy.function["dispatcher"].policy).Statement : s.Resource if s.Sid == "ReadKeysAtColdStart"
+    ])) == toset([aws_secretsmanager_secret.card_key.arn])
+    error_message = "The dispatcher opens the sealed signing secrets with the card key, and never reads the access-token key."
+  }
+}
+
 run "only_fulfillment_issues_cards_and_receives_orders" {
   command = plan
 
@@ -182,11 +213,11 @@ run "only_fulfillment_issues_cards_and_receives_orders" {
   }
   assert {
     condition = alltrue([
-      for p in aws_iam_role_policy.function : anytrue([
+      for name, p in aws_iam_role_policy.function : anytrue([
         for s in jsondecode(p.policy).Statement : s.Action == "sns:Publish" && s.Resource == aws_sns_topic.order_events.arn
-      ])
+      ]) if name != "dispatcher"
     ])
-    error_message = "Every function publishes order events (placement, fulfillment, reconciler), to this topic only."
+    error_message = "Every function but the dispatcher publishes order events (placement, fulfillment, reconciler), to this topic only."
   }
 }
 

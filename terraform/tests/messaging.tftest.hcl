@@ -130,11 +130,17 @@ run "queues_and_topic_refuse_plain_http" {
     condition = alltrue([
       for p in aws_sqs_queue_policy.tls_only : jsondecode(p.policy).Statement[0].Effect == "Deny" && jsondecode(p.policy).Statement[0].Condition.Bool["aws:SecureTransport"] == "false"
     ])
-    error_message = "Both queues must deny requests without TLS."
+    error_message = "Every queue must deny requests without TLS."
   }
   assert {
-    condition     = toset([for p in aws_sqs_queue_policy.tls_only : p.queue_url]) == toset([aws_sqs_queue.orders.url, aws_sqs_queue.dead_letter.url])
-    error_message = "The TLS-only policy must be on both queues."
+    condition     = toset([for p in aws_sqs_queue_policy.tls_only : p.queue_url]) == toset([aws_sqs_queue.orders.url, aws_sqs_queue.dead_letter.url, aws_sqs_queue.webhooks_dead_letter.url])
+    error_message = "The TLS-only policy must be on the orders queue and both dead-letter queues."
+  }
+  assert {
+    condition = anytrue([
+      for s in jsondecode(aws_sqs_queue_policy.webhooks.policy).Statement : s.Effect == "Deny" && try(s.Condition.Bool["aws:SecureTransport"], "") == "false"
+    ])
+    error_message = "The webhook queue must deny requests without TLS too."
   }
   assert {
     condition     = jsondecode(aws_sns_topic_policy.order_events.policy).Statement[0].Condition.Bool["aws:SecureTransport"] == "false"
@@ -211,4 +217,44 @@ run "webhooks_must_use_https" {
   }
 
   expect_failures = [var.event_https_subscriptions]
+}
+
+run "every_event_reaches_the_webhook_dispatcher_raw" {
+  command = plan
+
+  assert {
+    condition = (
+      aws_sns_topic_subscription.webhooks.protocol == "sqs" &&
+      aws_sns_topic_subscription.webhooks.endpoint == aws_sqs_queue.webhooks.arn &&
+      aws_sns_topic_subscription.webhooks.raw_message_delivery == true &&
+      aws_sns_topic_subscription.webhooks.filter_policy == null
+    )
+    error_message = "The webhook queue gets every event as published (raw), for the dispatcher to sign and send."
+  }
+  assert {
+    condition = [
+      for s in jsondecode(aws_sqs_queue_policy.webhooks.policy).Statement : s.Condition.ArnEquals["aws:SourceArn"] if s.Effect == "Allow"
+    ] == [aws_sns_topic.order_events.arn]
+    error_message = "Only this stack's events topic may send into the webhook queue."
+  }
+  assert {
+    condition     = aws_sqs_queue.webhooks.kms_master_key_id == aws_kms_key.messaging.arn && aws_sqs_queue.webhooks_dead_letter.kms_master_key_id == aws_kms_key.messaging.arn
+    error_message = "Webhook queues are encrypted under the messaging key."
+  }
+  assert {
+    condition     = jsondecode(aws_sqs_queue.webhooks.redrive_policy).deadLetterTargetArn == aws_sqs_queue.webhooks_dead_letter.arn
+    error_message = "A webhook message that keeps failing to be handled goes to its own dead-letter queue."
+  }
+  assert {
+    condition = (
+      aws_lambda_event_source_mapping.webhooks.event_source_arn == aws_sqs_queue.webhooks.arn &&
+      aws_lambda_event_source_mapping.webhooks.function_name == aws_lambda_function.this["dispatcher"].arn &&
+      aws_lambda_event_source_mapping.webhooks.function_response_types == toset(["ReportBatchItemFailures"])
+    )
+    error_message = "The dispatcher consumes the webhook queue with partial batch responses."
+  }
+  assert {
+    condition     = aws_sqs_queue.webhooks.visibility_timeout_seconds == 6 * aws_lambda_function.this["dispatcher"].timeout
+    error_message = "The webhook queue's visibility timeout is 6x the dispatcher's timeout."
+  }
 }

@@ -329,6 +329,53 @@ override_resource {
 }
 
 override_resource {
+  target = aws_dynamodb_table.this["webhooks"]
+  values = {
+    arn = "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-webhooks"
+  }
+}
+
+override_resource {
+  target = aws_sqs_queue.webhooks
+  values = {
+    arn = "arn:aws:sqs:ap-south-1:123456789012:giftify-test-webhooks"
+    url = "https://sqs.ap-south-1.amazonaws.com/123456789012/giftify-test-webhooks"
+    id  = "https://sqs.ap-south-1.amazonaws.com/123456789012/giftify-test-webhooks"
+  }
+}
+
+override_resource {
+  target = aws_sqs_queue.webhooks_dead_letter
+  values = {
+    arn = "arn:aws:sqs:ap-south-1:123456789012:giftify-test-webhooks-dlq"
+    url = "https://sqs.ap-south-1.amazonaws.com/123456789012/giftify-test-webhooks-dlq"
+    id  = "https://sqs.ap-south-1.amazonaws.com/123456789012/giftify-test-webhooks-dlq"
+  }
+}
+
+override_resource {
+  target = aws_lambda_function.this["dispatcher"]
+  values = {
+    arn        = "arn:aws:lambda:ap-south-1:123456789012:function:giftify-test-dispatcher"
+    invoke_arn = "arn:aws:apigateway:ap-south-1:lambda:path/2015-03-31/functions/arn:aws:lambda:ap-south-1:123456789012:function:giftify-test-dispatcher/invocations"
+  }
+}
+
+override_resource {
+  target = aws_cloudwatch_log_group.function["dispatcher"]
+  values = {
+    arn = "arn:aws:logs:ap-south-1:123456789012:log-group:/aws/lambda/giftify-test-dispatcher"
+  }
+}
+
+override_resource {
+  target = aws_iam_role.function["dispatcher"]
+  values = {
+    arn = "arn:aws:iam::123456789012:role/giftify-test-dispatcher-function"
+  }
+}
+
+override_resource {
   target = aws_cloudwatch_log_group.api_access
   values = {
     arn = "arn:aws:logs:ap-south-1:123456789012:log-group:/aws/apigateway/giftify-test-api-access"
