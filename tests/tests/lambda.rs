@@ -1,6 +1,6 @@
 //! The Lambda glue with real event JSON: the fulfillment handler's FIFO partial-batch failures,
-//! API Gateway v2 events through the router, and the real release-built API, fulfillment and
-//! reconciler binaries under a Lambda Runtime API emulator — all against the AWS backend on
+//! API Gateway v2 events through the router, and the real release-built API, fulfillment,
+//! dispatcher and reconciler binaries under a Lambda Runtime API emulator — all against the AWS backend on
 //! moto.
 
 use aws_lambda_events::event::sqs::SqsEvent;
@@ -270,6 +270,126 @@ async fn the_release_reconciler_binary_re_enqueues_stale_orders_and_publishes_mi
     let requeued = inbox.receive(10, Duration::ZERO).await.unwrap();
     assert_eq!(requeued.len(), 1);
     assert!(requeued[0].body.contains(lost.id.as_str()));
+}
+
+/// The release dispatcher binary under the runtime API, fed as Lambda feeds it: an event that
+/// went the product's way (fulfillment → SNS → moto's delivery into the webhook queue) is
+/// posted, signed, to a receiver on loopback; an unreadable message is dropped, not retried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_release_dispatcher_binary_posts_events_from_the_webhook_queue() {
+    use hmac::Mac;
+    let stack = AwsTestStack::start(3, 30).await;
+    let giftify = &stack.runtime.giftify;
+    giftify.seed_demo_catalogue().await.unwrap();
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(String, Vec<u8>)>::new()));
+    let seen = received.clone();
+    let receiver = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let seen = seen.clone();
+                async move {
+                    let signature = headers["giftify-signature"].to_str().unwrap().to_string();
+                    seen.lock().unwrap().push((signature, body.to_vec()));
+                    axum::http::StatusCode::NO_CONTENT
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, receiver).await.unwrap() });
+    let admin = customer(giftify, "hooks-admin").await;
+    let (endpoint, secret) = giftify
+        .create_webhook(&admin, &url, &["order.fulfilled".to_string()], "", true)
+        .await
+        .unwrap();
+
+    let user = customer(giftify, "hooks").await;
+    let order = place(giftify, &user).await;
+    giftify_infra::worker::drain(giftify, giftify.ports.inbox.as_ref())
+        .await
+        .unwrap();
+    assert_eq!(status(giftify, &order).await, OrderStatus::Fulfilled);
+    let sqs = aws_sdk_sqs::Client::new(&giftify_tests::moto::moto().sdk_config().await);
+    let queued = sqs
+        .receive_message()
+        .queue_url(&stack.runtime.aws.wakeups.queue_url)
+        .max_number_of_messages(10)
+        .wait_time_seconds(2)
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap_or_default();
+    assert_eq!(
+        queued.len(),
+        1,
+        "the topic delivered the event into the webhook queue"
+    );
+    let event = json!({"Records": [
+        {
+            "messageId": queued[0].message_id().unwrap(),
+            "receiptHandle": queued[0].receipt_handle().unwrap(),
+            "body": queued[0].body().unwrap(),
+            "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1732521600000"},
+            "messageAttributes": {},
+            "eventSource": "aws:sqs",
+            "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:giftify-webhooks",
+            "awsRegion": "us-east-1",
+        },
+        {
+            "messageId": "unreadable",
+            "receiptHandle": "receipt-unreadable",
+            "body": "not json",
+            "attributes": {"ApproximateReceiveCount": "1"},
+            "messageAttributes": {},
+            "eventSource": "aws:sqs",
+            "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:giftify-webhooks",
+            "awsRegion": "us-east-1",
+        },
+    ]});
+
+    let mut lambda = LambdaHarness::start().await;
+    lambda.spawn_function(
+        &release_dir().join("dispatcher"),
+        &stack.worker_lambda_env(),
+    );
+    let response = lambda.invoke(event).await.expect("the function answers");
+    let output = lambda.stop();
+    assert_eq!(response, json!({"batchItemFailures": []}), "{output}");
+
+    let calls = received.lock().unwrap().clone();
+    assert_eq!(calls.len(), 1, "{output}");
+    let (signature, body) = &calls[0];
+    let sent: Value = serde_json::from_slice(body).unwrap();
+    assert_eq!(sent["orderId"], order.id.as_str());
+    let (t, v1) = signature
+        .strip_prefix("t=")
+        .and_then(|rest| rest.split_once(",v1="))
+        .unwrap();
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(
+        secrecy::ExposeSecret::expose_secret(&secret).as_bytes(),
+    )
+    .unwrap();
+    mac.update(format!("{t}.").as_bytes());
+    mac.update(body);
+    mac.verify_slice(&hex::decode(v1).unwrap())
+        .expect("the signature verifies");
+    let log = giftify
+        .webhook_deliveries(
+            &endpoint.id,
+            None,
+            giftify_shared::wallet::PageRequest::new(None, None, 10).unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(log.items.len(), 1);
+    assert_eq!(log.items[0].attempts[0].http_status, Some(204));
+    assert!(
+        !output.contains(secrecy::ExposeSecret::expose_secret(&secret)),
+        "no secret in the logs"
+    );
 }
 
 /// An API Gateway HTTP API (payload format 2.0) event.
