@@ -50,6 +50,9 @@ mod tests {
             (Method::GET, "/users/profile"),
             (Method::GET, "/admin/orders"),
             (Method::PUT, "/admin/inventory/{variantId}"),
+            (Method::POST, "/webhooks"),
+            (Method::PATCH, "/webhooks/{webhookId}"),
+            (Method::POST, "/webhooks/{webhookId}/recover"),
         ] {
             assert_eq!(key_access(&method, route), KeyAccess::PeopleOnly, "{route}");
         }

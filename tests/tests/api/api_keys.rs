@@ -223,7 +223,55 @@ async fn a_key_past_its_budget_is_429_with_retry_after(backend: Backend) {
     );
 }
 
+/// At most 20 live keys a person; a revoked one frees its place. A key whose owner is
+/// suspended is refused at once, like the owner's own token.
+async fn keys_are_capped_and_die_with_their_owners_account(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let user = app.register("key-cap").await;
+    let mut keys = Vec::new();
+    for _ in 0..20 {
+        keys.push(create_key(&app, &user, &["orders:read"]).await);
+    }
+    let refused = app
+        .post(
+            "/api-keys",
+            Some(&user.token),
+            json!({"name": "one too many", "scopes": ["orders:read"]}),
+        )
+        .await;
+    refused.assert_error(400, "VALIDATION_ERROR");
+    assert_eq!(refused.body["error"]["details"]["field"], "apiKeys");
+    let first = keys[0].1["keyId"].as_str().unwrap().to_string();
+    let revoked = app
+        .call(
+            Method::DELETE,
+            &format!("/api-keys/{first}"),
+            Some(&user.token),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(revoked.status, 200, "{}", revoked.body);
+    let (replacement, _) = create_key(&app, &user, &["orders:read"]).await;
+    assert_eq!(app.get("/orders", Some(&replacement)).await.status, 200);
+
+    app.set_account(&user.id, "USER", "SUSPENDED").await;
+    app.get("/orders", Some(&replacement))
+        .await
+        .assert_error(401, "UNAUTHORIZED");
+    app.get("/orders", Some(&keys[1].0))
+        .await
+        .assert_error(401, "UNAUTHORIZED");
+    app.set_account(&user.id, "USER", "ACTIVE").await;
+    assert_eq!(
+        app.get("/orders", Some(&replacement)).await.status,
+        200,
+        "the keys work again once the account is"
+    );
+}
+
 crate::on_both_backends!(
+    keys_are_capped_and_die_with_their_owners_account,
     a_key_acts_as_its_owner_within_its_scopes,
     a_revoked_key_is_refused_from_the_next_request,
     bad_key_requests_are_400,

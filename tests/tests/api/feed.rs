@@ -209,7 +209,43 @@ async fn each_reader_sees_only_their_feed_and_cursors_stay_in_theirs(backend: Ba
         .assert_error(403, "INSUFFICIENT_SCOPE");
 }
 
+/// The feed of all events is re-checked against the account, as every admin endpoint is: an
+/// admin demoted while their token is still valid reads only their own events from then on.
+async fn a_demoted_admins_token_reads_only_their_own_feed(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (variant, _, _) = app.some_variant().await;
+    let customer = app.funded_user("feed-customer", 1_000_000).await;
+    let theirs = place(&app, &customer, &variant).await;
+    let second = app.funded_user("feed-second-admin", 1_000_000).await;
+    let own = place(&app, &second, &variant).await;
+    assert_eq!(app.drain_queue().await, 2);
+    app.set_account(&second.id, "ADMIN", "ACTIVE").await;
+    let login = app
+        .post(
+            "/auth/login",
+            None,
+            json!({"email": second.email, "password": crate::support::PASSWORD}),
+        )
+        .await;
+    let admin_token = login.data()["accessToken"].as_str().unwrap().to_string();
+    let (all, _) = page_through(&app, &admin_token, None, 100).await;
+    assert!(
+        all.iter().any(|e| e["orderId"] == theirs.as_str()),
+        "an admin reads everyone's"
+    );
+
+    app.set_account(&second.id, "USER", "ACTIVE").await;
+    let (after, _) = page_through(&app, &admin_token, None, 100).await;
+    let orders: Vec<&str> = after.iter().filter_map(|e| e["orderId"].as_str()).collect();
+    assert_eq!(
+        orders,
+        vec![own.as_str()],
+        "the same token, demoted: only their own"
+    );
+}
+
 crate::on_both_backends!(
+    a_demoted_admins_token_reads_only_their_own_feed,
     the_feed_reads_each_event_once_while_new_ones_arrive,
     a_card_event_follows_its_orders_event_in_sequence,
     each_reader_sees_only_their_feed_and_cursors_stay_in_theirs,

@@ -600,6 +600,50 @@ impl TestApp {
         }
     }
 
+    /// Sets an account's role and status in the store itself, as an operator's change (or a
+    /// moderation tool the API does not have yet) would: `("USER" | "ADMIN", "ACTIVE" |
+    /// "SUSPENDED")`.
+    pub async fn set_account(&self, user_id: &str, role: &str, status: &str) {
+        match &self.stack {
+            Stack::Embedded(_) => {
+                let changed = self
+                    .raw_db()
+                    .execute(
+                        "UPDATE users SET role = ?2, status = ?3 WHERE id = ?1",
+                        rusqlite::params![user_id, role, status],
+                    )
+                    .expect("update the account");
+                assert_eq!(changed, 1, "no account {user_id}");
+            }
+            Stack::Aws { stack, .. } => {
+                let dynamodb =
+                    aws_sdk_dynamodb::Client::new(&giftify_tests::moto::moto().sdk_config().await);
+                dynamodb
+                    .update_item()
+                    .table_name(&stack.runtime.aws.store.tables().users)
+                    .key(
+                        "userId",
+                        aws_sdk_dynamodb::types::AttributeValue::S(user_id.into()),
+                    )
+                    .update_expression("SET #role = :role, #status = :status")
+                    .condition_expression("attribute_exists(userId)")
+                    .expression_attribute_names("#role", "role")
+                    .expression_attribute_names("#status", "status")
+                    .expression_attribute_values(
+                        ":role",
+                        aws_sdk_dynamodb::types::AttributeValue::S(role.into()),
+                    )
+                    .expression_attribute_values(
+                        ":status",
+                        aws_sdk_dynamodb::types::AttributeValue::S(status.into()),
+                    )
+                    .send()
+                    .await
+                    .expect("update the account");
+            }
+        }
+    }
+
     /// Opens the database file directly, as an attacker with a copy of it would.
     pub fn raw_db(&self) -> rusqlite::Connection {
         rusqlite::Connection::open(self.dir.path().join("giftify.db")).expect("open db")

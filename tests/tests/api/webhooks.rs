@@ -168,6 +168,18 @@ async fn endpoints_are_managed_by_admins_with_clear_errors(backend: Backend) {
     app.get("/webhooks", None)
         .await
         .assert_error(401, "UNAUTHORIZED");
+    // Not even an admin's API key: managing webhooks is for signed-in people.
+    let key = app
+        .post(
+            "/api-keys",
+            Some(&app.admin_token),
+            json!({"name": "admin's server", "scopes": ["orders:read"]}),
+        )
+        .await;
+    let key = key.data()["secret"].as_str().unwrap().to_string();
+    app.get("/webhooks", Some(&key))
+        .await
+        .assert_error(403, "FORBIDDEN");
     for (body, field) in [
         (json!({"url": "ftp://x.test/h", "eventTypes": ["*"]}), "url"),
         (
@@ -633,4 +645,104 @@ async fn the_environment_ensures_its_endpoint_and_the_dispatcher_delivers_to_it(
         &body,
         "whsec_from_the_environment"
     ));
+}
+
+/// The README's verification snippets, as printed, on a real delivery: each accepts it and
+/// refuses it with a changed body or another secret. Python runs the harness already (moto);
+/// Node is used when the machine has it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_snippets_verify_a_real_delivery() {
+    let app = TestApp::spawn(Backend::Embedded).await;
+    let receiver = Receiver::start().await;
+    let (_, secret) = create_endpoint(&app, &receiver.url, json!(["*"])).await;
+    // Two signatures, as during a rotation: the snippets must accept either.
+    let rotated = app
+        .post(
+            &format!("/webhooks/{}/rotate-secret", app.get("/webhooks", Some(&app.admin_token)).await.data()["webhooks"][0]["webhookId"].as_str().unwrap()),
+            Some(&app.admin_token),
+            json!({"overlapSeconds": 600}),
+        )
+        .await;
+    let new_secret = rotated.data()["secret"].as_str().unwrap().to_string();
+    let user = app.funded_user("snippet", 1_000_000).await;
+    fulfilled_order(&app, &user).await;
+    assert_eq!(app.dispatch_webhooks().await, 1);
+    let (headers, body) = receiver.calls().remove(0);
+    let input = json!({
+        "secrets": [secret, new_secret, "whsec_not_this_one"],
+        "header": signature_of(&headers),
+        "body": hex::encode(&body),
+    })
+    .to_string();
+
+    let readme = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"),
+    )
+    .unwrap();
+    let section = &readme[readme
+        .find("Verifying a delivery, in Python")
+        .expect("the snippets")..];
+    let block = |fence: &str| {
+        let start = section
+            .find(fence)
+            .unwrap_or_else(|| panic!("no {fence} block"))
+            + fence.len();
+        section[start..][..section[start..].find("```").unwrap()].to_string()
+    };
+    let python = block("```python\n")
+        + r#"
+import json, sys
+args = json.load(sys.stdin)
+body = bytes.fromhex(args["body"])
+print(json.dumps([verify(s, args["header"], body) for s in args["secrets"]]
+                 + [verify(args["secrets"][0], args["header"], body + b" ")]))
+"#;
+    let node = block("```js\n")
+        + r#"
+let input = "";
+process.stdin.on("data", (chunk) => (input += chunk));
+process.stdin.on("end", () => {
+  const args = JSON.parse(input);
+  const body = Buffer.from(args.body, "hex");
+  console.log(JSON.stringify(args.secrets.map((s) => verify(s, args.header, body))
+    .concat([verify(args.secrets[0], args.header, Buffer.concat([body, Buffer.from(" ")]))])));
+});
+"#;
+    let run = |program: &str, flag: &str, code: &str| -> Option<Value> {
+        use std::io::Write;
+        let mut child = match std::process::Command::new(program)
+            .args([flag, code])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+        {
+            Ok(child) => child,
+            Err(error) => {
+                println!("skipping the {program} snippet: {program} cannot run here ({error})");
+                return None;
+            }
+        };
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let output = child.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "{program}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Some(serde_json::from_slice(&output.stdout).unwrap())
+    };
+    let expected = json!([true, true, false, false]);
+    assert_eq!(
+        run("python3", "-c", &python).expect("python3 runs the harness"),
+        expected
+    );
+    if let Some(verdicts) = run("node", "-e", &node) {
+        assert_eq!(verdicts, expected);
+    }
 }
