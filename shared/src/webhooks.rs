@@ -29,7 +29,8 @@ pub const MAX_ENDPOINTS: usize = 50;
 pub const MAX_URL_LEN: usize = 2_000;
 /// A description is at most this many characters.
 pub const MAX_DESCRIPTION_LEN: usize = 200;
-/// Attempts per delivery cycle before it is `FAILED` (about seven hours of retries).
+/// Attempts per delivery cycle before it is `FAILED`: the 14 waits between them add up to
+/// 6.4 hours nominal, 3.2 to 6.4 with the jitter.
 pub const MAX_ATTEMPTS: u32 = 15;
 /// The most recent attempts kept with a delivery; [`WebhookDelivery::attempt_count`] counts
 /// them all.
@@ -41,6 +42,16 @@ pub const MAX_RETRY_DELAY: Duration = Duration::hours(1);
 pub const DEFAULT_ROTATION_OVERLAP: Duration = Duration::hours(24);
 /// The longest overlap a rotation may ask for.
 pub const MAX_ROTATION_OVERLAP: Duration = Duration::days(7);
+/// The most secrets that sign at once (the current one and two rotated out): each adds a
+/// `v1=` to every delivery's header.
+pub const MAX_SIGNING_SECRETS: usize = 3;
+/// A failure this long after the previous one starts the endpoint's failing clock again: a
+/// failing endpoint is retried at least hourly, so a longer silence means it saw no traffic,
+/// not that it kept failing.
+pub const QUIET_GAP: Duration = Duration::hours(2);
+/// How stale the recorded last failure may get before a failure records it again (fewer
+/// writes than one per failed attempt).
+const FAILURE_NOTE_EVERY: Duration = Duration::minutes(10);
 /// Longest error text kept with an attempt.
 const MAX_ERROR_LEN: usize = 500;
 /// What a secret starts with.
@@ -155,13 +166,44 @@ pub fn check_url(url: &str) -> Result<String> {
         return Err(bad("may not contain spaces or control characters"));
     }
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    if authority.is_empty() || authority.starts_with(':') {
-        return Err(bad("must name a host"));
-    }
     if authority.contains('@') {
         return Err(bad(
             "may not carry credentials; sign with the endpoint secret",
         ));
+    }
+    let (host, port) = match authority.strip_prefix('[') {
+        // An IPv6 literal: `[::1]:8080`.
+        Some(rest) => {
+            let (address, after) = rest
+                .split_once(']')
+                .ok_or_else(|| bad("must name a host"))?;
+            if address.parse::<std::net::Ipv6Addr>().is_err() {
+                return Err(bad("must name a valid IPv6 address"));
+            }
+            if !(after.is_empty() || after.starts_with(':')) {
+                return Err(bad("must name a host"));
+            }
+            (address, after.strip_prefix(':'))
+        }
+        None => match authority.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        },
+    };
+    let label_ok = |label: &str| {
+        !label.is_empty()
+            && label.len() <= 63
+            && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+    };
+    if !authority.starts_with('[') && (host.len() > 253 || !host.split('.').all(label_ok)) {
+        return Err(bad("must name a host (letters, digits, dots and hyphens)"));
+    }
+    if let Some(port) = port
+        && !port.parse::<u16>().is_ok_and(|p| p > 0)
+    {
+        return Err(bad("must have a port between 1 and 65535"));
     }
     Ok(url.to_string())
 }
@@ -242,6 +284,15 @@ pub struct WebhookEndpoint {
     /// Since when every attempt failed; `None` while the last attempt succeeded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failing_since: Option<DateTime<Utc>>,
+    /// A recent failure (noted at most every few minutes), to tell a quiet endpoint from a
+    /// failing one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure_at: Option<DateTime<Utc>>,
+    /// A keyed digest of the secret the environment ensured it with (`ensure_webhook`): the
+    /// environment rotates the endpoint only when its own secret changes, never back over an
+    /// admin's rotation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment_secret: Option<String>,
     /// Why it was disabled, when Giftify disabled it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disabled_reason: Option<String>,
@@ -275,6 +326,8 @@ impl WebhookEndpoint {
                 expires_at: None,
             }],
             failing_since: None,
+            last_failure_at: None,
+            environment_secret: None,
             disabled_reason: None,
             created_by: created_by.cloned(),
             created_at: now,
@@ -318,6 +371,7 @@ impl WebhookEndpoint {
         if let Some(enabled) = patch.enabled {
             if enabled && !self.enabled {
                 next.failing_since = None;
+                next.last_failure_at = None;
                 next.disabled_reason = None;
             }
             next.enabled = enabled;
@@ -352,54 +406,69 @@ impl WebhookEndpoint {
             ..old.clone()
         }))
         .filter(|s| s.signs_at(now))
+        .take(MAX_SIGNING_SECRETS)
         .collect();
         Ok(next)
     }
 
     /// Where the endpoint stands after an attempt that `succeeded` at `now`, given how long
-    /// it may fail before it is disabled.
+    /// it may fail before it is disabled. The failing clock starts at a failure and runs while
+    /// failures keep coming; a success stops it, and so does a silence of [`QUIET_GAP`].
     pub fn after_attempt(
         &self,
         succeeded: bool,
         now: DateTime<Utc>,
         disable_after: Duration,
     ) -> Health {
-        match (succeeded, self.failing_since) {
-            (true, None) => Health::Unchanged,
-            (true, Some(_)) => {
-                let mut next = self.next_version(now);
-                next.failing_since = None;
-                Health::Changed(next)
+        if succeeded {
+            if self.failing_since.is_none() {
+                return Health::Unchanged;
             }
-            (false, None) => {
+            let mut next = self.next_version(now);
+            next.failing_since = None;
+            next.last_failure_at = None;
+            return Health::Changed(next);
+        }
+        let previous = self.last_failure_at.or(self.failing_since);
+        let since = match (self.failing_since, previous) {
+            (Some(since), Some(last)) if now - last < QUIET_GAP => since,
+            _ => {
                 let mut next = self.next_version(now);
                 next.failing_since = Some(now);
-                Health::Changed(next)
+                next.last_failure_at = Some(now);
+                return Health::Changed(next);
             }
-            (false, Some(since)) if self.enabled && now - since >= disable_after => {
-                let mut next = self.next_version(now);
-                next.enabled = false;
-                next.disabled_reason = Some(format!(
-                    "every delivery failed since {} (more than {} s)",
-                    since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                    disable_after.num_seconds()
-                ));
-                Health::Disabled(next)
-            }
-            (false, Some(_)) => Health::Unchanged,
+        };
+        if self.enabled && now - since >= disable_after {
+            let mut next = self.next_version(now);
+            next.enabled = false;
+            next.last_failure_at = Some(now);
+            next.disabled_reason = Some(format!(
+                "every delivery failed since {} (more than {} s)",
+                since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                disable_after.num_seconds()
+            ));
+            return Health::Disabled(next);
         }
+        if previous.is_some_and(|last| now - last >= FAILURE_NOTE_EVERY) {
+            let mut next = self.next_version(now);
+            next.last_failure_at = Some(now);
+            return Health::Changed(next);
+        }
+        Health::Unchanged
     }
 }
 
-/// What is sent when an endpoint is disabled for failing.
+/// What is sent when an endpoint is disabled for failing. It names the endpoint by id only:
+/// its URL may carry a token, and the other endpoints may be other parties'.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointDisabled {
-    /// Stable per disabling: `evt_<endpoint ULID>_disabled_<version>`.
+    /// Stable per failing spell: `evt_<endpoint ULID>_disabled_<failingSince, unix ms>`, so
+    /// a notice announced again (a save that lost a race) is the same event.
     pub event_id: String,
     pub event_type: String,
     pub endpoint_id: WebhookEndpointId,
-    pub url: String,
     pub reason: String,
     pub failing_since: Option<DateTime<Utc>>,
     pub occurred_at: DateTime<Utc>,
@@ -411,11 +480,12 @@ impl EndpointDisabled {
             event_id: format!(
                 "evt_{}_disabled_{}",
                 endpoint.id.ulid_part(),
-                endpoint.version
+                endpoint
+                    .failing_since
+                    .map_or(0, |since| since.timestamp_millis())
             ),
             event_type: ENDPOINT_DISABLED.to_string(),
             endpoint_id: endpoint.id.clone(),
-            url: endpoint.url.clone(),
             reason: endpoint.disabled_reason.clone().unwrap_or_default(),
             failing_since: endpoint.failing_since,
             occurred_at: endpoint.updated_at,
@@ -677,6 +747,7 @@ mod tests {
     fn urls_must_be_absolute_http_without_credentials() {
         assert!(check_url("https://example.com/hook?x=1").is_ok());
         assert!(check_url("http://127.0.0.1:8080/").is_ok());
+        assert!(check_url("http://[::1]:9/hook").is_ok());
         for bad in [
             "",
             "ftp://example.com",
@@ -684,6 +755,11 @@ mod tests {
             "https://user:pw@example.com/",
             "https://exa mple.com",
             "example.com/hook",
+            "http://host:99999/",
+            "http://host:0/",
+            "http://ho^st/",
+            "http://[zz]/",
+            "http://-host/",
         ] {
             assert!(check_url(bad).is_err(), "{bad}");
         }
@@ -733,6 +809,14 @@ mod tests {
             .unwrap();
         assert_eq!(now.signing_secrets(t0).count(), 1);
         assert!(e.rotated("x".into(), Duration::days(8), t0).is_err());
+        let mut many = e.clone();
+        for n in 0..5 {
+            many = many
+                .rotated(format!("s{n}"), Duration::hours(1), t0)
+                .unwrap();
+        }
+        assert_eq!(many.signing_secrets(t0).count(), MAX_SIGNING_SECRETS);
+        assert_eq!(many.secrets[0].sealed, "s4", "the newest first");
         assert_eq!(rotated.version, e.version + 1);
     }
 
@@ -747,9 +831,23 @@ mod tests {
         };
         assert_eq!(failing.failing_since, Some(t0));
         assert_eq!(
-            failing.after_attempt(false, t0 + Duration::minutes(59), allowance),
+            failing.after_attempt(false, t0 + Duration::minutes(5), allowance),
             Health::Unchanged
         );
+        // Failures keep coming: the last one is noted now and then.
+        let Health::Changed(noted) =
+            failing.after_attempt(false, t0 + Duration::minutes(59), allowance)
+        else {
+            panic!("a failure long after the last noted one is noted");
+        };
+        assert_eq!(noted.failing_since, Some(t0));
+        // A silence longer than the quiet gap starts the clock again.
+        let Health::Changed(restarted) =
+            failing.after_attempt(false, t0 + Duration::hours(3), allowance)
+        else {
+            panic!("a failure after a silence restarts the clock");
+        };
+        assert_eq!(restarted.failing_since, Some(t0 + Duration::hours(3)));
         let Health::Disabled(disabled) = failing.after_attempt(false, t0 + allowance, allowance)
         else {
             panic!("failing past the allowance disables");
@@ -771,10 +869,15 @@ mod tests {
         assert!(enabled.enabled && enabled.failing_since.is_none());
         let notice = EndpointDisabled::of(&disabled);
         assert_eq!(notice.event_type, ENDPOINT_DISABLED);
+        assert_eq!(
+            notice.event_id,
+            EndpointDisabled::of(&failing).event_id,
+            "one failing spell, one notice id"
+        );
         assert!(
-            notice
-                .event_id
-                .ends_with(&format!("_disabled_{}", disabled.version))
+            !serde_json::to_string(&notice)
+                .unwrap()
+                .contains("example.com")
         );
     }
 

@@ -5,7 +5,7 @@
 use crate::AppState;
 use crate::dto::{MessageData, Pagination, page_request};
 use crate::error::{ApiError, ErrorEnvelope};
-use crate::extract::{AdminUser, ApiJson, ApiPath, ApiQuery, parse_id};
+use crate::extract::{AdminUser, ApiJson, ApiPath, ApiQuery, JsonBody, parse_id};
 use crate::response::{Envelope, ok, timestamp};
 use axum::Router;
 use axum::extract::State;
@@ -83,13 +83,15 @@ pub struct RotateSecretRequest {
     pub overlap_seconds: Option<i64>,
 }
 
-/// A replay of every event since a time.
+/// A replay of every event since a time, one step at a time.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RecoverRequest {
     /// RFC 3339; events that occurred at or after it are sent again.
     #[schema(example = "2026-12-01T00:00:00Z", format = DateTime)]
     pub since: String,
+    /// The `nextCursor` of the previous step; absent for the first.
+    pub after: Option<String>,
 }
 
 /// One of an endpoint's signing secrets; its value is never shown again.
@@ -254,11 +256,15 @@ pub struct DeliveriesData {
     pub pagination: Pagination,
 }
 
-/// How many events a recover re-sent.
+/// What one recover step re-sent, and where the next starts.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RecoveredData {
     pub recovered: usize,
+    /// Pass as `after` (with the same `since`) to go on.
+    pub next_cursor: String,
+    /// Whether there are recorded events past `nextCursor`: call again until false.
+    pub has_more: bool,
 }
 
 /// `?status&page&limit` of an endpoint's deliveries.
@@ -430,7 +436,7 @@ pub async fn remove(
     post, path = "/webhooks/{webhookId}/rotate-secret", tag = "webhooks",
     security(("bearerAuth" = [])),
     params(("webhookId" = String, Path, description = "we_…")),
-    request_body = RotateSecretRequest,
+    request_body(content = Option<RotateSecretRequest>, description = "Omit the body, or send `{}`, for the default overlap of a day"),
     responses(
         (status = 200, description = "Rotated; the new secret is in this answer only", body = Envelope<WebhookWithSecretData>),
         (status = 400, description = "VALIDATION_ERROR: overlapSeconds", body = ErrorEnvelope),
@@ -443,12 +449,21 @@ pub async fn rotate_secret(
     State(state): State<AppState>,
     admin: AdminUser,
     ApiPath(id): ApiPath<String>,
-    ApiJson(body): ApiJson<RotateSecretRequest>,
+    body: JsonBody,
 ) -> Result<Envelope<WebhookWithSecretData>, ApiError> {
-    let overlap = body.overlap_seconds.map(chrono::Duration::seconds);
+    let id = webhook_id(&id)?;
+    let body: RotateSecretRequest = body.parse()?;
+    let overlap = body
+        .overlap_seconds
+        .map(|secs| {
+            chrono::Duration::try_seconds(secs).ok_or_else(|| {
+                ApiError::validation("overlapSeconds", "must be between 0 and 604800")
+            })
+        })
+        .transpose()?;
     let (endpoint, secret) = state
         .giftify()
-        .rotate_webhook_secret(&admin.id, &webhook_id(&id)?, overlap)
+        .rotate_webhook_secret(&admin.id, &id, overlap)
         .await?;
     Ok(ok(WebhookWithSecretData::new(&endpoint, &secret))
         .with_message("Store the secret now; it is not shown again"))
@@ -546,8 +561,9 @@ pub async fn retry(
 
 /// Send every event of the endpoint's types since a time again.
 ///
-/// Up to 10,000 events, in the order they were recorded; a delivery of the same event that
-/// exists already is replayed rather than duplicated.
+/// In the order they were recorded, one bounded step per call (at most 100 events sent and
+/// 2,000 read): call again with `after` set to `nextCursor` while `hasMore`. A delivery of the
+/// same event that exists already is replayed rather than duplicated.
 #[utoipa::path(
     post, path = "/webhooks/{webhookId}/recover", tag = "webhooks",
     security(("bearerAuth" = [])),
@@ -555,7 +571,7 @@ pub async fn retry(
     request_body = RecoverRequest,
     responses(
         (status = 202, description = "Queued", body = Envelope<RecoveredData>),
-        (status = 400, description = "VALIDATION_ERROR: since, or the endpoint is disabled", body = ErrorEnvelope),
+        (status = 400, description = "VALIDATION_ERROR: since, after, or the endpoint is disabled", body = ErrorEnvelope),
         (status = 401, description = "UNAUTHORIZED or TOKEN_EXPIRED", body = ErrorEnvelope),
         (status = 403, description = "FORBIDDEN: not an admin", body = ErrorEnvelope),
         (status = 404, description = "NOT_FOUND", body = ErrorEnvelope),
@@ -570,9 +586,14 @@ pub async fn recover(
     let since = chrono::DateTime::parse_from_rfc3339(&body.since)
         .map_err(|_| ApiError::validation("since", "must be an RFC 3339 time"))?
         .with_timezone(&chrono::Utc);
-    let recovered = state
+    let step = state
         .giftify()
-        .recover_webhook(&admin.id, &webhook_id(&id)?, since)
+        .recover_webhook(&admin.id, &webhook_id(&id)?, since, body.after.as_deref())
         .await?;
-    Ok((StatusCode::ACCEPTED, ok(RecoveredData { recovered })).into_response())
+    let data = RecoveredData {
+        recovered: step.recovered,
+        next_cursor: step.next,
+        has_more: step.has_more,
+    };
+    Ok((StatusCode::ACCEPTED, ok(data)).into_response())
 }

@@ -38,11 +38,6 @@ impl AwsRuntime {
             config.rules(),
         );
         giftify.verify_keys(&secrets.presented()).await?;
-        if let Some(secret) = &config.webhook_secret {
-            for url in &config.webhook_urls {
-                giftify.ensure_webhook(url, secret).await?;
-            }
-        }
         Ok(AwsRuntime {
             giftify,
             aws,

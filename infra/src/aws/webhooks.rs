@@ -96,6 +96,48 @@ async fn save_versioned(
 }
 
 impl DynamoStore {
+    async fn open_delivery_once(&self, delivery: &WebhookDelivery) -> Result<WebhookDelivery> {
+        if let Some(existing) = self
+            .delivery_by_event(&delivery.endpoint_id, &delivery.event_id)
+            .await?
+        {
+            return Ok(existing);
+        }
+        let mut guard = guard_key(&delivery.endpoint_id, &delivery.event_id);
+        guard.insert("deliveryId".into(), s(delivery.id.as_str()));
+        let mut transaction = Transaction::<bool>::new();
+        transaction.push(
+            put(
+                &self.tables.webhooks,
+                guard,
+                Some("attribute_not_exists(itemKey)"),
+                Item::new(),
+            )?,
+            true,
+        );
+        transaction.push(
+            put(
+                &self.tables.webhooks,
+                delivery_item(delivery)?,
+                Some("attribute_not_exists(itemKey)"),
+                Item::new(),
+            )?,
+            false,
+        );
+        match self.commit(transaction).await {
+            Ok(()) => Ok(delivery.clone()),
+            // Opened by a racing dispatcher: answer theirs.
+            Err(TxFailure::Refused(true)) => self
+                .delivery_by_event(&delivery.endpoint_id, &delivery.event_id)
+                .await?
+                .ok_or(Error::Conflict("webhook delivery opened concurrently")),
+            Err(TxFailure::Refused(false)) => {
+                Err(Error::internal("a fresh delivery id exists already"))
+            }
+            Err(TxFailure::Failed(error)) => Err(error),
+        }
+    }
+
     async fn delivery_by_event(
         &self,
         endpoint: &WebhookEndpointId,
@@ -172,8 +214,10 @@ impl Webhooks for DynamoStore {
         Err(Error::Conflict("webhook endpoint changed"))
     }
 
-    /// The endpoint goes; its deliveries stay behind, unreachable (every read of them goes
-    /// through the endpoint), rather than costing a delete per delivery here.
+    /// The endpoint goes first (so nothing opens new deliveries for it), then its delivery
+    /// log, item by item. A delete that stops half-way leaves items no read reaches (every
+    /// read goes through the endpoint); an endpoint ensured again later under the same id
+    /// would see them, and its next delete clears them.
     async fn delete_endpoint(&self, id: &WebhookEndpointId) -> Result<()> {
         let result = self
             .client
@@ -183,54 +227,35 @@ impl Webhooks for DynamoStore {
             .condition_expression("attribute_exists(itemKey)")
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(error) => {
-                Err(lost_race_or_error(error).unwrap_or(Error::NotFound(Missing::WebhookEndpoint)))
-            }
+        if let Err(error) = result {
+            return Err(
+                lost_race_or_error(error).unwrap_or(Error::NotFound(Missing::WebhookEndpoint))
+            );
         }
+        let query = self
+            .client
+            .query()
+            .table_name(&self.tables.webhooks)
+            .key_condition_expression("#scope = :scope")
+            .set_expression_attribute_names(names_of(&["#scope #itemKey"]))
+            .expression_attribute_values(":scope", s(deliveries_of(id)))
+            .projection_expression("#scope, #itemKey");
+        for item in all_pages!(query.clone()) {
+            let item_key = Attrs::new(&item, "webhooks").s("itemKey")?.to_string();
+            self.client
+                .delete_item()
+                .table_name(&self.tables.webhooks)
+                .set_key(Some(key(&deliveries_of(id), &item_key)))
+                .send()
+                .await
+                .map_err(sdk_error)?;
+        }
+        Ok(())
     }
 
     async fn open_delivery(&self, delivery: &WebhookDelivery) -> Result<WebhookDelivery> {
-        if let Some(existing) = self
-            .delivery_by_event(&delivery.endpoint_id, &delivery.event_id)
-            .await?
-        {
-            return Ok(existing);
-        }
-        let mut guard = guard_key(&delivery.endpoint_id, &delivery.event_id);
-        guard.insert("deliveryId".into(), s(delivery.id.as_str()));
-        let mut transaction = Transaction::<bool>::new();
-        transaction.push(
-            put(
-                &self.tables.webhooks,
-                guard,
-                Some("attribute_not_exists(itemKey)"),
-                Item::new(),
-            )?,
-            true,
-        );
-        transaction.push(
-            put(
-                &self.tables.webhooks,
-                delivery_item(delivery)?,
-                Some("attribute_not_exists(itemKey)"),
-                Item::new(),
-            )?,
-            false,
-        );
-        match self.commit(transaction).await {
-            Ok(()) => Ok(delivery.clone()),
-            // Opened by a racing dispatcher: answer theirs.
-            Err(TxFailure::Refused(true)) => self
-                .delivery_by_event(&delivery.endpoint_id, &delivery.event_id)
-                .await?
-                .ok_or(Error::Conflict("webhook delivery opened concurrently")),
-            Err(TxFailure::Refused(false)) => {
-                Err(Error::internal("a fresh delivery id exists already"))
-            }
-            Err(TxFailure::Failed(error)) => Err(error),
-        }
+        // A transaction conflict with a racing open is retried: the retry finds its guard.
+        super::store::retrying(|| self.open_delivery_once(delivery)).await
     }
 
     async fn delivery(
@@ -319,9 +344,9 @@ impl DeliveryWakeups for SqsWakeups {
             delivery_id: delivery.id.clone(),
         })
         .map_err(|e| Error::Internal(e.into()))?;
-        let delay = (at - self.clock.now())
-            .num_seconds()
-            .clamp(0, MAX_DELAY_SECS);
+        // Rounded up: a wake-up a moment early finds the delivery not due and only wakes again.
+        let millis = (at - self.clock.now()).num_milliseconds().max(0);
+        let delay = ((millis + 999) / 1000).min(MAX_DELAY_SECS);
         self.client
             .send_message()
             .queue_url(&self.queue_url)

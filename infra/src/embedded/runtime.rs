@@ -103,12 +103,7 @@ impl EmbeddedStack {
         if giftify.seed_demo_catalogue().await? {
             tracing::info!("seeded the demo catalogue");
         }
-        if let Some(secret) = &config.webhook_secret {
-            for url in &config.webhook_urls {
-                let endpoint = giftify.ensure_webhook(url, secret).await?;
-                tracing::info!(endpoint_id = %endpoint.id, "webhook endpoint of GIFTIFY_WEBHOOK_URLS ensured");
-            }
-        }
+        crate::stack::ensure_environment_webhooks(&giftify, &config).await?;
         let webhooks = WebhookDispatcher::new(giftify.clone(), store.clone());
         Ok(EmbeddedStack {
             giftify,

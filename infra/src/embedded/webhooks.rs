@@ -42,7 +42,7 @@ impl EventPublisher for SqliteStore {
 pub struct Pass {
     /// Feed events whose deliveries were opened.
     pub followed: usize,
-    /// Deliveries attempted (or found claimed by another dispatcher).
+    /// Deliveries posted and recorded.
     pub attempted: usize,
 }
 
@@ -86,7 +86,7 @@ impl WebhookDispatcher {
             .store
             .due_deliveries(self.giftify.clock.now(), BATCH)
             .await?;
-        let attempted = due.len();
+        let mut attempted = 0;
         let mut attempts = JoinSet::new();
         for delivery in due {
             let giftify = self.giftify.clone();
@@ -94,7 +94,10 @@ impl WebhookDispatcher {
         }
         while let Some(joined) = attempts.join_next().await {
             match joined {
-                Ok(Ok(_)) => {}
+                // Counted only when posted: a lost claim or a failure to record waits for the
+                // next poll rather than spinning.
+                Ok(Ok(Some(_))) => attempted += 1,
+                Ok(Ok(None)) => {}
                 // The claim's lease runs out and the delivery is attempted again.
                 Ok(Err(error)) => {
                     tracing::warn!(error = %error_chain(&error), "a webhook attempt failed to record")

@@ -22,7 +22,7 @@ pub use fulfil::MessageOutcome;
 pub use keyed::{Keyed, KeyedRequest, KeyedRun};
 pub use operations::{ReconcileReport, RedriveReport};
 pub use ordering::{OrderRequest, Placed};
-pub use webhooks::{CLAIM_LEASE, Dispatched};
+pub use webhooks::{CLAIM_LEASE, Dispatched, RECOVER_READS, RECOVER_SENDS, Recovery};
 
 use crate::api_keys::KeyRateLimit;
 use crate::clock::Clock;

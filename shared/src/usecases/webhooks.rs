@@ -28,8 +28,20 @@ pub const CLAIM_LEASE: Duration = Duration::seconds(60);
 const CHANGE_TRIES: usize = 5;
 /// Events of the feed read per page while recovering.
 const RECOVER_PAGE: u32 = 100;
-/// The most events one recover re-sends; a longer outage is recovered in steps of `since`.
-pub const MAX_RECOVERED: usize = 10_000;
+/// The most events one recover step re-sends (each a few writes and a wake-up).
+pub const RECOVER_SENDS: usize = 100;
+/// The most feed events one recover step reads.
+pub const RECOVER_READS: usize = 2_000;
+
+/// What one recover step did, and where the next starts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recovery {
+    pub recovered: usize,
+    /// The feed cursor to pass as `after` to go on.
+    pub next: String,
+    /// Whether the feed has events after `next` (another step may find more to send).
+    pub has_more: bool,
+}
 
 /// What one dispatch did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -82,6 +94,7 @@ impl Giftify {
                 settings,
                 Some(admin),
                 &secret,
+                None,
             )
             .await?;
         tracing::warn!(target: "audit", admin = %admin, endpoint_id = %endpoint.id, "webhook endpoint created");
@@ -94,17 +107,20 @@ impl Giftify {
         settings: EndpointSettings,
         admin: Option<&UserId>,
         secret: &str,
+        environment_secret: Option<String>,
     ) -> Result<WebhookEndpoint> {
         let sealed = self.vault.seal_text(id.as_str(), secret)?;
-        let endpoint = WebhookEndpoint::new(id, settings, sealed, admin, self.now());
+        let mut endpoint = WebhookEndpoint::new(id, settings, sealed, admin, self.now());
+        endpoint.environment_secret = environment_secret;
         self.ports.webhooks.create_endpoint(&endpoint).await?;
         Ok(endpoint)
     }
 
     /// Makes sure an endpoint for `url` signing with `secret` exists (the environment's
-    /// bootstrap, run at every start): created for every event type when missing, rotated to
-    /// `secret` (the old one overlapping as usual) when it signs with another. Its id is
-    /// derived from the URL, so two processes starting at once ensure the same endpoint.
+    /// bootstrap, run at every start): created for every event type when missing, and rotated
+    /// to `secret` (the old one overlapping as usual) when the environment's secret changed
+    /// since it last ensured it — never back over an admin's later rotation. Its id is derived
+    /// from the URL, so two processes starting at once ensure the same endpoint.
     pub async fn ensure_webhook(
         &self,
         url: &str,
@@ -120,6 +136,9 @@ impl Giftify {
             ulid::Ulid::from(u128::from_be_bytes(first))
         ))
         .map_err(|e| Error::Internal(e.into()))?;
+        let fingerprint = self.vault.keyed_digest(
+            format!("webhook-environment-secret/{id}/{}", secret.expose_secret()).as_bytes(),
+        );
         for _ in 0..CHANGE_TRIES {
             let existing = match self.ports.webhooks.endpoint(&id).await {
                 Ok(endpoint) => endpoint,
@@ -131,7 +150,13 @@ impl Giftify {
                         enabled: true,
                     };
                     match self
-                        .store_endpoint(id.clone(), settings, None, secret.expose_secret())
+                        .store_endpoint(
+                            id.clone(),
+                            settings,
+                            None,
+                            secret.expose_secret(),
+                            Some(fingerprint.clone()),
+                        )
                         .await
                     {
                         Ok(endpoint) => return Ok(endpoint),
@@ -141,17 +166,13 @@ impl Giftify {
                 }
                 Err(error) => return Err(error),
             };
-            let now = self.now();
-            let current = existing
-                .signing_secrets(now)
-                .next()
-                .map(|s| self.vault.open_text(id.as_str(), &s.sealed))
-                .transpose()?;
-            if current.is_some_and(|c| c.expose_secret() == secret.expose_secret()) {
+            if existing.environment_secret.as_deref() == Some(fingerprint.as_str()) {
                 return Ok(existing);
             }
+            let now = self.now();
             let sealed = self.vault.seal_text(id.as_str(), secret.expose_secret())?;
-            let rotated = existing.rotated(sealed, DEFAULT_ROTATION_OVERLAP, now)?;
+            let mut rotated = existing.rotated(sealed, DEFAULT_ROTATION_OVERLAP, now)?;
+            rotated.environment_secret = Some(fingerprint.clone());
             match self.ports.webhooks.save_endpoint(&rotated).await {
                 Ok(()) => return Ok(rotated),
                 Err(Error::Conflict(_)) => continue,
@@ -294,46 +315,58 @@ impl Giftify {
         Err(Error::Conflict("webhook delivery"))
     }
 
-    /// Sends every event of the endpoint's types that occurred at or after `since` again (up
-    /// to [`MAX_RECOVERED`]), in feed order; answers how many. The feed is read from its
-    /// start, so a recover costs a read of every recorded event.
+    /// Sends the events of the endpoint's types that occurred at or after `since` again, in
+    /// feed order, a bounded step at a time (at most [`RECOVER_SENDS`] sent and
+    /// [`RECOVER_READS`] read per call, so a call ends well inside a request's time): the
+    /// answer says where the next step starts. The first step reads the feed from its start.
     /// # Errors
-    /// [`Error::Validation`] for a `since` in the future or a disabled endpoint.
+    /// [`Error::Validation`] for a `since` in the future, a cursor that is not one of the feed
+    /// of all events, or a disabled endpoint.
     pub async fn recover_webhook(
         &self,
         admin: &UserId,
         id: &WebhookEndpointId,
         since: DateTime<Utc>,
-    ) -> Result<usize> {
+        after: Option<&str>,
+    ) -> Result<Recovery> {
         let endpoint = self.enabled_endpoint(id).await?;
         // A client's clock may run a little ahead of ours; further ahead is a mistake.
         if since > self.now() + Duration::minutes(5) {
             return Err(Error::validation("since", "must not be in the future"));
         }
-        let mut cursor = FeedCursor::start(&Feed::All);
-        let mut recovered = 0;
-        loop {
+        let mut cursor = match after {
+            Some(raw) => FeedCursor::parse(raw, &Feed::All)?,
+            None => FeedCursor::start(&Feed::All),
+        };
+        let (mut recovered, mut read, mut has_more) = (0, 0, true);
+        'pages: while has_more && read < RECOVER_READS && recovered < RECOVER_SENDS {
             let page = self
                 .ports
                 .feed
                 .feed(&Feed::All, cursor, RECOVER_PAGE)
                 .await?;
-            for event in &page.events {
-                if recovered >= MAX_RECOVERED {
-                    break;
+            has_more = page.has_more;
+            let start = cursor.position;
+            for (i, event) in page.events.iter().enumerate() {
+                if read >= RECOVER_READS || recovered >= RECOVER_SENDS {
+                    has_more = true;
+                    break 'pages;
                 }
                 if occurred_at(event) >= since && endpoint.wants(event.event_type()) {
                     self.resend(&endpoint.id, &Outgoing::from(event)).await?;
                     recovered += 1;
                 }
-            }
-            if !page.has_more || recovered >= MAX_RECOVERED {
-                break;
+                read += 1;
+                cursor.position = start + i as u64 + 1;
             }
             cursor = page.next;
         }
-        tracing::warn!(target: "audit", admin = %admin, endpoint_id = %id, %since, recovered, "webhook endpoint recovered");
-        Ok(recovered)
+        tracing::warn!(target: "audit", admin = %admin, endpoint_id = %id, %since, recovered, has_more, "webhook endpoint recovered");
+        Ok(Recovery {
+            recovered,
+            next: cursor.encode(),
+            has_more,
+        })
     }
 
     /// Opens the delivery, or replays the one opened before, and wakes a dispatcher for it.
@@ -360,9 +393,17 @@ impl Giftify {
     /// Delivers `outgoing` to every enabled endpoint that wants it: opens each delivery once,
     /// attempts the due ones now, and wakes a dispatcher for the rest when they come due.
     pub async fn dispatch(&self, outgoing: &Outgoing) -> Result<Dispatched> {
+        let opened = self.open_deliveries(outgoing, None).await?;
+        // At once: one slow endpoint (up to the send timeout) must not hold up the others.
+        let outcomes = futures_util::future::join_all(
+            opened
+                .into_iter()
+                .map(|delivery| self.dispatch_one(delivery)),
+        )
+        .await;
         let mut done = Dispatched::default();
-        for delivery in self.open_deliveries(outgoing, None).await? {
-            done.add(self.dispatch_one(delivery).await?.as_ref());
+        for outcome in outcomes {
+            done.add(outcome?.as_ref());
         }
         Ok(done)
     }
@@ -462,8 +503,7 @@ impl Giftify {
             outcome.error,
         );
         let succeeded = attempt.succeeded();
-        let attempted = claimed.attempted(attempt, self.now());
-        self.ports.webhooks.save_delivery(&attempted).await?;
+        let attempted = self.record_attempt(claimed, attempt).await?;
         match (attempted.state, attempted.next_attempt_at) {
             (DeliveryState::Pending, Some(at)) => {
                 tracing::info!(delivery_id = %attempted.id, endpoint_id = %endpoint.id, attempt = attempted.cycle_attempts, "webhook delivery failed; will retry");
@@ -480,6 +520,31 @@ impl Giftify {
         Ok(Some(attempted))
     }
 
+    /// Records the attempt on the delivery. An admin's retry or recover may have replayed it
+    /// while the POST was under way: the attempt then counts for the replayed delivery (a
+    /// success delivers it, so it is not posted twice).
+    async fn record_attempt(
+        &self,
+        mut delivery: WebhookDelivery,
+        attempt: DeliveryAttempt,
+    ) -> Result<WebhookDelivery> {
+        for _ in 0..CHANGE_TRIES {
+            let attempted = delivery.attempted(attempt.clone(), self.now());
+            match self.ports.webhooks.save_delivery(&attempted).await {
+                Ok(()) => return Ok(attempted),
+                Err(Error::Conflict(_)) => {
+                    delivery = self
+                        .ports
+                        .webhooks
+                        .delivery(&delivery.endpoint_id, &delivery.id)
+                        .await?;
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        Err(Error::Conflict("webhook delivery"))
+    }
+
     /// Notes that the endpoint failed or recovered; disables it once it failed for
     /// [`crate::Rules::webhook_disable_after`], and tells the others.
     async fn record_health(&self, id: &WebhookEndpointId, succeeded: bool) -> Result<()> {
@@ -494,12 +559,19 @@ impl Giftify {
                 Health::Changed(next) => (next, false),
                 Health::Disabled(next) => (next, true),
             };
+            if disabled {
+                // Announced before the endpoint is saved disabled, and under an id stable per
+                // failing spell: should the save lose a race, or this process die, the next
+                // failed attempt announces the same event again, so none is lost.
+                self.announce_disabled(&EndpointDisabled::of(&next)).await?;
+            }
             match self.ports.webhooks.save_endpoint(&next).await {
-                Ok(()) if disabled => {
-                    tracing::warn!(target: "audit", endpoint_id = %id, reason = next.disabled_reason.as_deref().unwrap_or_default(), "webhook endpoint disabled for failing");
-                    return self.announce_disabled(&EndpointDisabled::of(&next)).await;
+                Ok(()) => {
+                    if disabled {
+                        tracing::warn!(target: "audit", endpoint_id = %id, reason = next.disabled_reason.as_deref().unwrap_or_default(), "webhook endpoint disabled for failing");
+                    }
+                    return Ok(());
                 }
-                Ok(()) => return Ok(()),
                 Err(Error::Conflict(_)) => continue,
                 Err(error) => return Err(error),
             }

@@ -373,13 +373,34 @@ async fn recover_resends_every_event_since_a_time(backend: Backend) {
         .await;
     assert_eq!(recovered.status, StatusCode::ACCEPTED, "{}", recovered.body);
     assert_eq!(recovered.data()["recovered"], 2);
+    assert_eq!(recovered.data()["hasMore"], false);
+    let next = recovered.data()["nextCursor"].as_str().unwrap().to_string();
+    let done = app
+        .post(
+            &format!("/webhooks/{id}/recover"),
+            Some(&app.admin_token),
+            json!({"since": since.to_rfc3339(), "after": next}),
+        )
+        .await;
+    assert_eq!(done.data()["recovered"], 0, "nothing past the cursor");
+    app.post(
+        &format!("/webhooks/{id}/recover"),
+        Some(&app.admin_token),
+        json!({"since": since.to_rfc3339(), "after": "not-a-cursor"}),
+    )
+    .await
+    .assert_error(400, "VALIDATION_ERROR");
     assert_eq!(app.dispatch_webhooks().await, 2);
-    let orders: Vec<String> = receiver
+    let mut orders: Vec<String> = receiver
         .events()
         .iter()
         .map(|e| e["orderId"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(orders, vec![first, second], "in feed order");
+    // Deliveries go out concurrently: arrival order is not feed order (`sequence` is).
+    orders.sort();
+    let mut expected = vec![first, second];
+    expected.sort();
+    assert_eq!(orders, expected);
     assert!(
         receiver
             .calls()
@@ -566,6 +587,62 @@ async fn an_endpoint_failing_too_long_is_disabled_and_the_others_told(backend: B
     assert_eq!(shown.data()["status"], "DELIVERED");
 }
 
+/// A recover longer than one step is walked with `after`: every event once, none skipped at
+/// the step boundaries (one step sends at most 100).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_recover_goes_step_by_step_without_gaps() {
+    let app = TestApp::spawn(Backend::Embedded).await;
+    let since = chrono::Utc::now() - chrono::Duration::seconds(5);
+    let (variant, price, _) = app.some_variant().await;
+    app.set_stock(&variant, 1_000).await;
+    let orders = 130;
+    let user = app.funded_user("long-recover", price * orders).await;
+    for _ in 0..orders {
+        let created = app
+            .order_items(&user, json!([{"variantId": variant, "quantity": 1}]))
+            .await;
+        assert_eq!(created.status, StatusCode::ACCEPTED, "{}", created.body);
+    }
+    app.drain_queue().await;
+    app.dispatch_webhooks().await;
+    let receiver = Receiver::start().await;
+    let (id, _) = create_endpoint(&app, &receiver.url, json!(["order.fulfilled"])).await;
+
+    let mut after: Option<String> = None;
+    let mut steps = Vec::new();
+    loop {
+        let mut body = json!({"since": since.to_rfc3339()});
+        if let Some(cursor) = &after {
+            body["after"] = json!(cursor);
+        }
+        let step = app
+            .post(
+                &format!("/webhooks/{id}/recover"),
+                Some(&app.admin_token),
+                body,
+            )
+            .await;
+        assert_eq!(step.status, StatusCode::ACCEPTED, "{}", step.body);
+        steps.push(step.data()["recovered"].as_u64().unwrap());
+        after = Some(step.data()["nextCursor"].as_str().unwrap().to_string());
+        if step.data()["hasMore"] == false {
+            break;
+        }
+        assert!(steps.len() < 10, "the walk ends");
+    }
+    assert_eq!(steps, vec![100, 30]);
+    while app.dispatch_webhooks().await > 0 {}
+    let mut sent: Vec<String> = receiver
+        .events()
+        .iter()
+        .map(|e| e["eventId"].as_str().unwrap().to_string())
+        .collect();
+    sent.sort();
+    sent.dedup();
+    assert_eq!(sent.len(), 130, "every event once");
+    assert_eq!(receiver.calls().len(), 130, "and no event twice");
+}
+
 on_both_backends!(
     endpoints_are_managed_by_admins_with_clear_errors,
     a_delivery_is_signed_logged_and_replayable,
@@ -644,6 +721,37 @@ async fn the_environment_ensures_its_endpoint_and_the_dispatcher_delivers_to_it(
         signature_of(&headers),
         &body,
         "whsec_from_the_environment"
+    ));
+
+    // An admin's rotation (say the environment's secret leaked) is not undone by the next
+    // start with the same environment secret.
+    let id = webhooks[0]["webhookId"].as_str().unwrap().to_string();
+    let rotated = app
+        .post(
+            &format!("/webhooks/{id}/rotate-secret"),
+            Some(&app.admin_token),
+            json!({"overlapSeconds": 0}),
+        )
+        .await;
+    let admins = rotated.data()["secret"].as_str().unwrap().to_string();
+    let TestApp { dir, stack, .. } = app;
+    drop(stack);
+    let url = receiver.url.clone();
+    let app = TestApp::spawn_in(dir, |path| {
+        let mut config = test_config(path);
+        config.webhook_urls = vec![url.clone()];
+        config.webhook_secret = Some("whsec_rotated_by_the_environment".to_string().into());
+        config
+    })
+    .await;
+    fulfilled_order(&app, &user).await;
+    app.dispatch_webhooks().await;
+    let (headers, body) = receiver.calls().remove(2);
+    assert!(verifies(signature_of(&headers), &body, &admins));
+    assert!(!verifies(
+        signature_of(&headers),
+        &body,
+        "whsec_rotated_by_the_environment"
     ));
 }
 
