@@ -69,6 +69,8 @@ locals {
       "inventory-codes"  = { actions = ["UpdateItem"], indexes = ["availableVariant-availableOrder-index"] }
       # Events a crash left unpublished are recorded in the feed first (once, by event id).
       "events" = { actions = ["GetItem", "PutItem", "Query"], indexes = [] }
+      # Overdue webhook deliveries, through the sparse due index, each read again by key.
+      "webhooks" = { actions = ["GetItem"], indexes = ["due-index"] }
     }
   }
 
@@ -100,12 +102,12 @@ locals {
       publish       = false
       webhook_queue = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:SendMessage"]
     }
-    # Re-enqueue stale orders, publish owed events.
+    # Re-enqueue stale orders, publish owed events, wake overdue webhook deliveries.
     reconciler = {
       queue         = ["sqs:SendMessage"]
       dead_letter   = []
       publish       = true
-      webhook_queue = []
+      webhook_queue = ["sqs:SendMessage"]
     }
   }
 

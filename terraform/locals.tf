@@ -148,7 +148,10 @@ locals {
       hash_key      = "scope"
       range_key     = "itemKey"
       ttl_attribute = null
-      indexes       = {}
+      indexes = {
+        # Sparse: only pending deliveries, by when they are due (the reconciler's sweep).
+        "due-index" = { hash_key = "dueShard", range_key = "dueAt", projection = "KEYS_ONLY" }
+      }
     }
   }
 

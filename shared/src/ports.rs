@@ -490,6 +490,13 @@ pub trait Webhooks: Send + Sync {
     /// MUST return [`crate::Error::Conflict`] when another change came first, and change
     /// nothing.
     async fn save_delivery(&self, delivery: &WebhookDelivery) -> Result<()>;
+    /// Pending deliveries whose next attempt is at or before `due_by`, soonest first, across
+    /// every endpoint: what a sweep wakes when a wake-up was lost.
+    async fn due_deliveries(
+        &self,
+        due_by: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<WebhookDelivery>>;
     /// The endpoint's deliveries, newest first, of one state or all.
     async fn deliveries(
         &self,

@@ -60,6 +60,8 @@ run "the_reconciler_touches_only_orders_and_what_expires" {
       "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-gift-cards",
       "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-gift-cards/index/activeCard-expiryDate-index",
       "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-gift-cards/index/notifyPending-index",
+      "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-webhooks",
+      "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-webhooks/index/due-index",
       "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-products",
       "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-product-variants",
       "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-product-variants/index/variantId-index",
@@ -67,7 +69,7 @@ run "the_reconciler_touches_only_orders_and_what_expires" {
       "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-inventory-codes/index/availableVariant-availableOrder-index",
       "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-events",
     ])
-    error_message = "The reconciler reads stale and unnotified orders and cards, expires cards and codes, and records the events it publishes; nothing else."
+    error_message = "The reconciler reads stale and unnotified orders and cards, expires cards and codes, records the events it publishes, and finds overdue webhook deliveries; nothing else."
   }
   assert {
     condition = toset(flatten([

@@ -258,7 +258,10 @@ async fn the_release_reconciler_binary_re_enqueues_stale_orders_and_publishes_mi
         .await
         .expect("the function answers");
     lambda.stop();
-    assert_eq!(report, json!({"requeued": 1, "notified": 1, "failed": 0}));
+    assert_eq!(
+        report,
+        json!({"requeued": 1, "notified": 1, "failed": 0, "wokenDeliveries": 0})
+    );
 
     let events = stack.notifications(&subscriber).await;
     assert_eq!(events.len(), 1, "{events:?}");

@@ -1,5 +1,6 @@
 //! The reconciler Lambda's handler, run on a schedule: re-enqueues PENDING orders whose
-//! enqueue may have failed and publishes events that a crash left unsent.
+//! enqueue may have failed, publishes events that a crash left unsent, and wakes the
+//! dispatcher for webhook deliveries whose wake-up was lost.
 
 use giftify_infra::metrics::MetricScope;
 use giftify_shared::Giftify;
@@ -14,6 +15,7 @@ pub async fn handle(
     metrics.count("OrdersRequeued", report.requeued as u64);
     metrics.count("EventsRepublished", report.notified as u64);
     metrics.count("ReconcileFailures", report.failed as u64);
+    metrics.count("WebhookDeliveriesWoken", report.woken_deliveries as u64);
     metrics.emit();
     Ok(report)
 }

@@ -237,11 +237,13 @@ pub const EVENTS: TableDef = TableDef {
 };
 
 /// Webhook endpoints (partition `endpoints`) and each endpoint's deliveries (partition
-/// `deliveries#<endpoint id>`, with a guard item per event), see `aws/webhooks.rs`.
+/// `deliveries#<endpoint id>`, with a guard item per event), see `aws/webhooks.rs`. Sparse:
+/// only pending deliveries are in the due index, by when they are due, for the reconciler's
+/// sweep of wake-ups that were lost.
 pub const WEBHOOKS: TableDef = TableDef {
     short_name: "webhooks",
     key: key("scope", Some("itemKey")),
-    indexes: &[],
+    indexes: &[keys_index("due-index", "dueShard", Some("dueAt"))],
     ttl_attribute: None,
 };
 

@@ -54,11 +54,23 @@ fn endpoint_item(endpoint: &WebhookEndpoint) -> Result<Item> {
     Ok(record)
 }
 
+/// The due index's one partition: only pending deliveries carry it.
+const DUE_SHARD: &str = "PENDING";
+
+/// Sorts as the time does: zero-padded unix milliseconds.
+fn due_at(at: DateTime<Utc>) -> String {
+    format!("{:020}", at.timestamp_millis().max(0))
+}
+
 fn delivery_item(delivery: &WebhookDelivery) -> Result<Item> {
     let mut record = key(&deliveries_of(&delivery.endpoint_id), delivery.id.as_str());
     record.insert("version".into(), version(delivery.version));
     record.insert("state".into(), s(delivery.state.as_str()));
     record.insert("body".into(), s(to_json(delivery)?));
+    if let (DeliveryState::Pending, Some(at)) = (delivery.state, delivery.next_attempt_at) {
+        record.insert("dueShard".into(), s(DUE_SHARD));
+        record.insert("dueAt".into(), s(due_at(at)));
+    }
     Ok(record)
 }
 
@@ -280,6 +292,45 @@ impl Webhooks for DynamoStore {
         } else {
             Err(Error::Conflict("webhook delivery changed"))
         }
+    }
+
+    /// The due index gives the keys, soonest first; each delivery is then read consistently
+    /// (the index lags a little: one found not due any more is left out).
+    async fn due_deliveries(
+        &self,
+        due_by: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<WebhookDelivery>> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.tables.webhooks)
+            .index_name("due-index")
+            .key_condition_expression("#dueShard = :shard AND #dueAt <= :due")
+            .set_expression_attribute_names(names_of(&["#dueShard #dueAt"]))
+            .expression_attribute_values(":shard", s(DUE_SHARD))
+            .expression_attribute_values(":due", s(due_at(due_by)))
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        let mut due = Vec::new();
+        for keys in output.items.unwrap_or_default() {
+            let a = Attrs::new(&keys, "webhooks");
+            let record = self
+                .get(&self.tables.webhooks, key(a.s("scope")?, a.s("itemKey")?))
+                .await?;
+            if let Some(delivery) = record
+                .as_ref()
+                .map(from_item::<WebhookDelivery>)
+                .transpose()?
+                && delivery.state == DeliveryState::Pending
+                && delivery.next_attempt_at.is_some_and(|at| at <= due_by)
+            {
+                due.push(delivery);
+            }
+        }
+        Ok(due)
     }
 
     /// The endpoint's partition read newest first, filtered by state; the page is cut from

@@ -76,26 +76,6 @@ fn open_delivery(conn: &Connection, delivery: &WebhookDelivery) -> DbResult<Webh
 }
 
 impl SqliteStore {
-    /// Up to `limit` pending deliveries due at `now`, soonest first: what the embedded
-    /// dispatcher attempts (each claimed by [`giftify_shared::Giftify::attempt_delivery`]).
-    pub async fn due_deliveries(
-        &self,
-        now: DateTime<Utc>,
-        limit: u32,
-    ) -> Result<Vec<WebhookDelivery>> {
-        self.read(move |conn| {
-            all(
-                conn,
-                "SELECT body FROM webhook_deliveries \
-                 WHERE state = 'PENDING' AND next_attempt_at <= ?1 \
-                 ORDER BY next_attempt_at LIMIT ?2",
-                params![ts(now), limit],
-                |row| from_json(&row.get::<_, String>(0)?),
-            )
-        })
-        .await
-    }
-
     /// How far the embedded dispatcher has read the feed of all events.
     pub async fn dispatched_position(&self) -> Result<u64> {
         self.read(|conn| {
@@ -261,6 +241,20 @@ impl Webhooks for SqliteStore {
                 return Err(Error::Conflict("webhook delivery changed").into());
             }
             Ok(())
+        })
+        .await
+    }
+
+    async fn due_deliveries(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<WebhookDelivery>> {
+        self.read(move |conn| {
+            all(
+                conn,
+                "SELECT body FROM webhook_deliveries \
+                 WHERE state = 'PENDING' AND next_attempt_at <= ?1 \
+                 ORDER BY next_attempt_at LIMIT ?2",
+                params![ts(now), limit],
+                |row| from_json(&row.get::<_, String>(0)?),
+            )
         })
         .await
     }

@@ -83,7 +83,9 @@ impl WebhookDispatcher {
     pub async fn pass(&self) -> Result<Pass> {
         let followed = self.follow_feed().await?;
         let due = self
-            .store
+            .giftify
+            .ports
+            .webhooks
             .due_deliveries(self.giftify.clock.now(), BATCH)
             .await?;
         let mut attempted = 0;

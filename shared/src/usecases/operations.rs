@@ -17,6 +17,9 @@ pub struct ReconcileReport {
     pub expired_cards: u64,
     /// Available brand codes past their expiry date, now EXPIRED and out of stock.
     pub expired_codes: u64,
+    /// Webhook deliveries overdue (a wake-up was lost, a dispatcher died mid-attempt) whose
+    /// dispatcher was woken again.
+    pub woken_deliveries: usize,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -27,11 +30,15 @@ pub struct RedriveReport {
 
 /// How many orders one reconciler pass looks at, per kind.
 const RECONCILE_BATCH: u32 = 200;
+/// How late a pending delivery may be before its wake-up counts as lost: a wake-up arrives
+/// within seconds, and a claimed delivery's lease is a minute.
+const OVERDUE_AFTER: chrono::Duration = chrono::Duration::minutes(2);
 
 impl Giftify {
     /// Re-enqueues PENDING orders older than the threshold (their enqueue may have failed
     /// after the commit), publishes events still owed by final orders and by redeemed or
-    /// returned cards, and expires cards and codes past their date.
+    /// returned cards, wakes the dispatcher for overdue webhook deliveries, and expires cards
+    /// and codes past their date.
     pub async fn reconcile(&self) -> Result<ReconcileReport> {
         let mut report = ReconcileReport::default();
         let before = self.now() - self.rules.stale_pending_after;
@@ -72,6 +79,21 @@ impl Giftify {
                 Ok(()) => report.notified += 1,
                 Err(error) => {
                     tracing::warn!(gift_card_id = %card.id, error = %error, "card event publish failed");
+                    report.failed += 1;
+                }
+            }
+        }
+        let overdue = self.now() - OVERDUE_AFTER;
+        for delivery in self
+            .ports
+            .webhooks
+            .due_deliveries(overdue, RECONCILE_BATCH)
+            .await?
+        {
+            match self.ports.wakeups.wake_at(&delivery, self.now()).await {
+                Ok(()) => report.woken_deliveries += 1,
+                Err(error) => {
+                    tracing::warn!(delivery_id = %delivery.id, error = %error, "waking an overdue delivery failed");
                     report.failed += 1;
                 }
             }

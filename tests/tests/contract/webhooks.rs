@@ -157,6 +157,10 @@ pub async fn deliveries_are_saved_over_their_version_and_listed_by_state(
         );
         tokio::time::sleep(std::time::Duration::from_millis(3)).await;
     }
+    let due = ports.webhooks.due_deliveries(now(), 100).await?;
+    for delivery in &opened {
+        assert!(due.contains(delivery), "a fresh delivery is due at once");
+    }
     let claimed = opened[1].claimed(now(), Duration::seconds(60));
     ports.webhooks.save_delivery(&claimed).await?;
     let lost = ports
@@ -173,6 +177,27 @@ pub async fn deliveries_are_saved_over_their_version_and_listed_by_state(
     assert_eq!(
         ports.webhooks.delivery(&hook.id, &delivered.id).await?,
         delivered
+    );
+    let due: Vec<_> = ports
+        .webhooks
+        .due_deliveries(now(), 100)
+        .await?
+        .into_iter()
+        .filter(|d| d.endpoint_id == hook.id)
+        .map(|d| d.id)
+        .collect();
+    assert_eq!(
+        due,
+        vec![opened[0].id.clone(), opened[2].id.clone()],
+        "soonest first; a delivered one is not due"
+    );
+    let later = ports
+        .webhooks
+        .due_deliveries(now() + Duration::seconds(120), 100)
+        .await?;
+    assert!(
+        later.iter().all(|d| d.state == DeliveryState::Pending),
+        "only pending deliveries are due"
     );
 
     let all = ports
