@@ -97,7 +97,7 @@ pub fn retry_delay(attempt: u32) -> Duration {
         .unwrap_or(MAX_RETRY_DELAY)
         .min(MAX_RETRY_DELAY);
     let half = nominal.num_milliseconds() / 2;
-    let jitter = i64::try_from(rand::random::<u32>()).unwrap_or(0) % (half + 1);
+    let jitter = i64::from(rand::random::<u32>()) % (half + 1);
     Duration::milliseconds(half + jitter)
 }
 

@@ -391,6 +391,17 @@ impl Health for SqliteStore {
     }
 }
 
+/// Every port on one database, with a webhook sender of its own: build it once per process.
+/// # Errors
+/// When the HTTP client cannot be built.
+pub fn ports_of(store: &Arc<SqliteStore>) -> anyhow::Result<giftify_shared::ports::Ports> {
+    Ok(giftify_shared::ports::Ports::from_backend(
+        store.clone(),
+        store.clone(),
+        Arc::new(crate::webhook_sender::HttpSender::new()?),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -453,15 +464,4 @@ mod tests {
         store.enqueue(&message).await.unwrap();
         store.check().await.unwrap();
     }
-}
-
-/// Every port on one database, with a webhook sender of its own: build it once per process.
-/// # Errors
-/// When the HTTP client cannot be built.
-pub fn ports_of(store: &Arc<SqliteStore>) -> anyhow::Result<giftify_shared::ports::Ports> {
-    Ok(giftify_shared::ports::Ports::from_backend(
-        store.clone(),
-        store.clone(),
-        Arc::new(crate::webhook_sender::HttpSender::new()?),
-    ))
 }
