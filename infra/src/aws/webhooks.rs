@@ -162,6 +162,15 @@ impl DynamoStore {
             return Ok(None);
         };
         let id = WebhookDeliveryId::parse(Attrs::new(&guard, "webhooks").s("deliveryId")?)?;
+        self.delivery_at(endpoint, &id).await
+    }
+
+    /// A consistent read of one delivery.
+    async fn delivery_at(
+        &self,
+        endpoint: &WebhookEndpointId,
+        id: &WebhookDeliveryId,
+    ) -> Result<Option<WebhookDelivery>> {
         self.get(
             &self.tables.webhooks,
             key(&deliveries_of(endpoint), id.as_str()),
@@ -275,15 +284,9 @@ impl Webhooks for DynamoStore {
         endpoint: &WebhookEndpointId,
         id: &WebhookDeliveryId,
     ) -> Result<WebhookDelivery> {
-        self.get(
-            &self.tables.webhooks,
-            key(&deliveries_of(endpoint), id.as_str()),
-        )
-        .await?
-        .as_ref()
-        .map(from_item)
-        .transpose()?
-        .ok_or(Error::NotFound(Missing::WebhookDelivery))
+        self.delivery_at(endpoint, id)
+            .await?
+            .ok_or(Error::NotFound(Missing::WebhookDelivery))
     }
 
     async fn save_delivery(&self, delivery: &WebhookDelivery) -> Result<()> {

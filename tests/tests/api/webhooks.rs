@@ -697,19 +697,27 @@ on_both_backends!(
     the_reconciler_wakes_an_overdue_delivery,
 );
 
+/// An embedded stack on `dir` started with one webhook URL and secret in its environment.
+async fn with_environment_webhook(dir: tempfile::TempDir, url: &str, secret: &str) -> TestApp {
+    TestApp::spawn_in(dir, |path| {
+        let mut config = test_config(path);
+        config.webhook_urls = vec![url.to_string()];
+        config.webhook_secret = Some(secret.to_string().into());
+        config
+    })
+    .await
+}
+
 /// The environment's URL and secret are ensured as an endpoint at start, listed like any
 /// other, and a changed secret rotates it with the old one overlapping.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_environment_ensures_its_endpoint_and_the_dispatcher_delivers_to_it() {
     let receiver = Receiver::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let url = receiver.url.clone();
-    let app = TestApp::spawn_in(dir, |path| {
-        let mut config = test_config(path);
-        config.webhook_urls = vec![url.clone()];
-        config.webhook_secret = Some("whsec_from_the_environment".to_string().into());
-        config
-    })
+    let app = with_environment_webhook(
+        tempfile::tempdir().unwrap(),
+        &receiver.url,
+        "whsec_from_the_environment",
+    )
     .await;
     let listed = app.get("/webhooks", Some(&app.admin_token)).await;
     let webhooks = listed.data()["webhooks"].as_array().unwrap().clone();
@@ -743,14 +751,8 @@ async fn the_environment_ensures_its_endpoint_and_the_dispatcher_delivers_to_it(
     // Restarted with another secret: the same endpoint, rotated, the old secret overlapping.
     let TestApp { dir, stack, .. } = app;
     drop(stack);
-    let url = receiver.url.clone();
-    let app = TestApp::spawn_in(dir, |path| {
-        let mut config = test_config(path);
-        config.webhook_urls = vec![url.clone()];
-        config.webhook_secret = Some("whsec_rotated_by_the_environment".to_string().into());
-        config
-    })
-    .await;
+    let app =
+        with_environment_webhook(dir, &receiver.url, "whsec_rotated_by_the_environment").await;
     let listed = app.get("/webhooks", Some(&app.admin_token)).await;
     let webhooks = listed.data()["webhooks"].as_array().unwrap().clone();
     assert_eq!(webhooks.len(), 1, "ensured, not added again");
@@ -782,14 +784,8 @@ async fn the_environment_ensures_its_endpoint_and_the_dispatcher_delivers_to_it(
     let admins = rotated.data()["secret"].as_str().unwrap().to_string();
     let TestApp { dir, stack, .. } = app;
     drop(stack);
-    let url = receiver.url.clone();
-    let app = TestApp::spawn_in(dir, |path| {
-        let mut config = test_config(path);
-        config.webhook_urls = vec![url.clone()];
-        config.webhook_secret = Some("whsec_rotated_by_the_environment".to_string().into());
-        config
-    })
-    .await;
+    let app =
+        with_environment_webhook(dir, &receiver.url, "whsec_rotated_by_the_environment").await;
     fulfilled_order(&app, &user).await;
     app.dispatch_webhooks().await;
     let (headers, body) = receiver.calls().remove(2);
