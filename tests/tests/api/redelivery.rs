@@ -426,13 +426,15 @@ async fn the_reconciler_publishes_events_that_a_crash_left_unsent(backend: Backe
         app.order(&user, &order_id).await.data()["status"],
         "FULFILLED"
     );
+    // The event is recorded in the feed before it is published. On AWS nothing reached the
+    // topic; the embedded backend's webhooks follow the feed, so they have it already.
     assert_eq!(
         app.events()
             .await
             .iter()
             .filter(|e| e["orderId"] == order_id.as_str())
             .count(),
-        0
+        usize::from(backend == Backend::Embedded)
     );
 
     let report = app.giftify().reconcile().await.unwrap();
@@ -486,7 +488,12 @@ async fn the_reconciler_publishes_card_events_that_a_crash_left_unsent(backend: 
         .expect("the return commits whatever its event does");
     assert_eq!(app.balance(&redeemer).await, face);
     assert!(redeemed.notified_at.is_none() && returned.notified_at.is_none());
-    assert!(card_events("gift_card.redeemed").await.is_empty());
+    // Recorded in the feed before the crash: what the embedded webhooks follow already; on
+    // AWS nothing reached the topic.
+    assert_eq!(
+        card_events("gift_card.redeemed").await.len(),
+        usize::from(backend == Backend::Embedded)
+    );
     assert_eq!(card_events("gift_card.returned").await.len(), 1);
 
     let report = app.giftify().reconcile().await.unwrap();
