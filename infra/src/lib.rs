@@ -14,6 +14,7 @@ pub mod secrets;
 pub mod shutdown;
 pub mod stack;
 pub mod telemetry;
+pub mod webhook_bootstrap;
 pub mod webhook_sender;
 pub mod worker;
 

@@ -11,18 +11,6 @@ use crate::worker::{WorkerSettings, reconcile_periodically};
 use anyhow::Result;
 use giftify_shared::Giftify;
 
-/// The bootstrap of `GIFTIFY_WEBHOOK_URLS` / `GIFTIFY_WEBHOOK_SECRET`: each URL ensured as an
-/// endpoint signing with that secret (see [`Giftify::ensure_webhook`]).
-pub async fn ensure_environment_webhooks(giftify: &Giftify, config: &Config) -> Result<()> {
-    if let Some(secret) = &config.webhook_secret {
-        for url in &config.webhook_urls {
-            let endpoint = giftify.ensure_webhook(url, secret).await?;
-            tracing::info!(endpoint_id = %endpoint.id, "webhook endpoint of GIFTIFY_WEBHOOK_URLS ensured");
-        }
-    }
-    Ok(())
-}
-
 /// Whichever backend the configuration selects.
 #[derive(Debug)]
 pub enum Stack {
@@ -41,7 +29,11 @@ impl Stack {
                 let runtime = crate::aws::runtime::AwsRuntime::open(config, &sdk).await?;
                 // Only here on AWS, not in every Lambda's cold start: the worker functions'
                 // roles cannot reach the webhooks table (and Terraform sets no URLs).
-                ensure_environment_webhooks(&runtime.giftify, &runtime.config).await?;
+                crate::webhook_bootstrap::ensure_environment_webhooks(
+                    &runtime.giftify,
+                    &runtime.config,
+                )
+                .await?;
                 // No demo catalogue here: this may be production; `giftify aws bootstrap`
                 // seeds one for emulators and dev accounts.
                 Ok(Stack::Aws(Box::new(runtime)))

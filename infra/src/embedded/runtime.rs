@@ -103,7 +103,7 @@ impl EmbeddedStack {
         if giftify.seed_demo_catalogue().await? {
             tracing::info!("seeded the demo catalogue");
         }
-        crate::stack::ensure_environment_webhooks(&giftify, &config).await?;
+        crate::webhook_bootstrap::ensure_environment_webhooks(&giftify, &config).await?;
         let webhooks = WebhookDispatcher::new(giftify.clone(), store.clone());
         Ok(EmbeddedStack {
             giftify,
