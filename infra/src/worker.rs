@@ -255,7 +255,7 @@ mod tests {
             Ports::from_backend(
                 store.clone(),
                 store.clone(),
-                Arc::new(crate::webhook_sender::HttpSender::new().unwrap()),
+                Some(Arc::new(crate::webhook_sender::HttpSender::new().unwrap())),
             ),
             Arc::new(CardVault::new(&CardKey::generate())),
             Arc::new(SystemClock),

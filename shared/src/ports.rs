@@ -589,7 +589,9 @@ pub struct Ports {
     pub feed: Arc<dyn EventFeed>,
     pub webhooks: Arc<dyn Webhooks>,
     pub wakeups: Arc<dyn DeliveryWakeups>,
-    pub webhook_sender: Arc<dyn WebhookSender>,
+    /// `None` in a process that never posts webhooks (on AWS only the dispatcher does: the
+    /// other functions wake it), so their packages carry no HTTP client.
+    pub webhook_sender: Option<Arc<dyn WebhookSender>>,
     pub keys: Arc<dyn KeyChecks>,
     pub health: Arc<dyn Health>,
 }
@@ -599,7 +601,7 @@ impl Ports {
     pub fn from_backend<B>(
         backend: Arc<B>,
         events: Arc<dyn EventPublisher>,
-        webhook_sender: Arc<dyn WebhookSender>,
+        webhook_sender: Option<Arc<dyn WebhookSender>>,
     ) -> Self
     where
         B: Users

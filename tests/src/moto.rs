@@ -220,7 +220,8 @@ impl AwsTestStack {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = Self::config(&stage, dir.path());
         configure(&mut config);
-        let runtime = giftify_infra::aws::runtime::AwsRuntime::open(config, &sdk)
+        // Tests dispatch webhooks in-process, as the dispatcher does.
+        let runtime = giftify_infra::aws::runtime::AwsRuntime::open_sending_webhooks(config, &sdk)
             .await
             .expect("open the AWS backend");
         AwsTestStack {

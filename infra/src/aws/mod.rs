@@ -73,7 +73,8 @@ pub struct AwsStack {
     pub queue: SqsQueue,
     pub events: SnsPublisher,
     pub wakeups: webhooks::SqsWakeups,
-    pub webhook_sender: Arc<crate::webhook_sender::HttpSender>,
+    /// Only the dispatcher posts webhooks ([`AwsStack::sending_webhooks`]).
+    pub webhook_sender: Option<Arc<crate::webhook_sender::HttpSender>>,
     pub settings: AwsSettings,
 }
 
@@ -125,9 +126,17 @@ impl AwsStack {
             ),
             events: SnsPublisher::new(sns, topic_arn),
             wakeups,
-            webhook_sender: Arc::new(crate::webhook_sender::HttpSender::new()?),
+            webhook_sender: None,
             settings,
         })
+    }
+
+    /// This stack with an HTTP client to post webhooks: the dispatcher's.
+    /// # Errors
+    /// When the HTTP client cannot be built.
+    pub fn sending_webhooks(mut self) -> Result<Self> {
+        self.webhook_sender = Some(Arc::new(crate::webhook_sender::HttpSender::new()?));
+        Ok(self)
     }
 
     pub fn ports(&self) -> Ports {
@@ -152,7 +161,10 @@ impl AwsStack {
             feed: store.clone(),
             webhooks: store.clone(),
             wakeups: Arc::new(self.wakeups.clone()),
-            webhook_sender: self.webhook_sender.clone(),
+            webhook_sender: self
+                .webhook_sender
+                .clone()
+                .map(|sender| sender as Arc<dyn giftify_shared::ports::WebhookSender>),
             keys: store.clone(),
             health: store,
         }

@@ -29,7 +29,20 @@ impl AwsRuntime {
     /// Connects the adapters, loads the keys (from Secrets Manager when an ARN is configured,
     /// else from the environment) and checks them against the stage's recorded check values.
     pub async fn open(config: Config, sdk: &aws_config::SdkConfig) -> Result<Self> {
-        let aws = AwsStack::connect(sdk, &config).await?;
+        Self::assemble(AwsStack::connect(sdk, &config).await?, config, sdk).await
+    }
+
+    /// [`AwsRuntime::open`] for a process that posts webhooks: the dispatcher (and `giftify`
+    /// processes and tests that dispatch themselves).
+    pub async fn open_sending_webhooks(
+        config: Config,
+        sdk: &aws_config::SdkConfig,
+    ) -> Result<Self> {
+        let aws = AwsStack::connect(sdk, &config).await?.sending_webhooks()?;
+        Self::assemble(aws, config, sdk).await
+    }
+
+    async fn assemble(aws: AwsStack, config: Config, sdk: &aws_config::SdkConfig) -> Result<Self> {
         let secrets = load_secrets(sdk, &config).await?;
         let giftify = Giftify::new(
             aws.ports(),

@@ -398,7 +398,7 @@ pub fn ports_of(store: &Arc<SqliteStore>) -> anyhow::Result<giftify_shared::port
     Ok(giftify_shared::ports::Ports::from_backend(
         store.clone(),
         store.clone(),
-        Arc::new(crate::webhook_sender::HttpSender::new()?),
+        Some(Arc::new(crate::webhook_sender::HttpSender::new()?)),
     ))
 }
 

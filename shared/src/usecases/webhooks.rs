@@ -462,6 +462,11 @@ impl Giftify {
         &self,
         delivery: WebhookDelivery,
     ) -> Result<Option<WebhookDelivery>> {
+        let sender = self
+            .ports
+            .webhook_sender
+            .clone()
+            .ok_or_else(|| Error::internal("this process does not post webhooks"))?;
         let started = self.now();
         let claimed = delivery.claimed(started, CLAIM_LEASE);
         match self.ports.webhooks.save_delivery(&claimed).await {
@@ -495,7 +500,7 @@ impl Giftify {
             signature: signature(&secrets, started.timestamp(), claimed.body.as_bytes())?,
             body: claimed.body.clone(),
         };
-        let outcome = self.ports.webhook_sender.post(&post).await;
+        let outcome = sender.post(&post).await;
         let attempt = DeliveryAttempt::new(
             started,
             outcome.http_status,

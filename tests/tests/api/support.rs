@@ -286,9 +286,10 @@ impl TestApp {
             Stack::Aws { stack, subscriber } => {
                 let config = AwsTestStack::config(&stack.stage, stack.dir.path());
                 let sdk = giftify_tests::moto::moto().sdk_config().await;
-                let runtime = giftify_infra::aws::runtime::AwsRuntime::open(config, &sdk)
-                    .await
-                    .expect("reopen");
+                let runtime =
+                    giftify_infra::aws::runtime::AwsRuntime::open_sending_webhooks(config, &sdk)
+                        .await
+                        .expect("reopen");
                 let reopened = AwsTestStack {
                     runtime,
                     stage: stack.stage.clone(),

@@ -12,7 +12,7 @@ async fn main() -> Result<(), Error> {
     config.log_format = LogFormat::Json;
     giftify_infra::telemetry::init(&config);
     // Built once per cold start; every invocation shares them.
-    let runtime = AwsRuntime::open(config, &sdk_config().await).await?;
+    let runtime = AwsRuntime::open_sending_webhooks(config, &sdk_config().await).await?;
     let giftify = &runtime.giftify;
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| async move {
         Ok::<_, Error>(giftify_workers::dispatcher::handle(giftify, event.payload).await)
