@@ -67,15 +67,29 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
 }
 
 /// The AWS adapters of one process.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct AwsStack {
     pub store: DynamoStore,
     pub queue: SqsQueue,
     pub events: SnsPublisher,
     pub wakeups: webhooks::SqsWakeups,
-    /// Only the dispatcher posts webhooks ([`AwsStack::sending_webhooks`]).
-    pub webhook_sender: Option<Arc<crate::webhook_sender::HttpSender>>,
+    /// Only the dispatcher posts webhooks ([`AwsStack::sending_webhooks`]). A trait object
+    /// made there and only there: a function that never calls it links no HTTP client.
+    pub webhook_sender: Option<Arc<dyn giftify_shared::ports::WebhookSender>>,
     pub settings: AwsSettings,
+}
+
+impl std::fmt::Debug for AwsStack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AwsStack")
+            .field("store", &self.store)
+            .field("queue", &self.queue)
+            .field("events", &self.events)
+            .field("wakeups", &self.wakeups)
+            .field("sends_webhooks", &self.webhook_sender.is_some())
+            .field("settings", &self.settings)
+            .finish()
+    }
 }
 
 impl AwsStack {
@@ -161,10 +175,7 @@ impl AwsStack {
             feed: store.clone(),
             webhooks: store.clone(),
             wakeups: Arc::new(self.wakeups.clone()),
-            webhook_sender: self
-                .webhook_sender
-                .clone()
-                .map(|sender| sender as Arc<dyn giftify_shared::ports::WebhookSender>),
+            webhook_sender: self.webhook_sender.clone(),
             keys: store.clone(),
             health: store,
         }
