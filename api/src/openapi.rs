@@ -52,7 +52,7 @@ Orders are fulfilled asynchronously: `POST /orders/create` answers 202 and `GET 
         meta::health, meta::metrics, openapi_json, docs,
     ),
     components(schemas(ErrorEnvelope, ErrorCode)),
-    modifiers(&BearerAuth, &ServerErrors, &ApiKeyErrors),
+    modifiers(&BearerAuth, &ServerErrors, &ApiKeyErrors, &AdminErrors),
     tags(
         (name = "auth", description = "Registration, login, token refresh and logout"),
         (name = "users", description = "The caller's profile"),
@@ -222,6 +222,51 @@ impl Modify for ApiKeyErrors {
     }
 }
 
+/// Adds the 401 and 403 answers to every `/webhooks` operation: all of them are for signed-in
+/// admins, and documenting that once keeps ten copies of it out of the API's package.
+struct AdminErrors;
+
+impl Modify for AdminErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let answer = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorEnvelope")))
+                        .build(),
+                )
+                .build()
+        };
+        let unauthorized = answer("UNAUTHORIZED or TOKEN_EXPIRED");
+        let forbidden = answer(
+            "FORBIDDEN: not an admin, or an API key (webhooks are managed by signed-in admins)",
+        );
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if !path.starts_with("/webhooks") {
+                continue;
+            }
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.patch,
+                &mut item.delete,
+            ];
+            for operation in operations.into_iter().flatten() {
+                let responses = &mut operation.responses.responses;
+                responses
+                    .entry("401".to_string())
+                    .or_insert_with(|| unauthorized.clone().into());
+                responses
+                    .entry("403".to_string())
+                    .or_insert_with(|| forbidden.clone().into());
+            }
+        }
+    }
+}
+
 /// The document as JSON, built once: it only depends on the code.
 pub fn json() -> String {
     static DOCUMENT: LazyLock<String> = LazyLock::new(|| {
@@ -298,6 +343,24 @@ mod tests {
                 "{method} {path} is not documented"
             );
         }
+    }
+
+    #[test]
+    fn every_webhooks_operation_documents_the_admin_refusals() {
+        let doc = document();
+        let mut operations = 0;
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            if !path.starts_with("/webhooks") {
+                continue;
+            }
+            for (method, operation) in item.as_object().expect("operations") {
+                let responses = &operation["responses"];
+                assert!(responses.get("401").is_some(), "{method} {path}");
+                assert!(responses.get("403").is_some(), "{method} {path}");
+                operations += 1;
+            }
+        }
+        assert_eq!(operations, 10);
     }
 
     #[test]

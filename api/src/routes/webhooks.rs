@@ -1,6 +1,8 @@
 //! `/webhooks`: admins manage the endpoints that receive signed events, see every delivery
 //! with its attempts, and replay them — one delivery, or every event since a time. Every
-//! change is audited. The rules are the core's ([`giftify_shared::webhooks`]).
+//! change is audited. The rules are the core's ([`giftify_shared::webhooks`]). The 401 and 403
+//! answers every one of these may give are documented once ([`crate::openapi`]'s
+//! `AdminErrors`).
 
 use crate::AppState;
 use crate::dto::{MessageData, Pagination, page_request};
@@ -40,7 +42,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// An endpoint to create.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CreateWebhookRequest {
     /// Absolute `http(s)` URL without credentials, up to 2,000 characters.
@@ -64,7 +66,7 @@ fn enabled_by_default() -> bool {
 
 /// A change to an endpoint; absent fields stay as they are. Enabling a disabled endpoint
 /// clears its failure record.
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct UpdateWebhookRequest {
     pub url: Option<String>,
@@ -74,7 +76,7 @@ pub struct UpdateWebhookRequest {
 }
 
 /// A rotation of the signing secret.
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RotateSecretRequest {
     /// How long the secrets signing until now keep signing, 0–604800 (default 86400): during
@@ -84,7 +86,7 @@ pub struct RotateSecretRequest {
 }
 
 /// A replay of every event since a time, one step at a time.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RecoverRequest {
     /// RFC 3339; events that occurred at or after it are sent again.
@@ -95,7 +97,7 @@ pub struct RecoverRequest {
 }
 
 /// One of an endpoint's signing secrets; its value is never shown again.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SecretView {
     #[schema(format = DateTime)]
@@ -106,7 +108,7 @@ pub struct SecretView {
 }
 
 /// An endpoint as admins see it.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WebhookView {
     #[schema(example = "we_01HXXXXXXXXXXXXXXXXXXXXXXX")]
@@ -176,14 +178,14 @@ impl WebhookWithSecretData {
 }
 
 /// Every endpoint.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WebhooksData {
     pub webhooks: Vec<WebhookView>,
 }
 
 /// One attempt at a delivery.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AttemptView {
     #[schema(format = DateTime)]
@@ -196,7 +198,7 @@ pub struct AttemptView {
 }
 
 /// One event's delivery to one endpoint.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeliveryView {
     #[schema(example = "wd_01HXXXXXXXXXXXXXXXXXXXXXXX")]
@@ -249,7 +251,7 @@ impl From<&WebhookDelivery> for DeliveryView {
 }
 
 /// A page of an endpoint's deliveries.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeliveriesData {
     pub deliveries: Vec<DeliveryView>,
@@ -257,7 +259,7 @@ pub struct DeliveriesData {
 }
 
 /// What one recover step re-sent, and where the next starts.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RecoveredData {
     pub recovered: usize,
@@ -268,7 +270,7 @@ pub struct RecoveredData {
 }
 
 /// `?status&page&limit` of an endpoint's deliveries.
-#[derive(Debug, Default, Deserialize, IntoParams)]
+#[derive(Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase")]
 pub struct DeliveryListQuery {
@@ -299,8 +301,6 @@ fn webhook_id(raw: &str) -> Result<WebhookEndpointId, ApiError> {
     responses(
         (status = 201, description = "Created; the secret is in this answer only", body = Envelope<WebhookWithSecretData>),
         (status = 400, description = "VALIDATION_ERROR: url, eventTypes, description, or 50 endpoints already", body = ErrorEnvelope),
-        (status = 401, description = "UNAUTHORIZED or TOKEN_EXPIRED", body = ErrorEnvelope),
-        (status = 403, description = "FORBIDDEN: not an admin", body = ErrorEnvelope),
     )
 )]
 pub async fn create(
@@ -332,8 +332,6 @@ pub async fn create(
     security(("bearerAuth" = [])),
     responses(
         (status = 200, description = "The endpoints", body = Envelope<WebhooksData>),
-        (status = 401, description = "UNAUTHORIZED or TOKEN_EXPIRED", body = ErrorEnvelope),
-        (status = 403, description = "FORBIDDEN: not an admin", body = ErrorEnvelope),
     )
 )]
 pub async fn list(
@@ -354,8 +352,6 @@ pub async fn list(
     responses(
         (status = 200, description = "The endpoint", body = Envelope<WebhookView>),
         (status = 400, description = "VALIDATION_ERROR: malformed id", body = ErrorEnvelope),
-        (status = 401, description = "UNAUTHORIZED or TOKEN_EXPIRED", body = ErrorEnvelope),
-        (status = 403, description = "FORBIDDEN: not an admin", body = ErrorEnvelope),
         (status = 404, description = "NOT_FOUND", body = ErrorEnvelope),
     )
 )]
@@ -377,8 +373,6 @@ pub async fn show(
     responses(
         (status = 200, description = "Changed", body = Envelope<WebhookView>),
         (status = 400, description = "VALIDATION_ERROR", body = ErrorEnvelope),
-        (status = 401, description = "UNAUTHORIZED or TOKEN_EXPIRED", body = ErrorEnvelope),
-        (status = 403, description = "FORBIDDEN: not an admin", body = ErrorEnvelope),
         (status = 404, description = "NOT_FOUND", body = ErrorEnvelope),
     )
 )]
@@ -409,8 +403,6 @@ pub async fn update(
     responses(
         (status = 200, description = "Deleted", body = Envelope<MessageData>),
         (status = 400, description = "VALIDATION_ERROR: malformed id", body = ErrorEnvelope),
-        (status = 401, description = "UNAUTHORIZED or TOKEN_EXPIRED", body = ErrorEnvelope),
-        (status = 403, description = "FORBIDDEN: not an admin", body = ErrorEnvelope),
         (status = 404, description = "NOT_FOUND", body = ErrorEnvelope),
     )
 )]
@@ -440,8 +432,6 @@ pub async fn remove(
     responses(
         (status = 200, description = "Rotated; the new secret is in this answer only", body = Envelope<WebhookWithSecretData>),
         (status = 400, description = "VALIDATION_ERROR: overlapSeconds", body = ErrorEnvelope),
-        (status = 401, description = "UNAUTHORIZED or TOKEN_EXPIRED", body = ErrorEnvelope),
-        (status = 403, description = "FORBIDDEN: not an admin", body = ErrorEnvelope),
         (status = 404, description = "NOT_FOUND", body = ErrorEnvelope),
     )
 )]
@@ -477,8 +467,6 @@ pub async fn rotate_secret(
     responses(
         (status = 200, description = "A page of deliveries", body = Envelope<DeliveriesData>),
         (status = 400, description = "VALIDATION_ERROR: status, page or limit", body = ErrorEnvelope),
-        (status = 401, description = "UNAUTHORIZED or TOKEN_EXPIRED", body = ErrorEnvelope),
-        (status = 403, description = "FORBIDDEN: not an admin", body = ErrorEnvelope),
         (status = 404, description = "NOT_FOUND", body = ErrorEnvelope),
     )
 )]
@@ -516,8 +504,6 @@ pub async fn deliveries(
     responses(
         (status = 200, description = "The delivery", body = Envelope<DeliveryView>),
         (status = 400, description = "VALIDATION_ERROR: malformed id", body = ErrorEnvelope),
-        (status = 401, description = "UNAUTHORIZED or TOKEN_EXPIRED", body = ErrorEnvelope),
-        (status = 403, description = "FORBIDDEN: not an admin", body = ErrorEnvelope),
         (status = 404, description = "NOT_FOUND", body = ErrorEnvelope),
     )
 )]
@@ -540,8 +526,6 @@ pub async fn delivery(
     responses(
         (status = 202, description = "Queued; the attempts show in the delivery", body = Envelope<DeliveryView>),
         (status = 400, description = "VALIDATION_ERROR: malformed id, or the endpoint is disabled", body = ErrorEnvelope),
-        (status = 401, description = "UNAUTHORIZED or TOKEN_EXPIRED", body = ErrorEnvelope),
-        (status = 403, description = "FORBIDDEN: not an admin", body = ErrorEnvelope),
         (status = 404, description = "NOT_FOUND", body = ErrorEnvelope),
     )
 )]
@@ -572,8 +556,6 @@ pub async fn retry(
     responses(
         (status = 202, description = "Queued", body = Envelope<RecoveredData>),
         (status = 400, description = "VALIDATION_ERROR: since, after, or the endpoint is disabled", body = ErrorEnvelope),
-        (status = 401, description = "UNAUTHORIZED or TOKEN_EXPIRED", body = ErrorEnvelope),
-        (status = 403, description = "FORBIDDEN: not an admin", body = ErrorEnvelope),
         (status = 404, description = "NOT_FOUND", body = ErrorEnvelope),
     )
 )]
