@@ -13,7 +13,6 @@ use axum::Router;
 use axum::http::{HeaderValue, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use std::sync::LazyLock;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::schema::{Object, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -83,7 +82,7 @@ pub fn router() -> Router<AppState> {
     responses((status = 200, description = "The OpenAPI document", content_type = "application/json", body = Object))
 )]
 pub async fn openapi_json() -> Response {
-    let mut response = json().into_response();
+    let mut response = DOCUMENT.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
@@ -267,15 +266,18 @@ impl Modify for AdminErrors {
     }
 }
 
-/// The document as JSON, built once: it only depends on the code.
-pub fn json() -> String {
-    static DOCUMENT: LazyLock<String> = LazyLock::new(|| {
-        ApiDoc::openapi().to_pretty_json().unwrap_or_else(|error| {
-            tracing::error!(error = %error, "the OpenAPI document does not serialise");
-            "{}".to_string()
-        })
-    });
-    DOCUMENT.clone()
+/// The document as served: what [`generated`] builds from the code, kept as text in
+/// `api/openapi.json` so the packages carry the text rather than the code that builds it (a
+/// sixth of the API Lambda's package). A test fails when the two differ;
+/// `GIFTIFY_WRITE_OPENAPI=1 cargo test -p giftify-api openapi` writes it anew.
+pub const DOCUMENT: &str = include_str!("../openapi.json");
+
+/// The document generated from the handlers' attributes and the DTOs' derives.
+pub fn generated() -> String {
+    ApiDoc::openapi()
+        .to_pretty_json()
+        .map(|json| json + "\n")
+        .unwrap_or_else(|error| panic!("the OpenAPI document does not serialise: {error}"))
 }
 
 #[cfg(test)]
@@ -284,7 +286,21 @@ mod tests {
     use serde_json::Value;
 
     fn document() -> Value {
-        serde_json::from_str(&json()).expect("the document is JSON")
+        serde_json::from_str(DOCUMENT).expect("the document is JSON")
+    }
+
+    #[test]
+    fn the_served_document_is_the_one_the_code_generates() {
+        let generated = generated();
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.json");
+        if std::env::var_os("GIFTIFY_WRITE_OPENAPI").is_some() {
+            std::fs::write(path, &generated).expect("write api/openapi.json");
+        }
+        assert!(
+            DOCUMENT == generated,
+            "api/openapi.json is not what the code generates: run \
+             `GIFTIFY_WRITE_OPENAPI=1 cargo test -p giftify-api openapi` and commit it"
+        );
     }
 
     #[test]
