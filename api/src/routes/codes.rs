@@ -262,6 +262,7 @@ fn import_request(
         (status = 403, description = "FORBIDDEN: not an admin", body = ErrorEnvelope),
         (status = 404, description = "NOT_FOUND: no such variant", body = ErrorEnvelope),
         (status = 413, description = "PAYLOAD_TOO_LARGE: over 2 MiB", body = ErrorEnvelope),
+        (status = 422, description = "IDEMPOTENCY_KEY_REUSED: this batch reference was imported before with other rows", body = ErrorEnvelope),
     )
 )]
 pub async fn import(
