@@ -277,6 +277,14 @@ impl Event {
         }
     }
 
+    /// When what the event announces happened.
+    pub fn occurred_at(&self) -> DateTime<Utc> {
+        match self {
+            Event::Order(e) => e.occurred_at,
+            Event::Card(e) => e.occurred_at,
+        }
+    }
+
     pub fn sequence(&self) -> u64 {
         match self {
             Event::Order(e) => e.sequence,

@@ -3,7 +3,7 @@
 //! the caller read. Deleting an endpoint deletes its deliveries with it.
 
 use super::SqliteStore;
-use super::codec::{DbError, DbResult, all, count, execute, one, page_bounds, ts};
+use super::codec::{DbResult, all, count, execute, one, page_bounds, ts};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use giftify_shared::Missing;
@@ -13,15 +13,11 @@ use giftify_shared::wallet::{Page, PageRequest};
 use giftify_shared::webhooks::{DeliveryState, WebhookDelivery, WebhookEndpoint};
 use giftify_shared::{Error, Result};
 use rusqlite::{Connection, OptionalExtension, params};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 
-fn to_json(value: &impl Serialize) -> DbResult<String> {
-    serde_json::to_string(value).map_err(|e| Error::Internal(e.into()).into())
-}
-
-fn from_json<T: DeserializeOwned>(raw: &str) -> DbResult<T> {
-    serde_json::from_str(raw).map_err(|_| DbError::corrupt("a webhook record that is not JSON"))
+/// A record's JSON body (a body that does not parse is corrupt data: `DbError`'s
+/// conversion).
+fn record<T: serde::de::DeserializeOwned>(raw: &str) -> DbResult<T> {
+    Ok(serde_json::from_str(raw)?)
 }
 
 fn endpoint_by_id(conn: &Connection, id: &WebhookEndpointId) -> DbResult<WebhookEndpoint> {
@@ -33,7 +29,7 @@ fn endpoint_by_id(conn: &Connection, id: &WebhookEndpointId) -> DbResult<Webhook
         )
         .optional()?;
     match body {
-        Some(body) => from_json(&body),
+        Some(body) => record(&body),
         None => Err(Error::NotFound(Missing::WebhookEndpoint).into()),
     }
 }
@@ -47,7 +43,7 @@ fn delivery_by_event(
         conn,
         "SELECT body FROM webhook_deliveries WHERE endpoint_id = ?1 AND event_id = ?2",
         params![endpoint.as_str(), event_id],
-        |row| from_json(&row.get::<_, String>(0)?),
+        |row| record(&row.get::<_, String>(0)?),
     )
 }
 
@@ -68,7 +64,7 @@ fn open_delivery(conn: &Connection, delivery: &WebhookDelivery) -> DbResult<Webh
             delivery.next_attempt_at.map(ts),
             delivery.version,
             ts(delivery.created_at),
-            to_json(delivery)?,
+            serde_json::to_string(delivery)?,
         ],
     )
     .map_err(|e| e.missing_on_foreign_key(Missing::WebhookEndpoint))?;
@@ -132,7 +128,7 @@ impl Webhooks for SqliteStore {
                     endpoint.id.as_str(),
                     endpoint.version,
                     ts(endpoint.created_at),
-                    to_json(&endpoint)?
+                    serde_json::to_string(&endpoint)?
                 ],
             )?;
             if inserted == 0 {
@@ -154,7 +150,7 @@ impl Webhooks for SqliteStore {
                 conn,
                 "SELECT body FROM webhook_endpoints ORDER BY created_at, id",
                 [],
-                |row| from_json(&row.get::<_, String>(0)?),
+                |row| record(&row.get::<_, String>(0)?),
             )
         })
         .await
@@ -167,7 +163,11 @@ impl Webhooks for SqliteStore {
                 conn,
                 "UPDATE webhook_endpoints SET version = ?2, body = ?3 \
                  WHERE id = ?1 AND version = ?2 - 1",
-                params![endpoint.id.as_str(), endpoint.version, to_json(&endpoint)?],
+                params![
+                    endpoint.id.as_str(),
+                    endpoint.version,
+                    serde_json::to_string(&endpoint)?
+                ],
             )?;
             if saved == 0 {
                 endpoint_by_id(conn, &endpoint.id)?;
@@ -215,7 +215,7 @@ impl Webhooks for SqliteStore {
                 conn,
                 "SELECT body FROM webhook_deliveries WHERE id = ?1 AND endpoint_id = ?2",
                 params![id.as_str(), endpoint.as_str()],
-                |row| from_json(&row.get::<_, String>(0)?),
+                |row| record(&row.get::<_, String>(0)?),
             )?
             .ok_or_else(|| Error::NotFound(Missing::WebhookDelivery).into())
         })
@@ -234,7 +234,7 @@ impl Webhooks for SqliteStore {
                     delivery.state.as_str(),
                     delivery.next_attempt_at.map(ts),
                     delivery.version,
-                    to_json(&delivery)?
+                    serde_json::to_string(&delivery)?
                 ],
             )?;
             if saved == 0 {
@@ -253,7 +253,7 @@ impl Webhooks for SqliteStore {
                  WHERE state = 'PENDING' AND next_attempt_at <= ?1 \
                  ORDER BY next_attempt_at LIMIT ?2",
                 params![ts(now), limit],
-                |row| from_json(&row.get::<_, String>(0)?),
+                |row| record(&row.get::<_, String>(0)?),
             )
         })
         .await
@@ -282,7 +282,7 @@ impl Webhooks for SqliteStore {
                      ORDER BY created_at DESC, id DESC LIMIT ?3 OFFSET ?4"
                 ),
                 params![endpoint.as_str(), state, limit, offset],
-                |row| from_json(&row.get::<_, String>(0)?),
+                |row| record(&row.get::<_, String>(0)?),
             )?;
             Ok(Page {
                 items,

@@ -7,7 +7,7 @@
 //! of two dispatchers woken for one delivery only one posts it.
 
 use super::Giftify;
-use crate::events::{Event, Feed, FeedCursor};
+use crate::events::{Feed, FeedCursor};
 use crate::ids::{UserId, WebhookDeliveryId, WebhookEndpointId};
 use crate::ports::SignedPost;
 use crate::wallet::{Page, PageRequest};
@@ -352,7 +352,7 @@ impl Giftify {
                     has_more = true;
                     break 'pages;
                 }
-                if occurred_at(event) >= since && endpoint.wants(event.event_type()) {
+                if event.occurred_at() >= since && endpoint.wants(event.event_type()) {
                     self.resend(&endpoint.id, &Outgoing::from(event)).await?;
                     recovered += 1;
                 }
@@ -598,12 +598,5 @@ impl Giftify {
                 .await?;
         }
         Ok(())
-    }
-}
-
-fn occurred_at(event: &Event) -> DateTime<Utc> {
-    match event {
-        Event::Order(e) => e.occurred_at,
-        Event::Card(e) => e.occurred_at,
     }
 }
