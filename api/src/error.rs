@@ -41,6 +41,7 @@ pub enum ErrorCode {
     CartLocked,
     PriceChanged,
     OrderNotCancellable,
+    OrderAlreadyFinal,
     IdempotencyInProgress,
     PayloadTooLarge,
     UriTooLong,
@@ -78,6 +79,7 @@ impl ErrorCode {
             ErrorCode::CartLocked => "CART_LOCKED",
             ErrorCode::PriceChanged => "PRICE_CHANGED",
             ErrorCode::OrderNotCancellable => "ORDER_NOT_CANCELLABLE",
+            ErrorCode::OrderAlreadyFinal => "ORDER_ALREADY_FINAL",
             ErrorCode::IdempotencyInProgress => "IDEMPOTENCY_IN_PROGRESS",
             ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             ErrorCode::UriTooLong => "URI_TOO_LONG",
@@ -423,6 +425,10 @@ fn core_parts(error: &CoreError) -> Parts {
         }
         CoreError::OrderNotCancellable(status) => {
             Parts::new(S::CONFLICT, ErrorCode::OrderNotCancellable, message)
+                .details(json!({ "status": status.as_str() }))
+        }
+        CoreError::OrderAlreadyFinal(status) => {
+            Parts::new(S::CONFLICT, ErrorCode::OrderAlreadyFinal, message)
                 .details(json!({ "status": status.as_str() }))
         }
         CoreError::InsufficientBalance { balance, required } => Parts::new(

@@ -38,6 +38,9 @@ pub enum Error {
     PriceChanged { variant_ids: Vec<VariantId> },
     #[error("an order in status {0} cannot be cancelled")]
     OrderNotCancellable(OrderStatus),
+    /// The order reached a final status already, so there is nothing left to give up.
+    #[error("the order is {0} already")]
+    OrderAlreadyFinal(OrderStatus),
     #[error("insufficient wallet balance")]
     InsufficientBalance { balance: Paise, required: Paise },
     #[error("the wallet balance may not exceed {limit}")]
@@ -110,6 +113,7 @@ pub enum Missing {
     ApiKey,
     WebhookEndpoint,
     WebhookDelivery,
+    DeadLetter,
 }
 
 impl Missing {
@@ -126,12 +130,13 @@ impl Missing {
             Missing::ApiKey => "API key",
             Missing::WebhookEndpoint => "webhook endpoint",
             Missing::WebhookDelivery => "webhook delivery",
+            Missing::DeadLetter => "dead letter",
         }
     }
 }
 
 impl Missing {
-    pub const ALL: [Missing; 10] = [
+    pub const ALL: [Missing; 11] = [
         Missing::User,
         Missing::Product,
         Missing::Variant,
@@ -142,6 +147,7 @@ impl Missing {
         Missing::ApiKey,
         Missing::WebhookEndpoint,
         Missing::WebhookDelivery,
+        Missing::DeadLetter,
     ];
 
     pub fn parse(noun: &str) -> Option<Missing> {
@@ -211,6 +217,9 @@ pub enum Refusal {
     OrderNotCancellable {
         status: String,
     },
+    OrderAlreadyFinal {
+        status: String,
+    },
     InsufficientBalance {
         balance: i64,
         required: i64,
@@ -252,6 +261,9 @@ impl Refusal {
                 variant_ids: variant_ids.iter().map(ToString::to_string).collect(),
             },
             Error::OrderNotCancellable(status) => Refusal::OrderNotCancellable {
+                status: status.as_str().into(),
+            },
+            Error::OrderAlreadyFinal(status) => Refusal::OrderAlreadyFinal {
                 status: status.as_str().into(),
             },
             Error::InsufficientBalance { balance, required } => Refusal::InsufficientBalance {
@@ -298,6 +310,9 @@ impl Refusal {
             },
             Refusal::OrderNotCancellable { status } => {
                 Error::OrderNotCancellable(OrderStatus::parse(&status).ok_or_else(corrupt)?)
+            }
+            Refusal::OrderAlreadyFinal { status } => {
+                Error::OrderAlreadyFinal(OrderStatus::parse(&status).ok_or_else(corrupt)?)
             }
             Refusal::InsufficientBalance { balance, required } => Error::InsufficientBalance {
                 balance: Paise::new(balance),

@@ -24,6 +24,9 @@ pub struct OrderEvent {
     pub refund_amount: Paise,
     pub fulfilled_amount: Paise,
     pub items: Vec<EventItem>,
+    /// Why the order was given up and refunded in full, for an order given up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refund_reason: Option<String>,
     /// The client's own reference of the order, when it gave one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_reference: Option<String>,
@@ -91,6 +94,7 @@ impl OrderEvent {
                     fulfilled_quantity: l.fulfilled_quantity,
                 })
                 .collect(),
+            refund_reason: order.fulfillment.refund_reason.clone(),
             client_reference: order
                 .labels
                 .client_reference

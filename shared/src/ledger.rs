@@ -25,6 +25,10 @@ pub mod describe {
         format!("Refund for cancelled order {order}")
     }
 
+    pub fn refund_of_given_up(order: &OrderId) -> String {
+        format!("Refund for order {order}, which could not be fulfilled")
+    }
+
     pub fn refund_of_unfulfilled(order: &OrderId) -> String {
         format!("Refund for unfulfilled items of {order}")
     }
@@ -152,6 +156,26 @@ impl Movement {
         at: DateTime<Utc>,
     ) -> Self {
         let description = describe::refund_of_cancelled(order);
+        Movement::of_order(
+            TransactionType::Refund,
+            description,
+            id,
+            user,
+            order,
+            amount,
+            at,
+        )
+    }
+
+    /// The refund of an order given up before anything was issued: everything it paid.
+    pub fn refund_of_given_up(
+        id: TransactionId,
+        user: UserId,
+        order: &OrderId,
+        amount: Paise,
+        at: DateTime<Utc>,
+    ) -> Self {
+        let description = describe::refund_of_given_up(order);
         Movement::of_order(
             TransactionType::Refund,
             description,

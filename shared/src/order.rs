@@ -84,6 +84,9 @@ pub struct FulfillmentDetails {
     pub fulfilled_at: Option<DateTime<Utc>>,
     pub partial_fulfillment: bool,
     pub refund_processed: bool,
+    /// Why an order was given up and refunded in full ([`Closing::GiveUp`]); `None` for every
+    /// other order.
+    pub refund_reason: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -149,28 +152,52 @@ impl Order {
         Some(started)
     }
 
-    /// PENDING → CANCELLED with everything paid refunded: the order after, and the refund.
+    /// The order closed with everything paid refunded, as `c` asks: the order after, and the
+    /// refund. A customer's cancel moves PENDING → CANCELLED; a give-up moves PENDING or
+    /// PROCESSING → REFUNDED with its reason. Nothing was issued before either (fulfillment
+    /// commits its cards with the final status), so the refund is the whole paid amount.
     /// # Errors
     /// [`Error::NotFound`] when the order is another user's (indistinguishable from a missing
-    /// one), [`Error::OrderNotCancellable`] when the state machine forbids the move.
-    pub fn cancelled(&self, c: &Cancellation) -> Result<(Order, Movement)> {
+    /// one); for a cancel [`Error::OrderNotCancellable`], for a give-up
+    /// [`Error::OrderAlreadyFinal`], when the state machine forbids the move.
+    pub fn refunded_in_full(&self, c: &Cancellation) -> Result<(Order, Movement)> {
         if self.id != c.order_id || self.user_id != c.user_id {
             return Err(Error::NotFound(Missing::Order));
         }
-        let mut cancelled = self
-            .moved_to(OrderStatus::Cancelled, c.now)
-            .ok_or(Error::OrderNotCancellable(self.status))?;
-        cancelled.refund_amount = self.paid_amount;
-        cancelled.fulfillment.refund_processed = true;
-        cancelled.notified_at = None;
-        let refund = Movement::refund_of_cancelled(
-            c.refund_transaction_id.clone(),
-            self.user_id.clone(),
-            &self.id,
-            self.paid_amount,
-            c.now,
-        );
-        Ok((cancelled, refund))
+        let (next, refused) = match &c.closing {
+            Closing::Cancel => (
+                OrderStatus::Cancelled,
+                Error::OrderNotCancellable(self.status),
+            ),
+            Closing::GiveUp { .. } => (
+                OrderStatus::Refunded,
+                Error::OrderAlreadyFinal(self.status),
+            ),
+        };
+        let mut closed = self.moved_to(next, c.now).ok_or(refused)?;
+        closed.refund_amount = self.paid_amount;
+        closed.fulfillment.refund_processed = true;
+        closed.notified_at = None;
+        let refund = match &c.closing {
+            Closing::Cancel => Movement::refund_of_cancelled(
+                c.refund_transaction_id.clone(),
+                self.user_id.clone(),
+                &self.id,
+                self.paid_amount,
+                c.now,
+            ),
+            Closing::GiveUp { reason } => {
+                closed.fulfillment.refund_reason = Some(reason.as_str().to_string());
+                Movement::refund_of_given_up(
+                    c.refund_transaction_id.clone(),
+                    self.user_id.clone(),
+                    &self.id,
+                    self.paid_amount,
+                    c.now,
+                )
+            }
+        };
+        Ok((closed, refund))
     }
 
     /// PROCESSING → the fulfillment's final status, with its quantities, refund and dates
@@ -185,6 +212,9 @@ impl Order {
         let bug = |message: &str| Err(Error::internal(message));
         if f.order_id != self.id || f.user_id != self.user_id {
             return bug("the fulfillment names another order or user");
+        }
+        if self.status != OrderStatus::Processing {
+            return bug("only a PROCESSING order is fulfilled");
         }
         if f.fulfilled_quantities.len() != self.items.len() {
             return bug("the fulfillment has another number of lines than the order");
@@ -431,6 +461,7 @@ mod tests {
         use OrderStatus::*;
         assert!(Pending.can_become(Processing));
         assert!(Pending.can_become(Cancelled));
+        assert!(Pending.can_become(Refunded));
         assert!(Processing.can_become(Fulfilled));
         assert!(Processing.can_become(PartiallyFulfilled));
         assert!(Processing.can_become(Refunded));
@@ -449,7 +480,7 @@ mod tests {
         );
         assert_eq!(
             OrderStatus::sources_of(Refunded).collect::<Vec<_>>(),
-            vec![Processing]
+            vec![Pending, Processing]
         );
         for s in OrderStatus::ALL {
             assert_eq!(OrderStatus::parse(s.as_str()), Some(s));
@@ -549,14 +580,60 @@ impl Fulfillment {
     }
 }
 
-/// A user's cancel of a PENDING order, with its full refund.
+/// An order closed before anything was issued, with its full refund: a user's cancel of a
+/// PENDING order, or an order given up.
 #[derive(Clone, Debug)]
 pub struct Cancellation {
     pub order_id: OrderId,
     pub user_id: UserId,
+    pub closing: Closing,
     pub refund_transaction_id: TransactionId,
     pub idempotency: Option<IdempotencyCommit>,
     pub now: DateTime<Utc>,
+}
+
+/// Who closes an order with a full refund, and so which status it ends in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Closing {
+    /// The customer's cancel: PENDING → CANCELLED.
+    Cancel,
+    /// Given up by an operator or by the reconciler: PENDING or PROCESSING → REFUNDED.
+    GiveUp { reason: RefundReason },
+}
+
+/// Why an order was given up: shown to its owner and sent in its `order.refunded` event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefundReason(String);
+
+impl RefundReason {
+    /// Longest reason kept.
+    pub const MAX_CHARS: usize = 500;
+
+    /// The reconciler's reason for an order not final `deadline` after it was placed.
+    pub fn stuck(deadline: chrono::Duration) -> Self {
+        RefundReason(format!(
+            "not fulfilled within {} seconds of being placed; refunded automatically",
+            deadline.num_seconds()
+        ))
+    }
+
+    /// An operator's reason, as they gave it.
+    /// # Errors
+    /// [`Error::Validation`] for a blank reason or one longer than [`Self::MAX_CHARS`].
+    pub fn given(reason: &str) -> Result<Self> {
+        let reason = reason.trim();
+        if reason.is_empty() || reason.chars().count() > Self::MAX_CHARS {
+            return Err(Error::validation(
+                "reason",
+                format!("reason must be 1 to {} characters", Self::MAX_CHARS),
+            ));
+        }
+        Ok(RefundReason(reason.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 /// The queue message that asks for an order's fulfillment. The message group is the user,
@@ -640,6 +717,27 @@ impl DeadLetter {
         match &self.body {
             DeadLetterBody::Order(message) => Some(message),
             DeadLetterBody::Unreadable { .. } => None,
+        }
+    }
+}
+
+/// Which dead letter an operator command means.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LetterPick {
+    /// The oldest one.
+    Oldest,
+    /// The oldest one carrying this order's message.
+    Order(OrderId),
+    /// The one with this message id.
+    Message(String),
+}
+
+impl LetterPick {
+    pub fn picks(&self, letter: &DeadLetter) -> bool {
+        match self {
+            LetterPick::Oldest => true,
+            LetterPick::Order(order) => letter.order().is_some_and(|m| &m.order_id == order),
+            LetterPick::Message(id) => &letter.message_id == id,
         }
     }
 }

@@ -22,6 +22,7 @@ use crate::keys::KeyName;
 use crate::labels::ClientReference;
 use crate::ledger::TopUp;
 use crate::order::{
+    LetterPick,
     Analytics, Cancellation, DeadLetter, Fulfillment, Order, OrderMessage, OrderPlacement,
     OrderStatus, Outbox, QueueDepths,
 };
@@ -277,16 +278,26 @@ pub trait Orders: Send + Sync {
     /// take or an allocated code is no longer available, and change nothing. An order no
     /// longer PROCESSING MUST be returned unchanged.
     async fn complete_fulfillment(&self, fulfillment: &Fulfillment) -> Result<Order>;
-    /// PENDING → CANCELLED with a full refund, unlocking the cart, atomically.
+    /// Closes an order before anything was issued, as [`Order::refunded_in_full`] decides: the
+    /// move to CANCELLED (a cancel) or REFUNDED (a give-up), the full refund with its REFUND
+    /// transaction, and the cart unlocked — atomically, conditional on the status read. Of a
+    /// give-up and a fulfillment that race, exactly one commits.
     /// # Errors
     /// MUST return [`crate::Error::NotFound`] unless the order exists and belongs to the user,
-    /// [`crate::Error::OrderNotCancellable`] when it is not PENDING, [`crate::Error::IdempotencyInProgress`]
-    /// when the token lost its key — each changing nothing.
-    async fn cancel_pending(&self, cancellation: &Cancellation) -> Result<Order>;
+    /// [`crate::Error::OrderNotCancellable`] (a cancel) or [`crate::Error::OrderAlreadyFinal`]
+    /// (a give-up) when the state machine forbids the move,
+    /// [`crate::Error::IdempotencyInProgress`] when the token lost its key — each changing
+    /// nothing.
+    async fn refund_in_full(&self, cancellation: &Cancellation) -> Result<Order>;
     /// Records that the event of the order's current final status was published.
     async fn mark_notified(&self, id: &OrderId, now: DateTime<Utc>) -> Result<()>;
-    /// PENDING orders created before `before`, oldest first.
-    async fn stale_pending(&self, before: DateTime<Utc>, limit: u32) -> Result<Vec<Order>>;
+    /// Orders in `status` created before `before`, oldest first, up to `limit`.
+    async fn stale_orders(
+        &self,
+        status: OrderStatus,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Order>>;
     /// Orders in a final status whose event is not yet published, oldest first.
     async fn unnotified(&self, limit: u32) -> Result<Vec<Order>>;
     async fn analytics(&self) -> Result<Analytics>;
@@ -430,12 +441,13 @@ pub trait Inbox: Send + Sync {
 pub trait QueueOps: Send + Sync {
     /// Up to `limit` dead letters, oldest first, unreadable ones included.
     async fn dead_letters(&self, limit: u32) -> Result<Vec<DeadLetter>>;
-    /// Moves the oldest dead letter with an order message back to the queue (same group, fresh
-    /// deduplication id); `None` when there is none. Unreadable letters stay where they are:
-    /// sent again they would only fail again (see [`QueueOps::delete_dead_letter`]).
-    async fn redrive_next(&self) -> Result<Option<DeadLetter>>;
-    /// Removes one dead letter for good; `None` when no dead letter has this id.
-    async fn delete_dead_letter(&self, message_id: &str) -> Result<Option<DeadLetter>>;
+    /// Moves the oldest dead letter that `pick` picks and that carries an order message back to
+    /// the queue (same group, fresh deduplication id); `None` when there is none. Unreadable
+    /// letters stay where they are: sent again they would only fail again (see
+    /// [`QueueOps::delete_dead_letter`]).
+    async fn redrive(&self, pick: &LetterPick) -> Result<Option<DeadLetter>>;
+    /// Removes the oldest dead letter that `pick` picks for good; `None` when there is none.
+    async fn delete_dead_letter(&self, pick: &LetterPick) -> Result<Option<DeadLetter>>;
     async fn depths(&self) -> Result<QueueDepths>;
 }
 

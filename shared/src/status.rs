@@ -55,13 +55,16 @@ impl OrderStatus {
     }
 
     /// The state machine: `PENDING → PROCESSING → FULFILLED | PARTIALLY_FULFILLED | REFUNDED`,
-    /// and `PENDING → CANCELLED`. Nothing leaves a final status.
+    /// `PENDING → CANCELLED` (the customer's cancel), and `PENDING → REFUNDED` (given up: an
+    /// operator's refund, or the reconciler's when an order is stuck past its deadline before
+    /// a worker started it). Nothing leaves a final status.
     pub fn can_become(self, next: OrderStatus) -> bool {
         use OrderStatus::*;
         matches!(
             (self, next),
             (Pending, Processing)
                 | (Pending, Cancelled)
+                | (Pending, Refunded)
                 | (Processing, Fulfilled)
                 | (Processing, PartiallyFulfilled)
                 | (Processing, Refunded)

@@ -73,6 +73,9 @@ fn details_value(d: &FulfillmentDetails) -> AttributeValue {
     if let Some(at) = d.fulfilled_at {
         raw.insert("fulfilledAt".into(), ts(at));
     }
+    if let Some(reason) = &d.refund_reason {
+        raw.insert("refundReason".into(), s(reason.as_str()));
+    }
     AttributeValue::M(raw)
 }
 
@@ -156,6 +159,7 @@ fn order_from(raw: &Item) -> Result<Order> {
                 fulfilled_at: d.opt_ts("fulfilledAt")?,
                 partial_fulfillment: d.bool("partialFulfillment")?,
                 refund_processed: d.bool("refundProcessed")?,
+                refund_reason: d.opt_s("refundReason")?.map(str::to_string),
             }
         }
         None => FulfillmentDetails::default(),
@@ -574,24 +578,24 @@ impl Orders for DynamoStore {
         .await
     }
 
-    async fn cancel_pending(&self, c: &Cancellation) -> Result<Order> {
+    async fn refund_in_full(&self, c: &Cancellation) -> Result<Order> {
         retrying(|| async {
             let current = self.order_or_missing(&c.order_id).await?;
-            let (cancelled, refund) = current.cancelled(c)?;
+            let (closed, refund) = current.refunded_in_full(c)?;
             let mut transaction = Transaction::new();
             transaction.push(
                 update(
                     &self.tables.orders,
-                    order_key(&cancelled.id),
+                    order_key(&closed.id),
                     "SET #status = :status, #refundAmount = :refund, \
                      #fulfillmentDetails = :details, #updatedAt = :now, #notifyPending = :yes \
                      REMOVE #notifiedAt",
                     Some("#status = :from"),
                     item([
-                        (":status", s(cancelled.status.as_str())),
-                        (":refund", money(cancelled.refund_amount)),
-                        (":details", details_value(&cancelled.fulfillment)),
-                        (":now", ts(cancelled.updated_at)),
+                        (":status", s(closed.status.as_str())),
+                        (":refund", money(closed.refund_amount)),
+                        (":details", details_value(&closed.fulfillment)),
+                        (":now", ts(closed.updated_at)),
                         (":yes", s("1")),
                         (":from", s(current.status.as_str())),
                     ]),
@@ -615,7 +619,7 @@ impl Orders for DynamoStore {
             self.commit(transaction)
                 .await
                 .map_err(TxFailure::into_error)?;
-            Ok(cancelled)
+            Ok(closed)
         })
         .await
     }
@@ -646,16 +650,21 @@ impl Orders for DynamoStore {
             .or_else(|error| lost_race_or_error(error).map_or(Ok(()), Err))
     }
 
-    async fn stale_pending(&self, before: DateTime<Utc>, limit: u32) -> Result<Vec<Order>> {
+    async fn stale_orders(
+        &self,
+        status: OrderStatus,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Order>> {
         let output = self
             .client
             .query()
             .table_name(&self.tables.orders)
             .index_name("status-createdAt-index")
-            .key_condition_expression("#status = :pending AND #createdAt < :before")
+            .key_condition_expression("#status = :status AND #createdAt < :before")
             .set_expression_attribute_names(super::store::names_of(&["#status #createdAt"]))
             .set_expression_attribute_values(Some(item([
-                (":pending", s(OrderStatus::Pending.as_str())),
+                (":status", s(status.as_str())),
                 (":before", ts(before)),
             ])))
             .limit(limit as i32)
@@ -669,12 +678,12 @@ impl Orders for DynamoStore {
             .map(|raw| Ok(OrderId::parse(Attrs::new(raw, "orders").s("orderId")?)?))
             .collect::<Result<Vec<_>>>()?;
         // The index (keys only, eventually consistent) lags the table: keep the orders that
-        // are still PENDING now.
+        // are still in the status now.
         Ok(self
             .orders_by_id(&ids)
             .await?
             .into_iter()
-            .filter(|order| order.status == OrderStatus::Pending)
+            .filter(|order| order.status == status)
             .collect())
     }
 

@@ -9,11 +9,12 @@
 
 use super::item::{item, s, sdk_error};
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use giftify_shared::inbox::Delivery;
-use giftify_shared::order::{DeadLetter, DeadLetterBody, OrderMessage, QueueDepths};
+use giftify_shared::order::{DeadLetter, DeadLetterBody, LetterPick, OrderMessage, QueueDepths};
 use giftify_shared::ports::{OrderQueue, QueueOps};
 use giftify_shared::{Error, Result};
 
@@ -65,19 +66,32 @@ impl FailureNotes {
         Ok(())
     }
 
-    async fn last(&self, message_id: &str) -> Result<Option<String>> {
+    /// The last failure noted for the message, and when: for a dead letter, the failure that
+    /// sent it to the dead-letter queue.
+    async fn last(&self, message_id: &str) -> Result<Option<(String, DateTime<Utc>)>> {
         let output = self
             .client
             .get_item()
             .table_name(&self.table)
             .set_key(Some(Self::key(message_id)))
+            .consistent_read(true)
             .send()
             .await
             .map_err(sdk_error)?;
-        Ok(output
-            .item
-            .and_then(|mut i| i.remove("error"))
-            .and_then(|e| e.as_s().ok().cloned()))
+        let Some(note) = output.item else {
+            return Ok(None);
+        };
+        let attrs = super::item::Attrs::new(&note, "failure note");
+        Ok(Some((attrs.s("error")?.to_string(), attrs.ts("at")?)))
+    }
+
+    /// The dead letter with its last failure noted, when there is one.
+    async fn annotated(&self, letter: &mut DeadLetter) -> Result<()> {
+        if let Some((error, at)) = self.last(&letter.message_id).await? {
+            letter.last_error = Some(error);
+            letter.dead_at = Some(at);
+        }
+        Ok(())
     }
 }
 
@@ -295,19 +309,17 @@ impl QueueOps for SqsQueue {
         let mut letters = Vec::new();
         for message in seen.iter().take(limit as usize) {
             let mut letter = dead_letter(message);
-            letter.last_error = self.notes.last(&message.message_id).await?;
+            self.notes.annotated(&mut letter).await?;
             letters.push(letter);
         }
         Ok(letters)
     }
 
-    async fn redrive_next(&self) -> Result<Option<DeadLetter>> {
+    async fn redrive(&self, pick: &LetterPick) -> Result<Option<DeadLetter>> {
         let (_, picked) = self
             .look_through_dead_letters(MAX_LOOKED_THROUGH, |message| {
-                matches!(
-                    DeadLetterBody::parse(&message.body),
-                    DeadLetterBody::Order(_)
-                )
+                let letter = dead_letter(message);
+                letter.order().is_some() && pick.picks(&letter)
             })
             .await?;
         let Some(message) = picked else {
@@ -330,17 +342,17 @@ impl QueueOps for SqsQueue {
         Ok(Some(letter))
     }
 
-    async fn delete_dead_letter(&self, message_id: &str) -> Result<Option<DeadLetter>> {
+    async fn delete_dead_letter(&self, pick: &LetterPick) -> Result<Option<DeadLetter>> {
         let (_, picked) = self
             .look_through_dead_letters(MAX_LOOKED_THROUGH, |message| {
-                message.message_id == message_id
+                pick.picks(&dead_letter(message))
             })
             .await?;
         let Some(message) = picked else {
             return Ok(None);
         };
         let mut letter = dead_letter(&message);
-        letter.last_error = self.notes.last(&message.message_id).await?;
+        self.notes.annotated(&mut letter).await?;
         self.delete_from(&self.dead_letter_url, &message.receipt)
             .await?;
         Ok(Some(letter))

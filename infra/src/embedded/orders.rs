@@ -90,7 +90,7 @@ fn decode_lines(raw: &str) -> DbResult<Vec<OrderLine>> {
 
 const ORDER_COLUMNS: &str = "id, user_id, status, source, total_amount, paid_amount, \
      refund_amount, lines, attempted_at, fulfilled_at, partial_fulfillment, refund_processed, \
-     created_at, updated_at, notified_at, client_reference, metadata";
+     created_at, updated_at, notified_at, client_reference, metadata, refund_reason";
 
 fn order_from_row(row: &Row) -> DbResult<Order> {
     Ok(Order {
@@ -107,6 +107,7 @@ fn order_from_row(row: &Row) -> DbResult<Order> {
             fulfilled_at: opt_time(row, "fulfilled_at")?,
             partial_fulfillment: row.get("partial_fulfillment")?,
             refund_processed: row.get("refund_processed")?,
+            refund_reason: row.get("refund_reason")?,
         },
         created_at: time(row, "created_at")?,
         updated_at: time(row, "updated_at")?,
@@ -221,7 +222,7 @@ fn save_moved(conn: &Connection, before: &Order, after: &Order) -> DbResult<()> 
         conn,
         "UPDATE orders SET status = ?3, lines = ?4, refund_amount = ?5, attempted_at = ?6, \
          fulfilled_at = ?7, partial_fulfillment = ?8, refund_processed = ?9, notified_at = ?10, \
-         updated_at = ?11 \
+         updated_at = ?11, refund_reason = ?12 \
          WHERE id = ?1 AND status = ?2",
         params![
             after.id.as_str(),
@@ -235,6 +236,7 @@ fn save_moved(conn: &Connection, before: &Order, after: &Order) -> DbResult<()> 
             after.fulfillment.refund_processed,
             after.notified_at.map(ts),
             ts(after.updated_at),
+            after.fulfillment.refund_reason,
         ],
     )?;
     if changed != 1 {
@@ -294,13 +296,13 @@ fn complete(conn: &Connection, f: &Fulfillment) -> DbResult<Order> {
     stored_order(conn, &order.id)
 }
 
-fn cancel(conn: &Connection, c: &Cancellation) -> DbResult<Order> {
+fn refund_in_full(conn: &Connection, c: &Cancellation) -> DbResult<Order> {
     if let Some(commit) = &c.idempotency {
         finish_key(conn, commit)?;
     }
     let order = existing_order(conn, &c.order_id)?;
-    let (cancelled, refund) = order.cancelled(c)?;
-    save_moved(conn, &order, &cancelled)?;
+    let (closed, refund) = order.refunded_in_full(c)?;
+    save_moved(conn, &order, &closed)?;
     wallet::apply(conn, &refund)?;
     carts::release(conn, &order.user_id, &order.id, false, c.now)?;
     stored_order(conn, &order.id)
@@ -498,9 +500,9 @@ impl Orders for SqliteStore {
         self.write(move |conn| complete(conn, &fulfillment)).await
     }
 
-    async fn cancel_pending(&self, cancellation: &Cancellation) -> Result<Order> {
+    async fn refund_in_full(&self, cancellation: &Cancellation) -> Result<Order> {
         let cancellation = cancellation.clone();
-        self.write(move |conn| cancel(conn, &cancellation)).await
+        self.write(move |conn| refund_in_full(conn, &cancellation)).await
     }
 
     async fn mark_notified(&self, id: &OrderId, now: DateTime<Utc>) -> Result<()> {
@@ -519,16 +521,21 @@ impl Orders for SqliteStore {
         .await
     }
 
-    async fn stale_pending(&self, before: DateTime<Utc>, limit: u32) -> Result<Vec<Order>> {
+    async fn stale_orders(
+        &self,
+        status: OrderStatus,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Order>> {
         self.read(move |conn| {
             all(
                 conn,
                 &format!(
                     "SELECT {ORDER_COLUMNS} FROM orders \
-                     WHERE status = 'PENDING' AND created_at < ?1 \
-                     ORDER BY created_at, rowid LIMIT ?2"
+                     WHERE status = ?1 AND created_at < ?2 \
+                     ORDER BY created_at, rowid LIMIT ?3"
                 ),
-                params![ts(before), limit],
+                params![status.as_str(), ts(before), limit],
                 order_from_row,
             )
         })

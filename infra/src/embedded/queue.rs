@@ -17,7 +17,7 @@ use super::SqliteStore;
 use super::codec::{DbResult, all, count, execute, millis, one, time_of};
 use async_trait::async_trait;
 use giftify_shared::inbox::Delivery;
-use giftify_shared::order::{DeadLetter, DeadLetterBody, OrderMessage, QueueDepths};
+use giftify_shared::order::{DeadLetter, DeadLetterBody, LetterPick, OrderMessage, QueueDepths};
 use giftify_shared::ports::{OrderQueue, QueueOps};
 use giftify_shared::{Error, Result};
 use rusqlite::{Connection, Row, params};
@@ -184,8 +184,8 @@ fn dead_letter_from_row(row: &Row) -> DbResult<DeadLetter> {
     })
 }
 
-fn redrive_next(conn: &Connection, now: i64) -> DbResult<Option<DeadLetter>> {
-    // The oldest letter that is an order message; unreadable ones stay for `dlq delete`.
+fn redrive(conn: &Connection, pick: &LetterPick, now: i64) -> DbResult<Option<DeadLetter>> {
+    // The oldest picked letter that is an order message; unreadable ones stay for `dlq delete`.
     let mut letters = conn.prepare_cached(&format!(
         "SELECT {DEAD_LETTER_COLUMNS} FROM dead_letters ORDER BY seq"
     ))?;
@@ -193,7 +193,9 @@ fn redrive_next(conn: &Connection, now: i64) -> DbResult<Option<DeadLetter>> {
     let mut next = None;
     while let Some(row) = rows.next()? {
         let letter = dead_letter_from_row(row)?;
-        if let DeadLetterBody::Order(message) = &letter.body {
+        if let DeadLetterBody::Order(message) = &letter.body
+            && pick.picks(&letter)
+        {
             next = Some((message.clone(), row.get::<_, String>("group_id")?, letter));
             break;
         }
@@ -403,30 +405,34 @@ impl QueueOps for SqliteStore {
         .await
     }
 
-    async fn redrive_next(&self) -> Result<Option<DeadLetter>> {
+    async fn redrive(&self, pick: &LetterPick) -> Result<Option<DeadLetter>> {
         let now = self.now_ms();
-        let letter = self.write(move |conn| redrive_next(conn, now)).await?;
+        let pick = pick.clone();
+        let letter = self.write(move |conn| redrive(conn, &pick, now)).await?;
         if letter.is_some() {
             self.queue_work.notify_one();
         }
         Ok(letter)
     }
 
-    async fn delete_dead_letter(&self, message_id: &str) -> Result<Option<DeadLetter>> {
-        let message_id = message_id.to_string();
+    async fn delete_dead_letter(&self, pick: &LetterPick) -> Result<Option<DeadLetter>> {
+        let pick = pick.clone();
         self.write(move |conn| {
-            let letter = one(
+            let letters = all(
                 conn,
-                &format!("SELECT {DEAD_LETTER_COLUMNS} FROM dead_letters WHERE message_id = ?1"),
-                [&message_id],
+                &format!("SELECT {DEAD_LETTER_COLUMNS} FROM dead_letters ORDER BY seq"),
+                [],
                 dead_letter_from_row,
             )?;
+            let Some(letter) = letters.into_iter().find(|letter| pick.picks(letter)) else {
+                return Ok(None);
+            };
             execute(
                 conn,
                 "DELETE FROM dead_letters WHERE message_id = ?1",
-                [&message_id],
+                [&letter.message_id],
             )?;
-            Ok(letter)
+            Ok(Some(letter))
         })
         .await
     }
@@ -664,9 +670,9 @@ mod tests {
         assert!(f.store.receive(1).await.unwrap().is_empty());
         assert_eq!(f.store.depths().await.unwrap().dead, 1);
 
-        let moved = f.store.redrive_next().await.unwrap().unwrap();
+        let moved = f.store.redrive(&LetterPick::Oldest).await.unwrap().unwrap();
         assert_eq!(moved.order(), Some(&poison));
-        assert!(f.store.redrive_next().await.unwrap().is_none());
+        assert!(f.store.redrive(&LetterPick::Oldest).await.unwrap().is_none());
         let depths = f.store.depths().await.unwrap();
         assert_eq!((depths.ready, depths.dead), (1, 0));
 

@@ -468,8 +468,14 @@ INSERT INTO dispatch_cursor (name, position)
     SELECT 'webhooks', COALESCE(MAX(position), 0) FROM event_feed;
 "#;
 
+/// Why an order was given up and refunded in full (an operator's refund, or the reconciler's
+/// past the stuck-order deadline).
+const V10: &str = r#"
+ALTER TABLE orders ADD COLUMN refund_reason TEXT;
+"#;
+
 /// Every migration in order; a database at version `n` has applied the first `n`.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10];
 
 /// The schema version this build writes.
 pub(crate) const VERSION: i64 = MIGRATIONS.len() as i64;

@@ -40,6 +40,9 @@ pub struct Rules {
     pub login_throttle: ThrottlePolicy,
     /// A PENDING order older than this is re-enqueued by the reconciler.
     pub stale_pending_after: chrono::Duration,
+    /// An order not final this long after it was placed is given up and refunded in full by
+    /// the reconciler, dead-lettered or not, so no customer's money waits on an operator.
+    pub stuck_order_refund_after: chrono::Duration,
     /// When a failed order message is delivered again.
     pub message_retry: RetryPolicy,
     /// An inventory code is allocated only while it stays valid this much longer, so a buyer
@@ -64,6 +67,7 @@ impl Default for Rules {
             wallet: WalletLimits::default(),
             login_throttle: ThrottlePolicy::default(),
             stale_pending_after: chrono::Duration::minutes(2),
+            stuck_order_refund_after: chrono::Duration::minutes(15),
             message_retry: RetryPolicy::default(),
             min_code_validity: chrono::Duration::days(30),
             redeem_throttle: ThrottlePolicy::default(),

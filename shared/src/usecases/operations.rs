@@ -1,12 +1,20 @@
-//! Operator jobs: the reconciler (scheduled) and the dead-letter redrive (CLI).
+//! Operator jobs: the reconciler (scheduled), the dead letters (API and CLI), and giving an
+//! order up with a full refund.
 
 use super::Giftify;
-use crate::Result;
-use crate::order::{DeadLetter, OrderMessage};
+use crate::error::Missing;
+use crate::ids::{OrderId, TransactionId};
+use crate::order::{
+    Cancellation, Closing, DeadLetter, LetterPick, Order, OrderMessage, OrderStatus, RefundReason,
+};
+use crate::{Error, Result};
 
 /// What one reconciler pass did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ReconcileReport {
+    /// Orders not final by their deadline ([`crate::usecases::Rules::stuck_order_refund_after`]),
+    /// given up and refunded in full.
+    pub refunded: usize,
     /// Stale PENDING orders sent to the queue again.
     pub requeued: usize,
     /// Final orders and redeemed or returned cards whose missing event was published.
@@ -35,17 +43,19 @@ const RECONCILE_BATCH: u32 = 200;
 const OVERDUE_AFTER: chrono::Duration = chrono::Duration::minutes(2);
 
 impl Giftify {
-    /// Re-enqueues PENDING orders older than the threshold (their enqueue may have failed
-    /// after the commit), publishes events still owed by final orders and by redeemed or
+    /// Gives up orders still not final at their deadline with a full refund, re-enqueues
+    /// PENDING orders older than the threshold (their enqueue may have failed after the
+    /// commit), publishes events still owed by final orders and by redeemed or
     /// returned cards, wakes the dispatcher for overdue webhook deliveries, and expires cards
     /// and codes past their date.
     pub async fn reconcile(&self) -> Result<ReconcileReport> {
         let mut report = ReconcileReport::default();
+        self.refund_stuck(&mut report).await?;
         let before = self.now() - self.rules.stale_pending_after;
         for order in self
             .ports
             .orders
-            .stale_pending(before, RECONCILE_BATCH)
+            .stale_orders(OrderStatus::Pending, before, RECONCILE_BATCH)
             .await?
         {
             let message = OrderMessage {
@@ -102,6 +112,98 @@ impl Giftify {
         Ok(report)
     }
 
+    /// Orders placed before the deadline and still PENDING or PROCESSING: whatever holds them
+    /// (a dead letter, a lost message, a worker that never ran), the customer's money comes
+    /// back. A fulfillment that commits first wins, and the give-up finds the order final.
+    async fn refund_stuck(&self, report: &mut ReconcileReport) -> Result<()> {
+        let deadline = self.rules.stuck_order_refund_after;
+        let before = self.now() - deadline;
+        for status in [OrderStatus::Pending, OrderStatus::Processing] {
+            for order in self
+                .ports
+                .orders
+                .stale_orders(status, before, RECONCILE_BATCH)
+                .await?
+            {
+                match self.give_up(&order, RefundReason::stuck(deadline)).await {
+                    Ok(_) => report.refunded += 1,
+                    Err(Error::OrderAlreadyFinal(_)) => {}
+                    Err(error) => {
+                        tracing::warn!(order_id = %order.id, error = %error, "refund of a stuck order failed");
+                        report.failed += 1;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes an unfinished order as REFUNDED with everything it paid back and `reason` kept
+    /// with it, then publishes `order.refunded`.
+    /// # Errors
+    /// [`Error::OrderAlreadyFinal`] when it finished first (a fulfillment won the race).
+    async fn give_up(&self, order: &Order, reason: RefundReason) -> Result<Order> {
+        let order = self
+            .ports
+            .orders
+            .refund_in_full(&Cancellation {
+                order_id: order.id.clone(),
+                user_id: order.user_id.clone(),
+                closing: Closing::GiveUp { reason },
+                refund_transaction_id: TransactionId::generate(),
+                idempotency: None,
+                now: self.now(),
+            })
+            .await?;
+        // The refund is committed; a failed publish is finished by the reconciler.
+        if let Err(error) = self.notify(&order).await {
+            tracing::warn!(order_id = %order.id, error = %error, "refund event not published yet");
+        }
+        Ok(order)
+    }
+
+    /// An operator gives up an unfinished order (dead-lettered, or stuck anywhere else): it
+    /// becomes REFUNDED with `reason`, and its dead letters are removed, since a redrive could
+    /// only find it final. Returns the order and how many dead letters were removed.
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown order, [`Error::OrderAlreadyFinal`] for a final one
+    /// (its dead letters are left for the operator to redrive or delete).
+    pub async fn refund_unfinished(
+        &self,
+        id: &OrderId,
+        reason: RefundReason,
+    ) -> Result<(Order, usize)> {
+        let order = self
+            .ports
+            .orders
+            .order(id)
+            .await?
+            .ok_or(Error::NotFound(Missing::Order))?;
+        let order = self.give_up(&order, reason).await?;
+        let mut removed = 0;
+        while self
+            .ports
+            .queue_ops
+            .delete_dead_letter(&LetterPick::Order(id.clone()))
+            .await?
+            .is_some()
+        {
+            removed += 1;
+        }
+        Ok((order, removed))
+    }
+
+    /// Sends the order's dead letter back to the queue.
+    /// # Errors
+    /// [`Error::NotFound`] when no dead letter carries the order.
+    pub async fn redrive_order(&self, id: &OrderId) -> Result<DeadLetter> {
+        self.ports
+            .queue_ops
+            .redrive(&LetterPick::Order(id.clone()))
+            .await?
+            .ok_or(Error::NotFound(Missing::DeadLetter))
+    }
+
     /// A card or code expires the day after its expiry date: on that date it is still good.
     async fn expire(&self, report: &mut ReconcileReport) -> Result<()> {
         let today = self.now().date_naive();
@@ -153,7 +255,10 @@ impl Giftify {
     /// Removes a dead letter for good (an unreadable one, or an order an operator settled by
     /// hand); `None` when there is no dead letter with this id.
     pub async fn delete_dead_letter(&self, message_id: &str) -> Result<Option<DeadLetter>> {
-        self.ports.queue_ops.delete_dead_letter(message_id).await
+        self.ports
+            .queue_ops
+            .delete_dead_letter(&LetterPick::Message(message_id.to_string()))
+            .await
     }
 
     /// Moves up to `max` dead letters back to the queue, oldest first, calling `progress` after
@@ -178,7 +283,7 @@ impl Giftify {
         }
         let mut moved = Vec::new();
         while moved.len() < max as usize {
-            match self.ports.queue_ops.redrive_next().await? {
+            match self.ports.queue_ops.redrive(&LetterPick::Oldest).await? {
                 Some(letter) => {
                     progress(&letter);
                     moved.push(letter);

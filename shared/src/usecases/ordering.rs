@@ -9,7 +9,7 @@ use crate::ids::{GiftCardId, OrderId, TransactionId, UserId};
 use crate::labels::{ClientReference, OrderLabels};
 use crate::ledger::Movement;
 use crate::order::{
-    Cancellation, FulfillmentDetails, LineRequest, Order, OrderLine, OrderMessage, OrderPlacement,
+    Cancellation, Closing, FulfillmentDetails, LineRequest, Order, OrderLine, OrderMessage, OrderPlacement,
     OrderSource, OrderStatus, Outbox, check_order_lines,
 };
 use crate::sandbox::SandboxOutcome;
@@ -349,9 +349,10 @@ impl Giftify {
         let order = self
             .ports
             .orders
-            .cancel_pending(&Cancellation {
+            .refund_in_full(&Cancellation {
                 order_id: id.clone(),
                 user_id: user.clone(),
+                closing: Closing::Cancel,
                 refund_transaction_id: TransactionId::generate(),
                 idempotency,
                 now: self.now(),

@@ -85,6 +85,7 @@ pub fn client_error(error: &Error) -> Option<(u16, &'static str)> {
         Error::CartLocked => (409, "CART_LOCKED"),
         Error::PriceChanged { .. } => (409, "PRICE_CHANGED"),
         Error::OrderNotCancellable(_) => (409, "ORDER_NOT_CANCELLABLE"),
+        Error::OrderAlreadyFinal(_) => (409, "ORDER_ALREADY_FINAL"),
         Error::InsufficientBalance { .. } => (422, "INSUFFICIENT_BALANCE"),
         Error::WalletLimitExceeded { .. } => (422, "WALLET_LIMIT_EXCEEDED"),
         Error::IdempotencyInProgress => (409, "IDEMPOTENCY_IN_PROGRESS"),

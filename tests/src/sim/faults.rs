@@ -24,7 +24,7 @@ use giftify_shared::inbox::Delivery;
 use giftify_shared::labels::ClientReference;
 use giftify_shared::ledger::TopUp;
 use giftify_shared::order::{
-    Analytics, Cancellation, DeadLetter, Fulfillment, Order, OrderMessage, OrderPlacement,
+    Analytics, Cancellation, DeadLetter, Fulfillment, LetterPick, Order, OrderMessage, OrderPlacement,
     OrderStatus, Outbox, QueueDepths,
 };
 use giftify_shared::ports::{
@@ -371,10 +371,10 @@ impl Orders for Faulty<dyn Orders> {
             })
             .await
     }
-    async fn cancel_pending(&self, cancellation: &Cancellation) -> Result<Order> {
+    async fn refund_in_full(&self, cancellation: &Cancellation) -> Result<Order> {
         self.0
-            .call("orders.cancel_pending", true, || {
-                self.1.cancel_pending(cancellation)
+            .call("orders.refund_in_full", true, || {
+                self.1.refund_in_full(cancellation)
             })
             .await
     }
@@ -385,10 +385,15 @@ impl Orders for Faulty<dyn Orders> {
             })
             .await
     }
-    async fn stale_pending(&self, before: DateTime<Utc>, limit: u32) -> Result<Vec<Order>> {
+    async fn stale_orders(
+        &self,
+        status: OrderStatus,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Order>> {
         self.0
-            .call("orders.stale_pending", false, || {
-                self.1.stale_pending(before, limit)
+            .call("orders.stale_orders", false, || {
+                self.1.stale_orders(status, before, limit)
             })
             .await
     }
@@ -581,15 +586,15 @@ impl QueueOps for Faulty<dyn QueueOps> {
             })
             .await
     }
-    async fn redrive_next(&self) -> Result<Option<DeadLetter>> {
+    async fn redrive(&self, pick: &LetterPick) -> Result<Option<DeadLetter>> {
         self.0
-            .call("queue_ops.redrive_next", true, || self.1.redrive_next())
+            .call("queue_ops.redrive", true, || self.1.redrive(pick))
             .await
     }
-    async fn delete_dead_letter(&self, message_id: &str) -> Result<Option<DeadLetter>> {
+    async fn delete_dead_letter(&self, pick: &LetterPick) -> Result<Option<DeadLetter>> {
         self.0
             .call("queue_ops.delete_dead_letter", true, || {
-                self.1.delete_dead_letter(message_id)
+                self.1.delete_dead_letter(pick)
             })
             .await
     }

@@ -99,8 +99,8 @@ impl Orders for CrashingOrders {
         }
         Ok(order)
     }
-    async fn cancel_pending(&self, cancellation: &Cancellation) -> Result<Order> {
-        self.inner.cancel_pending(cancellation).await
+    async fn refund_in_full(&self, cancellation: &Cancellation) -> Result<Order> {
+        self.inner.refund_in_full(cancellation).await
     }
     async fn mark_notified(&self, id: &OrderId, now: DateTime<Utc>) -> Result<()> {
         self.inner.mark_notified(id, now).await?;
@@ -109,8 +109,13 @@ impl Orders for CrashingOrders {
         }
         Ok(())
     }
-    async fn stale_pending(&self, before: DateTime<Utc>, limit: u32) -> Result<Vec<Order>> {
-        self.inner.stale_pending(before, limit).await
+    async fn stale_orders(
+        &self,
+        status: OrderStatus,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Order>> {
+        self.inner.stale_orders(status, before, limit).await
     }
     async fn unnotified(&self, limit: u32) -> Result<Vec<Order>> {
         self.inner.unnotified(limit).await

@@ -25,6 +25,7 @@ fn event(order: &OrderId, user: &UserId, status: OrderStatus) -> Event {
         refund_amount: Paise::ZERO,
         fulfilled_amount: Paise::new(100),
         items: Vec::new(),
+        refund_reason: None,
         client_reference: None,
         metadata: Default::default(),
         occurred_at: now(),

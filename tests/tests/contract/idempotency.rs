@@ -183,6 +183,7 @@ pub async fn placing_or_cancelling_with_a_lost_token_changes_nothing(ports: &Por
     let cancel = Cancellation {
         order_id: order.id.clone(),
         user_id: owner.id.clone(),
+        closing: giftify_shared::order::Closing::Cancel,
         refund_transaction_id: TransactionId::generate(),
         idempotency: Some(commit(
             &cancelling,
@@ -191,7 +192,7 @@ pub async fn placing_or_cancelling_with_a_lost_token_changes_nothing(ports: &Por
         )),
         now: now(),
     };
-    let err = ports.orders.cancel_pending(&cancel).await.unwrap_err();
+    let err = ports.orders.refund_in_full(&cancel).await.unwrap_err();
     assert!(matches!(err, Error::IdempotencyInProgress), "{err:?}");
     let still = ports.orders.order(&order.id).await?.unwrap();
     assert_eq!(still.status, OrderStatus::Pending);

@@ -11,7 +11,7 @@ use giftify_shared::catalogue::VariantUpdate;
 use giftify_shared::ids::{GiftCardId, OrderId, TransactionId};
 use giftify_shared::labels::{ClientReference, Metadata, OrderLabels};
 use giftify_shared::ledger::describe;
-use giftify_shared::order::{Cancellation, Order, OrderSource, OrderStatus};
+use giftify_shared::order::{Cancellation, Closing, Order, OrderSource, OrderStatus};
 use giftify_shared::ports::Ports;
 use giftify_shared::wallet::{PageRequest, TransactionType};
 use giftify_shared::{Error, Paise};
@@ -25,6 +25,7 @@ fn cancellation(order: &Order) -> Cancellation {
     Cancellation {
         order_id: order.id.clone(),
         user_id: order.user_id.clone(),
+        closing: Closing::Cancel,
         refund_transaction_id: TransactionId::generate(),
         idempotency: None,
         now: now(),
@@ -449,7 +450,7 @@ pub async fn completing_fulfillment_of_an_order_not_processing_changes_nothing(
             .is_empty()
     );
 
-    let cancelled = ports.orders.cancel_pending(&cancellation(&pending)).await?;
+    let cancelled = ports.orders.refund_in_full(&cancellation(&pending)).await?;
     let still = ports
         .orders
         .complete_fulfillment(&fulfillment(&pending, &[1], now()))
@@ -527,7 +528,7 @@ pub async fn cancelling_a_pending_order_refunds_it_in_full_and_unlocks_the_cart(
         .await?;
     let cancel = cancellation(&order);
 
-    let cancelled = ports.orders.cancel_pending(&cancel).await?;
+    let cancelled = ports.orders.refund_in_full(&cancel).await?;
 
     assert_eq!(cancelled.status, OrderStatus::Cancelled);
     assert_eq!(cancelled.refund_amount, order.total_amount);
@@ -567,14 +568,14 @@ pub async fn only_the_owner_can_cancel_and_only_while_pending(ports: &Ports) -> 
 
     let mut theirs = cancellation(&order);
     theirs.user_id = stranger.id.clone();
-    let err = ports.orders.cancel_pending(&theirs).await.unwrap_err();
+    let err = ports.orders.refund_in_full(&theirs).await.unwrap_err();
     assert!(
         matches!(err, Error::NotFound(_)),
         "another user's order is not found: {err:?}"
     );
     let mut unknown = cancellation(&order);
     unknown.order_id = OrderId::generate();
-    let err = ports.orders.cancel_pending(&unknown).await.unwrap_err();
+    let err = ports.orders.refund_in_full(&unknown).await.unwrap_err();
     assert!(matches!(err, Error::NotFound(_)), "{err:?}");
     assert_eq!(ports.orders.order(&order.id).await?, Some(order.clone()));
     assert_eq!(ports.wallets.balance(&owner.id).await?, balance);
@@ -583,7 +584,7 @@ pub async fn only_the_owner_can_cancel_and_only_while_pending(ports: &Ports) -> 
     ports.orders.start_processing(&order.id, now()).await?;
     let err = ports
         .orders
-        .cancel_pending(&cancellation(&order))
+        .refund_in_full(&cancellation(&order))
         .await
         .unwrap_err();
     assert!(
@@ -600,7 +601,7 @@ pub async fn only_the_owner_can_cancel_and_only_while_pending(ports: &Ports) -> 
         .await?;
     let err = ports
         .orders
-        .cancel_pending(&cancellation(&done))
+        .refund_in_full(&cancellation(&done))
         .await
         .unwrap_err();
     assert!(
@@ -610,10 +611,10 @@ pub async fn only_the_owner_can_cancel_and_only_while_pending(ports: &Ports) -> 
     assert_eq!(ports.wallets.balance(&owner.id).await?, balance);
 
     let second = place(ports, &owner.id, &[(&e[0], 1)]).await?;
-    ports.orders.cancel_pending(&cancellation(&second)).await?;
+    ports.orders.refund_in_full(&cancellation(&second)).await?;
     let err = ports
         .orders
-        .cancel_pending(&cancellation(&second))
+        .refund_in_full(&cancellation(&second))
         .await
         .unwrap_err();
     assert!(
@@ -650,7 +651,7 @@ pub async fn a_final_order_owes_its_event_until_marked_notified(ports: &Ports) -
         "a PENDING order has no event to mark"
     );
     assert!(ports.orders.unnotified(10).await?.is_empty());
-    let cancelled = ports.orders.cancel_pending(&cancellation(&pending)).await?;
+    let cancelled = ports.orders.refund_in_full(&cancellation(&pending)).await?;
     assert_eq!(
         ids(&ports.orders.unnotified(10).await?),
         vec![&cancelled.id]
@@ -676,16 +677,16 @@ pub async fn stale_pending_lists_old_pending_orders_oldest_first(ports: &Ports) 
     let before = t - Duration::minutes(1);
 
     assert_eq!(
-        ids(&ports.orders.stale_pending(before, 10).await?),
+        ids(&ports.orders.stale_orders(OrderStatus::Pending, before, 10).await?),
         vec![&orders[0].id, &orders[1].id]
     );
     assert_eq!(
-        ids(&ports.orders.stale_pending(before, 1).await?),
+        ids(&ports.orders.stale_orders(OrderStatus::Pending, before, 1).await?),
         vec![&orders[0].id]
     );
     ports.orders.start_processing(&orders[0].id, now()).await?;
     assert_eq!(
-        ids(&ports.orders.stale_pending(before, 10).await?),
+        ids(&ports.orders.stale_orders(OrderStatus::Pending, before, 10).await?),
         vec![&orders[1].id]
     );
     Ok(())
@@ -752,7 +753,7 @@ pub async fn analytics_count_revenue_cost_and_units_of_fulfilled_orders(
     let cancelled = place(ports, &owner.id, &[(&e[1], 1)]).await?;
     ports
         .orders
-        .cancel_pending(&cancellation(&cancelled))
+        .refund_in_full(&cancellation(&cancelled))
         .await?;
     place(ports, &owner.id, &[(&e[1], 2)]).await?;
 
@@ -897,7 +898,7 @@ pub async fn wallet_records_carry_the_cores_descriptions(ports: &Ports) -> Resul
     let cancelled = place(ports, &owner.id, &[(&e[0], 1)]).await?;
     ports
         .orders
-        .cancel_pending(&cancellation(&cancelled))
+        .refund_in_full(&cancellation(&cancelled))
         .await?;
 
     let history = ports

@@ -74,7 +74,7 @@ pub async fn a_placement_says_where_its_fulfillment_message_is(ports: &Ports) ->
 
 pub async fn an_empty_dead_letter_queue_has_nothing_to_redrive(ports: &Ports) -> Result<()> {
     assert!(ports.queue_ops.dead_letters(10).await?.is_empty());
-    assert!(ports.queue_ops.redrive_next().await?.is_none());
+    assert!(ports.queue_ops.redrive(&giftify_shared::order::LetterPick::Oldest).await?.is_none());
     assert_eq!(ports.queue_ops.depths().await?.dead, 0);
     Ok(())
 }
@@ -85,9 +85,10 @@ pub async fn publishing_the_same_event_twice_is_harmless(ports: &Ports) -> Resul
     let order = place(ports, &owner.id, &[(&e[0], 1)]).await?;
     let cancelled = ports
         .orders
-        .cancel_pending(&giftify_shared::order::Cancellation {
+        .refund_in_full(&giftify_shared::order::Cancellation {
             order_id: order.id.clone(),
             user_id: owner.id.clone(),
+            closing: giftify_shared::order::Closing::Cancel,
             refund_transaction_id: giftify_shared::ids::TransactionId::generate(),
             idempotency: None,
             now: crate::support::now(),
