@@ -189,6 +189,7 @@ locals {
     GIFTIFY_WEBHOOK_DISABLE_AFTER_SECS = tostring(var.webhook_disable_after_seconds)
     GIFTIFY_CARD_KEY_SECRET_ARN        = aws_secretsmanager_secret.card_key.arn
     GIFTIFY_STALE_PENDING_SECS         = tostring(var.stale_pending_seconds)
+    GIFTIFY_STUCK_ORDER_REFUND_SECS    = tostring(var.stuck_order_refund_seconds)
     GIFTIFY_WALLET_MAX_BALANCE         = tostring(var.wallet_max_balance_paise)
     GIFTIFY_SANDBOX                    = tostring(var.sandbox)
     GIFTIFY_LOG_FORMAT                 = "json"

@@ -254,9 +254,20 @@ variable "webhook_disable_after_seconds" {
 }
 
 variable "reconciler_schedule" {
-  description = "EventBridge schedule of the reconciler (re-enqueues stale PENDING orders, publishes events a crash left unsent). One minute is EventBridge's finest rate."
+  description = "EventBridge schedule of the reconciler (refunds orders stuck past their deadline, re-enqueues stale PENDING orders, publishes events a crash left unsent). One minute is EventBridge's finest rate."
   type        = string
   default     = "rate(1 minute)"
+}
+
+variable "stuck_order_refund_seconds" {
+  description = "Age after which the reconciler gives up an order that is still not final, dead-lettered or not, with a full refund (GIFTIFY_STUCK_ORDER_REFUND_SECS)."
+  type        = number
+  default     = 900
+
+  validation {
+    condition     = var.stuck_order_refund_seconds >= 0 && var.stuck_order_refund_seconds <= 2592000
+    error_message = "stuck_order_refund_seconds must be between 0 and 2592000 (the range the code accepts)."
+  }
 }
 
 variable "stale_pending_seconds" {

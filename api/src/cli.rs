@@ -18,7 +18,9 @@ use giftify_infra::embedded::backup;
 use giftify_infra::secrets::{KeyFiles, Secrets};
 use giftify_infra::shutdown::Shutdown;
 use giftify_infra::stack::Opening;
-use giftify_shared::order::{DeadLetter, DeadLetterBody};
+use giftify_shared::audit::Actor;
+use giftify_shared::ids::OrderId;
+use giftify_shared::order::{DeadLetter, DeadLetterBody, RefundReason};
 use giftify_shared::usecases::AdminRequest;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -84,7 +86,8 @@ pub enum LogFormatArg {
 pub enum Command {
     /// Serve the API and run the fulfillment worker in-process (the default).
     Serve {
-        /// Serve the API only; run `giftify worker` separately on the same data dir.
+        /// Serve the API only (and the reconciler); run `giftify worker` separately on the same
+        /// data dir.
         #[arg(long)]
         no_worker: bool,
         /// Let the start-up admin (GIFTIFY_ADMIN_EMAIL) promote a customer account that already
@@ -193,8 +196,8 @@ pub enum DlqCommand {
         /// The message id `dlq list` shows.
         message_id: String,
     },
-    /// Move dead letters back to the queue, oldest first. Letters that are not order messages
-    /// stay: they would only fail again.
+    /// Move dead letters back to the queue, oldest first (or only the one of `--order`).
+    /// Letters that are not order messages stay: they would only fail again.
     Redrive {
         /// Only list what would be moved.
         #[arg(long)]
@@ -202,6 +205,18 @@ pub enum DlqCommand {
         /// Most letters to move.
         #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
         max: u32,
+        /// Redrive only this order's dead letter.
+        #[arg(long, value_name = "ORDER_ID", conflicts_with = "dry_run")]
+        order: Option<String>,
+    },
+    /// Give an order up (audited): REFUNDED with everything it paid back in the wallet, the
+    /// reason kept and sent in its event, its dead letters removed. For any order not final.
+    Refund {
+        /// The order id `dlq list` shows.
+        order_id: String,
+        /// Why, in a sentence the customer may read.
+        #[arg(long)]
+        reason: String,
     },
 }
 
@@ -282,8 +297,22 @@ impl Cli {
                 command: DlqCommand::List { limit },
             } => dlq_list(config, limit).await,
             Command::Dlq {
-                command: DlqCommand::Redrive { dry_run, max },
+                command:
+                    DlqCommand::Redrive {
+                        order: Some(order), ..
+                    },
+            } => dlq_redrive_order(config, &order).await,
+            Command::Dlq {
+                command:
+                    DlqCommand::Redrive {
+                        dry_run,
+                        max,
+                        order: None,
+                    },
             } => dlq_redrive(config, dry_run, max).await,
+            Command::Dlq {
+                command: DlqCommand::Refund { order_id, reason },
+            } => dlq_refund(config, &order_id, &reason).await,
             Command::Dlq {
                 command: DlqCommand::Delete { message_id },
             } => dlq_delete(config, &message_id).await,
@@ -334,10 +363,18 @@ async fn serve(config: Config, with_worker: bool, promote_existing_admin: bool) 
 
     let (limits, deadline) = (stack.config().http, stack.config().shutdown_deadline);
     let (stop, stopped) = Shutdown::channel();
-    let mut worker = with_worker.then(|| {
+    // Without the worker, the reconciler still runs here: an order must not keep its
+    // customer's money because no worker is running (the reconciler refunds it at its deadline).
+    let mut worker = {
         let stack = stack.clone();
-        tokio::spawn(async move { stack.run_worker(stopped).await })
-    });
+        tokio::spawn(async move {
+            if with_worker {
+                stack.run_worker(stopped).await;
+            } else {
+                stack.run_reconciler(stopped).await;
+            }
+        })
+    };
     let (signalled, mut signal) = watch::channel(None);
     let shutdown_requested = async move {
         let _ = signal.wait_for(Option::is_some).await;
@@ -349,14 +386,9 @@ async fn serve(config: Config, with_worker: bool, promote_existing_admin: bool) 
         deadline,
         shutdown_requested,
     ));
-    // The worker only returns once told to stop; if it ends first, it crashed, and a server
-    // that accepts orders nobody fulfils must not keep running.
-    let worker_ended = async {
-        match worker.as_mut() {
-            Some(handle) => handle.await,
-            None => std::future::pending().await,
-        }
-    };
+    // The worker (or the lone reconciler) only returns once told to stop; if it ends first, it
+    // crashed, and a server that accepts orders nobody fulfils or refunds must not keep running.
+    let worker_ended = &mut worker;
     let stop_began = tokio::select! {
         () = shutdown_signal() => {
             // The HTTP side and the worker drain at once, within one deadline. Orders placed
@@ -376,15 +408,13 @@ async fn serve(config: Config, with_worker: bool, promote_existing_admin: bool) 
             "the shutdown deadline passed with connections open; closed them"
         ),
     }
-    if let Some(handle) = worker {
-        let left = deadline.saturating_sub(stop_began.elapsed());
-        match tokio::time::timeout(left, handle).await {
-            Ok(joined) => joined.context("the worker failed while stopping")?,
-            // Messages still in hand were not acknowledged: the queue delivers them again.
-            Err(_) => tracing::warn!(
-                "the worker did not stop by the deadline; its messages will be delivered again"
-            ),
-        }
+    let left = deadline.saturating_sub(stop_began.elapsed());
+    match tokio::time::timeout(left, worker).await {
+        Ok(joined) => joined.context("the worker failed while stopping")?,
+        // Messages still in hand were not acknowledged: the queue delivers them again.
+        Err(_) => tracing::warn!(
+            "the worker did not stop by the deadline; its messages will be delivered again"
+        ),
     }
     stack.close().await;
     tracing::info!("stopped");
@@ -517,6 +547,32 @@ async fn dlq_redrive(config: Config, dry_run: bool, max: u32) -> Result<()> {
     } else {
         println!("{count} message(s) moved back to the queue.");
     }
+    Ok(())
+}
+
+async fn dlq_redrive_order(config: Config, order: &str) -> Result<()> {
+    let order: OrderId = order.parse().context("not an order id")?;
+    let stack = Stack::open(config, Opening::ExistingOnly).await?;
+    let letter = stack
+        .giftify()
+        .redrive_order(&Actor::Operator, &order)
+        .await?;
+    println!("redriven: {}", dead_letter_line(&letter));
+    Ok(())
+}
+
+async fn dlq_refund(config: Config, order: &str, reason: &str) -> Result<()> {
+    let order: OrderId = order.parse().context("not an order id")?;
+    let reason = RefundReason::given(reason)?;
+    let stack = Stack::open(config, Opening::ExistingOnly).await?;
+    let (refunded, removed) = stack
+        .giftify()
+        .refund_unfinished(&Actor::Operator, &order, reason)
+        .await?;
+    println!(
+        "{} {}: {} back in wallet of {}; {removed} dead letter(s) removed",
+        refunded.id, refunded.status, refunded.refund_amount, refunded.user_id
+    );
     Ok(())
 }
 
@@ -696,7 +752,8 @@ mod tests {
             Some(Command::Dlq {
                 command: DlqCommand::Redrive {
                     dry_run: true,
-                    max: 3
+                    max: 3,
+                    order: None,
                 }
             })
         ));

@@ -6,7 +6,7 @@ use crate::AppState;
 use crate::error::{ErrorCode, ErrorEnvelope};
 use crate::key_access::{KeyAccess, key_access};
 use crate::routes::{
-    admin, api_keys, auth, cards, cart, codes, events, meta, orders, products, users, wallet,
+    admin, api_keys, auth, cards, cart, codes, dead_letters, events, meta, orders, products, users, wallet,
     webhooks,
 };
 use axum::Router;
@@ -42,6 +42,7 @@ Orders are fulfilled asynchronously: `POST /orders/create` answers 202 and `GET 
         orders::create, orders::list, orders::detail, orders::cancel, orders::reveal,
         admin::inventory, admin::update_inventory, admin::orders, admin::analytics,
         admin::create_product, admin::create_variant,
+        dead_letters::list, dead_letters::redrive, dead_letters::refund,
         codes::import, codes::batches, codes::void,
         cards::list, cards::redeem, cards::reveals, orders::return_card,
         events::feed,
@@ -61,7 +62,7 @@ Orders are fulfilled asynchronously: `POST /orders/create` answers 202 and `GET 
         (name = "cart", description = "The caller's cart"),
         (name = "orders", description = "Ordering, order status, cancellation and gift card reveal"),
         (name = "gift-cards", description = "Giftify cards redeemed into the wallet"),
-        (name = "admin", description = "Inventory, all orders, analytics and catalogue changes (role ADMIN)"),
+        (name = "admin", description = "Inventory, all orders, analytics, catalogue changes and dead letters (role ADMIN)"),
         (name = "events", description = "The event feed: every event of yours (all, for admins) in the order recorded"),
         (name = "webhooks", description = "Webhook endpoints, their signing secrets, and the delivery log with replay (role ADMIN)"),
         (name = "meta", description = "Health, metrics and this documentation"),
@@ -221,8 +222,9 @@ impl Modify for ApiKeyErrors {
     }
 }
 
-/// Adds the 401 and 403 answers to every `/webhooks` operation: all of them are for signed-in
-/// admins, and documenting that once keeps ten copies of it out of the API's package.
+/// Adds the 401 and 403 answers to every `/webhooks` and `/admin/dead-letters` operation: all
+/// of them are for signed-in admins, and documenting that once keeps many copies of it out of
+/// the API's package.
 struct AdminErrors;
 
 impl Modify for AdminErrors {
@@ -240,10 +242,10 @@ impl Modify for AdminErrors {
         };
         let unauthorized = answer("UNAUTHORIZED or TOKEN_EXPIRED");
         let forbidden = answer(
-            "FORBIDDEN: not an admin, or an API key (webhooks are managed by signed-in admins)",
+            "FORBIDDEN: not an admin, or an API key (this is for signed-in admins)",
         );
         for (path, item) in openapi.paths.paths.iter_mut() {
-            if !path.starts_with("/webhooks") {
+            if !(path.starts_with("/webhooks") || path.starts_with("/admin/dead-letters")) {
                 continue;
             }
             let operations = [
@@ -366,7 +368,7 @@ mod tests {
         let doc = document();
         let mut operations = 0;
         for (path, item) in doc["paths"].as_object().expect("paths") {
-            if !path.starts_with("/webhooks") {
+            if !(path.starts_with("/webhooks") || path.starts_with("/admin/dead-letters")) {
                 continue;
             }
             for (method, operation) in item.as_object().expect("operations") {

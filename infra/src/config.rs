@@ -56,6 +56,10 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "age after which the reconciler re-enqueues a PENDING order (default 120)",
     ),
     (
+        "GIFTIFY_STUCK_ORDER_REFUND_SECS",
+        "age after which the reconciler refunds an order that is still not final, dead-lettered or not (default 900)",
+    ),
+    (
         "GIFTIFY_WALLET_MAX_BALANCE",
         "largest wallet balance in paise (default 20000000 = ₹2,00,000)",
     ),
@@ -138,6 +142,9 @@ pub struct Config {
     pub webhook_disable_after: Duration,
     /// Age after which the reconciler re-enqueues a PENDING order.
     pub stale_pending_after: Duration,
+    /// Age after which the reconciler gives up an order that is still not final, with a full
+    /// refund.
+    pub stuck_order_refund_after: Duration,
     pub http: HttpLimits,
     /// How long a clean stop waits for in-flight requests and messages before it closes what
     /// is left (their messages are delivered again) and exits.
@@ -233,6 +240,7 @@ impl Default for Config {
             api_key_rate_limit: 100,
             webhook_disable_after: Duration::from_secs(3 * 86_400),
             stale_pending_after: Duration::from_secs(120),
+            stuck_order_refund_after: Duration::from_secs(900),
             http: HttpLimits::default(),
             shutdown_deadline: Duration::from_secs(20),
             log_format: LogFormat::Pretty,
@@ -316,6 +324,14 @@ impl Config {
             config.stale_pending_after =
                 Duration::from_secs(parse_in("GIFTIFY_STALE_PENDING_SECS", &n, 0, 86_400)? as u64);
         }
+        if let Some(n) = var("GIFTIFY_STUCK_ORDER_REFUND_SECS") {
+            config.stuck_order_refund_after = Duration::from_secs(parse_in(
+                "GIFTIFY_STUCK_ORDER_REFUND_SECS",
+                &n,
+                0,
+                30 * 86_400,
+            )? as u64);
+        }
         if let Some(n) = var("GIFTIFY_HTTP_HEADER_TIMEOUT_SECS") {
             config.http.header_timeout =
                 Duration::from_secs(
@@ -378,6 +394,8 @@ impl Config {
             },
             stale_pending_after: chrono::Duration::from_std(self.stale_pending_after)
                 .unwrap_or(chrono::Duration::minutes(2)),
+            stuck_order_refund_after: chrono::Duration::from_std(self.stuck_order_refund_after)
+                .unwrap_or(chrono::Duration::minutes(15)),
             sandbox: self.sandbox,
             webhook_disable_after: chrono::Duration::from_std(self.webhook_disable_after)
                 .unwrap_or(chrono::Duration::days(3)),

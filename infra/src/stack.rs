@@ -70,6 +70,13 @@ impl Stack {
         }
     }
 
+    /// The reconciler alone until `shutdown`: what an API-only process (`serve --no-worker`)
+    /// runs, so stuck orders are refunded and owed events sent even while no worker runs. It
+    /// is safe beside other reconcilers: every step it takes is conditional.
+    pub async fn run_reconciler(&self, shutdown: Shutdown) {
+        reconcile_periodically(self.giftify().clone(), shutdown).await;
+    }
+
     /// The worker side until `shutdown`: on AWS, the SQS long-poll consumer and the reconciler
     /// (in Lambda the event source mapping and the schedule do their jobs).
     pub async fn run_worker(&self, shutdown: Shutdown) {

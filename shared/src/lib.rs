@@ -6,6 +6,7 @@
 //! the use cases on [`Giftify`].
 
 pub mod api_keys;
+pub mod audit;
 pub mod card_life;
 pub mod cart;
 pub mod catalogue;

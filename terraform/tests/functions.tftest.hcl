@@ -100,7 +100,7 @@ run "environment_is_exactly_what_the_code_reads" {
       for name, f in aws_lambda_function.this : toset(keys(f.environment[0].variables)) == setunion(toset([
         "GIFTIFY_BACKEND", "GIFTIFY_STAGE", "GIFTIFY_QUEUE_URL", "GIFTIFY_DLQ_URL", "GIFTIFY_TOPIC_ARN",
         "GIFTIFY_WEBHOOK_QUEUE_URL", "GIFTIFY_WEBHOOK_DISABLE_AFTER_SECS",
-        "GIFTIFY_CARD_KEY_SECRET_ARN", "GIFTIFY_STALE_PENDING_SECS",
+        "GIFTIFY_CARD_KEY_SECRET_ARN", "GIFTIFY_STALE_PENDING_SECS", "GIFTIFY_STUCK_ORDER_REFUND_SECS",
         "GIFTIFY_WALLET_MAX_BALANCE", "GIFTIFY_SANDBOX", "GIFTIFY_LOG_FORMAT", "RUST_LOG",
       ]), name == "api" ? toset(["GIFTIFY_JWT_SECRET_ARN", "GIFTIFY_API_KEY_RATE_LIMIT"]) : toset([]))
     ])
@@ -117,6 +117,7 @@ run "environment_is_exactly_what_the_code_reads" {
       GIFTIFY_WEBHOOK_DISABLE_AFTER_SECS = "259200"
       GIFTIFY_CARD_KEY_SECRET_ARN        = aws_secretsmanager_secret.card_key.arn
       GIFTIFY_STALE_PENDING_SECS         = "120"
+      GIFTIFY_STUCK_ORDER_REFUND_SECS    = "900"
       GIFTIFY_WALLET_MAX_BALANCE         = "20000000"
       GIFTIFY_SANDBOX                    = "false"
       GIFTIFY_LOG_FORMAT                 = "json"

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod cards;
 pub mod cart;
 pub mod codes;
+pub mod dead_letters;
 pub mod events;
 pub mod meta;
 pub mod orders;
@@ -30,6 +31,7 @@ pub fn router() -> Router<AppState> {
         .merge(cart::router())
         .merge(orders::router())
         .merge(admin::router())
+        .merge(dead_letters::router())
         .merge(codes::router())
         .merge(cards::router())
         .merge(events::router())

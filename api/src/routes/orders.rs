@@ -183,6 +183,10 @@ pub struct FulfillmentDetailsView {
     pub fulfilled_at: Option<String>,
     pub partial_fulfillment: bool,
     pub refund_processed: bool,
+    /// Why the order was given up and refunded in full (by an operator, or automatically when
+    /// it was not fulfilled in time); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refund_reason: Option<String>,
 }
 
 /// An issued gift card, number masked.
@@ -530,6 +534,7 @@ pub async fn detail(
             fulfilled_at: order.fulfillment.fulfilled_at.map(timestamp),
             partial_fulfillment: order.fulfillment.partial_fulfillment,
             refund_processed: order.fulfillment.refund_processed,
+            refund_reason: order.fulfillment.refund_reason.clone(),
         },
         gift_cards: cards.iter().map(GiftCardView::from).collect(),
         client_reference,

@@ -2,6 +2,7 @@
 //! order up with a full refund.
 
 use super::Giftify;
+use crate::audit::Actor;
 use crate::error::Missing;
 use crate::ids::{OrderId, TransactionId};
 use crate::order::{
@@ -170,6 +171,7 @@ impl Giftify {
     /// (its dead letters are left for the operator to redrive or delete).
     pub async fn refund_unfinished(
         &self,
+        actor: &Actor,
         id: &OrderId,
         reason: RefundReason,
     ) -> Result<(Order, usize)> {
@@ -190,18 +192,22 @@ impl Giftify {
         {
             removed += 1;
         }
+        tracing::warn!(target: "audit", %actor, order_id = %id, refund = %order.refund_amount, removed, "order given up and refunded");
         Ok((order, removed))
     }
 
     /// Sends the order's dead letter back to the queue.
     /// # Errors
     /// [`Error::NotFound`] when no dead letter carries the order.
-    pub async fn redrive_order(&self, id: &OrderId) -> Result<DeadLetter> {
-        self.ports
+    pub async fn redrive_order(&self, actor: &Actor, id: &OrderId) -> Result<DeadLetter> {
+        let letter = self
+            .ports
             .queue_ops
             .redrive(&LetterPick::Order(id.clone()))
             .await?
-            .ok_or(Error::NotFound(Missing::DeadLetter))
+            .ok_or(Error::NotFound(Missing::DeadLetter))?;
+        tracing::warn!(target: "audit", %actor, order_id = %id, message_id = letter.message_id, "dead letter redriven");
+        Ok(letter)
     }
 
     /// A card or code expires the day after its expiry date: on that date it is still good.
@@ -250,6 +256,24 @@ impl Giftify {
 
     pub async fn dead_letters(&self, limit: u32) -> Result<Vec<DeadLetter>> {
         self.ports.queue_ops.dead_letters(limit).await
+    }
+
+    /// Up to `limit` dead letters, oldest first, each with its order as it stands now (`None`
+    /// for an unreadable letter or an order that no longer exists): what an operator needs to
+    /// choose between a redrive and a refund.
+    pub async fn dead_letters_with_orders(
+        &self,
+        limit: u32,
+    ) -> Result<Vec<(DeadLetter, Option<Order>)>> {
+        let mut listed = Vec::new();
+        for letter in self.ports.queue_ops.dead_letters(limit).await? {
+            let order = match letter.order() {
+                Some(message) => self.ports.orders.order(&message.order_id).await?,
+                None => None,
+            };
+            listed.push((letter, order));
+        }
+        Ok(listed)
     }
 
     /// Removes a dead letter for good (an unreadable one, or an order an operator settled by
