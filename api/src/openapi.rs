@@ -6,8 +6,8 @@ use crate::AppState;
 use crate::error::{ErrorCode, ErrorEnvelope};
 use crate::key_access::{KeyAccess, key_access};
 use crate::routes::{
-    admin, api_keys, auth, cards, cart, codes, dead_letters, events, meta, orders, products, users, wallet,
-    webhooks,
+    admin, api_keys, auth, cards, cart, codes, dead_letters, events, meta, orders, products, users,
+    wallet, webhooks,
 };
 use axum::Router;
 use axum::http::{HeaderValue, header};
@@ -241,9 +241,8 @@ impl Modify for AdminErrors {
                 .build()
         };
         let unauthorized = answer("UNAUTHORIZED or TOKEN_EXPIRED");
-        let forbidden = answer(
-            "FORBIDDEN: not an admin, or an API key (this is for signed-in admins)",
-        );
+        let forbidden =
+            answer("FORBIDDEN: not an admin, or an API key (this is for signed-in admins)");
         for (path, item) in openapi.paths.paths.iter_mut() {
             if !(path.starts_with("/webhooks") || path.starts_with("/admin/dead-letters")) {
                 continue;

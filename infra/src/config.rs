@@ -325,12 +325,10 @@ impl Config {
                 Duration::from_secs(parse_in("GIFTIFY_STALE_PENDING_SECS", &n, 0, 86_400)? as u64);
         }
         if let Some(n) = var("GIFTIFY_STUCK_ORDER_REFUND_SECS") {
-            config.stuck_order_refund_after = Duration::from_secs(parse_in(
-                "GIFTIFY_STUCK_ORDER_REFUND_SECS",
-                &n,
-                0,
-                30 * 86_400,
-            )? as u64);
+            config.stuck_order_refund_after =
+                Duration::from_secs(
+                    parse_in("GIFTIFY_STUCK_ORDER_REFUND_SECS", &n, 0, 30 * 86_400)? as u64,
+                );
         }
         if let Some(n) = var("GIFTIFY_HTTP_HEADER_TIMEOUT_SECS") {
             config.http.header_timeout =

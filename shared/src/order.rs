@@ -169,10 +169,9 @@ impl Order {
                 OrderStatus::Cancelled,
                 Error::OrderNotCancellable(self.status),
             ),
-            Closing::GiveUp { .. } => (
-                OrderStatus::Refunded,
-                Error::OrderAlreadyFinal(self.status),
-            ),
+            Closing::GiveUp { .. } => {
+                (OrderStatus::Refunded, Error::OrderAlreadyFinal(self.status))
+            }
         };
         let mut closed = self.moved_to(next, c.now).ok_or(refused)?;
         closed.refund_amount = self.paid_amount;

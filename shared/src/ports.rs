@@ -22,9 +22,8 @@ use crate::keys::KeyName;
 use crate::labels::ClientReference;
 use crate::ledger::TopUp;
 use crate::order::{
-    LetterPick,
-    Analytics, Cancellation, DeadLetter, Fulfillment, Order, OrderMessage, OrderPlacement,
-    OrderStatus, Outbox, QueueDepths,
+    Analytics, Cancellation, DeadLetter, Fulfillment, LetterPick, Order, OrderMessage,
+    OrderPlacement, OrderStatus, Outbox, QueueDepths,
 };
 use crate::user::{
     Email, NewRefreshToken, NewUser, ProfileUpdate, Rotation, ThrottlePolicy, User, UserCredentials,

@@ -161,6 +161,8 @@ macro_rules! contract_suite {
                 orders::only_the_owner_can_cancel_and_only_while_pending,
                 orders::a_final_order_owes_its_event_until_marked_notified,
                 orders::stale_pending_lists_old_pending_orders_oldest_first,
+                orders::stale_orders_lists_old_processing_orders_too,
+                orders::giving_up_an_unfinished_order_refunds_it_in_full_with_its_reason,
                 orders::orders_are_listed_newest_first_per_user_and_for_admins,
                 orders::analytics_count_revenue_cost_and_units_of_fulfilled_orders,
                 orders::issued_cards_are_stored_sealed_and_found_by_id_and_order,
@@ -178,6 +180,7 @@ macro_rules! contract_suite {
                 queue::a_placement_says_where_its_fulfillment_message_is,
                 queue::placing_an_order_then_enqueueing_it_leaves_one_message,
                 queue::an_empty_dead_letter_queue_has_nothing_to_redrive,
+                queue::dead_letters_are_picked_by_order_or_message,
                 queue::publishing_the_same_event_twice_is_harmless,
                 queue::the_backend_answers_a_health_check,
             );

@@ -87,7 +87,11 @@ impl DeadLetterView {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RefundRequest {
-    #[schema(min_length = 1, max_length = 500, example = "the brand's API is down for the day")]
+    #[schema(
+        min_length = 1,
+        max_length = 500,
+        example = "the brand's API is down for the day"
+    )]
     pub reason: String,
 }
 

@@ -9,10 +9,10 @@
 
 use super::item::{item, s, sdk_error};
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use chrono::{DateTime, Utc};
 use giftify_shared::inbox::Delivery;
 use giftify_shared::order::{DeadLetter, DeadLetterBody, LetterPick, OrderMessage, QueueDepths};
 use giftify_shared::ports::{OrderQueue, QueueOps};

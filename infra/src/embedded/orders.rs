@@ -502,7 +502,8 @@ impl Orders for SqliteStore {
 
     async fn refund_in_full(&self, cancellation: &Cancellation) -> Result<Order> {
         let cancellation = cancellation.clone();
-        self.write(move |conn| refund_in_full(conn, &cancellation)).await
+        self.write(move |conn| refund_in_full(conn, &cancellation))
+            .await
     }
 
     async fn mark_notified(&self, id: &OrderId, now: DateTime<Utc>) -> Result<()> {

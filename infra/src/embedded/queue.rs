@@ -672,7 +672,13 @@ mod tests {
 
         let moved = f.store.redrive(&LetterPick::Oldest).await.unwrap().unwrap();
         assert_eq!(moved.order(), Some(&poison));
-        assert!(f.store.redrive(&LetterPick::Oldest).await.unwrap().is_none());
+        assert!(
+            f.store
+                .redrive(&LetterPick::Oldest)
+                .await
+                .unwrap()
+                .is_none()
+        );
         let depths = f.store.depths().await.unwrap();
         assert_eq!((depths.ready, depths.dead), (1, 0));
 

@@ -9,8 +9,8 @@ use crate::ids::{GiftCardId, OrderId, TransactionId, UserId};
 use crate::labels::{ClientReference, OrderLabels};
 use crate::ledger::Movement;
 use crate::order::{
-    Cancellation, Closing, FulfillmentDetails, LineRequest, Order, OrderLine, OrderMessage, OrderPlacement,
-    OrderSource, OrderStatus, Outbox, check_order_lines,
+    Cancellation, Closing, FulfillmentDetails, LineRequest, Order, OrderLine, OrderMessage,
+    OrderPlacement, OrderSource, OrderStatus, Outbox, check_order_lines,
 };
 use crate::sandbox::SandboxOutcome;
 use crate::user::Role;

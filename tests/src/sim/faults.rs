@@ -24,8 +24,8 @@ use giftify_shared::inbox::Delivery;
 use giftify_shared::labels::ClientReference;
 use giftify_shared::ledger::TopUp;
 use giftify_shared::order::{
-    Analytics, Cancellation, DeadLetter, Fulfillment, LetterPick, Order, OrderMessage, OrderPlacement,
-    OrderStatus, Outbox, QueueDepths,
+    Analytics, Cancellation, DeadLetter, Fulfillment, LetterPick, Order, OrderMessage,
+    OrderPlacement, OrderStatus, Outbox, QueueDepths,
 };
 use giftify_shared::ports::{
     Carts, Catalogue, CodeInventory, EventPublisher, GiftCards, IdempotencyKeys, Inbox, OrderQueue,

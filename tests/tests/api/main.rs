@@ -11,6 +11,7 @@ mod concurrency;
 mod feed;
 mod invariants;
 mod meta;
+mod operating;
 mod orders;
 mod redelivery;
 mod references;

@@ -11,7 +11,7 @@ use giftify_shared::catalogue::VariantUpdate;
 use giftify_shared::ids::{GiftCardId, OrderId, TransactionId};
 use giftify_shared::labels::{ClientReference, Metadata, OrderLabels};
 use giftify_shared::ledger::describe;
-use giftify_shared::order::{Cancellation, Closing, Order, OrderSource, OrderStatus};
+use giftify_shared::order::{Cancellation, Closing, Order, OrderSource, OrderStatus, RefundReason};
 use giftify_shared::ports::Ports;
 use giftify_shared::wallet::{PageRequest, TransactionType};
 use giftify_shared::{Error, Paise};
@@ -677,19 +677,146 @@ pub async fn stale_pending_lists_old_pending_orders_oldest_first(ports: &Ports) 
     let before = t - Duration::minutes(1);
 
     assert_eq!(
-        ids(&ports.orders.stale_orders(OrderStatus::Pending, before, 10).await?),
+        ids(&ports
+            .orders
+            .stale_orders(OrderStatus::Pending, before, 10)
+            .await?),
         vec![&orders[0].id, &orders[1].id]
     );
     assert_eq!(
-        ids(&ports.orders.stale_orders(OrderStatus::Pending, before, 1).await?),
+        ids(&ports
+            .orders
+            .stale_orders(OrderStatus::Pending, before, 1)
+            .await?),
         vec![&orders[0].id]
     );
     ports.orders.start_processing(&orders[0].id, now()).await?;
     assert_eq!(
-        ids(&ports.orders.stale_orders(OrderStatus::Pending, before, 10).await?),
+        ids(&ports
+            .orders
+            .stale_orders(OrderStatus::Pending, before, 10)
+            .await?),
         vec![&orders[1].id]
     );
     Ok(())
+}
+
+pub async fn stale_orders_lists_old_processing_orders_too(ports: &Ports) -> Result<()> {
+    let owner = funded_user(ports, 1_000_000).await?;
+    let e = stocked(ports, &[10]).await?;
+    let t = now();
+    let old = new_order(
+        &owner.id,
+        &[(&e[0], 1)],
+        OrderSource::Items,
+        t - Duration::minutes(30),
+    );
+    ports.orders.place_order(&placement(&old, None)).await?;
+    let young = place(ports, &owner.id, &[(&e[0], 1)]).await?;
+    ports.orders.start_processing(&old.id, t).await?;
+    ports.orders.start_processing(&young.id, t).await?;
+    let before = t - Duration::minutes(15);
+
+    assert_eq!(
+        ids(&ports
+            .orders
+            .stale_orders(OrderStatus::Processing, before, 10)
+            .await?),
+        vec![&old.id]
+    );
+    assert!(
+        ports
+            .orders
+            .stale_orders(OrderStatus::Pending, before, 10)
+            .await?
+            .is_empty()
+    );
+    Ok(())
+}
+
+fn give_up(order: &Order, reason: &str) -> Cancellation {
+    Cancellation {
+        closing: Closing::GiveUp {
+            reason: RefundReason::given(reason).expect("a reason"),
+        },
+        ..cancellation(order)
+    }
+}
+
+pub async fn giving_up_an_unfinished_order_refunds_it_in_full_with_its_reason(
+    ports: &Ports,
+) -> Result<()> {
+    let owner = funded_user(ports, 1_000_000).await?;
+    let e = stocked(ports, &[10]).await?;
+    let pending = place(ports, &owner.id, &[(&e[0], 2)]).await?;
+    let processing = place(ports, &owner.id, &[(&e[0], 1)]).await?;
+    ports.orders.start_processing(&processing.id, now()).await?;
+
+    for order in [&pending, &processing] {
+        let closing = give_up(order, "the brand is down");
+        let refunded = ports.orders.refund_in_full(&closing).await?;
+        assert_eq!(refunded.status, OrderStatus::Refunded);
+        assert_eq!(refunded.refund_amount, order.paid_amount);
+        assert!(refunded.fulfillment.refund_processed);
+        assert_eq!(
+            refunded.fulfillment.refund_reason.as_deref(),
+            Some("the brand is down")
+        );
+        assert_eq!(ports.orders.order(&order.id).await?, Some(refunded.clone()));
+        let record = ports
+            .wallets
+            .transaction(&owner.id, &closing.refund_transaction_id)
+            .await?
+            .expect("the REFUND record");
+        assert_eq!(record.kind, TransactionType::Refund);
+        assert_eq!(record.amount, order.paid_amount);
+        assert_eq!(record.order_id, Some(order.id.clone()));
+    }
+    assert_eq!(ports.wallets.balance(&owner.id).await?.get(), 1_000_000);
+    assert_eq!(
+        ids(&ports.orders.unnotified(10).await?).len(),
+        2,
+        "each owes its order.refunded event"
+    );
+
+    // The fulfillment that raced the give-up and lost commits nothing.
+    let lost = ports
+        .orders
+        .complete_fulfillment(&fulfillment(&processing, &[1], now()))
+        .await?;
+    assert_eq!(lost.status, OrderStatus::Refunded);
+    assert_eq!(stock_of(ports, &e[0].variant.id).await?, 10);
+    assert!(
+        ports
+            .gift_cards
+            .cards_of_order(&processing.id)
+            .await?
+            .is_empty()
+    );
+
+    // A give-up that comes after the fulfillment won changes nothing.
+    let done = fulfil(ports, &place(ports, &owner.id, &[(&e[0], 1)]).await?, &[1]).await?;
+    let balance = ports.wallets.balance(&owner.id).await?;
+    let err = ports
+        .orders
+        .refund_in_full(&give_up(&done, "too late"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::OrderAlreadyFinal(OrderStatus::Fulfilled)),
+        "{err:?}"
+    );
+    let err = ports
+        .orders
+        .refund_in_full(&give_up(&processing, "twice"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::OrderAlreadyFinal(OrderStatus::Refunded)),
+        "{err:?}"
+    );
+    assert_eq!(ports.wallets.balance(&owner.id).await?, balance);
+    assert_ledger_consistent(ports, &owner.id).await
 }
 
 pub async fn orders_are_listed_newest_first_per_user_and_for_admins(ports: &Ports) -> Result<()> {

@@ -4,7 +4,7 @@ use crate::support::{funded_user, new_order, now, place, placement, stocked};
 use anyhow::Result;
 use giftify_shared::events::OrderEvent;
 use giftify_shared::ids::{OrderId, UserId};
-use giftify_shared::order::{OrderMessage, OrderSource, OrderStatus, Outbox};
+use giftify_shared::order::{LetterPick, OrderMessage, OrderSource, OrderStatus, Outbox};
 use giftify_shared::ports::Ports;
 
 pub async fn enqueueing_the_same_order_twice_keeps_one_message(ports: &Ports) -> Result<()> {
@@ -74,8 +74,88 @@ pub async fn a_placement_says_where_its_fulfillment_message_is(ports: &Ports) ->
 
 pub async fn an_empty_dead_letter_queue_has_nothing_to_redrive(ports: &Ports) -> Result<()> {
     assert!(ports.queue_ops.dead_letters(10).await?.is_empty());
-    assert!(ports.queue_ops.redrive(&giftify_shared::order::LetterPick::Oldest).await?.is_none());
+    assert!(
+        ports
+            .queue_ops
+            .redrive(&LetterPick::Oldest)
+            .await?
+            .is_none()
+    );
     assert_eq!(ports.queue_ops.depths().await?.dead, 0);
+    Ok(())
+}
+
+/// Dead letters are picked by order or by message id: the operator's per-order redrive and
+/// refund touch that order's letter and no other.
+pub async fn dead_letters_are_picked_by_order_or_message(ports: &Ports) -> Result<()> {
+    let messages: Vec<OrderMessage> = (0..3)
+        .map(|_| OrderMessage {
+            order_id: OrderId::generate(),
+            user_id: UserId::generate(),
+        })
+        .collect();
+    for message in &messages {
+        ports.queue.enqueue(message).await?;
+    }
+    let mut dead = 0;
+    for _ in 0..10 {
+        let received = ports
+            .inbox
+            .receive(10, std::time::Duration::from_millis(200))
+            .await?;
+        for delivery in &received {
+            ports.inbox.dead_letter(delivery, "poison").await?;
+            dead += 1;
+        }
+        if dead == messages.len() {
+            break;
+        }
+    }
+    assert_eq!(dead, messages.len());
+    let order_of =
+        |letter: &giftify_shared::order::DeadLetter| letter.order().map(|m| m.order_id.clone());
+
+    let unknown = LetterPick::Order(OrderId::generate());
+    assert!(ports.queue_ops.redrive(&unknown).await?.is_none());
+    assert!(
+        ports
+            .queue_ops
+            .delete_dead_letter(&unknown)
+            .await?
+            .is_none()
+    );
+    let redriven = ports
+        .queue_ops
+        .redrive(&LetterPick::Order(messages[1].order_id.clone()))
+        .await?
+        .expect("the letter of the second order");
+    assert_eq!(order_of(&redriven), Some(messages[1].order_id.clone()));
+    let deleted = ports
+        .queue_ops
+        .delete_dead_letter(&LetterPick::Order(messages[2].order_id.clone()))
+        .await?
+        .expect("the letter of the third order");
+    assert_eq!(order_of(&deleted), Some(messages[2].order_id.clone()));
+    assert_eq!(deleted.last_error.as_deref(), Some("poison"));
+
+    let left = ports.queue_ops.dead_letters(10).await?;
+    assert_eq!(left.len(), 1);
+    assert_eq!(order_of(&left[0]), Some(messages[0].order_id.clone()));
+    assert_eq!(left[0].last_error.as_deref(), Some("poison"));
+    assert!(left[0].dead_at.is_some(), "since when it is dead");
+    let by_id = ports
+        .queue_ops
+        .delete_dead_letter(&LetterPick::Message(left[0].message_id.clone()))
+        .await?
+        .expect("by message id");
+    assert_eq!(by_id.message_id, left[0].message_id);
+    assert!(ports.queue_ops.dead_letters(10).await?.is_empty());
+    let depths = ports.queue_ops.depths().await?;
+    assert_eq!(
+        (depths.ready, depths.dead),
+        (1, 0),
+        "the redriven one is queued"
+    );
     Ok(())
 }
 
