@@ -363,7 +363,7 @@ mod tests {
     }
 
     #[test]
-    fn every_webhooks_operation_documents_the_admin_refusals() {
+    fn every_webhooks_and_dead_letter_operation_documents_the_admin_refusals() {
         let doc = document();
         let mut operations = 0;
         for (path, item) in doc["paths"].as_object().expect("paths") {
@@ -377,7 +377,7 @@ mod tests {
                 operations += 1;
             }
         }
-        assert_eq!(operations, 10);
+        assert_eq!(operations, 13);
     }
 
     #[test]

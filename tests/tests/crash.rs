@@ -311,3 +311,114 @@ async fn assert_no_lost_orders(api: &HttpApi, users: &[support::TestUser], tally
         );
     }
 }
+
+/// Places one order of the first variant for a fresh, funded user; returns the user's token
+/// and the order id.
+async fn placed_order(http: &Http, admin_token: &str, tag: &str) -> (String, String) {
+    let variant = load::variants(http, admin_token).await[0].id.clone();
+    let user = load::register(http, &format!("{tag}-{}@example.in", std::process::id())).await;
+    let funded = http
+        .post(
+            "/wallet/topup",
+            Some(&user.token),
+            &json!({"amount": 1_000_000}),
+        )
+        .await
+        .expect("top-up answers");
+    assert_eq!(funded.status, 200, "{}", funded.body);
+    let created = http
+        .post(
+            "/orders/create",
+            Some(&user.token),
+            &json!({"items": [{"variantId": variant, "quantity": 1}]}),
+        )
+        .await
+        .expect("create answers");
+    assert_eq!(created.status, 202, "{}", created.body);
+    let order = created.body["data"]["orderId"]
+        .as_str()
+        .expect("orderId")
+        .to_string();
+    (user.token, order)
+}
+
+async fn status_of(http: &Http, token: &str, order: &str) -> String {
+    let seen = http
+        .get(&format!("/orders/{order}"), Some(token))
+        .await
+        .expect("order answers");
+    seen.body["data"]["status"]
+        .as_str()
+        .expect("status")
+        .to_string()
+}
+
+/// With no worker running anywhere, money still comes back: the operator's `dlq refund` gives
+/// an order up on request, and an API-only process (`serve --no-worker`) runs the reconciler,
+/// which refunds an order past its deadline by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_worker_orders_are_refunded_by_the_operator_and_by_the_deadline() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let deployment = Deployment::new(dir.path(), &[("GIFTIFY_STUCK_ORDER_REFUND_SECS", "3600")]);
+    let http = Http::new(&deployment.base_url(), Duration::from_secs(10));
+    let mut api = deployment.spawn("api", &["serve", "--no-worker"]);
+    http.wait_until_healthy(&mut api, Duration::from_secs(30))
+        .await;
+    let admin_token = load::admin_token(&http).await;
+
+    let (token, order) = placed_order(&http, &admin_token, "by-hand").await;
+    let unknown = deployment.try_run(&["dlq", "redrive", "--order", &order]);
+    assert!(
+        !unknown.success,
+        "an order without a dead letter: {unknown:?}"
+    );
+    assert!(
+        unknown.stderr.contains("dead letter not found"),
+        "{unknown:?}"
+    );
+    let blank = deployment.try_run(&["dlq", "refund", &order, "--reason", " "]);
+    assert!(!blank.success, "a blank reason: {blank:?}");
+    let printed = deployment.run(&["dlq", "refund", &order, "--reason", "no brand stock today"]);
+    assert!(printed.contains("REFUNDED"), "{printed}");
+    assert_eq!(status_of(&http, &token, &order).await, "REFUNDED");
+    let again = deployment.try_run(&["dlq", "refund", &order, "--reason", "twice"]);
+    assert!(!again.success, "a final order: {again:?}");
+    assert!(again.stderr.contains("REFUNDED already"), "{again:?}");
+
+    // A deadline of one second; the reconciler's first pass is at start.
+    api.terminate();
+    assert!(
+        api.wait_exit(Duration::from_secs(30)).is_some(),
+        "the API stops"
+    );
+    let deployment = deployment.with("GIFTIFY_STUCK_ORDER_REFUND_SECS", Some("1"));
+    let mut api = deployment.spawn("api", &["serve", "--no-worker"]);
+    http.wait_until_healthy(&mut api, Duration::from_secs(30))
+        .await;
+    let (token, order) = placed_order(&http, &admin_token, "by-deadline").await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(
+        status_of(&http, &token, &order).await,
+        "PENDING",
+        "no worker runs"
+    );
+    api.terminate();
+    assert!(
+        api.wait_exit(Duration::from_secs(30)).is_some(),
+        "the API stops"
+    );
+    let mut api = deployment.spawn("api", &["serve", "--no-worker"]);
+    http.wait_until_healthy(&mut api, Duration::from_secs(30))
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while status_of(&http, &token, &order).await != "REFUNDED" {
+        assert!(
+            Instant::now() < deadline,
+            "not refunded: {}",
+            api.log_tail(20)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    api.terminate();
+    api.wait_exit(Duration::from_secs(30));
+}

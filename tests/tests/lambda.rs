@@ -260,7 +260,7 @@ async fn the_release_reconciler_binary_re_enqueues_stale_orders_and_publishes_mi
     lambda.stop();
     assert_eq!(
         report,
-        json!({"requeued": 1, "notified": 1, "failed": 0, "wokenDeliveries": 0})
+        json!({"refunded": 0, "requeued": 1, "notified": 1, "failed": 0, "wokenDeliveries": 0})
     );
 
     let events = stack.notifications(&subscriber).await;

@@ -1,5 +1,5 @@
-//! The reconciler Lambda's handler, run on a schedule: re-enqueues PENDING orders whose
-//! enqueue may have failed, publishes events that a crash left unsent, and wakes the
+//! The reconciler Lambda's handler, run on a schedule: refunds orders stuck past their
+//! deadline, re-enqueues PENDING orders whose enqueue may have failed, publishes events that a crash left unsent, and wakes the
 //! dispatcher for webhook deliveries whose wake-up was lost.
 
 use giftify_infra::metrics::MetricScope;
@@ -12,6 +12,7 @@ pub async fn handle(
 ) -> giftify_shared::Result<ReconcileReport> {
     let report = giftify.reconcile().await?;
     let mut metrics = metrics.invocation();
+    metrics.count("OrdersRefundedStuck", report.refunded as u64);
     metrics.count("OrdersRequeued", report.requeued as u64);
     metrics.count("EventsRepublished", report.notified as u64);
     metrics.count("ReconcileFailures", report.failed as u64);

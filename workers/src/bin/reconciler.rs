@@ -16,7 +16,7 @@ async fn main() -> Result<(), Error> {
     let giftify = &runtime.giftify;
     lambda_runtime::run(service_fn(|_: LambdaEvent<Value>| async move {
         let report = giftify_workers::reconciler::handle(giftify, metrics).await?;
-        Ok::<_, Error>(json!({"requeued": report.requeued, "notified": report.notified, "failed": report.failed, "wokenDeliveries": report.woken_deliveries}))
+        Ok::<_, Error>(json!({"refunded": report.refunded, "requeued": report.requeued, "notified": report.notified, "failed": report.failed, "wokenDeliveries": report.woken_deliveries}))
     }))
     .await
 }
