@@ -56,10 +56,16 @@ locals {
     dispatcher = {
       "webhooks" = { actions = ["GetItem", "PutItem", "Query"], indexes = [] }
     }
-    # Stale PENDING orders and unsent events, found through keys-only indexes and then read
-    # by key; marking an event sent is the one order write.
+    # Stale PENDING orders, orders stuck past their deadline and unsent events, found through
+    # keys-only indexes and then read by key. A stuck order is given up in one transaction:
+    # REFUNDED, the balance credited with its REFUND record, a cart checkout's cart unlocked;
+    # each refund is an entry of the audit log.
     reconciler = {
-      "orders" = { actions = ["GetItem", "BatchGetItem", "UpdateItem"], indexes = ["status-createdAt-index", "notifyPending-index"] }
+      "orders"              = { actions = ["GetItem", "BatchGetItem", "UpdateItem"], indexes = ["status-createdAt-index", "notifyPending-index"] }
+      "users"               = { actions = ["GetItem", "UpdateItem"], indexes = [] }
+      "wallet-transactions" = { actions = ["PutItem"], indexes = [] }
+      "cart"                = { actions = ["GetItem", "UpdateItem"], indexes = [] }
+      "audit"               = { actions = ["PutItem"], indexes = [] }
       # Expiry: ACTIVE cards past their date (a sparse index), and each brand variant's
       # available codes past theirs, which leave its stock. Card events still owed: another
       # sparse index, each card read again before it is announced.
@@ -102,7 +108,8 @@ locals {
       publish       = false
       webhook_queue = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:SendMessage"]
     }
-    # Re-enqueue stale orders, publish owed events, wake overdue webhook deliveries.
+    # Re-enqueue stale orders, publish owed events (and the refunds of stuck orders), wake
+    # overdue webhook deliveries.
     reconciler = {
       queue         = ["sqs:SendMessage"]
       dead_letter   = []

@@ -1,7 +1,8 @@
-# What the operator commands `giftify dlq list | redrive | delete` call on a stage, as one
-# policy to attach to the operators' role (output operator_policy_json): receive, hide and
-# delete dead letters, send a redriven one to the orders queue, read the failure notes, check
-# (and on a stage's first start record) the key check values, and read the card key.
+# What the operator commands `giftify dlq list | redrive | refund | delete` call on a stage, as
+# one policy to attach to the operators' role (output operator_policy_json): receive, hide and
+# delete dead letters, send a redriven one to the orders queue, read the failure notes, give an
+# order up with its refund and event, append to the audit log, check (and on a stage's first
+# start record) the key check values, and read the card key.
 # tests/tests/terraform_drift.rs fails when the code calls an action this policy lacks.
 locals {
   operator_policy = {
@@ -38,6 +39,34 @@ locals {
         Action    = ["dynamodb:GetItem", "dynamodb:PutItem"]
         Resource  = aws_dynamodb_table.this["audit"].arn
         Condition = { "ForAllValues:StringEquals" = { "dynamodb:LeadingKeys" = ["KEYCHECK"] } }
+      },
+      {
+        # `dlq refund`: the order given up in one transaction (REFUNDED, balance and REFUND
+        # record, cart unlocked), its event recorded in the feed and marked sent.
+        Sid    = "GiveUpOrders"
+        Effect = "Allow"
+        Action = ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:Query"]
+        Resource = [
+          aws_dynamodb_table.this["orders"].arn,
+          aws_dynamodb_table.this["users"].arn,
+          aws_dynamodb_table.this["wallet-transactions"].arn,
+          aws_dynamodb_table.this["cart"].arn,
+          aws_dynamodb_table.this["events"].arn,
+        ]
+      },
+      {
+        Sid      = "PublishRefundEvents"
+        Effect   = "Allow"
+        Action   = ["sns:Publish"]
+        Resource = aws_sns_topic.order_events.arn
+      },
+      {
+        # Every redrive, refund and delete is an entry of the audit log (LOG# items).
+        Sid       = "AuditLog"
+        Effect    = "Allow"
+        Action    = ["dynamodb:PutItem"]
+        Resource  = aws_dynamodb_table.this["audit"].arn
+        Condition = { "ForAllValues:StringLike" = { "dynamodb:LeadingKeys" = ["LOG#*"] } }
       },
       {
         Sid      = "CardKey"

@@ -578,9 +578,12 @@ async fn dlq_refund(config: Config, order: &str, reason: &str) -> Result<()> {
 
 async fn dlq_delete(config: Config, message_id: &str) -> Result<()> {
     let stack = Stack::open(config, Opening::ExistingOnly).await?;
-    match stack.giftify().delete_dead_letter(message_id).await? {
+    match stack
+        .giftify()
+        .delete_dead_letter(&Actor::Operator, message_id)
+        .await?
+    {
         Some(letter) => {
-            tracing::warn!(target: "audit", message_id, order_id = ?letter.order().map(|m| m.order_id.to_string()), "dead letter deleted");
             println!("deleted: {}", dead_letter_line(&letter));
             Ok(())
         }
@@ -642,7 +645,7 @@ async fn codes_import(
         };
         let report = stack
             .giftify()
-            .import_codes(&variant, reference, part)
+            .import_codes(&Actor::Operator, &variant, reference, part)
             .await?;
         imported += u64::from(report.imported);
         duplicates += u64::from(report.duplicates);
@@ -664,7 +667,7 @@ async fn codes_import(
         std::io::stderr().flush().ok();
     }
     eprintln!();
-    tracing::info!(target: "audit", variant_id = %variant, batch, imported, duplicates, invalid, "codes imported from the command line");
+    tracing::info!(variant_id = %variant, batch, imported, duplicates, invalid, "codes imported from the command line");
     println!("imported {imported}, duplicates {duplicates}, invalid {invalid}");
     for (row, reason) in refused {
         println!("row {row}\t{reason:?}");

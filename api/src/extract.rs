@@ -339,6 +339,13 @@ pub struct AdminUser {
     pub id: UserId,
 }
 
+impl AdminUser {
+    /// This admin, as the audit log names who acted.
+    pub fn actor(&self) -> giftify_shared::audit::Actor {
+        giftify_shared::audit::Actor::Admin(self.id.clone())
+    }
+}
+
 impl FromRequestParts<AppState> for AdminUser {
     type Rejection = ApiError;
 

@@ -170,11 +170,7 @@ pub async fn set_up_admin(
             .set_up_admin(step.clone(), email.clone(), hash)
             .await
         {
-            Ok(admin) => {
-                let action = step.outcome();
-                tracing::warn!(target: "audit", user_id = %admin.id, action, "admin account {action}");
-                return Ok(step);
-            }
+            Ok(_) => return Ok(step),
             Err(giftify_shared::Error::EmailAlreadyExists) if attempts < 2 => continue,
             Err(error) => return Err(error.into()),
         }

@@ -6,8 +6,8 @@ use crate::AppState;
 use crate::error::{ErrorCode, ErrorEnvelope};
 use crate::key_access::{KeyAccess, key_access};
 use crate::routes::{
-    admin, api_keys, auth, cards, cart, codes, dead_letters, events, meta, orders, products, users,
-    wallet, webhooks,
+    admin, api_keys, audit, auth, cards, cart, codes, dead_letters, events, meta, orders, products,
+    users, wallet, webhooks,
 };
 use axum::Router;
 use axum::http::{HeaderValue, header};
@@ -42,7 +42,7 @@ Orders are fulfilled asynchronously: `POST /orders/create` answers 202 and `GET 
         orders::create, orders::list, orders::detail, orders::cancel, orders::reveal,
         admin::inventory, admin::update_inventory, admin::orders, admin::analytics,
         admin::create_product, admin::create_variant,
-        dead_letters::list, dead_letters::redrive, dead_letters::refund,
+        dead_letters::list, dead_letters::redrive, dead_letters::refund, audit::audit,
         codes::import, codes::batches, codes::void,
         cards::list, cards::redeem, cards::reveals, orders::return_card,
         events::feed,
@@ -62,7 +62,7 @@ Orders are fulfilled asynchronously: `POST /orders/create` answers 202 and `GET 
         (name = "cart", description = "The caller's cart"),
         (name = "orders", description = "Ordering, order status, cancellation and gift card reveal"),
         (name = "gift-cards", description = "Giftify cards redeemed into the wallet"),
-        (name = "admin", description = "Inventory, all orders, analytics, catalogue changes and dead letters (role ADMIN)"),
+        (name = "admin", description = "Inventory, all orders, analytics, catalogue changes, dead letters and the audit log (role ADMIN)"),
         (name = "events", description = "The event feed: every event of yours (all, for admins) in the order recorded"),
         (name = "webhooks", description = "Webhook endpoints, their signing secrets, and the delivery log with replay (role ADMIN)"),
         (name = "meta", description = "Health, metrics and this documentation"),
@@ -244,7 +244,10 @@ impl Modify for AdminErrors {
         let forbidden =
             answer("FORBIDDEN: not an admin, or an API key (this is for signed-in admins)");
         for (path, item) in openapi.paths.paths.iter_mut() {
-            if !(path.starts_with("/webhooks") || path.starts_with("/admin/dead-letters")) {
+            if !(path.starts_with("/webhooks")
+                || path.starts_with("/admin/dead-letters")
+                || path == "/admin/audit")
+            {
                 continue;
             }
             let operations = [
@@ -363,11 +366,14 @@ mod tests {
     }
 
     #[test]
-    fn every_webhooks_and_dead_letter_operation_documents_the_admin_refusals() {
+    fn every_webhooks_dead_letter_and_audit_operation_documents_the_admin_refusals() {
         let doc = document();
         let mut operations = 0;
         for (path, item) in doc["paths"].as_object().expect("paths") {
-            if !(path.starts_with("/webhooks") || path.starts_with("/admin/dead-letters")) {
+            if !(path.starts_with("/webhooks")
+                || path.starts_with("/admin/dead-letters")
+                || path == "/admin/audit")
+            {
                 continue;
             }
             for (method, operation) in item.as_object().expect("operations") {
@@ -377,7 +383,7 @@ mod tests {
                 operations += 1;
             }
         }
-        assert_eq!(operations, 13);
+        assert_eq!(operations, 14);
     }
 
     #[test]

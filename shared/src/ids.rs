@@ -27,6 +27,18 @@ macro_rules! prefixed_id {
                 Self(format!("{}{}", $prefix, ulid::Ulid::new()))
             }
 
+            /// A fresh id whose time part is `time`, so that ids sort as their times do.
+            pub fn at(time: chrono::DateTime<chrono::Utc>) -> Self {
+                Self(format!("{}{}", $prefix, ulid::Ulid::from_datetime(time.into())))
+            }
+
+            /// The time part of the id, to the millisecond.
+            pub fn time(&self) -> chrono::DateTime<chrono::Utc> {
+                let ms = ulid::Ulid::from_string(self.ulid_part()).map_or(0, |u| u.timestamp_ms());
+                chrono::DateTime::from_timestamp_millis(i64::try_from(ms).unwrap_or(i64::MAX))
+                    .unwrap_or_default()
+            }
+
             pub fn parse(value: &str) -> Result<Self, InvalidId> {
                 value
                     .strip_prefix($prefix)
@@ -91,6 +103,8 @@ prefixed_id!(/// A webhook endpoint.
     WebhookEndpointId, "we_");
 prefixed_id!(/// One event's delivery to one webhook endpoint.
     WebhookDeliveryId, "wd_");
+prefixed_id!(/// One entry of the audit log.
+    AuditId, "aud_");
 
 #[cfg(test)]
 mod tests {

@@ -9,14 +9,15 @@
 //! [`crate::Error::Internal`].
 
 use crate::api_keys::{ApiKey, ApiKeyId, RateWindow};
+use crate::audit::AuditEntry;
 use crate::card_life::{CardReturn, Redemption};
 use crate::cart::{Cart, CartLine};
 use crate::catalogue::{CatalogueEntry, Product, ProductWithVariants, Variant, VariantUpdate};
 use crate::codes::{BatchRef, BatchSummary, CodeImport, ImportReport, InventoryCode};
 use crate::events::{Event, Feed, FeedCursor, FeedPage};
 use crate::idempotency::{Claim, IdempotencyScope, NewClaim, Refusal};
+use crate::ids::{AuditId, WebhookDeliveryId, WebhookEndpointId};
 use crate::ids::{GiftCardId, OrderId, TransactionId, UserId, VariantId};
-use crate::ids::{WebhookDeliveryId, WebhookEndpointId};
 use crate::inbox::Delivery;
 use crate::keys::KeyName;
 use crate::labels::ClientReference;
@@ -573,6 +574,23 @@ pub trait KeyChecks: Send + Sync {
     async fn sealed_cards(&self) -> Result<u64>;
 }
 
+/// The audit log: appended to, never changed.
+#[async_trait]
+pub trait AuditLog: Send + Sync {
+    /// Appends `entry`. An entry is never changed or removed: recording an id that is recorded
+    /// already keeps the first and changes nothing.
+    async fn record_audit(&self, entry: &AuditEntry) -> Result<()>;
+    /// Up to `limit` entries with `from <= at < to` and, when `before` is given, an id below
+    /// it — newest (highest id) first.
+    async fn audit_slice(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        before: Option<&AuditId>,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>>;
+}
+
 #[async_trait]
 pub trait Health: Send + Sync {
     /// Cheap round trip to the backend.
@@ -604,6 +622,7 @@ pub struct Ports {
     /// other functions wake it), so their packages carry no HTTP client.
     pub webhook_sender: Option<Arc<dyn WebhookSender>>,
     pub keys: Arc<dyn KeyChecks>,
+    pub audit: Arc<dyn AuditLog>,
     pub health: Arc<dyn Health>,
 }
 
@@ -633,6 +652,7 @@ impl Ports {
             + Inbox
             + QueueOps
             + KeyChecks
+            + AuditLog
             + Health
             + 'static,
     {
@@ -657,6 +677,7 @@ impl Ports {
             wakeups: backend.clone(),
             webhook_sender,
             keys: backend.clone(),
+            audit: backend.clone(),
             health: backend,
         }
     }

@@ -11,6 +11,8 @@
 mod accounts;
 #[path = "contract/api_keys.rs"]
 mod api_keys;
+#[path = "contract/audit.rs"]
+mod audit;
 #[path = "contract/cart.rs"]
 mod cart;
 #[path = "contract/catalogue.rs"]
@@ -181,6 +183,7 @@ macro_rules! contract_suite {
                 queue::placing_an_order_then_enqueueing_it_leaves_one_message,
                 queue::an_empty_dead_letter_queue_has_nothing_to_redrive,
                 queue::dead_letters_are_picked_by_order_or_message,
+                audit::the_audit_log_reads_back_newest_first_across_days_and_never_rewrites,
                 queue::publishing_the_same_event_twice_is_harmless,
                 queue::the_backend_answers_a_health_check,
             );
@@ -281,21 +284,25 @@ mod legacy_refusals {
         let giftify = &stack.runtime.giftify;
         let store = &stack.runtime.aws.store;
         let product = giftify
-            .add_product(giftify_shared::usecases::NewProduct {
-                name: "Legacy Brand".into(),
-                description: "A brand's card from before sources".into(),
-                brand: "Legacy".into(),
-                category: "shopping".into(),
-                image_url: "https://example.in/l.png".into(),
-                thumbnail_url: "https://example.in/l-thumb.png".into(),
-                terms_and_conditions: "As the brand says.".into(),
-                how_to_redeem: "At the brand.".into(),
-                validity_days: 365,
-            })
+            .add_product(
+                &giftify_shared::audit::Actor::Operator,
+                giftify_shared::usecases::NewProduct {
+                    name: "Legacy Brand".into(),
+                    description: "A brand's card from before sources".into(),
+                    brand: "Legacy".into(),
+                    category: "shopping".into(),
+                    image_url: "https://example.in/l.png".into(),
+                    thumbnail_url: "https://example.in/l-thumb.png".into(),
+                    terms_and_conditions: "As the brand says.".into(),
+                    how_to_redeem: "At the brand.".into(),
+                    validity_days: 365,
+                },
+            )
             .await
             .expect("product");
         let variant = giftify
             .add_variant(
+                &giftify_shared::audit::Actor::Operator,
                 product.id.clone(),
                 giftify_shared::usecases::NewVariant {
                     name: "Legacy 500".into(),
@@ -350,7 +357,12 @@ mod legacy_refusals {
             })
             .collect();
         let report = giftify
-            .import_codes(&variant.id, BatchRef::parse("FIRST").expect("ref"), &rows)
+            .import_codes(
+                &giftify_shared::audit::Actor::Operator,
+                &variant.id,
+                BatchRef::parse("FIRST").expect("ref"),
+                &rows,
+            )
             .await
             .expect("an import into a legacy brand variant");
 

@@ -134,21 +134,25 @@ async fn a_refusal_under_a_key_that_a_retry_took_over_answers_in_progress_not_th
         .await
         .expect("top-up");
     let product = giftify
-        .add_product(NewProduct {
-            name: "Zomato Gift Card".into(),
-            description: "Zomato gift card".into(),
-            brand: "Zomato".into(),
-            category: "food".into(),
-            image_url: "https://example.in/card.png".into(),
-            thumbnail_url: "https://example.in/card-thumb.png".into(),
-            terms_and_conditions: "Valid for one year.".into(),
-            how_to_redeem: "At checkout.".into(),
-            validity_days: 365,
-        })
+        .add_product(
+            &giftify_shared::audit::Actor::Operator,
+            NewProduct {
+                name: "Zomato Gift Card".into(),
+                description: "Zomato gift card".into(),
+                brand: "Zomato".into(),
+                category: "food".into(),
+                image_url: "https://example.in/card.png".into(),
+                thumbnail_url: "https://example.in/card-thumb.png".into(),
+                terms_and_conditions: "Valid for one year.".into(),
+                how_to_redeem: "At checkout.".into(),
+                validity_days: 365,
+            },
+        )
         .await
         .expect("product");
     let variant = giftify
         .add_variant(
+            &giftify_shared::audit::Actor::Operator,
             product.id,
             NewVariant {
                 name: "Zomato ₹250".into(),

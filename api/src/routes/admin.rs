@@ -378,13 +378,16 @@ pub async fn inventory(
 )]
 pub async fn update_inventory(
     State(state): State<AppState>,
-    _admin: AdminUser,
+    admin: AdminUser,
     ApiPath(variant_id): ApiPath<String>,
     ApiJson(body): ApiJson<UpdateInventoryRequest>,
 ) -> Result<Envelope<InventoryItem>, ApiError> {
     let variant_id: VariantId = parse_id("variantId", &variant_id)?;
     let update = variant_update(body)?;
-    let entry = state.giftify().update_variant(&variant_id, update).await?;
+    let entry = state
+        .giftify()
+        .update_variant(&admin.actor(), &variant_id, update)
+        .await?;
     Ok(ok(InventoryItem::from(&entry)).with_message("Inventory updated"))
 }
 
@@ -536,11 +539,11 @@ pub async fn analytics(
 )]
 pub async fn create_product(
     State(state): State<AppState>,
-    _admin: AdminUser,
+    admin: AdminUser,
     ApiJson(body): ApiJson<CreateProductRequest>,
 ) -> Result<(StatusCode, Envelope<AdminProductView>), ApiError> {
     let new = new_product(body)?;
-    let product = state.giftify().add_product(new).await?;
+    let product = state.giftify().add_product(&admin.actor(), new).await?;
     Ok((
         StatusCode::CREATED,
         ok(AdminProductView::from(&product)).with_message("Product created"),
@@ -610,13 +613,16 @@ fn check_url(field: &str, url: Option<String>) -> Result<String, ApiError> {
 )]
 pub async fn create_variant(
     State(state): State<AppState>,
-    _admin: AdminUser,
+    admin: AdminUser,
     ApiPath(product_id): ApiPath<String>,
     ApiJson(body): ApiJson<CreateVariantRequest>,
 ) -> Result<(StatusCode, Envelope<AdminVariantView>), ApiError> {
     let product_id: ProductId = parse_id("productId", &product_id)?;
     let new = new_variant(body)?;
-    let variant = state.giftify().add_variant(product_id, new).await?;
+    let variant = state
+        .giftify()
+        .add_variant(&admin.actor(), product_id, new)
+        .await?;
     Ok((
         StatusCode::CREATED,
         ok(AdminVariantView::from(&variant)).with_message("Variant created"),

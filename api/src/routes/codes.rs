@@ -267,7 +267,7 @@ fn import_request(
 )]
 pub async fn import(
     State(state): State<AppState>,
-    _admin: AdminUser,
+    admin: AdminUser,
     ApiPath(variant_id): ApiPath<String>,
     ApiQuery(query): ApiQuery<ImportQuery>,
     headers: HeaderMap,
@@ -292,7 +292,7 @@ pub async fn import(
     }
     let report = state
         .giftify()
-        .import_codes(&variant_id, batch_ref, &rows)
+        .import_codes(&admin.actor(), &variant_id, batch_ref, &rows)
         .await?;
     tracing::info!(
         variant_id = %report.variant_id,
@@ -349,14 +349,14 @@ pub async fn batches(
 )]
 pub async fn void(
     State(state): State<AppState>,
-    _admin: AdminUser,
+    admin: AdminUser,
     ApiPath((variant_id, batch_ref)): ApiPath<(String, String)>,
 ) -> Result<Envelope<BatchView>, ApiError> {
     let variant_id: VariantId = parse_id("variantId", &variant_id)?;
     let batch_ref = BatchRef::parse(&batch_ref)?;
     let batch = state
         .giftify()
-        .void_code_batch(&variant_id, &batch_ref)
+        .void_code_batch(&admin.actor(), &variant_id, &batch_ref)
         .await?;
     tracing::info!(variant_id = %variant_id, batch_ref = %batch_ref, voided = batch.voided, "code batch voided");
     Ok(ok(BatchView::from(&batch)).with_message("Batch voided"))

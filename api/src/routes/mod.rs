@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod api_keys;
+pub mod audit;
 pub mod auth;
 pub mod cards;
 pub mod cart;
@@ -32,6 +33,7 @@ pub fn router() -> Router<AppState> {
         .merge(orders::router())
         .merge(admin::router())
         .merge(dead_letters::router())
+        .merge(audit::router())
         .merge(codes::router())
         .merge(cards::router())
         .merge(events::router())

@@ -3,6 +3,7 @@
 //! start) from the standard AWS configuration chain plus Giftify's own settings.
 
 mod api_keys;
+mod audit;
 pub mod bootstrap;
 mod cards;
 mod carts;
@@ -177,6 +178,7 @@ impl AwsStack {
             wakeups: Arc::new(self.wakeups.clone()),
             webhook_sender: self.webhook_sender.clone(),
             keys: store.clone(),
+            audit: store.clone(),
             health: store,
         }
     }

@@ -20,6 +20,7 @@
 //! `spawn_blocking`.
 
 mod api_keys;
+mod audit;
 pub mod backup;
 mod cards;
 mod carts;

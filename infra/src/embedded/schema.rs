@@ -469,9 +469,24 @@ INSERT INTO dispatch_cursor (name, position)
 "#;
 
 /// Why an order was given up and refunded in full (an operator's refund, or the reconciler's
-/// past the stuck-order deadline).
+/// past the stuck-order deadline), and the audit log, append-only.
 const V10: &str = r#"
 ALTER TABLE orders ADD COLUMN refund_reason TEXT;
+
+CREATE TABLE audit_log (
+    id   TEXT PRIMARY KEY,
+    at   INTEGER NOT NULL,
+    body TEXT NOT NULL
+) STRICT;
+CREATE INDEX audit_log_by_time ON audit_log (at);
+CREATE TRIGGER audit_log_is_append_only_update BEFORE UPDATE ON audit_log
+BEGIN
+    SELECT RAISE(ABORT, 'the audit log is append-only');
+END;
+CREATE TRIGGER audit_log_is_append_only_delete BEFORE DELETE ON audit_log
+BEGIN
+    SELECT RAISE(ABORT, 'the audit log is append-only');
+END;
 "#;
 
 /// Every migration in order; a database at version `n` has applied the first `n`.

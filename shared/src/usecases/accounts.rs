@@ -3,6 +3,7 @@
 
 use super::Giftify;
 use crate::Missing;
+use crate::audit::{Actor, AuditAction, AuditEntry};
 use crate::ids::UserId;
 use crate::user::{
     Email, NewRefreshToken, NewUser, ProfileUpdate, Role, Rotation, User, UserCredentials,
@@ -57,7 +58,7 @@ impl Giftify {
         email: Email,
         password_hash: String,
     ) -> Result<User> {
-        match step {
+        let admin = match &step {
             AdminStep::Create => {
                 let admin = NewUser {
                     id: UserId::generate(),
@@ -69,16 +70,29 @@ impl Giftify {
                     role: Role::Admin,
                     now: self.now(),
                 };
-                self.ports.users.create_user(&admin).await
+                self.ports.users.create_user(&admin).await?
             }
             AdminStep::Promote(id) | AdminStep::ResetPassword(id) => {
                 self.ports
                     .users
-                    .make_admin(&id, &password_hash, self.now())
-                    .await
+                    .make_admin(id, &password_hash, self.now())
+                    .await?
             }
-            AdminStep::Nothing(id) => self.profile(&id).await,
-        }
+            AdminStep::Nothing(id) => return self.profile(id).await,
+        };
+        // The operator's doing (`giftify admin …`, or `serve` with the admin variables): the
+        // entry says what happened to the account, never the password.
+        self.audit(
+            AuditEntry::new(
+                self.now(),
+                &Actor::Operator,
+                AuditAction::AdminAccountSetUp,
+                admin.id.as_str(),
+            )
+            .after(serde_json::json!({ "email": admin.email.as_str(), "outcome": step.outcome() })),
+        )
+        .await;
+        Ok(admin)
     }
 
     /// Counts a login attempt *before* its password is checked, so that a burst of parallel

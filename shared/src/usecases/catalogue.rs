@@ -1,7 +1,9 @@
 //! Catalogue reads, admin catalogue changes, and the cart.
 
 use super::Giftify;
+use super::audit::{product_values, variant_values};
 use crate::Missing;
+use crate::audit::{Actor, AuditAction, AuditEntry};
 use crate::cart::{Cart, CartLine};
 use crate::catalogue::{CatalogueEntry, Product, ProductWithVariants, Variant, VariantUpdate};
 use crate::ids::{ProductId, UserId, VariantId};
@@ -55,7 +57,7 @@ impl Giftify {
         Ok(true)
     }
 
-    pub async fn add_product(&self, new: NewProduct) -> Result<Product> {
+    pub async fn add_product(&self, actor: &Actor, new: NewProduct) -> Result<Product> {
         let now = self.now();
         let product = Product {
             id: ProductId::generate(),
@@ -73,13 +75,23 @@ impl Giftify {
             updated_at: now,
         };
         self.ports.catalogue.add_product(&product).await?;
+        self.audit(
+            AuditEntry::new(now, actor, AuditAction::ProductCreated, product.id.as_str())
+                .after(product_values(&product)),
+        )
+        .await;
         Ok(product)
     }
 
     /// # Errors
     /// [`Error::Validation`] for an INVENTORY variant created with stock (its stock comes from
     /// the codes imported into it) or a GENERATED one not priced at its face value.
-    pub async fn add_variant(&self, product_id: ProductId, new: NewVariant) -> Result<Variant> {
+    pub async fn add_variant(
+        &self,
+        actor: &Actor,
+        product_id: ProductId,
+        new: NewVariant,
+    ) -> Result<Variant> {
         crate::catalogue::check_source_pricing(
             new.fulfillment_source,
             new.denomination,
@@ -113,20 +125,38 @@ impl Giftify {
             updated_at: now,
         };
         self.ports.catalogue.add_variant(&variant).await?;
+        self.audit(
+            AuditEntry::new(now, actor, AuditAction::VariantCreated, variant.id.as_str())
+                .after(variant_values(&variant)),
+        )
+        .await;
         Ok(variant)
     }
 
     pub async fn update_variant(
         &self,
+        actor: &Actor,
         id: &VariantId,
         update: VariantUpdate,
     ) -> Result<CatalogueEntry> {
+        let before = self.entry(id).await?.variant;
         // A variant's source never changes, so checking it against a read is race-free.
-        update.check_for(&self.entry(id).await?.variant)?;
-        self.ports
+        update.check_for(&before)?;
+        let now = self.now();
+        let after = self
+            .ports
             .catalogue
-            .update_variant(id, &update, self.now())
-            .await
+            .update_variant(id, &update, now)
+            .await?;
+        // `before` is the read the change was checked against: a sale that moved the stock in
+        // between shows as a difference the admin did not make, which an audit may show.
+        self.audit(
+            AuditEntry::new(now, actor, AuditAction::InventoryChanged, id.as_str())
+                .before(variant_values(&before))
+                .after(variant_values(&after.variant)),
+        )
+        .await;
+        Ok(after)
     }
 
     /// One catalogue entry, or `NotFound`.

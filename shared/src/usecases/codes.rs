@@ -1,10 +1,12 @@
 //! Brand codes: imports into an INVENTORY variant's sealed pool, the batch listing, and voids.
 
 use super::Giftify;
+use crate::audit::{Actor, AuditAction, AuditEntry};
 use crate::codes::{BatchRef, BatchSummary, CodeImport, CodeRow, FulfillmentSource, ImportReport};
 use crate::ids::VariantId;
 use crate::{Error, Result};
 use rand::{Rng, rngs::OsRng};
+use serde_json::json;
 
 impl Giftify {
     /// Validates, seals and stores a batch of brand codes. Rows that fail are refused in the
@@ -15,10 +17,41 @@ impl Giftify {
     /// or a request with no rows or too many.
     pub async fn import_codes(
         &self,
+        actor: &Actor,
         variant_id: &VariantId,
         batch_ref: BatchRef,
         rows: &[CodeRow],
     ) -> Result<ImportReport> {
+        let import = self.plan_import(variant_id, batch_ref, rows).await?;
+        let report = self.ports.codes.import_codes(&import).await?;
+        self.audit(
+            AuditEntry::new(
+                self.now(),
+                actor,
+                AuditAction::CodesImported,
+                variant_id.as_str(),
+            )
+            .after(json!({
+                "batchRef": report.batch_ref.as_str(),
+                "rows": report.rows,
+                "imported": report.imported,
+                "duplicates": report.duplicates,
+                "invalid": report.invalid,
+            })),
+        )
+        .await;
+        Ok(report)
+    }
+
+    /// The variant's import of `rows`, sealed.
+    /// # Errors
+    /// As [`Giftify::import_codes`].
+    async fn plan_import(
+        &self,
+        variant_id: &VariantId,
+        batch_ref: BatchRef,
+        rows: &[CodeRow],
+    ) -> Result<CodeImport> {
         let entry = self.entry(variant_id).await?;
         if entry.variant.fulfillment_source != FulfillmentSource::Inventory {
             return Err(Error::validation(
@@ -27,15 +60,14 @@ impl Giftify {
                  INVENTORY variants",
             ));
         }
-        let import = CodeImport::plan(
+        CodeImport::plan(
             &self.vault,
             entry.variant.id,
             entry.product.id,
             batch_ref,
             rows,
             self.now(),
-        )?;
-        self.ports.codes.import_codes(&import).await
+        )
     }
 
     /// The variant's code batches with their counts.
@@ -49,13 +81,31 @@ impl Giftify {
     /// Withdraws a batch's unallocated codes (a supplier recall).
     pub async fn void_code_batch(
         &self,
+        actor: &Actor,
         variant_id: &VariantId,
         batch_ref: &BatchRef,
     ) -> Result<BatchSummary> {
-        self.ports
+        let now = self.now();
+        let summary = self
+            .ports
             .codes
-            .void_batch(variant_id, batch_ref, self.now())
-            .await
+            .void_batch(variant_id, batch_ref, now)
+            .await?;
+        self.audit(
+            AuditEntry::new(
+                now,
+                actor,
+                AuditAction::CodeBatchVoided,
+                variant_id.as_str(),
+            )
+            .after(json!({
+                "batchRef": summary.batch_ref.as_str(),
+                "voided": summary.voided,
+                "allocated": summary.allocated,
+            })),
+        )
+        .await;
+        Ok(summary)
     }
 
     /// Imports the demo batch ([`crate::catalogue::DEMO_BATCH`]) into every INVENTORY variant
@@ -77,8 +127,11 @@ impl Giftify {
                     ),
                 })
                 .collect();
-            self.import_codes(&entry.variant.id, batch.clone(), &rows)
+            // The shop's own first start, not anyone's action: not an audit entry.
+            let import = self
+                .plan_import(&entry.variant.id, batch.clone(), &rows)
                 .await?;
+            self.ports.codes.import_codes(&import).await?;
         }
         Ok(())
     }

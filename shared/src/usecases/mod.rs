@@ -3,6 +3,7 @@
 
 mod accounts;
 mod api_keys;
+mod audit;
 mod batch;
 mod cards;
 mod catalogue;

@@ -2,13 +2,14 @@
 //! order up with a full refund.
 
 use super::Giftify;
-use crate::audit::Actor;
+use crate::audit::{Actor, AuditAction, AuditEntry};
 use crate::error::Missing;
 use crate::ids::{OrderId, TransactionId};
 use crate::order::{
     Cancellation, Closing, DeadLetter, LetterPick, Order, OrderMessage, OrderStatus, RefundReason,
 };
 use crate::{Error, Result};
+use serde_json::json;
 
 /// What one reconciler pass did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -35,6 +36,16 @@ pub struct ReconcileReport {
 pub struct RedriveReport {
     pub moved: Vec<DeadLetter>,
     pub dry_run: bool,
+}
+
+/// A dead letter's values as the audit log keeps them (never an unreadable body).
+fn letter_values(letter: &DeadLetter) -> serde_json::Value {
+    json!({
+        "messageId": letter.message_id,
+        "orderId": letter.order().map(|m| m.order_id.as_str()),
+        "receiveCount": letter.receive_count,
+        "lastError": letter.last_error,
+    })
 }
 
 /// How many orders one reconciler pass looks at, per kind.
@@ -126,7 +137,10 @@ impl Giftify {
                 .stale_orders(status, before, RECONCILE_BATCH)
                 .await?
             {
-                match self.give_up(&order, RefundReason::stuck(deadline)).await {
+                match self
+                    .give_up(&Actor::Reconciler, &order, RefundReason::stuck(deadline))
+                    .await
+                {
                     Ok(_) => report.refunded += 1,
                     Err(Error::OrderAlreadyFinal(_)) => {}
                     Err(error) => {
@@ -143,7 +157,8 @@ impl Giftify {
     /// with it, then publishes `order.refunded`.
     /// # Errors
     /// [`Error::OrderAlreadyFinal`] when it finished first (a fulfillment won the race).
-    async fn give_up(&self, order: &Order, reason: RefundReason) -> Result<Order> {
+    async fn give_up(&self, actor: &Actor, order: &Order, reason: RefundReason) -> Result<Order> {
+        let before = order.status;
         let order = self
             .ports
             .orders
@@ -156,6 +171,21 @@ impl Giftify {
                 now: self.now(),
             })
             .await?;
+        self.audit(
+            AuditEntry::new(
+                order.updated_at,
+                actor,
+                AuditAction::OrderRefunded,
+                order.id.as_str(),
+            )
+            .before(json!({ "status": before.as_str(), "paidAmount": order.paid_amount.get() }))
+            .after(json!({
+                "status": order.status.as_str(),
+                "refundAmount": order.refund_amount.get(),
+                "refundReason": order.fulfillment.refund_reason,
+            })),
+        )
+        .await;
         // The refund is committed; a failed publish is finished by the reconciler.
         if let Err(error) = self.notify(&order).await {
             tracing::warn!(order_id = %order.id, error = %error, "refund event not published yet");
@@ -181,7 +211,7 @@ impl Giftify {
             .order(id)
             .await?
             .ok_or(Error::NotFound(Missing::Order))?;
-        let order = self.give_up(&order, reason).await?;
+        let order = self.give_up(actor, &order, reason).await?;
         let mut removed = 0;
         while self
             .ports
@@ -192,7 +222,6 @@ impl Giftify {
         {
             removed += 1;
         }
-        tracing::warn!(target: "audit", %actor, order_id = %id, refund = %order.refund_amount, removed, "order given up and refunded");
         Ok((order, removed))
     }
 
@@ -206,7 +235,16 @@ impl Giftify {
             .redrive(&LetterPick::Order(id.clone()))
             .await?
             .ok_or(Error::NotFound(Missing::DeadLetter))?;
-        tracing::warn!(target: "audit", %actor, order_id = %id, message_id = letter.message_id, "dead letter redriven");
+        self.audit(
+            AuditEntry::new(
+                self.now(),
+                actor,
+                AuditAction::DeadLetterRedriven,
+                id.as_str(),
+            )
+            .before(letter_values(&letter)),
+        )
+        .await;
         Ok(letter)
     }
 
@@ -278,11 +316,29 @@ impl Giftify {
 
     /// Removes a dead letter for good (an unreadable one, or an order an operator settled by
     /// hand); `None` when there is no dead letter with this id.
-    pub async fn delete_dead_letter(&self, message_id: &str) -> Result<Option<DeadLetter>> {
-        self.ports
+    pub async fn delete_dead_letter(
+        &self,
+        actor: &Actor,
+        message_id: &str,
+    ) -> Result<Option<DeadLetter>> {
+        let deleted = self
+            .ports
             .queue_ops
             .delete_dead_letter(&LetterPick::Message(message_id.to_string()))
-            .await
+            .await?;
+        if let Some(letter) = &deleted {
+            self.audit(
+                AuditEntry::new(
+                    self.now(),
+                    actor,
+                    AuditAction::DeadLetterDeleted,
+                    message_id,
+                )
+                .before(letter_values(letter)),
+            )
+            .await;
+        }
+        Ok(deleted)
     }
 
     /// Moves up to `max` dead letters back to the queue, oldest first, calling `progress` after

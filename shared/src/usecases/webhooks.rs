@@ -7,6 +7,7 @@
 //! of two dispatchers woken for one delivery only one posts it.
 
 use super::Giftify;
+use crate::audit::{Actor, AuditAction, AuditEntry};
 use crate::events::{Feed, FeedCursor};
 use crate::ids::{UserId, WebhookDeliveryId, WebhookEndpointId};
 use crate::ports::SignedPost;
@@ -19,6 +20,7 @@ use crate::webhooks::{
 use crate::{Error, Result};
 use chrono::{DateTime, Duration, Utc};
 use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 
 /// How long a claimed delivery stays hidden from other dispatchers: well above the send
@@ -63,6 +65,16 @@ impl Dispatched {
     }
 }
 
+/// An endpoint's values as the audit log keeps them: never a secret.
+fn endpoint_values(endpoint: &WebhookEndpoint) -> serde_json::Value {
+    json!({
+        "url": endpoint.url,
+        "eventTypes": endpoint.event_types,
+        "description": endpoint.description,
+        "enabled": endpoint.enabled,
+    })
+}
+
 impl Giftify {
     /// A new endpoint; its secret is in the answer only.
     /// # Errors
@@ -97,7 +109,16 @@ impl Giftify {
                 None,
             )
             .await?;
-        tracing::warn!(target: "audit", admin = %admin, endpoint_id = %endpoint.id, "webhook endpoint created");
+        self.audit(
+            AuditEntry::new(
+                self.now(),
+                &Actor::Admin(admin.clone()),
+                AuditAction::WebhookCreated,
+                endpoint.id.as_str(),
+            )
+            .after(endpoint_values(&endpoint)),
+        )
+        .await;
         Ok((endpoint, SecretString::from(secret)))
     }
 
@@ -196,11 +217,12 @@ impl Giftify {
         &self,
         id: &WebhookEndpointId,
         change: impl Fn(&WebhookEndpoint, DateTime<Utc>) -> Result<WebhookEndpoint>,
-    ) -> Result<WebhookEndpoint> {
+    ) -> Result<(WebhookEndpoint, WebhookEndpoint)> {
         for _ in 0..CHANGE_TRIES {
-            let changed = change(&self.ports.webhooks.endpoint(id).await?, self.now())?;
+            let before = self.ports.webhooks.endpoint(id).await?;
+            let changed = change(&before, self.now())?;
             match self.ports.webhooks.save_endpoint(&changed).await {
-                Ok(()) => return Ok(changed),
+                Ok(()) => return Ok((before, changed)),
                 Err(Error::Conflict(_)) => continue,
                 Err(error) => return Err(error),
             }
@@ -216,10 +238,20 @@ impl Giftify {
         id: &WebhookEndpointId,
         patch: &EndpointPatch,
     ) -> Result<WebhookEndpoint> {
-        let endpoint = self
+        let (before, endpoint) = self
             .change_endpoint(id, |endpoint, now| endpoint.patched(patch, now))
             .await?;
-        tracing::warn!(target: "audit", admin = %admin, endpoint_id = %id, enabled = endpoint.enabled, "webhook endpoint changed");
+        self.audit(
+            AuditEntry::new(
+                endpoint.updated_at,
+                &Actor::Admin(admin.clone()),
+                AuditAction::WebhookChanged,
+                id.as_str(),
+            )
+            .before(endpoint_values(&before))
+            .after(endpoint_values(&endpoint)),
+        )
+        .await;
         Ok(endpoint)
     }
 
@@ -234,18 +266,38 @@ impl Giftify {
         let secret = generate_secret();
         let sealed = self.vault.seal_text(id.as_str(), &secret)?;
         let overlap = overlap.unwrap_or(DEFAULT_ROTATION_OVERLAP);
-        let endpoint = self
+        let (_, endpoint) = self
             .change_endpoint(id, |endpoint, now| {
                 endpoint.rotated(sealed.clone(), overlap, now)
             })
             .await?;
-        tracing::warn!(target: "audit", admin = %admin, endpoint_id = %id, overlap_secs = overlap.num_seconds(), "webhook secret rotated");
+        // Never the secret: when it was made and how long the old ones overlap.
+        self.audit(
+            AuditEntry::new(
+                endpoint.updated_at,
+                &Actor::Admin(admin.clone()),
+                AuditAction::WebhookSecretRotated,
+                id.as_str(),
+            )
+            .after(json!({ "overlapSeconds": overlap.num_seconds() })),
+        )
+        .await;
         Ok((endpoint, SecretString::from(secret)))
     }
 
     pub async fn delete_webhook(&self, admin: &UserId, id: &WebhookEndpointId) -> Result<()> {
+        let before = self.ports.webhooks.endpoint(id).await?;
         self.ports.webhooks.delete_endpoint(id).await?;
-        tracing::warn!(target: "audit", admin = %admin, endpoint_id = %id, "webhook endpoint deleted");
+        self.audit(
+            AuditEntry::new(
+                self.now(),
+                &Actor::Admin(admin.clone()),
+                AuditAction::WebhookDeleted,
+                id.as_str(),
+            )
+            .before(endpoint_values(&before)),
+        )
+        .await;
         Ok(())
     }
 
@@ -305,7 +357,16 @@ impl Giftify {
                         .wakeups
                         .wake_at(&replayed, replayed.updated_at)
                         .await?;
-                    tracing::warn!(target: "audit", admin = %admin, endpoint_id = %id, delivery_id = %delivery, "webhook delivery retried");
+                    self.audit(
+                        AuditEntry::new(
+                            replayed.updated_at,
+                            &Actor::Admin(admin.clone()),
+                            AuditAction::WebhookDeliveryRetried,
+                            delivery.as_str(),
+                        )
+                        .after(json!({ "webhookId": id })),
+                    )
+                    .await;
                     return Ok(replayed);
                 }
                 Err(Error::Conflict(_)) => continue,
@@ -361,7 +422,16 @@ impl Giftify {
             }
             cursor = page.next;
         }
-        tracing::warn!(target: "audit", admin = %admin, endpoint_id = %id, %since, recovered, has_more, "webhook endpoint recovered");
+        self.audit(
+            AuditEntry::new(
+                self.now(),
+                &Actor::Admin(admin.clone()),
+                AuditAction::WebhookRecovered,
+                id.as_str(),
+            )
+            .after(json!({ "since": since, "recovered": recovered, "hasMore": has_more })),
+        )
+        .await;
         Ok(Recovery {
             recovered,
             next: cursor.encode(),

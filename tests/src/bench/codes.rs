@@ -46,22 +46,26 @@ pub async fn run(scratch: &Path, options: &CodesOptions) -> Result<Value> {
         Rules::default(),
     ));
     let product = giftify
-        .add_product(NewProduct {
-            name: "Bench".into(),
-            description: "Bench cards".into(),
-            brand: "Bench".into(),
-            category: "SHOPPING".into(),
-            image_url: "https://cdn.giftify.in/bench.jpg".into(),
-            thumbnail_url: "https://cdn.giftify.in/bench-thumb.jpg".into(),
-            terms_and_conditions: "None.".into(),
-            how_to_redeem: "None.".into(),
-            validity_days: 365,
-        })
+        .add_product(
+            &giftify_shared::audit::Actor::Operator,
+            NewProduct {
+                name: "Bench".into(),
+                description: "Bench cards".into(),
+                brand: "Bench".into(),
+                category: "SHOPPING".into(),
+                image_url: "https://cdn.giftify.in/bench.jpg".into(),
+                thumbnail_url: "https://cdn.giftify.in/bench-thumb.jpg".into(),
+                terms_and_conditions: "None.".into(),
+                how_to_redeem: "None.".into(),
+                validity_days: 365,
+            },
+        )
         .await?;
     let mut variants = Vec::new();
     for source in [FulfillmentSource::Inventory, FulfillmentSource::Generated] {
         let variant = giftify
             .add_variant(
+                &giftify_shared::audit::Actor::Operator,
                 product.id.clone(),
                 NewVariant {
                     name: format!("Bench {}", source.as_str()),
@@ -102,7 +106,12 @@ pub async fn run(scratch: &Path, options: &CodesOptions) -> Result<Value> {
             .collect();
         let begun = Instant::now();
         let report = giftify
-            .import_codes(&variants[0], BatchRef::parse(&format!("B{batch}"))?, &rows)
+            .import_codes(
+                &giftify_shared::audit::Actor::Operator,
+                &variants[0],
+                BatchRef::parse(&format!("B{batch}"))?,
+                &rows,
+            )
             .await?;
         import_seconds.push(begun.elapsed().as_secs_f64());
         anyhow::ensure!(report.imported as usize == CODES_PER_IMPORT, "{report:?}");

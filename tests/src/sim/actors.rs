@@ -752,7 +752,11 @@ impl Admin {
             let giftify = self.giftify.clone();
             let result = self
                 .ctx
-                .request(async { giftify.update_variant(&variant, update).await })
+                .request(async {
+                    giftify
+                        .update_variant(&giftify_shared::audit::Actor::Operator, &variant, update)
+                        .await
+                })
                 .await;
             if let Some(Err(error)) = result
                 && unexpected(&error)
@@ -779,12 +783,16 @@ impl Admin {
                     stock_quantity: Some(0),
                     ..VariantUpdate::default()
                 };
-                giftify.update_variant(variant, empty).await?;
+                giftify
+                    .update_variant(&giftify_shared::audit::Actor::Operator, variant, empty)
+                    .await?;
                 let switch = VariantUpdate {
                     fulfillment_source: Some(FulfillmentSource::Inventory),
                     ..VariantUpdate::default()
                 };
-                giftify.update_variant(variant, switch).await
+                giftify
+                    .update_variant(&giftify_shared::audit::Actor::Operator, variant, switch)
+                    .await
             })
             .await;
         let told = result
@@ -861,6 +869,7 @@ impl Admin {
             .request(async {
                 giftify
                     .import_codes(
+                        &giftify_shared::audit::Actor::Operator,
                         &batch.variant,
                         BatchRef::parse(&batch.batch_ref)?,
                         &batch.rows,
@@ -912,7 +921,11 @@ impl Admin {
             .ctx
             .request(async {
                 giftify
-                    .void_code_batch(&batch.variant, &BatchRef::parse(&batch.batch_ref)?)
+                    .void_code_batch(
+                        &giftify_shared::audit::Actor::Operator,
+                        &batch.variant,
+                        &BatchRef::parse(&batch.batch_ref)?,
+                    )
                     .await
             })
             .await;

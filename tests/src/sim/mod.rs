@@ -683,22 +683,26 @@ async fn setup(giftify: &Giftify, shape: &Shape, seed: u64) -> giftify_shared::R
     let mut variants = Vec::new();
     for (brand, denominations) in [("Zomato", [250, 500]), ("Amazon", [500, 1000])] {
         let product = giftify
-            .add_product(NewProduct {
-                name: format!("{brand} Gift Card"),
-                description: format!("{brand} gift card"),
-                brand: brand.into(),
-                category: "shopping".into(),
-                image_url: "https://example.in/card.png".into(),
-                thumbnail_url: "https://example.in/card-thumb.png".into(),
-                terms_and_conditions: "Valid for one year.".into(),
-                how_to_redeem: "At checkout.".into(),
-                validity_days: 365,
-            })
+            .add_product(
+                &giftify_shared::audit::Actor::Operator,
+                NewProduct {
+                    name: format!("{brand} Gift Card"),
+                    description: format!("{brand} gift card"),
+                    brand: brand.into(),
+                    category: "shopping".into(),
+                    image_url: "https://example.in/card.png".into(),
+                    thumbnail_url: "https://example.in/card-thumb.png".into(),
+                    terms_and_conditions: "Valid for one year.".into(),
+                    how_to_redeem: "At checkout.".into(),
+                    validity_days: 365,
+                },
+            )
             .await?;
         for denomination in denominations {
             let mrp = denomination * 100;
             let variant = giftify
                 .add_variant(
+                    &giftify_shared::audit::Actor::Operator,
                     product.id.clone(),
                     NewVariant {
                         name: format!("{brand} ₹{denomination}"),
@@ -717,20 +721,24 @@ async fn setup(giftify: &Giftify, shape: &Shape, seed: u64) -> giftify_shared::R
         }
     }
     let product = giftify
-        .add_product(NewProduct {
-            name: "Swiggy Gift Card".into(),
-            description: "Swiggy gift card".into(),
-            brand: "Swiggy".into(),
-            category: "food".into(),
-            image_url: "https://example.in/card.png".into(),
-            thumbnail_url: "https://example.in/card-thumb.png".into(),
-            terms_and_conditions: "As the brand's code says.".into(),
-            how_to_redeem: "In the Swiggy app.".into(),
-            validity_days: 365,
-        })
+        .add_product(
+            &giftify_shared::audit::Actor::Operator,
+            NewProduct {
+                name: "Swiggy Gift Card".into(),
+                description: "Swiggy gift card".into(),
+                brand: "Swiggy".into(),
+                category: "food".into(),
+                image_url: "https://example.in/card.png".into(),
+                thumbnail_url: "https://example.in/card-thumb.png".into(),
+                terms_and_conditions: "As the brand's code says.".into(),
+                how_to_redeem: "In the Swiggy app.".into(),
+                validity_days: 365,
+            },
+        )
         .await?;
     let brand = giftify
         .add_variant(
+            &giftify_shared::audit::Actor::Operator,
             product.id,
             NewVariant {
                 name: "Swiggy ₹250".into(),
@@ -758,6 +766,7 @@ async fn setup(giftify: &Giftify, shape: &Shape, seed: u64) -> giftify_shared::R
         let batch_ref = "SIM-0".to_string();
         giftify
             .import_codes(
+                &giftify_shared::audit::Actor::Operator,
                 &brand.id,
                 giftify_shared::codes::BatchRef::parse(&batch_ref)?,
                 &rows,
@@ -896,7 +905,12 @@ async fn drain(giftify: &Giftify, world: &World) -> Result<(), Vec<String>> {
         let batch_ref = giftify_shared::codes::BatchRef::parse(&batch.batch_ref)
             .map_err(|e| vec![internal("batch reference", &e)])?;
         giftify
-            .import_codes(&batch.variant, batch_ref, &batch.rows)
+            .import_codes(
+                &giftify_shared::audit::Actor::Operator,
+                &batch.variant,
+                batch_ref,
+                &batch.rows,
+            )
             .await
             .map_err(|e| vec![internal("import again", &e)])?;
     }

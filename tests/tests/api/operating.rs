@@ -283,7 +283,212 @@ async fn a_stuck_order_refund_racing_its_fulfillment_ends_exactly_one_way(backen
 }
 
 crate::on_both_backends!(
+    every_admin_action_is_in_the_audit_log,
     an_admin_lists_redrives_and_refunds_dead_letters,
     the_reconciler_refunds_orders_stuck_past_their_deadline_exactly_once,
     a_stuck_order_refund_racing_its_fulfillment_ends_exactly_one_way,
 );
+
+/// Every admin action over the API, and the reconciler's refunds, are in the audit log with who,
+/// what and the values before and after; the log filters and pages.
+async fn every_admin_action_is_in_the_audit_log(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |config| {
+        config.stuck_order_refund_after = std::time::Duration::ZERO;
+    })
+    .await;
+    let admin = &app.admin_token;
+    let product = app
+        .post(
+            "/admin/products",
+            Some(admin),
+            json!({"name": "Nykaa", "description": "Nykaa Gift Card", "brand": "Nykaa",
+                   "category": "BEAUTY", "imageUrl": "https://cdn.giftify.in/nykaa.jpg",
+                   "thumbnailUrl": "https://cdn.giftify.in/nykaa-thumb.jpg",
+                   "termsAndConditions": "Valid for 1 year.", "howToRedeem": "At checkout."}),
+        )
+        .await;
+    assert_eq!(product.status, 201, "{:?}", product.body);
+    let product_id = product.data()["productId"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let variant = app
+        .post(
+            &format!("/admin/products/{product_id}/variants"),
+            Some(admin),
+            json!({"name": "Nykaa 500", "denomination": 500, "mrp": 50_000, "costPrice": 45_000,
+                   "discountPercent": 3, "minOrderQuantity": 1, "maxOrderQuantity": 5,
+                   "fulfillmentSource": "INVENTORY"}),
+        )
+        .await;
+    assert_eq!(variant.status, 201, "{:?}", variant.body);
+    let variant_id = variant.data()["variantId"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let imported = crate::codes::import_json(
+        &app,
+        &variant_id,
+        "AUDIT-1",
+        json!([{"number": crate::codes::number()}, {"number": crate::codes::number()}]),
+    )
+    .await;
+    assert_eq!(imported.status, 200, "{:?}", imported.body);
+    let voided = app
+        .post(
+            &format!("/admin/variants/{variant_id}/code-batches/AUDIT-1/void"),
+            Some(admin),
+            json!({}),
+        )
+        .await;
+    assert_eq!(voided.status, 200, "{:?}", voided.body);
+    let changed = app
+        .put(
+            &format!("/admin/inventory/{variant_id}"),
+            Some(admin),
+            json!({"discountPercent": 5}),
+        )
+        .await;
+    assert_eq!(changed.status, 200, "{:?}", changed.body);
+    let webhook = app
+        .post(
+            "/webhooks",
+            Some(admin),
+            json!({"url": "https://hooks.example.com/giftify", "eventTypes": ["*"]}),
+        )
+        .await;
+    assert_eq!(webhook.status, 201, "{:?}", webhook.body);
+    let webhook_id = webhook.data()["webhookId"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let secret = webhook.data()["secret"]
+        .as_str()
+        .expect("secret")
+        .to_string();
+    let deleted = app
+        .call(
+            axum::http::Method::DELETE,
+            &format!("/webhooks/{webhook_id}"),
+            Some(admin),
+            None,
+            &[],
+        )
+        .await;
+    assert!(deleted.status.is_success(), "{:?}", deleted.body);
+    // The reconciler gives up an order that nobody fulfilled.
+    let user = app.funded_user("audited", 1_000_000).await;
+    let (some_variant, _, _) = app.some_variant().await;
+    let order = place(&app, &user, &some_variant).await;
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    assert_eq!(
+        app.giftify().reconcile().await.expect("reconcile").refunded,
+        1
+    );
+
+    app.get("/admin/audit", Some(&user.token))
+        .await
+        .assert_error(403, "FORBIDDEN");
+    for bad in [
+        "/admin/audit?from=yesterday",
+        "/admin/audit?from=2026-01-01T00:00:00Z&to=2025-01-01T00:00:00Z",
+        "/admin/audit?from=2025-01-01T00:00:00Z&to=2026-01-01T00:00:00Z",
+        "/admin/audit?actor=someone",
+        "/admin/audit?action=order.eaten",
+        "/admin/audit?cursor=nope",
+        "/admin/audit?limit=201",
+    ] {
+        app.get(bad, Some(admin))
+            .await
+            .assert_error(400, "VALIDATION_ERROR");
+    }
+    let log = app.get("/admin/audit?limit=200", Some(admin)).await;
+    assert_eq!(log.status, 200, "{:?}", log.body);
+    let entries = log.data()["entries"].as_array().expect("entries").clone();
+    let actions: Vec<&str> = entries
+        .iter()
+        .map(|e| e["action"].as_str().expect("action"))
+        .collect();
+    // Newest first; the admin account set up at start is the first entry of all.
+    assert_eq!(
+        actions,
+        vec![
+            "order.refunded",
+            "webhook.deleted",
+            "webhook.created",
+            "inventory.changed",
+            "code_batch.voided",
+            "codes.imported",
+            "variant.created",
+            "product.created",
+            "admin.set_up",
+        ],
+        "{entries:#?}"
+    );
+    let admin_id = entries[1]["actor"].as_str().expect("actor").to_string();
+    assert!(admin_id.starts_with("user_"), "{admin_id}");
+    let by = |action: &str| {
+        entries
+            .iter()
+            .find(|e| e["action"] == action)
+            .expect("the entry")
+            .clone()
+    };
+    let refund = by("order.refunded");
+    assert_eq!(refund["actor"], "reconciler");
+    assert_eq!(refund["subject"], order.as_str());
+    assert_eq!(refund["before"]["status"], "PENDING");
+    assert_eq!(refund["after"]["status"], "REFUNDED");
+    let change = by("inventory.changed");
+    assert_eq!(change["subject"], variant_id.as_str());
+    assert_eq!(change["before"]["discountPercent"], 3);
+    assert_eq!(change["after"]["discountPercent"], 5);
+    assert_eq!(change["before"]["sellingPrice"], 48_500);
+    assert_eq!(change["after"]["sellingPrice"], 47_500);
+    assert_eq!(by("codes.imported")["after"]["imported"], 2);
+    assert_eq!(by("code_batch.voided")["after"]["voided"], 2);
+    assert_eq!(by("product.created")["after"]["name"], "Nykaa");
+    assert_eq!(
+        by("webhook.deleted")["before"]["url"],
+        "https://hooks.example.com/giftify"
+    );
+    assert!(
+        !log.body.to_string().contains(&secret),
+        "no webhook secret in the log"
+    );
+    assert_eq!(by("admin.set_up")["actor"], "cli");
+
+    let filtered = app
+        .get(
+            &format!("/admin/audit?actor={admin_id}&action=inventory.changed&subject={variant_id}"),
+            Some(admin),
+        )
+        .await;
+    let only = filtered.data()["entries"].as_array().expect("entries");
+    assert_eq!(only.len(), 1, "{only:?}");
+    assert_eq!(only[0]["auditId"], change["auditId"]);
+    // Paged two at a time, the pages add up to the whole log, in order.
+    let mut paged = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..10 {
+        let path = match &cursor {
+            Some(c) => format!("/admin/audit?limit=2&cursor={c}"),
+            None => "/admin/audit?limit=2".to_string(),
+        };
+        let page = app.get(&path, Some(admin)).await;
+        assert_eq!(page.status, 200, "{:?}", page.body);
+        paged.extend(page.data()["entries"].as_array().expect("entries").clone());
+        match page.data()["nextCursor"].as_str() {
+            Some(next) => cursor = Some(next.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(paged, entries);
+    if backend == Backend::Embedded {
+        // Append-only below the code too: the database refuses to rewrite or drop an entry.
+        let db = app.raw_db();
+        let refused = db.execute("DELETE FROM audit_log", []).unwrap_err();
+        assert!(refused.to_string().contains("append-only"), "{refused}");
+        assert!(db.execute("UPDATE audit_log SET body = '{}'", []).is_err());
+    }
+}
