@@ -84,10 +84,12 @@ locals {
   # queue.
   messaging_access = {
     # Enqueue on order placement; /metrics reads both queue depths; cancel publishes an event;
-    # a webhook retry or recover wakes the dispatcher.
+    # a webhook retry or recover wakes the dispatcher. Admins list, redrive and settle dead
+    # letters (/admin/dead-letters): receive (SQS has no peek), hide, delete, and send back to
+    # the orders queue.
     api = {
       queue         = ["sqs:SendMessage", "sqs:GetQueueAttributes"]
-      dead_letter   = ["sqs:GetQueueAttributes"]
+      dead_letter   = ["sqs:GetQueueAttributes", "sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:DeleteMessage"]
       publish       = true
       webhook_queue = ["sqs:SendMessage"]
     }
@@ -189,6 +191,17 @@ locals {
                 ]
               }
             }
+          },
+        ],
+        name != "api" ? [] : [
+          {
+            # /admin/dead-letters shows why each letter failed: the SQS# failure notes of the
+            # audit table, read only.
+            Sid       = "FailureNotes"
+            Effect    = "Allow"
+            Action    = ["dynamodb:GetItem"]
+            Resource  = aws_dynamodb_table.this["audit"].arn
+            Condition = { "ForAllValues:StringLike" = { "dynamodb:LeadingKeys" = ["SQS#*"] } }
           },
         ],
         length(local.messaging_access[name].queue) == 0 ? [] : [

@@ -41,18 +41,30 @@ locals {
         Condition = { "ForAllValues:StringEquals" = { "dynamodb:LeadingKeys" = ["KEYCHECK"] } }
       },
       {
-        # `dlq refund`: the order given up in one transaction (REFUNDED, balance and REFUND
-        # record, cart unlocked), its event recorded in the feed and marked sent.
+        # `dlq refund`: the order given up in one transaction — REFUNDED, the balance credited
+        # with its REFUND record, a cart checkout's cart unlocked — each item read first.
         Sid    = "GiveUpOrders"
         Effect = "Allow"
-        Action = ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:Query"]
+        Action = ["dynamodb:GetItem", "dynamodb:UpdateItem"]
         Resource = [
           aws_dynamodb_table.this["orders"].arn,
           aws_dynamodb_table.this["users"].arn,
-          aws_dynamodb_table.this["wallet-transactions"].arn,
           aws_dynamodb_table.this["cart"].arn,
-          aws_dynamodb_table.this["events"].arn,
         ]
+      },
+      {
+        Sid      = "RefundRecords"
+        Effect   = "Allow"
+        Action   = ["dynamodb:PutItem"]
+        Resource = aws_dynamodb_table.this["wallet-transactions"].arn
+      },
+      {
+        # The refund's event is recorded in the feed (guard and positions, read then put)
+        # before it is published.
+        Sid      = "RecordRefundEvents"
+        Effect   = "Allow"
+        Action   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"]
+        Resource = aws_dynamodb_table.this["events"].arn
       },
       {
         Sid      = "PublishRefundEvents"

@@ -260,13 +260,13 @@ variable "reconciler_schedule" {
 }
 
 variable "stuck_order_refund_seconds" {
-  description = "Age after which the reconciler gives up an order that is still not final, dead-lettered or not, with a full refund (GIFTIFY_STUCK_ORDER_REFUND_SECS)."
+  description = "Age after which the reconciler gives up an order that is still not final, dead-lettered or not, with a full refund (GIFTIFY_STUCK_ORDER_REFUND_SECS). On AWS it must outlast a message's every retry: a crashed or timed-out fulfillment invocation's message comes back only after the visibility timeout (6 x the function timeout), up to queue_max_receives times — 30 minutes with the defaults — hence an hour here rather than the code's 15 minutes."
   type        = number
-  default     = 900
+  default     = 3600
 
   validation {
-    condition     = var.stuck_order_refund_seconds >= 0 && var.stuck_order_refund_seconds <= 2592000
-    error_message = "stuck_order_refund_seconds must be between 0 and 2592000 (the range the code accepts)."
+    condition     = var.stuck_order_refund_seconds >= 6 * var.fulfillment_function.timeout_seconds * var.queue_max_receives && var.stuck_order_refund_seconds <= 2592000
+    error_message = "stuck_order_refund_seconds must be at least 6 x fulfillment_function.timeout_seconds x queue_max_receives (a message's whole retry span, or orders that would still be fulfilled are refunded) and at most 2592000."
   }
 }
 

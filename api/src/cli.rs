@@ -537,7 +537,7 @@ async fn dlq_redrive(config: Config, dry_run: bool, max: u32) -> Result<()> {
     let verb = if dry_run { "would redrive" } else { "redriven" };
     let report = stack
         .giftify()
-        .redrive(max, dry_run, |letter| {
+        .redrive(&Actor::Operator, max, dry_run, |letter| {
             println!("{verb}: {}", dead_letter_line(letter));
         })
         .await?;

@@ -117,7 +117,7 @@ run "environment_is_exactly_what_the_code_reads" {
       GIFTIFY_WEBHOOK_DISABLE_AFTER_SECS = "259200"
       GIFTIFY_CARD_KEY_SECRET_ARN        = aws_secretsmanager_secret.card_key.arn
       GIFTIFY_STALE_PENDING_SECS         = "120"
-      GIFTIFY_STUCK_ORDER_REFUND_SECS    = "900"
+      GIFTIFY_STUCK_ORDER_REFUND_SECS    = "3600"
       GIFTIFY_WALLET_MAX_BALANCE         = "20000000"
       GIFTIFY_SANDBOX                    = "false"
       GIFTIFY_LOG_FORMAT                 = "json"

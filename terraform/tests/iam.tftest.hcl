@@ -197,12 +197,19 @@ run "only_fulfillment_issues_cards_and_receives_orders" {
   }
   assert {
     condition = !anytrue(flatten([
-      for p in aws_iam_role_policy.function : [
+      for name, p in aws_iam_role_policy.function : [
         for s in jsondecode(p.policy).Statement :
-        contains(flatten([s.Resource]), aws_sqs_queue.dead_letter.arn) && length(setsubtract(flatten([s.Action]), ["sqs:GetQueueAttributes", "sqs:SendMessage"])) > 0
+        name != "api" && contains(flatten([s.Resource]), aws_sqs_queue.dead_letter.arn) && length(setsubtract(flatten([s.Action]), ["sqs:GetQueueAttributes", "sqs:SendMessage"])) > 0
       ]
     ]))
-    error_message = "No function may take dead letters: redriving them is an operator's decision."
+    error_message = "No worker may take dead letters: redriving or refunding one is an admin's decision, made through the API (audited)."
+  }
+  assert {
+    condition = length(setsubtract(
+      toset(flatten([for s in jsondecode(aws_iam_role_policy.function["api"].policy).Statement : s.Action if contains(flatten([s.Resource]), aws_sqs_queue.dead_letter.arn)])),
+      toset(["sqs:GetQueueAttributes", "sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:DeleteMessage"]),
+    )) == 0
+    error_message = "The API reads, hides and deletes dead letters for /admin/dead-letters, and never sends one there."
   }
   assert {
     condition = alltrue(flatten([

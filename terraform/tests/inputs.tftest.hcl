@@ -98,3 +98,15 @@ run "every_message_is_delivered_at_least_once" {
 
   expect_failures = [var.queue_max_receives]
 }
+
+run "a_stuck_order_deadline_shorter_than_a_message_s_retries_is_refused" {
+  command = plan
+
+  variables {
+    # 6 x 60 s visibility x 5 receives = 30 minutes of retries: 15 minutes would refund orders
+    # a worker may still fulfil.
+    stuck_order_refund_seconds = 900
+  }
+
+  expect_failures = [var.stuck_order_refund_seconds]
+}

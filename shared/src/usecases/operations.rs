@@ -213,13 +213,22 @@ impl Giftify {
             .ok_or(Error::NotFound(Missing::Order))?;
         let order = self.give_up(actor, &order, reason).await?;
         let mut removed = 0;
-        while self
+        while let Some(letter) = self
             .ports
             .queue_ops
             .delete_dead_letter(&LetterPick::Order(id.clone()))
             .await?
-            .is_some()
         {
+            self.audit(
+                AuditEntry::new(
+                    self.now(),
+                    actor,
+                    AuditAction::DeadLetterDeleted,
+                    letter.message_id.as_str(),
+                )
+                .before(letter_values(&letter)),
+            )
+            .await;
             removed += 1;
         }
         Ok((order, removed))
@@ -235,17 +244,19 @@ impl Giftify {
             .redrive(&LetterPick::Order(id.clone()))
             .await?
             .ok_or(Error::NotFound(Missing::DeadLetter))?;
+        self.audit_redrive(actor, &letter).await;
+        Ok(letter)
+    }
+
+    async fn audit_redrive(&self, actor: &Actor, letter: &DeadLetter) {
+        let subject = letter
+            .order()
+            .map_or(letter.message_id.as_str(), |m| m.order_id.as_str());
         self.audit(
-            AuditEntry::new(
-                self.now(),
-                actor,
-                AuditAction::DeadLetterRedriven,
-                id.as_str(),
-            )
-            .before(letter_values(&letter)),
+            AuditEntry::new(self.now(), actor, AuditAction::DeadLetterRedriven, subject)
+                .before(letter_values(letter)),
         )
         .await;
-        Ok(letter)
     }
 
     /// A card or code expires the day after its expiry date: on that date it is still good.
@@ -345,6 +356,7 @@ impl Giftify {
     /// each. A dry run only lists what would move.
     pub async fn redrive(
         &self,
+        actor: &Actor,
         max: u32,
         dry_run: bool,
         mut progress: impl FnMut(&DeadLetter),
@@ -365,6 +377,7 @@ impl Giftify {
         while moved.len() < max as usize {
             match self.ports.queue_ops.redrive(&LetterPick::Oldest).await? {
                 Some(letter) => {
+                    self.audit_redrive(actor, &letter).await;
                     progress(&letter);
                     moved.push(letter);
                 }

@@ -1159,7 +1159,7 @@ impl Operator {
                             (r.requeued, 0)
                         }),
                         5..=7 => giftify
-                            .redrive(max, false, |_| {})
+                            .redrive(&giftify_shared::audit::Actor::Operator, max, false, |_| {})
                             .await
                             .map(|r| (0, r.moved.len())),
                         _ => giftify.dead_letters(10).await.map(|_| (0, 0)),
