@@ -28,7 +28,7 @@ locals {
 # Any dead letter is an order whose money is held until an operator redrives it.
 resource "aws_cloudwatch_metric_alarm" "dead_letters" {
   alarm_name          = "${local.name_prefix}-dead-letters"
-  alarm_description   = "Order messages in the dead-letter queue: inspect with `giftify dlq list`, fix, then `giftify dlq redrive`."
+  alarm_description   = "Order messages in the dead-letter queue: inspect with GET /admin/dead-letters (or `giftify dlq list`), then redrive or refund each; the reconciler refunds any left past stuck_order_refund_seconds."
   namespace           = "AWS/SQS"
   metric_name         = "ApproximateNumberOfMessagesVisible"
   dimensions          = { QueueName = aws_sqs_queue.dead_letter.name }

@@ -26,6 +26,7 @@ resource "terraform_data" "destroy_guard" {
     aws_cloudwatch_metric_alarm.api_5xx_rate,
     aws_cloudwatch_metric_alarm.function_throttles,
     aws_cloudwatch_metric_alarm.table_throttles,
+    aws_cloudwatch_dashboard.operations,
     aws_apigatewayv2_api.http,
     aws_apigatewayv2_integration.api,
     aws_apigatewayv2_route.default,

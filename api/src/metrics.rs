@@ -190,6 +190,8 @@ fn status_class(status: StatusCode) -> &'static str {
         100..=199 => "1xx",
         200..=299 => "2xx",
         300..=399 => "3xx",
+        // Apart from the other 4xx: throttling is something an operator watches for.
+        429 => "429",
         400..=499 => "4xx",
         _ => "5xx",
     }

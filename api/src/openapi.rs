@@ -41,7 +41,7 @@ Orders are fulfilled asynchronously: `POST /orders/create` answers 202 and `GET 
         cart::cart, cart::manage, cart::clear,
         orders::create, orders::list, orders::detail, orders::cancel, orders::reveal,
         admin::inventory, admin::update_inventory, admin::orders, admin::analytics,
-        admin::create_product, admin::create_variant,
+        admin::create_product, admin::update_product, admin::create_variant,
         dead_letters::list, dead_letters::redrive, dead_letters::refund, audit::audit,
         codes::import, codes::batches, codes::void,
         cards::list, cards::redeem, cards::reveals, orders::return_card,

@@ -66,6 +66,7 @@ macro_rules! actions {
 
 actions! {
     ProductCreated => "product.created",
+    ProductChanged => "product.changed",
     VariantCreated => "variant.created",
     InventoryChanged => "inventory.changed",
     CodesImported => "codes.imported",

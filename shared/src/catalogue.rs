@@ -133,9 +133,13 @@ pub fn check_source_pricing(
     pricing: &Pricing,
 ) -> Result<()> {
     let face = denomination.checked_mul(100);
-    if source == FulfillmentSource::Generated
-        && (face != Some(pricing.mrp.get()) || pricing.selling_price != pricing.mrp)
-    {
+    if face != Some(pricing.mrp.get()) {
+        return Err(Error::validation(
+            "mrp",
+            "the MRP is the card's face value: mrp = denomination × 100 paise",
+        ));
+    }
+    if source == FulfillmentSource::Generated && pricing.selling_price != pricing.mrp {
         return Err(Error::validation(
             "discountPercent",
             "a GENERATED variant (Giftify's own card) sells at its face value: mrp = \
@@ -211,6 +215,9 @@ pub fn check_category(raw: &str) -> Result<String> {
 /// a restock should use, since it cannot overwrite a concurrent sale.
 #[derive(Clone, Debug, Default)]
 pub struct VariantUpdate {
+    pub name: Option<String>,
+    pub min_order_quantity: Option<u32>,
+    pub max_order_quantity: Option<u32>,
     pub stock_quantity: Option<i64>,
     pub stock_adjustment: Option<i64>,
     pub is_active: Option<bool>,
@@ -247,6 +254,8 @@ impl VariantUpdate {
         if reprices || source != current.fulfillment_source {
             check_source_pricing(source, current.denomination, &self.pricing_after(current)?)?;
         }
+        let (min, max) = self.quantity_bounds_after(current);
+        check_quantity_bounds(i64::from(min), i64::from(max))?;
         let moves_stock = self.stock_quantity.is_some() || self.stock_adjustment.is_some();
         if moves_stock && source == FulfillmentSource::Inventory {
             return Err(Error::validation(
@@ -288,7 +297,11 @@ impl VariantUpdate {
             (None, None) => current.stock_quantity,
         };
         let pricing = self.pricing_after(current)?;
+        let (min_order_quantity, max_order_quantity) = self.quantity_bounds_after(current);
         Ok(Variant {
+            name: self.name.clone().unwrap_or_else(|| current.name.clone()),
+            min_order_quantity,
+            max_order_quantity,
             mrp: pricing.mrp,
             cost_price: pricing.cost_price,
             discount_percent: pricing.discount_percent,
@@ -299,6 +312,14 @@ impl VariantUpdate {
             updated_at: now,
             ..current.clone()
         })
+    }
+
+    /// The variant's order-quantity bounds after this update.
+    pub fn quantity_bounds_after(&self, current: &Variant) -> (u32, u32) {
+        (
+            self.min_order_quantity.unwrap_or(current.min_order_quantity),
+            self.max_order_quantity.unwrap_or(current.max_order_quantity),
+        )
     }
 
     /// The variant's source after this update.
@@ -314,6 +335,48 @@ impl VariantUpdate {
             self.cost_price.unwrap_or(current.cost_price.get()),
             self.discount_percent.unwrap_or(current.discount_percent),
         )
+    }
+}
+
+/// A change to a product's description; absent fields stay as they are. Each field is
+/// validated where it is parsed (the API's request), like a new product's.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProductUpdate {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub brand: Option<String>,
+    pub category: Option<String>,
+    pub image_url: Option<String>,
+    pub thumbnail_url: Option<String>,
+    pub terms_and_conditions: Option<String>,
+    pub how_to_redeem: Option<String>,
+    pub validity_days: Option<u32>,
+    pub is_active: Option<bool>,
+}
+
+impl ProductUpdate {
+    pub fn changes_something(&self) -> bool {
+        *self != ProductUpdate::default()
+    }
+
+    /// The product after this update, as both backends commit it. A new validity applies to
+    /// cards issued from now on; cards issued keep their expiry date.
+    pub fn applied_to(&self, current: &Product, now: DateTime<Utc>) -> Product {
+        let text = |new: &Option<String>, old: &String| new.clone().unwrap_or_else(|| old.clone());
+        Product {
+            name: text(&self.name, &current.name),
+            description: text(&self.description, &current.description),
+            brand: text(&self.brand, &current.brand),
+            category: text(&self.category, &current.category),
+            image_url: text(&self.image_url, &current.image_url),
+            thumbnail_url: text(&self.thumbnail_url, &current.thumbnail_url),
+            terms_and_conditions: text(&self.terms_and_conditions, &current.terms_and_conditions),
+            how_to_redeem: text(&self.how_to_redeem, &current.how_to_redeem),
+            validity_days: self.validity_days.unwrap_or(current.validity_days),
+            is_active: self.is_active.unwrap_or(current.is_active),
+            updated_at: now,
+            ..current.clone()
+        }
     }
 }
 

@@ -12,12 +12,14 @@ use crate::api_keys::{ApiKey, ApiKeyId, RateWindow};
 use crate::audit::AuditEntry;
 use crate::card_life::{CardReturn, Redemption};
 use crate::cart::{Cart, CartLine};
-use crate::catalogue::{CatalogueEntry, Product, ProductWithVariants, Variant, VariantUpdate};
+use crate::catalogue::{
+    CatalogueEntry, Product, ProductUpdate, ProductWithVariants, Variant, VariantUpdate,
+};
 use crate::codes::{BatchRef, BatchSummary, CodeImport, ImportReport, InventoryCode};
 use crate::events::{Event, Feed, FeedCursor, FeedPage};
 use crate::idempotency::{Claim, IdempotencyScope, NewClaim, Refusal};
 use crate::ids::{AuditId, WebhookDeliveryId, WebhookEndpointId};
-use crate::ids::{GiftCardId, OrderId, TransactionId, UserId, VariantId};
+use crate::ids::{GiftCardId, OrderId, ProductId, TransactionId, UserId, VariantId};
 use crate::inbox::Delivery;
 use crate::keys::KeyName;
 use crate::labels::ClientReference;
@@ -147,6 +149,16 @@ pub trait Catalogue: Send + Sync {
         update: &VariantUpdate,
         now: DateTime<Utc>,
     ) -> Result<CatalogueEntry>;
+    /// Applies an admin's change to a product, as [`ProductUpdate::applied_to`] decides, on the
+    /// condition that the product is still as read; returns it before and after.
+    /// # Errors
+    /// MUST return [`crate::Error::NotFound`] for an unknown product, changing nothing.
+    async fn update_product(
+        &self,
+        id: &ProductId,
+        update: &ProductUpdate,
+        now: DateTime<Utc>,
+    ) -> Result<(Product, Product)>;
     /// Writes the catalogue only when there are no products yet; true when it wrote.
     async fn seed_if_empty(&self, catalogue: &[ProductWithVariants]) -> Result<bool>;
 }

@@ -195,3 +195,33 @@ run "outputs_give_operators_what_the_cli_needs" {
     error_message = "Queue URLs and the topic ARN are outputs."
   }
 }
+
+run "the_operations_dashboard_shows_orders_latency_queues_dead_letters_errors_and_throttles" {
+  command = plan
+
+  assert {
+    condition = [for w in jsondecode(aws_cloudwatch_dashboard.operations.dashboard_body).widgets : w.properties.title] == [
+      "Orders by status (per minute)",
+      "Create → final latency (ms)",
+      "Orders queue: depth and oldest message age",
+      "Dead letters",
+      "Errors",
+      "Throttles",
+    ]
+    error_message = "The dashboard must have its six panels, in the README's order."
+  }
+  assert {
+    condition = alltrue([
+      for m in jsondecode(aws_cloudwatch_dashboard.operations.dashboard_body).widgets[3].properties.metrics :
+      m[0] != "AWS/SQS" || contains([aws_sqs_queue.dead_letter.name, aws_sqs_queue.webhooks_dead_letter.name], m[3])
+    ])
+    error_message = "The dead letters panel must watch this stage's dead-letter queues."
+  }
+  assert {
+    condition = alltrue([
+      for m in jsondecode(aws_cloudwatch_dashboard.operations.dashboard_body).widgets[0].properties.metrics :
+      m[0] == "Giftify" && m[3] == "test"
+    ])
+    error_message = "Giftify's own metrics must be this stage's (dimension stage)."
+  }
+}

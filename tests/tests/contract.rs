@@ -120,6 +120,7 @@ macro_rules! contract_suite {
                 catalogue::the_active_catalogue_shows_only_active_products_and_variants_by_name,
                 catalogue::entries_returns_the_existing_variants_of_a_list_active_or_not,
                 catalogue::adding_a_variant_to_an_unknown_product_is_not_found,
+                catalogue::a_product_update_changes_what_it_names_and_nothing_else,
                 catalogue::a_stock_update_that_would_go_negative_is_refused_and_changes_nothing,
                 catalogue::a_price_update_re_derives_the_selling_price_or_changes_nothing,
                 codes::importing_codes_stores_new_numbers_and_raises_stock_by_them,

@@ -13,7 +13,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use giftify_shared::Error as CoreError;
 use giftify_shared::catalogue::{
-    CatalogueEntry, Pricing, Product, Variant, VariantUpdate, check_category,
+    CatalogueEntry, Pricing, Product, ProductUpdate, Variant, VariantUpdate, check_category,
     check_quantity_bounds, check_stock, check_text,
 };
 use giftify_shared::ids::{ProductId, VariantId};
@@ -31,6 +31,7 @@ pub fn router() -> Router<AppState> {
         .route("/admin/orders", get(orders))
         .route("/admin/analytics", get(analytics))
         .route("/admin/products", post(create_product))
+        .route("/admin/products/{productId}", put(update_product))
         .route("/admin/products/{productId}/variants", post(create_variant))
 }
 
@@ -70,6 +71,9 @@ pub struct InventoryItem {
     /// The product's flag: a variant is orderable only when both are active.
     pub product_active: bool,
     pub fulfillment_source: FulfillmentSourceDto,
+    /// The selling price is below what Giftify paid: every sale loses money. Allowed (a
+    /// promotion), and flagged so that it is never a typo nobody saw.
+    pub selling_below_cost: bool,
     #[schema(format = DateTime)]
     pub updated_at: String,
 }
@@ -93,6 +97,7 @@ impl From<&CatalogueEntry> for InventoryItem {
             is_active: variant.is_active,
             product_active: product.is_active,
             fulfillment_source: variant.fulfillment_source.into(),
+            selling_below_cost: variant.selling_price < variant.cost_price,
             updated_at: timestamp(variant.updated_at),
         }
     }
@@ -103,6 +108,13 @@ impl From<&CatalogueEntry> for InventoryItem {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct UpdateInventoryRequest {
+    /// 1–100 characters.
+    pub name: Option<String>,
+    #[schema(minimum = 1, maximum = 40)]
+    pub min_order_quantity: Option<i64>,
+    /// At least `minOrderQuantity`.
+    #[schema(minimum = 1, maximum = 40)]
+    pub max_order_quantity: Option<i64>,
     #[schema(minimum = 0, maximum = 100000000)]
     pub stock_quantity: Option<i64>,
     /// Added to the current stock; the result may not be negative.
@@ -317,6 +329,8 @@ pub struct AdminVariantView {
     pub max_order_quantity: u32,
     pub is_active: bool,
     pub fulfillment_source: FulfillmentSourceDto,
+    /// The selling price is below what Giftify paid (see [`InventoryItem::selling_below_cost`]).
+    pub selling_below_cost: bool,
     #[schema(format = DateTime)]
     pub created_at: String,
 }
@@ -337,6 +351,7 @@ impl From<&Variant> for AdminVariantView {
             max_order_quantity: variant.max_order_quantity,
             is_active: variant.is_active,
             fulfillment_source: variant.fulfillment_source.into(),
+            selling_below_cost: variant.selling_price < variant.cost_price,
             created_at: timestamp(variant.created_at),
         }
     }
@@ -362,7 +377,8 @@ pub async fn inventory(
     }))
 }
 
-/// Change a variant's stock, active flag or prices (the selling price is re-derived).
+/// Change a variant's name, order-quantity bounds, stock, active flag or prices (the selling
+/// price is re-derived; the MRP stays the face value, denomination × 100 paise).
 #[utoipa::path(
     put, path = "/admin/inventory/{variantId}", tag = "admin",
     security(("bearerAuth" = [])),
@@ -370,7 +386,7 @@ pub async fn inventory(
     request_body = UpdateInventoryRequest,
     responses(
         (status = 200, description = "The variant after the change", body = Envelope<InventoryItem>),
-        (status = 400, description = "VALIDATION_ERROR: no change, both stock fields, negative resulting stock, stock of an INVENTORY variant, invalid pricing, a source change on a variant with stock or that issued a card or had codes imported", body = ErrorEnvelope),
+        (status = 400, description = "VALIDATION_ERROR: no change, a blank name, minOrderQuantity above maxOrderQuantity, both stock fields, negative resulting stock, stock of an INVENTORY variant, invalid pricing or an MRP other than the face value, a source change on a variant with stock or that issued a card or had codes imported", body = ErrorEnvelope),
         (status = 401, description = "UNAUTHORIZED or TOKEN_EXPIRED", body = ErrorEnvelope),
         (status = 403, description = "FORBIDDEN: not an admin", body = ErrorEnvelope),
         (status = 404, description = "NOT_FOUND", body = ErrorEnvelope),
@@ -393,7 +409,31 @@ pub async fn update_inventory(
 
 /// Checks an inventory change field by field; the backend re-validates pricing as a whole.
 fn variant_update(body: UpdateInventoryRequest) -> Result<VariantUpdate, ApiError> {
+    let quantity = |field: &str, value: Option<i64>| {
+        value
+            .map(|n| {
+                u32::try_from(n)
+                    .ok()
+                    .filter(|n| (1..=giftify_shared::order::MAX_CARDS_PER_ORDER).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::validation(
+                            field,
+                            format!(
+                                "must be between 1 and {}",
+                                giftify_shared::order::MAX_CARDS_PER_ORDER
+                            ),
+                        )
+                    })
+            })
+            .transpose()
+    };
     let update = VariantUpdate {
+        name: body
+            .name
+            .map(|name| check_text("name", &name, 1, 100))
+            .transpose()?,
+        min_order_quantity: quantity("minOrderQuantity", body.min_order_quantity)?,
+        max_order_quantity: quantity("maxOrderQuantity", body.max_order_quantity)?,
         stock_quantity: body
             .stock_quantity
             .map(|stock| check_stock("stockQuantity", stock))
@@ -417,7 +457,10 @@ fn variant_update(body: UpdateInventoryRequest) -> Result<VariantUpdate, ApiErro
         discount_percent: body.discount_percent,
         fulfillment_source: body.fulfillment_source.map(Into::into),
     };
-    let changes_something = update.stock_quantity.is_some()
+    let changes_something = update.name.is_some()
+        || update.min_order_quantity.is_some()
+        || update.max_order_quantity.is_some()
+        || update.stock_quantity.is_some()
         || update.stock_adjustment.is_some()
         || update.is_active.is_some()
         || update.mrp.is_some()
@@ -427,8 +470,8 @@ fn variant_update(body: UpdateInventoryRequest) -> Result<VariantUpdate, ApiErro
     if !changes_something {
         return Err(ApiError::validation(
             "body",
-            "Send at least one of stockQuantity, stockAdjustment, isActive, mrp, costPrice, \
-             discountPercent, fulfillmentSource",
+            "Send at least one of name, minOrderQuantity, maxOrderQuantity, stockQuantity, \
+             stockAdjustment, isActive, mrp, costPrice, discountPercent, fulfillmentSource",
         ));
     }
     Ok(update)
@@ -548,6 +591,103 @@ pub async fn create_product(
         StatusCode::CREATED,
         ok(AdminProductView::from(&product)).with_message("Product created"),
     ))
+}
+
+/// A change to a product; absent fields stay as they are.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct UpdateProductRequest {
+    /// 1–100 characters.
+    pub name: Option<String>,
+    /// 1–1000 characters.
+    pub description: Option<String>,
+    /// 1–100 characters.
+    pub brand: Option<String>,
+    /// UPPER_SNAKE_CASE.
+    pub category: Option<String>,
+    pub image_url: Option<String>,
+    pub thumbnail_url: Option<String>,
+    /// At most 5000 characters.
+    pub terms_and_conditions: Option<String>,
+    /// At most 5000 characters.
+    pub how_to_redeem: Option<String>,
+    /// Days a card stays valid after issue, for cards issued from now on; 1–3650.
+    pub validity_days: Option<i64>,
+    /// An inactive product is out of the catalogue with all its variants.
+    pub is_active: Option<bool>,
+}
+
+/// Change a product's name, description, brand, category, images, terms, how to redeem,
+/// validity or active flag. Orders placed keep the names they were placed with.
+#[utoipa::path(
+    put, path = "/admin/products/{productId}", tag = "admin",
+    security(("bearerAuth" = [])),
+    params(("productId" = String, Path, description = "prod_…")),
+    request_body = UpdateProductRequest,
+    responses(
+        (status = 200, description = "The product after the change", body = Envelope<AdminProductView>),
+        (status = 400, description = "VALIDATION_ERROR: no change, or a field out of bounds", body = ErrorEnvelope),
+        (status = 401, description = "UNAUTHORIZED or TOKEN_EXPIRED", body = ErrorEnvelope),
+        (status = 403, description = "FORBIDDEN: not an admin", body = ErrorEnvelope),
+        (status = 404, description = "NOT_FOUND: no such product", body = ErrorEnvelope),
+    )
+)]
+pub async fn update_product(
+    State(state): State<AppState>,
+    admin: AdminUser,
+    ApiPath(product_id): ApiPath<String>,
+    ApiJson(body): ApiJson<UpdateProductRequest>,
+) -> Result<Envelope<AdminProductView>, ApiError> {
+    let product_id: ProductId = parse_id("productId", &product_id)?;
+    let update = product_update(body)?;
+    let product = state
+        .giftify()
+        .update_product(&admin.actor(), &product_id, &update)
+        .await?;
+    Ok(ok(AdminProductView::from(&product)).with_message("Product updated"))
+}
+
+/// Checks a product change field by field, as a new product's fields are checked.
+fn product_update(body: UpdateProductRequest) -> Result<ProductUpdate, ApiError> {
+    let text = |field: &str, value: Option<String>, min: usize, max: usize| {
+        value
+            .map(|text| check_text(field, &text, min, max))
+            .transpose()
+    };
+    let update = ProductUpdate {
+        name: text("name", body.name, 1, 100)?,
+        description: text("description", body.description, 1, 1000)?,
+        brand: text("brand", body.brand, 1, 100)?,
+        category: body.category.as_deref().map(check_category).transpose()?,
+        image_url: body
+            .image_url
+            .map(|url| check_url("imageUrl", Some(url)))
+            .transpose()?,
+        thumbnail_url: body
+            .thumbnail_url
+            .map(|url| check_url("thumbnailUrl", Some(url)))
+            .transpose()?,
+        terms_and_conditions: text("termsAndConditions", body.terms_and_conditions, 0, 5000)?,
+        how_to_redeem: text("howToRedeem", body.how_to_redeem, 0, 5000)?,
+        validity_days: body
+            .validity_days
+            .map(|days| {
+                u32::try_from(days)
+                    .ok()
+                    .filter(|days| (1..=MAX_VALIDITY_DAYS as u32).contains(days))
+                    .ok_or_else(|| ApiError::validation("validityDays", "must be between 1 and 3650"))
+            })
+            .transpose()?,
+        is_active: body.is_active,
+    };
+    if !update.changes_something() {
+        return Err(ApiError::validation(
+            "body",
+            "Send at least one of name, description, brand, category, imageUrl, thumbnailUrl, \
+             termsAndConditions, howToRedeem, validityDays, isActive",
+        ));
+    }
+    Ok(update)
 }
 
 fn new_product(body: CreateProductRequest) -> Result<NewProduct, ApiError> {

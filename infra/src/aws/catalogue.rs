@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnValue};
 use chrono::{DateTime, Utc};
 use giftify_shared::Missing;
 use giftify_shared::catalogue::{
-    CatalogueEntry, Product, ProductWithVariants, Variant, VariantUpdate,
+    CatalogueEntry, Product, ProductUpdate, ProductWithVariants, Variant, VariantUpdate,
 };
 use giftify_shared::codes::FulfillmentSource;
 use giftify_shared::ids::{ProductId, VariantId};
@@ -445,6 +445,44 @@ impl Catalogue for DynamoStore {
                         .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
                 {
                     Err(Error::Conflict("variant changed during the update"))
+                }
+                Err(e) => Err(sdk_error(e)),
+            }
+        })
+        .await
+    }
+
+    async fn update_product(
+        &self,
+        id: &ProductId,
+        update: &ProductUpdate,
+        now: DateTime<Utc>,
+    ) -> Result<(Product, Product)> {
+        retrying(|| async {
+            let raw = self
+                .get(&self.tables.products, item([("productId", s(id.as_str()))]))
+                .await?
+                .ok_or(Error::NotFound(Missing::Product))?;
+            let before = product_from(&raw)?;
+            let after = update.applied_to(&before, now);
+            // Written whole on the condition that it is still the product read.
+            let result = self
+                .client
+                .put_item()
+                .table_name(&self.tables.products)
+                .set_item(Some(product_item(&after)))
+                .condition_expression("#updatedAt = :updated")
+                .set_expression_attribute_names(super::store::names_of(&["#updatedAt"]))
+                .expression_attribute_values(":updated", ts(before.updated_at))
+                .send()
+                .await;
+            match result {
+                Ok(_) => Ok((before, after)),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+                {
+                    Err(Error::Conflict("product changed during the update"))
                 }
                 Err(e) => Err(sdk_error(e)),
             }

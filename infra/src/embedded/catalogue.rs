@@ -7,10 +7,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use giftify_shared::Missing;
 use giftify_shared::catalogue::{
-    CatalogueEntry, Product, ProductWithVariants, Variant, VariantUpdate,
+    CatalogueEntry, Product, ProductUpdate, ProductWithVariants, Variant, VariantUpdate,
 };
 use giftify_shared::codes::FulfillmentSource;
-use giftify_shared::ids::VariantId;
+use giftify_shared::ids::{ProductId, VariantId};
 use giftify_shared::ports::Catalogue;
 use giftify_shared::{Error, Result};
 use rusqlite::{Connection, Row, params};
@@ -86,6 +86,43 @@ fn entry_by_id(conn: &Connection, id: &VariantId) -> DbResult<Option<CatalogueEn
         [id.as_str()],
         entry_from_row,
     )
+}
+
+fn update_product(
+    conn: &Connection,
+    id: &ProductId,
+    update: &ProductUpdate,
+    now: DateTime<Utc>,
+) -> DbResult<(Product, Product)> {
+    let before = one(
+        conn,
+        &format!("SELECT {PRODUCT_COLUMNS} FROM products p WHERE p.id = ?1"),
+        [id.as_str()],
+        product_from_row,
+    )?
+    .ok_or(Error::NotFound(Missing::Product))?;
+    let after = update.applied_to(&before, now);
+    execute(
+        conn,
+        "UPDATE products SET name = ?2, description = ?3, brand = ?4, category = ?5, \
+         image_url = ?6, thumbnail_url = ?7, is_active = ?8, terms_and_conditions = ?9, \
+         how_to_redeem = ?10, validity_days = ?11, updated_at = ?12 WHERE id = ?1",
+        params![
+            id.as_str(),
+            after.name,
+            after.description,
+            after.brand,
+            after.category,
+            after.image_url,
+            after.thumbnail_url,
+            after.is_active,
+            after.terms_and_conditions,
+            after.how_to_redeem,
+            after.validity_days,
+            ts(after.updated_at),
+        ],
+    )?;
+    Ok((before, after))
 }
 
 fn insert_product(conn: &Connection, p: &Product) -> DbResult<()> {
@@ -175,7 +212,8 @@ fn update_variant(
     execute(
         conn,
         "UPDATE variants SET stock_quantity = ?2, is_active = ?3, mrp = ?4, cost_price = ?5, \
-         discount_percent = ?6, selling_price = ?7, fulfillment_source = ?8, updated_at = ?9 \
+         discount_percent = ?6, selling_price = ?7, fulfillment_source = ?8, updated_at = ?9, \
+         name = ?10, min_order_quantity = ?11, max_order_quantity = ?12 \
          WHERE id = ?1",
         params![
             id.as_str(),
@@ -187,6 +225,9 @@ fn update_variant(
             after.selling_price.get(),
             after.fulfillment_source.as_str(),
             ts(after.updated_at),
+            after.name,
+            after.min_order_quantity,
+            after.max_order_quantity,
         ],
     )?;
     entry_by_id(conn, id)?.ok_or_else(|| DbError::corrupt("a variant vanished while updated"))
@@ -290,6 +331,17 @@ impl Catalogue for SqliteStore {
     ) -> Result<CatalogueEntry> {
         let (id, update) = (id.clone(), update.clone());
         self.write(move |conn| update_variant(conn, &id, &update, now))
+            .await
+    }
+
+    async fn update_product(
+        &self,
+        id: &ProductId,
+        update: &ProductUpdate,
+        now: DateTime<Utc>,
+    ) -> Result<(Product, Product)> {
+        let (id, update) = (id.clone(), update.clone());
+        self.write(move |conn| update_product(conn, &id, &update, now))
             .await
     }
 

@@ -5,7 +5,9 @@ use super::audit::{product_values, variant_values};
 use crate::Missing;
 use crate::audit::{Actor, AuditAction, AuditEntry};
 use crate::cart::{Cart, CartLine};
-use crate::catalogue::{CatalogueEntry, Product, ProductWithVariants, Variant, VariantUpdate};
+use crate::catalogue::{
+    CatalogueEntry, Product, ProductUpdate, ProductWithVariants, Variant, VariantUpdate,
+};
 use crate::ids::{ProductId, UserId, VariantId};
 use crate::{Error, Result};
 
@@ -154,6 +156,30 @@ impl Giftify {
             AuditEntry::new(now, actor, AuditAction::InventoryChanged, id.as_str())
                 .before(variant_values(&before))
                 .after(variant_values(&after.variant)),
+        )
+        .await;
+        Ok(after)
+    }
+
+    /// Changes a product's description, images, terms, validity or active flag.
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown product.
+    pub async fn update_product(
+        &self,
+        actor: &Actor,
+        id: &ProductId,
+        update: &ProductUpdate,
+    ) -> Result<Product> {
+        let now = self.now();
+        let (before, after) = self
+            .ports
+            .catalogue
+            .update_product(id, update, now)
+            .await?;
+        self.audit(
+            AuditEntry::new(now, actor, AuditAction::ProductChanged, id.as_str())
+                .before(product_values(&before))
+                .after(product_values(&after)),
         )
         .await;
         Ok(after)

@@ -14,12 +14,12 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use giftify_shared::cart::{Cart, CartLine};
 use giftify_shared::catalogue::{
-    CatalogueEntry, Product, ProductWithVariants, Variant, VariantUpdate,
+    CatalogueEntry, Product, ProductUpdate, ProductWithVariants, Variant, VariantUpdate,
 };
 use giftify_shared::codes::{BatchRef, BatchSummary, CodeImport, ImportReport, InventoryCode};
 use giftify_shared::events::Event;
 use giftify_shared::idempotency::{Claim, IdempotencyScope, NewClaim, Refusal};
-use giftify_shared::ids::{GiftCardId, OrderId, TransactionId, UserId, VariantId};
+use giftify_shared::ids::{GiftCardId, OrderId, ProductId, TransactionId, UserId, VariantId};
 use giftify_shared::inbox::Delivery;
 use giftify_shared::labels::ClientReference;
 use giftify_shared::ledger::TopUp;
@@ -253,6 +253,18 @@ impl Catalogue for Faulty<dyn Catalogue> {
         self.0
             .call("catalogue.update_variant", true, || {
                 self.1.update_variant(id, update, now)
+            })
+            .await
+    }
+    async fn update_product(
+        &self,
+        id: &ProductId,
+        update: &ProductUpdate,
+        now: DateTime<Utc>,
+    ) -> Result<(Product, Product)> {
+        self.0
+            .call("catalogue.update_product", true, || {
+                self.1.update_product(id, update, now)
             })
             .await
     }

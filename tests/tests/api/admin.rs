@@ -233,7 +233,161 @@ async fn admin_orders_and_analytics_cover_every_user(backend: Backend) {
     assert_eq!(data["topProducts"][0]["units"], 2);
 }
 
+/// An admin edits what the catalogue says about a product and a variant; each change is checked
+/// field by field, takes effect in the catalogue at once, and is in the audit log.
+async fn admins_edit_products_and_variants(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let admin = app.admin_token.clone();
+    let product = app
+        .post(
+            "/admin/products",
+            Some(&admin),
+            json!({"name": "Nykaa", "description": "Nykaa Gift Card", "brand": "Nykaa",
+                   "category": "BEAUTY", "termsAndConditions": "Valid for 1 year."}),
+        )
+        .await;
+    assert_eq!(product.status, 201, "{}", product.body);
+    let product_id = product.data()["productId"].as_str().unwrap().to_string();
+    let variant = app
+        .post(
+            &format!("/admin/products/{product_id}/variants"),
+            Some(&admin),
+            json!({"name": "Nykaa 500", "denomination": 500, "mrp": 50_000, "costPrice": 45_000,
+                   "discountPercent": 3, "stockQuantity": 10, "maxOrderQuantity": 5,
+                   "fulfillmentSource": "GENERATED"}),
+        )
+        .await;
+    // A GENERATED card sells at face value: no discount.
+    variant.assert_error(400, "VALIDATION_ERROR");
+    let variant = app
+        .post(
+            &format!("/admin/products/{product_id}/variants"),
+            Some(&admin),
+            json!({"name": "Nykaa 500", "denomination": 500, "mrp": 50_000, "costPrice": 45_000,
+                   "discountPercent": 0, "stockQuantity": 10, "maxOrderQuantity": 5,
+                   "fulfillmentSource": "GENERATED"}),
+        )
+        .await;
+    assert_eq!(variant.status, 201, "{}", variant.body);
+    assert_eq!(variant.data()["sellingBelowCost"], false);
+    let variant_id = variant.data()["variantId"].as_str().unwrap().to_string();
+    let product_path = format!("/admin/products/{product_id}");
+    let user = app.funded_user("shopper", 1_000_000).await;
+
+    app.put(&product_path, Some(&user.token), json!({"name": "Mine"}))
+        .await
+        .assert_error(403, "FORBIDDEN");
+    app.put(
+        "/admin/products/prod_01ARZ3NDEKTSV4RRFFQ69G5FAV",
+        Some(&admin),
+        json!({"name": "Ghost"}),
+    )
+    .await
+    .assert_error(404, "NOT_FOUND");
+    for bad in [
+        json!({}),
+        json!({"name": " "}),
+        json!({"category": "beauty"}),
+        json!({"validityDays": 0}),
+        json!({"imageUrl": "ftp://x"}),
+        json!({"colour": "red"}),
+    ] {
+        app.put(&product_path, Some(&admin), bad.clone())
+            .await
+            .assert_error(400, "VALIDATION_ERROR");
+    }
+    let hidden = app
+        .put(
+            &product_path,
+            Some(&admin),
+            json!({"name": "Nykaa Beauty", "termsAndConditions": "Valid 2 years.",
+                   "validityDays": 730, "isActive": false}),
+        )
+        .await;
+    assert_eq!(hidden.status, 200, "{}", hidden.body);
+    assert_eq!(hidden.data()["name"], "Nykaa Beauty");
+    assert_eq!(hidden.data()["validityDays"], 730);
+    let names = |catalogue: &serde_json::Value| -> Vec<String> {
+        catalogue.as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap().to_string()).collect()
+    };
+    let listed = app.get("/products?limit=100", Some(&user.token)).await;
+    assert!(!names(&listed.data()["products"]).contains(&"Nykaa Beauty".to_string()));
+    let shown = app.put(&product_path, Some(&admin), json!({"isActive": true})).await;
+    assert_eq!(shown.status, 200, "{}", shown.body);
+    let listed = app.get("/products?limit=100", Some(&user.token)).await;
+    assert!(names(&listed.data()["products"]).contains(&"Nykaa Beauty".to_string()));
+
+    let inventory = format!("/admin/inventory/{variant_id}");
+    for bad in [
+        json!({"name": ""}),
+        json!({"minOrderQuantity": 6}),
+        json!({"maxOrderQuantity": 0}),
+        json!({"minOrderQuantity": 3, "maxOrderQuantity": 2}),
+        json!({"mrp": 40_000}),
+    ] {
+        app.put(&inventory, Some(&admin), bad.clone())
+            .await
+            .assert_error(400, "VALIDATION_ERROR");
+    }
+    let edited = app
+        .put(
+            &inventory,
+            Some(&admin),
+            json!({"name": "Nykaa ₹500", "minOrderQuantity": 2, "maxOrderQuantity": 3}),
+        )
+        .await;
+    assert_eq!(edited.status, 200, "{}", edited.body);
+    assert_eq!(edited.data()["variantName"], "Nykaa ₹500");
+    assert_eq!(edited.data()["minOrderQuantity"], 2);
+    app.order_items(&user, json!([{"variantId": variant_id, "quantity": 1}]))
+        .await
+        .assert_error(400, "VALIDATION_ERROR");
+    let two = app
+        .order_items(&user, json!([{"variantId": variant_id, "quantity": 2}]))
+        .await;
+    assert_eq!(two.status, 202, "{}", two.body);
+    let below = app.put(&inventory, Some(&admin), json!({"costPrice": 50_001})).await;
+    below.assert_error(400, "VALIDATION_ERROR");
+
+    let log = app
+        .get(&format!("/admin/audit?subject={product_id}"), Some(&admin))
+        .await;
+    let entries = log.data()["entries"].as_array().unwrap().clone();
+    let actions: Vec<&str> = entries.iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, vec!["product.changed", "product.changed", "product.created"]);
+    assert_eq!(entries[1]["before"]["name"], "Nykaa");
+    assert_eq!(entries[1]["after"]["name"], "Nykaa Beauty");
+    assert_eq!(entries[1]["after"]["isActive"], false);
+}
+
+/// An INVENTORY variant may sell below cost (a promotion); the answer flags it.
+async fn a_selling_price_below_cost_is_flagged(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let brand = app
+        .inventory()
+        .await
+        .into_iter()
+        .find(|v| v["fulfillmentSource"] == "INVENTORY")
+        .expect("a brand variant");
+    let id = brand["variantId"].as_str().unwrap();
+    let cost = brand["costPrice"].as_i64().unwrap();
+    let mrp = brand["mrp"].as_i64().unwrap();
+    let discount = (100 - cost * 100 / mrp) + 5;
+    let flagged = app
+        .put(
+            &format!("/admin/inventory/{id}"),
+            Some(&app.admin_token),
+            json!({"discountPercent": discount}),
+        )
+        .await;
+    assert_eq!(flagged.status, 200, "{}", flagged.body);
+    assert!(flagged.data()["sellingPrice"].as_i64().unwrap() < cost);
+    assert_eq!(flagged.data()["sellingBelowCost"], true);
+}
+
 crate::on_both_backends!(
+    admins_edit_products_and_variants,
+    a_selling_price_below_cost_is_flagged,
     admin_endpoints_are_403_for_users_and_401_without_a_token,
     cost_price_is_shown_to_admins_only,
     admins_create_products_and_variants_that_users_can_buy,

@@ -80,6 +80,63 @@ async fn metrics_are_prometheus_text_with_latency_orders_and_queue_depth(backend
     );
 }
 
+/// The Grafana dashboard (docs/grafana/giftify.json) charts only series that `/metrics` serves,
+/// with the labels it queries by: a renamed metric or label fails here, not on an operator's
+/// screen. 429s are their own status class, so throttling has its panel.
+async fn the_grafana_dashboard_queries_only_what_metrics_serves(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let user = app.funded_user("grafana", 100_000).await;
+    for _ in 0..6 {
+        // Past the login lock (5 failures): a 429.
+        app.post(
+            "/auth/login",
+            None,
+            json!({"email": user.email, "password": "wrong-password-1"}),
+        )
+        .await;
+    }
+    app.get("/nope", None).await;
+    let text = app.get("/metrics", None).await.body.as_str().unwrap().to_string();
+    assert!(text.contains("status=\"429\""), "{text}");
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/grafana/giftify.json"),
+        )
+        .expect("the dashboard file"),
+    )
+    .expect("dashboard JSON");
+    let panels = dashboard["panels"].as_array().expect("panels");
+    assert!(panels.len() >= 6);
+    for panel in panels {
+        assert!(
+            panel["description"].as_str().is_some_and(|d| !d.is_empty()),
+            "every panel says what it shows: {}",
+            panel["title"]
+        );
+        for target in panel["targets"].as_array().expect("targets") {
+            let expr = target["expr"].as_str().expect("expr");
+            let names: Vec<&str> = expr
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .filter(|word| word.starts_with("giftify_"))
+                .collect();
+            assert!(!names.is_empty(), "{expr}");
+            for name in names {
+                assert!(
+                    text.lines().any(|line| line.starts_with(name)),
+                    "{name} (panel {}) is not served:\n{text}",
+                    panel["title"]
+                );
+            }
+            for label in ["status=\"429\"", "status=\"5xx\"", "route=\"/orders/create\""] {
+                if expr.contains(label) {
+                    let (key, _) = label.split_once('=').expect("label");
+                    assert!(text.contains(&format!("{key}=")), "{label}");
+                }
+            }
+        }
+    }
+}
+
 async fn unknown_routes_and_methods_answer_with_the_envelope(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     app.get("/nope", None).await.assert_error(404, "NOT_FOUND");
@@ -136,6 +193,7 @@ crate::on_both_backends!(
     health_reports_ok,
     the_openapi_document_lists_every_endpoint_and_docs_render_it,
     metrics_are_prometheus_text_with_latency_orders_and_queue_depth,
+    the_grafana_dashboard_queries_only_what_metrics_serves,
     unknown_routes_and_methods_answer_with_the_envelope,
     malformed_or_oversized_bodies_are_4xx_with_the_envelope,
 );

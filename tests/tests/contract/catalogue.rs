@@ -2,7 +2,7 @@
 
 use crate::support::{entries_in_order, now, product, stock_of, stocked, variant};
 use anyhow::Result;
-use giftify_shared::catalogue::{VariantUpdate, demo_catalogue};
+use giftify_shared::catalogue::{ProductUpdate, VariantUpdate, demo_catalogue};
 use giftify_shared::ids::{ProductId, VariantId};
 use giftify_shared::ports::Ports;
 use giftify_shared::{Error, Paise};
@@ -220,5 +220,44 @@ pub async fn a_price_update_re_derives_the_selling_price_or_changes_nothing(
     assert!(matches!(err, Error::Validation { .. }), "{err:?}");
     let after = entries_in_order(ports, std::slice::from_ref(&before.id)).await?;
     assert_eq!(after[0], updated, "a refused update changes no field");
+    Ok(())
+}
+
+pub async fn a_product_update_changes_what_it_names_and_nothing_else(ports: &Ports) -> Result<()> {
+    let e = stocked(ports, &[5]).await?;
+    let before = e[0].product.clone();
+    let unknown = ports
+        .catalogue
+        .update_product(&ProductId::generate(), &ProductUpdate::default(), now())
+        .await
+        .unwrap_err();
+    assert!(matches!(unknown, Error::NotFound(_)), "{unknown:?}");
+    let at = now();
+    let change = ProductUpdate {
+        name: Some("Renamed".into()),
+        validity_days: Some(30),
+        is_active: Some(false),
+        ..ProductUpdate::default()
+    };
+    let (read, after) = ports
+        .catalogue
+        .update_product(&before.id, &change, at)
+        .await?;
+    assert_eq!(read, before);
+    assert_eq!(after, change.applied_to(&before, at));
+    assert_eq!((after.name.as_str(), after.validity_days, after.is_active), ("Renamed", 30, false));
+    assert_eq!(after.description, before.description);
+    let stored = ports.catalogue.entries(&[e[0].variant.id.clone()]).await?;
+    assert_eq!(stored[0].product, after);
+    assert_eq!(stored[0].variant, e[0].variant, "the variant is untouched");
+    assert!(
+        !ports
+            .catalogue
+            .active_catalogue()
+            .await?
+            .iter()
+            .any(|p| p.product.id == before.id),
+        "an inactive product leaves the catalogue"
+    );
     Ok(())
 }
