@@ -317,8 +317,10 @@ impl VariantUpdate {
     /// The variant's order-quantity bounds after this update.
     pub fn quantity_bounds_after(&self, current: &Variant) -> (u32, u32) {
         (
-            self.min_order_quantity.unwrap_or(current.min_order_quantity),
-            self.max_order_quantity.unwrap_or(current.max_order_quantity),
+            self.min_order_quantity
+                .unwrap_or(current.min_order_quantity),
+            self.max_order_quantity
+                .unwrap_or(current.max_order_quantity),
         )
     }
 

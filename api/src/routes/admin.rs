@@ -675,7 +675,9 @@ fn product_update(body: UpdateProductRequest) -> Result<ProductUpdate, ApiError>
                 u32::try_from(days)
                     .ok()
                     .filter(|days| (1..=MAX_VALIDITY_DAYS as u32).contains(days))
-                    .ok_or_else(|| ApiError::validation("validityDays", "must be between 1 and 3650"))
+                    .ok_or_else(|| {
+                        ApiError::validation("validityDays", "must be between 1 and 3650")
+                    })
             })
             .transpose()?,
         is_active: body.is_active,

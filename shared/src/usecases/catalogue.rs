@@ -171,11 +171,7 @@ impl Giftify {
         update: &ProductUpdate,
     ) -> Result<Product> {
         let now = self.now();
-        let (before, after) = self
-            .ports
-            .catalogue
-            .update_product(id, update, now)
-            .await?;
+        let (before, after) = self.ports.catalogue.update_product(id, update, now).await?;
         self.audit(
             AuditEntry::new(now, actor, AuditAction::ProductChanged, id.as_str())
                 .before(product_values(&before))

@@ -951,7 +951,12 @@ async fn drain(giftify: &Giftify, world: &World) -> Result<(), Vec<String>> {
             }
         }
         let redriven = giftify
-            .redrive(&giftify_shared::audit::Actor::Operator, u32::MAX, false, |_| {})
+            .redrive(
+                &giftify_shared::audit::Actor::Operator,
+                u32::MAX,
+                false,
+                |_| {},
+            )
             .await
             .map_err(|e| vec![internal("redrive", &e)])?;
         world.model().stats.redriven += redriven.moved.len() as u64;

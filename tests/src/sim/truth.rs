@@ -15,10 +15,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use giftify_shared::Result;
 use giftify_shared::catalogue::{
-    CatalogueEntry, Product, ProductWithVariants, Variant, VariantUpdate,
+    CatalogueEntry, Product, ProductUpdate, ProductWithVariants, Variant, VariantUpdate,
 };
 use giftify_shared::events::Event;
-use giftify_shared::ids::VariantId;
+use giftify_shared::ids::{ProductId, VariantId};
 use giftify_shared::inbox::Delivery;
 use giftify_shared::ports::{Catalogue, EventPublisher, Inbox};
 use std::collections::BTreeMap;
@@ -117,6 +117,14 @@ impl Catalogue for AuditedCatalogue {
             self.record(id, after.variant.stock_quantity - before);
         }
         Ok(after)
+    }
+    async fn update_product(
+        &self,
+        id: &ProductId,
+        update: &ProductUpdate,
+        now: DateTime<Utc>,
+    ) -> Result<(Product, Product)> {
+        self.inner.update_product(id, update, now).await
     }
     async fn seed_if_empty(&self, catalogue: &[ProductWithVariants]) -> Result<bool> {
         let wrote = self.inner.seed_if_empty(catalogue).await?;

@@ -308,11 +308,18 @@ async fn admins_edit_products_and_variants(backend: Backend) {
     assert_eq!(hidden.data()["name"], "Nykaa Beauty");
     assert_eq!(hidden.data()["validityDays"], 730);
     let names = |catalogue: &serde_json::Value| -> Vec<String> {
-        catalogue.as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap().to_string()).collect()
+        catalogue
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap().to_string())
+            .collect()
     };
     let listed = app.get("/products?limit=100", Some(&user.token)).await;
     assert!(!names(&listed.data()["products"]).contains(&"Nykaa Beauty".to_string()));
-    let shown = app.put(&product_path, Some(&admin), json!({"isActive": true})).await;
+    let shown = app
+        .put(&product_path, Some(&admin), json!({"isActive": true}))
+        .await;
     assert_eq!(shown.status, 200, "{}", shown.body);
     let listed = app.get("/products?limit=100", Some(&user.token)).await;
     assert!(names(&listed.data()["products"]).contains(&"Nykaa Beauty".to_string()));
@@ -346,15 +353,23 @@ async fn admins_edit_products_and_variants(backend: Backend) {
         .order_items(&user, json!([{"variantId": variant_id, "quantity": 2}]))
         .await;
     assert_eq!(two.status, 202, "{}", two.body);
-    let below = app.put(&inventory, Some(&admin), json!({"costPrice": 50_001})).await;
+    let below = app
+        .put(&inventory, Some(&admin), json!({"costPrice": 50_001}))
+        .await;
     below.assert_error(400, "VALIDATION_ERROR");
 
     let log = app
         .get(&format!("/admin/audit?subject={product_id}"), Some(&admin))
         .await;
     let entries = log.data()["entries"].as_array().unwrap().clone();
-    let actions: Vec<&str> = entries.iter().map(|e| e["action"].as_str().unwrap()).collect();
-    assert_eq!(actions, vec!["product.changed", "product.changed", "product.created"]);
+    let actions: Vec<&str> = entries
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        vec!["product.changed", "product.changed", "product.created"]
+    );
     assert_eq!(entries[1]["before"]["name"], "Nykaa");
     assert_eq!(entries[1]["after"]["name"], "Nykaa Beauty");
     assert_eq!(entries[1]["after"]["isActive"], false);

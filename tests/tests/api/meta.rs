@@ -96,7 +96,13 @@ async fn the_grafana_dashboard_queries_only_what_metrics_serves(backend: Backend
         .await;
     }
     app.get("/nope", None).await;
-    let text = app.get("/metrics", None).await.body.as_str().unwrap().to_string();
+    let text = app
+        .get("/metrics", None)
+        .await
+        .body
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(text.contains("status=\"429\""), "{text}");
     let dashboard: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(
@@ -127,7 +133,11 @@ async fn the_grafana_dashboard_queries_only_what_metrics_serves(backend: Backend
                     panel["title"]
                 );
             }
-            for label in ["status=\"429\"", "status=\"5xx\"", "route=\"/orders/create\""] {
+            for label in [
+                "status=\"429\"",
+                "status=\"5xx\"",
+                "route=\"/orders/create\"",
+            ] {
                 if expr.contains(label) {
                     let (key, _) = label.split_once('=').expect("label");
                     assert!(text.contains(&format!("{key}=")), "{label}");

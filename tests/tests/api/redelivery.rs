@@ -341,7 +341,11 @@ async fn a_message_that_keeps_failing_goes_to_the_dead_letter_queue_and_redrive_
         "PENDING"
     );
 
-    let dry = app.giftify().redrive(&giftify_shared::audit::Actor::Operator, 10, true, |_| {}).await.unwrap();
+    let dry = app
+        .giftify()
+        .redrive(&giftify_shared::audit::Actor::Operator, 10, true, |_| {})
+        .await
+        .unwrap();
     assert_eq!(dry.moved.len(), 1);
     assert_eq!(
         app.giftify().dead_letters(10).await.unwrap().len(),
@@ -352,9 +356,12 @@ async fn a_message_that_keeps_failing_goes_to_the_dead_letter_queue_and_redrive_
     let mut seen = Vec::new();
     let report = app
         .giftify()
-        .redrive(&giftify_shared::audit::Actor::Operator, 10, false, |letter| {
-            seen.push(letter.order().expect("an order message").order_id.clone())
-        })
+        .redrive(
+            &giftify_shared::audit::Actor::Operator,
+            10,
+            false,
+            |letter| seen.push(letter.order().expect("an order message").order_id.clone()),
+        )
         .await
         .unwrap();
     assert_eq!(report.moved.len(), 1);
@@ -362,7 +369,10 @@ async fn a_message_that_keeps_failing_goes_to_the_dead_letter_queue_and_redrive_
     assert!(app.giftify().dead_letters(10).await.unwrap().is_empty());
     app.drain_queue().await;
     // Redriving again (nothing left) and draining again changes nothing.
-    app.giftify().redrive(&giftify_shared::audit::Actor::Operator, 10, false, |_| {}).await.unwrap();
+    app.giftify()
+        .redrive(&giftify_shared::audit::Actor::Operator, 10, false, |_| {})
+        .await
+        .unwrap();
     app.drain_queue().await;
 
     assert_eq!(

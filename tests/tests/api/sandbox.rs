@@ -118,7 +118,11 @@ async fn each_sandbox_outcome_takes_its_branch_end_to_end(backend: Backend) {
         "PROCESSING",
         "its money is held while the operator looks"
     );
-    let redriven = app.giftify().redrive(&giftify_shared::audit::Actor::Operator, 10, false, |_| {}).await.unwrap();
+    let redriven = app
+        .giftify()
+        .redrive(&giftify_shared::audit::Actor::Operator, 10, false, |_| {})
+        .await
+        .unwrap();
     assert_eq!(redriven.moved.len(), 1);
     assert_eq!(app.drain_queue().await, 1);
     assert_eq!(app.order(&user, &dead).await.data()["status"], "FULFILLED");

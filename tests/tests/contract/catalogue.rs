@@ -245,7 +245,10 @@ pub async fn a_product_update_changes_what_it_names_and_nothing_else(ports: &Por
         .await?;
     assert_eq!(read, before);
     assert_eq!(after, change.applied_to(&before, at));
-    assert_eq!((after.name.as_str(), after.validity_days, after.is_active), ("Renamed", 30, false));
+    assert_eq!(
+        (after.name.as_str(), after.validity_days, after.is_active),
+        ("Renamed", 30, false)
+    );
     assert_eq!(after.description, before.description);
     let stored = ports.catalogue.entries(&[e[0].variant.id.clone()]).await?;
     assert_eq!(stored[0].product, after);
