@@ -68,31 +68,35 @@ run "the_reconciler_touches_only_orders_and_what_expires" {
       "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-inventory-codes",
       "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-inventory-codes/index/availableVariant-availableOrder-index",
       "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-events",
+      "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-users",
+      "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-wallet-transactions",
+      "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-cart",
+      "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-audit",
     ])
-    error_message = "The reconciler reads stale and unnotified orders and cards, expires cards and codes, records the events it publishes, and finds overdue webhook deliveries; nothing else."
+    error_message = "The reconciler reads stale and unnotified orders and cards, refunds orders stuck past their deadline (balance, REFUND record, cart, audit entry), expires cards and codes, records the events it publishes, and finds overdue webhook deliveries; nothing else."
   }
   assert {
     condition = toset(flatten([
       for s in jsondecode(aws_iam_role_policy.function["reconciler"].policy).Statement :
-      flatten([s.Action]) if s.Sid != "KeyCheckValues" && s.Resource != "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-events" && anytrue([for r in flatten([s.Resource]) : startswith(r, "arn:aws:dynamodb:")])
+      flatten([s.Action]) if s.Sid != "KeyCheckValues" && !contains(["arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-events", "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-wallet-transactions", "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-audit"], s.Resource) && anytrue([for r in flatten([s.Resource]) : startswith(r, "arn:aws:dynamodb:")])
     ])) == toset(["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:UpdateItem", "dynamodb:Query", "dynamodb:Scan"])
-    error_message = "The reconciler reads, marks orders notified and expires cards and codes (besides the key check values every function reads, and the feed it appends to)."
+    error_message = "The reconciler reads, marks orders notified, refunds stuck orders and expires cards and codes (besides the key check values every function reads, and the records it appends)."
   }
   assert {
     condition = !anytrue([
       for s in jsondecode(aws_iam_role_policy.function["reconciler"].policy).Statement :
       contains(flatten([s.Action]), "dynamodb:PutItem") || contains(flatten([s.Action]), "dynamodb:DeleteItem")
-      if s.Sid != "KeyCheckValues" && s.Resource != "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-events"
+      if s.Sid != "KeyCheckValues" && !contains(["arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-events", "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-wallet-transactions", "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-audit"], s.Resource)
     ])
-    error_message = "The reconciler creates and deletes nothing (besides the key check values every function writes once, and the feed entries of the events it publishes)."
+    error_message = "The reconciler creates and deletes nothing (besides the key check values every function writes once, and what it appends: feed entries, REFUND records, audit entries)."
   }
   assert {
     condition = alltrue([
       for s in jsondecode(aws_iam_role_policy.function["reconciler"].policy).Statement :
       !contains(flatten([s.Action]), "dynamodb:DeleteItem") && !contains(flatten([s.Action]), "dynamodb:UpdateItem")
-      if s.Resource == "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-events"
+      if contains(["arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-events", "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-wallet-transactions", "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-audit"], s.Resource)
     ])
-    error_message = "The feed is append-only: the reconciler adds entries, never changes or deletes them."
+    error_message = "The feed, the ledger's records and the audit log are append-only: the reconciler adds to them, never changes or deletes."
   }
 }
 
@@ -190,7 +194,8 @@ run "only_fulfillment_issues_cards_and_receives_orders" {
     condition = !anytrue(flatten([
       for name in ["api", "reconciler"] : [
         for s in jsondecode(aws_iam_role_policy.function[name].policy).Statement :
-        contains(flatten([s.Action]), "sqs:ReceiveMessage") || contains(flatten([s.Action]), "sqs:DeleteMessage")
+        (contains(flatten([s.Action]), "sqs:ReceiveMessage") || contains(flatten([s.Action]), "sqs:DeleteMessage"))
+        && contains(flatten([s.Resource]), aws_sqs_queue.orders.arn)
       ]
     ]))
     error_message = "Only the fulfillment worker consumes the orders queue."
