@@ -176,13 +176,9 @@ async fn inventory_updates_set_or_adjust_stock_and_reprice(backend: Backend) {
     let mrp = repriced.data()["mrp"].as_i64().expect("mrp");
     assert_eq!(repriced.data()["sellingPrice"], mrp * 90 / 100);
     // The MRP is the face value: denomination × 100 paise, never anything else.
-    app.put(
-        &brand_path,
-        Some(&app.admin_token),
-        json!({"mrp": mrp * 2}),
-    )
-    .await
-    .assert_error(400, "VALIDATION_ERROR");
+    app.put(&brand_path, Some(&app.admin_token), json!({"mrp": mrp * 2}))
+        .await
+        .assert_error(400, "VALIDATION_ERROR");
     app.put(
         &brand_path,
         Some(&app.admin_token),
