@@ -164,38 +164,33 @@ impl Order {
         if self.id != c.order_id || self.user_id != c.user_id {
             return Err(Error::NotFound(Missing::Order));
         }
-        let (next, refused) = match &c.closing {
+        type Refund = fn(TransactionId, UserId, &OrderId, Paise, DateTime<Utc>) -> Movement;
+        let (next, refused, reason, refund_of): (_, _, _, Refund) = match &c.closing {
             Closing::Cancel => (
                 OrderStatus::Cancelled,
                 Error::OrderNotCancellable(self.status),
+                None,
+                Movement::refund_of_cancelled,
             ),
-            Closing::GiveUp { .. } => {
-                (OrderStatus::Refunded, Error::OrderAlreadyFinal(self.status))
-            }
+            Closing::GiveUp { reason } => (
+                OrderStatus::Refunded,
+                Error::OrderAlreadyFinal(self.status),
+                Some(reason.as_str().to_string()),
+                Movement::refund_of_given_up,
+            ),
         };
         let mut closed = self.moved_to(next, c.now).ok_or(refused)?;
         closed.refund_amount = self.paid_amount;
         closed.fulfillment.refund_processed = true;
+        closed.fulfillment.refund_reason = reason;
         closed.notified_at = None;
-        let refund = match &c.closing {
-            Closing::Cancel => Movement::refund_of_cancelled(
-                c.refund_transaction_id.clone(),
-                self.user_id.clone(),
-                &self.id,
-                self.paid_amount,
-                c.now,
-            ),
-            Closing::GiveUp { reason } => {
-                closed.fulfillment.refund_reason = Some(reason.as_str().to_string());
-                Movement::refund_of_given_up(
-                    c.refund_transaction_id.clone(),
-                    self.user_id.clone(),
-                    &self.id,
-                    self.paid_amount,
-                    c.now,
-                )
-            }
-        };
+        let refund = refund_of(
+            c.refund_transaction_id.clone(),
+            self.user_id.clone(),
+            &self.id,
+            self.paid_amount,
+            c.now,
+        );
         Ok((closed, refund))
     }
 

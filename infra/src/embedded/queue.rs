@@ -184,25 +184,33 @@ fn dead_letter_from_row(row: &Row) -> DbResult<DeadLetter> {
     })
 }
 
-fn redrive(conn: &Connection, pick: &LetterPick, now: i64) -> DbResult<Option<DeadLetter>> {
-    // The oldest picked letter that is an order message; unreadable ones stay for `dlq delete`.
+/// The oldest dead letter that `accepts`, with its message group; the scan stops at it.
+fn first_letter(
+    conn: &Connection,
+    accepts: impl Fn(&DeadLetter) -> bool,
+) -> DbResult<Option<(DeadLetter, String)>> {
     let mut letters = conn.prepare_cached(&format!(
         "SELECT {DEAD_LETTER_COLUMNS} FROM dead_letters ORDER BY seq"
     ))?;
     let mut rows = letters.query([])?;
-    let mut next = None;
     while let Some(row) = rows.next()? {
         let letter = dead_letter_from_row(row)?;
-        if let DeadLetterBody::Order(message) = &letter.body
-            && pick.picks(&letter)
-        {
-            next = Some((message.clone(), row.get::<_, String>("group_id")?, letter));
-            break;
+        if accepts(&letter) {
+            return Ok(Some((letter, row.get("group_id")?)));
         }
     }
-    drop(rows);
-    drop(letters);
-    let Some((message, group_id, letter)) = next else {
+    Ok(None)
+}
+
+fn redrive(conn: &Connection, pick: &LetterPick, now: i64) -> DbResult<Option<DeadLetter>> {
+    // The oldest picked letter that is an order message; unreadable ones stay for `dlq delete`.
+    let Some((letter, group_id)) = first_letter(conn, |letter| {
+        letter.order().is_some() && pick.picks(letter)
+    })?
+    else {
+        return Ok(None);
+    };
+    let Some(message) = letter.order().cloned() else {
         return Ok(None);
     };
     // A fresh message id and deduplication id: the redriven message is a new send of the same
@@ -418,13 +426,7 @@ impl QueueOps for SqliteStore {
     async fn delete_dead_letter(&self, pick: &LetterPick) -> Result<Option<DeadLetter>> {
         let pick = pick.clone();
         self.write(move |conn| {
-            let letters = all(
-                conn,
-                &format!("SELECT {DEAD_LETTER_COLUMNS} FROM dead_letters ORDER BY seq"),
-                [],
-                dead_letter_from_row,
-            )?;
-            let Some(letter) = letters.into_iter().find(|letter| pick.picks(letter)) else {
+            let Some((letter, _)) = first_letter(conn, |letter| pick.picks(letter))? else {
                 return Ok(None);
             };
             execute(
