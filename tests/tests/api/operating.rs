@@ -168,6 +168,20 @@ async fn an_admin_lists_redrives_and_refunds_dead_letters(backend: Backend) {
     assert_eq!(refunds[0]["eventType"], "order.refunded");
     assert_eq!(refunds[0]["refundReason"], reason);
     assert_eq!(app.balance(&user).await, 1_000_000 - price);
+    // Each step is in the audit log under the admin: the redrive, the refund, the letter the
+    // refund removed.
+    let log = app.get("/admin/audit", Some(&app.admin_token)).await;
+    let entries = log.data()["entries"].as_array().expect("entries").clone();
+    let of = |action: &str| -> Vec<String> {
+        entries
+            .iter()
+            .filter(|e| e["action"] == action)
+            .map(|e| e["subject"].as_str().expect("subject").to_string())
+            .collect()
+    };
+    assert_eq!(of("dead_letter.redriven"), vec![retried.clone()]);
+    assert_eq!(of("order.refunded"), vec![given_up.clone()]);
+    assert_eq!(of("dead_letter.deleted").len(), 1, "{entries:?}");
     assert_conserved(&app, &[user], &initial).await;
 }
 
