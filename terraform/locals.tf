@@ -206,6 +206,7 @@ locals {
       environment = merge(local.lambda_environment, {
         GIFTIFY_JWT_SECRET_ARN     = aws_secretsmanager_secret.jwt.arn
         GIFTIFY_API_KEY_RATE_LIMIT = tostring(var.api_key_rate_limit)
+        GIFTIFY_SELF_TOPUP         = tostring(var.self_top_up)
       })
       secrets = [aws_secretsmanager_secret.jwt.arn, aws_secretsmanager_secret.card_key.arn]
     }

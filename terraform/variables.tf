@@ -292,6 +292,12 @@ variable "api_key_rate_limit" {
   }
 }
 
+variable "self_top_up" {
+  description = "Whether customers may credit their own wallets with POST /wallet/topup (GIFTIFY_SELF_TOPUP). Set false for a shop that takes real money: wallets are then credited by admins' balance corrections and card redemptions only, and a top-up answers 403 SELF_TOPUP_DISABLED."
+  type        = bool
+  default     = true
+}
+
 variable "sandbox" {
   description = "A test deployment (GIFTIFY_SANDBOX): orders may ask for a rehearsed outcome in metadata.sandbox. Never true for a stage that takes real money."
   type        = bool

@@ -113,6 +113,9 @@ pub enum TransactionTypeDto {
     Refund,
     /// A Giftify card's face value, redeemed into the wallet.
     Redeem,
+    /// An admin's balance correction: the one type whose `amount` is signed (negative takes
+    /// from the balance); its description is the admin's reason.
+    Adjustment,
 }
 
 impl From<TransactionType> for TransactionTypeDto {
@@ -122,6 +125,7 @@ impl From<TransactionType> for TransactionTypeDto {
             TransactionType::Debit => TransactionTypeDto::Debit,
             TransactionType::Refund => TransactionTypeDto::Refund,
             TransactionType::Redeem => TransactionTypeDto::Redeem,
+            TransactionType::Adjustment => TransactionTypeDto::Adjustment,
         }
     }
 }

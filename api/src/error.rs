@@ -52,6 +52,8 @@ pub enum ErrorCode {
     ClientReferenceReused,
     InsufficientScope,
     RateLimited,
+    AccountSuspended,
+    SelfTopupDisabled,
     InternalError,
     ServiceUnavailable,
     CardRedeemed,
@@ -90,6 +92,8 @@ impl ErrorCode {
             ErrorCode::ClientReferenceReused => "CLIENT_REFERENCE_REUSED",
             ErrorCode::InsufficientScope => "INSUFFICIENT_SCOPE",
             ErrorCode::RateLimited => "RATE_LIMITED",
+            ErrorCode::AccountSuspended => "ACCOUNT_SUSPENDED",
+            ErrorCode::SelfTopupDisabled => "SELF_TOPUP_DISABLED",
             ErrorCode::InternalError => "INTERNAL_ERROR",
             ErrorCode::ServiceUnavailable => "SERVICE_UNAVAILABLE",
             ErrorCode::CardRedeemed => "CARD_REDEEMED",
@@ -413,6 +417,12 @@ fn core_parts(error: &CoreError) -> Parts {
             ..Parts::new(S::TOO_MANY_REQUESTS, ErrorCode::RateLimited, message)
                 .details(json!({ "retryAfterSeconds": retry_after_secs }))
         },
+        CoreError::AccountSuspended => {
+            Parts::new(S::FORBIDDEN, ErrorCode::AccountSuspended, message)
+        }
+        CoreError::SelfTopUpDisabled => {
+            Parts::new(S::FORBIDDEN, ErrorCode::SelfTopupDisabled, message)
+        }
         CoreError::OutOfStock { variant_id } => {
             Parts::new(S::CONFLICT, ErrorCode::OutOfStock, message)
                 .details(json!({ "variantId": variant_id }))
@@ -536,6 +546,8 @@ mod tests {
                 429,
                 "RATE_LIMITED",
             ),
+            (CoreError::AccountSuspended, 403, "ACCOUNT_SUSPENDED"),
+            (CoreError::SelfTopUpDisabled, 403, "SELF_TOPUP_DISABLED"),
             (
                 CoreError::OutOfStock {
                     variant_id: VariantId::generate(),

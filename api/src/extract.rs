@@ -248,11 +248,12 @@ pub fn parse_int(field: &str, raw: Option<&str>) -> Result<Option<i64>, ApiError
     .transpose()
 }
 
-/// The caller, from a valid access token or API key. An access token is stateless: it is
-/// proof enough for its 15 minutes, and admin access re-checks the account (see
-/// [`AdminUser`]). An API key is read on every request (so a revocation holds at once), acts
-/// as its owner with the USER role, and reaches only the routes its scopes open
-/// ([`key_access`]).
+/// The caller, from a valid access token or API key, whose account may act: every request
+/// reads the account, so a suspension holds from the next request on (403
+/// `ACCOUNT_SUSPENDED`), not when the 15-minute token expires, and the role is the account's
+/// now, not the one the token was issued with. An API key is read on every request too (so a
+/// revocation holds at once), acts as its owner with the USER role, and reaches only the
+/// routes its scopes open ([`key_access`]).
 #[derive(Debug, Clone)]
 pub struct AuthUser {
     pub id: UserId,
@@ -265,7 +266,16 @@ impl FromRequestParts<AppState> for AuthUser {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer_token(&parts.headers)?;
         if !is_api_key(token) {
-            return state.tokens().verify(token);
+            let caller = state.tokens().verify(token)?;
+            let account = state
+                .giftify()
+                .active_user(&caller.id)
+                .await
+                .map_err(account_refusal)?;
+            return Ok(AuthUser {
+                id: account.id,
+                role: account.role,
+            });
         }
         let route = parts
             .extensions
@@ -309,9 +319,21 @@ impl FromRequestParts<AppState> for PersonUser {
         if is_api_key(token) {
             return Err(ApiError::PeopleOnly);
         }
-        Ok(PersonUser {
-            id: state.tokens().verify(token)?.id,
-        })
+        let caller = state.tokens().verify(token)?;
+        state
+            .giftify()
+            .active_user(&caller.id)
+            .await
+            .map_err(account_refusal)?;
+        Ok(PersonUser { id: caller.id })
+    }
+}
+
+/// A token whose account is gone is no credential; a suspended account is told so.
+fn account_refusal(error: CoreError) -> ApiError {
+    match error {
+        CoreError::InvalidToken => ApiError::Unauthorized("The account is not active"),
+        other => other.into(),
     }
 }
 
@@ -332,8 +354,8 @@ fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
     Ok(token.trim())
 }
 
-/// An administrator: a valid token with the ADMIN role, whose account is still active and still
-/// ADMIN (a demoted or suspended admin loses access at once, not when the token expires).
+/// An administrator: a signed-in person whose account is active and ADMIN now (a demoted or
+/// suspended admin loses access at once, not when the token expires).
 #[derive(Debug, Clone)]
 pub struct AdminUser {
     pub id: UserId,
@@ -352,18 +374,6 @@ impl FromRequestParts<AppState> for AdminUser {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let caller = AuthUser::from_request_parts(parts, state).await?;
         if caller.role != Role::Admin {
-            return Err(ApiError::Forbidden);
-        }
-        let account =
-            state
-                .giftify()
-                .active_user(&caller.id)
-                .await
-                .map_err(|error| match error {
-                    CoreError::InvalidToken => ApiError::Unauthorized("The account is not active"),
-                    other => other.into(),
-                })?;
-        if account.role != Role::Admin {
             return Err(ApiError::Forbidden);
         }
         Ok(AdminUser { id: caller.id })

@@ -7,7 +7,7 @@ use crate::error::{ErrorCode, ErrorEnvelope};
 use crate::key_access::{KeyAccess, key_access};
 use crate::routes::{
     admin, api_keys, audit, auth, cards, cart, codes, dead_letters, events, meta, orders, products,
-    users, wallet, webhooks,
+    support, users, wallet, webhooks,
 };
 use axum::Router;
 use axum::http::{HeaderValue, header};
@@ -43,6 +43,8 @@ Orders are fulfilled asynchronously: `POST /orders/create` answers 202 and `GET 
         admin::inventory, admin::update_inventory, admin::orders, admin::analytics,
         admin::create_product, admin::update_product, admin::create_variant,
         dead_letters::list, dead_letters::redrive, dead_letters::refund, audit::audit,
+        support::list, support::detail, support::suspend, support::reactivate,
+        support::adjust_balance,
         codes::import, codes::batches, codes::void,
         cards::list, cards::redeem, cards::reveals, orders::return_card,
         events::feed,

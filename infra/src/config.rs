@@ -68,6 +68,10 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "`true` on a test deployment: orders may ask for a rehearsed outcome in metadata.sandbox (default false)",
     ),
     (
+        "GIFTIFY_SELF_TOPUP",
+        "`false` for a shop that takes real money: `POST /wallet/topup` answers 403 SELF_TOPUP_DISABLED and wallets are credited by admins' adjustments and redemptions (default true)",
+    ),
+    (
         "GIFTIFY_API_KEY_RATE_LIMIT",
         "requests each API key may make per 10-second window, across every API process (default 100)",
     ),
@@ -137,6 +141,8 @@ pub struct Config {
     pub wallet_max_balance: i64,
     /// A test deployment, where orders may ask for a rehearsed outcome.
     pub sandbox: bool,
+    /// Whether customers may top up their own wallets.
+    pub self_top_up: bool,
     /// Requests per API key per 10-second window.
     pub api_key_rate_limit: u32,
     pub webhook_disable_after: Duration,
@@ -237,6 +243,7 @@ impl Default for Config {
             queue: QueueSettings::default(),
             wallet_max_balance: 20_000_000,
             sandbox: false,
+            self_top_up: true,
             api_key_rate_limit: 100,
             webhook_disable_after: Duration::from_secs(3 * 86_400),
             stale_pending_after: Duration::from_secs(120),
@@ -302,11 +309,10 @@ impl Config {
                 parse_in("GIFTIFY_WALLET_MAX_BALANCE", &n, 1, 1_000_000_000_000)?;
         }
         if let Some(flag) = var("GIFTIFY_SANDBOX") {
-            config.sandbox = match flag.as_str() {
-                "true" => true,
-                "false" => false,
-                other => bail!("GIFTIFY_SANDBOX must be `true` or `false`, not `{other}`"),
-            };
+            config.sandbox = parse_flag("GIFTIFY_SANDBOX", &flag)?;
+        }
+        if let Some(flag) = var("GIFTIFY_SELF_TOPUP") {
+            config.self_top_up = parse_flag("GIFTIFY_SELF_TOPUP", &flag)?;
         }
         if let Some(n) = var("GIFTIFY_WEBHOOK_DISABLE_AFTER_SECS") {
             config.webhook_disable_after = Duration::from_secs(parse_in(
@@ -395,6 +401,7 @@ impl Config {
             stuck_order_refund_after: chrono::Duration::from_std(self.stuck_order_refund_after)
                 .unwrap_or(chrono::Duration::minutes(15)),
             sandbox: self.sandbox,
+            self_top_up: self.self_top_up,
             webhook_disable_after: chrono::Duration::from_std(self.webhook_disable_after)
                 .unwrap_or(chrono::Duration::days(3)),
             key_rate_limit: giftify_shared::api_keys::KeyRateLimit {
@@ -413,6 +420,15 @@ impl Config {
             );
         }
         Ok(())
+    }
+}
+
+/// Parses a `true`/`false` setting.
+fn parse_flag(name: &str, raw: &str) -> Result<bool> {
+    match raw {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        other => bail!("{name} must be `true` or `false`, not `{other}`"),
     }
 }
 

@@ -81,6 +81,9 @@ actions! {
     DeadLetterDeleted => "dead_letter.deleted",
     OrderRefunded => "order.refunded",
     AdminAccountSetUp => "admin.set_up",
+    UserSuspended => "user.suspended",
+    UserReactivated => "user.reactivated",
+    BalanceAdjusted => "wallet.adjusted",
 }
 
 /// One entry: `subject` is the id of what changed (an order, a variant, an endpoint, a dead

@@ -28,6 +28,14 @@ pub enum Error {
     InvalidToken,
     #[error("too many attempts, retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
+    /// The account was suspended by an admin: nothing it asks for is done until it is
+    /// reactivated.
+    #[error("the account is suspended")]
+    AccountSuspended,
+    /// This deployment credits wallets only through admins' balance corrections and card
+    /// redemptions (`GIFTIFY_SELF_TOPUP=false`).
+    #[error("self-service top-up is turned off on this deployment")]
+    SelfTopUpDisabled,
     #[error("variant {variant_id} is out of stock")]
     OutOfStock { variant_id: VariantId },
     #[error("the cart is empty")]
@@ -206,6 +214,8 @@ pub enum Refusal {
     RateLimited {
         retry_after_secs: u64,
     },
+    AccountSuspended,
+    SelfTopUpDisabled,
     OutOfStock {
         variant_id: String,
     },
@@ -252,6 +262,8 @@ impl Refusal {
             Error::RateLimited { retry_after_secs } => Refusal::RateLimited {
                 retry_after_secs: *retry_after_secs,
             },
+            Error::AccountSuspended => Refusal::AccountSuspended,
+            Error::SelfTopUpDisabled => Refusal::SelfTopUpDisabled,
             Error::OutOfStock { variant_id } => Refusal::OutOfStock {
                 variant_id: variant_id.to_string(),
             },
@@ -297,6 +309,8 @@ impl Refusal {
             Refusal::InvalidCredentials => Error::InvalidCredentials,
             Refusal::InvalidToken => Error::InvalidToken,
             Refusal::RateLimited { retry_after_secs } => Error::RateLimited { retry_after_secs },
+            Refusal::AccountSuspended => Error::AccountSuspended,
+            Refusal::SelfTopUpDisabled => Error::SelfTopUpDisabled,
             Refusal::OutOfStock { variant_id } => Error::OutOfStock {
                 variant_id: VariantId::parse(&variant_id).map_err(|_| corrupt())?,
             },

@@ -61,6 +61,8 @@ pub fn fingerprint(operation: &str, body: &[u8]) -> String {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum IdempotentOutcome {
     ToppedUp(TransactionId),
+    /// An admin's balance correction, by its ADJUSTMENT transaction.
+    Adjusted(TransactionId),
     OrderPlaced(OrderId),
     OrderCancelled(OrderId),
     /// A refusal that moved no money, answered again as the same error.

@@ -43,7 +43,8 @@ pub mod describe {
 }
 
 /// One balance change and the record that goes with it, decided by the core. The amount is
-/// always positive; the kind says the direction.
+/// positive and the kind says the direction, except for an adjustment, whose amount is signed
+/// ([`Movement::adjustment`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Movement {
     pub id: TransactionId,
@@ -79,6 +80,40 @@ impl Movement {
             kind: TransactionType::Credit,
             amount,
             description,
+            order: None,
+            at,
+            cap: Some(max_balance),
+        })
+    }
+
+    /// An admin's correction of a balance by a signed, non-zero `amount`, with its reason as
+    /// the description. It obeys the balance rules like any movement: it may not take the
+    /// balance below zero nor, when it adds, past `max_balance`.
+    /// # Errors
+    /// A zero amount, or one larger than `max_balance` either way, is a validation error.
+    pub fn adjustment(
+        id: TransactionId,
+        user: UserId,
+        amount: Paise,
+        reason: String,
+        max_balance: Paise,
+        at: DateTime<Utc>,
+    ) -> Result<Self> {
+        if amount.get() == 0 || amount.get().unsigned_abs() > max_balance.get().unsigned_abs() {
+            return Err(Error::validation(
+                "amount",
+                format!(
+                    "must be non-zero paise, at most {} either way",
+                    max_balance.get()
+                ),
+            ));
+        }
+        Ok(Movement {
+            id,
+            user,
+            kind: TransactionType::Adjustment,
+            amount,
+            description: reason,
             order: None,
             at,
             cap: Some(max_balance),
@@ -234,8 +269,11 @@ impl Movement {
     /// # Errors
     /// A debit beyond the balance is [`Error::InsufficientBalance`]; a credit past its cap is
     /// [`Error::WalletLimitExceeded`]; a negative amount, or an uncapped credit that overflows,
-    /// is a bug ([`Error::Internal`]).
+    /// is a bug ([`Error::Internal`]). An adjustment is a debit or a capped credit by its sign.
     pub fn balance_after(&self, balance: Paise) -> Result<Paise> {
+        if self.kind == TransactionType::Adjustment {
+            return self.signed_balance_after(balance);
+        }
         if self.amount.is_negative() {
             return Err(Error::internal(
                 "a wallet movement amount must not be negative",
@@ -250,15 +288,33 @@ impl Movement {
                     required: self.amount,
                 }),
             TransactionType::Credit | TransactionType::Refund | TransactionType::Redeem => {
-                match (balance.checked_add(self.amount), self.cap) {
-                    (Some(after), Some(limit)) if after > limit => {
-                        Err(Error::WalletLimitExceeded { limit })
-                    }
-                    (Some(after), _) => Ok(after),
-                    (None, Some(limit)) => Err(Error::WalletLimitExceeded { limit }),
-                    (None, None) => Err(Error::internal("wallet balance overflows")),
-                }
+                self.credited(balance, self.amount)
             }
+            TransactionType::Adjustment => self.signed_balance_after(balance),
+        }
+    }
+
+    fn signed_balance_after(&self, balance: Paise) -> Result<Paise> {
+        if !self.amount.is_negative() {
+            return self.credited(balance, self.amount);
+        }
+        balance
+            .checked_add(self.amount)
+            .filter(|after| !after.is_negative())
+            .ok_or(Error::InsufficientBalance {
+                balance,
+                required: Paise::new(self.amount.get().saturating_neg()),
+            })
+    }
+
+    fn credited(&self, balance: Paise, amount: Paise) -> Result<Paise> {
+        match (balance.checked_add(amount), self.cap) {
+            (Some(after), Some(limit)) if after > limit => {
+                Err(Error::WalletLimitExceeded { limit })
+            }
+            (Some(after), _) => Ok(after),
+            (None, Some(limit)) => Err(Error::WalletLimitExceeded { limit }),
+            (None, None) => Err(Error::internal("wallet balance overflows")),
         }
     }
 
@@ -277,11 +333,12 @@ impl Movement {
     }
 }
 
-/// A top-up: its credit, applied atomically with its record (and idempotency record).
+/// A movement posted on its own — a top-up or an admin's adjustment — applied atomically with
+/// its record (and the idempotency record that finishes its key).
 #[derive(Clone, Debug)]
-pub struct TopUp {
-    /// From [`Movement::top_up`].
-    pub credit: Movement,
+pub struct Posting {
+    /// From [`Movement::top_up`] or [`Movement::adjustment`].
+    pub movement: Movement,
     pub idempotency: Option<IdempotencyCommit>,
 }
 

@@ -23,13 +23,14 @@ use crate::ids::{GiftCardId, OrderId, ProductId, TransactionId, UserId, VariantI
 use crate::inbox::Delivery;
 use crate::keys::KeyName;
 use crate::labels::ClientReference;
-use crate::ledger::TopUp;
+use crate::ledger::Posting;
 use crate::order::{
     Analytics, Cancellation, DeadLetter, Fulfillment, LetterPick, Order, OrderMessage,
     OrderPlacement, OrderStatus, Outbox, QueueDepths,
 };
 use crate::user::{
-    Email, NewRefreshToken, NewUser, ProfileUpdate, Rotation, ThrottlePolicy, User, UserCredentials,
+    Email, NewRefreshToken, NewUser, ProfileUpdate, Rotation, StatusChange, ThrottlePolicy, User,
+    UserCredentials, UserPage, UserSearch,
 };
 use crate::vault::{GiftCard, GiftCardStatus, RevealAudit};
 use crate::wallet::{Page, PageRequest, TransactionType, WalletTransaction};
@@ -64,6 +65,22 @@ pub trait Users: Send + Sync {
         &self,
         id: &UserId,
         password_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<User>;
+    /// Support's search: with an email, the account that has it (or none); without, every
+    /// account once across the pages, `limit` at a time, in the store's own order (by id on
+    /// the embedded store, by hash on DynamoDB), never reading more than a page's worth.
+    async fn find_users(&self, search: &UserSearch) -> Result<UserPage>;
+    /// Commits a [`StatusChange`] on the condition that the account's status is still
+    /// `change.from`, raising [`User::session_epoch`] by one when it ends sessions.
+    /// # Errors
+    /// MUST return [`crate::Error::NotFound`] for an unknown user and
+    /// [`crate::Error::Conflict`] when the status is no longer `change.from` — each changing
+    /// nothing.
+    async fn change_status(
+        &self,
+        id: &UserId,
+        change: &StatusChange,
         now: DateTime<Utc>,
     ) -> Result<User>;
 }
@@ -110,7 +127,16 @@ pub trait Wallets: Send + Sync {
     /// MUST return [`crate::Error::WalletLimitExceeded`] when the balance would exceed `max_balance`,
     /// [`crate::Error::NotFound`] for an unknown user, [`crate::Error::IdempotencyInProgress`] when the
     /// idempotency token no longer holds its key — each changing nothing.
-    async fn top_up(&self, top_up: &TopUp) -> Result<WalletTransaction>;
+    async fn top_up(&self, top_up: &Posting) -> Result<WalletTransaction>;
+    /// Applies an admin's balance correction ([`crate::ledger::Movement::adjustment`]) and
+    /// records its ADJUSTMENT transaction (and finishes the idempotency key) atomically.
+    /// # Errors
+    /// MUST return [`crate::Error::InsufficientBalance`] when it would take the balance below
+    /// zero, [`crate::Error::WalletLimitExceeded`] past `max_balance`,
+    /// [`crate::Error::NotFound`] for an unknown user, and
+    /// [`crate::Error::IdempotencyInProgress`] when the token no longer holds its key — each
+    /// changing nothing.
+    async fn adjust_balance(&self, adjustment: &Posting) -> Result<WalletTransaction>;
     async fn balance(&self, user: &UserId) -> Result<Paise>;
     /// Newest first.
     async fn transactions(

@@ -209,6 +209,69 @@ pub struct User {
     pub session_epoch: u32,
 }
 
+impl User {
+    /// What moving this account to `to` (suspending or reactivating it) changes, for the store
+    /// to commit on the condition that the account is still as read; `None` when it is `to`
+    /// already. A suspension ends every session the account has, so no refresh token outlives
+    /// it, and a later reactivation does not bring them back.
+    /// # Errors
+    /// [`Error::NotFound`] for a deleted account: it has no standing to change.
+    pub fn standing_change(&self, to: UserStatus) -> Result<Option<StatusChange>> {
+        match (self.status, to) {
+            (from, to) if from == to => Ok(None),
+            (UserStatus::Deleted, _) | (_, UserStatus::Deleted) => {
+                Err(Error::NotFound(crate::Missing::User))
+            }
+            (from, to) => Ok(Some(StatusChange {
+                from,
+                to,
+                end_sessions: to == UserStatus::Suspended,
+            })),
+        }
+    }
+}
+
+/// A change of an account's standing, decided by [`User::standing_change`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StatusChange {
+    pub from: UserStatus,
+    pub to: UserStatus,
+    /// Raise the account's [`User::session_epoch`], voiding every refresh token it has.
+    pub end_sessions: bool,
+}
+
+/// Support's search for accounts: the one with this email, or all of them a page at a time.
+#[derive(Clone, Debug)]
+pub struct UserSearch {
+    pub email: Option<Email>,
+    /// Resume after this account (the last one of the previous page).
+    pub after: Option<UserId>,
+    pub limit: u32,
+}
+
+/// A page of accounts; `next` resumes after it, absent on the last page.
+#[derive(Clone, Debug)]
+pub struct UserPage {
+    pub users: Vec<User>,
+    pub next: Option<UserId>,
+}
+
+impl UserPage {
+    /// The page of `found`, which a store read with one more row than `limit` to learn whether
+    /// another page follows.
+    pub fn of(mut found: Vec<User>, limit: u32) -> Self {
+        let limit = limit as usize;
+        let more = found.len() > limit;
+        found.truncate(limit);
+        UserPage {
+            next: more
+                .then(|| found.last().map(|user| user.id.clone()))
+                .flatten(),
+            users: found,
+        }
+    }
+}
+
 /// A user together with their password hash, for login only.
 #[derive(Clone, Debug)]
 pub struct UserCredentials {

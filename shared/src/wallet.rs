@@ -13,6 +13,9 @@ pub enum TransactionType {
     Refund,
     /// A Giftify card's face value, credited when it is redeemed into the wallet.
     Redeem,
+    /// An admin's balance correction, with its reason: the one kind whose amount is signed
+    /// (positive adds to the balance, negative takes from it).
+    Adjustment,
 }
 
 impl TransactionType {
@@ -22,6 +25,7 @@ impl TransactionType {
             TransactionType::Debit => "DEBIT",
             TransactionType::Refund => "REFUND",
             TransactionType::Redeem => "REDEEM",
+            TransactionType::Adjustment => "ADJUSTMENT",
         }
     }
 
@@ -31,12 +35,14 @@ impl TransactionType {
             "DEBIT" => Some(TransactionType::Debit),
             "REFUND" => Some(TransactionType::Refund),
             "REDEEM" => Some(TransactionType::Redeem),
+            "ADJUSTMENT" => Some(TransactionType::Adjustment),
             _ => None,
         }
     }
 }
 
-/// A committed wallet movement. Amounts are always positive; the type says the direction.
+/// A committed wallet movement. Amounts are positive and the type says the direction, except
+/// an [`TransactionType::Adjustment`]'s, whose sign does.
 /// Every transaction Giftify writes is `COMPLETED`: it is recorded in the same atomic step as
 /// the balance change, so there is no pending or failed state to show.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,6 +55,20 @@ pub struct WalletTransaction {
     pub description: String,
     pub order_id: Option<OrderId>,
     pub created_at: DateTime<Utc>,
+}
+
+impl WalletTransaction {
+    /// What the transaction did to the balance: negative for a debit and for an adjustment
+    /// that took money, positive otherwise.
+    pub fn balance_change(&self) -> Paise {
+        match self.kind {
+            TransactionType::Debit => Paise::new(-self.amount.get()),
+            TransactionType::Credit
+            | TransactionType::Refund
+            | TransactionType::Redeem
+            | TransactionType::Adjustment => self.amount,
+        }
+    }
 }
 
 /// Limits on wallet amounts.

@@ -27,6 +27,7 @@ const API_ONLY: &[(&str, &str)] = &[
         "GIFTIFY_API_KEY_RATE_LIMIT",
         "only the API authenticates API keys",
     ),
+    ("GIFTIFY_SELF_TOPUP", "only the API serves top-ups"),
 ];
 
 /// Variables of `ENV_VARS` that no Lambda is given, and why. Anything else the code reads must

@@ -14,7 +14,7 @@ use axum::response::Response;
 use axum::routing::post;
 use giftify_shared::Error as CoreError;
 use giftify_shared::usecases::Registration;
-use giftify_shared::user::{Email, User, UserStatus, parse_name, parse_phone};
+use giftify_shared::user::{Email, User, parse_name, parse_phone};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -196,7 +196,7 @@ pub async fn login(
         .verify(SecretString::from(body.password), hash)
         .await?;
     let user = match user {
-        Some(user) if matches && user.status == UserStatus::Active => user,
+        Some(user) if matches => user,
         _ => return Err(CoreError::InvalidCredentials.into()),
     };
     giftify.login_succeeded(&user).await?;

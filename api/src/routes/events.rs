@@ -62,7 +62,7 @@ pub async fn feed(
     caller: AuthUser,
     ApiQuery(query): ApiQuery<FeedQuery>,
 ) -> Result<Envelope<FeedData>, ApiError> {
-    let feed = state.giftify().feed_of(&caller.id, caller.role).await?;
+    let feed = state.giftify().feed_of(&caller.id, caller.role);
     let limit = parse_int("limit", query.limit.as_deref())?.unwrap_or(50);
     let limit = u32::try_from(limit)
         .map_err(|_| ApiError::validation("limit", "must be between 1 and 100"))?;

@@ -13,6 +13,7 @@ pub mod events;
 pub mod meta;
 pub mod orders;
 pub mod products;
+pub mod support;
 pub mod users;
 pub mod wallet;
 pub mod webhooks;
@@ -33,6 +34,7 @@ pub fn router() -> Router<AppState> {
         .merge(orders::router())
         .merge(admin::router())
         .merge(dead_letters::router())
+        .merge(support::router())
         .merge(audit::router())
         .merge(codes::router())
         .merge(cards::router())

@@ -213,8 +213,12 @@ pub async fn transactions(
         .kind
         .as_deref()
         .map(|raw| {
-            TransactionType::parse(raw)
-                .ok_or_else(|| ApiError::validation("type", "must be one of CREDIT, DEBIT, REFUND"))
+            TransactionType::parse(raw).ok_or_else(|| {
+                ApiError::validation(
+                    "type",
+                    "must be one of CREDIT, DEBIT, REFUND, REDEEM, ADJUSTMENT",
+                )
+            })
         })
         .transpose()?;
     let found = state.giftify().transactions(&user.id, kind, page).await?;

@@ -51,6 +51,7 @@ fn scope_key(scope: &IdempotencyScope) -> Item {
 fn outcome_value(outcome: &IdempotentOutcome) -> AttributeValue {
     let map = match outcome {
         IdempotentOutcome::ToppedUp(id) => item([("kind", s("TOPPED_UP")), ("id", s(id.as_str()))]),
+        IdempotentOutcome::Adjusted(id) => item([("kind", s("ADJUSTED")), ("id", s(id.as_str()))]),
         IdempotentOutcome::OrderPlaced(id) => {
             item([("kind", s("ORDER_PLACED")), ("id", s(id.as_str()))])
         }
@@ -74,6 +75,7 @@ fn outcome_from(raw: &Item) -> Result<Option<IdempotentOutcome>> {
     let a = Attrs::new(raw, "idempotency-keys");
     Ok(Some(match a.s("kind")? {
         "TOPPED_UP" => IdempotentOutcome::ToppedUp(TransactionId::parse(a.s("id")?)?),
+        "ADJUSTED" => IdempotentOutcome::Adjusted(TransactionId::parse(a.s("id")?)?),
         "ORDER_PLACED" => IdempotentOutcome::OrderPlaced(OrderId::parse(a.s("id")?)?),
         "ORDER_CANCELLED" => IdempotentOutcome::OrderCancelled(OrderId::parse(a.s("id")?)?),
         "REFUSED" => IdempotentOutcome::Refused(Refusal::from_json(a.s("refusal")?)?),

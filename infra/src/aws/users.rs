@@ -9,7 +9,8 @@ use giftify_shared::Missing;
 use giftify_shared::ids::UserId;
 use giftify_shared::ports::Users;
 use giftify_shared::user::{
-    Email, NewUser, ProfileUpdate, Role, User, UserCredentials, UserStatus,
+    Email, NewUser, ProfileUpdate, Role, StatusChange, User, UserCredentials, UserPage, UserSearch,
+    UserStatus,
 };
 use giftify_shared::{Error, Result};
 
@@ -226,6 +227,78 @@ impl Users for DynamoStore {
             .send()
             .await;
         updated_user(result)
+    }
+
+    async fn find_users(&self, search: &UserSearch) -> Result<UserPage> {
+        if let Some(email) = &search.email {
+            let found = self
+                .credentials_by_email(email)
+                .await?
+                .map(|found| found.user);
+            return Ok(UserPage::of(found.into_iter().collect(), search.limit));
+        }
+        // A page of the table in its own (hash) order, resuming after the previous page's last
+        // account; the `EMAIL#` guards are filtered out, so a page may take a few reads.
+        let wanted = search.limit as usize + 1;
+        let mut found = Vec::with_capacity(wanted);
+        let mut start = search.after.as_ref().map(user_key);
+        loop {
+            let output = self
+                .client
+                .scan()
+                .table_name(&self.tables.users)
+                .filter_expression("begins_with(#userId, :account)")
+                .expression_attribute_names("#userId", "userId")
+                .expression_attribute_values(":account", s(UserId::PREFIX))
+                .limit(i32::try_from(wanted - found.len()).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            for raw in output.items() {
+                found.push(user_from(raw)?);
+            }
+            start = output.last_evaluated_key;
+            if found.len() >= wanted || start.is_none() {
+                break;
+            }
+        }
+        Ok(UserPage::of(found, search.limit))
+    }
+
+    async fn change_status(
+        &self,
+        id: &UserId,
+        change: &StatusChange,
+        now: DateTime<Utc>,
+    ) -> Result<User> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.tables.users)
+            .set_key(Some(user_key(id)))
+            .update_expression("SET #status = :to, #updatedAt = :now ADD #sessionEpoch :raise")
+            .condition_expression("#status = :from")
+            .set_expression_attribute_names(super::store::names_of(&[
+                "#status #updatedAt #sessionEpoch",
+            ]))
+            .set_expression_attribute_values(Some(item([
+                (":from", s(change.from.as_str())),
+                (":to", s(change.to.as_str())),
+                (":now", ts(now)),
+                (":raise", n(i64::from(change.end_sessions))),
+            ])))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match updated_user(result) {
+            // The condition failed: the account is gone, or its status moved meanwhile.
+            Err(Error::NotFound(_)) => match self.user_item(id).await? {
+                Some(_) => Err(Error::Conflict("the account's status changed meanwhile")),
+                None => Err(Error::NotFound(Missing::User)),
+            },
+            other => other,
+        }
     }
 }
 

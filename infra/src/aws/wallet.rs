@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::TransactWriteItem;
 use chrono::{DateTime, Utc};
 use giftify_shared::ids::{OrderId, TransactionId, UserId};
 use giftify_shared::ledger::Movement;
-use giftify_shared::ledger::TopUp;
+use giftify_shared::ledger::Posting;
 use giftify_shared::ports::Wallets;
 use giftify_shared::wallet::{Page, PageRequest, TransactionType, WalletTransaction};
 use giftify_shared::{Error, Missing, Paise, Result};
@@ -59,14 +59,15 @@ fn transaction_from(raw: &Item) -> Result<WalletTransaction> {
     })
 }
 
-#[async_trait]
-impl Wallets for DynamoStore {
-    async fn top_up(&self, top_up: &TopUp) -> Result<WalletTransaction> {
+impl DynamoStore {
+    /// Applies a movement posted on its own, finishing its idempotency key in the same
+    /// transaction.
+    async fn post(&self, posting: &Posting) -> Result<WalletTransaction> {
         retrying(|| async {
-            let wallet = self.wallet_state(&top_up.credit.user).await?;
+            let wallet = self.wallet_state(&posting.movement.user).await?;
             let mut transaction = Transaction::new();
-            let record = self.add_movement(&mut transaction, &top_up.credit, &wallet)?;
-            if let Some(commit) = &top_up.idempotency {
+            let record = self.add_movement(&mut transaction, &posting.movement, &wallet)?;
+            if let Some(commit) = &posting.idempotency {
                 self.add_idempotency_commit(&mut transaction, commit)?;
             }
             self.commit(transaction)
@@ -75,6 +76,17 @@ impl Wallets for DynamoStore {
             Ok(record)
         })
         .await
+    }
+}
+
+#[async_trait]
+impl Wallets for DynamoStore {
+    async fn top_up(&self, top_up: &Posting) -> Result<WalletTransaction> {
+        self.post(top_up).await
+    }
+
+    async fn adjust_balance(&self, adjustment: &Posting) -> Result<WalletTransaction> {
+        self.post(adjustment).await
     }
 
     async fn balance(&self, user: &UserId) -> Result<Paise> {

@@ -26,6 +26,9 @@ enum StoredOutcome {
     ToppedUp {
         transaction_id: String,
     },
+    Adjusted {
+        transaction_id: String,
+    },
     OrderPlaced {
         order_id: String,
     },
@@ -48,6 +51,9 @@ fn encode(outcome: &IdempotentOutcome) -> DbResult<String> {
         IdempotentOutcome::ToppedUp(id) => StoredOutcome::ToppedUp {
             transaction_id: id.to_string(),
         },
+        IdempotentOutcome::Adjusted(id) => StoredOutcome::Adjusted {
+            transaction_id: id.to_string(),
+        },
         IdempotentOutcome::OrderPlaced(id) => StoredOutcome::OrderPlaced {
             order_id: id.to_string(),
         },
@@ -66,6 +72,9 @@ fn decode(raw: &str) -> DbResult<Option<IdempotentOutcome>> {
     Ok(Some(match serde_json::from_str(raw)? {
         StoredOutcome::ToppedUp { transaction_id } => {
             IdempotentOutcome::ToppedUp(parse_id(&transaction_id)?)
+        }
+        StoredOutcome::Adjusted { transaction_id } => {
+            IdempotentOutcome::Adjusted(parse_id(&transaction_id)?)
         }
         StoredOutcome::OrderPlaced { order_id } => {
             IdempotentOutcome::OrderPlaced(parse_id(&order_id)?)

@@ -1,14 +1,15 @@
 //! Accounts: registration (email unique, stored normalised), profiles, logins and the admin.
 
 use super::SqliteStore;
-use super::codec::{DbError, DbResult, enumeration, id, one, opt_time, paise, time, ts};
+use super::codec::{DbError, DbResult, all, enumeration, id, one, opt_time, paise, time, ts};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use giftify_shared::Missing;
 use giftify_shared::ids::UserId;
 use giftify_shared::ports::Users;
 use giftify_shared::user::{
-    Email, NewUser, ProfileUpdate, Role, User, UserCredentials, UserStatus,
+    Email, NewUser, ProfileUpdate, Role, StatusChange, User, UserCredentials, UserPage, UserSearch,
+    UserStatus,
 };
 use giftify_shared::{Error, Result};
 use rusqlite::{Connection, Row, params};
@@ -174,6 +175,56 @@ impl Users for SqliteStore {
                 .execute(params![id.as_str(), password_hash, ts(now)])?;
             if changed == 0 {
                 return Err(Error::NotFound(Missing::User).into());
+            }
+            existing_user(conn, &id)
+        })
+        .await
+    }
+
+    async fn find_users(&self, search: &UserSearch) -> Result<UserPage> {
+        let search = search.clone();
+        self.read(move |conn| {
+            if let Some(email) = &search.email {
+                let found = credentials_by_email(conn, email)?.map(|found| found.user);
+                return Ok(UserPage::of(found.into_iter().collect(), search.limit));
+            }
+            let users = all(
+                conn,
+                &format!("SELECT {USER_COLUMNS} FROM users WHERE id > ?1 ORDER BY id LIMIT ?2"),
+                params![
+                    search.after.as_ref().map_or("", UserId::as_str),
+                    i64::from(search.limit) + 1
+                ],
+                user_from_row,
+            )?;
+            Ok(UserPage::of(users, search.limit))
+        })
+        .await
+    }
+
+    async fn change_status(
+        &self,
+        id: &UserId,
+        change: &StatusChange,
+        now: DateTime<Utc>,
+    ) -> Result<User> {
+        let (id, change) = (id.clone(), *change);
+        self.write(move |conn| {
+            let changed = conn
+                .prepare_cached(
+                    "UPDATE users SET status = ?3, updated_at = ?4, \
+                     session_epoch = session_epoch + ?5 WHERE id = ?1 AND status = ?2",
+                )?
+                .execute(params![
+                    id.as_str(),
+                    change.from.as_str(),
+                    change.to.as_str(),
+                    ts(now),
+                    i64::from(change.end_sessions)
+                ])?;
+            if changed == 0 {
+                existing_user(conn, &id)?;
+                return Err(Error::Conflict("the account's status changed meanwhile").into());
             }
             existing_user(conn, &id)
         })

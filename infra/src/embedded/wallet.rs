@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use giftify_shared::Missing;
 use giftify_shared::ids::{OrderId, TransactionId, UserId};
 use giftify_shared::ledger::Movement;
-use giftify_shared::ledger::TopUp;
+use giftify_shared::ledger::Posting;
 use giftify_shared::ports::Wallets;
 use giftify_shared::wallet::{Page, PageRequest, TransactionType, WalletTransaction};
 use giftify_shared::{Error, Paise, Result};
@@ -102,17 +102,29 @@ fn transaction_by_id(
     )
 }
 
-#[async_trait]
-impl Wallets for SqliteStore {
-    async fn top_up(&self, top_up: &TopUp) -> Result<WalletTransaction> {
-        let top_up = top_up.clone();
+impl SqliteStore {
+    /// Applies a movement posted on its own, finishing its idempotency key in the same
+    /// transaction.
+    async fn post(&self, posting: &Posting) -> Result<WalletTransaction> {
+        let posting = posting.clone();
         self.write(move |conn| {
-            if let Some(commit) = &top_up.idempotency {
+            if let Some(commit) = &posting.idempotency {
                 finish_key(conn, commit)?;
             }
-            apply(conn, &top_up.credit)
+            apply(conn, &posting.movement)
         })
         .await
+    }
+}
+
+#[async_trait]
+impl Wallets for SqliteStore {
+    async fn top_up(&self, top_up: &Posting) -> Result<WalletTransaction> {
+        self.post(top_up).await
+    }
+
+    async fn adjust_balance(&self, adjustment: &Posting) -> Result<WalletTransaction> {
+        self.post(adjustment).await
     }
 
     async fn balance(&self, user: &UserId) -> Result<Paise> {

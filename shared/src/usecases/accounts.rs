@@ -139,8 +139,18 @@ impl Giftify {
         self.ports.users.credentials_by_email(email).await
     }
 
+    /// Called once the password matched: clears the failure count, and lets the login through
+    /// only for an account that may act.
+    /// # Errors
+    /// [`Error::AccountSuspended`] for a suspended account (the right password earns the
+    /// truth); [`Error::InvalidCredentials`] for a deleted one.
     pub async fn login_succeeded(&self, user: &User) -> Result<()> {
         self.ports.throttle.reset(user.email.as_str()).await?;
+        match user.status {
+            crate::user::UserStatus::Active => {}
+            crate::user::UserStatus::Suspended => return Err(Error::AccountSuspended),
+            crate::user::UserStatus::Deleted => return Err(Error::InvalidCredentials),
+        }
         self.ports.users.record_login(&user.id, self.now()).await
     }
 
@@ -187,14 +197,6 @@ impl Giftify {
 
     pub async fn end_session(&self, presented_hash: &str) -> Result<()> {
         self.ports.sessions.revoke_family(presented_hash).await
-    }
-
-    /// The user behind a token, if the account still exists and is active.
-    pub async fn active_user(&self, id: &UserId) -> Result<User> {
-        match self.ports.users.user(id).await? {
-            Some(user) if user.status == crate::user::UserStatus::Active => Ok(user),
-            _ => Err(Error::InvalidToken),
-        }
     }
 
     pub async fn profile(&self, id: &UserId) -> Result<User> {

@@ -118,7 +118,7 @@ impl Giftify {
 
     /// The keyed form of a use case: `run` runs it holding the key; `again` reads the result
     /// an earlier request with this key created.
-    async fn keyed<T, Run, RunFut, Again, AgainFut>(
+    pub(super) async fn keyed<T, Run, RunFut, Again, AgainFut>(
         &self,
         request: KeyedRequest,
         run: Run,
@@ -206,7 +206,7 @@ impl Giftify {
 
 /// A key finished by another kind of operation: the fingerprint names the operation, so this
 /// is corrupt data, not a client's mistake.
-fn mismatched(outcome: &IdempotentOutcome) -> Error {
+pub(super) fn mismatched(outcome: &IdempotentOutcome) -> Error {
     Error::internal(format!(
         "an idempotency key holds the outcome of another operation: {outcome:?}"
     ))

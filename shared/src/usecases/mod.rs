@@ -13,6 +13,7 @@ mod keyed;
 mod keys;
 mod operations;
 mod ordering;
+mod support;
 mod wallet;
 mod webhooks;
 
@@ -23,6 +24,7 @@ pub use fulfil::MessageOutcome;
 pub use keyed::{Keyed, KeyedRequest, KeyedRun};
 pub use operations::{ReconcileReport, RedriveReport};
 pub use ordering::{OrderRequest, Placed};
+pub use support::{AccountOverview, admin_reason};
 pub use webhooks::{CLAIM_LEASE, Dispatched, RECOVER_READS, RECOVER_SENDS, Recovery};
 
 use crate::api_keys::KeyRateLimit;
@@ -60,6 +62,10 @@ pub struct Rules {
     pub key_rate_limit: KeyRateLimit,
     /// A webhook endpoint whose every delivery failed for this long is disabled.
     pub webhook_disable_after: chrono::Duration,
+    /// Whether customers may credit their own wallets (`POST /wallet/topup`). A shop that
+    /// takes real money turns it off: wallets are then credited by redemptions and admins'
+    /// balance corrections only.
+    pub self_top_up: bool,
 }
 
 impl Default for Rules {
@@ -76,6 +82,7 @@ impl Default for Rules {
             sandbox: false,
             key_rate_limit: KeyRateLimit::default(),
             webhook_disable_after: chrono::Duration::days(3),
+            self_top_up: true,
         }
     }
 }

@@ -5,7 +5,7 @@ use crate::Missing;
 use crate::idempotency::IdempotencyCommit;
 use crate::ids::{TransactionId, UserId};
 use crate::ledger::Movement;
-use crate::ledger::TopUp;
+use crate::ledger::Posting;
 use crate::wallet::{Page, PageRequest, TransactionType, WalletTransaction};
 use crate::{Error, Paise, Result};
 
@@ -28,6 +28,9 @@ impl Giftify {
         description: Option<String>,
         idempotency: Option<(crate::idempotency::IdempotencyScope, String)>,
     ) -> Result<WalletTransaction> {
+        if !self.rules.self_top_up {
+            return Err(Error::SelfTopUpDisabled);
+        }
         let amount = self.rules.wallet.check_top_up(amount)?;
         let description = match description {
             Some(text) => crate::catalogue::check_text("description", &text, 1, 200)?,
@@ -48,8 +51,8 @@ impl Giftify {
         });
         self.ports
             .wallets
-            .top_up(&TopUp {
-                credit,
+            .top_up(&Posting {
+                movement: credit,
                 idempotency,
             })
             .await

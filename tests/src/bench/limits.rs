@@ -276,8 +276,8 @@ async fn fund(store: &SqliteStore, user: &UserId) -> giftify_shared::Result<()> 
     use giftify_shared::ports::Wallets;
     let now = Utc::now();
     store
-        .top_up(&giftify_shared::ledger::TopUp {
-            credit: Movement::top_up(
+        .top_up(&giftify_shared::ledger::Posting {
+            movement: Movement::top_up(
                 TransactionId::generate(),
                 user.clone(),
                 Paise::new(FUNDING),

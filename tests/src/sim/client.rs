@@ -80,6 +80,8 @@ pub fn client_error(error: &Error) -> Option<(u16, &'static str)> {
         Error::InvalidCredentials => (401, "INVALID_CREDENTIALS"),
         Error::InvalidToken => (401, "UNAUTHORIZED"),
         Error::RateLimited { .. } => (429, "RATE_LIMITED"),
+        Error::AccountSuspended => (403, "ACCOUNT_SUSPENDED"),
+        Error::SelfTopUpDisabled => (403, "SELF_TOPUP_DISABLED"),
         Error::OutOfStock { .. } => (409, "OUT_OF_STOCK"),
         Error::CartEmpty => (409, "CART_EMPTY"),
         Error::CartLocked => (409, "CART_LOCKED"),

@@ -22,7 +22,7 @@ use giftify_shared::idempotency::{Claim, IdempotencyScope, NewClaim, Refusal};
 use giftify_shared::ids::{GiftCardId, OrderId, ProductId, TransactionId, UserId, VariantId};
 use giftify_shared::inbox::Delivery;
 use giftify_shared::labels::ClientReference;
-use giftify_shared::ledger::TopUp;
+use giftify_shared::ledger::Posting;
 use giftify_shared::order::{
     Analytics, Cancellation, DeadLetter, Fulfillment, LetterPick, Order, OrderMessage,
     OrderPlacement, OrderStatus, Outbox, QueueDepths,
@@ -176,9 +176,16 @@ struct Faulty<P: ?Sized>(Faults, Arc<P>);
 
 #[async_trait]
 impl Wallets for Faulty<dyn Wallets> {
-    async fn top_up(&self, top_up: &TopUp) -> Result<WalletTransaction> {
+    async fn top_up(&self, top_up: &Posting) -> Result<WalletTransaction> {
         self.0
             .call("wallets.top_up", true, || self.1.top_up(top_up))
+            .await
+    }
+    async fn adjust_balance(&self, adjustment: &Posting) -> Result<WalletTransaction> {
+        self.0
+            .call("wallets.adjust_balance", true, || {
+                self.1.adjust_balance(adjustment)
+            })
             .await
     }
     async fn balance(&self, user: &UserId) -> Result<Paise> {

@@ -81,8 +81,9 @@ pub async fn stock_by_variant(app: &impl Api) -> HashMap<String, i64> {
 
 /// Checks, for these users (who must be every user that moved money):
 /// - each order is final, and `paidAmount = fulfilled value + refundAmount`;
-/// - each wallet: Σ credits − Σ debits + Σ refunds = balance ≥ 0, and the money rule:
-///   Σ top-ups + Σ face value redeemed = balance + Σ price of fulfilled, not returned cards;
+/// - each wallet: Σ credits − Σ debits + Σ refunds + Σ adjustments = balance ≥ 0, and the
+///   money rule: Σ top-ups + Σ face value redeemed + Σ admin adjustments (signed) = balance +
+///   Σ price of fulfilled, not returned cards;
 /// - one DEBIT per order; one REFUND when the order refunded something, and one more per
 ///   returned card, of its price;
 /// - stock: initial − current = gift cards issued − cards returned, per variant, and no stock
@@ -106,8 +107,9 @@ pub async fn assert_conserved(
                 .map(|t| t["amount"].as_i64().expect("amount"))
                 .sum()
         };
-        // Money in: top-ups and the face value of Giftify cards redeemed into this wallet.
-        let credits = sum("CREDIT") + sum("REDEEM");
+        // Money in: top-ups, the face value of Giftify cards redeemed into this wallet, and
+        // admins' corrections (signed).
+        let credits = sum("CREDIT") + sum("REDEEM") + sum("ADJUSTMENT");
         let (debits, refunds) = (sum("DEBIT"), sum("REFUND"));
         assert_eq!(
             credits - debits + refunds,

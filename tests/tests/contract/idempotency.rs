@@ -93,7 +93,7 @@ pub async fn a_finished_key_replays_its_outcome_and_refuses_another_request(
     credit.idempotency = Some(commit(
         &s,
         "a",
-        IdempotentOutcome::ToppedUp(credit.credit.id.clone()),
+        IdempotentOutcome::ToppedUp(credit.movement.id.clone()),
     ));
     ports.wallets.top_up(&credit).await?;
 
@@ -108,7 +108,7 @@ pub async fn a_finished_key_replays_its_outcome_and_refuses_another_request(
 
     assert_eq!(
         replay,
-        Claim::Replay(IdempotentOutcome::ToppedUp(credit.credit.id.clone()))
+        Claim::Replay(IdempotentOutcome::ToppedUp(credit.movement.id.clone()))
     );
     assert_eq!(reused, Claim::KeyReused);
     assert_eq!(ports.wallets.balance(&owner.id).await?.get(), 5_000);
@@ -126,7 +126,7 @@ pub async fn a_key_whose_lease_ran_out_is_taken_over_and_the_old_holder_cannot_c
     stale.idempotency = Some(commit(
         &s,
         "old",
-        IdempotentOutcome::ToppedUp(stale.credit.id.clone()),
+        IdempotentOutcome::ToppedUp(stale.movement.id.clone()),
     ));
     let err = ports.wallets.top_up(&stale).await.unwrap_err();
     assert!(matches!(err, Error::IdempotencyInProgress), "{err:?}");
@@ -134,7 +134,7 @@ pub async fn a_key_whose_lease_ran_out_is_taken_over_and_the_old_holder_cannot_c
     assert!(
         ports
             .wallets
-            .transaction(&owner.id, &stale.credit.id)
+            .transaction(&owner.id, &stale.movement.id)
             .await?
             .is_none()
     );
@@ -143,7 +143,7 @@ pub async fn a_key_whose_lease_ran_out_is_taken_over_and_the_old_holder_cannot_c
     live.idempotency = Some(commit(
         &s,
         "new",
-        IdempotentOutcome::ToppedUp(live.credit.id.clone()),
+        IdempotentOutcome::ToppedUp(live.movement.id.clone()),
     ));
     ports.wallets.top_up(&live).await?;
     let replay = ports
@@ -152,7 +152,7 @@ pub async fn a_key_whose_lease_ran_out_is_taken_over_and_the_old_holder_cannot_c
         .await?;
     assert_eq!(
         replay,
-        Claim::Replay(IdempotentOutcome::ToppedUp(live.credit.id))
+        Claim::Replay(IdempotentOutcome::ToppedUp(live.movement.id))
     );
     assert_eq!(ports.wallets.balance(&owner.id).await?.get(), 5_000);
     Ok(())

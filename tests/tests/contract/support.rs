@@ -7,7 +7,7 @@ use giftify_shared::Paise;
 use giftify_shared::cart::CartLine;
 use giftify_shared::catalogue::{CatalogueEntry, Pricing, Product, Variant};
 use giftify_shared::ids::{GiftCardId, OrderId, ProductId, TransactionId, UserId, VariantId};
-use giftify_shared::ledger::TopUp;
+use giftify_shared::ledger::Posting;
 use giftify_shared::ledger::{Movement, describe};
 use giftify_shared::order::{
     Fulfillment, FulfillmentDetails, Order, OrderLine, OrderPlacement, OrderSource, OrderStatus,
@@ -16,7 +16,7 @@ use giftify_shared::order::{
 use giftify_shared::ports::Ports;
 use giftify_shared::user::{Email, NewUser, Role, User};
 use giftify_shared::vault::{CardKey, CardVault, GiftCard, GiftCardStatus};
-use giftify_shared::wallet::{PageRequest, TransactionType};
+use giftify_shared::wallet::PageRequest;
 use std::sync::OnceLock;
 
 /// The wallet limit the suite tops up against unless a case says otherwise.
@@ -59,9 +59,9 @@ pub async fn user(ports: &Ports) -> Result<User> {
     Ok(ports.users.create_user(&new_user(unique_email())).await?)
 }
 
-pub fn top_up(user: &UserId, amount: i64) -> TopUp {
-    TopUp {
-        credit: Movement::top_up(
+pub fn top_up(user: &UserId, amount: i64) -> Posting {
+    Posting {
+        movement: Movement::top_up(
             TransactionId::generate(),
             user.clone(),
             Paise::new(amount),
@@ -312,12 +312,7 @@ pub async fn assert_ledger_consistent(ports: &Ports, user: &UserId) -> Result<()
     ensure!(page.total <= 100, "the ledger check reads one page");
     let mut running = 0i64;
     for txn in page.items.iter().rev() {
-        running += match txn.kind {
-            TransactionType::Credit | TransactionType::Refund | TransactionType::Redeem => {
-                txn.amount.get()
-            }
-            TransactionType::Debit => -txn.amount.get(),
-        };
+        running += txn.balance_change().get();
         ensure!(
             txn.balance_after.get() == running,
             "balance_after of {} is {}, the ledger says {running}",

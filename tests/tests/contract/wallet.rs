@@ -17,13 +17,13 @@ pub async fn a_top_up_credits_the_wallet_and_records_the_balance_after(
 
     let txn = ports.wallets.top_up(&first).await?;
 
-    assert_eq!(txn.id, first.credit.id);
+    assert_eq!(txn.id, first.movement.id);
     assert_eq!(txn.kind, TransactionType::Credit);
     assert_eq!(txn.amount.get(), 50_000);
     assert_eq!(txn.balance_after.get(), 50_000);
-    assert_eq!(txn.description, first.credit.description);
+    assert_eq!(txn.description, first.movement.description);
     assert_eq!(txn.order_id, None);
-    assert_eq!(txn.created_at, first.credit.at);
+    assert_eq!(txn.created_at, first.movement.at);
     let second = ports.wallets.top_up(&top_up(&owner.id, 25_000)).await?;
     assert_eq!(second.balance_after.get(), 75_000);
     assert_eq!(ports.wallets.balance(&owner.id).await?.get(), 75_000);
@@ -41,7 +41,7 @@ pub async fn a_top_up_beyond_the_wallet_limit_fails_and_changes_nothing(
     let limit = Paise::new(100_000);
     let capped = |amount| {
         let mut t = top_up(&owner.id, amount);
-        t.credit.cap = Some(limit);
+        t.movement.cap = Some(limit);
         t
     };
     ports.wallets.top_up(&capped(60_000)).await?;
@@ -57,7 +57,7 @@ pub async fn a_top_up_beyond_the_wallet_limit_fails_and_changes_nothing(
     assert!(
         ports
             .wallets
-            .transaction(&owner.id, &refused.credit.id)
+            .transaction(&owner.id, &refused.movement.id)
             .await?
             .is_none()
     );
@@ -85,7 +85,7 @@ pub async fn transactions_are_listed_newest_first_filtered_and_paged(ports: &Por
     let mut ids = Vec::new();
     for (i, amount) in [10_000, 20_000, 30_000].into_iter().enumerate() {
         let mut t = top_up(&owner.id, amount);
-        t.credit.at = t0 + Duration::seconds(i as i64);
+        t.movement.at = t0 + Duration::seconds(i as i64);
         ids.push(ports.wallets.top_up(&t).await?.id);
     }
     let entries = stocked(ports, &[10]).await?;
@@ -158,7 +158,7 @@ pub async fn concurrent_top_ups_never_exceed_the_wallet_limit(ports: &Ports) -> 
             let (ports, id) = (ports.clone(), owner.id.clone());
             tokio::spawn(async move {
                 let mut t = top_up(&id, 20_000);
-                t.credit.cap = Some(Paise::new(100_000));
+                t.movement.cap = Some(Paise::new(100_000));
                 // A transient failure is the backend asking for a retry, not an answer.
                 loop {
                     match ports.wallets.top_up(&t).await {
