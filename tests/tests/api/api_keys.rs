@@ -258,10 +258,10 @@ async fn keys_are_capped_and_die_with_their_owners_account(backend: Backend) {
     app.set_account(&user.id, "USER", "SUSPENDED").await;
     app.get("/orders", Some(&replacement))
         .await
-        .assert_error(401, "UNAUTHORIZED");
+        .assert_error(403, "ACCOUNT_SUSPENDED");
     app.get("/orders", Some(&keys[1].0))
         .await
-        .assert_error(401, "UNAUTHORIZED");
+        .assert_error(403, "ACCOUNT_SUSPENDED");
     app.set_account(&user.id, "USER", "ACTIVE").await;
     assert_eq!(
         app.get("/orders", Some(&replacement)).await.status,

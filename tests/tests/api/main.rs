@@ -1,6 +1,7 @@
 //! HTTP end-to-end tests: the router `giftify serve` runs, over a real SQLite database, with
 //! the real queue drained by the same per-message handler the worker uses.
 
+mod accounts;
 mod admin;
 mod api_keys;
 mod auth;

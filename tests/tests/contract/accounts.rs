@@ -7,7 +7,7 @@ use giftify_shared::Error;
 use giftify_shared::ids::UserId;
 use giftify_shared::ports::Ports;
 use giftify_shared::user::{
-    Email, NewRefreshToken, ProfileUpdate, Role, Rotation, ThrottlePolicy, UserStatus,
+    Email, NewRefreshToken, ProfileUpdate, Role, Rotation, ThrottlePolicy, UserSearch, UserStatus,
 };
 
 pub async fn creating_a_user_with_a_taken_email_fails_and_changes_nothing(
@@ -475,5 +475,108 @@ pub async fn a_reset_clears_the_failures_of_one_account_only(ports: &Ports) -> R
             .is_some()
     );
     ports.throttle.reset(&account()).await?;
+    Ok(())
+}
+
+pub async fn support_pages_through_every_account_once_and_finds_one_by_email(
+    ports: &Ports,
+) -> Result<()> {
+    let mut created = Vec::new();
+    for _ in 0..7 {
+        created.push(user(ports).await?.id);
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut after = None;
+    loop {
+        let page = ports
+            .users
+            .find_users(&UserSearch {
+                email: None,
+                after: after.clone(),
+                limit: 3,
+            })
+            .await?;
+        assert!(page.users.len() <= 3, "a page holds at most its limit");
+        for found in &page.users {
+            assert!(seen.insert(found.id.clone()), "{} seen twice", found.id);
+        }
+        match page.next {
+            Some(next) => {
+                assert_eq!(Some(&next), page.users.last().map(|u| &u.id));
+                after = Some(next);
+            }
+            None => break,
+        }
+    }
+    for id in &created {
+        assert!(seen.contains(id), "{id} was never listed");
+    }
+
+    let one = ports.users.user(&created[4]).await?.expect("created");
+    let found = ports
+        .users
+        .find_users(&UserSearch {
+            email: Some(one.email.clone()),
+            after: None,
+            limit: 10,
+        })
+        .await?;
+    assert_eq!(found.users, vec![one]);
+    assert_eq!(found.next, None);
+    let nobody = ports
+        .users
+        .find_users(&UserSearch {
+            email: Some(unique_email()),
+            after: None,
+            limit: 10,
+        })
+        .await?;
+    assert!(nobody.users.is_empty() && nobody.next.is_none());
+    Ok(())
+}
+
+pub async fn a_suspension_is_conditional_on_the_status_read_and_ends_the_sessions(
+    ports: &Ports,
+) -> Result<()> {
+    let account = user(ports).await?;
+    let suspend = account
+        .standing_change(UserStatus::Suspended)?
+        .expect("an active account can be suspended");
+    assert!(suspend.end_sessions);
+    let suspended = ports
+        .users
+        .change_status(&account.id, &suspend, now())
+        .await?;
+    assert_eq!(suspended.status, UserStatus::Suspended);
+    assert_eq!(suspended.session_epoch, account.session_epoch + 1);
+
+    // The same decision again was made on a stale read: refused, nothing changes.
+    let stale = ports
+        .users
+        .change_status(&account.id, &suspend, now())
+        .await;
+    assert!(matches!(stale, Err(Error::Conflict(_))), "{stale:?}");
+    assert_eq!(ports.users.user(&account.id).await?, Some(suspended.clone()));
+
+    let reactivate = suspended
+        .standing_change(UserStatus::Active)?
+        .expect("a suspended account can be reactivated");
+    assert!(!reactivate.end_sessions);
+    let active = ports
+        .users
+        .change_status(&account.id, &reactivate, now())
+        .await?;
+    assert_eq!(active.status, UserStatus::Active);
+    assert_eq!(
+        active.session_epoch, suspended.session_epoch,
+        "the sessions the suspension ended stay ended"
+    );
+    assert_eq!(active.standing_change(UserStatus::Active)?, None);
+
+    let missing = ports
+        .users
+        .change_status(&UserId::generate(), &suspend, now())
+        .await;
+    assert!(matches!(missing, Err(Error::NotFound(_))), "{missing:?}");
     Ok(())
 }

@@ -4,6 +4,7 @@ use crate::support::{assert_ledger_consistent, new_order, now, placement, stocke
 use anyhow::Result;
 use chrono::Duration;
 use giftify_shared::ids::{TransactionId, UserId};
+use giftify_shared::ledger::{Movement, Posting};
 use giftify_shared::order::OrderSource;
 use giftify_shared::ports::Ports;
 use giftify_shared::wallet::{PageRequest, TransactionType};
@@ -179,5 +180,71 @@ pub async fn concurrent_top_ups_never_exceed_the_wallet_limit(ports: &Ports) -> 
     }
     assert_eq!(succeeded, 5);
     assert_eq!(ports.wallets.balance(&owner.id).await?.get(), 100_000);
+    assert_ledger_consistent(ports, &owner.id).await
+}
+
+pub async fn an_adjustment_moves_the_balance_either_way_within_the_balance_rules(
+    ports: &Ports,
+) -> Result<()> {
+    let owner = user(ports).await?;
+    let limit = Paise::new(100_000);
+    let adjustment = |amount: i64| -> Result<Posting> {
+        Ok(Posting {
+            movement: Movement::adjustment(
+                TransactionId::generate(),
+                owner.id.clone(),
+                Paise::new(amount),
+                "ticket 4411".into(),
+                limit,
+                now(),
+            )?,
+            idempotency: None,
+        })
+    };
+    ports.wallets.top_up(&top_up(&owner.id, 30_000)).await?;
+
+    let credit = ports.wallets.adjust_balance(&adjustment(20_000)?).await?;
+    assert_eq!(credit.kind, TransactionType::Adjustment);
+    assert_eq!(
+        (credit.amount.get(), credit.balance_after.get()),
+        (20_000, 50_000)
+    );
+    assert_eq!(credit.description, "ticket 4411");
+    let debit = ports.wallets.adjust_balance(&adjustment(-45_000)?).await?;
+    assert_eq!(
+        (debit.amount.get(), debit.balance_after.get()),
+        (-45_000, 5_000),
+        "a correction that takes money is signed"
+    );
+    assert_eq!(debit.balance_change().get(), -45_000);
+
+    let below_zero = adjustment(-5_001)?;
+    let err = ports.wallets.adjust_balance(&below_zero).await.unwrap_err();
+    assert!(
+        matches!(err, Error::InsufficientBalance { balance, required }
+            if balance.get() == 5_000 && required.get() == 5_001),
+        "{err:?}"
+    );
+    let past_limit = adjustment(95_001)?;
+    let err = ports.wallets.adjust_balance(&past_limit).await.unwrap_err();
+    assert!(matches!(err, Error::WalletLimitExceeded { .. }), "{err:?}");
+    for refused in [&below_zero, &past_limit] {
+        assert!(
+            ports
+                .wallets
+                .transaction(&owner.id, &refused.movement.id)
+                .await?
+                .is_none()
+        );
+    }
+    assert_eq!(ports.wallets.balance(&owner.id).await?.get(), 5_000);
+    let to_zero = ports.wallets.adjust_balance(&adjustment(-5_000)?).await?;
+    assert_eq!(to_zero.balance_after.get(), 0, "down to zero exactly");
+
+    let mut stranger = adjustment(100)?;
+    stranger.movement.user = UserId::generate();
+    let err = ports.wallets.adjust_balance(&stranger).await.unwrap_err();
+    assert!(matches!(err, Error::NotFound(_)), "{err:?}");
+    assert!(adjustment(0).is_err(), "a zero correction is refused");
     assert_ledger_consistent(ports, &owner.id).await
 }
