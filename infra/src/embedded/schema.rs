@@ -489,8 +489,31 @@ BEGIN
 END;
 "#;
 
+/// Admins' balance corrections: the ADJUSTMENT kind, the one whose amount is signed.
+const V11: &str = r#"
+CREATE TABLE wallet_transactions_v11 (
+    id            TEXT PRIMARY KEY,
+    user_id       TEXT NOT NULL REFERENCES users (id),
+    kind          TEXT NOT NULL
+        CHECK (kind IN ('CREDIT', 'DEBIT', 'REFUND', 'REDEEM', 'ADJUSTMENT')),
+    amount        INTEGER NOT NULL
+        CHECK (amount >= 0 OR kind = 'ADJUSTMENT') CHECK (amount <> 0 OR kind <> 'ADJUSTMENT'),
+    balance_after INTEGER NOT NULL CHECK (balance_after >= 0),
+    description   TEXT NOT NULL,
+    order_id      TEXT,
+    created_at    INTEGER NOT NULL
+) STRICT;
+INSERT INTO wallet_transactions_v11 (id, user_id, kind, amount, balance_after, description,
+    order_id, created_at)
+    SELECT id, user_id, kind, amount, balance_after, description, order_id, created_at
+    FROM wallet_transactions;
+DROP TABLE wallet_transactions;
+ALTER TABLE wallet_transactions_v11 RENAME TO wallet_transactions;
+CREATE INDEX wallet_transactions_by_user ON wallet_transactions (user_id, created_at);
+"#;
+
 /// Every migration in order; a database at version `n` has applied the first `n`.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11];
 
 /// The schema version this build writes.
 pub(crate) const VERSION: i64 = MIGRATIONS.len() as i64;
