@@ -207,6 +207,7 @@ locals {
         GIFTIFY_JWT_SECRET_ARN     = aws_secretsmanager_secret.jwt.arn
         GIFTIFY_API_KEY_RATE_LIMIT = tostring(var.api_key_rate_limit)
         GIFTIFY_SELF_TOPUP         = tostring(var.self_top_up)
+        GIFTIFY_USER_RATE_LIMITS   = var.user_rate_limits
       })
       secrets = [aws_secretsmanager_secret.jwt.arn, aws_secretsmanager_secret.card_key.arn]
     }

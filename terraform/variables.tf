@@ -292,6 +292,17 @@ variable "api_key_rate_limit" {
   }
 }
 
+variable "user_rate_limits" {
+  description = "Each customer's budgets (GIFTIFY_USER_RATE_LIMITS): off, or action=REQUESTS/SECONDS items for register (per client address), topup, order, reveal and redeem (per account) that change the code's defaults. Empty keeps the defaults."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.user_rate_limits == "" || var.user_rate_limits == "off" || can(regex("^((register|topup|order|reveal|redeem)=([0-9]+/[0-9]+|off),?)+$", replace(var.user_rate_limits, " ", "")))
+    error_message = "user_rate_limits must be empty, off, or items like order=30/60,register=off."
+  }
+}
+
 variable "self_top_up" {
   description = "Whether customers may credit their own wallets with POST /wallet/topup (GIFTIFY_SELF_TOPUP). Set false for a shop that takes real money: wallets are then credited by admins' balance corrections and card redemptions only, and a top-up answers 403 SELF_TOPUP_DISABLED."
   type        = bool

@@ -337,6 +337,39 @@ fn account_refusal(error: CoreError) -> ApiError {
     }
 }
 
+/// The TCP peer of a connection, which the local server adds to each of its requests.
+#[derive(Clone, Copy, Debug)]
+pub struct PeerAddress(pub std::net::IpAddr);
+
+/// Where a request came from, to count registrations per client: the TCP peer locally, API
+/// Gateway's `sourceIp` on Lambda. Headers such as `X-Forwarded-For` are not trusted: any
+/// client can write them. A request that reaches the router with neither (handed to it in the
+/// same process) counts as `unknown`, one client.
+#[derive(Clone, Debug)]
+pub struct ClientAddress(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        if let Some(PeerAddress(ip)) = parts.extensions.get::<PeerAddress>() {
+            return Ok(ClientAddress(ip.to_string()));
+        }
+        let from_gateway = match parts
+            .extensions
+            .get::<lambda_http::request::RequestContext>()
+        {
+            Some(lambda_http::request::RequestContext::ApiGatewayV2(context)) => {
+                context.http.source_ip.clone()
+            }
+            _ => None,
+        };
+        Ok(ClientAddress(
+            from_gateway.unwrap_or_else(|| "unknown".into()),
+        ))
+    }
+}
+
 /// The bearer token of the `Authorization` header.
 fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
     let value = headers

@@ -12,6 +12,7 @@
 //! - on shutdown the listener closes at once, idle connections close, requests in flight
 //!   finish, and whatever is still open when the deadline passes is dropped.
 
+use crate::extract::PeerAddress;
 use axum::Router;
 use giftify_infra::config::HttpLimits;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -23,6 +24,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+use tower::Layer;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 
 /// How the server's stop went.
@@ -42,8 +44,7 @@ pub async fn serve(
     deadline: Duration,
     shutdown: impl Future<Output = ()>,
 ) -> Drained {
-    let service =
-        TowerToHyperService::new(app.layer(RequestBodyTimeoutLayer::new(limits.body_timeout)));
+    let app = app.layer(RequestBodyTimeoutLayer::new(limits.body_timeout));
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -77,8 +78,10 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let connection =
-            graceful.watch(builder.serve_connection(TokioIo::new(stream), service.clone()));
+        // Each request knows its connection's peer, to count registrations per client.
+        let service =
+            TowerToHyperService::new(axum::Extension(PeerAddress(peer.ip())).layer(app.clone()));
+        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         connections.spawn(async move {
             if let Err(error) = connection.await {
                 tracing::debug!(%peer, error = %error, "connection closed with an error");

@@ -72,6 +72,10 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "`false` for a shop that takes real money: `POST /wallet/topup` answers 403 SELF_TOPUP_DISABLED and wallets are credited by admins' adjustments and redemptions (default true)",
     ),
     (
+        "GIFTIFY_USER_RATE_LIMITS",
+        "budgets per customer: `off`, or `action=REQUESTS/SECONDS` items (register per client address; topup, order, reveal, redeem per account) that change the defaults register=20/3600,topup=10/60,order=30/60,reveal=30/60,redeem=10/60",
+    ),
+    (
         "GIFTIFY_API_KEY_RATE_LIMIT",
         "requests each API key may make per 10-second window, across every API process (default 100)",
     ),
@@ -145,6 +149,8 @@ pub struct Config {
     pub self_top_up: bool,
     /// Requests per API key per 10-second window.
     pub api_key_rate_limit: u32,
+    /// Each customer's budget for registering, topping up, ordering, revealing and redeeming.
+    pub user_limits: giftify_shared::rate_limits::ActionLimits,
     pub webhook_disable_after: Duration,
     /// Age after which the reconciler re-enqueues a PENDING order.
     pub stale_pending_after: Duration,
@@ -245,6 +251,7 @@ impl Default for Config {
             sandbox: false,
             self_top_up: true,
             api_key_rate_limit: 100,
+            user_limits: giftify_shared::rate_limits::ActionLimits::default(),
             webhook_disable_after: Duration::from_secs(3 * 86_400),
             stale_pending_after: Duration::from_secs(120),
             stuck_order_refund_after: Duration::from_secs(900),
@@ -321,6 +328,10 @@ impl Config {
                 1,
                 30 * 86_400,
             )? as u64);
+        }
+        if let Some(spec) = var("GIFTIFY_USER_RATE_LIMITS") {
+            config.user_limits = giftify_shared::rate_limits::ActionLimits::parse(&spec)
+                .map_err(|error| anyhow::anyhow!("GIFTIFY_USER_RATE_LIMITS: {error}"))?;
         }
         if let Some(n) = var("GIFTIFY_API_KEY_RATE_LIMIT") {
             config.api_key_rate_limit =
@@ -404,6 +415,7 @@ impl Config {
             self_top_up: self.self_top_up,
             webhook_disable_after: chrono::Duration::from_std(self.webhook_disable_after)
                 .unwrap_or(chrono::Duration::days(3)),
+            user_limits: self.user_limits,
             key_rate_limit: giftify_shared::api_keys::KeyRateLimit {
                 requests: self.api_key_rate_limit,
                 ..Default::default()

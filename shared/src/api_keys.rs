@@ -12,8 +12,9 @@
 //! busy key costs no write per request for it.
 
 use crate::ids::{InvalidId, UserId};
+use crate::rate_limits::{RateBudget, RateWindow};
 use crate::{Error, Result};
-use chrono::{DateTime, Duration, DurationRound, Utc};
+use chrono::{DateTime, Duration, Utc};
 use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
@@ -272,8 +273,7 @@ pub fn parse_scopes<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<BTre
         .collect()
 }
 
-/// A key's request budget: at most `requests` per `window`, counted in fixed windows shared by
-/// every API process (the count lives in the backend, not in a process).
+/// A key's request budget: at most `requests` per `window` ([`RateBudget`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KeyRateLimit {
     pub requests: u32,
@@ -289,34 +289,10 @@ impl Default for KeyRateLimit {
     }
 }
 
-/// One fixed window of one key's budget, as the core computes it for the store to count in.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RateWindow {
-    /// What is counted: the key, and the window's start.
-    pub bucket: String,
-    pub limit: u32,
-    pub starts_at: DateTime<Utc>,
-    pub ends_at: DateTime<Utc>,
-}
-
 impl KeyRateLimit {
     /// The window `now` falls in, for `key`.
     pub fn window_of(&self, key: &ApiKeyId, now: DateTime<Utc>) -> RateWindow {
-        let start = now.duration_trunc(self.window).unwrap_or(now);
-        RateWindow {
-            bucket: format!("rate#{key}#{}", start.timestamp()),
-            limit: self.requests,
-            starts_at: start,
-            ends_at: start + self.window,
-        }
-    }
-}
-
-impl RateWindow {
-    /// Whole seconds until the window ends (at least 1), for `Retry-After`.
-    pub fn retry_after_secs(&self, now: DateTime<Utc>) -> u64 {
-        let millis = u64::try_from((self.ends_at - now).num_milliseconds()).unwrap_or(0);
-        millis.div_ceil(1000).max(1)
+        RateBudget::per(self.requests, self.window).window_of(key.as_str(), now)
     }
 }
 

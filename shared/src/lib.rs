@@ -23,6 +23,7 @@ pub mod ledger;
 pub mod money;
 pub mod order;
 pub mod ports;
+pub mod rate_limits;
 pub mod sandbox;
 pub mod status;
 pub mod usecases;

@@ -8,7 +8,7 @@
 //! [`crate::Error::Unavailable`] or [`crate::Error::Conflict`]; anything else unexpected is
 //! [`crate::Error::Internal`].
 
-use crate::api_keys::{ApiKey, ApiKeyId, RateWindow};
+use crate::api_keys::{ApiKey, ApiKeyId};
 use crate::audit::AuditEntry;
 use crate::card_life::{CardReturn, Redemption};
 use crate::cart::{Cart, CartLine};
@@ -28,6 +28,7 @@ use crate::order::{
     Analytics, Cancellation, DeadLetter, Fulfillment, LetterPick, Order, OrderMessage,
     OrderPlacement, OrderStatus, Outbox, QueueDepths,
 };
+use crate::rate_limits::RateWindow;
 use crate::user::{
     Email, NewRefreshToken, NewUser, ProfileUpdate, Rotation, StatusChange, ThrottlePolicy, User,
     UserCredentials, UserPage, UserSearch,
@@ -413,7 +414,7 @@ pub trait IdempotencyKeys: Send + Sync {
     async fn release(&self, scope: &IdempotencyScope, token: &str) -> Result<()>;
 }
 
-/// Users' API keys, stored with their secrets hashed, and the request counts that limit them.
+/// Users' API keys, stored with their secrets hashed.
 #[async_trait]
 pub trait ApiKeys: Send + Sync {
     /// Stores a new key.
@@ -439,6 +440,12 @@ pub trait ApiKeys: Send + Sync {
         now: DateTime<Utc>,
         since: DateTime<Utc>,
     ) -> Result<()>;
+}
+
+/// Request counts in fixed windows ([`crate::rate_limits`]), shared by every process of the
+/// deployment: what limits API keys and customers' costly actions.
+#[async_trait]
+pub trait RateLimits: Send + Sync {
     /// Counts one request in the window and answers true, or answers false and counts nothing
     /// when the window holds its limit already. One atomic, conditional step: of concurrent
     /// requests from any number of processes, exactly `limit` per window are counted.
@@ -649,6 +656,7 @@ pub struct Ports {
     pub gift_cards: Arc<dyn GiftCards>,
     pub idempotency: Arc<dyn IdempotencyKeys>,
     pub api_keys: Arc<dyn ApiKeys>,
+    pub rate_limits: Arc<dyn RateLimits>,
     pub queue: Arc<dyn OrderQueue>,
     pub inbox: Arc<dyn Inbox>,
     pub queue_ops: Arc<dyn QueueOps>,
@@ -683,6 +691,7 @@ impl Ports {
             + GiftCards
             + IdempotencyKeys
             + ApiKeys
+            + RateLimits
             + EventFeed
             + Webhooks
             + DeliveryWakeups
@@ -706,6 +715,7 @@ impl Ports {
             gift_cards: backend.clone(),
             idempotency: backend.clone(),
             api_keys: backend.clone(),
+            rate_limits: backend.clone(),
             queue: backend.clone(),
             inbox: backend.clone(),
             queue_ops: backend.clone(),

@@ -28,6 +28,10 @@ const API_ONLY: &[(&str, &str)] = &[
         "only the API authenticates API keys",
     ),
     ("GIFTIFY_SELF_TOPUP", "only the API serves top-ups"),
+    (
+        "GIFTIFY_USER_RATE_LIMITS",
+        "only the API serves the limited actions",
+    ),
 ];
 
 /// Variables of `ENV_VARS` that no Lambda is given, and why. Anything else the code reads must

@@ -6,13 +6,14 @@ use crate::auth::{
 };
 use crate::dto::MessageData;
 use crate::error::{ApiError, ErrorEnvelope};
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, ClientAddress};
 use crate::response::{Envelope, no_store, ok};
 use axum::Router;
 use axum::extract::State;
 use axum::response::Response;
 use axum::routing::post;
 use giftify_shared::Error as CoreError;
+use giftify_shared::rate_limits::LimitedAction;
 use giftify_shared::usecases::Registration;
 use giftify_shared::user::{Email, User, parse_name, parse_phone};
 use secrecy::{ExposeSecret, SecretString};
@@ -130,12 +131,18 @@ async fn start_session(state: &AppState, user: &User) -> Result<Session, ApiErro
         (status = 400, description = "VALIDATION_ERROR: bad email, password rules (8–128 characters), names, phone, or unknown fields", body = ErrorEnvelope),
         (status = 409, description = "EMAIL_ALREADY_EXISTS", body = ErrorEnvelope),
         (status = 413, description = "PAYLOAD_TOO_LARGE", body = ErrorEnvelope),
+        (status = 429, description = "RATE_LIMITED: too many registrations from this address (GIFTIFY_USER_RATE_LIMITS); see Retry-After", body = ErrorEnvelope),
     )
 )]
 pub async fn register(
     State(state): State<AppState>,
+    client: ClientAddress,
     ApiJson(body): ApiJson<RegisterRequest>,
 ) -> Result<Response, ApiError> {
+    state
+        .giftify()
+        .spend_budget(LimitedAction::Register, &client.0)
+        .await?;
     let email = Email::parse(&body.email)?;
     check_password_rules(&body.password)?;
     let first_name = parse_name("firstName", &body.first_name)?;

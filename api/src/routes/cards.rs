@@ -11,6 +11,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::routing::{get, post};
 use giftify_shared::ids::GiftCardId;
+use giftify_shared::rate_limits::LimitedAction;
 use giftify_shared::vault::GiftCardStatus;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -201,7 +202,7 @@ pub struct RedeemedView {
         (status = 404, description = "NOT_FOUND: no card with this number and PIN", body = ErrorEnvelope),
         (status = 409, description = "CARD_REDEEMED, CARD_EXPIRED or CARD_CANCELLED", body = ErrorEnvelope),
         (status = 422, description = "WALLET_LIMIT_EXCEEDED", body = ErrorEnvelope),
-        (status = 429, description = "RATE_LIMITED: too many attempts, or the API key's request budget is spent; see Retry-After", body = ErrorEnvelope),
+        (status = 429, description = "RATE_LIMITED: too many attempts or redemptions (GIFTIFY_USER_RATE_LIMITS), or the API key's request budget is spent; see Retry-After", body = ErrorEnvelope),
     )
 )]
 pub async fn redeem(
@@ -209,6 +210,10 @@ pub async fn redeem(
     user: AuthUser,
     ApiJson(body): ApiJson<RedeemRequest>,
 ) -> Result<Envelope<RedeemedView>, ApiError> {
+    state
+        .giftify()
+        .spend_budget(LimitedAction::RedeemCard, user.id.as_str())
+        .await?;
     if body.gift_card_number.len() > 64 {
         return Err(ApiError::validation(
             "giftCardNumber",

@@ -16,6 +16,7 @@ use axum::routing::{get, post};
 use giftify_shared::ids::{GiftCardId, OrderId, VariantId};
 use giftify_shared::labels::{ClientReference, Metadata, OrderLabels};
 use giftify_shared::order::{LineRequest, Order, OrderLine, OrderStatus};
+use giftify_shared::rate_limits::LimitedAction;
 use giftify_shared::usecases::{Keyed, OrderRequest, Placed};
 use giftify_shared::vault::GiftCard;
 use secrecy::ExposeSecret;
@@ -428,6 +429,7 @@ fn order_request(body: CreateOrderRequest) -> Result<(OrderRequest, OrderLabels)
         (status = 401, description = "UNAUTHORIZED or TOKEN_EXPIRED", body = ErrorEnvelope),
         (status = 409, description = "OUT_OF_STOCK, CART_EMPTY, CART_LOCKED, PRICE_CHANGED or IDEMPOTENCY_IN_PROGRESS", body = ErrorEnvelope),
         (status = 422, description = "INSUFFICIENT_BALANCE, IDEMPOTENCY_KEY_REUSED, or CLIENT_REFERENCE_REUSED (the reference names an order placed with other items or metadata)", body = ErrorEnvelope),
+        (status = 429, description = "RATE_LIMITED: too many orders (GIFTIFY_USER_RATE_LIMITS) or the API key's budget is spent; see Retry-After", body = ErrorEnvelope),
     )
 )]
 pub async fn create(
@@ -436,6 +438,10 @@ pub async fn create(
     headers: HeaderMap,
     body: JsonBody,
 ) -> Result<Response, ApiError> {
+    state
+        .giftify()
+        .spend_budget(LimitedAction::PlaceOrder, user.id.as_str())
+        .await?;
     let (request, labels) = order_request(body.parse()?)?;
     let (giftify, user) = (state.giftify(), &user.id);
     let mark = |done: Placed| match done {
@@ -607,6 +613,7 @@ pub async fn cancel(
         (status = 401, description = "UNAUTHORIZED or TOKEN_EXPIRED", body = ErrorEnvelope),
         (status = 404, description = "NOT_FOUND, also for another user's card", body = ErrorEnvelope),
         (status = 409, description = "CARD_CANCELLED: the card was returned", body = ErrorEnvelope),
+        (status = 429, description = "RATE_LIMITED: too many reveals (GIFTIFY_USER_RATE_LIMITS) or the API key's budget is spent; see Retry-After", body = ErrorEnvelope),
     )
 )]
 pub async fn reveal(
@@ -614,6 +621,10 @@ pub async fn reveal(
     user: AuthUser,
     ApiPath((order_id, card_id)): ApiPath<(String, String)>,
 ) -> Result<Response, ApiError> {
+    state
+        .giftify()
+        .spend_budget(LimitedAction::RevealCard, user.id.as_str())
+        .await?;
     let order_id: OrderId = parse_id("orderId", &order_id)?;
     let card_id: GiftCardId = parse_id("giftCardId", &card_id)?;
     let (card, secrets) = state

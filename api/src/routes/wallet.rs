@@ -11,6 +11,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use giftify_shared::rate_limits::LimitedAction;
 use giftify_shared::wallet::{TransactionType, WalletTransaction};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -168,8 +169,10 @@ pub async fn balance(
             headers(("Idempotent-Replayed" = String, description = "`true` when this replays an earlier request with the same key"))),
         (status = 400, description = "VALIDATION_ERROR: amount outside 1–10000000 paise, bad description or key", body = ErrorEnvelope),
         (status = 401, description = "UNAUTHORIZED or TOKEN_EXPIRED", body = ErrorEnvelope),
+        (status = 403, description = "SELF_TOPUP_DISABLED: this shop credits wallets only through admins (GIFTIFY_SELF_TOPUP=false)", body = ErrorEnvelope),
         (status = 409, description = "IDEMPOTENCY_IN_PROGRESS", body = ErrorEnvelope),
         (status = 422, description = "WALLET_LIMIT_EXCEEDED or IDEMPOTENCY_KEY_REUSED", body = ErrorEnvelope),
+        (status = 429, description = "RATE_LIMITED: too many top-ups (GIFTIFY_USER_RATE_LIMITS) or the API key's budget is spent; see Retry-After", body = ErrorEnvelope),
     )
 )]
 pub async fn top_up(
@@ -178,6 +181,10 @@ pub async fn top_up(
     headers: HeaderMap,
     body: JsonBody,
 ) -> Result<Response, ApiError> {
+    state
+        .giftify()
+        .spend_budget(LimitedAction::TopUp, user.id.as_str())
+        .await?;
     let request: TopUpRequest = body.parse()?;
     let (giftify, user) = (state.giftify(), &user.id);
     let (amount, description) = (request.amount, request.description);

@@ -1,14 +1,11 @@
-//! API keys (secrets only as their SHA-256), and the per-window request counts that limit
-//! them: one atomic, conditional counter item per key and window in the login-throttle table,
-//! expired by its TTL.
+//! API keys (secrets only as their SHA-256).
 
 use super::store::{DynamoStore, lost_race_or_error, names_of};
-use crate::aws::item::{Attrs, Item, epoch, item, s, sdk_error, ts};
+use crate::aws::item::{Attrs, Item, item, s, sdk_error, ts};
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use giftify_shared::Missing;
-use giftify_shared::api_keys::{ApiKey, ApiKeyId, RateWindow, Scope};
+use giftify_shared::api_keys::{ApiKey, ApiKeyId, Scope};
 use giftify_shared::ids::UserId;
 use giftify_shared::ports::ApiKeys;
 use giftify_shared::{Error, Result};
@@ -158,26 +155,6 @@ impl ApiKeys for DynamoStore {
             Ok(_) => Ok(()),
             // Recorded by a concurrent request of the same minute.
             Err(error) => lost_race_or_error(error).map_or(Ok(()), Err),
-        }
-    }
-
-    async fn count_request(&self, window: &RateWindow) -> Result<bool> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.tables.login_throttle)
-            .key("account", s(&window.bucket))
-            .update_expression("ADD #requests :one SET #expiresAt = :expires")
-            .condition_expression("attribute_not_exists(#requests) OR #requests < :limit")
-            .set_expression_attribute_names(names_of(&["#requests #expiresAt"]))
-            .expression_attribute_values(":one", AttributeValue::N("1".into()))
-            .expression_attribute_values(":limit", AttributeValue::N(window.limit.to_string()))
-            .expression_attribute_values(":expires", epoch(window.ends_at))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(error) => lost_race_or_error(error).map_or(Ok(false), Err),
         }
     }
 }

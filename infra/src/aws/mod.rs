@@ -17,6 +17,7 @@ pub mod item;
 mod keys;
 mod orders;
 pub mod queue;
+mod rate_limits;
 pub mod runtime;
 mod sessions;
 pub mod store;
@@ -169,6 +170,7 @@ impl AwsStack {
             gift_cards: store.clone(),
             idempotency: store.clone(),
             api_keys: store.clone(),
+            rate_limits: store.clone(),
             queue: queue.clone(),
             inbox: queue.clone(),
             queue_ops: queue,

@@ -1,11 +1,11 @@
-//! API keys (secrets only as their SHA-256) and the per-window request counts that limit them.
+//! API keys (secrets only as their SHA-256).
 
 use super::SqliteStore;
 use super::codec::{DbError, DbResult, all, execute, id, one, opt_time, time, ts};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use giftify_shared::Missing;
-use giftify_shared::api_keys::{ApiKey, ApiKeyId, RateWindow, Scope};
+use giftify_shared::api_keys::{ApiKey, ApiKeyId, Scope};
 use giftify_shared::ids::UserId;
 use giftify_shared::ports::ApiKeys;
 use giftify_shared::{Error, Result};
@@ -51,25 +51,6 @@ fn revoke(conn: &Connection, user: &UserId, id: &ApiKeyId, now: DateTime<Utc>) -
         Some(key) if key.user_id == *user => Ok(key),
         _ => Err(Error::NotFound(Missing::ApiKey).into()),
     }
-}
-
-/// Counts one request unless the window is full; drops a few ended windows on the way, so
-/// the table holds only the live ones.
-fn count_request(conn: &Connection, window: &RateWindow) -> DbResult<bool> {
-    let expires_at = ts(window.ends_at);
-    execute(
-        conn,
-        "DELETE FROM request_counts WHERE rowid IN \
-         (SELECT rowid FROM request_counts WHERE expires_at <= ?1 LIMIT 100)",
-        [ts(window.starts_at)],
-    )?;
-    let counted = execute(
-        conn,
-        "INSERT INTO request_counts (bucket, requests, expires_at) VALUES (?1, 1, ?3) \
-         ON CONFLICT (bucket) DO UPDATE SET requests = requests + 1 WHERE requests < ?2",
-        params![window.bucket, window.limit, expires_at],
-    )?;
-    Ok(counted == 1)
 }
 
 #[async_trait]
@@ -146,10 +127,5 @@ impl ApiKeys for SqliteStore {
             Ok(())
         })
         .await
-    }
-
-    async fn count_request(&self, window: &RateWindow) -> Result<bool> {
-        let window = window.clone();
-        self.write(move |conn| count_request(conn, &window)).await
     }
 }

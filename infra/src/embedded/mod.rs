@@ -33,6 +33,7 @@ mod inbox;
 mod keys;
 mod orders;
 mod queue;
+mod rate_limits;
 pub mod runtime;
 mod schema;
 mod sessions;

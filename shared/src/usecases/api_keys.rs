@@ -73,12 +73,8 @@ impl Giftify {
             .ok_or(Error::InvalidToken)?;
         self.active_user(&key.user_id).await?;
         let now = self.now();
-        let window = self.rules.key_rate_limit.window_of(&key.id, now);
-        if !self.ports.api_keys.count_request(&window).await? {
-            return Err(Error::RateLimited {
-                retry_after_secs: window.retry_after_secs(now),
-            });
-        }
+        self.count_in(&self.rules.key_rate_limit.window_of(&key.id, now), now)
+            .await?;
         if key.needs_touch(now)
             && let Err(error) = self
                 .ports

@@ -11,6 +11,7 @@ mod codes;
 mod fulfil;
 mod keyed;
 mod keys;
+mod limits;
 mod operations;
 mod ordering;
 mod support;
@@ -31,6 +32,7 @@ use crate::api_keys::KeyRateLimit;
 use crate::clock::Clock;
 use crate::inbox::RetryPolicy;
 use crate::ports::Ports;
+use crate::rate_limits::ActionLimits;
 use crate::user::ThrottlePolicy;
 use crate::vault::CardVault;
 use crate::wallet::WalletLimits;
@@ -60,6 +62,8 @@ pub struct Rules {
     pub sandbox: bool,
     /// Requests per API key.
     pub key_rate_limit: KeyRateLimit,
+    /// Each customer's budget for registering, topping up, ordering, revealing and redeeming.
+    pub user_limits: ActionLimits,
     /// A webhook endpoint whose every delivery failed for this long is disabled.
     pub webhook_disable_after: chrono::Duration,
     /// Whether customers may credit their own wallets (`POST /wallet/topup`). A shop that
@@ -81,6 +85,7 @@ impl Default for Rules {
             return_window: chrono::Duration::hours(24),
             sandbox: false,
             key_rate_limit: KeyRateLimit::default(),
+            user_limits: ActionLimits::default(),
             webhook_disable_after: chrono::Duration::days(3),
             self_top_up: true,
         }

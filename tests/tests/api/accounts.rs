@@ -1,6 +1,7 @@
 //! Support's administration of accounts over the API: finding an account, suspending it (held
 //! from its very next request, whatever credential it uses) and reactivating it, correcting a
-//! balance with an ADJUSTMENT, and a shop that turns customers' own top-ups off.
+//! balance with an ADJUSTMENT, a shop that turns customers' own top-ups off, and each
+//! customer's budget for the costly actions.
 
 use crate::invariants::{assert_conserved, stock_by_variant};
 use crate::support::{Backend, PASSWORD, TestApp, TestUser};
@@ -88,7 +89,11 @@ async fn support_finds_suspends_and_reactivates_an_account(backend: Backend) {
     let mut unique = seen.clone();
     unique.sort();
     unique.dedup();
-    assert_eq!(unique.len(), seen.len(), "an account listed twice: {seen:?}");
+    assert_eq!(
+        unique.len(),
+        seen.len(),
+        "an account listed twice: {seen:?}"
+    );
 
     let detail = app
         .get(&format!("/admin/users/{}", user.id), Some(&admin))
@@ -199,12 +204,13 @@ async fn support_finds_suspends_and_reactivates_an_account(backend: Backend) {
     assert_eq!(login(&app, &user.email, PASSWORD).await.status, 200);
 
     let suspensions = audited(&app, "user.suspended", &user.id).await;
-    assert_eq!(suspensions.len(), 1, "a no-op is not audited: {suspensions:?}");
-    assert_eq!(suspensions[0]["before"]["status"], "ACTIVE");
     assert_eq!(
-        suspensions[0]["after"]["reason"],
-        "chargeback under review"
+        suspensions.len(),
+        1,
+        "a no-op is not audited: {suspensions:?}"
     );
+    assert_eq!(suspensions[0]["before"]["status"], "ACTIVE");
+    assert_eq!(suspensions[0]["after"]["reason"], "chargeback under review");
     assert_eq!(suspensions[0]["actor"], admin_id.as_str());
     let reactivations = audited(&app, "user.reactivated", &user.id).await;
     assert_eq!(reactivations.len(), 1);
@@ -235,12 +241,26 @@ async fn an_admin_corrects_a_balance_with_an_adjustment_once(backend: Backend) {
     let user = app.funded_user("adjusted", 10_000).await;
     let other = app.funded_user("other", 10_000).await;
 
-    let credited = adjust(&app, &user, 5_000, "Goodwill for ticket 4411", Some("adj-1")).await;
+    let credited = adjust(
+        &app,
+        &user,
+        5_000,
+        "Goodwill for ticket 4411",
+        Some("adj-1"),
+    )
+    .await;
     assert_eq!(credited.status, 200, "{:?}", credited.body);
     assert_eq!(credited.data()["type"], "ADJUSTMENT");
     assert_eq!(credited.data()["amount"], 5_000);
     assert_eq!(credited.data()["balanceAfter"], 15_000);
-    let replayed = adjust(&app, &user, 5_000, "Goodwill for ticket 4411", Some("adj-1")).await;
+    let replayed = adjust(
+        &app,
+        &user,
+        5_000,
+        "Goodwill for ticket 4411",
+        Some("adj-1"),
+    )
+    .await;
     assert_eq!(replayed.status, 200);
     assert_eq!(replayed.header("idempotent-replayed"), Some("true"));
     assert_eq!(
@@ -248,12 +268,24 @@ async fn an_admin_corrects_a_balance_with_an_adjustment_once(backend: Backend) {
         credited.data()["transactionId"]
     );
     assert_eq!(app.balance(&user).await, 15_000, "applied once");
-    adjust(&app, &user, 6_000, "Goodwill for ticket 4411", Some("adj-1"))
-        .await
-        .assert_error(422, "IDEMPOTENCY_KEY_REUSED");
-    adjust(&app, &other, 5_000, "Goodwill for ticket 4411", Some("adj-1"))
-        .await
-        .assert_error(422, "IDEMPOTENCY_KEY_REUSED");
+    adjust(
+        &app,
+        &user,
+        6_000,
+        "Goodwill for ticket 4411",
+        Some("adj-1"),
+    )
+    .await
+    .assert_error(422, "IDEMPOTENCY_KEY_REUSED");
+    adjust(
+        &app,
+        &other,
+        5_000,
+        "Goodwill for ticket 4411",
+        Some("adj-1"),
+    )
+    .await
+    .assert_error(422, "IDEMPOTENCY_KEY_REUSED");
 
     adjust(&app, &user, -15_001, "too much", None)
         .await
@@ -327,8 +359,122 @@ async fn a_shop_without_self_top_up_refuses_it_and_admins_still_credit(backend: 
     assert_eq!(app.balance(&user).await, 10_000);
 }
 
+/// Registers from `address`, as the local server marks a request from that peer.
+async fn register_from(
+    app: &TestApp,
+    address: [u8; 4],
+    email: &str,
+) -> crate::support::TestResponse {
+    let mut request = axum::http::Request::builder()
+        .method(Method::POST)
+        .uri("/auth/register")
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(
+            json!({"email": email, "password": PASSWORD, "firstName": "Asha", "lastName": "Rao"})
+                .to_string(),
+        ))
+        .expect("request");
+    request
+        .extensions_mut()
+        .insert(giftify_api::extract::PeerAddress(address.into()));
+    app.send(request).await
+}
+
+/// Waits out the last minute of a UTC day, so a test of daily windows runs inside one.
+async fn inside_one_day() {
+    let into_day = chrono::Utc::now().timestamp().rem_euclid(86_400);
+    if into_day > 86_400 - 60 {
+        tokio::time::sleep(std::time::Duration::from_secs(
+            (86_400 - into_day + 1) as u64,
+        ))
+        .await;
+    }
+}
+
+async fn each_customer_has_a_budget_for_the_costly_actions(backend: Backend) {
+    inside_one_day().await;
+    let app = TestApp::spawn_with(backend, |config| {
+        config.user_limits = giftify_shared::rate_limits::ActionLimits::parse(
+            "register=2/86400,topup=2/86400,order=2/86400,reveal=1/86400,redeem=2/86400",
+        )
+        .expect("limits");
+    })
+    .await;
+    let initial = stock_by_variant(&app).await;
+    let spent = |response: crate::support::TestResponse| {
+        response.assert_error(429, "RATE_LIMITED");
+        let retry: u64 = response
+            .header("retry-after")
+            .expect("Retry-After")
+            .parse()
+            .expect("seconds");
+        assert!((1..=86_400).contains(&retry), "{retry}");
+    };
+
+    // Registrations count per client address.
+    for n in 0..2 {
+        let email = crate::support::unique_email(&format!("budget{n}"));
+        assert_eq!(register_from(&app, [10, 0, 0, 1], &email).await.status, 201);
+    }
+    spent(register_from(&app, [10, 0, 0, 1], &crate::support::unique_email("budget")).await);
+    let other_address =
+        register_from(&app, [10, 0, 0, 2], &crate::support::unique_email("budget")).await;
+    assert_eq!(
+        other_address.status, 201,
+        "another address has its own budget"
+    );
+
+    // The rest count per account.
+    let user = app.register("spender").await;
+    let other = app.register("bystander").await;
+    for _ in 0..2 {
+        assert_eq!(app.top_up(&user, 50_000).await.status, 200);
+    }
+    spent(app.top_up(&user, 50_000).await);
+    assert_eq!(app.top_up(&other, 50_000).await.status, 200, "per account");
+
+    let (variant, _, _) = app.some_variant().await;
+    let one = json!([{"variantId": variant, "quantity": 1}]);
+    let first = app.order_items(&user, one.clone()).await;
+    assert_eq!(first.status, 202, "{:?}", first.body);
+    assert_eq!(app.order_items(&user, one.clone()).await.status, 202);
+    spent(app.order_items(&user, one).await);
+    app.drain_queue().await;
+
+    let order_id = first.data()["orderId"].as_str().expect("order").to_string();
+    let order = app.order(&user, &order_id).await;
+    let card = order.data()["giftCards"][0]["giftCardId"]
+        .as_str()
+        .expect("a card")
+        .to_string();
+    let reveal = format!("/orders/{order_id}/gift-cards/{card}/reveal");
+    assert_eq!(
+        app.post(&reveal, Some(&user.token), json!({})).await.status,
+        200
+    );
+    spent(app.post(&reveal, Some(&user.token), json!({})).await);
+
+    let guess = json!({"giftCardNumber": "GFTY-0000-0000-0000", "giftCardPin": "000000"});
+    for _ in 0..2 {
+        let refused = app
+            .post("/gift-cards/redeem", Some(&user.token), guess.clone())
+            .await;
+        assert!(
+            refused.status.is_client_error() && refused.status != 429,
+            "{:?}",
+            refused.body
+        );
+    }
+    spent(
+        app.post("/gift-cards/redeem", Some(&user.token), guess)
+            .await,
+    );
+    assert_conserved(&app, &[user, other], &initial).await;
+}
+
 crate::on_both_backends!(
     support_finds_suspends_and_reactivates_an_account,
     an_admin_corrects_a_balance_with_an_adjustment_once,
     a_shop_without_self_top_up_refuses_it_and_admins_still_credit,
+    each_customer_has_a_budget_for_the_costly_actions,
 );

@@ -556,7 +556,10 @@ pub async fn a_suspension_is_conditional_on_the_status_read_and_ends_the_session
         .change_status(&account.id, &suspend, now())
         .await;
     assert!(matches!(stale, Err(Error::Conflict(_))), "{stale:?}");
-    assert_eq!(ports.users.user(&account.id).await?, Some(suspended.clone()));
+    assert_eq!(
+        ports.users.user(&account.id).await?,
+        Some(suspended.clone())
+    );
 
     let reactivate = suspended
         .standing_change(UserStatus::Active)?

@@ -148,7 +148,7 @@ pub async fn concurrent_requests_are_counted_exactly_to_the_windows_limit(
             let (ports, window) = (ports.clone(), window.clone());
             tokio::spawn(async move {
                 loop {
-                    match ports.api_keys.count_request(&window).await {
+                    match ports.rate_limits.count_request(&window).await {
                         Err(e) if e.is_retryable() => continue,
                         result => return result,
                     }
@@ -166,15 +166,15 @@ pub async fn concurrent_requests_are_counted_exactly_to_the_windows_limit(
         counted, 5,
         "exactly the limit, however the requests interleave"
     );
-    assert!(!ports.api_keys.count_request(&window).await?);
+    assert!(!ports.rate_limits.count_request(&window).await?);
     let next = limit.window_of(&key, window.ends_at);
     assert!(
-        ports.api_keys.count_request(&next).await?,
+        ports.rate_limits.count_request(&next).await?,
         "the next window starts from zero"
     );
     let other = limit.window_of(&ApiKeyId::generate(), window.starts_at);
     assert!(
-        ports.api_keys.count_request(&other).await?,
+        ports.rate_limits.count_request(&other).await?,
         "each key has its own budget"
     );
     Ok(())
