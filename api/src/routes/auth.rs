@@ -131,7 +131,8 @@ async fn start_session(state: &AppState, user: &User) -> Result<Session, ApiErro
         (status = 400, description = "VALIDATION_ERROR: bad email, password rules (8–128 characters), names, phone, or unknown fields", body = ErrorEnvelope),
         (status = 409, description = "EMAIL_ALREADY_EXISTS", body = ErrorEnvelope),
         (status = 413, description = "PAYLOAD_TOO_LARGE", body = ErrorEnvelope),
-        (status = 429, description = "RATE_LIMITED: too many registrations from this address (GIFTIFY_USER_RATE_LIMITS); see Retry-After", body = ErrorEnvelope),
+        (status = 429, description = "RATE_LIMITED: too many registrations from this address (GIFTIFY_USER_RATE_LIMITS); see Retry-After", body = ErrorEnvelope,
+            headers(("Retry-After" = i64, description = "Seconds until the budget's window ends"))),
     )
 )]
 pub async fn register(

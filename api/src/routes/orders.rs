@@ -429,7 +429,8 @@ fn order_request(body: CreateOrderRequest) -> Result<(OrderRequest, OrderLabels)
         (status = 401, description = "UNAUTHORIZED or TOKEN_EXPIRED", body = ErrorEnvelope),
         (status = 409, description = "OUT_OF_STOCK, CART_EMPTY, CART_LOCKED, PRICE_CHANGED or IDEMPOTENCY_IN_PROGRESS", body = ErrorEnvelope),
         (status = 422, description = "INSUFFICIENT_BALANCE, IDEMPOTENCY_KEY_REUSED, or CLIENT_REFERENCE_REUSED (the reference names an order placed with other items or metadata)", body = ErrorEnvelope),
-        (status = 429, description = "RATE_LIMITED: too many orders (GIFTIFY_USER_RATE_LIMITS) or the API key's budget is spent; see Retry-After", body = ErrorEnvelope),
+        (status = 429, description = "RATE_LIMITED: too many orders (GIFTIFY_USER_RATE_LIMITS) or the API key's budget is spent; see Retry-After", body = ErrorEnvelope,
+            headers(("Retry-After" = i64, description = "Seconds until the budget's window ends"))),
     )
 )]
 pub async fn create(
@@ -613,7 +614,8 @@ pub async fn cancel(
         (status = 401, description = "UNAUTHORIZED or TOKEN_EXPIRED", body = ErrorEnvelope),
         (status = 404, description = "NOT_FOUND, also for another user's card", body = ErrorEnvelope),
         (status = 409, description = "CARD_CANCELLED: the card was returned", body = ErrorEnvelope),
-        (status = 429, description = "RATE_LIMITED: too many reveals (GIFTIFY_USER_RATE_LIMITS) or the API key's budget is spent; see Retry-After", body = ErrorEnvelope),
+        (status = 429, description = "RATE_LIMITED: too many reveals (GIFTIFY_USER_RATE_LIMITS) or the API key's budget is spent; see Retry-After", body = ErrorEnvelope,
+            headers(("Retry-After" = i64, description = "Seconds until the budget's window ends"))),
     )
 )]
 pub async fn reveal(

@@ -172,7 +172,8 @@ pub async fn balance(
         (status = 403, description = "SELF_TOPUP_DISABLED: this shop credits wallets only through admins (GIFTIFY_SELF_TOPUP=false)", body = ErrorEnvelope),
         (status = 409, description = "IDEMPOTENCY_IN_PROGRESS", body = ErrorEnvelope),
         (status = 422, description = "WALLET_LIMIT_EXCEEDED or IDEMPOTENCY_KEY_REUSED", body = ErrorEnvelope),
-        (status = 429, description = "RATE_LIMITED: too many top-ups (GIFTIFY_USER_RATE_LIMITS) or the API key's budget is spent; see Retry-After", body = ErrorEnvelope),
+        (status = 429, description = "RATE_LIMITED: too many top-ups (GIFTIFY_USER_RATE_LIMITS) or the API key's budget is spent; see Retry-After", body = ErrorEnvelope,
+            headers(("Retry-After" = i64, description = "Seconds until the budget's window ends"))),
     )
 )]
 pub async fn top_up(
