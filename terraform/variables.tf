@@ -298,8 +298,20 @@ variable "user_rate_limits" {
   default     = ""
 
   validation {
-    condition     = var.user_rate_limits == "" || var.user_rate_limits == "off" || can(regex("^((register|topup|order|reveal|redeem)=([0-9]+/[0-9]+|off),?)+$", replace(var.user_rate_limits, " ", "")))
-    error_message = "user_rate_limits must be empty, off, or items like order=30/60,register=off."
+    condition = var.user_rate_limits == "" || trimspace(var.user_rate_limits) == "off" || alltrue([
+      for item in split(",", var.user_rate_limits) :
+      trimspace(item) == "" || (
+        can(regex("^(register|topup|order|reveal|redeem)=(off|[0-9]+/[0-9]+)$", trimspace(item))) && (
+          endswith(trimspace(item), "=off") || (
+            tonumber(split("/", split("=", trimspace(item))[1])[0]) >= 1 &&
+            tonumber(split("/", split("=", trimspace(item))[1])[0]) <= 1000000 &&
+            tonumber(split("/", split("=", trimspace(item))[1])[1]) >= 1 &&
+            tonumber(split("/", split("=", trimspace(item))[1])[1]) <= 86400
+          )
+        )
+      )
+    ])
+    error_message = "user_rate_limits must be empty, off, or comma-separated items like order=30/60 or register=off: REQUESTS 1–1000000, SECONDS 1–86400 (the range the code accepts)."
   }
 }
 

@@ -13,7 +13,6 @@
 //!   The hash covers the whole string, so tampering with either part makes the token unknown.
 
 use crate::error::ApiError;
-use crate::extract::AuthUser;
 use argon2::password_hash::rand_core::OsRng as SaltRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm as Argon2Algorithm, Argon2, Params, Version};
@@ -61,6 +60,19 @@ pub struct Claims {
     pub iat: i64,
     pub exp: i64,
     pub jti: String,
+    /// The account's session epoch at issue: a token issued before a suspension, a promotion
+    /// or a re-key is void. Tokens issued before the claim existed read as epoch 0.
+    #[serde(default)]
+    pub epoch: u32,
+}
+
+/// What a valid access token says: whose it is, the role it was issued with, and the
+/// account's session epoch then.
+#[derive(Debug, Clone)]
+pub struct Bearer {
+    pub id: UserId,
+    pub role: Role,
+    pub session_epoch: u32,
 }
 
 /// Issues and verifies access tokens with one HS256 key.
@@ -98,9 +110,9 @@ impl TokenService {
         }
     }
 
-    /// A fresh 15-minute access token.
-    pub fn issue(&self, user: &UserId, role: Role) -> Result<String, ApiError> {
-        self.issue_at(user, role, Utc::now())
+    /// A fresh 15-minute access token for the account as it is now.
+    pub fn issue(&self, user: &UserId, role: Role, session_epoch: u32) -> Result<String, ApiError> {
+        self.issue_at(user, role, session_epoch, Utc::now())
     }
 
     /// An access token as issued at `now` (tests use past instants for expiry).
@@ -108,6 +120,7 @@ impl TokenService {
         &self,
         user: &UserId,
         role: Role,
+        session_epoch: u32,
         now: DateTime<Utc>,
     ) -> Result<String, ApiError> {
         let claims = Claims {
@@ -118,6 +131,7 @@ impl TokenService {
             iat: now.timestamp(),
             exp: now.timestamp() + ACCESS_TOKEN_TTL_SECS,
             jti: ulid::Ulid::new().to_string(),
+            epoch: session_epoch,
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| CoreError::Internal(anyhow::Error::new(e).context("signing a token")))
@@ -126,7 +140,7 @@ impl TokenService {
 
     /// The caller behind a token. An expired but otherwise valid token is `TOKEN_EXPIRED`;
     /// anything else wrong is `UNAUTHORIZED`.
-    pub fn verify(&self, token: &str) -> Result<AuthUser, ApiError> {
+    pub fn verify(&self, token: &str) -> Result<Bearer, ApiError> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|error| match error.kind() {
                 ErrorKind::ExpiredSignature => ApiError::TokenExpired,
@@ -136,7 +150,11 @@ impl TokenService {
             .map_err(|_| ApiError::Unauthorized("Invalid access token"))?;
         let role =
             Role::parse(&data.claims.role).ok_or(ApiError::Unauthorized("Invalid access token"))?;
-        Ok(AuthUser { id, role })
+        Ok(Bearer {
+            id,
+            role,
+            session_epoch: data.claims.epoch,
+        })
     }
 }
 
@@ -364,7 +382,7 @@ mod tests {
         format!("{signing_input}.{signature}")
     }
 
-    fn rejected_as(result: Result<AuthUser, ApiError>) -> &'static str {
+    fn rejected_as(result: Result<Bearer, ApiError>) -> &'static str {
         match result {
             Ok(_) => "accepted",
             Err(ApiError::TokenExpired) => "TOKEN_EXPIRED",
@@ -377,7 +395,7 @@ mod tests {
     fn an_issued_token_round_trips_with_its_claims() {
         let tokens = service();
         let user = UserId::generate();
-        let token = tokens.issue(&user, Role::Admin).expect("issued");
+        let token = tokens.issue(&user, Role::Admin, 0).expect("issued");
         let caller = tokens.verify(&token).expect("valid");
         assert_eq!(caller.id, user);
         assert_eq!(caller.role, Role::Admin);
@@ -451,7 +469,7 @@ mod tests {
     fn a_token_signed_with_another_key_is_rejected() {
         let other = TokenService::new(&SecretString::from("another-secret-of-at-least-32-bytes!"));
         let token = other
-            .issue(&UserId::generate(), Role::User)
+            .issue(&UserId::generate(), Role::User, 0)
             .expect("issued");
         assert_eq!(rejected_as(service().verify(&token)), "UNAUTHORIZED");
         assert_eq!(rejected_as(service().verify("not.a.jwt")), "UNAUTHORIZED");
@@ -463,7 +481,7 @@ mod tests {
         let tokens = service();
         let issued_long_ago = Utc::now() - chrono::Duration::minutes(16);
         let token = tokens
-            .issue_at(&UserId::generate(), Role::User, issued_long_ago)
+            .issue_at(&UserId::generate(), Role::User, 0, issued_long_ago)
             .expect("issued");
         assert_eq!(rejected_as(tokens.verify(&token)), "TOKEN_EXPIRED");
     }

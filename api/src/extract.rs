@@ -250,8 +250,7 @@ pub fn parse_int(field: &str, raw: Option<&str>) -> Result<Option<i64>, ApiError
 
 /// The caller, from a valid access token or API key, whose account may act: every request
 /// reads the account, so a suspension holds from the next request on (403
-/// `ACCOUNT_SUSPENDED`), not when the 15-minute token expires, and the role is the account's
-/// now, not the one the token was issued with. An API key is read on every request too (so a
+/// `ACCOUNT_SUSPENDED`), not when the 15-minute token expires ([`signed_in`]). An API key is read on every request too (so a
 /// revocation holds at once), acts as its owner with the USER role, and reaches only the
 /// routes its scopes open ([`key_access`]).
 #[derive(Debug, Clone)]
@@ -266,16 +265,7 @@ impl FromRequestParts<AppState> for AuthUser {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer_token(&parts.headers)?;
         if !is_api_key(token) {
-            let caller = state.tokens().verify(token)?;
-            let account = state
-                .giftify()
-                .active_user(&caller.id)
-                .await
-                .map_err(account_refusal)?;
-            return Ok(AuthUser {
-                id: account.id,
-                role: account.role,
-            });
+            return signed_in(state, token).await;
         }
         let route = parts
             .extensions
@@ -319,22 +309,41 @@ impl FromRequestParts<AppState> for PersonUser {
         if is_api_key(token) {
             return Err(ApiError::PeopleOnly);
         }
-        let caller = state.tokens().verify(token)?;
-        state
-            .giftify()
-            .active_user(&caller.id)
-            .await
-            .map_err(account_refusal)?;
-        Ok(PersonUser { id: caller.id })
+        Ok(PersonUser {
+            id: signed_in(state, token).await?.id,
+        })
     }
 }
 
-/// A token whose account is gone is no credential; a suspended account is told so.
-fn account_refusal(error: CoreError) -> ApiError {
-    match error {
-        CoreError::InvalidToken => ApiError::Unauthorized("The account is not active"),
-        other => other.into(),
+/// The person behind an access token, checked against their account as it is now: a
+/// suspended account is refused (`ACCOUNT_SUSPENDED`), a token from before its session epoch
+/// (issued before a suspension, a promotion or a re-key) is void, and the role is ADMIN only
+/// while both the token and the account say so — a promotion takes a new sign-in, a demotion
+/// holds at once.
+async fn signed_in(state: &AppState, token: &str) -> Result<AuthUser, ApiError> {
+    let bearer = state.tokens().verify(token)?;
+    let account = state
+        .giftify()
+        .active_user(&bearer.id)
+        .await
+        .map_err(|error| match error {
+            CoreError::InvalidToken => ApiError::Unauthorized("The account is not active"),
+            other => other.into(),
+        })?;
+    if account.session_epoch != bearer.session_epoch {
+        return Err(ApiError::Unauthorized(
+            "The session was ended; sign in again",
+        ));
     }
+    let role = if bearer.role == Role::Admin && account.role == Role::Admin {
+        Role::Admin
+    } else {
+        Role::User
+    };
+    Ok(AuthUser {
+        id: account.id,
+        role,
+    })
 }
 
 /// The TCP peer of a connection, which the local server adds to each of its requests.

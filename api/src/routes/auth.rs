@@ -117,7 +117,9 @@ async fn start_session(state: &AppState, user: &User) -> Result<Session, ApiErro
     );
     giftify.start_session(issued.record).await?;
     Ok(Session {
-        access_token: state.tokens().issue(&user.id, user.role)?,
+        access_token: state
+            .tokens()
+            .issue(&user.id, user.role, user.session_epoch)?,
         refresh_token: issued.token,
     })
 }
@@ -241,7 +243,9 @@ pub async fn refresh(
         .rotate_session(&presented.hash, replacement.record)
         .await?;
     Ok(no_store(ok(TokenPair {
-        access_token: state.tokens().issue(&user.id, user.role)?,
+        access_token: state
+            .tokens()
+            .issue(&user.id, user.role, user.session_epoch)?,
         refresh_token: replacement.token.expose_secret().to_string(),
     })))
 }

@@ -264,19 +264,20 @@ async fn set_standing(
 /// Correct an account's balance with an ADJUSTMENT entry in its ledger, which the customer
 /// sees with the reason as its description.
 ///
-/// Send an `Idempotency-Key` (scoped to the admin) so a retried correction is applied once.
+/// The `Idempotency-Key` (scoped to the admin) is required, so a retried correction is
+/// applied once. An admin cannot correct their own balance.
 #[utoipa::path(
     post, path = "/admin/users/{userId}/wallet/adjustments", tag = "admin",
     security(("bearerAuth" = [])),
     params(
         ("userId" = String, Path, description = "user_…"),
-        ("Idempotency-Key" = Option<String>, Header, description = "1–255 printable ASCII characters; scoped to the admin, kept 24 h"),
+        ("Idempotency-Key" = String, Header, description = "Required. 1–255 printable ASCII characters; scoped to the admin, kept 24 h"),
     ),
     request_body = AdjustmentRequest,
     responses(
         (status = 200, description = "Applied", body = Envelope<TransactionView>,
             headers(("Idempotent-Replayed" = String, description = "`true` when this replays an earlier request with the same key"))),
-        (status = 400, description = "VALIDATION_ERROR: a malformed id, a zero or too large amount, a blank or over-long reason", body = ErrorEnvelope),
+        (status = 400, description = "VALIDATION_ERROR: a malformed id, a missing Idempotency-Key, a zero or too large amount, a blank or over-long reason, or the admin's own account", body = ErrorEnvelope),
         (status = 404, description = "NOT_FOUND", body = ErrorEnvelope),
         (status = 409, description = "IDEMPOTENCY_IN_PROGRESS", body = ErrorEnvelope),
         (status = 422, description = "INSUFFICIENT_BALANCE (it would go below zero), WALLET_LIMIT_EXCEEDED or IDEMPOTENCY_KEY_REUSED", body = ErrorEnvelope),
@@ -295,20 +296,19 @@ pub async fn adjust_balance(
     let (giftify, actor) = (state.giftify(), admin.actor());
     // The account is part of what "the same request" means: one key may not correct two.
     let fingerprinted = json!({ "userId": id.as_str(), "body": body.value() });
-    Ok(
-        match keyed_request(&admin.id, &headers, "admin.wallet.adjust", &fingerprinted)? {
-            None => {
-                let record = giftify
-                    .adjust_balance(&actor, &id, request.amount, reason)
-                    .await?;
-                ok(TransactionView::from(&record)).into_response()
-            }
-            Some(key) => answer(
-                giftify
-                    .adjust_balance_keyed(&actor, &id, request.amount, reason, key)
-                    .await?,
-                |record| ok(TransactionView::from(&record)).into_response(),
-            ),
-        },
-    )
+    // Required: a correction retried after a lost answer must land once, so it is never sent
+    // without the key that makes the retry safe.
+    let key = keyed_request(&admin.id, &headers, "admin.wallet.adjust", &fingerprinted)?
+        .ok_or_else(|| {
+            ApiError::validation(
+                "Idempotency-Key",
+                "a balance correction needs an Idempotency-Key",
+            )
+        })?;
+    Ok(answer(
+        giftify
+            .adjust_balance_keyed(&actor, &id, request.amount, reason, key)
+            .await?,
+        |record| ok(TransactionView::from(&record)).into_response(),
+    ))
 }

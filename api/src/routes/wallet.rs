@@ -73,7 +73,8 @@ pub struct TransactionView {
     pub transaction_id: String,
     #[serde(rename = "type")]
     pub kind: TransactionTypeDto,
-    /// In paise; always positive, `type` gives the direction.
+    /// In paise; positive with `type` giving the direction, except an ADJUSTMENT's, whose
+    /// sign does.
     pub amount: i64,
     pub balance_after: i64,
     pub description: String,

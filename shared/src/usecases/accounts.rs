@@ -174,7 +174,17 @@ impl Giftify {
                 user_id,
                 session_epoch,
             } => {
-                let user = self.active_user(&user_id).await?;
+                let user = match self.active_user(&user_id).await {
+                    Ok(user) => user,
+                    Err(error) => {
+                        // The replacement is stored but will never be handed out: void it.
+                        self.ports
+                            .sessions
+                            .revoke_family(&replacement.token_hash)
+                            .await?;
+                        return Err(error);
+                    }
+                };
                 if user.session_epoch != session_epoch {
                     // An operator re-keyed or promoted the account after this session began:
                     // the session must not outlive that, nor carry the new role.

@@ -61,7 +61,8 @@ impl Giftify {
     /// of the route.
     /// # Errors
     /// [`Error::InvalidToken`] for a key that is malformed, unknown, revoked, of another
-    /// deployment, or whose owner is not active; [`Error::RateLimited`] past its budget.
+    /// deployment, or whose owner no longer exists; [`Error::AccountSuspended`] when its owner
+    /// is suspended; [`Error::RateLimited`] past its budget.
     pub async fn authenticate_key(&self, token: &str) -> Result<ApiKey> {
         let presented = PresentedKey::parse(token)?;
         let key = self

@@ -105,19 +105,7 @@ impl Giftify {
     }
 
     /// Corrects the account's balance by a signed `amount` of paise with an ADJUSTMENT entry
-    /// whose description is the reason (see [`Giftify::adjust_balance_keyed`] for the keyed
-    /// form).
-    pub async fn adjust_balance(
-        &self,
-        actor: &Actor,
-        user: &UserId,
-        amount: i64,
-        reason: String,
-    ) -> Result<WalletTransaction> {
-        self.adjust_balance_holding(actor, user, amount, reason, None)
-            .await
-    }
-
+    /// whose description is the reason, committing the admin's idempotency key with it.
     async fn adjust_balance_holding(
         &self,
         actor: &Actor,
@@ -126,6 +114,13 @@ impl Giftify {
         reason: String,
         idempotency: Option<(IdempotencyScope, String)>,
     ) -> Result<WalletTransaction> {
+        if matches!(actor, Actor::Admin(admin) if admin == user) {
+            // Another admin corrects an admin's wallet: no one mints money for themselves.
+            return Err(Error::validation(
+                "userId",
+                "an admin cannot correct their own balance",
+            ));
+        }
         let movement = Movement::adjustment(
             TransactionId::generate(),
             user.clone(),
@@ -166,8 +161,10 @@ impl Giftify {
         Ok(record)
     }
 
-    /// [`Giftify::adjust_balance`] under the admin's `Idempotency-Key`, so a retried
-    /// correction is applied once.
+    /// An admin's balance correction under their `Idempotency-Key`, so a retried correction
+    /// is applied once ([`Giftify::adjust_balance_holding`]).
+    /// # Errors
+    /// [`Error::Validation`] when the admin would correct their own balance.
     pub async fn adjust_balance_keyed(
         &self,
         actor: &Actor,

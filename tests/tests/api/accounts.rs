@@ -197,7 +197,10 @@ async fn support_finds_suspends_and_reactivates_an_account(backend: Backend) {
     assert_eq!(reactivated.status, 200, "{:?}", reactivated.body);
     assert_eq!(reactivated.data()["status"], "ACTIVE");
     assert_eq!(app.get("/orders", Some(&key)).await.status, 200);
-    // The sessions the suspension ended stay ended; signing in again works.
+    // The sessions the suspension ended stay ended, access tokens too; signing in again works.
+    app.get("/wallet/balance", Some(&user.token))
+        .await
+        .assert_error(401, "UNAUTHORIZED");
     refresh(&app, &user.refresh_token)
         .await
         .assert_error(401, "UNAUTHORIZED");
@@ -224,7 +227,8 @@ async fn adjust(
     reason: &str,
     key: Option<&str>,
 ) -> crate::support::TestResponse {
-    let headers: Vec<(&str, &str)> = key.map(|k| ("idempotency-key", k)).into_iter().collect();
+    let fresh = format!("adjust-{}", ulid::Ulid::new());
+    let headers = [("idempotency-key", key.unwrap_or(&fresh))];
     app.call(
         Method::POST,
         &format!("/admin/users/{}/wallet/adjustments", user.id),
@@ -287,6 +291,23 @@ async fn an_admin_corrects_a_balance_with_an_adjustment_once(backend: Backend) {
     .await
     .assert_error(422, "IDEMPOTENCY_KEY_REUSED");
 
+    app.call(
+        Method::POST,
+        &format!("/admin/users/{}/wallet/adjustments", user.id),
+        Some(&app.admin_token),
+        Some(json!({"amount": 100, "reason": "no key"})),
+        &[],
+    )
+    .await
+    .assert_error(400, "VALIDATION_ERROR");
+    let me = app.get("/users/profile", Some(&app.admin_token)).await;
+    let admin = TestUser {
+        id: me.data()["userId"].as_str().expect("admin id").into(),
+        ..user.clone()
+    };
+    adjust(&app, &admin, 100, "mine", None)
+        .await
+        .assert_error(400, "VALIDATION_ERROR");
     adjust(&app, &user, -15_001, "too much", None)
         .await
         .assert_error(422, "INSUFFICIENT_BALANCE");

@@ -321,6 +321,7 @@ async fn forged_confused_expired_and_tampered_access_tokens_are_all_refused(back
         .issue_at(
             &UserId::parse(&user.id).expect("user id"),
             Role::User,
+            0,
             Utc::now() - chrono::Duration::minutes(16),
         )
         .expect("token");
