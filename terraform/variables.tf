@@ -298,17 +298,15 @@ variable "user_rate_limits" {
   default     = ""
 
   validation {
-    condition = var.user_rate_limits == "" || trimspace(var.user_rate_limits) == "off" || alltrue([
-      for item in split(",", var.user_rate_limits) :
-      trimspace(item) == "" || (
-        can(regex("^(register|topup|order|reveal|redeem)=(off|[0-9]+/[0-9]+)$", trimspace(item))) && (
-          endswith(trimspace(item), "=off") || (
-            tonumber(split("/", split("=", trimspace(item))[1])[0]) >= 1 &&
-            tonumber(split("/", split("=", trimspace(item))[1])[0]) <= 1000000 &&
-            tonumber(split("/", split("=", trimspace(item))[1])[1]) >= 1 &&
-            tonumber(split("/", split("=", trimspace(item))[1])[1]) <= 86400
-          )
-        )
+    condition = trimspace(var.user_rate_limits) == "off" || alltrue([
+      for item in compact([for part in split(",", var.user_rate_limits) : trimspace(part)]) :
+      can(regex("^(register|topup|order|reveal|redeem)=off$", item)) || try(
+        can(regex("^(register|topup|order|reveal|redeem)=[0-9]+/[0-9]+$", item)) &&
+        tonumber(regex("=([0-9]+)/", item)[0]) >= 1 &&
+        tonumber(regex("=([0-9]+)/", item)[0]) <= 1000000 &&
+        tonumber(regex("/([0-9]+)$", item)[0]) >= 1 &&
+        tonumber(regex("/([0-9]+)$", item)[0]) <= 86400,
+        false
       )
     ])
     error_message = "user_rate_limits must be empty, off, or comma-separated items like order=30/60 or register=off: REQUESTS 1–1000000, SECONDS 1–86400 (the range the code accepts)."

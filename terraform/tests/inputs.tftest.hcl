@@ -110,3 +110,18 @@ run "a_stuck_order_deadline_shorter_than_a_message_s_retries_is_refused" {
 
   expect_failures = [var.stuck_order_refund_seconds]
 }
+
+run "budgets_the_code_would_reject_are_refused" {
+  command = plan
+  variables {
+    user_rate_limits = "order=0/60,register=1/86401"
+  }
+  expect_failures = [var.user_rate_limits]
+}
+
+run "budgets_the_code_accepts_pass" {
+  command = plan
+  variables {
+    user_rate_limits = "order=120/60, register=off"
+  }
+}
