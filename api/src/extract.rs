@@ -238,6 +238,30 @@ pub fn parse_id<I: FromStr<Err = InvalidId>>(field: &str, raw: &str) -> Result<I
         .map_err(|_| ApiError::validation(field, format!("{field} is not a valid identifier")))
 }
 
+/// Parses an optional time query parameter: an RFC 3339 instant, or a date (`2026-12-01`),
+/// which means its start in UTC.
+pub fn parse_time(
+    field: &str,
+    raw: Option<&str>,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, ApiError> {
+    raw.map(|raw| {
+        let raw = raw.trim();
+        chrono::DateTime::parse_from_rfc3339(raw)
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .or_else(|_| {
+                chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d")
+                    .map(|day| day.and_time(chrono::NaiveTime::MIN).and_utc())
+            })
+            .map_err(|_| {
+                ApiError::validation(
+                    field,
+                    format!("{field} must be an RFC 3339 time or a YYYY-MM-DD date"),
+                )
+            })
+    })
+    .transpose()
+}
+
 /// Parses an optional integer query parameter.
 pub fn parse_int(field: &str, raw: Option<&str>) -> Result<Option<i64>, ApiError> {
     raw.map(|text| {

@@ -25,7 +25,9 @@ pub fn key_access(method: &Method, route: &str) -> KeyAccess {
     match (method.as_str(), route) {
         ("GET", "/products") => AnyKey,
         ("GET", "/cart") | ("PUT", "/cart/manage") | ("DELETE", "/cart/clear") => Needs(Cart),
-        ("GET", "/wallet/balance") | ("GET", "/wallet/transactions") => Needs(WalletRead),
+        ("GET", "/wallet/balance")
+        | ("GET", "/wallet/transactions")
+        | ("GET", "/wallet/statement.csv") => Needs(WalletRead),
         ("POST", "/wallet/topup") => Needs(WalletWrite),
         ("POST", "/orders/create") | ("POST", "/orders/{orderId}/cancel") => Needs(OrdersWrite),
         ("GET", "/orders") | ("GET", "/orders/{orderId}") | ("GET", "/events") => Needs(OrdersRead),

@@ -36,7 +36,7 @@ Orders are fulfilled asynchronously: `POST /orders/create` answers 202 and `GET 
         auth::register, auth::login, auth::refresh, auth::logout,
         users::profile, users::update_profile,
         api_keys::create, api_keys::list, api_keys::revoke,
-        wallet::balance, wallet::top_up, wallet::transactions,
+        wallet::balance, wallet::top_up, wallet::transactions, wallet::statement,
         products::products,
         cart::cart, cart::manage, cart::clear,
         orders::create, orders::list, orders::detail, orders::cancel, orders::reveal,

@@ -34,7 +34,7 @@ use crate::user::{
     UserCredentials, UserPage, UserSearch,
 };
 use crate::vault::{GiftCard, GiftCardStatus, RevealAudit};
-use crate::wallet::{Page, PageRequest, TransactionType, WalletTransaction};
+use crate::wallet::{Page, PageRequest, TransactionFilter, WalletTransaction};
 use crate::webhooks::{DeliveryState, WebhookDelivery, WebhookEndpoint};
 use crate::{Paise, Result};
 use async_trait::async_trait;
@@ -139,11 +139,11 @@ pub trait Wallets: Send + Sync {
     /// changing nothing.
     async fn adjust_balance(&self, adjustment: &Posting) -> Result<WalletTransaction>;
     async fn balance(&self, user: &UserId) -> Result<Paise>;
-    /// Newest first.
+    /// The user's transactions that `filter` matches, newest first (in commit order).
     async fn transactions(
         &self,
         user: &UserId,
-        kind: Option<TransactionType>,
+        filter: &TransactionFilter,
         page: PageRequest,
     ) -> Result<Page<WalletTransaction>>;
     async fn transaction(

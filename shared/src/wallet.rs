@@ -71,6 +71,52 @@ impl WalletTransaction {
     }
 }
 
+/// Which of a wallet's transactions to list: of one type, and in `[from, to)`; each bound
+/// optional.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TransactionFilter {
+    pub kind: Option<TransactionType>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+}
+
+impl TransactionFilter {
+    /// Every transaction.
+    pub const ALL: TransactionFilter = TransactionFilter {
+        kind: None,
+        from: None,
+        to: None,
+    };
+
+    pub fn of_kind(kind: TransactionType) -> Self {
+        TransactionFilter {
+            kind: Some(kind),
+            ..Self::ALL
+        }
+    }
+
+    /// # Errors
+    /// [`Error::Validation`] when `to` is not after `from`.
+    pub fn new(
+        kind: Option<TransactionType>,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+    ) -> Result<Self> {
+        if let (Some(from), Some(to)) = (from, to)
+            && to <= from
+        {
+            return Err(Error::validation("to", "must be after from"));
+        }
+        Ok(TransactionFilter { kind, from, to })
+    }
+
+    pub fn matches(&self, transaction: &WalletTransaction) -> bool {
+        self.kind.is_none_or(|kind| transaction.kind == kind)
+            && self.from.is_none_or(|from| transaction.created_at >= from)
+            && self.to.is_none_or(|to| transaction.created_at < to)
+    }
+}
+
 /// Limits on wallet amounts.
 #[derive(Clone, Copy, Debug)]
 pub struct WalletLimits {

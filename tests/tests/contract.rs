@@ -117,6 +117,7 @@ macro_rules! contract_suite {
                 wallet::a_top_up_beyond_the_wallet_limit_fails_and_changes_nothing,
                 wallet::a_top_up_for_an_unknown_user_is_not_found,
                 wallet::an_adjustment_moves_the_balance_either_way_within_the_balance_rules,
+                wallet::transactions_are_filtered_by_a_half_open_period,
                 wallet::transactions_are_listed_newest_first_filtered_and_paged,
                 wallet::concurrent_top_ups_never_exceed_the_wallet_limit,
                 catalogue::seeding_writes_the_catalogue_once_even_when_two_seed_at_once,

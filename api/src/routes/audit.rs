@@ -3,12 +3,12 @@
 
 use crate::AppState;
 use crate::error::{ApiError, ErrorEnvelope};
-use crate::extract::{AdminUser, ApiQuery, parse_id, parse_int};
+use crate::extract::{AdminUser, ApiQuery, parse_id, parse_int, parse_time};
 use crate::response::{Envelope, ok, timestamp};
 use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{Duration, Utc};
 use giftify_shared::audit::{Actor, AuditAction, AuditEntry, AuditQuery};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -78,15 +78,6 @@ impl From<AuditEntry> for AuditEntryView {
     }
 }
 
-fn time(field: &str, raw: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
-    raw.map(|raw| {
-        DateTime::parse_from_rfc3339(raw)
-            .map(|t| t.with_timezone(&Utc))
-            .map_err(|_| ApiError::validation(field, format!("{field} must be an RFC 3339 time")))
-    })
-    .transpose()
-}
-
 /// The audit log, newest first.
 #[utoipa::path(
     get, path = "/admin/audit", tag = "admin",
@@ -102,8 +93,8 @@ pub async fn audit(
     _admin: AdminUser,
     ApiQuery(params): ApiQuery<AuditParams>,
 ) -> Result<Envelope<AuditData>, ApiError> {
-    let to = time("to", params.to.as_deref())?.unwrap_or_else(Utc::now);
-    let from = time("from", params.from.as_deref())?.unwrap_or(to - Duration::days(30));
+    let to = parse_time("to", params.to.as_deref())?.unwrap_or_else(Utc::now);
+    let from = parse_time("from", params.from.as_deref())?.unwrap_or(to - Duration::days(30));
     let actor = params
         .actor
         .as_deref()

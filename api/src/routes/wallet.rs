@@ -1,18 +1,19 @@
-//! `/wallet`: balance, top-ups (idempotent) and the transaction history.
+//! `/wallet`: balance, top-ups (idempotent), the transaction history and the CSV statement.
 
 use crate::AppState;
 use crate::dto::{Pagination, TransactionTypeDto, page_request};
 use crate::error::{ApiError, ErrorEnvelope};
-use crate::extract::{ApiQuery, AuthUser, JsonBody};
+use crate::extract::{ApiQuery, AuthUser, JsonBody, parse_time};
 use crate::idempotency::{answer, keyed_request};
 use crate::response::{Envelope, ok, timestamp};
 use axum::Router;
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use giftify_shared::rate_limits::LimitedAction;
-use giftify_shared::wallet::{TransactionType, WalletTransaction};
+use giftify_shared::usecases::Statement;
+use giftify_shared::wallet::{TransactionFilter, TransactionType, WalletTransaction};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -22,6 +23,7 @@ pub fn router() -> Router<AppState> {
         .route("/wallet/balance", get(balance))
         .route("/wallet/topup", post(top_up))
         .route("/wallet/transactions", get(transactions))
+        .route("/wallet/statement.csv", get(statement))
 }
 
 /// Every transaction is recorded in the same atomic step as its balance change, so none is
@@ -95,7 +97,7 @@ pub struct TransactionsData {
     pub pagination: Pagination,
 }
 
-/// `?page&limit&type`.
+/// `?page&limit&type&from&to`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct TransactionsQuery {
@@ -109,6 +111,24 @@ pub struct TransactionsQuery {
     #[serde(rename = "type")]
     #[param(rename = "type", value_type = Option<TransactionTypeDto>)]
     pub kind: Option<String>,
+    /// Only transactions at or after this time (RFC 3339, or a date: its start in UTC).
+    #[param(example = "2026-12-01")]
+    pub from: Option<String>,
+    /// Only transactions before this time (RFC 3339, or a date: its start in UTC).
+    #[param(example = "2027-01-01")]
+    pub to: Option<String>,
+}
+
+/// `?from&to` of a statement.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StatementQuery {
+    /// The first moment (RFC 3339, or a date: its start in UTC); default 30 days before `to`.
+    #[param(example = "2026-12-01")]
+    pub from: Option<String>,
+    /// The end, exclusive (RFC 3339, or a date: its start in UTC); default now.
+    #[param(example = "2027-01-01")]
+    pub to: Option<String>,
 }
 
 /// The response of a top-up, also rendered when an idempotent request replays.
@@ -208,7 +228,7 @@ pub async fn top_up(
     params(TransactionsQuery),
     responses(
         (status = 200, description = "A page of transactions", body = Envelope<TransactionsData>),
-        (status = 400, description = "VALIDATION_ERROR: bad page, limit or type", body = ErrorEnvelope),
+        (status = 400, description = "VALIDATION_ERROR: bad page, limit, type, from or to, or a `to` not after `from`", body = ErrorEnvelope),
         (status = 401, description = "UNAUTHORIZED or TOKEN_EXPIRED", body = ErrorEnvelope),
     )
 )]
@@ -230,9 +250,142 @@ pub async fn transactions(
             })
         })
         .transpose()?;
-    let found = state.giftify().transactions(&user.id, kind, page).await?;
+    let filter = TransactionFilter::new(
+        kind,
+        parse_time("from", query.from.as_deref())?,
+        parse_time("to", query.to.as_deref())?,
+    )?;
+    let found = state
+        .giftify()
+        .transactions(&user.id, &filter, page)
+        .await?;
     Ok(ok(TransactionsData {
         transactions: found.items.iter().map(TransactionView::from).collect(),
         pagination: Pagination::from(&found),
     }))
+}
+
+/// The caller's statement as CSV, for bookkeeping.
+///
+/// One row per transaction, oldest first, between an `OPENING_BALANCE` row (the balance at
+/// `from`) and a `CLOSING_BALANCE` row (at `to`). `amount` is signed — money in positive,
+/// money out negative — so the opening balance plus the amounts is the closing balance.
+/// Amounts are rupees with two decimals; times are RFC 3339 in UTC. Text that a spreadsheet
+/// would run as a formula (`=`, `+`, `-`, `@` first) is prefixed with `'`.
+#[utoipa::path(
+    get, path = "/wallet/statement.csv", tag = "wallet",
+    security(("bearerAuth" = [])),
+    params(StatementQuery),
+    responses(
+        (status = 200, description = "The statement", content_type = "text/csv", body = String,
+            headers(("Content-Disposition" = String, description = "attachment, with a file name that holds the period"))),
+        (status = 400, description = "VALIDATION_ERROR: a bad time, a `to` not after `from`, more than 366 days, or more than 10000 transactions", body = ErrorEnvelope),
+        (status = 401, description = "UNAUTHORIZED or TOKEN_EXPIRED", body = ErrorEnvelope),
+    )
+)]
+pub async fn statement(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiQuery(query): ApiQuery<StatementQuery>,
+) -> Result<Response, ApiError> {
+    let to = parse_time("to", query.to.as_deref())?.unwrap_or_else(chrono::Utc::now);
+    let from =
+        parse_time("from", query.from.as_deref())?.unwrap_or(to - chrono::Duration::days(30));
+    let statement = state.giftify().statement(&user.id, from, to).await?;
+    let file = format!(
+        "attachment; filename=\"giftify-statement-{}-{}.csv\"",
+        statement.from.format("%Y%m%dT%H%M%SZ"),
+        statement.to.format("%Y%m%dT%H%M%SZ")
+    );
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (header::CONTENT_DISPOSITION, file),
+            (header::CACHE_CONTROL, "no-store".to_string()),
+        ],
+        statement_csv(&statement),
+    )
+        .into_response())
+}
+
+/// The CSV of a statement (RFC 4180: CRLF line ends, fields quoted where they must be).
+pub fn statement_csv(statement: &Statement) -> String {
+    let mut csv =
+        String::from("time,transactionId,type,description,orderId,amount,balanceAfter\r\n");
+    let mut row = |fields: [String; 7]| {
+        csv.push_str(&fields.join(","));
+        csv.push_str("\r\n");
+    };
+    row([
+        timestamp(statement.from),
+        String::new(),
+        "OPENING_BALANCE".into(),
+        String::new(),
+        String::new(),
+        String::new(),
+        rupees(statement.opening.get()),
+    ]);
+    for entry in &statement.entries {
+        row([
+            timestamp(entry.created_at),
+            entry.id.to_string(),
+            entry.kind.as_str().into(),
+            csv_text(&entry.description),
+            entry
+                .order_id
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            rupees(entry.balance_change().get()),
+            rupees(entry.balance_after.get()),
+        ]);
+    }
+    row([
+        timestamp(statement.to),
+        String::new(),
+        "CLOSING_BALANCE".into(),
+        String::new(),
+        String::new(),
+        String::new(),
+        rupees(statement.closing.get()),
+    ]);
+    csv
+}
+
+/// Paise as rupees with two decimals and a sign: `-1500.05`.
+fn rupees(paise: i64) -> String {
+    let sign = if paise < 0 { "-" } else { "" };
+    let abs = paise.unsigned_abs();
+    format!("{sign}{}.{:02}", abs / 100, abs % 100)
+}
+
+/// A text field: quoted when it holds a comma, quote or line break, and defused when a
+/// spreadsheet would read it as a formula.
+fn csv_text(text: &str) -> String {
+    let defused = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text.to_string()
+    };
+    if defused.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", defused.replace('"', "\"\""))
+    } else {
+        defused
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_fields_are_quoted_defused_and_money_is_exact() {
+        assert_eq!(rupees(150_000), "1500.00");
+        assert_eq!(rupees(-5), "-0.05");
+        assert_eq!(rupees(0), "0.00");
+        assert_eq!(csv_text("Top-up"), "Top-up");
+        assert_eq!(csv_text("a, \"b\""), "\"a, \"\"b\"\"\"");
+        assert_eq!(csv_text("=HYPERLINK(1)"), "'=HYPERLINK(1)");
+        assert_eq!(csv_text("-2+3,x"), "\"'-2+3,x\"");
+    }
 }

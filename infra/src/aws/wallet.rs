@@ -10,7 +10,9 @@ use giftify_shared::ids::{OrderId, TransactionId, UserId};
 use giftify_shared::ledger::Movement;
 use giftify_shared::ledger::Posting;
 use giftify_shared::ports::Wallets;
-use giftify_shared::wallet::{Page, PageRequest, TransactionType, WalletTransaction};
+use giftify_shared::wallet::{
+    Page, PageRequest, TransactionFilter, TransactionType, WalletTransaction,
+};
 use giftify_shared::{Error, Missing, Paise, Result};
 
 impl DynamoStore {
@@ -96,7 +98,7 @@ impl Wallets for DynamoStore {
     async fn transactions(
         &self,
         user: &UserId,
-        kind: Option<TransactionType>,
+        filter: &TransactionFilter,
         page: PageRequest,
     ) -> Result<Page<WalletTransaction>> {
         // A user's history is one partition, sorted by the time-ordered transaction id; the
@@ -110,7 +112,7 @@ impl Wallets for DynamoStore {
             .scan_index_forward(false)
             .consistent_read(true);
         let mut names = vec!["#userId"];
-        if let Some(kind) = kind {
+        if let Some(kind) = filter.kind {
             query = query
                 .filter_expression("#type = :type")
                 .expression_attribute_values(":type", s(kind.as_str()));
@@ -130,7 +132,13 @@ impl Wallets for DynamoStore {
         // Newest first in commit order: transaction ids are minted before the commit, so under
         // concurrency only the wallet's sequence number orders them truly.
         items.sort_by_key(|(sequence, _)| std::cmp::Reverse(*sequence));
-        Ok(page.slice(items.into_iter().map(|(_, t)| t).collect()))
+        Ok(page.slice(
+            items
+                .into_iter()
+                .map(|(_, t)| t)
+                .filter(|t| filter.matches(t))
+                .collect(),
+        ))
     }
 
     async fn transaction(

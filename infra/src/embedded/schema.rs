@@ -503,10 +503,11 @@ CREATE TABLE wallet_transactions_v11 (
     order_id      TEXT,
     created_at    INTEGER NOT NULL
 ) STRICT;
+-- In rowid order: the history lists ties within a millisecond by rowid, the insertion order.
 INSERT INTO wallet_transactions_v11 (id, user_id, kind, amount, balance_after, description,
     order_id, created_at)
     SELECT id, user_id, kind, amount, balance_after, description, order_id, created_at
-    FROM wallet_transactions;
+    FROM wallet_transactions ORDER BY rowid;
 DROP TABLE wallet_transactions;
 ALTER TABLE wallet_transactions_v11 RENAME TO wallet_transactions;
 CREATE INDEX wallet_transactions_by_user ON wallet_transactions (user_id, created_at);
@@ -541,6 +542,56 @@ mod tests {
 
     /// A database at version 7 with logged events moves to version 8: its events enter the
     /// feed in log order, numbered per order, with the number in their body.
+    #[test]
+    fn version_11_keeps_the_ledger_in_order_and_accepts_signed_adjustments_only() {
+        let mut conn = Connection::open_in_memory().expect("a database");
+        for migration in &MIGRATIONS[..10] {
+            conn.execute_batch(migration).expect("migrations 1 to 10");
+        }
+        conn.pragma_update(None, "user_version", 10)
+            .expect("version 10");
+        conn.execute_batch(
+            "INSERT INTO users (id, email, password_hash, first_name, last_name, role, status, \
+                 wallet_balance, created_at, updated_at) \
+             VALUES ('user_1', 'a@b.in', 'h', 'A', 'B', 'USER', 'ACTIVE', 700, 1, 1);
+             INSERT INTO wallet_transactions (id, user_id, kind, amount, balance_after, \
+                 description, order_id, created_at) VALUES
+             ('txn_z', 'user_1', 'CREDIT', 1000, 1000, 'top-up', NULL, 5),
+             ('txn_a', 'user_1', 'DEBIT', 500, 500, 'order', 'order_1', 5),
+             ('txn_m', 'user_1', 'REDEEM', 200, 700, 'card', NULL, 6);",
+        )
+        .expect("version 10 data");
+
+        migrate(&mut conn).expect("version 11");
+
+        let ids: Vec<String> = conn
+            .prepare("SELECT id FROM wallet_transactions ORDER BY created_at, rowid")
+            .expect("query")
+            .query_map([], |r| r.get(0))
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("ids");
+        assert_eq!(
+            ids,
+            ["txn_z", "txn_a", "txn_m"],
+            "rows and their order survive"
+        );
+        let insert = |id: &str, kind: &str, amount: i64| {
+            conn.execute(
+                "INSERT INTO wallet_transactions (id, user_id, kind, amount, balance_after, \
+                 description, created_at) VALUES (?1, 'user_1', ?2, ?3, 0, 'x', 7)",
+                rusqlite::params![id, kind, amount],
+            )
+        };
+        insert("txn_adj", "ADJUSTMENT", -700).expect("a negative adjustment");
+        assert!(
+            insert("txn_zero", "ADJUSTMENT", 0).is_err(),
+            "a zero adjustment"
+        );
+        assert!(insert("txn_neg", "DEBIT", -1).is_err(), "a negative debit");
+        assert!(insert("txn_bad", "GIFT", 1).is_err(), "an unknown kind");
+    }
+
     #[test]
     fn version_8_carries_the_event_log_into_the_feed() {
         let mut conn = Connection::open_in_memory().expect("a database");

@@ -13,7 +13,9 @@ use giftify_shared::ids::{OrderId, TransactionId, UserId};
 use giftify_shared::ledger::Movement;
 use giftify_shared::ledger::Posting;
 use giftify_shared::ports::Wallets;
-use giftify_shared::wallet::{Page, PageRequest, TransactionType, WalletTransaction};
+use giftify_shared::wallet::{
+    Page, PageRequest, TransactionFilter, TransactionType, WalletTransaction,
+};
 use giftify_shared::{Error, Paise, Result};
 use rusqlite::{Connection, Row, params};
 
@@ -136,17 +138,19 @@ impl Wallets for SqliteStore {
     async fn transactions(
         &self,
         user: &UserId,
-        kind: Option<TransactionType>,
+        filter: &TransactionFilter,
         page: PageRequest,
     ) -> Result<Page<WalletTransaction>> {
         let user = user.clone();
-        let kind = kind.map(TransactionType::as_str);
+        let kind = filter.kind.map(TransactionType::as_str);
+        let (from, to) = (filter.from.map(ts), filter.to.map(ts));
         self.read(move |conn| {
             let total = count(
                 conn,
                 "SELECT COUNT(*) FROM wallet_transactions \
-                 WHERE user_id = ?1 AND (?2 IS NULL OR kind = ?2)",
-                params![user.as_str(), kind],
+                 WHERE user_id = ?1 AND (?2 IS NULL OR kind = ?2) \
+                 AND created_at >= coalesce(?3, created_at) AND (?4 IS NULL OR created_at < ?4)",
+                params![user.as_str(), kind, from, to],
             )?;
             let (limit, offset) = page_bounds(page);
             // rowid breaks ties within a millisecond: rows are never deleted, so it is the
@@ -156,9 +160,11 @@ impl Wallets for SqliteStore {
                 &format!(
                     "SELECT {TRANSACTION_COLUMNS} FROM wallet_transactions \
                      WHERE user_id = ?1 AND (?2 IS NULL OR kind = ?2) \
+                     AND created_at >= coalesce(?5, created_at) \
+                     AND (?6 IS NULL OR created_at < ?6) \
                      ORDER BY created_at DESC, rowid DESC LIMIT ?3 OFFSET ?4"
                 ),
-                params![user.as_str(), kind, limit, offset],
+                params![user.as_str(), kind, limit, offset, from, to],
                 transaction_from_row,
             )?;
             Ok(Page {

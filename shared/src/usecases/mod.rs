@@ -26,6 +26,7 @@ pub use keyed::{Keyed, KeyedRequest, KeyedRun};
 pub use operations::{ReconcileReport, RedriveReport};
 pub use ordering::{OrderRequest, Placed};
 pub use support::{AccountOverview, admin_reason};
+pub use wallet::{MAX_STATEMENT_DAYS, MAX_STATEMENT_ENTRIES, Statement};
 pub use webhooks::{CLAIM_LEASE, Dispatched, RECOVER_READS, RECOVER_SENDS, Recovery};
 
 use crate::api_keys::KeyRateLimit;

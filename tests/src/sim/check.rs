@@ -31,7 +31,9 @@ use giftify_shared::events::Event;
 use giftify_shared::ids::{GiftCardId, OrderId, UserId, VariantId};
 use giftify_shared::order::{Order, OrderSource, OrderStatus, final_status, refund_amount};
 use giftify_shared::vault::{GiftCard, GiftCardStatus};
-use giftify_shared::wallet::{Page, PageRequest, TransactionType, WalletTransaction};
+use giftify_shared::wallet::{
+    Page, PageRequest, TransactionFilter, TransactionType, WalletTransaction,
+};
 use giftify_shared::{Giftify, Paise, Result};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -131,7 +133,8 @@ impl Checker {
             }
             wallets.push(Wallet {
                 balance: ports.wallets.balance(user).await?,
-                ledger: all_pages(|p| ports.wallets.transactions(user, None, p)).await?,
+                ledger: all_pages(|p| ports.wallets.transactions(user, &TransactionFilter::ALL, p))
+                    .await?,
                 orders: all_pages(|p| ports.orders.orders_of(user, None, p)).await?,
                 cards: by_order,
             });

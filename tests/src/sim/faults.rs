@@ -32,7 +32,7 @@ use giftify_shared::ports::{
     Orders, Ports, QueueOps, Wallets,
 };
 use giftify_shared::vault::{GiftCard, RevealAudit};
-use giftify_shared::wallet::{Page, PageRequest, TransactionType, WalletTransaction};
+use giftify_shared::wallet::{Page, PageRequest, TransactionFilter, WalletTransaction};
 use giftify_shared::{Error, Paise, Result};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -196,12 +196,12 @@ impl Wallets for Faulty<dyn Wallets> {
     async fn transactions(
         &self,
         user: &UserId,
-        kind: Option<TransactionType>,
+        filter: &TransactionFilter,
         page: PageRequest,
     ) -> Result<Page<WalletTransaction>> {
         self.0
             .call("wallets.transactions", false, || {
-                self.1.transactions(user, kind, page)
+                self.1.transactions(user, filter, page)
             })
             .await
     }

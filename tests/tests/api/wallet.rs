@@ -194,7 +194,195 @@ async fn a_failed_request_replays_its_error_under_the_same_key(backend: Backend)
     bad.assert_error(400, "VALIDATION_ERROR");
 }
 
+/// Splits one CSV line into its fields (RFC 4180 quoting).
+fn csv_fields(line: &str) -> Vec<String> {
+    let (mut fields, mut field, mut quoted) = (Vec::new(), String::new(), false);
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                field.push('"');
+                chars.next();
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => fields.push(std::mem::take(&mut field)),
+            (c, _) => field.push(c),
+        }
+    }
+    fields.push(field);
+    fields
+}
+
+/// Rupees with two decimals back to paise.
+fn paise(rupees: &str) -> i64 {
+    let negative = rupees.starts_with('-');
+    let (whole, fraction) = rupees
+        .trim_start_matches('-')
+        .split_once('.')
+        .expect("two decimals");
+    let value =
+        whole.parse::<i64>().expect("rupees") * 100 + fraction.parse::<i64>().expect("paise");
+    if negative { -value } else { value }
+}
+
+/// The statement's rows, checked to add up: each balance is the one before plus the amount,
+/// and the last is the closing balance. Returns (opening, the transaction rows, closing).
+fn checked_statement(csv: &str) -> (i64, Vec<Vec<String>>, i64) {
+    let lines: Vec<&str> = csv.split("\r\n").filter(|l| !l.is_empty()).collect();
+    assert_eq!(
+        lines[0],
+        "time,transactionId,type,description,orderId,amount,balanceAfter"
+    );
+    let rows: Vec<Vec<String>> = lines[1..].iter().map(|l| csv_fields(l)).collect();
+    let (first, last) = (&rows[0], &rows[rows.len() - 1]);
+    assert_eq!(first[2], "OPENING_BALANCE");
+    assert_eq!(last[2], "CLOSING_BALANCE");
+    let opening = paise(&first[6]);
+    let entries = rows[1..rows.len() - 1].to_vec();
+    let mut running = opening;
+    for row in &entries {
+        running += paise(&row[5]);
+        assert_eq!(paise(&row[6]), running, "{row:?}");
+    }
+    let closing = paise(&last[6]);
+    assert_eq!(running, closing, "the statement adds up");
+    (opening, entries, closing)
+}
+
+/// The history filters by period, and the CSV statement holds exactly the ledger: its rows are
+/// the transactions, its amounts add up from the opening to the closing balance, and text a
+/// spreadsheet would run is defused.
+async fn a_statement_holds_the_ledger_and_adds_up(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let user = app.register("statement").await;
+    let other = app.funded_user("statement-other", 5_000).await;
+    let first = app
+        .post(
+            "/wallet/topup",
+            Some(&user.token),
+            json!({"amount": 100_000, "description": "=HYPERLINK(\"x\"), then some"}),
+        )
+        .await;
+    assert_eq!(first.status, 200, "{:?}", first.body);
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let since = chrono::Utc::now();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    assert_eq!(app.top_up(&user, 25_050).await.status, 200);
+    let (variant, price, _) = app.some_variant().await;
+    let ordered = app
+        .order_items(&user, json!([{"variantId": variant, "quantity": 1}]))
+        .await;
+    assert_eq!(ordered.status, 202, "{:?}", ordered.body);
+    app.drain_queue().await;
+    let adjusted = app
+        .call(
+            Method::POST,
+            &format!("/admin/users/{}/wallet/adjustments", user.id),
+            Some(&app.admin_token),
+            Some(json!({"amount": -50, "reason": "Rounding, ticket 7"})),
+            &[("idempotency-key", "statement-adj")],
+        )
+        .await;
+    assert_eq!(adjusted.status, 200, "{:?}", adjusted.body);
+    let balance = app.balance(&user).await;
+    assert_eq!(balance, 100_000 + 25_050 - price - 50);
+
+    let yesterday = (chrono::Utc::now() - chrono::Duration::days(1)).format("%Y-%m-%d");
+    let whole = app
+        .get(
+            &format!("/wallet/statement.csv?from={yesterday}"),
+            Some(&user.token),
+        )
+        .await;
+    assert_eq!(whole.status, 200, "{:?}", whole.body);
+    assert!(
+        whole
+            .header("content-type")
+            .is_some_and(|t| t.starts_with("text/csv")),
+        "{:?}",
+        whole.header("content-type")
+    );
+    assert!(
+        whole
+            .header("content-disposition")
+            .is_some_and(|d| d.starts_with("attachment; filename=\"giftify-statement-"))
+    );
+    let csv = whole.body.as_str().expect("csv text");
+    let (opening, entries, closing) = checked_statement(csv);
+    assert_eq!((opening, closing), (0, balance));
+    let history = app
+        .get("/wallet/transactions?limit=100", Some(&user.token))
+        .await;
+    let mut ledger: Vec<String> = history.data()["transactions"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|t| t["transactionId"].as_str().expect("id").to_string())
+        .collect();
+    ledger.reverse();
+    let rows: Vec<String> = entries.iter().map(|row| row[1].clone()).collect();
+    assert_eq!(rows, ledger, "the statement is the ledger, oldest first");
+    assert_eq!(
+        entries[0][3], "'=HYPERLINK(\"x\"), then some",
+        "defused and quoted back"
+    );
+    assert!(
+        entries
+            .iter()
+            .any(|row| row[2] == "ADJUSTMENT" && row[5] == "-0.50")
+    );
+    assert!(!csv.contains(&other.id), "only the caller's wallet");
+
+    let since_text = since.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let part = app
+        .get(
+            &format!(
+                "/wallet/statement.csv?from={}",
+                since_text.replace('+', "%2B")
+            ),
+            Some(&user.token),
+        )
+        .await;
+    let (opening, entries, closing) = checked_statement(part.body.as_str().expect("csv"));
+    assert_eq!(opening, 100_000, "the balance when the period opens");
+    assert_eq!(entries.len(), ledger.len() - 1);
+    assert_eq!(closing, balance);
+    let listed = app
+        .get(
+            &format!(
+                "/wallet/transactions?from={}",
+                since_text.replace('+', "%2B")
+            ),
+            Some(&user.token),
+        )
+        .await;
+    assert_eq!(
+        listed.data()["pagination"]["total"].as_u64(),
+        Some(entries.len() as u64)
+    );
+    let empty = app
+        .get("/wallet/transactions?to=2020-01-01", Some(&user.token))
+        .await;
+    assert_eq!(empty.data()["pagination"]["total"], 0);
+
+    for bad in [
+        "/wallet/statement.csv?from=yesterday",
+        "/wallet/statement.csv?from=2026-01-02&to=2026-01-01",
+        "/wallet/statement.csv?from=2024-01-01&to=2026-01-01",
+        "/wallet/transactions?from=2026-01-02&to=2026-01-01",
+        "/wallet/transactions?to=soon",
+    ] {
+        app.get(bad, Some(&user.token))
+            .await
+            .assert_error(400, "VALIDATION_ERROR");
+    }
+    app.get("/wallet/statement.csv", None)
+        .await
+        .assert_error(401, "UNAUTHORIZED");
+}
+
 crate::on_both_backends!(
+    a_statement_holds_the_ledger_and_adds_up,
     a_top_up_credits_the_wallet_and_shows_in_the_history,
     top_up_amounts_outside_1_paisa_to_1_lakh_are_400,
     the_balance_may_not_exceed_two_lakh,

@@ -10,6 +10,7 @@ use giftify_shared::ids::{ProductId, VariantId};
 use giftify_shared::order::OrderSource;
 use giftify_shared::ports::Ports;
 use giftify_shared::wallet::PageRequest;
+use giftify_shared::wallet::TransactionFilter;
 use giftify_shared::{Error, Paise};
 
 fn variants(cart: &giftify_shared::cart::Cart) -> Vec<(&VariantId, u32)> {
@@ -229,7 +230,11 @@ pub async fn a_checkout_of_a_changed_or_locked_cart_fails_and_changes_nothing(
     );
     let history = ports
         .wallets
-        .transactions(&owner.id, None, PageRequest::new(None, None, 20)?)
+        .transactions(
+            &owner.id,
+            &TransactionFilter::ALL,
+            PageRequest::new(None, None, 20)?,
+        )
         .await?;
     assert_eq!(history.total, 2);
     assert_ledger_consistent(ports, &owner.id).await

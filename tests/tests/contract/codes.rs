@@ -13,6 +13,7 @@ use giftify_shared::ids::{ProductId, VariantId};
 use giftify_shared::order::{Fulfillment, Order};
 use giftify_shared::ports::Ports;
 use giftify_shared::vault::GiftCardStatus;
+use giftify_shared::wallet::TransactionFilter;
 use giftify_shared::wallet::TransactionType;
 use secrecy::ExposeSecret;
 
@@ -833,7 +834,7 @@ pub async fn the_money_rule_holds_through_a_return_and_a_redemption(ports: &Port
             .wallets
             .transactions(
                 user,
-                None,
+                &TransactionFilter::ALL,
                 giftify_shared::wallet::PageRequest::new(None, None, 100)?,
             )
             .await?;

@@ -13,6 +13,7 @@ use giftify_shared::labels::{ClientReference, Metadata, OrderLabels};
 use giftify_shared::ledger::describe;
 use giftify_shared::order::{Cancellation, Closing, Order, OrderSource, OrderStatus, RefundReason};
 use giftify_shared::ports::Ports;
+use giftify_shared::wallet::TransactionFilter;
 use giftify_shared::wallet::{PageRequest, TransactionType};
 use giftify_shared::{Error, Paise};
 use secrecy::ExposeSecret;
@@ -101,7 +102,7 @@ pub async fn placing_an_order_with_insufficient_balance_changes_nothing(
     assert_eq!(ports.wallets.balance(&owner.id).await?.get(), 10_000);
     let history = ports
         .wallets
-        .transactions(&owner.id, None, page(1, 20)?)
+        .transactions(&owner.id, &TransactionFilter::ALL, page(1, 20)?)
         .await?;
     assert_eq!(history.total, 1, "only the top-up");
     assert_eq!(
@@ -1030,7 +1031,7 @@ pub async fn wallet_records_carry_the_cores_descriptions(ports: &Ports) -> Resul
 
     let history = ports
         .wallets
-        .transactions(&owner.id, None, page(1, 20)?)
+        .transactions(&owner.id, &TransactionFilter::ALL, page(1, 20)?)
         .await?;
     let mut descriptions: Vec<&str> = history
         .items

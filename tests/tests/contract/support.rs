@@ -17,6 +17,7 @@ use giftify_shared::ports::Ports;
 use giftify_shared::user::{Email, NewUser, Role, User};
 use giftify_shared::vault::{CardKey, CardVault, GiftCard, GiftCardStatus};
 use giftify_shared::wallet::PageRequest;
+use giftify_shared::wallet::TransactionFilter;
 use std::sync::OnceLock;
 
 /// The wallet limit the suite tops up against unless a case says otherwise.
@@ -307,7 +308,11 @@ pub async fn assert_ledger_consistent(ports: &Ports, user: &UserId) -> Result<()
     let balance = ports.wallets.balance(user).await?;
     let page = ports
         .wallets
-        .transactions(user, None, PageRequest::new(Some(1), Some(100), 100)?)
+        .transactions(
+            user,
+            &TransactionFilter::ALL,
+            PageRequest::new(Some(1), Some(100), 100)?,
+        )
         .await?;
     ensure!(page.total <= 100, "the ledger check reads one page");
     let mut running = 0i64;

@@ -7,6 +7,7 @@ use giftify_shared::ids::{TransactionId, UserId};
 use giftify_shared::ledger::{Movement, Posting};
 use giftify_shared::order::OrderSource;
 use giftify_shared::ports::Ports;
+use giftify_shared::wallet::TransactionFilter;
 use giftify_shared::wallet::{PageRequest, TransactionType};
 use giftify_shared::{Error, Paise};
 
@@ -101,7 +102,7 @@ pub async fn transactions_are_listed_newest_first_filtered_and_paged(ports: &Por
     let page = |page, limit| PageRequest::new(Some(page), Some(limit), 20);
     let first = ports
         .wallets
-        .transactions(&owner.id, None, page(1, 2)?)
+        .transactions(&owner.id, &TransactionFilter::ALL, page(1, 2)?)
         .await?;
     assert_eq!(first.total, 4);
     assert!(first.has_next());
@@ -115,7 +116,7 @@ pub async fn transactions_are_listed_newest_first_filtered_and_paged(ports: &Por
     assert_eq!(first.items[1].id, ids[2]);
     let second = ports
         .wallets
-        .transactions(&owner.id, None, page(2, 2)?)
+        .transactions(&owner.id, &TransactionFilter::ALL, page(2, 2)?)
         .await?;
     let second_ids: Vec<&TransactionId> = second.items.iter().map(|t| &t.id).collect();
     assert_eq!(second_ids, vec![&ids[1], &ids[0]]);
@@ -123,7 +124,11 @@ pub async fn transactions_are_listed_newest_first_filtered_and_paged(ports: &Por
 
     let credits = ports
         .wallets
-        .transactions(&owner.id, Some(TransactionType::Credit), page(1, 20)?)
+        .transactions(
+            &owner.id,
+            &TransactionFilter::of_kind(TransactionType::Credit),
+            page(1, 20)?,
+        )
         .await?;
     assert_eq!(credits.total, 3);
     assert!(
@@ -144,7 +149,7 @@ pub async fn transactions_are_listed_newest_first_filtered_and_paged(ports: &Por
     assert_eq!(
         ports
             .wallets
-            .transactions(&stranger.id, None, page(1, 20)?)
+            .transactions(&stranger.id, &TransactionFilter::ALL, page(1, 20)?)
             .await?
             .total,
         0
@@ -247,4 +252,54 @@ pub async fn an_adjustment_moves_the_balance_either_way_within_the_balance_rules
     assert!(matches!(err, Error::NotFound(_)), "{err:?}");
     assert!(adjustment(0).is_err(), "a zero correction is refused");
     assert_ledger_consistent(ports, &owner.id).await
+}
+
+pub async fn transactions_are_filtered_by_a_half_open_period(ports: &Ports) -> Result<()> {
+    let page = |page, limit| PageRequest::new(Some(page), Some(limit), 20);
+    let owner = user(ports).await?;
+    let t0 = now();
+    let mut ids = Vec::new();
+    for minute in 0..4 {
+        let mut t = top_up(&owner.id, 1_000 * (minute + 1));
+        t.movement.at = t0 + Duration::minutes(minute);
+        ids.push(ports.wallets.top_up(&t).await?.id);
+    }
+    let period = TransactionFilter::new(
+        None,
+        Some(t0 + Duration::minutes(1)),
+        Some(t0 + Duration::minutes(3)),
+    )?;
+    let found = ports
+        .wallets
+        .transactions(&owner.id, &period, page(1, 20)?)
+        .await?;
+    let listed: Vec<_> = found.items.iter().map(|t| t.id.clone()).collect();
+    assert_eq!(
+        listed,
+        vec![ids[2].clone(), ids[1].clone()],
+        "from is inclusive, to exclusive, newest first"
+    );
+    assert_eq!(found.total, 2);
+    let before = TransactionFilter::new(None, None, Some(t0 + Duration::minutes(1)))?;
+    let first = ports
+        .wallets
+        .transactions(&owner.id, &before, page(1, 1)?)
+        .await?;
+    assert_eq!(first.items[0].id, ids[0]);
+    assert_eq!(first.total, 1);
+    let none = TransactionFilter::new(
+        Some(TransactionType::Debit),
+        Some(t0),
+        Some(t0 + Duration::minutes(10)),
+    )?;
+    assert_eq!(
+        ports
+            .wallets
+            .transactions(&owner.id, &none, page(1, 20)?)
+            .await?
+            .total,
+        0
+    );
+    assert!(TransactionFilter::new(None, Some(t0), Some(t0)).is_err());
+    Ok(())
 }
