@@ -11,6 +11,7 @@ use std::str::FromStr;
 
 /// An error inside a transaction: a SQLite failure (translated when it leaves the adapter) or
 /// a domain outcome such as `InsufficientBalance` that rolls the transaction back.
+#[derive(Debug)]
 pub(crate) enum DbError {
     Sql(rusqlite::Error),
     Domain(Error),

@@ -513,8 +513,46 @@ ALTER TABLE wallet_transactions_v11 RENAME TO wallet_transactions;
 CREATE INDEX wallet_transactions_by_user ON wallet_transactions (user_id, created_at);
 "#;
 
+/// The head of each message group, kept by triggers on every insert, visibility change and
+/// delete of a message: a receive reads the visible heads (one row per group) instead of
+/// grouping the whole queue, so its cost does not grow with the backlog.
+const V12: &str = r#"
+CREATE TABLE queue_heads (
+    group_id   TEXT PRIMARY KEY,
+    seq        INTEGER NOT NULL UNIQUE,
+    visible_at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX queue_heads_by_visibility ON queue_heads (visible_at, seq);
+INSERT INTO queue_heads (group_id, seq, visible_at)
+    SELECT m.group_id, m.seq, m.visible_at FROM queue_messages m
+    WHERE m.seq = (SELECT MIN(seq) FROM queue_messages WHERE group_id = m.group_id);
+
+-- A message sent to a group without a head is its head; behind one, it waits (its seq is
+-- larger than every queued message's).
+CREATE TRIGGER queue_heads_on_send AFTER INSERT ON queue_messages
+BEGIN
+    INSERT INTO queue_heads (group_id, seq, visible_at)
+        VALUES (NEW.group_id, NEW.seq, NEW.visible_at)
+        ON CONFLICT (group_id) DO NOTHING;
+END;
+CREATE TRIGGER queue_heads_on_visibility AFTER UPDATE OF visible_at ON queue_messages
+BEGIN
+    UPDATE queue_heads SET visible_at = NEW.visible_at
+        WHERE group_id = NEW.group_id AND seq = NEW.seq;
+END;
+-- A head leaves (acked, dead-lettered): the group's next message, if any, takes its place.
+CREATE TRIGGER queue_heads_on_delete AFTER DELETE ON queue_messages
+BEGIN
+    DELETE FROM queue_heads WHERE group_id = OLD.group_id AND seq = OLD.seq;
+    INSERT INTO queue_heads (group_id, seq, visible_at)
+        SELECT group_id, seq, visible_at FROM queue_messages
+        WHERE group_id = OLD.group_id ORDER BY seq LIMIT 1
+        ON CONFLICT (group_id) DO NOTHING;
+END;
+"#;
+
 /// Every migration in order; a database at version `n` has applied the first `n`.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12];
 
 /// The schema version this build writes.
 pub(crate) const VERSION: i64 = MIGRATIONS.len() as i64;
