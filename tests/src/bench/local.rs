@@ -180,23 +180,23 @@ async fn serve(config: Config, ready: Ready, stopped: watch::Receiver<bool>) {
 
 /// A registered, funded benchmark user.
 #[derive(Clone, Debug)]
-struct BenchUser {
-    token: String,
+pub(super) struct BenchUser {
+    pub(super) token: String,
 }
 
 /// The shared context of the clients of one server.
-struct Ctx {
-    http: reqwest::Client,
-    base: String,
-    variants: Vec<VariantId>,
+pub(super) struct Ctx {
+    pub(super) http: reqwest::Client,
+    pub(super) base: String,
+    pub(super) variants: Vec<VariantId>,
 }
 
 impl Ctx {
-    fn url(&self, path: &str) -> String {
+    pub(super) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
-    async fn register(&self, n: usize) -> Result<BenchUser> {
+    pub(super) async fn register(&self, n: usize) -> Result<BenchUser> {
         let email = format!("bench-{n}-{}@example.com", ulid::Ulid::new());
         let response = self
             .http
@@ -220,7 +220,7 @@ impl Ctx {
         Ok(user)
     }
 
-    async fn top_up(&self, user: &BenchUser) -> Result<()> {
+    pub(super) async fn top_up(&self, user: &BenchUser) -> Result<()> {
         let response = self
             .http
             .post(self.url("/wallet/topup"))
@@ -522,7 +522,7 @@ fn server_side(db: &Path, window: Window) -> Result<(u64, Samples)> {
 }
 
 /// Orders still PENDING or PROCESSING: after a drained run, there must be none.
-fn unfinished(db: &Path) -> Result<u64> {
+pub(super) fn unfinished(db: &Path) -> Result<u64> {
     let conn =
         rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     conn.busy_timeout(Duration::from_secs(5))?;
@@ -628,52 +628,13 @@ async fn phases(
     raw: &limits::RawReport,
 ) -> Result<(Value, Option<Value>)> {
     let _ = (noop, raw);
-    let giftify = &server.stack.giftify;
-    // Every active variant of Giftify's own cards, stocked so no order is partial (a brand
-    // variant's stock is its imported codes).
-    let mut variants = Vec::new();
-    for product in giftify.catalogue().await? {
-        for variant in product
-            .variants
-            .into_iter()
-            .filter(|v| v.fulfillment_source == giftify_shared::codes::FulfillmentSource::Generated)
-        {
-            giftify
-                .ports
-                .catalogue
-                .update_variant(
-                    &variant.id,
-                    &VariantUpdate {
-                        stock_quantity: Some(STOCK),
-                        ..VariantUpdate::default()
-                    },
-                    chrono::Utc::now(),
-                )
-                .await?;
-            variants.push(variant.id);
-        }
-    }
     let ctx = Arc::new(Ctx {
         http: http_client(options.clients)?,
         base: format!("http://{}", server.addr),
-        variants,
+        variants: stocked_variants(server).await?,
     });
     eprintln!("setup: registering and funding {} users", options.clients);
-    let mut users = Vec::new();
-    let mut registering = JoinSet::new();
-    for n in 0..options.clients {
-        let ctx = ctx.clone();
-        registering.spawn(async move { ctx.register(n).await });
-        // Password hashing is CPU-bound: a few at a time is as fast as all at once.
-        if registering.len() >= 4
-            && let Some(done) = registering.join_next().await
-        {
-            users.push(done??);
-        }
-    }
-    while let Some(done) = registering.join_next().await {
-        users.push(done??);
-    }
+    let users = register_users(&ctx, options.clients).await?;
 
     eprintln!(
         "peak: {} closed-loop clients, {:?} warm-up, {:?} measured",
@@ -701,6 +662,55 @@ async fn phases(
         None
     };
     Ok((peak, half))
+}
+
+/// Every active variant of Giftify's own cards, stocked so no order is partial (a brand
+/// variant's stock is its imported codes).
+pub(super) async fn stocked_variants(server: &Server) -> Result<Vec<VariantId>> {
+    let giftify = &server.stack.giftify;
+    let mut variants = Vec::new();
+    for product in giftify.catalogue().await? {
+        for variant in product
+            .variants
+            .into_iter()
+            .filter(|v| v.fulfillment_source == giftify_shared::codes::FulfillmentSource::Generated)
+        {
+            giftify
+                .ports
+                .catalogue
+                .update_variant(
+                    &variant.id,
+                    &VariantUpdate {
+                        stock_quantity: Some(STOCK),
+                        ..VariantUpdate::default()
+                    },
+                    chrono::Utc::now(),
+                )
+                .await?;
+            variants.push(variant.id);
+        }
+    }
+    Ok(variants)
+}
+
+/// `n` registered and funded users.
+pub(super) async fn register_users(ctx: &Arc<Ctx>, n: usize) -> Result<Vec<BenchUser>> {
+    let mut users = Vec::new();
+    let mut registering = JoinSet::new();
+    for n in 0..n {
+        let ctx = ctx.clone();
+        registering.spawn(async move { ctx.register(n).await });
+        // Password hashing is CPU-bound: a few at a time is as fast as all at once.
+        if registering.len() >= 4
+            && let Some(done) = registering.join_next().await
+        {
+            users.push(done??);
+        }
+    }
+    while let Some(done) = registering.join_next().await {
+        users.push(done??);
+    }
+    Ok(users)
 }
 
 /// Waits (bounded) until the queue is empty, so one phase's backlog does not spill into the

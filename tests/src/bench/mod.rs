@@ -2,6 +2,8 @@
 //!
 //! - [`local`]: the embedded stack over HTTP against the limits of [`limits`] (raw SQLite
 //!   through the store ports, a do-nothing axum endpoint, the disk's sync rate);
+//! - [`overload`]: the embedded stack flooded above what its worker fulfils, then drained:
+//!   whether the drain rate holds as the backlog shrinks, against the raw SQLite limit;
 //! - [`cost`]: DynamoDB request units, SQS, SNS and Lambda requests per order on the AWS
 //!   backend (moto), priced per million orders;
 //! - [`codes`]: the brand code import rate, and fulfilled orders/s of an INVENTORY variant
@@ -19,6 +21,7 @@ pub mod cost;
 pub mod dynamo_units;
 pub mod limits;
 pub mod local;
+pub mod overload;
 pub mod stats;
 
 use serde_json::{Value, json};

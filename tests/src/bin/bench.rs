@@ -2,6 +2,7 @@
 //!
 //! ```sh
 //! cargo run --release -p giftify-tests --bin bench -- local --clients 32 --duration 20
+//! cargo run --release -p giftify-tests --bin bench -- overload --users 100 --duration 15
 //! cargo run --release -p giftify-tests --bin bench -- cost --orders 20
 //! cargo run --release -p giftify-tests --bin bench -- lambda --runs 7
 //! cargo run --release -p giftify-tests --bin bench -- codes --imports 5 --tasks 16
@@ -11,7 +12,7 @@
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
-use giftify_tests::bench::{self, codes, coldstart, cost, local, stats};
+use giftify_tests::bench::{self, codes, coldstart, cost, local, overload, stats};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -32,12 +33,39 @@ struct Cli {
 enum Command {
     /// The embedded stack over HTTP on loopback, against raw SQLite and a no-op endpoint.
     Local(LocalArgs),
+    /// The embedded stack flooded above what its worker fulfils for a while, then drained.
+    Overload(OverloadArgs),
     /// DynamoDB units, SQS, SNS and Lambda requests per order on moto, in USD per million.
     Cost(CostArgs),
     /// Lambda package sizes and cold starts of the release binaries (build them first).
     Lambda(LambdaArgs),
     /// Brand codes: the import rate, and fulfilled orders/s INVENTORY against GENERATED.
     Codes(CodesArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+struct OverloadArgs {
+    /// Users, each its own message group.
+    #[arg(long, default_value_t = 100)]
+    users: usize,
+    /// Concurrent clients placing orders.
+    #[arg(long, default_value_t = 32)]
+    connections: usize,
+    /// Seconds of load.
+    #[arg(long, default_value_t = 15)]
+    duration: u64,
+    /// Longest wait, in seconds, for the backlog to drain.
+    #[arg(long, default_value_t = 600)]
+    drain_timeout: u64,
+    /// Seconds the raw SQLite limit is measured.
+    #[arg(long, default_value_t = 10)]
+    limit_duration: u64,
+    /// Directory for the fresh data dirs (default: the system temp dir).
+    #[arg(long)]
+    scratch: Option<PathBuf>,
+    /// Where to write the JSON report.
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -124,11 +152,35 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Local(args)) => run_local(&args),
+        Some(Command::Overload(args)) => run_overload(&args),
         Some(Command::Cost(args)) => run_cost(&args),
         Some(Command::Lambda(args)) => run_lambda(&args),
         Some(Command::Codes(args)) => run_codes(&args),
         None => run_local(&cli.local),
     }
+}
+
+fn run_overload(args: &OverloadArgs) -> Result<()> {
+    let load_at_start = stats::load_average();
+    eprintln!("load average at start: {load_at_start:?}");
+    anyhow::ensure!(
+        args.users > 0 && args.connections > 0,
+        "--users and --connections must be positive"
+    );
+    if cfg!(debug_assertions) {
+        eprintln!("warning: a debug build; run with --release for figures worth keeping");
+    }
+    let options = overload::OverloadOptions {
+        users: args.users,
+        connections: args.connections,
+        duration: Duration::from_secs(args.duration.max(1)),
+        drain_timeout: Duration::from_secs(args.drain_timeout.max(1)),
+        limit_duration: Duration::from_secs(args.limit_duration.max(1)),
+        scratch: args.scratch.clone(),
+    };
+    let figures = overload::run(&options)?;
+    print!("{}", overload::table(&figures));
+    save_report("overload", figures, load_at_start, args.out.as_deref())
 }
 
 fn run_codes(args: &CodesArgs) -> Result<()> {
