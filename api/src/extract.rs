@@ -375,9 +375,11 @@ async fn signed_in(state: &AppState, token: &str) -> Result<AuthUser, ApiError> 
 pub struct PeerAddress(pub std::net::IpAddr);
 
 /// Where a request came from, to count registrations per client: the TCP peer locally, API
-/// Gateway's `sourceIp` on Lambda. Headers such as `X-Forwarded-For` are not trusted: any
-/// client can write them. A request that reaches the router with neither (handed to it in the
-/// same process) counts as `unknown`, one client.
+/// Gateway's `sourceIp` on Lambda. An IPv6 client counts by its /64, the block one subscriber
+/// gets, so it cannot take a fresh budget with each of its addresses. Headers such as
+/// `X-Forwarded-For` are not trusted: any client can write them (so behind a local reverse
+/// proxy every client is the proxy). A request that reaches the router with neither (handed
+/// to it in the same process) counts as `unknown`, one client.
 #[derive(Clone, Debug)]
 pub struct ClientAddress(pub String);
 
@@ -386,7 +388,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         if let Some(PeerAddress(ip)) = parts.extensions.get::<PeerAddress>() {
-            return Ok(ClientAddress(ip.to_string()));
+            return Ok(ClientAddress(counted_as(*ip)));
         }
         let from_gateway = match parts
             .extensions
@@ -398,8 +400,24 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
             _ => None,
         };
         Ok(ClientAddress(
-            from_gateway.unwrap_or_else(|| "unknown".into()),
+            from_gateway
+                .and_then(|ip| ip.parse().ok())
+                .map_or_else(|| "unknown".into(), counted_as),
         ))
+    }
+}
+
+/// The client an address counts as: itself for IPv4, its /64 for IPv6.
+fn counted_as(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let block = u128::from(v6) & !((1u128 << 64) - 1);
+                format!("{}/64", std::net::Ipv6Addr::from(block))
+            }
+        },
     }
 }
 
@@ -451,6 +469,22 @@ mod tests {
     use super::*;
     use axum::http::HeaderValue;
     use serde::Deserialize;
+
+    #[test]
+    fn an_ipv6_client_counts_by_its_64_block() {
+        let ip = |raw: &str| raw.parse::<std::net::IpAddr>().unwrap();
+        assert_eq!(counted_as(ip("203.0.113.9")), "203.0.113.9");
+        assert_eq!(
+            counted_as(ip("2001:db8:1:2:aaaa::1")),
+            counted_as(ip("2001:db8:1:2:bbbb::9"))
+        );
+        assert_eq!(counted_as(ip("2001:db8:1:2::5")), "2001:db8:1:2::/64");
+        assert_ne!(
+            counted_as(ip("2001:db8:1:2::1")),
+            counted_as(ip("2001:db8:1:3::1"))
+        );
+        assert_eq!(counted_as(ip("::ffff:203.0.113.9")), "203.0.113.9");
+    }
 
     #[derive(Debug, Deserialize)]
     #[serde(deny_unknown_fields, rename_all = "camelCase")]

@@ -224,7 +224,8 @@ impl Modify for ApiKeyErrors {
     }
 }
 
-/// Adds the 401 and 403 answers to every `/webhooks` and `/admin/dead-letters` operation: all
+/// Adds the 401 and 403 answers to every `/webhooks`, `/admin/dead-letters`, `/admin/users`
+/// and `/admin/audit` operation: all
 /// of them are for signed-in admins, and documenting that once keeps many copies of it out of
 /// the API's package.
 struct AdminErrors;
@@ -248,6 +249,7 @@ impl Modify for AdminErrors {
         for (path, item) in openapi.paths.paths.iter_mut() {
             if !(path.starts_with("/webhooks")
                 || path.starts_with("/admin/dead-letters")
+                || path.starts_with("/admin/users")
                 || path == "/admin/audit")
             {
                 continue;
@@ -368,12 +370,13 @@ mod tests {
     }
 
     #[test]
-    fn every_webhooks_dead_letter_and_audit_operation_documents_the_admin_refusals() {
+    fn every_webhooks_dead_letter_audit_and_user_operation_documents_the_admin_refusals() {
         let doc = document();
         let mut operations = 0;
         for (path, item) in doc["paths"].as_object().expect("paths") {
             if !(path.starts_with("/webhooks")
                 || path.starts_with("/admin/dead-letters")
+                || path.starts_with("/admin/users")
                 || path == "/admin/audit")
             {
                 continue;
@@ -385,7 +388,7 @@ mod tests {
                 operations += 1;
             }
         }
-        assert_eq!(operations, 14);
+        assert_eq!(operations, 19);
     }
 
     #[test]

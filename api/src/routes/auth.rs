@@ -184,6 +184,7 @@ pub async fn register(
         (status = 200, description = "Logged in; the session's tokens", body = Envelope<AuthData>),
         (status = 400, description = "VALIDATION_ERROR", body = ErrorEnvelope),
         (status = 401, description = "INVALID_CREDENTIALS", body = ErrorEnvelope),
+        (status = 403, description = "ACCOUNT_SUSPENDED: the right password for a suspended account", body = ErrorEnvelope),
         (status = 429, description = "RATE_LIMITED, with `Retry-After`", body = ErrorEnvelope),
     )
 )]
@@ -225,6 +226,7 @@ pub async fn login(
         (status = 200, description = "The new pair; the presented token is spent", body = Envelope<TokenPair>),
         (status = 400, description = "VALIDATION_ERROR", body = ErrorEnvelope),
         (status = 401, description = "UNAUTHORIZED: unknown, expired, revoked or reused token", body = ErrorEnvelope),
+        (status = 403, description = "ACCOUNT_SUSPENDED: the account was suspended; its sessions are ended", body = ErrorEnvelope),
     )
 )]
 pub async fn refresh(

@@ -190,7 +190,7 @@ pub async fn balance(
             headers(("Idempotent-Replayed" = String, description = "`true` when this replays an earlier request with the same key"))),
         (status = 400, description = "VALIDATION_ERROR: amount outside 1–10000000 paise, bad description or key", body = ErrorEnvelope),
         (status = 401, description = "UNAUTHORIZED or TOKEN_EXPIRED", body = ErrorEnvelope),
-        (status = 403, description = "SELF_TOPUP_DISABLED: this shop credits wallets only through admins (GIFTIFY_SELF_TOPUP=false)", body = ErrorEnvelope),
+        (status = 403, description = "SELF_TOPUP_DISABLED: this shop credits wallets only through admins (GIFTIFY_SELF_TOPUP=false); ACCOUNT_SUSPENDED; or INSUFFICIENT_SCOPE: an API key without wallet:write (`details.requiredScope`)", body = ErrorEnvelope),
         (status = 409, description = "IDEMPOTENCY_IN_PROGRESS", body = ErrorEnvelope),
         (status = 422, description = "WALLET_LIMIT_EXCEEDED or IDEMPOTENCY_KEY_REUSED", body = ErrorEnvelope),
         (status = 429, description = "RATE_LIMITED: too many top-ups (GIFTIFY_USER_RATE_LIMITS) or the API key's budget is spent; see Retry-After", body = ErrorEnvelope,
