@@ -13,9 +13,7 @@ use chrono::{DateTime, Duration, Utc};
 /// The longest period one statement covers.
 pub const MAX_STATEMENT_DAYS: i64 = 366;
 /// Most transactions one statement holds; a busier period is asked for in parts.
-pub const MAX_STATEMENT_ENTRIES: u64 = 10_000;
-/// Transactions read per page while a statement is assembled.
-const STATEMENT_PAGE: u32 = 100;
+pub const MAX_STATEMENT_ENTRIES: u32 = 10_000;
 
 /// A wallet's statement for `[from, to)`: the balance before it, every transaction in it
 /// oldest first, and the balance after it. Opening + Σ changes = closing, always.
@@ -56,9 +54,9 @@ impl Statement {
 
 impl Giftify {
     /// The statement of the user's wallet for `[from, to)`; a `to` in the future is today's
-    /// last moment so far (now). Read as pages newest first; a transaction that commits
-    /// between two pages could shift them, so the statement is read again once when it does
-    /// not add up.
+    /// last moment so far (now). The opening balance and the period are two reads; a
+    /// transaction that commits between them could make the statement not add up, so it is
+    /// read again once when it does not.
     /// # Errors
     /// [`Error::Validation`] for an empty or inverted period, one longer than
     /// [`MAX_STATEMENT_DAYS`], or one with more than [`MAX_STATEMENT_ENTRIES`] transactions.
@@ -101,38 +99,28 @@ impl Giftify {
             .items
             .first()
             .map_or(Paise::new(0), |last| last.balance_after);
-        let mut entries: Vec<WalletTransaction> = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        for page in 1.. {
-            let found = self
-                .transactions(
-                    user,
-                    filter,
-                    PageRequest {
-                        page,
-                        limit: STATEMENT_PAGE,
-                    },
-                )
-                .await?;
-            if found.total > MAX_STATEMENT_ENTRIES {
-                return Err(Error::validation(
-                    "from",
-                    format!(
-                        "the period holds more than {MAX_STATEMENT_ENTRIES} transactions; ask \
-                         for a shorter one"
-                    ),
-                ));
-            }
-            let more = found.has_next();
-            for entry in found.items {
-                if seen.insert(entry.id.to_string()) {
-                    entries.push(entry);
-                }
-            }
-            if !more {
-                break;
-            }
+        // One read of the whole period (DynamoDB reads the user's partition once per call, so
+        // paging it would read it once per page).
+        let found = self
+            .transactions(
+                user,
+                filter,
+                PageRequest {
+                    page: 1,
+                    limit: MAX_STATEMENT_ENTRIES,
+                },
+            )
+            .await?;
+        if found.total > u64::from(MAX_STATEMENT_ENTRIES) {
+            return Err(Error::validation(
+                "from",
+                format!(
+                    "the period holds more than {MAX_STATEMENT_ENTRIES} transactions; ask for a \
+                     shorter one"
+                ),
+            ));
         }
+        let mut entries = found.items;
         entries.reverse();
         let closing = entries.last().map_or(opening, |last| last.balance_after);
         Ok(Statement {

@@ -556,18 +556,8 @@ fn phase_report(name: &str, window: Window, mut stats: ClientStats, db: &Path) -
 
 /// Runs the whole local benchmark and returns its JSON report.
 pub fn run(options: &LocalOptions) -> Result<Value> {
-    let scratch = match &options.scratch {
-        Some(dir) => tempfile::Builder::new()
-            .prefix("giftify-bench-")
-            .tempdir_in(dir)?,
-        None => tempfile::Builder::new()
-            .prefix("giftify-bench-")
-            .tempdir()?,
-    };
-    let clients_runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("bench-client")
-        .build()?;
+    let scratch = super::scratch_dir("giftify-bench-", options.scratch.as_deref())?;
+    let clients_runtime = super::clients_runtime()?;
 
     eprintln!("limits: fdatasync rate of {}", scratch.path().display());
     let fsync = limits::fdatasync_rate(scratch.path())?;

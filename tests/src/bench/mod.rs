@@ -27,6 +27,24 @@ pub mod stats;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 
+/// A fresh scratch dir named `prefix…`, in `dir` or the system temp dir; removed when dropped.
+pub fn scratch_dir(prefix: &str, dir: Option<&Path>) -> std::io::Result<tempfile::TempDir> {
+    let builder = tempfile::Builder::new().prefix(prefix).clone();
+    match dir {
+        Some(dir) => builder.tempdir_in(dir),
+        None => builder.tempdir(),
+    }
+}
+
+/// The clients' runtime: its own threads, apart from the server's, as a load generator on the
+/// same machine would be.
+pub fn clients_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("bench-client")
+        .build()
+}
+
 /// An HTTP client of the benchmark: one shared connection pool, keep-alive, no Nagle delay.
 pub fn http_client(clients: usize) -> anyhow::Result<reqwest::Client> {
     Ok(reqwest::Client::builder()

@@ -47,18 +47,8 @@ const SAMPLE: Duration = Duration::from_millis(500);
 
 /// Runs the overload benchmark and returns its JSON report.
 pub fn run(options: &OverloadOptions) -> Result<Value> {
-    let scratch = match &options.scratch {
-        Some(dir) => tempfile::Builder::new()
-            .prefix("giftify-overload-")
-            .tempdir_in(dir)?,
-        None => tempfile::Builder::new()
-            .prefix("giftify-overload-")
-            .tempdir()?,
-    };
-    let clients = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("bench-client")
-        .build()?;
+    let scratch = super::scratch_dir("giftify-overload-", options.scratch.as_deref())?;
+    let clients = super::clients_runtime()?;
     eprintln!("limit: raw SQLite place + fulfil through the store ports");
     let raw = clients.block_on(limits::raw_sqlite(
         &scratch.path().join("raw"),
