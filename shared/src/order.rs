@@ -106,6 +106,9 @@ pub struct Order {
     pub notified_at: Option<DateTime<Utc>>,
     /// The client's reference and metadata.
     pub labels: OrderLabels,
+    /// The cards this order issued, in issue order; written with its final status, so one
+    /// read of the order names every card it will ever have (returned ones included).
+    pub gift_card_ids: Vec<GiftCardId>,
 }
 
 impl Order {
@@ -222,6 +225,7 @@ impl Order {
             }
             line.fulfilled_quantity = units;
         }
+        done.gift_card_ids = f.cards.iter().map(|card| card.id.clone()).collect();
         if f.status != final_status(&done.items) {
             return bug("the fulfillment status does not match its quantities");
         }

@@ -344,7 +344,10 @@ pub trait Orders: Send + Sync {
 
 #[async_trait]
 pub trait GiftCards: Send + Sync {
-    async fn cards_of_order(&self, order: &OrderId) -> Result<Vec<GiftCard>>;
+    /// The cards with these ids, in the order given; an unknown id is left out. An order's
+    /// cards are [`crate::order::Order::gift_card_ids`], so showing an order with its cards
+    /// reads the order once.
+    async fn cards(&self, ids: &[GiftCardId]) -> Result<Vec<GiftCard>>;
     async fn card(&self, id: &GiftCardId) -> Result<Option<GiftCard>>;
     /// A user's cards across orders, newest first, optionally in one status.
     async fn cards_of_user(

@@ -129,6 +129,18 @@ impl GiftCard {
     }
 }
 
+/// `cards` in the order of `ids` (a batch read answers in any order); a card whose id is not
+/// listed goes last.
+pub fn in_id_order<I: AsRef<str>>(mut cards: Vec<GiftCard>, ids: &[I]) -> Vec<GiftCard> {
+    let place: std::collections::HashMap<&str, usize> = ids
+        .iter()
+        .enumerate()
+        .map(|(at, id)| (id.as_ref(), at))
+        .collect();
+    cards.sort_by_key(|card| place.get(card.id.as_str()).copied().unwrap_or(usize::MAX));
+    cards
+}
+
 impl GiftCard {
     /// The refusal of the card's current status for a use that needs it ACTIVE.
     fn status_refusal(&self) -> Option<CardRefusal> {

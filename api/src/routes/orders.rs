@@ -522,7 +522,7 @@ pub async fn detail(
     let order_id: OrderId = parse_id("orderId", &order_id)?;
     let giftify = state.giftify();
     let order = giftify.order_of(&user.id, &order_id).await?;
-    let cards = giftify.order_cards(&order.id).await?;
+    let cards = giftify.order_cards(&order).await?;
     let is_final = order.status.is_final();
     let (client_reference, metadata) = labels_of(&order);
     let body = ok(OrderDetailData {

@@ -14,7 +14,7 @@ use giftify_shared::codes::FulfillmentSource;
 use giftify_shared::ids::{GiftCardId, OrderId, ProductId, UserId, VariantId};
 use giftify_shared::ports::Catalogue;
 use giftify_shared::ports::GiftCards;
-use giftify_shared::vault::{GiftCard, GiftCardStatus, RevealAudit, SealedCard};
+use giftify_shared::vault::{GiftCard, GiftCardStatus, RevealAudit, SealedCard, in_id_order};
 use giftify_shared::wallet::{Page, PageRequest};
 use giftify_shared::{Error, Result};
 
@@ -116,14 +116,10 @@ impl GiftCards for DynamoStore {
         })
         .collect::<Result<_>>()?;
         let (offset, limit) = (page.offset() as usize, page.limit as usize);
-        let in_order = |mut cards: Vec<GiftCard>, ids: &[String]| {
-            cards.sort_by_key(|c| ids.iter().position(|id| id == c.id.as_str()));
-            cards
-        };
         let (total, items) = match status {
             Some(status) => {
                 let keys = ids.iter().map(|id| item([("giftCardId", s(id))])).collect();
-                let matching: Vec<GiftCard> = in_order(self.batch_get_cards(keys).await?, &ids)
+                let matching: Vec<GiftCard> = in_id_order(self.batch_get_cards(keys).await?, &ids)
                     .into_iter()
                     .filter(|c| c.status == status)
                     .collect();
@@ -141,7 +137,7 @@ impl GiftCards for DynamoStore {
                     .collect();
                 (
                     ids.len(),
-                    in_order(self.batch_get_cards(keys).await?, &page_ids),
+                    in_id_order(self.batch_get_cards(keys).await?, &page_ids),
                 )
             }
         };
@@ -153,24 +149,12 @@ impl GiftCards for DynamoStore {
         })
     }
 
-    async fn cards_of_order(&self, order: &OrderId) -> Result<Vec<GiftCard>> {
-        // The ids are on the order (written in the fulfillment transaction), so a consistent
-        // read shows every card the moment the order shows a final status.
-        let Some(raw) = self.order_raw(order).await? else {
-            return Ok(Vec::new());
-        };
-        let ids: Vec<Item> = Attrs::new(&raw, "orders")
-            .list("giftCardIds")?
+    async fn cards(&self, ids: &[GiftCardId]) -> Result<Vec<GiftCard>> {
+        let keys = ids
             .iter()
-            .map(|id| {
-                id.as_s()
-                    .map(|id| item([("giftCardId", s(id))]))
-                    .map_err(|_| Error::internal("corrupt card id"))
-            })
-            .collect::<Result<_>>()?;
-        let mut cards = self.batch_get_cards(ids).await?;
-        cards.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(cards)
+            .map(|id| item([("giftCardId", s(id.as_str()))]))
+            .collect();
+        Ok(in_id_order(self.batch_get_cards(keys).await?, ids))
     }
 
     async fn card(&self, id: &GiftCardId) -> Result<Option<GiftCard>> {

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use chrono::{DateTime, Utc};
 use giftify_shared::Missing;
-use giftify_shared::ids::{OrderId, ProductId, UserId, VariantId};
+use giftify_shared::ids::{GiftCardId, OrderId, ProductId, UserId, VariantId};
 use giftify_shared::labels::{ClientReference, Metadata, OrderLabels};
 use giftify_shared::order::{
     Analytics, Cancellation, Fulfillment, FulfillmentDetails, Order, OrderLine, OrderPlacement,
@@ -182,6 +182,14 @@ fn order_from(raw: &Item) -> Result<Order> {
         updated_at: a.ts("updatedAt")?,
         notified_at: a.opt_ts("notifiedAt")?,
         labels: labels_from(&a)?,
+        gift_card_ids: a
+            .list("giftCardIds")?
+            .iter()
+            .map(|id| match id.as_s().map(|id| GiftCardId::parse(id)) {
+                Ok(Ok(id)) => Ok(id),
+                _ => Err(Error::internal("a stored gift card id does not parse")),
+            })
+            .collect::<Result<_>>()?,
     })
 }
 
@@ -492,7 +500,7 @@ impl Orders for DynamoStore {
             }
             let done = current.fulfilled_by(f)?;
             let mut transaction = Transaction::new();
-            let card_ids = list(f.cards.iter().map(|c| s(c.id.as_str())).collect());
+            let card_ids = list(done.gift_card_ids.iter().map(|id| s(id.as_str())).collect());
             transaction.push(
                 update(
                     &self.tables.orders,

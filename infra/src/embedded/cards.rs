@@ -12,9 +12,9 @@ use giftify_shared::CardRefusal;
 use giftify_shared::Missing;
 use giftify_shared::card_life::{CardReturn, Redemption};
 use giftify_shared::codes::FulfillmentSource;
-use giftify_shared::ids::{GiftCardId, OrderId, UserId};
+use giftify_shared::ids::{GiftCardId, UserId};
 use giftify_shared::ports::GiftCards;
-use giftify_shared::vault::{GiftCard, GiftCardStatus, RevealAudit, SealedCard};
+use giftify_shared::vault::{GiftCard, GiftCardStatus, RevealAudit, SealedCard, in_id_order};
 use giftify_shared::wallet::{Page, PageRequest};
 use giftify_shared::{Error, Result};
 use rusqlite::{Connection, Row, params};
@@ -258,20 +258,26 @@ impl GiftCards for SqliteStore {
         self.write(move |conn| redeem(conn, &redemption)).await
     }
 
-    async fn cards_of_order(&self, order: &OrderId) -> Result<Vec<GiftCard>> {
-        let order = order.clone();
-        self.read(move |conn| {
-            all(
-                conn,
-                &format!(
-                    "SELECT {CARD_COLUMNS} FROM gift_cards WHERE order_id = ?1 \
-                     ORDER BY issued_at, rowid"
-                ),
-                [order.as_str()],
-                card_from_row,
-            )
-        })
-        .await
+    async fn cards(&self, ids: &[GiftCardId]) -> Result<Vec<GiftCard>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let wanted: Vec<&str> = ids.iter().map(GiftCardId::as_str).collect();
+        let wanted = serde_json::to_string(&wanted).map_err(|e| Error::Internal(e.into()))?;
+        let found = self
+            .read(move |conn| {
+                all(
+                    conn,
+                    &format!(
+                        "SELECT {CARD_COLUMNS} FROM gift_cards \
+                         WHERE id IN (SELECT value FROM json_each(?1))"
+                    ),
+                    [wanted.as_str()],
+                    card_from_row,
+                )
+            })
+            .await?;
+        Ok(in_id_order(found, ids))
     }
 
     async fn card(&self, id: &GiftCardId) -> Result<Option<GiftCard>> {

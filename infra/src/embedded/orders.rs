@@ -90,7 +90,9 @@ fn decode_lines(raw: &str) -> DbResult<Vec<OrderLine>> {
 
 const ORDER_COLUMNS: &str = "id, user_id, status, source, total_amount, paid_amount, \
      refund_amount, lines, attempted_at, fulfilled_at, partial_fulfillment, refund_processed, \
-     created_at, updated_at, notified_at, client_reference, metadata, refund_reason";
+     created_at, updated_at, notified_at, client_reference, metadata, refund_reason, \
+     (SELECT group_concat(c.id, ',' ORDER BY c.rowid) FROM gift_cards c \
+      WHERE c.order_id = orders.id) AS gift_card_ids";
 
 fn order_from_row(row: &Row) -> DbResult<Order> {
     Ok(Order {
@@ -122,6 +124,12 @@ fn order_from_row(row: &Row) -> DbResult<Order> {
                 &row.get::<_, String>("metadata")?,
             )?),
         },
+        gift_card_ids: row
+            .get::<_, Option<String>>("gift_card_ids")?
+            .iter()
+            .flat_map(|ids| ids.split(','))
+            .map(parse_id)
+            .collect::<DbResult<_>>()?,
     })
 }
 

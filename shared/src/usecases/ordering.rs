@@ -189,6 +189,7 @@ impl Giftify {
             updated_at: now,
             notified_at: None,
             labels,
+            gift_card_ids: Vec::new(),
         };
         let idempotency = idempotency.map(|(scope, token)| IdempotencyCommit {
             scope,
@@ -308,8 +309,9 @@ impl Giftify {
         Ok(page.slice(found))
     }
 
-    pub async fn order_cards(&self, order: &OrderId) -> Result<Vec<GiftCard>> {
-        self.ports.gift_cards.cards_of_order(order).await
+    /// The cards of an order as this read of it names them: no second read of the order.
+    pub async fn order_cards(&self, order: &Order) -> Result<Vec<GiftCard>> {
+        self.ports.gift_cards.cards(&order.gift_card_ids).await
     }
 
     pub async fn orders_of(

@@ -325,6 +325,7 @@ async fn one_raw_order(
         updated_at: now,
         notified_at: None,
         labels: Default::default(),
+        gift_card_ids: Vec::new(),
     };
     store
         .place_order(&OrderPlacement {

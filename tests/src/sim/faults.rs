@@ -430,11 +430,9 @@ impl Orders for Faulty<dyn Orders> {
 
 #[async_trait]
 impl GiftCards for Faulty<dyn GiftCards> {
-    async fn cards_of_order(&self, order: &OrderId) -> Result<Vec<GiftCard>> {
+    async fn cards(&self, ids: &[GiftCardId]) -> Result<Vec<GiftCard>> {
         self.0
-            .call("gift_cards.cards_of_order", false, || {
-                self.1.cards_of_order(order)
-            })
+            .call("gift_cards.cards", false, || self.1.cards(ids))
             .await
     }
     async fn card(&self, id: &GiftCardId) -> Result<Option<GiftCard>> {

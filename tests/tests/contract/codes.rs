@@ -257,7 +257,7 @@ pub async fn fulfillment_allocates_each_code_once_and_a_taken_code_is_a_conflict
     assert_eq!(ports.orders.order(&second.id).await?, Some(second.clone()));
     assert_eq!(ports.wallets.balance(&rival.id).await?, balance);
     assert_eq!(stock_of(ports, &entry.variant.id).await?, 1);
-    let cards = ports.gift_cards.cards_of_order(&done.id).await?;
+    let cards = cards_of_order(ports, &done.id).await?;
     let mut issued: Vec<_> = cards.iter().map(|c| c.id.clone()).collect();
     issued.sort();
     let mut allocated: Vec<_> = codes.iter().map(|c| c.id.clone()).collect();
@@ -352,7 +352,7 @@ async fn giftify_card(ports: &Ports) -> Result<(giftify_shared::vault::GiftCard,
     let entry = stocked(ports, &[5]).await?.remove(0);
     let order = place(ports, &owner.id, &[(&entry, 1)]).await?;
     let done = fulfil(ports, &order, &[1]).await?;
-    let card = ports.gift_cards.cards_of_order(&done.id).await?.remove(0);
+    let card = cards_of_order(ports, &done.id).await?.remove(0);
     let number = vault().open(&card.id, &card.sealed)?;
     Ok((card, number.number.expose_secret().to_string()))
 }
@@ -790,7 +790,7 @@ pub async fn stock_and_codes_move_only_for_the_source_they_were_decided_for(
         2,
         "the codes' stock is untouched"
     );
-    assert!(ports.gift_cards.cards_of_order(&order.id).await?.is_empty());
+    assert!(cards_of_order(ports, &order.id).await?.is_empty());
 
     // And the other way: codes for a variant that mints its own cards are refused.
     let minting = stocked(ports, &[0]).await?.remove(0);
@@ -816,7 +816,7 @@ pub async fn the_money_rule_holds_through_a_return_and_a_redemption(ports: &Port
     let entry = stocked(ports, &[5]).await?.remove(0);
     let order = place(ports, &owner.id, &[(&entry, 3)]).await?;
     fulfil(ports, &order, &[3]).await?;
-    let cards = ports.gift_cards.cards_of_order(&order.id).await?;
+    let cards = cards_of_order(ports, &order.id).await?;
     ports
         .gift_cards
         .return_card(&card_return(&cards[0], false))
@@ -846,9 +846,7 @@ pub async fn the_money_rule_holds_through_a_return_and_a_redemption(ports: &Port
             .sum::<i64>();
         balances += ports.wallets.balance(user).await?.get();
     }
-    let kept: i64 = ports
-        .gift_cards
-        .cards_of_order(&order.id)
+    let kept: i64 = cards_of_order(ports, &order.id)
         .await?
         .iter()
         .filter(|c| c.status != GiftCardStatus::Cancelled)
@@ -871,7 +869,7 @@ pub async fn a_returned_brand_code_goes_back_to_its_pool(ports: &Ports) -> Resul
         .orders
         .complete_fulfillment(&fulfillment_from(&processing, &codes, now()))
         .await?;
-    let card = ports.gift_cards.cards_of_order(&order.id).await?.remove(0);
+    let card = cards_of_order(ports, &order.id).await?.remove(0);
     assert_eq!(stock_of(ports, &entry.variant.id).await?, 0);
 
     let back = card_return(&card, true);
@@ -899,7 +897,7 @@ pub async fn a_returned_brand_code_goes_back_to_its_pool(ports: &Ports) -> Resul
         .complete_fulfillment(&fulfillment_from(&processing, &pool, now()))
         .await?;
     assert_eq!(done.items[0].fulfilled_quantity, 1);
-    let reissued = ports.gift_cards.cards_of_order(&next.id).await?.remove(0);
+    let reissued = cards_of_order(ports, &next.id).await?.remove(0);
     assert_eq!(reissued.id, code.id);
     assert_eq!(
         vault()
@@ -928,7 +926,7 @@ pub async fn a_returned_code_of_a_voided_batch_stays_withdrawn(ports: &Ports) ->
         .orders
         .complete_fulfillment(&fulfillment_from(&processing, &codes, now()))
         .await?;
-    let card = ports.gift_cards.cards_of_order(&order.id).await?.remove(0);
+    let card = cards_of_order(ports, &order.id).await?.remove(0);
     ports
         .codes
         .void_batch(&entry.variant.id, &BatchRef::parse("RECALLED")?, now())

@@ -169,6 +169,16 @@ pub fn cart_line(entry: &CatalogueEntry, quantity: u32) -> CartLine {
     }
 }
 
+/// The cards of the order as it is stored now.
+pub async fn cards_of_order(ports: &Ports, order: &OrderId) -> Result<Vec<GiftCard>> {
+    let order = ports.orders.order(order).await?.expect("the order exists");
+    ports
+        .gift_cards
+        .cards(&order.gift_card_ids)
+        .await
+        .map_err(Into::into)
+}
+
 /// A PENDING order of these lines at current prices, as `place_order` receives it.
 pub fn new_order(
     user: &UserId,
@@ -206,6 +216,7 @@ pub fn new_order(
         updated_at: at,
         notified_at: None,
         labels: Default::default(),
+        gift_card_ids: Vec::new(),
     }
 }
 
