@@ -208,6 +208,9 @@ locals {
         GIFTIFY_API_KEY_RATE_LIMIT = tostring(var.api_key_rate_limit)
         GIFTIFY_SELF_TOPUP         = tostring(var.self_top_up)
         GIFTIFY_USER_RATE_LIMITS   = var.user_rate_limits
+        # A status read with Prefer: wait must answer before the function times out: the
+        # cap leaves 3 s for the read, the answer and a cold start's share.
+        GIFTIFY_ORDER_WAIT_MAX_SECS = tostring(max(0, min(20, var.api_function.timeout_seconds - 3)))
       })
       secrets = [aws_secretsmanager_secret.jwt.arn, aws_secretsmanager_secret.card_key.arn]
     }

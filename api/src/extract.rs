@@ -407,6 +407,46 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
     }
 }
 
+/// The `wait` preference of a `Prefer` header (RFC 7240 §4.3): how many seconds the client
+/// is ready to wait for a final answer. Like every preference it is a hint: a malformed one is
+/// ignored, not refused, and the server caps it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PreferWait(pub Option<std::time::Duration>);
+
+impl<S: Send + Sync> FromRequestParts<S> for PreferWait {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(PreferWait(
+            parts
+                .headers
+                .get_all("prefer")
+                .iter()
+                .filter_map(|value| value.to_str().ok())
+                .find_map(wait_preference),
+        ))
+    }
+}
+
+/// The `wait=<delta-seconds>` among a `Prefer` value's comma-separated preferences.
+fn wait_preference(value: &str) -> Option<std::time::Duration> {
+    value.split(',').find_map(|preference| {
+        let token = preference.split(';').next()?.trim();
+        let (name, seconds) = token.split_once('=')?;
+        if !name.trim().eq_ignore_ascii_case("wait") {
+            return None;
+        }
+        let seconds = seconds.trim().trim_matches('"');
+        if seconds.is_empty() || !seconds.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        // Past u64 is "forever", which the server's cap turns into its longest wait.
+        Some(std::time::Duration::from_secs(
+            seconds.parse().unwrap_or(u64::MAX),
+        ))
+    })
+}
+
 /// The client an address counts as: itself for IPv4, its /64 for IPv6.
 fn counted_as(ip: std::net::IpAddr) -> String {
     match ip {
@@ -484,6 +524,32 @@ mod tests {
             counted_as(ip("2001:db8:1:3::1"))
         );
         assert_eq!(counted_as(ip("::ffff:203.0.113.9")), "203.0.113.9");
+    }
+
+    #[test]
+    fn the_wait_preference_is_read_among_others_and_a_malformed_one_is_ignored() {
+        let secs = |n| Some(std::time::Duration::from_secs(n));
+        assert_eq!(wait_preference("wait=5"), secs(5));
+        assert_eq!(wait_preference("respond-async, WAIT = 10"), secs(10));
+        assert_eq!(
+            wait_preference("handling=lenient; x=1, wait=\"3\""),
+            secs(3)
+        );
+        assert_eq!(
+            wait_preference("wait=99999999999999999999999"),
+            secs(u64::MAX)
+        );
+        for ignored in [
+            "wait",
+            "wait=",
+            "wait=-1",
+            "wait=1.5",
+            "wait=soon",
+            "return=minimal",
+            "",
+        ] {
+            assert_eq!(wait_preference(ignored), None, "{ignored}");
+        }
     }
 
     #[derive(Debug, Deserialize)]

@@ -76,6 +76,10 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "budgets per customer: `off`, or `action=REQUESTS/SECONDS` items (register per client address; topup, order, reveal, redeem per account) that change the defaults register=20/3600,topup=10/60,order=30/60,reveal=30/60,redeem=10/60",
     ),
     (
+        "GIFTIFY_ORDER_WAIT_MAX_SECS",
+        "longest a `GET /orders/{id}` with `Prefer: wait=N` is held waiting for the order to become final; 0 turns waiting off (default 20)",
+    ),
+    (
         "GIFTIFY_API_KEY_RATE_LIMIT",
         "requests each API key may make per 10-second window, across every API process (default 100)",
     ),
@@ -151,6 +155,8 @@ pub struct Config {
     pub api_key_rate_limit: u32,
     /// Each customer's budget for registering, topping up, ordering, revealing and redeeming.
     pub user_limits: giftify_shared::rate_limits::ActionLimits,
+    /// The cap on `Prefer: wait` of an order's status read.
+    pub order_wait_max: Duration,
     pub webhook_disable_after: Duration,
     /// Age after which the reconciler re-enqueues a PENDING order.
     pub stale_pending_after: Duration,
@@ -252,6 +258,7 @@ impl Default for Config {
             self_top_up: true,
             api_key_rate_limit: 100,
             user_limits: giftify_shared::rate_limits::ActionLimits::default(),
+            order_wait_max: giftify_shared::order_watch::OrderWait::default().max,
             webhook_disable_after: Duration::from_secs(3 * 86_400),
             stale_pending_after: Duration::from_secs(120),
             stuck_order_refund_after: Duration::from_secs(900),
@@ -332,6 +339,10 @@ impl Config {
         if let Some(spec) = var("GIFTIFY_USER_RATE_LIMITS") {
             config.user_limits = giftify_shared::rate_limits::ActionLimits::parse(&spec)
                 .map_err(|error| anyhow::anyhow!("GIFTIFY_USER_RATE_LIMITS: {error}"))?;
+        }
+        if let Some(n) = var("GIFTIFY_ORDER_WAIT_MAX_SECS") {
+            config.order_wait_max =
+                Duration::from_secs(parse_in("GIFTIFY_ORDER_WAIT_MAX_SECS", &n, 0, 60)? as u64);
         }
         if let Some(n) = var("GIFTIFY_API_KEY_RATE_LIMIT") {
             config.api_key_rate_limit =
@@ -416,6 +427,10 @@ impl Config {
             webhook_disable_after: chrono::Duration::from_std(self.webhook_disable_after)
                 .unwrap_or(chrono::Duration::days(3)),
             user_limits: self.user_limits,
+            order_wait: giftify_shared::order_watch::OrderWait {
+                max: self.order_wait_max,
+                ..Default::default()
+            },
             key_rate_limit: giftify_shared::api_keys::KeyRateLimit {
                 requests: self.api_key_rate_limit,
                 ..Default::default()

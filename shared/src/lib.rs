@@ -22,6 +22,7 @@ pub mod labels;
 pub mod ledger;
 pub mod money;
 pub mod order;
+pub mod order_watch;
 pub mod ports;
 pub mod rate_limits;
 pub mod sandbox;

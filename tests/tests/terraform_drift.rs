@@ -32,6 +32,10 @@ const API_ONLY: &[(&str, &str)] = &[
         "GIFTIFY_USER_RATE_LIMITS",
         "only the API serves the limited actions",
     ),
+    (
+        "GIFTIFY_ORDER_WAIT_MAX_SECS",
+        "only the API serves status reads that wait",
+    ),
 ];
 
 /// Variables of `ENV_VARS` that no Lambda is given, and why. Anything else the code reads must

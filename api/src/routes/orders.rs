@@ -4,7 +4,7 @@
 use crate::AppState;
 use crate::dto::{OrderStatusDto, Pagination, UserOrderListQuery};
 use crate::error::{ApiError, ErrorEnvelope};
-use crate::extract::{ApiPath, ApiQuery, AuthUser, JsonBody, parse_id};
+use crate::extract::{ApiPath, ApiQuery, AuthUser, JsonBody, PreferWait, parse_id};
 use crate::idempotency::{answer, keyed_request};
 use crate::lambda_metrics::BusinessEvent::{OrderAccepted, OrderCancelled};
 use crate::response::{Envelope, date, no_store, ok, timestamp};
@@ -501,11 +501,17 @@ pub async fn list(
 
 /// One of the caller's orders, with its cards (numbers masked).
 ///
-/// While the order is not final the response carries `Retry-After: 1`.
+/// While the order is not final the response carries `Retry-After: 1`. Instead of polling, a
+/// client may send `Prefer: wait=<seconds>` (RFC 7240): the answer then comes as soon as the
+/// order is final, or when the wait ends (capped by `GIFTIFY_ORDER_WAIT_MAX_SECS`, 20 s by
+/// default) with the order as it is then.
 #[utoipa::path(
     get, path = "/orders/{orderId}", tag = "orders",
     security(("bearerAuth" = [])),
-    params(("orderId" = String, Path, description = "order_…")),
+    params(
+        ("orderId" = String, Path, description = "order_…"),
+        ("Prefer" = Option<String>, Header, description = "`wait=<seconds>`: answer once the order is final, waiting at most this long (capped by the server); other preferences are ignored"),
+    ),
     responses(
         (status = 200, description = "The order", body = Envelope<OrderDetailData>,
             headers(("Retry-After" = u32, description = "Seconds until the next poll; only while the order is not final"))),
@@ -517,11 +523,15 @@ pub async fn list(
 pub async fn detail(
     State(state): State<AppState>,
     user: AuthUser,
+    PreferWait(wait): PreferWait,
     ApiPath(order_id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     let order_id: OrderId = parse_id("orderId", &order_id)?;
     let giftify = state.giftify();
-    let order = giftify.order_of(&user.id, &order_id).await?;
+    let order = match wait {
+        Some(wait) => giftify.order_when_final(&user.id, &order_id, wait).await?,
+        None => giftify.order_of(&user.id, &order_id).await?,
+    };
     let cards = giftify.order_cards(&order).await?;
     let is_final = order.status.is_final();
     let (client_reference, metadata) = labels_of(&order);

@@ -32,6 +32,7 @@ pub use webhooks::{CLAIM_LEASE, Dispatched, RECOVER_READS, RECOVER_SENDS, Recove
 use crate::api_keys::KeyRateLimit;
 use crate::clock::Clock;
 use crate::inbox::RetryPolicy;
+use crate::order_watch::{OrderWait, OrderWatch};
 use crate::ports::Ports;
 use crate::rate_limits::ActionLimits;
 use crate::user::ThrottlePolicy;
@@ -71,6 +72,8 @@ pub struct Rules {
     /// takes real money turns it off: wallets are then credited by redemptions and admins'
     /// balance corrections only.
     pub self_top_up: bool,
+    /// How long a status read may wait for an order to become final (`Prefer: wait`).
+    pub order_wait: OrderWait,
 }
 
 impl Default for Rules {
@@ -89,6 +92,7 @@ impl Default for Rules {
             user_limits: ActionLimits::default(),
             webhook_disable_after: chrono::Duration::days(3),
             self_top_up: true,
+            order_wait: OrderWait::default(),
         }
     }
 }
@@ -100,6 +104,8 @@ pub struct Giftify {
     pub vault: Arc<CardVault>,
     pub clock: Arc<dyn Clock>,
     pub rules: Rules,
+    /// Readers waiting for orders to become final in this process.
+    pub order_watch: Arc<OrderWatch>,
 }
 
 impl std::fmt::Debug for Giftify {
@@ -117,6 +123,7 @@ impl Giftify {
             vault,
             clock,
             rules,
+            order_watch: Arc::default(),
         }
     }
 

@@ -289,6 +289,27 @@ impl Giftify {
         }
     }
 
+    /// The user's order once it is final, waiting up to `wait` (at most the rule's cap) for
+    /// that; at the end of the wait, as it is then. A finalisation in this process wakes the
+    /// wait at once; one elsewhere is seen at the next recheck.
+    pub async fn order_when_final(
+        &self,
+        user: &UserId,
+        id: &OrderId,
+        wait: std::time::Duration,
+    ) -> Result<Order> {
+        let deadline = tokio::time::Instant::now() + wait.min(self.rules.order_wait.max);
+        loop {
+            let mut watching = self.order_watch.watch(id);
+            let order = self.order_of(user, id).await?;
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if order.status.is_final() || left.is_zero() {
+                return Ok(order);
+            }
+            watching.wait(left.min(self.rules.order_wait.recheck)).await;
+        }
+    }
+
     /// The user's orders with this client reference — one or none — as a page of the order
     /// list, in this status if one is given.
     pub async fn orders_by_reference(
@@ -367,8 +388,12 @@ impl Giftify {
         Ok(order)
     }
 
-    /// Publishes the event of a final order and marks it sent.
+    /// Wakes this process's readers waiting on a final order, then publishes its event and
+    /// marks it sent.
     pub(crate) async fn notify(&self, order: &Order) -> Result<()> {
+        if order.status.is_final() {
+            self.order_watch.announce_final(&order.id);
+        }
         if order.notified_at.is_some() {
             return Ok(());
         }

@@ -8,8 +8,9 @@
 //! does.
 //!
 //! Phases, each on the same warm server:
-//! 1. **peak**: `clients` closed-loop clients, each with its own user: create an order, poll it
-//!    every `poll_interval` until it is final, repeat;
+//! 1. **peak**: `clients` closed-loop clients, each with its own user: create an order, read
+//!    it until it is final (polling every few milliseconds, or asking the server to answer once
+//!    it is final with `Prefer: wait`), repeat;
 //! 2. **half load** (unless turned off): orders at half the fulfilled rate of the peak phase,
 //!    sent at fixed intervals whatever the server's latency (open loop: latency counts from
 //!    the scheduled send, so a slow server cannot hide its queueing), each polled as above.
@@ -45,14 +46,23 @@ pub struct LocalOptions {
     pub duration: Duration,
     /// Unmeasured time before each phase's window.
     pub warmup: Duration,
-    /// Pause between two polls of one order.
-    pub poll_interval: Duration,
+    /// How a client learns that its order is final.
+    pub polling: Polling,
     /// Measured time of each limit.
     pub limit_duration: Duration,
     /// Run the half-load phase after the peak phase.
     pub half_load: bool,
     /// Where the fresh data dirs go (default: the system temp dir).
     pub scratch: Option<PathBuf>,
+}
+
+/// How a client reads its order until it is final.
+#[derive(Clone, Copy, Debug)]
+pub enum Polling {
+    /// Sleeps this long before each read.
+    Every(Duration),
+    /// Reads at once with `Prefer: wait=<seconds>`: the server answers when the order is final.
+    PreferWait(u64),
 }
 
 /// Gift cards per order: one line of one card, the commonest order.
@@ -314,7 +324,7 @@ async fn one_order(
     variant: &VariantId,
     sent: Instant,
     measured: bool,
-    poll_interval: Duration,
+    polling: Polling,
     stats: &mut ClientStats,
 ) {
     let body = json!({"items": [{"variantId": variant.as_str(), "quantity": QUANTITY}]});
@@ -366,9 +376,13 @@ async fn one_order(
     };
     let path = ctx.url(&format!("/orders/{order_id}"));
     loop {
-        tokio::time::sleep(poll_interval).await;
+        let mut read = ctx.http.get(&path).bearer_auth(&user.token);
+        match polling {
+            Polling::Every(pause) => tokio::time::sleep(pause).await,
+            Polling::PreferWait(seconds) => read = read.header("prefer", format!("wait={seconds}")),
+        }
         let begun = Instant::now();
-        let response = ctx.http.get(&path).bearer_auth(&user.token).send().await;
+        let response = read.send().await;
         stats.requests += 1;
         let answer: Value = match response {
             Ok(response) if response.status().is_success() => {
@@ -418,7 +432,7 @@ async fn closed_loop(
     ctx: Arc<Ctx>,
     users: &[BenchUser],
     window: Window,
-    poll_interval: Duration,
+    polling: Polling,
 ) -> ClientStats {
     let mut clients = JoinSet::new();
     for (n, user) in users.iter().enumerate() {
@@ -437,7 +451,7 @@ async fn closed_loop(
                     &variant,
                     sent,
                     window.contains(sent),
-                    poll_interval,
+                    polling,
                     &mut stats,
                 )
                 .await;
@@ -459,7 +473,7 @@ async fn open_loop(
     users: &[BenchUser],
     window: Window,
     rate: f64,
-    poll_interval: Duration,
+    polling: Polling,
 ) -> ClientStats {
     let interval = Duration::from_secs_f64(1.0 / rate.max(0.1));
     let mut orders = JoinSet::new();
@@ -472,16 +486,7 @@ async fn open_loop(
         let measured = window.contains(due);
         orders.spawn(async move {
             let mut stats = ClientStats::default();
-            one_order(
-                &ctx,
-                &user,
-                &variant,
-                due,
-                measured,
-                poll_interval,
-                &mut stats,
-            )
-            .await;
+            one_order(&ctx, &user, &variant, due, measured, polling, &mut stats).await;
             stats
         });
         n += 1;
@@ -547,6 +552,7 @@ fn phase_report(name: &str, window: Window, mut stats: ClientStats, db: &Path) -
         "http_requests_per_s": round3(stats.requests as f64 / seconds),
         "create": stats.create.summary(),
         "get_order": stats.poll.summary(),
+        "status_reads_per_order": round3(stats.poll.len() as f64 / (stats.accepted.max(1)) as f64),
         "create_to_final_client": stats.create_to_final.summary(),
         "create_to_final_server": server_latency.summary(),
         "top_ups": stats.top_ups,
@@ -593,6 +599,8 @@ pub fn run(options: &LocalOptions) -> Result<Value> {
             "noop_http": noop.json(),
             "raw_sqlite": raw.json(),
         },
+        "clients": options.clients,
+        "polling": format!("{:?}", options.polling),
         "peak": peak,
         "half_load": half,
         "unfinished_orders_after_drain": unfinished_orders.ok(),
@@ -631,7 +639,7 @@ async fn phases(
         options.clients, options.warmup, options.duration
     );
     let window = Window::after(options.warmup, options.duration);
-    let stats = closed_loop(ctx.clone(), &users, window, options.poll_interval).await;
+    let stats = closed_loop(ctx.clone(), &users, window, options.polling).await;
     settle(server).await;
     let peak = phase_report("peak", window, stats, &server.db_path)?;
 
@@ -642,7 +650,7 @@ async fn phases(
         } else {
             eprintln!("half load: {rate:.1} orders/s, open loop");
             let window = Window::after(options.warmup, options.duration);
-            let stats = open_loop(ctx.clone(), &users, window, rate, options.poll_interval).await;
+            let stats = open_loop(ctx.clone(), &users, window, rate, options.polling).await;
             settle(server).await;
             let mut report = phase_report("half_load", window, stats, &server.db_path)?;
             report["offered_orders_per_s"] = json!(round3(rate));

@@ -134,6 +134,9 @@ struct LocalArgs {
     /// Milliseconds between two polls of an order.
     #[arg(long, default_value_t = 5)]
     poll_ms: u64,
+    /// Read each order with `Prefer: wait=<seconds>` instead of polling every --poll-ms.
+    #[arg(long)]
+    prefer_wait: Option<u64>,
     /// Measured seconds of each limit.
     #[arg(long, default_value_t = 10)]
     limit_duration: u64,
@@ -250,7 +253,10 @@ fn run_local(args: &LocalArgs) -> Result<()> {
         clients: args.clients,
         duration: Duration::from_secs(args.duration.max(1)),
         warmup: Duration::from_secs(args.warmup),
-        poll_interval: Duration::from_millis(args.poll_ms),
+        polling: match args.prefer_wait {
+            Some(seconds) => local::Polling::PreferWait(seconds),
+            None => local::Polling::Every(Duration::from_millis(args.poll_ms)),
+        },
         limit_duration: Duration::from_secs(args.limit_duration.max(1)),
         half_load: !args.no_half_load,
         scratch: args.scratch.clone(),

@@ -440,7 +440,117 @@ async fn events_are_logged_once_per_final_status_without_card_secrets(backend: B
     assert!(!all.contains(&number) && !all.contains(&number.replace('-', "")));
 }
 
+/// Bounds a request that waits, so a broken cap fails the test instead of hanging it.
+async fn within_a_minute<T>(request: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(std::time::Duration::from_secs(60), request)
+        .await
+        .expect("a waiting request answers within its cap")
+}
+
+async fn prefer_wait_answers_once_the_order_is_final_or_at_the_cap(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |config| {
+        config.order_wait_max = std::time::Duration::from_secs(1);
+    })
+    .await;
+    let user = app.funded_user("waiter", 1_000_000).await;
+    let stranger = app.register("stranger").await;
+    let (variant, _, _) = app.some_variant().await;
+    let created = app
+        .order_items(&user, json!([{"variantId": variant, "quantity": 2}]))
+        .await;
+    let order_id = created.data()["orderId"].as_str().unwrap().to_string();
+    let path = format!("/orders/{order_id}");
+    let waiting = |token: &str, prefer: &str| {
+        let (path, token, prefer) = (path.clone(), token.to_string(), prefer.to_string());
+        let app = &app;
+        async move {
+            app.call(
+                Method::GET,
+                &path,
+                Some(&token),
+                None,
+                &[("prefer", &prefer)],
+            )
+            .await
+        }
+    };
+
+    // No worker runs: an hour asked for is capped, and the answer is the order as it is.
+    let pending = within_a_minute(waiting(&user.token, "wait=3600")).await;
+    assert_eq!(pending.status, 200, "{}", pending.body);
+    assert_eq!(pending.data()["status"], "PENDING");
+    assert_eq!(pending.header("retry-after"), Some("1"));
+    let unknown = waiting(&stranger.token, "wait=3600").await;
+    unknown.assert_error(404, "NOT_FOUND");
+    let ignored = waiting(&user.token, "wait=soon").await;
+    assert_eq!(ignored.data()["status"], "PENDING");
+    assert_eq!(app.giftify().order_watch.watched(), 0, "no waiter is left");
+
+    // The worker finishes while the client waits: the answer is the final order and its cards.
+    let app_ref = &app;
+    let (done, handled) = within_a_minute(async {
+        tokio::join!(waiting(&user.token, "respond-async, wait=30"), async {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            app_ref.drain_queue().await
+        })
+    })
+    .await;
+    assert_eq!(handled, 1);
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert_eq!(done.data()["status"], "FULFILLED");
+    assert_eq!(done.data()["giftCards"].as_array().unwrap().len(), 2);
+    assert_eq!(done.header("retry-after"), None);
+    assert_eq!(
+        done.body["data"],
+        app.order(&user, &order_id).await.body["data"]
+    );
+}
+
+/// A worker in another process cannot wake this one's waiters: the wait reads the order again
+/// until it sees it final.
+async fn a_wait_sees_an_order_finalised_by_another_process(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let user = app.funded_user("elsewhere", 1_000_000).await;
+    let (variant, _, _) = app.some_variant().await;
+    let created = app
+        .order_items(&user, json!([{"variantId": variant, "quantity": 1}]))
+        .await;
+    let order_id = created.data()["orderId"].as_str().unwrap().to_string();
+    let here = app.giftify();
+    let elsewhere = giftify_shared::Giftify::new(
+        here.ports.clone(),
+        here.vault.clone(),
+        here.clock.clone(),
+        here.rules.clone(),
+    );
+    let path = format!("/orders/{order_id}");
+    let (done, handled) = within_a_minute(async {
+        tokio::join!(
+            app.call(
+                Method::GET,
+                &path,
+                Some(&user.token),
+                None,
+                &[("prefer", "wait=30")],
+            ),
+            async {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                giftify_infra::worker::drain(&elsewhere, elsewhere.ports.inbox.as_ref())
+                    .await
+                    .expect("drain")
+                    .handled
+            }
+        )
+    })
+    .await;
+    assert_eq!(handled, 1);
+    assert_eq!(done.data()["status"], "FULFILLED", "{}", done.body);
+    assert_eq!(done.data()["giftCards"].as_array().unwrap().len(), 1);
+}
+
 crate::on_both_backends!(
+    prefer_wait_answers_once_the_order_is_final_or_at_the_cap,
+    a_wait_sees_an_order_finalised_by_another_process,
     an_order_is_accepted_paid_fulfilled_and_its_cards_revealed,
     partial_stock_fulfils_what_it_can_and_refunds_the_rest,
     no_stock_at_fulfillment_refunds_everything,
