@@ -61,6 +61,81 @@ pub fn no_store(response: impl IntoResponse) -> Response {
     response
 }
 
+/// The envelope around `data` with an `ETag` of `data` (not of the envelope, whose timestamp
+/// changes with every answer); `304 Not Modified` without a body when `if_none_match` names
+/// that tag. `data` is serialised once, for the tag and the body both.
+///
+/// `Cache-Control: private, no-cache`: the client may keep the answer but must check it with
+/// the server before each use (stock, prices and an order's status change at any moment, and
+/// a check that answers 304 costs no body); a shared cache keeps nothing, for every answer so
+/// validated is for a signed-in caller.
+pub fn validated<T: ToSchema + Serialize>(
+    data: &T,
+    if_none_match: Option<&HeaderValue>,
+) -> Response {
+    let raw = match serde_json::value::to_raw_value(data) {
+        Ok(raw) => raw,
+        Err(_) => return axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    };
+    let tag = entity_tag(raw.get().as_bytes());
+    let mut response = if if_none_match.is_some_and(|header| names_tag(header, &tag)) {
+        axum::http::StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        let envelope = RawEnvelope {
+            success: true,
+            data: &raw,
+            timestamp: &timestamp(Utc::now()),
+        };
+        match serde_json::to_vec(&envelope) {
+            Ok(body) => (
+                [(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                )],
+                body,
+            )
+                .into_response(),
+            Err(_) => return axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        }
+    };
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-cache"),
+    );
+    if let Ok(tag) = HeaderValue::from_str(&tag) {
+        headers.insert(header::ETAG, tag);
+    }
+    response
+}
+
+/// [`Envelope`] over data already serialised (no message: a read answers none).
+#[derive(Serialize)]
+struct RawEnvelope<'a> {
+    success: bool,
+    data: &'a serde_json::value::RawValue,
+    timestamp: &'a str,
+}
+
+/// A strong tag of the bytes: 128 bits of their SHA-256, which no edit repeats by chance.
+fn entity_tag(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(bytes);
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("\"{hex}\"")
+}
+
+/// Whether an `If-None-Match` value names `tag`: `*`, or a list of tags compared weakly (RFC
+/// 9110 §13.1.2), so a `W/` prefix a proxy added still matches.
+fn names_tag(header: &HeaderValue, tag: &str) -> bool {
+    let Ok(listed) = header.to_str() else {
+        return false;
+    };
+    listed.split(',').map(str::trim).any(|candidate| {
+        candidate == "*" || candidate.strip_prefix("W/").unwrap_or(candidate) == tag
+    })
+}
+
 /// Millisecond precision: the core clock stores milliseconds, and list order would be
 /// ambiguous at whole seconds.
 pub fn timestamp(at: DateTime<Utc>) -> String {
@@ -84,6 +159,65 @@ mod tests {
         assert_eq!(timestamp(at), "2024-01-15T05:00:00.500Z");
         let day = NaiveDate::from_ymd_opt(2025, 1, 5).expect("valid");
         assert_eq!(date(day), "2025-01-05");
+    }
+
+    #[derive(Serialize, ToSchema)]
+    struct Shown {
+        name: &'static str,
+        stock: i64,
+    }
+
+    fn read(body: &[u8]) -> serde_json::Value {
+        serde_json::from_slice(body).expect("json")
+    }
+
+    #[tokio::test]
+    async fn a_validated_answer_is_the_envelope_and_a_matching_tag_is_304_without_a_body() {
+        use http_body_util::BodyExt;
+        let data = Shown {
+            name: "a",
+            stock: 1,
+        };
+        let first = validated(&data, None);
+        assert_eq!(first.status(), 200);
+        assert_eq!(first.headers()[header::CACHE_CONTROL], "private, no-cache");
+        let tag = first.headers()[header::ETAG].clone();
+        let body = first.into_body().collect().await.expect("body").to_bytes();
+        let plain = serde_json::to_value(ok(Shown {
+            name: "a",
+            stock: 1,
+        }))
+        .expect("json");
+        let mut sent = read(&body);
+        assert!(sent["timestamp"].is_string());
+        sent["timestamp"] = plain["timestamp"].clone();
+        assert_eq!(sent, plain, "the same envelope as ok()");
+
+        for header in [
+            tag.to_str().unwrap().to_string(),
+            format!("\"x\", W/{}", tag.to_str().unwrap()),
+            "*".into(),
+        ] {
+            let again = validated(&data, Some(&HeaderValue::from_str(&header).unwrap()));
+            assert_eq!(again.status(), 304, "{header}");
+            assert_eq!(again.headers()[header::ETAG], tag);
+            assert!(
+                again
+                    .into_body()
+                    .collect()
+                    .await
+                    .expect("body")
+                    .to_bytes()
+                    .is_empty()
+            );
+        }
+        let changed = Shown {
+            name: "a",
+            stock: 0,
+        };
+        let fresh = validated(&changed, Some(&tag));
+        assert_eq!(fresh.status(), 200, "another stock is another tag");
+        assert_ne!(fresh.headers()[header::ETAG], tag);
     }
 
     #[test]

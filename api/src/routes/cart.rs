@@ -4,9 +4,11 @@ use crate::AppState;
 use crate::dto::MessageData;
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::extract::{ApiJson, AuthUser, parse_id};
-use crate::response::{Envelope, ok};
+use crate::response::{Envelope, ok, validated};
 use axum::Router;
 use axum::extract::State;
+use axum::http::{HeaderMap, header};
+use axum::response::Response;
 use axum::routing::{delete, get, put};
 use giftify_shared::cart::Cart;
 use giftify_shared::ids::VariantId;
@@ -85,18 +87,29 @@ pub struct CartManageRequest {
 }
 
 /// The caller's cart, with current stock per line.
+///
+/// The answer carries an `ETag` of its data and `Cache-Control: private, no-cache`; a read
+/// with `If-None-Match` naming the current tag answers `304 Not Modified` without a body.
 #[utoipa::path(
     get, path = "/cart", tag = "cart",
     security(("bearerAuth" = [])),
+    params(("If-None-Match" = Option<String>, Header, description = "A tag of an earlier answer: 304 when nothing changed since")),
     responses(
-        (status = 200, description = "The cart", body = Envelope<CartData>),
+        (status = 200, description = "The cart", body = Envelope<CartData>,
+            headers(
+                ("ETag" = String, description = "Tag of the answer's data; send it back in If-None-Match"),
+                ("Cache-Control" = String, description = "`private, no-cache`"),
+            )),
+        (status = 304, description = "Not Modified: unchanged since the If-None-Match tag",
+            headers(("ETag" = String, description = "The current tag"))),
         (status = 401, description = "UNAUTHORIZED or TOKEN_EXPIRED", body = ErrorEnvelope),
     )
 )]
 pub async fn cart(
     State(state): State<AppState>,
     user: AuthUser,
-) -> Result<Envelope<CartData>, ApiError> {
+    request: HeaderMap,
+) -> Result<Response, ApiError> {
     let giftify = state.giftify();
     let cart = giftify.cart(&user.id).await?;
     let stock = giftify.cart_stock(&cart).await?;
@@ -118,14 +131,15 @@ pub async fn cart(
                 .map_or(0, |(_, stock)| *stock),
         })
         .collect();
-    Ok(ok(CartData {
+    let data = CartData {
         items,
         summary: CartSummary {
             total_items: cart.total_items(),
             total_amount: total.get(),
             total_amount_formatted: total.formatted(),
         },
-    }))
+    };
+    Ok(validated(&data, request.get(header::IF_NONE_MATCH)))
 }
 
 /// Add, update or remove a cart line (the seed's unified edit).

@@ -7,7 +7,7 @@ use crate::error::{ApiError, ErrorEnvelope};
 use crate::extract::{ApiPath, ApiQuery, AuthUser, JsonBody, PreferWait, parse_id};
 use crate::idempotency::{answer, keyed_request};
 use crate::lambda_metrics::BusinessEvent::{OrderAccepted, OrderCancelled};
-use crate::response::{Envelope, date, no_store, ok, timestamp};
+use crate::response::{Envelope, date, no_store, ok, timestamp, validated};
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -505,16 +505,26 @@ pub async fn list(
 /// client may send `Prefer: wait=<seconds>` (RFC 7240): the answer then comes as soon as the
 /// order is final, or when the wait ends (capped by `GIFTIFY_ORDER_WAIT_MAX_SECS`, 20 s by
 /// default) with the order as it is then.
+///
+/// The answer carries an `ETag` of its data and `Cache-Control: private, no-cache`; a read
+/// with `If-None-Match` naming the current tag answers `304 Not Modified` without a body.
 #[utoipa::path(
     get, path = "/orders/{orderId}", tag = "orders",
     security(("bearerAuth" = [])),
     params(
         ("orderId" = String, Path, description = "order_…"),
+        ("If-None-Match" = Option<String>, Header, description = "A tag of an earlier answer: 304 when the order has not changed since"),
         ("Prefer" = Option<String>, Header, description = "`wait=<seconds>`: answer once the order is final, waiting at most this long (capped by the server); other preferences are ignored"),
     ),
     responses(
         (status = 200, description = "The order", body = Envelope<OrderDetailData>,
-            headers(("Retry-After" = u32, description = "Seconds until the next poll; only while the order is not final"))),
+            headers(
+                ("Retry-After" = u32, description = "Seconds until the next poll; only while the order is not final"),
+                ("ETag" = String, description = "Tag of the order as shown; send it back in If-None-Match"),
+                ("Cache-Control" = String, description = "`private, no-cache`"),
+            )),
+        (status = 304, description = "Not Modified: the order is as the If-None-Match tag shows it",
+            headers(("ETag" = String, description = "The current tag"))),
         (status = 400, description = "VALIDATION_ERROR: malformed order id", body = ErrorEnvelope),
         (status = 401, description = "UNAUTHORIZED or TOKEN_EXPIRED", body = ErrorEnvelope),
         (status = 404, description = "NOT_FOUND, also for another user's order", body = ErrorEnvelope),
@@ -524,6 +534,7 @@ pub async fn detail(
     State(state): State<AppState>,
     user: AuthUser,
     PreferWait(wait): PreferWait,
+    request: HeaderMap,
     ApiPath(order_id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     let order_id: OrderId = parse_id("orderId", &order_id)?;
@@ -535,7 +546,7 @@ pub async fn detail(
     let cards = giftify.order_cards(&order).await?;
     let is_final = order.status.is_final();
     let (client_reference, metadata) = labels_of(&order);
-    let body = ok(OrderDetailData {
+    let data = OrderDetailData {
         order_id: order.id.to_string(),
         status: order.status.into(),
         total_amount: order.total_amount.get(),
@@ -558,8 +569,8 @@ pub async fn detail(
         metadata,
         created_at: timestamp(order.created_at),
         updated_at: timestamp(order.updated_at),
-    });
-    let mut response = body.into_response();
+    };
+    let mut response = validated(&data, request.get(header::IF_NONE_MATCH));
     if !is_final {
         response
             .headers_mut()

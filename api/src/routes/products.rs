@@ -4,9 +4,11 @@
 use crate::AppState;
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::extract::AuthUser;
-use crate::response::{Envelope, ok};
+use crate::response::{Envelope, validated};
 use axum::Router;
 use axum::extract::State;
+use axum::http::{HeaderMap, header};
+use axum::response::Response;
 use axum::routing::get;
 use giftify_shared::catalogue::{Product, ProductWithVariants, Variant};
 use serde::Serialize;
@@ -114,20 +116,32 @@ impl From<&Variant> for VariantView {
 }
 
 /// Every active product with its active variants, by product name.
+///
+/// The answer carries an `ETag` of its data and `Cache-Control: private, no-cache`; a read
+/// with `If-None-Match` naming the current tag answers `304 Not Modified` without a body.
 #[utoipa::path(
     get, path = "/products", tag = "products",
     security(("bearerAuth" = [])),
+    params(("If-None-Match" = Option<String>, Header, description = "A tag of an earlier answer: 304 when nothing changed since")),
     responses(
-        (status = 200, description = "The catalogue", body = Envelope<ProductsData>),
+        (status = 200, description = "The catalogue", body = Envelope<ProductsData>,
+            headers(
+                ("ETag" = String, description = "Tag of the answer's data; send it back in If-None-Match"),
+                ("Cache-Control" = String, description = "`private, no-cache`"),
+            )),
+        (status = 304, description = "Not Modified: unchanged since the If-None-Match tag",
+            headers(("ETag" = String, description = "The current tag"))),
         (status = 401, description = "UNAUTHORIZED or TOKEN_EXPIRED", body = ErrorEnvelope),
     )
 )]
 pub async fn products(
     State(state): State<AppState>,
     _user: AuthUser,
-) -> Result<Envelope<ProductsData>, ApiError> {
+    request: HeaderMap,
+) -> Result<Response, ApiError> {
     let catalogue = state.giftify().catalogue().await?;
-    Ok(ok(ProductsData {
+    let data = ProductsData {
         products: catalogue.iter().map(ProductView::from).collect(),
-    }))
+    };
+    Ok(validated(&data, request.get(header::IF_NONE_MATCH)))
 }

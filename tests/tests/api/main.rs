@@ -5,6 +5,7 @@ mod accounts;
 mod admin;
 mod api_keys;
 mod auth;
+mod caching;
 mod cards;
 mod cart;
 mod codes;
