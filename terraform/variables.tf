@@ -439,3 +439,13 @@ variable "alarm_api_5xx_percent" {
   type        = number
   default     = 1
 }
+
+variable "catalogue_cache_ms" {
+  description = "Milliseconds each API function instance serves GET /products from memory (GIFTIFY_CATALOGUE_TTL_MS): DynamoDB keeps no catalogue version, so a stock or price change shows up to this late on the catalogue (never at checkout, which reads current prices and stock). 0 reads the tables on every request."
+  type        = number
+  default     = 1000
+  validation {
+    condition     = var.catalogue_cache_ms >= 0 && var.catalogue_cache_ms <= 60000 && floor(var.catalogue_cache_ms) == var.catalogue_cache_ms
+    error_message = "catalogue_cache_ms must be a whole number from 0 to 60000."
+  }
+}

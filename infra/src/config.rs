@@ -80,6 +80,10 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "longest a `GET /orders/{id}` with `Prefer: wait=N` is held waiting for the order to become final; 0 turns waiting off (default 20)",
     ),
     (
+        "GIFTIFY_CATALOGUE_TTL_MS",
+        "milliseconds an API process serves the catalogue from memory on DynamoDB, which keeps no catalogue version; 0 reads it every time (default 1000; the embedded cache follows the database's version and is always exact)",
+    ),
+    (
         "GIFTIFY_API_KEY_RATE_LIMIT",
         "requests each API key may make per 10-second window, across every API process (default 100)",
     ),
@@ -157,6 +161,8 @@ pub struct Config {
     pub user_limits: giftify_shared::rate_limits::ActionLimits,
     /// The cap on `Prefer: wait` of an order's status read.
     pub order_wait_max: Duration,
+    /// How long the catalogue is served from memory where no version tells when it changed.
+    pub catalogue_ttl: Duration,
     pub webhook_disable_after: Duration,
     /// Age after which the reconciler re-enqueues a PENDING order.
     pub stale_pending_after: Duration,
@@ -259,6 +265,7 @@ impl Default for Config {
             api_key_rate_limit: 100,
             user_limits: giftify_shared::rate_limits::ActionLimits::default(),
             order_wait_max: giftify_shared::order_watch::OrderWait::default().max,
+            catalogue_ttl: Duration::from_secs(1),
             webhook_disable_after: Duration::from_secs(3 * 86_400),
             stale_pending_after: Duration::from_secs(120),
             stuck_order_refund_after: Duration::from_secs(900),
@@ -344,6 +351,10 @@ impl Config {
             config.order_wait_max =
                 Duration::from_secs(parse_in("GIFTIFY_ORDER_WAIT_MAX_SECS", &n, 0, 60)? as u64);
         }
+        if let Some(n) = var("GIFTIFY_CATALOGUE_TTL_MS") {
+            config.catalogue_ttl =
+                Duration::from_millis(parse_in("GIFTIFY_CATALOGUE_TTL_MS", &n, 0, 60_000)? as u64);
+        }
         if let Some(n) = var("GIFTIFY_API_KEY_RATE_LIMIT") {
             config.api_key_rate_limit =
                 parse_in("GIFTIFY_API_KEY_RATE_LIMIT", &n, 1, 100_000)? as u32;
@@ -427,6 +438,8 @@ impl Config {
             webhook_disable_after: chrono::Duration::from_std(self.webhook_disable_after)
                 .unwrap_or(chrono::Duration::days(3)),
             user_limits: self.user_limits,
+            catalogue_ttl: chrono::Duration::from_std(self.catalogue_ttl)
+                .unwrap_or(chrono::Duration::seconds(1)),
             order_wait: giftify_shared::order_watch::OrderWait {
                 max: self.order_wait_max,
                 ..Default::default()

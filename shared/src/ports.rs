@@ -157,6 +157,11 @@ pub trait Wallets: Send + Sync {
 pub trait Catalogue: Send + Sync {
     /// Active products with their active variants, by product name.
     async fn active_catalogue(&self) -> Result<Vec<ProductWithVariants>>;
+    /// A number that changes, in the same atomic step, with every change to a product or a
+    /// variant (stock and prices included), whichever process makes it; `None` where the
+    /// backend keeps none. DynamoDB keeps none: one item that every fulfillment writes would
+    /// be a hot key capping the shop's order rate and a write unit more per order.
+    async fn catalogue_version(&self) -> Result<Option<u64>>;
     /// The entries of these variants that exist, active or not.
     async fn entries(&self, ids: &[VariantId]) -> Result<Vec<CatalogueEntry>>;
     /// Every variant with its product, by product name then denomination.

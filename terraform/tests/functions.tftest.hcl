@@ -102,7 +102,7 @@ run "environment_is_exactly_what_the_code_reads" {
         "GIFTIFY_WEBHOOK_QUEUE_URL", "GIFTIFY_WEBHOOK_DISABLE_AFTER_SECS",
         "GIFTIFY_CARD_KEY_SECRET_ARN", "GIFTIFY_STALE_PENDING_SECS", "GIFTIFY_STUCK_ORDER_REFUND_SECS",
         "GIFTIFY_WALLET_MAX_BALANCE", "GIFTIFY_SANDBOX", "GIFTIFY_LOG_FORMAT", "RUST_LOG",
-      ]), name == "api" ? toset(["GIFTIFY_JWT_SECRET_ARN", "GIFTIFY_API_KEY_RATE_LIMIT", "GIFTIFY_SELF_TOPUP", "GIFTIFY_USER_RATE_LIMITS", "GIFTIFY_ORDER_WAIT_MAX_SECS"]) : toset([]))
+      ]), name == "api" ? toset(["GIFTIFY_JWT_SECRET_ARN", "GIFTIFY_API_KEY_RATE_LIMIT", "GIFTIFY_SELF_TOPUP", "GIFTIFY_USER_RATE_LIMITS", "GIFTIFY_ORDER_WAIT_MAX_SECS", "GIFTIFY_CATALOGUE_TTL_MS"]) : toset([]))
     ])
     error_message = "Function environments must hold exactly the AWS settings of infra/src/config.rs ENV_VARS."
   }

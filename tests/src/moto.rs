@@ -240,6 +240,8 @@ impl AwsTestStack {
             card_key: Some(TEST_CARD_KEY.to_string().into()),
             // Tests and benchmarks order far faster than people, all from one address.
             user_limits: giftify_shared::rate_limits::ActionLimits::OFF,
+            // Tests change stock and read it back at once; the cache has its own test.
+            catalogue_ttl: std::time::Duration::ZERO,
             ..giftify_infra::Config::default()
         };
         config.aws.stage = Some(stage.to_string());

@@ -122,6 +122,7 @@ macro_rules! contract_suite {
                 wallet::concurrent_top_ups_never_exceed_the_wallet_limit,
                 catalogue::seeding_writes_the_catalogue_once_even_when_two_seed_at_once,
                 catalogue::the_active_catalogue_shows_only_active_products_and_variants_by_name,
+                catalogue::the_catalogue_version_moves_with_every_change_and_only_then,
                 catalogue::entries_returns_the_existing_variants_of_a_list_active_or_not,
                 catalogue::adding_a_variant_to_an_unknown_product_is_not_found,
                 catalogue::a_product_update_changes_what_it_names_and_nothing_else,

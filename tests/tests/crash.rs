@@ -422,3 +422,91 @@ async fn without_a_worker_orders_are_refunded_by_the_operator_and_by_the_deadlin
     api.terminate();
     api.wait_exit(Duration::from_secs(30));
 }
+
+/// The stock of `variant` as `GET /products` shows it.
+fn shown_stock(products: &serde_json::Value, variant: &str) -> i64 {
+    products["data"]["products"]
+        .as_array()
+        .expect("products")
+        .iter()
+        .flat_map(|product| product["variants"].as_array().expect("variants").iter())
+        .find(|shown| shown["variantId"] == variant)
+        .and_then(|shown| shown["stockQuantity"].as_i64())
+        .expect("the variant is shown")
+}
+
+/// An API process (`serve --no-worker`) beside a worker process (`worker`) on one data dir:
+/// the API's catalogue cache follows the stock the worker sells (the version it checks is
+/// bumped in the database, by the sale's own transaction), and a status read that waits sees
+/// the order the worker finishes (no announcement crosses processes: the wait reads again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_process_sees_what_a_worker_process_sells_and_waits_for_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let deployment = Deployment::new(dir.path(), &[]);
+    let http = Http::new(&deployment.base_url(), Duration::from_secs(30));
+    let mut api = deployment.spawn("api", &["serve", "--no-worker"]);
+    http.wait_until_healthy(&mut api, Duration::from_secs(30))
+        .await;
+    let admin_token = load::admin_token(&http).await;
+    let variant = load::variants(&http, &admin_token).await[0].id.clone();
+    let before = http
+        .get("/products", Some(&admin_token))
+        .await
+        .expect("products answer");
+    let tag = before.headers["etag"].to_str().expect("tag").to_string();
+    let revalidate = |tag: String| {
+        let (http, token) = (&http, admin_token.clone());
+        async move {
+            http.send(
+                reqwest::Method::GET,
+                "/products",
+                Some(&token),
+                None,
+                &[("if-none-match", &tag)],
+            )
+            .await
+            .expect("products answer")
+        }
+    };
+    assert_eq!(
+        revalidate(tag.clone()).await.status,
+        304,
+        "nothing changed yet"
+    );
+
+    let mut worker = deployment.spawn("worker", &["worker"]);
+    let (token, order) = placed_order(&http, &admin_token, "two-processes").await;
+    let waited = http
+        .send(
+            reqwest::Method::GET,
+            &format!("/orders/{order}"),
+            Some(&token),
+            None,
+            &[("prefer", "wait=20")],
+        )
+        .await
+        .expect("order answers");
+    assert_eq!(
+        waited.body["data"]["status"],
+        "FULFILLED",
+        "{}\n{}",
+        waited.body,
+        worker.log_tail(20)
+    );
+    let after = revalidate(tag.clone()).await;
+    assert_eq!(after.status, 200, "the sale changed the catalogue");
+    assert_ne!(after.headers["etag"].to_str().expect("tag"), tag);
+    assert_eq!(
+        shown_stock(&after.body, &variant),
+        shown_stock(&before.body, &variant) - 1
+    );
+
+    for process in [&mut worker, &mut api] {
+        process.terminate();
+        assert!(
+            process.wait_exit(Duration::from_secs(30)).is_some(),
+            "{} stops",
+            process.log_tail(10)
+        );
+    }
+}

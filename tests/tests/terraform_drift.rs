@@ -36,6 +36,10 @@ const API_ONLY: &[(&str, &str)] = &[
         "GIFTIFY_ORDER_WAIT_MAX_SECS",
         "only the API serves status reads that wait",
     ),
+    (
+        "GIFTIFY_CATALOGUE_TTL_MS",
+        "only the API serves the catalogue",
+    ),
 ];
 
 /// Variables of `ENV_VARS` that no Lambda is given, and why. Anything else the code reads must

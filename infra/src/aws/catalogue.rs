@@ -256,8 +256,14 @@ impl DynamoStore {
 
 #[async_trait]
 impl Catalogue for DynamoStore {
+    async fn catalogue_version(&self) -> Result<Option<u64>> {
+        Ok(None)
+    }
+
+    /// Two reads at once — the active products (an index query) and every variant (a scan of
+    /// a table as small as the catalogue) — instead of one query per product.
     async fn active_catalogue(&self) -> Result<Vec<ProductWithVariants>> {
-        let query = self
+        let products = self
             .client
             .query()
             .table_name(&self.tables.products)
@@ -265,27 +271,34 @@ impl Catalogue for DynamoStore {
             .key_condition_expression("#activeKey = :yes")
             .set_expression_attribute_names(super::store::names_of(&["#activeKey"]))
             .expression_attribute_values(":yes", s("true"));
-        let products = all_pages!(query.clone());
-        let mut catalogue = Vec::new();
-        for raw in &products {
-            let product = product_from(raw)?;
-            let query = self
-                .client
-                .query()
-                .table_name(&self.tables.product_variants)
-                .key_condition_expression("#productId = :p")
-                .set_expression_attribute_names(super::store::names_of(&["#productId"]))
-                .expression_attribute_values(":p", s(product.id.as_str()))
-                .consistent_read(true);
-            let mut variants = all_pages!(query.clone())
-                .iter()
-                .map(variant_from)
-                .filter(|v| v.as_ref().map_or(true, |v| v.is_active))
-                .collect::<Result<Vec<_>>>()?;
-            variants.sort_by_key(|v| v.denomination);
-            catalogue.push(ProductWithVariants { product, variants });
+        let variants = self
+            .client
+            .scan()
+            .table_name(&self.tables.product_variants)
+            .consistent_read(true);
+        let (products, variants) = tokio::try_join!(
+            async { Ok::<_, Error>(all_pages!(products.clone())) },
+            async { Ok::<_, Error>(all_pages!(variants.clone())) },
+        )?;
+        let mut by_product: HashMap<String, Vec<Variant>> = HashMap::new();
+        for raw in &variants {
+            let variant = variant_from(raw)?;
+            if variant.is_active {
+                by_product
+                    .entry(variant.product_id.to_string())
+                    .or_default()
+                    .push(variant);
+            }
         }
-        Ok(catalogue)
+        products
+            .iter()
+            .map(|raw| {
+                let product = product_from(raw)?;
+                let mut variants = by_product.remove(product.id.as_str()).unwrap_or_default();
+                variants.sort_by_key(|v| v.denomination);
+                Ok(ProductWithVariants { product, variants })
+            })
+            .collect()
     }
 
     async fn entries(&self, ids: &[VariantId]) -> Result<Vec<CatalogueEntry>> {

@@ -235,6 +235,18 @@ fn update_variant(
 
 #[async_trait]
 impl Catalogue for SqliteStore {
+    async fn catalogue_version(&self) -> Result<Option<u64>> {
+        self.read(|conn| {
+            let version: i64 = conn.query_row(
+                "SELECT version FROM catalogue_version WHERE id = 1",
+                [],
+                |row| row.get(0),
+            )?;
+            Ok(Some(version as u64))
+        })
+        .await
+    }
+
     async fn active_catalogue(&self) -> Result<Vec<ProductWithVariants>> {
         self.read(|conn| {
             let mut catalogue: Vec<ProductWithVariants> = all(

@@ -551,8 +551,31 @@ BEGIN
 END;
 "#;
 
+/// The catalogue's version: every change to a product or a variant — an admin's, a sale's
+/// stock, a code import's — bumps it in its own transaction, whichever process makes it, so a
+/// process may serve the catalogue from memory while the version it read it at holds.
+const V13: &str = r#"
+CREATE TABLE catalogue_version (
+    id      INTEGER PRIMARY KEY CHECK (id = 1),
+    version INTEGER NOT NULL
+) STRICT;
+INSERT INTO catalogue_version (id, version) VALUES (1, 0);
+CREATE TRIGGER catalogue_version_on_product_insert AFTER INSERT ON products
+BEGIN UPDATE catalogue_version SET version = version + 1; END;
+CREATE TRIGGER catalogue_version_on_product_update AFTER UPDATE ON products
+BEGIN UPDATE catalogue_version SET version = version + 1; END;
+CREATE TRIGGER catalogue_version_on_product_delete AFTER DELETE ON products
+BEGIN UPDATE catalogue_version SET version = version + 1; END;
+CREATE TRIGGER catalogue_version_on_variant_insert AFTER INSERT ON variants
+BEGIN UPDATE catalogue_version SET version = version + 1; END;
+CREATE TRIGGER catalogue_version_on_variant_update AFTER UPDATE ON variants
+BEGIN UPDATE catalogue_version SET version = version + 1; END;
+CREATE TRIGGER catalogue_version_on_variant_delete AFTER DELETE ON variants
+BEGIN UPDATE catalogue_version SET version = version + 1; END;
+"#;
+
 /// Every migration in order; a database at version `n` has applied the first `n`.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13];
 
 /// The schema version this build writes.
 pub(crate) const VERSION: i64 = MIGRATIONS.len() as i64;

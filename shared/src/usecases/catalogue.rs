@@ -10,6 +10,54 @@ use crate::catalogue::{
 };
 use crate::ids::{ProductId, UserId, VariantId};
 use crate::{Error, Result};
+use chrono::{DateTime, Utc};
+use std::sync::{Arc, PoisonError, RwLock};
+
+/// The active catalogue as last read by this process, with what tells whether it is current.
+#[derive(Debug, Default)]
+pub struct CatalogueCache {
+    kept: RwLock<Option<KeptCatalogue>>,
+}
+
+#[derive(Clone, Debug)]
+struct KeptCatalogue {
+    version: Option<u64>,
+    read_at: DateTime<Utc>,
+    products: Arc<Vec<ProductWithVariants>>,
+}
+
+impl CatalogueCache {
+    /// The kept catalogue if it is current: read at `version`, or, with no version, less
+    /// than `ttl` ago.
+    fn current(
+        &self,
+        version: Option<u64>,
+        now: DateTime<Utc>,
+        ttl: chrono::Duration,
+    ) -> Option<Arc<Vec<ProductWithVariants>>> {
+        let kept = self.kept.read().unwrap_or_else(PoisonError::into_inner);
+        let kept = kept.as_ref()?;
+        let current = match (version, kept.version) {
+            (Some(now_at), Some(read_at)) => now_at == read_at,
+            (None, None) => now - kept.read_at < ttl,
+            _ => false,
+        };
+        current.then(|| kept.products.clone())
+    }
+
+    fn keep(
+        &self,
+        version: Option<u64>,
+        now: DateTime<Utc>,
+        products: Arc<Vec<ProductWithVariants>>,
+    ) {
+        *self.kept.write().unwrap_or_else(PoisonError::into_inner) = Some(KeptCatalogue {
+            version,
+            read_at: now,
+            products,
+        });
+    }
+}
 
 /// A new product as an admin describes it (already validated field by field).
 #[derive(Clone, Debug)]
@@ -39,8 +87,24 @@ pub struct NewVariant {
 }
 
 impl Giftify {
-    pub async fn catalogue(&self) -> Result<Vec<ProductWithVariants>> {
-        self.ports.catalogue.active_catalogue().await
+    /// The active catalogue, from memory while it is known to be current: while the store's
+    /// catalogue version is the one it was read at, or — on a backend without versions — for
+    /// [`super::Rules::catalogue_ttl`] after it was read.
+    pub async fn catalogue(&self) -> Result<Arc<Vec<ProductWithVariants>>> {
+        // The version is read before the catalogue, so a change between the two reads leaves
+        // a newer catalogue under an older version: the next read reads it again, never the
+        // other way round.
+        let version = self.ports.catalogue.catalogue_version().await?;
+        let now = self.now();
+        if let Some(kept) = self
+            .catalogue_cache
+            .current(version, now, self.rules.catalogue_ttl)
+        {
+            return Ok(kept);
+        }
+        let products = Arc::new(self.ports.catalogue.active_catalogue().await?);
+        self.catalogue_cache.keep(version, now, products.clone());
+        Ok(products)
     }
 
     pub async fn inventory(&self) -> Result<Vec<CatalogueEntry>> {

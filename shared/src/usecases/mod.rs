@@ -20,7 +20,7 @@ mod webhooks;
 
 pub use accounts::{AdminRefusal, AdminRequest, AdminStep, Registration, admin_step};
 pub use batch::{BatchOutcome, Handled, Metric, error_chain, message_groups};
-pub use catalogue::{NewProduct, NewVariant};
+pub use catalogue::{CatalogueCache, NewProduct, NewVariant};
 pub use fulfil::MessageOutcome;
 pub use keyed::{Keyed, KeyedRequest, KeyedRun};
 pub use operations::{ReconcileReport, RedriveReport};
@@ -74,6 +74,10 @@ pub struct Rules {
     pub self_top_up: bool,
     /// How long a status read may wait for an order to become final (`Prefer: wait`).
     pub order_wait: OrderWait,
+    /// How long a process serves the catalogue from memory on a backend that keeps no
+    /// catalogue version (DynamoDB); zero reads it every time. With a version the cache is
+    /// exact and this does not apply.
+    pub catalogue_ttl: chrono::Duration,
 }
 
 impl Default for Rules {
@@ -93,6 +97,7 @@ impl Default for Rules {
             webhook_disable_after: chrono::Duration::days(3),
             self_top_up: true,
             order_wait: OrderWait::default(),
+            catalogue_ttl: chrono::Duration::seconds(1),
         }
     }
 }
@@ -106,6 +111,7 @@ pub struct Giftify {
     pub rules: Rules,
     /// Readers waiting for orders to become final in this process.
     pub order_watch: Arc<OrderWatch>,
+    pub catalogue_cache: Arc<CatalogueCache>,
 }
 
 impl std::fmt::Debug for Giftify {
@@ -124,6 +130,7 @@ impl Giftify {
             clock,
             rules,
             order_watch: Arc::default(),
+            catalogue_cache: Arc::default(),
         }
     }
 

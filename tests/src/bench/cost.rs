@@ -552,11 +552,12 @@ pub async fn run(options: &CostOptions) -> Result<Value> {
     let variant = giftify
         .catalogue()
         .await?
-        .into_iter()
-        .flat_map(|product| product.variants)
+        .iter()
+        .flat_map(|product| &product.variants)
         .find(|v| v.fulfillment_source == giftify_shared::codes::FulfillmentSource::Generated)
         .ok_or_else(|| anyhow::anyhow!("the demo catalogue has Giftify cards"))?
-        .id;
+        .id
+        .clone();
     giftify
         .ports
         .catalogue

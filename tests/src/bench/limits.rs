@@ -180,11 +180,11 @@ pub async fn raw_sqlite(dir: &Path, tasks: usize, duration: Duration) -> Result<
     );
     giftify.seed_demo_catalogue().await?;
     let mut entries = Vec::new();
-    for product in giftify.catalogue().await? {
+    for product in giftify.catalogue().await?.iter() {
         // Giftify's own cards: variants whose stock an admin sets.
         for variant in product
             .variants
-            .into_iter()
+            .iter()
             .filter(|v| v.fulfillment_source == giftify_shared::codes::FulfillmentSource::Generated)
         {
             let update = VariantUpdate {

@@ -667,10 +667,10 @@ async fn phases(
 pub(super) async fn stocked_variants(server: &Server) -> Result<Vec<VariantId>> {
     let giftify = &server.stack.giftify;
     let mut variants = Vec::new();
-    for product in giftify.catalogue().await? {
+    for product in giftify.catalogue().await?.iter() {
         for variant in product
             .variants
-            .into_iter()
+            .iter()
             .filter(|v| v.fulfillment_source == giftify_shared::codes::FulfillmentSource::Generated)
         {
             giftify
@@ -685,7 +685,7 @@ pub(super) async fn stocked_variants(server: &Server) -> Result<Vec<VariantId>> 
                     chrono::Utc::now(),
                 )
                 .await?;
-            variants.push(variant.id);
+            variants.push(variant.id.clone());
         }
     }
     Ok(variants)

@@ -227,6 +227,13 @@ impl Catalogue for Faulty<dyn Catalogue> {
             })
             .await
     }
+    async fn catalogue_version(&self) -> Result<Option<u64>> {
+        self.0
+            .call("catalogue.catalogue_version", false, || {
+                self.1.catalogue_version()
+            })
+            .await
+    }
     async fn entries(&self, ids: &[VariantId]) -> Result<Vec<CatalogueEntry>> {
         self.0
             .call("catalogue.entries", false, || self.1.entries(ids))

@@ -86,6 +86,9 @@ impl Catalogue for AuditedCatalogue {
     async fn active_catalogue(&self) -> Result<Vec<ProductWithVariants>> {
         self.inner.active_catalogue().await
     }
+    async fn catalogue_version(&self) -> Result<Option<u64>> {
+        self.inner.catalogue_version().await
+    }
     async fn entries(&self, ids: &[VariantId]) -> Result<Vec<CatalogueEntry>> {
         self.inner.entries(ids).await
     }

@@ -127,4 +127,35 @@ async fn reads_answer_304_until_what_they_show_changes(backend: Backend) {
     );
 }
 
-crate::on_both_backends!(reads_answer_304_until_what_they_show_changes);
+/// With a long time to live, the catalogue cache shows what it is: exact where the store keeps
+/// a catalogue version (embedded), and kept for its time to live where it keeps none (DynamoDB).
+async fn the_catalogue_is_cached_exactly_with_a_version_and_for_its_ttl_without(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |config| {
+        config.catalogue_ttl = std::time::Duration::from_secs(600);
+    })
+    .await;
+    let user = app.register("cached").await;
+    let (variant, _, stock) = app.some_variant().await;
+    let versioned = app
+        .giftify()
+        .ports
+        .catalogue
+        .catalogue_version()
+        .await
+        .expect("version")
+        .is_some();
+    let first = app.get("/products", Some(&user.token)).await;
+    let tag = tag_of(&first);
+    app.set_stock(&variant, stock + 5).await;
+    let next = revalidate(&app, "/products", &user.token, &tag).await;
+    if versioned {
+        assert_ne!(tag_of(&next), tag, "the version moved with the stock");
+    } else {
+        assert_not_modified(&next, &tag);
+    }
+}
+
+crate::on_both_backends!(
+    reads_answer_304_until_what_they_show_changes,
+    the_catalogue_is_cached_exactly_with_a_version_and_for_its_ttl_without,
+);

@@ -1,7 +1,9 @@
 //! Products, variants, stock and prices.
 
-use crate::support::{entries_in_order, now, product, stock_of, stocked, variant};
-use anyhow::Result;
+use crate::support::{
+    entries_in_order, fulfil, funded_user, now, place, product, stock_of, stocked, variant,
+};
+use anyhow::{Result, ensure};
 use giftify_shared::catalogue::{ProductUpdate, VariantUpdate, demo_catalogue};
 use giftify_shared::ids::{ProductId, VariantId};
 use giftify_shared::ports::Ports;
@@ -261,6 +263,73 @@ pub async fn a_product_update_changes_what_it_names_and_nothing_else(ports: &Por
             .iter()
             .any(|p| p.product.id == before.id),
         "an inactive product leaves the catalogue"
+    );
+    Ok(())
+}
+
+/// Where a store keeps a catalogue version, every change to a product or a variant moves it —
+/// an admin's, a sale's — and a refused change does not; a store that keeps none says so
+/// every time, and readers fall back to a time to live.
+pub async fn the_catalogue_version_moves_with_every_change_and_only_then(
+    ports: &Ports,
+) -> Result<()> {
+    let version = || async { ports.catalogue.catalogue_version().await };
+    let Some(start) = version().await? else {
+        stocked(ports, &[5]).await?;
+        ensure!(
+            version().await?.is_none(),
+            "a store keeps a version or never does"
+        );
+        return Ok(());
+    };
+    let e = stocked(ports, &[5]).await?;
+    let added = version().await?.expect("a version");
+    ensure!(added > start, "adding a product and a variant moves it");
+    let id = &e[0].variant.id;
+
+    let refused = VariantUpdate {
+        stock_adjustment: Some(-6),
+        ..VariantUpdate::default()
+    };
+    ports
+        .catalogue
+        .update_variant(id, &refused, now())
+        .await
+        .unwrap_err();
+    ensure!(
+        version().await? == Some(added),
+        "a refused change leaves it"
+    );
+
+    let restock = VariantUpdate {
+        stock_adjustment: Some(1),
+        ..VariantUpdate::default()
+    };
+    ports.catalogue.update_variant(id, &restock, now()).await?;
+    let restocked = version().await?.expect("a version");
+    ensure!(restocked > added, "a stock change moves it");
+
+    let rename = ProductUpdate {
+        name: Some("Renamed".into()),
+        ..ProductUpdate::default()
+    };
+    ports
+        .catalogue
+        .update_product(&e[0].product.id, &rename, now())
+        .await?;
+    let renamed = version().await?.expect("a version");
+    ensure!(renamed > restocked, "a product change moves it");
+
+    let owner = funded_user(ports, 1_000_000).await?;
+    let order = place(ports, &owner.id, &[(&e[0], 2)]).await?;
+    ensure!(
+        version().await? == Some(renamed),
+        "an order placed takes no stock yet"
+    );
+    fulfil(ports, &order, &[2]).await?;
+    ensure!(
+        version().await?.expect("a version") > renamed,
+        "a sale's stock moves it"
     );
     Ok(())
 }
