@@ -20,25 +20,21 @@ locals {
       hash_key      = "userId"
       range_key     = null
       ttl_attribute = null
-      indexes = {
-        "email-index" = { hash_key = "email", range_key = null, projection = "KEYS_ONLY" }
-      }
+      # An email is found through its EMAIL# guard item, which also keeps it unique.
+      indexes = {}
     }
     "wallet-transactions" = {
       hash_key      = "userId"
       range_key     = "transactionId"
       ttl_attribute = null
-      indexes = {
-        "transactionId-index"    = { hash_key = "transactionId", range_key = null, projection = "KEYS_ONLY" }
-        "userId-createdAt-index" = { hash_key = "userId", range_key = "createdAt", projection = "KEYS_ONLY" }
-      }
+      # A user's ledger is the table's own partition, in the order of its sortable ids.
+      indexes = {}
     }
     "products" = {
       hash_key      = "productId"
       range_key     = null
       ttl_attribute = null
       indexes = {
-        "category-createdAt-index" = { hash_key = "category", range_key = "createdAt", projection = "KEYS_ONLY" }
         # Sparse: `activeKey` is "true" on active products only (keys cannot be booleans).
         # Whole items: the catalogue page reads products straight from it.
         "active-name-index" = { hash_key = "activeKey", range_key = "name", projection = "ALL" }
@@ -49,8 +45,7 @@ locals {
       range_key     = "variantId"
       ttl_attribute = null
       indexes = {
-        "variantId-index"                    = { hash_key = "variantId", range_key = null, projection = "KEYS_ONLY" }
-        "productId-activeDenomination-index" = { hash_key = "productId", range_key = "activeDenomination", projection = "KEYS_ONLY" }
+        "variantId-index" = { hash_key = "variantId", range_key = null, projection = "KEYS_ONLY" }
       }
     }
     "cart" = {
@@ -75,8 +70,7 @@ locals {
       range_key     = null
       ttl_attribute = null
       indexes = {
-        "userId-issuedAt-index"    = { hash_key = "userId", range_key = "issuedAt", projection = "KEYS_ONLY" }
-        "orderId-giftCardId-index" = { hash_key = "orderId", range_key = "giftCardId", projection = "KEYS_ONLY" }
+        "userId-issuedAt-index" = { hash_key = "userId", range_key = "issuedAt", projection = "KEYS_ONLY" }
         # The keyed HMAC of the card number, never the number.
         "giftCardNumber-index" = { hash_key = "giftCardNumberHash", range_key = null, projection = "KEYS_ONLY" }
         # Sparse: only ACTIVE cards, by expiry date (the reconciler expires them).

@@ -246,6 +246,40 @@ fn every_table_has_the_code_s_keys_indexes_projections_and_ttl() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
+/// An index is paid for on every write that enters it: each must have a reader, an adapter
+/// that names it in a query (as a literal or a constant beside `.index_name(`).
+#[test]
+fn every_index_has_a_reader_in_the_adapters() {
+    let adapters = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/src/aws");
+    let readers: Vec<(String, String)> = std::fs::read_dir(&adapters)
+        .expect("the AWS adapters")
+        .map(|entry| entry.expect("an adapter file").path())
+        .filter(|path| {
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            // The table definitions and the table creation name every index without reading it.
+            name.ends_with(".rs") && name != "tables.rs" && name != "bootstrap.rs"
+        })
+        .map(|path| {
+            let text = std::fs::read_to_string(&path).expect("readable");
+            (path.display().to_string(), text)
+        })
+        .filter(|(_, text)| text.contains(".index_name("))
+        .collect();
+    let mut unread = Vec::new();
+    for table in ALL {
+        for index in table.indexes {
+            let quoted = format!("\"{}\"", index.name);
+            if !readers.iter().any(|(_, text)| text.contains(&quoted)) {
+                unread.push(format!("{}: {}", table.short_name, index.name));
+            }
+        }
+    }
+    assert!(
+        unread.is_empty(),
+        "indexes no adapter queries (drop them, or add the reader): {unread:?}"
+    );
+}
+
 #[test]
 fn queue_and_topic_names_are_the_ones_the_code_looks_up() {
     for stage in STAGES {

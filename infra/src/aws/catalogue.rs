@@ -3,7 +3,7 @@
 use super::store::{DynamoStore, Transaction, TxFailure, all_pages, check, put, retrying};
 use crate::aws::item::{Attrs, Item, b, item, money, n, s, sdk_error, ts};
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnValue};
+use aws_sdk_dynamodb::types::{KeysAndAttributes, ReturnValue};
 use chrono::{DateTime, Utc};
 use giftify_shared::Missing;
 use giftify_shared::catalogue::{
@@ -59,12 +59,8 @@ fn product_from(raw: &Item) -> Result<Product> {
     })
 }
 
-fn active_denomination(v: &Variant) -> AttributeValue {
-    s(format!("{:010}", v.denomination))
-}
-
 fn variant_item(v: &Variant) -> Item {
-    let mut raw = item([
+    item([
         ("productId", s(v.product_id.as_str())),
         ("variantId", s(v.id.as_str())),
         ("name", s(&v.name)),
@@ -81,11 +77,7 @@ fn variant_item(v: &Variant) -> Item {
         ("sourceLocked", b(v.source_locked)),
         ("createdAt", ts(v.created_at)),
         ("updatedAt", ts(v.updated_at)),
-    ]);
-    if v.is_active {
-        raw.insert("activeDenomination".into(), active_denomination(v));
-    }
-    raw
+    ])
 }
 
 fn variant_from(raw: &Item) -> Result<Variant> {

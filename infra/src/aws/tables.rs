@@ -68,17 +68,16 @@ const fn keys_index(
 pub const USERS: TableDef = TableDef {
     short_name: "users",
     key: key("userId", None),
-    indexes: &[keys_index("email-index", "email", None)],
+    // An email is found through its `EMAIL#` guard item, which also keeps it unique.
+    indexes: &[],
     ttl_attribute: None,
 };
 
 pub const WALLET_TRANSACTIONS: TableDef = TableDef {
     short_name: "wallet-transactions",
     key: key("userId", Some("transactionId")),
-    indexes: &[
-        keys_index("transactionId-index", "transactionId", None),
-        keys_index("userId-createdAt-index", "userId", Some("createdAt")),
-    ],
+    // A user's ledger is the table's own partition, in order of its sortable ids.
+    indexes: &[],
     ttl_attribute: None,
 };
 
@@ -86,7 +85,6 @@ pub const PRODUCTS: TableDef = TableDef {
     short_name: "products",
     key: key("productId", None),
     indexes: &[
-        keys_index("category-createdAt-index", "category", Some("createdAt")),
         // DynamoDB keys cannot be booleans: `activeKey` is "true" on active products only.
         index("active-name-index", "activeKey", Some("name")),
     ],
@@ -96,15 +94,7 @@ pub const PRODUCTS: TableDef = TableDef {
 pub const PRODUCT_VARIANTS: TableDef = TableDef {
     short_name: "product-variants",
     key: key("productId", Some("variantId")),
-    indexes: &[
-        keys_index("variantId-index", "variantId", None),
-        // `activeDenomination` = "<10-digit denomination>" on active variants only.
-        keys_index(
-            "productId-activeDenomination-index",
-            "productId",
-            Some("activeDenomination"),
-        ),
-    ],
+    indexes: &[keys_index("variantId-index", "variantId", None)],
     ttl_attribute: None,
 };
 
@@ -132,7 +122,6 @@ pub const GIFT_CARDS: TableDef = TableDef {
     key: key("giftCardId", None),
     indexes: &[
         keys_index("userId-issuedAt-index", "userId", Some("issuedAt")),
-        keys_index("orderId-giftCardId-index", "orderId", Some("giftCardId")),
         // The keyed HMAC of the number, never the number.
         keys_index("giftCardNumber-index", "giftCardNumberHash", None),
         // Sparse: `activeCard` exists only while a card is ACTIVE; the reconciler finds the

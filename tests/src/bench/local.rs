@@ -585,7 +585,7 @@ pub fn run(options: &LocalOptions) -> Result<Value> {
     let result = clients_runtime.block_on(phases(options, &server, &noop, &raw));
     let unfinished_orders = unfinished(&server.db_path);
     server.stop();
-    let (peak, half) = result?;
+    let (peak, half, catalogue) = result?;
 
     let peak_fulfilled = peak["fulfilled_per_s"].as_f64().unwrap_or(0.0);
     let peak_requests = peak["http_requests_per_s"].as_f64().unwrap_or(0.0);
@@ -603,6 +603,7 @@ pub fn run(options: &LocalOptions) -> Result<Value> {
         "polling": format!("{:?}", options.polling),
         "peak": peak,
         "half_load": half,
+        "catalogue_reads": catalogue,
         "unfinished_orders_after_drain": unfinished_orders.ok(),
         "rss_mib_before_server": rss_before.map(round3),
         "peak_rss_mib": peak_rss_mib().map(round3),
@@ -624,7 +625,7 @@ async fn phases(
     server: &Server,
     noop: &LimitReport,
     raw: &limits::RawReport,
-) -> Result<(Value, Option<Value>)> {
+) -> Result<(Value, Option<Value>, Value)> {
     let _ = (noop, raw);
     let ctx = Arc::new(Ctx {
         http: http_client(options.clients)?,
@@ -659,7 +660,80 @@ async fn phases(
     } else {
         None
     };
-    Ok((peak, half))
+    eprintln!(
+        "catalogue: {} clients reading GET /products",
+        options.clients
+    );
+    let catalogue = catalogue_reads(&ctx, &users, options.limit_duration, noop).await?;
+    Ok((peak, half, catalogue))
+}
+
+/// `GET /products` by every client in a closed loop for `duration`, first reading the whole
+/// answer (the process's catalogue cache is warm: nothing changes the stock meanwhile), then
+/// revalidating it with `If-None-Match` (304s); each against the no-op endpoint's rate.
+async fn catalogue_reads(
+    ctx: &Arc<Ctx>,
+    users: &[BenchUser],
+    duration: Duration,
+    noop: &LimitReport,
+) -> Result<Value> {
+    let first = ctx
+        .http
+        .get(ctx.url("/products"))
+        .bearer_auth(&users[0].token)
+        .send()
+        .await?;
+    let tag = first
+        .headers()
+        .get("etag")
+        .and_then(|tag| tag.to_str().ok())
+        .context("GET /products sends an ETag")?
+        .to_string();
+    let mut report = serde_json::Map::new();
+    for (name, revalidating, expected) in [("full", false, 200), ("not_modified", true, 304)] {
+        let end = Instant::now() + duration;
+        let mut readers = JoinSet::new();
+        for user in users {
+            let (ctx, token, tag) = (ctx.clone(), user.token.clone(), tag.clone());
+            readers.spawn(async move {
+                let (mut samples, mut unexpected) = (Samples::default(), 0u64);
+                while Instant::now() < end {
+                    let mut read = ctx.http.get(ctx.url("/products")).bearer_auth(&token);
+                    if revalidating {
+                        read = read.header("if-none-match", &tag);
+                    }
+                    let begun = Instant::now();
+                    match read.send().await {
+                        Ok(response) if response.status().as_u16() == expected => {
+                            if response.bytes().await.is_ok() {
+                                samples.record(begun.elapsed());
+                            }
+                        }
+                        _ => unexpected += 1,
+                    }
+                }
+                (samples, unexpected)
+            });
+        }
+        let (mut all, mut unexpected) = (Samples::default(), 0);
+        while let Some(done) = readers.join_next().await {
+            let (samples, wrong) = done?;
+            all.merge(samples);
+            unexpected += wrong;
+        }
+        let per_s = all.len() as f64 / duration.as_secs_f64();
+        report.insert(
+            name.into(),
+            json!({
+                "requests_per_s": round3(per_s),
+                "p50_ms": round3(all.percentile_ms(50.0)),
+                "p99_ms": round3(all.percentile_ms(99.0)),
+                "unexpected_answers": unexpected,
+                "vs_noop_requests_per_s": round3(per_s / noop.requests_per_s.max(f64::MIN_POSITIVE)),
+            }),
+        );
+    }
+    Ok(Value::Object(report))
 }
 
 /// Every active variant of Giftify's own cards, stocked so no order is partial (a brand
@@ -793,7 +867,33 @@ pub fn table(report: &Value) -> String {
                 fmt(&p["create_to_final_server"]["p99_ms"])
             ),
         );
+        line(
+            &mut out,
+            "status reads per order",
+            fmt(&p["status_reads_per_order"]),
+        );
         line(&mut out, "errors", p["errors"].to_string());
+    }
+    let catalogue = &report["catalogue_reads"];
+    if !catalogue.is_null() {
+        out.push_str(
+            "catalogue reads
+",
+        );
+        for (label, key) in [
+            ("GET /products requests/s (÷ no-op)", "full"),
+            ("GET /products 304s/s (÷ no-op)", "not_modified"),
+        ] {
+            line(
+                &mut out,
+                label,
+                format!(
+                    "{} ({})",
+                    fmt(&catalogue[key]["requests_per_s"]),
+                    fmt(&catalogue[key]["vs_noop_requests_per_s"])
+                ),
+            );
+        }
     }
     line(
         &mut out,
