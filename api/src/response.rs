@@ -73,40 +73,59 @@ pub fn validated<T: ToSchema + Serialize>(
     data: &T,
     if_none_match: Option<&HeaderValue>,
 ) -> Response {
-    let raw = match serde_json::value::to_raw_value(data) {
-        Ok(raw) => raw,
-        Err(_) => return axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-    };
-    let tag = entity_tag(raw.get().as_bytes());
-    let mut response = if if_none_match.is_some_and(|header| names_tag(header, &tag)) {
-        axum::http::StatusCode::NOT_MODIFIED.into_response()
-    } else {
-        let envelope = RawEnvelope {
-            success: true,
-            data: &raw,
-            timestamp: &timestamp(Utc::now()),
-        };
-        match serde_json::to_vec(&envelope) {
-            Ok(body) => (
-                [(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                )],
-                body,
-            )
-                .into_response(),
-            Err(_) => return axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-        }
-    };
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, no-cache"),
-    );
-    if let Ok(tag) = HeaderValue::from_str(&tag) {
-        headers.insert(header::ETAG, tag);
+    match Rendered::of(data) {
+        Ok(rendered) => rendered.answer(if_none_match),
+        Err(_) => axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
-    response
+}
+
+/// An answer's data serialised once with its tag, to answer every read of it while it holds
+/// (the catalogue's, kept for as long as the core's cached catalogue is the same).
+#[derive(Debug)]
+pub struct Rendered {
+    data: Box<serde_json::value::RawValue>,
+    tag: HeaderValue,
+}
+
+impl Rendered {
+    pub fn of<T: ToSchema + Serialize>(data: &T) -> Result<Rendered, serde_json::Error> {
+        let data = serde_json::value::to_raw_value(data)?;
+        let tag = HeaderValue::from_str(&entity_tag(data.get().as_bytes()))
+            .expect("a quoted hex tag is a valid header value");
+        Ok(Rendered { data, tag })
+    }
+
+    /// The envelope around the data, or `304 Not Modified` when `if_none_match` names its
+    /// tag; both with the tag and `Cache-Control: private, no-cache`.
+    pub fn answer(&self, if_none_match: Option<&HeaderValue>) -> Response {
+        let mut response = if if_none_match.is_some_and(|header| names_tag(header, &self.tag)) {
+            axum::http::StatusCode::NOT_MODIFIED.into_response()
+        } else {
+            let envelope = RawEnvelope {
+                success: true,
+                data: &self.data,
+                timestamp: &timestamp(Utc::now()),
+            };
+            match serde_json::to_vec(&envelope) {
+                Ok(body) => (
+                    [(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/json"),
+                    )],
+                    body,
+                )
+                    .into_response(),
+                Err(_) => return axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+            }
+        };
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("private, no-cache"),
+        );
+        headers.insert(header::ETAG, self.tag.clone());
+        response
+    }
 }
 
 /// [`Envelope`] over data already serialised (no message: a read answers none).
@@ -127,8 +146,8 @@ fn entity_tag(bytes: &[u8]) -> String {
 
 /// Whether an `If-None-Match` value names `tag`: `*`, or a list of tags compared weakly (RFC
 /// 9110 §13.1.2), so a `W/` prefix a proxy added still matches.
-fn names_tag(header: &HeaderValue, tag: &str) -> bool {
-    let Ok(listed) = header.to_str() else {
+fn names_tag(header: &HeaderValue, tag: &HeaderValue) -> bool {
+    let (Ok(listed), Ok(tag)) = (header.to_str(), tag.to_str()) else {
         return false;
     };
     listed.split(',').map(str::trim).any(|candidate| {

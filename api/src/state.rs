@@ -2,9 +2,11 @@
 
 use crate::auth::{Passwords, TokenService};
 use crate::metrics::Metrics;
+use crate::response::Rendered;
 use giftify_shared::Giftify;
+use giftify_shared::catalogue::ProductWithVariants;
 use secrecy::SecretString;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// What every handler shares: the core, the token keys, the password hasher and the
 /// metrics. Cheap to clone (one `Arc`).
@@ -18,6 +20,14 @@ struct StateInner {
     tokens: TokenService,
     passwords: Passwords,
     metrics: Arc<Metrics>,
+    catalogue_page: Mutex<Option<CataloguePage>>,
+}
+
+/// `GET /products` rendered from one catalogue the core kept: serialised and tagged once per
+/// catalogue, not once per request.
+struct CataloguePage {
+    catalogue: Arc<Vec<ProductWithVariants>>,
+    rendered: Arc<Rendered>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -39,6 +49,7 @@ impl AppState {
                 tokens: TokenService::new(jwt_secret),
                 passwords: Passwords::new(cores.max(2)),
                 metrics: Arc::new(Metrics::default()),
+                catalogue_page: Mutex::default(),
             }),
         }
     }
@@ -56,6 +67,32 @@ impl AppState {
     /// Password hashing and verification.
     pub fn passwords(&self) -> &Passwords {
         &self.inner.passwords
+    }
+
+    /// The catalogue page for `catalogue`: the one rendered last if it was rendered from this
+    /// very catalogue (the core hands out the same `Arc` while its cache holds), else `render`'s.
+    pub fn catalogue_page(
+        &self,
+        catalogue: &Arc<Vec<ProductWithVariants>>,
+        render: impl FnOnce() -> Result<Rendered, serde_json::Error>,
+    ) -> Result<Arc<Rendered>, serde_json::Error> {
+        let lock = || {
+            self.inner
+                .catalogue_page
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+        };
+        if let Some(page) = lock().as_ref()
+            && Arc::ptr_eq(&page.catalogue, catalogue)
+        {
+            return Ok(page.rendered.clone());
+        }
+        let rendered = Arc::new(render()?);
+        *lock() = Some(CataloguePage {
+            catalogue: catalogue.clone(),
+            rendered: rendered.clone(),
+        });
+        Ok(rendered)
     }
 
     /// The request metrics of this state's router.

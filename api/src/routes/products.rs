@@ -4,7 +4,7 @@
 use crate::AppState;
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::extract::AuthUser;
-use crate::response::{Envelope, validated};
+use crate::response::{Envelope, Rendered};
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
@@ -140,8 +140,12 @@ pub async fn products(
     request: HeaderMap,
 ) -> Result<Response, ApiError> {
     let catalogue = state.giftify().catalogue().await?;
-    let data = ProductsData {
-        products: catalogue.iter().map(ProductView::from).collect(),
-    };
-    Ok(validated(&data, request.get(header::IF_NONE_MATCH)))
+    let page = state
+        .catalogue_page(&catalogue, || {
+            Rendered::of(&ProductsData {
+                products: catalogue.iter().map(ProductView::from).collect(),
+            })
+        })
+        .map_err(|error| ApiError::from(giftify_shared::Error::internal(error.to_string())))?;
+    Ok(page.answer(request.get(header::IF_NONE_MATCH)))
 }
