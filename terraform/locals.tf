@@ -204,7 +204,7 @@ locals {
         GIFTIFY_USER_RATE_LIMITS   = var.user_rate_limits
         # A status read with Prefer: wait must answer before the function times out: the
         # cap leaves 3 s for the read, the answer and a cold start's share.
-        GIFTIFY_ORDER_WAIT_MAX_SECS = tostring(max(0, min(20, var.api_function.timeout_seconds - 3)))
+        GIFTIFY_ORDER_WAIT_MAX_SECS = tostring(max(0, min(var.order_wait_max_seconds, var.api_function.timeout_seconds - 3)))
         GIFTIFY_CATALOGUE_TTL_MS    = tostring(var.catalogue_cache_ms)
       })
       secrets = [aws_secretsmanager_secret.jwt.arn, aws_secretsmanager_secret.card_key.arn]

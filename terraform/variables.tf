@@ -449,3 +449,13 @@ variable "catalogue_cache_ms" {
     error_message = "catalogue_cache_ms must be a whole number from 0 to 60000."
   }
 }
+
+variable "order_wait_max_seconds" {
+  description = "Longest a GET /orders/{id} with Prefer: wait holds an API function instance waiting for the order to become final (GIFTIFY_ORDER_WAIT_MAX_SECS; further capped at the API function's timeout - 3 s). Each waiting request holds one unit of the function's concurrency: while orders stay pending (a backlog, a stuck group) waits run to this cap, so keep it short. 0 turns waiting off."
+  type        = number
+  default     = 5
+  validation {
+    condition     = var.order_wait_max_seconds >= 0 && var.order_wait_max_seconds <= 20 && floor(var.order_wait_max_seconds) == var.order_wait_max_seconds
+    error_message = "order_wait_max_seconds must be a whole number from 0 to 20."
+  }
+}

@@ -355,6 +355,7 @@ async fn serve(config: Config, with_worker: bool, promote_existing_admin: bool) 
         };
         set_up_admin(stack.giftify(), request, &admin.email, &admin.password).await?;
     }
+    let order_watch = stack.giftify().order_watch.clone();
     let app = router(AppState::new(stack.giftify().clone(), stack.jwt_secret()?));
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -395,6 +396,9 @@ async fn serve(config: Config, with_worker: bool, promote_existing_admin: bool) 
             // by requests still in flight are queued durably for the next start.
             let _ = signalled.send(Some(()));
             let _ = stop.send(true);
+            // Requests waiting for orders answer now: the worker that would finish them is
+            // stopping too.
+            order_watch.close();
             tokio::time::Instant::now()
         }
         ended = worker_ended => {

@@ -9,10 +9,17 @@
 //!
 //! A waiter registers *before* it reads the order, so an announcement between its read and its
 //! wait is not lost: a `watch` receiver remembers a change made after it subscribed.
+//!
+//! Waiting holds a connection (on AWS, a function instance) for its whole length, so it is
+//! bounded twice: [`OrderWait::max`] per request and [`OrderWait::max_waiters`] per process —
+//! past it a read answers at once, as if the client had not asked to wait. A process that
+//! stops [`OrderWatch::close`]s: every wait ends with the order as it is, so a wait for a
+//! worker that stopped with it does not hold the shutdown to its deadline.
 
 use crate::ids::OrderId;
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -24,6 +31,8 @@ pub struct OrderWait {
     /// How often a waiter reads the order again when no announcement comes: the latency a
     /// finalisation in another process adds, and one store read each time.
     pub recheck: Duration,
+    /// Requests of this process that may wait at once.
+    pub max_waiters: usize,
 }
 
 impl Default for OrderWait {
@@ -31,6 +40,8 @@ impl Default for OrderWait {
         OrderWait {
             max: Duration::from_secs(20),
             recheck: Duration::from_millis(250),
+            // A quarter of the HTTP server's default 1,024 connections.
+            max_waiters: 256,
         }
     }
 }
@@ -39,6 +50,21 @@ impl Default for OrderWait {
 #[derive(Debug, Default)]
 pub struct OrderWatch {
     waiting: Mutex<HashMap<OrderId, watch::Sender<()>>>,
+    /// Requests waiting now, across orders.
+    waiters: AtomicUsize,
+    closed: AtomicBool,
+}
+
+/// A request's place among the waiters, given back when dropped.
+#[derive(Debug)]
+pub struct WaitPermit<'a> {
+    watch: &'a OrderWatch,
+}
+
+impl Drop for WaitPermit<'_> {
+    fn drop(&mut self) {
+        self.watch.waiters.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// Whether a wait ended because the order was announced final.
@@ -49,6 +75,32 @@ pub enum Woken {
 }
 
 impl OrderWatch {
+    /// A place among at most `max_waiters` waiting requests; `None` when they are all taken
+    /// or the process is stopping.
+    pub fn permit(&self, max_waiters: usize) -> Option<WaitPermit<'_>> {
+        if self.is_closed() {
+            return None;
+        }
+        self.waiters
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max_waiters).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| WaitPermit { watch: self })
+    }
+
+    /// Ends every wait now and every wait to come at once: the process is stopping.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        for sender in self.lock().values() {
+            sender.send_replace(());
+        }
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
     /// Registers interest in `order`; announcements from now on wake [`Watching::wait`].
     pub fn watch(&self, order: &OrderId) -> Watching<'_> {
         let mut waiting = self.lock();
@@ -146,6 +198,26 @@ mod tests {
         };
         let (woken, ()) = tokio::join!(watching.wait(LONG), announcer);
         assert_eq!(woken, Woken::Announced);
+    }
+
+    #[tokio::test]
+    async fn waiters_are_bounded_and_closing_wakes_them_and_refuses_more() {
+        let watch = OrderWatch::default();
+        let first = watch.permit(2).expect("a place");
+        let second = watch.permit(2).expect("a place");
+        assert!(watch.permit(2).is_none(), "two wait at most");
+        drop(first);
+        let third = watch.permit(2).expect("a place freed");
+        let order = OrderId::generate();
+        let mut watching = watch.watch(&order);
+        watch.close();
+        assert_eq!(watching.wait(LONG).await, Woken::Announced);
+        assert!(watch.is_closed());
+        assert!(
+            watch.permit(2).is_none(),
+            "a stopping process lets no one wait"
+        );
+        drop((second, third));
     }
 
     #[tokio::test]

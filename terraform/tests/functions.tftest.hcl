@@ -107,8 +107,8 @@ run "environment_is_exactly_what_the_code_reads" {
     error_message = "Function environments must hold exactly the AWS settings of infra/src/config.rs ENV_VARS."
   }
   assert {
-    condition     = aws_lambda_function.this["api"].environment[0].variables["GIFTIFY_ORDER_WAIT_MAX_SECS"] == "12"
-    error_message = "Prefer: wait must end 3 s inside the API function's timeout (15 s by default)."
+    condition     = aws_lambda_function.this["api"].environment[0].variables["GIFTIFY_ORDER_WAIT_MAX_SECS"] == "5"
+    error_message = "Prefer: wait is capped at order_wait_max_seconds (5 s by default)."
   }
   assert {
     condition = aws_lambda_function.this["fulfillment"].environment[0].variables == tomap({
@@ -172,6 +172,20 @@ run "sizing_and_architecture_are_variables" {
   assert {
     condition     = aws_lambda_function.this["reconciler"].environment[0].variables.GIFTIFY_STALE_PENDING_SECS == "300"
     error_message = "stale_pending_seconds must reach GIFTIFY_STALE_PENDING_SECS."
+  }
+}
+
+run "the_order_wait_stays_inside_the_api_function_timeout" {
+  command = plan
+
+  variables {
+    api_function           = { timeout_seconds = 6 }
+    order_wait_max_seconds = 20
+  }
+
+  assert {
+    condition     = aws_lambda_function.this["api"].environment[0].variables["GIFTIFY_ORDER_WAIT_MAX_SECS"] == "3"
+    error_message = "A wait longer than the function's timeout - 3 s must be cut to it."
   }
 }
 

@@ -291,22 +291,27 @@ impl Giftify {
 
     /// The user's order once it is final, waiting up to `wait` (at most the rule's cap) for
     /// that; at the end of the wait, as it is then. A finalisation in this process wakes the
-    /// wait at once; one elsewhere is seen at the next recheck.
+    /// wait at once; one elsewhere is seen at the next recheck. With every place among the
+    /// process's waiters taken, or the process stopping, it answers at once.
     pub async fn order_when_final(
         &self,
         user: &UserId,
         id: &OrderId,
         wait: std::time::Duration,
     ) -> Result<Order> {
-        let deadline = tokio::time::Instant::now() + wait.min(self.rules.order_wait.max);
+        let rules = &self.rules.order_wait;
+        let Some(_permit) = self.order_watch.permit(rules.max_waiters) else {
+            return self.order_of(user, id).await;
+        };
+        let deadline = tokio::time::Instant::now() + wait.min(rules.max);
         loop {
             let mut watching = self.order_watch.watch(id);
             let order = self.order_of(user, id).await?;
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            if order.status.is_final() || left.is_zero() {
+            if order.status.is_final() || left.is_zero() || self.order_watch.is_closed() {
                 return Ok(order);
             }
-            watching.wait(left.min(self.rules.order_wait.recheck)).await;
+            watching.wait(left.min(rules.recheck)).await;
         }
     }
 

@@ -23,8 +23,8 @@ fn tag_of(response: &TestResponse) -> String {
     assert_eq!(response.header("cache-control"), Some("private, no-cache"));
     let tag = response.header("etag").expect("an ETag").to_string();
     assert!(
-        tag.starts_with('"') && tag.ends_with('"'),
-        "a strong tag: {tag}"
+        tag.starts_with("W/\"") && tag.ends_with('"'),
+        "a weak tag: {tag}"
     );
     tag
 }

@@ -449,7 +449,7 @@ async fn within_a_minute<T>(request: impl std::future::Future<Output = T>) -> T 
 
 async fn prefer_wait_answers_once_the_order_is_final_or_at_the_cap(backend: Backend) {
     let app = TestApp::spawn_with(backend, |config| {
-        config.order_wait_max = std::time::Duration::from_secs(1);
+        config.order_wait_max = std::time::Duration::from_secs(5);
     })
     .await;
     let user = app.funded_user("waiter", 1_000_000).await;
