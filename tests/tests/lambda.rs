@@ -194,7 +194,14 @@ async fn the_release_fulfillment_binary_handles_an_sqs_event_under_the_runtime_a
             && output.contains(r#""Dimensions":[["stage","function"]]"#),
         "{output}"
     );
-    let card = &giftify.order_cards(&orders[0]).await.unwrap()[0];
+    let fulfilled = giftify
+        .ports
+        .orders
+        .order(&orders[0].id)
+        .await
+        .unwrap()
+        .unwrap();
+    let card = &giftify.order_cards(&fulfilled).await.unwrap()[0];
     let revealed = giftify.vault.open(&card.id, &card.sealed).unwrap();
     use secrecy::ExposeSecret;
     assert!(!output.contains(revealed.number.expose_secret()));
