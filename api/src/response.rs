@@ -1,6 +1,7 @@
 //! The seed's success envelope `{"success":true,"data":…,"message"?,"timestamp"}` and the
 //! one timestamp format of the API (RFC 3339, UTC, millisecond precision, `Z`).
 
+use crate::error::ApiError;
 use axum::Json;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -72,11 +73,8 @@ pub fn no_store(response: impl IntoResponse) -> Response {
 pub fn validated<T: ToSchema + Serialize>(
     data: &T,
     if_none_match: Option<&HeaderValue>,
-) -> Response {
-    match Rendered::of(data) {
-        Ok(rendered) => rendered.answer(if_none_match),
-        Err(_) => axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-    }
+) -> Result<Response, ApiError> {
+    Ok(Rendered::of(data)?.answer(if_none_match))
 }
 
 /// An answer's data serialised once with its tag, to answer every read of it while it holds
@@ -88,8 +86,12 @@ pub struct Rendered {
 }
 
 impl Rendered {
-    pub fn of<T: ToSchema + Serialize>(data: &T) -> Result<Rendered, serde_json::Error> {
-        let data = serde_json::value::to_raw_value(data)?;
+    /// # Errors
+    /// An opaque internal error when `data` does not serialise (a bug, answered as a 500 in
+    /// the envelope).
+    pub fn of<T: ToSchema + Serialize>(data: &T) -> Result<Rendered, ApiError> {
+        let data = serde_json::value::to_raw_value(data)
+            .map_err(|error| ApiError::from(giftify_shared::Error::internal(error)))?;
         let tag = HeaderValue::from_str(&entity_tag(data.get().as_bytes()))
             .expect("a quoted hex tag is a valid header value");
         Ok(Rendered { data, tag })
@@ -101,22 +103,12 @@ impl Rendered {
         let mut response = if if_none_match.is_some_and(|header| names_tag(header, &self.tag)) {
             axum::http::StatusCode::NOT_MODIFIED.into_response()
         } else {
-            let envelope = RawEnvelope {
+            Json(RawEnvelope {
                 success: true,
                 data: &self.data,
                 timestamp: &timestamp(Utc::now()),
-            };
-            match serde_json::to_vec(&envelope) {
-                Ok(body) => (
-                    [(
-                        header::CONTENT_TYPE,
-                        HeaderValue::from_static("application/json"),
-                    )],
-                    body,
-                )
-                    .into_response(),
-                Err(_) => return axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-            }
+            })
+            .into_response()
         };
         let headers = response.headers_mut();
         headers.insert(
@@ -152,12 +144,16 @@ fn names_tag(header: &HeaderValue, tag: &HeaderValue) -> bool {
     let (Ok(listed), Ok(tag)) = (header.to_str(), tag.to_str()) else {
         return false;
     };
-    let opaque = |tag: &'_ str| tag.strip_prefix("W/").unwrap_or(tag).to_string();
-    let tag = opaque(tag);
+    let tag = opaque_tag(tag);
     listed
         .split(',')
         .map(str::trim)
-        .any(|candidate| candidate == "*" || opaque(candidate) == tag)
+        .any(|candidate| candidate == "*" || opaque_tag(candidate) == tag)
+}
+
+/// A tag without its weakness mark, for weak comparison.
+fn opaque_tag(tag: &str) -> &str {
+    tag.strip_prefix("W/").unwrap_or(tag)
 }
 
 /// Millisecond precision: the core clock stores milliseconds, and list order would be
@@ -202,7 +198,7 @@ mod tests {
             name: "a",
             stock: 1,
         };
-        let first = validated(&data, None);
+        let first = validated(&data, None).expect("serialises");
         assert_eq!(first.status(), 200);
         assert_eq!(first.headers()[header::CACHE_CONTROL], "private, no-cache");
         let tag = first.headers()[header::ETAG].clone();
@@ -223,7 +219,8 @@ mod tests {
             format!("\"x\", {}", tag.to_str().unwrap().trim_start_matches("W/")),
             "*".into(),
         ] {
-            let again = validated(&data, Some(&HeaderValue::from_str(&header).unwrap()));
+            let again = validated(&data, Some(&HeaderValue::from_str(&header).unwrap()))
+                .expect("serialises");
             assert_eq!(again.status(), 304, "{header}");
             assert_eq!(again.headers()[header::ETAG], tag);
             assert!(
@@ -240,7 +237,7 @@ mod tests {
             name: "a",
             stock: 0,
         };
-        let fresh = validated(&changed, Some(&tag));
+        let fresh = validated(&changed, Some(&tag)).expect("serialises");
         assert_eq!(fresh.status(), 200, "another stock is another tag");
         assert_ne!(fresh.headers()[header::ETAG], tag);
     }

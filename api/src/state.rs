@@ -1,6 +1,7 @@
 //! The state every handler shares, built once per process.
 
 use crate::auth::{Passwords, TokenService};
+use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::response::Rendered;
 use giftify_shared::Giftify;
@@ -74,8 +75,8 @@ impl AppState {
     pub fn catalogue_page(
         &self,
         catalogue: &Arc<Vec<ProductWithVariants>>,
-        render: impl FnOnce() -> Result<Rendered, serde_json::Error>,
-    ) -> Result<Arc<Rendered>, serde_json::Error> {
+        render: impl FnOnce() -> Result<Rendered, ApiError>,
+    ) -> Result<Arc<Rendered>, ApiError> {
         let lock = || {
             self.inner
                 .catalogue_page

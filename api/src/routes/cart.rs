@@ -139,7 +139,7 @@ pub async fn cart(
             total_amount_formatted: total.formatted(),
         },
     };
-    Ok(validated(&data, request.get(header::IF_NONE_MATCH)))
+    validated(&data, request.get(header::IF_NONE_MATCH))
 }
 
 /// Add, update or remove a cart line (the seed's unified edit).

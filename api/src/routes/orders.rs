@@ -570,7 +570,7 @@ pub async fn detail(
         created_at: timestamp(order.created_at),
         updated_at: timestamp(order.updated_at),
     };
-    let mut response = validated(&data, request.get(header::IF_NONE_MATCH));
+    let mut response = validated(&data, request.get(header::IF_NONE_MATCH))?;
     if !is_final {
         response
             .headers_mut()

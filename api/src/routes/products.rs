@@ -140,12 +140,10 @@ pub async fn products(
     request: HeaderMap,
 ) -> Result<Response, ApiError> {
     let catalogue = state.giftify().catalogue().await?;
-    let page = state
-        .catalogue_page(&catalogue, || {
-            Rendered::of(&ProductsData {
-                products: catalogue.iter().map(ProductView::from).collect(),
-            })
+    let page = state.catalogue_page(&catalogue, || {
+        Rendered::of(&ProductsData {
+            products: catalogue.iter().map(ProductView::from).collect(),
         })
-        .map_err(|error| ApiError::from(giftify_shared::Error::internal(error.to_string())))?;
+    })?;
     Ok(page.answer(request.get(header::IF_NONE_MATCH)))
 }
