@@ -9,7 +9,7 @@
 //! `into_response`): 5xx with the cause chain at `error`, 4xx at
 //! `debug`. Messages never echo request values (see `extract`), so logging them is safe.
 
-use crate::response::timestamp;
+use crate::wire_time::timestamp;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use giftify_shared::CardRefusal;

@@ -20,6 +20,7 @@ pub mod routes;
 pub mod server;
 pub mod state;
 pub mod telemetry;
+pub mod wire_time;
 
 pub use state::AppState;
 

@@ -4,7 +4,8 @@
 use crate::AppState;
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::extract::{ApiJson, ApiPath, PersonUser, parse_id};
-use crate::response::{Envelope, ok, timestamp};
+use crate::response::{Envelope, ok};
+use crate::wire_time::timestamp;
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;

@@ -4,7 +4,8 @@
 use crate::AppState;
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::extract::{AdminUser, ApiQuery, parse_id, parse_int, parse_time};
-use crate::response::{Envelope, ok, timestamp};
+use crate::response::{Envelope, ok};
+use crate::wire_time::timestamp;
 use axum::Router;
 use axum::extract::State;
 use axum::routing::get;

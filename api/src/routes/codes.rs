@@ -5,7 +5,8 @@
 use crate::AppState;
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::extract::{AdminUser, ApiPath, ApiQuery, parse_id};
-use crate::response::{Envelope, ok, timestamp};
+use crate::response::{Envelope, ok};
+use crate::wire_time::timestamp;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
