@@ -52,6 +52,10 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "seconds a received message stays invisible (default 30)",
     ),
     (
+        "GIFTIFY_WORKER_IN_FLIGHT",
+        "order messages the embedded worker handles at once (default 32)",
+    ),
+    (
         "GIFTIFY_STALE_PENDING_SECS",
         "age after which the reconciler re-enqueues a PENDING order (default 120)",
     ),
@@ -149,6 +153,10 @@ pub struct Config {
     pub jwt_secret: Option<SecretString>,
     pub card_key: Option<SecretString>,
     pub queue: QueueSettings,
+    /// Order messages the embedded worker of this process holds at once. Each order waits on
+    /// several commits in turn, so the worker keeps up only with enough orders in flight to
+    /// fill the group commits (see `docs/benchmarks.md`).
+    pub worker_in_flight: usize,
     /// Largest wallet balance, in paise.
     pub wallet_max_balance: i64,
     /// A test deployment, where orders may ask for a rehearsed outcome.
@@ -259,6 +267,7 @@ impl Default for Config {
             jwt_secret: None,
             card_key: None,
             queue: QueueSettings::default(),
+            worker_in_flight: 32,
             wallet_max_balance: 20_000_000,
             sandbox: false,
             self_top_up: true,
@@ -324,6 +333,9 @@ impl Config {
                 Duration::from_secs(
                     parse_in("GIFTIFY_QUEUE_VISIBILITY_SECS", &n, 1, 43_200)? as u64
                 );
+        }
+        if let Some(n) = var("GIFTIFY_WORKER_IN_FLIGHT") {
+            config.worker_in_flight = parse_in("GIFTIFY_WORKER_IN_FLIGHT", &n, 1, 256)? as usize;
         }
         if let Some(n) = var("GIFTIFY_WALLET_MAX_BALANCE") {
             config.wallet_max_balance =
@@ -514,6 +526,7 @@ mod tests {
         assert_eq!(c.addr.to_string(), "127.0.0.1:3000");
         assert_eq!(c.data_dir, PathBuf::from("./giftify-data"));
         assert_eq!(c.queue.max_receives, 5);
+        assert_eq!(c.worker_in_flight, 32);
         assert_eq!(c.http, HttpLimits::default());
         assert_eq!(c.shutdown_deadline, Duration::from_secs(20));
         assert!(c.admin.is_none() && c.webhook_urls.is_empty());
@@ -539,6 +552,12 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("GIFTIFY_QUEUE_MAX_RECEIVES"), "{err}");
+        let err = config(&[("GIFTIFY_WORKER_IN_FLIGHT", "0")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("GIFTIFY_WORKER_IN_FLIGHT"), "{err}");
+        let c = config(&[("GIFTIFY_WORKER_IN_FLIGHT", "64")]).unwrap();
+        assert_eq!(c.worker_in_flight, 64);
     }
 
     #[test]

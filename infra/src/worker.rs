@@ -29,12 +29,14 @@ pub struct WorkerSettings {
 }
 
 impl WorkerSettings {
-    /// The embedded queue: work sent in this process wakes the receive at once; work sent by
-    /// another process is seen within `wait`.
-    pub const EMBEDDED: WorkerSettings = WorkerSettings {
-        max_in_flight: 8,
-        wait: Duration::from_millis(200),
-    };
+    /// The embedded queue, `in_flight` deliveries at once: work sent in this process wakes the
+    /// receive at once; work sent by another process is seen within `wait`.
+    pub const fn embedded(in_flight: usize) -> WorkerSettings {
+        WorkerSettings {
+            max_in_flight: in_flight,
+            wait: Duration::from_millis(200),
+        }
+    }
 
     /// SQS: batches of up to ten, long polls of SQS's maximum, so an idle worker costs one
     /// request per 20 s.
@@ -379,7 +381,7 @@ mod tests {
         let consumer = tokio::spawn(run(
             app.giftify.clone(),
             app.store.clone(),
-            WorkerSettings::EMBEDDED,
+            WorkerSettings::embedded(8),
             shutdown,
         ));
         let (_, order_id) = placed_order(&app).await;
@@ -419,7 +421,7 @@ mod tests {
             run(
                 app.giftify.clone(),
                 app.store.clone(),
-                WorkerSettings::EMBEDDED,
+                WorkerSettings::embedded(8),
                 shutdown,
             ),
         )

@@ -137,7 +137,7 @@ impl EmbeddedStack {
         let consumer = crate::worker::run(
             self.giftify.clone(),
             self.store.clone(),
-            WorkerSettings::EMBEDDED,
+            WorkerSettings::embedded(self.config.worker_in_flight),
             shutdown.clone(),
         );
         let deliveries = self.webhooks.run(shutdown.clone());

@@ -54,6 +54,8 @@ pub struct LocalOptions {
     pub half_load: bool,
     /// Where the fresh data dirs go (default: the system temp dir).
     pub scratch: Option<PathBuf>,
+    /// Order messages the server's worker handles at once (`None`: the server's default).
+    pub worker_in_flight: Option<usize>,
 }
 
 /// How a client reads its order until it is final.
@@ -87,9 +89,9 @@ pub struct Server {
 }
 
 impl Server {
-    /// Opens the stack on `data_dir` and serves it, with the in-process worker, on a free
-    /// loopback port.
-    pub fn start(data_dir: &Path) -> Result<Server> {
+    /// Opens the stack on `data_dir` and serves it, with the in-process worker (holding
+    /// `worker_in_flight` messages at once, or the default), on a free loopback port.
+    pub fn start(data_dir: &Path, worker_in_flight: Option<usize>) -> Result<Server> {
         let mut config = Config {
             data_dir: data_dir.to_path_buf(),
             addr: "127.0.0.1:0".parse()?,
@@ -102,6 +104,9 @@ impl Server {
             ..Config::default()
         };
         config.webhook_urls.clear();
+        if let Some(in_flight) = worker_in_flight {
+            config.worker_in_flight = in_flight;
+        }
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (stop, stopped) = watch::channel(false);
         let thread = std::thread::Builder::new()
@@ -581,7 +586,8 @@ pub fn run(options: &LocalOptions) -> Result<Value> {
     ))?;
 
     let rss_before = rss_mib();
-    let server = Server::start(&scratch.path().join("stack"))?;
+    let server = Server::start(&scratch.path().join("stack"), options.worker_in_flight)?;
+    let worker_in_flight = server.stack.config.worker_in_flight;
     let result = clients_runtime.block_on(phases(options, &server, &noop, &raw));
     let unfinished_orders = unfinished(&server.db_path);
     server.stop();
@@ -601,6 +607,7 @@ pub fn run(options: &LocalOptions) -> Result<Value> {
         },
         "clients": options.clients,
         "polling": format!("{:?}", options.polling),
+        "worker_in_flight": worker_in_flight,
         "peak": peak,
         "half_load": half,
         "catalogue_reads": catalogue,

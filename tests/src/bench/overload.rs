@@ -40,6 +40,8 @@ pub struct OverloadOptions {
     pub limit_duration: Duration,
     /// Where the fresh data dirs go (default: the system temp dir).
     pub scratch: Option<PathBuf>,
+    /// Order messages the server's worker handles at once (`None`: the server's default).
+    pub worker_in_flight: Option<usize>,
 }
 
 /// Time between two samples of the backlog while it drains.
@@ -55,7 +57,8 @@ pub fn run(options: &OverloadOptions) -> Result<Value> {
         options.connections,
         options.limit_duration,
     ))?;
-    let server = Server::start(&scratch.path().join("stack"))?;
+    let server = Server::start(&scratch.path().join("stack"), options.worker_in_flight)?;
+    let worker_in_flight = server.stack.config.worker_in_flight;
     let result = clients.block_on(load_and_drain(options, &server));
     server.stop();
     let (load, drain) = result?;
@@ -69,6 +72,7 @@ pub fn run(options: &OverloadOptions) -> Result<Value> {
     Ok(json!({
         "users": options.users,
         "connections": options.connections,
+        "worker_in_flight": worker_in_flight,
         "limits": { "raw_sqlite": raw.json() },
         "load": load,
         "drain": drain,
@@ -222,12 +226,13 @@ pub fn table(report: &Value) -> String {
     let load = &report["load"];
     let drain = &report["drain"];
     format!(
-        "overload: {} users, {} clients\n\
+        "overload: {} users, {} clients, worker holds {} messages\n\
          load   accepted/s {}  fulfilled/s {}  backlog {}\n\
          drain  {} s  rate/s {}  at start {}  at end {}  (end/start {})\n\
          raw SQLite orders/s {}  fulfilled during load / raw {}\n",
         report["users"],
         report["connections"],
+        report["worker_in_flight"],
         load["accepted_per_s"],
         load["fulfilled_per_s"],
         load["backlog_at_end"],

@@ -45,6 +45,9 @@ enum Command {
 
 #[derive(Debug, Clone, Args)]
 struct OverloadArgs {
+    /// Order messages the server's worker handles at once (default: the server's default).
+    #[arg(long)]
+    worker_in_flight: Option<usize>,
     /// Users, each its own message group.
     #[arg(long, default_value_t = 100)]
     users: usize,
@@ -122,6 +125,9 @@ struct CostArgs {
 
 #[derive(Debug, Clone, Args)]
 struct LocalArgs {
+    /// Order messages the server's worker handles at once (default: the server's default).
+    #[arg(long)]
+    worker_in_flight: Option<usize>,
     /// Concurrent clients (each with its own user) in the peak phase and the limits.
     #[arg(long, default_value_t = 32)]
     clients: usize,
@@ -180,6 +186,7 @@ fn run_overload(args: &OverloadArgs) -> Result<()> {
         drain_timeout: Duration::from_secs(args.drain_timeout.max(1)),
         limit_duration: Duration::from_secs(args.limit_duration.max(1)),
         scratch: args.scratch.clone(),
+        worker_in_flight: args.worker_in_flight,
     };
     let figures = overload::run(&options)?;
     print!("{}", overload::table(&figures));
@@ -260,6 +267,7 @@ fn run_local(args: &LocalArgs) -> Result<()> {
         limit_duration: Duration::from_secs(args.limit_duration.max(1)),
         half_load: !args.no_half_load,
         scratch: args.scratch.clone(),
+        worker_in_flight: args.worker_in_flight,
     };
     let figures = local::run(&options)?;
     print!("{}", local::table(&figures));
