@@ -119,8 +119,11 @@ async fn load_and_drain(options: &OverloadOptions, server: &Server) -> Result<(V
                 // Each client goes round its own share of the users (its groups).
                 n += connections;
                 match place(&ctx, user, variant.as_str()).await {
-                    true => accepted.fetch_add(1, Ordering::Relaxed),
-                    false => refused.fetch_add(1, Ordering::Relaxed),
+                    Placed::Accepted => accepted.fetch_add(1, Ordering::Relaxed),
+                    // A wallet run dry is the bench's doing, not the server's refusal: the
+                    // user is funded again and the order counts as neither.
+                    Placed::OutOfFunds if ctx.top_up(user).await.is_ok() => 0,
+                    Placed::OutOfFunds | Placed::Refused => refused.fetch_add(1, Ordering::Relaxed),
                 };
             }
         });
@@ -169,8 +172,16 @@ async fn load_and_drain(options: &OverloadOptions, server: &Server) -> Result<(V
     Ok((load, drain))
 }
 
-/// Places one order of one card; true when it was accepted.
-async fn place(ctx: &Ctx, user: &BenchUser, variant: &str) -> bool {
+/// What became of one order the load placed.
+enum Placed {
+    Accepted,
+    /// Refused for the user's balance.
+    OutOfFunds,
+    Refused,
+}
+
+/// Places one order of one card.
+async fn place(ctx: &Ctx, user: &BenchUser, variant: &str) -> Placed {
     let body = json!({"items": [{"variantId": variant, "quantity": 1}]});
     let sent = ctx
         .http
@@ -179,7 +190,17 @@ async fn place(ctx: &Ctx, user: &BenchUser, variant: &str) -> bool {
         .json(&body)
         .send()
         .await;
-    matches!(sent, Ok(response) if response.status().as_u16() == 202)
+    let Ok(response) = sent else {
+        return Placed::Refused;
+    };
+    if response.status().as_u16() == 202 {
+        return Placed::Accepted;
+    }
+    let answer: Value = response.json().await.unwrap_or(Value::Null);
+    match answer["error"]["code"].as_str() {
+        Some("INSUFFICIENT_BALANCE") => Placed::OutOfFunds,
+        _ => Placed::Refused,
+    }
 }
 
 /// Orders fulfilled so far (final with at least one card).
@@ -227,13 +248,14 @@ pub fn table(report: &Value) -> String {
     let drain = &report["drain"];
     format!(
         "overload: {} users, {} clients, worker holds {} messages\n\
-         load   accepted/s {}  fulfilled/s {}  backlog {}\n\
+         load   accepted/s {}  refused {}  fulfilled/s {}  backlog {}\n\
          drain  {} s  rate/s {}  at start {}  at end {}  (end/start {})\n\
          raw SQLite orders/s {}  fulfilled during load / raw {}\n",
         report["users"],
         report["connections"],
         report["worker_in_flight"],
         load["accepted_per_s"],
+        load["refused_orders"],
         load["fulfilled_per_s"],
         load["backlog_at_end"],
         drain["seconds"],
