@@ -53,7 +53,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ),
     (
         "GIFTIFY_WORKER_IN_FLIGHT",
-        "order messages the embedded worker handles at once (default 32)",
+        "order messages the embedded worker handles at once (default 128)",
     ),
     (
         "GIFTIFY_STALE_PENDING_SECS",
@@ -267,7 +267,7 @@ impl Default for Config {
             jwt_secret: None,
             card_key: None,
             queue: QueueSettings::default(),
-            worker_in_flight: 32,
+            worker_in_flight: 128,
             wallet_max_balance: 20_000_000,
             sandbox: false,
             self_top_up: true,
@@ -335,7 +335,7 @@ impl Config {
                 );
         }
         if let Some(n) = var("GIFTIFY_WORKER_IN_FLIGHT") {
-            config.worker_in_flight = parse_in("GIFTIFY_WORKER_IN_FLIGHT", &n, 1, 256)? as usize;
+            config.worker_in_flight = parse_in("GIFTIFY_WORKER_IN_FLIGHT", &n, 1, 1024)? as usize;
         }
         if let Some(n) = var("GIFTIFY_WALLET_MAX_BALANCE") {
             config.wallet_max_balance =
@@ -526,7 +526,7 @@ mod tests {
         assert_eq!(c.addr.to_string(), "127.0.0.1:3000");
         assert_eq!(c.data_dir, PathBuf::from("./giftify-data"));
         assert_eq!(c.queue.max_receives, 5);
-        assert_eq!(c.worker_in_flight, 32);
+        assert_eq!(c.worker_in_flight, 128);
         assert_eq!(c.http, HttpLimits::default());
         assert_eq!(c.shutdown_deadline, Duration::from_secs(20));
         assert!(c.admin.is_none() && c.webhook_urls.is_empty());
