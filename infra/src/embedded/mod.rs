@@ -171,6 +171,12 @@ impl SqliteStore {
         self.options.clone()
     }
 
+    /// Write transactions committed since the store opened (each carries every write
+    /// operation queued meanwhile: see [`writer`]).
+    pub fn committed_transactions(&self) -> u64 {
+        self.db.writer.commits()
+    }
+
     /// Now, from the store's clock, as stored (unix milliseconds).
     pub(crate) fn now_ms(&self) -> i64 {
         codec::ts(self.options.clock.now())

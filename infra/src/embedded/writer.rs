@@ -27,6 +27,8 @@ use super::codec::{DbError, DbResult, translate};
 use giftify_shared::{Error, Result};
 use rusqlite::Connection;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use tokio::sync::oneshot;
 
@@ -114,6 +116,7 @@ impl BatchFailure {
 /// The handle through which a store sends its writes to the writer thread.
 pub(crate) struct Writer {
     jobs: mpsc::Sender<Box<dyn Job>>,
+    commits: Arc<AtomicU64>,
 }
 
 impl Writer {
@@ -121,10 +124,18 @@ impl Writer {
     /// handle is dropped, then closes the connection.
     pub(crate) fn spawn(conn: Connection, name: String) -> std::io::Result<Writer> {
         let (jobs, queue) = mpsc::channel::<Box<dyn Job>>();
+        let commits = Arc::new(AtomicU64::new(0));
+        let counted = commits.clone();
         std::thread::Builder::new()
             .name(name)
-            .spawn(move || run(&conn, &queue))?;
-        Ok(Writer { jobs })
+            .spawn(move || run(&conn, &queue, &counted))?;
+        Ok(Writer { jobs, commits })
+    }
+
+    /// Transactions committed since the writer started: with the operations asked of it, how
+    /// many operations a commit (and its log sync) carries.
+    pub(crate) fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
     }
 
     /// Queues `op` and waits until the batch that holds it has committed (or failed).
@@ -148,7 +159,7 @@ impl Writer {
     }
 }
 
-fn run(conn: &Connection, queue: &mpsc::Receiver<Box<dyn Job>>) {
+fn run(conn: &Connection, queue: &mpsc::Receiver<Box<dyn Job>>, commits: &AtomicU64) {
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -157,11 +168,12 @@ fn run(conn: &Connection, queue: &mpsc::Receiver<Box<dyn Job>>) {
                 Err(_) => break,
             }
         }
-        commit_batch(conn, batch);
+        commit_batch(conn, batch, commits);
     }
 }
 
-fn commit_batch(conn: &Connection, mut batch: Vec<Box<dyn Job>>) {
+/// Runs and commits one batch, counting it in `commits` before anyone hears of it.
+fn commit_batch(conn: &Connection, mut batch: Vec<Box<dyn Job>>, commits: &AtomicU64) {
     if !conn.is_autocommit() {
         // Only a bug can leave a transaction open here; never build on its state.
         let _ = conn.execute_batch("ROLLBACK");
@@ -188,6 +200,7 @@ fn commit_batch(conn: &Connection, mut batch: Vec<Box<dyn Job>>) {
     }
     match conn.execute_batch("COMMIT") {
         Ok(()) => {
+            commits.fetch_add(1, Ordering::Relaxed);
             for job in batch {
                 job.finish(Ok(()));
             }
@@ -251,6 +264,28 @@ mod tests {
             .unwrap()
             .map(|r| r.unwrap())
             .collect()
+    }
+
+    #[tokio::test]
+    async fn each_committed_transaction_is_counted_before_its_callers_hear_of_it() {
+        let (writer, _dir) = writer();
+        assert_eq!(writer.commits(), 0);
+        for k in 0..3i64 {
+            writer
+                .write(move |conn| {
+                    conn.execute("INSERT INTO t (k, v) VALUES (?1, 1)", params![k])?;
+                    Ok(())
+                })
+                .await
+                .unwrap();
+            assert_eq!(writer.commits(), k.unsigned_abs() + 1);
+        }
+        // A failed operation is undone, but its transaction still commits (empty).
+        let failed = writer
+            .write(|_| -> DbResult<()> { Err(DbError::Domain(Error::Conflict("no"))) })
+            .await;
+        assert!(failed.is_err());
+        assert_eq!(writer.commits(), 4);
     }
 
     #[tokio::test]

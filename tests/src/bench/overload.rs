@@ -145,6 +145,7 @@ async fn load_and_drain(options: &OverloadOptions, server: &Server) -> Result<(V
     });
 
     eprintln!("drain: a backlog of {backlog} orders");
+    let commits_at_drain_start = server.stack.store.committed_transactions();
     let drain_started = Instant::now();
     let mut samples = vec![(0.0, backlog)];
     loop {
@@ -155,6 +156,13 @@ async fn load_and_drain(options: &OverloadOptions, server: &Server) -> Result<(V
             break;
         }
     }
+    // The clients have stopped: what commits now is the worker's (and the background
+    // passes of the reconciler and the webhook dispatcher, which the count includes).
+    let drain_commits = server
+        .stack
+        .store
+        .committed_transactions()
+        .saturating_sub(commits_at_drain_start);
     let drained_in = samples.last().map_or(0.0, |s| s.0);
     let left = samples.last().map_or(0, |s| s.1);
     let (start, end) = (
@@ -168,6 +176,9 @@ async fn load_and_drain(options: &OverloadOptions, server: &Server) -> Result<(V
         "rate_per_s": round3((backlog - left) as f64 / drained_in.max(f64::MIN_POSITIVE)),
         "rate_at_start_per_s": start.map(round3),
         "rate_at_end_per_s": end.map(round3),
+        "write_transactions": drain_commits,
+        "write_transactions_per_order": (backlog > left)
+            .then(|| round3(drain_commits as f64 / (backlog - left) as f64)),
         "samples": samples.iter().map(|(t, n)| json!([round3(*t), n])).collect::<Vec<_>>(),
     });
     Ok((load, drain))
@@ -250,7 +261,7 @@ pub fn table(report: &Value) -> String {
     format!(
         "overload: {} users, {} clients, worker holds {} messages\n\
          load   accepted/s {}  refused {}  fulfilled/s {}  backlog {}\n\
-         drain  {} s  rate/s {}  at start {}  at end {}  (end/start {})\n\
+         drain  {} s  rate/s {}  at start {}  at end {}  (end/start {})  write transactions/order {}\n\
          raw SQLite orders/s {}  fulfilled during load / raw {}\n",
         report["users"],
         report["connections"],
@@ -264,6 +275,7 @@ pub fn table(report: &Value) -> String {
         drain["rate_at_start_per_s"],
         drain["rate_at_end_per_s"],
         report["ratios"]["drain_rate_end_vs_start"],
+        drain["write_transactions_per_order"],
         report["limits"]["raw_sqlite"]["orders_per_s"],
         report["ratios"]["fulfilled_during_load_vs_raw_sqlite"],
     )
