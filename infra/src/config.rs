@@ -521,6 +521,18 @@ mod tests {
     }
 
     #[test]
+    fn every_variable_has_a_row_in_the_readme_configuration_table() {
+        let readme = include_str!("../../README.md");
+        let rows: Vec<&str> = readme.lines().filter(|l| l.starts_with('|')).collect();
+        let missing: Vec<&str> = ENV_VARS
+            .iter()
+            .map(|(name, _)| *name)
+            .filter(|name| !rows.iter().any(|row| row.contains(&format!("`{name}`"))))
+            .collect();
+        assert!(missing.is_empty(), "not in a README table: {missing:?}");
+    }
+
+    #[test]
     fn defaults_apply_when_nothing_is_set() {
         let c = config(&[]).unwrap();
         assert_eq!(c.addr.to_string(), "127.0.0.1:3000");

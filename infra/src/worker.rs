@@ -29,11 +29,11 @@ pub struct WorkerSettings {
 }
 
 impl WorkerSettings {
-    /// The embedded queue, `in_flight` deliveries at once: work sent in this process wakes the
-    /// receive at once; work sent by another process is seen within `wait`.
+    /// The embedded queue, `in_flight` deliveries at once (at least one): work sent in this
+    /// process wakes the receive at once; work sent by another process is seen within `wait`.
     pub const fn embedded(in_flight: usize) -> WorkerSettings {
         WorkerSettings {
-            max_in_flight: in_flight,
+            max_in_flight: if in_flight == 0 { 1 } else { in_flight },
             wait: Duration::from_millis(200),
         }
     }
@@ -45,6 +45,11 @@ impl WorkerSettings {
         wait: Duration::from_secs(20),
     };
 }
+
+/// Most deliveries one receive asks for. A receive is one write on SQLite, updating every
+/// message it claims: many free slots are filled by several short receives, back to back,
+/// rather than one that holds the write lock for long.
+const RECEIVE_AT_MOST: usize = 64;
 
 /// What [`drain`] did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -111,7 +116,7 @@ pub async fn run(
         // long poll can leave messages in flight, so either way they would sit out a
         // visibility timeout. Only a stop interrupts it (once, at shutdown).
         let received = tokio::select! {
-            received = inbox.receive(free, settings.wait) => received,
+            received = inbox.receive(free.min(RECEIVE_AT_MOST), settings.wait) => received,
             () = shutdown.requested() => break,
         };
         match received {

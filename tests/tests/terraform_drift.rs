@@ -52,6 +52,10 @@ const NOT_FOR_LAMBDAS: &[(&str, &str)] = &[
     ),
     ("GIFTIFY_DATA_DIR", "the embedded SQLite backend only"),
     (
+        "GIFTIFY_WORKER_IN_FLIGHT",
+        "the embedded worker only; on AWS the event source mapping's batch of ten decides",
+    ),
+    (
         "GIFTIFY_ADMIN_EMAIL",
         "the admin account is ensured by `giftify serve`, not by the Lambdas",
     ),

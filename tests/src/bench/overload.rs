@@ -3,7 +3,8 @@
 //!
 //! 1. **load**: `connections` clients place orders back to back for `duration` (no polling:
 //!    they only create), rotating over `users` users — one message group each — so the API
-//!    accepts orders as fast as it can and a backlog builds up;
+//!    accepts orders as fast as it can and a backlog builds up; a user whose wallet runs dry
+//!    is topped up again (that order counts as neither accepted nor refused);
 //! 2. **drain**: the clients stop; the backlog (orders still PENDING or PROCESSING) is sampled
 //!    every `sample` until it is empty or `drain_timeout` passes.
 //!
@@ -103,7 +104,11 @@ async fn load_and_drain(options: &OverloadOptions, server: &Server) -> Result<(V
         "load: {} clients placing orders for {:?}",
         options.connections, options.duration
     );
-    let (accepted, refused) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let (accepted, refused, top_ups) = (
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+    );
     let started = Instant::now();
     let stop = started + options.duration;
     let fulfilled_before = fulfilled(server)?;
@@ -111,19 +116,22 @@ async fn load_and_drain(options: &OverloadOptions, server: &Server) -> Result<(V
     let connections = options.connections;
     for client in 0..connections {
         let (ctx, users) = (ctx.clone(), users.clone());
-        let (accepted, refused) = (accepted.clone(), refused.clone());
+        let (accepted, refused, top_ups) = (accepted.clone(), refused.clone(), top_ups.clone());
         clients.spawn(async move {
             let mut n = client;
             while Instant::now() < stop {
                 let user = &users[n % users.len()];
                 let variant = &ctx.variants[n % ctx.variants.len()];
-                // Each client goes round its own share of the users (its groups).
+                // Each client goes round the users in steps of the client count, so the
+                // clients together keep every user's group busy.
                 n += connections;
                 match place(&ctx, user, variant.as_str()).await {
                     Placed::Accepted => accepted.fetch_add(1, Ordering::Relaxed),
                     // A wallet run dry is the bench's doing, not the server's refusal: the
                     // user is funded again and the order counts as neither.
-                    Placed::OutOfFunds if ctx.top_up(user).await.is_ok() => 0,
+                    Placed::OutOfFunds if ctx.top_up(user).await.is_ok() => {
+                        top_ups.fetch_add(1, Ordering::Relaxed)
+                    }
                     Placed::OutOfFunds | Placed::Refused => refused.fetch_add(1, Ordering::Relaxed),
                 };
             }
@@ -132,6 +140,8 @@ async fn load_and_drain(options: &OverloadOptions, server: &Server) -> Result<(V
     while clients.join_next().await.is_some() {}
     let load_seconds = started.elapsed().as_secs_f64();
     let fulfilled_in_load = fulfilled(server)? - fulfilled_before;
+    // Read next to the backlog it is divided by, so few orders finish in between.
+    let commits_at_drain_start = server.stack.store.committed_transactions();
     let backlog = unfinished(&server.db_path)?.saturating_sub(before);
     let accepted = accepted.load(Ordering::Relaxed);
     let load = json!({
@@ -139,13 +149,13 @@ async fn load_and_drain(options: &OverloadOptions, server: &Server) -> Result<(V
         "accepted_orders": accepted,
         "accepted_per_s": round3(accepted as f64 / load_seconds),
         "refused_orders": refused.load(Ordering::Relaxed),
+        "orders_refused_for_balance_then_topped_up": top_ups.load(Ordering::Relaxed),
         "fulfilled_orders": fulfilled_in_load,
         "fulfilled_per_s": round3(fulfilled_in_load as f64 / load_seconds),
         "backlog_at_end": backlog,
     });
 
     eprintln!("drain: a backlog of {backlog} orders");
-    let commits_at_drain_start = server.stack.store.committed_transactions();
     let drain_started = Instant::now();
     let mut samples = vec![(0.0, backlog)];
     loop {

@@ -45,9 +45,10 @@ enum Command {
 
 #[derive(Debug, Clone, Args)]
 struct OverloadArgs {
-    /// Order messages the server's worker handles at once (default: the server's default).
-    #[arg(long)]
-    worker_in_flight: Option<usize>,
+    /// Order messages the server's worker handles at once (default: the server's default;
+    /// GIFTIFY_WORKER_IN_FLIGHT is not read by the bench).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    worker_in_flight: Option<u16>,
     /// Users, each its own message group.
     #[arg(long, default_value_t = 100)]
     users: usize,
@@ -125,9 +126,10 @@ struct CostArgs {
 
 #[derive(Debug, Clone, Args)]
 struct LocalArgs {
-    /// Order messages the server's worker handles at once (default: the server's default).
-    #[arg(long)]
-    worker_in_flight: Option<usize>,
+    /// Order messages the server's worker handles at once (default: the server's default;
+    /// GIFTIFY_WORKER_IN_FLIGHT is not read by the bench).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    worker_in_flight: Option<u16>,
     /// Concurrent clients (each with its own user) in the peak phase and the limits.
     #[arg(long, default_value_t = 32)]
     clients: usize,
@@ -186,7 +188,7 @@ fn run_overload(args: &OverloadArgs) -> Result<()> {
         drain_timeout: Duration::from_secs(args.drain_timeout.max(1)),
         limit_duration: Duration::from_secs(args.limit_duration.max(1)),
         scratch: args.scratch.clone(),
-        worker_in_flight: args.worker_in_flight,
+        worker_in_flight: args.worker_in_flight.map(usize::from),
     };
     let figures = overload::run(&options)?;
     print!("{}", overload::table(&figures));
@@ -267,7 +269,7 @@ fn run_local(args: &LocalArgs) -> Result<()> {
         limit_duration: Duration::from_secs(args.limit_duration.max(1)),
         half_load: !args.no_half_load,
         scratch: args.scratch.clone(),
-        worker_in_flight: args.worker_in_flight,
+        worker_in_flight: args.worker_in_flight.map(usize::from),
     };
     let figures = local::run(&options)?;
     print!("{}", local::table(&figures));
