@@ -13,6 +13,26 @@ pub struct InvalidId {
     pub value: String,
 }
 
+/// A ULID whose time part is `time` and which sorts after every ULID this process made
+/// before for the same millisecond. A ULID's random part would otherwise order ids of one
+/// millisecond by chance: two admin actions a millisecond apart could list in either order
+/// in an audit log read newest first.
+fn ulid_at(time: chrono::DateTime<chrono::Utc>) -> ulid::Ulid {
+    static LAST: std::sync::Mutex<ulid::Ulid> = std::sync::Mutex::new(ulid::Ulid::nil());
+    let fresh = ulid::Ulid::from_datetime(time.into());
+    let mut last = LAST
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let next = if fresh.timestamp_ms() == last.timestamp_ms() && fresh <= *last {
+        // Past the largest random part of the millisecond (never in practice), chance again.
+        last.increment().unwrap_or(fresh)
+    } else {
+        fresh
+    };
+    *last = next;
+    next
+}
+
 macro_rules! prefixed_id {
     ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
         $(#[$doc])*
@@ -22,14 +42,14 @@ macro_rules! prefixed_id {
         impl $name {
             pub const PREFIX: &'static str = $prefix;
 
-            /// A fresh id; ULIDs sort by creation time.
+            /// A fresh id; ids sort by creation time, within one millisecond too.
             pub fn generate() -> Self {
-                Self(format!("{}{}", $prefix, ulid::Ulid::new()))
+                Self::at(chrono::Utc::now())
             }
 
             /// A fresh id whose time part is `time`, so that ids sort as their times do.
             pub fn at(time: chrono::DateTime<chrono::Utc>) -> Self {
-                Self(format!("{}{}", $prefix, ulid::Ulid::from_datetime(time.into())))
+                Self(format!("{}{}", $prefix, ulid_at(time)))
             }
 
             /// The time part of the id, to the millisecond.
@@ -124,6 +144,23 @@ mod tests {
         assert!(UserId::parse(id.as_str()).is_err());
         assert!(OrderId::parse("order_not-a-ulid").is_err());
         assert!(OrderId::parse("").is_err());
+    }
+
+    #[test]
+    fn ids_of_one_millisecond_sort_as_they_were_made_and_keep_its_time() {
+        let at = chrono::Utc::now();
+        let ids: Vec<AuditId> = (0..1_000).map(|_| AuditId::at(at)).collect();
+        assert!(ids.windows(2).all(|pair| pair[0] < pair[1]));
+        let ms = at.timestamp_millis();
+        assert!(ids.iter().all(|id| id.time().timestamp_millis() == ms));
+        // Another type made in the same millisecond sorts after them too; an earlier time
+        // still gives an id of that earlier time.
+        assert!(OrderId::at(at).ulid_part() > ids[999].ulid_part());
+        let earlier = at - chrono::Duration::seconds(1);
+        assert_eq!(
+            AuditId::at(earlier).time().timestamp_millis(),
+            earlier.timestamp_millis()
+        );
     }
 
     #[test]

@@ -83,6 +83,12 @@ async fn refresh(http: &Http, refresh_token: &Value) -> u16 {
     .status
 }
 
+/// The status of a GET of `path` with an access token.
+async fn access_status(http: &Http, access_token: &Value, path: &str) -> u16 {
+    let token = access_token.as_str().expect("an access token");
+    http.get(path, Some(token)).await.expect("answers").status
+}
+
 /// Registers a shopper who buys one card; returns its access token and the order id once the
 /// order is final.
 async fn buy_one_card(http: &Http, email: &str) -> (String, String) {
@@ -150,6 +156,13 @@ async fn a_squatted_admin_email_is_refused_at_start_and_a_promotion_ends_its_ses
         401,
         "the squatter's session ended with the promotion"
     );
+    for path in ["/wallet/balance", "/admin/inventory"] {
+        assert_eq!(
+            access_status(&http, &squatter["accessToken"], path).await,
+            401,
+            "the squatter's access token, minted before the promotion, is void at {path}"
+        );
+    }
     assert_eq!(
         login(&http, "boss@giftify.test", PASSWORD).await.status,
         401
@@ -177,9 +190,21 @@ async fn a_squatted_admin_email_is_refused_at_start_and_a_promotion_ends_its_ses
         "{}",
         created.stderr
     );
+    assert_eq!(
+        access_status(&http, &eve["accessToken"], "/wallet/balance").await,
+        200,
+        "a customer's token works until the promotion"
+    );
     let promoted = promote.try_run(&["admin", "promote"]);
     assert!(promoted.success, "{}", promoted.stderr);
     assert_eq!(refresh(&http, &eve["refreshToken"]).await, 401);
+    for path in ["/wallet/balance", "/admin/inventory"] {
+        assert_eq!(
+            access_status(&http, &eve["accessToken"], path).await,
+            401,
+            "a promotion by the operator command voids the access token at {path} at once"
+        );
+    }
     server.kill();
     // A restart with the same configured password leaves the admin's sessions alone.
     let (_server, http) = serve(&boss, &[]).await;

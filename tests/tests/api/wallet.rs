@@ -390,3 +390,79 @@ crate::on_both_backends!(
     an_idempotency_key_replays_the_first_top_up,
     a_failed_request_replays_its_error_under_the_same_key,
 );
+
+/// A statement holds at most `MAX_STATEMENT_ENTRIES` transactions: a period with one more is a
+/// 400 naming `from`, and a shorter period answers. Embedded only: the cap is the core's rule,
+/// and ten thousand ledger entries written through moto would take minutes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_of_more_transactions_than_the_cap_is_refused() {
+    use giftify_shared::ids::UserId;
+    use giftify_shared::usecases::MAX_STATEMENT_ENTRIES;
+    let app = TestApp::spawn(Backend::Embedded).await;
+    let user = app.register("busy-wallet").await;
+    let id = UserId::parse(&user.id).expect("a user id");
+    let mut topping_up = tokio::task::JoinSet::new();
+    for _ in 0..MAX_STATEMENT_ENTRIES {
+        let (giftify, id) = (app.giftify().clone(), id.clone());
+        topping_up.spawn(async move { giftify.top_up(&id, 1, None).await });
+        if topping_up.len() >= 64 {
+            topping_up
+                .join_next()
+                .await
+                .expect("a task")
+                .expect("joined")
+                .expect("a one-paisa top-up");
+        }
+    }
+    while let Some(done) = topping_up.join_next().await {
+        done.expect("joined").expect("a one-paisa top-up");
+    }
+    let yesterday = (chrono::Utc::now() - chrono::Duration::days(1)).format("%Y-%m-%d");
+    let at_the_cap = app
+        .get(
+            &format!("/wallet/statement.csv?from={yesterday}"),
+            Some(&user.token),
+        )
+        .await;
+    assert_eq!(at_the_cap.status, 200, "exactly the cap is one statement");
+    let (_, entries, closing) = checked_statement(at_the_cap.body.as_str().expect("csv text"));
+    assert_eq!(entries.len(), MAX_STATEMENT_ENTRIES as usize);
+    assert_eq!(closing, i64::from(MAX_STATEMENT_ENTRIES));
+
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let since = chrono::Utc::now();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    assert_eq!(app.top_up(&user, 1).await.status, 200);
+    let over = app
+        .get(
+            &format!("/wallet/statement.csv?from={yesterday}"),
+            Some(&user.token),
+        )
+        .await;
+    over.assert_error(400, "VALIDATION_ERROR");
+    assert!(
+        over.body.to_string().contains("shorter"),
+        "the answer says what to do: {}",
+        over.body
+    );
+    let since_text = since.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let shorter = app
+        .get(
+            &format!(
+                "/wallet/statement.csv?from={}",
+                since_text.replace('+', "%2B")
+            ),
+            Some(&user.token),
+        )
+        .await;
+    assert_eq!(shorter.status, 200, "{:?}", shorter.body);
+    let (opening, entries, closing) = checked_statement(shorter.body.as_str().expect("csv text"));
+    assert_eq!(entries.len(), 1, "only the top-up after `since`");
+    assert_eq!(
+        (opening, closing),
+        (
+            i64::from(MAX_STATEMENT_ENTRIES),
+            i64::from(MAX_STATEMENT_ENTRIES) + 1
+        )
+    );
+}
