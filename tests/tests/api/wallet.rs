@@ -1,6 +1,6 @@
 //! Wallet top-ups, limits, history and idempotency keys.
 
-use crate::support::{Backend, TestApp};
+use crate::support::{Backend, TestApp, TestResponse, TestUser};
 use axum::http::Method;
 use serde_json::json;
 
@@ -225,6 +225,16 @@ fn paise(rupees: &str) -> i64 {
     if negative { -value } else { value }
 }
 
+/// The caller's CSV statement from `from` (a date, or an RFC 3339 instant).
+async fn statement_from(app: &TestApp, user: &TestUser, from: &str) -> TestResponse {
+    let from = from.replace('+', "%2B");
+    app.get(
+        &format!("/wallet/statement.csv?from={from}"),
+        Some(&user.token),
+    )
+    .await
+}
+
 /// The statement's rows, checked to add up: each balance is the one before plus the amount,
 /// and the last is the closing balance. Returns (opening, the transaction rows, closing).
 fn checked_statement(csv: &str) -> (i64, Vec<Vec<String>>, i64) {
@@ -287,13 +297,10 @@ async fn a_statement_holds_the_ledger_and_adds_up(backend: Backend) {
     let balance = app.balance(&user).await;
     assert_eq!(balance, 100_000 + 25_050 - price - 50);
 
-    let yesterday = (chrono::Utc::now() - chrono::Duration::days(1)).format("%Y-%m-%d");
-    let whole = app
-        .get(
-            &format!("/wallet/statement.csv?from={yesterday}"),
-            Some(&user.token),
-        )
-        .await;
+    let yesterday = (chrono::Utc::now() - chrono::Duration::days(1))
+        .format("%Y-%m-%d")
+        .to_string();
+    let whole = statement_from(&app, &user, &yesterday).await;
     assert_eq!(whole.status, 200, "{:?}", whole.body);
     assert!(
         whole
@@ -334,15 +341,7 @@ async fn a_statement_holds_the_ledger_and_adds_up(backend: Backend) {
     assert!(!csv.contains(&other.id), "only the caller's wallet");
 
     let since_text = since.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let part = app
-        .get(
-            &format!(
-                "/wallet/statement.csv?from={}",
-                since_text.replace('+', "%2B")
-            ),
-            Some(&user.token),
-        )
-        .await;
+    let part = statement_from(&app, &user, &since_text).await;
     let (opening, entries, closing) = checked_statement(part.body.as_str().expect("csv"));
     assert_eq!(opening, 100_000, "the balance when the period opens");
     assert_eq!(entries.len(), ledger.len() - 1);
@@ -417,13 +416,10 @@ async fn a_statement_of_more_transactions_than_the_cap_is_refused() {
     while let Some(done) = topping_up.join_next().await {
         done.expect("joined").expect("a one-paisa top-up");
     }
-    let yesterday = (chrono::Utc::now() - chrono::Duration::days(1)).format("%Y-%m-%d");
-    let at_the_cap = app
-        .get(
-            &format!("/wallet/statement.csv?from={yesterday}"),
-            Some(&user.token),
-        )
-        .await;
+    let yesterday = (chrono::Utc::now() - chrono::Duration::days(1))
+        .format("%Y-%m-%d")
+        .to_string();
+    let at_the_cap = statement_from(&app, &user, &yesterday).await;
     assert_eq!(at_the_cap.status, 200, "exactly the cap is one statement");
     let (_, entries, closing) = checked_statement(at_the_cap.body.as_str().expect("csv text"));
     assert_eq!(entries.len(), MAX_STATEMENT_ENTRIES as usize);
@@ -433,12 +429,7 @@ async fn a_statement_of_more_transactions_than_the_cap_is_refused() {
     let since = chrono::Utc::now();
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     assert_eq!(app.top_up(&user, 1).await.status, 200);
-    let over = app
-        .get(
-            &format!("/wallet/statement.csv?from={yesterday}"),
-            Some(&user.token),
-        )
-        .await;
+    let over = statement_from(&app, &user, &yesterday).await;
     over.assert_error(400, "VALIDATION_ERROR");
     assert!(
         over.body.to_string().contains("shorter"),
@@ -446,15 +437,7 @@ async fn a_statement_of_more_transactions_than_the_cap_is_refused() {
         over.body
     );
     let since_text = since.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let shorter = app
-        .get(
-            &format!(
-                "/wallet/statement.csv?from={}",
-                since_text.replace('+', "%2B")
-            ),
-            Some(&user.token),
-        )
-        .await;
+    let shorter = statement_from(&app, &user, &since_text).await;
     assert_eq!(shorter.status, 200, "{:?}", shorter.body);
     let (opening, entries, closing) = checked_statement(shorter.body.as_str().expect("csv text"));
     assert_eq!(entries.len(), 1, "only the top-up after `since`");
