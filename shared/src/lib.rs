@@ -14,6 +14,7 @@ pub mod clock;
 pub mod codes;
 pub mod error;
 pub mod events;
+pub mod figures;
 pub mod idempotency;
 pub mod ids;
 pub mod inbox;

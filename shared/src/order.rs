@@ -643,40 +643,6 @@ pub struct OrderMessage {
     pub user_id: UserId,
 }
 
-/// Platform figures for the admin analytics endpoint.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Analytics {
-    /// Σ value of fulfilled units.
-    pub revenue: Paise,
-    /// Σ cost price of fulfilled units.
-    pub cost: Paise,
-    pub orders_by_status: Vec<(OrderStatus, u64)>,
-    /// Units requested and fulfilled over orders that went through fulfillment.
-    pub requested_units: u64,
-    pub fulfilled_units: u64,
-    /// By revenue, highest first, at most ten.
-    pub top_products: Vec<ProductSales>,
-    /// Σ every wallet's balance: money Giftify owes its users.
-    pub wallet_balances: Paise,
-    /// Σ face value of ACTIVE Giftify (GENERATED) cards: redeemable into a wallet any time.
-    pub active_giftify_cards: Paise,
-}
-
-impl Analytics {
-    /// What Giftify owes: Σ balances + Σ face value of ACTIVE Giftify cards.
-    pub fn outstanding_liability(&self) -> Option<Paise> {
-        self.wallet_balances.checked_add(self.active_giftify_cards)
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ProductSales {
-    pub product_id: ProductId,
-    pub product_name: String,
-    pub units: u64,
-    pub revenue: Paise,
-}
-
 /// A message that exhausted its receives.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeadLetter {

@@ -17,6 +17,7 @@ use crate::catalogue::{
 };
 use crate::codes::{BatchRef, BatchSummary, CodeImport, ImportReport, InventoryCode};
 use crate::events::{Event, Feed, FeedCursor, FeedPage};
+use crate::figures::{Activity, DayFigures, OpenOrders, Tally};
 use crate::idempotency::{Claim, IdempotencyScope, NewClaim, Refusal};
 use crate::ids::{AuditId, WebhookDeliveryId, WebhookEndpointId};
 use crate::ids::{GiftCardId, OrderId, ProductId, TransactionId, UserId, VariantId};
@@ -25,7 +26,7 @@ use crate::keys::KeyName;
 use crate::labels::ClientReference;
 use crate::ledger::Posting;
 use crate::order::{
-    Analytics, Cancellation, DeadLetter, Fulfillment, LetterPick, Order, OrderMessage,
+    Cancellation, DeadLetter, Fulfillment, LetterPick, Order, OrderMessage,
     OrderPlacement, OrderStatus, Outbox, QueueDepths,
 };
 use crate::rate_limits::RateWindow;
@@ -38,7 +39,7 @@ use crate::wallet::{Page, PageRequest, TransactionFilter, WalletTransaction};
 use crate::webhooks::{DeliveryState, WebhookDelivery, WebhookEndpoint};
 use crate::{Paise, Result};
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use std::sync::Arc;
 
 #[async_trait]
@@ -344,7 +345,40 @@ pub trait Orders: Send + Sync {
     ) -> Result<Vec<Order>>;
     /// Orders in a final status whose event is not yet published, oldest first.
     async fn unnotified(&self, limit: u32) -> Result<Vec<Order>>;
-    async fn analytics(&self) -> Result<Analytics>;
+}
+
+/// Finance reporting: the daily figures every money, order and card write adds to in the same
+/// atomic step (see [`crate::figures`]), and the exports of a range. Nothing here reads a
+/// whole table: figures are one record per day and shard; exports read an index by time.
+#[async_trait]
+pub trait Reports: Send + Sync {
+    /// Adds a tally on its own: a figure whose event changes nothing else (a refused payment).
+    async fn record_tally(&self, tally: &Tally) -> Result<()>;
+    /// Records an account's first activity of a day with its tally, on the condition that the
+    /// account's last active day is still [`Activity::previous`]; `false` (and nothing
+    /// changed) when another request recorded it first.
+    /// # Errors
+    /// MUST return [`crate::Error::NotFound`] for an unknown account.
+    async fn record_activity(&self, activity: &Activity) -> Result<bool>;
+    /// Every recorded day up to and including `through`, one entry per stored record (shards
+    /// not added up), in any order.
+    async fn recorded_days(&self, through: NaiveDate) -> Result<Vec<(NaiveDate, DayFigures)>>;
+    /// Orders not final yet, counted now.
+    async fn open_orders(&self) -> Result<OpenOrders>;
+    /// Orders created in `[from, to)`, oldest first, at most `limit`.
+    async fn orders_created(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Order>>;
+    /// Every account's wallet transactions of `[from, to)`, by time, at most `limit`.
+    async fn ledger_entries(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<WalletTransaction>>;
 }
 
 #[async_trait]
@@ -661,6 +695,7 @@ pub struct Ports {
     pub codes: Arc<dyn CodeInventory>,
     pub carts: Arc<dyn Carts>,
     pub orders: Arc<dyn Orders>,
+    pub reports: Arc<dyn Reports>,
     pub gift_cards: Arc<dyn GiftCards>,
     pub idempotency: Arc<dyn IdempotencyKeys>,
     pub api_keys: Arc<dyn ApiKeys>,
@@ -696,6 +731,7 @@ impl Ports {
             + CodeInventory
             + Carts
             + Orders
+            + Reports
             + GiftCards
             + IdempotencyKeys
             + ApiKeys
@@ -720,6 +756,7 @@ impl Ports {
             codes: backend.clone(),
             carts: backend.clone(),
             orders: backend.clone(),
+            reports: backend.clone(),
             gift_cards: backend.clone(),
             idempotency: backend.clone(),
             api_keys: backend.clone(),

@@ -207,6 +207,9 @@ pub struct User {
     /// Raised whenever the account's credentials or role are changed by an operator: a refresh
     /// token started under an earlier epoch is void (see [`Rotation::Rotated`]).
     pub session_epoch: u32,
+    /// The last day the account made an authenticated request (UTC), for the daily and
+    /// monthly active figures.
+    pub active_on: Option<chrono::NaiveDate>,
 }
 
 impl User {

@@ -13,6 +13,7 @@ use giftify_shared::card_life::{CardReturn, Redemption};
 use giftify_shared::codes::FulfillmentSource;
 use giftify_shared::ids::{GiftCardId, OrderId, ProductId, UserId, VariantId};
 use giftify_shared::ports::Catalogue;
+use giftify_shared::figures::Tally;
 use giftify_shared::ports::GiftCards;
 use giftify_shared::vault::{GiftCard, GiftCardStatus, RevealAudit, SealedCard, in_id_order};
 use giftify_shared::wallet::{Page, PageRequest};
@@ -182,29 +183,48 @@ impl GiftCards for DynamoStore {
             .send()
             .await
             .map_err(sdk_error)?;
+        let keys: Vec<Item> = output
+            .items
+            .unwrap_or_default()
+            .iter()
+            .map(|raw| {
+                let id = Attrs::new(raw, "gift-cards").s("giftCardId")?;
+                Ok(card_key(&GiftCardId::parse(id)?))
+            })
+            .collect::<Result<_>>()?;
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        let generated = self.generated_variants().await?;
         let mut expired = 0;
-        for raw in output.items.unwrap_or_default() {
-            let id = Attrs::new(&raw, "gift-cards").s("giftCardId")?.to_string();
-            let result = self
-                .client
-                .update_item()
-                .table_name(&self.tables.gift_cards)
-                .key("giftCardId", s(id))
-                .update_expression("SET #status = :expired REMOVE #activeCard")
-                .condition_expression("#status = :active")
-                .set_expression_attribute_names(names_of(&["#status #activeCard"]))
-                .expression_attribute_values(":expired", s(GiftCardStatus::Expired.as_str()))
-                .expression_attribute_values(":active", s(GiftCardStatus::Active.as_str()))
-                .send()
-                .await;
-            match result {
-                Ok(_) => expired += 1,
+        for card in self.batch_get_cards(keys).await? {
+            // A Giftify card leaves what is owed as it expires, in the same transaction.
+            let face = if generated.contains(&card.variant_id) {
+                card.face_value()
+                    .ok_or_else(|| Error::internal("a card's face value overflows"))?
+            } else {
+                Paise::ZERO
+            };
+            let mut transaction = Transaction::<()>::new();
+            transaction.push(
+                update(
+                    &self.tables.gift_cards,
+                    card_key(&card.id),
+                    "SET #status = :expired REMOVE #activeCard",
+                    Some("#status = :active"),
+                    item([
+                        (":expired", s(GiftCardStatus::Expired.as_str())),
+                        (":active", s(GiftCardStatus::Active.as_str())),
+                    ]),
+                )?,
+                (),
+            );
+            transaction.tally(Tally::of_expiry(&card.user_id, today, face))?;
+            match self.commit(transaction).await {
+                Ok(()) => expired += 1,
                 // Redeemed or returned meanwhile: not this pass's to expire.
-                Err(error) => {
-                    if let Some(error) = super::store::lost_race_or_error(error) {
-                        return Err(error);
-                    }
-                }
+                Err(TxFailure::Refused(())) => {}
+                Err(TxFailure::Failed(error)) => return Err(error),
             }
         }
         Ok(expired)
@@ -383,6 +403,7 @@ impl GiftCards for DynamoStore {
             );
             let wallet = self.wallet_state(&card.user_id).await?;
             self.add_movement(&mut transaction, &r.refund, &wallet)?;
+            transaction.tally(Tally::of_return(r))?;
             let back_in_stock = match &r.code {
                 Some(code) => {
                     self.code_back_to_pool(&mut transaction, &card, code, r.now)
@@ -466,45 +487,15 @@ impl GiftCards for DynamoStore {
 }
 
 impl DynamoStore {
-    /// Σ face value of ACTIVE cards of GENERATED variants: the ACTIVE cards from their sparse
-    /// index, read by key, joined with the variants (admin only).
-    pub(super) async fn active_giftify_cards(&self) -> Result<Paise> {
-        let keys: Vec<Item> = all_pages!(
-            self.client
-                .query()
-                .table_name(&self.tables.gift_cards)
-                .index_name("activeCard-expiryDate-index")
-                .key_condition_expression("#activeCard = :active")
-                .set_expression_attribute_names(names_of(&["#activeCard"]))
-                .expression_attribute_values(":active", s(ACTIVE_CARD))
-        )
-        .iter()
-        .map(|raw| {
-            Attrs::new(raw, "gift-cards")
-                .s("giftCardId")
-                .map(|id| item([("giftCardId", s(id))]))
-        })
-        .collect::<Result<_>>()?;
-        if keys.is_empty() {
-            return Ok(Paise::ZERO);
-        }
-        let generated: std::collections::HashSet<VariantId> = self
+    /// The variants whose cards Giftify mints: its own cards, owed at face value while ACTIVE.
+    async fn generated_variants(&self) -> Result<std::collections::HashSet<VariantId>> {
+        Ok(self
             .inventory()
             .await?
             .into_iter()
             .filter(|e| e.variant.fulfillment_source == FulfillmentSource::Generated)
             .map(|e| e.variant.id)
-            .collect();
-        let total = self
-            .batch_get_cards(keys)
-            .await?
-            .iter()
-            .filter(|c| c.status == GiftCardStatus::Active && generated.contains(&c.variant_id))
-            .try_fold(Paise::ZERO, |sum, c| {
-                c.face_value().and_then(|v| sum.checked_add(v))
-            })
-            .ok_or_else(|| Error::internal("card values overflow"))?;
-        Ok(total)
+            .collect())
     }
 
     async fn batch_get_cards(&self, keys: Vec<Item>) -> Result<Vec<GiftCard>> {

@@ -1,12 +1,13 @@
 //! Carts: one item per user, locked by a checkout.
 
-use super::store::{DynamoStore, retrying};
+use super::store::{DynamoStore, Transaction, TxFailure, put, retrying};
 use crate::aws::item::{Attrs, Item, item, money, n, s, sdk_error, ts};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use giftify_shared::cart::{Cart, CartLine, MAX_CART_LINES};
 use giftify_shared::ids::{OrderId, ProductId, UserId, VariantId};
+use giftify_shared::figures::Tally;
 use giftify_shared::ports::Carts;
 use giftify_shared::{Error, Paise, Result};
 
@@ -91,6 +92,24 @@ impl DynamoStore {
                 ("updatedAt", ts(now)),
             ]);
             let condition = "(attribute_not_exists(#userId) OR #version = :version) AND attribute_not_exists(#lockedBy)";
+            if before.is_empty() && !cart.lines.is_empty() {
+                // A cart's first item counts in the day's figures, with the write that adds it.
+                let mut transaction = Transaction::new();
+                transaction.push(
+                    put(
+                        &self.tables.cart,
+                        record,
+                        Some(condition),
+                        item([(":version", n(version as i64))]),
+                    )?,
+                    Error::Conflict("cart changed during the edit"),
+                );
+                transaction.tally(Tally::of_cart_start(user, now))?;
+                self.commit(transaction)
+                    .await
+                    .map_err(TxFailure::into_error)?;
+                return Ok(cart);
+            }
             let result = self
                 .client
                 .put_item()

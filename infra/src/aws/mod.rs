@@ -18,6 +18,7 @@ mod keys;
 mod orders;
 pub mod queue;
 mod rate_limits;
+mod reports;
 pub mod runtime;
 mod sessions;
 pub mod store;
@@ -167,6 +168,7 @@ impl AwsStack {
             codes: store.clone(),
             carts: store.clone(),
             orders: store.clone(),
+            reports: store.clone(),
             gift_cards: store.clone(),
             idempotency: store.clone(),
             api_keys: store.clone(),

@@ -13,12 +13,13 @@ use giftify_shared::Missing;
 use giftify_shared::ids::{GiftCardId, OrderId, ProductId, UserId, VariantId};
 use giftify_shared::labels::{ClientReference, Metadata, OrderLabels};
 use giftify_shared::order::{
-    Analytics, Cancellation, Fulfillment, FulfillmentDetails, Order, OrderLine, OrderPlacement,
-    OrderSource, OrderStatus, Outbox, ProductSales, check_placement,
+    Cancellation, Fulfillment, FulfillmentDetails, Order, OrderLine, OrderPlacement,
+    OrderSource, OrderStatus, Outbox, check_placement,
 };
+use giftify_shared::figures::Tally;
 use giftify_shared::ports::Orders;
 use giftify_shared::wallet::{Page, PageRequest};
-use giftify_shared::{Error, Paise, Result};
+use giftify_shared::{Error, Result};
 use std::collections::HashMap;
 
 fn order_key(id: &OrderId) -> Item {
@@ -261,7 +262,7 @@ impl DynamoStore {
 
     /// The orders with these ids, in the order given, read consistently; ids without an
     /// order are skipped.
-    async fn orders_by_id(&self, ids: &[OrderId]) -> Result<Vec<Order>> {
+    pub(super) async fn orders_by_id(&self, ids: &[OrderId]) -> Result<Vec<Order>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -320,6 +321,7 @@ impl Orders for DynamoStore {
             let wallet = self.wallet_state(&order.user_id).await?;
             let mut transaction = Transaction::new();
             self.add_movement(&mut transaction, &placement.debit, &wallet)?;
+            transaction.tally(Tally::of_placement(order))?;
             transaction.push(
                 put(
                     &self.tables.orders,
@@ -500,6 +502,7 @@ impl Orders for DynamoStore {
             }
             let done = current.fulfilled_by(f)?;
             let mut transaction = Transaction::new();
+            transaction.tally(Tally::of_fulfillment(&done, f))?;
             let card_ids = list(done.gift_card_ids.iter().map(|id| s(id.as_str())).collect());
             transaction.push(
                 update(
@@ -613,6 +616,7 @@ impl Orders for DynamoStore {
             );
             let wallet = self.wallet_state(&c.user_id).await?;
             self.add_movement(&mut transaction, &refund, &wallet)?;
+            transaction.tally(Tally::of_full_refund(&closed))?;
             if current.source == OrderSource::Cart
                 && self.cart_item(&c.user_id).await?.locked_by.as_ref() == Some(&c.order_id)
             {
@@ -721,68 +725,4 @@ impl Orders for DynamoStore {
         }
         Ok(orders)
     }
-
-    async fn analytics(&self) -> Result<Analytics> {
-        // Admin only: a scan, summed here.
-        let scan = self.client.scan().table_name(&self.tables.orders);
-        let orders = all_pages!(scan.clone())
-            .iter()
-            .map(order_from)
-            .collect::<Result<Vec<_>>>()?;
-        let mut analytics = analytics_of(&orders);
-        analytics.wallet_balances = self.wallet_balances().await?;
-        analytics.active_giftify_cards = self.active_giftify_cards().await?;
-        Ok(analytics)
-    }
-}
-
-/// Platform figures from a set of orders.
-pub(crate) fn analytics_of(orders: &[Order]) -> Analytics {
-    let mut analytics = Analytics::default();
-    let mut by_status: HashMap<OrderStatus, u64> = HashMap::new();
-    let mut products: HashMap<ProductId, ProductSales> = HashMap::new();
-    let (mut revenue, mut cost) = (0i64, 0i64);
-    for order in orders {
-        *by_status.entry(order.status).or_default() += 1;
-        if !matches!(
-            order.status,
-            OrderStatus::Fulfilled | OrderStatus::PartiallyFulfilled | OrderStatus::Refunded
-        ) {
-            continue;
-        }
-        for line in &order.items {
-            analytics.requested_units += u64::from(line.requested_quantity);
-            analytics.fulfilled_units += u64::from(line.fulfilled_quantity);
-            revenue += line.fulfilled_price().get();
-            cost += line.cost_price.get() * i64::from(line.fulfilled_quantity);
-            if line.fulfilled_quantity > 0 {
-                let sales =
-                    products
-                        .entry(line.product_id.clone())
-                        .or_insert_with(|| ProductSales {
-                            product_id: line.product_id.clone(),
-                            product_name: line.product_name.clone(),
-                            units: 0,
-                            revenue: Paise::ZERO,
-                        });
-                sales.units += u64::from(line.fulfilled_quantity);
-                sales.revenue = Paise::new(sales.revenue.get() + line.fulfilled_price().get());
-            }
-        }
-    }
-    analytics.revenue = Paise::new(revenue);
-    analytics.cost = Paise::new(cost);
-    analytics.orders_by_status = OrderStatus::ALL
-        .iter()
-        .map(|s| (*s, by_status.get(s).copied().unwrap_or(0)))
-        .collect();
-    let mut top: Vec<_> = products.into_values().collect();
-    top.sort_by(|a, b| {
-        b.revenue
-            .cmp(&a.revenue)
-            .then(a.product_name.cmp(&b.product_name))
-    });
-    top.truncate(10);
-    analytics.top_products = top;
-    analytics
 }

@@ -19,6 +19,7 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem, Update,
 };
 use backon::{ExponentialBuilder, Retryable};
+use giftify_shared::figures::Tally;
 use giftify_shared::ports::Health;
 use giftify_shared::{Clock, Error, Result};
 use std::collections::HashMap;
@@ -85,7 +86,15 @@ impl DynamoStore {
     /// failed names the answer: the meaning attached to that item. A conflict with a concurrent
     /// transaction or throttling is no business condition: [`Error::Conflict`], to retry.
     pub(super) async fn commit<R>(&self, transaction: Transaction<R>) -> Result<(), TxFailure<R>> {
-        let Transaction { items, meanings } = transaction;
+        let Transaction {
+            mut items,
+            meanings,
+            tallies,
+        } = transaction;
+        for tally in &tallies {
+            // An ADD has no condition: it can never be the item that refuses.
+            items.push(self.tally_update(tally).map_err(TxFailure::Failed)?);
+        }
         let error = match self
             .client
             .transact_write_items()
@@ -132,6 +141,9 @@ impl DynamoStore {
 pub(super) struct Transaction<R = Error> {
     items: Vec<TransactWriteItem>,
     meanings: Vec<R>,
+    /// The daily figures the write adds to, one per day and shard: a transaction may write an
+    /// item once, so tallies of one item are merged, and written last.
+    tallies: Vec<Tally>,
 }
 
 impl<R> Transaction<R> {
@@ -139,6 +151,25 @@ impl<R> Transaction<R> {
         Transaction {
             items: Vec::new(),
             meanings: Vec::new(),
+            tallies: Vec::new(),
+        }
+    }
+
+    /// Adds what the write adds to the daily figures (see [`Tally`]).
+    pub(super) fn tally(&mut self, tally: Tally) -> Result<()> {
+        if tally.figures.is_empty() {
+            return Ok(());
+        }
+        match self
+            .tallies
+            .iter_mut()
+            .find(|t| (t.day, t.shard) == (tally.day, tally.shard))
+        {
+            Some(same_item) => same_item.merge(&tally),
+            None => {
+                self.tallies.push(tally);
+                Ok(())
+            }
         }
     }
 
@@ -149,7 +180,7 @@ impl<R> Transaction<R> {
     }
 
     pub(super) fn len(&self) -> usize {
-        self.items.len()
+        self.items.len() + self.tallies.len()
     }
 }
 

@@ -76,8 +76,10 @@ pub const USERS: TableDef = TableDef {
 pub const WALLET_TRANSACTIONS: TableDef = TableDef {
     short_name: "wallet-transactions",
     key: key("userId", Some("transactionId")),
-    // A user's ledger is the table's own partition, in order of its sortable ids.
-    indexes: &[],
+    // A user's ledger is the table's own partition, in order of its sortable ids. Every
+    // account's ledger by day, for the admins' export: `ledgerDay` is the UTC day. Whole
+    // items: a ledger entry never changes, so its copy is written once.
+    indexes: &[index("ledgerDay-createdAt-index", "ledgerDay", Some("createdAt"))],
     ttl_attribute: None,
 };
 
@@ -236,8 +238,18 @@ pub const WEBHOOKS: TableDef = TableDef {
     ttl_attribute: None,
 };
 
+/// The daily figures (`giftify_shared::figures`): an item per shard and UTC day, its
+/// counters added to by the transactions that change money, orders and cards. A report reads
+/// each shard's days with one query; no table is scanned.
+pub const DAILY_FIGURES: TableDef = TableDef {
+    short_name: "daily-figures",
+    key: key("shard", Some("day")),
+    indexes: &[],
+    ttl_attribute: None,
+};
+
 /// Every table, in creation order.
-pub const ALL: [TableDef; 16] = [
+pub const ALL: [TableDef; 17] = [
     USERS,
     WALLET_TRANSACTIONS,
     PRODUCTS,
@@ -254,6 +266,7 @@ pub const ALL: [TableDef; 16] = [
     API_KEYS,
     EVENTS,
     WEBHOOKS,
+    DAILY_FIGURES,
 ];
 
 impl TableDef {
@@ -298,6 +311,7 @@ pub struct TableNames {
     pub api_keys: String,
     pub events: String,
     pub webhooks: String,
+    pub daily_figures: String,
 }
 
 impl TableNames {
@@ -319,6 +333,7 @@ impl TableNames {
             api_keys: API_KEYS.name(stage),
             events: EVENTS.name(stage),
             webhooks: WEBHOOKS.name(stage),
+            daily_figures: DAILY_FIGURES.name(stage),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Users: accounts, with one `EMAIL#<email>` item per account for uniqueness.
 
-use super::store::{DynamoStore, Transaction, TxFailure, all_pages, put};
+use super::store::{DynamoStore, Transaction, TxFailure, put};
 use crate::aws::item::{Attrs, Item, b, item, n, s, sdk_error, ts};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::ReturnValue;
@@ -63,6 +63,13 @@ pub(super) fn user_from(raw: &Item) -> Result<User> {
         updated_at: a.ts("updatedAt")?,
         last_login_at: a.opt_ts("lastLoginAt")?,
         session_epoch: a.counter("sessionEpoch")?,
+        active_on: a
+            .opt_s("activeOn")?
+            .map(|day| {
+                day.parse()
+                    .map_err(|_| giftify_shared::Error::internal("users.activeOn is not a date"))
+            })
+            .transpose()?,
     })
 }
 
@@ -299,27 +306,5 @@ impl Users for DynamoStore {
             },
             other => other,
         }
-    }
-}
-
-impl DynamoStore {
-    /// Σ every wallet's balance (admin only: a scan of the users table).
-    pub(super) async fn wallet_balances(&self) -> Result<giftify_shared::Paise> {
-        let users = all_pages!(
-            self.client
-                .scan()
-                .table_name(&self.tables.users)
-                .projection_expression("#walletBalance")
-                .set_expression_attribute_names(super::store::names_of(&["#walletBalance"]))
-        );
-        // The `EMAIL#` uniqueness items have no balance.
-        users
-            .iter()
-            .filter(|raw| raw.contains_key("walletBalance"))
-            .map(|raw| Attrs::new(raw, "users").money("walletBalance"))
-            .try_fold(giftify_shared::Paise::ZERO, |sum, balance| {
-                sum.checked_add(balance?)
-                    .ok_or_else(|| Error::internal("balances overflow"))
-            })
     }
 }

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::TransactWriteItem;
 use chrono::{DateTime, Utc};
 use giftify_shared::ids::{OrderId, TransactionId, UserId};
+use giftify_shared::figures::Tally;
 use giftify_shared::ledger::Movement;
 use giftify_shared::ledger::Posting;
 use giftify_shared::ports::Wallets;
@@ -34,6 +35,7 @@ impl DynamoStore {
             ("status", s("COMPLETED")),
             ("createdAt", ts(record.created_at)),
             ("updatedAt", ts(record.created_at)),
+            ("ledgerDay", s(record.created_at.date_naive().to_string())),
         ]);
         if let Some(order) = &record.order_id {
             raw.insert("orderId".into(), s(order.as_str()));
@@ -47,7 +49,7 @@ impl DynamoStore {
     }
 }
 
-fn transaction_from(raw: &Item) -> Result<WalletTransaction> {
+pub(super) fn transaction_from(raw: &Item) -> Result<WalletTransaction> {
     let a = Attrs::new(raw, "wallet-transactions");
     Ok(WalletTransaction {
         id: TransactionId::parse(a.s("transactionId")?)?,
@@ -232,6 +234,7 @@ impl DynamoStore {
         wallet: &WalletState,
     ) -> Result<WalletTransaction> {
         let after = movement.balance_after(wallet.balance)?;
+        transaction.tally(Tally::of_movement(movement, wallet.balance, after))?;
         transaction.push(
             self.balance_update(&movement.user, wallet, after, movement.at)?,
             Error::Conflict("the wallet moved since it was read"),

@@ -16,7 +16,8 @@ use giftify_shared::ids::{GiftCardId, UserId};
 use giftify_shared::ports::GiftCards;
 use giftify_shared::vault::{GiftCard, GiftCardStatus, RevealAudit, SealedCard, in_id_order};
 use giftify_shared::wallet::{Page, PageRequest};
-use giftify_shared::{Error, Result};
+use giftify_shared::figures::Tally;
+use giftify_shared::{Error, Paise, Result};
 use rusqlite::{Connection, Row, params};
 
 const CARD_COLUMNS: &str = "id, order_id, user_id, product_id, variant_id, product_name, \
@@ -164,6 +165,7 @@ fn return_card(conn: &Connection, r: &CardReturn) -> DbResult<GiftCard> {
         ],
     )?;
     super::wallet::apply(conn, &r.refund)?;
+    super::reports::add_tally(conn, &Tally::of_return(r))?;
     let back_in_stock = match &r.code {
         Some(code) => {
             // The number goes back to the pool: the cancelled card no longer holds it.
@@ -227,15 +229,40 @@ impl GiftCards for SqliteStore {
     }
 
     async fn expire_cards(&self, today: NaiveDate, limit: u32) -> Result<u64> {
-        let today = day(today);
         self.write(move |conn| {
-            let expired = execute(
+            let due = all(
                 conn,
-                "UPDATE gift_cards SET status = 'EXPIRED' WHERE id IN (SELECT id FROM gift_cards \
-                 WHERE status = 'ACTIVE' AND expiry_date < ?1 LIMIT ?2)",
-                params![today, limit],
+                "SELECT c.id, c.user_id, c.denomination, v.fulfillment_source \
+                 FROM gift_cards c LEFT JOIN variants v ON v.id = c.variant_id \
+                 WHERE c.status = 'ACTIVE' AND c.expiry_date < ?1 LIMIT ?2",
+                params![day(today), limit],
+                |row| {
+                    let generated = row.get::<_, Option<String>>("fulfillment_source")?.as_deref()
+                        == Some(FulfillmentSource::Generated.as_str());
+                    Ok((
+                        row.get::<_, String>("id")?,
+                        id::<UserId>(row, "user_id")?,
+                        row.get::<_, i64>("denomination")?,
+                        generated,
+                    ))
+                },
             )?;
-            Ok(expired as u64)
+            // What leaves the Giftify cards owed, by owner (each owner's figures shard).
+            let mut faces: std::collections::BTreeMap<UserId, i64> = Default::default();
+            for (card, owner, denomination, generated) in &due {
+                execute(
+                    conn,
+                    "UPDATE gift_cards SET status = 'EXPIRED' WHERE id = ?1 AND status = 'ACTIVE'",
+                    [card],
+                )?;
+                if *generated {
+                    *faces.entry(owner.clone()).or_default() += denomination * 100;
+                }
+            }
+            for (owner, face) in faces {
+                super::reports::add_tally(conn, &Tally::of_expiry(&owner, today, Paise::new(face)))?;
+            }
+            Ok(due.len() as u64)
         })
         .await
     }

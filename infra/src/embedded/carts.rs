@@ -5,6 +5,7 @@ use super::SqliteStore;
 use super::codec::{DbResult, all, count, execute, id, one, opt_id, paise, ts};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use giftify_shared::figures::Tally;
 use giftify_shared::Missing;
 use giftify_shared::cart::{Cart, CartLine, MAX_CART_LINES};
 use giftify_shared::ids::{OrderId, UserId, VariantId};
@@ -174,6 +175,9 @@ fn put_line(
                 format!("a cart holds at most {MAX_CART_LINES} different items"),
             )
             .into());
+        }
+        if lines == 0 {
+            super::reports::add_tally(conn, &Tally::of_cart_start(user, now))?;
         }
         execute(
             conn,

@@ -34,6 +34,7 @@ mod keys;
 mod orders;
 mod queue;
 mod rate_limits;
+mod reports;
 pub mod runtime;
 mod schema;
 mod sessions;

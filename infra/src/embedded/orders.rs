@@ -9,6 +9,8 @@ use super::codec::{
     parse_id, time, ts,
 };
 use super::idempotency::finish_key;
+use super::reports::add_tally;
+use giftify_shared::figures::Tally;
 use super::wallet;
 use super::{carts, queue};
 use async_trait::async_trait;
@@ -17,8 +19,8 @@ use giftify_shared::Missing;
 use giftify_shared::ids::{OrderId, UserId};
 use giftify_shared::labels::{ClientReference, Metadata, OrderLabels};
 use giftify_shared::order::{
-    Analytics, Cancellation, Fulfillment, FulfillmentDetails, Order, OrderLine, OrderMessage,
-    OrderPlacement, OrderSource, OrderStatus, Outbox, ProductSales, check_placement,
+    Cancellation, Fulfillment, FulfillmentDetails, Order, OrderLine, OrderMessage,
+    OrderPlacement, OrderSource, OrderStatus, Outbox, check_placement,
 };
 use giftify_shared::ports::Orders;
 use giftify_shared::wallet::{Page, PageRequest};
@@ -88,13 +90,13 @@ fn decode_lines(raw: &str) -> DbResult<Vec<OrderLine>> {
         .collect()
 }
 
-const ORDER_COLUMNS: &str = "id, user_id, status, source, total_amount, paid_amount, \
+pub(super) const ORDER_COLUMNS: &str = "id, user_id, status, source, total_amount, paid_amount, \
      refund_amount, lines, attempted_at, fulfilled_at, partial_fulfillment, refund_processed, \
      created_at, updated_at, notified_at, client_reference, metadata, refund_reason, \
      (SELECT group_concat(c.id, ',' ORDER BY c.rowid) FROM gift_cards c \
       WHERE c.order_id = orders.id) AS gift_card_ids";
 
-fn order_from_row(row: &Row) -> DbResult<Order> {
+pub(super) fn order_from_row(row: &Row) -> DbResult<Order> {
     Ok(Order {
         id: id(row, "id")?,
         user_id: id(row, "user_id")?,
@@ -209,6 +211,7 @@ fn place(
         carts::lock(conn, &order.user_id, &order.id, version, order.created_at)?;
     }
     insert_order(conn, order)?;
+    add_tally(conn, &Tally::of_placement(order))?;
     // The transactional outbox: the fulfillment message commits with the order, so a crash
     // between the two cannot strand a paid order.
     queue::enqueue_in(
@@ -298,6 +301,7 @@ fn complete(conn: &Connection, f: &Fulfillment) -> DbResult<Order> {
         wallet::apply(conn, refund)?;
     }
     save_moved(conn, &order, &done)?;
+    add_tally(conn, &Tally::of_fulfillment(&done, f))?;
     if f.clear_cart {
         carts::release(conn, &order.user_id, &order.id, true, f.now)?;
     }
@@ -311,6 +315,7 @@ fn refund_in_full(conn: &Connection, c: &Cancellation) -> DbResult<Order> {
     let order = existing_order(conn, &c.order_id)?;
     let (closed, refund) = order.refunded_in_full(c)?;
     save_moved(conn, &order, &closed)?;
+    add_tally(conn, &Tally::of_full_refund(&closed))?;
     wallet::apply(conn, &refund)?;
     carts::release(conn, &order.user_id, &order.id, false, c.now)?;
     stored_order(conn, &order.id)
@@ -319,93 +324,6 @@ fn refund_in_full(conn: &Connection, c: &Cancellation) -> DbResult<Order> {
 /// Final statuses in SQL, for the queries that need them.
 const FINAL_STATUSES: &str = "('FULFILLED', 'PARTIALLY_FULFILLED', 'REFUNDED', 'CANCELLED')";
 
-/// Statuses of orders that went through fulfillment.
-const FULFILLMENT_STATUSES: &str = "('FULFILLED', 'PARTIALLY_FULFILLED', 'REFUNDED')";
-
-fn analytics(conn: &Connection) -> DbResult<Analytics> {
-    let counted = all(
-        conn,
-        "SELECT status, COUNT(*) AS n FROM orders GROUP BY status",
-        [],
-        |row| {
-            Ok((
-                enumeration(row, "status", OrderStatus::parse)?,
-                row.get::<_, u64>("n")?,
-            ))
-        },
-    )?;
-    let orders_by_status = OrderStatus::ALL
-        .into_iter()
-        .map(|status| {
-            let n = counted
-                .iter()
-                .find(|(s, _)| *s == status)
-                .map_or(0, |(_, n)| *n);
-            (status, n)
-        })
-        .collect();
-    let line = |field: &str| format!("json_extract(l.value, '$.{field}')");
-    let (revenue, cost, requested_units, fulfilled_units) = conn.query_row(
-        &format!(
-            "SELECT COALESCE(SUM({up} * {fq}), 0), COALESCE(SUM({cp} * {fq}), 0), \
-             COALESCE(SUM({rq}), 0), COALESCE(SUM({fq}), 0) \
-             FROM orders o, json_each(o.lines) l WHERE o.status IN {FULFILLMENT_STATUSES}",
-            up = line("unitPrice"),
-            cp = line("costPrice"),
-            rq = line("requestedQuantity"),
-            fq = line("fulfilledQuantity"),
-        ),
-        [],
-        |row| {
-            Ok((
-                row.get::<_, i64>(0)?,
-                row.get::<_, i64>(1)?,
-                row.get::<_, u64>(2)?,
-                row.get::<_, u64>(3)?,
-            ))
-        },
-    )?;
-    let top_products = all(
-        conn,
-        &format!(
-            "SELECT {pid} AS product_id, MAX({pname}) AS product_name, SUM({fq}) AS units, \
-             SUM({up} * {fq}) AS revenue \
-             FROM orders o, json_each(o.lines) l WHERE o.status IN {FULFILLMENT_STATUSES} \
-             GROUP BY {pid} HAVING units > 0 ORDER BY revenue DESC, product_id LIMIT 10",
-            pid = line("productId"),
-            pname = line("productName"),
-            up = line("unitPrice"),
-            fq = line("fulfilledQuantity"),
-        ),
-        [],
-        |row| {
-            Ok(ProductSales {
-                product_id: id(row, "product_id")?,
-                product_name: row.get("product_name")?,
-                units: row.get("units")?,
-                revenue: paise(row, "revenue")?,
-            })
-        },
-    )?;
-    let (wallet_balances, active_giftify_cards) = conn.query_row(
-        "SELECT (SELECT COALESCE(SUM(wallet_balance), 0) FROM users), \
-         (SELECT COALESCE(SUM(c.denomination * 100), 0) FROM gift_cards c \
-          JOIN variants v ON v.id = c.variant_id \
-          WHERE c.status = 'ACTIVE' AND v.fulfillment_source = 'GENERATED')",
-        [],
-        |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?)),
-    )?;
-    Ok(Analytics {
-        revenue: Paise::new(revenue),
-        cost: Paise::new(cost),
-        orders_by_status,
-        requested_units,
-        fulfilled_units,
-        top_products,
-        wallet_balances: Paise::new(wallet_balances),
-        active_giftify_cards: Paise::new(active_giftify_cards),
-    })
-}
 
 fn page_of(
     conn: &Connection,
@@ -565,9 +483,5 @@ impl Orders for SqliteStore {
             )
         })
         .await
-    }
-
-    async fn analytics(&self) -> Result<Analytics> {
-        self.read(analytics).await
     }
 }

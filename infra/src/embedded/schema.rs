@@ -574,8 +574,85 @@ CREATE TRIGGER catalogue_version_on_variant_delete AFTER DELETE ON variants
 BEGIN UPDATE catalogue_version SET version = version + 1; END;
 "#;
 
+/// Daily figures (see `giftify_shared::figures`): one row per day and counter, added to by
+/// every money, order and card write in its own transaction. Filled here from the history a
+/// database already holds, so a report covers it too: what the history cannot tell (active
+/// accounts, carts started, refused payments) starts at zero. A Giftify card that expired is
+/// counted the day after its expiry date, when it stopped being owed. And the indexes the
+/// exports read by time; the account's last active day.
+const V14: &str = r#"
+ALTER TABLE users ADD COLUMN active_on TEXT;
+CREATE INDEX wallet_transactions_by_time ON wallet_transactions (created_at);
+CREATE INDEX orders_by_time ON orders (created_at);
+CREATE TABLE daily_figures (
+    day     TEXT NOT NULL,
+    counter TEXT NOT NULL,
+    value   INTEGER NOT NULL,
+    PRIMARY KEY (day, counter)
+) STRICT, WITHOUT ROWID;
+INSERT INTO daily_figures (day, counter, value)
+SELECT day, counter, SUM(value) FROM (
+    SELECT date(created_at / 1000, 'unixepoch') AS day, 'ordersPlaced' AS counter, 1 AS value
+        FROM orders
+    UNION ALL SELECT date(created_at / 1000, 'unixepoch'), 'gmv', paid_amount FROM orders
+    UNION ALL SELECT date(created_at / 1000, 'unixepoch'), 'cartsCheckedOut', 1 FROM orders
+        WHERE source = 'CART'
+    UNION ALL SELECT date(updated_at / 1000, 'unixepoch'),
+        CASE status WHEN 'FULFILLED' THEN 'ordersFulfilled'
+            WHEN 'PARTIALLY_FULFILLED' THEN 'ordersPartiallyFulfilled'
+            WHEN 'REFUNDED' THEN 'ordersRefunded' ELSE 'ordersCancelled' END, 1
+        FROM orders WHERE status IN ('FULFILLED', 'PARTIALLY_FULFILLED', 'REFUNDED', 'CANCELLED')
+    UNION ALL SELECT date(o.updated_at / 1000, 'unixepoch'), 'revenue', json_extract(l.value, '$.unitPrice') * json_extract(l.value, '$.fulfilledQuantity')
+        FROM orders o, json_each(o.lines) l
+        WHERE o.status IN ('FULFILLED', 'PARTIALLY_FULFILLED', 'REFUNDED')
+    UNION ALL SELECT date(o.updated_at / 1000, 'unixepoch'), 'cost', json_extract(l.value, '$.costPrice') * json_extract(l.value, '$.fulfilledQuantity')
+        FROM orders o, json_each(o.lines) l
+        WHERE o.status IN ('FULFILLED', 'PARTIALLY_FULFILLED', 'REFUNDED')
+    UNION ALL SELECT date(o.updated_at / 1000, 'unixepoch'), 'requestedUnits', json_extract(l.value, '$.requestedQuantity')
+        FROM orders o, json_each(o.lines) l
+        WHERE o.status IN ('FULFILLED', 'PARTIALLY_FULFILLED', 'REFUNDED')
+    UNION ALL SELECT date(o.updated_at / 1000, 'unixepoch'), 'fulfilledUnits', json_extract(l.value, '$.fulfilledQuantity')
+        FROM orders o, json_each(o.lines) l
+        WHERE o.status IN ('FULFILLED', 'PARTIALLY_FULFILLED', 'REFUNDED')
+    UNION ALL SELECT date(o.updated_at / 1000, 'unixepoch'), 'productUnits:' || json_extract(l.value, '$.productId'), json_extract(l.value, '$.fulfilledQuantity')
+        FROM orders o, json_each(o.lines) l
+        WHERE o.status IN ('FULFILLED', 'PARTIALLY_FULFILLED', 'REFUNDED')
+    UNION ALL SELECT date(o.updated_at / 1000, 'unixepoch'), 'productRevenue:' || json_extract(l.value, '$.productId'), json_extract(l.value, '$.unitPrice') * json_extract(l.value, '$.fulfilledQuantity')
+        FROM orders o, json_each(o.lines) l
+        WHERE o.status IN ('FULFILLED', 'PARTIALLY_FULFILLED', 'REFUNDED')
+    UNION ALL SELECT date(created_at / 1000, 'unixepoch'), 'balancesChange',
+        CASE kind WHEN 'DEBIT' THEN -amount ELSE amount END FROM wallet_transactions
+    UNION ALL SELECT date(created_at / 1000, 'unixepoch'), 'topUps', 1 FROM wallet_transactions
+        WHERE kind = 'CREDIT'
+    UNION ALL SELECT date(created_at / 1000, 'unixepoch'), 'topUpAmount', amount
+        FROM wallet_transactions WHERE kind = 'CREDIT'
+    UNION ALL SELECT date(created_at / 1000, 'unixepoch'), 'refunds', amount
+        FROM wallet_transactions WHERE kind = 'REFUND'
+    UNION ALL SELECT date(created_at / 1000, 'unixepoch'), 'redeemed', amount
+        FROM wallet_transactions WHERE kind = 'REDEEM'
+    UNION ALL SELECT date(created_at / 1000, 'unixepoch'), 'giftifyCardsChange', -amount
+        FROM wallet_transactions WHERE kind = 'REDEEM'
+    UNION ALL SELECT date(created_at / 1000, 'unixepoch'), 'adjustments', amount
+        FROM wallet_transactions WHERE kind = 'ADJUSTMENT'
+    UNION ALL SELECT date(c.issued_at / 1000, 'unixepoch'), 'giftifyCardsChange',
+        c.denomination * 100
+        FROM gift_cards c JOIN variants v ON v.id = c.variant_id
+        WHERE v.fulfillment_source = 'GENERATED'
+    UNION ALL SELECT date(c.returned_at / 1000, 'unixepoch'), 'giftifyCardsChange',
+        -c.denomination * 100
+        FROM gift_cards c JOIN variants v ON v.id = c.variant_id
+        WHERE v.fulfillment_source = 'GENERATED' AND c.status = 'CANCELLED'
+    UNION ALL SELECT date(c.expiry_date, '+1 day'), 'giftifyCardsChange', -c.denomination * 100
+        FROM gift_cards c JOIN variants v ON v.id = c.variant_id
+        WHERE v.fulfillment_source = 'GENERATED' AND c.status = 'EXPIRED'
+)
+GROUP BY day, counter HAVING SUM(value) <> 0;
+"#;
+
 /// Every migration in order; a database at version `n` has applied the first `n`.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13];
+const MIGRATIONS: &[&str] = &[
+    V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13, V14,
+];
 
 /// The schema version this build writes.
 pub(crate) const VERSION: i64 = MIGRATIONS.len() as i64;

@@ -1,7 +1,7 @@
 //! Accounts: registration (email unique, stored normalised), profiles, logins and the admin.
 
 use super::SqliteStore;
-use super::codec::{DbError, DbResult, all, enumeration, id, one, opt_time, paise, time, ts};
+use super::codec::{DbError, DbResult, all, enumeration, id, one, opt_date, opt_time, paise, time, ts};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use giftify_shared::Missing;
@@ -16,7 +16,7 @@ use rusqlite::{Connection, Row, params};
 
 const USER_COLUMNS: &str = "id, email, password_hash, first_name, last_name, phone_number, \
      role, status, wallet_balance, is_email_verified, is_phone_verified, created_at, \
-     updated_at, last_login_at, session_epoch";
+     updated_at, last_login_at, session_epoch, active_on";
 
 fn user_from_row(row: &Row) -> DbResult<User> {
     let raw_email: String = row.get("email")?;
@@ -35,6 +35,7 @@ fn user_from_row(row: &Row) -> DbResult<User> {
         updated_at: time(row, "updated_at")?,
         last_login_at: opt_time(row, "last_login_at")?,
         session_epoch: row.get("session_epoch")?,
+        active_on: opt_date(row, "active_on")?,
     })
 }
 

@@ -10,6 +10,7 @@ use super::idempotency::finish_key;
 use async_trait::async_trait;
 use giftify_shared::Missing;
 use giftify_shared::ids::{OrderId, TransactionId, UserId};
+use giftify_shared::figures::Tally;
 use giftify_shared::ledger::Movement;
 use giftify_shared::ledger::Posting;
 use giftify_shared::ports::Wallets;
@@ -43,6 +44,7 @@ pub(super) fn apply(conn: &Connection, m: &Movement) -> DbResult<WalletTransacti
     if changed != 1 {
         return Err(Error::Conflict("the wallet balance changed").into());
     }
+    super::reports::add_tally(conn, &Tally::of_movement(m, balance, after))?;
     let record = m.record(after);
     conn.prepare_cached(
         "INSERT INTO wallet_transactions \
@@ -73,10 +75,10 @@ pub(super) fn balance_of(conn: &Connection, user: &UserId) -> DbResult<Option<Pa
     )
 }
 
-const TRANSACTION_COLUMNS: &str =
+pub(super) const TRANSACTION_COLUMNS: &str =
     "id, user_id, kind, amount, balance_after, description, order_id, created_at";
 
-fn transaction_from_row(row: &Row) -> DbResult<WalletTransaction> {
+pub(super) fn transaction_from_row(row: &Row) -> DbResult<WalletTransaction> {
     Ok(WalletTransaction {
         id: id(row, "id")?,
         user_id: id(row, "user_id")?,
@@ -153,8 +155,10 @@ impl Wallets for SqliteStore {
                 params![user.as_str(), kind, from, to],
             )?;
             let (limit, offset) = page_bounds(page);
-            // rowid breaks ties within a millisecond: rows are never deleted, so it is the
-            // insertion order.
+            // Newest first in commit order, which is the rowid's (rows are never deleted, and
+            // the one writer commits them one after another). Not `created_at`: the core reads
+            // its clock before the write, so two movements of one wallet can commit in the
+            // other order, and their balances would then be listed out of their chain.
             let items = all(
                 conn,
                 &format!(
@@ -162,7 +166,7 @@ impl Wallets for SqliteStore {
                      WHERE user_id = ?1 AND (?2 IS NULL OR kind = ?2) \
                      AND created_at >= coalesce(?5, created_at) \
                      AND (?6 IS NULL OR created_at < ?6) \
-                     ORDER BY created_at DESC, rowid DESC LIMIT ?3 OFFSET ?4"
+                     ORDER BY rowid DESC LIMIT ?3 OFFSET ?4"
                 ),
                 params![user.as_str(), kind, limit, offset, from, to],
                 transaction_from_row,

@@ -351,6 +351,7 @@ mod tests {
             updated_at: at,
             last_login_at: None,
             session_epoch: 0,
+            active_on: None,
         }
     }
 

@@ -288,11 +288,6 @@ impl Giftify {
         Ok(())
     }
 
-    /// Revenue, margin, orders by status and top products.
-    pub async fn analytics(&self) -> Result<crate::order::Analytics> {
-        self.ports.orders.analytics().await
-    }
-
     /// Messages ready, in flight and dead.
     pub async fn queue_depths(&self) -> Result<crate::order::QueueDepths> {
         self.ports.queue_ops.depths().await

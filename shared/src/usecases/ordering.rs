@@ -196,7 +196,7 @@ impl Giftify {
             token,
             outcome: IdempotentOutcome::OrderPlaced(order.id.clone()),
         });
-        let outbox = self
+        let placed = self
             .ports
             .orders
             .place_order(&OrderPlacement {
@@ -211,7 +211,8 @@ impl Giftify {
                 cart_version,
                 idempotency,
             })
-            .await?;
+            .await;
+        let outbox = self.counting_wallet_refusal(user, placed).await?;
         if outbox == Outbox::Unsent {
             let message = OrderMessage {
                 order_id: order.id.clone(),

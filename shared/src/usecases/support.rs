@@ -198,7 +198,10 @@ impl Giftify {
             .await?
             .ok_or(Error::InvalidToken)?;
         match user.status {
-            UserStatus::Active => Ok(user),
+            UserStatus::Active => {
+                self.note_activity(&user).await;
+                Ok(user)
+            }
             UserStatus::Suspended => Err(Error::AccountSuspended),
             UserStatus::Deleted => Err(Error::InvalidToken),
         }

@@ -171,13 +171,15 @@ impl Giftify {
             token,
             outcome: crate::idempotency::IdempotentOutcome::ToppedUp(credit.id.clone()),
         });
-        self.ports
+        let topped_up = self
+            .ports
             .wallets
             .top_up(&Posting {
                 movement: credit,
                 idempotency,
             })
-            .await
+            .await;
+        self.counting_wallet_refusal(user, topped_up).await
     }
 
     pub async fn balance(&self, user: &UserId) -> Result<Paise> {
