@@ -10,11 +10,11 @@ locals {
     # redeeming a Giftify card (found by the HMAC of its number).
     api = {
       "users"               = { actions = ["GetItem", "PutItem", "UpdateItem", "DescribeTable", "Scan"], indexes = [] }
-      "wallet-transactions" = { actions = ["GetItem", "PutItem", "Query"], indexes = [] }
+      "wallet-transactions" = { actions = ["GetItem", "PutItem", "Query"], indexes = ["ledgerDay-createdAt-index"] }
       "products"            = { actions = ["BatchGetItem", "Scan", "PutItem", "ConditionCheckItem"], indexes = ["active-name-index"] }
       "product-variants"    = { actions = ["BatchGetItem", "Query", "Scan", "PutItem", "UpdateItem"], indexes = ["variantId-index"] }
       "cart"                = { actions = ["GetItem", "PutItem", "UpdateItem"], indexes = [] }
-      "orders"              = { actions = ["GetItem", "BatchGetItem", "PutItem", "UpdateItem", "Scan"], indexes = ["userId-createdAt-index", "status-createdAt-index"] }
+      "orders"              = { actions = ["GetItem", "BatchGetItem", "PutItem", "UpdateItem"], indexes = ["userId-createdAt-index", "status-createdAt-index"] }
       "gift-cards"          = { actions = ["GetItem", "BatchGetItem", "UpdateItem", "Query"], indexes = ["giftCardNumber-index", "userId-issuedAt-index", "activeCard-expiryDate-index"] }
       "idempotency-keys"    = { actions = ["GetItem", "PutItem", "UpdateItem", "DeleteItem"], indexes = [] }
       "refresh-tokens"      = { actions = ["GetItem", "PutItem", "UpdateItem", "ConditionCheckItem"], indexes = [] }
@@ -31,6 +31,10 @@ locals {
       # Webhook endpoints managed, deliveries listed, retried and recovered (a delivery is
       # opened with a guard item in one transaction).
       "webhooks" = { actions = ["GetItem", "PutItem", "Query", "DeleteItem"], indexes = [] }
+      # Every money, order and card write adds to its day's figures in its transaction (an
+      # UpdateItem ADD); an account's first request of a day and a refused payment add on
+      # their own; admin analytics query each shard's days.
+      "daily-figures" = { actions = ["UpdateItem", "Query"], indexes = [] }
     }
     # One order message: PENDING → PROCESSING, read stock (and a brand variant's codes), then
     # one transaction of stock decrements, allocated codes, cards, final status, refund
@@ -50,6 +54,8 @@ locals {
       # A brand line reads its pool first-expiring first and allocates each code in the
       # completion transaction.
       "inventory-codes" = { actions = ["Query", "UpdateItem"], indexes = ["availableVariant-availableOrder-index"] }
+      # The completion transaction adds to its day's figures.
+      "daily-figures" = { actions = ["UpdateItem"], indexes = [] }
     }
     # Each event or wake-up: the endpoints read, deliveries opened (guard and delivery in one
     # transaction), claimed and recorded with versioned puts, an endpoint's health saved.
@@ -69,7 +75,7 @@ locals {
       # Expiry: ACTIVE cards past their date (a sparse index), and each brand variant's
       # available codes past theirs, which leave its stock. Card events still owed: another
       # sparse index, each card read again before it is announced.
-      "gift-cards"       = { actions = ["GetItem", "UpdateItem"], indexes = ["activeCard-expiryDate-index", "notifyPending-index"] }
+      "gift-cards"       = { actions = ["GetItem", "BatchGetItem", "UpdateItem"], indexes = ["activeCard-expiryDate-index", "notifyPending-index"] }
       "products"         = { actions = ["Scan"], indexes = [] }
       "product-variants" = { actions = ["Scan", "Query", "UpdateItem"], indexes = ["variantId-index"] }
       "inventory-codes"  = { actions = ["UpdateItem"], indexes = ["availableVariant-availableOrder-index"] }
@@ -77,6 +83,8 @@ locals {
       "events" = { actions = ["GetItem", "PutItem", "Query"], indexes = [] }
       # Overdue webhook deliveries, through the sparse due index, each read again by key.
       "webhooks" = { actions = ["GetItem"], indexes = ["due-index"] }
+      # A give-up's refund and each card's expiry add to their day's figures.
+      "daily-figures" = { actions = ["UpdateItem"], indexes = [] }
     }
   }
 

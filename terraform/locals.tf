@@ -28,7 +28,11 @@ locals {
       range_key     = "transactionId"
       ttl_attribute = null
       # A user's ledger is the table's own partition, in the order of its sortable ids.
-      indexes = {}
+      indexes = {
+        # Every account's ledger by UTC day, for the admins' export; whole items (an entry
+        # never changes, so its copy is written once).
+        "ledgerDay-createdAt-index" = { hash_key = "ledgerDay", range_key = "createdAt", projection = "ALL" }
+      }
     }
     "products" = {
       hash_key      = "productId"
@@ -146,6 +150,14 @@ locals {
         # Sparse: only pending deliveries, by when they are due (the reconciler's sweep).
         "due-index" = { hash_key = "dueShard", range_key = "dueAt", projection = "KEYS_ONLY" }
       }
+    }
+    # The daily figures: an item per shard and UTC day, its counters added to in the same
+    # transactions that change money, orders and cards (shared/src/figures.rs).
+    "daily-figures" = {
+      hash_key      = "shard"
+      range_key     = "day"
+      ttl_attribute = null
+      indexes       = {}
     }
   }
 

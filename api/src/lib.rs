@@ -6,6 +6,7 @@
 //! [`Giftify`], and render the seed's envelopes; every failure is an [`error::ApiError`].
 
 pub mod auth;
+pub mod csv;
 pub mod cli;
 pub mod dto;
 pub mod error;

@@ -6,7 +6,7 @@ use crate::AppState;
 use crate::error::{ErrorCode, ErrorEnvelope};
 use crate::key_access::{KeyAccess, key_access};
 use crate::routes::{
-    admin, api_keys, audit, auth, cards, cart, codes, dead_letters, events, meta, orders, products,
+    admin, api_keys, audit, auth, cards, cart, codes, dead_letters, events, finance, meta, orders, products,
     support, users, wallet, webhooks,
 };
 use axum::Router;
@@ -40,7 +40,8 @@ Orders are fulfilled asynchronously: `POST /orders/create` answers 202 and `GET 
         products::products,
         cart::cart, cart::manage, cart::clear,
         orders::create, orders::list, orders::detail, orders::cancel, orders::reveal,
-        admin::inventory, admin::update_inventory, admin::orders, admin::analytics,
+        admin::inventory, admin::update_inventory, admin::orders, finance::analytics,
+        finance::export_orders, finance::export_ledger,
         admin::create_product, admin::update_product, admin::create_variant,
         dead_letters::list, dead_letters::redrive, dead_letters::refund, audit::audit,
         support::list, support::detail, support::suspend, support::reactivate,
@@ -355,6 +356,8 @@ mod tests {
             ("/admin/inventory/{variantId}", "put"),
             ("/admin/orders", "get"),
             ("/admin/analytics", "get"),
+            ("/admin/exports/orders.csv", "get"),
+            ("/admin/exports/ledger.csv", "get"),
             ("/admin/products", "post"),
             ("/admin/products/{productId}/variants", "post"),
             ("/health", "get"),

@@ -72,8 +72,9 @@ run "the_reconciler_touches_only_orders_and_what_expires" {
       "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-wallet-transactions",
       "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-cart",
       "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-audit",
+      "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-daily-figures",
     ])
-    error_message = "The reconciler reads stale and unnotified orders and cards, refunds orders stuck past their deadline (balance, REFUND record, cart, audit entry), expires cards and codes, records the events it publishes, and finds overdue webhook deliveries; nothing else."
+    error_message = "The reconciler reads stale and unnotified orders and cards, refunds orders stuck past their deadline (balance, REFUND record, cart, audit entry, the day's figures), expires cards and codes, records the events it publishes, and finds overdue webhook deliveries; nothing else."
   }
   assert {
     condition = toset(flatten([

@@ -29,6 +29,8 @@ mod keys;
 mod orders;
 #[path = "contract/queue.rs"]
 mod queue;
+#[path = "contract/reports.rs"]
+mod reports;
 #[path = "contract/support.rs"]
 mod support;
 #[path = "contract/wallet.rs"]
@@ -172,7 +174,11 @@ macro_rules! contract_suite {
                 orders::stale_orders_lists_old_processing_orders_too,
                 orders::giving_up_an_unfinished_order_refunds_it_in_full_with_its_reason,
                 orders::orders_are_listed_newest_first_per_user_and_for_admins,
-                orders::analytics_count_revenue_cost_and_units_of_fulfilled_orders,
+                reports::every_write_adds_what_it_counts_to_its_days_figures,
+                reports::an_accounts_activity_is_counted_once_a_day_even_racing,
+                reports::a_tally_recorded_on_its_own_adds_to_its_day,
+                reports::open_orders_are_counted_by_status,
+                reports::exports_read_the_orders_and_ledger_entries_of_a_half_open_period,
                 orders::issued_cards_are_stored_sealed_and_found_by_id_and_order,
                 idempotency::claiming_a_new_key_acquires_it_and_a_second_claim_is_in_progress,
                 idempotency::a_finished_key_replays_its_outcome_and_refuses_another_request,

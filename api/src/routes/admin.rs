@@ -12,16 +12,14 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
-use giftify_shared::Error as CoreError;
 use giftify_shared::catalogue::{
     CatalogueEntry, Pricing, Product, ProductUpdate, Variant, VariantUpdate, check_category,
     check_quantity_bounds, check_stock, check_text,
 };
 use giftify_shared::ids::{ProductId, VariantId};
-use giftify_shared::order::{Order, OrderStatus};
+use giftify_shared::order::Order;
 use giftify_shared::usecases::{NewProduct, NewVariant};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use utoipa::ToSchema;
 
 /// The `/admin` routes.
@@ -30,7 +28,6 @@ pub fn router() -> Router<AppState> {
         .route("/admin/inventory", get(inventory))
         .route("/admin/inventory/{variantId}", put(update_inventory))
         .route("/admin/orders", get(orders))
-        .route("/admin/analytics", get(analytics))
         .route("/admin/products", post(create_product))
         .route("/admin/products/{productId}", put(update_product))
         .route("/admin/products/{productId}/variants", post(create_variant))
@@ -172,50 +169,6 @@ impl From<&Order> for AdminOrderSummary {
 pub struct AdminOrdersData {
     pub orders: Vec<AdminOrderSummary>,
     pub pagination: Pagination,
-}
-
-/// Platform figures. Money in paise.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct AnalyticsData {
-    /// Value of fulfilled units.
-    pub revenue: i64,
-    pub revenue_formatted: String,
-    /// Cost price of fulfilled units.
-    pub cost: i64,
-    /// `revenue − cost`.
-    pub margin: i64,
-    pub margin_formatted: String,
-    /// Every status, with 0 for none.
-    #[schema(example = json!({"PENDING": 0, "PROCESSING": 0, "FULFILLED": 12, "PARTIALLY_FULFILLED": 1, "REFUNDED": 0, "CANCELLED": 2}))]
-    pub orders_by_status: BTreeMap<String, u64>,
-    /// Units requested by orders that went through fulfillment.
-    pub requested_units: u64,
-    pub fulfilled_units: u64,
-    /// `fulfilledUnits / requestedUnits`, 0–1; null before any order was fulfilled.
-    #[schema(example = 0.97)]
-    pub fulfillment_rate: Option<f64>,
-    /// By revenue, highest first, at most ten.
-    pub top_products: Vec<TopProduct>,
-    /// What Giftify owes now: Σ wallet balances + Σ face value of ACTIVE Giftify cards, which
-    /// can be redeemed into a wallet any time.
-    pub outstanding_liability: i64,
-    pub outstanding_liability_formatted: String,
-    /// Σ wallet balances.
-    pub wallet_balances: i64,
-    /// Σ face value of ACTIVE Giftify (GENERATED) cards.
-    pub active_giftify_cards: i64,
-}
-
-/// A best-selling product.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct TopProduct {
-    pub product_id: String,
-    pub product_name: String,
-    /// Units fulfilled.
-    pub units: u64,
-    pub revenue: i64,
 }
 
 /// A new product, created active.
@@ -500,72 +453,6 @@ pub async fn orders(
     Ok(ok(AdminOrdersData {
         orders: found.items.iter().map(AdminOrderSummary::from).collect(),
         pagination: Pagination::from(&found),
-    }))
-}
-
-/// Revenue, cost and margin of fulfilled units, orders by status, the fulfillment rate and
-/// the top products.
-#[utoipa::path(
-    get, path = "/admin/analytics", tag = "admin",
-    security(("bearerAuth" = [])),
-    responses(
-        (status = 200, description = "The figures", body = Envelope<AnalyticsData>),
-        (status = 401, description = "UNAUTHORIZED or TOKEN_EXPIRED", body = ErrorEnvelope),
-        (status = 403, description = "FORBIDDEN: not an admin", body = ErrorEnvelope),
-    )
-)]
-pub async fn analytics(
-    State(state): State<AppState>,
-    _admin: AdminUser,
-) -> Result<Envelope<AnalyticsData>, ApiError> {
-    let figures = state.giftify().analytics().await?;
-    let margin = figures
-        .revenue
-        .checked_sub(figures.cost)
-        .ok_or_else(|| CoreError::internal("margin overflows"))?;
-    let orders_by_status = OrderStatus::ALL
-        .into_iter()
-        .map(|status| {
-            let count = figures
-                .orders_by_status
-                .iter()
-                .find(|(s, _)| *s == status)
-                .map_or(0, |(_, n)| *n);
-            (status.as_str().to_string(), count)
-        })
-        .collect();
-    // Rounded to 4 decimals: the ratio is for display, and 0.6666666666666666 helps nobody.
-    let fulfillment_rate = (figures.requested_units > 0).then(|| {
-        let rate = figures.fulfilled_units as f64 / figures.requested_units as f64;
-        (rate * 10_000.0).round() / 10_000.0
-    });
-    let liability = figures
-        .outstanding_liability()
-        .ok_or_else(|| CoreError::internal("liability overflows"))?;
-    Ok(ok(AnalyticsData {
-        revenue: figures.revenue.get(),
-        revenue_formatted: figures.revenue.formatted(),
-        cost: figures.cost.get(),
-        margin: margin.get(),
-        margin_formatted: margin.formatted(),
-        orders_by_status,
-        requested_units: figures.requested_units,
-        fulfilled_units: figures.fulfilled_units,
-        fulfillment_rate,
-        top_products: figures
-            .top_products
-            .iter()
-            .map(|sales| TopProduct {
-                product_id: sales.product_id.to_string(),
-                product_name: sales.product_name.clone(),
-                units: sales.units,
-                revenue: sales.revenue.get(),
-            })
-            .collect(),
-        outstanding_liability: liability.get(),
-        outstanding_liability_formatted: liability.formatted(),
-        wallet_balances: figures.wallet_balances.get(),
-        active_giftify_cards: figures.active_giftify_cards.get(),
     }))
 }
 

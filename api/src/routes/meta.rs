@@ -65,10 +65,9 @@ pub async fn health(State(state): State<AppState>) -> Result<Envelope<HealthData
 )]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let giftify = state.giftify();
-    let (analytics, depths) = tokio::join!(giftify.analytics(), giftify.queue_depths());
+    let (by_status, depths) = tokio::join!(giftify.orders_by_status(), giftify.queue_depths());
     let gauges = Gauges {
-        orders_by_status: analytics
-            .map(|figures| figures.orders_by_status)
+        orders_by_status: by_status
             .map_err(
                 |error| tracing::warn!(error = %error, "metrics: orders by status unavailable"),
             )

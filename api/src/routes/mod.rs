@@ -10,6 +10,7 @@ pub mod cart;
 pub mod codes;
 pub mod dead_letters;
 pub mod events;
+pub mod finance;
 pub mod meta;
 pub mod orders;
 pub mod products;
@@ -33,6 +34,7 @@ pub fn router() -> Router<AppState> {
         .merge(cart::router())
         .merge(orders::router())
         .merge(admin::router())
+        .merge(finance::router())
         .merge(dead_letters::router())
         .merge(support::router())
         .merge(audit::router())

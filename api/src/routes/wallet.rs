@@ -1,6 +1,7 @@
 //! `/wallet`: balance, top-ups (idempotent), the transaction history and the CSV statement.
 
 use crate::AppState;
+use crate::csv::{Csv, rupees, text};
 use crate::dto::{Pagination, TransactionTypeDto, page_request};
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::extract::{ApiQuery, AuthUser, JsonBody, parse_time};
@@ -309,29 +310,39 @@ pub async fn statement(
         .into_response())
 }
 
-/// The CSV of a statement (RFC 4180: CRLF line ends, fields quoted where they must be).
+/// The CSV of a statement.
 pub fn statement_csv(statement: &Statement) -> String {
-    let mut csv =
-        String::from("time,transactionId,type,description,orderId,amount,balanceAfter\r\n");
-    let mut row = |fields: [String; 7]| {
-        csv.push_str(&fields.join(","));
-        csv.push_str("\r\n");
-    };
-    row([
-        timestamp(statement.from),
-        String::new(),
-        "OPENING_BALANCE".into(),
-        String::new(),
-        String::new(),
-        String::new(),
-        rupees(statement.opening.get()),
+    let mut csv = Csv::with_header(&[
+        "time",
+        "transactionId",
+        "type",
+        "description",
+        "orderId",
+        "amount",
+        "balanceAfter",
     ]);
+    let balance_row = |at, kind: &str, balance: i64| {
+        [
+            timestamp(at),
+            String::new(),
+            kind.to_string(),
+            String::new(),
+            String::new(),
+            String::new(),
+            rupees(balance),
+        ]
+    };
+    csv.row(balance_row(
+        statement.from,
+        "OPENING_BALANCE",
+        statement.opening.get(),
+    ));
     for entry in &statement.entries {
-        row([
+        csv.row([
             timestamp(entry.created_at),
             entry.id.to_string(),
             entry.kind.as_str().into(),
-            csv_text(&entry.description),
+            text(&entry.description),
             entry
                 .order_id
                 .as_ref()
@@ -341,52 +352,10 @@ pub fn statement_csv(statement: &Statement) -> String {
             rupees(entry.balance_after.get()),
         ]);
     }
-    row([
-        timestamp(statement.to),
-        String::new(),
-        "CLOSING_BALANCE".into(),
-        String::new(),
-        String::new(),
-        String::new(),
-        rupees(statement.closing.get()),
-    ]);
-    csv
-}
-
-/// Paise as rupees with two decimals and a sign: `-1500.05`.
-fn rupees(paise: i64) -> String {
-    let sign = if paise < 0 { "-" } else { "" };
-    let abs = paise.unsigned_abs();
-    format!("{sign}{}.{:02}", abs / 100, abs % 100)
-}
-
-/// A text field: quoted when it holds a comma, quote or line break, and defused when a
-/// spreadsheet would read it as a formula.
-fn csv_text(text: &str) -> String {
-    let defused = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{text}")
-    } else {
-        text.to_string()
-    };
-    if defused.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", defused.replace('"', "\"\""))
-    } else {
-        defused
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn csv_fields_are_quoted_defused_and_money_is_exact() {
-        assert_eq!(rupees(150_000), "1500.00");
-        assert_eq!(rupees(-5), "-0.05");
-        assert_eq!(rupees(0), "0.00");
-        assert_eq!(csv_text("Top-up"), "Top-up");
-        assert_eq!(csv_text("a, \"b\""), "\"a, \"\"b\"\"\"");
-        assert_eq!(csv_text("=HYPERLINK(1)"), "'=HYPERLINK(1)");
-        assert_eq!(csv_text("-2+3,x"), "\"'-2+3,x\"");
-    }
+    csv.row(balance_row(
+        statement.to,
+        "CLOSING_BALANCE",
+        statement.closing.get(),
+    ));
+    csv.into_string()
 }

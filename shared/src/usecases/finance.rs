@@ -5,7 +5,7 @@
 use super::Giftify;
 use crate::figures::{Activity, Report, Tally, check_range};
 use crate::ids::{ProductId, UserId};
-use crate::order::Order;
+use crate::order::{Order, OrderStatus};
 use crate::user::User;
 use crate::wallet::WalletTransaction;
 use crate::{Error, Result};
@@ -59,6 +59,24 @@ impl Giftify {
             report,
             top_products,
         })
+    }
+
+    /// Every order by its status now: the open ones counted, the final ones from every
+    /// recorded day (an order reaches one final status, once).
+    pub async fn orders_by_status(&self) -> Result<Vec<(OrderStatus, u64)>> {
+        let finance = self.finance_report(None, None).await?;
+        let report = &finance.report;
+        Ok(OrderStatus::ALL
+            .into_iter()
+            .map(|status| {
+                let n = match status {
+                    OrderStatus::Pending => report.open.pending,
+                    OrderStatus::Processing => report.open.processing,
+                    reached => u64::try_from(report.totals.reached(reached)).unwrap_or(0),
+                };
+                (status, n)
+            })
+            .collect())
     }
 
     async fn top_products(&self, report: &Report) -> Result<Vec<TopProduct>> {

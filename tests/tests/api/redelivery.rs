@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use giftify_shared::events::Event;
 use giftify_shared::ids::{OrderId, UserId};
 use giftify_shared::order::{
-    Analytics, Cancellation, Fulfillment, Order, OrderMessage, OrderPlacement, OrderStatus, Outbox,
+    Cancellation, Fulfillment, Order, OrderMessage, OrderPlacement, OrderStatus, Outbox,
 };
 use giftify_shared::ports::{EventPublisher, Orders};
 use giftify_shared::wallet::{Page, PageRequest};
@@ -119,9 +119,6 @@ impl Orders for CrashingOrders {
     }
     async fn unnotified(&self, limit: u32) -> Result<Vec<Order>> {
         self.inner.unnotified(limit).await
-    }
-    async fn analytics(&self) -> Result<Analytics> {
-        self.inner.analytics().await
     }
 }
 

@@ -875,51 +875,6 @@ pub async fn orders_are_listed_newest_first_per_user_and_for_admins(ports: &Port
     Ok(())
 }
 
-pub async fn analytics_count_revenue_cost_and_units_of_fulfilled_orders(
-    ports: &Ports,
-) -> Result<()> {
-    let owner = funded_user(ports, 1_000_000).await?;
-    let e = stocked(ports, &[2, 10]).await?;
-    let partial = place(ports, &owner.id, &[(&e[0], 3), (&e[1], 1)]).await?;
-    fulfil(ports, &partial, &[2, 1]).await?;
-    let cancelled = place(ports, &owner.id, &[(&e[1], 1)]).await?;
-    ports
-        .orders
-        .refund_in_full(&cancellation(&cancelled))
-        .await?;
-    place(ports, &owner.id, &[(&e[1], 2)]).await?;
-
-    let analytics = ports.orders.analytics().await?;
-
-    let (a, b) = (&e[0].variant, &e[1].variant);
-    let revenue = 2 * a.selling_price.get() + b.selling_price.get();
-    assert_eq!(analytics.revenue.get(), revenue);
-    assert_eq!(
-        analytics.cost.get(),
-        2 * a.cost_price.get() + b.cost_price.get()
-    );
-    assert_eq!(
-        (analytics.requested_units, analytics.fulfilled_units),
-        (4, 3)
-    );
-    let count = |status| {
-        analytics
-            .orders_by_status
-            .iter()
-            .find(|(s, _)| *s == status)
-            .map_or(0, |(_, n)| *n)
-    };
-    assert_eq!(count(OrderStatus::PartiallyFulfilled), 1);
-    assert_eq!(count(OrderStatus::Cancelled), 1);
-    assert_eq!(count(OrderStatus::Pending), 1);
-    assert_eq!(count(OrderStatus::Fulfilled), 0);
-    assert_eq!(analytics.top_products.len(), 1);
-    let top = &analytics.top_products[0];
-    assert_eq!(top.product_id, e[0].product.id);
-    assert_eq!((top.units, top.revenue.get()), (3, revenue));
-    Ok(())
-}
-
 pub async fn issued_cards_are_stored_sealed_and_found_by_id_and_order(ports: &Ports) -> Result<()> {
     let owner = funded_user(ports, 1_000_000).await?;
     let e = stocked(ports, &[10]).await?;
