@@ -730,6 +730,110 @@ mod tests {
         assert!(insert("txn_bad", "GIFT", 1).is_err(), "an unknown kind");
     }
 
+    /// A database at version 13 moves to version 14: its history fills the daily figures, and
+    /// what they say is owed at the end adds up to the balances and the ACTIVE Giftify cards.
+    #[test]
+    fn version_14_fills_the_daily_figures_from_the_history() {
+        let mut conn = Connection::open_in_memory().expect("a database");
+        for migration in &MIGRATIONS[..13] {
+            conn.execute_batch(migration).expect("migrations 1 to 13");
+        }
+        conn.pragma_update(None, "user_version", 13)
+            .expect("version 13");
+        conn.pragma_update(None, "foreign_keys", false)
+            .expect("no foreign keys");
+        // Day 1 (2026-12-01 noon UTC): a top-up of ₹1,000 and an order of two ₹475 cards.
+        // Day 2: one card issued, one refunded; a Giftify card redeemed; an adjustment of −₹25.
+        conn.execute_batch(
+            r#"INSERT INTO variants (id, product_id, name, denomination, mrp, cost_price,
+                 discount_percent, selling_price, stock_quantity, min_order_quantity,
+                 max_order_quantity, is_active, created_at, updated_at, fulfillment_source) VALUES
+             ('var_g', 'prod_1', 'G 500', 500, 50000, 45000, 5, 47500, 3, 1, 4, 1, 0, 0, 'GENERATED'),
+             ('var_b', 'prod_1', 'B 500', 500, 50000, 45000, 5, 47500, 3, 1, 4, 1, 0, 0, 'INVENTORY');
+             INSERT INTO users (id, email, password_hash, first_name, last_name, role, status,
+                 wallet_balance, created_at, updated_at)
+             VALUES ('user_1', 'a@b.in', 'h', 'A', 'B', 'USER', 'ACTIVE', 100000, 1, 1);
+             INSERT INTO wallet_transactions (id, user_id, kind, amount, balance_after,
+                 description, order_id, created_at) VALUES
+             ('txn_1', 'user_1', 'CREDIT', 100000, 100000, 'top-up', NULL, 1796126400000),
+             ('txn_2', 'user_1', 'DEBIT', 95000, 5000, 'order', 'order_1', 1796126400001),
+             ('txn_3', 'user_1', 'REFUND', 47500, 52500, 'refund', 'order_1', 1796212800000),
+             ('txn_4', 'user_1', 'REDEEM', 50000, 102500, 'card', NULL, 1796212800001),
+             ('txn_5', 'user_1', 'ADJUSTMENT', -2500, 100000, 'fix', NULL, 1796212800002);
+             INSERT INTO orders (id, user_id, status, source, total_amount, paid_amount,
+                 refund_amount, lines, created_at, updated_at) VALUES
+             ('order_1', 'user_1', 'PARTIALLY_FULFILLED', 'CART', 95000, 95000, 47500,
+              '[{"variantId":"var_g","productId":"prod_1","productName":"G","variantName":"G 500",
+                 "denomination":500,"unitPrice":47500,"costPrice":45000,"requestedQuantity":2,
+                 "fulfilledQuantity":1,"validityDays":365}]', 1796126400001, 1796212800000);
+             INSERT INTO gift_cards (id, order_id, user_id, product_id, variant_id, product_name,
+                 variant_name, denomination, number_ciphertext, pin_ciphertext, lookup_key, last4,
+                 expiry_date, status, purchase_price, issued_at) VALUES
+             ('gc_a', 'order_1', 'user_1', 'prod_1', 'var_g', 'G', 'G 500', 500, 'n', 'p', 'k1', '1234', '2030-01-01', 'ACTIVE', 47500, 1796212800000),
+             ('gc_r', 'order_0', 'user_2', 'prod_1', 'var_g', 'G', 'G 500', 500, 'n', 'p', 'k2', '1234', '2030-01-01', 'REDEEMED', 47500, 1796212800000),
+             ('gc_x', 'order_0', 'user_2', 'prod_1', 'var_g', 'G', 'G 500', 500, 'n', 'p', 'k3', '1234', '2026-12-03', 'EXPIRED', 47500, 1796212800000),
+             ('gc_b', 'order_0', 'user_2', 'prod_1', 'var_b', 'B', 'B 500', 500, 'n', 'p', 'k4', '1234', '2030-01-01', 'ACTIVE', 47500, 1796212800000);"#,
+        )
+        .expect("version 13 data");
+
+        migrate(&mut conn).expect("version 14");
+
+        let figures: std::collections::BTreeMap<(String, String), i64> = conn
+            .prepare("SELECT day, counter, value FROM daily_figures")
+            .expect("query")
+            .query_map([], |r| Ok(((r.get(0)?, r.get(1)?), r.get(2)?)))
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("figures");
+        let on = |day: &str, counter: &str| {
+            figures
+                .get(&(day.to_string(), counter.to_string()))
+                .copied()
+                .unwrap_or(0)
+        };
+        let (one, two) = ("2026-12-01", "2026-12-02");
+        assert_eq!(
+            [on(one, "ordersPlaced"), on(one, "gmv"), on(one, "cartsCheckedOut")],
+            [1, 95000, 1]
+        );
+        assert_eq!([on(one, "topUps"), on(one, "topUpAmount")], [1, 100000]);
+        assert_eq!(
+            [
+                on(two, "ordersPartiallyFulfilled"),
+                on(two, "revenue"),
+                on(two, "cost"),
+                on(two, "requestedUnits"),
+                on(two, "fulfilledUnits"),
+                on(two, "productUnits:prod_1"),
+                on(two, "productRevenue:prod_1"),
+            ],
+            [1, 47500, 45000, 2, 1, 1, 47500]
+        );
+        assert_eq!(
+            [on(two, "refunds"), on(two, "redeemed"), on(two, "adjustments")],
+            [47500, 50000, -2500]
+        );
+        assert_eq!(
+            on("2026-12-04", "giftifyCardsChange"),
+            -50000,
+            "an expired card stops being owed the day after its expiry date"
+        );
+        let owed: i64 = figures
+            .iter()
+            .filter(|((_, c), _)| c == "balancesChange" || c == "giftifyCardsChange")
+            .map(|(_, v)| v)
+            .sum();
+        assert_eq!(
+            owed,
+            100000 + 50000,
+            "the balance and the one ACTIVE Giftify card"
+        );
+        assert!(
+            figures.values().all(|v| *v != 0),
+            "no zero rows are stored"
+        );
+    }
+
     #[test]
     fn version_8_carries_the_event_log_into_the_feed() {
         let mut conn = Connection::open_in_memory().expect("a database");
