@@ -6,8 +6,8 @@
 //! [`Giftify`], and render the seed's envelopes; every failure is an [`error::ApiError`].
 
 pub mod auth;
-pub mod csv;
 pub mod cli;
+pub mod csv;
 pub mod dto;
 pub mod error;
 pub mod extract;

@@ -6,8 +6,8 @@ use crate::AppState;
 use crate::error::{ErrorCode, ErrorEnvelope};
 use crate::key_access::{KeyAccess, key_access};
 use crate::routes::{
-    admin, api_keys, audit, auth, cards, cart, codes, dead_letters, events, finance, meta, orders, products,
-    support, users, wallet, webhooks,
+    admin, api_keys, audit, auth, cards, cart, codes, dead_letters, events, finance, meta, orders,
+    products, support, users, wallet, webhooks,
 };
 use axum::Router;
 use axum::http::{HeaderValue, header};

@@ -175,7 +175,8 @@ impl DayFigures {
 
     /// Change of what Giftify owes its users: balances and ACTIVE Giftify cards.
     pub fn liability_change(&self) -> i64 {
-        self.balances_change.saturating_add(self.giftify_cards_change)
+        self.balances_change
+            .saturating_add(self.giftify_cards_change)
     }
 
     /// Orders that reached `status` (a final one); 0 for any other.
@@ -237,7 +238,9 @@ impl Tally {
     /// write an item once).
     pub fn merge(&mut self, other: &Tally) -> Result<()> {
         if (self.day, self.shard) != (other.day, other.shard) {
-            return Err(Error::internal("tallies of different days or shards merged"));
+            return Err(Error::internal(
+                "tallies of different days or shards merged",
+            ));
         }
         self.figures.add(&other.figures)
     }
@@ -569,11 +572,11 @@ mod tests {
         );
         let stored = figures.counters();
         assert!(stored.iter().all(|(_, v)| *v != 0), "{stored:?}");
-        let read = DayFigures::from_counters(stored.iter().map(|(n, v)| (n.as_str(), *v)))
-            .expect("reads");
+        let read =
+            DayFigures::from_counters(stored.iter().map(|(n, v)| (n.as_str(), *v))).expect("reads");
         assert_eq!(read, figures);
-        let newer = DayFigures::from_counters([("aCounterFromTheFuture", 7), ("gmv", 5)])
-            .expect("reads");
+        let newer =
+            DayFigures::from_counters([("aCounterFromTheFuture", 7), ("gmv", 5)]).expect("reads");
         assert_eq!(newer.gmv, 5);
     }
 
@@ -582,7 +585,11 @@ mod tests {
         let users: Vec<UserId> = (0..400).map(|_| UserId::generate()).collect();
         let shards: std::collections::BTreeSet<u8> = users.iter().map(shard_of).collect();
         assert_eq!(shards.len(), usize::from(SHARDS));
-        assert!(users.iter().all(|u| shard_of(u) == shard_of(u) && shard_of(u) < SHARDS));
+        assert!(
+            users
+                .iter()
+                .all(|u| shard_of(u) == shard_of(u) && shard_of(u) < SHARDS)
+        );
     }
 
     #[test]
@@ -648,11 +655,11 @@ mod tests {
             (1, 1)
         );
         assert!(Activity::of(&user, Some(day("2026-12-07")), at("2026-12-07T23:00:00Z")).is_none());
-        let next_day =
-            Activity::of(&user, Some(day("2026-12-07")), at("2026-12-08T00:00:01Z")).expect("counted");
+        let next_day = Activity::of(&user, Some(day("2026-12-07")), at("2026-12-08T00:00:01Z"))
+            .expect("counted");
         assert_eq!(next_day.tally.figures.monthly_active_users, 0);
-        let next_month =
-            Activity::of(&user, Some(day("2026-12-31")), at("2027-01-01T00:00:01Z")).expect("counted");
+        let next_month = Activity::of(&user, Some(day("2026-12-31")), at("2027-01-01T00:00:01Z"))
+            .expect("counted");
         assert_eq!(next_month.tally.figures.monthly_active_users, 1);
     }
 }

@@ -26,8 +26,8 @@ use crate::keys::KeyName;
 use crate::labels::ClientReference;
 use crate::ledger::Posting;
 use crate::order::{
-    Cancellation, DeadLetter, Fulfillment, LetterPick, Order, OrderMessage,
-    OrderPlacement, OrderStatus, Outbox, QueueDepths,
+    Cancellation, DeadLetter, Fulfillment, LetterPick, Order, OrderMessage, OrderPlacement,
+    OrderStatus, Outbox, QueueDepths,
 };
 use crate::rate_limits::RateWindow;
 use crate::user::{

@@ -313,8 +313,8 @@ pub struct ExportQuery {
 impl ExportQuery {
     fn period(&self) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
         let to = parse_time("to", self.to.as_deref())?.unwrap_or_else(Utc::now);
-        let from = parse_time("from", self.from.as_deref())?
-            .unwrap_or(to - chrono::Duration::days(30));
+        let from =
+            parse_time("from", self.from.as_deref())?.unwrap_or(to - chrono::Duration::days(30));
         Ok((from, to))
     }
 }
@@ -398,7 +398,13 @@ pub async fn export_orders(
             rupees(value),
             rupees(cost),
             timestamp(order.updated_at),
-            text(order.fulfillment.refund_reason.as_deref().unwrap_or_default()),
+            text(
+                order
+                    .fulfillment
+                    .refund_reason
+                    .as_deref()
+                    .unwrap_or_default(),
+            ),
             text(
                 order
                     .labels

@@ -6,8 +6,8 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use giftify_shared::cart::{Cart, CartLine, MAX_CART_LINES};
-use giftify_shared::ids::{OrderId, ProductId, UserId, VariantId};
 use giftify_shared::figures::Tally;
+use giftify_shared::ids::{OrderId, ProductId, UserId, VariantId};
 use giftify_shared::ports::Carts;
 use giftify_shared::{Error, Paise, Result};
 

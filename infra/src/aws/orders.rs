@@ -10,13 +10,13 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use chrono::{DateTime, Utc};
 use giftify_shared::Missing;
+use giftify_shared::figures::Tally;
 use giftify_shared::ids::{GiftCardId, OrderId, ProductId, UserId, VariantId};
 use giftify_shared::labels::{ClientReference, Metadata, OrderLabels};
 use giftify_shared::order::{
-    Cancellation, Fulfillment, FulfillmentDetails, Order, OrderLine, OrderPlacement,
-    OrderSource, OrderStatus, Outbox, check_placement,
+    Cancellation, Fulfillment, FulfillmentDetails, Order, OrderLine, OrderPlacement, OrderSource,
+    OrderStatus, Outbox, check_placement,
 };
-use giftify_shared::figures::Tally;
 use giftify_shared::ports::Orders;
 use giftify_shared::wallet::{Page, PageRequest};
 use giftify_shared::{Error, Result};

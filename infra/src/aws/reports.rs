@@ -60,7 +60,11 @@ impl DynamoStore {
     }
 
     /// One shard's recorded days up to `through`.
-    async fn shard_days(&self, shard: u8, through: NaiveDate) -> Result<Vec<(NaiveDate, DayFigures)>> {
+    async fn shard_days(
+        &self,
+        shard: u8,
+        through: NaiveDate,
+    ) -> Result<Vec<(NaiveDate, DayFigures)>> {
         let query = self
             .client
             .query()
@@ -78,7 +82,10 @@ impl DynamoStore {
                     .parse()
                     .map_err(|_| Error::internal("daily-figures.day is not a date"))?;
                 let mut counters = Vec::new();
-                for name in raw.keys().filter(|k| !matches!(k.as_str(), "shard" | "day")) {
+                for name in raw
+                    .keys()
+                    .filter(|k| !matches!(k.as_str(), "shard" | "day"))
+                {
                     counters.push((name.as_str(), a.n(name)?));
                 }
                 Ok((day, DayFigures::from_counters(counters)?))

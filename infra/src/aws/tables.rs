@@ -79,7 +79,11 @@ pub const WALLET_TRANSACTIONS: TableDef = TableDef {
     // A user's ledger is the table's own partition, in order of its sortable ids. Every
     // account's ledger by day, for the admins' export: `ledgerDay` is the UTC day. Whole
     // items: a ledger entry never changes, so its copy is written once.
-    indexes: &[index("ledgerDay-createdAt-index", "ledgerDay", Some("createdAt"))],
+    indexes: &[index(
+        "ledgerDay-createdAt-index",
+        "ledgerDay",
+        Some("createdAt"),
+    )],
     ttl_attribute: None,
 };
 

@@ -12,11 +12,11 @@ use giftify_shared::CardRefusal;
 use giftify_shared::Missing;
 use giftify_shared::card_life::{CardReturn, Redemption};
 use giftify_shared::codes::FulfillmentSource;
+use giftify_shared::figures::Tally;
 use giftify_shared::ids::{GiftCardId, UserId};
 use giftify_shared::ports::GiftCards;
 use giftify_shared::vault::{GiftCard, GiftCardStatus, RevealAudit, SealedCard, in_id_order};
 use giftify_shared::wallet::{Page, PageRequest};
-use giftify_shared::figures::Tally;
 use giftify_shared::{Error, Paise, Result};
 use rusqlite::{Connection, Row, params};
 
@@ -237,7 +237,9 @@ impl GiftCards for SqliteStore {
                  WHERE c.status = 'ACTIVE' AND c.expiry_date < ?1 LIMIT ?2",
                 params![day(today), limit],
                 |row| {
-                    let generated = row.get::<_, Option<String>>("fulfillment_source")?.as_deref()
+                    let generated = row
+                        .get::<_, Option<String>>("fulfillment_source")?
+                        .as_deref()
                         == Some(FulfillmentSource::Generated.as_str());
                     Ok((
                         row.get::<_, String>("id")?,
@@ -260,7 +262,10 @@ impl GiftCards for SqliteStore {
                 }
             }
             for (owner, face) in faces {
-                super::reports::add_tally(conn, &Tally::of_expiry(&owner, today, Paise::new(face)))?;
+                super::reports::add_tally(
+                    conn,
+                    &Tally::of_expiry(&owner, today, Paise::new(face)),
+                )?;
             }
             Ok(due.len() as u64)
         })

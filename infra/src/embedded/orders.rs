@@ -10,17 +10,17 @@ use super::codec::{
 };
 use super::idempotency::finish_key;
 use super::reports::add_tally;
-use giftify_shared::figures::Tally;
 use super::wallet;
 use super::{carts, queue};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use giftify_shared::Missing;
+use giftify_shared::figures::Tally;
 use giftify_shared::ids::{OrderId, UserId};
 use giftify_shared::labels::{ClientReference, Metadata, OrderLabels};
 use giftify_shared::order::{
-    Cancellation, Fulfillment, FulfillmentDetails, Order, OrderLine, OrderMessage,
-    OrderPlacement, OrderSource, OrderStatus, Outbox, check_placement,
+    Cancellation, Fulfillment, FulfillmentDetails, Order, OrderLine, OrderMessage, OrderPlacement,
+    OrderSource, OrderStatus, Outbox, check_placement,
 };
 use giftify_shared::ports::Orders;
 use giftify_shared::wallet::{Page, PageRequest};
@@ -323,7 +323,6 @@ fn refund_in_full(conn: &Connection, c: &Cancellation) -> DbResult<Order> {
 
 /// Final statuses in SQL, for the queries that need them.
 const FINAL_STATUSES: &str = "('FULFILLED', 'PARTIALLY_FULFILLED', 'REFUNDED', 'CANCELLED')";
-
 
 fn page_of(
     conn: &Connection,

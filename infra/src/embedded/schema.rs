@@ -650,9 +650,7 @@ GROUP BY day, counter HAVING SUM(value) <> 0;
 "#;
 
 /// Every migration in order; a database at version `n` has applied the first `n`.
-const MIGRATIONS: &[&str] = &[
-    V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13, V14,
-];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13, V14];
 
 /// The schema version this build writes.
 pub(crate) const VERSION: i64 = MIGRATIONS.len() as i64;
@@ -793,7 +791,11 @@ mod tests {
         };
         let (one, two) = ("2026-12-01", "2026-12-02");
         assert_eq!(
-            [on(one, "ordersPlaced"), on(one, "gmv"), on(one, "cartsCheckedOut")],
+            [
+                on(one, "ordersPlaced"),
+                on(one, "gmv"),
+                on(one, "cartsCheckedOut")
+            ],
             [1, 95000, 1]
         );
         assert_eq!([on(one, "topUps"), on(one, "topUpAmount")], [1, 100000]);
@@ -810,7 +812,11 @@ mod tests {
             [1, 47500, 45000, 2, 1, 1, 47500]
         );
         assert_eq!(
-            [on(two, "refunds"), on(two, "redeemed"), on(two, "adjustments")],
+            [
+                on(two, "refunds"),
+                on(two, "redeemed"),
+                on(two, "adjustments")
+            ],
             [47500, 50000, -2500]
         );
         assert_eq!(
@@ -828,10 +834,7 @@ mod tests {
             100000 + 50000,
             "the balance and the one ACTIVE Giftify card"
         );
-        assert!(
-            figures.values().all(|v| *v != 0),
-            "no zero rows are stored"
-        );
+        assert!(figures.values().all(|v| *v != 0), "no zero rows are stored");
     }
 
     #[test]

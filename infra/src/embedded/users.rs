@@ -1,7 +1,9 @@
 //! Accounts: registration (email unique, stored normalised), profiles, logins and the admin.
 
 use super::SqliteStore;
-use super::codec::{DbError, DbResult, all, enumeration, id, one, opt_date, opt_time, paise, time, ts};
+use super::codec::{
+    DbError, DbResult, all, enumeration, id, one, opt_date, opt_time, paise, time, ts,
+};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use giftify_shared::Missing;

@@ -9,8 +9,8 @@ use super::codec::{
 use super::idempotency::finish_key;
 use async_trait::async_trait;
 use giftify_shared::Missing;
-use giftify_shared::ids::{OrderId, TransactionId, UserId};
 use giftify_shared::figures::Tally;
+use giftify_shared::ids::{OrderId, TransactionId, UserId};
 use giftify_shared::ledger::Movement;
 use giftify_shared::ledger::Posting;
 use giftify_shared::ports::Wallets;

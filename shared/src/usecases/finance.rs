@@ -116,7 +116,11 @@ impl Giftify {
     /// # Errors
     /// [`Error::Validation`] for a period backwards, longer than a report's, or holding more
     /// than [`MAX_EXPORT_ROWS`] orders.
-    pub async fn export_orders(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<Order>> {
+    pub async fn export_orders(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<Order>> {
         check_period(from, to)?;
         let orders = self
             .ports

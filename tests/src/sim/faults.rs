@@ -24,8 +24,8 @@ use giftify_shared::inbox::Delivery;
 use giftify_shared::labels::ClientReference;
 use giftify_shared::ledger::Posting;
 use giftify_shared::order::{
-    Cancellation, DeadLetter, Fulfillment, LetterPick, Order, OrderMessage,
-    OrderPlacement, OrderStatus, Outbox, QueueDepths,
+    Cancellation, DeadLetter, Fulfillment, LetterPick, Order, OrderMessage, OrderPlacement,
+    OrderStatus, Outbox, QueueDepths,
 };
 use giftify_shared::ports::{
     Carts, Catalogue, CodeInventory, EventPublisher, GiftCards, IdempotencyKeys, Inbox, OrderQueue,

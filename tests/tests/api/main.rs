@@ -11,6 +11,7 @@ mod cart;
 mod codes;
 mod concurrency;
 mod feed;
+mod finance;
 mod invariants;
 mod meta;
 mod operating;

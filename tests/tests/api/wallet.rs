@@ -195,7 +195,7 @@ async fn a_failed_request_replays_its_error_under_the_same_key(backend: Backend)
 }
 
 /// Splits one CSV line into its fields (RFC 4180 quoting).
-fn csv_fields(line: &str) -> Vec<String> {
+pub(crate) fn csv_fields(line: &str) -> Vec<String> {
     let (mut fields, mut field, mut quoted) = (Vec::new(), String::new(), false);
     let mut chars = line.chars().peekable();
     while let Some(c) = chars.next() {
@@ -214,7 +214,7 @@ fn csv_fields(line: &str) -> Vec<String> {
 }
 
 /// Rupees with two decimals back to paise.
-fn paise(rupees: &str) -> i64 {
+pub(crate) fn paise(rupees: &str) -> i64 {
     let negative = rupees.starts_with('-');
     let (whole, fraction) = rupees
         .trim_start_matches('-')

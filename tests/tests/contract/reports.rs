@@ -13,7 +13,10 @@ use giftify_shared::wallet::{PageRequest, TransactionFilter};
 /// Everything recorded, added up over yesterday to tomorrow (a case may cross midnight).
 async fn figures(ports: &Ports) -> Result<Report> {
     let today = now().date_naive();
-    let recorded = ports.reports.recorded_days(today + Duration::days(1)).await?;
+    let recorded = ports
+        .reports
+        .recorded_days(today + Duration::days(1))
+        .await?;
     Ok(Report::of(
         today - Duration::days(1),
         today + Duration::days(1),
@@ -49,14 +52,21 @@ pub async fn every_write_adds_what_it_counts_to_its_days_figures(ports: &Ports) 
     ensure!(t.cost == 2 * a.cost_price.get() + b.cost_price.get());
     ensure!((t.requested_units, t.fulfilled_units) == (4, 3));
     ensure!(t.orders_placed == 3);
-    ensure!(t.gmv == partial.paid_amount.get() + cancelled.paid_amount.get() + pending.paid_amount.get());
+    ensure!(
+        t.gmv
+            == partial.paid_amount.get() + cancelled.paid_amount.get() + pending.paid_amount.get()
+    );
     ensure!(t.reached(OrderStatus::PartiallyFulfilled) == 1);
     ensure!(t.reached(OrderStatus::Cancelled) == 1);
     ensure!(t.reached(OrderStatus::Fulfilled) == 0);
     let refunded = a.selling_price.get() + cancelled.paid_amount.get();
     ensure!(t.refunds == refunded, "refunds {} ≠ {refunded}", t.refunds);
     ensure!((t.top_ups, t.top_up_amount) == (1, 1_000_000));
-    let product = t.products.get(&e[0].product.id).copied().unwrap_or_default();
+    let product = t
+        .products
+        .get(&e[0].product.id)
+        .copied()
+        .unwrap_or_default();
     ensure!(
         (product.units, product.revenue) == (3, revenue),
         "{product:?}: both variants are of one product"
@@ -183,9 +193,16 @@ pub async fn exports_read_the_orders_and_ledger_entries_of_a_half_open_period(
                 .items,
         );
     }
-    ensure!(entries.len() == expected.len(), "{} ≠ {}", entries.len(), expected.len());
     ensure!(
-        entries.windows(2).all(|w| w[0].created_at <= w[1].created_at),
+        entries.len() == expected.len(),
+        "{} ≠ {}",
+        entries.len(),
+        expected.len()
+    );
+    ensure!(
+        entries
+            .windows(2)
+            .all(|w| w[0].created_at <= w[1].created_at),
         "by time"
     );
     let total = |list: &[giftify_shared::wallet::WalletTransaction]| -> i64 {
@@ -194,6 +211,9 @@ pub async fn exports_read_the_orders_and_ledger_entries_of_a_half_open_period(
     ensure!(total(&entries) == total(&expected));
     let owed = ports.wallets.balance(&owner.id).await?.get()
         + ports.wallets.balance(&other.id).await?.get();
-    ensure!(total(&entries) == owed, "the export adds up to the balances");
+    ensure!(
+        total(&entries) == owed,
+        "the export adds up to the balances"
+    );
     Ok(())
 }
