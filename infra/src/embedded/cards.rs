@@ -165,7 +165,7 @@ fn return_card(conn: &Connection, r: &CardReturn) -> DbResult<GiftCard> {
         ],
     )?;
     super::wallet::apply(conn, &r.refund)?;
-    super::reports::add_tally(conn, &Tally::of_return(r))?;
+    super::figures::add_tally(conn, &Tally::of_return(r))?;
     let back_in_stock = match &r.code {
         Some(code) => {
             // The number goes back to the pool: the cancelled card no longer holds it.
@@ -262,7 +262,7 @@ impl GiftCards for SqliteStore {
                 }
             }
             for (owner, face) in faces {
-                super::reports::add_tally(
+                super::figures::add_tally(
                     conn,
                     &Tally::of_expiry(&owner, today, Paise::new(face)),
                 )?;

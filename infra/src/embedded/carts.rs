@@ -177,7 +177,7 @@ fn put_line(
             .into());
         }
         if lines == 0 {
-            super::reports::add_tally(conn, &Tally::of_cart_start(user, now))?;
+            super::figures::add_tally(conn, &Tally::of_cart_start(user, now))?;
         }
         execute(
             conn,

@@ -28,6 +28,7 @@ mod catalogue;
 mod codec;
 mod codes;
 mod feed;
+mod figures;
 mod idempotency;
 mod inbox;
 mod keys;

@@ -9,7 +9,7 @@ use super::codec::{
     parse_id, time, ts,
 };
 use super::idempotency::finish_key;
-use super::reports::add_tally;
+use super::figures::add_tally;
 use super::wallet;
 use super::{carts, queue};
 use async_trait::async_trait;

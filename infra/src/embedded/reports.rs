@@ -1,8 +1,9 @@
-//! Finance reporting: the daily figures, one row per day and counter, added to in the same
-//! transaction as the write they count ([`add_tally`]); and the exports, read by time through
-//! their indexes.
+//! Finance reporting: the daily figures (added to by every write through
+//! [`super::figures::add_tally`]), an account's first activity of the day, and the exports,
+//! read by time through their indexes.
 
 use super::SqliteStore;
+use super::figures::add_tally;
 use super::codec::{DbResult, all, day, execute, ts};
 use super::orders::{ORDER_COLUMNS, order_from_row};
 use super::wallet::{TRANSACTION_COLUMNS, transaction_from_row};
@@ -14,20 +15,6 @@ use giftify_shared::ports::Reports;
 use giftify_shared::wallet::WalletTransaction;
 use giftify_shared::{Error, Missing, Result};
 use rusqlite::{Connection, OptionalExtension, params};
-
-/// Adds a tally the core decided to its day's figures, inside the caller's transaction. One
-/// writer: no shards.
-pub(super) fn add_tally(conn: &Connection, tally: &Tally) -> DbResult<()> {
-    let mut upsert = conn.prepare_cached(
-        "INSERT INTO daily_figures (day, counter, value) VALUES (?1, ?2, ?3) \
-         ON CONFLICT (day, counter) DO UPDATE SET value = value + excluded.value",
-    )?;
-    let on = day(tally.day);
-    for (counter, value) in tally.figures.counters() {
-        upsert.execute(params![on, counter, value])?;
-    }
-    Ok(())
-}
 
 fn record_activity(conn: &Connection, activity: &Activity) -> DbResult<bool> {
     let previous: Option<Option<String>> = conn

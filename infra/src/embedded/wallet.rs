@@ -44,7 +44,7 @@ pub(super) fn apply(conn: &Connection, m: &Movement) -> DbResult<WalletTransacti
     if changed != 1 {
         return Err(Error::Conflict("the wallet balance changed").into());
     }
-    super::reports::add_tally(conn, &Tally::of_movement(m, balance, after))?;
+    super::figures::add_tally(conn, &Tally::of_movement(m, balance, after))?;
     let record = m.record(after);
     conn.prepare_cached(
         "INSERT INTO wallet_transactions \
