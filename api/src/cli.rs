@@ -21,7 +21,8 @@ use giftify_infra::stack::Opening;
 use giftify_shared::audit::Actor;
 use giftify_shared::ids::OrderId;
 use giftify_shared::order::{DeadLetter, DeadLetterBody, RefundReason};
-use giftify_shared::usecases::AdminRequest;
+use giftify_shared::usecases::{AdminRequest, admin_reason};
+use giftify_shared::user::{Email, UserSearch, UserStatus};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -130,6 +131,31 @@ pub enum Command {
     Codes {
         #[command(subcommand)]
         command: CodesCommand,
+    },
+    /// Suspend or reactivate an account from the machine (audited as `cli`): the way back
+    /// when no admin can sign in to do it.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+}
+
+/// An account's standing, changed by the operator.
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Suspend the account with this email: its sessions end, its next request is refused.
+    Suspend {
+        email: String,
+        /// Why, for the audit log.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Reactivate the account with this email; its ended sessions stay ended.
+    Reactivate {
+        email: String,
+        /// Why, for the audit log.
+        #[arg(long)]
+        reason: String,
     },
 }
 
@@ -319,6 +345,12 @@ impl Cli {
             Command::Aws {
                 command: AwsCommand::Bootstrap,
             } => aws_bootstrap(config).await,
+            Command::Users {
+                command: UsersCommand::Suspend { email, reason },
+            } => set_standing(config, &email, UserStatus::Suspended, &reason).await,
+            Command::Users {
+                command: UsersCommand::Reactivate { email, reason },
+            } => set_standing(config, &email, UserStatus::Active, &reason).await,
             Command::Codes {
                 command:
                     CodesCommand::Import {
@@ -576,6 +608,34 @@ async fn dlq_refund(config: Config, order: &str, reason: &str) -> Result<()> {
     println!(
         "{} {}: {} back in wallet of {}; {removed} dead letter(s) removed",
         refunded.id, refunded.status, refunded.refund_amount, refunded.user_id
+    );
+    Ok(())
+}
+
+/// `giftify users suspend|reactivate <email>`: the account's standing, audited as `cli`.
+async fn set_standing(config: Config, email: &str, to: UserStatus, reason: &str) -> Result<()> {
+    let email = Email::parse(email).context("not an email")?;
+    let reason = admin_reason(reason)?;
+    let stack = Stack::open(config, Opening::ExistingOnly).await?;
+    let giftify = stack.giftify();
+    let found = giftify
+        .find_users(&UserSearch {
+            email: Some(email.clone()),
+            after: None,
+            limit: 1,
+        })
+        .await?;
+    let Some(account) = found.users.first() else {
+        bail!("no account has the email {}", email.as_str());
+    };
+    let changed = giftify
+        .set_standing(&Actor::Operator, &account.id, to, reason)
+        .await?;
+    println!(
+        "{} {}: {}",
+        changed.id,
+        email.as_str(),
+        changed.status.as_str()
     );
     Ok(())
 }

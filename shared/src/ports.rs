@@ -79,6 +79,10 @@ pub trait Users: Send + Sync {
     /// MUST return [`crate::Error::NotFound`] for an unknown user and
     /// [`crate::Error::Conflict`] when the status is no longer `change.from` — each changing
     /// nothing.
+    /// # Errors
+    /// MUST return [`crate::Error::AccountSuspended`] when [`StatusChange::while_admin`]
+    /// names an account that is no longer an ACTIVE admin, checked in the same atomic step,
+    /// and change nothing.
     async fn change_status(
         &self,
         id: &UserId,

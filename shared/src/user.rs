@@ -229,18 +229,23 @@ impl User {
                 from,
                 to,
                 end_sessions: to == UserStatus::Suspended,
+                while_admin: None,
             })),
         }
     }
 }
 
 /// A change of an account's standing, decided by [`User::standing_change`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StatusChange {
     pub from: UserStatus,
     pub to: UserStatus,
     /// Raise the account's [`User::session_epoch`], voiding every refresh token it has.
     pub end_sessions: bool,
+    /// Commit only while this account is an ACTIVE admin: an admin suspending another admin.
+    /// Two admins suspending each other at once then leave one of them active (the second
+    /// change finds its admin suspended), never none.
+    pub while_admin: Option<UserId>,
 }
 
 /// Support's search for accounts: the one with this email, or all of them a page at a time.

@@ -102,6 +102,7 @@ macro_rules! contract_suite {
                 accounts::logout_revokes_only_the_family_of_the_token,
                 accounts::support_pages_through_every_account_once_and_finds_one_by_email,
                 accounts::a_suspension_is_conditional_on_the_status_read_and_ends_the_sessions,
+                accounts::an_admin_suspends_another_only_while_still_an_active_admin,
                 accounts::the_throttle_locks_an_account_after_max_failures_within_the_window,
                 accounts::a_failure_recorded_while_locked_keeps_the_lock_as_it_is,
                 accounts::failures_spread_beyond_the_window_do_not_lock,

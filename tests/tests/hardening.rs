@@ -1030,3 +1030,79 @@ async fn the_codes_import_command_loads_a_csv_in_parts_on_the_aws_backend() {
 
     assert_imported(giftify, &variant, stock).await;
 }
+
+/// An operator suspends and reactivates an account from the machine, as `cli` in the audit
+/// log: the way back when no admin can sign in to do it. The suspension holds on the next
+/// request; the reactivation lets the account sign in again, its old sessions stay ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_suspends_and_reactivates_an_account_from_the_machine() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let deployment = Deployment::new(dir.path(), &[]);
+    let (_server, http) = serve(&deployment, &[]).await;
+    let account = register(&http, "lena@giftify.test").await;
+    assert_eq!(
+        access_status(&http, &account["accessToken"], "/wallet/balance").await,
+        200
+    );
+
+    let unknown = deployment.try_run(&["users", "suspend", "nobody@giftify.test", "--reason", "x"]);
+    assert!(
+        !unknown.success && unknown.stderr.contains("no account"),
+        "{unknown:?}"
+    );
+    let suspended = deployment.run(&[
+        "users",
+        "suspend",
+        "lena@giftify.test",
+        "--reason",
+        "chargeback, ticket 31",
+    ]);
+    assert!(suspended.contains("SUSPENDED"), "{suspended}");
+    assert_eq!(
+        access_status(&http, &account["accessToken"], "/wallet/balance").await,
+        403,
+        "held on the next request"
+    );
+    assert_eq!(
+        login(&http, "lena@giftify.test", PASSWORD).await.status,
+        403
+    );
+
+    let reactivated = deployment.run(&[
+        "users",
+        "reactivate",
+        "lena@giftify.test",
+        "--reason",
+        "chargeback withdrawn",
+    ]);
+    assert!(reactivated.contains("ACTIVE"), "{reactivated}");
+    assert_eq!(
+        refresh(&http, &account["refreshToken"]).await,
+        401,
+        "old sessions stay ended"
+    );
+    let again = login(&http, "lena@giftify.test", PASSWORD).await;
+    let token = ok(&again)["accessToken"].clone();
+    assert_eq!(access_status(&http, &token, "/wallet/balance").await, 200);
+
+    let admin = login(&http, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let admin_token = ok(&admin)["accessToken"]
+        .as_str()
+        .expect("a token")
+        .to_string();
+    let log = http
+        .get("/admin/audit", Some(&admin_token))
+        .await
+        .expect("audit answers");
+    let by_cli: Vec<&str> = ok(&log)["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter(|e| e["actor"] == "cli")
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    assert!(
+        by_cli.contains(&"user.suspended") && by_cli.contains(&"user.reactivated"),
+        "{by_cli:?}"
+    );
+}

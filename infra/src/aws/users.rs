@@ -1,6 +1,6 @@
 //! Users: accounts, with one `EMAIL#<email>` item per account for uniqueness.
 
-use super::store::{DynamoStore, Transaction, TxFailure, put};
+use super::store::{DynamoStore, Transaction, TxFailure, check, put, update};
 use crate::aws::item::{Attrs, Item, b, item, n, s, sdk_error, ts};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::ReturnValue;
@@ -279,6 +279,9 @@ impl Users for DynamoStore {
         change: &StatusChange,
         now: DateTime<Utc>,
     ) -> Result<User> {
+        if let Some(admin) = &change.while_admin {
+            return self.change_status_while_admin(id, change, admin, now).await;
+        }
         let result = self
             .client
             .update_item()
@@ -306,5 +309,59 @@ impl Users for DynamoStore {
             },
             other => other,
         }
+    }
+}
+
+impl DynamoStore {
+    /// [`Users::change_status`] in one transaction with a check that `admin` is still an
+    /// ACTIVE admin: of two admins suspending each other, the second finds its admin gone.
+    async fn change_status_while_admin(
+        &self,
+        id: &UserId,
+        change: &StatusChange,
+        admin: &UserId,
+        now: DateTime<Utc>,
+    ) -> Result<User> {
+        let mut transaction = Transaction::new();
+        transaction.push(
+            update(
+                &self.tables.users,
+                user_key(id),
+                "SET #status = :to, #updatedAt = :now ADD #sessionEpoch :raise",
+                Some("#status = :from"),
+                item([
+                    (":from", s(change.from.as_str())),
+                    (":to", s(change.to.as_str())),
+                    (":now", ts(now)),
+                    (":raise", n(i64::from(change.end_sessions))),
+                ]),
+            )?,
+            Error::Conflict("the account's status changed meanwhile"),
+        );
+        transaction.push(
+            check(
+                &self.tables.users,
+                user_key(admin),
+                "#status = :active AND #role = :admin",
+                item([
+                    (":active", s(UserStatus::Active.as_str())),
+                    (":admin", s(Role::Admin.as_str())),
+                ]),
+            )?,
+            Error::AccountSuspended,
+        );
+        match self.commit(transaction).await {
+            Ok(()) => {}
+            Err(TxFailure::Refused(Error::Conflict(_))) if self.user_item(id).await?.is_none() => {
+                return Err(Error::NotFound(Missing::User));
+            }
+            Err(failure) => return Err(failure.into_error()),
+        }
+        self.user_item(id)
+            .await?
+            .as_ref()
+            .map(user_from)
+            .transpose()?
+            .ok_or(Error::NotFound(Missing::User))
     }
 }

@@ -20,4 +20,3 @@ pub(super) fn add_tally(conn: &Connection, tally: &Tally) -> DbResult<()> {
     }
     Ok(())
 }
-

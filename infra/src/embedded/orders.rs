@@ -8,8 +8,8 @@ use super::codec::{
     DbError, DbResult, all, count, enumeration, execute, id, one, opt_time, page_bounds, paise,
     parse_id, time, ts,
 };
-use super::idempotency::finish_key;
 use super::figures::add_tally;
+use super::idempotency::finish_key;
 use super::wallet;
 use super::{carts, queue};
 use async_trait::async_trait;

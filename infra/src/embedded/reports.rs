@@ -3,8 +3,8 @@
 //! read by time through their indexes.
 
 use super::SqliteStore;
-use super::figures::add_tally;
 use super::codec::{DbResult, all, day, execute, ts};
+use super::figures::add_tally;
 use super::orders::{ORDER_COLUMNS, order_from_row};
 use super::wallet::{TRANSACTION_COLUMNS, transaction_from_row};
 use async_trait::async_trait;

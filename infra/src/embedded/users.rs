@@ -211,8 +211,19 @@ impl Users for SqliteStore {
         change: &StatusChange,
         now: DateTime<Utc>,
     ) -> Result<User> {
-        let (id, change) = (id.clone(), *change);
+        let (id, change) = (id.clone(), change.clone());
         self.write(move |conn| {
+            if let Some(admin) = &change.while_admin
+                && one(
+                    conn,
+                    "SELECT 1 FROM users WHERE id = ?1 AND role = 'ADMIN' AND status = 'ACTIVE'",
+                    [admin.as_str()],
+                    |row| Ok(row.get::<_, i64>(0)?),
+                )?
+                .is_none()
+            {
+                return Err(Error::AccountSuspended.into());
+            }
             let changed = conn
                 .prepare_cached(
                     "UPDATE users SET status = ?3, updated_at = ?4, \

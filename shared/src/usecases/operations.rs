@@ -159,18 +159,42 @@ impl Giftify {
     /// [`Error::OrderAlreadyFinal`] when it finished first (a fulfillment won the race).
     async fn give_up(&self, actor: &Actor, order: &Order, reason: RefundReason) -> Result<Order> {
         let before = order.status;
-        let order = self
+        let refund_id = TransactionId::generate();
+        let given_up = self
             .ports
             .orders
             .refund_in_full(&Cancellation {
                 order_id: order.id.clone(),
                 user_id: order.user_id.clone(),
                 closing: Closing::GiveUp { reason },
-                refund_transaction_id: TransactionId::generate(),
+                refund_transaction_id: refund_id.clone(),
                 idempotency: None,
                 now: self.now(),
             })
-            .await?;
+            .await;
+        let order = match given_up {
+            Ok(order) => order,
+            // A commit whose answer was lost (a timeout after DynamoDB committed) is retried,
+            // and the retry finds the order final. If its refund is this give-up's own record,
+            // the give-up happened: it is audited and announced like any other, not a 409.
+            Err(Error::OrderAlreadyFinal(status)) => {
+                if self
+                    .ports
+                    .wallets
+                    .transaction(&order.user_id, &refund_id)
+                    .await?
+                    .is_none()
+                {
+                    return Err(Error::OrderAlreadyFinal(status));
+                }
+                self.ports
+                    .orders
+                    .order(&order.id)
+                    .await?
+                    .ok_or(Error::NotFound(Missing::Order))?
+            }
+            Err(error) => return Err(error),
+        };
         self.audit(
             AuditEntry::new(
                 order.updated_at,

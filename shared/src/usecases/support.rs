@@ -68,7 +68,9 @@ impl Giftify {
     /// the account has already changes nothing and records nothing.
     /// # Errors
     /// [`Error::Validation`] when an admin would suspend their own account (no one would be
-    /// left to undo it from that seat); [`Error::NotFound`] for an unknown or deleted account.
+    /// left to undo it from that seat); [`Error::NotFound`] for an unknown or deleted account;
+    /// [`Error::AccountSuspended`] when an admin suspending another admin was suspended first
+    /// (the last two admins suspending each other leave one standing).
     pub async fn set_standing(
         &self,
         actor: &Actor,
@@ -83,9 +85,15 @@ impl Giftify {
             ));
         }
         let user = self.profile(id).await?;
-        let Some(change) = user.standing_change(to)? else {
+        let Some(mut change) = user.standing_change(to)? else {
             return Ok(user);
         };
+        if let Actor::Admin(admin) = actor
+            && user.role == crate::user::Role::Admin
+            && to == UserStatus::Suspended
+        {
+            change.while_admin = Some(admin.clone());
+        }
         let changed = self
             .ports
             .users

@@ -26,6 +26,9 @@ enum Crash {
     BeforePublish,
     AfterPublish,
     AfterMarkNotified,
+    /// Not a crash: a give-up commits and its answer is lost, so the retry (DynamoDB's, or
+    /// the adapter's) finds the order final.
+    RefundReplyLost,
 }
 
 const ALL_CRASHES: [Crash; 7] = [
@@ -100,7 +103,12 @@ impl Orders for CrashingOrders {
         Ok(order)
     }
     async fn refund_in_full(&self, cancellation: &Cancellation) -> Result<Order> {
-        self.inner.refund_in_full(cancellation).await
+        let committed = self.inner.refund_in_full(cancellation).await;
+        if self.crash == Crash::RefundReplyLost {
+            committed?;
+            return self.inner.refund_in_full(cancellation).await;
+        }
+        committed
     }
     async fn mark_notified(&self, id: &OrderId, now: DateTime<Utc>) -> Result<()> {
         self.inner.mark_notified(id, now).await?;
@@ -529,7 +537,52 @@ async fn the_reconciler_publishes_card_events_that_a_crash_left_unsent(backend: 
     );
 }
 
+/// An operator's give-up commits and its answer is lost: the retry finds the order final,
+/// and the give-up is still answered as done, audited once and announced, with the money
+/// back once.
+async fn a_give_up_whose_answer_was_lost_is_still_answered_audited_and_announced(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (user, order_id, _) = partial_order(&app).await;
+    let balance_before = app.balance(&user).await;
+    let order = OrderId::parse(&order_id).unwrap();
+    let lossy = crashing(app.giftify(), Crash::RefundReplyLost);
+    let (refunded, _) = lossy
+        .refund_unfinished(
+            &giftify_shared::audit::Actor::Operator,
+            &order,
+            giftify_shared::order::RefundReason::given("customer asked, ticket 12").unwrap(),
+        )
+        .await
+        .expect("the give-up is answered as done");
+    assert_eq!(refunded.status, OrderStatus::Refunded);
+    let data = app.order(&user, &order_id).await.data().clone();
+    assert_eq!(data["status"], "REFUNDED");
+    assert_eq!(
+        app.balance(&user).await,
+        balance_before + data["paidAmount"].as_i64().unwrap(),
+        "refunded once"
+    );
+    let log = app
+        .get("/admin/audit?limit=100", Some(&app.admin_token))
+        .await;
+    let refunds = log.data()["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter(|e| e["action"] == "order.refunded" && e["subject"] == order_id.as_str())
+        .count();
+    assert_eq!(refunds, 1, "{}", log.body);
+    assert!(
+        app.events()
+            .await
+            .iter()
+            .any(|e| e["orderId"] == order_id.as_str() && e["eventType"] == "order.refunded"),
+        "announced"
+    );
+}
+
 crate::on_both_backends!(
+    a_give_up_whose_answer_was_lost_is_still_answered_audited_and_announced,
     the_reconciler_publishes_card_events_that_a_crash_left_unsent,
     handling_the_same_message_twice_changes_nothing_the_second_time,
     a_crash_between_any_two_fulfillment_steps_ends_in_the_state_of_one_clean_run,

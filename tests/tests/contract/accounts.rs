@@ -583,3 +583,45 @@ pub async fn a_suspension_is_conditional_on_the_status_read_and_ends_the_session
     assert!(matches!(missing, Err(Error::NotFound(_))), "{missing:?}");
     Ok(())
 }
+
+/// Two admins suspending each other: the second change finds its admin suspended and changes
+/// nothing, so one of them stays; a suspension whose admin is active goes through.
+pub async fn an_admin_suspends_another_only_while_still_an_active_admin(
+    ports: &Ports,
+) -> Result<()> {
+    let first = ports
+        .users
+        .make_admin(&user(ports).await?.id, "hash", now())
+        .await?;
+    let second = ports
+        .users
+        .make_admin(&user(ports).await?.id, "hash", now())
+        .await?;
+    let mut suspend_second = second
+        .standing_change(UserStatus::Suspended)?
+        .expect("an active account can be suspended");
+    suspend_second.while_admin = Some(first.id.clone());
+    let mut suspend_first = first
+        .standing_change(UserStatus::Suspended)?
+        .expect("an active account can be suspended");
+    suspend_first.while_admin = Some(second.id.clone());
+
+    ports
+        .users
+        .change_status(&second.id, &suspend_second, now())
+        .await?;
+    let refused = ports
+        .users
+        .change_status(&first.id, &suspend_first, now())
+        .await;
+    assert!(
+        matches!(refused, Err(Error::AccountSuspended)),
+        "{refused:?}"
+    );
+    assert_eq!(ports.users.user(&first.id).await?, Some(first.clone()));
+    assert_eq!(
+        ports.users.user(&second.id).await?.map(|u| u.status),
+        Some(UserStatus::Suspended)
+    );
+    Ok(())
+}
