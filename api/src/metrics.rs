@@ -1,12 +1,16 @@
 //! Prometheus metrics, hand-rolled (one histogram and a few gauges do not justify a metrics
 //! stack): request latency by matched route, method and status class, recorded by the
-//! [`track`] middleware; and, computed at scrape time, orders by status and the queue and
-//! dead-letter depths. Rendered in the text exposition format 0.0.4.
+//! [`track`] middleware; and, computed at scrape time, orders by status, the queue and
+//! dead-letter depths, the oldest queued message's age, and the create → final latency of
+//! every fulfillment (counted in the daily figures by whichever process fulfilled it).
+//! Rendered in the text exposition format 0.0.4.
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
+use chrono::{DateTime, Utc};
+use giftify_shared::figures::{DayFigures, LATENCY_BUCKETS_MS};
 use giftify_shared::order::{OrderStatus, QueueDepths};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -48,6 +52,11 @@ pub struct Metrics {
 pub struct Gauges {
     pub orders_by_status: Option<Vec<(OrderStatus, u64)>>,
     pub queue: Option<QueueDepths>,
+    /// Every fulfillment's create → final time, from the daily figures (so it counts the
+    /// orders a worker in another process finished too).
+    pub create_to_final: Option<DayFigures>,
+    /// The time of the scrape, for the age of the oldest queued message.
+    pub now: Option<DateTime<Utc>>,
 }
 
 impl Metrics {
@@ -153,6 +162,43 @@ impl Metrics {
             );
             out.push_str("# TYPE giftify_dead_letter_depth gauge\n");
             let _ = writeln!(out, "giftify_dead_letter_depth {}", queue.dead);
+            if let Some(now) = gauges.now {
+                let age = queue.oldest_sent_at.map_or(0.0, |sent| {
+                    (now - sent).num_milliseconds().max(0) as f64 / 1000.0
+                });
+                out.push_str(
+                    "# HELP giftify_queue_oldest_message_age_seconds Age of the oldest fulfillment message still queued (0 when none).\n",
+                );
+                out.push_str("# TYPE giftify_queue_oldest_message_age_seconds gauge\n");
+                let _ = writeln!(out, "giftify_queue_oldest_message_age_seconds {age}");
+            }
+        }
+        if let Some(figures) = &gauges.create_to_final {
+            out.push_str(
+                "# HELP giftify_create_to_final_seconds Time from placing an order to the final status its fulfillment gave it.\n",
+            );
+            out.push_str("# TYPE giftify_create_to_final_seconds histogram\n");
+            let counts = figures.latency_counts();
+            let mut cumulative = 0;
+            for (bound, count) in LATENCY_BUCKETS_MS.iter().zip(counts) {
+                cumulative += count;
+                let _ = writeln!(
+                    out,
+                    "giftify_create_to_final_seconds_bucket{{le=\"{}\"}} {cumulative}",
+                    *bound as f64 / 1000.0
+                );
+            }
+            let total: i64 = counts.iter().sum();
+            let _ = writeln!(
+                out,
+                "giftify_create_to_final_seconds_bucket{{le=\"+Inf\"}} {total}"
+            );
+            let _ = writeln!(
+                out,
+                "giftify_create_to_final_seconds_sum {}",
+                figures.create_to_final_ms_sum as f64 / 1000.0
+            );
+            let _ = writeln!(out, "giftify_create_to_final_seconds_count {total}");
         }
         out
     }
@@ -271,7 +317,15 @@ mod tests {
                 ready: 2,
                 in_flight: 1,
                 dead: 4,
+                oldest_sent_at: DateTime::from_timestamp(1_000, 0),
             }),
+            create_to_final: Some(DayFigures {
+                create_to_final_le_50ms: 2,
+                create_to_final_le_1s: 1,
+                create_to_final_ms_sum: 900,
+                ..DayFigures::default()
+            }),
+            now: DateTime::from_timestamp(1_090, 500_000_000),
         };
         let text = metrics.render(&gauges);
         for line in [
@@ -281,7 +335,15 @@ mod tests {
             "giftify_queue_depth{state=\"ready\"} 2",
             "giftify_queue_depth{state=\"in_flight\"} 1",
             "giftify_dead_letter_depth 4",
+            "giftify_queue_oldest_message_age_seconds 90.5",
             "# TYPE giftify_orders gauge",
+            "# TYPE giftify_create_to_final_seconds histogram",
+            "giftify_create_to_final_seconds_bucket{le=\"0.05\"} 2",
+            "giftify_create_to_final_seconds_bucket{le=\"0.5\"} 2",
+            "giftify_create_to_final_seconds_bucket{le=\"1\"} 3",
+            "giftify_create_to_final_seconds_bucket{le=\"+Inf\"} 3",
+            "giftify_create_to_final_seconds_sum 0.9",
+            "giftify_create_to_final_seconds_count 3",
         ] {
             assert!(text.contains(line), "missing {line}\n{text}");
         }

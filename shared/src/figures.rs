@@ -93,7 +93,28 @@ counters! {
     /// Carts that went from empty to holding an item, and orders placed from a cart.
     carts_started => "cartsStarted",
     carts_checked_out => "cartsCheckedOut",
+    /// Orders fulfilled, by how long they took from being placed to their final status: the
+    /// count of each bucket of [`LATENCY_BUCKETS_MS`] (up to its bound, above the previous
+    /// one), the last one above every bound; and the sum of those times.
+    create_to_final_le_50ms => "createToFinalLe50ms",
+    create_to_final_le_100ms => "createToFinalLe100ms",
+    create_to_final_le_250ms => "createToFinalLe250ms",
+    create_to_final_le_500ms => "createToFinalLe500ms",
+    create_to_final_le_1s => "createToFinalLe1s",
+    create_to_final_le_2500ms => "createToFinalLe2500ms",
+    create_to_final_le_5s => "createToFinalLe5s",
+    create_to_final_le_10s => "createToFinalLe10s",
+    create_to_final_le_30s => "createToFinalLe30s",
+    create_to_final_le_60s => "createToFinalLe60s",
+    create_to_final_le_300s => "createToFinalLe300s",
+    create_to_final_over_300s => "createToFinalOver300s",
+    create_to_final_ms_sum => "createToFinalMsSum",
 }
+
+/// Upper bounds of the create → final latency buckets, in milliseconds.
+pub const LATENCY_BUCKETS_MS: [i64; 11] = [
+    50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000, 60_000, 300_000,
+];
 
 /// A product's fulfilled cards in a day.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -188,6 +209,50 @@ impl DayFigures {
             OrderStatus::Cancelled => self.orders_cancelled,
             OrderStatus::Pending | OrderStatus::Processing => 0,
         }
+    }
+
+    /// The count of each create → final latency bucket of [`LATENCY_BUCKETS_MS`], then of
+    /// the times above every bound (not cumulative).
+    pub fn latency_counts(&self) -> [i64; 12] {
+        [
+            self.create_to_final_le_50ms,
+            self.create_to_final_le_100ms,
+            self.create_to_final_le_250ms,
+            self.create_to_final_le_500ms,
+            self.create_to_final_le_1s,
+            self.create_to_final_le_2500ms,
+            self.create_to_final_le_5s,
+            self.create_to_final_le_10s,
+            self.create_to_final_le_30s,
+            self.create_to_final_le_60s,
+            self.create_to_final_le_300s,
+            self.create_to_final_over_300s,
+        ]
+    }
+
+    /// Counts one order that took `ms` from being placed to its final status.
+    fn observe_latency(&mut self, ms: i64) {
+        let ms = ms.max(0);
+        let bucket = LATENCY_BUCKETS_MS
+            .iter()
+            .position(|bound| ms <= *bound)
+            .unwrap_or(LATENCY_BUCKETS_MS.len());
+        let slot = match bucket {
+            0 => &mut self.create_to_final_le_50ms,
+            1 => &mut self.create_to_final_le_100ms,
+            2 => &mut self.create_to_final_le_250ms,
+            3 => &mut self.create_to_final_le_500ms,
+            4 => &mut self.create_to_final_le_1s,
+            5 => &mut self.create_to_final_le_2500ms,
+            6 => &mut self.create_to_final_le_5s,
+            7 => &mut self.create_to_final_le_10s,
+            8 => &mut self.create_to_final_le_30s,
+            9 => &mut self.create_to_final_le_60s,
+            10 => &mut self.create_to_final_le_300s,
+            _ => &mut self.create_to_final_over_300s,
+        };
+        *slot += 1;
+        self.create_to_final_ms_sum = self.create_to_final_ms_sum.saturating_add(ms);
     }
 
     fn reached_mut(&mut self, status: OrderStatus) -> Option<&mut i64> {
@@ -289,6 +354,7 @@ impl Tally {
         if let Some(reached) = figures.reached_mut(done.status) {
             *reached = 1;
         }
+        figures.observe_latency((f.now - done.created_at).num_milliseconds());
         for line in &done.items {
             let revenue = line.fulfilled_price().get();
             let units = i64::from(line.fulfilled_quantity);
@@ -488,6 +554,22 @@ impl Report {
         recorded.iter().map(|(day, _)| *day).min()
     }
 
+    /// Every status: PENDING and PROCESSING the orders open now, a final status the orders
+    /// that reached it in the range.
+    pub fn orders_by_status(&self) -> Vec<(OrderStatus, u64)> {
+        OrderStatus::ALL
+            .into_iter()
+            .map(|status| {
+                let n = match status {
+                    OrderStatus::Pending => self.open.pending,
+                    OrderStatus::Processing => self.open.processing,
+                    reached => u64::try_from(self.totals.reached(reached)).unwrap_or(0),
+                };
+                (status, n)
+            })
+            .collect()
+    }
+
     /// At the end of the range.
     pub fn closing(&self) -> Option<&ReportDay> {
         self.days.last()
@@ -578,6 +660,21 @@ mod tests {
         let newer =
             DayFigures::from_counters([("aCounterFromTheFuture", 7), ("gmv", 5)]).expect("reads");
         assert_eq!(newer.gmv, 5);
+    }
+
+    #[test]
+    fn latencies_fall_in_the_first_bucket_that_holds_them() {
+        let mut figures = DayFigures::default();
+        for ms in [0, 50, 51, 999, 1_000, 400_000] {
+            figures.observe_latency(ms);
+        }
+        let counts = figures.latency_counts();
+        assert_eq!(counts[0], 2, "up to 50 ms");
+        assert_eq!(counts[1], 1, "51 ms");
+        assert_eq!(counts[4], 2, "999 ms and 1 s");
+        assert_eq!(counts[11], 1, "above 300 s");
+        assert_eq!(counts.iter().sum::<i64>(), 6);
+        assert_eq!(figures.create_to_final_ms_sum, 402_100);
     }
 
     #[test]

@@ -712,4 +712,8 @@ pub struct QueueDepths {
     pub ready: u64,
     pub in_flight: u64,
     pub dead: u64,
+    /// When the oldest message still queued (ready or in flight) was sent; `None` for an empty
+    /// queue, or where the backend does not tell (SQS: CloudWatch's
+    /// `ApproximateAgeOfOldestMessage` does).
+    pub oldest_sent_at: Option<DateTime<Utc>>,
 }

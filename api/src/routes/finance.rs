@@ -16,7 +16,6 @@ use axum::routing::get;
 use chrono::{DateTime, NaiveDate, Utc};
 use giftify_shared::Paise;
 use giftify_shared::figures::{DayFigures, ReportDay};
-use giftify_shared::order::OrderStatus;
 use giftify_shared::usecases::FinanceReport;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -208,16 +207,10 @@ impl From<&FinanceReport> for AnalyticsData {
                 day.giftify_cards.get(),
             )
         });
-        let orders_by_status = OrderStatus::ALL
+        let orders_by_status = report
+            .orders_by_status()
             .into_iter()
-            .map(|status| {
-                let n = match status {
-                    OrderStatus::Pending => report.open.pending,
-                    OrderStatus::Processing => report.open.processing,
-                    reached => count(t.reached(reached)),
-                };
-                (status.as_str().to_string(), n)
-            })
+            .map(|(status, n)| (status.as_str().to_string(), n))
             .collect();
         let margin = t.revenue - t.cost;
         AnalyticsData {

@@ -11,6 +11,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use giftify_shared::Error as CoreError;
+use giftify_shared::figures::Report;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -58,20 +59,22 @@ pub async fn health(State(state): State<AppState>) -> Result<Envelope<HealthData
 /// Prometheus metrics (text exposition format).
 ///
 /// Request latency by matched route, method and status class; orders by status; queue and
-/// dead-letter depths. A gauge whose backend read fails is left out of that scrape.
+/// dead-letter depths and the oldest queued message's age; the create → final latency of
+/// fulfillments. A gauge whose backend read fails is left out of that scrape.
 #[utoipa::path(
     get, path = "/metrics", tag = "meta",
     responses((status = 200, description = "Metrics", content_type = "text/plain; version=0.0.4", body = String))
 )]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let giftify = state.giftify();
-    let (by_status, depths) = tokio::join!(giftify.orders_by_status(), giftify.queue_depths());
+    let (figures, depths) = tokio::join!(giftify.report_to_date(), giftify.queue_depths());
+    let figures = figures
+        .map_err(|error| tracing::warn!(error = %error, "metrics: daily figures unavailable"))
+        .ok();
     let gauges = Gauges {
-        orders_by_status: by_status
-            .map_err(
-                |error| tracing::warn!(error = %error, "metrics: orders by status unavailable"),
-            )
-            .ok(),
+        orders_by_status: figures.as_ref().map(Report::orders_by_status),
+        create_to_final: figures.map(|report| report.totals),
+        now: Some(chrono::Utc::now()),
         queue: depths
             .map_err(|error| tracing::warn!(error = %error, "metrics: queue depths unavailable"))
             .ok(),

@@ -365,6 +365,7 @@ impl QueueOps for SqsQueue {
             ready,
             in_flight,
             dead: dead + dead_in_flight,
+            oldest_sent_at: None,
         })
     }
 }

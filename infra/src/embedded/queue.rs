@@ -458,6 +458,15 @@ impl QueueOps for SqliteStore {
                     [now],
                 )?,
                 dead: count(conn, "SELECT COUNT(*) FROM dead_letters", [])?,
+                oldest_sent_at: conn
+                    // The first by sequence is the oldest sent, read through the primary key.
+                    .query_row(
+                        "SELECT (SELECT sent_at FROM queue_messages ORDER BY seq LIMIT 1)",
+                        [],
+                        |row| row.get::<_, Option<i64>>(0),
+                    )?
+                    .map(time_of)
+                    .transpose()?,
             })
         })
         .await

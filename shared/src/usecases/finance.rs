@@ -5,7 +5,7 @@
 use super::Giftify;
 use crate::figures::{Activity, Report, Tally, check_range};
 use crate::ids::{ProductId, UserId};
-use crate::order::{Order, OrderStatus};
+use crate::order::Order;
 use crate::user::User;
 use crate::wallet::WalletTransaction;
 use crate::{Error, Result};
@@ -50,10 +50,7 @@ impl Giftify {
         if let Some(from) = from {
             check_range(from, to)?;
         }
-        let recorded = self.ports.reports.recorded_days(to).await?;
-        let from = from.unwrap_or_else(|| Report::first_day(&recorded).unwrap_or(to).min(to));
-        let open = self.ports.reports.open_orders().await?;
-        let report = Report::of(from, to, &recorded, open)?;
+        let report = self.report(from, to).await?;
         let top_products = self.top_products(&report).await?;
         Ok(FinanceReport {
             report,
@@ -61,22 +58,16 @@ impl Giftify {
         })
     }
 
-    /// Every order by its status now: the open ones counted, the final ones from every
-    /// recorded day (an order reaches one final status, once).
-    pub async fn orders_by_status(&self) -> Result<Vec<(OrderStatus, u64)>> {
-        let finance = self.finance_report(None, None).await?;
-        let report = &finance.report;
-        Ok(OrderStatus::ALL
-            .into_iter()
-            .map(|status| {
-                let n = match status {
-                    OrderStatus::Pending => report.open.pending,
-                    OrderStatus::Processing => report.open.processing,
-                    reached => u64::try_from(report.totals.reached(reached)).unwrap_or(0),
-                };
-                (status, n)
-            })
-            .collect())
+    /// Everything recorded through today: the all-time figures `/metrics` reads.
+    pub async fn report_to_date(&self) -> Result<Report> {
+        self.report(None, self.now().date_naive()).await
+    }
+
+    async fn report(&self, from: Option<NaiveDate>, to: NaiveDate) -> Result<Report> {
+        let recorded = self.ports.reports.recorded_days(to).await?;
+        let from = from.unwrap_or_else(|| Report::first_day(&recorded).unwrap_or(to).min(to));
+        let open = self.ports.reports.open_orders().await?;
+        Report::of(from, to, &recorded, open)
     }
 
     async fn top_products(&self, report: &Report) -> Result<Vec<TopProduct>> {
