@@ -9,7 +9,9 @@ locals {
     # The HTTP API: accounts, wallet, catalogue, cart, placing/cancelling orders, reading cards,
     # redeeming a Giftify card (found by the HMAC of its number).
     api = {
-      "users"               = { actions = ["GetItem", "PutItem", "UpdateItem", "DescribeTable", "Scan"], indexes = [] }
+      # ConditionCheckItem: an admin suspending another admin checks, in the same transaction,
+      # that the acting admin is still an active admin.
+      "users"               = { actions = ["GetItem", "PutItem", "UpdateItem", "ConditionCheckItem", "DescribeTable", "Scan"], indexes = [] }
       "wallet-transactions" = { actions = ["GetItem", "PutItem", "Query"], indexes = ["ledgerDay-createdAt-index"] }
       "products"            = { actions = ["BatchGetItem", "Scan", "PutItem", "ConditionCheckItem"], indexes = ["active-name-index"] }
       "product-variants"    = { actions = ["BatchGetItem", "Query", "Scan", "PutItem", "UpdateItem"], indexes = ["variantId-index"] }
@@ -69,7 +71,9 @@ locals {
     reconciler = {
       "orders"              = { actions = ["GetItem", "BatchGetItem", "UpdateItem"], indexes = ["status-createdAt-index", "notifyPending-index"] }
       "users"               = { actions = ["GetItem", "UpdateItem"], indexes = [] }
-      "wallet-transactions" = { actions = ["PutItem"], indexes = [] }
+      # A give-up that finds its order final reads its own refund record: if it is there, the
+      # commit's answer was lost and the give-up happened.
+      "wallet-transactions" = { actions = ["GetItem", "PutItem"], indexes = [] }
       "cart"                = { actions = ["GetItem", "UpdateItem"], indexes = [] }
       "audit"               = { actions = ["PutItem"], indexes = [] }
       # Expiry: ACTIVE cards past their date (a sparse index), and each brand variant's

@@ -29,8 +29,8 @@ locals {
       ttl_attribute = null
       # A user's ledger is the table's own partition, in the order of its sortable ids.
       indexes = {
-        # Every account's ledger by UTC day, for the admins' export; whole items (an entry
-        # never changes, so its copy is written once).
+        # Every account's ledger by UTC day (four partitions a day: `2026-12-07#2`), for the
+        # admins' export; whole items (an entry never changes, so its copy is written once).
         "ledgerDay-createdAt-index" = { hash_key = "ledgerDay", range_key = "createdAt", projection = "ALL" }
       }
     }

@@ -162,10 +162,16 @@ impl Metrics {
             );
             out.push_str("# TYPE giftify_dead_letter_depth gauge\n");
             let _ = writeln!(out, "giftify_dead_letter_depth {}", queue.dead);
-            if let Some(now) = gauges.now {
-                let age = queue.oldest_sent_at.map_or(0.0, |sent| {
-                    (now - sent).num_milliseconds().max(0) as f64 / 1000.0
-                });
+            // Left out where the backend cannot tell (SQS with messages: CloudWatch's
+            // ApproximateAgeOfOldestMessage tells there), so an unknown age never reads as 0.
+            let age = match (gauges.now, queue.oldest_sent_at) {
+                (Some(now), Some(sent)) => {
+                    Some((now - sent).num_milliseconds().max(0) as f64 / 1000.0)
+                }
+                (Some(_), None) if queue.ready + queue.in_flight == 0 => Some(0.0),
+                _ => None,
+            };
+            if let Some(age) = age {
                 out.push_str(
                     "# HELP giftify_queue_oldest_message_age_seconds Age of the oldest fulfillment message still queued (0 when none).\n",
                 );
@@ -347,6 +353,18 @@ mod tests {
         ] {
             assert!(text.contains(line), "missing {line}\n{text}");
         }
+        let unknown = metrics.render(&Gauges {
+            queue: Some(QueueDepths {
+                ready: 1,
+                ..QueueDepths::default()
+            }),
+            now: DateTime::from_timestamp(1_090, 0),
+            ..Gauges::default()
+        });
+        assert!(
+            !unknown.contains("giftify_queue_oldest_message_age_seconds "),
+            "an age the backend cannot tell is left out"
+        );
         let without = metrics.render(&Gauges::default());
         assert!(!without.contains("giftify_orders{"));
         assert!(!without.contains("giftify_dead_letter_depth "));

@@ -1,8 +1,9 @@
 //! Daily figures: what each write adds to the finance figures of its day, decided here and
 //! committed by the backend in the same atomic write that changes the money, the order or the
-//! card it counts. Analytics over any range then reads one small record per day (per shard)
+//! card it counts. Analytics over any range then reads one small record per recorded day (per
+//! shard) up to the range's end — what is owed at a day's end is every change before it —
 //! instead of the orders, ledger and cards it summarises: on DynamoDB a report never scans a
-//! table, and its cost grows with the days asked for, not with the shop's history.
+//! table, and its cost grows with the shop's age in days, not with its orders.
 //!
 //! A day is a UTC calendar day. A write's figures are a [`Tally`]: the day, a shard, and the
 //! counters it moves. Both backends store the same counters under the same names
@@ -423,6 +424,17 @@ impl Tally {
         tally.figures.carts_started = 1;
         tally
     }
+
+    /// An edit of a cart from `before` lines to `after`: a cart starts when it goes from
+    /// empty to holding an item; no other edit counts.
+    pub fn of_cart_edit(
+        user: &UserId,
+        before: usize,
+        after: usize,
+        at: DateTime<Utc>,
+    ) -> Option<Self> {
+        (before == 0 && after > 0).then(|| Tally::of_cart_start(user, at))
+    }
 }
 
 /// An account's first activity of a day, to be recorded once: on the condition that the
@@ -487,7 +499,7 @@ pub struct Report {
     pub totals: DayFigures,
     /// Every day of the range, oldest first.
     pub days: Vec<ReportDay>,
-    /// Active accounts in each calendar month the range touches (the whole month's).
+    /// Active accounts in each calendar month the range touches, up to the range's last day.
     pub months: Vec<(NaiveDate, i64)>,
     pub open: OpenOrders,
 }

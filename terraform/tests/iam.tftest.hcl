@@ -293,3 +293,29 @@ run "a_permissions_boundary_can_be_required" {
     error_message = "The boundary must reach every function role."
   }
 }
+
+run "the_checks_inside_admin_and_reconciler_transactions_are_allowed" {
+  command = plan
+
+  assert {
+    condition = anytrue([
+      for s in jsondecode(aws_iam_role_policy.function["api"].policy).Statement :
+      contains(flatten([s.Action]), "dynamodb:ConditionCheckItem") && contains(flatten([s.Resource]), "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-users")
+    ])
+    error_message = "An admin suspending another admin checks the acting admin's account in the same transaction (ConditionCheckItem on users)."
+  }
+  assert {
+    condition = anytrue([
+      for s in jsondecode(aws_iam_role_policy.function["reconciler"].policy).Statement :
+      contains(flatten([s.Action]), "dynamodb:GetItem") && contains(flatten([s.Resource]), "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-wallet-transactions")
+    ])
+    error_message = "A give-up that finds its order final reads its own refund record (GetItem on wallet-transactions)."
+  }
+  assert {
+    condition = anytrue([
+      for s in jsondecode(aws_iam_role_policy.function["fulfillment"].policy).Statement :
+      contains(flatten([s.Action]), "dynamodb:UpdateItem") && contains(flatten([s.Resource]), "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-daily-figures")
+    ])
+    error_message = "The completion transaction adds to its day's figures (UpdateItem on daily-figures)."
+  }
+}

@@ -105,7 +105,7 @@ pub struct AnalyticsData {
     pub wallet_refusals: i64,
     /// Accounts active (an authenticated request) per day, averaged over the range.
     pub daily_active_users: f64,
-    /// Accounts active in each calendar month the range touches (the whole month's).
+    /// Accounts active in each calendar month the range touches, up to `to`.
     pub monthly_active_users: Vec<MonthlyActive>,
     /// Carts that got their first item in the range, orders placed from a cart, and the
     /// share of started carts not checked out (null when none started).

@@ -74,7 +74,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     let gauges = Gauges {
         orders_by_status: figures.as_ref().map(Report::orders_by_status),
         create_to_final: figures.map(|report| report.totals),
-        now: Some(chrono::Utc::now()),
+        now: Some(giftify.clock.now()),
         queue: depths
             .map_err(|error| tracing::warn!(error = %error, "metrics: queue depths unavailable"))
             .ok(),

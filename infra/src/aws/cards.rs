@@ -205,26 +205,36 @@ impl GiftCards for DynamoStore {
             } else {
                 Paise::ZERO
             };
-            let mut transaction = Transaction::<()>::new();
-            transaction.push(
-                update(
-                    &self.tables.gift_cards,
-                    card_key(&card.id),
-                    "SET #status = :expired REMOVE #activeCard",
-                    Some("#status = :active"),
-                    item([
-                        (":expired", s(GiftCardStatus::Expired.as_str())),
-                        (":active", s(GiftCardStatus::Active.as_str())),
-                    ]),
-                )?,
-                (),
-            );
-            transaction.tally(Tally::of_expiry(&card.user_id, today, face))?;
-            match self.commit(transaction).await {
-                Ok(()) => expired += 1,
-                // Redeemed or returned meanwhile: not this pass's to expire.
-                Err(TxFailure::Refused(())) => {}
-                Err(TxFailure::Failed(error)) => return Err(error),
+            let expire = || async {
+                let mut transaction = Transaction::<()>::new();
+                transaction.push(
+                    update(
+                        &self.tables.gift_cards,
+                        card_key(&card.id),
+                        "SET #status = :expired REMOVE #activeCard",
+                        Some("#status = :active"),
+                        item([
+                            (":expired", s(GiftCardStatus::Expired.as_str())),
+                            (":active", s(GiftCardStatus::Active.as_str())),
+                        ]),
+                    )?,
+                    (),
+                );
+                transaction.tally(Tally::of_expiry(&card.user_id, today, face))?;
+                match self.commit(transaction).await {
+                    Ok(()) => Ok(true),
+                    // Redeemed or returned meanwhile: not this pass's to expire.
+                    Err(TxFailure::Refused(())) => Ok(false),
+                    Err(TxFailure::Failed(error)) => Err(error),
+                }
+            };
+            match retrying(expire).await {
+                Ok(true) => expired += 1,
+                Ok(false) => {}
+                // Left ACTIVE for the next pass; the other cards still expire in this one.
+                Err(error) => {
+                    tracing::warn!(gift_card_id = %card.id, error = %error, "card expiry failed");
+                }
             }
         }
         Ok(expired)

@@ -92,7 +92,7 @@ impl DynamoStore {
                 ("updatedAt", ts(now)),
             ]);
             let condition = "(attribute_not_exists(#userId) OR #version = :version) AND attribute_not_exists(#lockedBy)";
-            if before.is_empty() && !cart.lines.is_empty() {
+            if let Some(tally) = Tally::of_cart_edit(user, before.len(), cart.lines.len(), now) {
                 // A cart's first item counts in the day's figures, with the write that adds it.
                 let mut transaction = Transaction::new();
                 transaction.push(
@@ -104,7 +104,7 @@ impl DynamoStore {
                     )?,
                     Error::Conflict("cart changed during the edit"),
                 );
-                transaction.tally(Tally::of_cart_start(user, now))?;
+                transaction.tally(tally)?;
                 self.commit(transaction)
                     .await
                     .map_err(TxFailure::into_error)?;

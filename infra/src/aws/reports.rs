@@ -7,7 +7,7 @@
 use super::item::{Attrs, Item, item, s, sdk_error, ts};
 use super::store::{DynamoStore, Transaction, TxFailure, all_pages, names_of, retrying, update};
 use super::users::user_key;
-use super::wallet::transaction_from;
+use super::wallet::{LEDGER_DAY_PARTITIONS, transaction_from};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, Select, TransactWriteItem, Update};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -17,7 +17,7 @@ use giftify_shared::ids::OrderId;
 use giftify_shared::order::{Order, OrderStatus};
 use giftify_shared::ports::Reports;
 use giftify_shared::wallet::WalletTransaction;
-use giftify_shared::{Error, Result};
+use giftify_shared::{Error, Missing, Result};
 use std::collections::HashMap;
 
 fn shard_key(shard: u8) -> AttributeValue {
@@ -126,17 +126,21 @@ impl Reports for DynamoStore {
             return Ok(());
         }
         let (expression, names, values) = add_expression(tally);
-        self.client
-            .update_item()
-            .table_name(&self.tables.daily_figures)
-            .set_key(Some(figures_key(tally)))
-            .update_expression(expression)
-            .set_expression_attribute_names(Some(names))
-            .set_expression_attribute_values(Some(values))
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        Ok(())
+        // A transaction adding to the same item at that moment makes this one conflict.
+        retrying(|| async {
+            self.client
+                .update_item()
+                .table_name(&self.tables.daily_figures)
+                .set_key(Some(figures_key(tally)))
+                .update_expression(&expression)
+                .set_expression_attribute_names(Some(names.clone()))
+                .set_expression_attribute_values(Some(values.clone()))
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            Ok(())
+        })
+        .await
     }
 
     async fn record_activity(&self, activity: &Activity) -> Result<bool> {
@@ -163,8 +167,11 @@ impl Reports for DynamoStore {
             transaction.tally(activity.tally.clone())?;
             match self.commit(transaction).await {
                 Ok(()) => Ok(true),
-                // Recorded by another request first (or the account is gone).
-                Err(TxFailure::Refused(())) => Ok(false),
+                Err(TxFailure::Refused(())) => match self.user_item(&activity.user).await? {
+                    // Recorded by another request first.
+                    Some(_) => Ok(false),
+                    None => Err(Error::NotFound(Missing::User)),
+                },
                 Err(TxFailure::Failed(error)) => Err(error),
             }
         })
@@ -189,32 +196,55 @@ impl Reports for DynamoStore {
         to: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<Order>> {
-        // Each status's index holds its orders by creation time: the keys of the period,
-        // then the orders themselves, in time order, up to the limit.
+        // Each status's index holds its orders by creation time, oldest first: the first
+        // `limit` of the period are among the first `limit` of each status. An order that
+        // moves on while the statuses are read can be met twice: it is kept once.
         let mut keys: Vec<(String, OrderId)> = Vec::new();
         for status in OrderStatus::ALL {
-            let query = self
-                .client
-                .query()
-                .table_name(&self.tables.orders)
-                .index_name("status-createdAt-index")
-                .key_condition_expression("#status = :status AND #createdAt BETWEEN :from AND :to")
-                .set_expression_attribute_names(names_of(&["#status #createdAt"]))
-                .expression_attribute_values(":status", s(status.as_str()))
-                .expression_attribute_values(":from", ts(from))
-                .expression_attribute_values(":to", ts(to));
-            for raw in all_pages!(query.clone()) {
-                let a = Attrs::new(&raw, "orders");
-                let created = a.s("createdAt")?.to_string();
-                // BETWEEN includes its upper bound; the period does not.
-                if a.ts("createdAt")? < to {
-                    keys.push((created, OrderId::parse(a.s("orderId")?)?));
+            let mut taken = 0usize;
+            let mut start: Option<Item> = None;
+            loop {
+                let output = self
+                    .client
+                    .query()
+                    .table_name(&self.tables.orders)
+                    .index_name("status-createdAt-index")
+                    .key_condition_expression(
+                        "#status = :status AND #createdAt BETWEEN :from AND :to",
+                    )
+                    .set_expression_attribute_names(names_of(&["#status #createdAt"]))
+                    .expression_attribute_values(":status", s(status.as_str()))
+                    .expression_attribute_values(":from", ts(from))
+                    .expression_attribute_values(":to", ts(to))
+                    .set_exclusive_start_key(start.take())
+                    .send()
+                    .await
+                    .map_err(sdk_error)?;
+                for raw in output.items.unwrap_or_default() {
+                    let a = Attrs::new(&raw, "orders");
+                    // BETWEEN includes its upper bound; the period does not.
+                    if a.ts("createdAt")? < to {
+                        keys.push((
+                            a.s("createdAt")?.to_string(),
+                            OrderId::parse(a.s("orderId")?)?,
+                        ));
+                        taken += 1;
+                    }
+                }
+                match output.last_evaluated_key {
+                    Some(key) if !key.is_empty() && taken < limit as usize => start = Some(key),
+                    _ => break,
                 }
             }
         }
         keys.sort();
-        keys.truncate(limit as usize);
-        let ids: Vec<OrderId> = keys.into_iter().map(|(_, id)| id).collect();
+        let mut seen = std::collections::HashSet::new();
+        let ids: Vec<OrderId> = keys
+            .into_iter()
+            .filter(|(_, id)| seen.insert(id.clone()))
+            .map(|(_, id)| id)
+            .take(limit as usize)
+            .collect();
         self.orders_by_id(&ids).await
     }
 
@@ -227,20 +257,24 @@ impl Reports for DynamoStore {
         let mut entries = Vec::new();
         let mut day = from.date_naive();
         while day <= to.date_naive() && entries.len() < limit as usize {
-            let query = self
-                .client
-                .query()
-                .table_name(&self.tables.wallet_transactions)
-                .index_name("ledgerDay-createdAt-index")
-                .key_condition_expression("#ledgerDay = :day AND #createdAt BETWEEN :from AND :to")
-                .set_expression_attribute_names(names_of(&["#ledgerDay #createdAt"]))
-                .expression_attribute_values(":day", s(day.to_string()))
-                .expression_attribute_values(":from", ts(from))
-                .expression_attribute_values(":to", ts(to));
-            let mut found = all_pages!(query.clone())
-                .iter()
-                .map(transaction_from)
-                .collect::<Result<Vec<_>>>()?;
+            let mut found = Vec::new();
+            for partition in 0..LEDGER_DAY_PARTITIONS {
+                let query = self
+                    .client
+                    .query()
+                    .table_name(&self.tables.wallet_transactions)
+                    .index_name("ledgerDay-createdAt-index")
+                    .key_condition_expression(
+                        "#ledgerDay = :day AND #createdAt BETWEEN :from AND :to",
+                    )
+                    .set_expression_attribute_names(names_of(&["#ledgerDay #createdAt"]))
+                    .expression_attribute_values(":day", s(format!("{day}#{partition}")))
+                    .expression_attribute_values(":from", ts(from))
+                    .expression_attribute_values(":to", ts(to));
+                for raw in all_pages!(query.clone()) {
+                    found.push(transaction_from(&raw)?);
+                }
+            }
             found.retain(|t| t.created_at < to);
             found.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
             entries.extend(found);

@@ -95,6 +95,12 @@ impl DynamoStore {
             // An ADD has no condition: it can never be the item that refuses.
             items.push(self.tally_update(tally).map_err(TxFailure::Failed)?);
         }
+        if items.len() > MAX_TRANSACTION_ITEMS {
+            return Err(TxFailure::Failed(Error::internal(format!(
+                "a transaction of {} items: DynamoDB takes at most {MAX_TRANSACTION_ITEMS}",
+                items.len()
+            ))));
+        }
         let error = match self
             .client
             .transact_write_items()
@@ -134,6 +140,9 @@ impl DynamoStore {
         }
     }
 }
+
+/// The most items one `TransactWriteItems` takes.
+const MAX_TRANSACTION_ITEMS: usize = 100;
 
 /// A write transaction whose every item carries what the failure of its condition means
 /// (by default a domain [`Error`]): the mapping of `CancellationReasons` back to the domain

@@ -77,8 +77,9 @@ pub const WALLET_TRANSACTIONS: TableDef = TableDef {
     short_name: "wallet-transactions",
     key: key("userId", Some("transactionId")),
     // A user's ledger is the table's own partition, in order of its sortable ids. Every
-    // account's ledger by day, for the admins' export: `ledgerDay` is the UTC day. Whole
-    // items: a ledger entry never changes, so its copy is written once.
+    // account's ledger by day, for the admins' export: `ledgerDay` is the UTC day and one of
+    // its four partitions (`2026-12-07#2`, see `wallet.rs`). Whole items: a ledger entry never
+    // changes, so its copy is written once.
     indexes: &[index(
         "ledgerDay-createdAt-index",
         "ledgerDay",

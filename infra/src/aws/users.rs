@@ -1,6 +1,6 @@
 //! Users: accounts, with one `EMAIL#<email>` item per account for uniqueness.
 
-use super::store::{DynamoStore, Transaction, TxFailure, check, put, update};
+use super::store::{DynamoStore, Transaction, TxFailure, check, put, retrying, update};
 use crate::aws::item::{Attrs, Item, b, item, n, s, sdk_error, ts};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::ReturnValue;
@@ -316,6 +316,16 @@ impl DynamoStore {
     /// [`Users::change_status`] in one transaction with a check that `admin` is still an
     /// ACTIVE admin: of two admins suspending each other, the second finds its admin gone.
     async fn change_status_while_admin(
+        &self,
+        id: &UserId,
+        change: &StatusChange,
+        admin: &UserId,
+        now: DateTime<Utc>,
+    ) -> Result<User> {
+        retrying(|| self.try_change_status_while_admin(id, change, admin, now)).await
+    }
+
+    async fn try_change_status_while_admin(
         &self,
         id: &UserId,
         change: &StatusChange,

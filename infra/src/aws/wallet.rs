@@ -16,6 +16,18 @@ use giftify_shared::wallet::{
 };
 use giftify_shared::{Error, Missing, Paise, Result};
 
+/// Partitions of a day in the ledger's day index: one partition key takes about 1,000 writes a
+/// second, and every account's movements of a day go to that day's partitions.
+pub(super) const LEDGER_DAY_PARTITIONS: u8 = 4;
+
+/// The ledger day index's key of an account's movement on `day`: `2026-12-07#2`.
+pub(super) fn ledger_day(day: chrono::NaiveDate, user: &UserId) -> String {
+    format!(
+        "{day}#{}",
+        giftify_shared::figures::shard_of(user) % LEDGER_DAY_PARTITIONS
+    )
+}
+
 impl DynamoStore {
     /// The put of a wallet transaction record, `sequence` being the wallet's sequence number
     /// after it (the history's order), inside the transaction that moves the money.
@@ -35,7 +47,10 @@ impl DynamoStore {
             ("status", s("COMPLETED")),
             ("createdAt", ts(record.created_at)),
             ("updatedAt", ts(record.created_at)),
-            ("ledgerDay", s(record.created_at.date_naive().to_string())),
+            (
+                "ledgerDay",
+                s(ledger_day(record.created_at.date_naive(), &record.user_id)),
+            ),
         ]);
         if let Some(order) = &record.order_id {
             raw.insert("orderId".into(), s(order.as_str()));

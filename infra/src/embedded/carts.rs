@@ -176,8 +176,8 @@ fn put_line(
             )
             .into());
         }
-        if lines == 0 {
-            super::figures::add_tally(conn, &Tally::of_cart_start(user, now))?;
+        if let Some(tally) = Tally::of_cart_edit(user, lines as usize, lines as usize + 1, now) {
+            super::figures::add_tally(conn, &tally)?;
         }
         execute(
             conn,

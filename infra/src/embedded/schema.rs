@@ -577,9 +577,10 @@ BEGIN UPDATE catalogue_version SET version = version + 1; END;
 /// Daily figures (see `giftify_shared::figures`): one row per day and counter, added to by
 /// every money, order and card write in its own transaction. Filled here from the history a
 /// database already holds, so a report covers it too: what the history cannot tell (active
-/// accounts, carts started, refused payments) starts at zero. A Giftify card that expired is
-/// counted the day after its expiry date, when it stopped being owed. And the indexes the
-/// exports read by time; the account's last active day.
+/// accounts, carts started, refused payments) starts at zero. An order given up (REFUNDED with
+/// a reason) counts no units, as live; a fulfillment's figures are dated when it finished. A
+/// Giftify card that expired is counted the day after its expiry date, when it stopped being
+/// owed. And the indexes the exports read by time; the account's last active day.
 const V14: &str = r#"
 ALTER TABLE users ADD COLUMN active_on TEXT;
 CREATE INDEX wallet_transactions_by_time ON wallet_transactions (created_at);
@@ -590,6 +591,12 @@ CREATE TABLE daily_figures (
     value   INTEGER NOT NULL,
     PRIMARY KEY (day, counter)
 ) STRICT, WITHOUT ROWID;
+WITH fulfilled AS (
+    SELECT date(coalesce(fulfilled_at, updated_at) / 1000, 'unixepoch') AS day,
+        max(coalesce(fulfilled_at, updated_at) - created_at, 0) AS ms
+    FROM orders WHERE status IN ('FULFILLED', 'PARTIALLY_FULFILLED', 'REFUNDED')
+        AND refund_reason IS NULL
+)
 INSERT INTO daily_figures (day, counter, value)
 SELECT day, counter, SUM(value) FROM (
     SELECT date(created_at / 1000, 'unixepoch') AS day, 'ordersPlaced' AS counter, 1 AS value
@@ -597,29 +604,44 @@ SELECT day, counter, SUM(value) FROM (
     UNION ALL SELECT date(created_at / 1000, 'unixepoch'), 'gmv', paid_amount FROM orders
     UNION ALL SELECT date(created_at / 1000, 'unixepoch'), 'cartsCheckedOut', 1 FROM orders
         WHERE source = 'CART'
-    UNION ALL SELECT date(updated_at / 1000, 'unixepoch'),
+    UNION ALL SELECT date(coalesce(fulfilled_at, updated_at) / 1000, 'unixepoch'),
         CASE status WHEN 'FULFILLED' THEN 'ordersFulfilled'
             WHEN 'PARTIALLY_FULFILLED' THEN 'ordersPartiallyFulfilled'
             WHEN 'REFUNDED' THEN 'ordersRefunded' ELSE 'ordersCancelled' END, 1
         FROM orders WHERE status IN ('FULFILLED', 'PARTIALLY_FULFILLED', 'REFUNDED', 'CANCELLED')
-    UNION ALL SELECT date(o.updated_at / 1000, 'unixepoch'), 'revenue', json_extract(l.value, '$.unitPrice') * json_extract(l.value, '$.fulfilledQuantity')
+    UNION ALL SELECT date(coalesce(o.fulfilled_at, o.updated_at) / 1000, 'unixepoch'), 'revenue', json_extract(l.value, '$.unitPrice') * json_extract(l.value, '$.fulfilledQuantity')
         FROM orders o, json_each(o.lines) l
         WHERE o.status IN ('FULFILLED', 'PARTIALLY_FULFILLED', 'REFUNDED')
-    UNION ALL SELECT date(o.updated_at / 1000, 'unixepoch'), 'cost', json_extract(l.value, '$.costPrice') * json_extract(l.value, '$.fulfilledQuantity')
+            AND o.refund_reason IS NULL
+    UNION ALL SELECT date(coalesce(o.fulfilled_at, o.updated_at) / 1000, 'unixepoch'), 'cost', json_extract(l.value, '$.costPrice') * json_extract(l.value, '$.fulfilledQuantity')
         FROM orders o, json_each(o.lines) l
         WHERE o.status IN ('FULFILLED', 'PARTIALLY_FULFILLED', 'REFUNDED')
-    UNION ALL SELECT date(o.updated_at / 1000, 'unixepoch'), 'requestedUnits', json_extract(l.value, '$.requestedQuantity')
+            AND o.refund_reason IS NULL
+    UNION ALL SELECT date(coalesce(o.fulfilled_at, o.updated_at) / 1000, 'unixepoch'), 'requestedUnits', json_extract(l.value, '$.requestedQuantity')
         FROM orders o, json_each(o.lines) l
         WHERE o.status IN ('FULFILLED', 'PARTIALLY_FULFILLED', 'REFUNDED')
-    UNION ALL SELECT date(o.updated_at / 1000, 'unixepoch'), 'fulfilledUnits', json_extract(l.value, '$.fulfilledQuantity')
+            AND o.refund_reason IS NULL
+    UNION ALL SELECT date(coalesce(o.fulfilled_at, o.updated_at) / 1000, 'unixepoch'), 'fulfilledUnits', json_extract(l.value, '$.fulfilledQuantity')
         FROM orders o, json_each(o.lines) l
         WHERE o.status IN ('FULFILLED', 'PARTIALLY_FULFILLED', 'REFUNDED')
-    UNION ALL SELECT date(o.updated_at / 1000, 'unixepoch'), 'productUnits:' || json_extract(l.value, '$.productId'), json_extract(l.value, '$.fulfilledQuantity')
+            AND o.refund_reason IS NULL
+    UNION ALL SELECT date(coalesce(o.fulfilled_at, o.updated_at) / 1000, 'unixepoch'), 'productUnits:' || json_extract(l.value, '$.productId'), json_extract(l.value, '$.fulfilledQuantity')
         FROM orders o, json_each(o.lines) l
         WHERE o.status IN ('FULFILLED', 'PARTIALLY_FULFILLED', 'REFUNDED')
-    UNION ALL SELECT date(o.updated_at / 1000, 'unixepoch'), 'productRevenue:' || json_extract(l.value, '$.productId'), json_extract(l.value, '$.unitPrice') * json_extract(l.value, '$.fulfilledQuantity')
+            AND o.refund_reason IS NULL
+    UNION ALL SELECT date(coalesce(o.fulfilled_at, o.updated_at) / 1000, 'unixepoch'), 'productRevenue:' || json_extract(l.value, '$.productId'), json_extract(l.value, '$.unitPrice') * json_extract(l.value, '$.fulfilledQuantity')
         FROM orders o, json_each(o.lines) l
         WHERE o.status IN ('FULFILLED', 'PARTIALLY_FULFILLED', 'REFUNDED')
+            AND o.refund_reason IS NULL
+    UNION ALL SELECT day, CASE
+            WHEN ms <= 50 THEN 'createToFinalLe50ms' WHEN ms <= 100 THEN 'createToFinalLe100ms'
+            WHEN ms <= 250 THEN 'createToFinalLe250ms' WHEN ms <= 500 THEN 'createToFinalLe500ms'
+            WHEN ms <= 1000 THEN 'createToFinalLe1s' WHEN ms <= 2500 THEN 'createToFinalLe2500ms'
+            WHEN ms <= 5000 THEN 'createToFinalLe5s' WHEN ms <= 10000 THEN 'createToFinalLe10s'
+            WHEN ms <= 30000 THEN 'createToFinalLe30s' WHEN ms <= 60000 THEN 'createToFinalLe60s'
+            WHEN ms <= 300000 THEN 'createToFinalLe300s' ELSE 'createToFinalOver300s' END, 1
+        FROM fulfilled
+    UNION ALL SELECT day, 'createToFinalMsSum', ms FROM fulfilled
     UNION ALL SELECT date(created_at / 1000, 'unixepoch'), 'balancesChange',
         CASE kind WHEN 'DEBIT' THEN -amount ELSE amount END FROM wallet_transactions
     UNION ALL SELECT date(created_at / 1000, 'unixepoch'), 'topUps', 1 FROM wallet_transactions
@@ -764,6 +786,13 @@ mod tests {
               '[{"variantId":"var_g","productId":"prod_1","productName":"G","variantName":"G 500",
                  "denomination":500,"unitPrice":47500,"costPrice":45000,"requestedQuantity":2,
                  "fulfilledQuantity":1,"validityDays":365}]', 1796126400001, 1796212800000);
+             INSERT INTO orders (id, user_id, status, source, total_amount, paid_amount,
+                 refund_amount, lines, created_at, updated_at, refund_reason) VALUES
+             ('order_2', 'user_1', 'REFUNDED', 'ITEMS', 47500, 47500, 47500,
+              '[{"variantId":"var_g","productId":"prod_1","productName":"G","variantName":"G 500",
+                 "denomination":500,"unitPrice":47500,"costPrice":45000,"requestedQuantity":1,
+                 "fulfilledQuantity":0,"validityDays":365}]', 1796299200000, 1796299200500,
+              'stuck');
              INSERT INTO gift_cards (id, order_id, user_id, product_id, variant_id, product_name,
                  variant_name, denomination, number_ciphertext, pin_ciphertext, lookup_key, last4,
                  expiry_date, status, purchase_price, issued_at) VALUES
@@ -818,6 +847,24 @@ mod tests {
                 on(two, "adjustments")
             ],
             [47500, 50000, -2500]
+        );
+        assert_eq!(
+            [
+                on(two, "createToFinalOver300s"),
+                on(two, "createToFinalMsSum")
+            ],
+            [1, 86_399_999],
+            "the fulfillment took a day less a millisecond"
+        );
+        let three = "2026-12-03";
+        assert_eq!(
+            [
+                on(three, "ordersRefunded"),
+                on(three, "requestedUnits"),
+                on(three, "createToFinalLe1s")
+            ],
+            [1, 0, 0],
+            "an order given up counts as refunded, with no units and no fulfillment time"
         );
         assert_eq!(
             on("2026-12-04", "giftifyCardsChange"),

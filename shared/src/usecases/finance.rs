@@ -35,22 +35,26 @@ pub struct TopProduct {
 }
 
 impl Giftify {
-    /// The report of `from..=to` (UTC days). Without `to`, through today; without `from`, from
-    /// the first recorded day (everything). A range given is at most
+    /// The report of `from..=to` (UTC days). Without `to`, or past today, through today;
+    /// without `from`, from the first recorded day (everything). A range given is at most
     /// [`crate::figures::MAX_REPORT_DAYS`] long.
     /// # Errors
-    /// [`Error::Validation`] for a range backwards or too long.
+    /// [`Error::Validation`] for a range backwards, too long, or starting after today.
     pub async fn finance_report(
         &self,
         from: Option<NaiveDate>,
         to: Option<NaiveDate>,
     ) -> Result<FinanceReport> {
         let today = self.now().date_naive();
-        let to = to.unwrap_or(today);
+        let asked_to = to.unwrap_or(today);
         if let Some(from) = from {
-            check_range(from, to)?;
+            check_range(from, asked_to)?;
+            if from > today {
+                return Err(Error::validation("from", "from must not be after today"));
+            }
         }
-        let report = self.report(from, to).await?;
+        // Nothing is recorded after today: a range reaching past it ends today.
+        let report = self.report(from, asked_to.min(today)).await?;
         let top_products = self.top_products(&report).await?;
         Ok(FinanceReport {
             report,
