@@ -180,6 +180,7 @@ macro_rules! contract_suite {
                 reports::a_tally_recorded_on_its_own_adds_to_its_day,
                 reports::open_orders_are_counted_by_status,
                 reports::exports_read_the_orders_and_ledger_entries_of_a_half_open_period,
+                reports::what_is_owed_follows_every_kind_of_write,
                 orders::issued_cards_are_stored_sealed_and_found_by_id_and_order,
                 idempotency::claiming_a_new_key_acquires_it_and_a_second_claim_is_in_progress,
                 idempotency::a_finished_key_replays_its_outcome_and_refuses_another_request,

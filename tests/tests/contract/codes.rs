@@ -357,7 +357,7 @@ async fn giftify_card(ports: &Ports) -> Result<(giftify_shared::vault::GiftCard,
     Ok((card, number.number.expose_secret().to_string()))
 }
 
-fn redemption(
+pub fn redemption(
     card: &giftify_shared::vault::GiftCard,
     user: &giftify_shared::ids::UserId,
     cap: i64,
@@ -534,7 +534,7 @@ pub async fn expiry_takes_available_codes_past_their_date_out_of_stock(
     Ok(())
 }
 
-fn card_return(
+pub fn card_return(
     card: &giftify_shared::vault::GiftCard,
     back_to_pool: bool,
 ) -> giftify_shared::card_life::CardReturn {

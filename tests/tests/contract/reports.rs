@@ -217,3 +217,91 @@ pub async fn exports_read_the_orders_and_ledger_entries_of_a_half_open_period(
     );
     Ok(())
 }
+
+/// What the figures say is owed follows every kind of write — a fulfillment's Giftify cards, a
+/// return, a redemption, an adjustment, a give-up and an expiry — to exactly the balances plus
+/// the face value of the ACTIVE Giftify cards; and each write's own counter moves.
+pub async fn what_is_owed_follows_every_kind_of_write(ports: &Ports) -> Result<()> {
+    let owner = funded_user(ports, 1_000_000).await?;
+    let friend = funded_user(ports, 5_000).await?;
+    let entry = stocked(ports, &[10]).await?.remove(0);
+    let order = place(ports, &owner.id, &[(&entry, 4)]).await?;
+    let processing = ports.orders.start_processing(&order.id, now()).await?;
+    let mut plan = crate::support::fulfillment(&processing, &[4], now());
+    let today = now().date_naive();
+    plan.cards[3].expiry_date = today - Duration::days(1);
+    ports.orders.complete_fulfillment(&plan).await?;
+    let cards = crate::support::cards_of_order(ports, &order.id).await?;
+    let by_id = |id| cards.iter().find(|c| c.id == id).expect("a card").clone();
+    let (returned, redeemed, expiring) = (
+        by_id(plan.cards[0].id.clone()),
+        by_id(plan.cards[1].id.clone()),
+        by_id(plan.cards[3].id.clone()),
+    );
+    ports
+        .gift_cards
+        .return_card(&crate::codes::card_return(&returned, false))
+        .await?;
+    ports
+        .gift_cards
+        .redeem(&crate::codes::redemption(&redeemed, &friend.id, 20_000_000))
+        .await?;
+    ports
+        .wallets
+        .adjust_balance(&giftify_shared::ledger::Posting {
+            movement: giftify_shared::ledger::Movement::adjustment(
+                TransactionId::generate(),
+                owner.id.clone(),
+                giftify_shared::Paise::new(-500),
+                "rounding".into(),
+                crate::support::MAX_BALANCE,
+                now(),
+            )?,
+            idempotency: None,
+        })
+        .await?;
+    let stuck = place(ports, &owner.id, &[(&entry, 1)]).await?;
+    ports
+        .orders
+        .refund_in_full(&Cancellation {
+            order_id: stuck.id.clone(),
+            user_id: owner.id.clone(),
+            closing: Closing::GiveUp {
+                reason: giftify_shared::order::RefundReason::given("stuck")?,
+            },
+            refund_transaction_id: TransactionId::generate(),
+            idempotency: None,
+            now: now(),
+        })
+        .await?;
+    ensure!(ports.gift_cards.expire_cards(today, 100).await? == 1);
+
+    let report = figures(ports).await?;
+    let t = &report.totals;
+    let balances = ports.wallets.balance(&owner.id).await?.get()
+        + ports.wallets.balance(&friend.id).await?.get();
+    // Of the four cards, one ACTIVE card is left: the third.
+    let active = plan.cards[2].denomination * 100;
+    let closing = report.closing().expect("a day");
+    ensure!(
+        (closing.balances.get(), closing.giftify_cards.get()) == (balances, active),
+        "owed {closing:?}, the stores say balances {balances} and cards {active}"
+    );
+    ensure!(t.adjustments == -500);
+    ensure!(t.redeemed == redeemed.denomination * 100);
+    ensure!(
+        t.refunds == returned.purchase_price.get() + stuck.paid_amount.get(),
+        "refunds {}",
+        t.refunds
+    );
+    ensure!(t.reached(OrderStatus::Refunded) == 1 && t.reached(OrderStatus::Fulfilled) == 1);
+    ensure!(
+        (t.requested_units, t.fulfilled_units) == (4, 4),
+        "a give-up counts no units"
+    );
+    ensure!(
+        t.latency_counts().iter().sum::<i64>() == 1,
+        "one fulfillment timed"
+    );
+    Ok(())
+}
