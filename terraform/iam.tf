@@ -69,8 +69,8 @@ locals {
     # REFUNDED, the balance credited with its REFUND record, a cart checkout's cart unlocked;
     # each refund is an entry of the audit log.
     reconciler = {
-      "orders"              = { actions = ["GetItem", "BatchGetItem", "UpdateItem"], indexes = ["status-createdAt-index", "notifyPending-index"] }
-      "users"               = { actions = ["GetItem", "UpdateItem"], indexes = [] }
+      "orders" = { actions = ["GetItem", "BatchGetItem", "UpdateItem"], indexes = ["status-createdAt-index", "notifyPending-index"] }
+      "users"  = { actions = ["GetItem", "UpdateItem"], indexes = [] }
       # A give-up that finds its order final reads its own refund record: if it is there, the
       # commit's answer was lost and the give-up happened.
       "wallet-transactions" = { actions = ["GetItem", "PutItem"], indexes = [] }

@@ -112,7 +112,7 @@ run "api_5xx_rate_and_throttles_raise_alarms" {
     error_message = "Throttle alarms watch Lambda Throttles of their function."
   }
   assert {
-    condition     = length(aws_cloudwatch_metric_alarm.table_throttles) == 16
+    condition     = length(aws_cloudwatch_metric_alarm.table_throttles) == 17
     error_message = "Every table needs a throttle alarm (a hot variant shows up here first)."
   }
 }

@@ -336,6 +336,13 @@ override_resource {
 }
 
 override_resource {
+  target = aws_dynamodb_table.this["daily-figures"]
+  values = {
+    arn = "arn:aws:dynamodb:ap-south-1:123456789012:table/giftify-test-daily-figures"
+  }
+}
+
+override_resource {
   target = aws_sqs_queue.webhooks
   values = {
     arn = "arn:aws:sqs:ap-south-1:123456789012:giftify-test-webhooks"
