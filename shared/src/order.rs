@@ -16,9 +16,9 @@ use std::collections::BTreeMap;
 pub const MAX_CARDS_PER_ORDER: u32 = 40;
 
 /// At most this many distinct variants per order. With [`MAX_CARDS_PER_ORDER`] this bounds the
-/// fulfillment transaction at 40 cards + 40 allocated codes (when every card is a brand code)
-/// + 15 stock updates + order, wallet, refund record, cart and the day's figures = 100 items:
-/// DynamoDB's limit, exactly. A new item in that transaction means a smaller bound here.
+/// fulfillment transaction at 40 cards, 40 allocated codes (when every card is a brand code),
+/// 15 stock updates, and the order, wallet, refund record, cart and day's figures: 100 items,
+/// DynamoDB's limit exactly. A new item in that transaction means a smaller bound here.
 pub const MAX_LINES_PER_ORDER: usize = 15;
 
 /// Where the order's items came from: a checkout of the cart locks and later clears it.

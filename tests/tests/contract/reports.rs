@@ -275,6 +275,10 @@ pub async fn what_is_owed_follows_every_kind_of_write(ports: &Ports) -> Result<(
         })
         .await?;
     ensure!(ports.gift_cards.expire_cards(today, 100).await? == 1);
+    ensure!(
+        ports.gift_cards.card(&expiring.id).await?.map(|c| c.status)
+            == Some(giftify_shared::vault::GiftCardStatus::Expired)
+    );
 
     let report = figures(ports).await?;
     let t = &report.totals;
