@@ -10,7 +10,7 @@
 
 use crate::api_keys::{ApiKey, ApiKeyId};
 use crate::audit::AuditEntry;
-use crate::card_life::{CardReturn, Redemption};
+use crate::card_life::{CardReturn, Expiry, Redemption};
 use crate::cart::{Cart, CartLine};
 use crate::catalogue::{
     CatalogueEntry, Product, ProductUpdate, ProductWithVariants, Variant, VariantUpdate,
@@ -400,9 +400,10 @@ pub trait GiftCards: Send + Sync {
         page: PageRequest,
     ) -> Result<Page<GiftCard>>;
     /// Marks up to `limit` ACTIVE cards whose expiry date is before `today` EXPIRED, each on
-    /// the condition that it is still ACTIVE, without reading cards that are not due; returns
-    /// how many it marked.
-    async fn expire_cards(&self, today: chrono::NaiveDate, limit: u32) -> Result<u64>;
+    /// the condition that it is still ACTIVE and with the day's tally of what it stops being
+    /// owed ([`Expiry::owed_face`]), without reading cards that are not due; returns how many
+    /// it marked.
+    async fn expire_cards(&self, expiry: &Expiry) -> Result<u64>;
     /// The card whose number has this lookup key (the keyed HMAC of its normal form), read
     /// consistently.
     async fn card_by_lookup_key(&self, lookup_key: &str) -> Result<Option<GiftCard>>;

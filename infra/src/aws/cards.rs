@@ -8,12 +8,9 @@ use crate::aws::item::{Attrs, Item, item, money, n, s, sdk_error, ts};
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use giftify_shared::Missing;
-use giftify_shared::Paise;
-use giftify_shared::card_life::{CardReturn, Redemption};
-use giftify_shared::codes::FulfillmentSource;
+use giftify_shared::card_life::{CardReturn, Expiry, Redemption};
 use giftify_shared::figures::Tally;
 use giftify_shared::ids::{GiftCardId, OrderId, ProductId, UserId, VariantId};
-use giftify_shared::ports::Catalogue;
 use giftify_shared::ports::GiftCards;
 use giftify_shared::vault::{GiftCard, GiftCardStatus, RevealAudit, SealedCard, in_id_order};
 use giftify_shared::wallet::{Page, PageRequest};
@@ -169,7 +166,8 @@ impl GiftCards for DynamoStore {
         .transpose()
     }
 
-    async fn expire_cards(&self, today: NaiveDate, limit: u32) -> Result<u64> {
+    async fn expire_cards(&self, expiry: &Expiry) -> Result<u64> {
+        let today = expiry.today;
         let output = self
             .client
             .query()
@@ -179,7 +177,7 @@ impl GiftCards for DynamoStore {
             .set_expression_attribute_names(names_of(&["#activeCard #expiryDate"]))
             .expression_attribute_values(":active", s(ACTIVE_CARD))
             .expression_attribute_values(":today", s(today.to_string()))
-            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .limit(i32::try_from(expiry.limit).unwrap_or(i32::MAX))
             .send()
             .await
             .map_err(sdk_error)?;
@@ -195,16 +193,10 @@ impl GiftCards for DynamoStore {
         if keys.is_empty() {
             return Ok(0);
         }
-        let generated = self.generated_variants().await?;
         let mut expired = 0;
         for card in self.batch_get_cards(keys).await? {
             // A Giftify card leaves what is owed as it expires, in the same transaction.
-            let face = if generated.contains(&card.variant_id) {
-                card.face_value()
-                    .ok_or_else(|| Error::internal("a card's face value overflows"))?
-            } else {
-                Paise::ZERO
-            };
+            let face = expiry.owed_face(&card.variant_id, card.denomination);
             let expire = || async {
                 let mut transaction = Transaction::<()>::new();
                 transaction.push(
@@ -497,17 +489,6 @@ impl GiftCards for DynamoStore {
 }
 
 impl DynamoStore {
-    /// The variants whose cards Giftify mints: its own cards, owed at face value while ACTIVE.
-    async fn generated_variants(&self) -> Result<std::collections::HashSet<VariantId>> {
-        Ok(self
-            .inventory()
-            .await?
-            .into_iter()
-            .filter(|e| e.variant.fulfillment_source == FulfillmentSource::Generated)
-            .map(|e| e.variant.id)
-            .collect())
-    }
-
     async fn batch_get_cards(&self, keys: Vec<Item>) -> Result<Vec<GiftCard>> {
         self.batch_get(&self.tables.gift_cards, keys)
             .await?

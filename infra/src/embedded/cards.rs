@@ -7,13 +7,13 @@ use super::codec::{
     page_bounds, paise, time, ts,
 };
 use async_trait::async_trait;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use giftify_shared::CardRefusal;
 use giftify_shared::Missing;
-use giftify_shared::card_life::{CardReturn, Redemption};
+use giftify_shared::card_life::{CardReturn, Expiry, Redemption};
 use giftify_shared::codes::FulfillmentSource;
 use giftify_shared::figures::Tally;
-use giftify_shared::ids::{GiftCardId, UserId};
+use giftify_shared::ids::{GiftCardId, UserId, VariantId};
 use giftify_shared::ports::GiftCards;
 use giftify_shared::vault::{GiftCard, GiftCardStatus, RevealAudit, SealedCard, in_id_order};
 use giftify_shared::wallet::{Page, PageRequest};
@@ -228,44 +228,37 @@ impl GiftCards for SqliteStore {
         .await
     }
 
-    async fn expire_cards(&self, today: NaiveDate, limit: u32) -> Result<u64> {
+    async fn expire_cards(&self, expiry: &Expiry) -> Result<u64> {
+        let expiry = expiry.clone();
         self.write(move |conn| {
             let due = all(
                 conn,
-                "SELECT c.id, c.user_id, c.denomination, v.fulfillment_source \
-                 FROM gift_cards c LEFT JOIN variants v ON v.id = c.variant_id \
-                 WHERE c.status = 'ACTIVE' AND c.expiry_date < ?1 LIMIT ?2",
-                params![day(today), limit],
+                "SELECT id, user_id, variant_id, denomination FROM gift_cards \
+                 WHERE status = 'ACTIVE' AND expiry_date < ?1 LIMIT ?2",
+                params![day(expiry.today), expiry.limit],
                 |row| {
-                    let generated = row
-                        .get::<_, Option<String>>("fulfillment_source")?
-                        .as_deref()
-                        == Some(FulfillmentSource::Generated.as_str());
                     Ok((
                         row.get::<_, String>("id")?,
                         id::<UserId>(row, "user_id")?,
+                        id::<VariantId>(row, "variant_id")?,
                         row.get::<_, i64>("denomination")?,
-                        generated,
                     ))
                 },
             )?;
             // What leaves the Giftify cards owed, by owner (each owner's figures shard).
             let mut faces: std::collections::BTreeMap<UserId, i64> = Default::default();
-            for (card, owner, denomination, generated) in &due {
+            for (card, owner, variant, denomination) in &due {
                 execute(
                     conn,
                     "UPDATE gift_cards SET status = 'EXPIRED' WHERE id = ?1 AND status = 'ACTIVE'",
                     [card],
                 )?;
-                if *generated {
-                    *faces.entry(owner.clone()).or_default() += denomination * 100;
-                }
+                *faces.entry(owner.clone()).or_default() +=
+                    expiry.owed_face(variant, *denomination).get();
             }
             for (owner, face) in faces {
-                super::figures::add_tally(
-                    conn,
-                    &Tally::of_expiry(&owner, today, Paise::new(face)),
-                )?;
+                let tally = Tally::of_expiry(&owner, expiry.today, Paise::new(face));
+                super::figures::add_tally(conn, &tally)?;
             }
             Ok(due.len() as u64)
         })

@@ -286,12 +286,17 @@ impl Giftify {
     /// A card or code expires the day after its expiry date: on that date it is still good.
     async fn expire(&self, report: &mut ReconcileReport) -> Result<()> {
         let today = self.now().date_naive();
+        let catalogue = self.ports.catalogue.inventory().await?;
         report.expired_cards = self
             .ports
             .gift_cards
-            .expire_cards(today, RECONCILE_BATCH)
+            .expire_cards(&crate::card_life::Expiry::new(
+                today,
+                RECONCILE_BATCH,
+                &catalogue,
+            ))
             .await?;
-        for entry in self.ports.catalogue.inventory().await? {
+        for entry in catalogue {
             if entry.variant.fulfillment_source != crate::codes::FulfillmentSource::Inventory {
                 continue;
             }

@@ -478,10 +478,10 @@ impl GiftCards for Faulty<dyn GiftCards> {
             })
             .await
     }
-    async fn expire_cards(&self, today: chrono::NaiveDate, limit: u32) -> Result<u64> {
+    async fn expire_cards(&self, expiry: &giftify_shared::card_life::Expiry) -> Result<u64> {
         self.0
             .call("gift_cards.expire_cards", true, || {
-                self.1.expire_cards(today, limit)
+                self.1.expire_cards(expiry)
             })
             .await
     }

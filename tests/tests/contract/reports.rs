@@ -274,7 +274,8 @@ pub async fn what_is_owed_follows_every_kind_of_write(ports: &Ports) -> Result<(
             now: now(),
         })
         .await?;
-    ensure!(ports.gift_cards.expire_cards(today, 100).await? == 1);
+    let expiry = crate::support::expiry(ports, today).await?;
+    ensure!(ports.gift_cards.expire_cards(&expiry).await? == 1);
     ensure!(
         ports.gift_cards.card(&expiring.id).await?.map(|c| c.status)
             == Some(giftify_shared::vault::GiftCardStatus::Expired)

@@ -4,6 +4,7 @@
 use anyhow::{Result, ensure};
 use chrono::{DateTime, Utc};
 use giftify_shared::Paise;
+use giftify_shared::card_life::Expiry;
 use giftify_shared::cart::CartLine;
 use giftify_shared::catalogue::{CatalogueEntry, Pricing, Product, Variant};
 use giftify_shared::ids::{GiftCardId, OrderId, ProductId, TransactionId, UserId, VariantId};
@@ -355,4 +356,9 @@ pub fn assert_order_adds_up(order: &Order) -> Result<()> {
     );
     ensure!(order.paid_amount == order.total_amount);
     Ok(())
+}
+
+/// A pass of card expiry on `today`, with the catalogue's Giftify variants as they are now.
+pub async fn expiry(ports: &Ports, today: chrono::NaiveDate) -> Result<Expiry> {
+    Ok(Expiry::new(today, 100, &ports.catalogue.inventory().await?))
 }
