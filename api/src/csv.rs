@@ -1,5 +1,56 @@
 //! CSV for bookkeeping (RFC 4180: CRLF line ends, fields quoted where they must be): money
-//! as exact rupees, and text a spreadsheet cannot run as a formula.
+//! as exact rupees, and text a spreadsheet cannot run as a formula; the `?from&to` period of a
+//! download and the download itself, for statements and exports alike.
+
+use crate::error::ApiError;
+use crate::extract::parse_time;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+/// `?from&to` of a CSV download: a half-open period.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PeriodQuery {
+    /// The first moment (RFC 3339, or a date: its start in UTC); default 30 days before `to`.
+    #[param(example = "2026-12-01")]
+    pub from: Option<String>,
+    /// The end, exclusive (RFC 3339, or a date: its start in UTC); default now.
+    #[param(example = "2027-01-01")]
+    pub to: Option<String>,
+}
+
+impl PeriodQuery {
+    /// `[from, to)`, with the defaults filled in; the core checks its length.
+    /// # Errors
+    /// A 400 naming the field that is not a time or a date.
+    pub fn period(&self) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
+        let to = parse_time("to", self.to.as_deref())?.unwrap_or_else(Utc::now);
+        let from =
+            parse_time("from", self.from.as_deref())?.unwrap_or(to - chrono::Duration::days(30));
+        Ok((from, to))
+    }
+}
+
+/// A CSV download of `kind` over `[from, to)`: never cached, named after its period.
+pub fn download(kind: &str, from: DateTime<Utc>, to: DateTime<Utc>, body: String) -> Response {
+    let file = format!(
+        "attachment; filename=\"giftify-{kind}-{}-{}.csv\"",
+        from.format("%Y%m%dT%H%M%SZ"),
+        to.format("%Y%m%dT%H%M%SZ")
+    );
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (header::CONTENT_DISPOSITION, file),
+            (header::CACHE_CONTROL, "no-store".to_string()),
+        ],
+        body,
+    )
+        .into_response()
+}
 
 /// A CSV document built row by row.
 pub struct Csv(String);

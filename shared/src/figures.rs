@@ -191,8 +191,13 @@ impl DayFigures {
         Ok(())
     }
 
+    /// Moves no counter (checked without building the stored names: every commit asks).
     pub fn is_empty(&self) -> bool {
-        self.counters().is_empty()
+        self.named().iter().all(|(_, value)| *value == 0)
+            && self
+                .products
+                .values()
+                .all(|p| p.units == 0 && p.revenue == 0)
     }
 
     /// Change of what Giftify owes its users: balances and ACTIVE Giftify cards.

@@ -3,17 +3,16 @@
 //! every write keeps (`giftify_shared::figures`), so no request reads a whole table.
 
 use crate::AppState;
-use crate::csv::{Csv, rupees, text};
+use crate::csv::{Csv, PeriodQuery, download, rupees, text};
 use crate::error::{ApiError, ErrorEnvelope};
-use crate::extract::{AdminUser, ApiQuery, parse_time};
+use crate::extract::{AdminUser, ApiQuery};
 use crate::response::{Envelope, ok};
 use crate::wire_time::{date, timestamp};
 use axum::Router;
 use axum::extract::State;
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::NaiveDate;
 use giftify_shared::Paise;
 use giftify_shared::figures::{DayFigures, ReportDay};
 use giftify_shared::usecases::FinanceReport;
@@ -291,51 +290,13 @@ pub async fn analytics(
     Ok(ok(AnalyticsData::from(&report)))
 }
 
-/// `?from&to` of an export: half-open.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ExportQuery {
-    /// The first moment (RFC 3339, or a date: its start in UTC); default 30 days before `to`.
-    #[param(example = "2026-12-01")]
-    pub from: Option<String>,
-    /// The end, exclusive (RFC 3339, or a date: its start in UTC); default now.
-    #[param(example = "2027-01-01")]
-    pub to: Option<String>,
-}
-
-impl ExportQuery {
-    fn period(&self) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
-        let to = parse_time("to", self.to.as_deref())?.unwrap_or_else(Utc::now);
-        let from =
-            parse_time("from", self.from.as_deref())?.unwrap_or(to - chrono::Duration::days(30));
-        Ok((from, to))
-    }
-}
-
-fn csv_file(kind: &str, from: DateTime<Utc>, to: DateTime<Utc>, body: String) -> Response {
-    let file = format!(
-        "attachment; filename=\"giftify-{kind}-{}-{}.csv\"",
-        from.format("%Y%m%dT%H%M%SZ"),
-        to.format("%Y%m%dT%H%M%SZ")
-    );
-    (
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
-            (header::CONTENT_DISPOSITION, file),
-            (header::CACHE_CONTROL, "no-store".to_string()),
-        ],
-        body,
-    )
-        .into_response()
-}
-
 /// Every order created in a period as CSV, oldest first: one row per order with its status,
 /// amounts (rupees), units, and the value and cost of what was issued. Text a spreadsheet
 /// would run as a formula is prefixed with `'`.
 #[utoipa::path(
     get, path = "/admin/exports/orders.csv", tag = "admin",
     security(("bearerAuth" = [])),
-    params(ExportQuery),
+    params(PeriodQuery),
     responses(
         (status = 200, description = "The orders", content_type = "text/csv", body = String,
             headers(("Content-Disposition" = String, description = "attachment, with a file name that holds the period"))),
@@ -347,7 +308,7 @@ fn csv_file(kind: &str, from: DateTime<Utc>, to: DateTime<Utc>, body: String) ->
 pub async fn export_orders(
     State(state): State<AppState>,
     _admin: AdminUser,
-    ApiQuery(query): ApiQuery<ExportQuery>,
+    ApiQuery(query): ApiQuery<PeriodQuery>,
 ) -> Result<Response, ApiError> {
     let (from, to) = query.period()?;
     let orders = state.giftify().export_orders(from, to).await?;
@@ -408,7 +369,7 @@ pub async fn export_orders(
             ),
         ]);
     }
-    Ok(csv_file("orders", from, to, csv.into_string()))
+    Ok(download("orders", from, to, csv.into_string()))
 }
 
 /// Every account's wallet transactions of a period as CSV, by time: `amount` is signed (money
@@ -416,7 +377,7 @@ pub async fn export_orders(
 #[utoipa::path(
     get, path = "/admin/exports/ledger.csv", tag = "admin",
     security(("bearerAuth" = [])),
-    params(ExportQuery),
+    params(PeriodQuery),
     responses(
         (status = 200, description = "The ledger entries", content_type = "text/csv", body = String,
             headers(("Content-Disposition" = String, description = "attachment, with a file name that holds the period"))),
@@ -428,7 +389,7 @@ pub async fn export_orders(
 pub async fn export_ledger(
     State(state): State<AppState>,
     _admin: AdminUser,
-    ApiQuery(query): ApiQuery<ExportQuery>,
+    ApiQuery(query): ApiQuery<PeriodQuery>,
 ) -> Result<Response, ApiError> {
     let (from, to) = query.period()?;
     let entries = state.giftify().export_ledger(from, to).await?;
@@ -458,5 +419,5 @@ pub async fn export_ledger(
             rupees(entry.balance_after.get()),
         ]);
     }
-    Ok(csv_file("ledger", from, to, csv.into_string()))
+    Ok(download("ledger", from, to, csv.into_string()))
 }

@@ -1,7 +1,7 @@
 //! `/wallet`: balance, top-ups (idempotent), the transaction history and the CSV statement.
 
 use crate::AppState;
-use crate::csv::{Csv, rupees, text};
+use crate::csv::{Csv, PeriodQuery, download, rupees, text};
 use crate::dto::{Pagination, TransactionTypeDto, page_request};
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::extract::{ApiQuery, AuthUser, JsonBody, parse_time};
@@ -10,7 +10,7 @@ use crate::response::{Envelope, ok};
 use crate::wire_time::timestamp;
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderMap, header};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use giftify_shared::rate_limits::LimitedAction;
@@ -117,18 +117,6 @@ pub struct TransactionsQuery {
     #[param(example = "2026-12-01")]
     pub from: Option<String>,
     /// Only transactions before this time (RFC 3339, or a date: its start in UTC).
-    #[param(example = "2027-01-01")]
-    pub to: Option<String>,
-}
-
-/// `?from&to` of a statement.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct StatementQuery {
-    /// The first moment (RFC 3339, or a date: its start in UTC); default 30 days before `to`.
-    #[param(example = "2026-12-01")]
-    pub from: Option<String>,
-    /// The end, exclusive (RFC 3339, or a date: its start in UTC); default now.
     #[param(example = "2027-01-01")]
     pub to: Option<String>,
 }
@@ -277,7 +265,7 @@ pub async fn transactions(
 #[utoipa::path(
     get, path = "/wallet/statement.csv", tag = "wallet",
     security(("bearerAuth" = [])),
-    params(StatementQuery),
+    params(PeriodQuery),
     responses(
         (status = 200, description = "The statement", content_type = "text/csv", body = String,
             headers(("Content-Disposition" = String, description = "attachment, with a file name that holds the period"))),
@@ -288,26 +276,16 @@ pub async fn transactions(
 pub async fn statement(
     State(state): State<AppState>,
     user: AuthUser,
-    ApiQuery(query): ApiQuery<StatementQuery>,
+    ApiQuery(query): ApiQuery<PeriodQuery>,
 ) -> Result<Response, ApiError> {
-    let to = parse_time("to", query.to.as_deref())?.unwrap_or_else(chrono::Utc::now);
-    let from =
-        parse_time("from", query.from.as_deref())?.unwrap_or(to - chrono::Duration::days(30));
+    let (from, to) = query.period()?;
     let statement = state.giftify().statement(&user.id, from, to).await?;
-    let file = format!(
-        "attachment; filename=\"giftify-statement-{}-{}.csv\"",
-        statement.from.format("%Y%m%dT%H%M%SZ"),
-        statement.to.format("%Y%m%dT%H%M%SZ")
-    );
-    Ok((
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
-            (header::CONTENT_DISPOSITION, file),
-            (header::CACHE_CONTROL, "no-store".to_string()),
-        ],
+    Ok(download(
+        "statement",
+        statement.from,
+        statement.to,
         statement_csv(&statement),
-    )
-        .into_response())
+    ))
 }
 
 /// The CSV of a statement.

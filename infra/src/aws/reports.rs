@@ -93,6 +93,28 @@ impl DynamoStore {
             .collect()
     }
 
+    /// A query of one partition of a `…-createdAt-index` for the items created in
+    /// `[from, to]` (BETWEEN includes `to`: callers drop what was created at `to`).
+    fn created_between(
+        &self,
+        table: &str,
+        index: &str,
+        (key, value): (&str, &str),
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+        self.client
+            .query()
+            .table_name(table)
+            .index_name(index)
+            .key_condition_expression("#key = :key AND #createdAt BETWEEN :from AND :to")
+            .expression_attribute_names("#key", key)
+            .expression_attribute_names("#createdAt", "createdAt")
+            .expression_attribute_values(":key", s(value))
+            .expression_attribute_values(":from", ts(from))
+            .expression_attribute_values(":to", ts(to))
+    }
+
     async fn count_in_status(&self, status: OrderStatus) -> Result<u64> {
         let mut total = 0u64;
         let mut start: Option<Item> = None;
@@ -205,17 +227,13 @@ impl Reports for DynamoStore {
             let mut start: Option<Item> = None;
             loop {
                 let output = self
-                    .client
-                    .query()
-                    .table_name(&self.tables.orders)
-                    .index_name("status-createdAt-index")
-                    .key_condition_expression(
-                        "#status = :status AND #createdAt BETWEEN :from AND :to",
+                    .created_between(
+                        &self.tables.orders,
+                        "status-createdAt-index",
+                        ("status", status.as_str()),
+                        from,
+                        to,
                     )
-                    .set_expression_attribute_names(names_of(&["#status #createdAt"]))
-                    .expression_attribute_values(":status", s(status.as_str()))
-                    .expression_attribute_values(":from", ts(from))
-                    .expression_attribute_values(":to", ts(to))
                     .set_exclusive_start_key(start.take())
                     .send()
                     .await
@@ -259,18 +277,13 @@ impl Reports for DynamoStore {
         while day <= to.date_naive() && entries.len() < limit as usize {
             let mut found = Vec::new();
             for partition in 0..LEDGER_DAY_PARTITIONS {
-                let query = self
-                    .client
-                    .query()
-                    .table_name(&self.tables.wallet_transactions)
-                    .index_name("ledgerDay-createdAt-index")
-                    .key_condition_expression(
-                        "#ledgerDay = :day AND #createdAt BETWEEN :from AND :to",
-                    )
-                    .set_expression_attribute_names(names_of(&["#ledgerDay #createdAt"]))
-                    .expression_attribute_values(":day", s(format!("{day}#{partition}")))
-                    .expression_attribute_values(":from", ts(from))
-                    .expression_attribute_values(":to", ts(to));
+                let query = self.created_between(
+                    &self.tables.wallet_transactions,
+                    "ledgerDay-createdAt-index",
+                    ("ledgerDay", &format!("{day}#{partition}")),
+                    from,
+                    to,
+                );
                 for raw in all_pages!(query.clone()) {
                     found.push(transaction_from(&raw)?);
                 }

@@ -1,6 +1,6 @@
 //! Users: accounts, with one `EMAIL#<email>` item per account for uniqueness.
 
-use super::store::{DynamoStore, Transaction, TxFailure, check, put, retrying, update};
+use super::store::{DynamoStore, Transaction, TxFailure, check, put, update};
 use crate::aws::item::{Attrs, Item, b, item, n, s, sdk_error, ts};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::ReturnValue;
@@ -279,59 +279,9 @@ impl Users for DynamoStore {
         change: &StatusChange,
         now: DateTime<Utc>,
     ) -> Result<User> {
-        if let Some(admin) = &change.while_admin {
-            return self.change_status_while_admin(id, change, admin, now).await;
-        }
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.tables.users)
-            .set_key(Some(user_key(id)))
-            .update_expression("SET #status = :to, #updatedAt = :now ADD #sessionEpoch :raise")
-            .condition_expression("#status = :from")
-            .set_expression_attribute_names(super::store::names_of(&[
-                "#status #updatedAt #sessionEpoch",
-            ]))
-            .set_expression_attribute_values(Some(item([
-                (":from", s(change.from.as_str())),
-                (":to", s(change.to.as_str())),
-                (":now", ts(now)),
-                (":raise", n(i64::from(change.end_sessions))),
-            ])))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
-        match updated_user(result) {
-            // The condition failed: the account is gone, or its status moved meanwhile.
-            Err(Error::NotFound(_)) => match self.user_item(id).await? {
-                Some(_) => Err(Error::Conflict("the account's status changed meanwhile")),
-                None => Err(Error::NotFound(Missing::User)),
-            },
-            other => other,
-        }
-    }
-}
-
-impl DynamoStore {
-    /// [`Users::change_status`] in one transaction with a check that `admin` is still an
-    /// ACTIVE admin: of two admins suspending each other, the second finds its admin gone.
-    async fn change_status_while_admin(
-        &self,
-        id: &UserId,
-        change: &StatusChange,
-        admin: &UserId,
-        now: DateTime<Utc>,
-    ) -> Result<User> {
-        retrying(|| self.try_change_status_while_admin(id, change, admin, now)).await
-    }
-
-    async fn try_change_status_while_admin(
-        &self,
-        id: &UserId,
-        change: &StatusChange,
-        admin: &UserId,
-        now: DateTime<Utc>,
-    ) -> Result<User> {
+        // One transaction for every change: the status moves on the condition that it is
+        // still the one read and, for an admin suspending an admin, that the admin still is
+        // an ACTIVE one (suspensions are rare; the account is read back after).
         let mut transaction = Transaction::new();
         transaction.push(
             update(
@@ -348,20 +298,23 @@ impl DynamoStore {
             )?,
             Error::Conflict("the account's status changed meanwhile"),
         );
-        transaction.push(
-            check(
-                &self.tables.users,
-                user_key(admin),
-                "#status = :active AND #role = :admin",
-                item([
-                    (":active", s(UserStatus::Active.as_str())),
-                    (":admin", s(Role::Admin.as_str())),
-                ]),
-            )?,
-            Error::AccountSuspended,
-        );
+        if let Some(admin) = &change.while_admin {
+            transaction.push(
+                check(
+                    &self.tables.users,
+                    user_key(admin),
+                    "#status = :active AND #role = :admin",
+                    item([
+                        (":active", s(UserStatus::Active.as_str())),
+                        (":admin", s(Role::Admin.as_str())),
+                    ]),
+                )?,
+                Error::AccountSuspended,
+            );
+        }
         match self.commit(transaction).await {
             Ok(()) => {}
+            // The status condition failed: the account is gone, or its status moved meanwhile.
             Err(TxFailure::Refused(Error::Conflict(_))) if self.user_item(id).await?.is_none() => {
                 return Err(Error::NotFound(Missing::User));
             }

@@ -128,6 +128,7 @@ async fn analytics_over_a_range_carry_a_daily_series_and_the_seeds_metrics(backe
             "to",
         ),
         ("?from=yesterday".to_string(), "from"),
+        (format!("?from={}", days_from_today(1)), "from"),
     ] {
         let bad = app
             .get(&format!("/admin/analytics{query}"), Some(&app.admin_token))
