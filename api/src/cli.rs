@@ -132,12 +132,31 @@ pub enum Command {
         #[command(subcommand)]
         command: CodesCommand,
     },
+    /// Copy this machine's data dir into an AWS stage (the stage's settings and card key come
+    /// from the environment, as for any AWS command): resumable after a crash, a no-op when
+    /// run again, and done only when both sides count the same records and money. The
+    /// runbook is in the README ("Moving to AWS").
+    Migrate {
+        /// The data dir to copy; every giftify process on it must be stopped.
+        #[arg(long, value_name = "DIR")]
+        from_data_dir: PathBuf,
+        /// Where to: the stage GIFTIFY_STAGE names.
+        #[arg(long, value_enum)]
+        to: MigrationTarget,
+    },
     /// Suspend or reactivate an account from the machine (audited as `cli`): the way back
     /// when no admin can sign in to do it.
     Users {
         #[command(subcommand)]
         command: UsersCommand,
     },
+}
+
+/// Where `giftify migrate` copies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MigrationTarget {
+    /// The AWS stage of GIFTIFY_STAGE (DynamoDB tables of a new stage).
+    Aws,
 }
 
 /// An account's standing, changed by the operator.
@@ -203,8 +222,13 @@ impl AdminCommand {
 #[derive(Debug, Subcommand)]
 pub enum AwsCommand {
     /// Create the tables, the FIFO queue with its FIFO dead-letter queue and redrive policy,
-    /// and the events topic on the configured endpoint; existing ones are kept.
-    Bootstrap,
+    /// and the events topic on the configured endpoint; existing ones are kept. Seeds the demo
+    /// catalogue into an empty stage unless told not to.
+    Bootstrap {
+        /// Leave the tables empty: for a stage that `giftify migrate` is to fill.
+        #[arg(long)]
+        empty: bool,
+    },
 }
 
 /// Dead-letter queue tools.
@@ -343,8 +367,12 @@ impl Cli {
                 command: DlqCommand::Delete { message_id },
             } => dlq_delete(config, &message_id).await,
             Command::Aws {
-                command: AwsCommand::Bootstrap,
-            } => aws_bootstrap(config).await,
+                command: AwsCommand::Bootstrap { empty },
+            } => aws_bootstrap(config, empty).await,
+            Command::Migrate {
+                from_data_dir,
+                to: MigrationTarget::Aws,
+            } => migrate(config, &from_data_dir).await,
             Command::Users {
                 command: UsersCommand::Suspend { email, reason },
             } => set_standing(config, &email, UserStatus::Suspended, &reason).await,
@@ -655,7 +683,7 @@ async fn dlq_delete(config: Config, message_id: &str) -> Result<()> {
     }
 }
 
-async fn aws_bootstrap(config: Config) -> Result<()> {
+async fn aws_bootstrap(config: Config, empty: bool) -> Result<()> {
     let sdk = giftify_infra::aws::sdk_config().await;
     let visibility = u32::try_from(config.queue.visibility_timeout.as_secs()).unwrap_or(u32::MAX);
     let created = giftify_infra::aws::bootstrap::bootstrap(
@@ -669,12 +697,49 @@ async fn aws_bootstrap(config: Config) -> Result<()> {
         println!("table\t{table}");
     }
     let runtime = giftify_infra::aws::runtime::AwsRuntime::open(config, &sdk).await?;
-    if runtime.giftify.seed_demo_catalogue().await? {
+    if !empty && runtime.giftify.seed_demo_catalogue().await? {
         println!("seeded the demo catalogue");
     }
     println!("GIFTIFY_QUEUE_URL={}", created.queue_url);
     println!("GIFTIFY_DLQ_URL={}", created.dead_letter_url);
     println!("GIFTIFY_TOPIC_ARN={}", created.topic_arn);
+    Ok(())
+}
+
+/// `giftify migrate --from-data-dir <dir> --to aws`: one line per part as it completes, the
+/// census both sides agree on at the end.
+async fn migrate(config: Config, from: &std::path::Path) -> Result<()> {
+    use giftify_shared::migration::Part;
+    let mut current = None;
+    let (done, progress_file) =
+        giftify_infra::migration::migrate_to_aws(config, from, |progress| {
+            if progress.part != current {
+                if let Some(part) = current {
+                    let imported = progress.imported.get(&part).copied().unwrap_or_default();
+                    println!(
+                        "{part}: {} copied, {} there already",
+                        imported.copied, imported.present
+                    );
+                }
+                current = progress.part;
+            }
+        })
+        .await?;
+    tracing::warn!(target: "audit", data_dir = %from.display(), "data dir copied to the AWS stage");
+    println!("verified: the stage holds what {} holds", from.display());
+    for part in Part::ALL {
+        println!("  {part}: {}", done.source.count(part));
+    }
+    let money = &done.source.money;
+    println!(
+        "  money: {} paise in wallets, {} in cards kept, {} in orders in flight; the money rule \
+         holds on both sides",
+        money.balances, money.cards_kept, money.in_flight
+    );
+    println!(
+        "progress: {} (keep it: a second run reads it and changes nothing)",
+        progress_file.display()
+    );
     Ok(())
 }
 

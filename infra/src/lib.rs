@@ -10,6 +10,7 @@ pub mod config;
 pub mod embedded;
 pub mod file_lock;
 pub mod metrics;
+pub mod migration;
 pub mod secrets;
 pub mod shutdown;
 pub mod stack;

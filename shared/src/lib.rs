@@ -21,6 +21,7 @@ pub mod inbox;
 pub mod keys;
 pub mod labels;
 pub mod ledger;
+pub mod migration;
 pub mod money;
 pub mod order;
 pub mod order_watch;

@@ -14,7 +14,7 @@ fn key_key(id: &ApiKeyId) -> Item {
     item([("keyId", s(id.as_str()))])
 }
 
-fn key_item(key: &ApiKey) -> Item {
+pub(super) fn key_item(key: &ApiKey) -> Item {
     let scopes: Vec<&str> = key.scopes.iter().map(|s| s.as_str()).collect();
     item([
         ("keyId", s(key.id.as_str())),

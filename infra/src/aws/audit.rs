@@ -13,7 +13,7 @@ use giftify_shared::audit::AuditEntry;
 use giftify_shared::ids::AuditId;
 use giftify_shared::ports::AuditLog;
 
-fn day_key(day: NaiveDate) -> String {
+pub(super) fn day_key(day: NaiveDate) -> String {
     format!("LOG#{day}")
 }
 

@@ -17,13 +17,13 @@ use giftify_shared::wallet::{Page, PageRequest};
 use giftify_shared::{Error, Result};
 
 /// The audit records of a card's reveals begin with this.
-const REVEAL_PREFIX: &str = "REVEAL#";
+pub(super) const REVEAL_PREFIX: &str = "REVEAL#";
 
 /// The value of `activeCard` on an ACTIVE card (the attribute is absent on any other).
 const ACTIVE_CARD: &str = "ACTIVE";
 
 /// The value of `notifyPending` on a card whose event is unsent (absent on any other).
-const NOTIFY_PENDING: &str = "1";
+pub(super) const NOTIFY_PENDING: &str = "1";
 
 pub(super) fn card_item(card: &GiftCard) -> Item {
     let mut raw = item([

@@ -18,7 +18,7 @@ use std::collections::HashMap;
 /// The marker item whose conditional put makes catalogue seeding happen once.
 const SEEDED_MARKER: &str = "CATALOGUE#seeded";
 
-fn product_item(p: &Product) -> Item {
+pub(super) fn product_item(p: &Product) -> Item {
     let mut raw = item([
         ("productId", s(p.id.as_str())),
         ("name", s(&p.name)),
@@ -59,7 +59,7 @@ fn product_from(raw: &Item) -> Result<Product> {
     })
 }
 
-fn variant_item(v: &Variant) -> Item {
+pub(super) fn variant_item(v: &Variant) -> Item {
     item([
         ("productId", s(v.product_id.as_str())),
         ("variantId", s(v.id.as_str())),

@@ -37,9 +37,9 @@ const PUTS_IN_FLIGHT: usize = 16;
 /// A batch still being written (a crash or a concurrent import may leave it so; sending it
 /// again finishes it) or done, with its report.
 const IMPORTING: &str = "IMPORTING";
-const DONE: &str = "DONE";
+pub(super) const DONE: &str = "DONE";
 
-fn batch_key(variant: &VariantId, batch: &BatchRef) -> String {
+pub(super) fn batch_key(variant: &VariantId, batch: &BatchRef) -> String {
     format!("{variant}#{batch}")
 }
 
@@ -48,7 +48,7 @@ fn available_order(code: &InventoryCode) -> String {
     format!("{}#{}", code.expiry_order(), code.id)
 }
 
-fn code_item(code: &InventoryCode) -> Item {
+pub(super) fn code_item(code: &InventoryCode) -> Item {
     let mut raw = item([
         ("codeHash", s(&code.sealed.lookup_key)),
         ("codeId", s(code.id.as_str())),

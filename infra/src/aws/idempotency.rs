@@ -41,14 +41,14 @@ impl DynamoStore {
     }
 }
 
-fn scope_key(scope: &IdempotencyScope) -> Item {
+pub(super) fn scope_key(scope: &IdempotencyScope) -> Item {
     item([(
         "scopeKey",
         s(format!("{}#{}", scope.user_id, scope.key.as_str())),
     )])
 }
 
-fn outcome_value(outcome: &IdempotentOutcome) -> AttributeValue {
+pub(super) fn outcome_value(outcome: &IdempotentOutcome) -> AttributeValue {
     let map = match outcome {
         IdempotentOutcome::ToppedUp(id) => item([("kind", s("TOPPED_UP")), ("id", s(id.as_str()))]),
         IdempotentOutcome::Adjusted(id) => item([("kind", s("ADJUSTED")), ("id", s(id.as_str()))]),

@@ -15,6 +15,7 @@ mod idempotency;
 mod inbox;
 pub mod item;
 mod keys;
+mod migration;
 mod orders;
 pub mod queue;
 mod rate_limits;

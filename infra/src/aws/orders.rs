@@ -80,7 +80,7 @@ fn details_value(d: &FulfillmentDetails) -> AttributeValue {
     AttributeValue::M(raw)
 }
 
-fn order_item(order: &Order) -> Item {
+pub(super) fn order_item(order: &Order) -> Item {
     let mut raw = item([
         ("orderId", s(order.id.as_str())),
         ("userId", s(order.user_id.as_str())),
@@ -117,7 +117,7 @@ fn order_item(order: &Order) -> Item {
 /// The item that holds a client reference for its order, in the idempotency-keys table: an
 /// idempotency key that never expires. Its key cannot meet an `Idempotency-Key`'s, which
 /// starts with the user id.
-fn reference_key(user: &UserId, reference: &ClientReference) -> Item {
+pub(super) fn reference_key(user: &UserId, reference: &ClientReference) -> Item {
     item([(
         "scopeKey",
         s(format!("orderRef#{user}#{}", reference.as_str())),

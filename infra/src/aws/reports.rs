@@ -20,7 +20,7 @@ use giftify_shared::wallet::WalletTransaction;
 use giftify_shared::{Error, Missing, Result};
 use std::collections::HashMap;
 
-fn shard_key(shard: u8) -> AttributeValue {
+pub(super) fn shard_key(shard: u8) -> AttributeValue {
     s(format!("{shard:02}"))
 }
 

@@ -47,7 +47,7 @@ fn version(value: u64) -> AttributeValue {
     n(i64::try_from(value).unwrap_or(i64::MAX))
 }
 
-fn endpoint_item(endpoint: &WebhookEndpoint) -> Result<Item> {
+pub(super) fn endpoint_item(endpoint: &WebhookEndpoint) -> Result<Item> {
     let mut record = key(ENDPOINTS, endpoint.id.as_str());
     record.insert("version".into(), version(endpoint.version));
     record.insert("body".into(), s(to_json(endpoint)?));

@@ -11,10 +11,10 @@ use giftify_shared::ports::ApiKeys;
 use giftify_shared::{Error, Result};
 use rusqlite::{Connection, Row, params};
 
-const KEY_COLUMNS: &str =
+pub(super) const KEY_COLUMNS: &str =
     "id, user_id, name, scopes, secret_hash, prefix, created_at, last_used_at, revoked_at";
 
-fn key_from_row(row: &Row) -> DbResult<ApiKey> {
+pub(super) fn key_from_row(row: &Row) -> DbResult<ApiKey> {
     let scopes: String = row.get("scopes")?;
     Ok(ApiKey {
         id: id(row, "id")?,

@@ -20,12 +20,12 @@ use giftify_shared::wallet::{Page, PageRequest};
 use giftify_shared::{Error, Paise, Result};
 use rusqlite::{Connection, Row, params};
 
-const CARD_COLUMNS: &str = "id, order_id, user_id, product_id, variant_id, product_name, \
+pub(super) const CARD_COLUMNS: &str = "id, order_id, user_id, product_id, variant_id, product_name, \
      variant_name, denomination, number_ciphertext, pin_ciphertext, lookup_key, last4, \
      expiry_date, status, purchase_price, issued_at, redeemed_at, redeemed_by, revealed_at, \
      returned_at, notified_at";
 
-fn card_from_row(row: &Row) -> DbResult<GiftCard> {
+pub(super) fn card_from_row(row: &Row) -> DbResult<GiftCard> {
     Ok(GiftCard {
         id: id(row, "id")?,
         order_id: id(row, "order_id")?,

@@ -15,14 +15,14 @@ use giftify_shared::ports::Catalogue;
 use giftify_shared::{Error, Result};
 use rusqlite::{Connection, Row, params};
 
-const PRODUCT_COLUMNS: &str = "p.id AS p_id, p.name AS p_name, p.description AS p_description, \
+pub(super) const PRODUCT_COLUMNS: &str = "p.id AS p_id, p.name AS p_name, p.description AS p_description, \
      p.brand AS p_brand, p.category AS p_category, p.image_url AS p_image_url, \
      p.thumbnail_url AS p_thumbnail_url, p.is_active AS p_is_active, \
      p.terms_and_conditions AS p_terms, p.how_to_redeem AS p_how_to_redeem, \
      p.validity_days AS p_validity_days, p.created_at AS p_created_at, \
      p.updated_at AS p_updated_at";
 
-const VARIANT_COLUMNS: &str = "v.id AS v_id, v.product_id AS v_product_id, v.name AS v_name, \
+pub(super) const VARIANT_COLUMNS: &str = "v.id AS v_id, v.product_id AS v_product_id, v.name AS v_name, \
      v.denomination AS v_denomination, v.mrp AS v_mrp, v.cost_price AS v_cost_price, \
      v.discount_percent AS v_discount_percent, v.selling_price AS v_selling_price, \
      v.stock_quantity AS v_stock_quantity, v.min_order_quantity AS v_min_order_quantity, \
@@ -30,7 +30,7 @@ const VARIANT_COLUMNS: &str = "v.id AS v_id, v.product_id AS v_product_id, v.nam
      v.fulfillment_source AS v_fulfillment_source, v.source_locked AS v_source_locked, \
      v.created_at AS v_created_at, v.updated_at AS v_updated_at";
 
-fn product_from_row(row: &Row) -> DbResult<Product> {
+pub(super) fn product_from_row(row: &Row) -> DbResult<Product> {
     Ok(Product {
         id: id(row, "p_id")?,
         name: row.get("p_name")?,
@@ -48,7 +48,7 @@ fn product_from_row(row: &Row) -> DbResult<Product> {
     })
 }
 
-fn variant_from_row(row: &Row) -> DbResult<Variant> {
+pub(super) fn variant_from_row(row: &Row) -> DbResult<Variant> {
     Ok(Variant {
         id: id(row, "v_id")?,
         product_id: id(row, "v_product_id")?,

@@ -19,10 +19,10 @@ use giftify_shared::vault::SealedCard;
 use giftify_shared::{Error, Result};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-const CODE_COLUMNS: &str = "id, variant_id, product_id, batch_ref, number_ciphertext, \
+pub(super) const CODE_COLUMNS: &str = "id, variant_id, product_id, batch_ref, number_ciphertext, \
      pin_ciphertext, lookup_key, last4, expiry_date, state, row_number, imported_at";
 
-fn code_from_row(row: &Row) -> DbResult<InventoryCode> {
+pub(super) fn code_from_row(row: &Row) -> DbResult<InventoryCode> {
     let batch: String = row.get("batch_ref")?;
     Ok(InventoryCode {
         id: id(row, "id")?,

@@ -114,7 +114,7 @@ pub(super) fn finish_key(conn: &Connection, commit: &IdempotencyCommit) -> DbRes
     Ok(())
 }
 
-fn stored_key(row: &rusqlite::Row) -> DbResult<StoredKey> {
+pub(super) fn stored_key(row: &rusqlite::Row) -> DbResult<StoredKey> {
     let state = match row.get::<_, String>("state")?.as_str() {
         "DONE" => {
             let outcome: Option<String> = row.get("outcome")?;

@@ -32,6 +32,7 @@ mod figures;
 mod idempotency;
 mod inbox;
 mod keys;
+mod migration;
 mod orders;
 mod queue;
 mod rate_limits;

@@ -16,11 +16,11 @@ use giftify_shared::user::{
 use giftify_shared::{Error, Result};
 use rusqlite::{Connection, Row, params};
 
-const USER_COLUMNS: &str = "id, email, password_hash, first_name, last_name, phone_number, \
+pub(super) const USER_COLUMNS: &str = "id, email, password_hash, first_name, last_name, phone_number, \
      role, status, wallet_balance, is_email_verified, is_phone_verified, created_at, \
      updated_at, last_login_at, session_epoch, active_on";
 
-fn user_from_row(row: &Row) -> DbResult<User> {
+pub(super) fn user_from_row(row: &Row) -> DbResult<User> {
     let raw_email: String = row.get("email")?;
     Ok(User {
         id: id(row, "id")?,

@@ -1,0 +1,436 @@
+//! A stage as the target of a move from another backend ([`MigrationTarget`]). Each record is
+//! written as the items the stage's own writes would have left — through the same item
+//! builders — in one transaction whose every put is conditional on its item being absent: a
+//! record copied by an earlier run (one that stopped before it saved its position) is found
+//! there and left alone, and a record is never half there.
+
+use super::cards::{NOTIFY_PENDING, REVEAL_PREFIX, card_item};
+use super::store::{DynamoStore, Transaction, TxFailure, all_pages, list, put};
+use crate::aws::item::{Attrs, Item, b, epoch, format_ts, item, n, s, sdk_error, ts};
+use async_trait::async_trait;
+use futures_util::StreamExt;
+use giftify_shared::audit::AuditEntry;
+use giftify_shared::figures::DayFigures;
+use giftify_shared::idempotency::StoredKeyState;
+use giftify_shared::migration::{
+    AccountRecord, BatchRecord, Census, CodeRecord, Imported, KeyRecord, LedgerRecord,
+    MigrationTarget, MoneyTotals, Part, Record, RevealRecord,
+};
+use giftify_shared::order::{Order, OrderStatus};
+use giftify_shared::vault::{GiftCard, GiftCardStatus};
+use giftify_shared::wallet::TransactionType;
+use giftify_shared::{Error, Paise, Result};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Records written at once: each is its own small transaction.
+const IMPORTS_IN_FLIGHT: usize = 16;
+
+/// A put of an item that must not be there yet, keyed by `key_attribute`.
+fn put_new(
+    table: &str,
+    raw: Item,
+    key_attribute: &str,
+) -> Result<aws_sdk_dynamodb::types::TransactWriteItem> {
+    put(
+        table,
+        raw,
+        Some(&format!("attribute_not_exists(#{key_attribute})")),
+        Item::new(),
+    )
+}
+
+fn account_items(
+    store: &DynamoStore,
+    record: &AccountRecord,
+) -> Result<Vec<(String, Item, &'static str)>> {
+    let user = &record.credentials.user;
+    let mut raw = item([
+        ("userId", s(user.id.as_str())),
+        ("email", s(user.email.as_str())),
+        ("passwordHash", s(&record.credentials.password_hash)),
+        ("firstName", s(&user.first_name)),
+        ("lastName", s(&user.last_name)),
+        ("role", s(user.role.as_str())),
+        ("status", s(user.status.as_str())),
+        ("walletBalance", n(user.wallet_balance.get())),
+        ("isEmailVerified", b(user.is_email_verified)),
+        ("isPhoneVerified", b(user.is_phone_verified)),
+        ("createdAt", ts(user.created_at)),
+        ("updatedAt", ts(user.updated_at)),
+        ("sessionEpoch", n(i64::from(user.session_epoch))),
+    ]);
+    if record.wallet_movements > 0 {
+        raw.insert("walletSequence".into(), n(record.wallet_movements));
+    }
+    if let Some(phone) = &user.phone_number {
+        raw.insert("phoneNumber".into(), s(phone));
+    }
+    if let Some(at) = user.last_login_at {
+        raw.insert("lastLoginAt".into(), ts(at));
+    }
+    if let Some(day) = user.active_on {
+        raw.insert("activeOn".into(), s(day.to_string()));
+    }
+    let email = item([
+        ("userId", s(format!("EMAIL#{}", user.email.as_str()))),
+        ("ownerId", s(user.id.as_str())),
+    ]);
+    let table = store.tables.users.clone();
+    Ok(vec![
+        (table.clone(), raw, "userId"),
+        (table, email, "userId"),
+    ])
+}
+
+fn order_items(store: &DynamoStore, order: &Order) -> Vec<(String, Item, &'static str)> {
+    let mut raw = super::orders::order_item(order);
+    raw.insert(
+        "giftCardIds".into(),
+        list(
+            order
+                .gift_card_ids
+                .iter()
+                .map(|id| s(id.as_str()))
+                .collect(),
+        ),
+    );
+    match order.notified_at {
+        Some(at) => {
+            raw.insert("notifiedAt".into(), ts(at));
+        }
+        None if order.status.is_final() => {
+            raw.insert("notifyPending".into(), s("1"));
+        }
+        None => {}
+    }
+    let mut items = vec![(store.tables.orders.clone(), raw, "orderId")];
+    if let Some(reference) = &order.labels.client_reference {
+        let mut holder = super::orders::reference_key(&order.user_id, reference);
+        holder.insert("orderId".into(), s(order.id.as_str()));
+        items.push((store.tables.idempotency_keys.clone(), holder, "scopeKey"));
+    }
+    items
+}
+
+fn card_items(card: &GiftCard) -> Item {
+    let mut raw = card_item(card);
+    let optional = [
+        ("redeemedAt", card.redeemed_at),
+        ("revealedAt", card.revealed_at),
+        ("returnedAt", card.returned_at),
+        ("notifiedAt", card.notified_at),
+    ];
+    for (name, at) in optional {
+        if let Some(at) = at {
+            raw.insert(name.into(), ts(at));
+        }
+    }
+    if let Some(by) = &card.redeemed_by {
+        raw.insert("redeemedBy".into(), s(by.as_str()));
+    }
+    let changed = [card.redeemed_at, card.returned_at]
+        .into_iter()
+        .flatten()
+        .max()
+        .unwrap_or(card.issued_at);
+    raw.insert("updatedAt".into(), ts(changed));
+    if card.notified_at.is_none()
+        && matches!(
+            card.status,
+            GiftCardStatus::Redeemed | GiftCardStatus::Cancelled
+        )
+    {
+        raw.insert("notifyPending".into(), s(NOTIFY_PENDING));
+    }
+    raw
+}
+
+fn code_item(record: &CodeRecord) -> Item {
+    let mut raw = super::codes::code_item(&record.code);
+    if record.returned {
+        raw.insert("returned".into(), n(1));
+    }
+    raw
+}
+
+fn batch_item(record: &BatchRecord) -> Item {
+    let mut raw = item([
+        ("variantId", s(record.variant_id.as_str())),
+        ("batchRef", s(record.batch_ref.as_str())),
+        ("fingerprint", s(&record.fingerprint)),
+        ("state", s(super::codes::DONE)),
+        ("report", s(&record.report)),
+        ("counted", n(record.stored as i64)),
+        ("importedAt", ts(record.imported_at)),
+    ]);
+    if let Some(at) = record.voided_at {
+        raw.insert("voidedAt".into(), ts(at));
+    }
+    raw
+}
+
+fn key_item(record: &KeyRecord) -> Item {
+    let mut raw = super::idempotency::scope_key(&record.scope);
+    raw.extend(item([
+        ("fingerprint", s(&record.key.fingerprint)),
+        ("createdAt", ts(record.created_at)),
+        ("expiresAt", epoch(record.key.expires_at)),
+    ]));
+    match &record.key.state {
+        StoredKeyState::InProgress { token, lease_until } => raw.extend(item([
+            ("state", s("IN_PROGRESS")),
+            ("token", s(token)),
+            ("leaseUntil", ts(*lease_until)),
+        ])),
+        StoredKeyState::Done(outcome) => raw.extend(item([
+            ("state", s("DONE")),
+            ("outcome", super::idempotency::outcome_value(outcome)),
+        ])),
+    }
+    raw
+}
+
+fn reveal_item(record: &RevealRecord) -> Item {
+    let audit = &record.audit;
+    item([
+        ("subjectId", s(audit.gift_card_id.as_str())),
+        (
+            "auditId",
+            // The source's serial in place of the fresh ULID a reveal gets: the same reveal
+            // copied twice is one entry.
+            s(format!(
+                "{REVEAL_PREFIX}{}#M{:019}",
+                format_ts(audit.revealed_at),
+                record.serial
+            )),
+        ),
+        ("kind", s("GIFT_CARD_REVEAL")),
+        ("userId", s(audit.user_id.as_str())),
+        ("orderId", s(audit.order_id.as_str())),
+        ("at", ts(audit.revealed_at)),
+    ])
+}
+
+fn audit_item(entry: &AuditEntry) -> Item {
+    item([
+        ("subjectId", s(super::audit::day_key(entry.at.date_naive()))),
+        ("auditId", s(entry.id.as_str())),
+        ("at", ts(entry.at)),
+        ("body", s(entry.to_json())),
+    ])
+}
+
+/// A day's figures as one item of the first shard: on the stage the day's later writes add to
+/// their own shards, and a report sums the shards.
+fn figures_item(day: chrono::NaiveDate, figures: &DayFigures) -> Item {
+    let mut raw = item([
+        ("shard", super::reports::shard_key(0)),
+        ("day", s(day.to_string())),
+    ]);
+    for (counter, value) in figures.counters() {
+        raw.insert(counter, n(value));
+    }
+    raw
+}
+
+impl DynamoStore {
+    /// The items of one record: (table, item, the key attribute that must be absent).
+    fn record_items(&self, record: &Record) -> Result<Vec<(String, Item, &'static str)>> {
+        let t = &self.tables;
+        Ok(match record {
+            Record::Account(account) => account_items(self, account)?,
+            Record::Ledger(LedgerRecord {
+                transaction,
+                position,
+            }) => {
+                let entry = self.transaction_record(transaction, *position)?;
+                let raw = entry
+                    .put
+                    .map(|p| p.item)
+                    .ok_or_else(|| Error::internal("a ledger record is a put"))?;
+                vec![(t.wallet_transactions.clone(), raw, "transactionId")]
+            }
+            Record::Product(product) => vec![(
+                t.products.clone(),
+                super::catalogue::product_item(product),
+                "productId",
+            )],
+            Record::Variant(variant) => vec![(
+                t.product_variants.clone(),
+                super::catalogue::variant_item(variant),
+                "variantId",
+            )],
+            Record::CodeBatch(batch) => {
+                vec![(t.code_batches.clone(), batch_item(batch), "batchRef")]
+            }
+            Record::Code(code) => vec![(t.inventory_codes.clone(), code_item(code), "codeHash")],
+            Record::Order(order) => order_items(self, order),
+            Record::Card(card) => vec![(t.gift_cards.clone(), card_items(card), "giftCardId")],
+            Record::Reveal(reveal) => vec![(t.audit.clone(), reveal_item(reveal), "auditId")],
+            Record::IdempotencyKey(key) => {
+                vec![(t.idempotency_keys.clone(), key_item(key), "scopeKey")]
+            }
+            Record::ApiKey(key) => {
+                let mut raw = super::api_keys::key_item(key);
+                if let Some(at) = key.last_used_at {
+                    raw.insert("lastUsedAt".into(), ts(at));
+                }
+                if let Some(at) = key.revoked_at {
+                    raw.insert("revokedAt".into(), ts(at));
+                }
+                vec![(t.api_keys.clone(), raw, "keyId")]
+            }
+            Record::Webhook(endpoint) => vec![(
+                t.webhooks.clone(),
+                super::webhooks::endpoint_item(endpoint)?,
+                "itemKey",
+            )],
+            Record::Audit(entry) => vec![(t.audit.clone(), audit_item(entry), "auditId")],
+            Record::Figures(day, figures) => {
+                vec![(t.daily_figures.clone(), figures_item(*day, figures), "day")]
+            }
+        })
+    }
+
+    /// Writes one record's items unless they are there: true when written now.
+    async fn import_record(&self, record: &Record) -> Result<bool> {
+        let mut transaction = Transaction::<()>::new();
+        for (table, raw, key) in self.record_items(record)? {
+            transaction.push(put_new(&table, raw, key)?, ());
+        }
+        match self.commit(transaction).await {
+            Ok(()) => Ok(true),
+            Err(TxFailure::Refused(())) => Ok(false),
+            Err(TxFailure::Failed(error)) => Err(error),
+        }
+    }
+
+    async fn scan(&self, table: &str, projection: &str) -> Result<Vec<Item>> {
+        let request = self
+            .client
+            .scan()
+            .table_name(table)
+            .consistent_read(true)
+            .projection_expression(projection)
+            .set_expression_attribute_names(super::store::names_of(&[projection]));
+        Ok(all_pages!(request.clone()))
+    }
+}
+
+fn counted(items: &[Item], keep: impl Fn(&Item) -> bool) -> u64 {
+    items.iter().filter(|i| keep(i)).count() as u64
+}
+
+fn starts_with(raw: &Item, name: &str, prefix: &str) -> bool {
+    raw.get(name)
+        .and_then(|v| v.as_s().ok())
+        .is_some_and(|v| v.starts_with(prefix))
+}
+
+#[async_trait]
+impl MigrationTarget for DynamoStore {
+    /// Scans every table: the counts and sums a move compares with its source.
+    async fn census(&self) -> Result<Census> {
+        let t = &self.tables;
+        let mut records = BTreeMap::new();
+        let mut money = MoneyTotals::default();
+
+        let users = self.scan(&t.users, "#userId, #walletBalance").await?;
+        let accounts: Vec<&Item> = users
+            .iter()
+            .filter(|u| !starts_with(u, "userId", "EMAIL#"))
+            .collect();
+        records.insert(Part::Users, accounts.len() as u64);
+        for account in accounts {
+            money.balances += Attrs::new(account, "users").n("walletBalance")?;
+        }
+
+        let ledger = self.scan(&t.wallet_transactions, "#type, #amount").await?;
+        records.insert(Part::Ledger, ledger.len() as u64);
+        for entry in &ledger {
+            let a = Attrs::new(entry, "wallet-transactions");
+            money.add_entry(
+                a.parsed("type", TransactionType::parse)?,
+                Paise::new(a.n("amount")?),
+            );
+        }
+
+        let cards = self.scan(&t.gift_cards, "#status, #purchasePrice").await?;
+        records.insert(Part::Cards, cards.len() as u64);
+        for card in &cards {
+            let a = Attrs::new(card, "gift-cards");
+            if a.parsed("status", GiftCardStatus::parse)? != GiftCardStatus::Cancelled {
+                money.cards_kept += a.n("purchasePrice")?;
+            }
+        }
+
+        let orders = self.scan(&t.orders, "#status, #paidAmount").await?;
+        records.insert(Part::Orders, orders.len() as u64);
+        for order in &orders {
+            let a = Attrs::new(order, "orders");
+            if !a.parsed("status", OrderStatus::parse)?.is_final() {
+                money.in_flight += a.n("paidAmount")?;
+            }
+        }
+
+        let simple = [
+            (Part::Products, &t.products, "#productId"),
+            (Part::Variants, &t.product_variants, "#variantId"),
+            (Part::CodeBatches, &t.code_batches, "#batchRef"),
+            (Part::Codes, &t.inventory_codes, "#codeHash"),
+            (Part::ApiKeys, &t.api_keys, "#keyId"),
+        ];
+        for (part, table, projection) in simple {
+            records.insert(part, self.scan(table, projection).await?.len() as u64);
+        }
+        let keys = self.scan(&t.idempotency_keys, "#scopeKey").await?;
+        records.insert(
+            Part::IdempotencyKeys,
+            counted(&keys, |k| !starts_with(k, "scopeKey", "orderRef#")),
+        );
+        let webhooks = self.scan(&t.webhooks, "#scope").await?;
+        records.insert(
+            Part::Webhooks,
+            counted(&webhooks, |w| {
+                w.get("scope")
+                    .and_then(|v| v.as_s().ok())
+                    .map(String::as_str)
+                    == Some("endpoints")
+            }),
+        );
+        let audit = self.scan(&t.audit, "#subjectId, #auditId").await?;
+        records.insert(
+            Part::Audit,
+            counted(&audit, |e| starts_with(e, "subjectId", "LOG#")),
+        );
+        records.insert(
+            Part::Reveals,
+            counted(&audit, |e| starts_with(e, "auditId", REVEAL_PREFIX)),
+        );
+        let days: BTreeSet<String> = self
+            .scan(&t.daily_figures, "#day")
+            .await?
+            .iter()
+            .filter_map(|d| d.get("day").and_then(|v| v.as_s().ok()).cloned())
+            .collect();
+        records.insert(Part::Figures, days.len() as u64);
+        Ok(Census { records, money })
+    }
+
+    async fn import(&self, records: &[Record]) -> Result<Imported> {
+        let outcomes: Vec<Result<bool>> = futures_util::stream::iter(0..records.len())
+            .map(|i| self.import_record(&records[i]))
+            .buffer_unordered(IMPORTS_IN_FLIGHT)
+            .collect()
+            .await;
+        let mut imported = Imported::default();
+        for outcome in outcomes {
+            if outcome? {
+                imported.copied += 1;
+            } else {
+                imported.present += 1;
+            }
+        }
+        Ok(imported)
+    }
+}

@@ -1,0 +1,338 @@
+//! Moving an install from one backend to another — in practice a machine's data dir to a
+//! stage on AWS (`giftify migrate`). The records are the domain's, so the source reads its
+//! rows into them and the target writes its items from them: neither knows the other's
+//! layout. The copy runs part by part, in the order one record may refer to an earlier one
+//! (a card to its order, an order to its user), page by page, with its position saved after
+//! every page; each record is written only where it is not yet, so a run cut short resumes
+//! and a second run changes nothing. It is done only when both sides count the same records
+//! and the same money, and the money rule holds on both ([`Census::money_rule`]).
+//!
+//! What is not copied, and why (the README's runbook says the same):
+//! - sessions (refresh tokens): everyone signs in again on the new backend, so no token
+//!   outlives the machine it was issued on;
+//! - carts, login throttles and rate-limit windows: minutes of state, rebuilt by use;
+//! - idempotency keys that expired: they answer nothing any more;
+//! - the queue: an order still PENDING is found by the reconciler and fulfilled there;
+//! - the event feed and webhook delivery history: the events were delivered from the machine;
+//!   the endpoints themselves are copied and receive what happens from now on.
+
+use crate::api_keys::ApiKey;
+use crate::audit::AuditEntry;
+use crate::codes::{BatchRef, InventoryCode};
+use crate::figures::DayFigures;
+use crate::idempotency::{IdempotencyScope, StoredKey};
+use crate::ids::{ProductId, VariantId};
+use crate::order::Order;
+use crate::user::UserCredentials;
+use crate::vault::{GiftCard, RevealAudit};
+use crate::wallet::{TransactionType, WalletTransaction};
+use crate::webhooks::WebhookEndpoint;
+use crate::{Error, Paise, Result};
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// The parts of an install, in the order they are copied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Part {
+    Users,
+    Ledger,
+    Products,
+    Variants,
+    CodeBatches,
+    Codes,
+    Orders,
+    Cards,
+    Reveals,
+    IdempotencyKeys,
+    ApiKeys,
+    Webhooks,
+    Audit,
+    Figures,
+}
+
+impl Part {
+    pub const ALL: [Part; 14] = [
+        Part::Users,
+        Part::Ledger,
+        Part::Products,
+        Part::Variants,
+        Part::CodeBatches,
+        Part::Codes,
+        Part::Orders,
+        Part::Cards,
+        Part::Reveals,
+        Part::IdempotencyKeys,
+        Part::ApiKeys,
+        Part::Webhooks,
+        Part::Audit,
+        Part::Figures,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Part::Users => "users",
+            Part::Ledger => "ledger",
+            Part::Products => "products",
+            Part::Variants => "variants",
+            Part::CodeBatches => "code-batches",
+            Part::Codes => "codes",
+            Part::Orders => "orders",
+            Part::Cards => "cards",
+            Part::Reveals => "reveals",
+            Part::IdempotencyKeys => "idempotency-keys",
+            Part::ApiKeys => "api-keys",
+            Part::Webhooks => "webhooks",
+            Part::Audit => "audit",
+            Part::Figures => "figures",
+        }
+    }
+
+    /// The part after this one.
+    pub fn next(self) -> Option<Part> {
+        let at = Part::ALL.iter().position(|p| *p == self)?;
+        Part::ALL.get(at + 1).copied()
+    }
+}
+
+impl fmt::Display for Part {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// An account with what signs it in, and how many movements its wallet has had (the
+/// position of its last ledger entry).
+#[derive(Clone, Debug)]
+pub struct AccountRecord {
+    pub credentials: UserCredentials,
+    pub wallet_movements: i64,
+}
+
+/// A ledger entry with its position in its wallet's history (1 for the first movement).
+#[derive(Clone, Debug)]
+pub struct LedgerRecord {
+    pub transaction: WalletTransaction,
+    pub position: i64,
+}
+
+/// A code import: its reference, the digest of the rows it was sent with, the report it
+/// answered with (JSON of [`crate::codes::ImportReport`], answered again to the same
+/// reference), how many codes it stored, and a recall.
+#[derive(Clone, Debug)]
+pub struct BatchRecord {
+    pub variant_id: VariantId,
+    pub product_id: ProductId,
+    pub batch_ref: BatchRef,
+    pub fingerprint: String,
+    pub report: String,
+    pub stored: u64,
+    pub imported_at: DateTime<Utc>,
+    pub voided_at: Option<DateTime<Utc>>,
+}
+
+/// A brand code, and whether it came back from a returned card.
+#[derive(Clone, Debug)]
+pub struct CodeRecord {
+    pub code: InventoryCode,
+    pub returned: bool,
+}
+
+/// A reveal of a card's number, with its serial number on the source (its identity there,
+/// which keeps it one entry when a page is copied twice).
+#[derive(Clone, Debug)]
+pub struct RevealRecord {
+    pub audit: RevealAudit,
+    pub serial: i64,
+}
+
+/// An idempotency key that still answers.
+#[derive(Clone, Debug)]
+pub struct KeyRecord {
+    pub scope: IdempotencyScope,
+    pub key: StoredKey,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One record of one part.
+#[derive(Clone, Debug)]
+pub enum Record {
+    Account(Box<AccountRecord>),
+    Ledger(LedgerRecord),
+    Product(Box<crate::catalogue::Product>),
+    Variant(Box<crate::catalogue::Variant>),
+    CodeBatch(BatchRecord),
+    Code(Box<CodeRecord>),
+    Order(Box<Order>),
+    Card(Box<GiftCard>),
+    Reveal(RevealRecord),
+    IdempotencyKey(KeyRecord),
+    ApiKey(Box<ApiKey>),
+    Webhook(Box<WebhookEndpoint>),
+    Audit(Box<AuditEntry>),
+    Figures(NaiveDate, Box<DayFigures>),
+}
+
+/// A page of a part: the records after a position, and the position after the last of them
+/// (`None` when the part has no more).
+#[derive(Clone, Debug, Default)]
+pub struct ExportPage {
+    pub records: Vec<Record>,
+    pub next: Option<String>,
+}
+
+/// What a page's import did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Imported {
+    /// Written now.
+    pub copied: u64,
+    /// There already: copied by an earlier run that stopped before it saved its position.
+    pub present: u64,
+}
+
+/// The totals of the money in an install.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MoneyTotals {
+    /// Σ of every wallet's balance.
+    pub balances: i64,
+    /// Σ of the ledger's amounts per kind (adjustments signed).
+    pub top_ups: i64,
+    pub redeemed: i64,
+    pub adjustments: i64,
+    pub debits: i64,
+    pub refunds: i64,
+    /// Σ price of the cards issued and not returned.
+    pub cards_kept: i64,
+    /// Σ paid of the orders not final yet (their cards are still to come, or their refund).
+    pub in_flight: i64,
+}
+
+impl MoneyTotals {
+    pub fn add_entry(&mut self, kind: TransactionType, amount: Paise) {
+        let amount = amount.get();
+        match kind {
+            TransactionType::Credit => self.top_ups += amount,
+            TransactionType::Redeem => self.redeemed += amount,
+            TransactionType::Adjustment => self.adjustments += amount,
+            TransactionType::Debit => self.debits += amount,
+            TransactionType::Refund => self.refunds += amount,
+        }
+    }
+}
+
+/// What an install holds: records per part, and its money.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Census {
+    pub records: BTreeMap<Part, u64>,
+    pub money: MoneyTotals,
+}
+
+impl Census {
+    pub fn count(&self, part: Part) -> u64 {
+        self.records.get(&part).copied().unwrap_or(0)
+    }
+
+    /// True when nothing that belongs to customers is there.
+    pub fn holds_no_customers(&self) -> bool {
+        [Part::Users, Part::Ledger, Part::Orders, Part::Cards]
+            .iter()
+            .all(|p| self.count(*p) == 0)
+    }
+
+    /// The money rule, both ways it is written down:
+    /// - the ledger adds up to the balances: Σ top-ups + Σ redeemed + Σ adjustments − Σ debits
+    ///   + Σ refunds = Σ balances;
+    /// - every paisa in is a balance or a card: Σ top-ups + Σ redeemed + Σ adjustments =
+    ///   Σ balances + Σ price of cards kept + Σ paid of orders in flight.
+    pub fn money_rule(&self) -> Result<()> {
+        let m = &self.money;
+        let money_in = m.top_ups + m.redeemed + m.adjustments;
+        if money_in - m.debits + m.refunds != m.balances {
+            return Err(Error::internal(format!(
+                "the ledger does not add up to the balances: {money_in} in − {} debited + {} \
+                 refunded ≠ {} held",
+                m.debits, m.refunds, m.balances
+            )));
+        }
+        if money_in != m.balances + m.cards_kept + m.in_flight {
+            return Err(Error::internal(format!(
+                "the money rule fails: {money_in} in ≠ {} held + {} in cards + {} in flight",
+                m.balances, m.cards_kept, m.in_flight
+            )));
+        }
+        Ok(())
+    }
+
+    /// How `other` (the target) differs from this census (the source), in words; empty when
+    /// they agree.
+    pub fn differences(&self, other: &Census) -> Vec<String> {
+        let mut found: Vec<String> = Part::ALL
+            .iter()
+            .filter(|p| self.count(**p) != other.count(**p))
+            .map(|p| {
+                format!(
+                    "{p}: {} in the source, {} in the target",
+                    self.count(*p),
+                    other.count(*p)
+                )
+            })
+            .collect();
+        if self.money != other.money {
+            found.push(format!(
+                "money: {:?} in the source, {:?} in the target",
+                self.money, other.money
+            ));
+        }
+        found
+    }
+}
+
+/// Where a copy stands: saved after every page, so a run cut short resumes there.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Progress {
+    /// The part being copied; `None` once every part is.
+    pub part: Option<Part>,
+    /// The position after the last record copied in it.
+    pub after: Option<String>,
+    pub imported: BTreeMap<Part, Imported>,
+    /// When the copy began: what is live (an idempotency key) is judged at this instant on
+    /// every page and in every census of the copy.
+    pub as_of: DateTime<Utc>,
+    /// The source's census when the copy began: a source that changes meanwhile is refused.
+    pub source: Census,
+    pub verified: bool,
+}
+
+/// The install being copied from. Each part is read in a stable order of its own key.
+#[async_trait]
+pub trait MigrationSource: Send + Sync {
+    async fn census(&self, now: DateTime<Utc>) -> Result<Census>;
+    /// Records of `part` after the position `after` (from the start with `None`).
+    async fn export(
+        &self,
+        part: Part,
+        after: Option<&str>,
+        limit: u32,
+        now: DateTime<Utc>,
+    ) -> Result<ExportPage>;
+    /// Messages that failed fulfillment and wait for an operator: none may be left behind.
+    async fn dead_letters(&self) -> Result<u64>;
+}
+
+/// The install being copied to.
+#[async_trait]
+pub trait MigrationTarget: Send + Sync {
+    async fn census(&self) -> Result<Census>;
+    /// Writes each record unless it is there already; all of a record or none of it.
+    async fn import(&self, records: &[Record]) -> Result<Imported>;
+}
+
+/// Where the copy's position is kept between runs.
+pub trait ProgressStore: Send + Sync {
+    fn load(&self) -> Result<Option<Progress>>;
+    fn save(&self, progress: &Progress) -> Result<()>;
+}
