@@ -710,7 +710,7 @@ async fn aws_bootstrap(config: Config, empty: bool) -> Result<()> {
 /// census both sides agree on at the end.
 async fn migrate(config: Config, from: &std::path::Path) -> Result<()> {
     use giftify_shared::migration::Part;
-    let mut current = None;
+    let mut current = Some(Part::ALL[0]);
     let (done, progress_file) =
         giftify_infra::migration::migrate_to_aws(config, from, |progress| {
             if progress.part != current {

@@ -90,14 +90,17 @@ pub async fn migrate_to_aws(
         .with_context(|| format!("opening the data dir {}", from.display()))?;
     let sdk = crate::aws::sdk_config().await;
     let stage = config.aws.stage.clone();
-    let target = crate::aws::runtime::AwsRuntime::open(config, &sdk).await?;
-    if source.secrets.card_key.check_value() != target.secrets.card_key.check_value() {
+    // Compared before the stage is opened: opening a stage that never ran records the key it
+    // is given as the stage's.
+    let stage_keys = crate::aws::runtime::load_secrets(&sdk, &config).await?;
+    if source.secrets.card_key.check_value() != stage_keys.card_key.check_value() {
         bail!(
             "the stage's card key is not the data dir's ({}): cards sealed on the machine \
              could never be opened on the stage. Give the stage the data dir's card.key",
             from.join("card.key").display()
         );
     }
+    let target = crate::aws::runtime::AwsRuntime::open(config, &sdk).await?;
     let progress = ProgressFile::of(from, stage.as_deref());
     let done = giftify_shared::usecases::migrate(
         source.store.as_ref(),

@@ -336,3 +336,62 @@ pub trait ProgressStore: Send + Sync {
     fn load(&self) -> Result<Option<Progress>>;
     fn save(&self, progress: &Progress) -> Result<()>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settled() -> Census {
+        Census {
+            records: BTreeMap::from([(Part::Users, 2), (Part::Ledger, 5)]),
+            money: MoneyTotals {
+                balances: 700,
+                top_ups: 1_000,
+                redeemed: 100,
+                adjustments: -50,
+                debits: 500,
+                refunds: 150,
+                cards_kept: 300,
+                in_flight: 50,
+            },
+        }
+    }
+
+    #[test]
+    fn the_money_rule_holds_only_when_every_paisa_is_a_balance_a_card_or_in_flight() {
+        assert!(settled().money_rule().is_ok());
+        let mut lost_card = settled();
+        lost_card.money.cards_kept -= 1;
+        assert!(lost_card.money_rule().is_err());
+        let mut unbalanced = settled();
+        unbalanced.money.balances += 1;
+        unbalanced.money.cards_kept -= 1;
+        assert!(
+            unbalanced.money_rule().is_err(),
+            "the ledger must add up too"
+        );
+    }
+
+    #[test]
+    fn differences_name_each_part_and_the_money() {
+        let source = settled();
+        assert!(source.differences(&source.clone()).is_empty());
+        let mut target = settled();
+        target.records.insert(Part::Ledger, 4);
+        target.money.refunds += 1;
+        let found = source.differences(&target);
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found[0].starts_with("ledger: 5 in the source, 4 in the target"));
+    }
+
+    #[test]
+    fn parts_run_in_order_and_end() {
+        let mut part = Some(Part::ALL[0]);
+        let mut seen = Vec::new();
+        while let Some(p) = part {
+            seen.push(p);
+            part = p.next();
+        }
+        assert_eq!(seen, Part::ALL);
+    }
+}

@@ -25,8 +25,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const SHOPPERS: usize = 6;
-const SHOPPING: Duration = Duration::from_secs(4);
+const SHOPPERS: usize = 4;
+const SHOPPING: Duration = Duration::from_secs(2);
 
 /// What an account looks like through the API: balance, ledger, orders (with their cards).
 async fn account_view(api: &impl Api, user: &TestUser) -> Value {

@@ -65,7 +65,7 @@ impl AwsRuntime {
 /// to the API function alone. Nothing is ever generated here: a stage's keys live in Secrets
 /// Manager, and a key made up on an operator's machine would seal cards the Lambdas cannot
 /// read.
-async fn load_secrets(sdk: &aws_config::SdkConfig, config: &Config) -> Result<Secrets> {
+pub async fn load_secrets(sdk: &aws_config::SdkConfig, config: &Config) -> Result<Secrets> {
     let (jwt_arn, card_arn) = (&config.aws.jwt_secret_arn, &config.aws.card_key_secret_arn);
     let client = aws_sdk_secretsmanager::Client::new(sdk);
     let fetch = |arn: String| {
