@@ -3,7 +3,8 @@
 //! rows into them and the target writes its items from them: neither knows the other's
 //! layout. The copy runs part by part, in the order one record may refer to an earlier one
 //! (a card to its order, an order to its user), page by page, with its position saved after
-//! every page; each record is written only where it is not yet, so a run cut short resumes
+//! every page is written whole; each item of a record is written only where it is not yet,
+//! so a run cut short repeats at most its last page, completing any record it cut in half,
 //! and a second run changes nothing. It is done only when both sides count the same records
 //! and the same money, and the money rule holds on both ([`Census::money_rule`]).
 //!
@@ -13,12 +14,14 @@
 //! - carts, login throttles and rate-limit windows: minutes of state, rebuilt by use;
 //! - idempotency keys that expired: they answer nothing any more;
 //! - the queue: an order still PENDING is found by the reconciler and fulfilled there;
-//! - the event feed and webhook delivery history: the events were delivered from the machine;
-//!   the endpoints themselves are copied and receive what happens from now on.
+//! - the webhook delivery history and deliveries still to retry: the endpoints are copied, and
+//!   the event feed with every event at its position, so an integrator catches up from its
+//!   cursor.
 
 use crate::api_keys::ApiKey;
 use crate::audit::AuditEntry;
 use crate::codes::{BatchRef, InventoryCode};
+use crate::events::Event;
 use crate::figures::DayFigures;
 use crate::idempotency::{IdempotencyScope, StoredKey};
 use crate::ids::{ProductId, VariantId};
@@ -52,10 +55,11 @@ pub enum Part {
     Webhooks,
     Audit,
     Figures,
+    Events,
 }
 
 impl Part {
-    pub const ALL: [Part; 14] = [
+    pub const ALL: [Part; 15] = [
         Part::Users,
         Part::Ledger,
         Part::Products,
@@ -70,6 +74,7 @@ impl Part {
         Part::Webhooks,
         Part::Audit,
         Part::Figures,
+        Part::Events,
     ];
 
     pub fn name(self) -> &'static str {
@@ -88,6 +93,7 @@ impl Part {
             Part::Webhooks => "webhooks",
             Part::Audit => "audit",
             Part::Figures => "figures",
+            Part::Events => "events",
         }
     }
 
@@ -157,6 +163,16 @@ pub struct KeyRecord {
     pub created_at: DateTime<Utc>,
 }
 
+/// An event of the feed, at its position in the feed of all events. The position is kept on
+/// the target, in the feed of all events and in its user's feed alike, so an integrator's
+/// cursor from the source reads on from the same event on the target.
+#[derive(Clone, Debug)]
+pub struct FeedRecord {
+    pub event: Event,
+    pub position: u64,
+    pub recorded_at: DateTime<Utc>,
+}
+
 /// One record of one part.
 #[derive(Clone, Debug)]
 pub enum Record {
@@ -174,6 +190,7 @@ pub enum Record {
     Webhook(Box<WebhookEndpoint>),
     Audit(Box<AuditEntry>),
     Figures(NaiveDate, Box<DayFigures>),
+    FeedEvent(Box<FeedRecord>),
 }
 
 /// A page of a part: the records after a position, and the position after the last of them
@@ -187,9 +204,10 @@ pub struct ExportPage {
 /// What a page's import did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Imported {
-    /// Written now.
+    /// Written now (at least one of its items).
     pub copied: u64,
-    /// There already: copied by an earlier run that stopped before it saved its position.
+    /// Wholly there already: copied by an earlier run that stopped before it saved its
+    /// position.
     pub present: u64,
 }
 
@@ -327,7 +345,8 @@ pub trait MigrationSource: Send + Sync {
 #[async_trait]
 pub trait MigrationTarget: Send + Sync {
     async fn census(&self) -> Result<Census>;
-    /// Writes each record unless it is there already; all of a record or none of it.
+    /// Writes each item of each record unless it is there already. A record of several items
+    /// may be left partly written by a failure: the page is then imported again.
     async fn import(&self, records: &[Record]) -> Result<Imported>;
 }
 

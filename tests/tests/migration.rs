@@ -81,6 +81,36 @@ async fn reveal(http: &Http, token: &str, order: &str, card: &str) -> String {
         .to_string()
 }
 
+/// The feed after `cursor` (from the start with `None`): each event's id, and the last cursor.
+async fn feed_after(
+    http: &Http,
+    token: &str,
+    cursor: Option<&str>,
+    limit: u32,
+) -> (Vec<String>, String) {
+    let (mut ids, mut cursor) = (Vec::new(), cursor.map(str::to_string));
+    loop {
+        let path = match &cursor {
+            Some(after) => format!("/events?limit={limit}&after={after}"),
+            None => format!("/events?limit={limit}"),
+        };
+        let page = http.get(&path, Some(token)).await.expect("feed answers");
+        assert_eq!(page.status, 200, "{path}: {}", page.body);
+        let data = &page.body["data"];
+        ids.extend(
+            data["events"]
+                .as_array()
+                .expect("events")
+                .iter()
+                .map(|e| e["eventId"].as_str().expect("eventId").to_string()),
+        );
+        cursor = Some(data["nextCursor"].as_str().expect("nextCursor").to_string());
+        if !data["hasMore"].as_bool().expect("hasMore") || limit < 100 {
+            return (ids, cursor.unwrap_or_default());
+        }
+    }
+}
+
 fn progress_part(dir: &std::path::Path, stage: &str) -> Option<Value> {
     let raw = std::fs::read(dir.join(format!("migration-{stage}.json"))).ok()?;
     serde_json::from_slice(&raw).ok()
@@ -183,6 +213,15 @@ async fn a_load_run_moves_to_aws_through_a_crash_and_answers_the_same_there() {
     let number = reveal(&http, &owner.token, &order, &card).await;
     // The reveal is recorded: view the owner again.
     before.insert(owner.email.clone(), account_view(&api, &owner).await);
+    // Integrators' cursors, part-way through the feed of all events and through a user's.
+    let (_, all_cursor) = feed_after(&http, &admin_token, None, 7).await;
+    let (all_rest, _) = feed_after(&http, &admin_token, Some(&all_cursor), 100).await;
+    let (_, user_cursor) = feed_after(&http, &owner.token, None, 3).await;
+    let (user_rest, _) = feed_after(&http, &owner.token, Some(&user_cursor), 100).await;
+    assert!(
+        !all_rest.is_empty() && !user_rest.is_empty(),
+        "the load run recorded events"
+    );
     server.terminate();
     assert!(
         server.wait_exit(Duration::from_secs(30)).is_some(),

@@ -21,7 +21,7 @@ use giftify_shared::ports::EventFeed;
 use giftify_shared::{Error, Result};
 
 /// Positions as 20-digit text: every u64 fits, and text order is number order.
-fn position(n: u64) -> String {
+pub(super) fn position(n: u64) -> String {
     format!("{n:020}")
 }
 

@@ -1,11 +1,12 @@
 //! A stage as the target of a move from another backend ([`MigrationTarget`]). Each record is
 //! written as the items the stage's own writes would have left — through the same item
-//! builders — in one transaction whose every put is conditional on its item being absent: a
-//! record copied by an earlier run (one that stopped before it saved its position) is found
-//! there and left alone, and a record is never half there.
+//! builders — each put conditional on its item being absent: what an earlier run copied (one
+//! that stopped before it saved its position) is found there and left alone, and a record it
+//! cut in half is completed. Plain puts, not transactions: the copy runs while nothing else
+//! writes, and the position is saved only after every item of a page is written.
 
 use super::cards::{NOTIFY_PENDING, REVEAL_PREFIX, card_item};
-use super::store::{DynamoStore, Transaction, TxFailure, all_pages, list, put};
+use super::store::{DynamoStore, all_pages, list};
 use crate::aws::item::{Attrs, Item, b, epoch, format_ts, item, n, s, sdk_error, ts};
 use async_trait::async_trait;
 use futures_util::StreamExt;
@@ -13,7 +14,7 @@ use giftify_shared::audit::AuditEntry;
 use giftify_shared::figures::DayFigures;
 use giftify_shared::idempotency::StoredKeyState;
 use giftify_shared::migration::{
-    AccountRecord, BatchRecord, Census, CodeRecord, Imported, KeyRecord, LedgerRecord,
+    AccountRecord, BatchRecord, Census, CodeRecord, FeedRecord, Imported, KeyRecord, LedgerRecord,
     MigrationTarget, MoneyTotals, Part, Record, RevealRecord,
 };
 use giftify_shared::order::{Order, OrderStatus};
@@ -22,22 +23,8 @@ use giftify_shared::wallet::TransactionType;
 use giftify_shared::{Error, Paise, Result};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Records written at once: each is its own small transaction.
-const IMPORTS_IN_FLIGHT: usize = 16;
-
-/// A put of an item that must not be there yet, keyed by `key_attribute`.
-fn put_new(
-    table: &str,
-    raw: Item,
-    key_attribute: &str,
-) -> Result<aws_sdk_dynamodb::types::TransactWriteItem> {
-    put(
-        table,
-        raw,
-        Some(&format!("attribute_not_exists(#{key_attribute})")),
-        Item::new(),
-    )
-}
+/// Conditional puts in flight at once.
+const PUTS_IN_FLIGHT: usize = 16;
 
 fn account_items(
     store: &DynamoStore,
@@ -233,6 +220,39 @@ fn figures_item(day: chrono::NaiveDate, figures: &DayFigures) -> Item {
     raw
 }
 
+/// An event as the stage's feed holds it (see `feed.rs`): the guard of its id, its place in
+/// its order's sequence, and its position in its user's feed and in the feed of all events —
+/// the source's position in both, so every cursor handed out on the source still reads on.
+fn feed_items(table: &str, feed: &FeedRecord) -> Vec<(String, Item, &'static str)> {
+    let event = &feed.event;
+    let body = || {
+        item([
+            ("body", s(event.to_json())),
+            ("recordedAt", ts(feed.recorded_at)),
+        ])
+    };
+    let entry = |key: String, position: u64, with_body: bool| {
+        let mut raw = item([
+            ("feedKey", s(key)),
+            ("position", s(super::feed::position(position))),
+        ]);
+        if with_body {
+            raw.extend(body());
+        }
+        (table.to_string(), raw, "feedKey")
+    };
+    vec![
+        entry(format!("event#{}", event.event_id()), 0, true),
+        entry(
+            format!("order#{}", event.order_id()),
+            event.sequence(),
+            false,
+        ),
+        entry(format!("user#{}", event.user_id()), feed.position, true),
+        entry("all".to_string(), feed.position, true),
+    ]
+}
+
 impl DynamoStore {
     /// The items of one record: (table, item, the key attribute that must be absent).
     fn record_items(&self, record: &Record) -> Result<Vec<(String, Item, &'static str)>> {
@@ -286,38 +306,27 @@ impl DynamoStore {
                 "itemKey",
             )],
             Record::Audit(entry) => vec![(t.audit.clone(), audit_item(entry), "auditId")],
+            Record::FeedEvent(feed) => feed_items(&t.events, feed),
             Record::Figures(day, figures) => {
                 vec![(t.daily_figures.clone(), figures_item(*day, figures), "day")]
             }
         })
     }
 
-    /// Writes one record's items unless they are there: true when written now. A record of
-    /// one item is a conditional put; one of several, a transaction of them.
-    async fn import_record(&self, items: &[(String, Item, &'static str)]) -> Result<bool> {
-        if let [(table, raw, key)] = items {
-            let written = self
-                .client
-                .put_item()
-                .table_name(table)
-                .set_item(Some(raw.clone()))
-                .condition_expression(format!("attribute_not_exists(#{key})"))
-                .expression_attribute_names(format!("#{key}"), *key)
-                .send()
-                .await;
-            return match written {
-                Ok(_) => Ok(true),
-                Err(error) => super::store::lost_race_or_error(error).map_or(Ok(false), Err),
-            };
-        }
-        let mut transaction = Transaction::<()>::new();
-        for (table, raw, key) in items {
-            transaction.push(put_new(table, raw.clone(), key)?, ());
-        }
-        match self.commit(transaction).await {
-            Ok(()) => Ok(true),
-            Err(TxFailure::Refused(())) => Ok(false),
-            Err(TxFailure::Failed(error)) => Err(error),
+    /// Puts one item unless its key is there: true when written now.
+    async fn put_if_absent(&self, table: &str, raw: &Item, key: &str) -> Result<bool> {
+        let written = self
+            .client
+            .put_item()
+            .table_name(table)
+            .set_item(Some(raw.clone()))
+            .condition_expression(format!("attribute_not_exists(#{key})"))
+            .expression_attribute_names(format!("#{key}"), key)
+            .send()
+            .await;
+        match written {
+            Ok(_) => Ok(true),
+            Err(error) => super::store::lost_race_or_error(error).map_or(Ok(false), Err),
         }
     }
 
@@ -430,38 +439,37 @@ impl MigrationTarget for DynamoStore {
             .filter_map(|d| d.get("day").and_then(|v| v.as_s().ok()).cloned())
             .collect();
         records.insert(Part::Figures, days.len() as u64);
+        let events = self.scan(&t.events, "#feedKey, #position").await?;
+        records.insert(
+            Part::Events,
+            counted(&events, |e| starts_with(e, "feedKey", "event#")),
+        );
         Ok(Census { records, money })
     }
 
-    /// Records of several items (an account, an order with a client reference) go one at a
-    /// time, the others several at once: a transaction copies every table it writes on the
-    /// emulator, which fails when another write changes the table meanwhile.
+    /// Every item of the page at once, a few in flight, each conditional on its absence: a
+    /// record counts as copied when any of its items was written now.
     async fn import(&self, records: &[Record]) -> Result<Imported> {
-        let mut single = Vec::new();
-        let mut imported = Imported::default();
-        let mut count = |written: bool| {
-            if written {
-                imported.copied += 1;
-            } else {
-                imported.present += 1;
-            }
-        };
-        for record in records {
-            let items = self.record_items(record)?;
-            if items.len() == 1 {
-                single.push(items);
-            } else {
-                count(self.import_record(&items).await?);
-            }
+        let mut items = Vec::new();
+        for (index, record) in records.iter().enumerate() {
+            items.extend(self.record_items(record)?.into_iter().map(|i| (index, i)));
         }
-        let outcomes: Vec<Result<bool>> = futures_util::stream::iter(0..single.len())
-            .map(|i| self.import_record(&single[i]))
-            .buffer_unordered(IMPORTS_IN_FLIGHT)
+        let outcomes: Vec<(usize, Result<bool>)> = futures_util::stream::iter(0..items.len())
+            .map(|i| {
+                let (record, (table, raw, key)) = &items[i];
+                async move { (*record, self.put_if_absent(table, raw, key).await) }
+            })
+            .buffer_unordered(PUTS_IN_FLIGHT)
             .collect()
             .await;
-        for outcome in outcomes {
-            count(outcome?);
+        let mut written = vec![false; records.len()];
+        for (record, outcome) in outcomes {
+            written[record] |= outcome?;
         }
-        Ok(imported)
+        let copied = written.iter().filter(|w| **w).count() as u64;
+        Ok(Imported {
+            copied,
+            present: records.len() as u64 - copied,
+        })
     }
 }

@@ -8,11 +8,12 @@ use chrono::{DateTime, NaiveDate, Utc};
 use giftify_shared::Result;
 use giftify_shared::audit::AuditEntry;
 use giftify_shared::codes::BatchRef;
+use giftify_shared::events::Event;
 use giftify_shared::figures::DayFigures;
 use giftify_shared::idempotency::{IdempotencyKey, IdempotencyScope};
 use giftify_shared::migration::{
-    AccountRecord, BatchRecord, Census, CodeRecord, ExportPage, KeyRecord, LedgerRecord,
-    MigrationSource, MoneyTotals, Part, Record, RevealRecord,
+    AccountRecord, BatchRecord, Census, CodeRecord, ExportPage, FeedRecord, KeyRecord,
+    LedgerRecord, MigrationSource, MoneyTotals, Part, Record, RevealRecord,
 };
 use giftify_shared::user::UserCredentials;
 use giftify_shared::vault::RevealAudit;
@@ -36,6 +37,7 @@ fn counting_query(part: Part) -> &'static str {
         Part::Webhooks => "SELECT COUNT(*) FROM webhook_endpoints",
         Part::Audit => "SELECT COUNT(*) FROM audit_log",
         Part::Figures => "SELECT COUNT(DISTINCT day) FROM daily_figures",
+        Part::Events => "SELECT COUNT(*) FROM event_feed",
     }
 }
 
@@ -379,6 +381,22 @@ fn export(
             },
         )?,
         Part::Figures => return figures_page(conn, after, limit),
+        Part::Events => by_rowid(
+            conn,
+            "event_feed",
+            "event_feed",
+            // `position` is the table's rowid, which `by_rowid` reads as the position.
+            "body, recorded_at",
+            after,
+            limit,
+            |row| {
+                Ok(Record::FeedEvent(Box::new(FeedRecord {
+                    event: Event::from_json(&row.get::<_, String>("body")?)?,
+                    position: row.get::<_, i64>("position")?.unsigned_abs(),
+                    recorded_at: time(row, "recorded_at")?,
+                })))
+            },
+        )?,
     };
     Ok(page(rows, limit))
 }
