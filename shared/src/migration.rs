@@ -308,6 +308,35 @@ impl Census {
     }
 }
 
+/// An order-independent digest of a part's records: how many, and the wrapping sum of a
+/// stable hash (FNV-1a) of each record's every field. Two installs that hold the same records
+/// agree whatever order they list them in; one attribute read back differently disagrees.
+/// Only compared, never shown or logged: records hold password hashes and sealed numbers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Digest {
+    pub records: u64,
+    pub sum: u64,
+}
+
+impl Digest {
+    pub fn add(&mut self, record: &Record) {
+        let text = format!("{record:?}");
+        let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+        });
+        self.records += 1;
+        self.sum = self.sum.wrapping_add(hash);
+    }
+
+    pub fn of<'a>(records: impl IntoIterator<Item = &'a Record>) -> Self {
+        let mut digest = Digest::default();
+        for record in records {
+            digest.add(record);
+        }
+        digest
+    }
+}
+
 /// Where a copy stands: saved after every page, so a run cut short resumes there.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -345,6 +374,8 @@ pub trait MigrationSource: Send + Sync {
 #[async_trait]
 pub trait MigrationTarget: Send + Sync {
     async fn census(&self) -> Result<Census>;
+    /// Every record of `part` as the target reads it back, through its own decoders.
+    async fn records(&self, part: Part) -> Result<Vec<Record>>;
     /// Writes each item of each record unless it is there already. A record of several items
     /// may be left partly written by a failure: the page is then imported again.
     async fn import(&self, records: &[Record]) -> Result<Imported>;

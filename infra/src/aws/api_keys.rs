@@ -27,7 +27,7 @@ pub(super) fn key_item(key: &ApiKey) -> Item {
     ])
 }
 
-fn key_from(raw: &Item) -> Result<ApiKey> {
+pub(super) fn key_from(raw: &Item) -> Result<ApiKey> {
     let a = Attrs::new(raw, "api-keys");
     Ok(ApiKey {
         id: ApiKeyId::parse(a.s("keyId")?)?,

@@ -56,7 +56,7 @@ fn card_key(id: &GiftCardId) -> Item {
     item([("giftCardId", s(id.as_str()))])
 }
 
-fn card_from(raw: &Item) -> Result<GiftCard> {
+pub(super) fn card_from(raw: &Item) -> Result<GiftCard> {
     let a = Attrs::new(raw, "gift-cards");
     Ok(GiftCard {
         id: GiftCardId::parse(a.s("giftCardId")?)?,

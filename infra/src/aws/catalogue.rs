@@ -40,7 +40,7 @@ pub(super) fn product_item(p: &Product) -> Item {
     raw
 }
 
-fn product_from(raw: &Item) -> Result<Product> {
+pub(super) fn product_from(raw: &Item) -> Result<Product> {
     let a = Attrs::new(raw, "products");
     Ok(Product {
         id: ProductId::parse(a.s("productId")?)?,
@@ -80,7 +80,7 @@ pub(super) fn variant_item(v: &Variant) -> Item {
     ])
 }
 
-fn variant_from(raw: &Item) -> Result<Variant> {
+pub(super) fn variant_from(raw: &Item) -> Result<Variant> {
     let a = Attrs::new(raw, "product-variants");
     // Variants written before sources existed: face-value ones mint Giftify cards, any other
     // was a brand's card and takes codes (as the embedded migration decides). Such a brand

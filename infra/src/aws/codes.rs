@@ -73,7 +73,7 @@ pub(super) fn code_item(code: &InventoryCode) -> Item {
     raw
 }
 
-fn code_from(raw: &Item) -> Result<InventoryCode> {
+pub(super) fn code_from(raw: &Item) -> Result<InventoryCode> {
     let a = Attrs::new(raw, "inventory-codes");
     Ok(InventoryCode {
         id: GiftCardId::parse(a.s("codeId")?)?,

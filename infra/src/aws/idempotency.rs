@@ -88,7 +88,7 @@ fn outcome_from(raw: &Item) -> Result<Option<IdempotentOutcome>> {
     }))
 }
 
-fn stored_key(raw: &Item) -> Result<StoredKey> {
+pub(super) fn stored_key(raw: &Item) -> Result<StoredKey> {
     let a = Attrs::new(raw, "idempotency-keys");
     let mut expires_at = DateTime::from_timestamp(a.n("expiresAt")?, 0)
         .ok_or_else(|| Error::internal("corrupt idempotency expiry"))?;

@@ -9,15 +9,21 @@ use super::cards::{NOTIFY_PENDING, REVEAL_PREFIX, card_item};
 use super::store::{DynamoStore, all_pages, list};
 use crate::aws::item::{Attrs, Item, b, epoch, format_ts, item, n, s, sdk_error, ts};
 use async_trait::async_trait;
+use chrono::NaiveDate;
 use futures_util::StreamExt;
 use giftify_shared::audit::AuditEntry;
+use giftify_shared::codes::BatchRef;
+use giftify_shared::events::Event;
 use giftify_shared::figures::DayFigures;
-use giftify_shared::idempotency::StoredKeyState;
+use giftify_shared::idempotency::{IdempotencyKey, IdempotencyScope, StoredKeyState};
+use giftify_shared::ids::{GiftCardId, OrderId, ProductId, UserId, VariantId};
 use giftify_shared::migration::{
     AccountRecord, BatchRecord, Census, CodeRecord, FeedRecord, Imported, KeyRecord, LedgerRecord,
     MigrationTarget, MoneyTotals, Part, Record, RevealRecord,
 };
 use giftify_shared::order::{Order, OrderStatus};
+use giftify_shared::user::UserCredentials;
+use giftify_shared::vault::RevealAudit;
 use giftify_shared::vault::{GiftCard, GiftCardStatus};
 use giftify_shared::wallet::TransactionType;
 use giftify_shared::{Error, Paise, Result};
@@ -330,6 +336,12 @@ impl DynamoStore {
         }
     }
 
+    /// Every item of a table, whole.
+    async fn scan_whole(&self, table: &str) -> Result<Vec<Item>> {
+        let request = self.client.scan().table_name(table).consistent_read(true);
+        Ok(all_pages!(request.clone()))
+    }
+
     async fn scan(&self, table: &str, projection: &str) -> Result<Vec<Item>> {
         let request = self
             .client
@@ -339,6 +351,232 @@ impl DynamoStore {
             .projection_expression(projection)
             .set_expression_attribute_names(super::store::names_of(&[projection]));
         Ok(all_pages!(request.clone()))
+    }
+}
+
+/// A number the item builders above wrote as text, read back.
+fn parsed<T: std::str::FromStr>(text: &str, what: &str) -> Result<T> {
+    text.parse()
+        .map_err(|_| Error::internal(format!("a migrated {what} does not parse")))
+}
+
+impl DynamoStore {
+    /// The records of a part, decoded from the stage's items by the adapters' own decoders
+    /// (what the stage will read), for the digest the move compares with its source.
+    async fn read_back(&self, part: Part) -> Result<Vec<Record>> {
+        let t = &self.tables;
+        let records = match part {
+            Part::Users => self
+                .scan_whole(&t.users)
+                .await?
+                .iter()
+                .filter(|raw| !starts_with(raw, "userId", "EMAIL#"))
+                .map(|raw| {
+                    let a = Attrs::new(raw, "users");
+                    Ok(Record::Account(Box::new(AccountRecord {
+                        credentials: UserCredentials {
+                            user: super::users::user_from(raw)?,
+                            password_hash: a.s("passwordHash")?.to_string(),
+                        },
+                        wallet_movements: a.opt_n("walletSequence")?.unwrap_or(0),
+                    })))
+                })
+                .collect::<Result<_>>()?,
+            Part::Ledger => self
+                .scan_whole(&t.wallet_transactions)
+                .await?
+                .iter()
+                .map(|raw| {
+                    Ok(Record::Ledger(LedgerRecord {
+                        transaction: super::wallet::transaction_from(raw)?,
+                        position: Attrs::new(raw, "wallet-transactions").n("sequence")?,
+                    }))
+                })
+                .collect::<Result<_>>()?,
+            Part::Products => self
+                .scan_whole(&t.products)
+                .await?
+                .iter()
+                .map(|raw| {
+                    Ok(Record::Product(Box::new(super::catalogue::product_from(
+                        raw,
+                    )?)))
+                })
+                .collect::<Result<_>>()?,
+            Part::Variants => self
+                .scan_whole(&t.product_variants)
+                .await?
+                .iter()
+                .map(|raw| {
+                    Ok(Record::Variant(Box::new(super::catalogue::variant_from(
+                        raw,
+                    )?)))
+                })
+                .collect::<Result<_>>()?,
+            Part::CodeBatches => {
+                let products: BTreeMap<String, String> = self
+                    .scan(&t.product_variants, "#productId, #variantId")
+                    .await?
+                    .iter()
+                    .map(|raw| {
+                        let a = Attrs::new(raw, "product-variants");
+                        Ok((a.s("variantId")?.to_string(), a.s("productId")?.to_string()))
+                    })
+                    .collect::<Result<_>>()?;
+                self.scan_whole(&t.code_batches)
+                    .await?
+                    .iter()
+                    .map(|raw| {
+                        let a = Attrs::new(raw, "code-batches");
+                        let variant = a.s("variantId")?;
+                        let product = products
+                            .get(variant)
+                            .ok_or_else(|| Error::internal("a batch of an unknown variant"))?;
+                        Ok(Record::CodeBatch(BatchRecord {
+                            variant_id: VariantId::parse(variant)?,
+                            product_id: ProductId::parse(product)?,
+                            batch_ref: a.parsed("batchRef", |r| BatchRef::parse(r).ok())?,
+                            fingerprint: a.s("fingerprint")?.to_string(),
+                            report: a.s("report")?.to_string(),
+                            stored: a.opt_n("counted")?.unwrap_or(0).unsigned_abs(),
+                            imported_at: a.ts("importedAt")?,
+                            voided_at: a.opt_ts("voidedAt")?,
+                        }))
+                    })
+                    .collect::<Result<_>>()?
+            }
+            Part::Codes => self
+                .scan_whole(&t.inventory_codes)
+                .await?
+                .iter()
+                .map(|raw| {
+                    Ok(Record::Code(Box::new(CodeRecord {
+                        code: super::codes::code_from(raw)?,
+                        returned: Attrs::new(raw, "inventory-codes").opt_n("returned")? == Some(1),
+                    })))
+                })
+                .collect::<Result<_>>()?,
+            Part::Orders => self
+                .scan_whole(&t.orders)
+                .await?
+                .iter()
+                .map(|raw| Ok(Record::Order(Box::new(super::orders::order_from(raw)?))))
+                .collect::<Result<_>>()?,
+            Part::Cards => self
+                .scan_whole(&t.gift_cards)
+                .await?
+                .iter()
+                .map(|raw| Ok(Record::Card(Box::new(super::cards::card_from(raw)?))))
+                .collect::<Result<_>>()?,
+            Part::Reveals => self
+                .scan_whole(&t.audit)
+                .await?
+                .iter()
+                .filter(|raw| starts_with(raw, "auditId", REVEAL_PREFIX))
+                .map(|raw| {
+                    let a = Attrs::new(raw, "audit");
+                    let serial = a
+                        .s("auditId")?
+                        .rsplit_once("#M")
+                        .map(|(_, serial)| serial)
+                        .ok_or_else(|| Error::internal("a reveal the move did not write"))?;
+                    Ok(Record::Reveal(RevealRecord {
+                        serial: parsed(serial, "reveal serial")?,
+                        audit: RevealAudit {
+                            gift_card_id: GiftCardId::parse(a.s("subjectId")?)?,
+                            order_id: OrderId::parse(a.s("orderId")?)?,
+                            user_id: UserId::parse(a.s("userId")?)?,
+                            revealed_at: a.ts("at")?,
+                        },
+                    }))
+                })
+                .collect::<Result<_>>()?,
+            Part::IdempotencyKeys => {
+                self.scan_whole(&t.idempotency_keys)
+                    .await?
+                    .iter()
+                    .filter(|raw| !starts_with(raw, "scopeKey", "orderRef#"))
+                    .map(|raw| {
+                        let a = Attrs::new(raw, "idempotency-keys");
+                        let (user, key) = a.s("scopeKey")?.split_once('#').ok_or_else(|| {
+                            Error::internal("an idempotency scope without a user")
+                        })?;
+                        Ok(Record::IdempotencyKey(KeyRecord {
+                            scope: IdempotencyScope {
+                                user_id: UserId::parse(user)?,
+                                key: IdempotencyKey::parse(key)?,
+                            },
+                            key: super::idempotency::stored_key(raw)?,
+                            created_at: a.ts("createdAt")?,
+                        }))
+                    })
+                    .collect::<Result<_>>()?
+            }
+            Part::ApiKeys => self
+                .scan_whole(&t.api_keys)
+                .await?
+                .iter()
+                .map(|raw| Ok(Record::ApiKey(Box::new(super::api_keys::key_from(raw)?))))
+                .collect::<Result<_>>()?,
+            Part::Webhooks => self
+                .scan_whole(&t.webhooks)
+                .await?
+                .iter()
+                .filter(|raw| {
+                    raw.get("scope")
+                        .and_then(|v| v.as_s().ok())
+                        .map(String::as_str)
+                        == Some("endpoints")
+                })
+                .map(|raw| Ok(Record::Webhook(Box::new(super::webhooks::from_item(raw)?))))
+                .collect::<Result<_>>()?,
+            Part::Audit => self
+                .scan_whole(&t.audit)
+                .await?
+                .iter()
+                .filter(|raw| starts_with(raw, "subjectId", "LOG#"))
+                .map(|raw| {
+                    Ok(Record::Audit(Box::new(AuditEntry::from_json(
+                        Attrs::new(raw, "audit").s("body")?,
+                    )?)))
+                })
+                .collect::<Result<_>>()?,
+            Part::Figures => {
+                let mut days: BTreeMap<NaiveDate, DayFigures> = BTreeMap::new();
+                for raw in self.scan_whole(&t.daily_figures).await? {
+                    let a = Attrs::new(&raw, "daily-figures");
+                    let day: NaiveDate = parsed(a.s("day")?, "figures day")?;
+                    let mut counters = Vec::new();
+                    for name in raw
+                        .keys()
+                        .filter(|k| !matches!(k.as_str(), "shard" | "day"))
+                    {
+                        counters.push((name.as_str(), a.n(name)?));
+                    }
+                    days.entry(day)
+                        .or_default()
+                        .add(&DayFigures::from_counters(counters)?)?;
+                }
+                days.into_iter()
+                    .map(|(day, figures)| Record::Figures(day, Box::new(figures)))
+                    .collect()
+            }
+            Part::Events => self
+                .scan_whole(&t.events)
+                .await?
+                .iter()
+                .filter(|raw| starts_with(raw, "feedKey", "all"))
+                .map(|raw| {
+                    let a = Attrs::new(raw, "events");
+                    Ok(Record::FeedEvent(Box::new(FeedRecord {
+                        event: Event::from_json(a.s("body")?)?,
+                        position: parsed(a.s("position")?, "feed position")?,
+                        recorded_at: a.ts("recordedAt")?,
+                    })))
+                })
+                .collect::<Result<_>>()?,
+        };
+        Ok(records)
     }
 }
 
@@ -449,6 +687,10 @@ impl MigrationTarget for DynamoStore {
 
     /// Every item of the page at once, a few in flight, each conditional on its absence: a
     /// record counts as copied when any of its items was written now.
+    async fn records(&self, part: Part) -> Result<Vec<Record>> {
+        self.read_back(part).await
+    }
+
     async fn import(&self, records: &[Record]) -> Result<Imported> {
         let mut items = Vec::new();
         for (index, record) in records.iter().enumerate() {

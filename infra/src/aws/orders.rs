@@ -150,7 +150,7 @@ fn labels_from(a: &Attrs<'_>) -> Result<OrderLabels> {
     })
 }
 
-fn order_from(raw: &Item) -> Result<Order> {
+pub(super) fn order_from(raw: &Item) -> Result<Order> {
     let a = Attrs::new(raw, "orders");
     let details = match a.map("fulfillmentDetails")? {
         Some(d) => {

@@ -38,7 +38,7 @@ fn to_json(value: &impl Serialize) -> Result<String> {
     serde_json::to_string(value).map_err(|e| Error::Internal(e.into()))
 }
 
-fn from_item<T: DeserializeOwned>(raw: &Item) -> Result<T> {
+pub(super) fn from_item<T: DeserializeOwned>(raw: &Item) -> Result<T> {
     serde_json::from_str(Attrs::new(raw, "webhooks").s("body")?)
         .map_err(|e| Error::Internal(e.into()))
 }

@@ -2,7 +2,7 @@
 //! page, resuming where the saved progress says, and done only when both sides agree.
 
 use crate::clock::Clock;
-use crate::migration::{MigrationSource, MigrationTarget, Part, Progress, ProgressStore};
+use crate::migration::{Digest, MigrationSource, MigrationTarget, Part, Progress, ProgressStore};
 use crate::{Error, Result};
 
 /// Records per page: one saved position per page, so a crash repeats at most this many puts
@@ -88,8 +88,9 @@ pub async fn migrate(
     Ok(progress)
 }
 
-/// Both sides count the same records and money as the source did when the copy began, and the
-/// money rule holds on the target.
+/// Both sides count the same records and money as the source did when the copy began, every
+/// part reads back with the digest it has in the source, and the money rule holds on the
+/// target.
 async fn verify(
     source: &dyn MigrationSource,
     target: &dyn MigrationTarget,
@@ -108,7 +109,16 @@ async fn verify(
         ));
     }
     let copied = target.census().await?;
-    let differences = progress.source.differences(&copied);
+    let mut differences = progress.source.differences(&copied);
+    if differences.is_empty() {
+        for part in Part::ALL {
+            if source_digest(source, part, progress.as_of).await?
+                != Digest::of(&target.records(part).await?)
+            {
+                differences.push(format!("{part}: the records read back differ"));
+            }
+        }
+    }
     if !differences.is_empty() {
         return Err(Error::internal(format!(
             "the stage does not hold what the machine holds: {}",
@@ -116,4 +126,26 @@ async fn verify(
         )));
     }
     copied.money_rule()
+}
+
+/// The digest of every record of `part` in the source, page by page.
+async fn source_digest(
+    source: &dyn MigrationSource,
+    part: Part,
+    as_of: chrono::DateTime<chrono::Utc>,
+) -> Result<Digest> {
+    let mut digest = Digest::default();
+    let mut after = None;
+    loop {
+        let page = source
+            .export(part, after.as_deref(), MIGRATION_PAGE, as_of)
+            .await?;
+        for record in &page.records {
+            digest.add(record);
+        }
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return Ok(digest),
+        }
+    }
 }
