@@ -85,7 +85,7 @@ pub async fn migrate_to_aws(
         jwt_secret: config.jwt_secret.clone().filter(|_| !own_file("jwt.key")),
         ..config.clone()
     };
-    let source = EmbeddedStack::open(source_config, Opening::ExistingOnly)
+    let source = EmbeddedStack::open(source_config, Opening::AsItIs)
         .await
         .with_context(|| format!("opening the data dir {}", from.display()))?;
     let sdk = crate::aws::sdk_config().await;

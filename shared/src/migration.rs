@@ -25,9 +25,9 @@ use crate::events::Event;
 use crate::figures::DayFigures;
 use crate::idempotency::{IdempotencyScope, StoredKey};
 use crate::ids::{ProductId, VariantId};
-use crate::order::Order;
+use crate::order::{Order, OrderStatus};
 use crate::user::UserCredentials;
-use crate::vault::{GiftCard, RevealAudit};
+use crate::vault::{GiftCard, GiftCardStatus, RevealAudit};
 use crate::wallet::{TransactionType, WalletTransaction};
 use crate::webhooks::WebhookEndpoint;
 use crate::{Error, Paise, Result};
@@ -229,6 +229,21 @@ pub struct MoneyTotals {
 }
 
 impl MoneyTotals {
+    /// Adds the price of every card in `status`: what the customer keeps unless it was
+    /// returned.
+    pub fn add_cards(&mut self, status: GiftCardStatus, prices: i64) {
+        if status != GiftCardStatus::Cancelled {
+            self.cards_kept += prices;
+        }
+    }
+
+    /// Adds what the orders in `status` were paid: in flight until the order is final.
+    pub fn add_orders(&mut self, status: OrderStatus, paid: i64) {
+        if !status.is_final() {
+            self.in_flight += paid;
+        }
+    }
+
     pub fn add_entry(&mut self, kind: TransactionType, amount: Paise) {
         let amount = amount.get();
         match kind {
@@ -253,11 +268,9 @@ impl Census {
         self.records.get(&part).copied().unwrap_or(0)
     }
 
-    /// True when nothing that belongs to customers is there.
-    pub fn holds_no_customers(&self) -> bool {
-        [Part::Users, Part::Ledger, Part::Orders, Part::Cards]
-            .iter()
-            .all(|p| self.count(*p) == 0)
+    /// True when no part holds a record.
+    pub fn is_empty(&self) -> bool {
+        Part::ALL.iter().all(|p| self.count(*p) == 0)
     }
 
     /// The money rule, both ways it is written down:
@@ -349,22 +362,27 @@ pub struct Progress {
     /// When the copy began: what is live (an idempotency key) is judged at this instant on
     /// every page and in every census of the copy.
     pub as_of: DateTime<Utc>,
-    /// The source's census when the copy began: a source that changes meanwhile is refused.
+    /// The source's census when the copy began.
     pub source: Census,
+    /// The digest of each of the source's parts when the copy began: a source that changes
+    /// meanwhile (a process still ran on it) is refused at the end, whatever changed.
+    pub source_digests: BTreeMap<Part, Digest>,
     pub verified: bool,
 }
 
 /// The install being copied from. Each part is read in a stable order of its own key.
 #[async_trait]
 pub trait MigrationSource: Send + Sync {
-    async fn census(&self, now: DateTime<Utc>) -> Result<Census>;
-    /// Records of `part` after the position `after` (from the start with `None`).
+    /// Counts and money; idempotency keys count when they are live at `live_at`.
+    async fn census(&self, live_at: DateTime<Utc>) -> Result<Census>;
+    /// Records of `part` after the position `after` (from the start with `None`); of the
+    /// idempotency keys, those live at `live_at`.
     async fn export(
         &self,
         part: Part,
         after: Option<&str>,
         limit: u32,
-        now: DateTime<Utc>,
+        live_at: DateTime<Utc>,
     ) -> Result<ExportPage>;
     /// Messages that failed fulfillment and wait for an operator: none may be left behind.
     async fn dead_letters(&self) -> Result<u64>;
@@ -373,9 +391,12 @@ pub trait MigrationSource: Send + Sync {
 /// The install being copied to.
 #[async_trait]
 pub trait MigrationTarget: Send + Sync {
-    async fn census(&self) -> Result<Census>;
-    /// Every record of `part` as the target reads it back, through its own decoders.
-    async fn records(&self, part: Part) -> Result<Vec<Record>>;
+    /// Counts and money; idempotency keys count when they are live at `live_at` (the target
+    /// may delete expired ones at any time).
+    async fn census(&self, live_at: DateTime<Utc>) -> Result<Census>;
+    /// Every record of `part` as the target reads it back, through its own decoders; of the
+    /// idempotency keys, those live at `live_at`.
+    async fn records(&self, part: Part, live_at: DateTime<Utc>) -> Result<Vec<Record>>;
     /// Writes each item of each record unless it is there already. A record of several items
     /// may be left partly written by a failure: the page is then imported again.
     async fn import(&self, records: &[Record]) -> Result<Imported>;

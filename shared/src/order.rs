@@ -113,6 +113,11 @@ pub struct Order {
 }
 
 impl Order {
+    /// Whether the order reached its final status and that event is not published yet.
+    pub fn owes_event(&self) -> bool {
+        self.notified_at.is_none() && self.status.is_final()
+    }
+
     /// Whether a create with these lines (`None`: the cart) and metadata is the request that
     /// placed this order, so a second create with its client reference may answer it. A cart
     /// checkout is matched by its source alone: the cart was emptied by the order.

@@ -18,6 +18,11 @@ use std::collections::HashMap;
 /// The marker item whose conditional put makes catalogue seeding happen once.
 const SEEDED_MARKER: &str = "CATALOGUE#seeded";
 
+/// The marker item itself.
+pub(super) fn seeded_marker() -> Item {
+    item([("productId", s(SEEDED_MARKER))])
+}
+
 pub(super) fn product_item(p: &Product) -> Item {
     let mut raw = item([
         ("productId", s(p.id.as_str())),
@@ -505,7 +510,7 @@ impl Catalogue for DynamoStore {
         transaction.push(
             put(
                 &self.tables.products,
-                item([("productId", s(SEEDED_MARKER))]),
+                seeded_marker(),
                 Some("attribute_not_exists(productId)"),
                 Item::new(),
             )?,

@@ -9,7 +9,7 @@ use super::cards::{NOTIFY_PENDING, REVEAL_PREFIX, card_item};
 use super::store::{DynamoStore, all_pages, list};
 use crate::aws::item::{Attrs, Item, b, epoch, format_ts, item, n, s, sdk_error, ts};
 use async_trait::async_trait;
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use futures_util::StreamExt;
 use giftify_shared::audit::AuditEntry;
 use giftify_shared::codes::BatchRef;
@@ -91,7 +91,7 @@ fn order_items(store: &DynamoStore, order: &Order) -> Vec<(String, Item, &'stati
         Some(at) => {
             raw.insert("notifiedAt".into(), ts(at));
         }
-        None if order.status.is_final() => {
+        None if order.owes_event() => {
             raw.insert("notifyPending".into(), s("1"));
         }
         None => {}
@@ -127,12 +127,7 @@ fn card_items(card: &GiftCard) -> Item {
         .max()
         .unwrap_or(card.issued_at);
     raw.insert("updatedAt".into(), ts(changed));
-    if card.notified_at.is_none()
-        && matches!(
-            card.status,
-            GiftCardStatus::Redeemed | GiftCardStatus::Cancelled
-        )
-    {
+    if card.owes_event() {
         raw.insert("notifyPending".into(), s(NOTIFY_PENDING));
     }
     raw
@@ -276,11 +271,20 @@ impl DynamoStore {
                     .ok_or_else(|| Error::internal("a ledger record is a put"))?;
                 vec![(t.wallet_transactions.clone(), raw, "transactionId")]
             }
-            Record::Product(product) => vec![(
-                t.products.clone(),
-                super::catalogue::product_item(product),
-                "productId",
-            )],
+            // With the marker of a seeded catalogue: the stage has its catalogue, and a later
+            // `aws bootstrap` must not add the demo one to it.
+            Record::Product(product) => vec![
+                (
+                    t.products.clone(),
+                    super::catalogue::product_item(product),
+                    "productId",
+                ),
+                (
+                    t.products.clone(),
+                    super::catalogue::seeded_marker(),
+                    "productId",
+                ),
+            ],
             Record::Variant(variant) => vec![(
                 t.product_variants.clone(),
                 super::catalogue::variant_item(variant),
@@ -397,6 +401,7 @@ impl DynamoStore {
                 .scan_whole(&t.products)
                 .await?
                 .iter()
+                .filter(|raw| !starts_with(raw, "productId", "CATALOGUE#"))
                 .map(|raw| {
                     Ok(Record::Product(Box::new(super::catalogue::product_from(
                         raw,
@@ -593,7 +598,7 @@ fn starts_with(raw: &Item, name: &str, prefix: &str) -> bool {
 #[async_trait]
 impl MigrationTarget for DynamoStore {
     /// Scans every table: the counts and sums a move compares with its source.
-    async fn census(&self) -> Result<Census> {
+    async fn census(&self, live_at: DateTime<Utc>) -> Result<Census> {
         let t = &self.tables;
         let mut records = BTreeMap::new();
         let mut money = MoneyTotals::default();
@@ -622,34 +627,46 @@ impl MigrationTarget for DynamoStore {
         records.insert(Part::Cards, cards.len() as u64);
         for card in &cards {
             let a = Attrs::new(card, "gift-cards");
-            if a.parsed("status", GiftCardStatus::parse)? != GiftCardStatus::Cancelled {
-                money.cards_kept += a.n("purchasePrice")?;
-            }
+            money.add_cards(
+                a.parsed("status", GiftCardStatus::parse)?,
+                a.n("purchasePrice")?,
+            );
         }
 
         let orders = self.scan(&t.orders, "#status, #paidAmount").await?;
         records.insert(Part::Orders, orders.len() as u64);
         for order in &orders {
             let a = Attrs::new(order, "orders");
-            if !a.parsed("status", OrderStatus::parse)?.is_final() {
-                money.in_flight += a.n("paidAmount")?;
-            }
+            money.add_orders(a.parsed("status", OrderStatus::parse)?, a.n("paidAmount")?);
         }
 
         let simple = [
-            (Part::Products, &t.products, "#productId"),
             (Part::Variants, &t.product_variants, "#variantId"),
             (Part::CodeBatches, &t.code_batches, "#batchRef"),
             (Part::Codes, &t.inventory_codes, "#codeHash"),
             (Part::ApiKeys, &t.api_keys, "#keyId"),
         ];
+        let products = self.scan(&t.products, "#productId").await?;
+        records.insert(
+            Part::Products,
+            counted(&products, |p| !starts_with(p, "productId", "CATALOGUE#")),
+        );
         for (part, table, projection) in simple {
             records.insert(part, self.scan(table, projection).await?.len() as u64);
         }
-        let keys = self.scan(&t.idempotency_keys, "#scopeKey").await?;
+        let keys = self
+            .scan(&t.idempotency_keys, "#scopeKey, #expiresAt")
+            .await?;
+        let live = |key: &Item| {
+            Attrs::new(key, "idempotency-keys")
+                .opt_n("expiresAt")
+                .is_ok_and(|at| at.is_some_and(|at| at > live_at.timestamp()))
+        };
         records.insert(
             Part::IdempotencyKeys,
-            counted(&keys, |k| !starts_with(k, "scopeKey", "orderRef#")),
+            counted(&keys, |k| {
+                !starts_with(k, "scopeKey", "orderRef#") && live(k)
+            }),
         );
         let webhooks = self.scan(&t.webhooks, "#scope").await?;
         records.insert(
@@ -687,8 +704,13 @@ impl MigrationTarget for DynamoStore {
 
     /// Every item of the page at once, a few in flight, each conditional on its absence: a
     /// record counts as copied when any of its items was written now.
-    async fn records(&self, part: Part) -> Result<Vec<Record>> {
-        self.read_back(part).await
+    async fn records(&self, part: Part, live_at: DateTime<Utc>) -> Result<Vec<Record>> {
+        let mut records = self.read_back(part).await?;
+        records.retain(|record| match record {
+            Record::IdempotencyKey(key) => key.key.expires_at > live_at,
+            _ => true,
+        });
+        Ok(records)
     }
 
     async fn import(&self, records: &[Record]) -> Result<Imported> {

@@ -3,7 +3,7 @@
 //! same row decoders the store's ports use.
 
 use super::SqliteStore;
-use super::codec::{DbError, DbResult, all, count, id, opt_time, time, ts};
+use super::codec::{DbError, DbResult, all, count, id, opt_time, time};
 use chrono::{DateTime, NaiveDate, Utc};
 use giftify_shared::Result;
 use giftify_shared::audit::AuditEntry;
@@ -15,14 +15,16 @@ use giftify_shared::migration::{
     AccountRecord, BatchRecord, Census, CodeRecord, ExportPage, FeedRecord, KeyRecord,
     LedgerRecord, MigrationSource, MoneyTotals, Part, Record, RevealRecord,
 };
+use giftify_shared::order::OrderStatus;
 use giftify_shared::user::UserCredentials;
-use giftify_shared::vault::RevealAudit;
+use giftify_shared::vault::{GiftCardStatus, RevealAudit};
 use giftify_shared::wallet::TransactionType;
 use rusqlite::{Connection, OptionalExtension, params};
 
-/// What each part counts, and in which table: the census and the pages agree on it.
-fn counting_query(part: Part) -> &'static str {
-    match part {
+/// What each part counts, and in which table: the census and the pages agree on it. `None`
+/// for the idempotency keys, which count as they are exported.
+fn counting_query(part: Part) -> Option<&'static str> {
+    Some(match part {
         Part::Users => "SELECT COUNT(*) FROM users",
         Part::Ledger => "SELECT COUNT(*) FROM wallet_transactions",
         Part::Products => "SELECT COUNT(*) FROM products",
@@ -32,36 +34,58 @@ fn counting_query(part: Part) -> &'static str {
         Part::Orders => "SELECT COUNT(*) FROM orders",
         Part::Cards => "SELECT COUNT(*) FROM gift_cards",
         Part::Reveals => "SELECT COUNT(*) FROM gift_card_reveals",
-        Part::IdempotencyKeys => "SELECT COUNT(*) FROM idempotency_keys WHERE expires_at > ?1",
+        Part::IdempotencyKeys => return None,
         Part::ApiKeys => "SELECT COUNT(*) FROM api_keys",
         Part::Webhooks => "SELECT COUNT(*) FROM webhook_endpoints",
         Part::Audit => "SELECT COUNT(*) FROM audit_log",
         Part::Figures => "SELECT COUNT(DISTINCT day) FROM daily_figures",
         Part::Events => "SELECT COUNT(*) FROM event_feed",
-    }
+    })
 }
 
-fn census(conn: &Connection, as_of: DateTime<Utc>) -> DbResult<Census> {
+fn census(conn: &Connection, live_at: DateTime<Utc>) -> DbResult<Census> {
     let mut records = std::collections::BTreeMap::new();
     for part in Part::ALL {
-        let sql = counting_query(part);
-        let n = if sql.contains("?1") {
-            count(conn, sql, [ts(as_of)])?
-        } else {
-            count(conn, sql, [])?
+        let n = match counting_query(part) {
+            Some(sql) => count(conn, sql, [])?,
+            // Live keys as the export decides (a legacy key reads as expired), page by page.
+            None => {
+                let (mut n, mut after) = (0, None);
+                loop {
+                    let page = export(conn, part, after.as_deref(), 1_000, live_at)?;
+                    n += page.records.len() as u64;
+                    match page.next {
+                        Some(next) => after = Some(next),
+                        None => break n,
+                    }
+                }
+            }
         };
         records.insert(part, n);
     }
     let sum = |sql: &str| -> DbResult<i64> { Ok(conn.query_row(sql, [], |row| row.get(0))?) };
     let mut money = MoneyTotals {
         balances: sum("SELECT COALESCE(SUM(wallet_balance), 0) FROM users")?,
-        cards_kept: sum(
-            "SELECT COALESCE(SUM(purchase_price), 0) FROM gift_cards WHERE status <> 'CANCELLED'",
-        )?,
-        in_flight: sum("SELECT COALESCE(SUM(paid_amount), 0) FROM orders \
-             WHERE status IN ('PENDING', 'PROCESSING')")?,
         ..MoneyTotals::default()
     };
+    let by_status = |sql: &str| {
+        all(conn, sql, [], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+        })
+    };
+    for (status, prices) in
+        by_status("SELECT status, SUM(purchase_price) FROM gift_cards GROUP BY status")?
+    {
+        let status = GiftCardStatus::parse(&status)
+            .ok_or_else(|| DbError::corrupt("a gift card's status"))?;
+        money.add_cards(status, prices);
+    }
+    for (status, paid) in by_status("SELECT status, SUM(paid_amount) FROM orders GROUP BY status")?
+    {
+        let status =
+            OrderStatus::parse(&status).ok_or_else(|| DbError::corrupt("an order's status"))?;
+        money.add_orders(status, paid);
+    }
     let by_kind = all(
         conn,
         "SELECT kind, SUM(amount) AS total FROM wallet_transactions GROUP BY kind",
@@ -190,7 +214,7 @@ fn export(
     part: Part,
     after: Option<&str>,
     limit: u32,
-    as_of: DateTime<Utc>,
+    live_at: DateTime<Utc>,
 ) -> DbResult<ExportPage> {
     use super::{api_keys, cards, catalogue, codes, orders, users};
     let rows = match part {
@@ -338,7 +362,7 @@ fn export(
             return Ok(ExportPage {
                 records: rows
                     .into_iter()
-                    .filter(|(_, record)| record.key.expires_at > as_of)
+                    .filter(|(_, record)| record.key.expires_at > live_at)
                     .map(|(_, record)| Record::IdempotencyKey(record))
                     .collect(),
                 next,
@@ -403,8 +427,8 @@ fn export(
 
 #[async_trait::async_trait]
 impl MigrationSource for SqliteStore {
-    async fn census(&self, as_of: DateTime<Utc>) -> Result<Census> {
-        self.read(move |conn| census(conn, as_of)).await
+    async fn census(&self, live_at: DateTime<Utc>) -> Result<Census> {
+        self.read(move |conn| census(conn, live_at)).await
     }
 
     async fn export(
@@ -412,10 +436,10 @@ impl MigrationSource for SqliteStore {
         part: Part,
         after: Option<&str>,
         limit: u32,
-        as_of: DateTime<Utc>,
+        live_at: DateTime<Utc>,
     ) -> Result<ExportPage> {
         let after = after.map(str::to_string);
-        self.read(move |conn| export(conn, part, after.as_deref(), limit, as_of))
+        self.read(move |conn| export(conn, part, after.as_deref(), limit, live_at))
             .await
     }
 

@@ -24,6 +24,9 @@ pub enum Opening {
     /// Every other command: the data must exist already, so a mistyped `--data-dir` fails
     /// instead of answering from a new, empty shop.
     ExistingOnly,
+    /// Existing data, opened to be read as it is (the source of `giftify migrate`): the keys
+    /// are checked, but no demo catalogue is seeded and no environment webhook is set up.
+    AsItIs,
 }
 
 pub struct EmbeddedStack {
@@ -100,10 +103,12 @@ impl EmbeddedStack {
             rules,
         );
         giftify.verify_keys(&secrets.presented()).await?;
-        if giftify.seed_demo_catalogue().await? {
-            tracing::info!("seeded the demo catalogue");
+        if opening != Opening::AsItIs {
+            if giftify.seed_demo_catalogue().await? {
+                tracing::info!("seeded the demo catalogue");
+            }
+            crate::webhook_bootstrap::ensure_environment_webhooks(&giftify, &config).await?;
         }
-        crate::webhook_bootstrap::ensure_environment_webhooks(&giftify, &config).await?;
         let webhooks = WebhookDispatcher::new(giftify.clone(), store.clone());
         Ok(EmbeddedStack {
             giftify,

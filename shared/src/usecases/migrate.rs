@@ -4,19 +4,22 @@
 use crate::clock::Clock;
 use crate::migration::{Digest, MigrationSource, MigrationTarget, Part, Progress, ProgressStore};
 use crate::{Error, Result};
+use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
 
 /// Records per page: one saved position per page, so a crash repeats at most this many puts
-/// (each finds its record there and skips it).
+/// (each finds its item there and skips it).
 pub const MIGRATION_PAGE: u32 = 200;
 
 /// Copies `source` into `target`, from where `progress` stands, and verifies the result.
 /// `on_page` sees the progress after every saved page (for the operator's display).
 ///
 /// Refused before anything is written: a source with dead letters (an operator must settle
-/// them on the machine), a source whose money rule fails, and a target that holds customers
-/// without a saved progress of this very copy (a stage already in use). Refused at the end: a
-/// source that changed since the copy began (a process still ran on it), and a target that
-/// does not count what the source counts.
+/// them on the machine), a source whose money rule fails, and a target that holds any record
+/// without a saved progress of this very copy (a stage already in use, or seeded). Refused at
+/// the end: a source that changed since the copy began (a process still ran on it). A target
+/// that does not read back what the source holds sends the next run through every part again,
+/// writing what is missing.
 pub async fn migrate(
     source: &dyn MigrationSource,
     target: &dyn MigrationTarget,
@@ -40,17 +43,18 @@ pub async fn migrate(
             let as_of = clock.now();
             let census = source.census(as_of).await?;
             census.money_rule()?;
-            if !target.census().await?.holds_no_customers() {
+            if !target.census(as_of).await?.is_empty() {
                 return Err(Error::validation(
                     "target",
-                    "the stage already holds accounts or orders: move into a stage whose \
-                     tables are new",
+                    "the stage already holds data: move into a stage whose tables are new \
+                     (bootstrapped with --empty, and no admin created yet)",
                 ));
             }
             let progress = Progress {
                 part: Some(Part::ALL[0]),
                 as_of,
                 source: census,
+                source_digests: source_digests(source, as_of).await?,
                 ..Progress::default()
             };
             store.save(&progress)?;
@@ -81,64 +85,89 @@ pub async fn migrate(
         on_page(&progress);
     }
     if !progress.verified {
-        verify(source, target, &progress).await?;
+        verify_source_unchanged(source, &progress).await?;
+        if let Err(differences) = verify_target(source, target, clock.now()).await? {
+            progress.part = Some(Part::ALL[0]);
+            store.save(&progress)?;
+            return Err(Error::internal(format!(
+                "the stage does not hold what the machine holds ({}): run the command again, \
+                 it copies every part once more and writes what is missing",
+                differences.join("; ")
+            )));
+        }
         progress.verified = true;
         store.save(&progress)?;
     }
     Ok(progress)
 }
 
-/// Both sides count the same records and money as the source did when the copy began, every
-/// part reads back with the digest it has in the source, and the money rule holds on the
-/// target.
-async fn verify(
+/// The source holds exactly what it held when the copy began: no part's digest moved.
+async fn verify_source_unchanged(source: &dyn MigrationSource, progress: &Progress) -> Result<()> {
+    let now = source_digests(source, progress.as_of).await?;
+    let changed: Vec<String> = Part::ALL
+        .iter()
+        .filter(|part| now.get(part) != progress.source_digests.get(part))
+        .map(|part| part.to_string())
+        .collect();
+    if changed.is_empty() {
+        return Ok(());
+    }
+    Err(Error::validation(
+        "source",
+        format!(
+            "the machine changed while it was copied ({}): stop every giftify process on it, \
+             then start over with new stage tables and without the progress file",
+            changed.join(", ")
+        ),
+    ))
+}
+
+/// Both sides count the same records and money at `now`, every part reads back from the
+/// target with the digest it has in the source, and the money rule holds on the target.
+/// `Ok(Err(differences))` when they disagree.
+async fn verify_target(
     source: &dyn MigrationSource,
     target: &dyn MigrationTarget,
-    progress: &Progress,
-) -> Result<()> {
-    let now = source.census(progress.as_of).await?;
-    let changed = progress.source.differences(&now);
-    if !changed.is_empty() {
-        return Err(Error::validation(
-            "source",
-            format!(
-                "the machine changed while it was copied (stop every giftify process on it, \
-                 delete the progress file and run again): {}",
-                changed.join("; ")
-            ),
-        ));
-    }
-    let copied = target.census().await?;
-    let mut differences = progress.source.differences(&copied);
-    if differences.is_empty() {
-        for part in Part::ALL {
-            if source_digest(source, part, progress.as_of).await?
-                != Digest::of(&target.records(part).await?)
-            {
-                differences.push(format!("{part}: the records read back differ"));
-            }
+    now: DateTime<Utc>,
+) -> Result<std::result::Result<(), Vec<String>>> {
+    let copied = target.census(now).await?;
+    let mut differences = source.census(now).await?.differences(&copied);
+    for part in Part::ALL {
+        if source_digest(source, part, now).await? != Digest::of(&target.records(part, now).await?)
+        {
+            differences.push(format!("{part}: the records read back differ"));
         }
     }
-    if !differences.is_empty() {
-        return Err(Error::internal(format!(
-            "the stage does not hold what the machine holds: {}",
-            differences.join("; ")
-        )));
+    if differences.is_empty() {
+        copied.money_rule()?;
+        Ok(Ok(()))
+    } else {
+        Ok(Err(differences))
     }
-    copied.money_rule()
+}
+
+async fn source_digests(
+    source: &dyn MigrationSource,
+    live_at: DateTime<Utc>,
+) -> Result<BTreeMap<Part, Digest>> {
+    let mut digests = BTreeMap::new();
+    for part in Part::ALL {
+        digests.insert(part, source_digest(source, part, live_at).await?);
+    }
+    Ok(digests)
 }
 
 /// The digest of every record of `part` in the source, page by page.
 async fn source_digest(
     source: &dyn MigrationSource,
     part: Part,
-    as_of: chrono::DateTime<chrono::Utc>,
+    live_at: DateTime<Utc>,
 ) -> Result<Digest> {
     let mut digest = Digest::default();
     let mut after = None;
     loop {
         let page = source
-            .export(part, after.as_deref(), MIGRATION_PAGE, as_of)
+            .export(part, after.as_deref(), MIGRATION_PAGE, live_at)
             .await?;
         for record in &page.records {
             digest.add(record);
