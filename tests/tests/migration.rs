@@ -379,3 +379,158 @@ async fn a_load_run_moves_to_aws_through_a_crash_and_answers_the_same_there() {
         started.elapsed().as_secs_f64()
     );
 }
+
+/// Sets `verified` back to false in a progress file: the state a run leaves when it is killed
+/// after its last page and before its verification ends.
+fn unverify(progress: &giftify_infra::migration::ProgressFile) {
+    let path = progress.path();
+    let mut saved: Value =
+        serde_json::from_slice(&std::fs::read(path).expect("progress")).expect("progress JSON");
+    saved["verified"] = json!(false);
+    std::fs::write(path, serde_json::to_vec(&saved).expect("JSON")).expect("write progress");
+}
+
+/// What verification catches, in process on the real stores: an item lost on the stage sends
+/// the next run through every part again, which writes it back; a machine that changed since
+/// the copy began is refused, naming the part.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verification_restores_what_the_stage_lost_and_refuses_a_machine_that_changed() {
+    use giftify_infra::EmbeddedStack;
+    use giftify_infra::migration::ProgressFile;
+    use giftify_infra::stack::Opening;
+    use giftify_shared::SystemClock;
+    use giftify_shared::migration::{MigrationTarget, Part};
+    use giftify_shared::usecases::{Registration, migrate};
+    use giftify_shared::user::Email;
+    use giftify_tests::moto::{AwsTestStack, TEST_CARD_KEY};
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = giftify_infra::Config {
+        data_dir: dir.path().join("data"),
+        card_key: Some(TEST_CARD_KEY.to_string().into()),
+        user_limits: giftify_shared::rate_limits::ActionLimits::OFF,
+        ..giftify_infra::Config::default()
+    };
+    let machine = EmbeddedStack::open(config, Opening::MayInitialise)
+        .await
+        .expect("the machine");
+    let user = machine
+        .giftify
+        .register(Registration {
+            email: Email::parse("mover@example.in").expect("email"),
+            typed_email: String::new(),
+            password_hash: "not-a-real-hash".into(),
+            first_name: "Mo".into(),
+            last_name: "Ver".into(),
+            phone_number: None,
+        })
+        .await
+        .expect("register");
+    for amount in [10_000, 25_000] {
+        machine
+            .giftify
+            .top_up(&user.id, amount, None)
+            .await
+            .expect("top up");
+    }
+    let source = machine.store.as_ref();
+
+    // A stage that loses a ledger entry after the copy.
+    let stage = AwsTestStack::start(3, 30).await;
+    let target = &stage.runtime.aws.store;
+    let progress = ProgressFile::of(dir.path(), Some(&stage.stage));
+    let done = migrate(source, target, &progress, &SystemClock, |_| {})
+        .await
+        .expect("the first copy");
+    assert!(done.verified);
+    let tables = giftify_infra::aws::tables::TableNames::for_stage(Some(&stage.stage));
+    let ledger = target
+        .client()
+        .scan()
+        .table_name(&tables.wallet_transactions)
+        .send()
+        .await
+        .expect("scan")
+        .items
+        .unwrap_or_default();
+    assert_eq!(ledger.len(), 2);
+    let lost = &ledger[0];
+    target
+        .client()
+        .delete_item()
+        .table_name(&tables.wallet_transactions)
+        .key("userId", lost["userId"].clone())
+        .key("transactionId", lost["transactionId"].clone())
+        .send()
+        .await
+        .expect("delete");
+    unverify(&progress);
+    let refused = migrate(source, target, &progress, &SystemClock, |_| {})
+        .await
+        .expect_err("a stage short of an entry is not done");
+    assert!(
+        refused
+            .to_string()
+            .contains("ledger: 2 in the source, 1 in the target"),
+        "{refused}"
+    );
+    let again = migrate(source, target, &progress, &SystemClock, |_| {})
+        .await
+        .expect("the next run writes the entry back");
+    assert!(again.verified);
+    assert_eq!(
+        target
+            .records(Part::Ledger, chrono::Utc::now())
+            .await
+            .expect("ledger")
+            .len(),
+        2
+    );
+
+    // A machine that changes between a crash and the resume.
+    let second = AwsTestStack::start(3, 30).await;
+    let progress = ProgressFile::of(dir.path(), Some(&second.stage));
+    migrate(
+        source,
+        &second.runtime.aws.store,
+        &progress,
+        &SystemClock,
+        |_| {},
+    )
+    .await
+    .expect("the copy");
+    machine
+        .giftify
+        .top_up(&user.id, 5_000, None)
+        .await
+        .expect("a top-up on the machine meanwhile");
+    unverify(&progress);
+    let refused = migrate(
+        source,
+        &second.runtime.aws.store,
+        &progress,
+        &SystemClock,
+        |_| {},
+    )
+    .await
+    .expect_err("a machine that changed is refused");
+    let message = refused.to_string();
+    assert!(
+        message.contains("the machine changed") && message.contains("ledger"),
+        "{message}"
+    );
+
+    // A stage that holds data already is refused before anything is written.
+    let used = ProgressFile::of(dir.path(), Some("used"));
+    let refused = migrate(source, target, &used, &SystemClock, |_| {})
+        .await
+        .expect_err("a stage in use is refused");
+    assert!(
+        refused.to_string().contains("already holds data"),
+        "{refused}"
+    );
+    assert!(
+        !used.path().exists(),
+        "nothing is started on a refused stage"
+    );
+}

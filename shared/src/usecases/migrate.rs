@@ -89,11 +89,14 @@ pub async fn migrate(
         if let Err(differences) = verify_target(source, target, clock.now()).await? {
             progress.part = Some(Part::ALL[0]);
             store.save(&progress)?;
-            return Err(Error::internal(format!(
-                "the stage does not hold what the machine holds ({}): run the command again, \
-                 it copies every part once more and writes what is missing",
-                differences.join("; ")
-            )));
+            return Err(Error::validation(
+                "target",
+                format!(
+                    "the stage does not hold what the machine holds ({}): run the command \
+                     again, it copies every part once more and writes what is missing",
+                    differences.join("; ")
+                ),
+            ));
         }
         progress.verified = true;
         store.save(&progress)?;
