@@ -135,7 +135,7 @@ pub enum Command {
     /// Copy this machine's data dir into an AWS stage (the stage's settings and card key come
     /// from the environment, as for any AWS command): resumable after a crash, a no-op when
     /// run again, and done only when both sides count the same records and money. The
-    /// runbook is in the README ("Moving to AWS").
+    /// runbook is in the README ("Moving a machine to AWS").
     Migrate {
         /// The data dir to copy; every giftify process on it must be stopped.
         #[arg(long, value_name = "DIR")]
