@@ -298,7 +298,9 @@ async fn a_load_run_moves_to_aws_through_a_crash_and_answers_the_same_there() {
     assert_eq!(interrupted["verified"], false, "{interrupted}");
 
     // 4. Run again: it resumes and verifies.
+    let resuming = Instant::now();
     let resumed = cloud.try_run(&migrate);
+    let resumed_in = resuming.elapsed();
     assert!(
         resumed.success,
         "resumed move: {}{}",
@@ -330,7 +332,9 @@ async fn a_load_run_moves_to_aws_through_a_crash_and_answers_the_same_there() {
     );
 
     // 5. A third run changes nothing.
+    let checking = Instant::now();
     let again = cloud.try_run(&migrate);
+    let again_in = checking.elapsed();
     assert!(again.success, "{}{}", again.stdout, again.stderr);
     assert_eq!(
         progress_part(&data_dir, &stage).expect("progress"),
@@ -375,7 +379,10 @@ async fn a_load_run_moves_to_aws_through_a_crash_and_answers_the_same_there() {
     stage_server.terminate();
     println!(
         "moved a load run of {requests} requests ({counted} records) to a stage, killed in \
-         {killed_at} ({present} records found there on resume), in {:.1} s",
+         {killed_at} ({present} records found there on resume; the resumed run took {:.1} s, \
+         a run after it {:.1} s), in {:.1} s",
+        resumed_in.as_secs_f64(),
+        again_in.as_secs_f64(),
         started.elapsed().as_secs_f64()
     );
 }
