@@ -92,10 +92,13 @@ resource "aws_lambda_event_source_mapping" "webhooks" {
 
 # The reconciler on a schedule. No retries: the next tick is the retry, and the function is
 # idempotent (it re-enqueues with the order id as deduplication id).
+# Paused (var.reconciler_paused) while `giftify migrate` fills a new stage: the reconciler
+# would publish, refund and record events in tables that are still being copied.
 resource "aws_cloudwatch_event_rule" "reconciler" {
   name                = "${local.name_prefix}-reconciler"
   description         = "Runs the Giftify reconciler"
   schedule_expression = var.reconciler_schedule
+  state               = var.reconciler_paused ? "DISABLED" : "ENABLED"
 }
 
 resource "aws_cloudwatch_event_target" "reconciler" {

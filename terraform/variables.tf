@@ -259,6 +259,12 @@ variable "reconciler_schedule" {
   default     = "rate(1 minute)"
 }
 
+variable "reconciler_paused" {
+  description = "Pause the reconciler's schedule. Only while `giftify migrate` fills a new stage (README, \"Moving a machine to AWS\"): apply with true before the copy, false once it is verified."
+  type        = bool
+  default     = false
+}
+
 variable "stuck_order_refund_seconds" {
   description = "Age after which the reconciler gives up an order that is still not final, dead-lettered or not, with a full refund (GIFTIFY_STUCK_ORDER_REFUND_SECS). On AWS it must outlast a message's every retry: a crashed or timed-out fulfillment invocation's message comes back only after the visibility timeout (6 x the function timeout), up to queue_max_receives times — 30 minutes with the defaults — hence an hour here rather than the code's 15 minutes."
   type        = number

@@ -333,7 +333,29 @@ pub struct Digest {
 
 impl Digest {
     pub fn add(&mut self, record: &Record) {
-        let text = format!("{record:?}");
+        let mut text = format!("{record:?}");
+        // `Debug` leaves sealed secrets out, so they are added here: hashed, never shown.
+        let mut sealed = |card: &crate::vault::SealedCard| {
+            for part in [
+                &card.number_ciphertext,
+                &card.pin_ciphertext,
+                &card.lookup_key,
+            ] {
+                text.push('|');
+                text.push_str(part);
+            }
+        };
+        match record {
+            Record::Card(card) => sealed(&card.sealed),
+            Record::Code(code) => sealed(&code.code.sealed),
+            Record::Webhook(endpoint) => {
+                for secret in &endpoint.secrets {
+                    text.push('|');
+                    text.push_str(&secret.sealed);
+                }
+            }
+            _ => {}
+        }
         let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
             (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
         });
@@ -367,6 +389,12 @@ pub struct Progress {
     /// The digest of each of the source's parts when the copy began: a source that changes
     /// meanwhile (a process still ran on it) is refused at the end, whatever changed.
     pub source_digests: BTreeMap<Part, Digest>,
+    /// Which target the copy writes to ([`MigrationTarget::identity`]): a progress file is
+    /// never taken for the copy into other tables of the same name.
+    pub target: String,
+    /// Set when a verification failed and every part is copied once more; a second failure
+    /// means records on the target differ, which copying cannot mend.
+    pub repass: bool,
     pub verified: bool,
 }
 
@@ -391,6 +419,9 @@ pub trait MigrationSource: Send + Sync {
 /// The install being copied to.
 #[async_trait]
 pub trait MigrationTarget: Send + Sync {
+    /// What tells these tables from others of the same name (tables made again, another
+    /// account): recorded when a copy begins and checked on every run.
+    async fn identity(&self) -> Result<String>;
     /// Counts and money; idempotency keys count when they are live at `live_at` (the target
     /// may delete expired ones at any time).
     async fn census(&self, live_at: DateTime<Utc>) -> Result<Census>;
@@ -453,6 +484,54 @@ mod tests {
         let found = source.differences(&target);
         assert_eq!(found.len(), 2, "{found:?}");
         assert!(found[0].starts_with("ledger: 5 in the source, 4 in the target"));
+    }
+
+    fn card() -> GiftCard {
+        use crate::ids::{GiftCardId, OrderId, ProductId, UserId, VariantId};
+        use crate::vault::{CardKey, CardVault};
+        let id = GiftCardId::generate();
+        GiftCard {
+            sealed: CardVault::new(&CardKey::generate()).issue(&id).unwrap(),
+            id,
+            order_id: OrderId::generate(),
+            user_id: UserId::generate(),
+            product_id: ProductId::generate(),
+            variant_id: VariantId::generate(),
+            product_name: "Giftify".into(),
+            variant_name: "Giftify 500".into(),
+            denomination: 500,
+            expiry_date: NaiveDate::from_ymd_opt(2027, 12, 6).unwrap(),
+            status: GiftCardStatus::Active,
+            purchase_price: Paise::new(50_000),
+            issued_at: chrono::Utc::now(),
+            redeemed_at: None,
+            redeemed_by: None,
+            revealed_at: None,
+            returned_at: None,
+            notified_at: None,
+        }
+    }
+
+    #[test]
+    fn a_digest_ignores_order_and_sees_every_field_and_the_sealed_secrets() {
+        let (a, b) = (card(), card());
+        let records = |cards: [&GiftCard; 2]| cards.map(|c| Record::Card(Box::new(c.clone())));
+        assert_eq!(
+            Digest::of(&records([&a, &b])),
+            Digest::of(&records([&b, &a])),
+            "the order a side lists its records in does not matter"
+        );
+        let mut pin = a.clone();
+        pin.sealed.pin_ciphertext.push('A');
+        let mut status = a.clone();
+        status.status = GiftCardStatus::Redeemed;
+        for changed in [pin, status] {
+            assert_ne!(
+                Digest::of(&records([&a, &b])),
+                Digest::of(&records([&changed, &b])),
+                "{changed:?}"
+            );
+        }
     }
 
     #[test]

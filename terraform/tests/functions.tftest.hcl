@@ -218,6 +218,23 @@ run "reconciler_runs_on_a_schedule" {
     condition     = aws_lambda_permission.reconciler_schedule.principal == "events.amazonaws.com" && aws_lambda_permission.reconciler_schedule.source_arn == aws_cloudwatch_event_rule.reconciler.arn
     error_message = "Only this rule may invoke the reconciler."
   }
+  assert {
+    condition     = aws_cloudwatch_event_rule.reconciler.state == "ENABLED"
+    error_message = "The reconciler's schedule runs unless paused."
+  }
+}
+
+run "the_reconciler_pauses_while_a_stage_is_filled" {
+  command = plan
+
+  variables {
+    reconciler_paused = true
+  }
+
+  assert {
+    condition     = aws_cloudwatch_event_rule.reconciler.state == "DISABLED"
+    error_message = "reconciler_paused = true disables the schedule (giftify migrate fills the stage meanwhile)."
+  }
 }
 
 run "http_api_proxies_to_the_api_function_with_throttling_and_access_logs" {

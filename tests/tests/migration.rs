@@ -527,6 +527,19 @@ async fn verification_restores_what_the_stage_lost_and_refuses_a_machine_that_ch
         "{message}"
     );
 
+    // A progress file is never taken for the copy into other tables.
+    let elsewhere = ProgressFile::of(dir.path(), Some(&stage.stage));
+    let refused = migrate(
+        source,
+        &second.runtime.aws.store,
+        &elsewhere,
+        &SystemClock,
+        |_| {},
+    )
+    .await
+    .expect_err("a progress file of other tables is refused");
+    assert!(refused.to_string().contains("other tables"), "{refused}");
+
     // A stage that holds data already is refused before anything is written.
     let used = ProgressFile::of(dir.path(), Some("used"));
     let refused = migrate(source, target, &used, &SystemClock, |_| {})

@@ -597,6 +597,27 @@ fn starts_with(raw: &Item, name: &str, prefix: &str) -> bool {
 
 #[async_trait]
 impl MigrationTarget for DynamoStore {
+    /// The users table's ARN and creation time: tables made again under the same names are
+    /// other tables.
+    async fn identity(&self) -> Result<String> {
+        let table = self
+            .client
+            .describe_table()
+            .table_name(&self.tables.users)
+            .send()
+            .await
+            .map_err(sdk_error)?
+            .table
+            .ok_or_else(|| Error::internal("DescribeTable answered no table"))?;
+        Ok(format!(
+            "{} created {}",
+            table.table_arn.as_deref().unwrap_or(&self.tables.users),
+            table
+                .creation_date_time
+                .map_or_else(|| "at an unknown time".to_string(), |at| at.to_string())
+        ))
+    }
+
     /// Scans every table: the counts and sums a move compares with its source.
     async fn census(&self, live_at: DateTime<Utc>) -> Result<Census> {
         let t = &self.tables;

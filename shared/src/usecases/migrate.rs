@@ -37,7 +37,18 @@ pub async fn migrate(
             ),
         ));
     }
+    let target_identity = target.identity().await?;
     let mut progress = match store.load()? {
+        Some(progress) if progress.target != target_identity => {
+            return Err(Error::validation(
+                "target",
+                format!(
+                    "the progress file is of a copy into other tables ({}), not these ({}): \
+                     delete it to start a new copy",
+                    progress.target, target_identity
+                ),
+            ));
+        }
         Some(progress) => progress,
         None => {
             let as_of = clock.now();
@@ -55,6 +66,7 @@ pub async fn migrate(
                 as_of,
                 source: census,
                 source_digests: source_digests(source, as_of).await?,
+                target: target_identity,
                 ..Progress::default()
             };
             store.save(&progress)?;
@@ -87,14 +99,26 @@ pub async fn migrate(
     if !progress.verified {
         verify_source_unchanged(source, &progress).await?;
         if let Err(differences) = verify_target(source, target, clock.now()).await? {
+            let differences = differences.join("; ");
+            if progress.repass {
+                return Err(Error::validation(
+                    "target",
+                    format!(
+                        "the stage holds records that differ from the machine's even after \
+                         copying every part again ({differences}): something else writes to \
+                         it (a reconciler running?). Start over with new stage tables and \
+                         without the progress file"
+                    ),
+                ));
+            }
             progress.part = Some(Part::ALL[0]);
+            progress.repass = true;
             store.save(&progress)?;
             return Err(Error::validation(
                 "target",
                 format!(
-                    "the stage does not hold what the machine holds ({}): run the command \
-                     again, it copies every part once more and writes what is missing",
-                    differences.join("; ")
+                    "the stage does not hold what the machine holds ({differences}): run the \
+                     command again, it copies every part once more and writes what is missing"
                 ),
             ));
         }
