@@ -229,22 +229,21 @@ pub struct MoneyTotals {
 }
 
 impl MoneyTotals {
-    /// Adds the price of every card in `status`: what the customer keeps unless it was
-    /// returned.
-    pub fn add_cards(&mut self, status: GiftCardStatus, prices: i64) {
+    /// Adds a card's price: what the customer keeps unless it was returned.
+    fn add_cards(&mut self, status: GiftCardStatus, prices: i64) {
         if status != GiftCardStatus::Cancelled {
             self.cards_kept += prices;
         }
     }
 
-    /// Adds what the orders in `status` were paid: in flight until the order is final.
-    pub fn add_orders(&mut self, status: OrderStatus, paid: i64) {
+    /// Adds what an order was paid: in flight until the order is final.
+    fn add_orders(&mut self, status: OrderStatus, paid: i64) {
         if !status.is_final() {
             self.in_flight += paid;
         }
     }
 
-    pub fn add_entry(&mut self, kind: TransactionType, amount: Paise) {
+    fn add_entry(&mut self, kind: TransactionType, amount: Paise) {
         let amount = amount.get();
         match kind {
             TransactionType::Credit => self.top_ups += amount,
@@ -264,6 +263,24 @@ pub struct Census {
 }
 
 impl Census {
+    /// Counts a record of `part`, and its money: a balance, a ledger entry, a card's price or
+    /// an order's payment.
+    pub fn add(&mut self, part: Part, record: &Record) {
+        *self.records.entry(part).or_default() += 1;
+        let money = &mut self.money;
+        match record {
+            Record::Account(account) => {
+                money.balances += account.credentials.user.wallet_balance.get();
+            }
+            Record::Ledger(entry) => {
+                money.add_entry(entry.transaction.kind, entry.transaction.amount);
+            }
+            Record::Card(card) => money.add_cards(card.status, card.purchase_price.get()),
+            Record::Order(order) => money.add_orders(order.status, order.paid_amount.get()),
+            _ => {}
+        }
+    }
+
     pub fn count(&self, part: Part) -> u64 {
         self.records.get(&part).copied().unwrap_or(0)
     }
@@ -401,8 +418,6 @@ pub struct Progress {
 /// The install being copied from. Each part is read in a stable order of its own key.
 #[async_trait]
 pub trait MigrationSource: Send + Sync {
-    /// Counts and money; idempotency keys count when they are live at `live_at`.
-    async fn census(&self, live_at: DateTime<Utc>) -> Result<Census>;
     /// Records of `part` after the position `after` (from the start with `None`); of the
     /// idempotency keys, those live at `live_at`.
     async fn export(
@@ -422,11 +437,9 @@ pub trait MigrationTarget: Send + Sync {
     /// What tells these tables from others of the same name (tables made again, another
     /// account): recorded when a copy begins and checked on every run.
     async fn identity(&self) -> Result<String>;
-    /// Counts and money; idempotency keys count when they are live at `live_at` (the target
-    /// may delete expired ones at any time).
-    async fn census(&self, live_at: DateTime<Utc>) -> Result<Census>;
     /// Every record of `part` as the target reads it back, through its own decoders; of the
-    /// idempotency keys, those live at `live_at`.
+    /// idempotency keys, those live at `live_at` (the target may delete expired ones at any
+    /// time).
     async fn records(&self, part: Part, live_at: DateTime<Utc>) -> Result<Vec<Record>>;
     /// Writes each item of each record unless it is there already. A record of several items
     /// may be left partly written by a failure: the page is then imported again.

@@ -18,16 +18,15 @@ use giftify_shared::figures::DayFigures;
 use giftify_shared::idempotency::{IdempotencyKey, IdempotencyScope, StoredKeyState};
 use giftify_shared::ids::{GiftCardId, OrderId, ProductId, UserId, VariantId};
 use giftify_shared::migration::{
-    AccountRecord, BatchRecord, Census, CodeRecord, FeedRecord, Imported, KeyRecord, LedgerRecord,
-    MigrationTarget, MoneyTotals, Part, Record, RevealRecord,
+    AccountRecord, BatchRecord, CodeRecord, FeedRecord, Imported, KeyRecord, LedgerRecord,
+    MigrationTarget, Part, Record, RevealRecord,
 };
-use giftify_shared::order::{Order, OrderStatus};
+use giftify_shared::order::Order;
 use giftify_shared::user::UserCredentials;
+use giftify_shared::vault::GiftCard;
 use giftify_shared::vault::RevealAudit;
-use giftify_shared::vault::{GiftCard, GiftCardStatus};
-use giftify_shared::wallet::TransactionType;
-use giftify_shared::{Error, Paise, Result};
-use std::collections::{BTreeMap, BTreeSet};
+use giftify_shared::{Error, Result};
+use std::collections::BTreeMap;
 
 /// Conditional puts in flight at once.
 const PUTS_IN_FLIGHT: usize = 16;
@@ -585,10 +584,6 @@ impl DynamoStore {
     }
 }
 
-fn counted(items: &[Item], keep: impl Fn(&Item) -> bool) -> u64 {
-    items.iter().filter(|i| keep(i)).count() as u64
-}
-
 fn starts_with(raw: &Item, name: &str, prefix: &str) -> bool {
     raw.get(name)
         .and_then(|v| v.as_s().ok())
@@ -618,113 +613,6 @@ impl MigrationTarget for DynamoStore {
         ))
     }
 
-    /// Scans every table: the counts and sums a move compares with its source.
-    async fn census(&self, live_at: DateTime<Utc>) -> Result<Census> {
-        let t = &self.tables;
-        let mut records = BTreeMap::new();
-        let mut money = MoneyTotals::default();
-
-        let users = self.scan(&t.users, "#userId, #walletBalance").await?;
-        let accounts: Vec<&Item> = users
-            .iter()
-            .filter(|u| !starts_with(u, "userId", "EMAIL#"))
-            .collect();
-        records.insert(Part::Users, accounts.len() as u64);
-        for account in accounts {
-            money.balances += Attrs::new(account, "users").n("walletBalance")?;
-        }
-
-        let ledger = self.scan(&t.wallet_transactions, "#type, #amount").await?;
-        records.insert(Part::Ledger, ledger.len() as u64);
-        for entry in &ledger {
-            let a = Attrs::new(entry, "wallet-transactions");
-            money.add_entry(
-                a.parsed("type", TransactionType::parse)?,
-                Paise::new(a.n("amount")?),
-            );
-        }
-
-        let cards = self.scan(&t.gift_cards, "#status, #purchasePrice").await?;
-        records.insert(Part::Cards, cards.len() as u64);
-        for card in &cards {
-            let a = Attrs::new(card, "gift-cards");
-            money.add_cards(
-                a.parsed("status", GiftCardStatus::parse)?,
-                a.n("purchasePrice")?,
-            );
-        }
-
-        let orders = self.scan(&t.orders, "#status, #paidAmount").await?;
-        records.insert(Part::Orders, orders.len() as u64);
-        for order in &orders {
-            let a = Attrs::new(order, "orders");
-            money.add_orders(a.parsed("status", OrderStatus::parse)?, a.n("paidAmount")?);
-        }
-
-        let simple = [
-            (Part::Variants, &t.product_variants, "#variantId"),
-            (Part::CodeBatches, &t.code_batches, "#batchRef"),
-            (Part::Codes, &t.inventory_codes, "#codeHash"),
-            (Part::ApiKeys, &t.api_keys, "#keyId"),
-        ];
-        let products = self.scan(&t.products, "#productId").await?;
-        records.insert(
-            Part::Products,
-            counted(&products, |p| !starts_with(p, "productId", "CATALOGUE#")),
-        );
-        for (part, table, projection) in simple {
-            records.insert(part, self.scan(table, projection).await?.len() as u64);
-        }
-        let keys = self
-            .scan(&t.idempotency_keys, "#scopeKey, #expiresAt")
-            .await?;
-        let live = |key: &Item| {
-            Attrs::new(key, "idempotency-keys")
-                .opt_n("expiresAt")
-                .is_ok_and(|at| at.is_some_and(|at| at > live_at.timestamp()))
-        };
-        records.insert(
-            Part::IdempotencyKeys,
-            counted(&keys, |k| {
-                !starts_with(k, "scopeKey", "orderRef#") && live(k)
-            }),
-        );
-        let webhooks = self.scan(&t.webhooks, "#scope").await?;
-        records.insert(
-            Part::Webhooks,
-            counted(&webhooks, |w| {
-                w.get("scope")
-                    .and_then(|v| v.as_s().ok())
-                    .map(String::as_str)
-                    == Some("endpoints")
-            }),
-        );
-        let audit = self.scan(&t.audit, "#subjectId, #auditId").await?;
-        records.insert(
-            Part::Audit,
-            counted(&audit, |e| starts_with(e, "subjectId", "LOG#")),
-        );
-        records.insert(
-            Part::Reveals,
-            counted(&audit, |e| starts_with(e, "auditId", REVEAL_PREFIX)),
-        );
-        let days: BTreeSet<String> = self
-            .scan(&t.daily_figures, "#day")
-            .await?
-            .iter()
-            .filter_map(|d| d.get("day").and_then(|v| v.as_s().ok()).cloned())
-            .collect();
-        records.insert(Part::Figures, days.len() as u64);
-        let events = self.scan(&t.events, "#feedKey, #position").await?;
-        records.insert(
-            Part::Events,
-            counted(&events, |e| starts_with(e, "feedKey", "event#")),
-        );
-        Ok(Census { records, money })
-    }
-
-    /// Every item of the page at once, a few in flight, each conditional on its absence: a
-    /// record counts as copied when any of its items was written now.
     async fn records(&self, part: Part, live_at: DateTime<Utc>) -> Result<Vec<Record>> {
         let mut records = self.read_back(part).await?;
         records.retain(|record| match record {

@@ -12,96 +12,12 @@ use giftify_shared::events::Event;
 use giftify_shared::figures::DayFigures;
 use giftify_shared::idempotency::{IdempotencyKey, IdempotencyScope};
 use giftify_shared::migration::{
-    AccountRecord, BatchRecord, Census, CodeRecord, ExportPage, FeedRecord, KeyRecord,
-    LedgerRecord, MigrationSource, MoneyTotals, Part, Record, RevealRecord,
+    AccountRecord, BatchRecord, CodeRecord, ExportPage, FeedRecord, KeyRecord, LedgerRecord,
+    MigrationSource, Part, Record, RevealRecord,
 };
-use giftify_shared::order::OrderStatus;
 use giftify_shared::user::UserCredentials;
-use giftify_shared::vault::{GiftCardStatus, RevealAudit};
-use giftify_shared::wallet::TransactionType;
+use giftify_shared::vault::RevealAudit;
 use rusqlite::{Connection, OptionalExtension, params};
-
-/// What each part counts, and in which table: the census and the pages agree on it. `None`
-/// for the idempotency keys, which count as they are exported.
-fn counting_query(part: Part) -> Option<&'static str> {
-    Some(match part {
-        Part::Users => "SELECT COUNT(*) FROM users",
-        Part::Ledger => "SELECT COUNT(*) FROM wallet_transactions",
-        Part::Products => "SELECT COUNT(*) FROM products",
-        Part::Variants => "SELECT COUNT(*) FROM variants",
-        Part::CodeBatches => "SELECT COUNT(*) FROM code_batches",
-        Part::Codes => "SELECT COUNT(*) FROM inventory_codes",
-        Part::Orders => "SELECT COUNT(*) FROM orders",
-        Part::Cards => "SELECT COUNT(*) FROM gift_cards",
-        Part::Reveals => "SELECT COUNT(*) FROM gift_card_reveals",
-        Part::IdempotencyKeys => return None,
-        Part::ApiKeys => "SELECT COUNT(*) FROM api_keys",
-        Part::Webhooks => "SELECT COUNT(*) FROM webhook_endpoints",
-        Part::Audit => "SELECT COUNT(*) FROM audit_log",
-        Part::Figures => "SELECT COUNT(DISTINCT day) FROM daily_figures",
-        Part::Events => "SELECT COUNT(*) FROM event_feed",
-    })
-}
-
-fn census(conn: &Connection, live_at: DateTime<Utc>) -> DbResult<Census> {
-    let mut records = std::collections::BTreeMap::new();
-    for part in Part::ALL {
-        let n = match counting_query(part) {
-            Some(sql) => count(conn, sql, [])?,
-            // Live keys as the export decides (a legacy key reads as expired), page by page.
-            None => {
-                let (mut n, mut after) = (0, None);
-                loop {
-                    let page = export(conn, part, after.as_deref(), 1_000, live_at)?;
-                    n += page.records.len() as u64;
-                    match page.next {
-                        Some(next) => after = Some(next),
-                        None => break n,
-                    }
-                }
-            }
-        };
-        records.insert(part, n);
-    }
-    let sum = |sql: &str| -> DbResult<i64> { Ok(conn.query_row(sql, [], |row| row.get(0))?) };
-    let mut money = MoneyTotals {
-        balances: sum("SELECT COALESCE(SUM(wallet_balance), 0) FROM users")?,
-        ..MoneyTotals::default()
-    };
-    let by_status = |sql: &str| {
-        all(conn, sql, [], |row| {
-            Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
-        })
-    };
-    for (status, prices) in
-        by_status("SELECT status, SUM(purchase_price) FROM gift_cards GROUP BY status")?
-    {
-        let status = GiftCardStatus::parse(&status)
-            .ok_or_else(|| DbError::corrupt("a gift card's status"))?;
-        money.add_cards(status, prices);
-    }
-    for (status, paid) in by_status("SELECT status, SUM(paid_amount) FROM orders GROUP BY status")?
-    {
-        let status =
-            OrderStatus::parse(&status).ok_or_else(|| DbError::corrupt("an order's status"))?;
-        money.add_orders(status, paid);
-    }
-    let by_kind = all(
-        conn,
-        "SELECT kind, SUM(amount) AS total FROM wallet_transactions GROUP BY kind",
-        [],
-        |row| {
-            let kind: String = row.get("kind")?;
-            let kind = TransactionType::parse(&kind)
-                .ok_or_else(|| DbError::corrupt("a ledger entry's kind"))?;
-            Ok((kind, row.get::<_, i64>("total")?))
-        },
-    )?;
-    for (kind, total) in by_kind {
-        money.add_entry(kind, giftify_shared::Paise::new(total));
-    }
-    Ok(Census { records, money })
-}
 
 /// Rows of a table with a rowid after the position `after` (a rowid), each with its position:
 /// `SELECT <alias>.rowid, <columns> FROM <from>`.
@@ -427,10 +343,6 @@ fn export(
 
 #[async_trait::async_trait]
 impl MigrationSource for SqliteStore {
-    async fn census(&self, live_at: DateTime<Utc>) -> Result<Census> {
-        self.read(move |conn| census(conn, live_at)).await
-    }
-
     async fn export(
         &self,
         part: Part,

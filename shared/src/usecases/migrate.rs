@@ -2,7 +2,9 @@
 //! page, resuming where the saved progress says, and done only when both sides agree.
 
 use crate::clock::Clock;
-use crate::migration::{Digest, MigrationSource, MigrationTarget, Part, Progress, ProgressStore};
+use crate::migration::{
+    Census, Digest, MigrationSource, MigrationTarget, Part, Progress, ProgressStore, Record,
+};
 use crate::{Error, Result};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
@@ -52,9 +54,9 @@ pub async fn migrate(
         Some(progress) => progress,
         None => {
             let as_of = clock.now();
-            let census = source.census(as_of).await?;
-            census.money_rule()?;
-            if !target.census(as_of).await?.is_empty() {
+            let survey = survey_source(source, as_of).await?;
+            survey.census.money_rule()?;
+            if !survey_target(target, as_of).await?.census.is_empty() {
                 return Err(Error::validation(
                     "target",
                     "the stage already holds data: move into a stage whose tables are new \
@@ -64,8 +66,8 @@ pub async fn migrate(
             let progress = Progress {
                 part: Some(Part::ALL[0]),
                 as_of,
-                source: census,
-                source_digests: source_digests(source, as_of).await?,
+                source: survey.census,
+                source_digests: survey.digests,
                 target: target_identity,
                 ..Progress::default()
             };
@@ -128,9 +130,55 @@ pub async fn migrate(
     Ok(progress)
 }
 
+/// What one side holds, from one read of every part: its census and each part's digest.
+#[derive(Default)]
+struct Survey {
+    census: Census,
+    digests: BTreeMap<Part, Digest>,
+}
+
+impl Survey {
+    fn add(&mut self, part: Part, record: &Record) {
+        self.census.add(part, record);
+        self.digests.entry(part).or_default().add(record);
+    }
+}
+
+/// Every part of the source, page by page.
+async fn survey_source(source: &dyn MigrationSource, live_at: DateTime<Utc>) -> Result<Survey> {
+    let mut survey = Survey::default();
+    for part in Part::ALL {
+        let mut after = None;
+        loop {
+            let page = source
+                .export(part, after.as_deref(), MIGRATION_PAGE, live_at)
+                .await?;
+            for record in &page.records {
+                survey.add(part, record);
+            }
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+    }
+    Ok(survey)
+}
+
+/// Every part of the target, as it reads it back.
+async fn survey_target(target: &dyn MigrationTarget, live_at: DateTime<Utc>) -> Result<Survey> {
+    let mut survey = Survey::default();
+    for part in Part::ALL {
+        for record in target.records(part, live_at).await? {
+            survey.add(part, &record);
+        }
+    }
+    Ok(survey)
+}
+
 /// The source holds exactly what it held when the copy began: no part's digest moved.
 async fn verify_source_unchanged(source: &dyn MigrationSource, progress: &Progress) -> Result<()> {
-    let now = source_digests(source, progress.as_of).await?;
+    let now = survey_source(source, progress.as_of).await?.digests;
     let changed: Vec<String> = Part::ALL
         .iter()
         .filter(|part| now.get(part) != progress.source_digests.get(part))
@@ -157,51 +205,20 @@ async fn verify_target(
     target: &dyn MigrationTarget,
     now: DateTime<Utc>,
 ) -> Result<std::result::Result<(), Vec<String>>> {
-    let copied = target.census(now).await?;
-    let mut differences = source.census(now).await?.differences(&copied);
+    let (source, copied) = (
+        survey_source(source, now).await?,
+        survey_target(target, now).await?,
+    );
+    let mut differences = source.census.differences(&copied.census);
     for part in Part::ALL {
-        if source_digest(source, part, now).await? != Digest::of(&target.records(part, now).await?)
-        {
+        if source.digests.get(&part) != copied.digests.get(&part) {
             differences.push(format!("{part}: the records read back differ"));
         }
     }
     if differences.is_empty() {
-        copied.money_rule()?;
+        copied.census.money_rule()?;
         Ok(Ok(()))
     } else {
         Ok(Err(differences))
-    }
-}
-
-async fn source_digests(
-    source: &dyn MigrationSource,
-    live_at: DateTime<Utc>,
-) -> Result<BTreeMap<Part, Digest>> {
-    let mut digests = BTreeMap::new();
-    for part in Part::ALL {
-        digests.insert(part, source_digest(source, part, live_at).await?);
-    }
-    Ok(digests)
-}
-
-/// The digest of every record of `part` in the source, page by page.
-async fn source_digest(
-    source: &dyn MigrationSource,
-    part: Part,
-    live_at: DateTime<Utc>,
-) -> Result<Digest> {
-    let mut digest = Digest::default();
-    let mut after = None;
-    loop {
-        let page = source
-            .export(part, after.as_deref(), MIGRATION_PAGE, live_at)
-            .await?;
-        for record in &page.records {
-            digest.add(record);
-        }
-        match page.next {
-            Some(next) => after = Some(next),
-            None => return Ok(digest),
-        }
     }
 }
